@@ -1,0 +1,40 @@
+# orpc's two commands.  This file only wraps CMake (the build) and scripts/.
+#
+#   make test    install missing packages, build, run every test, then build
+#                and run them again under AddressSanitizer + UBSan
+#
+# Developer shortcuts: make build, make asan, make install PREFIX=/usr/local
+
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PREFIX ?= /usr/local
+
+.PHONY: test deps build check asan install clean
+
+test: deps
+	cmake --preset dev
+	cmake --build --preset dev -j $(JOBS)
+	ctest --preset dev -j $(JOBS)
+	cmake --preset asan
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
+
+deps:
+	sh scripts/install-deps.sh
+
+build: deps
+	cmake --preset dev
+	cmake --build --preset dev -j $(JOBS)
+
+check: build
+	ctest --preset dev -j $(JOBS)
+
+asan: deps
+	cmake --preset asan
+	cmake --build --preset asan -j $(JOBS)
+	ctest --preset asan -j $(JOBS)
+
+install: build
+	cmake --install build --prefix $(PREFIX)
+
+clean:
+	rm -rf build

@@ -1,0 +1,142 @@
+/*
+ * orpc/call.h — the client side of one RPC: call options, unary callbacks
+ * and streaming call objects.
+ *
+ * A streaming call is started with orpc_channel_call_start() or
+ * orpc_call_start() (orpc/client.h); the generated stubs wrap both in typed
+ * functions.  Its life: send messages (client or bidi streaming), close the
+ * send side, receive messages until orpc_call_recv() returns 0, then
+ * orpc_call_finish() for the status, which also frees the call.
+ *
+ * Thread-safety: a call object belongs to one thread at a time, except
+ * orpc_call_cancel(), which any thread may call while the call is alive.
+ * Sends and receives block the calling thread, never an IO thread.
+ */
+#ifndef ORPC_CALL_H
+#define ORPC_CALL_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include <orpc/common.h>
+#include <orpc/metadata.h>
+#include <orpc/method.h>
+#include <orpc/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/**
+ * Per-call options.  Pass NULL for all defaults, or zero-initialise and set
+ * what applies; fields are only ever appended.
+ */
+typedef struct orpc_call_opts {
+    /** Deadline relative to the call's start, in milliseconds; 0 takes the
+     *  channel's default (none unless set).  Sent as `grpc-timeout`. */
+    int64_t timeout_ms;
+    /** Request metadata; borrowed until the call starts (it is copied). */
+    const orpc_metadata *metadata;
+    /** Compress request messages: "gzip", or NULL/"identity" for none. */
+    const char *compression;
+    /** Wait for the channel to connect instead of failing fast with
+     *  UNAVAILABLE while it cannot. */
+    int wait_for_ready;
+    /** When not NULL, receives the response headers (appended). */
+    orpc_metadata *headers_out;
+    /** When not NULL, receives the trailers (appended). */
+    orpc_metadata *trailers_out;
+} orpc_call_opts;
+
+/**
+ * Completion of an asynchronous unary call.  |status| is borrowed for the
+ * duration of the callback.  |response| is NULL unless status->code is
+ * ORPC_OK; the callback owns it and frees it with
+ * protobuf_c_message_free_unpacked(response, NULL).  Runs on an orpc thread:
+ * it must not block.
+ */
+typedef void (*orpc_unary_cb)(const orpc_status *status,
+                              ProtobufCMessage *response, void *user_data);
+
+/**
+ * How generated code completes a typed asynchronous call: orpc calls |done|
+ * with the typed callback the stub was given, converted back by the stub's
+ * own trampoline.  Only generated code needs this.
+ */
+typedef void (*orpc_unary_trampoline)(const orpc_status *status,
+                                      ProtobufCMessage *response,
+                                      orpc_fn typed_cb, void *user_data);
+
+/** A client call in progress. */
+typedef struct orpc_call orpc_call;
+
+/**
+ * @function
+ * Sends one request message.  Blocks while HTTP/2 flow control or the call's
+ * send buffer holds it back, until the deadline at most.
+ *
+ * Returns 0; ORPC_ESTATE when the send side was closed or the method's kind
+ * sends only one request; ORPC_ECLOSED when the call has ended (call
+ * orpc_call_finish() for why); ORPC_ETOOBIG when the message is over the
+ * send limit.  Ownership: borrows |msg| until the function returns.
+ */
+ORPC_EXTERN int orpc_call_send(orpc_call *call, const ProtobufCMessage *msg);
+
+/**
+ * @function
+ * Closes the send side (END_STREAM): the server sees the end of the request
+ * stream.  Calling it twice is harmless.
+ *
+ * Returns 0 or ORPC_ECLOSED.
+ */
+ORPC_EXTERN int orpc_call_close_send(orpc_call *call);
+
+/**
+ * @function
+ * Waits for the next response message.
+ *
+ * Returns 1 with |*msg| set (the caller owns it: free with
+ * protobuf_c_message_free_unpacked(*msg, NULL)); 0 at the end of the
+ * response stream; or a negative ORPC_E* code (ORPC_ECLOSED when the call
+ * failed: orpc_call_finish() gives the status).
+ */
+ORPC_EXTERN int orpc_call_recv(orpc_call *call, ProtobufCMessage **msg);
+
+/**
+ * @function
+ * Cancels the call (RST_STREAM CANCEL); its status becomes CANCELLED unless
+ * it had already ended.  Any thread; harmless after the call ended.
+ */
+ORPC_EXTERN void orpc_call_cancel(orpc_call *call);
+
+/**
+ * @function
+ * The response headers, once they have arrived (after the first
+ * orpc_call_recv() returns), else NULL.  Borrowed until orpc_call_finish().
+ */
+ORPC_EXTERN const orpc_metadata *orpc_call_headers(const orpc_call *call);
+
+/**
+ * @function
+ * Waits for the call to end, frees it and returns its status.  A call whose
+ * responses were not all read is cancelled first.  Ownership: takes |call|;
+ * the caller clears the returned status.
+ */
+ORPC_EXTERN orpc_status orpc_call_finish(orpc_call *call);
+
+/**
+ * @function
+ * Ends a client-streaming call: closes the send side, waits for the one
+ * response message and the status, and frees the call.  On ORPC_OK
+ * |*response| is set (the caller frees it with
+ * protobuf_c_message_free_unpacked()); otherwise it is NULL.  A server that
+ * ends with OK but no response, or with more than one, yields INTERNAL.
+ * Ownership: takes |call|; the caller clears the returned status.
+ */
+ORPC_EXTERN orpc_status orpc_call_finish_response(orpc_call *call,
+                                                  ProtobufCMessage **response);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ORPC_CALL_H */

@@ -1,0 +1,168 @@
+/*
+ * orpc/channel.h — a client's connection to one gRPC target.
+ *
+ * A channel resolves its target to addresses and keeps one subchannel (one
+ * HTTP/2 connection) per address, multiplexing every call made through it:
+ *
+ *     channel ──▶ subchannel per address ──▶ HTTP/2 connection ──▶ streams
+ *
+ * It connects lazily, on its first call; calls beyond the peer's
+ * SETTINGS_MAX_CONCURRENT_STREAMS wait for a free stream instead of failing;
+ * a GOAWAY moves new calls to a fresh connection.  The channel runs its own
+ * IO thread with a libuv loop.
+ *
+ * Targets: "host:port", "[v6addr]:port", "dns:///host:port", "unix:/path".
+ *
+ * Thread-safety: a channel is thread-safe.  Any thread may start calls; a
+ * blocking call blocks only its caller.  A channel is reference-counted:
+ * orpc_channel_ref() takes a reference, orpc_channel_free() drops one.
+ */
+#ifndef ORPC_CHANNEL_H
+#define ORPC_CHANNEL_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include <orpc/call.h>
+#include <orpc/common.h>
+#include <orpc/method.h>
+#include <orpc/status.h>
+#include <orpc/tls.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A channel to one target. */
+typedef struct orpc_channel orpc_channel;
+
+/** Default largest message a channel receives: 4 MiB, as gRPC's. */
+#define ORPC_DEFAULT_MAX_RECV_MESSAGE (4u * 1024u * 1024u)
+/** Default largest header list a channel or server accepts: 16 KiB. */
+#define ORPC_DEFAULT_MAX_HEADER_LIST (16u * 1024u)
+
+/**
+ * Channel options.  Pass NULL for defaults, or zero-initialise and set what
+ * applies; fields are only ever appended.  Strings are borrowed until
+ * orpc_channel_new() returns.
+ */
+typedef struct orpc_channel_opts {
+    /** TLS settings; NULL means cleartext HTTP/2 (h2c), which must be asked
+     *  for explicitly with |plaintext|. */
+    const orpc_tls_opts *tls;
+    /** Nonzero to allow h2c when |tls| is NULL. */
+    int plaintext;
+    /** Deadline for calls that set none, in ms; 0 for none. */
+    int64_t default_timeout_ms;
+    /** Connection attempt timeout in ms; 0 for 20 s. */
+    int64_t connect_timeout_ms;
+    /** Largest response message accepted; 0 for 4 MiB.  Larger →
+     *  RESOURCE_EXHAUSTED. */
+    size_t max_recv_message_size;
+    /** Largest request message sent; 0 for no limit. */
+    size_t max_send_message_size;
+    /** Largest response header list accepted; 0 for 16 KiB. */
+    size_t max_header_list_size;
+    /** :authority to send; by default the target's host:port. */
+    const char *authority;
+    /** Prepended to orpc's own user-agent. */
+    const char *user_agent;
+    /** Logger, or NULL for silence. */
+    orpc_log_fn log;
+    /** Passed to |log|. */
+    void *log_user_data;
+} orpc_channel_opts;
+
+/**
+ * @function
+ * Creates a channel to |target|.  Nothing connects until the first call.
+ *
+ * Returns 0; ORPC_EINVAL (|out| or |target| NULL); ORPC_EADDR (the target
+ * does not parse); ORPC_ECONFIG (neither TLS nor plaintext chosen, or TLS
+ * material that does not load); ORPC_ENOMEM.  Ownership: copies |target|,
+ * |opts| and |mem|; the caller holds one reference.
+ */
+ORPC_EXTERN int orpc_channel_new(orpc_channel **out, const char *target,
+                                 const orpc_channel_opts *opts,
+                                 const orpc_mem *mem);
+
+/**
+ * @function
+ * Takes a reference to |ch| and returns it.
+ */
+ORPC_EXTERN orpc_channel *orpc_channel_ref(orpc_channel *ch);
+
+/**
+ * @function
+ * Drops a reference.  The last one cancels calls still running (they end
+ * with CANCELLED), closes the connections and joins the IO thread.  NULL is a
+ * no-op.  Must not be called from a callback of the same channel.
+ */
+ORPC_EXTERN void orpc_channel_free(orpc_channel *ch);
+
+/**
+ * @function
+ * A blocking unary call of |method| with |request|.  On ORPC_OK |*response|
+ * is set and the caller frees it with protobuf_c_message_free_unpacked().
+ *
+ * Returns the call's status; the caller clears it.  |opts| may be NULL.
+ * Ownership: borrows |request| until the function returns.
+ */
+ORPC_EXTERN orpc_status orpc_channel_invoke(orpc_channel *ch,
+                                            const orpc_method_desc *method,
+                                            const ProtobufCMessage *request,
+                                            ProtobufCMessage **response,
+                                            const orpc_call_opts *opts);
+
+/**
+ * @function
+ * Starts an asynchronous unary call; |cb| fires once, on the channel's IO
+ * thread, when it ends.
+ *
+ * Returns 0, or a negative ORPC_E* code, in which case |cb| never fires.
+ * Ownership: |request| is serialized before the function returns.
+ */
+ORPC_EXTERN int orpc_channel_invoke_async(orpc_channel *ch,
+                                          const orpc_method_desc *method,
+                                          const ProtobufCMessage *request,
+                                          const orpc_call_opts *opts,
+                                          orpc_unary_cb cb, void *user_data);
+
+/**
+ * @function
+ * As orpc_channel_invoke_async(), for generated typed stubs: |done| is called
+ * with |typed_cb| and |user_data|.
+ */
+ORPC_EXTERN int orpc_channel_invoke_async_typed(
+    orpc_channel *ch, const orpc_method_desc *method,
+    const ProtobufCMessage *request, const orpc_call_opts *opts,
+    orpc_unary_trampoline done, orpc_fn typed_cb, void *user_data);
+
+/**
+ * @function
+ * Starts a streaming call of |method|.  For server streaming, pass the one
+ * |request| here (it is sent and the send side closed); for client and bidi
+ * streaming pass NULL and use orpc_call_send().
+ *
+ * Returns 0 with |*out| set, or a negative ORPC_E* code.
+ */
+ORPC_EXTERN int orpc_channel_call_start(orpc_call **out, orpc_channel *ch,
+                                        const orpc_method_desc *method,
+                                        const ProtobufCMessage *request,
+                                        const orpc_call_opts *opts);
+
+/**
+ * @function
+ * Copies the SPIFFE ID of the server |ch| is connected to into |buf| (of
+ * |len| bytes).
+ *
+ * Returns 0; ORPC_ENOTFOUND when not connected over TLS or the server's
+ * certificate has no SPIFFE ID; ORPC_ETOOBIG when |buf| is too small.
+ */
+ORPC_EXTERN int orpc_channel_peer_identity(orpc_channel *ch, char *buf,
+                                           size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ORPC_CHANNEL_H */

@@ -1,0 +1,197 @@
+/*
+ * orpc/context.h — the server side of one call, as its handler sees it.
+ *
+ * Every handler receives an orpc_ctx.  It carries the call's deadline, the
+ * request metadata, the caller's verified identity, the call's arena (the
+ * response and anything the handler allocates for it belong there) and, for
+ * streaming methods, the means to read requests and write responses.  The
+ * context lives until the call's status has been sent.
+ *
+ * Thread-safety: a context belongs to the thread running its handler.  The
+ * exceptions say so: orpc_ctx_is_cancelled() and orpc_ctx_finish() may be
+ * called from any thread.
+ */
+#ifndef ORPC_CONTEXT_H
+#define ORPC_CONTEXT_H
+
+#include <protobuf-c/protobuf-c.h>
+
+#include <orpc/arena.h>
+#include <orpc/common.h>
+#include <orpc/metadata.h>
+#include <orpc/method.h>
+#include <orpc/status.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** The server side of one call. */
+typedef struct orpc_ctx orpc_ctx;
+
+/** Called once when the call is cancelled or its deadline passes. */
+typedef void (*orpc_cancel_cb)(orpc_ctx *ctx, void *user_data);
+
+/**
+ * @function
+ * The method being called.
+ */
+ORPC_EXTERN const orpc_method_desc *orpc_ctx_method(const orpc_ctx *ctx);
+
+/**
+ * @function
+ * The call's deadline on the monotonic clock (uv_hrtime() nanoseconds), or
+ * INT64_MAX when the client set none.
+ */
+ORPC_EXTERN int64_t orpc_ctx_deadline_ns(const orpc_ctx *ctx);
+
+/**
+ * @function
+ * Milliseconds left until the deadline (0 once passed), or INT64_MAX.
+ */
+ORPC_EXTERN int64_t orpc_ctx_remaining_ms(const orpc_ctx *ctx);
+
+/**
+ * @function
+ * Nonzero once the client cancelled, the connection dropped, the server is
+ * shutting down past its grace period, or the deadline passed.  Any thread.
+ */
+ORPC_EXTERN int orpc_ctx_is_cancelled(const orpc_ctx *ctx);
+
+/**
+ * @function
+ * Registers |cb| to run once when the call is cancelled (immediately, on
+ * this thread, if it already is).  A second registration replaces the first.
+ * |cb| runs on an IO thread and must not block.
+ *
+ * Returns 0 or ORPC_EINVAL.
+ */
+ORPC_EXTERN int orpc_ctx_on_cancel(orpc_ctx *ctx, orpc_cancel_cb cb,
+                                   void *user_data);
+
+/**
+ * @function
+ * The request metadata (custom keys only; `grpc-*` and pseudo-headers are
+ * the runtime's).  Borrowed for the life of the call.
+ */
+ORPC_EXTERN const orpc_metadata *orpc_ctx_metadata(const orpc_ctx *ctx);
+
+/**
+ * @function
+ * Adds an entry to the response headers.  Headers go out with the first
+ * response message or the status, whichever is first; after that this
+ * returns ORPC_ESTATE.
+ *
+ * Returns 0, ORPC_EINVAL (see orpc_metadata_add()), ORPC_ESTATE or
+ * ORPC_ENOMEM.  Ownership: copies.
+ */
+ORPC_EXTERN int orpc_ctx_add_header(orpc_ctx *ctx, const char *key,
+                                    const void *value, size_t len);
+
+/**
+ * @function
+ * Adds an entry to the trailers, sent with the status.
+ *
+ * Returns 0, ORPC_EINVAL, ORPC_ESTATE (status already sent) or ORPC_ENOMEM.
+ * Ownership: copies.
+ */
+ORPC_EXTERN int orpc_ctx_add_trailer(orpc_ctx *ctx, const char *key,
+                                     const void *value, size_t len);
+
+/**
+ * @function
+ * The caller's SPIFFE ID from its verified client certificate, or NULL when
+ * the connection is not mutually authenticated or the certificate carries
+ * no valid SPIFFE ID.  Borrowed for the life of the call.
+ */
+ORPC_EXTERN const char *orpc_ctx_peer_identity(const orpc_ctx *ctx);
+
+/**
+ * @function
+ * The caller's address, "ip:port", "[ip6]:port" or "unix:path".  Borrowed
+ * for the life of the call.
+ */
+ORPC_EXTERN const char *orpc_ctx_peer_address(const orpc_ctx *ctx);
+
+/**
+ * @function
+ * The call's arena: allocate the response's strings, bytes and sub-messages
+ * here and they are freed with the call.
+ */
+ORPC_EXTERN orpc_arena *orpc_ctx_arena(orpc_ctx *ctx);
+
+/**
+ * @function
+ * Compress response messages with |algorithm| ("gzip" or "identity") if the
+ * client accepts it; otherwise responses stay uncompressed.
+ *
+ * Returns 0, ORPC_ENOTSUP (unknown algorithm) or ORPC_ESTATE (headers sent).
+ */
+ORPC_EXTERN int orpc_ctx_set_compression(orpc_ctx *ctx, const char *algorithm);
+
+/**
+ * @function
+ * Receives the next request message of a client- or bidi-streaming call.
+ * On a worker thread it blocks until a message, the end of the stream or a
+ * cancellation.
+ *
+ * Returns 1 with |*msg| set (owned by the context, valid until the next
+ * orpc_ctx_recv() or the handler's return); 0 at the end of the request
+ * stream; ORPC_ECANCELLED; ORPC_ESTATE for a method whose requests are not
+ * streamed; ORPC_EAGAIN on a non-blocking service when nothing has arrived
+ * yet.
+ */
+ORPC_EXTERN int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg);
+
+/**
+ * @function
+ * Sends one response message of a server- or bidi-streaming call.  On a
+ * worker thread it blocks while flow control holds the stream back, so a
+ * handler that writes faster than its client reads is slowed down and its
+ * memory stays bounded.
+ *
+ * Returns 0; ORPC_ECANCELLED; ORPC_ETOOBIG (over the send limit);
+ * ORPC_ESTATE for a unary-response method; ORPC_EAGAIN on a non-blocking
+ * service whose send buffer is full.  Ownership: the message is serialized
+ * before the function returns.
+ */
+ORPC_EXTERN int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg);
+
+/**
+ * @function
+ * Tells the runtime that the handler will complete later: its return value
+ * is then ignored and the call ends when orpc_ctx_finish() is called.
+ *
+ * Returns 0 or ORPC_ESTATE (already deferred).
+ */
+ORPC_EXTERN int orpc_ctx_defer(orpc_ctx *ctx);
+
+/**
+ * @function
+ * Completes a deferred call with |status| (and, for unary-response methods,
+ * the response in orpc_ctx_response()).  Any thread; exactly once.
+ *
+ * Returns 0 or ORPC_ESTATE (not deferred, or already finished).  Ownership:
+ * takes |status|.
+ */
+ORPC_EXTERN int orpc_ctx_finish(orpc_ctx *ctx, orpc_status status);
+
+/**
+ * @function
+ * For generated code: the decoded request of a method whose request is not
+ * streamed (lives in the call's arena).
+ */
+ORPC_EXTERN const ProtobufCMessage *orpc_ctx_request(const orpc_ctx *ctx);
+
+/**
+ * @function
+ * For generated code: the response of a method whose response is not
+ * streamed, initialised and living in the call's arena.
+ */
+ORPC_EXTERN ProtobufCMessage *orpc_ctx_response(orpc_ctx *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ORPC_CONTEXT_H */

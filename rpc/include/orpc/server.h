@@ -1,0 +1,177 @@
+/*
+ * orpc/server.h — a gRPC server.
+ *
+ * A server listens on TCP (IPv4 and IPv6) and unix-socket addresses, speaks
+ * HTTP/2 over TLS (ALPN "h2") or, only when asked for, cleartext h2c, and
+ * dispatches each call to the handler its service registered.  It runs N IO
+ * threads, each with its own libuv loop and connections.  Handlers run on a
+ * worker pool so blocking code never stalls IO, or inline on the IO thread
+ * for services registered as non-blocking.
+ *
+ * Life: orpc_server_new → register services → orpc_server_listen (one or
+ * more) → orpc_server_start (or orpc_server_run) → orpc_server_shutdown →
+ * orpc_server_free.
+ *
+ * Thread-safety: configure (register, listen) from one thread before
+ * starting.  orpc_server_shutdown() and orpc_server_reload() may be called
+ * from any thread, including handlers.
+ */
+#ifndef ORPC_SERVER_H
+#define ORPC_SERVER_H
+
+#include <orpc/common.h>
+#include <orpc/context.h>
+#include <orpc/method.h>
+#include <orpc/status.h>
+#include <orpc/tls.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/** A server. */
+typedef struct orpc_server orpc_server;
+
+/**
+ * Server options.  Pass NULL for defaults, or zero-initialise and set what
+ * applies; fields are only ever appended.  Strings are borrowed until
+ * orpc_server_new() returns (files are reread on reload).
+ */
+typedef struct orpc_server_opts {
+    /** TLS material; a server without a certificate must set |plaintext|. */
+    orpc_tls_opts tls;
+    /** Nonzero to serve cleartext h2c (tests, benchmarks, a trusted hop). */
+    int plaintext;
+    /** IO threads; 0 for the number of cores. */
+    unsigned io_threads;
+    /** Worker threads for blocking handlers; 0 for twice the cores. */
+    unsigned worker_threads;
+    /** Largest request message accepted; 0 for 4 MiB. */
+    size_t max_recv_message_size;
+    /** Largest response message sent; 0 for no limit. */
+    size_t max_send_message_size;
+    /** SETTINGS_MAX_CONCURRENT_STREAMS per connection; 0 for 100. */
+    uint32_t max_concurrent_streams;
+    /** Largest request header list accepted; 0 for 16 KiB. */
+    size_t max_header_list_size;
+    /** A gRPC authorization policy (JSON file), or NULL for none. */
+    const char *authz_policy_file;
+    /** Logger, or NULL for silence. */
+    orpc_log_fn log;
+    /** Passed to |log|. */
+    void *log_user_data;
+} orpc_server_opts;
+
+/**
+ * The generic shape every generated handler trampoline has: it fetches the
+ * typed request/response or stream from |ctx| and calls the typed handler in
+ * |impl|.  Only generated code implements these.
+ */
+typedef orpc_status (*orpc_method_handler)(orpc_ctx *ctx, const void *impl,
+                                           void *user_data);
+
+/** Per-service registration options. */
+typedef struct orpc_service_opts {
+    /** Nonzero: the handlers never block, run them inline on the IO thread
+     *  (orpc_ctx_recv/orpc_ctx_send then return ORPC_EAGAIN instead of
+     *  waiting). */
+    int nonblocking;
+} orpc_service_opts;
+
+/**
+ * @function
+ * Creates a server.
+ *
+ * Returns 0; ORPC_EINVAL; ORPC_ECONFIG (TLS material or policy that does not
+ * load; the log says why); ORPC_ENOMEM.  Ownership: copies |opts| and |mem|.
+ */
+ORPC_EXTERN int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
+                                const orpc_mem *mem);
+
+/**
+ * @function
+ * Stops the server if running (as orpc_server_shutdown() with no grace) and
+ * frees it.  NULL is a no-op.
+ */
+ORPC_EXTERN void orpc_server_free(orpc_server *srv);
+
+/**
+ * @function
+ * Registers |service|: |handlers| has service->n_methods entries, one per
+ * method in order; a NULL entry answers UNIMPLEMENTED.  Generated
+ * `<service>__register()` functions call this.
+ *
+ * Returns 0; ORPC_EINVAL; ORPC_EEXIST (a service of that name is already
+ * registered); ORPC_ESTATE (server started); ORPC_ENOMEM.  Ownership:
+ * borrows |service|, |handlers|, |impl| and |user_data| for the server's
+ * life; copies |opts| (NULL for defaults).
+ */
+ORPC_EXTERN int orpc_server_add_service(orpc_server *srv,
+                                        const orpc_service_desc *service,
+                                        const orpc_method_handler *handlers,
+                                        const void *impl, void *user_data,
+                                        const orpc_service_opts *opts);
+
+/**
+ * @function
+ * Listens on |address|: "host:port" (IPv4 or name), "[v6]:port",
+ * "unix:/path".  Port 0 picks a free port, reported in |*bound_port| when it
+ * is not NULL.
+ *
+ * Returns 0; ORPC_EADDR (does not parse or cannot bind); ORPC_ESTATE;
+ * ORPC_ENOMEM.
+ */
+ORPC_EXTERN int orpc_server_listen(orpc_server *srv, const char *address,
+                                   int *bound_port);
+
+/**
+ * @function
+ * Starts the IO and worker threads and returns.
+ *
+ * Returns 0, ORPC_ESTATE (no listener, or already started), ORPC_ESYS.
+ */
+ORPC_EXTERN int orpc_server_start(orpc_server *srv);
+
+/**
+ * @function
+ * Starts the server if needed and serves until SIGTERM or SIGINT (then
+ * shuts down with a 5 s grace period) or until orpc_server_shutdown() is
+ * called from elsewhere.  SIGHUP reloads (orpc_server_reload()).
+ *
+ * Returns 0 after a clean shutdown, or a negative ORPC_E* code.
+ */
+ORPC_EXTERN int orpc_server_run(orpc_server *srv);
+
+/**
+ * @function
+ * Graceful shutdown: stops accepting, sends GOAWAY, lets calls in flight
+ * finish for |grace_ms|, then cancels the rest.  Returns at once; use
+ * orpc_server_wait() to wait for the end.  Any thread.
+ *
+ * Returns 0 or ORPC_ESTATE (not started).
+ */
+ORPC_EXTERN int orpc_server_shutdown(orpc_server *srv, int64_t grace_ms);
+
+/**
+ * @function
+ * Waits until the server has shut down and its threads have ended.
+ *
+ * Returns 0 or ORPC_ESTATE (never started).
+ */
+ORPC_EXTERN int orpc_server_wait(orpc_server *srv);
+
+/**
+ * @function
+ * Rereads the TLS material and the authorization policy from their files.
+ * New connections use the new material; open ones keep theirs.  A reload
+ * that fails keeps everything as it was and logs why.  Any thread.
+ *
+ * Returns 0 or ORPC_ECONFIG.
+ */
+ORPC_EXTERN int orpc_server_reload(orpc_server *srv);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* ORPC_SERVER_H */
