@@ -293,8 +293,11 @@ int orpc__path_template_parse(const char *text, orpc_path_template **out,
             }
             rc = -2;
         } else {
-            memcpy(t->segments, p->segs, p->n_segs * sizeof(*t->segments));
-            memcpy(t->vars, p->vars, p->n_vars * sizeof(*t->vars));
+            if (p->n_segs > 0)
+                memcpy(t->segments, p->segs,
+                       p->n_segs * sizeof(*t->segments));
+            if (p->n_vars > 0)
+                memcpy(t->vars, p->vars, p->n_vars * sizeof(*t->vars));
             t->n_segments = p->n_segs;
             t->n_vars = p->n_vars;
             t->verb = verb;

@@ -7,7 +7,6 @@
  * fail happens in this file, each reported at the most precise source
  * location protoc recorded, so the emitters that follow cannot fail.
  */
-#define _POSIX_C_SOURCE 200809L
 #include "plan.h"
 
 #include <stdio.h>

@@ -10,6 +10,14 @@
  * Thread-safety: a context belongs to the thread running its handler.  The
  * exceptions say so: orpc_ctx_is_cancelled() and orpc_ctx_finish() may be
  * called from any thread.
+ *
+ * Non-blocking services (orpc_service_opts.nonblocking) run handlers on the
+ * IO thread, where nothing may wait.  There orpc_ctx_recv() and
+ * orpc_ctx_send() return ORPC_EAGAIN instead of blocking, and a streaming
+ * handler that cannot go on calls orpc_ctx_defer() and returns: it is called
+ * again (with the same context) when a message or the end of the requests
+ * arrives, when there is room to send, or when the call is cancelled, and it
+ * ends the call by returning without deferring (or with orpc_ctx_finish()).
  */
 #ifndef ORPC_CONTEXT_H
 #define ORPC_CONTEXT_H
@@ -128,6 +136,24 @@ ORPC_EXTERN orpc_arena *orpc_ctx_arena(orpc_ctx *ctx);
  * Returns 0, ORPC_ENOTSUP (unknown algorithm) or ORPC_ESTATE (headers sent).
  */
 ORPC_EXTERN int orpc_ctx_set_compression(orpc_ctx *ctx, const char *algorithm);
+
+/**
+ * @function
+ * Per-message control after orpc_ctx_set_compression(ctx, "gzip"): nonzero
+ * |on| compresses the following response messages, zero sends them
+ * uncompressed (the call's grpc-encoding stays gzip).  Default: on.
+ *
+ * Returns 0 or ORPC_EINVAL.
+ */
+ORPC_EXTERN int orpc_ctx_set_message_compression(orpc_ctx *ctx, int on);
+
+/**
+ * @function
+ * Nonzero when the request message most recently received (the unary
+ * request, or the last one orpc_ctx_recv() returned) arrived with the
+ * compressed flag set.
+ */
+ORPC_EXTERN int orpc_ctx_request_compressed(const orpc_ctx *ctx);
 
 /**
  * @function

@@ -1,0 +1,369 @@
+/*
+ * conn.c — the transport under every HTTP/2 connection: libuv socket, TLS
+ * over memory BIOs, an nghttp2 session fed with mem_recv and drained with
+ * mem_send.
+ *
+ * Design notes:
+ * - TLS is a filter between socket and session.  OpenSSL never sees the
+ *   socket: ciphertext goes in through rbio and comes out of wbio, so one
+ *   code path serves h2c and TLS, and the handshake is just more bytes.
+ * - Output: at most one uv_write in flight.  While it is, new frames wait in
+ *   nghttp2 (we do not pull them) and |out| collects only TLS records.  When
+ *   |out| passes max_out we stop pulling from nghttp2 altogether: a peer that
+ *   does not read makes our data providers stall instead of our memory grow.
+ * - Closing: the owner's on_close runs in the uv_close callback, after the
+ *   handle is gone, and the connection is freed right after it.
+ */
+#include "conn.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include <orpc/error.h>
+
+#include "tls_internal.h"
+
+/* Stop pulling frames from nghttp2 while this much waits to be written. */
+#define CONN_MAX_OUT (1024u * 1024u)
+
+int orpc__conn_init(orpc__conn *c, orpc__io *io, int is_pipe,
+                    const orpc__conn_hooks *hooks, void *user_data)
+{
+    int rc;
+    memset(c, 0, sizeof(*c));
+    c->io = io;
+    c->is_pipe = is_pipe;
+    c->hooks = hooks;
+    c->user_data = user_data;
+    c->max_out = CONN_MAX_OUT;
+    orpc__bytes_init(&c->out, NULL);
+    orpc__bytes_init(&c->inflight, NULL);
+    rc = is_pipe ? uv_pipe_init(&io->loop, &c->h.pipe, 0)
+                 : uv_tcp_init(&io->loop, &c->h.tcp);
+    if (rc != 0)
+        return ORPC_ESYS;
+    c->h.handle.data = c;
+    snprintf(c->peer, sizeof(c->peer), "%s", is_pipe ? "unix:" : "?");
+    return 0;
+}
+
+void orpc__conn_set_peer_name(orpc__conn *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[64];
+    if (c->is_pipe ||
+        uv_tcp_getpeername(&c->h.tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "[%s]:%u", ip,
+                 (unsigned)ntohs(a->sin6_port));
+    } else if (ss.ss_family == AF_INET) {
+        const struct sockaddr_in *a = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a, ip, sizeof(ip));
+        snprintf(c->peer, sizeof(c->peer), "%s:%u", ip,
+                 (unsigned)ntohs(a->sin_port));
+    }
+}
+
+void orpc__conn_kick(orpc__conn *c)
+{
+    orpc__io_mark_dirty(c->io, c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    orpc__conn *c = h->data;
+    if (c->hooks && c->hooks->on_close)
+        c->hooks->on_close(c, c->close_reason ? c->close_reason : "closed",
+                           c->user_data);
+    nghttp2_session_del(c->session);
+    if (c->ssl)
+        SSL_free(c->ssl);
+    orpc__bytes_free(&c->out);
+    orpc__bytes_free(&c->inflight);
+    free(c->peer_identity);
+    free(c);
+}
+
+void orpc__conn_close(orpc__conn *c, const char *reason)
+{
+    if (c->closing)
+        return;
+    c->closing = 1;
+    if (c->close_reason == NULL)
+        c->close_reason = reason;
+    if (c->dirty) {
+        orpc__conn **pp = &c->io->dirty;
+        while (*pp && *pp != c)
+            pp = &(*pp)->next_dirty;
+        if (*pp)
+            *pp = c->next_dirty;
+        c->dirty = 0;
+    }
+    uv_close(&c->h.handle, on_closed);
+}
+
+void orpc__conn_close_after_flush(orpc__conn *c, const char *reason)
+{
+    if (c->close_reason == NULL)
+        c->close_reason = reason;
+    c->close_after_flush = 1;
+    orpc__conn_kick(c);
+}
+
+/* ---- input ------------------------------------------------------------- */
+
+static int feed_session(orpc__conn *c, const uint8_t *p, size_t n)
+{
+    ssize_t rv = nghttp2_session_mem_recv(c->session, p, n);
+    if (rv < 0) {
+        /* nghttp2 has queued a GOAWAY where the protocol wants one. */
+        orpc__conn_close_after_flush(c, nghttp2_strerror((int)rv));
+        return -1;
+    }
+    return 0;
+}
+
+static int tls_input(orpc__conn *c, const char *data, size_t n)
+{
+    uint8_t plain[16 * 1024];
+    if (n > 0 && BIO_write(SSL_get_rbio(c->ssl), data, (int)n) != (int)n) {
+        orpc__conn_close(c, "out of memory");
+        return -1;
+    }
+    if (!c->handshake_done) {
+        int rc = SSL_do_handshake(c->ssl);
+        if (rc != 1) {
+            int e = SSL_get_error(c->ssl, rc);
+            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+                return 0; /* handshake bytes go out on the flush */
+            c->close_reason = orpc__tls_error_reason(c->ssl, rc);
+            ERR_clear_error();
+            orpc__conn_close_after_flush(c, c->close_reason);
+            return -1;
+        }
+        if (!orpc__tls_alpn_is_h2(c->ssl)) {
+            orpc__conn_close_after_flush(c, "peer did not negotiate ALPN h2");
+            return -1;
+        }
+        c->handshake_done = 1;
+        c->peer_identity = orpc__tls_peer_spiffe_id(c->ssl);
+        if (c->hooks && c->hooks->on_handshake &&
+            c->hooks->on_handshake(c, c->user_data) != 0) {
+            orpc__conn_close_after_flush(c, "peer refused");
+            return -1;
+        }
+    }
+    for (;;) {
+        int r = SSL_read(c->ssl, plain, (int)sizeof(plain));
+        if (r > 0) {
+            if (feed_session(c, plain, (size_t)r) != 0)
+                return -1;
+            continue;
+        }
+        int e = SSL_get_error(c->ssl, r);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return 0;
+        if (e == SSL_ERROR_ZERO_RETURN) {
+            orpc__conn_close_after_flush(c, "TLS close_notify");
+            return -1;
+        }
+        c->close_reason = orpc__tls_error_reason(c->ssl, r);
+        ERR_clear_error();
+        orpc__conn_close(c, c->close_reason);
+        return -1;
+    }
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+    orpc__conn *c = h->data;
+    (void)suggested;
+    if (c->io->reading) { /* nested: should not happen; be safe */
+        buf->base = NULL;
+        buf->len = 0;
+        return;
+    }
+    c->io->reading = 1;
+    buf->base = c->io->readbuf;
+    buf->len = sizeof(c->io->readbuf);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+    orpc__conn *c = s->data;
+    if (buf->base == c->io->readbuf)
+        c->io->reading = 0;
+    if (n == 0)
+        return;
+    if (n < 0) {
+        orpc__conn_close(c, n == UV_EOF ? "connection closed by peer"
+                                        : "connection reset");
+        return;
+    }
+    if (c->closing || c->close_after_flush)
+        return;
+    c->last_activity_ns = orpc__now_ns();
+    if (c->ssl)
+        tls_input(c, buf->base, (size_t)n);
+    else
+        feed_session(c, (const uint8_t *)buf->base, (size_t)n);
+    orpc__conn_kick(c);
+}
+
+/* ---- output ------------------------------------------------------------ */
+
+static void write_cb(uv_write_t *req, int status)
+{
+    orpc__conn *c = req->data;
+    c->writing = 0;
+    c->inflight.len = 0;
+    if (status < 0) {
+        orpc__conn_close(c, "write failed");
+        return;
+    }
+    orpc__conn_kick(c);
+}
+
+static int drain_wbio(orpc__conn *c)
+{
+    BIO *w = SSL_get_wbio(c->ssl);
+    size_t pending;
+    while ((pending = BIO_ctrl_pending(w)) > 0) {
+        if (orpc__bytes_reserve(&c->out, pending) != 0)
+            return -1;
+        int r = BIO_read(w, c->out.data + c->out.len, (int)pending);
+        if (r <= 0)
+            break;
+        c->out.len += (size_t)r;
+    }
+    return 0;
+}
+
+void orpc__conn_flush(orpc__conn *c)
+{
+    if (c->closing || c->session == NULL)
+        return;
+    if (c->ssl && !c->handshake_done) {
+        /* Client: start (or continue) the handshake. */
+        int rc = SSL_do_handshake(c->ssl);
+        if (rc != 1) {
+            int e = SSL_get_error(c->ssl, rc);
+            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
+                c->close_reason = orpc__tls_error_reason(c->ssl, rc);
+                ERR_clear_error();
+                drain_wbio(c);
+                c->close_after_flush = 1;
+            }
+        } else if (!orpc__tls_alpn_is_h2(c->ssl)) {
+            c->close_reason = "server did not negotiate ALPN h2";
+            c->close_after_flush = 1;
+        } else {
+            c->handshake_done = 1;
+            c->peer_identity = orpc__tls_peer_spiffe_id(c->ssl);
+            if (c->hooks && c->hooks->on_handshake &&
+                c->hooks->on_handshake(c, c->user_data) != 0) {
+                c->close_reason = "server refused";
+                c->close_after_flush = 1;
+            }
+        }
+    }
+    if (!c->writing && !c->close_after_flush &&
+        (c->ssl == NULL || c->handshake_done)) {
+        /* Pull frames while there is room. */
+        while (c->out.len < c->max_out) {
+            const uint8_t *data;
+            ssize_t n = nghttp2_session_mem_send(c->session, &data);
+            if (n < 0) {
+                orpc__conn_close(c, nghttp2_strerror((int)n));
+                return;
+            }
+            if (n == 0)
+                break;
+            if (c->ssl) {
+                if (SSL_write(c->ssl, data, (int)n) != (int)n) {
+                    orpc__conn_close(c, "TLS write failed");
+                    return;
+                }
+                if (drain_wbio(c) != 0) {
+                    orpc__conn_close(c, "out of memory");
+                    return;
+                }
+            } else if (orpc__bytes_append(&c->out, data, (size_t)n) != 0) {
+                orpc__conn_close(c, "out of memory");
+                return;
+            }
+        }
+    }
+    if (c->ssl && drain_wbio(c) != 0) {
+        orpc__conn_close(c, "out of memory");
+        return;
+    }
+    if (c->writing)
+        return;
+    if (c->out.len > 0) {
+        orpc__bytes tmp = c->inflight;
+        c->inflight = c->out;
+        c->out = tmp;
+        c->out.len = 0;
+        uv_buf_t b = uv_buf_init((char *)c->inflight.data,
+                                 (unsigned)c->inflight.len);
+        c->wreq.data = c;
+        if (uv_write(&c->wreq, &c->h.stream, &b, 1, write_cb) != 0) {
+            orpc__conn_close(c, "write failed");
+            return;
+        }
+        c->writing = 1;
+        return;
+    }
+    if (c->close_after_flush) {
+        orpc__conn_close(c, c->close_reason);
+        return;
+    }
+    if (!nghttp2_session_want_read(c->session) &&
+        !nghttp2_session_want_write(c->session))
+        orpc__conn_close(c, "session finished");
+}
+
+int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
+                     const char *sni, nghttp2_session_callbacks *cbs,
+                     nghttp2_option *opt)
+{
+    int rc;
+    if (ssl_ctx != NULL) {
+        c->ssl = SSL_new(ssl_ctx);
+        BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
+        if (c->ssl == NULL || r == NULL || w == NULL) {
+            BIO_free(r);
+            BIO_free(w);
+            return ORPC_ENOMEM;
+        }
+        BIO_set_mem_eof_return(r, -1);
+        BIO_set_mem_eof_return(w, -1);
+        SSL_set_bio(c->ssl, r, w);
+        if (server_side) {
+            SSL_set_accept_state(c->ssl);
+        } else {
+            SSL_set_connect_state(c->ssl);
+            if (sni != NULL && orpc__tls_is_dns_name(sni))
+                SSL_set_tlsext_host_name(c->ssl, sni);
+            if (orpc__tls_client_verify_setup(c->ssl, sni) != 0)
+                return ORPC_ETLS;
+        }
+    }
+    rc = server_side ? nghttp2_session_server_new2(&c->session, cbs, c, opt)
+                     : nghttp2_session_client_new2(&c->session, cbs, c, opt);
+    if (rc != 0)
+        return ORPC_ENOMEM;
+    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0)
+        return ORPC_ESYS;
+    c->last_activity_ns = orpc__now_ns();
+    orpc__conn_kick(c);
+    return 0;
+}

@@ -1,0 +1,96 @@
+/*
+ * conn.h — one HTTP/2 connection: a socket, optional TLS over memory BIOs
+ * and an nghttp2 session, shared by servers and channels (internal).
+ *
+ * Data flow:
+ *   socket read → [SSL_read via rbio] → nghttp2_session_mem_recv
+ *   nghttp2_session_mem_send → [SSL_write via wbio] → one uv_write per turn
+ * Output is never written from inside a callback: anything that may produce
+ * frames marks the connection dirty, and the IO thread's end-of-turn check
+ * flushes every dirty connection once, so a turn that answered 50 calls ends
+ * in one encrypt-and-write (write coalescing).
+ *
+ * A connection belongs to its IO thread.  Its owner (a server or a
+ * subchannel) supplies the nghttp2 callbacks and learns of its end through
+ * on_close, after which the connection is freed.
+ */
+#ifndef ORPC_CONN_H
+#define ORPC_CONN_H
+
+#include <nghttp2/nghttp2.h>
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "io.h"
+#include "wire.h"
+
+typedef struct orpc__conn_hooks {
+    /* The TLS handshake finished (TLS only); return nonzero to refuse the
+     * peer (the connection closes). */
+    int (*on_handshake)(orpc__conn *c, void *user_data);
+    /* The connection is gone: socket closed or failed.  |reason| is a short
+     * text (static) saying why.  The owner must drop every stream; |c| is
+     * freed right after this returns. */
+    void (*on_close)(orpc__conn *c, const char *reason, void *user_data);
+} orpc__conn_hooks;
+
+struct orpc__conn {
+    orpc__io *io;
+    union {
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+        uv_handle_t handle;
+        uv_stream_t stream;
+    } h;
+    int is_pipe;
+    nghttp2_session *session;
+    SSL *ssl; /* NULL for h2c */
+    int handshake_done;
+    orpc__bytes out;      /* bytes waiting for the next write */
+    orpc__bytes inflight; /* bytes of the write in progress */
+    uv_write_t wreq;
+    int writing;
+    int dirty;
+    orpc__conn *next_dirty;
+    int closing;      /* uv_close called or about to be */
+    int close_after_flush; /* close once the output is written */
+    const char *close_reason;
+    const orpc__conn_hooks *hooks;
+    void *user_data; /* the owner's; also nghttp2's user_data */
+    char peer[72];   /* "ip:port" or "unix:" */
+    char *peer_identity; /* SPIFFE ID of a verified peer certificate */
+    size_t max_out;  /* refuse to buffer more than this (flood guard) */
+    int64_t last_activity_ns;
+};
+
+/* Initialises the socket handle of |c| on |io| (TCP or pipe). */
+int orpc__conn_init(orpc__conn *c, orpc__io *io, int is_pipe,
+                    const orpc__conn_hooks *hooks, void *user_data);
+
+/*
+ * Sets up TLS (when |ssl_ctx| is not NULL; |server_side| picks the role,
+ * |sni| is sent by clients) and the nghttp2 session with |cbs| and |opt|,
+ * then starts reading.  For clients the session is created now; the
+ * connection preface is written on the first flush.
+ */
+int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
+                     const char *sni, nghttp2_session_callbacks *cbs,
+                     nghttp2_option *opt);
+
+/* Schedules a flush at the end of this turn. */
+void orpc__conn_kick(orpc__conn *c);
+
+/* Writes what nghttp2 has to send now (normally called from the io's
+ * end-of-turn check). */
+void orpc__conn_flush(orpc__conn *c);
+
+/* Closes now (pending output is dropped). */
+void orpc__conn_close(orpc__conn *c, const char *reason);
+
+/* Closes once everything queued has been written (after a GOAWAY). */
+void orpc__conn_close_after_flush(orpc__conn *c, const char *reason);
+
+/* Fills c->peer from the socket. */
+void orpc__conn_set_peer_name(orpc__conn *c);
+
+#endif /* ORPC_CONN_H */

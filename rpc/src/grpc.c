@@ -1,0 +1,331 @@
+/*
+ * grpc.c — message framing with compression and limits, outgoing chunk
+ * queues, and the conversions between headers and orpc_metadata.
+ *
+ * Every received byte is untrusted: sizes are checked before allocation,
+ * decompression is bounded by the receive limit, and a message that does
+ * not unpack is INTERNAL with a message saying so.
+ */
+#include "grpc.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <orpc/error.h>
+
+/* ---- send queue ---- */
+
+void orpc__sendq_push(orpc__sendq *q, orpc__chunk *c)
+{
+    c->next = NULL;
+    if (q->tail)
+        q->tail->next = c;
+    else
+        q->head = c;
+    q->tail = c;
+    q->bytes += c->len - c->off;
+}
+
+size_t orpc__sendq_read(orpc__sendq *q, uint8_t *buf, size_t len)
+{
+    size_t n = 0;
+    while (n < len && q->head != NULL) {
+        orpc__chunk *c = q->head;
+        size_t take = c->len - c->off;
+        if (take > len - n)
+            take = len - n;
+        memcpy(buf + n, c->data + c->off, take);
+        c->off += take;
+        n += take;
+        if (c->off == c->len) {
+            q->head = c->next;
+            if (q->head == NULL)
+                q->tail = NULL;
+            free(c);
+        }
+    }
+    q->bytes -= n;
+    return n;
+}
+
+void orpc__sendq_clear(orpc__sendq *q)
+{
+    while (q->head) {
+        orpc__chunk *c = q->head;
+        q->head = c->next;
+        free(c);
+    }
+    q->tail = NULL;
+    q->bytes = 0;
+}
+
+/* ---- messages ---- */
+
+orpc__chunk *orpc__encode_message(const ProtobufCMessage *msg, int gzip,
+                                  size_t max, int *err)
+{
+    size_t n = protobuf_c_message_get_packed_size(msg);
+    if (n > UINT32_MAX || (max > 0 && n > max)) {
+        *err = ORPC_ETOOBIG;
+        return NULL;
+    }
+    orpc__chunk *c = malloc(sizeof(*c) + ORPC__MSG_HEADER + n);
+    if (c == NULL) {
+        *err = ORPC_ENOMEM;
+        return NULL;
+    }
+    c->next = NULL;
+    c->off = 0;
+    c->len = ORPC__MSG_HEADER + n;
+    protobuf_c_message_pack(msg, c->data + ORPC__MSG_HEADER);
+    orpc__msg_header(c->data, 0, (uint32_t)n);
+    if (gzip && n > 0) {
+        orpc__bytes z;
+        orpc__bytes_init(&z, NULL);
+        if (orpc__gzip_compress(c->data + ORPC__MSG_HEADER, n, &z) == 0 &&
+            z.len < n) {
+            orpc__chunk *zc = malloc(sizeof(*zc) + ORPC__MSG_HEADER + z.len);
+            if (zc != NULL) {
+                zc->next = NULL;
+                zc->off = 0;
+                zc->len = ORPC__MSG_HEADER + z.len;
+                orpc__msg_header(zc->data, 1, (uint32_t)z.len);
+                memcpy(zc->data + ORPC__MSG_HEADER, z.data, z.len);
+                free(c);
+                c = zc;
+            }
+        }
+        orpc__bytes_free(&z);
+    }
+    return c;
+}
+
+ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
+                                       const uint8_t *p, size_t len,
+                                       int compressed, int encoding_gzip,
+                                       size_t max, ProtobufCAllocator *alloc,
+                                       orpc_status *st)
+{
+    orpc__bytes z;
+    ProtobufCMessage *m;
+    orpc__bytes_init(&z, NULL);
+    if (compressed) {
+        if (!encoding_gzip) {
+            *st = orpc_status_new(ORPC_INTERNAL,
+                                  "compressed message without a supported "
+                                  "grpc-encoding");
+            return NULL;
+        }
+        int rc = orpc__gzip_decompress(p, len, max, &z);
+        if (rc == ORPC_ETOOBIG) {
+            *st = orpc_status_errorf(ORPC_RESOURCE_EXHAUSTED,
+                                     "decompressed message larger than %zu "
+                                     "bytes",
+                                     max);
+            orpc__bytes_free(&z);
+            return NULL;
+        }
+        if (rc != 0) {
+            *st = orpc_status_new(ORPC_INTERNAL,
+                                  rc == ORPC_ENOMEM
+                                      ? "out of memory decompressing"
+                                      : "message does not decompress");
+            orpc__bytes_free(&z);
+            return NULL;
+        }
+        p = z.data ? z.data : (const uint8_t *)"";
+        len = z.len;
+    }
+    m = protobuf_c_message_unpack(desc, alloc, len, p);
+    orpc__bytes_free(&z);
+    if (m == NULL)
+        *st = orpc_status_errorf(ORPC_INTERNAL, "message is not a valid %s",
+                                 desc->name);
+    return m;
+}
+
+/* ---- headers ---- */
+
+int orpc__parse_status_code(const uint8_t *v, size_t len)
+{
+    int code = 0;
+    if (len == 0 || len > 2 || (len == 2 && v[0] == '0'))
+        return -1;
+    for (size_t i = 0; i < len; i++) {
+        if (v[i] < '0' || v[i] > '9')
+            return -1;
+        code = code * 10 + (v[i] - '0');
+    }
+    return code <= 16 ? code : -1;
+}
+
+static int is_reserved(const uint8_t *name, size_t n)
+{
+    static const char *const skip[] = {"te", "content-type", "user-agent",
+                                       "host", "connection",
+                                       "content-length", "accept-encoding"};
+    if (n == 0 || name[0] == ':')
+        return 1;
+    if (n >= 5 && memcmp(name, "grpc-", 5) == 0)
+        return 1;
+    for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+        if (strlen(skip[i]) == n && memcmp(skip[i], name, n) == 0)
+            return 1;
+    return 0;
+}
+
+int orpc__md_from_header(orpc_metadata *md, const uint8_t *name,
+                         size_t namelen, const uint8_t *value,
+                         size_t valuelen)
+{
+    char key[256];
+    if (is_reserved(name, namelen) || namelen >= sizeof(key))
+        return 0;
+    memcpy(key, name, namelen);
+    key[namelen] = '\0';
+    if (namelen > 4 && memcmp(name + namelen - 4, "-bin", 4) == 0) {
+        size_t start = 0;
+        for (size_t i = 0; i <= valuelen; i++) {
+            if (i == valuelen || value[i] == ',') {
+                orpc__bytes b;
+                orpc__bytes_init(&b, NULL);
+                size_t s = start, e = i;
+                while (s < e && value[s] == ' ')
+                    s++;
+                if (orpc__b64_decode((const char *)value + s, e - s, &b) == 0) {
+                    int rc = orpc_metadata_add(md, key, b.data ? b.data
+                                                                : (uint8_t *)"",
+                                               b.len);
+                    orpc__bytes_free(&b);
+                    if (rc == ORPC_ENOMEM)
+                        return rc;
+                } else {
+                    orpc__bytes_free(&b);
+                }
+                start = i + 1;
+            }
+        }
+        return 0;
+    }
+    int rc = orpc_metadata_add(md, key, value, valuelen);
+    return rc == ORPC_ENOMEM ? rc : 0;
+}
+
+void orpc__hdrs_init(orpc__hdrs *h)
+{
+    memset(h, 0, sizeof(*h));
+    orpc__bytes_init(&h->strings, NULL);
+}
+
+void orpc__hdrs_free(orpc__hdrs *h)
+{
+    free(h->nv);
+    free(h->offs);
+    orpc__bytes_free(&h->strings);
+    memset(h, 0, sizeof(*h));
+}
+
+int orpc__hdrs_add(orpc__hdrs *h, const char *name, const void *value,
+                   size_t valuelen)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap ? h->cap * 2 : 16;
+        nghttp2_nv *nv = realloc(h->nv, cap * sizeof(*nv));
+        if (nv == NULL)
+            return ORPC_ENOMEM;
+        h->nv = nv;
+        size_t *offs = realloc(h->offs, cap * 4 * sizeof(*offs));
+        if (offs == NULL)
+            return ORPC_ENOMEM;
+        h->offs = offs;
+        h->cap = cap;
+    }
+    size_t nl = strlen(name);
+    size_t *o = &h->offs[h->n * 4];
+    o[0] = h->strings.len;
+    o[1] = nl;
+    if (orpc__bytes_append(&h->strings, name, nl) != 0)
+        return ORPC_ENOMEM;
+    o[2] = h->strings.len;
+    o[3] = valuelen;
+    if (valuelen > 0 && orpc__bytes_append(&h->strings, value, valuelen) != 0)
+        return ORPC_ENOMEM;
+    h->n++;
+    return 0;
+}
+
+int orpc__hdrs_add_str(orpc__hdrs *h, const char *name, const char *value)
+{
+    return orpc__hdrs_add(h, name, value, strlen(value));
+}
+
+int orpc__hdrs_add_md(orpc__hdrs *h, const orpc_metadata *md)
+{
+    size_t n = orpc_metadata_count(md);
+    for (size_t i = 0; i < n; i++) {
+        const char *k;
+        const uint8_t *v;
+        size_t len;
+        orpc_metadata_at(md, i, &k, &v, &len);
+        size_t kl = strlen(k);
+        if (kl > 4 && strcmp(k + kl - 4, "-bin") == 0) {
+            orpc__bytes b;
+            orpc__bytes_init(&b, NULL);
+            int rc = orpc__b64_encode(v, len, &b);
+            if (rc == 0)
+                rc = orpc__hdrs_add(h, k, b.data ? b.data : (uint8_t *)"",
+                                    b.len);
+            orpc__bytes_free(&b);
+            if (rc != 0)
+                return rc;
+        } else if (orpc__hdrs_add(h, k, v, len) != 0) {
+            return ORPC_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+void orpc__hdrs_finish(orpc__hdrs *h)
+{
+    for (size_t i = 0; i < h->n; i++) {
+        const size_t *o = &h->offs[i * 4];
+        h->nv[i].name = h->strings.data + o[0];
+        h->nv[i].namelen = o[1];
+        h->nv[i].value = o[3] ? h->strings.data + o[2] : (uint8_t *)"";
+        h->nv[i].valuelen = o[3];
+        h->nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+    }
+}
+
+int orpc__hdrs_add_status(orpc__hdrs *h, const orpc_status *st)
+{
+    char code[4];
+    int c = (int)st->code;
+    if (c < 0 || c > 16)
+        c = ORPC_UNKNOWN;
+    snprintf(code, sizeof(code), "%d", c);
+    if (orpc__hdrs_add_str(h, "grpc-status", code) != 0)
+        return ORPC_ENOMEM;
+    if (st->message != NULL && st->message[0] != '\0') {
+        orpc__bytes b;
+        orpc__bytes_init(&b, NULL);
+        int rc = orpc__percent_encode(st->message, strlen(st->message), &b);
+        if (rc == 0)
+            rc = orpc__hdrs_add(h, "grpc-message", b.data, b.len);
+        orpc__bytes_free(&b);
+        if (rc != 0)
+            return rc;
+    }
+    if (st->details != NULL && st->details_len > 0) {
+        orpc__bytes b;
+        orpc__bytes_init(&b, NULL);
+        int rc = orpc__b64_encode(st->details, st->details_len, &b);
+        if (rc == 0)
+            rc = orpc__hdrs_add(h, "grpc-status-details-bin", b.data, b.len);
+        orpc__bytes_free(&b);
+        if (rc != 0)
+            return rc;
+    }
+    return 0;
+}

@@ -1,0 +1,90 @@
+/*
+ * grpc.h — gRPC message and header plumbing shared by server and channel
+ * (internal): the queue of outgoing framed messages a data provider reads
+ * from, message encode/decode with compression and limits, and header
+ * conversions.
+ */
+#ifndef ORPC_GRPC_H
+#define ORPC_GRPC_H
+
+#include <nghttp2/nghttp2.h>
+#include <protobuf-c/protobuf-c.h>
+
+#include <orpc/metadata.h>
+#include <orpc/status.h>
+
+#include "wire.h"
+
+/* Outgoing bytes of one stream, in chunks (one per message). */
+typedef struct orpc__chunk {
+    struct orpc__chunk *next;
+    size_t len, off;
+    uint8_t data[]; /* len bytes */
+} orpc__chunk;
+
+typedef struct orpc__sendq {
+    orpc__chunk *head, *tail;
+    size_t bytes; /* not yet handed to nghttp2 */
+} orpc__sendq;
+
+void orpc__sendq_push(orpc__sendq *q, orpc__chunk *c);
+/* Copies up to |len| bytes into |buf|; returns how many. */
+size_t orpc__sendq_read(orpc__sendq *q, uint8_t *buf, size_t len);
+void orpc__sendq_clear(orpc__sendq *q);
+
+/*
+ * Serializes |msg| as one length-prefixed message in a new chunk,
+ * gzip-compressed when |gzip| (and only if that makes it smaller).
+ * Returns NULL with |*err| = ORPC_ETOOBIG (over |max|, 0 = no limit) or
+ * ORPC_ENOMEM.
+ */
+orpc__chunk *orpc__encode_message(const ProtobufCMessage *msg, int gzip,
+                                  size_t max, int *err);
+
+/*
+ * Decodes one received message: decompresses it when |compressed| (only
+ * gzip is understood: |encoding_gzip| says the stream declared it), checks
+ * the |max| size, and unpacks with |desc| using |alloc| (NULL: malloc).
+ * Returns the message, or NULL with |*st| set: RESOURCE_EXHAUSTED (too big),
+ * INTERNAL (bad compression, or bytes that are not the message).
+ */
+ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
+                                       const uint8_t *p, size_t len,
+                                       int compressed, int encoding_gzip,
+                                       size_t max, ProtobufCAllocator *alloc,
+                                       orpc_status *st);
+
+/* Adds a received header to |md| if it is application metadata (not
+ * pseudo, not grpc-*, not te/content-type/user-agent); decodes -bin values
+ * (each ','-separated piece is one entry).  Silently drops entries that are
+ * not valid metadata.  Returns ORPC_ENOMEM or 0. */
+int orpc__md_from_header(orpc_metadata *md, const uint8_t *name,
+                         size_t namelen, const uint8_t *value,
+                         size_t valuelen);
+
+/* A header name/value pair to send; strings owned by |hl|. */
+typedef struct orpc__hdrs {
+    nghttp2_nv *nv;
+    size_t n, cap;
+    orpc__bytes strings; /* backing store; nv points into it after finish */
+    size_t *offs;        /* name/value offsets, 4 per entry */
+} orpc__hdrs;
+
+void orpc__hdrs_init(orpc__hdrs *h);
+void orpc__hdrs_free(orpc__hdrs *h);
+int orpc__hdrs_add(orpc__hdrs *h, const char *name, const void *value,
+                   size_t valuelen);
+int orpc__hdrs_add_str(orpc__hdrs *h, const char *name, const char *value);
+/* Adds every entry of |md|, base64-encoding -bin values. */
+int orpc__hdrs_add_md(orpc__hdrs *h, const orpc_metadata *md);
+/* Fixes the nv pointers; call before handing h->nv to nghttp2. */
+void orpc__hdrs_finish(orpc__hdrs *h);
+
+/* Adds grpc-status, grpc-message (percent-encoded) and
+ * grpc-status-details-bin for |st|. */
+int orpc__hdrs_add_status(orpc__hdrs *h, const orpc_status *st);
+
+/* Parses grpc-status: 0–16 decimal without leading zeros; others → -1. */
+int orpc__parse_status_code(const uint8_t *v, size_t len);
+
+#endif

@@ -1,0 +1,189 @@
+/*
+ * io.c — IO threads: a libuv loop per thread, a task queue for the other
+ * threads, and the end-of-turn flush that coalesces writes.
+ *
+ * Design notes: other threads never touch a loop's handles.  They post an
+ * orpc__task (embedded in the object concerned, so posting never allocates)
+ * and wake the loop with uv_async_send, which libuv coalesces.  The wake
+ * callback drains the whole queue.  A uv_check handle runs after each poll
+ * phase, i.e. after all the reads and tasks of a turn, and flushes every
+ * connection marked dirty during the turn: one mem_send and one write per
+ * connection per turn however many streams produced output.
+ *
+ * Locking theory: io->lock guards head/tail, each queued task's |queued|
+ * and |next|, and io->stopping.  It is never held while a task runs.
+ */
+#include "io.h"
+
+#include <string.h>
+
+#include <orpc/error.h>
+
+#include "conn.h"
+
+void orpc__task_init(orpc__task *t, void (*fn)(orpc__task *, void *),
+                     void *arg)
+{
+    memset(t, 0, sizeof(*t));
+    t->fn = fn;
+    t->arg = arg;
+}
+
+static void run_tasks(uv_async_t *h)
+{
+    orpc__io *io = h->data;
+    for (;;) {
+        uv_mutex_lock(&io->lock);
+        orpc__task *list = io->head;
+        io->head = io->tail = NULL;
+        for (orpc__task *t = list; t; t = t->next)
+            t->queued = 0;
+        uv_mutex_unlock(&io->lock);
+        if (list == NULL)
+            break;
+        while (list != NULL) {
+            orpc__task *t = list;
+            list = t->next;
+            t->next = NULL;
+            t->fn(t, t->arg);
+        }
+    }
+}
+
+static void flush_dirty(uv_check_t *h)
+{
+    orpc__io *io = h->data;
+    /* Flushing may complete writes synchronously and mark others dirty:
+     * loop until the list stays empty. */
+    while (io->dirty != NULL) {
+        orpc__conn *list = io->dirty;
+        io->dirty = NULL;
+        while (list != NULL) {
+            orpc__conn *c = list;
+            list = c->next_dirty;
+            c->next_dirty = NULL;
+            c->dirty = 0;
+            orpc__conn_flush(c);
+        }
+    }
+}
+
+static void stop_task(orpc__task *t, void *arg)
+{
+    orpc__io *io = arg;
+    (void)t;
+    if (io->on_stop != NULL)
+        io->on_stop(io, io->user_data);
+    uv_close((uv_handle_t *)&io->wake, NULL);
+    uv_close((uv_handle_t *)&io->flush, NULL);
+}
+
+int orpc__io_init(orpc__io *io, unsigned index,
+                  void (*on_stop)(orpc__io *, void *), void *user_data)
+{
+    memset(io, 0, sizeof(*io));
+    io->index = index;
+    io->on_stop = on_stop;
+    io->user_data = user_data;
+    if (uv_loop_init(&io->loop) != 0)
+        return ORPC_ESYS;
+    if (uv_mutex_init(&io->lock) != 0) {
+        uv_loop_close(&io->loop);
+        return ORPC_ESYS;
+    }
+    uv_async_init(&io->loop, &io->wake, run_tasks);
+    io->wake.data = io;
+    uv_check_init(&io->loop, &io->flush);
+    io->flush.data = io;
+    uv_check_start(&io->flush, flush_dirty);
+    /* The check handle alone must not keep the loop alive. */
+    uv_unref((uv_handle_t *)&io->flush);
+    return 0;
+}
+
+static void thread_main(void *arg)
+{
+    orpc__io *io = arg;
+    uv_run(&io->loop, UV_RUN_DEFAULT);
+}
+
+int orpc__io_start(orpc__io *io)
+{
+    if (uv_thread_create(&io->thread, thread_main, io) != 0)
+        return ORPC_ESYS;
+    io->started = 1;
+    return 0;
+}
+
+int orpc__io_post(orpc__io *io, orpc__task *t)
+{
+    uv_mutex_lock(&io->lock);
+    if (io->stopping) {
+        uv_mutex_unlock(&io->lock);
+        return ORPC_ECLOSED;
+    }
+    if (!t->queued) {
+        t->queued = 1;
+        t->next = NULL;
+        if (io->tail)
+            io->tail->next = t;
+        else
+            io->head = t;
+        io->tail = t;
+    }
+    uv_mutex_unlock(&io->lock);
+    uv_async_send(&io->wake);
+    return 0;
+}
+
+static void post_stop(orpc__io *io, orpc__task *stop)
+{
+    orpc__task_init(stop, stop_task, io);
+    uv_mutex_lock(&io->lock);
+    stop->queued = 1;
+    if (io->tail)
+        io->tail->next = stop;
+    else
+        io->head = stop;
+    io->tail = stop;
+    io->stopping = 1;
+    uv_mutex_unlock(&io->lock);
+    uv_async_send(&io->wake);
+}
+
+void orpc__io_stop(orpc__io *io)
+{
+    orpc__task stop;
+    post_stop(io, &stop);
+    uv_thread_join(&io->thread);
+    io->started = 0;
+    uv_loop_close(&io->loop);
+}
+
+void orpc__io_destroy(orpc__io *io)
+{
+    uv_mutex_destroy(&io->lock);
+}
+
+void orpc__io_close_unstarted(orpc__io *io)
+{
+    orpc__task stop;
+    post_stop(io, &stop);
+    uv_run(&io->loop, UV_RUN_DEFAULT);
+    uv_loop_close(&io->loop);
+}
+
+int orpc__io_on_thread(orpc__io *io)
+{
+    uv_thread_t self = uv_thread_self();
+    return io->started && uv_thread_equal(&self, &io->thread);
+}
+
+void orpc__io_mark_dirty(orpc__io *io, orpc__conn *c)
+{
+    if (c->dirty || c->closing)
+        return;
+    c->dirty = 1;
+    c->next_dirty = io->dirty;
+    io->dirty = c;
+}

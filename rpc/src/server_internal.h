@@ -1,0 +1,123 @@
+/*
+ * server_internal.h — the server's objects (internal).
+ */
+#ifndef ORPC_SERVER_INTERNAL_H
+#define ORPC_SERVER_INTERNAL_H
+
+#include <orpc/server.h>
+
+#include "conn.h"
+#include "grpc.h"
+#include "io.h"
+#include "pool.h"
+
+typedef struct orpc__svc_entry {
+    const orpc_service_desc *desc;
+    const orpc_method_handler *handlers;
+    const void *impl;
+    void *user_data;
+    int nonblocking;
+} orpc__svc_entry;
+
+typedef struct orpc__sconn orpc__sconn;
+typedef struct orpc__srv_io orpc__srv_io;
+
+/* A request message waiting for a streaming handler. */
+typedef struct orpc__rmsg {
+    struct orpc__rmsg *next;
+    ProtobufCMessage *msg;
+    size_t wire_bytes; /* given back to flow control when read */
+    int compressed;    /* arrived with the compressed flag */
+} orpc__rmsg;
+
+struct orpc_ctx {
+    orpc_server *srv;
+    orpc__sconn *sc; /* NULL once the connection is gone (IO thread) */
+    orpc__srv_io *sio;
+    int32_t stream_id;
+    struct orpc_ctx *prev, *next; /* in sc->calls */
+
+    const orpc__svc_entry *svc;
+    const orpc_method_desc *method;
+    orpc_method_handler handler;
+    orpc_arena *arena;
+    orpc_metadata *md;
+    orpc_metadata *resp_headers;
+    orpc_metadata *trailers;
+    char peer[72];
+    char *peer_identity;
+    int64_t deadline_ns;
+
+    /* request headers (IO thread) */
+    char *path;
+    int is_post;
+    int content_type_ok;
+    int req_gzip;
+    int bad_encoding;
+    int accept_gzip;
+    size_t header_bytes;
+    int headers_too_big;
+    int bad_timeout;
+
+    /* IO thread state */
+    orpc__deframer deframer;
+    int dispatched;
+    int remote_closed;
+    int stream_closed;
+    int response_started;
+    int io_done; /* trailers submitted or stream reset */
+    uv_timer_t timer;
+    int timer_started;
+    const ProtobufCMessage *request;
+    ProtobufCMessage *response;
+
+    /* shared with the handler's thread, under |lock| */
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    orpc__rmsg *rq_head, *rq_tail;
+    int recv_eos;
+    orpc__rmsg *last_read; /* freed at the next read or at the end */
+    orpc__sendq sendq;
+    int finished; /* final status decided */
+    orpc_status status;
+    int cancelled;
+    orpc_cancel_cb cancel_cb;
+    void *cancel_ud;
+    int cancel_cb_done;
+    int deferred;
+    int handler_running;
+    size_t consume_pending;
+    int compress_resp;
+    int refs;
+    int resume_wanted; /* non-blocking streaming handler: run again */
+    int task_ref;      /* |task| is queued and holds a reference */
+    int msg_nocompress;  /* orpc_ctx_set_message_compression(ctx, 0) */
+    int last_compressed; /* flag of the last request message read */
+
+    orpc__task task;
+    orpc__job job;
+};
+
+struct orpc__sconn {
+    orpc__conn *conn;
+    orpc__srv_io *sio;
+    orpc__sconn *prev, *next;
+    orpc_ctx *calls;
+    int goaway;
+};
+
+#define ORPC__MAX_LISTENERS 16
+
+struct orpc__srv_io {
+    orpc__io io;
+    orpc_server *srv;
+    uv_tcp_t tcp[ORPC__MAX_LISTENERS];
+    uv_pipe_t pipe[ORPC__MAX_LISTENERS];
+    int n_tcp, n_pipe;
+    orpc__sconn *conns;
+    orpc__task shutdown_task;
+    orpc__task kill_task;
+    uv_timer_t grace_timer;
+};
+
+#endif

@@ -1,0 +1,309 @@
+/*
+ * tls.c — OpenSSL contexts for servers and channels, ALPN, and the SPIFFE
+ * identity in a peer certificate.
+ *
+ * Material comes from PEM files or PEM text; either way it is loaded into a
+ * fresh SSL_CTX, so a reload (later) builds a new context and swaps it for
+ * new connections while old ones keep theirs.  Errors name the file and the
+ * problem, never the key's contents.
+ */
+#include "tls_internal.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+#include <uv.h>
+
+#include <orpc/error.h>
+
+static const unsigned char alpn_h2[] = {2, 'h', '2'};
+
+static void set_err(char *err, size_t len, const char *what, const char *src)
+{
+    unsigned long e = ERR_peek_last_error();
+    char ossl[128] = "";
+    if (e != 0)
+        ERR_error_string_n(e, ossl, sizeof(ossl));
+    if (len > 0)
+        snprintf(err, len, "%s%s%s%s%s", what, src ? " " : "", src ? src : "",
+                 ossl[0] ? ": " : "", ossl);
+    ERR_clear_error();
+}
+
+static int load_chain(SSL_CTX *ctx, const orpc_tls_opts *o, char *err,
+                      size_t errlen)
+{
+    if (o->cert_pem != NULL) {
+        BIO *b = BIO_new_mem_buf(o->cert_pem, -1);
+        X509 *leaf = b ? PEM_read_bio_X509(b, NULL, NULL, NULL) : NULL;
+        if (leaf == NULL || SSL_CTX_use_certificate(ctx, leaf) != 1) {
+            X509_free(leaf);
+            BIO_free(b);
+            set_err(err, errlen, "cannot load certificate", "(PEM text)");
+            return -1;
+        }
+        X509_free(leaf);
+        X509 *extra;
+        while ((extra = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+            if (SSL_CTX_add0_chain_cert(ctx, extra) != 1) {
+                X509_free(extra);
+                BIO_free(b);
+                set_err(err, errlen, "cannot load chain", "(PEM text)");
+                return -1;
+            }
+        }
+        ERR_clear_error(); /* end of PEM data */
+        BIO_free(b);
+    } else if (o->cert_file != NULL) {
+        if (SSL_CTX_use_certificate_chain_file(ctx, o->cert_file) != 1) {
+            set_err(err, errlen, "cannot load certificate", o->cert_file);
+            return -1;
+        }
+    } else {
+        return 0;
+    }
+    if (o->key_pem != NULL) {
+        BIO *b = BIO_new_mem_buf(o->key_pem, -1);
+        EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
+        BIO_free(b);
+        if (k == NULL || SSL_CTX_use_PrivateKey(ctx, k) != 1) {
+            EVP_PKEY_free(k);
+            set_err(err, errlen, "cannot load private key", "(PEM text)");
+            return -1;
+        }
+        EVP_PKEY_free(k);
+    } else if (o->key_file == NULL ||
+               SSL_CTX_use_PrivateKey_file(ctx, o->key_file,
+                                           SSL_FILETYPE_PEM) != 1) {
+        set_err(err, errlen, "cannot load private key",
+                o->key_file ? o->key_file : "(none given)");
+        return -1;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+        set_err(err, errlen, "private key does not match the certificate",
+                NULL);
+        return -1;
+    }
+    return 0;
+}
+
+static int load_ca(SSL_CTX *ctx, const orpc_tls_opts *o, char *err,
+                   size_t errlen)
+{
+    if (o->ca_pem != NULL) {
+        BIO *b = BIO_new_mem_buf(o->ca_pem, -1);
+        X509_STORE *st = SSL_CTX_get_cert_store(ctx);
+        X509 *x;
+        int n = 0;
+        while (b && (x = PEM_read_bio_X509(b, NULL, NULL, NULL)) != NULL) {
+            X509_STORE_add_cert(st, x);
+            X509_free(x);
+            n++;
+        }
+        ERR_clear_error();
+        BIO_free(b);
+        if (n == 0) {
+            set_err(err, errlen, "no certificate in CA bundle", "(PEM text)");
+            return -1;
+        }
+        return 1;
+    }
+    if (o->ca_file != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, o->ca_file, NULL) != 1) {
+            set_err(err, errlen, "cannot load CA bundle", o->ca_file);
+            return -1;
+        }
+        return 1;
+    }
+    return 0;
+}
+
+static SSL_CTX *base_ctx(const SSL_METHOD *m, const orpc_tls_opts *o)
+{
+    SSL_CTX *ctx = SSL_CTX_new(m);
+    if (ctx == NULL)
+        return NULL;
+    SSL_CTX_set_min_proto_version(
+        ctx, o->min_version == ORPC_TLS_1_3 ? TLS1_3_VERSION : TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    return ctx;
+}
+
+static int select_h2(SSL *ssl, const unsigned char **out,
+                     unsigned char *outlen, const unsigned char *in,
+                     unsigned int inlen, void *arg)
+{
+    (void)ssl;
+    (void)arg;
+    unsigned char *sel = NULL;
+    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof(alpn_h2), in,
+                              inlen) != OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err,
+                              size_t errlen)
+{
+    SSL_CTX *ctx = base_ctx(TLS_server_method(), o);
+    if (ctx == NULL) {
+        set_err(err, errlen, "cannot create TLS context", NULL);
+        return NULL;
+    }
+    if (o->cert_file == NULL && o->cert_pem == NULL) {
+        snprintf(err, errlen, "a TLS server needs a certificate and key");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (load_chain(ctx, o, err, errlen) != 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    int has_ca = load_ca(ctx, o, err, errlen);
+    if (has_ca < 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (o->require_client_cert) {
+        if (has_ca == 0) {
+            snprintf(err, errlen,
+                     "require_client_cert needs a CA bundle to verify with");
+            SSL_CTX_free(ctx);
+            return NULL;
+        }
+        SSL_CTX_set_verify(ctx,
+                           SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
+                           NULL);
+    } else if (has_ca) {
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
+    return ctx;
+}
+
+SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err,
+                              size_t errlen)
+{
+    SSL_CTX *ctx = base_ctx(TLS_client_method(), o);
+    if (ctx == NULL) {
+        set_err(err, errlen, "cannot create TLS context", NULL);
+        return NULL;
+    }
+    int has_ca = load_ca(ctx, o, err, errlen);
+    if (has_ca < 0 || load_chain(ctx, o, err, errlen) != 0) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (has_ca == 0 && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+        set_err(err, errlen, "cannot load the system CA bundle", NULL);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2));
+    return ctx;
+}
+
+int orpc__tls_is_dns_name(const char *s)
+{
+    unsigned char buf[16];
+    if (s == NULL || *s == '\0')
+        return 0;
+    /* An IP literal is not a name (and is never sent as SNI). */
+    return uv_inet_pton(AF_INET, s, buf) != 0 &&
+           uv_inet_pton(AF_INET6, s, buf) != 0;
+}
+
+int orpc__tls_client_verify_setup(SSL *ssl, const char *name)
+{
+    X509_VERIFY_PARAM *p = SSL_get0_param(ssl);
+    if (name == NULL || *name == '\0')
+        return 0;
+    X509_VERIFY_PARAM_set_hostflags(p, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    if (orpc__tls_is_dns_name(name))
+        return X509_VERIFY_PARAM_set1_host(p, name, 0) == 1 ? 0 : -1;
+    return X509_VERIFY_PARAM_set1_ip_asc(p, name) == 1 ? 0 : -1;
+}
+
+int orpc__tls_alpn_is_h2(SSL *ssl)
+{
+    const unsigned char *p = NULL;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(ssl, &p, &n);
+    return n == 2 && p[0] == 'h' && p[1] == '2';
+}
+
+char *orpc__tls_peer_spiffe_id(SSL *ssl)
+{
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    char *id = NULL;
+    int found = 0;
+    if (cert == NULL)
+        return NULL;
+    GENERAL_NAMES *names =
+        X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; names && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        if (g->type != GEN_URI)
+            continue;
+        const ASN1_IA5STRING *u = g->d.uniformResourceIdentifier;
+        const char *s = (const char *)ASN1_STRING_get0_data(u);
+        size_t len = (size_t)ASN1_STRING_length(u);
+        if (len < 9 || strncmp(s, "spiffe://", 9) != 0)
+            continue;
+        found++;
+        free(id);
+        id = NULL;
+        if (memchr(s, '\0', len) != NULL || len > ORPC_SPIFFE_ID_MAX)
+            continue;
+        char tmp[ORPC_SPIFFE_ID_MAX + 1];
+        memcpy(tmp, s, len);
+        tmp[len] = '\0';
+        orpc_spiffe_id parsed;
+        if (orpc_spiffe_id_parse(tmp, &parsed) == 0)
+            id = strdup(tmp);
+    }
+    GENERAL_NAMES_free(names);
+    X509_free(cert);
+    if (found != 1) {
+        free(id);
+        return NULL;
+    }
+    return id;
+}
+
+const char *orpc__tls_error_reason(SSL *ssl, int rc)
+{
+    long v = SSL_get_verify_result(ssl);
+    (void)rc;
+    if (v != X509_V_OK) {
+        switch (v) {
+        case X509_V_ERR_CERT_HAS_EXPIRED: return "peer certificate expired";
+        case X509_V_ERR_CERT_NOT_YET_VALID:
+            return "peer certificate not yet valid";
+        case X509_V_ERR_HOSTNAME_MISMATCH:
+        case X509_V_ERR_IP_ADDRESS_MISMATCH:
+            return "peer certificate does not match the expected name";
+        case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+        case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+        case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+        case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+            return "peer certificate not signed by a trusted CA";
+        default: return "peer certificate verification failed";
+        }
+    }
+    unsigned long e = ERR_peek_error();
+    if (e != 0) {
+        const char *r = ERR_reason_error_string(e);
+        if (r != NULL)
+            return r; /* static string inside OpenSSL */
+    }
+    return "TLS handshake failed";
+}

@@ -1,0 +1,41 @@
+/*
+ * tls_internal.h — OpenSSL contexts and peer identity (internal).
+ */
+#ifndef ORPC_TLS_INTERNAL_H
+#define ORPC_TLS_INTERNAL_H
+
+#include <stddef.h>
+
+#include <openssl/ssl.h>
+
+#include <orpc/tls.h>
+
+/* A server context from |o|: certificate chain and key required, ALPN h2,
+ * TLS 1.2 minimum; client certificates required and verified against the
+ * CA bundle when o->require_client_cert.  NULL with a reason in |err| (which
+ * never contains key material). */
+SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err,
+                              size_t errlen);
+
+/* A client context: verifies the server against o's CA bundle (or the
+ * system's), offers ALPN h2, presents a client certificate when given. */
+SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err,
+                              size_t errlen);
+
+/* Per-connection client checks: the server's certificate must match |name|
+ * (DNS name or IP address).  0 or -1. */
+int orpc__tls_client_verify_setup(SSL *ssl, const char *name);
+
+int orpc__tls_alpn_is_h2(SSL *ssl);
+
+/* The peer certificate's SPIFFE ID when it has exactly one valid SPIFFE
+ * URI SAN; malloc'd, or NULL. */
+char *orpc__tls_peer_spiffe_id(SSL *ssl);
+
+/* A static description of why a handshake or record operation failed. */
+const char *orpc__tls_error_reason(SSL *ssl, int rc);
+
+/* Nonzero when |s| looks like a DNS name rather than an IP literal. */
+int orpc__tls_is_dns_name(const char *s);
+
+#endif

@@ -1,0 +1,714 @@
+/*
+ * wire.c — owns the gRPC wire formats that are not HTTP/2 itself (wire.h):
+ * the growable byte buffer, length-prefixed message framing, gzip,
+ * grpc-timeout, grpc-message percent-encoding and base64 for "-bin"
+ * metadata.  No I/O and no global state; every input is untrusted.
+ *
+ * Design notes:
+ *   - Byte buffer.  Grows geometrically (from 64 bytes, doubling) through
+ *     orpc__mem_grow(), so it works with any set of orpc_mem hooks.  |mem| is
+ *     borrowed: it must outlive the buffer.  Internally every growth can be
+ *     capped (bytes_grow's |limit|) so the deframer and the gzip decoder
+ *     never hold more than the size they were told to accept.
+ *   - Deframer.  A two-state machine, HEADER -> BODY -> HEADER; a negative
+ *     state is the sticky error.  Header bytes are collected in d->hdr only
+ *     when the 5-byte prefix is split across pieces.  The declared length is
+ *     checked against |max| as soon as the prefix is complete, before any
+ *     body byte is stored.  A body that lies entirely within the current
+ *     piece is returned in place (zero-copy); otherwise it is gathered in
+ *     d->buf, which grows with the bytes actually received (doubling, capped
+ *     at the declared length), so a peer that declares a large message and
+ *     sends little costs little.  At most one message is returned per call.
+ *   - gzip.  zlib with windowBits 16+MAX_WBITS (gzip wrapper only; the CRC-32
+ *     and length trailer are checked by zlib).  zlib allocates through the
+ *     output buffer's hooks.  Decompression inflates straight into |out|,
+ *     whose capacity is never grown past its length on entry plus |max_out|;
+ *     once that much has been produced, one more inflate into a 1-byte probe
+ *     tells "stream ends here" from "would exceed" (ORPC_ETOOBIG), so a bomb
+ *     costs at most max_out plus zlib's ~40 KiB of state.  A stream that
+ *     ends before its trailer, or is followed by any byte (trailing garbage
+ *     or a second gzip member), is ORPC_EPROTO.  On any error |out| is put
+ *     back to its length on entry (its capacity may have grown).
+ *   - grpc-timeout.  1-8 ASCII digits and one unit, nothing else (no sign,
+ *     no space).  "0n" is accepted (an already expired deadline).  Parsing
+ *     saturates at INT64_MAX (only hours can overflow).  Formatting picks
+ *     the smallest unit in which the value, rounded UP, fits in 8 digits, so
+ *     the deadline sent is never shorter than the one asked for; ns <= 0
+ *     (outside the contract) gives "1n", the smallest valid positive value.
+ *   - base64.  Our own strict decoder rather than OpenSSL's EVP_DecodeBlock,
+ *     which needs padded input, skips leading/trailing whitespace and other
+ *     garbage, and reports padding bytes as output.  Accepted: the standard
+ *     alphabet, with either full padding (total length a multiple of 4,
+ *     one or two '=' at the end) or none (length mod 4 of 0, 2 or 3).
+ *     Refused: any other character (including ',', whitespace and the URL
+ *     alphabet), '=' anywhere else, and length mod 4 == 1.  Non-zero unused
+ *     low bits in the last character are accepted, as Go's and gRPC core's
+ *     decoders do; a strict rejection there would only break interop.  On
+ *     error nothing is appended.
+ */
+#define ZLIB_CONST
+#include "wire.h"
+
+#include <limits.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "mem.h"
+
+/* ---- byte buffer -------------------------------------------------------- */
+
+#define BYTES_MIN_CAP 64
+
+void orpc__bytes_init(orpc__bytes *b, const orpc_mem *mem)
+{
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->mem = mem;
+}
+
+void orpc__bytes_free(orpc__bytes *b)
+{
+    if (b == NULL) {
+        return;
+    }
+    if (b->data != NULL) {
+        orpc__mem_free(b->mem, b->data);
+    }
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+}
+
+/* Makes cap >= |need| (need <= limit), growing geometrically but never past
+ * |limit|.  0 or ORPC_ENOMEM. */
+static int bytes_grow(orpc__bytes *b, size_t need, size_t limit)
+{
+    if (need <= b->cap) {
+        return 0;
+    }
+    size_t cap = b->cap == 0             ? BYTES_MIN_CAP
+                 : b->cap > SIZE_MAX / 2 ? SIZE_MAX
+                                         : b->cap * 2;
+    if (cap < need) {
+        cap = need;
+    }
+    if (cap > limit) {
+        cap = limit;
+    }
+    uint8_t *p = orpc__mem_grow(b->mem, b->data, b->len, cap);
+    if (p == NULL) {
+        return ORPC_ENOMEM;
+    }
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+int orpc__bytes_reserve(orpc__bytes *b, size_t extra)
+{
+    if (extra > SIZE_MAX - b->len) {
+        return ORPC_ENOMEM;
+    }
+    return bytes_grow(b, b->len + extra, SIZE_MAX);
+}
+
+int orpc__bytes_append(orpc__bytes *b, const void *p, size_t n)
+{
+    if (n == 0) {
+        return 0;
+    }
+    int rc = orpc__bytes_reserve(b, n);
+    if (rc != 0) {
+        return rc;
+    }
+    memcpy(b->data + b->len, p, n);
+    b->len += n;
+    return 0;
+}
+
+void orpc__bytes_consume(orpc__bytes *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+        return;
+    }
+    memmove(b->data, b->data + n, b->len - n);
+    b->len -= n;
+}
+
+/* Writes the terminating NUL after b->len (room must have been reserved). */
+static void bytes_terminate(orpc__bytes *b)
+{
+    b->data[b->len] = '\0';
+}
+
+/* ---- length-prefixed messages -------------------------------------------- */
+
+enum { DF_HEADER = 0, DF_BODY = 1 }; /* a negative state is the error */
+
+/* A gathering buffer larger than this is released before the next message
+ * that needs far less, so one big message does not pin memory forever. */
+#define DF_KEEP_CAP (64 * 1024)
+
+void orpc__msg_header(uint8_t out[ORPC__MSG_HEADER], int compressed,
+                      uint32_t len)
+{
+    out[0] = compressed ? 1 : 0;
+    out[1] = (uint8_t)(len >> 24);
+    out[2] = (uint8_t)(len >> 16);
+    out[3] = (uint8_t)(len >> 8);
+    out[4] = (uint8_t)len;
+}
+
+void orpc__deframer_init(orpc__deframer *d, size_t max, const orpc_mem *mem)
+{
+    memset(d, 0, sizeof(*d));
+    d->state = DF_HEADER;
+    d->max = max;
+    orpc__bytes_init(&d->buf, mem);
+}
+
+void orpc__deframer_free(orpc__deframer *d)
+{
+    if (d == NULL) {
+        return;
+    }
+    orpc__bytes_free(&d->buf);
+    d->state = DF_HEADER;
+    d->hdr_have = 0;
+}
+
+/* Validates a complete prefix and records flag and length. */
+static int df_header(orpc__deframer *d, const uint8_t *h)
+{
+    if (h[0] > 1) {
+        return ORPC_EPROTO;
+    }
+    uint32_t n = (uint32_t)h[1] << 24 | (uint32_t)h[2] << 16 |
+                 (uint32_t)h[3] << 8 | (uint32_t)h[4];
+    if ((uint64_t)n > (uint64_t)d->max) {
+        return ORPC_ETOOBIG;
+    }
+    d->compressed = h[0];
+    d->len = n;
+    return 0;
+}
+
+int orpc__deframer_feed(orpc__deframer *d, const uint8_t *data, size_t len,
+                        size_t *consumed, const uint8_t **msg, size_t *msg_len,
+                        int *compressed)
+{
+    size_t pos = 0;
+    int rc;
+
+    *consumed = 0;
+    *msg = NULL;
+    *msg_len = 0;
+    *compressed = 0;
+    if (d->state < 0) {
+        return d->state;
+    }
+    if (len == 0) {
+        return 0;
+    }
+
+    if (d->state == DF_HEADER) {
+        const uint8_t *h;
+        if (d->hdr_have == 0 && len >= ORPC__MSG_HEADER) {
+            h = data; /* whole prefix in this piece: read it in place */
+            pos = ORPC__MSG_HEADER;
+        } else {
+            size_t take = ORPC__MSG_HEADER - d->hdr_have;
+            if (take > len) {
+                take = len;
+            }
+            memcpy(d->hdr + d->hdr_have, data, take);
+            d->hdr_have += take;
+            pos = take;
+            if (d->hdr_have < ORPC__MSG_HEADER) {
+                *consumed = pos;
+                return 0;
+            }
+            h = d->hdr;
+        }
+        d->hdr_have = 0;
+        rc = df_header(d, h);
+        if (rc != 0) {
+            d->state = rc;
+            *consumed = pos;
+            return rc;
+        }
+        /* A new body: the message last handed out from d->buf is no longer
+         * valid, so the buffer can be reused (or released if oversized). */
+        d->buf.len = 0;
+        if (d->buf.cap > DF_KEEP_CAP && d->len < d->buf.cap / 4) {
+            orpc__bytes_free(&d->buf);
+        }
+        d->state = DF_BODY;
+    }
+
+    /* DF_BODY */
+    if (d->buf.len == 0 && len - pos >= d->len) {
+        /* The body lies within this piece (whether or not its prefix did):
+         * hand it out in place. */
+        d->state = DF_HEADER;
+        *msg = data + pos;
+        *msg_len = d->len;
+        *compressed = d->compressed;
+        *consumed = pos + d->len;
+        return 1;
+    }
+    size_t take = d->len - d->buf.len;
+    if (take > len - pos) {
+        take = len - pos;
+    }
+    if (take > 0) {
+        rc = bytes_grow(&d->buf, d->buf.len + take, d->len);
+        if (rc != 0) {
+            d->state = rc;
+            *consumed = pos;
+            return rc;
+        }
+        memcpy(d->buf.data + d->buf.len, data + pos, take);
+        d->buf.len += take;
+        pos += take;
+    }
+    *consumed = pos;
+    if (d->buf.len < d->len) {
+        return 0;
+    }
+    d->state = DF_HEADER;
+    *msg = d->buf.data;
+    *msg_len = d->len;
+    *compressed = d->compressed;
+    return 1;
+}
+
+int orpc__deframer_partial(const orpc__deframer *d)
+{
+    return d->state == DF_BODY || (d->state == DF_HEADER && d->hdr_have > 0);
+}
+
+/* ---- gzip ------------------------------------------------------------- */
+
+/* Initial output room while inflating, and the smallest growth step. */
+#define GZ_STEP (16 * 1024)
+
+static voidpf gz_alloc(voidpf opaque, uInt items, uInt size)
+{
+    if (size != 0 && items > SIZE_MAX / size) {
+        return Z_NULL;
+    }
+    return orpc__mem_malloc((const orpc_mem *)opaque, (size_t)items * size);
+}
+
+static void gz_free(voidpf opaque, voidpf p)
+{
+    if (p != NULL) {
+        orpc__mem_free((const orpc_mem *)opaque, p);
+    }
+}
+
+/* A zeroed stream whose allocations go through |mem| (NULL: zlib's). */
+static void gz_stream(z_stream *zs, const orpc_mem *mem)
+{
+    memset(zs, 0, sizeof(*zs));
+    if (mem != NULL) {
+        zs->zalloc = gz_alloc;
+        zs->zfree = gz_free;
+        /* zlib's opaque is a plain pointer; the hooks only read it. */
+        zs->opaque = (voidpf)(uintptr_t)mem;
+    }
+}
+
+/* Hands zlib the next slice of input (zlib counts in uInt). */
+static void gz_refill(z_stream *zs, size_t *in_left)
+{
+    if (zs->avail_in == 0 && *in_left > 0) {
+        uInt n = *in_left > UINT_MAX ? UINT_MAX : (uInt)*in_left;
+        zs->avail_in = n;
+        *in_left -= n;
+    }
+}
+
+static uInt gz_room(const orpc__bytes *b, size_t limit)
+{
+    size_t room = (b->cap < limit ? b->cap : limit) - b->len;
+    return room > UINT_MAX ? UINT_MAX : (uInt)room;
+}
+
+int orpc__gzip_compress(const uint8_t *in, size_t len, orpc__bytes *out)
+{
+    z_stream zs;
+    size_t start = out->len;
+    size_t in_left = len;
+    int rc = 0;
+
+    gz_stream(&zs, out->mem);
+    int zr = deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED,
+                          16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+    if (zr != Z_OK) {
+        /* Only Z_MEM_ERROR is possible with constant, valid parameters
+         * (Z_VERSION_ERROR would be a broken installation). */
+        return zr == Z_MEM_ERROR ? ORPC_ENOMEM : ORPC_EINVAL;
+    }
+    /* One reservation is enough for all but huge inputs. */
+    uLong bound = deflateBound(&zs, len > ULONG_MAX ? ULONG_MAX : (uLong)len);
+    rc = orpc__bytes_reserve(out, bound);
+    zs.next_in = in;
+    while (rc == 0) {
+        gz_refill(&zs, &in_left);
+        if (out->len == out->cap) {
+            rc = orpc__bytes_reserve(out, GZ_STEP);
+            if (rc != 0) {
+                break;
+            }
+        }
+        zs.next_out = out->data + out->len;
+        zs.avail_out = gz_room(out, SIZE_MAX);
+        zr = deflate(&zs, in_left == 0 ? Z_FINISH : Z_NO_FLUSH);
+        out->len = (size_t)(zs.next_out - out->data);
+        if (zr == Z_STREAM_END) {
+            break;
+        }
+        if (zr == Z_MEM_ERROR) {
+            rc = ORPC_ENOMEM;
+        } else if (zr != Z_OK && zr != Z_BUF_ERROR) {
+            rc = ORPC_EINVAL; /* Z_STREAM_ERROR: cannot happen */
+        }
+    }
+    deflateEnd(&zs);
+    if (rc != 0) {
+        out->len = start;
+    }
+    return rc;
+}
+
+int orpc__gzip_decompress(const uint8_t *in, size_t len, size_t max_out,
+                          orpc__bytes *out)
+{
+    z_stream zs;
+    size_t start = out->len;
+    size_t limit = max_out > SIZE_MAX - start ? SIZE_MAX : start + max_out;
+    size_t in_left = len;
+    uint8_t probe;
+    int rc = 0;
+
+    gz_stream(&zs, out->mem);
+    int zr = inflateInit2(&zs, 16 + MAX_WBITS);
+    if (zr != Z_OK) {
+        return zr == Z_MEM_ERROR ? ORPC_ENOMEM : ORPC_EINVAL;
+    }
+    zs.next_in = in;
+    for (;;) {
+        gz_refill(&zs, &in_left);
+        int probing = out->len >= limit;
+        if (probing) {
+            /* max_out bytes produced: is there one more? */
+            zs.next_out = &probe;
+            zs.avail_out = 1;
+        } else {
+            if (out->len == out->cap) {
+                /* Grow with the output (doubling), never past the limit. */
+                size_t step = out->len - start;
+                if (step < GZ_STEP) {
+                    step = GZ_STEP;
+                }
+                if (step > limit - out->len) {
+                    step = limit - out->len;
+                }
+                rc = bytes_grow(out, out->len + step, limit);
+                if (rc != 0) {
+                    break;
+                }
+            }
+            zs.next_out = out->data + out->len;
+            zs.avail_out = gz_room(out, limit);
+        }
+        zr = inflate(&zs, Z_NO_FLUSH);
+        if (probing) {
+            if (zs.avail_out == 0) {
+                rc = ORPC_ETOOBIG;
+                break;
+            }
+        } else {
+            out->len = (size_t)(zs.next_out - out->data);
+        }
+        if (zr == Z_STREAM_END) {
+            if (zs.avail_in != 0 || in_left != 0) {
+                rc = ORPC_EPROTO; /* trailing bytes or a second member */
+            }
+            break;
+        }
+        if (zr == Z_OK) {
+            continue;
+        }
+        /* Z_BUF_ERROR: no progress with input and room available, i.e. the
+         * input ended before the stream did.  Z_DATA_ERROR, Z_NEED_DICT:
+         * not a valid gzip stream. */
+        rc = zr == Z_MEM_ERROR ? ORPC_ENOMEM : ORPC_EPROTO;
+        break;
+    }
+    inflateEnd(&zs);
+    if (rc != 0) {
+        out->len = start;
+    }
+    return rc;
+}
+
+/* ---- grpc-timeout -------------------------------------------------------- */
+
+#define TIMEOUT_MAX_DIGITS 8
+#define TIMEOUT_MAX_VALUE 99999999
+
+static const struct {
+    char unit;
+    int64_t ns;
+} timeout_units[] = {
+    /* smallest first: the order orpc__timeout_format() tries them in */
+    {'n', 1},
+    {'u', 1000},
+    {'m', 1000000},
+    {'S', 1000000000},
+    {'M', INT64_C(60000000000)},
+    {'H', INT64_C(3600000000000)},
+};
+
+int orpc__timeout_parse(const char *s, size_t len, int64_t *ns)
+{
+    if (s == NULL || len < 2 || len > TIMEOUT_MAX_DIGITS + 1) {
+        return ORPC_EINVAL;
+    }
+    int64_t v = 0;
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] < '0' || s[i] > '9') {
+            return ORPC_EINVAL;
+        }
+        v = v * 10 + (s[i] - '0');
+    }
+    for (size_t i = 0; i < sizeof(timeout_units) / sizeof(timeout_units[0]);
+         i++) {
+        if (s[len - 1] == timeout_units[i].unit) {
+            int64_t m = timeout_units[i].ns;
+            *ns = v > INT64_MAX / m ? INT64_MAX : v * m;
+            return 0;
+        }
+    }
+    return ORPC_EINVAL;
+}
+
+size_t orpc__timeout_format(int64_t ns, char *buf)
+{
+    if (ns <= 0) {
+        ns = 1;
+    }
+    size_t u = 0;
+    int64_t v = ns;
+    for (;; u++) {
+        int64_t m = timeout_units[u].ns;
+        v = ns / m + (ns % m != 0); /* round up: never shorten */
+        if (v <= TIMEOUT_MAX_VALUE ||
+            u + 1 == sizeof(timeout_units) / sizeof(timeout_units[0])) {
+            break; /* hours always fit: INT64_MAX ns < 2.6e6 H */
+        }
+    }
+    char digits[TIMEOUT_MAX_DIGITS + 1];
+    size_t n = 0;
+    do {
+        digits[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0 && n < TIMEOUT_MAX_DIGITS);
+    for (size_t i = 0; i < n; i++) {
+        buf[i] = digits[n - 1 - i];
+    }
+    buf[n] = timeout_units[u].unit;
+    buf[n + 1] = '\0';
+    return n + 1;
+}
+
+/* ---- grpc-message percent-encoding ------------------------------------- */
+
+static const char hex_upper[] = "0123456789ABCDEF";
+
+static int pct_raw(unsigned char c)
+{
+    return c >= 0x20 && c <= 0x7E && c != '%';
+}
+
+static int hex_val(unsigned char c)
+{
+    if (c >= '0' && c <= '9') {
+        return c - '0';
+    }
+    if (c >= 'A' && c <= 'F') {
+        return c - 'A' + 10;
+    }
+    if (c >= 'a' && c <= 'f') {
+        return c - 'a' + 10;
+    }
+    return -1;
+}
+
+int orpc__percent_encode(const char *in, size_t len, orpc__bytes *out)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    size_t need = 1; /* the NUL */
+    for (size_t i = 0; i < len; i++) {
+        size_t n = pct_raw(p[i]) ? 1 : 3;
+        if (need > SIZE_MAX - n) {
+            return ORPC_ENOMEM;
+        }
+        need += n;
+    }
+    int rc = orpc__bytes_reserve(out, need);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t *o = out->data + out->len;
+    for (size_t i = 0; i < len; i++) {
+        if (pct_raw(p[i])) {
+            *o++ = p[i];
+        } else {
+            *o++ = '%';
+            *o++ = (uint8_t)hex_upper[p[i] >> 4];
+            *o++ = (uint8_t)hex_upper[p[i] & 0x0F];
+        }
+    }
+    out->len = (size_t)(o - out->data);
+    bytes_terminate(out);
+    return 0;
+}
+
+int orpc__percent_decode(const char *in, size_t len, orpc__bytes *out)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    if (len == SIZE_MAX) {
+        return ORPC_ENOMEM;
+    }
+    int rc = orpc__bytes_reserve(out, len + 1); /* decoding never grows */
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t *o = out->data + out->len;
+    for (size_t i = 0; i < len; i++) {
+        int hi, lo;
+        if (p[i] == '%' && len - i >= 3 && (hi = hex_val(p[i + 1])) >= 0 &&
+            (lo = hex_val(p[i + 2])) >= 0) {
+            *o++ = (uint8_t)(hi << 4 | lo);
+            i += 2;
+        } else {
+            *o++ = p[i]; /* includes a '%' that starts no valid escape */
+        }
+    }
+    out->len = (size_t)(o - out->data);
+    bytes_terminate(out);
+    return 0;
+}
+
+/* ---- base64 for -bin metadata -------------------------------------------- */
+
+static const char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+static int b64_val(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z') {
+        return c - 'A';
+    }
+    if (c >= 'a' && c <= 'z') {
+        return c - 'a' + 26;
+    }
+    if (c >= '0' && c <= '9') {
+        return c - '0' + 52;
+    }
+    if (c == '+') {
+        return 62;
+    }
+    if (c == '/') {
+        return 63;
+    }
+    return -1;
+}
+
+int orpc__b64_encode(const uint8_t *in, size_t len, orpc__bytes *out)
+{
+    if (len / 3 > (SIZE_MAX - 4) / 4) {
+        return ORPC_ENOMEM;
+    }
+    size_t rem = len % 3;
+    size_t olen = len / 3 * 4 + (rem == 0 ? 0 : rem + 1);
+    int rc = orpc__bytes_reserve(out, olen + 1);
+    if (rc != 0) {
+        return rc;
+    }
+    uint8_t *o = out->data + out->len;
+    size_t i = 0;
+    for (; len - i >= 3; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
+                     (uint32_t)in[i + 2];
+        *o++ = (uint8_t)b64_alphabet[v >> 18];
+        *o++ = (uint8_t)b64_alphabet[(v >> 12) & 63];
+        *o++ = (uint8_t)b64_alphabet[(v >> 6) & 63];
+        *o++ = (uint8_t)b64_alphabet[v & 63];
+    }
+    if (rem != 0) {
+        uint32_t v = (uint32_t)in[i] << 16;
+        if (rem == 2) {
+            v |= (uint32_t)in[i + 1] << 8;
+        }
+        *o++ = (uint8_t)b64_alphabet[v >> 18];
+        *o++ = (uint8_t)b64_alphabet[(v >> 12) & 63];
+        if (rem == 2) {
+            *o++ = (uint8_t)b64_alphabet[(v >> 6) & 63];
+        }
+    }
+    out->len += olen;
+    bytes_terminate(out);
+    return 0;
+}
+
+int orpc__b64_decode(const char *in, size_t len, orpc__bytes *out)
+{
+    const unsigned char *p = (const unsigned char *)in;
+    /* Padding is accepted only in its complete form: a length that is a
+     * multiple of 4 ending in "=" or "==". */
+    if (len > 0 && len % 4 == 0 && p[len - 1] == '=') {
+        len -= p[len - 2] == '=' ? 2 : 1;
+    }
+    if (len % 4 == 1) {
+        return ORPC_EINVAL;
+    }
+    size_t olen = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
+    int rc = orpc__bytes_reserve(out, olen + 1);
+    if (rc != 0) {
+        return rc;
+    }
+    /* Written past out->len and only committed when all of |in| is valid. */
+    uint8_t *o = out->data + out->len;
+    uint32_t acc = 0;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        int v = b64_val(p[i]);
+        if (v < 0) {
+            return ORPC_EINVAL; /* ',', whitespace, misplaced '=', ... */
+        }
+        acc = acc << 6 | (uint32_t)v;
+        if (++n == 4) {
+            *o++ = (uint8_t)(acc >> 16);
+            *o++ = (uint8_t)(acc >> 8);
+            *o++ = (uint8_t)acc;
+            acc = 0;
+            n = 0;
+        }
+    }
+    if (n == 2) {
+        *o++ = (uint8_t)(acc >> 4);
+    } else if (n == 3) {
+        *o++ = (uint8_t)(acc >> 10);
+        *o++ = (uint8_t)(acc >> 2);
+    }
+    out->len += olen;
+    bytes_terminate(out);
+    return 0;
+}
