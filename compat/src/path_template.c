@@ -29,6 +29,7 @@ typedef struct parser {
     int oom;
     size_t n_segs;
     orpc_tmpl_segment segs[ORPC_TMPL_MAX_SEGMENTS];
+    size_t seg_pos[ORPC_TMPL_MAX_SEGMENTS]; /* where each segment starts */
     size_t n_vars;
     orpc_tmpl_var vars[ORPC_TMPL_MAX_SEGMENTS];
 } parser;
@@ -114,7 +115,7 @@ static int parse_literal(parser *p, char **out)
 }
 
 static int add_segment(parser *p, orpc_tmpl_seg_kind kind, char *literal,
-                       int var)
+                       int var, size_t at)
 {
     if (p->n_segs == ORPC_TMPL_MAX_SEGMENTS) {
         free(literal);
@@ -124,6 +125,7 @@ static int add_segment(parser *p, orpc_tmpl_seg_kind kind, char *literal,
     p->segs[p->n_segs].kind = kind;
     p->segs[p->n_segs].literal = literal;
     p->segs[p->n_segs].var = var;
+    p->seg_pos[p->n_segs] = at;
     p->n_segs++;
     return 0;
 }
@@ -131,19 +133,20 @@ static int add_segment(parser *p, orpc_tmpl_seg_kind kind, char *literal,
 /* Segment without variables: "*", "**" or LITERAL. */
 static int parse_plain_segment(parser *p, int var)
 {
+    size_t at = p->pos;
     if (peek(p) == '*') {
         p->pos++;
         if (peek(p) == '*') {
             p->pos++;
-            return add_segment(p, ORPC_TMPL_DSTAR, NULL, var);
+            return add_segment(p, ORPC_TMPL_DSTAR, NULL, var, at);
         }
-        return add_segment(p, ORPC_TMPL_STAR, NULL, var);
+        return add_segment(p, ORPC_TMPL_STAR, NULL, var, at);
     }
     char *lit = NULL;
     int rc = parse_literal(p, &lit);
     if (rc != 0)
         return rc;
-    return add_segment(p, ORPC_TMPL_LITERAL, lit, var);
+    return add_segment(p, ORPC_TMPL_LITERAL, lit, var, at);
 }
 
 static int parse_field_path(parser *p, size_t *start, size_t *end)
@@ -186,7 +189,7 @@ static int parse_variable(parser *p)
             p->pos++;
         }
     } else {
-        if ((rc = add_segment(p, ORPC_TMPL_STAR, NULL, var)) != 0)
+        if ((rc = add_segment(p, ORPC_TMPL_STAR, NULL, var, open)) != 0)
             return rc;
     }
     if (peek(p) != '}')
@@ -257,7 +260,7 @@ static int parse(parser *p, char **verb)
     /* "**" must be the last segment. */
     for (size_t i = 0; i + 1 < p->n_segs; i++)
         if (p->segs[i].kind == ORPC_TMPL_DSTAR)
-            return fail(p, 0, "'**' must be the last segment");
+            return fail(p, p->seg_pos[i], "'**' must be the last segment");
     return 0;
 }
 

@@ -123,6 +123,8 @@ static void doc_line(cg_buf *b, int indent, const char *s, size_t n)
             cg_buf_puts(b, "* "); /* "*" "/" would end the comment */
         else if (s[i] == '/' && i + 1 < n && s[i + 1] == '*')
             cg_buf_puts(b, "/ ");
+        else if (s[i] == '?' && i + 1 < n && s[i + 1] == '?')
+            cg_buf_puts(b, "? "); /* no trigraphs, even in comments */
         else if ((unsigned char)s[i] < 0x20 && s[i] != '\t')
             cg_buf_puts(b, " ");
         else

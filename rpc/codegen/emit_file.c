@@ -22,11 +22,28 @@ void cg_emit_method_ref(cg_buf *b, const cg_service_plan *sp, size_t mi)
     cg_buf_printf(b, "&%s__orpc_methods[%zu]", sp->c_lower, mi);
 }
 
+/* The include guard: like protoc-c's, every byte that is not a letter or
+ * digit becomes '_' and its hex code, so distinct file names never share a
+ * guard (case is kept for the same reason). */
+static char *guard_name(const char *filename)
+{
+    cg_buf b;
+    cg_buf_init(&b);
+    for (const unsigned char *p = (const unsigned char *)filename; *p; p++) {
+        if (isalnum(*p))
+            cg_buf_put(&b, (const char *)p, 1);
+        else
+            cg_buf_printf(&b, "_%02x", *p);
+    }
+    char *r = cg_buf_take(&b);
+    if (r == NULL)
+        abort();
+    return r;
+}
+
 void cg_emit_header(const cg_plan *plan, cg_buf *h)
 {
-    char *guard = cg_full_to_upper(plan->ident);
-    for (char *p = guard; *p; p++)
-        *p = (char)toupper((unsigned char)*p);
+    char *guard = guard_name(plan->file->name);
 
     banner(plan, h);
     cg_buf_printf(h, "#ifndef ORPC_GEN_%s_INCLUDED\n", guard);

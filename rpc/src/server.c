@@ -77,7 +77,7 @@ struct orpc_server {
     uv_cond_t cond;
     int state;
     int64_t grace_ms;
-    unsigned ios_drained;
+    unsigned live_conns; /* under |lock|: accepted and not yet closed */
 };
 
 static void srv_log(orpc_server *s, orpc_log_level lvl, const char *fmt, ...)
@@ -919,6 +919,11 @@ static void sconn_closed(orpc__conn *c, const char *reason, void *user_data)
     if (sc->next)
         sc->next->prev = sc->prev;
     free(sc);
+    orpc_server *srv = sio->srv;
+    uv_mutex_lock(&srv->lock);
+    srv->live_conns--;
+    uv_cond_broadcast(&srv->cond);
+    uv_mutex_unlock(&srv->lock);
 }
 
 static const orpc__conn_hooks sconn_hooks = {NULL, sconn_closed};
@@ -951,6 +956,9 @@ static void on_connection(uv_stream_t *l, int status)
     if (sio->conns)
         sio->conns->prev = sc;
     sio->conns = sc;
+    uv_mutex_lock(&srv->lock);
+    srv->live_conns++;
+    uv_mutex_unlock(&srv->lock);
     if (!is_pipe) {
         uv_tcp_nodelay(&c->h.tcp, 1);
         orpc__conn_set_peer_name(c);
@@ -1346,22 +1354,21 @@ int orpc_server_wait(orpc_server *srv)
     uv_mutex_unlock(&srv->lock);
     if (already)
         return 0;
-    /* Each IO thread ends once its connections are gone (GOAWAY drained
-     * or the grace timer closed them); then stop it for good. */
-    for (unsigned i = 0; i < srv->n_io; i++) {
-        orpc__srv_io *sio = &srv->ios[i];
-        int64_t deadline = orpc__now_ns() +
-                           (srv->grace_ms + 5000) * (int64_t)1000000;
-        for (;;) {
-            /* conns is read racily only as a hint; the stop below is the
-             * authority. */
-            volatile orpc__sconn *const *pc = (volatile orpc__sconn *const *)&sio->conns;
-            if (*pc == NULL || orpc__now_ns() > deadline)
-                break;
-            uv_sleep(5);
-        }
-        orpc__io_stop(&sio->io);
+    /* Connections end by themselves once GOAWAY has drained them, or when
+     * the grace timer closes them; wait for that (with a margin), then stop
+     * the IO threads, which closes whatever is left. */
+    uint64_t margin_ns = (uint64_t)(srv->grace_ms + 2000) * 1000000u;
+    uint64_t end = uv_hrtime() + margin_ns;
+    uv_mutex_lock(&srv->lock);
+    while (srv->live_conns > 0) {
+        uint64_t now = uv_hrtime();
+        if (now >= end ||
+            uv_cond_timedwait(&srv->cond, &srv->lock, end - now) != 0)
+            break;
     }
+    uv_mutex_unlock(&srv->lock);
+    for (unsigned i = 0; i < srv->n_io; i++)
+        orpc__io_stop(&srv->ios[i].io);
     if (srv->pool_ok) {
         orpc__pool_destroy(&srv->pool);
         srv->pool_ok = 0;

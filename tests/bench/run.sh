@@ -39,7 +39,12 @@ for arg in "$@"; do
     *) echo "run.sh: unknown argument '$arg'" >&2; exit 2 ;;
     esac
 done
-command_line="BENCH_ROUNDS=${BENCH_ROUNDS:-2} BENCH_SECONDS=${BENCH_SECONDS:-10} tests/bench/run.sh $*"
+# The command as run, with the BENCH_* settings in force.
+command_line="BENCH_ROUNDS=${BENCH_ROUNDS:-2} BENCH_SECONDS=${BENCH_SECONDS:-10}"
+for v in BENCH_WARMUP BENCH_THREADS BENCH_CONNS BENCH_BUILD; do
+    [ -z "${!v:-}" ] || command_line="$command_line $v=${!v}"
+done
+command_line="$command_line tests/bench/run.sh${*:+ $*}"
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -99,7 +104,7 @@ fi
 # --- the peers ----------------------------------------------------------------
 log "== building the gRPC C++ peers"
 gdir=$build/bench/grpcpp
-bash "$here/grpcpp/build.sh" "$root" "$gdir" >&2
+timeout -k 5 1200 bash "$here/grpcpp/build.sh" "$root" "$gdir" >&2
 g_server=$gdir/bench_server
 g_client=$gdir/bench_client
 o_server=$build/bin/orpc-bench-server
@@ -271,12 +276,17 @@ client_run() {
     if [ "$rc" -ne 0 ] || [ -z "$qps" ] || [ -z "$ok" ] || [ "${errors:-1}" -ne 0 ] || [ "$ok" -le 0 ]; then
         fail "$(name "$impl"): $case: exit $rc: ${line:-no result line}"
         tail -3 "$out.err" >&2 || true
-        for k in $CLIENT_METRICS; do record_bad "$case" "$k" "$impl"; done
+        for k in $CLIENT_METRICS; do
+            if [ "$k" = qps ] && [ "$rpc" = streaming ]; then k="msg/s"; fi
+            record_bad "$case" "$k" "$impl"
+        done
         return
     fi
     log "  $(printf '%-9s' "$(name "$impl")") $case: $line"
     for k in $CLIENT_METRICS; do
-        record "$case" "$k" "$impl" "$(sed -nE "s/.*(^| )$k=([0-9.]+).*/\2/p" <<<"$line")"
+        local label=$k
+        [ "$k" = qps ] && [ "$rpc" = streaming ] && label="msg/s"
+        record "$case" "$label" "$impl" "$(sed -nE "s/.*(^| )$k=([0-9.]+).*/\2/p" <<<"$line")"
     done
 }
 
@@ -356,7 +366,7 @@ cell() { # key impl
     elif [ -n "${VALS[$1|$2]:-}" ]; then median <<<"${VALS[$1|$2]}"
     else echo "—"; fi
 }
-better() { case "$1" in *req/s | qps) echo "higher" ;; *) echo "lower" ;; esac; }
+better() { case "$1" in *req/s | qps | msg/s) echo "higher" ;; *) echo "lower" ;; esac; }
 
 cpu_model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)
 [ -n "$cpu_model" ] || cpu_model=unknown

@@ -1,0 +1,641 @@
+/*
+ * rpc_badinput_test.c — hostile and broken peers against orpc's server and
+ * channel, on loopback.
+ *
+ * The peer here is hand-rolled: raw frames on a blocking socket (HPACK from
+ * nghttp2's deflater/inflater), so it can do what no well-behaved library
+ * would: skip the preface, declare oversized messages, cut a message short,
+ * open more streams than allowed, never read, or vanish mid-call.  Every
+ * read has a timeout, so a server that fails to answer fails the test
+ * instead of hanging it.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <nghttp2/nghttp2.h>
+#include <uv.h>
+
+#include <orpc/orpc.h>
+
+#include "grpc/testing/test.orpc.h"
+
+/* ---- a server with a few behaviours ---- */
+
+static uv_mutex_t g_lock;
+static int g_sent;      /* responses the streaming handler managed to send */
+static int g_cancelled; /* handlers that saw their call cancelled */
+
+static orpc_status unary_call(orpc_ctx *ctx,
+                              const Grpc__Testing__SimpleRequest *req,
+                              Grpc__Testing__SimpleResponse *resp, void *ud)
+{
+    (void)ctx;
+    (void)req;
+    (void)resp;
+    (void)ud;
+    return ORPC_STATUS_OK;
+}
+
+static orpc_status streaming_output(
+    orpc_ctx *ctx, const Grpc__Testing__StreamingOutputCallRequest *req,
+    Grpc__Testing__TestService_StreamingOutputCall_ServerWriter *w, void *ud)
+{
+    (void)ud;
+    for (size_t i = 0; i < req->n_response_parameters; i++) {
+        Grpc__Testing__StreamingOutputCallResponse r =
+            GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+        Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+        size_t n = (size_t)req->response_parameters[i]->size;
+        uint8_t *body = calloc(1, n + 1);
+        p.body.data = body;
+        p.body.len = n;
+        r.payload = &p;
+        int rc = grpc__testing__test_service__server__streaming_output_call__send(
+            w, &r);
+        free(body);
+        if (rc != 0)
+            break;
+        uv_mutex_lock(&g_lock);
+        g_sent++;
+        uv_mutex_unlock(&g_lock);
+    }
+    if (orpc_ctx_is_cancelled(ctx)) {
+        uv_mutex_lock(&g_lock);
+        g_cancelled++;
+        uv_mutex_unlock(&g_lock);
+    }
+    return ORPC_STATUS_OK;
+}
+
+static orpc_status streaming_input(
+    orpc_ctx *ctx, Grpc__Testing__TestService_StreamingInputCall_ServerReader *r,
+    Grpc__Testing__StreamingInputCallResponse *resp, void *ud)
+{
+    (void)ud;
+    (void)resp;
+    const Grpc__Testing__StreamingInputCallRequest *m;
+    int rc;
+    while ((rc = grpc__testing__test_service__server__streaming_input_call__recv(
+                r, &m)) == 1)
+        ;
+    if (rc < 0 || orpc_ctx_is_cancelled(ctx)) {
+        uv_mutex_lock(&g_lock);
+        g_cancelled++;
+        uv_mutex_unlock(&g_lock);
+        return orpc_status_new(ORPC_CANCELLED, "cancelled");
+    }
+    return ORPC_STATUS_OK;
+}
+
+static const Grpc__Testing__TestService_Handlers handlers = {
+    .unary_call = unary_call,
+    .streaming_output_call = streaming_output,
+    .streaming_input_call = streaming_input,
+};
+
+typedef struct fx {
+    orpc_server *srv;
+    int port;
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    orpc_server_opts o = {.plaintext = 1, .io_threads = 1,
+                          .max_concurrent_streams = 2};
+    assert_int_equal(orpc_server_new(&f->srv, &o, NULL), 0);
+    assert_int_equal(
+        grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
+        0);
+    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port), 0);
+    assert_int_equal(orpc_server_start(f->srv), 0);
+    uv_mutex_lock(&g_lock);
+    g_sent = g_cancelled = 0;
+    uv_mutex_unlock(&g_lock);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    orpc_server_shutdown(f->srv, 500);
+    orpc_server_wait(f->srv);
+    orpc_server_free(f->srv);
+    free(f);
+    return 0;
+}
+
+/* ---- a raw HTTP/2 peer ---- */
+
+typedef struct raw {
+    int fd;
+    nghttp2_hd_deflater *def;
+    nghttp2_hd_inflater *inf;
+    uint8_t buf[1 << 16];
+    size_t have;
+} raw;
+
+static int raw_connect(raw *r, int port, int preface)
+{
+    struct sockaddr_in a;
+    struct timeval tv = {3, 0};
+    memset(r, 0, sizeof(*r));
+    r->fd = socket(AF_INET, SOCK_STREAM, 0);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_port = htons((uint16_t)port);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(r->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+        return -1;
+    setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    nghttp2_hd_deflate_new(&r->def, 4096);
+    nghttp2_hd_inflate_new(&r->inf);
+    if (preface) {
+        const char *p = NGHTTP2_CLIENT_MAGIC;
+        if (write(r->fd, p, strlen(p)) < 0)
+            return -1;
+        uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+        if (write(r->fd, settings, 9) != 9)
+            return -1;
+    }
+    return 0;
+}
+
+static void raw_close(raw *r)
+{
+    if (r->fd >= 0)
+        close(r->fd);
+    nghttp2_hd_deflate_del(r->def);
+    nghttp2_hd_inflate_del(r->inf);
+}
+
+static void put_frame(raw *r, uint8_t type, uint8_t flags, uint32_t stream,
+                      const void *payload, size_t len)
+{
+    uint8_t h[9] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len,
+                    type, flags, (uint8_t)(stream >> 24),
+                    (uint8_t)(stream >> 16), (uint8_t)(stream >> 8),
+                    (uint8_t)stream};
+    assert_int_equal(write(r->fd, h, 9), 9);
+    if (len > 0)
+        assert_int_equal(write(r->fd, payload, len), (ssize_t)len);
+}
+
+#define MKNV(n, v)                                                             \
+    {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                 \
+     NGHTTP2_NV_FLAG_NONE}
+
+static void put_headers(raw *r, uint32_t stream, const char *path,
+                        const char *ctype, const char *extra_name,
+                        const char *extra_value, int end_stream)
+{
+    nghttp2_nv nv[8] = {
+        MKNV(":method", "POST"), MKNV(":scheme", "http"),
+        MKNV(":path", path),     MKNV(":authority", "localhost"),
+        MKNV("te", "trailers"),  MKNV("content-type", ctype),
+    };
+    size_t n = 6;
+    if (extra_name) {
+        nv[n].name = (uint8_t *)extra_name;
+        nv[n].namelen = strlen(extra_name);
+        nv[n].value = (uint8_t *)extra_value;
+        nv[n].valuelen = strlen(extra_value);
+        nv[n].flags = NGHTTP2_NV_FLAG_NO_INDEX;
+        n++;
+    }
+    size_t cap = nghttp2_hd_deflate_bound(r->def, nv, n);
+    uint8_t *blk = malloc(cap);
+    ssize_t len = nghttp2_hd_deflate_hd(r->def, blk, cap, nv, n);
+    assert_true(len > 0);
+    /* split into HEADERS + CONTINUATION frames of at most 16 KiB */
+    size_t off = 0, max = 16384;
+    uint8_t first_flags = end_stream ? 0x1 : 0;
+    while (off < (size_t)len) {
+        size_t chunk = (size_t)len - off < max ? (size_t)len - off : max;
+        int last = off + chunk == (size_t)len;
+        put_frame(r, off == 0 ? 0x1 : 0x9,
+                  (uint8_t)((off == 0 ? first_flags : 0) | (last ? 0x4 : 0)),
+                  stream, blk + off, chunk);
+        off += chunk;
+    }
+    free(blk);
+}
+
+/* Reads one frame; returns its type, or -1 on EOF/timeout. */
+static int get_frame(raw *r, uint32_t *stream, uint8_t *flags, uint8_t **payload,
+                     size_t *len)
+{
+    for (;;) {
+        if (r->have >= 9) {
+            size_t l = ((size_t)r->buf[0] << 16) | ((size_t)r->buf[1] << 8) |
+                       r->buf[2];
+            if (r->have >= 9 + l) {
+                int type = r->buf[3];
+                *flags = r->buf[4];
+                *stream = ((uint32_t)(r->buf[5] & 0x7f) << 24) |
+                          ((uint32_t)r->buf[6] << 16) |
+                          ((uint32_t)r->buf[7] << 8) | r->buf[8];
+                *payload = malloc(l + 1);
+                memcpy(*payload, r->buf + 9, l);
+                *len = l;
+                memmove(r->buf, r->buf + 9 + l, r->have - 9 - l);
+                r->have -= 9 + l;
+                return type;
+            }
+        }
+        if (r->have == sizeof(r->buf))
+            return -1;
+        ssize_t n = read(r->fd, r->buf + r->have, sizeof(r->buf) - r->have);
+        if (n <= 0)
+            return -1;
+        r->have += (size_t)n;
+    }
+}
+
+typedef struct outcome {
+    int grpc_status; /* -1 when none seen */
+    int http_status;
+    int rst_code;    /* -1 when none */
+    int goaway;
+    int closed;
+    char message[256];
+} outcome;
+
+static void decode_headers(raw *r, const uint8_t *p, size_t len, outcome *o)
+{
+    while (len > 0) {
+        nghttp2_nv nv;
+        int fl = 0;
+        ssize_t used = nghttp2_hd_inflate_hd2(r->inf, &nv, &fl, p, len, 1);
+        assert_true(used >= 0);
+        p += used;
+        len -= (size_t)used;
+        if (fl & NGHTTP2_HD_INFLATE_EMIT) {
+            if (nv.namelen == 11 && memcmp(nv.name, "grpc-status", 11) == 0)
+                o->grpc_status = atoi((const char *)nv.value);
+            else if (nv.namelen == 7 && memcmp(nv.name, ":status", 7) == 0)
+                o->http_status = atoi((const char *)nv.value);
+            else if (nv.namelen == 12 && memcmp(nv.name, "grpc-message", 12) == 0)
+                snprintf(o->message, sizeof(o->message), "%.*s",
+                         (int)nv.valuelen, nv.value);
+        }
+        if (fl & NGHTTP2_HD_INFLATE_FINAL) {
+            nghttp2_hd_inflate_end_headers(r->inf);
+            break;
+        }
+        if (used == 0 && !(fl & NGHTTP2_HD_INFLATE_EMIT))
+            break;
+    }
+}
+
+/* Reads frames until stream |id| ends (END_STREAM or RST) or the
+ * connection does. */
+static outcome await_stream(raw *r, uint32_t id)
+{
+    outcome o = {-1, 0, -1, 0, 0, ""};
+    for (int i = 0; i < 10000; i++) {
+        uint32_t s;
+        uint8_t fl, *p;
+        size_t len;
+        int t = get_frame(r, &s, &fl, &p, &len);
+        if (t < 0) {
+            o.closed = 1;
+            return o;
+        }
+        if (t == 0x4 && !(fl & 0x1)) /* SETTINGS: ack */
+            put_frame(r, 0x4, 0x1, 0, NULL, 0);
+        if (t == 0x7)
+            o.goaway = 1;
+        if (s == id && t == 0x1)
+            decode_headers(r, p, len, &o);
+        if (s == id && t == 0x3 && len == 4)
+            o.rst_code = (int)(((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) |
+                               ((uint32_t)p[2] << 8) | p[3]);
+        free(p);
+        if (s == id && ((t == 0x1 || t == 0x0) && (fl & 0x1)))
+            return o;
+        if (s == id && t == 0x3)
+            return o;
+        if (o.goaway && t == 0x7)
+            return o;
+    }
+    return o;
+}
+
+static void put_message(raw *r, uint32_t stream, uint32_t declared,
+                        const uint8_t *body, size_t len, int end)
+{
+    uint8_t *b = malloc(5 + len);
+    b[0] = 0;
+    b[1] = (uint8_t)(declared >> 24);
+    b[2] = (uint8_t)(declared >> 16);
+    b[3] = (uint8_t)(declared >> 8);
+    b[4] = (uint8_t)declared;
+    if (len)
+        memcpy(b + 5, body, len);
+    put_frame(r, 0x0, end ? 0x1 : 0, stream, b, 5 + len);
+    free(b);
+}
+
+static const char *UNARY = "/grpc.testing.TestService/UnaryCall";
+
+/* The server still answers a well-formed call afterwards. */
+static void assert_server_healthy(int port)
+{
+    raw r;
+    assert_int_equal(raw_connect(&r, port, 1), 0);
+    put_headers(&r, 1, UNARY, "application/grpc", NULL, NULL, 0);
+    put_message(&r, 1, 0, NULL, 0, 1);
+    outcome o = await_stream(&r, 1);
+    assert_int_equal(o.grpc_status, 0);
+    raw_close(&r);
+}
+
+/* ---- tests ---- */
+
+static void test_no_preface_garbage(void **state)
+{
+    fx *f = *state;
+    raw r;
+    assert_int_equal(raw_connect(&r, f->port, 0), 0);
+    const char junk[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(r.fd, junk, sizeof(junk) - 1),
+                     (ssize_t)sizeof(junk) - 1);
+    outcome o = await_stream(&r, 1);
+    assert_true(o.closed || o.goaway); /* connection refused, not hung */
+    raw_close(&r);
+    assert_server_healthy(f->port);
+}
+
+static void test_random_bytes_after_preface(void **state)
+{
+    fx *f = *state;
+    raw r;
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    uint8_t junk[512];
+    for (size_t i = 0; i < sizeof(junk); i++)
+        junk[i] = (uint8_t)(i * 131 + 7);
+    assert_int_equal(write(r.fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
+    outcome o = await_stream(&r, 1);
+    assert_true(o.closed || o.goaway);
+    raw_close(&r);
+    assert_server_healthy(f->port);
+}
+
+static void test_length_prefix_over_limit(void **state)
+{
+    fx *f = *state;
+    raw r;
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    put_headers(&r, 1, UNARY, "application/grpc", NULL, NULL, 0);
+    put_message(&r, 1, 5u * 1024 * 1024, (const uint8_t *)"abc", 3, 0);
+    outcome o = await_stream(&r, 1);
+    assert_int_equal(o.grpc_status, ORPC_RESOURCE_EXHAUSTED);
+    raw_close(&r);
+}
+
+static void test_message_cut_short(void **state)
+{
+    fx *f = *state;
+    raw r;
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    put_headers(&r, 1, UNARY, "application/grpc", NULL, NULL, 0);
+    put_message(&r, 1, 100, (const uint8_t *)"0123456789", 10, 1);
+    outcome o = await_stream(&r, 1);
+    assert_int_equal(o.grpc_status, ORPC_INTERNAL);
+    assert_non_null(strstr(o.message, "cut short"));
+    raw_close(&r);
+}
+
+static void test_not_protobuf(void **state)
+{
+    fx *f = *state;
+    raw r;
+    static const uint8_t bad[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01};
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    put_headers(&r, 1, UNARY, "application/grpc", NULL, NULL, 0);
+    put_message(&r, 1, sizeof(bad), bad, sizeof(bad), 1);
+    outcome o = await_stream(&r, 1);
+    assert_int_equal(o.grpc_status, ORPC_INTERNAL);
+    raw_close(&r);
+}
+
+static void test_wrong_content_type(void **state)
+{
+    fx *f = *state;
+    raw r;
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    put_headers(&r, 1, UNARY, "application/json", NULL, NULL, 1);
+    outcome o = await_stream(&r, 1);
+    assert_int_equal(o.http_status, 415);
+    raw_close(&r);
+}
+
+static void test_unknown_method_and_service(void **state)
+{
+    fx *f = *state;
+    raw r;
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    put_headers(&r, 1, "/grpc.testing.TestService/Nope", "application/grpc",
+                NULL, NULL, 0);
+    put_message(&r, 1, 0, NULL, 0, 1);
+    outcome o = await_stream(&r, 1);
+    assert_int_equal(o.grpc_status, ORPC_UNIMPLEMENTED);
+    put_headers(&r, 3, "/no.Such/Thing", "application/grpc+proto", NULL, NULL,
+                0);
+    put_message(&r, 3, 0, NULL, 0, 1);
+    o = await_stream(&r, 3);
+    assert_int_equal(o.grpc_status, ORPC_UNIMPLEMENTED);
+    raw_close(&r);
+}
+
+static void test_header_list_over_limit(void **state)
+{
+    fx *f = *state;
+    raw r;
+    char *big = malloc(20000);
+    memset(big, 'a', 19999);
+    big[19999] = '\0';
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    put_headers(&r, 1, UNARY, "application/grpc", "x-big", big, 0);
+    put_message(&r, 1, 0, NULL, 0, 1);
+    outcome o = await_stream(&r, 1);
+    /* refused one way or another, never accepted */
+    assert_true(o.grpc_status == ORPC_RESOURCE_EXHAUSTED || o.rst_code >= 0 ||
+                o.goaway || o.closed);
+    assert_int_not_equal(o.grpc_status, 0);
+    raw_close(&r);
+    free(big);
+    assert_server_healthy(f->port);
+}
+
+static void test_too_many_streams_refused(void **state)
+{
+    fx *f = *state;
+    raw r;
+    const char *in = "/grpc.testing.TestService/StreamingInputCall";
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    /* max_concurrent_streams is 2: the third open stream is refused */
+    put_headers(&r, 1, in, "application/grpc", NULL, NULL, 0);
+    put_headers(&r, 3, in, "application/grpc", NULL, NULL, 0);
+    put_headers(&r, 5, in, "application/grpc", NULL, NULL, 0);
+    outcome o = await_stream(&r, 5);
+    assert_int_equal(o.rst_code, NGHTTP2_REFUSED_STREAM);
+    raw_close(&r); /* drops streams 1 and 3 mid-call */
+    for (int i = 0; i < 200; i++) {
+        uv_mutex_lock(&g_lock);
+        int c = g_cancelled;
+        uv_mutex_unlock(&g_lock);
+        if (c == 2)
+            break;
+        usleep(10000);
+    }
+    uv_mutex_lock(&g_lock);
+    assert_int_equal(g_cancelled, 2); /* both handlers saw the drop */
+    uv_mutex_unlock(&g_lock);
+}
+
+static void test_client_never_reads(void **state)
+{
+    fx *f = *state;
+    raw r;
+    /* Ask for 2000 responses of 32 KiB (64 MB) and never read a byte. */
+    Grpc__Testing__StreamingOutputCallRequest req =
+        GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__ResponseParameters rp =
+        GRPC__TESTING__RESPONSE_PARAMETERS__INIT;
+    Grpc__Testing__ResponseParameters **rps = calloc(2000, sizeof(*rps));
+    rp.size = 32768;
+    for (int i = 0; i < 2000; i++)
+        rps[i] = &rp;
+    req.n_response_parameters = 2000;
+    req.response_parameters = rps;
+    size_t n = grpc__testing__streaming_output_call_request__get_packed_size(&req);
+    uint8_t *buf = malloc(n);
+    grpc__testing__streaming_output_call_request__pack(&req, buf);
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    int rcvbuf = 4096;
+    setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    put_headers(&r, 1, "/grpc.testing.TestService/StreamingOutputCall",
+                "application/grpc", NULL, NULL, 0);
+    put_message(&r, 1, (uint32_t)n, buf, n, 1);
+    usleep(1000 * 1000);
+    uv_mutex_lock(&g_lock);
+    int sent = g_sent;
+    uv_mutex_unlock(&g_lock);
+    /* Flow control holds the handler back: the 64 KiB stream window, the
+     * 64 KiB send queue, and the 1 MiB the connection buffers for writing
+     * ... a few dozen messages at most, not 2000. */
+    assert_true(sent < 100);
+    raw_close(&r);
+    for (int i = 0; i < 300; i++) {
+        uv_mutex_lock(&g_lock);
+        int c = g_cancelled;
+        uv_mutex_unlock(&g_lock);
+        if (c == 1)
+            break;
+        usleep(10000);
+    }
+    uv_mutex_lock(&g_lock);
+    assert_int_equal(g_cancelled, 1); /* dropping the connection frees it */
+    assert_true(g_sent < 100);
+    uv_mutex_unlock(&g_lock);
+    free(buf);
+    free(rps);
+}
+
+/* A "server" that accepts, reads a little, and hangs up mid-call. */
+static void rude_server(void *arg)
+{
+    int lfd = *(int *)arg;
+    int c = accept(lfd, NULL, NULL);
+    if (c >= 0) {
+        char b[256];
+        struct timeval tv = {2, 0};
+        setsockopt(c, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        (void)!read(c, b, sizeof(b));
+        close(c);
+    }
+}
+
+static void test_server_drops_connection(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a;
+    socklen_t al = sizeof(a);
+    memset(&a, 0, sizeof(a));
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 4), 0);
+    getsockname(lfd, (struct sockaddr *)&a, &al);
+    uv_thread_t t;
+    uv_thread_create(&t, rude_server, &lfd);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", ntohs(a.sin_port));
+    orpc_channel *ch;
+    orpc_client *cl;
+    orpc_channel_opts co = {.plaintext = 1};
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc,
+                                     ch, NULL),
+                     0);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__SimpleResponse *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = 5000};
+    orpc_status st = grpc__testing__test_service__client__unary_call(
+        cl, &req, &resp, &o);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    assert_null(resp);
+    orpc_status_clear(&st);
+    uv_thread_join(&t);
+    close(lfd);
+    /* Nobody listening any more: UNAVAILABLE, promptly. */
+    st = grpc__testing__test_service__client__unary_call(cl, &req, &resp, &o);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    orpc_status_clear(&st);
+    orpc_client_free(cl);
+    orpc_channel_free(ch);
+}
+
+int main(void)
+{
+    uv_mutex_init(&g_lock);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_no_preface_garbage, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_random_bytes_after_preface, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_length_prefix_over_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_message_cut_short, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_not_protobuf, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wrong_content_type, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_unknown_method_and_service, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_header_list_over_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_too_many_streams_refused, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_client_never_reads, setup,
+                                        teardown),
+        cmocka_unit_test(test_server_drops_connection),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    uv_mutex_destroy(&g_lock);
+    return rc;
+}
