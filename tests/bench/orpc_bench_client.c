@@ -1,0 +1,531 @@
+/*
+ * orpc_bench_client.c — orpc's closed-loop load generator for
+ * grpc.testing.BenchmarkService, the peer of tests/bench/grpcpp/
+ * bench_client.cc.
+ *
+ *   orpc-bench-client --target=host:port --channels=C --outstanding=M
+ *                     --seconds=T --req_size=B --resp_size=B
+ *                     [--rpc=unary|streaming] [--warmup=S] [--tls_ca=FILE]
+ *
+ * C channels, each a separate orpc_channel (its own IO thread and HTTP/2
+ * connection), each with M RPCs in flight at all times:
+ *
+ *   unary      M asynchronous UnaryCalls per channel through the typed async
+ *              stub; each completion (on the channel's IO thread) checks the
+ *              response, records it and starts the next call at once.
+ *   streaming  M long-lived StreamingCalls per channel used ping-pong (send
+ *              one request, receive one response); an "RPC" is one round
+ *              trip.  orpc's client streams are blocking (orpc/call.h), so
+ *              each stream has a thread of its own that sends and receives.
+ *
+ * Every response is checked (status OK, payload of exactly resp_size
+ * bytes).  RPCs that end inside the measurement window — the --seconds after
+ * the first --warmup seconds (default 1) — are counted, and their latency
+ * (start to end) goes into a log-linear histogram (a fixed bucket array per
+ * channel or stream, merged at the end; about 1% resolution).  Percentiles
+ * are nearest-rank.  Output, on stdout, exactly one line:
+ *
+ *   qps=<n> p50_us=<n> p90_us=<n> p99_us=<n> p999_us=<n> ok=<n> errors=<n>
+ *
+ * At the end of the window no new RPC starts; the ones in flight finish (a
+ * stream half-closes and collects its OK status), lingering ones are
+ * cancelled after 5 s, and everything is freed.  Before the run, one blocking
+ * call per channel connects it (waiting up to 10 s for the server).
+ * Exit status 0 when ok > 0 and errors == 0, 1 otherwise, 2 on bad usage.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include <orpc/orpc.h>
+
+#include "grpc/testing/benchmark_service.orpc.h"
+
+typedef Grpc__Testing__SimpleRequest SimpleRequest;
+typedef Grpc__Testing__SimpleResponse SimpleResponse;
+typedef Grpc__Testing__BenchmarkService_StreamingCall_Stream PingPong;
+
+/* ---- latency histogram ----------------------------------------------------
+ *
+ * Log-linear over nanoseconds: values below 2 * SUB are their own bucket;
+ * above, every power of two is split into SUB equal buckets (relative width
+ * 1/SUB, under 1.6%).  Values past the last bucket (2^MAX_BITS ns, about 18
+ * minutes) land in it. */
+#define SUB_BITS 6
+#define SUB (1u << SUB_BITS)
+#define MAX_BITS 40
+#define N_BUCKETS (2 * SUB + (MAX_BITS - SUB_BITS - 1) * SUB)
+
+typedef struct hist {
+    uint64_t n[N_BUCKETS];
+    uint64_t count;
+} hist;
+
+static unsigned bucket_of(uint64_t v)
+{
+    if (v < 2 * SUB)
+        return (unsigned)v;
+    unsigned msb = 63u - (unsigned)__builtin_clzll(v);
+    if (msb >= MAX_BITS)
+        return N_BUCKETS - 1;
+    unsigned shift = msb - SUB_BITS; /* v >> shift is in [SUB, 2 * SUB) */
+    return 2 * SUB + (shift - 1) * SUB + (unsigned)((v >> shift) - SUB);
+}
+
+/* The middle of bucket |b|, in nanoseconds. */
+static uint64_t bucket_mid(unsigned b)
+{
+    if (b < 2 * SUB)
+        return b;
+    unsigned shift = (b - 2 * SUB) / SUB + 1;
+    uint64_t lo = (uint64_t)(SUB + (b - 2 * SUB) % SUB) << shift;
+    return lo + ((1ull << shift) >> 1);
+}
+
+static void hist_add(hist *h, uint64_t v)
+{
+    h->n[bucket_of(v)]++;
+    h->count++;
+}
+
+static void hist_merge(hist *into, const hist *h)
+{
+    for (unsigned i = 0; i < N_BUCKETS; i++)
+        into->n[i] += h->n[i];
+    into->count += h->count;
+}
+
+/* Nearest rank: the bucket of the smallest value with at least |p| of the
+ * samples at or below it. */
+static uint64_t hist_percentile(const hist *h, double p)
+{
+    if (h->count == 0)
+        return 0;
+    uint64_t rank = (uint64_t)(p * (double)h->count + 0.999999999);
+    if (rank < 1)
+        rank = 1;
+    if (rank > h->count)
+        rank = h->count;
+    uint64_t seen = 0;
+    for (unsigned i = 0; i < N_BUCKETS; i++) {
+        seen += h->n[i];
+        if (seen >= rank)
+            return bucket_mid(i);
+    }
+    return bucket_mid(N_BUCKETS - 1);
+}
+
+/* ---- the run --------------------------------------------------------------- */
+
+typedef struct stats {
+    hist lat;
+    uint64_t ok, errors;
+} stats;
+
+static struct {
+    _Atomic int64_t win_start, win_end; /* uv_hrtime() */
+    atomic_int stop;
+    atomic_int active; /* unary calls or streams in flight */
+    size_t resp_size;
+    SimpleRequest req;
+    orpc_client **clients;
+} run;
+
+/* Counts one finished RPC if it ended inside the window. */
+static void record(stats *s, uint64_t start, uint64_t end, int good)
+{
+    if ((int64_t)end < atomic_load_explicit(&run.win_start, memory_order_relaxed) ||
+        (int64_t)end >= atomic_load_explicit(&run.win_end, memory_order_relaxed))
+        return;
+    if (good) {
+        s->ok++;
+        hist_add(&s->lat, end - start);
+    } else {
+        s->errors++;
+    }
+}
+
+static int good_response(const SimpleResponse *r)
+{
+    size_t n = r && r->payload ? r->payload->body.len : 0;
+    return r != NULL && n == run.resp_size;
+}
+
+/* ---- unary: asynchronous calls, restarted from their completion ----------- */
+
+/* One of a channel's M outstanding calls.  Its completion runs on the
+ * channel's IO thread, the only thread that touches |st|. */
+typedef struct uslot {
+    orpc_client *client;
+    stats *st;
+    uint64_t start;
+} uslot;
+
+static void unary_done(const orpc_status *status, SimpleResponse *resp,
+                       void *ud);
+
+/* Starts the slot's next call; on failure counts an error and idles it. */
+static void unary_issue(uslot *s)
+{
+    s->start = uv_hrtime();
+    int rc = grpc__testing__benchmark_service__client__unary_call__async(
+        s->client, &run.req, NULL, unary_done, s);
+    if (rc != 0) {
+        record(s->st, s->start, uv_hrtime(), 0);
+        atomic_fetch_sub(&run.active, 1);
+    }
+}
+
+static void unary_done(const orpc_status *status, SimpleResponse *resp,
+                       void *ud)
+{
+    uslot *s = ud;
+    uint64_t end = uv_hrtime();
+    record(s->st, s->start, end, status->code == ORPC_OK && good_response(resp));
+    if (resp)
+        grpc__testing__simple_response__free_unpacked(resp, NULL);
+    if (atomic_load_explicit(&run.stop, memory_order_relaxed)) {
+        atomic_fetch_sub(&run.active, 1);
+        return;
+    }
+    unary_issue(s);
+}
+
+/* ---- streaming: one thread per ping-pong stream --------------------------- */
+
+typedef struct sslot {
+    orpc_client *client;
+    stats st;
+    uv_thread_t thread;
+    uv_mutex_t lock; /* guards |call| against cancel_all() */
+    PingPong *call;
+} sslot;
+
+static void set_call(sslot *s, PingPong *c)
+{
+    uv_mutex_lock(&s->lock);
+    s->call = c;
+    uv_mutex_unlock(&s->lock);
+}
+
+static void stream_thread(void *arg)
+{
+    sslot *s = arg;
+    while (!atomic_load(&run.stop)) {
+        PingPong *c;
+        if (grpc__testing__benchmark_service__client__streaming_call(
+                s->client, NULL, &c) != 0) {
+            uint64_t t = uv_hrtime();
+            record(&s->st, t, t, 0);
+            uv_sleep(10);
+            continue;
+        }
+        set_call(s, c);
+        int broken = 0;
+        uint64_t start = 0;
+        while (!atomic_load_explicit(&run.stop, memory_order_relaxed)) {
+            start = uv_hrtime();
+            SimpleResponse *r = NULL;
+            if (grpc__testing__benchmark_service__client__streaming_call__send(
+                    c, &run.req) != 0 ||
+                grpc__testing__benchmark_service__client__streaming_call__recv(
+                    c, &r) != 1) {
+                broken = 1;
+                break;
+            }
+            record(&s->st, start, uv_hrtime(), good_response(r));
+            grpc__testing__simple_response__free_unpacked(r, NULL);
+        }
+        if (!broken) {
+            /* The window is over: half-close; the server ends with OK. */
+            SimpleResponse *r = NULL;
+            grpc__testing__benchmark_service__client__streaming_call__close_send(c);
+            int rc = grpc__testing__benchmark_service__client__streaming_call__recv(
+                c, &r);
+            if (rc == 1) {
+                grpc__testing__simple_response__free_unpacked(r, NULL);
+                broken = 1; /* an unasked-for response */
+            } else if (rc < 0) {
+                broken = 1;
+            }
+        }
+        set_call(s, NULL);
+        orpc_status st =
+            grpc__testing__benchmark_service__client__streaming_call__finish(c);
+        if (broken || st.code != ORPC_OK) {
+            /* One error for the lost round trip (or the bad end). */
+            record(&s->st, start, uv_hrtime(), 0);
+            if (!atomic_load(&run.stop) && st.code != ORPC_OK)
+                uv_sleep(10); /* no hot loop against a dead server */
+        }
+        orpc_status_clear(&st);
+    }
+    atomic_fetch_sub(&run.active, 1);
+}
+
+/* ---- command line ---------------------------------------------------------- */
+
+static void usage(const char *msg)
+{
+    fprintf(stderr,
+            "orpc-bench-client: %s\n"
+            "usage: orpc-bench-client --target=host:port --channels=C "
+            "--outstanding=M --seconds=T --req_size=B --resp_size=B "
+            "[--rpc=unary|streaming] [--warmup=S] [--tls_ca=FILE]\n",
+            msg);
+    exit(2);
+}
+
+static double parse_num(const char *s, const char *flag, double lo, double hi)
+{
+    char *end = NULL;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= lo && v <= hi)) {
+        char m[96];
+        snprintf(m, sizeof(m), "bad value for %s", flag);
+        usage(m);
+    }
+    return v;
+}
+
+static const char *flag(const char *arg, const char *name)
+{
+    size_t n = strlen(name);
+    return strncmp(arg, name, n) == 0 && arg[n] == '=' ? arg + n + 1 : NULL;
+}
+
+static void log_stderr(orpc_log_level level, const char *msg, void *ud)
+{
+    (void)ud;
+    if (level <= ORPC_LOG_WARN)
+        fprintf(stderr, "orpc-bench-client: %s\n", msg);
+}
+
+/* Waits up to |limit_s| for the RPCs in flight to end; nonzero when they
+ * did. */
+static int drain(double limit_s)
+{
+    uint64_t until = uv_hrtime() + (uint64_t)(limit_s * 1e9);
+    while (atomic_load(&run.active) > 0 && uv_hrtime() < until)
+        uv_sleep(5);
+    return atomic_load(&run.active) == 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *target = NULL, *ca = NULL, *v;
+    long channels = -1, outstanding = -1, req_size = -1, resp_size = -1;
+    double seconds = -1, warmup = 1;
+    int streaming = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if ((v = flag(a, "--target")))
+            target = v;
+        else if ((v = flag(a, "--channels")))
+            channels = (long)parse_num(v, "--channels", 1, 10000);
+        else if ((v = flag(a, "--outstanding")))
+            outstanding = (long)parse_num(v, "--outstanding", 1, 100000);
+        else if ((v = flag(a, "--seconds")))
+            seconds = parse_num(v, "--seconds", 0.001, 86400);
+        else if ((v = flag(a, "--warmup")))
+            warmup = parse_num(v, "--warmup", 0, 86400);
+        else if ((v = flag(a, "--req_size")))
+            req_size = (long)parse_num(v, "--req_size", 0, 4 << 20);
+        else if ((v = flag(a, "--resp_size")))
+            resp_size = (long)parse_num(v, "--resp_size", 0, 4 << 20);
+        else if ((v = flag(a, "--tls_ca")))
+            ca = v;
+        else if ((v = flag(a, "--rpc"))) {
+            if (strcmp(v, "unary") == 0)
+                streaming = 0;
+            else if (strcmp(v, "streaming") == 0)
+                streaming = 1;
+            else
+                usage("--rpc must be unary or streaming");
+        } else {
+            char m[256];
+            snprintf(m, sizeof(m), "unknown argument %s", a);
+            usage(m);
+        }
+    }
+    if (target == NULL || channels < 0 || outstanding < 0 || seconds < 0 ||
+        req_size < 0 || resp_size < 0)
+        usage("--target, --channels, --outstanding, --seconds, --req_size "
+              "and --resp_size are required");
+    if (streaming && channels * outstanding > 4096)
+        usage("--rpc=streaming runs a thread per stream: at most 4096");
+
+    /* The request every RPC sends; read-only from here on. */
+    uint8_t *body = calloc(1, (size_t)req_size + 1);
+    Grpc__Testing__Payload payload = GRPC__TESTING__PAYLOAD__INIT;
+    payload.body.data = body;
+    payload.body.len = (size_t)req_size;
+    grpc__testing__simple_request__init(&run.req);
+    run.req.response_size = (int32_t)resp_size;
+    run.req.payload = &payload;
+    run.resp_size = (size_t)resp_size;
+
+    /* Channels, each connected up front with one blocking call. */
+    orpc_tls_opts tls = {0};
+    tls.ca_file = ca;
+    orpc_channel_opts co = {0};
+    co.tls = ca ? &tls : NULL;
+    co.plaintext = ca == NULL;
+    co.log = log_stderr;
+    size_t nch = (size_t)channels;
+    orpc_client **clients = calloc(nch, sizeof(*clients));
+    run.clients = clients;
+    int rc = 1;
+    for (size_t i = 0; i < nch; i++) {
+        orpc_channel *ch;
+        int err = orpc_channel_new(&ch, target, &co, NULL);
+        if (err == 0) {
+            err = orpc_client_new(&clients[i],
+                                  &grpc__testing__benchmark_service__orpc_desc,
+                                  ch, NULL);
+            orpc_channel_free(ch); /* the client holds it */
+        }
+        if (err != 0) {
+            fprintf(stderr, "orpc-bench-client: cannot make a channel to %s: %s\n",
+                    target, orpc_strerror(err));
+            goto out;
+        }
+        orpc_call_opts first = {.timeout_ms = 10000, .wait_for_ready = 1};
+        SimpleResponse *r = NULL;
+        orpc_status st = grpc__testing__benchmark_service__client__unary_call(
+            clients[i], &run.req, &r, &first);
+        int good = st.code == ORPC_OK && good_response(r);
+        if (!good)
+            fprintf(stderr, "orpc-bench-client: first call to %s: %s%s%s\n",
+                    target, orpc_code_name(st.code),
+                    st.message ? ": " : "",
+                    st.message ? st.message
+                               : (st.code == ORPC_OK ? " with a wrong payload size" : ""));
+        if (r)
+            grpc__testing__simple_response__free_unpacked(r, NULL);
+        orpc_status_clear(&st);
+        if (!good)
+            goto out;
+    }
+
+    size_t nslots = nch * (size_t)outstanding;
+    stats *chstats = NULL;
+    uslot *uslots = NULL;
+    sslot *sslots = NULL;
+    if (streaming)
+        sslots = calloc(nslots, sizeof(*sslots));
+    else {
+        chstats = calloc(nch, sizeof(*chstats));
+        uslots = calloc(nslots, sizeof(*uslots));
+    }
+    if ((streaming && sslots == NULL) ||
+        (!streaming && (chstats == NULL || uslots == NULL))) {
+        fprintf(stderr, "orpc-bench-client: out of memory\n");
+        free(chstats);
+        free(uslots);
+        free(sslots);
+        goto out;
+    }
+
+    uint64_t t0 = uv_hrtime();
+    int64_t ws = (int64_t)t0 + (int64_t)(warmup * 1e9);
+    int64_t we = ws + (int64_t)(seconds * 1e9);
+    atomic_store(&run.win_start, ws);
+    atomic_store(&run.win_end, we);
+    atomic_store(&run.stop, 0);
+    size_t started = 0;
+    for (size_t i = 0; i < nslots; i++) {
+        size_t c = i / (size_t)outstanding;
+        atomic_fetch_add(&run.active, 1);
+        if (streaming) {
+            sslot *s = &sslots[i];
+            s->client = clients[c];
+            uv_mutex_init(&s->lock);
+            uv_thread_options_t to = {.flags = UV_THREAD_HAS_STACK_SIZE,
+                                      .stack_size = 256 * 1024};
+            if (uv_thread_create_ex(&s->thread, &to, stream_thread, s) != 0) {
+                fprintf(stderr, "orpc-bench-client: cannot start a thread\n");
+                atomic_fetch_sub(&run.active, 1);
+                uv_mutex_destroy(&s->lock);
+                atomic_store(&run.stop, 1);
+                break;
+            }
+        } else {
+            uslot *s = &uslots[i];
+            s->client = clients[c];
+            s->st = &chstats[c];
+            unary_issue(s);
+        }
+        started++;
+    }
+
+    uint64_t now = uv_hrtime();
+    if (!atomic_load(&run.stop) && (uint64_t)we > now)
+        uv_sleep((unsigned)(((uint64_t)we - now + 999999) / 1000000));
+    atomic_store(&run.stop, 1);
+
+    int drained = drain(5);
+    if (!drained && streaming) {
+        for (size_t i = 0; i < started; i++) {
+            uv_mutex_lock(&sslots[i].lock);
+            if (sslots[i].call)
+                grpc__testing__benchmark_service__client__streaming_call__cancel(
+                    sslots[i].call);
+            uv_mutex_unlock(&sslots[i].lock);
+        }
+        drained = drain(2);
+    }
+
+    stats all;
+    memset(&all, 0, sizeof(all));
+    if (streaming) {
+        for (size_t i = 0; i < started; i++) {
+            hist_merge(&all.lat, &sslots[i].st.lat);
+            all.ok += sslots[i].st.ok;
+            all.errors += sslots[i].st.errors;
+        }
+    } else {
+        for (size_t i = 0; i < nch; i++) {
+            hist_merge(&all.lat, &chstats[i].lat);
+            all.ok += chstats[i].ok;
+            all.errors += chstats[i].errors;
+        }
+    }
+    printf("qps=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64 " p99_us=%" PRIu64
+           " p999_us=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64 "\n",
+           (double)all.ok / seconds, hist_percentile(&all.lat, 0.50) / 1000,
+           hist_percentile(&all.lat, 0.90) / 1000,
+           hist_percentile(&all.lat, 0.99) / 1000,
+           hist_percentile(&all.lat, 0.999) / 1000, all.ok, all.errors);
+    fflush(stdout);
+    rc = all.ok > 0 && all.errors == 0 ? 0 : 1;
+
+    if (!drained) {
+        /* Something is stuck in orpc: do not wait on it forever. */
+        fprintf(stderr, "orpc-bench-client: %d RPC(s) still in flight at exit\n",
+                atomic_load(&run.active));
+        fflush(stderr);
+        _Exit(rc);
+    }
+    if (streaming) {
+        for (size_t i = 0; i < started; i++) {
+            uv_thread_join(&sslots[i].thread);
+            uv_mutex_destroy(&sslots[i].lock);
+        }
+    }
+    free(chstats);
+    free(uslots);
+    free(sslots);
+out:
+    for (size_t i = 0; i < nch; i++)
+        orpc_client_free(clients[i]);
+    free(clients);
+    free(body);
+    return rc;
+}
