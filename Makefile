@@ -3,12 +3,13 @@
 #   make test    install missing packages, build, run every test, then build
 #                and run them again under AddressSanitizer + UBSan
 #
-# Developer shortcuts: make build, make asan, make install PREFIX=/usr/local
+# Also: make bench (benchmarks vs gRPC C++), make build, make asan,
+# make install PREFIX=/usr/local
 
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 
-.PHONY: test deps build check asan install clean
+.PHONY: test deps build check asan bench install clean
 
 test: deps
 	cmake --preset dev
@@ -32,6 +33,14 @@ asan: deps
 	cmake --preset asan
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS)
+
+# Benchmarks against gRPC C++ and h2load (tests/bench/), release build;
+# writes tests/bench/RESULTS.md.
+bench:
+	sh scripts/install-deps.sh --bench
+	cmake --preset release
+	cmake --build --preset release -j $(JOBS)
+	BENCH_BUILD=build/release bash tests/bench/run.sh --write-results
 
 install: build
 	cmake --install build --prefix $(PREFIX)

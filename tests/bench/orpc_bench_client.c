@@ -131,6 +131,7 @@ static struct {
     _Atomic int64_t win_start, win_end; /* uv_hrtime() */
     atomic_int stop;
     atomic_int active; /* unary calls or streams in flight */
+    atomic_uint_fast64_t start_failures; /* calls that could not start */
     size_t resp_size;
     SimpleRequest req;
     orpc_client **clients;
@@ -176,7 +177,8 @@ static void unary_issue(uslot *s)
     int rc = grpc__testing__benchmark_service__client__unary_call__async(
         s->client, &run.req, NULL, unary_done, s);
     if (rc != 0) {
-        record(s->st, s->start, uv_hrtime(), 0);
+        /* Any thread (main starts the first calls): not |st|. */
+        atomic_fetch_add(&run.start_failures, 1);
         atomic_fetch_sub(&run.active, 1);
     }
 }
@@ -497,6 +499,7 @@ int main(int argc, char **argv)
             all.errors += chstats[i].errors;
         }
     }
+    all.errors += atomic_load(&run.start_failures);
     printf("qps=%.0f p50_us=%" PRIu64 " p90_us=%" PRIu64 " p99_us=%" PRIu64
            " p999_us=%" PRIu64 " ok=%" PRIu64 " errors=%" PRIu64 "\n",
            (double)all.ok / seconds, hist_percentile(&all.lat, 0.50) / 1000,
