@@ -1,0 +1,322 @@
+/*
+ * rpc_lifecycle_test.c — deadlines, cancellation and shutdown as the
+ * handler and the caller see them, and streams beyond the peer's limit.
+ *
+ * The service's StreamingInputCall handler waits (bounded) until its call is
+ * cancelled or a flag releases it, recording what it saw, so each test can
+ * check both ends of one call.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include <orpc/orpc.h>
+
+#include "grpc/testing/test.orpc.h"
+
+static uv_mutex_t g_lock;
+static int g_saw_cancel_flag;   /* handler saw orpc_ctx_is_cancelled() */
+static int g_cancel_callbacks;  /* orpc_ctx_on_cancel() fired */
+static int g_handled;
+static int g_sleep_ms = 0;      /* unary handler's work time */
+
+static void bump(int *v)
+{
+    uv_mutex_lock(&g_lock);
+    (*v)++;
+    uv_mutex_unlock(&g_lock);
+}
+
+static int get(const int *v)
+{
+    uv_mutex_lock(&g_lock);
+    int r = *v;
+    uv_mutex_unlock(&g_lock);
+    return r;
+}
+
+static void on_cancel(orpc_ctx *ctx, void *ud)
+{
+    (void)ctx;
+    (void)ud;
+    bump(&g_cancel_callbacks);
+}
+
+static orpc_status unary_call(orpc_ctx *ctx,
+                              const Grpc__Testing__SimpleRequest *req,
+                              Grpc__Testing__SimpleResponse *resp, void *ud)
+{
+    (void)req;
+    (void)resp;
+    (void)ud;
+    orpc_ctx_on_cancel(ctx, on_cancel, NULL);
+    int ms = get(&g_sleep_ms);
+    /* Work in small steps, giving up when the call is cancelled. */
+    for (int waited = 0; waited < ms; waited += 5) {
+        if (orpc_ctx_is_cancelled(ctx)) {
+            bump(&g_saw_cancel_flag);
+            return orpc_status_new(ORPC_CANCELLED, "gave up");
+        }
+        usleep(5000);
+    }
+    bump(&g_handled);
+    return ORPC_STATUS_OK;
+}
+
+static const Grpc__Testing__TestService_Handlers handlers = {
+    .unary_call = unary_call,
+};
+
+static orpc_server *start(const char *addr, int *port, uint32_t max_streams)
+{
+    orpc_server *srv;
+    orpc_server_opts o = {.plaintext = 1, .io_threads = 1,
+                          .max_concurrent_streams = max_streams};
+    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(
+        grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, addr, port), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    return srv;
+}
+
+static void reset(int sleep_ms)
+{
+    uv_mutex_lock(&g_lock);
+    g_saw_cancel_flag = g_cancel_callbacks = g_handled = 0;
+    g_sleep_ms = sleep_ms;
+    uv_mutex_unlock(&g_lock);
+}
+
+static void wait_for(const int *v, int want)
+{
+    for (int i = 0; i < 400 && get(v) < want; i++)
+        usleep(5000);
+}
+
+typedef struct client {
+    orpc_channel *ch;
+    orpc_client *cl;
+} client;
+
+static void client_open(client *c, int port)
+{
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    orpc_channel_opts co = {.plaintext = 1};
+    assert_int_equal(orpc_channel_new(&c->ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_client_new(&c->cl,
+                                     &grpc__testing__test_service__orpc_desc,
+                                     c->ch, NULL),
+                     0);
+}
+
+static void client_close(client *c)
+{
+    orpc_client_free(c->cl);
+    orpc_channel_free(c->ch);
+}
+
+static orpc_code unary(client *c, int64_t timeout_ms)
+{
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__SimpleResponse *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = timeout_ms};
+    orpc_status st =
+        grpc__testing__test_service__client__unary_call(c->cl, &req, &resp, &o);
+    orpc_code code = st.code;
+    grpc__testing__simple_response__free_unpacked(resp, NULL);
+    orpc_status_clear(&st);
+    return code;
+}
+
+static void stop(orpc_server *srv, int64_t grace)
+{
+    orpc_server_shutdown(srv, grace);
+    orpc_server_wait(srv);
+    orpc_server_free(srv);
+}
+
+/* ---- tests ---- */
+
+static void test_deadline_both_sides(void **state)
+{
+    (void)state;
+    int port;
+    reset(2000);
+    orpc_server *srv = start("127.0.0.1:0", &port, 0);
+    client c;
+    client_open(&c, port);
+    assert_int_equal(unary(&c, 100), ORPC_DEADLINE_EXCEEDED);
+    wait_for(&g_saw_cancel_flag, 1);
+    assert_int_equal(get(&g_saw_cancel_flag), 1); /* the handler saw it */
+    assert_int_equal(get(&g_cancel_callbacks), 1);
+    assert_int_equal(get(&g_handled), 0);
+    client_close(&c);
+    stop(srv, 100);
+}
+
+typedef struct async_state {
+    uv_mutex_t lock;
+    int done;
+    int ok;
+    orpc_code last;
+} async_state;
+
+static void async_done(const orpc_status *st,
+                       Grpc__Testing__SimpleResponse *resp, void *ud)
+{
+    async_state *a = ud;
+    uv_mutex_lock(&a->lock);
+    a->done++;
+    a->last = st->code;
+    if (st->code == ORPC_OK)
+        a->ok++;
+    uv_mutex_unlock(&a->lock);
+    grpc__testing__simple_response__free_unpacked(resp, NULL);
+}
+
+static int async_count(async_state *a, int ok)
+{
+    uv_mutex_lock(&a->lock);
+    int n = ok ? a->ok : a->done;
+    uv_mutex_unlock(&a->lock);
+    return n;
+}
+
+static void test_streams_beyond_limit_wait(void **state)
+{
+    (void)state;
+    int port;
+    reset(50);
+    orpc_server *srv = start("127.0.0.1:0", &port, 2);
+    client c;
+    client_open(&c, port);
+    async_state a = {.done = 0};
+    uv_mutex_init(&a.lock);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(grpc__testing__test_service__client__unary_call__async(
+                             c.cl, &req, NULL, async_done, &a),
+                         0);
+    for (int i = 0; i < 600 && async_count(&a, 0) < 12; i++)
+        usleep(5000);
+    /* All twelve succeed though only two may run at once. */
+    assert_int_equal(async_count(&a, 1), 12);
+    client_close(&c);
+    uv_mutex_destroy(&a.lock);
+    stop(srv, 100);
+}
+
+static void test_shutdown_lets_calls_finish(void **state)
+{
+    (void)state;
+    int port;
+    reset(300);
+    orpc_server *srv = start("127.0.0.1:0", &port, 0);
+    client c;
+    client_open(&c, port);
+    async_state a = {.done = 0};
+    uv_mutex_init(&a.lock);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    assert_int_equal(grpc__testing__test_service__client__unary_call__async(
+                         c.cl, &req, NULL, async_done, &a),
+                     0);
+    usleep(100000); /* the call is running */
+    orpc_server_shutdown(srv, 5000);
+    orpc_server_wait(srv);
+    assert_int_equal(async_count(&a, 1), 1); /* finished within the grace */
+    orpc_server_free(srv);
+    client_close(&c);
+    uv_mutex_destroy(&a.lock);
+}
+
+static void test_shutdown_grace_cancels(void **state)
+{
+    (void)state;
+    int port;
+    reset(3000);
+    orpc_server *srv = start("127.0.0.1:0", &port, 0);
+    client c;
+    client_open(&c, port);
+    async_state a = {.done = 0};
+    uv_mutex_init(&a.lock);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    assert_int_equal(grpc__testing__test_service__client__unary_call__async(
+                         c.cl, &req, NULL, async_done, &a),
+                     0);
+    usleep(100000);
+    uint64_t t0 = uv_hrtime();
+    orpc_server_shutdown(srv, 100);
+    orpc_server_wait(srv);
+    /* the grace period ended it, long before the handler's 3 s */
+    assert_true(uv_hrtime() - t0 < 2500000000u);
+    for (int i = 0; i < 400 && async_count(&a, 0) < 1; i++)
+        usleep(5000);
+    assert_int_equal(async_count(&a, 0), 1);
+    assert_true(a.last == ORPC_UNAVAILABLE || a.last == ORPC_CANCELLED);
+    wait_for(&g_saw_cancel_flag, 1);
+    assert_int_equal(get(&g_saw_cancel_flag), 1);
+    orpc_server_free(srv);
+    client_close(&c);
+    uv_mutex_destroy(&a.lock);
+}
+
+static void test_goaway_moves_new_calls(void **state)
+{
+    (void)state;
+    int port, port2;
+    reset(300);
+    /* Two servers share one port (SO_REUSEPORT): when the first goes away
+     * the channel's next call must reach the second on a new connection. */
+    orpc_server *a_srv = start("127.0.0.1:0", &port, 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    orpc_server *b_srv = NULL;
+    client c;
+    client_open(&c, port);
+    /* pin the channel's connection to server A before B exists */
+    assert_int_equal(unary(&c, 5000), ORPC_OK);
+    b_srv = start(addr, &port2, 0);
+    assert_int_equal(port2, port);
+    async_state a = {.done = 0};
+    uv_mutex_init(&a.lock);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    assert_int_equal(grpc__testing__test_service__client__unary_call__async(
+                         c.cl, &req, NULL, async_done, &a),
+                     0);
+    usleep(50000);
+    orpc_server_shutdown(a_srv, 5000); /* GOAWAY; the call in flight goes on */
+    usleep(50000);
+    reset(0);
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(unary(&c, 5000), ORPC_OK); /* none fails */
+    orpc_server_wait(a_srv);
+    assert_int_equal(async_count(&a, 1), 1);
+    orpc_server_free(a_srv);
+    client_close(&c);
+    uv_mutex_destroy(&a.lock);
+    stop(b_srv, 100);
+}
+
+int main(void)
+{
+    uv_mutex_init(&g_lock);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_deadline_both_sides),
+        cmocka_unit_test(test_streams_beyond_limit_wait),
+        cmocka_unit_test(test_shutdown_lets_calls_finish),
+        cmocka_unit_test(test_shutdown_grace_cancels),
+        cmocka_unit_test(test_goaway_moves_new_calls),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    uv_mutex_destroy(&g_lock);
+    return rc;
+}
