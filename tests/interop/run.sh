@@ -1,0 +1,243 @@
+#!/bin/sh
+# run.sh — the gRPC interop matrix: orpc against real gRPC (python3-grpcio)
+# and against itself, on loopback.
+#
+# Usage: tests/interop/run.sh BUILD_DIR [SOURCE_DIR]
+#
+#   BUILD_DIR   build tree holding bin/orpc-interop-server and
+#               bin/orpc-interop-client
+#   SOURCE_DIR  the orpc source tree (default: two levels above this script)
+#
+# For each transport (plaintext over 127.0.0.1; TLS to localhost with
+# --server_host_override=foo.test.google.fr and the test CA) and each
+# direction
+#   orpc->py    orpc-interop-client  against interop_server.py
+#   py->orpc    interop_client.py    against orpc-interop-server
+#   orpc->orpc  orpc-interop-client  against orpc-interop-server
+# it starts the server once on an ephemeral port (from its "listening on N"
+# line), runs the 18 interop cases against it, one client process each
+# (bounded by `timeout`), then checks that the server stops cleanly on
+# SIGTERM.  A short mTLS block follows (servers requiring client
+# certificates; py->orpc also checks the identity the orpc server reports).
+#
+# Prints one line per check, then "N passed, M failed"; exits 1 if any
+# check failed, 77 (ctest: skipped) if /usr/bin/python3 lacks grpcio.
+# Certificates come from scripts/gen-test-certs.sh and the Python message
+# modules from python/gen_pb.sh, both into a temporary directory that is
+# removed on exit, as are the servers.
+#
+# Environment: INTEROP_CASES (space-separated) to run a subset;
+# INTEROP_KEEP=1 to keep the work directory (logs) for inspection.
+set -u
+
+here=$(cd "$(dirname "$0")" && pwd)
+if [ $# -lt 1 ] || [ $# -gt 2 ]; then
+    echo "usage: $0 BUILD_DIR [SOURCE_DIR]" >&2
+    exit 2
+fi
+build=$(cd "$1" && pwd) || exit 2
+repo=$(cd "${2:-$here/../..}" && pwd) || exit 2
+bin=$build/bin
+pydir=$repo/tests/interop/python
+PY=/usr/bin/python3
+CASE_TIMEOUT=30
+
+CASES=${INTEROP_CASES:-"empty_unary large_unary client_streaming
+server_streaming ping_pong empty_stream cancel_after_begin
+cancel_after_first_response timeout_on_sleeping_server custom_metadata
+status_code_and_message special_status_message unimplemented_method
+unimplemented_service client_compressed_unary server_compressed_unary
+client_compressed_streaming server_compressed_streaming"}
+
+die() {
+    echo "interop: $*" >&2
+    exit 1
+}
+
+for b in orpc-interop-server orpc-interop-client; do
+    [ -x "$bin/$b" ] || die "$bin/$b not built"
+done
+if ! "$PY" -c 'import grpc, google.protobuf' 2>/dev/null; then
+    echo "interop: $PY lacks grpc/protobuf (apt-get install python3-grpcio" \
+        "python3-protobuf); skipped" >&2
+    exit 77
+fi
+command -v timeout >/dev/null 2>&1 || die "timeout(1) not found"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/orpc-interop.XXXXXX") || die "mktemp failed"
+server_pid=
+port=
+passed=0
+failed=0
+failures=
+
+# stop_server [check LABEL]: SIGTERM, wait up to 5 s, then SIGKILL.  With
+# "check", record whether it exited 0 on SIGTERM.
+stop_server() {
+    [ -n "$server_pid" ] || return 0
+    alive=1
+    kill -0 "$server_pid" 2>/dev/null || alive=0
+    kill "$server_pid" 2>/dev/null
+    i=0
+    while kill -0 "$server_pid" 2>/dev/null && [ $i -lt 50 ]; do
+        sleep 0.1
+        i=$((i + 1))
+    done
+    killed=0
+    if kill -0 "$server_pid" 2>/dev/null; then
+        kill -9 "$server_pid" 2>/dev/null
+        killed=1
+    fi
+    wait "$server_pid" 2>/dev/null
+    rc=$?
+    server_pid=
+    [ "${1:-}" = check ] || return 0
+    if [ $alive -eq 0 ]; then
+        record "$2/server-shutdown" 1 "server had already exited (status $rc)"
+    elif [ $killed -eq 1 ]; then
+        record "$2/server-shutdown" 1 "server ignored SIGTERM for 5 s"
+    else
+        record "$2/server-shutdown" "$rc" "server exited with status $rc"
+    fi
+}
+cleanup() {
+    stop_server
+    if [ "${INTEROP_KEEP:-0}" = 1 ]; then
+        echo "interop: work directory kept: $work" >&2
+    else
+        rm -rf "$work"
+    fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# record NAME RC REASON
+record() {
+    if [ "$2" -eq 0 ]; then
+        passed=$((passed + 1))
+        echo "ok    $1"
+    else
+        failed=$((failed + 1))
+        failures="$failures $1"
+        echo "FAIL  $1: $3"
+    fi
+}
+
+sh "$repo/scripts/gen-test-certs.sh" "$work/certs" ||
+    die "gen-test-certs.sh failed"
+sh "$pydir/gen_pb.sh" "$repo/proto" "$work/pb" || die "gen_pb.sh failed"
+certs=$work/certs
+TLS_SERVER="--use_tls=true --tls_cert=$certs/server.pem --tls_key=$certs/server.key"
+MTLS_SERVER="$TLS_SERVER --tls_ca=$certs/ca.pem"
+PLAIN_CLIENT="--server_host=127.0.0.1 --use_tls=false"
+TLS_CLIENT="--server_host=localhost --use_tls=true --ca=$certs/ca.pem --server_host_override=foo.test.google.fr"
+MTLS_CLIENT="$TLS_CLIENT --cert=$certs/client.pem --key=$certs/client.key"
+
+# start_server orpc|py LABEL [server flags...]: start it, set $port.
+start_server() {
+    s_impl=$1
+    s_log=$work/server-$2.log
+    shift 2
+    stop_server
+    : >"$work/server.out"
+    if [ "$s_impl" = py ]; then
+        "$PY" "$pydir/interop_server.py" --port=0 --bind_host=localhost \
+            --pb_dir="$work/pb" "$@" >"$work/server.out" 2>"$s_log" &
+    else
+        "$bin/orpc-interop-server" --port=0 "$@" >"$work/server.out" \
+            2>"$s_log" &
+    fi
+    server_pid=$!
+    port=
+    i=0
+    while [ $i -lt 200 ]; do # up to 20 s
+        port=$(sed -n 's/^listening on \([0-9][0-9]*\)$/\1/p' "$work/server.out")
+        [ -n "$port" ] && return 0
+        kill -0 "$server_pid" 2>/dev/null || break
+        sleep 0.1
+        i=$((i + 1))
+    done
+    cat "$s_log" >&2
+    return 1
+}
+
+# run_client orpc|py NAME CASE [client flags...]: one case, recorded.
+run_client() {
+    impl=$1
+    name=$2
+    tc=$3
+    shift 3
+    if [ "$impl" = py ]; then
+        timeout "$CASE_TIMEOUT" "$PY" "$pydir/interop_client.py" \
+            --server_port="$port" --test_case="$tc" --pb_dir="$work/pb" \
+            "$@" >"$work/client.out" 2>"$work/client.err"
+    else
+        timeout "$CASE_TIMEOUT" "$bin/orpc-interop-client" \
+            --server_port="$port" --test_case="$tc" "$@" \
+            >"$work/client.out" 2>"$work/client.err"
+    fi
+    rc=$?
+    reason=$(grep -m1 '^FAIL' "$work/client.err")
+    if [ $rc -eq 124 ]; then
+        reason="timed out after ${CASE_TIMEOUT}s"
+    elif [ -z "$reason" ]; then
+        reason="exit $rc: $(tail -n 1 "$work/client.err")"
+    fi
+    record "$name" "$rc" "$reason"
+}
+
+# block CLIENT SERVER TRANSPORT: one server, every case.
+block() {
+    cimpl=$1
+    simpl=$2
+    transport=$3
+    label="$cimpl->$simpl/$transport"
+    case $transport in
+    plaintext) sflags=--use_tls=false cflags=$PLAIN_CLIENT ;;
+    tls) sflags=$TLS_SERVER cflags=$TLS_CLIENT ;;
+    esac
+    # shellcheck disable=SC2086 # flags are split on purpose
+    if ! start_server "$simpl" "$cimpl-$simpl-$transport" $sflags; then
+        for c in $CASES; do
+            record "$label/$c" 1 "$simpl server did not start"
+        done
+        return
+    fi
+    for c in $CASES; do
+        # shellcheck disable=SC2086
+        run_client "$cimpl" "$label/$c" "$c" $cflags
+    done
+    stop_server check "$label"
+}
+
+for transport in plaintext tls; do
+    block orpc py "$transport"
+    block py orpc "$transport"
+    block orpc orpc "$transport"
+done
+
+# mTLS: servers that require a client certificate signed by the test CA.
+# shellcheck disable=SC2086
+if start_server orpc mtls-orpc $MTLS_SERVER; then
+    run_client py "py->orpc/mtls/large_unary" large_unary $MTLS_CLIENT
+    run_client py "py->orpc/mtls/client_cert_username" client_cert_username \
+        $MTLS_CLIENT
+    run_client orpc "orpc->orpc/mtls/ping_pong" ping_pong $MTLS_CLIENT
+    stop_server check "orpc/mtls"
+else
+    record "orpc/mtls" 1 "orpc server did not start"
+fi
+# shellcheck disable=SC2086
+if start_server py mtls-py $MTLS_SERVER; then
+    run_client orpc "orpc->py/mtls/large_unary" large_unary $MTLS_CLIENT
+    run_client orpc "orpc->py/mtls/ping_pong" ping_pong $MTLS_CLIENT
+    stop_server check "py/mtls"
+else
+    record "py/mtls" 1 "python server did not start"
+fi
+
+if [ $failed -gt 0 ]; then
+    echo "failed:$failures"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
