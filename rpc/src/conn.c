@@ -224,6 +224,13 @@ static void write_cb(uv_write_t *req, int status)
     orpc__conn *c = req->data;
     c->writing = 0;
     c->inflight.len = 0;
+    /* An idle connection keeps no output buffers: what is cheap to
+     * allocate again per burst is expensive times ten thousand idle
+     * connections. */
+    if (c->out.len == 0) {
+        orpc__bytes_free(&c->inflight);
+        orpc__bytes_free(&c->out);
+    }
     if (status < 0) {
         orpc__conn_close(c, "write failed");
         return;

@@ -72,7 +72,7 @@ log() { printf '%s\n' "$*" >&2; }
 failures=0
 fail() { log "FAIL: $*"; failures=$((failures + 1)); }
 
-for tool in h2load nghttp python3 timeout; do
+for tool in h2load nghttp python3 timeout flock; do
     command -v "$tool" >/dev/null 2>&1 ||
         { echo "run.sh: $tool not found (sh scripts/install-deps.sh --bench)" >&2; exit 1; }
 done
@@ -92,6 +92,14 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# One benchmark at a time on this machine: two runs would share the CPUs and
+# spoil each other's figures.
+exec 9>"${TMPDIR:-/tmp}/orpc-bench.lock"
+if ! flock -n 9; then
+    log "run.sh: another benchmark run holds ${TMPDIR:-/tmp}/orpc-bench.lock; waiting (at most 30 min)"
+    flock -w 1800 9 || { log "run.sh: still busy, giving up"; exit 1; }
+fi
 
 # Enough descriptors for the idle connections (the servers inherit this).
 want_fds=$((nconns + 1024))
@@ -135,7 +143,7 @@ start_server() {
     bin=$(server_bin "$1")
     port=$(free_port)
     out=$tmp/server-$1-$port.log
-    "$bin" --port="$port" --threads="$threads" >"$out" 2>&1 &
+    "$bin" --port="$port" --threads="$threads" >"$out" 2>&1 9>&- &
     pid=$!
     server_pids="$server_pids $pid"
     for _ in $(seq 100); do
@@ -380,7 +388,7 @@ report=$tmp/report.md
     echo "- command: \`$command_line\`"
     echo "- setup: loopback 127.0.0.1, h2c; both servers --threads=$threads, unpinned, clients on the same machine; ${seconds}s per measurement after ${warmup}s warm-up; $rounds round(s), orpc then gRPC in each; figures are medians over the rounds; payloads ${PAYLOAD} bytes each way"
     if [ "$have_orpc" != 1 ]; then
-        echo "- **orpc side not measured**: build/bin/orpc-bench-server or orpc-bench-client is missing"
+        echo "- **orpc side not measured**: ${o_server#"$root"/} or ${o_client#"$root"/} is missing"
     fi
     [ "$failures" -eq 0 ] || echo "- **$failures measurement(s) failed** (FAIL below)"
     echo
