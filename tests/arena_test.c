@@ -5,10 +5,9 @@
  * and a failing-allocator sweep (every allocation count from 0 up) that must
  * end in NULLs or ORPC_ENOMEM and never in a leak.
  *
- * The test allocator prefixes each block with a header carrying a magic
- * number and the size, so a block freed through the hooks that did not come
- * from them (or the reverse, which ASan reports) is caught, and live blocks
- * and bytes can be counted.
+ * The test allocator (test_alloc.h) counts calls, failures, live blocks and
+ * bytes and the largest block, and catches a block freed through its hooks
+ * that did not come from them.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,116 +21,7 @@
 #include <orpc/arena.h>
 #include <orpc/error.h>
 
-/* ---- counting, failing allocator ---------------------------------------- */
-
-#define TA_MAGIC 0x7a11c0deu
-
-typedef struct ta_hdr {
-    uint32_t magic;
-    size_t size;
-    max_align_t pad_; /* keeps the user block maximally aligned */
-} ta_hdr;
-
-typedef struct test_alloc {
-    long budget;     /* allocations still allowed; -1 = unlimited */
-    size_t calls;    /* successful allocations */
-    size_t failures; /* refused allocations */
-    size_t live;     /* blocks not yet freed */
-    size_t live_bytes;
-    size_t max_size; /* largest block asked for */
-} test_alloc;
-
-static int ta_take(test_alloc *ta)
-{
-    if (ta->budget == 0) {
-        ta->failures++;
-        return 0;
-    }
-    if (ta->budget > 0) {
-        ta->budget--;
-    }
-    return 1;
-}
-
-static void *ta_raw(test_alloc *ta, size_t size)
-{
-    if (size > SIZE_MAX - sizeof(ta_hdr)) {
-        return NULL;
-    }
-    ta_hdr *h = malloc(sizeof(ta_hdr) + size);
-    if (h == NULL) {
-        return NULL;
-    }
-    h->magic = TA_MAGIC;
-    h->size = size;
-    ta->calls++;
-    ta->live++;
-    ta->live_bytes += size;
-    if (size > ta->max_size) {
-        ta->max_size = size;
-    }
-    return h + 1;
-}
-
-static void *ta_malloc(size_t size, void *ud)
-{
-    test_alloc *ta = ud;
-    return ta_take(ta) ? ta_raw(ta, size) : NULL;
-}
-
-static void ta_free(void *p, void *ud)
-{
-    test_alloc *ta = ud;
-    if (p == NULL) {
-        return;
-    }
-    ta_hdr *h = (ta_hdr *)p - 1;
-    assert_int_equal(h->magic, TA_MAGIC);
-    h->magic = 0;
-    assert_true(ta->live > 0);
-    ta->live--;
-    ta->live_bytes -= h->size;
-    free(h);
-}
-
-static void *ta_calloc(size_t n, size_t size, void *ud)
-{
-    test_alloc *ta = ud;
-    if (size != 0 && n > SIZE_MAX / size) {
-        return NULL;
-    }
-    if (!ta_take(ta)) {
-        return NULL;
-    }
-    void *p = ta_raw(ta, n * size);
-    if (p != NULL) {
-        memset(p, 0, n * size);
-    }
-    return p;
-}
-
-static void *ta_realloc(void *p, size_t size, void *ud)
-{
-    test_alloc *ta = ud;
-    if (!ta_take(ta)) {
-        return NULL;
-    }
-    void *q = ta_raw(ta, size);
-    if (q != NULL && p != NULL) {
-        ta_hdr *h = (ta_hdr *)p - 1;
-        memcpy(q, p, h->size < size ? h->size : size);
-        ta_free(p, ud);
-    }
-    return q;
-}
-
-static orpc_mem ta_mem(test_alloc *ta, long budget)
-{
-    memset(ta, 0, sizeof(*ta));
-    ta->budget = budget;
-    orpc_mem m = {ta, ta_malloc, ta_free, ta_calloc, ta_realloc};
-    return m;
-}
+#include "test_alloc.h"
 
 /* ---- tests --------------------------------------------------------------- */
 

@@ -12,7 +12,8 @@ find_package(OpenSSL REQUIRED)
 set(ORPC_WIRE_SRCS ${PROJECT_SOURCE_DIR}/rpc/src/wire.c
                    ${PROJECT_SOURCE_DIR}/rpc/src/mem.c)
 
-orpc_test(wire SOURCES ${ORPC_WIRE_SRCS} LIBS ZLIB::ZLIB OpenSSL::Crypto)
+orpc_test(wire SOURCES ${ORPC_WIRE_SRCS} test_alloc.c
+          LIBS ZLIB::ZLIB OpenSSL::Crypto)
 
 # Each runner replays its target over ~50 deterministic generated inputs
 # (or over the files given as arguments, e.g. a libFuzzer corpus).

@@ -9,9 +9,8 @@
  * grpc-message percent-encoding; base64 (checked against OpenSSL's encoder);
  * and a failing-allocator sweep over every allocating function.
  *
- * The test allocator prefixes each block with a header (magic, size), so
- * live blocks and bytes and their peak can be counted, and refuses
- * allocations once its budget is spent.
+ * The test allocator (test_alloc.h) counts live blocks and bytes and their
+ * peak, and refuses allocations once its budget is spent.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -26,118 +25,8 @@
 
 #include <orpc/error.h>
 
+#include "test_alloc.h"
 #include "wire.h"
-
-/* ---- counting, failing allocator ---------------------------------------- */
-
-#define TA_MAGIC 0x7a11c0deu
-
-typedef struct ta_hdr {
-    uint32_t magic;
-    size_t size;
-    max_align_t pad_; /* keeps the user block maximally aligned */
-} ta_hdr;
-
-typedef struct test_alloc {
-    long budget;       /* allocations still allowed; -1 = unlimited */
-    size_t calls;      /* successful allocations */
-    size_t failures;   /* refused allocations */
-    size_t live;       /* blocks not yet freed */
-    size_t live_bytes; /* bytes in those blocks */
-    size_t peak_bytes; /* highest live_bytes seen */
-} test_alloc;
-
-static int ta_take(test_alloc *ta)
-{
-    if (ta->budget == 0) {
-        ta->failures++;
-        return 0;
-    }
-    if (ta->budget > 0) {
-        ta->budget--;
-    }
-    return 1;
-}
-
-static void *ta_raw(test_alloc *ta, size_t size)
-{
-    if (size > SIZE_MAX - sizeof(ta_hdr)) {
-        return NULL;
-    }
-    ta_hdr *h = malloc(sizeof(ta_hdr) + size);
-    if (h == NULL) {
-        return NULL;
-    }
-    h->magic = TA_MAGIC;
-    h->size = size;
-    ta->calls++;
-    ta->live++;
-    ta->live_bytes += size;
-    if (ta->live_bytes > ta->peak_bytes) {
-        ta->peak_bytes = ta->live_bytes;
-    }
-    return h + 1;
-}
-
-static void *ta_malloc(size_t size, void *ud)
-{
-    test_alloc *ta = ud;
-    return ta_take(ta) ? ta_raw(ta, size) : NULL;
-}
-
-static void ta_free(void *p, void *ud)
-{
-    test_alloc *ta = ud;
-    if (p == NULL) {
-        return;
-    }
-    ta_hdr *h = (ta_hdr *)p - 1;
-    assert_int_equal(h->magic, TA_MAGIC);
-    h->magic = 0;
-    assert_true(ta->live > 0);
-    ta->live--;
-    ta->live_bytes -= h->size;
-    free(h);
-}
-
-static void *ta_calloc(size_t n, size_t size, void *ud)
-{
-    test_alloc *ta = ud;
-    if (size != 0 && n > SIZE_MAX / size) {
-        return NULL;
-    }
-    if (!ta_take(ta)) {
-        return NULL;
-    }
-    void *p = ta_raw(ta, n * size);
-    if (p != NULL) {
-        memset(p, 0, n * size);
-    }
-    return p;
-}
-
-static void *ta_realloc(void *p, size_t size, void *ud)
-{
-    test_alloc *ta = ud;
-    if (!ta_take(ta)) {
-        return NULL;
-    }
-    void *q = ta_raw(ta, size);
-    if (q != NULL && p != NULL) {
-        ta_hdr *h = (ta_hdr *)p - 1;
-        memcpy(q, p, h->size < size ? h->size : size);
-        ta_free(p, ud);
-    }
-    return q;
-}
-
-static orpc_mem ta_mem(test_alloc *ta, long budget)
-{
-    memset(ta, 0, sizeof(*ta));
-    ta->budget = budget;
-    orpc_mem m = {ta, ta_malloc, ta_free, ta_calloc, ta_realloc};
-    return m;
-}
 
 /* ---- helpers ------------------------------------------------------------- */
 

@@ -16,9 +16,10 @@
  * exactly when the reference says and is sticky; consumed counts are sane;
  * orpc__deframer_partial() agrees at the end.
  *
- * Built with -DORPC_FUZZ_STANDALONE it has a main() that runs the target
- * over the files named on the command line, or over a fixed set of
- * generated inputs (fixed seed) when there are none: a regression test.
+ * Built with -DORPC_FUZZ_STANDALONE it has a main() (standalone.h) that
+ * runs the target over the files named on the command line, or over a fixed
+ * set of generated inputs (fixed seed) when there are none: a regression
+ * test.
  * "-write-seeds DIR" also saves those inputs in DIR, a seed corpus for
  * libFuzzer (which rarely finds, say, a valid gzip CRC on its own).
  */
@@ -195,40 +196,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---- regression runner: files, or generated inputs --------------------- */
 
-static uint32_t rng_next(uint32_t *st)
-{
-    uint32_t x = *st;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *st = x;
-    return x;
-}
-
-static int run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        perror(path);
-        return 1;
-    }
-    size_t cap = 4096, len = 0;
-    uint8_t *buf = malloc(cap);
-    CHECK(buf != NULL);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            CHECK(buf != NULL);
-        }
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
+#include "standalone.h"
 
 /* A well-formed stream (max, cuts, messages), optionally spoilt at the end
  * by a bad flag, an over-limit length or a truncation. */
@@ -287,52 +255,25 @@ static size_t gen_input(uint32_t *st, uint8_t *out, size_t cap)
     return len;
 }
 
-/* Writes |buf| as file |i| of directory |dir| (a seed corpus). */
-static void write_seed(const char *dir, int i, const uint8_t *buf, size_t len)
+/* Input |i| of the run: even ones new from gen_input(), each odd one the
+ * input before it with random bytes flipped. */
+static size_t next_input(uint32_t *st, int i, uint8_t *buf, size_t len,
+                         size_t cap)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/seed-%03d", dir, i);
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    CHECK(fwrite(buf, 1, len, f) == len);
-    CHECK(fclose(f) == 0);
+    if (i % 2 == 0) {
+        return gen_input(st, buf, cap);
+    }
+    for (int j = 0; j < 4 && len > 3; j++) {
+        buf[3 + rng_next(st) % (len - 3)] ^= (uint8_t)rng_next(st);
+    }
+    return len;
 }
 
 int main(int argc, char **argv)
 {
-    int rc = 0;
-    const char *seed_dir = NULL;
-    if (argc == 3 && strcmp(argv[1], "-write-seeds") == 0) {
-        seed_dir = argv[2]; /* run the built-in inputs and save them */
-    } else if (argc > 1) {
-        for (int i = 1; i < argc; i++) {
-            rc |= run_file(argv[i]);
-        }
-        printf("fuzz_deframer: %d file(s) run\n", argc - 1);
-        return rc;
-    }
-    enum { N = 50, CAP = 8192 };
-    uint8_t *buf = malloc(CAP);
-    CHECK(buf != NULL);
-    uint32_t st = 0x6f727063u; /* "orpc" */
-    for (int i = 0; i < N; i++) {
-        size_t len = gen_input(&st, buf, CAP);
-        if (seed_dir != NULL) {
-            write_seed(seed_dir, 2 * i, buf, len);
-        }
-        LLVMFuzzerTestOneInput(buf, len);
-        /* The same input with random bytes flipped. */
-        for (int j = 0; j < 4 && len > 3; j++) {
-            buf[3 + rng_next(&st) % (len - 3)] ^= (uint8_t)rng_next(&st);
-        }
-        if (seed_dir != NULL) {
-            write_seed(seed_dir, 2 * i + 1, buf, len);
-        }
-        LLVMFuzzerTestOneInput(buf, len);
-    }
-    free(buf);
-    printf("fuzz_deframer: %d generated inputs run\n", 2 * N);
-    return 0;
+    /* 50 inputs, each also run flipped. */
+    return fuzz_standalone_main(argc, argv, "fuzz_deframer",
+                                0x6f727063u /* "orpc" */, 2 * 50, next_input);
 }
 
 #endif /* ORPC_FUZZ_STANDALONE */

@@ -18,9 +18,10 @@
  *     input's and encode(decoded) decodes to the same bytes;
  *     decode(encode(input)) == input.
  *
- * Built with -DORPC_FUZZ_STANDALONE it has a main() that runs the target
- * over the files named on the command line, or over a fixed set of
- * generated inputs (fixed seed) when there are none: a regression test.
+ * Built with -DORPC_FUZZ_STANDALONE it has a main() (standalone.h) that
+ * runs the target over the files named on the command line, or over a fixed
+ * set of generated inputs (fixed seed) when there are none: a regression
+ * test.
  * "-write-seeds DIR" also saves those inputs in DIR, a seed corpus for
  * libFuzzer (which rarely finds, say, a valid gzip CRC on its own).
  */
@@ -204,40 +205,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 /* ---- regression runner: files, or generated inputs --------------------- */
 
-static uint32_t rng_next(uint32_t *st)
-{
-    uint32_t x = *st;
-    x ^= x << 13;
-    x ^= x >> 17;
-    x ^= x << 5;
-    *st = x;
-    return x;
-}
-
-static int run_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        perror(path);
-        return 1;
-    }
-    size_t cap = 4096, len = 0;
-    uint8_t *buf = malloc(cap);
-    CHECK(buf != NULL);
-    size_t n;
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            CHECK(buf != NULL);
-        }
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
+#include "standalone.h"
 
 /* Text drawn from a small alphabet, so it compresses and sometimes forms
  * escapes, base64 or timeouts. */
@@ -326,44 +294,19 @@ static size_t gen_input(uint32_t *st, uint8_t *out, size_t cap)
     return len;
 }
 
-/* Writes |buf| as file |i| of directory |dir| (a seed corpus). */
-static void write_seed(const char *dir, int i, const uint8_t *buf, size_t len)
+/* Input |i| of the run: each one new from gen_input(). */
+static size_t next_input(uint32_t *st, int i, uint8_t *buf, size_t len,
+                         size_t cap)
 {
-    char path[4096];
-    snprintf(path, sizeof(path), "%s/seed-%03d", dir, i);
-    FILE *f = fopen(path, "wb");
-    CHECK(f != NULL);
-    CHECK(fwrite(buf, 1, len, f) == len);
-    CHECK(fclose(f) == 0);
+    (void)i;
+    (void)len;
+    return gen_input(st, buf, cap);
 }
 
 int main(int argc, char **argv)
 {
-    int rc = 0;
-    const char *seed_dir = NULL;
-    if (argc == 3 && strcmp(argv[1], "-write-seeds") == 0) {
-        seed_dir = argv[2]; /* run the built-in inputs and save them */
-    } else if (argc > 1) {
-        for (int i = 1; i < argc; i++) {
-            rc |= run_file(argv[i]);
-        }
-        printf("fuzz_wire: %d file(s) run\n", argc - 1);
-        return rc;
-    }
-    enum { N = 50, CAP = 8192 };
-    uint8_t *buf = malloc(CAP);
-    CHECK(buf != NULL);
-    uint32_t st = 0x77697265u; /* "wire" */
-    for (int i = 0; i < N; i++) {
-        size_t len = gen_input(&st, buf, CAP);
-        if (seed_dir != NULL) {
-            write_seed(seed_dir, i, buf, len);
-        }
-        LLVMFuzzerTestOneInput(buf, len);
-    }
-    free(buf);
-    printf("fuzz_wire: %d generated inputs run\n", N);
-    return 0;
+    return fuzz_standalone_main(argc, argv, "fuzz_wire",
+                                0x77697265u /* "wire" */, 50, next_input);
 }
 
 #endif /* ORPC_FUZZ_STANDALONE */
