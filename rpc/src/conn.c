@@ -88,6 +88,7 @@ static void on_closed(uv_handle_t *h)
     orpc__bytes_free(&c->out);
     orpc__bytes_free(&c->inflight);
     free(c->peer_identity);
+    orpc__peer_names_free(&c->names);
     free(c);
 }
 
@@ -154,6 +155,10 @@ static int tls_input(orpc__conn *c, const char *data, size_t n)
         }
         c->handshake_done = 1;
         c->peer_identity = orpc__tls_peer_spiffe_id(c->ssl);
+        if (orpc__tls_peer_names(c->ssl, &c->names) != 0) {
+            orpc__conn_close(c, "out of memory");
+            return -1;
+        }
         if (c->hooks && c->hooks->on_handshake &&
             c->hooks->on_handshake(c, c->user_data) != 0) {
             orpc__conn_close_after_flush(c, "peer refused");

@@ -22,6 +22,7 @@
 #include <uv.h>
 
 #include "io.h"
+#include "tls_internal.h"
 #include "wire.h"
 
 typedef struct orpc__conn_hooks {
@@ -59,6 +60,7 @@ struct orpc__conn {
     void *user_data; /* the owner's; also nghttp2's user_data */
     char peer[72];   /* "ip:port" or "unix:" */
     char *peer_identity; /* SPIFFE ID of a verified peer certificate */
+    orpc__peer_names names; /* the verified certificate's names (TLS) */
     size_t max_out;  /* refuse to buffer more than this (flood guard) */
     int64_t last_activity_ns;
 };

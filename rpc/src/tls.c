@@ -279,6 +279,75 @@ char *orpc__tls_peer_spiffe_id(SSL *ssl)
     return id;
 }
 
+static int push_name(char ***arr, size_t *n, const char *s, size_t len)
+{
+    char **a = realloc(*arr, (*n + 1) * sizeof(char *));
+    if (a == NULL)
+        return ORPC_ENOMEM;
+    *arr = a;
+    a[*n] = strndup(s, len);
+    if (a[*n] == NULL)
+        return ORPC_ENOMEM;
+    (*n)++;
+    return 0;
+}
+
+int orpc__tls_peer_names(SSL *ssl, orpc__peer_names *out)
+{
+    memset(out, 0, sizeof(*out));
+    X509 *cert = SSL_get1_peer_certificate(ssl);
+    int rc = 0;
+    if (cert == NULL)
+        return 0;
+    out->has_cert = 1;
+    GENERAL_NAMES *names =
+        X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    for (int i = 0; names && rc == 0 && i < sk_GENERAL_NAME_num(names); i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
+        const ASN1_IA5STRING *v;
+        if (g->type == GEN_URI)
+            v = g->d.uniformResourceIdentifier;
+        else if (g->type == GEN_DNS)
+            v = g->d.dNSName;
+        else
+            continue;
+        const char *s = (const char *)ASN1_STRING_get0_data(v);
+        size_t len = (size_t)ASN1_STRING_length(v);
+        if (memchr(s, '\0', len) != NULL || len > 4096)
+            continue; /* embedded NUL: never a principal */
+        rc = g->type == GEN_URI ? push_name(&out->uri, &out->n_uri, s, len)
+                                : push_name(&out->dns, &out->n_dns, s, len);
+    }
+    GENERAL_NAMES_free(names);
+    if (rc == 0) {
+        BIO *b = BIO_new(BIO_s_mem());
+        if (b != NULL &&
+            X509_NAME_print_ex(b, X509_get_subject_name(cert), 0,
+                               XN_FLAG_RFC2253) >= 0) {
+            char *p;
+            long n = BIO_get_mem_data(b, &p);
+            out->subject = strndup(p, (size_t)n);
+        }
+        BIO_free(b);
+    }
+    X509_free(cert);
+    if (rc != 0)
+        orpc__peer_names_free(out);
+    return rc;
+}
+
+void orpc__peer_names_free(orpc__peer_names *n)
+{
+    for (size_t i = 0; i < n->n_uri; i++)
+        free(n->uri[i]);
+    for (size_t i = 0; i < n->n_dns; i++)
+        free(n->dns[i]);
+    free(n->uri);
+    free(n->dns);
+    free(n->subject);
+    memset(n, 0, sizeof(*n));
+}
+
 const char *orpc__tls_error_reason(SSL *ssl, int rc)
 {
     long v = SSL_get_verify_result(ssl);

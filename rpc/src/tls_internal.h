@@ -32,6 +32,22 @@ int orpc__tls_alpn_is_h2(SSL *ssl);
  * URI SAN; malloc'd, or NULL. */
 char *orpc__tls_peer_spiffe_id(SSL *ssl);
 
+/* Everything of a verified peer certificate an authorization policy may
+ * match on (gRFC A43): URI SANs, then DNS SANs, then the subject. */
+typedef struct orpc__peer_names {
+    int has_cert;
+    char **uri;
+    size_t n_uri;
+    char **dns;
+    size_t n_dns;
+    char *subject; /* RFC 2253 */
+} orpc__peer_names;
+
+/* Fills |out| from the peer certificate (zeroed when there is none).
+ * 0 or ORPC_ENOMEM. */
+int orpc__tls_peer_names(SSL *ssl, orpc__peer_names *out);
+void orpc__peer_names_free(orpc__peer_names *n);
+
 /* A static description of why a handshake or record operation failed. */
 const char *orpc__tls_error_reason(SSL *ssl, int rc);
 
