@@ -26,6 +26,8 @@ static int g_saw_cancel_flag;   /* handler saw orpc_ctx_is_cancelled() */
 static int g_cancel_callbacks;  /* orpc_ctx_on_cancel() fired */
 static int g_handled;
 static int g_sleep_ms = 0;      /* unary handler's work time */
+static int g_wait_callback = 0; /* handler waits for the cancel callback
+                                   instead of polling the flag */
 
 static void bump(int *v)
 {
@@ -58,10 +60,15 @@ static orpc_status unary_call(orpc_ctx *ctx,
     (void)ud;
     orpc_ctx_on_cancel(ctx, on_cancel, NULL);
     int ms = get(&g_sleep_ms);
-    /* Work in small steps, giving up when the call is cancelled. */
+    int by_callback = get(&g_wait_callback);
+    /* Work in small steps, giving up when the call is cancelled: told by
+     * the callback, or by polling the flag. */
     for (int waited = 0; waited < ms; waited += 5) {
-        if (orpc_ctx_is_cancelled(ctx)) {
-            bump(&g_saw_cancel_flag);
+        if (by_callback ? get(&g_cancel_callbacks) > 0
+                        : orpc_ctx_is_cancelled(ctx)) {
+            /* (cmocka's asserts belong to the test thread: count instead) */
+            if (orpc_ctx_is_cancelled(ctx))
+                bump(&g_saw_cancel_flag);
             return orpc_status_new(ORPC_CANCELLED, "gave up");
         }
         usleep(5000);
@@ -91,6 +98,7 @@ static void reset(int sleep_ms)
 {
     uv_mutex_lock(&g_lock);
     g_saw_cancel_flag = g_cancel_callbacks = g_handled = 0;
+    g_wait_callback = 0;
     g_sleep_ms = sleep_ms;
     uv_mutex_unlock(&g_lock);
 }
@@ -154,10 +162,20 @@ static void test_deadline_both_sides(void **state)
     orpc_server *srv = start("127.0.0.1:0", &port, 0);
     client c;
     client_open(&c, port);
+    /* the handler polls orpc_ctx_is_cancelled() */
     assert_int_equal(unary(&c, 100), ORPC_DEADLINE_EXCEEDED);
     wait_for(&g_saw_cancel_flag, 1);
     assert_int_equal(get(&g_saw_cancel_flag), 1); /* the handler saw it */
+    assert_int_equal(get(&g_handled), 0);
+    /* the handler waits for its cancel callback alone */
+    reset(2000);
+    uv_mutex_lock(&g_lock);
+    g_wait_callback = 1;
+    uv_mutex_unlock(&g_lock);
+    assert_int_equal(unary(&c, 100), ORPC_DEADLINE_EXCEEDED);
+    wait_for(&g_saw_cancel_flag, 1);
     assert_int_equal(get(&g_cancel_callbacks), 1);
+    assert_int_equal(get(&g_saw_cancel_flag), 1);
     assert_int_equal(get(&g_handled), 0);
     client_close(&c);
     stop(srv, 100);

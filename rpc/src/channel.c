@@ -521,6 +521,10 @@ static void call_io_task(orpc__task *t, void *arg)
 {
     orpc_call *c = arg;
     (void)t;
+    /* A post arriving while this runs must queue the task again. */
+    uv_mutex_lock(&c->lock);
+    c->task_ref = 0;
+    uv_mutex_unlock(&c->lock);
     if (!c->io_finished) {
         uv_mutex_lock(&c->lock);
         int cancel = c->cancel_requested;
@@ -549,9 +553,6 @@ static void call_io_task(orpc__task *t, void *arg)
             orpc__conn_kick(c->conn);
         }
     }
-    uv_mutex_lock(&c->lock);
-    c->task_ref = 0;
-    uv_mutex_unlock(&c->lock);
     call_unref(c);
 }
 

@@ -36,15 +36,18 @@ static void run_tasks(uv_async_t *h)
         uv_mutex_lock(&io->lock);
         orpc__task *list = io->head;
         io->head = io->tail = NULL;
-        for (orpc__task *t = list; t; t = t->next)
-            t->queued = 0;
         uv_mutex_unlock(&io->lock);
         if (list == NULL)
             break;
         while (list != NULL) {
             orpc__task *t = list;
+            /* Until it runs, a task stays "queued": posting it again is a
+             * no-op (it will see the new work) and cannot relink it. */
+            uv_mutex_lock(&io->lock);
             list = t->next;
             t->next = NULL;
+            t->queued = 0;
+            uv_mutex_unlock(&io->lock);
             t->fn(t, t->arg);
         }
     }

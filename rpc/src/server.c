@@ -42,6 +42,7 @@
 #include <orpc/channel.h>
 #include <orpc/error.h>
 
+#include "authz.h"
 #include "mem.h"
 #include "tls_internal.h"
 
@@ -58,11 +59,20 @@ typedef struct listener {
     char path[108];
 } listener;
 
+/* A loaded policy, shared by the calls checking against it; a reload swaps
+ * in a new one and the last call still using the old one frees it. */
+typedef struct policy_ref {
+    orpc__authz *authz;
+    int refs; /* under the server's lock */
+} policy_ref;
+
 struct orpc_server {
     orpc_server_opts opts;
     orpc_mem mem;
     char *tls_strings[6];
-    SSL_CTX *ssl_ctx;
+    char *policy_file;
+    SSL_CTX *ssl_ctx;   /* for new connections; swapped by reload (lock) */
+    policy_ref *policy; /* or NULL; swapped by reload (lock) */
     orpc__svc_entry *svcs;
     size_t n_svcs;
     listener listeners[ORPC__MAX_LISTENERS];
@@ -78,6 +88,7 @@ struct orpc_server {
     int state;
     int64_t grace_ms;
     unsigned live_conns; /* under |lock|: accepted and not yet closed */
+    int lock_ok;
 };
 
 static void srv_log(orpc_server *s, orpc_log_level lvl, const char *fmt, ...)
@@ -99,6 +110,79 @@ static unsigned ncpus(void)
 {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (unsigned)n : 1;
+}
+
+/* ---- authorization and TLS material (any thread) ---- */
+
+static policy_ref *policy_get(orpc_server *srv)
+{
+    uv_mutex_lock(&srv->lock);
+    policy_ref *p = srv->policy;
+    if (p)
+        p->refs++;
+    uv_mutex_unlock(&srv->lock);
+    return p;
+}
+
+static void policy_put(orpc_server *srv, policy_ref *p)
+{
+    if (p == NULL)
+        return;
+    uv_mutex_lock(&srv->lock);
+    int last = --p->refs == 0;
+    uv_mutex_unlock(&srv->lock);
+    if (last) {
+        orpc__authz_free(p->authz);
+        free(p);
+    }
+}
+
+static SSL_CTX *ssl_ctx_get(orpc_server *srv)
+{
+    uv_mutex_lock(&srv->lock);
+    SSL_CTX *c = srv->ssl_ctx;
+    if (c)
+        SSL_CTX_up_ref(c);
+    uv_mutex_unlock(&srv->lock);
+    return c;
+}
+
+/* Loads what reload swaps in: a TLS context and a policy.  0, or
+ * ORPC_ECONFIG having logged why (never key material). */
+static int load_material(orpc_server *srv, SSL_CTX **ctx, policy_ref **pol)
+{
+    char err[512];
+    *ctx = NULL;
+    *pol = NULL;
+    if (!srv->opts.plaintext) {
+        *ctx = orpc__tls_server_ctx(&srv->opts.tls, err, sizeof(err));
+        if (*ctx == NULL) {
+            srv_log(srv, ORPC_LOG_ERROR, "TLS: %s", err);
+            return ORPC_ECONFIG;
+        }
+    }
+    if (srv->policy_file != NULL) {
+        orpc__authz *a = NULL;
+        if (orpc__authz_load_file(srv->policy_file, &a, err, sizeof(err)) !=
+            0) {
+            srv_log(srv, ORPC_LOG_ERROR, "authorization policy: %s", err);
+            if (*ctx)
+                SSL_CTX_free(*ctx);
+            *ctx = NULL;
+            return ORPC_ECONFIG;
+        }
+        *pol = calloc(1, sizeof(**pol));
+        if (*pol == NULL) {
+            orpc__authz_free(a);
+            if (*ctx)
+                SSL_CTX_free(*ctx);
+            *ctx = NULL;
+            return ORPC_ENOMEM;
+        }
+        (*pol)->authz = a;
+        (*pol)->refs = 1;
+    }
+    return 0;
 }
 
 /* ====================================================================== */
@@ -373,11 +457,13 @@ static void io_task(orpc__task *t, void *arg)
 {
     orpc_ctx *ctx = arg;
     (void)t;
-    pump(ctx);
-    maybe_resume(ctx);
+    /* From here on a new post must queue the task again: work posted while
+     * this run is under way would otherwise be lost. */
     uv_mutex_lock(&ctx->lock);
     ctx->task_ref = 0;
     uv_mutex_unlock(&ctx->lock);
+    pump(ctx);
+    maybe_resume(ctx);
     ctx_unref(ctx); /* the reference the post took */
 }
 
@@ -602,8 +688,11 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
 static void on_deadline(uv_timer_t *t)
 {
     orpc_ctx *ctx = t->data;
-    ctx_cancel(ctx);
+    /* The status first: a handler woken by the cancellation must not get
+     * its own status in ahead of DEADLINE_EXCEEDED. */
     fail_call(ctx, ORPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    ctx_cancel(ctx);
+    maybe_resume(ctx);
 }
 
 static const orpc__svc_entry *find_service(orpc_server *srv, const char *path,
@@ -697,6 +786,44 @@ static void request_headers_done(orpc_ctx *ctx)
     ctx->svc = e;
     ctx->method = m;
     ctx->handler = h;
+    if (srv->opts.tls.require_client_cert && ctx->peer_identity == NULL) {
+        /* mTLS: a verified certificate without exactly one valid SPIFFE
+         * ID is no identity, and an anonymous caller goes no further. */
+        fail_call(ctx, ORPC_UNAUTHENTICATED,
+                  "client certificate carries no valid SPIFFE ID (exactly one "
+                  "spiffe:// URI SAN is required)");
+        return;
+    }
+    policy_ref *pol = policy_get(srv);
+    if (pol != NULL) {
+        const orpc__peer_names *n = &ctx->sc->conn->names;
+        orpc__authz_peer peer = {
+            .tls = ctx->sc->conn->ssl != NULL,
+            .has_cert = n->has_cert,
+            .uri_sans = (const char *const *)n->uri,
+            .n_uri_sans = n->n_uri,
+            .dns_sans = (const char *const *)n->dns,
+            .n_dns_sans = n->n_dns,
+            .subject = n->subject,
+        };
+        const char *rule = NULL;
+        int allow = orpc__authz_check(pol->authz, &peer, ctx->path, ctx->md,
+                                      &rule);
+        if (!allow) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "%s is not allowed to call %s",
+                     ctx->peer_identity ? ctx->peer_identity
+                                        : "an unauthenticated caller",
+                     ctx->path);
+            srv_log(srv, ORPC_LOG_INFO, "denied %s%s%s", msg,
+                    rule ? " by rule " : " (no rule allows it)",
+                    rule ? rule : "");
+            policy_put(srv, pol);
+            fail_call(ctx, ORPC_PERMISSION_DENIED, msg);
+            return;
+        }
+        policy_put(srv, pol);
+    }
     if (h == NULL) {
         fail_call(ctx, ORPC_UNIMPLEMENTED, "method not implemented");
         return;
@@ -963,7 +1090,11 @@ static void on_connection(uv_stream_t *l, int status)
         uv_tcp_nodelay(&c->h.tcp, 1);
         orpc__conn_set_peer_name(c);
     }
-    if (orpc__conn_start(c, srv->ssl_ctx, 1, NULL, srv->cbs, srv->h2opt) != 0) {
+    SSL_CTX *ssl_ctx = ssl_ctx_get(srv);
+    int started = orpc__conn_start(c, ssl_ctx, 1, NULL, srv->cbs, srv->h2opt);
+    if (ssl_ctx)
+        SSL_CTX_free(ssl_ctx); /* the connection's SSL holds its own */
+    if (started != 0) {
         orpc__conn_close(c, "cannot start connection");
         return;
     }
@@ -1124,7 +1255,6 @@ static char *dup_opt(orpc_server *srv, int slot, const char *s)
 int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
                     const orpc_mem *mem)
 {
-    char err[256];
     if (out == NULL)
         return ORPC_EINVAL;
     *out = NULL;
@@ -1144,7 +1274,14 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     o->tls.key_pem = dup_opt(srv, 5, o->tls.key_pem);
     o->tls.server_name = NULL;
     o->tls.expected_spiffe_id = NULL;
-    o->authz_policy_file = NULL; /* the authorization issue */
+    if (o->authz_policy_file) {
+        srv->policy_file = strdup(o->authz_policy_file);
+        if (srv->policy_file == NULL) {
+            orpc_server_free(srv);
+            return ORPC_ENOMEM;
+        }
+    }
+    o->authz_policy_file = srv->policy_file;
     if (o->io_threads == 0)
         o->io_threads = ncpus();
     if (o->io_threads > ORPC__MAX_LISTENERS)
@@ -1158,16 +1295,14 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     if (o->max_header_list_size == 0)
         o->max_header_list_size = 16 * 1024;
     srv->n_io = o->io_threads;
-    if (!o->plaintext) {
-        srv->ssl_ctx = orpc__tls_server_ctx(&o->tls, err, sizeof(err));
-        if (srv->ssl_ctx == NULL) {
-            srv_log(srv, ORPC_LOG_ERROR, "TLS: %s", err);
-            orpc_server_free(srv);
-            return ORPC_ECONFIG;
-        }
-    }
     uv_mutex_init(&srv->lock);
     uv_cond_init(&srv->cond);
+    srv->lock_ok = 1;
+    int rc = load_material(srv, &srv->ssl_ctx, &srv->policy);
+    if (rc != 0) {
+        orpc_server_free(srv);
+        return rc;
+    }
     nghttp2_session_callbacks_new(&srv->cbs);
     nghttp2_session_callbacks_set_on_begin_headers_callback(srv->cbs,
                                                             on_begin_headers);
@@ -1382,8 +1517,28 @@ int orpc_server_wait(orpc_server *srv)
 
 int orpc_server_reload(orpc_server *srv)
 {
-    (void)srv;
-    return ORPC_ENOTSUP; /* arrives with the mTLS issue */
+    SSL_CTX *ctx;
+    policy_ref *pol;
+    if (srv == NULL)
+        return ORPC_EINVAL;
+    int rc = load_material(srv, &ctx, &pol);
+    if (rc != 0) {
+        srv_log(srv, ORPC_LOG_ERROR,
+                "reload failed; keeping the current certificates and policy");
+        return rc;
+    }
+    uv_mutex_lock(&srv->lock);
+    SSL_CTX *old_ctx = srv->ssl_ctx;
+    policy_ref *old_pol = srv->policy;
+    srv->ssl_ctx = ctx;
+    srv->policy = pol;
+    uv_mutex_unlock(&srv->lock);
+    if (old_ctx)
+        SSL_CTX_free(old_ctx); /* open connections keep their own */
+    policy_put(srv, old_pol);
+    srv_log(srv, ORPC_LOG_INFO, "reloaded TLS material%s",
+            pol ? " and authorization policy" : "");
+    return 0;
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -1441,11 +1596,18 @@ void orpc_server_free(orpc_server *srv)
     if (srv->cbs) {
         nghttp2_session_callbacks_del(srv->cbs);
         nghttp2_option_del(srv->h2opt);
-        uv_mutex_destroy(&srv->lock);
-        uv_cond_destroy(&srv->cond);
     }
     if (srv->ssl_ctx)
         SSL_CTX_free(srv->ssl_ctx);
+    if (srv->policy) {
+        orpc__authz_free(srv->policy->authz);
+        free(srv->policy);
+    }
+    free(srv->policy_file);
+    if (srv->lock_ok) {
+        uv_mutex_destroy(&srv->lock);
+        uv_cond_destroy(&srv->cond);
+    }
     for (unsigned i = 0; srv->ios && i < srv->n_io; i++)
         orpc__io_destroy(&srv->ios[i].io);
     for (int i = 0; i < 6; i++)

@@ -39,8 +39,9 @@
  *     must go out uncompressed, carries 45904 incompressible (pseudo-random)
  *     bytes instead of zeros.  The server only adds up payload sizes, so the
  *     expected total is still 73086.  (The Python peer does the same: see
- *     tests/interop/python/README.md.)  The probe and the
- *     expect_compressed=false requests go on calls without compression.
+ *     tests/interop/python/README.md.)  The uncompressed probes of both
+ *     client_compressed_* cases, and client_compressed_unary's
+ *     expect_compressed=false request, go on calls without compression.
  *   * The compressed flag of received responses (server_compressed_*): the
  *     client API decompresses transparently and does not report it, so the
  *     client checks the calls succeed with the right payloads; the flag
@@ -84,13 +85,13 @@ static const char *test_case = "?";
 static orpc_client *client;       /* grpc.testing.TestService */
 static orpc_client *unimpl;       /* grpc.testing.UnimplementedService */
 static int64_t rpc_timeout_ms = 20000;
-static unsigned overall_timeout_s = 60;
+static unsigned overall_timeout_s = 70; /* 3 RPC deadlines + 10 s */
 
 /* Prints the verdict line and ends the run: a failed case needs no
  * cleanup. */
-static void fail(const char *fmt, ...) ORPC_PRINTF(1, 2);
+static _Noreturn void fail(const char *fmt, ...) ORPC_PRINTF(1, 2);
 
-static void fail(const char *fmt, ...)
+static _Noreturn void fail(const char *fmt, ...)
 {
     char buf[1024];
     va_list ap;
@@ -106,7 +107,7 @@ static void fail(const char *fmt, ...)
     _exit(1);
 }
 
-static void on_alarm(int sig)
+static _Noreturn void on_alarm(int sig)
 {
     (void)sig;
     static const char a[] = "FAIL ";
@@ -272,8 +273,9 @@ static void empty_unary(void)
     orpc_status_clear(&st);
 }
 
-/* One UnaryCall with the large request (|tweak| may set more fields),
- * which must succeed with 314159 zeros. */
+/* One UnaryCall with the large request (plus the optional fields given),
+ * sent with |compression|, which must succeed with 314159 zeros.  The
+ * metadata lists may be NULL. */
 static void large_unary_with(const char *compression,
                              const Grpc__Testing__BoolValue *expect_compressed,
                              const Grpc__Testing__BoolValue *response_compressed,

@@ -55,13 +55,13 @@ static void logf_(const char *fmt, ...)
 {
     if (!verbose)
         return;
+    /* One write per line: handlers log from several threads at once. */
+    char line[1024];
     va_list ap;
     va_start(ap, fmt);
-    fputs("orpc-interop-server: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    fflush(stderr);
+    vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
+    fprintf(stderr, "orpc-interop-server: %s\n", line);
 }
 
 static void orpc_logger(orpc_log_level level, const char *msg, void *ud)
@@ -73,13 +73,21 @@ static void orpc_logger(orpc_log_level level, const char *msg, void *ud)
 
 /* ---- helpers shared by the handlers ---- */
 
-/* Echo Metadata: copy the two echo keys of the request into the response
- * headers and trailers.  Runs first in every handler, before anything can
- * send the headers. */
-static void echo_metadata(orpc_ctx *ctx)
+/* Runs first in every handler, before anything can send the headers: logs
+ * the call and does Echo Metadata, copying the two echo keys of the request
+ * into the response headers and trailers. */
+static void begin_call(orpc_ctx *ctx)
 {
     const orpc_metadata *md = orpc_ctx_metadata(ctx);
     size_t n = orpc_metadata_count(md);
+    int64_t left = orpc_ctx_remaining_ms(ctx);
+    char deadline[48] = "no deadline";
+    if (left != INT64_MAX)
+        snprintf(deadline, sizeof(deadline), "%lld ms left",
+                 (long long)left);
+    logf_("%s from %s (%s, %zu metadata entries%s)",
+          orpc_ctx_method(ctx)->path, orpc_ctx_peer_address(ctx), deadline, n,
+          orpc_ctx_peer_identity(ctx) ? ", client certificate" : "");
     for (size_t i = 0; i < n; i++) {
         const char *key;
         const uint8_t *v;
@@ -249,7 +257,7 @@ static orpc_status empty_call(orpc_ctx *ctx, const Grpc__Testing__Empty *req,
     (void)req;
     (void)resp;
     (void)ud;
-    echo_metadata(ctx);
+    begin_call(ctx);
     return ORPC_STATUS_OK;
 }
 
@@ -258,7 +266,7 @@ static orpc_status unary_call(orpc_ctx *ctx, const SimpleRequest *req,
 {
     (void)ud;
     orpc_status st = ORPC_STATUS_OK;
-    echo_metadata(ctx);
+    begin_call(ctx);
     logf_("UnaryCall: response_size %d, payload %zu bytes%s",
           (int)req->response_size,
           req->payload ? req->payload->body.len : (size_t)0,
@@ -298,7 +306,7 @@ static orpc_status streaming_output_call(
     (void)ud;
     orpc_status st = ORPC_STATUS_OK;
     out_state os = {0, 0};
-    echo_metadata(ctx);
+    begin_call(ctx);
     if (send_responses(ctx, &os, req, send_output, w, &st) != 0)
         return st;
     if (echo_status(req->response_status, &st))
@@ -315,7 +323,7 @@ static orpc_status streaming_input_call(
     const Grpc__Testing__StreamingInputCallRequest *m;
     int rc;
     int64_t total = 0;
-    echo_metadata(ctx);
+    begin_call(ctx);
     while ((rc = grpc__testing__test_service__server__streaming_input_call__recv(
                 r, &m)) == 1) {
         logf_("StreamingInputCall: request of %zu bytes%s",
@@ -328,6 +336,8 @@ static orpc_status streaming_input_call(
     if (rc < 0)
         return orpc_status_errorf(ORPC_CANCELLED, "recv: %s",
                                   orpc_strerror(rc));
+    logf_("StreamingInputCall: end of requests, %lld bytes in all",
+          (long long)total);
     if (total > INT32_MAX)
         return orpc_status_new(ORPC_OUT_OF_RANGE,
                                "aggregated payload size over 2^31");
@@ -351,7 +361,7 @@ static orpc_status full_duplex_call(
     out_state os = {0, 0};
     const OutRequest *m;
     int rc;
-    echo_metadata(ctx);
+    begin_call(ctx);
     while ((rc = grpc__testing__test_service__server__full_duplex_call__recv(
                 s, &m)) == 1) {
         logf_("FullDuplexCall: request with %zu response parameters",
@@ -393,7 +403,7 @@ static orpc_status half_duplex_call(
     size_t n = 0, cap = 0;
     const OutRequest *m;
     int rc;
-    echo_metadata(ctx);
+    begin_call(ctx);
     while ((rc = grpc__testing__test_service__server__half_duplex_call__recv(
                 s, &m)) == 1) {
         if (n == cap) {

@@ -16,18 +16,25 @@
 #   orpc->orpc  orpc-interop-client  against orpc-interop-server
 # it starts the server once on an ephemeral port (from its "listening on N"
 # line), runs the 18 interop cases against it, one client process each
-# (bounded by `timeout`), then checks that the server stops cleanly on
-# SIGTERM.  A short mTLS block follows (servers requiring client
-# certificates; py->orpc also checks the identity the orpc server reports).
+# (bounded by `timeout`); over TLS, one more client run claims a host name
+# the certificate does not carry and must fail.  Then the server must stop
+# cleanly (exit 0) on SIGTERM.  A short mTLS block follows: servers that
+# require client certificates must serve clients that have one (py->orpc
+# also checks the identity the orpc server reports) and refuse those that
+# have none.
 #
-# Prints one line per check, then "N passed, M failed"; exits 1 if any
-# check failed, 77 (ctest: skipped) if /usr/bin/python3 lacks grpcio.
-# Certificates come from scripts/gen-test-certs.sh and the Python message
-# modules from python/gen_pb.sh, both into a temporary directory that is
-# removed on exit, as are the servers.
+# Prints one line per check, the case x direction x transport matrix, then
+# "N passed, M failed"; exits 1 if any check failed, 77 (ctest: skipped)
+# if /usr/bin/python3 lacks grpcio.  Certificates come from
+# scripts/gen-test-certs.sh and the Python message modules from
+# python/gen_pb.sh, both into a temporary directory that is removed on
+# exit, as are the servers.  Servers run with --verbose=true, logging into
+# that directory (server-<client>-<server>-<transport>.log).
 #
 # Environment: INTEROP_CASES (space-separated) to run a subset;
-# INTEROP_KEEP=1 to keep the work directory (logs) for inspection.
+# INTEROP_KEEP=1 to keep the work directory (logs) for inspection;
+# INTEROP_BUDGET_S (default 500): no client starts after that many
+# seconds, so the whole run stays within ctest's 600 s.
 set -u
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -65,21 +72,25 @@ fi
 command -v timeout >/dev/null 2>&1 || die "timeout(1) not found"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/orpc-interop.XXXXXX") || die "mktemp failed"
+: >"$work/results"
+started=$(date +%s)
+BUDGET=${INTEROP_BUDGET_S:-500} # client runs start only within this budget
 server_pid=
 port=
 passed=0
 failed=0
 failures=
 
-# stop_server [check LABEL]: SIGTERM, wait up to 5 s, then SIGKILL.  With
-# "check", record whether it exited 0 on SIGTERM.
+# stop_server [check LABEL]: SIGTERM, wait up to 10 s (the orpc server
+# drains for up to 5 s), then SIGKILL.  With "check", record whether it
+# exited 0 on SIGTERM.
 stop_server() {
     [ -n "$server_pid" ] || return 0
     alive=1
     kill -0 "$server_pid" 2>/dev/null || alive=0
     kill "$server_pid" 2>/dev/null
     i=0
-    while kill -0 "$server_pid" 2>/dev/null && [ $i -lt 50 ]; do
+    while kill -0 "$server_pid" 2>/dev/null && [ $i -lt 100 ]; do
         sleep 0.1
         i=$((i + 1))
     done
@@ -95,7 +106,7 @@ stop_server() {
     if [ $alive -eq 0 ]; then
         record "$2/server-shutdown" 1 "server had already exited (status $rc)"
     elif [ $killed -eq 1 ]; then
-        record "$2/server-shutdown" 1 "server ignored SIGTERM for 5 s"
+        record "$2/server-shutdown" 1 "server still running 10 s after SIGTERM"
     else
         record "$2/server-shutdown" "$rc" "server exited with status $rc"
     fi
@@ -111,12 +122,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# record NAME RC REASON
+# record NAME RC REASON [NOTE]: NAME is DIRECTION/TRANSPORT/CHECK.
 record() {
     if [ "$2" -eq 0 ]; then
         passed=$((passed + 1))
-        echo "ok    $1"
+        echo "ok    $1${4:+ ($4)}"
+        echo "$1 ok" >>"$work/results"
     else
+        echo "$1 FAIL" >>"$work/results"
         failed=$((failed + 1))
         failures="$failures $1"
         echo "FAIL  $1: $3"
@@ -142,10 +155,11 @@ start_server() {
     : >"$work/server.out"
     if [ "$s_impl" = py ]; then
         "$PY" "$pydir/interop_server.py" --port=0 --bind_host=localhost \
-            --pb_dir="$work/pb" "$@" >"$work/server.out" 2>"$s_log" &
-    else
-        "$bin/orpc-interop-server" --port=0 "$@" >"$work/server.out" \
+            --verbose=true --pb_dir="$work/pb" "$@" >"$work/server.out" \
             2>"$s_log" &
+    else
+        "$bin/orpc-interop-server" --port=0 --verbose=true "$@" \
+            >"$work/server.out" 2>"$s_log" &
     fi
     server_pid=$!
     port=
@@ -161,12 +175,23 @@ start_server() {
     return 1
 }
 
-# run_client orpc|py NAME CASE [client flags...]: one case, recorded.
+# run_client [--expect-fail] orpc|py NAME CASE [client flags...]: one
+# client run, recorded.  With --expect-fail the run must fail (exit 1)
+# instead, e.g. a TLS handshake that has to be refused.
 run_client() {
+    expect=pass
+    if [ "$1" = --expect-fail ]; then
+        expect=fail
+        shift
+    fi
     impl=$1
     name=$2
     tc=$3
     shift 3
+    if [ $(($(date +%s) - started)) -ge "$BUDGET" ]; then
+        record "$name" 1 "not run: the ${BUDGET}s time budget is spent"
+        return
+    fi
     if [ "$impl" = py ]; then
         timeout "$CASE_TIMEOUT" "$PY" "$pydir/interop_client.py" \
             --server_port="$port" --test_case="$tc" --pb_dir="$work/pb" \
@@ -182,6 +207,14 @@ run_client() {
         reason="timed out after ${CASE_TIMEOUT}s"
     elif [ -z "$reason" ]; then
         reason="exit $rc: $(tail -n 1 "$work/client.err")"
+    fi
+    if [ $expect = fail ]; then
+        if [ $rc -eq 1 ]; then
+            record "$name" 0 "" "failed as expected"
+        else
+            record "$name" 1 "expected the client to fail (exit 1), got exit $rc"
+        fi
+        return
     fi
     record "$name" "$rc" "$reason"
 }
@@ -207,6 +240,13 @@ block() {
         # shellcheck disable=SC2086
         run_client "$cimpl" "$label/$c" "$c" $cflags
     done
+    if [ "$transport" = tls ]; then
+        # The server's certificate does not name this host: the client
+        # must refuse the handshake.
+        # shellcheck disable=SC2086
+        run_client --expect-fail "$cimpl" "$label/wrong-hostname" \
+            empty_unary $cflags --server_host_override=not-in-the-cert.example.org
+    fi
     stop_server check "$label"
 }
 
@@ -223,6 +263,10 @@ if start_server orpc mtls-orpc $MTLS_SERVER; then
     run_client py "py->orpc/mtls/client_cert_username" client_cert_username \
         $MTLS_CLIENT
     run_client orpc "orpc->orpc/mtls/ping_pong" ping_pong $MTLS_CLIENT
+    run_client --expect-fail py "py->orpc/mtls/no-client-cert" empty_unary \
+        $TLS_CLIENT
+    run_client --expect-fail orpc "orpc->orpc/mtls/no-client-cert" \
+        empty_unary $TLS_CLIENT
     stop_server check "orpc/mtls"
 else
     record "orpc/mtls" 1 "orpc server did not start"
@@ -231,13 +275,50 @@ fi
 if start_server py mtls-py $MTLS_SERVER; then
     run_client orpc "orpc->py/mtls/large_unary" large_unary $MTLS_CLIENT
     run_client orpc "orpc->py/mtls/ping_pong" ping_pong $MTLS_CLIENT
+    run_client --expect-fail orpc "orpc->py/mtls/no-client-cert" \
+        empty_unary $TLS_CLIENT
     stop_server check "py/mtls"
 else
     record "py/mtls" 1 "python server did not start"
 fi
 
+# The matrix of the plaintext and TLS blocks: one row per check, one
+# column per client>server direction (o = orpc, py = Python grpcio) and
+# transport (h2c = plaintext).
+echo
+awk '
+{
+    n = split($1, p, "/")
+    if (n != 3 || (p[2] != "plaintext" && p[2] != "tls"))
+        next
+    col = p[1] "/" p[2]
+    sub(/^orpc->py/, "o>py", col); sub(/^py->orpc/, "py>o", col)
+    sub(/^orpc->orpc/, "o>o", col); sub(/\/plaintext$/, "/h2c", col)
+    row = p[3]
+    if (!(col in seen_col)) { seen_col[col] = 1; cols[++nc] = col }
+    if (!(row in seen_row)) { seen_row[row] = 1; rows[++nr] = row }
+    cell[row, col] = $2
+}
+END {
+    line = sprintf("%-28s", "check")
+    for (c = 1; c <= nc; c++) line = line sprintf(" %-9s", cols[c])
+    sub(/ +$/, "", line)
+    print line
+    for (r = 1; r <= nr; r++) {
+        line = sprintf("%-28s", rows[r])
+        for (c = 1; c <= nc; c++) {
+            v = cell[rows[r], cols[c]]
+            line = line sprintf(" %-9s", v == "" ? "-" : v)
+        }
+        sub(/ +$/, "", line)
+        print line
+    }
+}' "$work/results"
+echo
 if [ $failed -gt 0 ]; then
     echo "failed:$failures"
+    [ "${INTEROP_KEEP:-0}" = 1 ] ||
+        echo "(INTEROP_KEEP=1 keeps the servers' logs)"
 fi
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]
