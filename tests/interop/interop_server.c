@@ -473,6 +473,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: orpc-interop-server --port=N [--use_tls=true|false]\n"
             "       [--tls_cert=FILE --tls_key=FILE [--tls_ca=FILE]]\n"
+            "       [--authz_policy=FILE]\n"
             "       [--bind_host=HOST] [--verbose=true|false]\n");
 }
 
@@ -511,6 +512,7 @@ int main(int argc, char **argv)
     long port = -1;
     int use_tls = 0;
     const char *cert = NULL, *key = NULL, *ca = NULL, *bind_host = NULL;
+    const char *policy = NULL;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (flag(argv[i], "port", &v) && v) {
@@ -537,6 +539,8 @@ int main(int argc, char **argv)
             key = v;
         } else if (flag(argv[i], "tls_ca", &v) && v) {
             ca = v;
+        } else if (flag(argv[i], "authz_policy", &v) && v) {
+            policy = v;
         } else if (flag(argv[i], "bind_host", &v) && v) {
             bind_host = v;
         } else {
@@ -563,6 +567,7 @@ int main(int argc, char **argv)
 
     orpc_server_opts o = {0};
     o.log = orpc_logger;
+    o.authz_policy_file = policy; /* reread on SIGHUP */
     if (use_tls) {
         o.tls.cert_file = cert;
         o.tls.key_file = key;

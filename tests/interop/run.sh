@@ -282,6 +282,43 @@ else
     record "py/mtls" 1 "python server did not start"
 fi
 
+# Authorization: an orpc mTLS server with a gRPC authorization policy that
+# lets the test client call UnaryCall only; SIGHUP rereads the policy, and
+# the new one lets it call EmptyCall too.
+policy=$work/policy.json
+cat >"$policy" <<'JSON'
+{"name": "interop",
+ "allow_rules": [{"name": "unary-only",
+   "source": {"principals": ["spiffe://test.orpc/service/interop-client"]},
+   "request": {"paths": ["/grpc.testing.TestService/UnaryCall"]}}]}
+JSON
+# shellcheck disable=SC2086
+if start_server orpc authz-orpc $MTLS_SERVER --authz_policy="$policy"; then
+    run_client py "py->orpc/authz/allowed" large_unary $MTLS_CLIENT
+    run_client --expect-fail py "py->orpc/authz/denied-method" empty_unary \
+        $MTLS_CLIENT
+    if ! grep -q 'PERMISSION_DENIED\|permission' "$work/client.err"; then
+        record "py->orpc/authz/denied-is-permission-denied" 1 \
+            "$(head -c 300 "$work/client.err")"
+    else
+        record "py->orpc/authz/denied-is-permission-denied" 0 ""
+    fi
+    cat >"$policy" <<'JSON'
+{"name": "interop-2",
+ "allow_rules": [{"name": "unary-and-empty",
+   "source": {"principals": ["spiffe://test.orpc/service/interop-client"]},
+   "request": {"paths": ["/grpc.testing.TestService/UnaryCall",
+                         "/grpc.testing.TestService/EmptyCall"]}}]}
+JSON
+    kill -HUP "$server_pid"
+    sleep 0.5
+    run_client py "py->orpc/authz/allowed-after-sighup" empty_unary \
+        $MTLS_CLIENT
+    stop_server check "orpc/authz"
+else
+    record "orpc/authz" 1 "orpc server did not start"
+fi
+
 # The matrix of the plaintext and TLS blocks: one row per check, one
 # column per client>server direction (o = orpc, py = Python grpcio) and
 # transport (h2c = plaintext).
