@@ -251,6 +251,59 @@ static void test_large_unary(void **state)
     orpc_status_clear(&st);
 }
 
+/* Messages larger than the 1 MiB stream window (and many of them on one
+ * connection, more than its 8 MiB window) must flow: flow control hands
+ * back the bytes of incomplete messages as they arrive. */
+static void test_bigger_than_window(void **state)
+{
+    fx *f = *state;
+    size_t n = 3u * 1024 * 1024;
+    uint8_t *body = calloc(1, n);
+    for (int i = 0; i < 4; i++) {
+        SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+        Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+        p.body.data = body;
+        p.body.len = n;
+        req.payload = &p;
+        req.response_size = (int32_t)(n + 500000);
+        SimpleResponse *resp = NULL;
+        orpc_call_opts o = {.timeout_ms = 20000};
+        orpc_status st = grpc__testing__test_service__client__unary_call(
+            f->client, &req, &resp, &o);
+        assert_int_equal(st.code, ORPC_OK);
+        assert_int_equal(resp->payload->body.len, n + 500000);
+        grpc__testing__simple_response__free_unpacked(resp, NULL);
+        orpc_status_clear(&st);
+    }
+    free(body);
+    /* a stream of big messages */
+    Grpc__Testing__StreamingOutputCallRequest sreq =
+        GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__ResponseParameters rp =
+        GRPC__TESTING__RESPONSE_PARAMETERS__INIT;
+    Grpc__Testing__ResponseParameters *rps[5] = {&rp, &rp, &rp, &rp, &rp};
+    rp.size = 2 * 1024 * 1024;
+    sreq.n_response_parameters = 5;
+    sreq.response_parameters = rps;
+    Grpc__Testing__TestService_StreamingOutputCall_Reader *r;
+    assert_int_equal(grpc__testing__test_service__client__streaming_output_call(
+                         f->client, &sreq, NULL, &r),
+                     0);
+    Grpc__Testing__StreamingOutputCallResponse *m;
+    int got = 0;
+    while (grpc__testing__test_service__client__streaming_output_call__recv(
+               r, &m) == 1) {
+        assert_int_equal(m->payload->body.len, (size_t)rp.size);
+        grpc__testing__streaming_output_call_response__free_unpacked(m, NULL);
+        got++;
+    }
+    assert_int_equal(got, 5);
+    orpc_status st =
+        grpc__testing__test_service__client__streaming_output_call__finish(r);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+}
+
 static void test_many_sequential_and_metadata(void **state)
 {
     fx *f = *state;
@@ -608,6 +661,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_empty_unary, setup, teardown),
         cmocka_unit_test_setup_teardown(test_large_unary, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bigger_than_window, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_many_sequential_and_metadata,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_and_message, setup,

@@ -171,7 +171,7 @@ static int parse_field_path(parser *p, size_t *start, size_t *end)
 
 static int parse_variable(parser *p)
 {
-    size_t open = p->pos, fstart, fend;
+    size_t open = p->pos, fstart = 0, fend = 0;
     int rc, var = (int)p->n_vars;
     p->pos++; /* '{' */
     if ((rc = parse_field_path(p, &fstart, &fend)) != 0)

@@ -247,8 +247,8 @@ static int only_fields(build *b, const json_t *obj, const char *where,
 /* One pattern string into |m|. */
 static int pattern(build *b, const json_t *v, const char *where, matcher *m)
 {
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     int rc = get_string(b, v, where, &s, &len);
     if (rc) {
         return rc;
@@ -420,8 +420,8 @@ static int parse_rule(build *b, const json_t *v, const char *list, size_t idx,
     char w[512];
     char q[QUOTE_MAX];
     const json_t *name, *source, *request;
-    const char *s;
-    size_t len;
+    const char *s = NULL;
+    size_t len = 0;
     int rc;
 
     memset(r, 0, sizeof(*r));
@@ -595,8 +595,8 @@ static int compile(build *b, const json_t *root, struct orpc__authz *a)
     static const char *const top_fields[] = {"name", "deny_rules",
                                              "allow_rules", NULL};
     const json_t *name, *deny, *allow;
-    const char *s;
-    size_t len, total;
+    const char *s = NULL;
+    size_t len = 0, total = 0;
     int rc;
 
     if (!json_is_object(root)) {

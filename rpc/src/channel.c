@@ -271,6 +271,21 @@ static int call_new(orpc_call **out, orpc_channel *ch,
 
 static void post_call(orpc_call *c)
 {
+    if (orpc__io_on_thread(&c->ch->io)) {
+        /* From a callback on the channel's own thread (an async completion
+         * starting the next call): run the task now instead of waking the
+         * loop through the eventfd. */
+        uv_mutex_lock(&c->lock);
+        int queued = c->task_ref;
+        if (!queued) {
+            c->task_ref = 1;
+            c->refs++;
+        }
+        uv_mutex_unlock(&c->lock);
+        if (!queued)
+            call_io_task(&c->task, c);
+        return;
+    }
     uv_mutex_lock(&c->lock);
     int take = !c->task_ref;
     if (take) {
@@ -449,20 +464,20 @@ static void submit(orpc_call *c, orpc__conn *conn)
     orpc__hdrs h;
     char tbuf[16];
     orpc__hdrs_init(&h);
-    int rc = orpc__hdrs_add_str(&h, ":method", "POST");
-    rc |= orpc__hdrs_add_str(&h, ":scheme", ch->is_tls ? "https" : "http");
+    int rc = orpc__hdrs_add_static(&h, ":method", "POST");
+    rc |= orpc__hdrs_add_static(&h, ":scheme", ch->is_tls ? "https" : "http");
     rc |= orpc__hdrs_add_str(&h, ":path", c->method->path);
     rc |= orpc__hdrs_add_str(&h, ":authority", ch->authority);
-    rc |= orpc__hdrs_add_str(&h, "te", "trailers");
+    rc |= orpc__hdrs_add_static(&h, "te", "trailers");
     if (c->deadline_ns != INT64_MAX) {
         int64_t left = c->deadline_ns - orpc__now_ns();
         size_t n = orpc__timeout_format(left > 0 ? left : 1, tbuf);
         rc |= orpc__hdrs_add(&h, "grpc-timeout", tbuf, n);
     }
-    rc |= orpc__hdrs_add_str(&h, "content-type", "application/grpc");
+    rc |= orpc__hdrs_add_static(&h, "content-type", "application/grpc");
     if (c->gzip)
-        rc |= orpc__hdrs_add_str(&h, "grpc-encoding", "gzip");
-    rc |= orpc__hdrs_add_str(&h, "grpc-accept-encoding", "identity,gzip");
+        rc |= orpc__hdrs_add_static(&h, "grpc-encoding", "gzip");
+    rc |= orpc__hdrs_add_static(&h, "grpc-accept-encoding", "identity,gzip");
     rc |= orpc__hdrs_add_str(&h, "user-agent", ch->user_agent);
     if (c->md)
         rc |= orpc__hdrs_add_md(&h, c->md);
@@ -707,10 +722,14 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
         int rc = orpc__deframer_feed(&c->deframer, data + off, len - off,
                                      &used, &msg, &mlen, &comp);
         off += used;
-        if (rc == 0)
+        if (rc == 0) {
+            /* an incomplete message's bytes go back to flow control now,
+             * so one larger than the window can arrive */
+            nghttp2_session_consume(s, id, used);
             break;
+        }
         if (rc < 0) {
-            nghttp2_session_consume(s, id, len);
+            nghttp2_session_consume(s, id, len - (off - used));
             fail_call(c,
                       rc == ORPC_ETOOBIG ? ORPC_RESOURCE_EXHAUSTED
                                          : ORPC_INTERNAL,
@@ -724,7 +743,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
             c->method->output->descriptor, msg, mlen, comp, c->resp_gzip,
             c->ch->opts.max_recv_message_size, NULL, &st);
         if (m == NULL) {
-            nghttp2_session_consume(s, id, len - off + mlen + ORPC__MSG_HEADER);
+            nghttp2_session_consume(s, id, len - off + used);
             nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
             call_complete(c, st);
             return 0;
@@ -737,7 +756,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
         }
         r->msg = m;
         r->next = NULL;
-        r->wire_bytes = mlen + ORPC__MSG_HEADER;
+        r->wire_bytes = used; /* held until the application reads it */
         uv_mutex_lock(&c->lock);
         if (c->rq_tail)
             c->rq_tail->next = r;

@@ -320,12 +320,33 @@ void orpc__conn_flush(orpc__conn *c)
     if (c->writing)
         return;
     if (c->out.len > 0) {
+        /* Most writes complete at once: try that first, and hand libuv only
+         * what the socket would not take (libuv then polls for
+         * writability, which costs an epoll_ctl per write). */
+        uv_buf_t b = uv_buf_init((char *)c->out.data, (unsigned)c->out.len);
+        int n = uv_try_write(&c->h.stream, &b, 1);
+        if (n < 0 && n != UV_EAGAIN) {
+            orpc__conn_close(c, "write failed");
+            return;
+        }
+        size_t done = n > 0 ? (size_t)n : 0;
+        if (done == c->out.len) {
+            c->out.len = 0;
+            if (c->out.cap > 64 * 1024)
+                orpc__bytes_free(&c->out); /* a burst is over */
+            if (nghttp2_session_want_write(c->session) ||
+                c->close_after_flush)
+                orpc__conn_kick(c); /* more to pull, or a close to do */
+            else if (!nghttp2_session_want_read(c->session))
+                orpc__conn_close(c, "session finished");
+            return;
+        }
         orpc__bytes tmp = c->inflight;
         c->inflight = c->out;
         c->out = tmp;
         c->out.len = 0;
-        uv_buf_t b = uv_buf_init((char *)c->inflight.data,
-                                 (unsigned)c->inflight.len);
+        b = uv_buf_init((char *)c->inflight.data + done,
+                        (unsigned)(c->inflight.len - done));
         c->wreq.data = c;
         if (uv_write(&c->wreq, &c->h.stream, &b, 1, write_cb) != 0) {
             orpc__conn_close(c, "write failed");

@@ -214,43 +214,96 @@ int orpc__md_from_header(orpc_metadata *md, const uint8_t *name,
 
 void orpc__hdrs_init(orpc__hdrs *h)
 {
-    memset(h, 0, sizeof(*h));
-    orpc__bytes_init(&h->strings, NULL);
+    h->nv = h->nv_buf;
+    h->offs = h->offs_buf;
+    h->str = h->str_buf;
+    h->n = 0;
+    h->cap = sizeof(h->nv_buf) / sizeof(h->nv_buf[0]);
+    h->str_len = 0;
+    h->str_cap = sizeof(h->str_buf);
 }
 
 void orpc__hdrs_free(orpc__hdrs *h)
 {
-    free(h->nv);
-    free(h->offs);
-    orpc__bytes_free(&h->strings);
-    memset(h, 0, sizeof(*h));
+    if (h->nv != h->nv_buf)
+        free(h->nv);
+    if (h->offs != h->offs_buf)
+        free(h->offs);
+    if (h->str != h->str_buf)
+        free(h->str);
+    orpc__hdrs_init(h);
+}
+
+static int hdrs_room(orpc__hdrs *h, size_t bytes)
+{
+    if (h->n == h->cap) {
+        size_t cap = h->cap * 2;
+        nghttp2_nv *nv = malloc(cap * sizeof(*nv));
+        size_t *offs = malloc(cap * 4 * sizeof(*offs));
+        if (nv == NULL || offs == NULL) {
+            free(nv);
+            free(offs);
+            return ORPC_ENOMEM;
+        }
+        memcpy(nv, h->nv, h->n * sizeof(*nv));
+        memcpy(offs, h->offs, h->n * 4 * sizeof(*offs));
+        if (h->nv != h->nv_buf)
+            free(h->nv);
+        if (h->offs != h->offs_buf)
+            free(h->offs);
+        h->nv = nv;
+        h->offs = offs;
+        h->cap = cap;
+    }
+    if (bytes > h->str_cap - h->str_len) {
+        if (bytes > SIZE_MAX / 2 - h->str_len)
+            return ORPC_ENOMEM;
+        size_t cap = h->str_cap * 2;
+        while (cap - h->str_len < bytes)
+            cap *= 2;
+        uint8_t *str = malloc(cap);
+        if (str == NULL)
+            return ORPC_ENOMEM;
+        memcpy(str, h->str, h->str_len);
+        if (h->str != h->str_buf)
+            free(h->str);
+        h->str = str;
+        h->str_cap = cap;
+    }
+    return 0;
 }
 
 int orpc__hdrs_add(orpc__hdrs *h, const char *name, const void *value,
                    size_t valuelen)
 {
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 16;
-        nghttp2_nv *nv = realloc(h->nv, cap * sizeof(*nv));
-        if (nv == NULL)
-            return ORPC_ENOMEM;
-        h->nv = nv;
-        size_t *offs = realloc(h->offs, cap * 4 * sizeof(*offs));
-        if (offs == NULL)
-            return ORPC_ENOMEM;
-        h->offs = offs;
-        h->cap = cap;
-    }
     size_t nl = strlen(name);
+    if (valuelen > SIZE_MAX / 2 || hdrs_room(h, nl + valuelen) != 0)
+        return ORPC_ENOMEM;
     size_t *o = &h->offs[h->n * 4];
-    o[0] = h->strings.len;
+    o[0] = h->str_len;
     o[1] = nl;
-    if (orpc__bytes_append(&h->strings, name, nl) != 0)
-        return ORPC_ENOMEM;
-    o[2] = h->strings.len;
+    memcpy(h->str + h->str_len, name, nl);
+    h->str_len += nl;
+    o[2] = h->str_len;
     o[3] = valuelen;
-    if (valuelen > 0 && orpc__bytes_append(&h->strings, value, valuelen) != 0)
+    if (valuelen > 0)
+        memcpy(h->str + h->str_len, value, valuelen);
+    h->str_len += valuelen;
+    h->n++;
+    return 0;
+}
+
+int orpc__hdrs_add_static(orpc__hdrs *h, const char *name, const char *value)
+{
+    if (hdrs_room(h, 0) != 0)
         return ORPC_ENOMEM;
+    nghttp2_nv *nv = &h->nv[h->n];
+    nv->name = (uint8_t *)name;
+    nv->namelen = strlen(name);
+    nv->value = (uint8_t *)value;
+    nv->valuelen = strlen(value);
+    nv->flags = NGHTTP2_NV_FLAG_NO_COPY_NAME | NGHTTP2_NV_FLAG_NO_COPY_VALUE;
+    h->offs[h->n * 4] = SIZE_MAX;
     h->n++;
     return 0;
 }
@@ -290,9 +343,11 @@ void orpc__hdrs_finish(orpc__hdrs *h)
 {
     for (size_t i = 0; i < h->n; i++) {
         const size_t *o = &h->offs[i * 4];
-        h->nv[i].name = h->strings.data + o[0];
+        if (o[0] == SIZE_MAX)
+            continue; /* static: already points at its literals */
+        h->nv[i].name = h->str + o[0];
         h->nv[i].namelen = o[1];
-        h->nv[i].value = o[3] ? h->strings.data + o[2] : (uint8_t *)"";
+        h->nv[i].value = o[3] ? h->str + o[2] : (uint8_t *)"";
         h->nv[i].valuelen = o[3];
         h->nv[i].flags = NGHTTP2_NV_FLAG_NONE;
     }
@@ -300,12 +355,13 @@ void orpc__hdrs_finish(orpc__hdrs *h)
 
 int orpc__hdrs_add_status(orpc__hdrs *h, const orpc_status *st)
 {
-    char code[4];
+    static const char *const codes[17] = {"0",  "1",  "2",  "3",  "4",  "5",
+                                          "6",  "7",  "8",  "9",  "10", "11",
+                                          "12", "13", "14", "15", "16"};
     int c = (int)st->code;
     if (c < 0 || c > 16)
         c = ORPC_UNKNOWN;
-    snprintf(code, sizeof(code), "%d", c);
-    if (orpc__hdrs_add_str(h, "grpc-status", code) != 0)
+    if (orpc__hdrs_add_static(h, "grpc-status", codes[c]) != 0)
         return ORPC_ENOMEM;
     if (st->message != NULL && st->message[0] != '\0') {
         orpc__bytes b;

@@ -62,12 +62,18 @@ int orpc__md_from_header(orpc_metadata *md, const uint8_t *name,
                          size_t namelen, const uint8_t *value,
                          size_t valuelen);
 
-/* A header name/value pair to send; strings owned by |hl|. */
+/* A header list to send.  Lives on the stack: small lists (every gRPC
+ * response and most requests) never touch the heap. */
 typedef struct orpc__hdrs {
     nghttp2_nv *nv;
     size_t n, cap;
-    orpc__bytes strings; /* backing store; nv points into it after finish */
-    size_t *offs;        /* name/value offsets, 4 per entry */
+    size_t *offs; /* name/value offsets into |str|, 4 per entry; SIZE_MAX
+                     in offs[0]: a static entry whose nv points at literals */
+    uint8_t *str;
+    size_t str_len, str_cap;
+    nghttp2_nv nv_buf[24];
+    size_t offs_buf[96];
+    uint8_t str_buf[1024];
 } orpc__hdrs;
 
 void orpc__hdrs_init(orpc__hdrs *h);
@@ -75,6 +81,9 @@ void orpc__hdrs_free(orpc__hdrs *h);
 int orpc__hdrs_add(orpc__hdrs *h, const char *name, const void *value,
                    size_t valuelen);
 int orpc__hdrs_add_str(orpc__hdrs *h, const char *name, const char *value);
+/* Adds literals that outlive the frame (string constants): nothing is
+ * copied, by us or by nghttp2. */
+int orpc__hdrs_add_static(orpc__hdrs *h, const char *name, const char *value);
 /* Adds every entry of |md|, base64-encoding -bin values. */
 int orpc__hdrs_add_md(orpc__hdrs *h, const orpc_metadata *md);
 /* Fixes the nv pointers; call before handing h->nv to nghttp2. */

@@ -246,7 +246,7 @@ static orpc_ctx *ctx_new(orpc__sconn *sc, int32_t stream_id)
     size_t max = srv->opts.max_recv_message_size;
     orpc__deframer_init(&ctx->deframer, max, NULL);
     orpc__task_init(&ctx->task, io_task, ctx);
-    snprintf(ctx->peer, sizeof(ctx->peer), "%s", sc->conn->peer);
+    memcpy(ctx->peer, sc->conn->peer, sizeof(ctx->peer));
     if (sc->conn->peer_identity)
         ctx->peer_identity = strdup(sc->conn->peer_identity);
     ctx->next = sc->calls;
@@ -362,12 +362,12 @@ static ssize_t read_response(nghttp2_session *s, int32_t id, uint8_t *buf,
 
 static int add_response_headers(orpc_ctx *ctx, orpc__hdrs *h)
 {
-    if (orpc__hdrs_add_str(h, ":status", "200") != 0 ||
-        orpc__hdrs_add_str(h, "content-type", "application/grpc") != 0 ||
-        orpc__hdrs_add_str(h, "grpc-accept-encoding", "identity,gzip") != 0)
+    if (orpc__hdrs_add_static(h, ":status", "200") != 0 ||
+        orpc__hdrs_add_static(h, "content-type", "application/grpc") != 0 ||
+        orpc__hdrs_add_static(h, "grpc-accept-encoding", "identity,gzip") != 0)
         return -1;
     if (ctx->compress_resp &&
-        orpc__hdrs_add_str(h, "grpc-encoding", "gzip") != 0)
+        orpc__hdrs_add_static(h, "grpc-encoding", "gzip") != 0)
         return -1;
     if (ctx->resp_headers && orpc__hdrs_add_md(h, ctx->resp_headers) != 0)
         return -1;
@@ -442,16 +442,23 @@ static void ctx_finish(orpc_ctx *ctx, orpc_status st)
 
 /* Ends the call now from the IO thread with |code| (before or instead of
  * the handler), e.g. for bad input or an expired deadline. */
+static void maybe_resume(orpc_ctx *ctx);
+
 static void fail_call(orpc_ctx *ctx, orpc_code code, const char *msg)
 {
     ctx_finish(ctx, orpc_status_new(code, msg));
     uv_mutex_lock(&ctx->lock);
     orpc__sendq_clear(&ctx->sendq);
+    int running = ctx->handler_running;
     uv_mutex_unlock(&ctx->lock);
     pump(ctx);
+    if (running) {
+        /* the handler must learn the call is over (and, deferred on an IO
+         * thread, run once more to let go of it) */
+        ctx_cancel(ctx);
+        maybe_resume(ctx);
+    }
 }
-
-static void maybe_resume(orpc_ctx *ctx);
 
 static void io_task(orpc__task *t, void *arg)
 {
@@ -721,7 +728,8 @@ static const orpc__svc_entry *find_service(orpc_server *srv, const char *path,
     return NULL;
 }
 
-/* Sends a non-gRPC HTTP error response (bad content-type, bad method). */
+/* Sends a non-gRPC HTTP error response (bad content-type, bad method).
+ * |status| must be a string literal (it is sent without copying). */
 static void http_error(orpc_ctx *ctx, const char *status, orpc_code code,
                        const char *msg)
 {
@@ -729,8 +737,8 @@ static void http_error(orpc_ctx *ctx, const char *status, orpc_code code,
     orpc__hdrs h;
     orpc_status st = orpc_status_new(code, msg);
     orpc__hdrs_init(&h);
-    if (orpc__hdrs_add_str(&h, ":status", status) == 0 &&
-        orpc__hdrs_add_str(&h, "content-type", "application/grpc") == 0 &&
+    if (orpc__hdrs_add_static(&h, ":status", status) == 0 &&
+        orpc__hdrs_add_static(&h, "content-type", "application/grpc") == 0 &&
         orpc__hdrs_add_status(&h, &st) == 0) {
         orpc__hdrs_finish(&h);
         nghttp2_submit_response(s, ctx->stream_id, h.nv, h.n, NULL);
@@ -842,8 +850,11 @@ static void request_headers_done(orpc_ctx *ctx)
 }
 
 /* One complete request message (IO thread). */
+/* |held| is how many of this DATA chunk's bytes the message took: for a
+ * streamed request they are given back to flow control when the handler
+ * reads the message; everything else is given back at once. */
 static int on_message(orpc_ctx *ctx, const uint8_t *p, size_t len,
-                      int compressed)
+                      int compressed, size_t held)
 {
     orpc_status st = ORPC_STATUS_OK;
     int kind = ctx->method->kind;
@@ -867,8 +878,7 @@ static int on_message(orpc_ctx *ctx, const uint8_t *p, size_t len,
     if (single) {
         ctx->request = m;
         ctx->last_compressed = compressed;
-        nghttp2_session_consume(ctx_session(ctx), ctx->stream_id,
-                                len + ORPC__MSG_HEADER);
+        nghttp2_session_consume(ctx_session(ctx), ctx->stream_id, held);
         return 0;
     }
     orpc__rmsg *r = malloc(sizeof(*r));
@@ -879,7 +889,7 @@ static int on_message(orpc_ctx *ctx, const uint8_t *p, size_t len,
     }
     r->msg = m;
     r->next = NULL;
-    r->wire_bytes = len + ORPC__MSG_HEADER;
+    r->wire_bytes = held;
     r->compressed = compressed;
     uv_mutex_lock(&ctx->lock);
     if (ctx->rq_tail)
@@ -910,8 +920,10 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
         nghttp2_session_consume(s, id, len);
         return 0;
     }
-    /* Bytes of partial messages are given back when the message completes
-     * (on_message); here only the ones no message will account for. */
+    /* Flow control: bytes that end a message are held until the message is
+     * consumed (on_message); the bytes of a message still incomplete are
+     * given back at once, so a message larger than the window can arrive
+     * (the deframer bounds it by the receive limit). */
     size_t off = 0;
     while (off < len) {
         size_t used = 0, mlen = 0;
@@ -920,10 +932,12 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
         int rc = orpc__deframer_feed(&ctx->deframer, data + off, len - off,
                                      &used, &msg, &mlen, &compressed);
         off += used;
-        if (rc == 0)
+        if (rc == 0) {
+            nghttp2_session_consume(s, id, used);
             break;
+        }
         if (rc < 0) {
-            nghttp2_session_consume(s, id, len);
+            nghttp2_session_consume(s, id, len - (off - used));
             if (rc == ORPC_ETOOBIG)
                 fail_call(ctx, ORPC_RESOURCE_EXHAUSTED,
                           "request message larger than the server accepts");
@@ -931,8 +945,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
                 fail_call(ctx, ORPC_INTERNAL, "malformed message framing");
             return 0;
         }
-        if (on_message(ctx, msg, mlen, compressed) != 0) {
-            nghttp2_session_consume(s, id, len - off);
+        if (on_message(ctx, msg, mlen, compressed, used) != 0) {
+            nghttp2_session_consume(s, id, len - (off - used));
             return 0;
         }
     }
@@ -1009,8 +1023,9 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
     ctx->stream_closed = 1;
     uv_mutex_lock(&ctx->lock);
     int done = ctx->finished && ctx->io_done;
+    int running = ctx->handler_running;
     uv_mutex_unlock(&ctx->lock);
-    if (!done) {
+    if (!done || running) {
         ctx_cancel(ctx);
         ctx_finish(ctx, orpc_status_new(ORPC_CANCELLED, "call cancelled"));
         maybe_resume(ctx);
@@ -1412,9 +1427,14 @@ int orpc_server_start(orpc_server *srv)
         return ORPC_EINVAL;
     if (srv->state != SRV_NEW || srv->n_listeners == 0)
         return ORPC_ESTATE;
-    if (orpc__pool_init(&srv->pool, srv->opts.worker_threads, 1024) != 0)
-        return ORPC_ESYS;
-    srv->pool_ok = 1;
+    int blocking = 0;
+    for (size_t i = 0; i < srv->n_svcs; i++)
+        blocking |= !srv->svcs[i].nonblocking;
+    if (blocking) { /* a server of non-blocking services needs no workers */
+        if (orpc__pool_init(&srv->pool, srv->opts.worker_threads, 1024) != 0)
+            return ORPC_ESYS;
+        srv->pool_ok = 1;
+    }
     srv->ios = calloc(srv->n_io, sizeof(*srv->ios));
     if (srv->ios == NULL)
         return ORPC_ENOMEM;
