@@ -535,6 +535,68 @@ static void test_policy_reload(void **state)
     stop(srv);
 }
 
+static int copy_file(const char *from, const char *to)
+{
+    char cmd[1000];
+    snprintf(cmd, sizeof(cmd), "cp '%s' '%s'", from, to);
+    return system(cmd);
+}
+
+/* Certificates rotate without a restart: after a reload new connections
+ * get the new certificate, and a connection made before keeps working. */
+static void test_certificate_reload(void **state)
+{
+    (void)state;
+    char cert[400], key[400];
+    snprintf(cert, sizeof(cert), "%s", path_of("rotating.pem"));
+    snprintf(key, sizeof(key), "%s", path_of("rotating.key"));
+    assert_int_equal(copy_file(path_of("server.pem"), cert), 0);
+    assert_int_equal(copy_file(path_of("server.key"), key), 0);
+    orpc_server *srv;
+    int port;
+    orpc_server_opts o = {.io_threads = 1, .log = logger};
+    o.tls.cert_file = cert;
+    o.tls.key_file = key;
+    o.tls.ca_file = path_of("ca.pem");
+    o.tls.require_client_cert = 1;
+    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(
+        grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    peer old;
+    assert_int_equal(peer_open(&old, port, "client"), 0);
+    orpc_status st = unary(&old, NULL, 0);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    /* rotate to a certificate for another name */
+    assert_int_equal(copy_file(path_of("server-wrongname.pem"), cert), 0);
+    assert_int_equal(copy_file(path_of("server-wrongname.key"), key), 0);
+    assert_int_equal(orpc_server_reload(srv), 0);
+    /* the open connection keeps its material */
+    st = unary(&old, NULL, 0);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    /* a new connection gets the new certificate: a client expecting
+     * "localhost" refuses it */
+    peer fresh;
+    assert_int_equal(peer_open(&fresh, port, "client"), 0);
+    st = unary(&fresh, NULL, 0);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    assert_non_null(strstr(st.message, "does not match"));
+    orpc_status_clear(&st);
+    peer_close(&fresh);
+    /* a reload whose key does not match its certificate fails and keeps
+     * the current material */
+    assert_int_equal(copy_file(path_of("client.key"), key), 0);
+    assert_int_equal(orpc_server_reload(srv), ORPC_ECONFIG);
+    st = unary(&old, NULL, 0);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    peer_close(&old);
+    stop(srv);
+}
+
 static void test_bad_policy_stops_start(void **state)
 {
     (void)state;
@@ -610,6 +672,7 @@ int main(void)
         cmocka_unit_test(test_plaintext_client),
         cmocka_unit_test(test_policy_allow_and_deny),
         cmocka_unit_test(test_policy_reload),
+        cmocka_unit_test(test_certificate_reload),
         cmocka_unit_test(test_bad_policy_stops_start),
         cmocka_unit_test(test_no_key_material_in_logs),
     };
