@@ -60,8 +60,9 @@ static orpc_status streaming_output(
         p.body.data = body;
         p.body.len = n;
         r.payload = &p;
-        int rc = grpc__testing__test_service__server__streaming_output_call__send(
-            w, &r);
+        int rc =
+            grpc__testing__test_service__server__streaming_output_call__send(
+                w, &r);
         free(body);
         if (rc != 0)
             break;
@@ -77,16 +78,18 @@ static orpc_status streaming_output(
     return ORPC_STATUS_OK;
 }
 
-static orpc_status streaming_input(
-    orpc_ctx *ctx, Grpc__Testing__TestService_StreamingInputCall_ServerReader *r,
-    Grpc__Testing__StreamingInputCallResponse *resp, void *ud)
+static orpc_status
+streaming_input(orpc_ctx *ctx,
+                Grpc__Testing__TestService_StreamingInputCall_ServerReader *r,
+                Grpc__Testing__StreamingInputCallResponse *resp, void *ud)
 {
     (void)ud;
     (void)resp;
     const Grpc__Testing__StreamingInputCallRequest *m;
     int rc;
-    while ((rc = grpc__testing__test_service__server__streaming_input_call__recv(
-                r, &m)) == 1)
+    while (
+        (rc = grpc__testing__test_service__server__streaming_input_call__recv(
+             r, &m)) == 1)
         ;
     if (rc < 0 || orpc_ctx_is_cancelled(ctx)) {
         uv_mutex_lock(&g_lock);
@@ -111,8 +114,8 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
-    orpc_server_opts o = {.plaintext = 1, .io_threads = 1,
-                          .max_concurrent_streams = 2};
+    orpc_server_opts o = {
+        .plaintext = 1, .io_threads = 1, .max_concurrent_streams = 2};
     assert_int_equal(orpc_server_new(&f->srv, &o, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
@@ -183,9 +186,14 @@ static void raw_close(raw *r)
 static void put_frame(raw *r, uint8_t type, uint8_t flags, uint32_t stream,
                       const void *payload, size_t len)
 {
-    uint8_t h[9] = {(uint8_t)(len >> 16), (uint8_t)(len >> 8), (uint8_t)len,
-                    type, flags, (uint8_t)(stream >> 24),
-                    (uint8_t)(stream >> 16), (uint8_t)(stream >> 8),
+    uint8_t h[9] = {(uint8_t)(len >> 16),
+                    (uint8_t)(len >> 8),
+                    (uint8_t)len,
+                    type,
+                    flags,
+                    (uint8_t)(stream >> 24),
+                    (uint8_t)(stream >> 16),
+                    (uint8_t)(stream >> 8),
                     (uint8_t)stream};
     assert_int_equal(write(r->fd, h, 9), 9);
     if (len > 0)
@@ -193,8 +201,10 @@ static void put_frame(raw *r, uint8_t type, uint8_t flags, uint32_t stream,
 }
 
 #define MKNV(n, v)                                                             \
-    {(uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),                 \
-     NGHTTP2_NV_FLAG_NONE}
+    {                                                                          \
+        (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, strlen(v),              \
+            NGHTTP2_NV_FLAG_NONE                                               \
+    }
 
 static void put_headers(raw *r, uint32_t stream, const char *path,
                         const char *ctype, const char *extra_name,
@@ -233,8 +243,8 @@ static void put_headers(raw *r, uint32_t stream, const char *path,
 }
 
 /* Reads one frame; returns its type, or -1 on EOF/timeout. */
-static int get_frame(raw *r, uint32_t *stream, uint8_t *flags, uint8_t **payload,
-                     size_t *len)
+static int get_frame(raw *r, uint32_t *stream, uint8_t *flags,
+                     uint8_t **payload, size_t *len)
 {
     for (;;) {
         if (r->have >= 9) {
@@ -266,7 +276,7 @@ static int get_frame(raw *r, uint32_t *stream, uint8_t *flags, uint8_t **payload
 typedef struct outcome {
     int grpc_status; /* -1 when none seen */
     int http_status;
-    int rst_code;    /* -1 when none */
+    int rst_code; /* -1 when none */
     int goaway;
     int closed;
     char message[256];
@@ -286,7 +296,8 @@ static void decode_headers(raw *r, const uint8_t *p, size_t len, outcome *o)
                 o->grpc_status = atoi((const char *)nv.value);
             else if (nv.namelen == 7 && memcmp(nv.name, ":status", 7) == 0)
                 o->http_status = atoi((const char *)nv.value);
-            else if (nv.namelen == 12 && memcmp(nv.name, "grpc-message", 12) == 0)
+            else if (nv.namelen == 12 &&
+                     memcmp(nv.name, "grpc-message", 12) == 0)
                 snprintf(o->message, sizeof(o->message), "%.*s",
                          (int)nv.valuelen, nv.value);
         }
@@ -521,7 +532,8 @@ static void test_client_never_reads(void **state)
         rps[i] = &rp;
     req.n_response_parameters = 2000;
     req.response_parameters = rps;
-    size_t n = grpc__testing__streaming_output_call_request__get_packed_size(&req);
+    size_t n =
+        grpc__testing__streaming_output_call_request__get_packed_size(&req);
     uint8_t *buf = malloc(n);
     grpc__testing__streaming_output_call_request__pack(&req, buf);
     assert_int_equal(raw_connect(&r, f->port, 1), 0);
@@ -589,14 +601,14 @@ static void test_server_drops_connection(void **state)
     orpc_client *cl;
     orpc_channel_opts co = {.plaintext = 1};
     assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
-    assert_int_equal(orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc,
-                                     ch, NULL),
-                     0);
+    assert_int_equal(
+        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL),
+        0);
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__SimpleResponse *resp = NULL;
     orpc_call_opts o = {.timeout_ms = 5000};
-    orpc_status st = grpc__testing__test_service__client__unary_call(
-        cl, &req, &resp, &o);
+    orpc_status st =
+        grpc__testing__test_service__client__unary_call(cl, &req, &resp, &o);
     assert_int_equal(st.code, ORPC_UNAVAILABLE);
     assert_null(resp);
     orpc_status_clear(&st);

@@ -8,9 +8,9 @@
  * size limits, gzip both ways, and server shutdown.  Bad input on the wire
  * (raw sockets) lives in rpc_badinput_test.c.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,8 +93,9 @@ static orpc_status streaming_output(
         p.body.data = body;
         p.body.len = (size_t)rp->size;
         r.payload = &p;
-        int rc = grpc__testing__test_service__server__streaming_output_call__send(
-            w, &r);
+        int rc =
+            grpc__testing__test_service__server__streaming_output_call__send(
+                w, &r);
         free(body);
         if (rc != 0)
             return orpc_status_new(ORPC_CANCELLED, "client went away");
@@ -104,17 +105,19 @@ static orpc_status streaming_output(
     return ORPC_STATUS_OK;
 }
 
-static orpc_status streaming_input(
-    orpc_ctx *ctx, Grpc__Testing__TestService_StreamingInputCall_ServerReader *r,
-    Grpc__Testing__StreamingInputCallResponse *resp, void *ud)
+static orpc_status
+streaming_input(orpc_ctx *ctx,
+                Grpc__Testing__TestService_StreamingInputCall_ServerReader *r,
+                Grpc__Testing__StreamingInputCallResponse *resp, void *ud)
 {
     (void)ctx;
     (void)ud;
     const Grpc__Testing__StreamingInputCallRequest *m;
     int rc;
     int32_t total = 0;
-    while ((rc = grpc__testing__test_service__server__streaming_input_call__recv(
-                r, &m)) == 1)
+    while (
+        (rc = grpc__testing__test_service__server__streaming_input_call__recv(
+             r, &m)) == 1)
         total += m->payload ? (int32_t)m->payload->body.len : 0;
     if (rc < 0)
         return orpc_status_new(ORPC_CANCELLED, "cancelled");
@@ -122,9 +125,9 @@ static orpc_status streaming_input(
     return ORPC_STATUS_OK;
 }
 
-static orpc_status full_duplex(
-    orpc_ctx *ctx, Grpc__Testing__TestService_FullDuplexCall_ServerStream *s,
-    void *ud)
+static orpc_status
+full_duplex(orpc_ctx *ctx,
+            Grpc__Testing__TestService_FullDuplexCall_ServerStream *s, void *ud)
 {
     (void)ctx;
     (void)ud;
@@ -144,8 +147,9 @@ static orpc_status full_duplex(
             p.body.data = body;
             p.body.len = n;
             r.payload = &p;
-            int src = grpc__testing__test_service__server__full_duplex_call__send(
-                s, &r);
+            int src =
+                grpc__testing__test_service__server__full_duplex_call__send(s,
+                                                                            &r);
             free(body);
             if (src != 0)
                 return orpc_status_new(ORPC_CANCELLED, "cancelled");
@@ -201,7 +205,10 @@ static int setup_with(void **state, const orpc_server_opts *so,
     return 0;
 }
 
-static int setup(void **state) { return setup_with(state, NULL, NULL); }
+static int setup(void **state)
+{
+    return setup_with(state, NULL, NULL);
+}
 
 static int teardown(void **state)
 {
@@ -316,8 +323,10 @@ static void test_many_sequential_and_metadata(void **state)
         orpc_metadata_new(&trl, NULL);
         uint8_t bin[3] = {0xff, 0x00, (uint8_t)i};
         orpc_metadata_add(md, "x-echo", bin, 3);
-        orpc_call_opts o = {.metadata = md, .headers_out = hdrs,
-                            .trailers_out = trl, .timeout_ms = 5000};
+        orpc_call_opts o = {.metadata = md,
+                            .headers_out = hdrs,
+                            .trailers_out = trl,
+                            .timeout_ms = 5000};
         SimpleResponse *resp = NULL;
         /* x-echo is not -bin: the non-ASCII value is refused locally... */
         orpc_metadata_free(md);
@@ -355,7 +364,8 @@ static void test_status_and_message(void **state)
     SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__EchoStatus es = GRPC__TESTING__ECHO_STATUS__INIT;
     es.code = 2;
-    es.message = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n";
+    es.message =
+        "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n";
     req.response_status = &es;
     SimpleResponse *resp = NULL;
     orpc_status st = grpc__testing__test_service__client__unary_call(
@@ -385,10 +395,10 @@ static void test_unimplemented(void **state)
     orpc_status_clear(&st);
     /* A service the server does not have. */
     orpc_client *u;
-    assert_int_equal(orpc_client_new(&u,
-                                     &grpc__testing__unimplemented_service__orpc_desc,
-                                     f->ch, NULL),
-                     0);
+    assert_int_equal(
+        orpc_client_new(&u, &grpc__testing__unimplemented_service__orpc_desc,
+                        f->ch, NULL),
+        0);
     st = grpc__testing__unimplemented_service__client__unimplemented_call(
         u, &req, &resp, NULL);
     assert_int_equal(st.code, ORPC_UNIMPLEMENTED);
@@ -417,8 +427,9 @@ static void test_server_streaming(void **state)
                      0);
     Grpc__Testing__StreamingOutputCallResponse *m;
     int n = 0, rc;
-    while ((rc = grpc__testing__test_service__client__streaming_output_call__recv(
-                r, &m)) == 1) {
+    while (
+        (rc = grpc__testing__test_service__client__streaming_output_call__recv(
+             r, &m)) == 1) {
         assert_true(n < 4);
         assert_int_equal(m->payload->body.len, (size_t)sizes[n]);
         grpc__testing__streaming_output_call_response__free_unpacked(m, NULL);
@@ -449,13 +460,15 @@ static void test_client_streaming(void **state)
         p.body.len = (size_t)sizes[i];
         m.payload = &p;
         assert_int_equal(
-            grpc__testing__test_service__client__streaming_input_call__send(w, &m),
+            grpc__testing__test_service__client__streaming_input_call__send(w,
+                                                                            &m),
             0);
         free(body);
     }
     Grpc__Testing__StreamingInputCallResponse *resp = NULL;
-    orpc_status st = grpc__testing__test_service__client__streaming_input_call__finish(
-        w, &resp);
+    orpc_status st =
+        grpc__testing__test_service__client__streaming_input_call__finish(
+            w, &resp);
     assert_int_equal(st.code, ORPC_OK);
     assert_non_null(resp);
     assert_int_equal(resp->aggregated_payload_size, 74922);
@@ -487,20 +500,24 @@ static void test_ping_pong(void **state)
         p.body.len = (size_t)req_sizes[i];
         m.payload = &p;
         assert_int_equal(
-            grpc__testing__test_service__client__full_duplex_call__send(s, &m), 0);
+            grpc__testing__test_service__client__full_duplex_call__send(s, &m),
+            0);
         free(body);
         Grpc__Testing__StreamingOutputCallResponse *r;
         assert_int_equal(
-            grpc__testing__test_service__client__full_duplex_call__recv(s, &r), 1);
+            grpc__testing__test_service__client__full_duplex_call__recv(s, &r),
+            1);
         assert_int_equal(r->payload->body.len, (size_t)resp_sizes[i]);
         grpc__testing__streaming_output_call_response__free_unpacked(r, NULL);
     }
     assert_int_equal(
-        grpc__testing__test_service__client__full_duplex_call__close_send(s), 0);
+        grpc__testing__test_service__client__full_duplex_call__close_send(s),
+        0);
     Grpc__Testing__StreamingOutputCallResponse *r;
     assert_int_equal(
         grpc__testing__test_service__client__full_duplex_call__recv(s, &r), 0);
-    orpc_status st = grpc__testing__test_service__client__full_duplex_call__finish(s);
+    orpc_status st =
+        grpc__testing__test_service__client__full_duplex_call__finish(s);
     assert_int_equal(st.code, ORPC_OK);
     orpc_status_clear(&st);
 }
@@ -513,11 +530,13 @@ static void test_empty_stream(void **state)
                          f->client, NULL, &s),
                      0);
     assert_int_equal(
-        grpc__testing__test_service__client__full_duplex_call__close_send(s), 0);
+        grpc__testing__test_service__client__full_duplex_call__close_send(s),
+        0);
     Grpc__Testing__StreamingOutputCallResponse *r;
     assert_int_equal(
         grpc__testing__test_service__client__full_duplex_call__recv(s, &r), 0);
-    orpc_status st = grpc__testing__test_service__client__full_duplex_call__finish(s);
+    orpc_status st =
+        grpc__testing__test_service__client__full_duplex_call__finish(s);
     assert_int_equal(st.code, ORPC_OK);
     orpc_status_clear(&st);
 }
@@ -531,8 +550,9 @@ static void test_cancel_after_begin(void **state)
                      0);
     grpc__testing__test_service__client__streaming_input_call__cancel(w);
     Grpc__Testing__StreamingInputCallResponse *resp = NULL;
-    orpc_status st = grpc__testing__test_service__client__streaming_input_call__finish(
-        w, &resp);
+    orpc_status st =
+        grpc__testing__test_service__client__streaming_input_call__finish(
+            w, &resp);
     assert_int_equal(st.code, ORPC_CANCELLED);
     assert_null(resp);
     orpc_status_clear(&st);
@@ -551,8 +571,10 @@ static void test_timeout_on_sleeping_server(void **state)
     grpc__testing__test_service__client__full_duplex_call__send(s, &m);
     usleep(20000);
     Grpc__Testing__StreamingOutputCallResponse *r;
-    assert_true(grpc__testing__test_service__client__full_duplex_call__recv(s, &r) < 0);
-    orpc_status st = grpc__testing__test_service__client__full_duplex_call__finish(s);
+    assert_true(
+        grpc__testing__test_service__client__full_duplex_call__recv(s, &r) < 0);
+    orpc_status st =
+        grpc__testing__test_service__client__full_duplex_call__finish(s);
     assert_int_equal(st.code, ORPC_DEADLINE_EXCEEDED);
     orpc_status_clear(&st);
 }

@@ -22,8 +22,8 @@
 #include "grpc/testing/test.orpc.h"
 
 static uv_mutex_t g_lock;
-static int g_saw_cancel_flag;   /* handler saw orpc_ctx_is_cancelled() */
-static int g_cancel_callbacks;  /* orpc_ctx_on_cancel() fired */
+static int g_saw_cancel_flag;  /* handler saw orpc_ctx_is_cancelled() */
+static int g_cancel_callbacks; /* orpc_ctx_on_cancel() fired */
 static int g_handled;
 static int g_sleep_ms = 0;      /* unary handler's work time */
 static int g_wait_callback = 0; /* handler waits for the cancel callback
@@ -84,8 +84,8 @@ static const Grpc__Testing__TestService_Handlers handlers = {
 static orpc_server *start(const char *addr, int *port, uint32_t max_streams)
 {
     orpc_server *srv;
-    orpc_server_opts o = {.plaintext = 1, .io_threads = 1,
-                          .max_concurrent_streams = max_streams};
+    orpc_server_opts o = {
+        .plaintext = 1, .io_threads = 1, .max_concurrent_streams = max_streams};
     assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);

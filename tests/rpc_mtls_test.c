@@ -237,7 +237,8 @@ static void refused(const char *who, orpc_code code, const char *reason)
     peer p;
     assert_int_equal(peer_open(&p, port, who), 0);
     orpc_status st = unary(&p, NULL, 0);
-    if (st.code != code || st.message == NULL || strstr(st.message, reason) == NULL)
+    if (st.code != code || st.message == NULL ||
+        strstr(st.message, reason) == NULL)
         fail_msg("%s: got %s \"%s\", want %s containing \"%s\"",
                  who ? who : "(no cert)", orpc_code_name(st.code),
                  st.message ? st.message : "", orpc_code_name(code), reason);
@@ -417,17 +418,21 @@ static void test_plaintext_client(void **state)
 static const char *POLICY_A =
     "{\"name\": \"test\",\n"
     " \"deny_rules\": [{\"name\": \"no-empty-for-a\",\n"
-    "   \"source\": {\"principals\": [\"spiffe://test.orpc/service/client-a\"]},\n"
-    "   \"request\": {\"paths\": [\"/grpc.testing.TestService/EmptyCall\"]}}],\n"
+    "   \"source\": {\"principals\": "
+    "[\"spiffe://test.orpc/service/client-a\"]},\n"
+    "   \"request\": {\"paths\": "
+    "[\"/grpc.testing.TestService/EmptyCall\"]}}],\n"
     " \"allow_rules\": [{\"name\": \"a-may-call\",\n"
-    "   \"source\": {\"principals\": [\"spiffe://test.orpc/service/client-a\"]},\n"
+    "   \"source\": {\"principals\": "
+    "[\"spiffe://test.orpc/service/client-a\"]},\n"
     "   \"request\": {\"paths\": [\"/grpc.testing.TestService/*\"]}}]}\n";
 
 static const char *POLICY_B =
     "{\"name\": \"test2\",\n"
     " \"allow_rules\": [{\"name\": \"b-may-call\",\n"
     "   \"source\": {\"principals\": [\"*/client-b\"]},\n"
-    "   \"request\": {\"paths\": [\"/grpc.testing.TestService/UnaryCall\"]}}]}\n";
+    "   \"request\": {\"paths\": "
+    "[\"/grpc.testing.TestService/UnaryCall\"]}}]}\n";
 
 static void test_policy_allow_and_deny(void **state)
 {

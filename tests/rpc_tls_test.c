@@ -112,15 +112,15 @@ static void stop_server(orpc_server *srv)
 
 /* One unary call; returns its status (the response, if any, is checked
  * for the identity and freed). */
-static orpc_status call_once(int port, const orpc_tls_opts *tls,
-                             int plaintext, char *username, size_t ulen)
+static orpc_status call_once(int port, const orpc_tls_opts *tls, int plaintext,
+                             char *username, size_t ulen)
 {
     char target[64];
     orpc_channel *ch;
     orpc_client *cl;
     snprintf(target, sizeof(target), "localhost:%d", port);
-    orpc_channel_opts co = {.tls = tls, .plaintext = plaintext,
-                            .connect_timeout_ms = 3000};
+    orpc_channel_opts co = {
+        .tls = tls, .plaintext = plaintext, .connect_timeout_ms = 3000};
     int rc = orpc_channel_new(&ch, target, &co, NULL);
     if (rc != 0)
         return orpc_status_errorf(ORPC_INTERNAL, "channel: %s",
@@ -207,8 +207,8 @@ static void test_mtls_identity(void **state)
     int port;
     char user[256] = "";
     orpc_server *srv = start_server(1, &port);
-    orpc_tls_opts t = {.ca_file = g_ca, .cert_file = g_ccert,
-                       .key_file = g_ckey};
+    orpc_tls_opts t = {
+        .ca_file = g_ca, .cert_file = g_ccert, .key_file = g_ckey};
     orpc_status st = call_once(port, &t, 0, user, sizeof(user));
     assert_int_equal(st.code, ORPC_OK);
     orpc_status_clear(&st);

@@ -66,7 +66,10 @@ static int is_alpha(int c)
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
 }
 
-static int is_digit(int c) { return c >= '0' && c <= '9'; }
+static int is_digit(int c)
+{
+    return c >= '0' && c <= '9';
+}
 
 static int is_hex(int c)
 {
@@ -81,7 +84,10 @@ static int is_literal_char(int c)
     return c != '\0' && strchr("-._~!$&'()+,;=@", c) != NULL;
 }
 
-static int peek(const parser *p) { return p->pos < p->len ? p->s[p->pos] : 0; }
+static int peek(const parser *p)
+{
+    return p->pos < p->len ? p->s[p->pos] : 0;
+}
 
 /* LITERAL: one or more pchars (percent-escapes allowed). */
 static int parse_literal(parser *p, char **out)
@@ -119,8 +125,7 @@ static int add_segment(parser *p, orpc_tmpl_seg_kind kind, char *literal,
 {
     if (p->n_segs == ORPC_TMPL_MAX_SEGMENTS) {
         free(literal);
-        return fail(p, p->pos, "more than %d segments",
-                    ORPC_TMPL_MAX_SEGMENTS);
+        return fail(p, p->pos, "more than %d segments", ORPC_TMPL_MAX_SEGMENTS);
     }
     p->segs[p->n_segs].kind = kind;
     p->segs[p->n_segs].literal = literal;
@@ -193,8 +198,9 @@ static int parse_variable(parser *p)
             return rc;
     }
     if (peek(p) != '}')
-        return fail(p, p->pos, peek(p) == 0 ? "unterminated variable"
-                                            : "expected '}' to close variable");
+        return fail(p, p->pos,
+                    peek(p) == 0 ? "unterminated variable"
+                                 : "expected '}' to close variable");
     p->pos++;
     char *name = dup_range(p, fstart, fend);
     if (name == NULL)
@@ -297,8 +303,7 @@ int orpc__path_template_parse(const char *text, orpc_path_template **out,
             rc = -2;
         } else {
             if (p->n_segs > 0)
-                memcpy(t->segments, p->segs,
-                       p->n_segs * sizeof(*t->segments));
+                memcpy(t->segments, p->segs, p->n_segs * sizeof(*t->segments));
             if (p->n_vars > 0)
                 memcpy(t->vars, p->vars, p->n_vars * sizeof(*t->vars));
             t->n_segments = p->n_segs;

@@ -63,9 +63,9 @@ void orpc__path_template_free(orpc_path_template *t);
 
 /*
  * Writes the template's shape, with variable names erased ("{id}" becomes
- * a star, "{name=shelves/STAR}" becomes "shelves/STAR"), into |buf|: two templates that
- * match the same URLs have the same shape.  Returns the length, or -1 when
- * |buf| is too small.
+ * a star, "{name=shelves/STAR}" becomes "shelves/STAR"), into |buf|: two
+ * templates that match the same URLs have the same shape.  Returns the length,
+ * or -1 when |buf| is too small.
  */
 int orpc__path_template_shape(const orpc_path_template *t, char *buf,
                               size_t len);

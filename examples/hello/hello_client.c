@@ -33,8 +33,8 @@ int main(int argc, char **argv)
     req.count = 3;
     Hello__V1__HelloReply *reply;
     orpc_call_opts opts = {.timeout_ms = 5000};
-    orpc_status st = hello__v1__greeter__client__say_hello(greeter, &req,
-                                                           &reply, &opts);
+    orpc_status st =
+        hello__v1__greeter__client__say_hello(greeter, &req, &reply, &opts);
     if (st.code == ORPC_OK) {
         printf("%s\n", reply->message);
         hello__v1__hello_reply__free_unpacked(reply, NULL);
@@ -42,9 +42,8 @@ int main(int argc, char **argv)
 
     /* Server streaming: read until the end, then take the status. */
     Hello__V1__Greeter_SayHelloMany_Reader *many;
-    if (st.code == ORPC_OK &&
-        hello__v1__greeter__client__say_hello_many(greeter, &req, &opts,
-                                                   &many) == 0) {
+    if (st.code == ORPC_OK && hello__v1__greeter__client__say_hello_many(
+                                  greeter, &req, &opts, &many) == 0) {
         while (hello__v1__greeter__client__say_hello_many__recv(many, &reply) ==
                1) {
             printf("%s\n", reply->message);

@@ -26,9 +26,10 @@ static orpc_status say_hello(orpc_ctx *ctx, const Hello__V1__HelloRequest *req,
 }
 
 /* Server streaming: send as many messages as asked, then return OK. */
-static orpc_status say_hello_many(
-    orpc_ctx *ctx, const Hello__V1__HelloRequest *req,
-    Hello__V1__Greeter_SayHelloMany_ServerWriter *call, void *user_data)
+static orpc_status
+say_hello_many(orpc_ctx *ctx, const Hello__V1__HelloRequest *req,
+               Hello__V1__Greeter_SayHelloMany_ServerWriter *call,
+               void *user_data)
 {
     (void)ctx;
     (void)user_data;

@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-void cg_buf_init(cg_buf *b) { memset(b, 0, sizeof(*b)); }
+void cg_buf_init(cg_buf *b)
+{
+    memset(b, 0, sizeof(*b));
+}
 
 void cg_buf_free(cg_buf *b)
 {
@@ -48,7 +51,10 @@ void cg_buf_put(cg_buf *b, const char *s, size_t n)
     b->data[b->len] = '\0';
 }
 
-void cg_buf_puts(cg_buf *b, const char *s) { cg_buf_put(b, s, strlen(s)); }
+void cg_buf_puts(cg_buf *b, const char *s)
+{
+    cg_buf_put(b, s, strlen(s));
+}
 
 void cg_buf_printf(cg_buf *b, const char *fmt, ...)
 {
@@ -183,7 +189,10 @@ char *cg_strdupf(const char *fmt, ...)
     return s;
 }
 
-char *cg_strdup(const char *s) { return cg_strdupf("%s", s ? s : ""); }
+char *cg_strdup(const char *s)
+{
+    return cg_strdupf("%s", s ? s : "");
+}
 
 void *cg_xcalloc(size_t n, size_t size)
 {

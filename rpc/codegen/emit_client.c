@@ -17,9 +17,9 @@
 #include "emit.h"
 
 typedef struct names {
-    const char *fn;   /* pkg__svc__client__method */
-    const char *in;   /* Pkg__Req */
-    const char *out;  /* Pkg__Resp */
+    const char *fn;     /* pkg__svc__client__method */
+    const char *in;     /* Pkg__Req */
+    const char *out;    /* Pkg__Resp */
     const char *handle; /* Pkg__Svc_Method_Reader/_Writer/_Stream */
     const char *path;
     const char *out_lower;
@@ -45,20 +45,22 @@ static void decl_method(const cg_plan *plan, const cg_service_plan *sp,
                       "    const %s *request, %s **response,\n"
                       "    const orpc_call_opts *opts);\n\n",
                       n->fn, n->in, n->out);
-        cg_buf_printf(h,
-                      "/**\n * Completion of %s__async(): |status| is borrowed "
-                      "for the\n * callback; |response| (NULL unless OK) is the "
-                      "callback's to free.\n */\n",
-                      n->fn);
+        cg_buf_printf(
+            h,
+            "/**\n * Completion of %s__async(): |status| is borrowed "
+            "for the\n * callback; |response| (NULL unless OK) is the "
+            "callback's to free.\n */\n",
+            n->fn);
         cg_buf_printf(h,
                       "typedef void (*%s_%s_Done)(const orpc_status *status,\n"
                       "    %s *response, void *user_data);\n\n",
                       sp->c_type, mp->m->name, n->out);
-        cg_buf_printf(h,
-                      "/**\n * Asynchronous call of %s: |done| runs once, on an "
-                      "orpc\n * thread, when it ends.  Returns 0, or a negative "
-                      "ORPC_E* code\n * and |done| never runs.\n */\n",
-                      n->path);
+        cg_buf_printf(
+            h,
+            "/**\n * Asynchronous call of %s: |done| runs once, on an "
+            "orpc\n * thread, when it ends.  Returns 0, or a negative "
+            "ORPC_E* code\n * and |done| never runs.\n */\n",
+            n->path);
         cg_buf_printf(h,
                       "int %s__async(orpc_client *client,\n"
                       "    const %s *request, const orpc_call_opts *opts,\n"
@@ -136,7 +138,8 @@ static void decl_method(const cg_plan *plan, const cg_service_plan *sp,
         cg_buf_puts(h, "/** Sends one request; see orpc_call_send(). */\n");
         cg_buf_printf(h, "int %s__send(%s *stream, const %s *request);\n\n",
                       n->fn, n->handle, n->in);
-        cg_buf_puts(h, "/** Ends the request stream; see orpc_call_close_send(). */\n");
+        cg_buf_puts(
+            h, "/** Ends the request stream; see orpc_call_close_send(). */\n");
         cg_buf_printf(h, "int %s__close_send(%s *stream);\n\n", n->fn,
                       n->handle);
         cg_buf_printf(h,
@@ -151,8 +154,7 @@ static void decl_method(const cg_plan *plan, const cg_service_plan *sp,
     /* server and bidi streaming share finish and cancel */
     cg_buf_puts(h, "/** Waits for the status and frees the call; see "
                    "orpc_call_finish(). */\n");
-    cg_buf_printf(h, "orpc_status %s__finish(%s *call);\n\n", n->fn,
-                  n->handle);
+    cg_buf_printf(h, "orpc_status %s__finish(%s *call);\n\n", n->fn, n->handle);
     cg_buf_puts(h, "/** Cancels the call; see orpc_call_cancel(). */\n");
     cg_buf_printf(h, "void %s__cancel(%s *call);\n", n->fn, n->handle);
 }
@@ -160,10 +162,14 @@ static void decl_method(const cg_plan *plan, const cg_service_plan *sp,
 static const char *handle_suffix(cg_kind k)
 {
     switch (k) {
-    case CG_SERVER_STREAMING: return "Reader";
-    case CG_CLIENT_STREAMING: return "Writer";
-    case CG_BIDI_STREAMING: return "Stream";
-    default: return "";
+    case CG_SERVER_STREAMING:
+        return "Reader";
+    case CG_CLIENT_STREAMING:
+        return "Writer";
+    case CG_BIDI_STREAMING:
+        return "Stream";
+    default:
+        return "";
     }
 }
 
@@ -174,10 +180,10 @@ static void with_names(const cg_service_plan *sp, const cg_method_plan *mp,
                        size_t mi, void *arg)
 {
     char *f = cg_strdupf("%s__client__%s", sp->c_lower, mp->lower);
-    char *handle =
-        cg_strdupf("%s_%s_%s", sp->c_type, mp->m->name, handle_suffix(mp->kind));
-    names n = {f, mp->in->c_type, mp->out->c_type, handle, mp->path,
-               mp->out->c_lower};
+    char *handle = cg_strdupf("%s_%s_%s", sp->c_type, mp->m->name,
+                              handle_suffix(mp->kind));
+    names n = {f,      mp->in->c_type, mp->out->c_type,
+               handle, mp->path,       mp->out->c_lower};
     fn(sp, mi, mp, &n, arg);
     free(f);
     free(handle);

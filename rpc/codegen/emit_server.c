@@ -14,10 +14,14 @@
 static const char *server_handle_suffix(cg_kind k)
 {
     switch (k) {
-    case CG_SERVER_STREAMING: return "ServerWriter";
-    case CG_CLIENT_STREAMING: return "ServerReader";
-    case CG_BIDI_STREAMING: return "ServerStream";
-    default: return "";
+    case CG_SERVER_STREAMING:
+        return "ServerWriter";
+    case CG_CLIENT_STREAMING:
+        return "ServerReader";
+    case CG_BIDI_STREAMING:
+        return "ServerStream";
+    default:
+        return "";
     }
 }
 
@@ -145,15 +149,16 @@ void cg_emit_server_def(const cg_plan *plan, const cg_service_plan *sp,
                           "        (const ProtobufCMessage *)response);\n}\n",
                           fn, hn, mp->out->c_type);
         if (mp->kind == CG_CLIENT_STREAMING || mp->kind == CG_BIDI_STREAMING)
-            cg_buf_printf(c,
-                          "\nint %s__recv(%s *call, const %s **request)\n{\n"
-                          "    ProtobufCMessage *msg = NULL;\n"
-                          "    if (request == NULL)\n"
-                          "        return ORPC_EINVAL;\n"
-                          "    int rc = orpc_ctx_recv((orpc_ctx *)call, &msg);\n"
-                          "    *request = (const %s *)msg;\n"
-                          "    return rc;\n}\n",
-                          fn, hn, mp->in->c_type, mp->in->c_type);
+            cg_buf_printf(
+                c,
+                "\nint %s__recv(%s *call, const %s **request)\n{\n"
+                "    ProtobufCMessage *msg = NULL;\n"
+                "    if (request == NULL)\n"
+                "        return ORPC_EINVAL;\n"
+                "    int rc = orpc_ctx_recv((orpc_ctx *)call, &msg);\n"
+                "    *request = (const %s *)msg;\n"
+                "    return rc;\n}\n",
+                fn, hn, mp->in->c_type, mp->in->c_type);
 
         cg_buf_printf(c,
                       "\nstatic orpc_status %s__dispatch(orpc_ctx *ctx, "
@@ -165,16 +170,18 @@ void cg_emit_server_def(const cg_plan *plan, const cg_service_plan *sp,
                       fn, sp->c_type, mp->member, mp->path);
         switch (mp->kind) {
         case CG_UNARY:
-            cg_buf_printf(c,
-                          "    return h->%s(ctx, (const %s *)orpc_ctx_request(ctx),\n"
-                          "        (%s *)orpc_ctx_response(ctx), user_data);\n",
-                          mp->member, mp->in->c_type, mp->out->c_type);
+            cg_buf_printf(
+                c,
+                "    return h->%s(ctx, (const %s *)orpc_ctx_request(ctx),\n"
+                "        (%s *)orpc_ctx_response(ctx), user_data);\n",
+                mp->member, mp->in->c_type, mp->out->c_type);
             break;
         case CG_SERVER_STREAMING:
-            cg_buf_printf(c,
-                          "    return h->%s(ctx, (const %s *)orpc_ctx_request(ctx),\n"
-                          "        (%s *)ctx, user_data);\n",
-                          mp->member, mp->in->c_type, hn);
+            cg_buf_printf(
+                c,
+                "    return h->%s(ctx, (const %s *)orpc_ctx_request(ctx),\n"
+                "        (%s *)ctx, user_data);\n",
+                mp->member, mp->in->c_type, hn);
             break;
         case CG_CLIENT_STREAMING:
             cg_buf_printf(c,
@@ -193,7 +200,8 @@ void cg_emit_server_def(const cg_plan *plan, const cg_service_plan *sp,
     }
     if (sp->n_methods > 0) {
         cg_buf_printf(c,
-                      "\nstatic const orpc_method_handler %s__server__dispatch[%zu] = {\n",
+                      "\nstatic const orpc_method_handler "
+                      "%s__server__dispatch[%zu] = {\n",
                       sp->c_lower, sp->n_methods);
         for (size_t i = 0; i < sp->n_methods; i++)
             cg_buf_printf(c, "    %s__server__%s__dispatch,\n", sp->c_lower,

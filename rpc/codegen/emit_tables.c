@@ -28,19 +28,26 @@ static void str_or_null(cg_buf *b, const char *s)
 static const char *kind_name(cg_kind k)
 {
     switch (k) {
-    case CG_SERVER_STREAMING: return "ORPC_CALL_SERVER_STREAMING";
-    case CG_CLIENT_STREAMING: return "ORPC_CALL_CLIENT_STREAMING";
-    case CG_BIDI_STREAMING: return "ORPC_CALL_BIDI_STREAMING";
-    default: return "ORPC_CALL_UNARY";
+    case CG_SERVER_STREAMING:
+        return "ORPC_CALL_SERVER_STREAMING";
+    case CG_CLIENT_STREAMING:
+        return "ORPC_CALL_CLIENT_STREAMING";
+    case CG_BIDI_STREAMING:
+        return "ORPC_CALL_BIDI_STREAMING";
+    default:
+        return "ORPC_CALL_UNARY";
     }
 }
 
 static const char *idempotency_name(int level)
 {
     switch (level) {
-    case 1: return "ORPC_NO_SIDE_EFFECTS";
-    case 2: return "ORPC_IDEMPOTENT";
-    default: return "ORPC_IDEMPOTENCY_UNKNOWN";
+    case 1:
+        return "ORPC_NO_SIDE_EFFECTS";
+    case 2:
+        return "ORPC_IDEMPOTENT";
+    default:
+        return "ORPC_IDEMPOTENCY_UNKNOWN";
     }
 }
 
@@ -91,11 +98,11 @@ void cg_emit_tables_decl(const cg_plan *plan, cg_buf *h)
         cg_buf_printf(h, "extern const orpc_service_desc %s__orpc_desc;\n",
                       sp->c_lower);
         for (size_t j = 0; j < sp->n_methods; j++)
-            cg_buf_printf(h,
-                          "/** %s */\n"
-                          "extern const orpc_method_desc *const %s__method__%s;\n",
-                          sp->methods[j].path, sp->c_lower,
-                          sp->methods[j].lower);
+            cg_buf_printf(
+                h,
+                "/** %s */\n"
+                "extern const orpc_method_desc *const %s__method__%s;\n",
+                sp->methods[j].path, sp->c_lower, sp->methods[j].lower);
     }
     cg_buf_printf(h, "\n/** Everything orpc generated for %s. */\n",
                   plan->file->name);
@@ -131,7 +138,8 @@ static void emit_message(const cg_plan *plan, const cg_type *t, cg_buf *c)
         orpc__legacy_header__free_unpacked(hd, NULL);
     }
     if (n > 0) {
-        cg_buf_printf(c, "static const orpc_field_info %s__orpc_fields[%zu] = {\n",
+        cg_buf_printf(c,
+                      "static const orpc_field_info %s__orpc_fields[%zu] = {\n",
                       t->c_lower, n);
         for (size_t i = 0; i < n; i++) {
             const cg_field *f = sorted[i];
@@ -140,15 +148,16 @@ static void emit_message(const cg_plan *plan, const cg_type *t, cg_buf *c)
             cg_buf_printf(c, "    {.number = %d, .json_name = ", f->number);
             str_or_null(c, json);
             free(json);
-            const cg_type *ft =
-                cg_str_set(f->type_name) ? cg_find_type(plan->ctx, f->type_name)
-                                         : NULL;
+            const cg_type *ft = cg_str_set(f->type_name)
+                                    ? cg_find_type(plan->ctx, f->type_name)
+                                    : NULL;
             if (ft != NULL)
                 cg_buf_printf(c, ",\n     .%s = &%s__orpc_info",
                               ft->msg ? "message" : "enum_info", ft->c_lower);
             Orpc__LegacyHeader *hd = NULL;
             if (cg_opt_legacy_header(f->options, &hd) == 0 && hd != NULL) {
-                cg_buf_printf(c, ",\n     .legacy_header = &%s__%s__legacy_header",
+                cg_buf_printf(c,
+                              ",\n     .legacy_header = &%s__%s__legacy_header",
                               t->c_lower, f->name);
                 orpc__legacy_header__free_unpacked(hd, NULL);
             }
@@ -175,9 +184,9 @@ static void emit_enum(const cg_type *t, cg_buf *c)
     const cg_enum *e = t->enm;
     cg_buf_printf(c, "\n/* %s */\n", t->full_name);
     if (e->n_value > 0) {
-        cg_buf_printf(c,
-                      "static const orpc_enum_value_info %s__orpc_values[%zu] = {\n",
-                      t->c_lower, e->n_value);
+        cg_buf_printf(
+            c, "static const orpc_enum_value_info %s__orpc_values[%zu] = {\n",
+            t->c_lower, e->n_value);
         for (size_t i = 0; i < e->n_value; i++) {
             char *legacy = NULL;
             (void)cg_opt_legacy_name(e->value[i]->options, &legacy);
@@ -226,9 +235,9 @@ static void emit_http(const cg_service_plan *sp, const cg_method_plan *mp,
 {
     const Google__Api__HttpRule *r = mp->http;
     if (r->n_additional_bindings > 0) {
-        cg_buf_printf(c,
-                      "static const orpc_http_rule %s__%s__http_more[%zu] = {\n",
-                      sp->c_lower, mp->lower, r->n_additional_bindings);
+        cg_buf_printf(
+            c, "static const orpc_http_rule %s__%s__http_more[%zu] = {\n",
+            sp->c_lower, mp->lower, r->n_additional_bindings);
         for (size_t i = 0; i < r->n_additional_bindings; i++) {
             cg_buf_puts(c, "    {\n");
             emit_rule_fields(c, r->additional_bindings[i], "        ");
@@ -257,8 +266,9 @@ static void emit_service(const cg_plan *plan, const cg_service_plan *sp,
         if (sp->methods[i].http != NULL)
             emit_http(sp, &sp->methods[i], c);
     if (sp->n_methods > 0) {
-        cg_buf_printf(c, "static const orpc_method_desc %s__orpc_methods[%zu] = {\n",
-                      sp->c_lower, sp->n_methods);
+        cg_buf_printf(
+            c, "static const orpc_method_desc %s__orpc_methods[%zu] = {\n",
+            sp->c_lower, sp->n_methods);
         for (size_t i = 0; i < sp->n_methods; i++) {
             const cg_method_plan *mp = &sp->methods[i];
             cg_buf_puts(c, "    {\n");
@@ -283,7 +293,8 @@ static void emit_service(const cg_plan *plan, const cg_service_plan *sp,
         }
         cg_buf_puts(c, "};\n");
     }
-    cg_buf_printf(c, "const orpc_service_desc %s__orpc_desc = {\n", sp->c_lower);
+    cg_buf_printf(c, "const orpc_service_desc %s__orpc_desc = {\n",
+                  sp->c_lower);
     cg_buf_puts(c, "    .magic = ORPC_SERVICE_DESC_MAGIC,\n");
     cg_buf_printf(c, "    .name = \"%s\",\n", sp->s->name);
     cg_buf_printf(c, "    .full_name = \"%s\",\n", sp->full_name);
@@ -321,10 +332,12 @@ void cg_emit_tables_def(const cg_plan *plan, cg_buf *c)
     const char *id = plan->ident;
     cg_buf_printf(c, "\n/* %s */\n", plan->file->name);
     if (plan->n_services > 0) {
-        cg_buf_printf(c, "static const orpc_service_desc *const %s__services[%zu] = {\n",
-                      id, plan->n_services);
+        cg_buf_printf(
+            c, "static const orpc_service_desc *const %s__services[%zu] = {\n",
+            id, plan->n_services);
         for (size_t i = 0; i < plan->n_services; i++)
-            cg_buf_printf(c, "    &%s__orpc_desc,\n", plan->services[i].c_lower);
+            cg_buf_printf(c, "    &%s__orpc_desc,\n",
+                          plan->services[i].c_lower);
         cg_buf_puts(c, "};\n");
     }
     size_t n_msg = 0, n_enum = 0;

@@ -146,7 +146,9 @@ int main(void)
         resp.file = out.files;
     }
 
-    size_t size = google__protobuf__compiler__code_generator_response__get_packed_size(&resp);
+    size_t size =
+        google__protobuf__compiler__code_generator_response__get_packed_size(
+            &resp);
     uint8_t *buf = malloc(size ? size : 1);
     int rc = 0;
     if (buf == NULL) {

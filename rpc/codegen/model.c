@@ -53,8 +53,14 @@ static char *camel_to(const char *s, size_t n, int upper)
     return r;
 }
 
-static char *to_lower_piece(const char *s, size_t n) { return camel_to(s, n, 0); }
-static char *to_upper_piece(const char *s, size_t n) { return camel_to(s, n, 1); }
+static char *to_lower_piece(const char *s, size_t n)
+{
+    return camel_to(s, n, 0);
+}
+static char *to_upper_piece(const char *s, size_t n)
+{
+    return camel_to(s, n, 1);
+}
 
 static char *join_pieces(const char *full, piece_fn fn)
 {
@@ -79,7 +85,10 @@ static char *join_pieces(const char *full, piece_fn fn)
     return r;
 }
 
-char *cg_full_to_c(const char *full) { return join_pieces(full, to_camel); }
+char *cg_full_to_c(const char *full)
+{
+    return join_pieces(full, to_camel);
+}
 char *cg_full_to_lower(const char *full)
 {
     return join_pieces(full, to_lower_piece);
@@ -108,17 +117,29 @@ char *cg_file_ident(const char *filename)
 
 int cg_is_c_keyword(const char *name)
 {
-    static const char *const kw[] = {
-        "auto",     "break",    "case",     "char",          "const",
-        "continue", "default",  "do",       "double",        "else",
-        "enum",     "extern",   "float",    "for",           "goto",
-        "if",       "inline",   "int",      "long",          "register",
-        "restrict", "return",   "short",    "signed",        "sizeof",
-        "static",   "struct",   "switch",   "typedef",       "union",
-        "unsigned", "void",     "volatile", "while",         "_Bool",
-        "_Complex", "_Alignas", "_Alignof", "_Atomic",       "_Generic",
-        "_Noreturn", "_Static_assert", "_Thread_local", "bool", "true",
-        "false"};
+    static const char *const kw[] = {"auto",          "break",
+                                     "case",          "char",
+                                     "const",         "continue",
+                                     "default",       "do",
+                                     "double",        "else",
+                                     "enum",          "extern",
+                                     "float",         "for",
+                                     "goto",          "if",
+                                     "inline",        "int",
+                                     "long",          "register",
+                                     "restrict",      "return",
+                                     "short",         "signed",
+                                     "sizeof",        "static",
+                                     "struct",        "switch",
+                                     "typedef",       "union",
+                                     "unsigned",      "void",
+                                     "volatile",      "while",
+                                     "_Bool",         "_Complex",
+                                     "_Alignas",      "_Alignof",
+                                     "_Atomic",       "_Generic",
+                                     "_Noreturn",     "_Static_assert",
+                                     "_Thread_local", "bool",
+                                     "true",          "false"};
     for (size_t i = 0; i < sizeof(kw) / sizeof(kw[0]); i++)
         if (strcmp(kw[i], name) == 0)
             return 1;
@@ -166,8 +187,8 @@ static void add_type(cg_ctx *ctx, size_t *cap, const cg_file *file,
 }
 
 static int index_message(cg_ctx *ctx, size_t *cap, const cg_file *file,
-                         const char *scope, const cg_message *m,
-                         int32_t *path, size_t len)
+                         const char *scope, const cg_message *m, int32_t *path,
+                         size_t len)
 {
     if (len + 2 > CG_MAX_PATH)
         return cg_error(ctx, file, path, len, "messages nest too deeply");
@@ -219,8 +240,8 @@ int cg_ctx_init(cg_ctx *ctx,
         for (size_t i = 0; i < file->n_message_type; i++) {
             path[0] = CG_FILE_MESSAGE;
             path[1] = (int32_t)i;
-            if (index_message(ctx, &cap, file, pkg, file->message_type[i],
-                              path, 2) != 0)
+            if (index_message(ctx, &cap, file, pkg, file->message_type[i], path,
+                              2) != 0)
                 return -1;
         }
     }
@@ -251,7 +272,7 @@ const cg_file *cg_find_file(const cg_ctx *ctx, const char *name)
 
 const cg_type *cg_find_type(const cg_ctx *ctx, const char *name)
 {
-    cg_type key;
+    cg_type key = {0};
     if (name == NULL)
         return NULL;
     if (name[0] == '.')

@@ -45,8 +45,8 @@ enum {
 
 /* A message or enum of any file of the request. */
 typedef struct cg_type {
-    char *full_name;      /* "pkg.Outer.Inner", no leading dot */
-    const cg_file *file;  /* where it is defined */
+    char *full_name;       /* "pkg.Outer.Inner", no leading dot */
+    const cg_file *file;   /* where it is defined */
     const cg_message *msg; /* exactly one of msg and enm is set */
     const cg_enum *enm;
     char *c_type;  /* protoc-c's type name, Pkg__Outer__Inner */
@@ -89,7 +89,7 @@ const char *cg_comment(const cg_file *file, const int32_t *path,
                        size_t path_len);
 
 /* --- names, as protoc-c makes them (protoc-c/c_helpers.cc) --- */
-char *cg_full_to_c(const char *full_name);     /* a.b_c.FooBar -> A__BC__FooBar */
+char *cg_full_to_c(const char *full_name); /* a.b_c.FooBar -> A__BC__FooBar */
 char *cg_full_to_lower(const char *full_name); /* -> a__b_c__foo_bar */
 char *cg_full_to_upper(const char *full_name); /* -> A__B_C__FOO_BAR */
 char *cg_camel_to_lower(const char *name);     /* GetJob -> get_job */

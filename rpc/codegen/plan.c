@@ -14,14 +14,17 @@
 #include <string.h>
 #include <strings.h>
 
-int cg_str_set(const char *s) { return s != NULL && s[0] != '\0'; }
+int cg_str_set(const char *s)
+{
+    return s != NULL && s[0] != '\0';
+}
 
 /* --- options from unknown fields ---------------------------------------- */
 
 /* protobuf-c keeps a length-delimited unknown field's bytes with their
  * varint length prefix; finds the payload.  -1 when the prefix is bad. */
-static int payload_of(const ProtobufCMessageUnknownField *u,
-                      const uint8_t **p, size_t *n)
+static int payload_of(const ProtobufCMessageUnknownField *u, const uint8_t **p,
+                      size_t *n)
 {
     uint64_t v = 0;
     size_t i = 0;
@@ -133,28 +136,40 @@ const cg_field *cg_field_named(const cg_message *msg, const char *name)
 const char *cg_rule_verb(const Google__Api__HttpRule *r)
 {
     switch (r->pattern_case) {
-    case GOOGLE__API__HTTP_RULE__PATTERN_GET: return "GET";
-    case GOOGLE__API__HTTP_RULE__PATTERN_PUT: return "PUT";
-    case GOOGLE__API__HTTP_RULE__PATTERN_POST: return "POST";
-    case GOOGLE__API__HTTP_RULE__PATTERN_DELETE: return "DELETE";
-    case GOOGLE__API__HTTP_RULE__PATTERN_PATCH: return "PATCH";
+    case GOOGLE__API__HTTP_RULE__PATTERN_GET:
+        return "GET";
+    case GOOGLE__API__HTTP_RULE__PATTERN_PUT:
+        return "PUT";
+    case GOOGLE__API__HTTP_RULE__PATTERN_POST:
+        return "POST";
+    case GOOGLE__API__HTTP_RULE__PATTERN_DELETE:
+        return "DELETE";
+    case GOOGLE__API__HTTP_RULE__PATTERN_PATCH:
+        return "PATCH";
     case GOOGLE__API__HTTP_RULE__PATTERN_CUSTOM:
         return r->custom && r->custom->kind ? r->custom->kind : "";
-    default: return "";
+    default:
+        return "";
     }
 }
 
 const char *cg_rule_path(const Google__Api__HttpRule *r)
 {
     switch (r->pattern_case) {
-    case GOOGLE__API__HTTP_RULE__PATTERN_GET: return r->get;
-    case GOOGLE__API__HTTP_RULE__PATTERN_PUT: return r->put;
-    case GOOGLE__API__HTTP_RULE__PATTERN_POST: return r->post;
-    case GOOGLE__API__HTTP_RULE__PATTERN_DELETE: return r->delete_;
-    case GOOGLE__API__HTTP_RULE__PATTERN_PATCH: return r->patch;
+    case GOOGLE__API__HTTP_RULE__PATTERN_GET:
+        return r->get;
+    case GOOGLE__API__HTTP_RULE__PATTERN_PUT:
+        return r->put;
+    case GOOGLE__API__HTTP_RULE__PATTERN_POST:
+        return r->post;
+    case GOOGLE__API__HTTP_RULE__PATTERN_DELETE:
+        return r->delete_;
+    case GOOGLE__API__HTTP_RULE__PATTERN_PATCH:
+        return r->patch;
     case GOOGLE__API__HTTP_RULE__PATTERN_CUSTOM:
         return r->custom && r->custom->path ? r->custom->path : "";
-    default: return "";
+    default:
+        return "";
     }
 }
 
@@ -162,8 +177,10 @@ const char *cg_rule_path(const Google__Api__HttpRule *r)
 
 #include "path_template.h"
 
-#define LABEL_REPEATED GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED
-#define TYPE_MESSAGE GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_MESSAGE
+#define LABEL_REPEATED                                                         \
+    GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED
+#define TYPE_MESSAGE                                                           \
+    GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_MESSAGE
 #define TYPE_GROUP GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_GROUP
 #define TYPE_STRING GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_STRING
 
@@ -197,16 +214,16 @@ static int rerr(rule_ctx *rc, const char *what, const char *fmt_arg1,
 }
 
 /* Resolves "a.b.c" within |msg|; checks every step.  Returns 0 or -1. */
-static int check_field_path(rule_ctx *rc, const cg_type *msg,
-                            const char *path, const char *role)
+static int check_field_path(rule_ctx *rc, const cg_type *msg, const char *path,
+                            const char *role)
 {
     char *copy = cg_strdup(path), *save = NULL;
     const cg_type *cur = msg;
     const char *part = strtok_r(copy, ".", &save);
     int rv = 0;
     while (part != NULL) {
-        const cg_field *f = cur && cur->msg ? cg_field_named(cur->msg, part)
-                                            : NULL;
+        const cg_field *f =
+            cur && cur->msg ? cg_field_named(cur->msg, part) : NULL;
         const char *next = strtok_r(NULL, ".", &save);
         if (f == NULL) {
             rv = cg_error(rc->plan->ctx, rc->plan->file, rc->loc, rc->loc_len,
@@ -245,7 +262,7 @@ static int check_field_path(rule_ctx *rc, const cg_type *msg,
 }
 
 typedef struct route {
-    char *key; /* verb, space, shape: "GET /jobs/" then a star */
+    char *key;               /* verb, space, shape: "GET /jobs/" then a star */
     const char *method_full; /* "pkg.Svc.Method" owner, for the message */
 } route;
 
@@ -256,8 +273,8 @@ typedef struct routes {
     size_t n_owners, cap_owners;
 } routes;
 
-static int check_rule(rule_ctx *rc, const Google__Api__HttpRule *r,
-                      int nested, routes *seen, const char *owner)
+static int check_rule(rule_ctx *rc, const Google__Api__HttpRule *r, int nested,
+                      routes *seen, const char *owner)
 {
     char err[256], shape[ORPC_TMPL_MAX_LEN * 2];
     size_t pos = 0;
@@ -265,19 +282,25 @@ static int check_rule(rule_ctx *rc, const Google__Api__HttpRule *r,
     const cg_method_plan *mp = rc->mp;
 
     if (r->pattern_case == GOOGLE__API__HTTP_RULE__PATTERN__NOT_SET)
-        return rerr(rc, "google.api.http rule sets no pattern "
-                        "(get, put, post, delete, patch or custom)", NULL, NULL);
+        return rerr(rc,
+                    "google.api.http rule sets no pattern "
+                    "(get, put, post, delete, patch or custom)",
+                    NULL, NULL);
     if (cg_str_set(r->selector))
-        return rerr(rc, "google.api.http 'selector' belongs in service "
-                        "configuration, not in a method's rule", NULL, NULL);
+        return rerr(rc,
+                    "google.api.http 'selector' belongs in service "
+                    "configuration, not in a method's rule",
+                    NULL, NULL);
     if (r->pattern_case == GOOGLE__API__HTTP_RULE__PATTERN_CUSTOM) {
         const char *k = cg_rule_verb(r);
         if (!cg_str_set(k))
             return rerr(rc, "custom pattern has an empty kind", NULL, NULL);
         for (const char *p = k; *p; p++)
             if (!is_token_char(*p))
-                return rerr(rc, "custom pattern kind is not an HTTP method "
-                                "token: ", k, NULL);
+                return rerr(rc,
+                            "custom pattern kind is not an HTTP method "
+                            "token: ",
+                            k, NULL);
     }
     if (nested && r->n_additional_bindings > 0)
         return rerr(rc, "additional_bindings may not nest", NULL, NULL);
@@ -289,8 +312,8 @@ static int check_rule(rule_ctx *rc, const Google__Api__HttpRule *r,
     if (prc != 0) {
         char at[64];
         snprintf(at, sizeof(at), " (at byte %zu)", pos);
-        char *what = cg_strdupf("path template '%s' does not parse: %s", path,
-                                err);
+        char *what =
+            cg_strdupf("path template '%s' does not parse: %s", path, err);
         int rv = rerr(rc, what, at, NULL);
         free(what);
         return rv;
@@ -318,7 +341,8 @@ static int check_rule(rule_ctx *rc, const Google__Api__HttpRule *r,
             for (size_t i = 0; rv == 0 && i < t->n_vars; i++) {
                 const char *v = t->vars[i].field_path;
                 size_t bl = strlen(body);
-                if (strncmp(v, body, bl) == 0 && (v[bl] == '\0' || v[bl] == '.'))
+                if (strncmp(v, body, bl) == 0 &&
+                    (v[bl] == '\0' || v[bl] == '.'))
                     rv = cg_error(rc->plan->ctx, rc->plan->file, rc->loc,
                                   rc->loc_len,
                                   "method %s: field '%s' is bound to both the "
@@ -340,9 +364,9 @@ static int check_rule(rule_ctx *rc, const Google__Api__HttpRule *r,
         char *key = cg_strdupf("%s %s", cg_rule_verb(r), shape);
         for (size_t i = 0; i < seen->n; i++) {
             if (strcmp(seen->r[i].key, key) == 0) {
-                char *what = cg_strdupf("%s %s is also the route of %s",
-                                        cg_rule_verb(r), path,
-                                        seen->r[i].method_full);
+                char *what =
+                    cg_strdupf("%s %s is also the route of %s", cg_rule_verb(r),
+                               path, seen->r[i].method_full);
                 rv = rerr(rc, what, NULL, NULL);
                 free(what);
                 break;
@@ -373,9 +397,9 @@ static int check_rule(rule_ctx *rc, const Google__Api__HttpRule *r,
 
 static int check_header_name(const char *n)
 {
-    static const char *const reserved[] = {"content-length", "content-type",
-                                           "host", "transfer-encoding",
-                                           "connection", "te", "upgrade"};
+    static const char *const reserved[] = {
+        "content-length", "content-type", "host",   "transfer-encoding",
+        "connection",     "te",           "upgrade"};
     if (!cg_str_set(n) || strlen(n) > 256)
         return -1;
     for (const char *p = n; *p; p++)
@@ -436,8 +460,7 @@ static int check_enum_options(cg_plan *plan, const cg_type *t)
     int rv = 0;
     memcpy(path, t->path, t->path_len * sizeof(int32_t));
     for (size_t i = 0; i < t->enm->n_value && rv == 0; i++) {
-        const Google__Protobuf__EnumValueDescriptorProto *v =
-            t->enm->value[i];
+        const Google__Protobuf__EnumValueDescriptorProto *v = t->enm->value[i];
         size_t pl = t->path_len;
         path[pl] = CG_ENUM_VALUE;
         path[pl + 1] = (int32_t)i;
@@ -548,8 +571,8 @@ static int cmp_dep(const void *a, const void *b)
                   (*(const cg_file *const *)b)->name);
 }
 
-static int plan_method(cg_plan *plan, cg_service_plan *sp, size_t si,
-                       size_t mi, routes *seen)
+static int plan_method(cg_plan *plan, cg_service_plan *sp, size_t si, size_t mi,
+                       routes *seen)
 {
     const cg_method *m = sp->s->method[mi];
     cg_method_plan *mp = &sp->methods[mi];
@@ -563,8 +586,7 @@ static int plan_method(cg_plan *plan, cg_service_plan *sp, size_t si,
     if (mp->in == NULL || mp->in->msg == NULL || mp->out == NULL ||
         mp->out->msg == NULL)
         return cg_error(plan->ctx, plan->file, mp->loc, 4,
-                        "method %s: input or output type not found",
-                        m->name);
+                        "method %s: input or output type not found", m->name);
     mp->kind = (m->client_streaming ? 2 : 0) + (m->server_streaming ? 1 : 0);
     mp->lower = cg_camel_to_lower(m->name);
     mp->member = cg_is_c_keyword(mp->lower) ? cg_strdupf("%s_", mp->lower)
@@ -573,8 +595,8 @@ static int plan_method(cg_plan *plan, cg_service_plan *sp, size_t si,
     if (m->options && m->options->has_idempotency_level)
         mp->idempotency = (int)m->options->idempotency_level;
 
-    int32_t loc[6] = {mp->loc[0], mp->loc[1], mp->loc[2], mp->loc[3],
-                      CG_METHOD_OPTIONS, (int32_t)CG_EXT_METHOD};
+    int32_t loc[6] = {mp->loc[0], mp->loc[1],        mp->loc[2],
+                      mp->loc[3], CG_METHOD_OPTIONS, (int32_t)CG_EXT_METHOD};
     Orpc__MethodOptions *mo = NULL;
     if (ext_message(m->options ? &m->options->base : NULL, CG_EXT_METHOD,
                     &orpc__method_options__descriptor,
@@ -591,15 +613,15 @@ static int plan_method(cg_plan *plan, cg_service_plan *sp, size_t si,
                     &google__api__http_rule__descriptor,
                     (ProtobufCMessage **)&mp->http) != 0)
         return cg_error(plan->ctx, plan->file, loc, 6,
-                        "method %s: google.api.http does not decode",
-                        m->name);
+                        "method %s: google.api.http does not decode", m->name);
     if (mp->http == NULL)
         return 0;
     rule_ctx rc = {plan, mp, loc, 6};
     if (mp->kind == CG_CLIENT_STREAMING || mp->kind == CG_BIDI_STREAMING)
-        return rerr(&rc, "google.api.http is not supported on client- or "
-                         "bidi-streaming methods (the legacy path carries "
-                         "unary and server-streaming calls only)",
+        return rerr(&rc,
+                    "google.api.http is not supported on client- or "
+                    "bidi-streaming methods (the legacy path carries "
+                    "unary and server-streaming calls only)",
                     NULL, NULL);
     char *owner = cg_strdupf("%s.%s", sp->full_name, m->name);
     if (seen->n_owners == seen->cap_owners) {

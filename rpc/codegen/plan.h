@@ -35,17 +35,17 @@ typedef struct cg_method_plan {
     Google__Api__HttpRule *http; /* or NULL */
     int no_auth;
     int idempotency; /* 0 unknown, 1 no side effects, 2 idempotent */
-    char *lower;  /* get_job: function-name part */
-    char *member; /* get_job, or get_job_ if a C keyword: struct member */
-    char *path;   /* "/pkg.Svc/Method" */
+    char *lower;     /* get_job: function-name part */
+    char *member;    /* get_job, or get_job_ if a C keyword: struct member */
+    char *path;      /* "/pkg.Svc/Method" */
     int32_t loc[4];
 } cg_method_plan;
 
 typedef struct cg_service_plan {
     const cg_service *s;
-    char *full_name; /* pkg.Svc */
-    char *c_type;    /* Pkg__Svc */
-    char *c_lower;   /* pkg__svc */
+    char *full_name;                           /* pkg.Svc */
+    char *c_type;                              /* Pkg__Svc */
+    char *c_lower;                             /* pkg__svc */
     char *legacy_url_env, *legacy_default_url; /* or NULL */
     size_t n_methods;
     cg_method_plan *methods;
@@ -55,8 +55,8 @@ typedef struct cg_service_plan {
 typedef struct cg_plan {
     cg_ctx *ctx;
     const cg_file *file;
-    char *stem;  /* file name without .proto */
-    char *ident; /* file name as an identifier */
+    char *stem;            /* file name without .proto */
+    char *ident;           /* file name as an identifier */
     const cg_type **types; /* the file's messages and enums, in order */
     size_t n_types;
     const cg_file **deps; /* files whose .orpc.h the header includes */
@@ -73,8 +73,7 @@ void cg_plan_free(cg_plan *plan);
  * option is absent) or -1 when it is present but does not decode. */
 int cg_opt_legacy_header(const Google__Protobuf__FieldOptions *o,
                          Orpc__LegacyHeader **out);
-int cg_opt_legacy_name(const Google__Protobuf__EnumValueOptions *o,
-                       char **out);
+int cg_opt_legacy_name(const Google__Protobuf__EnumValueOptions *o, char **out);
 
 /* The field of |msg| called |name|, or NULL. */
 const cg_field *cg_field_named(const cg_message *msg, const char *name);

@@ -142,8 +142,8 @@ static int fail(build *b, const char *fmt, ...)
 #define QUOTE_MAX (QUOTE_IN * 4 + 4)
 #define JERR_MAX (JSON_ERROR_TEXT_LENGTH * 4 + 4)
 
-static const char *quote_x(char *dst, const char *s, size_t len,
-                           size_t max_in, int quotes)
+static const char *quote_x(char *dst, const char *s, size_t len, size_t max_in,
+                           int quotes)
 {
     static const char hex[] = "0123456789abcdef";
     size_t o = 0;
@@ -225,7 +225,8 @@ static int only_fields(build *b, const json_t *obj, const char *where,
     char q[QUOTE_MAX];
     /* json_object_foreach needs a non-const object; it does not modify it */
     json_t *o = (json_t *)(uintptr_t)obj;
-    json_object_foreach(o, key, val) {
+    json_object_foreach(o, key, val)
+    {
         size_t i;
         (void)val;
         for (i = 0; allowed[i]; i++) {
@@ -310,7 +311,8 @@ static int tchar(unsigned char c)
 {
     /* RFC 9110 token characters */
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
+           (c >= '0' && c <= '9') ||
+           (c != '\0' && strchr("!#$%&'*+-.^_`|~", c));
 }
 
 /*
@@ -322,11 +324,16 @@ static int tchar(unsigned char c)
  */
 static const char *key_problem(const char *key, size_t len)
 {
-    static const char *const hop[] = {
-        "connection", "keep-alive",        "proxy-authenticate",
-        "proxy-authorization", "proxy-connection", "te",
-        "trailer",    "transfer-encoding", "upgrade",
-        NULL};
+    static const char *const hop[] = {"connection",
+                                      "keep-alive",
+                                      "proxy-authenticate",
+                                      "proxy-authorization",
+                                      "proxy-connection",
+                                      "te",
+                                      "trailer",
+                                      "transfer-encoding",
+                                      "upgrade",
+                                      NULL};
     if (len == 0) {
         return NULL; /* reported as "empty" by the caller */
     }
@@ -682,8 +689,8 @@ int orpc__authz_parse(const char *json, size_t len, orpc__authz **out,
     }
     *out = NULL;
     if (len > ORPC__AUTHZ_MAX_BYTES) {
-        set_err(err, errlen, "policy is %zu bytes, over the %d-byte limit",
-                len, ORPC__AUTHZ_MAX_BYTES);
+        set_err(err, errlen, "policy is %zu bytes, over the %d-byte limit", len,
+                ORPC__AUTHZ_MAX_BYTES);
         return ORPC_ECONFIG;
     }
     /* JSON_ALLOW_NUL lets us report a "\u0000" with the field it is in. */
@@ -733,9 +740,9 @@ int orpc__authz_parse(const char *json, size_t len, orpc__authz **out,
         fill.err = err;
         fill.errlen = errlen;
         rc = compile(&fill, root, a);
-        if (!rc && (fill.n_rules != b.n_rules || fill.n_hdrs != b.n_hdrs ||
-                    fill.n_matchers != b.n_matchers ||
-                    fill.n_chars != b.n_chars)) {
+        if (!rc &&
+            (fill.n_rules != b.n_rules || fill.n_hdrs != b.n_hdrs ||
+             fill.n_matchers != b.n_matchers || fill.n_chars != b.n_chars)) {
             set_err(err, errlen, "internal error: policy passes disagree");
             rc = ORPC_ECONFIG;
         }

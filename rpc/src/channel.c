@@ -230,13 +230,14 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     c->method = m;
     c->refs = 1; /* the caller */
     orpc__task_init(&c->task, call_io_task, c);
-    orpc__deframer_init(&c->deframer,
-                        ch->opts.max_recv_message_size, NULL);
+    orpc__deframer_init(&c->deframer, ch->opts.max_recv_message_size, NULL);
     orpc__bytes_init(&c->status_msg, NULL);
     orpc__bytes_init(&c->status_details, NULL);
-    int64_t timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms
-                                                   : ch->opts.default_timeout_ms;
-    c->deadline_ns = timeout > 0 ? orpc__now_ns() + timeout * 1000000 : INT64_MAX;
+    int64_t timeout = opts && opts->timeout_ms > 0
+                          ? opts->timeout_ms
+                          : ch->opts.default_timeout_ms;
+    c->deadline_ns =
+        timeout > 0 ? orpc__now_ns() + timeout * 1000000 : INT64_MAX;
     if (opts) {
         c->wait_for_ready = opts->wait_for_ready;
         c->headers_out = opts->headers_out;
@@ -493,8 +494,8 @@ static void submit(orpc_call *c, orpc__conn *conn)
     int32_t id = nghttp2_submit_request(conn->session, NULL, h.nv, h.n, &dp, c);
     orpc__hdrs_free(&h);
     if (id < 0) {
-        call_complete(c, orpc_status_new(ORPC_UNAVAILABLE,
-                                         "cannot open a stream"));
+        call_complete(
+            c, orpc_status_new(ORPC_UNAVAILABLE, "cannot open a stream"));
         return;
     }
     c->conn = conn;
@@ -554,10 +555,9 @@ static void call_io_task(orpc__task *t, void *arg)
                 uv_timer_init(&c->ch->io.loop, &c->timer);
                 c->timer.data = c;
                 c->timer_started = 1;
-                uv_timer_start(&c->timer, on_call_deadline,
-                               left > 0 ? (uint64_t)(left + 999999) / 1000000
-                                        : 0,
-                               0);
+                uv_timer_start(
+                    &c->timer, on_call_deadline,
+                    left > 0 ? (uint64_t)(left + 999999) / 1000000 : 0, 0);
             }
             enqueue(c);
         } else if (c->submitted && c->conn) {
@@ -581,9 +581,8 @@ static int hname(const uint8_t *n, size_t len, const char *lit)
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
-                     const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *user_data)
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *user_data)
 {
     (void)flags;
     (void)user_data;
@@ -719,8 +718,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
         size_t used = 0, mlen = 0;
         const uint8_t *msg;
         int comp;
-        int rc = orpc__deframer_feed(&c->deframer, data + off, len - off,
-                                     &used, &msg, &mlen, &comp);
+        int rc = orpc__deframer_feed(&c->deframer, data + off, len - off, &used,
+                                     &msg, &mlen, &comp);
         off += used;
         if (rc == 0) {
             /* an incomplete message's bytes go back to flow control now,
@@ -730,12 +729,11 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
         }
         if (rc < 0) {
             nghttp2_session_consume(s, id, len - (off - used));
-            fail_call(c,
-                      rc == ORPC_ETOOBIG ? ORPC_RESOURCE_EXHAUSTED
-                                         : ORPC_INTERNAL,
-                      rc == ORPC_ETOOBIG
-                          ? "response message larger than the channel accepts"
-                          : "malformed response framing");
+            fail_call(
+                c, rc == ORPC_ETOOBIG ? ORPC_RESOURCE_EXHAUSTED : ORPC_INTERNAL,
+                rc == ORPC_ETOOBIG
+                    ? "response message larger than the channel accepts"
+                    : "malformed response framing");
             return 0;
         }
         orpc_status st = ORPC_STATUS_OK;
@@ -881,8 +879,7 @@ static void cconn_closed(orpc__conn *conn, const char *reason, void *ud)
             io_release(c);
         else
             call_complete(c, orpc_status_errorf(ORPC_UNAVAILABLE,
-                                                "connection lost: %s",
-                                                reason));
+                                                "connection lost: %s", reason));
     }
     ch_log(sub->ch, ORPC_LOG_DEBUG, "connection closed: %s", reason);
     free(cc);
@@ -902,7 +899,8 @@ static int cconn_handshake(orpc__conn *conn, void *ud)
     }
     uv_mutex_lock(&ch->lock);
     free(ch->peer_identity);
-    ch->peer_identity = conn->peer_identity ? strdup(conn->peer_identity) : NULL;
+    ch->peer_identity =
+        conn->peer_identity ? strdup(conn->peer_identity) : NULL;
     uv_mutex_unlock(&ch->lock);
     return 0;
 }
@@ -1021,7 +1019,8 @@ static void try_next_addr(subchannel *sub)
         return;
     }
     sub->creq.data = conn;
-    if (uv_tcp_connect(&sub->creq, &conn->h.tcp, a->ai_addr, on_connected) != 0) {
+    if (uv_tcp_connect(&sub->creq, &conn->h.tcp, a->ai_addr, on_connected) !=
+        0) {
         free(conn->user_data);
         uv_close(&conn->h.handle, pending_conn_closed);
         conn->h.handle.data = conn;
@@ -1065,8 +1064,7 @@ static void sub_connect(subchannel *sub)
             return;
         }
         sub->creq.data = conn;
-        uv_pipe_connect(&sub->creq, &conn->h.pipe, ch->unix_path,
-                        on_connected);
+        uv_pipe_connect(&sub->creq, &conn->h.pipe, ch->unix_path, on_connected);
         return;
     }
     struct addrinfo hints;
@@ -1074,8 +1072,8 @@ static void sub_connect(subchannel *sub)
     hints.ai_family = AF_UNSPEC;
     hints.ai_socktype = SOCK_STREAM;
     sub->gai.data = sub;
-    if (uv_getaddrinfo(&ch->io.loop, &sub->gai, on_resolved, ch->host,
-                       ch->port, &hints) != 0) {
+    if (uv_getaddrinfo(&ch->io.loop, &sub->gai, on_resolved, ch->host, ch->port,
+                       &hints) != 0) {
         sub->connecting = 0;
         fail_waiting(sub, "cannot resolve");
     }
@@ -1188,9 +1186,8 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         free(ch->authority);
         ch->authority = strdup(o->authority);
     }
-    ch->user_agent = o->user_agent
-                         ? (char *)NULL
-                         : strdup("grpc-c-orpc/" ORPC_VERSION_STRING);
+    ch->user_agent = o->user_agent ? (char *)NULL
+                                   : strdup("grpc-c-orpc/" ORPC_VERSION_STRING);
     if (o->user_agent) {
         size_t n = strlen(o->user_agent) + 32;
         ch->user_agent = malloc(n);
@@ -1373,7 +1370,8 @@ static int check_method(const orpc_method_desc *m, int want_kinds)
 
 #define KIND(k) (1 << (k))
 
-orpc_status orpc_channel_invoke(orpc_channel *ch, const orpc_method_desc *method,
+orpc_status orpc_channel_invoke(orpc_channel *ch,
+                                const orpc_method_desc *method,
                                 const ProtobufCMessage *request,
                                 ProtobufCMessage **response,
                                 const orpc_call_opts *opts)

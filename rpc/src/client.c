@@ -86,8 +86,7 @@ static int owns(const orpc_client *c, const orpc_method_desc *m)
 
 orpc_status orpc_invoke(orpc_client *c, const orpc_method_desc *m,
                         const ProtobufCMessage *request,
-                        ProtobufCMessage **response,
-                        const orpc_call_opts *opts)
+                        ProtobufCMessage **response, const orpc_call_opts *opts)
 {
     if (!owns(c, m))
         return orpc_status_new(ORPC_INVALID_ARGUMENT,
@@ -131,9 +130,8 @@ int orpc_invoke_async(orpc_client *c, const orpc_method_desc *m,
                                    (orpc_fn)cb, user_data);
 }
 
-int orpc_call_start(orpc_call **out, orpc_client *c,
-                    const orpc_method_desc *m, const ProtobufCMessage *request,
-                    const orpc_call_opts *opts)
+int orpc_call_start(orpc_call **out, orpc_client *c, const orpc_method_desc *m,
+                    const ProtobufCMessage *request, const orpc_call_opts *opts)
 {
     if (out == NULL || !owns(c, m))
         return ORPC_EINVAL;

@@ -334,8 +334,7 @@ void orpc__conn_flush(orpc__conn *c)
             c->out.len = 0;
             if (c->out.cap > 64 * 1024)
                 orpc__bytes_free(&c->out); /* a burst is over */
-            if (nghttp2_session_want_write(c->session) ||
-                c->close_after_flush)
+            if (nghttp2_session_want_write(c->session) || c->close_after_flush)
                 orpc__conn_kick(c); /* more to pull, or a close to do */
             else if (!nghttp2_session_want_read(c->session))
                 orpc__conn_close(c, "session finished");

@@ -53,15 +53,15 @@ struct orpc__conn {
     int writing;
     int dirty;
     orpc__conn *next_dirty;
-    int closing;      /* uv_close called or about to be */
+    int closing;           /* uv_close called or about to be */
     int close_after_flush; /* close once the output is written */
     const char *close_reason;
     const orpc__conn_hooks *hooks;
-    void *user_data; /* the owner's; also nghttp2's user_data */
-    char peer[72];   /* "ip:port" or "unix:" */
-    char *peer_identity; /* SPIFFE ID of a verified peer certificate */
+    void *user_data;        /* the owner's; also nghttp2's user_data */
+    char peer[72];          /* "ip:port" or "unix:" */
+    char *peer_identity;    /* SPIFFE ID of a verified peer certificate */
     orpc__peer_names names; /* the verified certificate's names (TLS) */
-    size_t max_out;  /* refuse to buffer more than this (flood guard) */
+    size_t max_out;         /* refuse to buffer more than this (flood guard) */
     int64_t last_activity_ns;
 };
 

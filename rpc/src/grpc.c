@@ -162,9 +162,9 @@ int orpc__parse_status_code(const uint8_t *v, size_t len)
 
 static int is_reserved(const uint8_t *name, size_t n)
 {
-    static const char *const skip[] = {"te", "content-type", "user-agent",
-                                       "host", "connection",
-                                       "content-length", "accept-encoding"};
+    static const char *const skip[] = {
+        "te",         "content-type",   "user-agent",     "host",
+        "connection", "content-length", "accept-encoding"};
     if (n == 0 || name[0] == ':')
         return 1;
     if (n >= 5 && memcmp(name, "grpc-", 5) == 0)
@@ -175,9 +175,8 @@ static int is_reserved(const uint8_t *name, size_t n)
     return 0;
 }
 
-int orpc__md_from_header(orpc_metadata *md, const uint8_t *name,
-                         size_t namelen, const uint8_t *value,
-                         size_t valuelen)
+int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
+                         const uint8_t *value, size_t valuelen)
 {
     char key[256];
     if (is_reserved(name, namelen) || namelen >= sizeof(key))
@@ -194,9 +193,8 @@ int orpc__md_from_header(orpc_metadata *md, const uint8_t *name,
                 while (s < e && value[s] == ' ')
                     s++;
                 if (orpc__b64_decode((const char *)value + s, e - s, &b) == 0) {
-                    int rc = orpc_metadata_add(md, key, b.data ? b.data
-                                                                : (uint8_t *)"",
-                                               b.len);
+                    int rc = orpc_metadata_add(
+                        md, key, b.data ? b.data : (uint8_t *)"", b.len);
                     orpc__bytes_free(&b);
                     if (rc == ORPC_ENOMEM)
                         return rc;

@@ -58,9 +58,8 @@ ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
  * pseudo, not grpc-*, not te/content-type/user-agent); decodes -bin values
  * (each ','-separated piece is one entry).  Silently drops entries that are
  * not valid metadata.  Returns ORPC_ENOMEM or 0. */
-int orpc__md_from_header(orpc_metadata *md, const uint8_t *name,
-                         size_t namelen, const uint8_t *value,
-                         size_t valuelen);
+int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
+                         const uint8_t *value, size_t valuelen);
 
 /* A header list to send.  Lives on the stack: small lists (every gRPC
  * response and most requests) never touch the heap. */

@@ -21,8 +21,7 @@
 
 #include "conn.h"
 
-void orpc__task_init(orpc__task *t, void (*fn)(orpc__task *, void *),
-                     void *arg)
+void orpc__task_init(orpc__task *t, void (*fn)(orpc__task *, void *), void *arg)
 {
     memset(t, 0, sizeof(*t));
     t->fn = fn;

@@ -72,6 +72,9 @@ int orpc__io_on_thread(orpc__io *io);
 void orpc__io_mark_dirty(orpc__io *io, orpc__conn *c);
 
 /* Monotonic now in nanoseconds. */
-static inline int64_t orpc__now_ns(void) { return (int64_t)uv_hrtime(); }
+static inline int64_t orpc__now_ns(void)
+{
+    return (int64_t)uv_hrtime();
+}
 
 #endif /* ORPC_IO_H */

@@ -19,8 +19,8 @@ typedef struct orpc__pool {
     uv_cond_t cond;
     orpc__job *head, *tail;
     unsigned min_threads, max_threads;
-    unsigned threads;  /* alive */
-    unsigned idle;     /* waiting for a job */
+    unsigned threads; /* alive */
+    unsigned idle;    /* waiting for a job */
     int stopping;
     uv_cond_t exited;
 } orpc__pool;

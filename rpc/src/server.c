@@ -29,8 +29,8 @@
 #include "server_internal.h"
 
 #include <errno.h>
-#include <stdarg.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -621,8 +621,7 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
                             void *user_data)
 {
     orpc__sconn *sc = sconn_of(user_data);
-    if (f->hd.type != NGHTTP2_HEADERS ||
-        f->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     orpc_ctx *ctx = ctx_new(sc, f->hd.stream_id);
     if (ctx == NULL)
@@ -637,9 +636,8 @@ static int name_is(const uint8_t *n, size_t len, const char *lit)
 }
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
-                     const uint8_t *name, size_t namelen,
-                     const uint8_t *value, size_t valuelen, uint8_t flags,
-                     void *user_data)
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *user_data)
 {
     (void)flags;
     (void)user_data;
@@ -685,8 +683,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         for (size_t i = 0; i + 4 <= valuelen; i++)
             if (memcmp(value + i, "gzip", 4) == 0)
                 ctx->accept_gzip = 1;
-    } else if (orpc__md_from_header(ctx->md, name, namelen, value,
-                                    valuelen) != 0) {
+    } else if (orpc__md_from_header(ctx->md, name, namelen, value, valuelen) !=
+               0) {
         ctx->headers_too_big = 1;
     }
     return 0;
@@ -707,7 +705,8 @@ static const orpc__svc_entry *find_service(orpc_server *srv, const char *path,
                                            orpc_method_handler *handler)
 {
     const char *slash;
-    if (path == NULL || path[0] != '/' || (slash = strchr(path + 1, '/')) == NULL)
+    if (path == NULL || path[0] != '/' ||
+        (slash = strchr(path + 1, '/')) == NULL)
         return NULL;
     size_t svc_len = (size_t)(slash - path - 1);
     for (size_t i = 0; i < srv->n_svcs; i++) {
@@ -815,8 +814,8 @@ static void request_headers_done(orpc_ctx *ctx)
             .subject = n->subject,
         };
         const char *rule = NULL;
-        int allow = orpc__authz_check(pol->authz, &peer, ctx->path, ctx->md,
-                                      &rule);
+        int allow =
+            orpc__authz_check(pol->authz, &peer, ctx->path, ctx->md, &rule);
         if (!allow) {
             char msg[200];
             snprintf(msg, sizeof(msg), "%s is not allowed to call %s",
@@ -1138,7 +1137,8 @@ static int parse_hostport(const char *addr, struct sockaddr_storage *ss)
     memset(ss, 0, sizeof(*ss));
     if (addr[0] == '[') {
         const char *end = strchr(addr, ']');
-        if (end == NULL || end[1] != ':' || (size_t)(end - addr - 1) >= sizeof(host))
+        if (end == NULL || end[1] != ':' ||
+            (size_t)(end - addr - 1) >= sizeof(host))
             return -1;
         memcpy(host, addr + 1, (size_t)(end - addr - 1));
         host[end - addr - 1] = '\0';
@@ -1155,10 +1155,14 @@ static int parse_hostport(const char *addr, struct sockaddr_storage *ss)
     if (*endp != '\0' || p < 0 || p > 65535 || colon[1] == '\0')
         return -1;
     port = (int)p;
-    if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 || strcmp(host, "*") == 0)
-        return uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)ss) == 0 ? 0 : -1;
+    if (host[0] == '\0' || strcmp(host, "0.0.0.0") == 0 ||
+        strcmp(host, "*") == 0)
+        return uv_ip4_addr("0.0.0.0", port, (struct sockaddr_in *)ss) == 0 ? 0
+                                                                           : -1;
     if (strcmp(host, "localhost") == 0)
-        return uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)ss) == 0 ? 0 : -1;
+        return uv_ip4_addr("127.0.0.1", port, (struct sockaddr_in *)ss) == 0
+                   ? 0
+                   : -1;
     if (uv_ip4_addr(host, port, (struct sockaddr_in *)ss) == 0)
         return 0;
     if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
@@ -1194,9 +1198,9 @@ static int tcp_socket(const struct sockaddr_storage *ss, int *port_io)
         struct sockaddr_storage got;
         socklen_t gl = sizeof(got);
         getsockname(fd, (struct sockaddr *)&got, &gl);
-        *port_io = ntohs(fam == AF_INET
-                             ? ((struct sockaddr_in *)&got)->sin_port
-                             : ((struct sockaddr_in6 *)&got)->sin6_port);
+        *port_io =
+            ntohs(fam == AF_INET ? ((struct sockaddr_in *)&got)->sin_port
+                                 : ((struct sockaddr_in6 *)&got)->sin6_port);
     }
     return fd;
 }
@@ -1416,8 +1420,8 @@ static void shutdown_task(orpc__task *t, void *arg)
         orpc__conn_kick(sc->conn);
     }
     int64_t g = sio->srv->grace_ms;
-    uv_timer_start(&sio->grace_timer, grace_expired,
-                   g > 0 ? (uint64_t)g : 0, 0);
+    uv_timer_start(&sio->grace_timer, grace_expired, g > 0 ? (uint64_t)g : 0,
+                   0);
     uv_unref((uv_handle_t *)&sio->grace_timer);
 }
 
@@ -1667,7 +1671,8 @@ int orpc_ctx_is_cancelled(const orpc_ctx *ctx)
     uv_mutex_lock(&c->lock);
     int r = c->cancelled;
     uv_mutex_unlock(&c->lock);
-    return r || (c->deadline_ns != INT64_MAX && orpc__now_ns() >= c->deadline_ns);
+    return r ||
+           (c->deadline_ns != INT64_MAX && orpc__now_ns() >= c->deadline_ns);
 }
 
 int orpc_ctx_on_cancel(orpc_ctx *ctx, orpc_cancel_cb cb, void *user_data)

@@ -89,8 +89,8 @@ struct orpc_ctx {
     size_t consume_pending;
     int compress_resp;
     int refs;
-    int resume_wanted; /* non-blocking streaming handler: run again */
-    int task_ref;      /* |task| is queued and holds a reference */
+    int resume_wanted;   /* non-blocking streaming handler: run again */
+    int task_ref;        /* |task| is queued and holds a reference */
     int msg_nocompress;  /* orpc_ctx_set_message_compression(ctx, 0) */
     int last_compressed; /* flag of the last request message read */
 

@@ -43,7 +43,7 @@ static int spiffe_check(const char *uri, size_t *td_len, size_t *path_off,
         return ORPC_EINVAL;
     }
     size_t i = SPIFFE_PREFIX_LEN;
-    while (td_char((unsigned char)uri[i]) && i <= ORPC_SPIFFE_ID_MAX) {
+    while (i <= ORPC_SPIFFE_ID_MAX && td_char((unsigned char)uri[i])) {
         i++;
     }
     if (i == SPIFFE_PREFIX_LEN || i > ORPC_SPIFFE_ID_MAX || uri[i] != '/') {
@@ -54,7 +54,7 @@ static int spiffe_check(const char *uri, size_t *td_len, size_t *path_off,
     /* One or more "/segment"; stops at the first byte of neither kind. */
     while (uri[i] == '/') {
         size_t start = ++i;
-        while (seg_char((unsigned char)uri[i]) && i <= ORPC_SPIFFE_ID_MAX) {
+        while (i <= ORPC_SPIFFE_ID_MAX && seg_char((unsigned char)uri[i])) {
             i++;
         }
         size_t len = i - start;

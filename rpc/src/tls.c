@@ -135,9 +135,8 @@ static SSL_CTX *base_ctx(const SSL_METHOD *m, const orpc_tls_opts *o)
     return ctx;
 }
 
-static int select_h2(SSL *ssl, const unsigned char **out,
-                     unsigned char *outlen, const unsigned char *in,
-                     unsigned int inlen, void *arg)
+static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                     const unsigned char *in, unsigned int inlen, void *arg)
 {
     (void)ssl;
     (void)arg;
@@ -149,8 +148,7 @@ static int select_h2(SSL *ssl, const unsigned char **out,
     return SSL_TLSEXT_ERR_OK;
 }
 
-SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err,
-                              size_t errlen)
+SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err, size_t errlen)
 {
     SSL_CTX *ctx = base_ctx(TLS_server_method(), o);
     if (ctx == NULL) {
@@ -178,9 +176,8 @@ SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err,
             SSL_CTX_free(ctx);
             return NULL;
         }
-        SSL_CTX_set_verify(ctx,
-                           SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT,
-                           NULL);
+        SSL_CTX_set_verify(
+            ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     } else if (has_ca) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
@@ -188,8 +185,7 @@ SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err,
     return ctx;
 }
 
-SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err,
-                              size_t errlen)
+SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err, size_t errlen)
 {
     SSL_CTX *ctx = base_ctx(TLS_client_method(), o);
     if (ctx == NULL) {
@@ -321,9 +317,8 @@ int orpc__tls_peer_names(SSL *ssl, orpc__peer_names *out)
     GENERAL_NAMES_free(names);
     if (rc == 0) {
         BIO *b = BIO_new(BIO_s_mem());
-        if (b != NULL &&
-            X509_NAME_print_ex(b, X509_get_subject_name(cert), 0,
-                               XN_FLAG_RFC2253) >= 0) {
+        if (b != NULL && X509_NAME_print_ex(b, X509_get_subject_name(cert), 0,
+                                            XN_FLAG_RFC2253) >= 0) {
             char *p;
             long n = BIO_get_mem_data(b, &p);
             out->subject = strndup(p, (size_t)n);
@@ -354,7 +349,8 @@ const char *orpc__tls_error_reason(SSL *ssl, int rc)
     (void)rc;
     if (v != X509_V_OK) {
         switch (v) {
-        case X509_V_ERR_CERT_HAS_EXPIRED: return "peer certificate expired";
+        case X509_V_ERR_CERT_HAS_EXPIRED:
+            return "peer certificate expired";
         case X509_V_ERR_CERT_NOT_YET_VALID:
             return "peer certificate not yet valid";
         case X509_V_ERR_HOSTNAME_MISMATCH:
@@ -365,7 +361,8 @@ const char *orpc__tls_error_reason(SSL *ssl, int rc)
         case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
         case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
             return "peer certificate not signed by a trusted CA";
-        default: return "peer certificate verification failed";
+        default:
+            return "peer certificate verification failed";
         }
     }
     unsigned long e = ERR_peek_error();

@@ -14,13 +14,11 @@
  * TLS 1.2 minimum; client certificates required and verified against the
  * CA bundle when o->require_client_cert.  NULL with a reason in |err| (which
  * never contains key material). */
-SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err,
-                              size_t errlen);
+SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
 
 /* A client context: verifies the server against o's CA bundle (or the
  * system's), offers ALPN h2, presents a client certificate when given. */
-SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err,
-                              size_t errlen);
+SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
 
 /* Per-connection client checks: the server's certificate must match |name|
  * (DNS name or IP address).  0 or -1. */

@@ -47,13 +47,13 @@ void orpc__msg_header(uint8_t out[ORPC__MSG_HEADER], int compressed,
  * arbitrary pieces (DATA frames bear no relation to message boundaries).
  */
 typedef struct orpc__deframer {
-    int state;              /* internal */
+    int state; /* internal */
     uint8_t hdr[ORPC__MSG_HEADER];
     size_t hdr_have;
-    int compressed;         /* flag of the message being read */
-    uint32_t len;           /* its declared length */
-    orpc__bytes buf;        /* its bytes when they span several pieces */
-    size_t max;             /* largest message accepted (declared length) */
+    int compressed;  /* flag of the message being read */
+    uint32_t len;    /* its declared length */
+    orpc__bytes buf; /* its bytes when they span several pieces */
+    size_t max;      /* largest message accepted (declared length) */
 } orpc__deframer;
 
 void orpc__deframer_init(orpc__deframer *d, size_t max, const orpc_mem *mem);

@@ -39,8 +39,7 @@ typedef struct orpc_invoker {
     int (*invoke_async)(const orpc_method_desc *method,
                         const ProtobufCMessage *request,
                         const orpc_call_opts *opts, orpc_unary_trampoline done,
-                        orpc_fn typed_cb, void *cb_user_data,
-                        void *user_data);
+                        orpc_fn typed_cb, void *cb_user_data, void *user_data);
     /** A streaming call, as orpc_channel_call_start(); may be NULL when the
      *  invoker carries no streams (calls then fail with ORPC_ENOTSUP). */
     int (*call_start)(orpc_call **out, const orpc_method_desc *method,

@@ -178,7 +178,8 @@ struct orpc_service_desc {
 
 /** Everything generated for one .proto file. */
 typedef struct orpc_file_desc {
-    /** The file's name as protoc saw it, e.g. "opsconductor/jobs/v1/jobs.proto". */
+    /** The file's name as protoc saw it, e.g.
+     * "opsconductor/jobs/v1/jobs.proto". */
     const char *name;
     /** The proto package. */
     const char *package;

@@ -88,8 +88,8 @@ ORPC_EXTERN orpc_status orpc_status_new(orpc_code code, const char *message);
  *
  * Ownership: the message is allocated; clear with orpc_status_clear().
  */
-ORPC_EXTERN orpc_status orpc_status_errorf(orpc_code code, const char *fmt,
-                                           ...) ORPC_PRINTF(2, 3);
+ORPC_EXTERN orpc_status orpc_status_errorf(orpc_code code, const char *fmt, ...)
+    ORPC_PRINTF(2, 3);
 
 /**
  * @function
