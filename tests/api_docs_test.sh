@@ -2,14 +2,15 @@
 # api_docs_test.sh — every exported function of orpc's public headers is
 # documented where it is declared (house style 12).
 #
-# For each declaration that starts with ORPC_EXTERN in rpc/include/orpc/*.h,
+# For each declaration that starts with ORPC_EXTERN in the public headers
+# (rpc/include/orpc/*.h, compat/include/orpc/compat/*.h),
 # the nearest non-blank line above it must end a doc comment ("/**" … "*/").  Prints each
 # undocumented declaration and fails when there is one.
 set -eu
-dir=${1:?usage: api_docs_test.sh <include dir>}
+[ $# -ge 1 ] || { echo "usage: api_docs_test.sh <include dir>..."; exit 2; }
 fail=0
 count=0
-for h in "$dir"/orpc/*.h; do
+for h in $(for d in "$@"; do ls "$d"/orpc/*.h "$d"/orpc/*/*.h 2>/dev/null; done); do
     out=$(awk -v file="$h" '
         /^[ \t]*\/\*\*/ { indoc = 1 }
         /^ORPC_EXTERN/ {
@@ -26,7 +27,7 @@ for h in "$dir"/orpc/*.h; do
     [ "${b:-0}" -eq 0 ] || fail=1
 done
 if [ "$count" -lt 50 ]; then
-    echo "only $count exported declarations found: is $dir right?"
+    echo "only $count exported declarations found: are the dirs right?"
     exit 1
 fi
 if [ $fail -ne 0 ]; then

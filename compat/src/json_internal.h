@@ -22,7 +22,8 @@ orpc_status orpc__json_decode_value(const orpc_message_info *info, json_t *v,
                                     ProtobufCAllocator *alloc,
                                     const char *path, ProtobufCMessage **out);
 
-/* One singular scalar or enum field's value as the text that goes into a
+/* One singular scalar or enum field's value (or one element of a repeated
+ * one) as the text that goes into a
  * URL path segment, a query parameter or a header (the JSON text of the
  * value without quotes: 42, true, "x" → x, enums by name or legacy name,
  * bytes as URL-safe base64).  |member| points at the field's storage in the
@@ -32,8 +33,10 @@ int orpc__json_scalar_text(const ProtobufCFieldDescriptor *f,
                            const orpc_json_opts *opts, char **out);
 
 /* Sets a singular scalar or enum field from |text| (a URL segment or query
- * value, already percent-decoded).  0 or ORPC_EINVAL (|text| does not parse
- * as the field's type) / ORPC_ENOMEM; strings and bytes are allocated with
+ * value, already percent-decoded), setting its oneof case or has_ flag too
+ * and freeing the value it replaces (which must have come from |alloc| or
+ * be the field's default).  0 or ORPC_EINVAL (|text| does not parse as the
+ * field's type) / ORPC_ENOMEM; strings and bytes are allocated with
  * |alloc|. */
 int orpc__json_scalar_parse(const ProtobufCFieldDescriptor *f,
                             const orpc_field_info *fi, void *member,

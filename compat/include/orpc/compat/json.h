@@ -12,8 +12,9 @@
  * enums by their legacy spelling.
  *
  * Input is untrusted: depth, size and number ranges are bounded, and an
- * error is INVALID_ARGUMENT whose message names the JSON path and position,
- * e.g. `$.payload.items[2]: expected a number (line 1, column 40)`.
+ * error is INVALID_ARGUMENT whose message names the JSON path, e.g.
+ * `$.payload.items[2]: expected a number`, and for text that is not JSON
+ * at all the line and column.
  *
  * Thread-safety: all functions work on their arguments only; any thread.
  */
