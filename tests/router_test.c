@@ -1,0 +1,412 @@
+/*
+ * router_test.c — routed clients end to end: the generated stubs of the
+ * five OpsConductor services reaching the legacy fixture
+ * (tests/legacy/legacy_server.py, started here on a loopback port) in
+ * `legacy` mode, a real orpc server in `grpc` mode, and the legacy side in
+ * `fallback` mode when gRPC is down or does not implement the method; the
+ * routing table's file format, environment overrides and errors.
+ */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include <orpc/compat/json.h>
+#include <orpc/compat/router.h>
+#include <orpc/orpc.h>
+
+#include "opsconductor/auth/v1/auth.orpc.h"
+#include "opsconductor/credentials/v1/credentials.orpc.h"
+#include "opsconductor/jobs/v1/jobs.orpc.h"
+#include "opsconductor/notification/v1/notification.orpc.h"
+#include "opsconductor/user/v1/user.orpc.h"
+
+#ifndef LEGACY_SERVER
+#error "LEGACY_SERVER must name tests/legacy/legacy_server.py"
+#endif
+
+static pid_t g_fixture;
+static char g_url[64];
+static char g_dir[64];
+
+static int group_setup(void **state)
+{
+    (void)state;
+    int fds[2];
+    snprintf(g_dir, sizeof(g_dir), "/tmp/orpc-router-XXXXXX");
+    if (mkdtemp(g_dir) == NULL || pipe(fds) != 0)
+        return -1;
+    g_fixture = fork();
+    if (g_fixture == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        execl("/usr/bin/python3", "python3", LEGACY_SERVER, "--port=0",
+              (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *f = fdopen(fds[0], "r");
+    char line[128];
+    int port = 0;
+    if (f && fgets(line, sizeof(line), f))
+        sscanf(line, "listening on %d", &port);
+    if (f)
+        fclose(f);
+    if (port <= 0)
+        return -1;
+    snprintf(g_url, sizeof(g_url), "http://127.0.0.1:%d", port);
+    setenv("AUTH_SERVICE_URL", g_url, 1);
+    setenv("SCHEDULER_SERVICE_USERNAME", "scheduler-service", 1);
+    setenv("SCHEDULER_SERVICE_PASSWORD", "scheduler-secret", 1);
+    return 0;
+}
+
+static int group_teardown(void **state)
+{
+    (void)state;
+    kill(g_fixture, SIGTERM);
+    waitpid(g_fixture, NULL, 0);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+static orpc_client *legacy_client(const orpc_service_desc *s,
+                                  const orpc_routes *routes,
+                                  orpc_channel *ch)
+{
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.routes = routes, .channel = ch,
+                          .legacy_url = g_url,
+                          .identity = "scheduler-service"};
+    int rc = orpc_routed_client_new(&c, s, &o);
+    if (rc != 0)
+        fail_msg("routed client: %s", orpc_strerror(rc));
+    return c;
+}
+
+static void test_every_route_in_legacy_mode(void **state)
+{
+    (void)state;
+    orpc_status st;
+    /* auth */
+    orpc_client *auth =
+        legacy_client(&opsconductor__auth__v1__auth_service__orpc_desc, NULL,
+                      NULL);
+    Opsconductor__Auth__V1__LoginRequest lr =
+        OPSCONDUCTOR__AUTH__V1__LOGIN_REQUEST__INIT;
+    lr.username = "test-user";
+    lr.password = "test-password";
+    Opsconductor__Auth__V1__LoginResponse *login = NULL;
+    st = opsconductor__auth__v1__auth_service__client__login(auth, &lr, &login,
+                                                             NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    assert_true(strlen(login->access_token) > 0);
+    Opsconductor__Auth__V1__VerifyRequest vr =
+        OPSCONDUCTOR__AUTH__V1__VERIFY_REQUEST__INIT;
+    vr.token = login->access_token;
+    Opsconductor__Auth__V1__VerifyResponse *ver = NULL;
+    st = opsconductor__auth__v1__auth_service__client__verify(auth, &vr, &ver,
+                                                              NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    assert_non_null(ver->user);
+    opsconductor__auth__v1__verify_response__free_unpacked(ver, NULL);
+    vr.token = "not-a-token";
+    st = opsconductor__auth__v1__auth_service__client__verify(auth, &vr, &ver,
+                                                              NULL);
+    assert_int_equal(st.code, ORPC_UNAUTHENTICATED);
+    orpc_status_clear(&st);
+    lr.password = "wrong";
+    opsconductor__auth__v1__login_response__free_unpacked(login, NULL);
+    st = opsconductor__auth__v1__auth_service__client__login(auth, &lr, &login,
+                                                             NULL);
+    assert_int_equal(st.code, ORPC_UNAUTHENTICATED);
+    assert_null(strstr(st.message ? st.message : "", "wrong"));
+    orpc_status_clear(&st);
+    orpc_client_free(auth);
+
+    /* jobs */
+    orpc_client *jobs = legacy_client(
+        &opsconductor__jobs__v1__jobs_service__orpc_desc, NULL, NULL);
+    Opsconductor__Jobs__V1__GetJobRequest g =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
+    g.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobResponse *job = NULL;
+    st = opsconductor__jobs__v1__jobs_service__client__get_job(jobs, &g, &job,
+                                                               NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    assert_non_null(job->job);
+    assert_true(job->job->n_fields > 0);
+    opsconductor__jobs__v1__get_job_response__free_unpacked(job, NULL);
+    g.job_id = 100000; /* no such job: the service's own 404 */
+    st = opsconductor__jobs__v1__jobs_service__client__get_job(jobs, &g, &job,
+                                                               NULL);
+    assert_int_equal(st.code, ORPC_NOT_FOUND);
+    orpc_status_clear(&st);
+    Opsconductor__Jobs__V1__GetJobStatusRequest gs =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_STATUS_REQUEST__INIT;
+    gs.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobStatusResponse *js = NULL;
+    st = opsconductor__jobs__v1__jobs_service__client__get_job_status(
+        jobs, &gs, &js, NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
+    Opsconductor__Jobs__V1__RunJobRequest run =
+        OPSCONDUCTOR__JOBS__V1__RUN_JOB_REQUEST__INIT;
+    run.job_id = 7;
+    ProtobufCMessage *payload = NULL;
+    st = orpc_json_decode(&google__protobuf__struct__orpc_info,
+                          "{\"scheduled\": true}", 19, NULL, NULL, &payload);
+    assert_int_equal(st.code, ORPC_OK);
+    run.payload = (Google__Protobuf__Struct *)payload;
+    Opsconductor__Jobs__V1__RunJobResponse *rr = NULL;
+    st = opsconductor__jobs__v1__jobs_service__client__run_job(jobs, &run, &rr,
+                                                               NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    assert_non_null(rr->result);
+    opsconductor__jobs__v1__run_job_response__free_unpacked(rr, NULL);
+    protobuf_c_message_free_unpacked(payload, NULL);
+    orpc_client_free(jobs);
+
+    /* notification: a validation error from the service is
+     * INVALID_ARGUMENT with its detail */
+    orpc_client *notif = legacy_client(
+        &opsconductor__notification__v1__notification_service__orpc_desc,
+        NULL, NULL);
+    Opsconductor__Notification__V1__SendNotificationRequest n =
+        OPSCONDUCTOR__NOTIFICATION__V1__SEND_NOTIFICATION_REQUEST__INIT;
+    n.type =
+        OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_EMAIL;
+    n.destination = "ops@example.org";
+    const char *email = "{\"subject\": \"s\", \"body\": \"b\"}";
+    st = orpc_json_decode(&google__protobuf__struct__orpc_info, email,
+                          strlen(email), NULL, NULL, &payload);
+    assert_int_equal(st.code, ORPC_OK);
+    n.payload = (Google__Protobuf__Struct *)payload;
+    Opsconductor__Notification__V1__SendNotificationResponse *nr = NULL;
+    st = opsconductor__notification__v1__notification_service__client__send_notification(
+        notif, &n, &nr, NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    opsconductor__notification__v1__send_notification_response__free_unpacked(
+        nr, NULL);
+    protobuf_c_message_free_unpacked(payload, NULL);
+    n.payload = NULL; /* an e-mail without subject and body */
+    st = opsconductor__notification__v1__notification_service__client__send_notification(
+        notif, &n, &nr, NULL);
+    assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
+    orpc_status_clear(&st);
+    orpc_client_free(notif);
+
+    /* credentials and users */
+    orpc_client *cred = legacy_client(
+        &opsconductor__credentials__v1__credentials_service__orpc_desc, NULL,
+        NULL);
+    Opsconductor__Credentials__V1__ListTargetCredentialsRequest lt =
+        OPSCONDUCTOR__CREDENTIALS__V1__LIST_TARGET_CREDENTIALS_REQUEST__INIT;
+    lt.target_id = 2;
+    Opsconductor__Credentials__V1__ListTargetCredentialsResponse *ltr = NULL;
+    st = opsconductor__credentials__v1__credentials_service__client__list_target_credentials(
+        cred, &lt, &ltr, NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    opsconductor__credentials__v1__list_target_credentials_response__free_unpacked(
+        ltr, NULL);
+    Opsconductor__Credentials__V1__GetCredentialRequest gc =
+        OPSCONDUCTOR__CREDENTIALS__V1__GET_CREDENTIAL_REQUEST__INIT;
+    gc.credential_id = 3;
+    Opsconductor__Credentials__V1__GetCredentialResponse *gcr = NULL;
+    st = opsconductor__credentials__v1__credentials_service__client__get_credential(
+        cred, &gc, &gcr, NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    opsconductor__credentials__v1__get_credential_response__free_unpacked(gcr,
+                                                                          NULL);
+    orpc_client_free(cred);
+    orpc_client *users = legacy_client(
+        &opsconductor__user__v1__user_service__orpc_desc, NULL, NULL);
+    Opsconductor__User__V1__GetUserPreferencesRequest up =
+        OPSCONDUCTOR__USER__V1__GET_USER_PREFERENCES_REQUEST__INIT;
+    up.user_id = 9;
+    Opsconductor__User__V1__GetUserPreferencesResponse *upr = NULL;
+    st = opsconductor__user__v1__user_service__client__get_user_preferences(
+        users, &up, &upr, NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    opsconductor__user__v1__get_user_preferences_response__free_unpacked(upr,
+                                                                         NULL);
+    orpc_client_free(users);
+}
+
+static void test_no_credentials_refused(void **state)
+{
+    (void)state;
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.legacy_url = g_url, .identity = "nobody-service"};
+    assert_int_equal(orpc_routed_client_new(
+                         &c, &opsconductor__jobs__v1__jobs_service__orpc_desc,
+                         &o),
+                     ORPC_ECONFIG);
+    assert_null(c);
+}
+
+/* The gRPC side: a JobsService whose jobs are all called "from-grpc". */
+static orpc_status grpc_get_job(orpc_ctx *ctx,
+                                const Opsconductor__Jobs__V1__GetJobRequest *req,
+                                Opsconductor__Jobs__V1__GetJobResponse *resp,
+                                void *ud)
+{
+    (void)ud;
+    ProtobufCMessage *s = NULL;
+    orpc_status st = orpc_json_decode(
+        &google__protobuf__struct__orpc_info, "{\"name\": \"from-grpc\"}", 21,
+        NULL, orpc_arena_allocator(orpc_ctx_arena(ctx)), &s);
+    if (st.code != ORPC_OK)
+        return st;
+    (void)req;
+    resp->job = (Google__Protobuf__Struct *)s;
+    return ORPC_STATUS_OK;
+}
+
+static const Opsconductor__Jobs__V1__JobsService_Handlers grpc_jobs = {
+    .get_job = grpc_get_job};
+
+static const char *job_name(orpc_client *c, orpc_code *code)
+{
+    static char name[64];
+    Opsconductor__Jobs__V1__GetJobRequest g =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
+    g.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobResponse *job = NULL;
+    orpc_call_opts o = {.timeout_ms = 5000};
+    orpc_status st = opsconductor__jobs__v1__jobs_service__client__get_job(
+        c, &g, &job, &o);
+    *code = st.code;
+    name[0] = '\0';
+    if (st.code == ORPC_OK && job->job) {
+        for (size_t i = 0; i < job->job->n_fields; i++)
+            if (strcmp(job->job->fields[i]->key, "name") == 0 &&
+                job->job->fields[i]->value->kind_case ==
+                    GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE)
+                snprintf(name, sizeof(name), "%s",
+                         job->job->fields[i]->value->string_value);
+    }
+    opsconductor__jobs__v1__get_job_response__free_unpacked(job, NULL);
+    orpc_status_clear(&st);
+    return name;
+}
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+static void test_modes(void **state)
+{
+    (void)state;
+    orpc_server *srv;
+    int port;
+    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
+    assert_int_equal(orpc_server_new(&srv, &so, NULL), 0);
+    assert_int_equal(opsconductor__jobs__v1__jobs_service__server__register(
+                         srv, &grpc_jobs, NULL),
+                     0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    orpc_channel *ch;
+    orpc_channel_opts co = {.plaintext = 1};
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+
+    char file[128], err[256];
+    snprintf(file, sizeof(file), "%s/routes.conf", g_dir);
+    orpc_routes *routes;
+    orpc_code code;
+    /* legacy by default */
+    write_file(file, "# nothing routed yet\n");
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    orpc_client *c = legacy_client(
+        &opsconductor__jobs__v1__jobs_service__orpc_desc, routes, ch);
+    assert_string_not_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(code, ORPC_OK);
+    orpc_client_free(c);
+    orpc_routes_free(routes);
+    /* one method to gRPC, by the file */
+    write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = grpc\n");
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
+                      ch);
+    assert_string_equal(job_name(c, &code), "from-grpc");
+    orpc_client_free(c);
+    orpc_routes_free(routes);
+    /* the environment overrides the file, method over service */
+    setenv("ORPC_ROUTE_JOBS", "grpc", 1);
+    setenv("ORPC_ROUTE_JOBS_GET_JOB", "legacy", 1);
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_mode(
+                         routes,
+                         opsconductor__jobs__v1__jobs_service__method__get_job),
+                     ORPC_ROUTE_LEGACY);
+    assert_int_equal(orpc_routes_mode(
+                         routes,
+                         opsconductor__jobs__v1__jobs_service__method__run_job),
+                     ORPC_ROUTE_GRPC);
+    orpc_routes_free(routes);
+    unsetenv("ORPC_ROUTE_JOBS");
+    unsetenv("ORPC_ROUTE_JOBS_GET_JOB");
+    /* fallback: gRPC answers when it can... */
+    write_file(file, "* = fallback\n");
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
+                      ch);
+    assert_string_equal(job_name(c, &code), "from-grpc");
+    /* ...the legacy side when gRPC does not implement the method */
+    Opsconductor__Jobs__V1__GetJobStatusRequest gs =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_STATUS_REQUEST__INIT;
+    gs.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobStatusResponse *js = NULL;
+    orpc_status st = opsconductor__jobs__v1__jobs_service__client__get_job_status(
+        c, &gs, &js, NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
+    orpc_client_free(c);
+    /* ...and when the gRPC server is down */
+    orpc_server_shutdown(srv, 100);
+    orpc_server_wait(srv);
+    orpc_server_free(srv);
+    c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
+                      ch);
+    const char *name = job_name(c, &code);
+    assert_int_equal(code, ORPC_OK);
+    assert_string_not_equal(name, "from-grpc");
+    orpc_client_free(c);
+    orpc_routes_free(routes);
+    orpc_channel_free(ch);
+    /* table errors name the line */
+    write_file(file, "* = legacy\nfoo.Bar = sideways\n");
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)),
+                     ORPC_ECONFIG);
+    assert_non_null(strstr(err, ":2: unknown mode"));
+    write_file(file, "no equals sign\n");
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)),
+                     ORPC_ECONFIG);
+    assert_non_null(strstr(err, ":1:"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_every_route_in_legacy_mode),
+        cmocka_unit_test(test_no_credentials_refused),
+        cmocka_unit_test(test_modes),
+    };
+    return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
