@@ -294,7 +294,8 @@ static void ctx_cancel(orpc_ctx *ctx)
     void *ud = NULL;
     uv_mutex_lock(&ctx->lock);
     ctx->cancelled = 1;
-    if (ctx->cancel_cb && !ctx->cancel_cb_done) {
+    /* the callback is for a handler still at work, not after it is done */
+    if (ctx->cancel_cb && !ctx->cancel_cb_done && ctx->handler_running) {
         ctx->cancel_cb_done = 1;
         cb = ctx->cancel_cb;
         ud = ctx->cancel_ud;
@@ -507,6 +508,13 @@ static void request_pump(orpc_ctx *ctx)
 
 static void complete_handler(orpc_ctx *ctx, orpc_status st)
 {
+    if (ctx->deadline_ns != INT64_MAX && orpc__now_ns() >= ctx->deadline_ns) {
+        /* Past the deadline the call is over, whatever the handler says:
+         * the client hears DEADLINE_EXCEEDED, as it would from its own
+         * timer (which may not have fired yet). */
+        orpc_status_clear(&st);
+        st = orpc_status_new(ORPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    }
     int kind = ctx->method->kind;
     if (st.code == ORPC_OK &&
         (kind == ORPC_CALL_UNARY || kind == ORPC_CALL_CLIENT_STREAMING)) {

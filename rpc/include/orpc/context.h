@@ -68,9 +68,10 @@ ORPC_EXTERN int orpc_ctx_is_cancelled(const orpc_ctx *ctx);
 
 /**
  * @function
- * Registers |cb| to run once when the call is cancelled (immediately, on
- * this thread, if it already is).  A second registration replaces the first.
- * |cb| runs on an IO thread and must not block.
+ * Registers |cb| to run once when the call is cancelled while its handler
+ * is still at work (immediately, on this thread, if it already is).  A
+ * second registration replaces the first.  |cb| runs on an IO thread and
+ * must not block.
  *
  * Returns 0 or ORPC_EINVAL.
  */
