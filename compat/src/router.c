@@ -195,6 +195,24 @@ int orpc_routes_load(orpc_routes **out, const char *config_file, char *err,
     return 0;
 }
 
+int orpc_routes_new(orpc_routes **out)
+{
+    if (out == NULL)
+        return ORPC_EINVAL;
+    *out = calloc(1, sizeof(**out));
+    return *out ? 0 : ORPC_ENOMEM;
+}
+
+int orpc_routes_set(orpc_routes *t, const char *key, orpc_route_mode mode)
+{
+    if (t == NULL || key == NULL || *key == '\0' ||
+        strncmp(key, "ENV:", 4) == 0 ||
+        (mode != ORPC_ROUTE_LEGACY && mode != ORPC_ROUTE_GRPC &&
+         mode != ORPC_ROUTE_FALLBACK))
+        return ORPC_EINVAL;
+    return add_route(t, key, strlen(key), mode);
+}
+
 void orpc_routes_free(orpc_routes *t)
 {
     if (t == NULL)

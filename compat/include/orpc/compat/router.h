@@ -66,6 +66,26 @@ ORPC_EXTERN int orpc_routes_load(orpc_routes **out, const char *config_file,
 
 /**
  * @function
+ * An empty table (every method legacy), to fill with orpc_routes_set().
+ *
+ * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.
+ */
+ORPC_EXTERN int orpc_routes_new(orpc_routes **out);
+
+/**
+ * @function
+ * Sets the mode of |key| (`*`, `pkg.Service` or `pkg.Service/Method`); a
+ * later setting of the same key wins.  Environment overrides read by
+ * orpc_routes_load() still take precedence.
+ *
+ * Returns 0; ORPC_EINVAL (NULL, or |mode| not implemented: shadow);
+ * ORPC_ENOMEM.  Ownership: copies |key|.
+ */
+ORPC_EXTERN int orpc_routes_set(orpc_routes *routes, const char *key,
+                                orpc_route_mode mode);
+
+/**
+ * @function
  * Frees the table.  NULL is a no-op.
  */
 ORPC_EXTERN void orpc_routes_free(orpc_routes *routes);

@@ -1,0 +1,131 @@
+#!/bin/sh
+# orpc_cli_test.sh BUILD_DIR SOURCE_DIR — the `orpc` command end to end:
+# `list` (text and --json), `routes` under environment overrides, and
+# `call` on the legacy path (against tests/legacy/legacy_server.py) and on
+# the gRPC path (against orpc-interop-server), with exit codes equal to the
+# gRPC status.  Loopback only; servers stopped on exit.
+set -u
+build=$1
+src=$2
+orpc=$build/bin/orpc
+work=$(mktemp -d)
+pids=
+cleanup() {
+    for p in $pids; do kill "$p" 2>/dev/null; done
+    rm -rf "$work"
+}
+trap cleanup EXIT INT TERM
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok    $1"; }
+bad() { failed=$((failed + 1)); echo "FAIL  $1: $2"; }
+
+wait_port() {
+    i=0
+    while [ $i -lt 100 ]; do
+        p=$(sed -n 's/^listening on \([0-9][0-9]*\)$/\1/p' "$1")
+        [ -n "$p" ] && { echo "$p"; return 0; }
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+/usr/bin/python3 "$src/tests/legacy/legacy_server.py" --port=0 \
+    >"$work/legacy.out" 2>"$work/legacy.err" &
+pids="$pids $!"
+lport=$(wait_port "$work/legacy.out") || { echo "legacy fixture did not start"; exit 1; }
+"$build/bin/orpc-interop-server" --port=0 >"$work/grpc.out" 2>"$work/grpc.err" &
+pids="$pids $!"
+gport=$(wait_port "$work/grpc.out") || { echo "interop server did not start"; exit 1; }
+url=http://127.0.0.1:$lport
+
+# list
+"$orpc" list >"$work/list.txt"
+if grep -q "^opsconductor.jobs.v1.JobsService/RunJob	unary	POST /jobs/{job_id}/run$" "$work/list.txt" &&
+    grep -q "^opsconductor.jobs.v1.JobsService/WatchJob	server_streaming$" "$work/list.txt"; then
+    ok "list"
+else
+    bad "list" "$(head -3 "$work/list.txt")"
+fi
+"$orpc" list --json >"$work/list.json"
+if /usr/bin/python3 - "$work/list.json" <<'PY'
+import json, sys
+rows = json.load(open(sys.argv[1]))
+svcs = {r["service"] for r in rows}
+assert {"opsconductor.auth.v1.AuthService", "opsconductor.jobs.v1.JobsService",
+        "opsconductor.notification.v1.NotificationService",
+        "opsconductor.credentials.v1.CredentialsService",
+        "opsconductor.user.v1.UserService"} <= svcs, svcs
+run = [r for r in rows if r["method"] == "RunJob"][0]
+assert run["kind"] == "unary"
+assert run["http"] == [{"verb": "POST", "path": "/jobs/{job_id}/run",
+                        "body": "payload", "response_body": "result"}], run
+batch = [r for r in rows if r["method"] == "SendBatch"][0]
+assert batch["kind"] == "client_streaming" and batch["http"] == []
+PY
+then ok "list --json"; else bad "list --json" "shape"; fi
+
+# routes
+ORPC_ROUTE_JOBS=grpc ORPC_ROUTE_JOBS_GET_JOB=fallback "$orpc" routes >"$work/routes.txt"
+if grep -q "^opsconductor.jobs.v1.JobsService/RunJob	grpc$" "$work/routes.txt" &&
+    grep -q "^opsconductor.jobs.v1.JobsService/GetJob	fallback$" "$work/routes.txt" &&
+    grep -q "^opsconductor.user.v1.UserService/GetUser	legacy$" "$work/routes.txt"; then
+    ok "routes"
+else
+    bad "routes" "$(grep Jobs "$work/routes.txt" | head -3)"
+fi
+ORPC_ROUTE_JOBS=sideways "$orpc" routes >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "unknown mode" "$work/err.txt"; then ok "routes: bad mode refused"; else bad "routes: bad mode" "exit $rc"; fi
+
+# call, legacy path
+export ORPC_CLI_USERNAME=test-user ORPC_CLI_PASSWORD=test-password
+export AUTH_SERVICE_URL=$url
+"$orpc" call --legacy-url "$url" -d '{"job_id": 7}' \
+    opsconductor.jobs.v1.JobsService/GetJob >"$work/out.json" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"job"' "$work/out.json"; then ok "call legacy GetJob"; else bad "call legacy GetJob" "exit $rc $(cat "$work/err.txt")"; fi
+"$orpc" call --legacy-url "$url" -d '{"job_id": 100000}' \
+    opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 5 ] && grep -q "NOT_FOUND" "$work/err.txt"; then ok "call legacy NOT_FOUND exit 5"; else bad "call legacy NOT_FOUND" "exit $rc $(cat "$work/err.txt")"; fi
+echo '{"job_id": 3, "payload": {"scheduled": true}}' >"$work/req.json"
+"$orpc" call --legacy-url "$url" -d "@$work/req.json" \
+    opsconductor.jobs.v1.JobsService/RunJob >"$work/out.json" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"result"' "$work/out.json"; then ok "call legacy RunJob -d @file"; else bad "call legacy RunJob" "exit $rc $(cat "$work/err.txt")"; fi
+env -u ORPC_CLI_USERNAME "$orpc" call --legacy-url "$url" -d '{"job_id": 7}' \
+    opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -ne 0 ] && grep -q "no credentials" "$work/err.txt"; then ok "call without credentials refused"; else bad "call without credentials" "exit $rc"; fi
+"$orpc" call --legacy-url "$url" -d '{"job_id": "x"}' \
+    opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 3 ]; then ok "call with a bad request: INVALID_ARGUMENT exit 3"; else bad "call bad request" "exit $rc"; fi
+
+# call, gRPC path
+"$orpc" call --mode grpc --target "127.0.0.1:$gport" -d '{"response_size": 3}' \
+    grpc.testing.TestService/UnaryCall >"$work/out.json" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"body":"AAAA"' "$work/out.json"; then ok "call grpc UnaryCall"; else bad "call grpc UnaryCall" "exit $rc $(cat "$work/out.json" "$work/err.txt")"; fi
+"$orpc" call --mode grpc --target "127.0.0.1:$gport" \
+    -d '{"response_status": {"code": 9, "message": "nope"}}' \
+    grpc.testing.TestService/UnaryCall >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 9 ] && grep -q "FAILED_PRECONDITION: nope" "$work/err.txt"; then ok "call grpc status → exit 9"; else bad "call grpc status" "exit $rc $(cat "$work/err.txt")"; fi
+"$orpc" call --mode grpc --target "127.0.0.1:$gport" \
+    -d '{"response_parameters": [{"size": 1}, {"size": 2}]}' \
+    grpc.testing.TestService/StreamingOutputCall >"$work/out.json" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(wc -l <"$work/out.json")" -eq 2 ]; then ok "call grpc server streaming"; else bad "call grpc server streaming" "exit $rc"; fi
+"$orpc" call --mode grpc --target "127.0.0.1:$gport" -H 'x-grpc-test-echo-initial: hi' \
+    grpc.testing.TestService/EmptyCall >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ]; then ok "call grpc with -H"; else bad "call grpc -H" "exit $rc $(cat "$work/err.txt")"; fi
+"$orpc" call nosuch.Service/Nope >/dev/null 2>&1
+rc=$?
+if [ $rc -eq 12 ]; then ok "unknown method: exit 12"; else bad "unknown method" "exit $rc"; fi
+
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]

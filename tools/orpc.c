@@ -1,0 +1,390 @@
+/*
+ * orpc.c — the `orpc` command: call any compiled-in method over gRPC or the
+ * legacy endpoint, list the services, and show what the router would do.
+ *
+ *   orpc call [--mode M] [--target host:port] [--legacy-url URL]
+ *             [--ca F --cert F --key F] [-H 'k: v'] [-d JSON|@file]
+ *             [--as NAME] [--auth-url URL] [--timeout MS] pkg.Service/Method
+ *   orpc list [--json]
+ *   orpc routes [--config FILE]
+ *
+ * `call` prints the response as JSON and exits with the call's gRPC status
+ * code (the message on stderr).  Without --mode the routing table decides
+ * (ORPC_ROUTES_FILE and ORPC_ROUTE_* variables), as for any routed client.
+ * On the legacy path it authenticates as --as NAME (default orpc-cli) with
+ * NAME_USERNAME and NAME_PASSWORD from the environment.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include <orpc/compat/json.h>
+#include <orpc/compat/router.h>
+#include <orpc/orpc.h>
+
+#include "grpc/testing/benchmark_service.orpc.h"
+#include "grpc/testing/test.orpc.h"
+#include "opsconductor/auth/v1/auth.orpc.h"
+#include "opsconductor/credentials/v1/credentials.orpc.h"
+#include "opsconductor/jobs/v1/jobs.orpc.h"
+#include "opsconductor/notification/v1/notification.orpc.h"
+#include "opsconductor/user/v1/user.orpc.h"
+
+/* Every compiled-in file: the OpsConductor services and grpc.testing. */
+static const orpc_file_desc *const files[] = {
+    &opsconductor_auth_v1_auth_proto__orpc_file,
+    &opsconductor_credentials_v1_credentials_proto__orpc_file,
+    &opsconductor_jobs_v1_jobs_proto__orpc_file,
+    &opsconductor_notification_v1_notification_proto__orpc_file,
+    &opsconductor_user_v1_user_proto__orpc_file,
+    &grpc_testing_test_proto__orpc_file,
+    &grpc_testing_benchmark_service_proto__orpc_file,
+};
+#define N_FILES (sizeof(files) / sizeof(files[0]))
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: orpc call [--mode grpc|legacy|fallback] [--target host:port]\n"
+            "                 [--legacy-url URL] [--ca F --cert F --key F]\n"
+            "                 [-H 'k: v'] [-d JSON|@file] [--as NAME]\n"
+            "                 [--auth-url URL] [--timeout MS] pkg.Service/Method\n"
+            "       orpc list [--json]\n"
+            "       orpc routes [--config FILE]\n");
+    return 2;
+}
+
+static const orpc_method_desc *find_method(const char *name)
+{
+    const char *p = name[0] == '/' ? name + 1 : name;
+    const char *slash = strchr(p, '/');
+    if (slash == NULL)
+        return NULL;
+    for (size_t f = 0; f < N_FILES; f++)
+        for (size_t s = 0; s < files[f]->n_services; s++) {
+            const orpc_service_desc *sd = files[f]->services[s];
+            if (strlen(sd->full_name) == (size_t)(slash - p) &&
+                strncmp(sd->full_name, p, (size_t)(slash - p)) == 0)
+                return orpc_service_find_method(sd, slash + 1);
+        }
+    return NULL;
+}
+
+/* ---- list ---- */
+
+static json_t *rule_json(const orpc_http_rule *r)
+{
+    return json_pack("{s:s, s:s, s:s?, s:s?}", "verb", r->verb, "path",
+                     r->path, "body", r->body, "response_body",
+                     r->response_body);
+}
+
+static int cmd_list(int argc, char **argv)
+{
+    int as_json = argc > 0 && strcmp(argv[0], "--json") == 0;
+    json_t *all = json_array();
+    for (size_t f = 0; f < N_FILES; f++)
+        for (size_t s = 0; s < files[f]->n_services; s++) {
+            const orpc_service_desc *sd = files[f]->services[s];
+            for (size_t m = 0; m < sd->n_methods; m++) {
+                const orpc_method_desc *md = &sd->methods[m];
+                const char *kind = orpc_call_kind_name(md->kind);
+                json_t *http = json_array();
+                if (md->http) {
+                    json_array_append_new(http, rule_json(md->http));
+                    for (size_t b = 0; b < md->http->n_additional_bindings; b++)
+                        json_array_append_new(
+                            http,
+                            rule_json(&md->http->additional_bindings[b]));
+                }
+                if (as_json) {
+                    json_array_append_new(
+                        all, json_pack("{s:s, s:s, s:s, s:o}", "service",
+                                       sd->full_name, "method", md->name,
+                                       "kind", kind, "http", http));
+                } else {
+                    printf("%s/%s\t%s", sd->full_name, md->name, kind);
+                    if (md->http)
+                        printf("\t%s %s", md->http->verb, md->http->path);
+                    printf("\n");
+                    json_decref(http);
+                }
+            }
+        }
+    if (as_json) {
+        char *out = json_dumps(all, JSON_INDENT(2));
+        puts(out ? out : "[]");
+        free(out);
+    }
+    json_decref(all);
+    return 0;
+}
+
+/* ---- routes ---- */
+
+static int cmd_routes(int argc, char **argv)
+{
+    const char *config = getenv("ORPC_ROUTES_FILE");
+    for (int i = 0; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[++i];
+        else
+            return usage();
+    }
+    orpc_routes *routes;
+    char err[512];
+    if (orpc_routes_load(&routes, config, err, sizeof(err)) != 0) {
+        fprintf(stderr, "orpc: routes: %s\n", err);
+        return 2;
+    }
+    for (size_t f = 0; f < N_FILES; f++)
+        for (size_t s = 0; s < files[f]->n_services; s++) {
+            const orpc_service_desc *sd = files[f]->services[s];
+            for (size_t m = 0; m < sd->n_methods; m++) {
+                const orpc_method_desc *md = &sd->methods[m];
+                orpc_route_mode mode = orpc_routes_mode(routes, md);
+                printf("%s/%s\t%s%s\n", sd->full_name, md->name,
+                       orpc_route_mode_name(mode),
+                       mode != ORPC_ROUTE_GRPC && md->http == NULL
+                           ? " (no legacy endpoint: calls fail UNIMPLEMENTED)"
+                           : "");
+            }
+        }
+    orpc_routes_free(routes);
+    return 0;
+}
+
+/* ---- call ---- */
+
+static char *read_data(const char *arg)
+{
+    if (arg[0] != '@')
+        return strdup(arg);
+    FILE *f = strcmp(arg + 1, "-") == 0 ? stdin : fopen(arg + 1, "r");
+    if (f == NULL)
+        return NULL;
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    size_t r;
+    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += r;
+        if (n + 1 == cap) {
+            if (cap >= 64u << 20) { /* bounded: 64 MiB of input */
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            cap *= 2;
+            char *nb = realloc(buf, cap);
+            if (nb == NULL) {
+                free(buf);
+                buf = NULL;
+                break;
+            }
+            buf = nb;
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (buf)
+        buf[n] = '\0';
+    return buf;
+}
+
+static int cmd_call(int argc, char **argv)
+{
+    const char *mode_s = NULL, *target = NULL, *legacy_url = NULL;
+    const char *ca = NULL, *cert = NULL, *key = NULL, *data = "{}";
+    const char *as = "orpc-cli", *auth_url = NULL, *name = NULL;
+    long timeout = 0;
+    orpc_metadata *md = NULL;
+    orpc_metadata_new(&md, NULL);
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(flag, var)                                                        \
+    if (strcmp(a, flag) == 0 && v) {                                           \
+        var = v;                                                               \
+        i++;                                                                   \
+        continue;                                                              \
+    }
+        OPT("--mode", mode_s)
+        OPT("--target", target)
+        OPT("--legacy-url", legacy_url)
+        OPT("--ca", ca)
+        OPT("--cert", cert)
+        OPT("--key", key)
+        OPT("-d", data)
+        OPT("--as", as)
+        OPT("--auth-url", auth_url)
+#undef OPT
+        if (strcmp(a, "--timeout") == 0 && v) {
+            timeout = strtol(v, NULL, 10);
+            i++;
+            continue;
+        }
+        if (strcmp(a, "-H") == 0 && v) {
+            const char *colon = strchr(v, ':');
+            char k[256];
+            if (colon == NULL || (size_t)(colon - v) >= sizeof(k)) {
+                fprintf(stderr, "orpc: -H wants 'key: value'\n");
+                return 2;
+            }
+            snprintf(k, sizeof(k), "%.*s", (int)(colon - v), v);
+            const char *val = colon + 1;
+            while (*val == ' ')
+                val++;
+            if (orpc_metadata_add_str(md, k, val) != 0) {
+                fprintf(stderr, "orpc: -H %s: not valid metadata\n", v);
+                return 2;
+            }
+            i++;
+            continue;
+        }
+        if (a[0] == '-' || name != NULL) {
+            orpc_metadata_free(md);
+            return usage();
+        }
+        name = a;
+    }
+    if (name == NULL) {
+        orpc_metadata_free(md);
+        return usage();
+    }
+    const orpc_method_desc *m = find_method(name);
+    if (m == NULL) {
+        fprintf(stderr, "orpc: no method %s (see `orpc list`)\n", name);
+        orpc_metadata_free(md);
+        return ORPC_UNIMPLEMENTED;
+    }
+    char *json = read_data(data);
+    if (json == NULL) {
+        fprintf(stderr, "orpc: cannot read %s\n", data);
+        orpc_metadata_free(md);
+        return 2;
+    }
+    ProtobufCMessage *req = NULL;
+    orpc_status st =
+        orpc_json_decode(m->input, json, strlen(json), NULL, NULL, &req);
+    free(json);
+    if (st.code != ORPC_OK) {
+        fprintf(stderr, "orpc: request: %s\n", st.message ? st.message : "");
+        int code = st.code;
+        orpc_status_clear(&st);
+        orpc_metadata_free(md);
+        return code;
+    }
+
+    /* the routing table: --mode for this method, else the configured one */
+    orpc_routes *routes = NULL;
+    char err[512];
+    int rc;
+    if (mode_s != NULL) {
+        orpc_route_mode mode;
+        if (strcmp(mode_s, "grpc") == 0)
+            mode = ORPC_ROUTE_GRPC;
+        else if (strcmp(mode_s, "legacy") == 0)
+            mode = ORPC_ROUTE_LEGACY;
+        else if (strcmp(mode_s, "fallback") == 0)
+            mode = ORPC_ROUTE_FALLBACK;
+        else {
+            fprintf(stderr, "orpc: --mode grpc|legacy|fallback\n");
+            return 2;
+        }
+        rc = orpc_routes_new(&routes);
+        if (rc == 0)
+            rc = orpc_routes_set(routes, m->path + 1, mode);
+    } else {
+        rc = orpc_routes_load(&routes, getenv("ORPC_ROUTES_FILE"), err,
+                              sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "orpc: routes: %s\n", err);
+    }
+    orpc_channel *ch = NULL;
+    orpc_tls_opts tls = {.ca_file = ca, .cert_file = cert, .key_file = key};
+    if (rc == 0 && target != NULL) {
+        orpc_channel_opts co = {.tls = ca ? &tls : NULL, .plaintext = !ca};
+        rc = orpc_channel_new(&ch, target, &co, NULL);
+        if (rc != 0)
+            fprintf(stderr, "orpc: --target %s: %s\n", target,
+                    orpc_strerror(rc));
+    }
+    orpc_client *client = NULL;
+    if (rc == 0) {
+        orpc_routed_opts ro = {.routes = routes, .channel = ch,
+                               .legacy_url = legacy_url, .auth_url = auth_url,
+                               .identity = as, .ca_file = ca};
+        rc = orpc_routed_client_new(&client, m->service, &ro);
+        if (rc == ORPC_ECONFIG)
+            fprintf(stderr,
+                    "orpc: no credentials for --as %s (set the _USERNAME "
+                    "and _PASSWORD variables)\n",
+                    as);
+        else if (rc != 0)
+            fprintf(stderr, "orpc: %s\n", orpc_strerror(rc));
+    }
+    int code = 2;
+    if (rc == 0) {
+        orpc_call_opts o = {.timeout_ms = timeout, .metadata = md};
+        if (m->kind == ORPC_CALL_UNARY) {
+            ProtobufCMessage *resp = NULL;
+            st = orpc_invoke(client, m, req, &resp, &o);
+            if (st.code == ORPC_OK) {
+                char *out = NULL;
+                if (orpc_json_encode(m->output, resp, NULL, &out, NULL) == 0)
+                    puts(out);
+                free(out);
+                protobuf_c_message_free_unpacked(resp, NULL);
+            }
+        } else if (m->kind == ORPC_CALL_SERVER_STREAMING) {
+            orpc_call *call = NULL;
+            rc = orpc_call_start(&call, client, m, req, &o);
+            if (rc != 0) {
+                st = orpc_status_errorf(ORPC_UNIMPLEMENTED,
+                                        "cannot start the stream: %s",
+                                        orpc_strerror(rc));
+            } else {
+                ProtobufCMessage *msg;
+                while (orpc_call_recv(call, &msg) == 1) {
+                    char *out = NULL;
+                    if (orpc_json_encode(m->output, msg, NULL, &out, NULL) ==
+                        0)
+                        puts(out);
+                    free(out);
+                    protobuf_c_message_free_unpacked(msg, NULL);
+                }
+                st = orpc_call_finish(call);
+            }
+        } else {
+            st = orpc_status_new(ORPC_UNIMPLEMENTED,
+                                 "orpc call sends one request: client and "
+                                 "bidi streaming are not supported");
+        }
+        code = st.code;
+        if (st.code != ORPC_OK)
+            fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
+                    st.message ? st.message : "");
+        orpc_status_clear(&st);
+    }
+    orpc_client_free(client);
+    orpc_channel_free(ch);
+    orpc_routes_free(routes);
+    protobuf_c_message_free_unpacked(req, NULL);
+    orpc_metadata_free(md);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    if (strcmp(argv[1], "call") == 0)
+        return cmd_call(argc - 2, argv + 2);
+    if (strcmp(argv[1], "list") == 0)
+        return cmd_list(argc - 2, argv + 2);
+    if (strcmp(argv[1], "routes") == 0)
+        return cmd_routes(argc - 2, argv + 2);
+    return usage();
+}
