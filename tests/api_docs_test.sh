@@ -10,7 +10,7 @@ set -eu
 [ $# -ge 1 ] || { echo "usage: api_docs_test.sh <include dir>..."; exit 2; }
 fail=0
 count=0
-for h in $(for d in "$@"; do ls "$d"/orpc/*.h "$d"/orpc/*/*.h 2>/dev/null; done); do
+for h in $(for d in "$@"; do find "$d/orpc" -name '*.h' | sort; done); do
     out=$(awk -v file="$h" '
         /^[ \t]*\/\*\*/ { indoc = 1 }
         /^ORPC_EXTERN/ {

@@ -272,8 +272,28 @@ static orpc_status grpc_get_job(orpc_ctx *ctx,
     return ORPC_STATUS_OK;
 }
 
+/* The gRPC side of GetJobStatus agrees with the legacy one on job 7 but
+ * for updated_at. */
+static orpc_status grpc_get_job_status(
+    orpc_ctx *ctx, const Opsconductor__Jobs__V1__GetJobStatusRequest *req,
+    Opsconductor__Jobs__V1__GetJobStatusResponse *resp, void *ud)
+{
+    (void)ud;
+    (void)req;
+    const char *j = "{\"job_id\": 7, \"status\": \"failed\", "
+                    "\"updated_at\": \"2030-01-01T00:00:00Z\"}";
+    ProtobufCMessage *s = NULL;
+    orpc_status st =
+        orpc_json_decode(&google__protobuf__struct__orpc_info, j, strlen(j),
+                         NULL, orpc_arena_allocator(orpc_ctx_arena(ctx)), &s);
+    if (st.code != ORPC_OK)
+        return st;
+    resp->status = (Google__Protobuf__Struct *)s;
+    return ORPC_STATUS_OK;
+}
+
 static const Opsconductor__Jobs__V1__JobsService_Handlers grpc_jobs = {
-    .get_job = grpc_get_job};
+    .get_job = grpc_get_job, .get_job_status = grpc_get_job_status};
 
 static const char *job_name(orpc_client *c, orpc_code *code)
 {
@@ -401,12 +421,99 @@ static void test_modes(void **state)
     assert_non_null(strstr(err, ":1:"));
 }
 
+static uv_mutex_t g_log_lock;
+static char g_log[4096];
+
+static void logger(orpc_log_level lvl, const char *msg, void *ud)
+{
+    (void)lvl;
+    (void)ud;
+    uv_mutex_lock(&g_log_lock);
+    size_t n = strlen(g_log);
+    snprintf(g_log + n, sizeof(g_log) - n, "%s\n", msg);
+    uv_mutex_unlock(&g_log_lock);
+}
+
+static void test_shadow(void **state)
+{
+    (void)state;
+    orpc_server *srv;
+    int port;
+    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
+    assert_int_equal(orpc_server_new(&srv, &so, NULL), 0);
+    assert_int_equal(opsconductor__jobs__v1__jobs_service__server__register(
+                         srv, &grpc_jobs, NULL),
+                     0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    char target[64], file[128], err[256];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    orpc_channel *ch;
+    orpc_channel_opts co = {.plaintext = 1};
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    snprintf(file, sizeof(file), "%s/shadow.conf", g_dir);
+    write_file(file, "opsconductor.jobs.v1.JobsService = shadow\n"
+                     "ignore opsconductor.jobs.v1.JobsService/GetJobStatus ="
+                     " status.updated_at\n");
+    orpc_routes *routes;
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    uv_mutex_init(&g_log_lock);
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.routes = routes, .channel = ch,
+                          .legacy_url = g_url,
+                          .identity = "scheduler-service", .log = logger};
+    assert_int_equal(orpc_routed_client_new(
+                         &c, &opsconductor__jobs__v1__jobs_service__orpc_desc,
+                         &o),
+                     0);
+    /* the legacy side answers the caller... */
+    orpc_code code;
+    assert_string_not_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(code, ORPC_OK);
+    Opsconductor__Jobs__V1__GetJobStatusRequest gs =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_STATUS_REQUEST__INIT;
+    gs.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobStatusResponse *js = NULL;
+    orpc_status st = opsconductor__jobs__v1__jobs_service__client__get_job_status(
+        c, &gs, &js, NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
+    /* ...and the mirrors are compared off its path */
+    orpc_shadow_stats a = {0}, b = {0};
+    for (int i = 0; i < 500; i++) {
+        orpc_routes_shadow_stats(
+            routes, opsconductor__jobs__v1__jobs_service__method__get_job, &a);
+        orpc_routes_shadow_stats(
+            routes,
+            opsconductor__jobs__v1__jobs_service__method__get_job_status, &b);
+        if (a.mismatches + a.matches > 0 && b.mismatches + b.matches > 0)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(a.mismatches, 1); /* "from-grpc" is not the legacy job */
+    assert_int_equal(a.matches, 0);
+    assert_int_equal(b.matches, 1); /* equal but for an ignored field */
+    assert_int_equal(b.mismatches, 0);
+    uv_mutex_lock(&g_log_lock);
+    assert_non_null(strstr(g_log, "shadow mismatch #1 on "
+                                  "/opsconductor.jobs.v1.JobsService/GetJob"));
+    uv_mutex_unlock(&g_log_lock);
+    orpc_client_free(c);
+    orpc_routes_free(routes);
+    orpc_channel_free(ch);
+    orpc_server_shutdown(srv, 100);
+    orpc_server_wait(srv);
+    orpc_server_free(srv);
+    uv_mutex_destroy(&g_log_lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_route_in_legacy_mode),
         cmocka_unit_test(test_no_credentials_refused),
         cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_shadow),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

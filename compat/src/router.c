@@ -21,6 +21,7 @@
 
 #include <pthread.h>
 
+#include <jansson.h>
 #include <uv.h>
 
 #include <orpc/compat/json.h>
@@ -64,13 +65,25 @@ static int parse_mode(const char *s, size_t n, orpc_route_mode *out)
 }
 
 typedef struct route {
-    char *key; /* "*", "pkg.Svc", "pkg.Svc/Method", or "ENV:<NAME>" */
+    char *key; /* "*", "pkg.Svc", "pkg.Svc/Method", "ENV:<NAME>", or
+                  "IGNORE:pkg.Svc/Method" (then |ignore| is set) */
     orpc_route_mode mode;
+    char *ignore; /* comma-separated dotted field names */
 } route;
 
+typedef struct shadow_stat {
+    const orpc_method_desc *method;
+    orpc_shadow_stats s;
+} shadow_stat;
+
+/* The table is immutable once loaded, except the shadow counters, which
+ * routed clients update under |lock|. */
 struct orpc_routes {
     route *r;
     size_t n;
+    uv_mutex_t lock;
+    shadow_stat *stats;
+    size_t n_stats;
 };
 
 static int add_route(orpc_routes *t, const char *key, size_t klen,
@@ -84,6 +97,7 @@ static int add_route(orpc_routes *t, const char *key, size_t klen,
     if (n[t->n].key == NULL)
         return ORPC_ENOMEM;
     n[t->n].mode = mode;
+    n[t->n].ignore = NULL;
     t->n++;
     return 0;
 }
@@ -117,6 +131,32 @@ static int load_file(orpc_routes *t, const char *path, char *err,
             continue;
         char *eq = strchr(p, '=');
         char *kend = eq;
+        if (eq != NULL && strncmp(p, "ignore", 6) == 0 &&
+            isspace((unsigned char)p[6])) {
+            /* ignore pkg.Service/Method = a.b, c */
+            char *k = p + 6;
+            while (isspace((unsigned char)*k))
+                k++;
+            while (kend > k && isspace((unsigned char)kend[-1]))
+                kend--;
+            char *v = eq + 1;
+            while (isspace((unsigned char)*v))
+                v++;
+            char *vend = v + strlen(v);
+            while (vend > v && isspace((unsigned char)vend[-1]))
+                vend--;
+            char ikey[600];
+            snprintf(ikey, sizeof(ikey), "IGNORE:%.*s", (int)(kend - k), k);
+            if (kend == k || add_route(t, ikey, strlen(ikey),
+                                       ORPC_ROUTE_LEGACY) != 0 ||
+                (t->r[t->n - 1].ignore = strndup(v, (size_t)(vend - v))) ==
+                    NULL) {
+                snprintf(err, errlen, "%s:%d: bad ignore line", path, lineno);
+                fclose(f);
+                return ORPC_ECONFIG;
+            }
+            continue;
+        }
         if (eq == NULL) {
             snprintf(err, errlen, "%s:%d: expected `key = mode`", path,
                      lineno);
@@ -139,12 +179,6 @@ static int load_file(orpc_routes *t, const char *path, char *err,
             fclose(f);
             return ORPC_ECONFIG;
         }
-        if (mode == ORPC_ROUTE_SHADOW) {
-            snprintf(err, errlen, "%s:%d: shadow is not implemented yet",
-                     path, lineno);
-            fclose(f);
-            return ORPC_ECONFIG;
-        }
         if (add_route(t, p, (size_t)(kend - p), mode) != 0) {
             fclose(f);
             return ORPC_ENOMEM;
@@ -164,6 +198,7 @@ int orpc_routes_load(orpc_routes **out, const char *config_file, char *err,
     orpc_routes *t = calloc(1, sizeof(*t));
     if (t == NULL)
         return ORPC_ENOMEM;
+    uv_mutex_init(&t->lock);
     int rc = 0;
     if (config_file != NULL)
         rc = load_file(t, config_file, err, errlen);
@@ -175,11 +210,8 @@ int orpc_routes_load(orpc_routes **out, const char *config_file, char *err,
         orpc_route_mode mode;
         if (eq == NULL)
             continue;
-        if (parse_mode(eq + 1, strlen(eq + 1), &mode) != 0 ||
-            mode == ORPC_ROUTE_SHADOW) {
-            snprintf(err, errlen, "%.*s: %s", (int)(eq - *e), *e,
-                     mode == ORPC_ROUTE_SHADOW ? "shadow is not implemented yet"
-                                               : "unknown mode");
+        if (parse_mode(eq + 1, strlen(eq + 1), &mode) != 0) {
+            snprintf(err, errlen, "%.*s: unknown mode", (int)(eq - *e), *e);
             rc = ORPC_ECONFIG;
             break;
         }
@@ -200,15 +232,17 @@ int orpc_routes_new(orpc_routes **out)
     if (out == NULL)
         return ORPC_EINVAL;
     *out = calloc(1, sizeof(**out));
-    return *out ? 0 : ORPC_ENOMEM;
+    if (*out == NULL)
+        return ORPC_ENOMEM;
+    uv_mutex_init(&(*out)->lock);
+    return 0;
 }
 
 int orpc_routes_set(orpc_routes *t, const char *key, orpc_route_mode mode)
 {
     if (t == NULL || key == NULL || *key == '\0' ||
-        strncmp(key, "ENV:", 4) == 0 ||
-        (mode != ORPC_ROUTE_LEGACY && mode != ORPC_ROUTE_GRPC &&
-         mode != ORPC_ROUTE_FALLBACK))
+        strncmp(key, "ENV:", 4) == 0 || strncmp(key, "IGNORE:", 7) == 0 ||
+        (unsigned)mode > ORPC_ROUTE_SHADOW)
         return ORPC_EINVAL;
     return add_route(t, key, strlen(key), mode);
 }
@@ -217,9 +251,13 @@ void orpc_routes_free(orpc_routes *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; i < t->n; i++)
+    for (size_t i = 0; i < t->n; i++) {
         free(t->r[i].key);
+        free(t->r[i].ignore);
+    }
     free(t->r);
+    free(t->stats);
+    uv_mutex_destroy(&t->lock);
     free(t);
 }
 
@@ -270,10 +308,92 @@ orpc_route_mode orpc_routes_mode(const orpc_routes *t,
     return ORPC_ROUTE_LEGACY;
 }
 
+/* ---- shadow counters ---- */
+
+static void count(const orpc_routes *ct, const orpc_method_desc *m,
+                  int match, int dropped)
+{
+    orpc_routes *t = (orpc_routes *)ct; /* the counters are the mutable part */
+    if (t == NULL)
+        return;
+    uv_mutex_lock(&t->lock);
+    shadow_stat *st = NULL;
+    for (size_t i = 0; i < t->n_stats; i++)
+        if (t->stats[i].method == m)
+            st = &t->stats[i];
+    if (st == NULL) {
+        shadow_stat *n = realloc(t->stats, (t->n_stats + 1) * sizeof(*n));
+        if (n != NULL) {
+            t->stats = n;
+            st = &n[t->n_stats++];
+            memset(st, 0, sizeof(*st));
+            st->method = m;
+        }
+    }
+    if (st != NULL) {
+        if (dropped)
+            st->s.dropped++;
+        else if (match)
+            st->s.matches++;
+        else
+            st->s.mismatches++;
+    }
+    uv_mutex_unlock(&t->lock);
+}
+
+int orpc_routes_shadow_stats(const orpc_routes *ct,
+                             const orpc_method_desc *m,
+                             orpc_shadow_stats *out)
+{
+    orpc_routes *t = (orpc_routes *)ct;
+    if (t == NULL || m == NULL || out == NULL)
+        return ORPC_EINVAL;
+    memset(out, 0, sizeof(*out));
+    uv_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n_stats; i++)
+        if (t->stats[i].method == m)
+            *out = t->stats[i].s;
+    uv_mutex_unlock(&t->lock);
+    return 0;
+}
+
+static const char *ignored_fields(const orpc_routes *t,
+                                  const orpc_method_desc *m)
+{
+    char key[600];
+    if (t == NULL)
+        return NULL;
+    snprintf(key, sizeof(key), "IGNORE:%s", m->path + 1);
+    for (size_t i = t->n; i-- > 0;)
+        if (strcmp(t->r[i].key, key) == 0)
+            return t->r[i].ignore;
+    return NULL;
+}
+
 /* ---- routed clients ---- */
+
+#define SHADOW_QUEUE 64
+
+typedef struct mirror {
+    struct mirror *next;
+    const orpc_method_desc *m;
+    ProtobufCMessage *req;
+    orpc_code primary_code;
+    char *primary_json; /* the legacy response as JSON, or NULL */
+} mirror;
 
 typedef struct routed {
     const orpc_service_desc *svc;
+    /* shadow mirroring (lock/cond guard the queue and |stop|) */
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    mirror *head, *tail;
+    size_t queued;
+    int stop;
+    int worker_started;
+    uv_thread_t worker;
+    orpc_log_fn log;
+    void *log_ud;
     const orpc_routes *routes;
     orpc_channel *channel;
     orpc__legacy_http *legacy;
@@ -283,11 +403,32 @@ typedef struct routed {
     orpc_json_opts jo;
 } routed;
 
+static void mirror_free(mirror *mi)
+{
+    protobuf_c_message_free_unpacked(mi->req, NULL);
+    free(mi->primary_json);
+    free(mi);
+}
+
 static void routed_free(void *ud)
 {
     routed *r = ud;
     if (r == NULL)
         return;
+    if (r->worker_started) {
+        uv_mutex_lock(&r->lock);
+        r->stop = 1;
+        uv_cond_broadcast(&r->cond);
+        uv_mutex_unlock(&r->lock);
+        uv_thread_join(&r->worker);
+    }
+    while (r->head) {
+        mirror *mi = r->head;
+        r->head = mi->next;
+        mirror_free(mi);
+    }
+    uv_mutex_destroy(&r->lock);
+    uv_cond_destroy(&r->cond);
     orpc__tokens_free(r->tokens);
     orpc__legacy_http_free(r->legacy);
     orpc__legacy_http_free(r->auth);
@@ -343,6 +484,196 @@ static orpc_status legacy_invoke(routed *r, const orpc_method_desc *m,
     return st;
 }
 
+/* Drops dotted |path| ("a.b") from the JSON object |v|. */
+static void drop_path(json_t *v, const char *path)
+{
+    char head[256];
+    const char *dot = strchr(path, '.');
+    size_t n = dot ? (size_t)(dot - path) : strlen(path);
+    if (!json_is_object(v) || n == 0 || n >= sizeof(head))
+        return;
+    memcpy(head, path, n);
+    head[n] = '\0';
+    if (dot == NULL)
+        json_object_del(v, head);
+    else
+        drop_path(json_object_get(v, head), dot + 1);
+}
+
+static void drop_ignored(json_t *v, const char *list)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", list ? list : "");
+    for (char *save = NULL, *tok = strtok_r(buf, ",", &save); tok;
+         tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ')
+            tok++;
+        char *end = tok + strlen(tok);
+        while (end > tok && end[-1] == ' ')
+            *--end = '\0';
+        drop_path(v, tok);
+    }
+}
+
+/* First key path where |a| and |b| differ, into |out| (a sample). */
+static void first_diff(json_t *a, json_t *b, const char *at, char *out,
+                       size_t len)
+{
+    if (json_is_object(a) && json_is_object(b)) {
+        const char *k;
+        json_t *va;
+        json_object_foreach(a, k, va)
+        {
+            json_t *vb = json_object_get(b, k);
+            if (vb == NULL || !json_equal(va, vb)) {
+                char sub[512];
+                snprintf(sub, sizeof(sub), "%s.%s", at, k);
+                if (vb == NULL)
+                    snprintf(out, len, "%s: only on the legacy side", sub);
+                else
+                    first_diff(va, vb, sub, out, len);
+                return;
+            }
+        }
+        json_object_foreach(b, k, va) if (json_object_get(a, k) == NULL)
+        {
+            snprintf(out, len, "%s.%s: only on the gRPC side", at, k);
+            return;
+        }
+    }
+    snprintf(out, len, "%s differs", at);
+}
+
+static void shadow_compare(routed *r, mirror *mi)
+{
+    ProtobufCMessage *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = r->legacy_timeout_ms};
+    orpc_status st = orpc_channel_invoke(r->channel, mi->m, mi->req, &resp, &o);
+    int match = st.code == mi->primary_code;
+    char why[600] = "";
+    if (!match)
+        snprintf(why, sizeof(why), "status: legacy %s, gRPC %s",
+                 orpc_code_name(mi->primary_code), orpc_code_name(st.code));
+    if (match && st.code == ORPC_OK) {
+        char *mine = NULL;
+        json_error_t e;
+        json_t *a = mi->primary_json
+                        ? json_loads(mi->primary_json, 0, &e)
+                        : NULL;
+        json_t *b = NULL;
+        orpc_json_opts jo = {.emit_defaults = 1};
+        if (orpc_json_encode(mi->m->output, resp, &jo, &mine, NULL) == 0)
+            b = json_loads(mine, 0, &e);
+        const char *ign = ignored_fields(r->routes, mi->m);
+        if (a && b) {
+            drop_ignored(a, ign);
+            drop_ignored(b, ign);
+            match = json_equal(a, b);
+            if (!match)
+                first_diff(a, b, "$", why, sizeof(why));
+        } else {
+            match = 0;
+            snprintf(why, sizeof(why), "a response would not encode");
+        }
+        json_decref(a);
+        json_decref(b);
+        free(mine);
+    }
+    count(r->routes, mi->m, match, 0);
+    if (!match && r->log) {
+        orpc_shadow_stats s;
+        orpc_routes_shadow_stats(r->routes, mi->m, &s);
+        /* a sample: the 1st, 2nd, 4th, 8th... mismatch of a method */
+        if ((s.mismatches & (s.mismatches - 1)) == 0) {
+            char line[800];
+            snprintf(line, sizeof(line), "shadow mismatch #%llu on %s: %s",
+                     (unsigned long long)s.mismatches, mi->m->path, why);
+            r->log(ORPC_LOG_WARN, line, r->log_ud);
+        }
+    }
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    orpc_status_clear(&st);
+}
+
+static void shadow_worker(void *arg)
+{
+    routed *r = arg;
+    uv_mutex_lock(&r->lock);
+    for (;;) {
+        while (r->head == NULL && !r->stop)
+            uv_cond_wait(&r->cond, &r->lock);
+        if (r->stop)
+            break;
+        mirror *mi = r->head;
+        r->head = mi->next;
+        if (r->head == NULL)
+            r->tail = NULL;
+        r->queued--;
+        uv_mutex_unlock(&r->lock);
+        shadow_compare(r, mi);
+        mirror_free(mi);
+        uv_mutex_lock(&r->lock);
+    }
+    uv_mutex_unlock(&r->lock);
+}
+
+/* Hands a copy of the call to the mirror worker; drops it when the queue is
+ * full, so the caller never waits for the shadow side. */
+static void mirror_call(routed *r, const orpc_method_desc *m,
+                        const ProtobufCMessage *req, orpc_code code,
+                        const ProtobufCMessage *resp)
+{
+    if (r->channel == NULL)
+        return;
+    uv_mutex_lock(&r->lock);
+    int full = r->queued >= SHADOW_QUEUE;
+    uv_mutex_unlock(&r->lock);
+    if (full) {
+        count(r->routes, m, 0, 1);
+        return;
+    }
+    mirror *mi = calloc(1, sizeof(*mi));
+    if (mi == NULL)
+        return;
+    size_t n = protobuf_c_message_get_packed_size(req);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf != NULL) {
+        protobuf_c_message_pack(req, buf);
+        mi->req = protobuf_c_message_unpack(req->descriptor, NULL, n, buf);
+        free(buf);
+    }
+    orpc_json_opts jo = {.emit_defaults = 1};
+    if (resp != NULL &&
+        orpc_json_encode(m->output, resp, &jo, &mi->primary_json, NULL) != 0)
+        mi->primary_json = NULL;
+    if (mi->req == NULL) {
+        mirror_free(mi);
+        return;
+    }
+    mi->m = m;
+    mi->primary_code = code;
+    uv_mutex_lock(&r->lock);
+    if (!r->worker_started) {
+        if (uv_thread_create(&r->worker, shadow_worker, r) == 0)
+            r->worker_started = 1;
+    }
+    if (!r->worker_started || r->queued >= SHADOW_QUEUE) {
+        uv_mutex_unlock(&r->lock);
+        count(r->routes, m, 0, 1);
+        mirror_free(mi);
+        return;
+    }
+    if (r->tail)
+        r->tail->next = mi;
+    else
+        r->head = mi;
+    r->tail = mi;
+    r->queued++;
+    uv_cond_signal(&r->cond);
+    uv_mutex_unlock(&r->lock);
+}
+
 static orpc_status routed_invoke(const orpc_method_desc *m,
                                  const ProtobufCMessage *req,
                                  ProtobufCMessage **resp,
@@ -352,6 +683,12 @@ static orpc_status routed_invoke(const orpc_method_desc *m,
     orpc_route_mode mode = orpc_routes_mode(r->routes, m);
     if (mode == ORPC_ROUTE_LEGACY)
         return legacy_invoke(r, m, req, resp, opts);
+    if (mode == ORPC_ROUTE_SHADOW) {
+        /* the legacy side answers; gRPC is asked off the caller's path */
+        orpc_status st = legacy_invoke(r, m, req, resp, opts);
+        mirror_call(r, m, req, st.code, st.code == ORPC_OK ? *resp : NULL);
+        return st;
+    }
     if (r->channel == NULL) {
         if (mode == ORPC_ROUTE_FALLBACK)
             return legacy_invoke(r, m, req, resp, opts);
@@ -493,6 +830,10 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
         return ORPC_ENOMEM;
     r->svc = s;
     r->routes = o->routes;
+    uv_mutex_init(&r->lock);
+    uv_cond_init(&r->cond);
+    r->log = o->log;
+    r->log_ud = o->log_user_data;
     r->jo.legacy = 1;
     r->jo.ignore_unknown = 1; /* legacy replies carry more than the proto */
     r->legacy_timeout_ms = o->legacy_timeout_ms;

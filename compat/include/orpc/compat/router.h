@@ -8,9 +8,12 @@
  *   legacy    the call goes to the legacy endpoint of its google.api.http
  *             rule (today's behaviour, and the default);
  *   fallback  gRPC first; the legacy endpoint when gRPC answers UNAVAILABLE
- *             or UNIMPLEMENTED.
- * (shadow, which mirrors calls to the other side and compares, is not yet
- * implemented: the table refuses it.)
+ *             or UNIMPLEMENTED;
+ *   shadow    the legacy endpoint answers; the call is mirrored to gRPC off
+ *             the caller's path (a bounded queue that drops when full) and
+ *             the two responses are compared field by field, counting
+ *             matches and mismatches per method (orpc_routes_shadow_stats)
+ *             and logging a sample difference.
  *
  * The table comes from a file of `key = mode` lines (`#` starts a comment;
  * a key is `*`, `pkg.Service` or `pkg.Service/Method`) and from environment
@@ -18,7 +21,9 @@
  * SERVICE is the service's name without its "Service" suffix and METHOD the
  * method's name, both upper-case with '_' between words (ORPC_ROUTE_JOBS,
  * ORPC_ROUTE_JOBS_GET_JOB).  Most specific wins: env method, env service,
- * file method, file service, file `*`, then legacy.
+ * file method, file service, file `*`, then legacy.  A file line
+ * `ignore pkg.Service/Method = a.b, c` names response fields (dotted proto
+ * names) that shadow comparisons skip, e.g. timestamps.
  *
  * Thread-safety: a loaded table is immutable (any thread); a routed client
  * is thread-safe.
@@ -57,8 +62,8 @@ typedef struct orpc_routes orpc_routes;
  * Loads the table from |config_file| (NULL: none) and the environment.
  *
  * Returns 0; ORPC_ECONFIG with the file, line and problem in |err| (a line
- * that does not parse, an unknown mode, a mode not implemented yet, an
- * environment override with an unknown mode); ORPC_ENOMEM.  Ownership: the
+ * that does not parse, an unknown mode, an environment override with an
+ * unknown mode); ORPC_ENOMEM.  Ownership: the
  * caller frees the table with orpc_routes_free().
  */
 ORPC_EXTERN int orpc_routes_load(orpc_routes **out, const char *config_file,
@@ -78,8 +83,7 @@ ORPC_EXTERN int orpc_routes_new(orpc_routes **out);
  * later setting of the same key wins.  Environment overrides read by
  * orpc_routes_load() still take precedence.
  *
- * Returns 0; ORPC_EINVAL (NULL, or |mode| not implemented: shadow);
- * ORPC_ENOMEM.  Ownership: copies |key|.
+ * Returns 0; ORPC_EINVAL; ORPC_ENOMEM.  Ownership: copies |key|.
  */
 ORPC_EXTERN int orpc_routes_set(orpc_routes *routes, const char *key,
                                 orpc_route_mode mode);
@@ -96,6 +100,27 @@ ORPC_EXTERN void orpc_routes_free(orpc_routes *routes);
  */
 ORPC_EXTERN orpc_route_mode orpc_routes_mode(const orpc_routes *routes,
                                              const orpc_method_desc *method);
+
+/** Shadow comparison counters of one method. */
+typedef struct orpc_shadow_stats {
+    /** Both sides answered alike (status and, when OK, every compared field). */
+    uint64_t matches;
+    /** They differed. */
+    uint64_t mismatches;
+    /** Mirrors dropped because the queue was full. */
+    uint64_t dropped;
+} orpc_shadow_stats;
+
+/**
+ * @function
+ * The shadow counters of |method| accumulated in |routes| by the routed
+ * clients using it.  Any thread.
+ *
+ * Returns 0, or ORPC_EINVAL.
+ */
+ORPC_EXTERN int orpc_routes_shadow_stats(const orpc_routes *routes,
+                                         const orpc_method_desc *method,
+                                         orpc_shadow_stats *out);
 
 /**
  * Settings of a routed client.  Zero-initialise; strings are copied.
@@ -125,6 +150,10 @@ typedef struct orpc_routed_opts {
     int64_t legacy_timeout_ms;
     /** CA bundle for https:// legacy URLs; NULL for the system's. */
     const char *ca_file;
+    /** Logger for shadow differences (a sample), or NULL. */
+    orpc_log_fn log;
+    /** Passed to |log|. */
+    void *log_user_data;
 } orpc_routed_opts;
 
 /**
