@@ -276,28 +276,13 @@ static void post_call(orpc_call *c)
         /* From a callback on the channel's own thread (an async completion
          * starting the next call): run the task now instead of waking the
          * loop through the eventfd. */
-        uv_mutex_lock(&c->lock);
-        int queued = c->task_ref;
-        if (!queued) {
-            c->task_ref = 1;
-            c->refs++;
-        }
-        uv_mutex_unlock(&c->lock);
-        if (!queued)
+        if (orpc__task_take_ref(&c->lock, &c->task_ref, &c->refs))
             call_io_task(&c->task, c);
         return;
     }
-    uv_mutex_lock(&c->lock);
-    int take = !c->task_ref;
-    if (take) {
-        c->task_ref = 1;
-        c->refs++;
-    }
-    uv_mutex_unlock(&c->lock);
-    if (take && orpc__io_post(&c->ch->io, &c->task) != 0) {
-        uv_mutex_lock(&c->lock);
-        c->task_ref = 0;
-        uv_mutex_unlock(&c->lock);
+    if (orpc__task_take_ref(&c->lock, &c->task_ref, &c->refs) &&
+        orpc__io_post(&c->ch->io, &c->task) != 0) {
+        orpc__task_clear_ref(&c->lock, &c->task_ref);
         call_unref(c);
     }
 }
@@ -538,9 +523,7 @@ static void call_io_task(orpc__task *t, void *arg)
     orpc_call *c = arg;
     (void)t;
     /* A post arriving while this runs must queue the task again. */
-    uv_mutex_lock(&c->lock);
-    c->task_ref = 0;
-    uv_mutex_unlock(&c->lock);
+    orpc__task_clear_ref(&c->lock, &c->task_ref);
     if (!c->io_finished) {
         uv_mutex_lock(&c->lock);
         int cancel = c->cancel_requested;

@@ -181,6 +181,25 @@ int orpc__io_on_thread(orpc__io *io)
     return io->started && uv_thread_equal(&self, &io->thread);
 }
 
+int orpc__task_take_ref(uv_mutex_t *lock, int *task_ref, int *refs)
+{
+    uv_mutex_lock(lock);
+    int take = !*task_ref;
+    if (take) {
+        *task_ref = 1;
+        (*refs)++;
+    }
+    uv_mutex_unlock(lock);
+    return take;
+}
+
+void orpc__task_clear_ref(uv_mutex_t *lock, int *task_ref)
+{
+    uv_mutex_lock(lock);
+    *task_ref = 0;
+    uv_mutex_unlock(lock);
+}
+
 void orpc__io_mark_dirty(orpc__io *io, orpc__conn *c)
 {
     if (c->dirty || c->closing)

@@ -68,6 +68,20 @@ void orpc__io_close_unstarted(orpc__io *io);
 /* Nonzero on the IO thread of |io|. */
 int orpc__io_on_thread(orpc__io *io);
 
+/*
+ * Tasks that keep their object alive while queued.  |task_ref| and |refs|
+ * are the object's own fields, guarded by |lock|: a queued task holds one
+ * reference, and |task_ref| says it does.
+ *
+ * orpc__task_take_ref() takes that reference unless the task already holds
+ * it and returns 1 when it did (the caller then runs or posts the task);
+ * orpc__task_clear_ref() is called first thing when the task runs, so work
+ * posted during the run queues it again (the run still owns the reference
+ * and drops it at its end).
+ */
+int orpc__task_take_ref(uv_mutex_t *lock, int *task_ref, int *refs);
+void orpc__task_clear_ref(uv_mutex_t *lock, int *task_ref);
+
 /* Marks |c| to be flushed at the end of this loop turn (IO thread). */
 void orpc__io_mark_dirty(orpc__io *io, orpc__conn *c);
 

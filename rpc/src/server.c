@@ -467,9 +467,7 @@ static void io_task(orpc__task *t, void *arg)
     (void)t;
     /* From here on a new post must queue the task again: work posted while
      * this run is under way would otherwise be lost. */
-    uv_mutex_lock(&ctx->lock);
-    ctx->task_ref = 0;
-    uv_mutex_unlock(&ctx->lock);
+    orpc__task_clear_ref(&ctx->lock, &ctx->task_ref);
     pump(ctx);
     maybe_resume(ctx);
     ctx_unref(ctx); /* the reference the post took */
@@ -479,17 +477,9 @@ static void io_task(orpc__task *t, void *arg)
  * the call outlives it. */
 static void post_task(orpc_ctx *ctx)
 {
-    uv_mutex_lock(&ctx->lock);
-    int take = !ctx->task_ref;
-    if (take) {
-        ctx->task_ref = 1;
-        ctx->refs++;
-    }
-    uv_mutex_unlock(&ctx->lock);
-    if (take && orpc__io_post(&ctx->sio->io, &ctx->task) != 0) {
-        uv_mutex_lock(&ctx->lock);
-        ctx->task_ref = 0;
-        uv_mutex_unlock(&ctx->lock);
+    if (orpc__task_take_ref(&ctx->lock, &ctx->task_ref, &ctx->refs) &&
+        orpc__io_post(&ctx->sio->io, &ctx->task) != 0) {
+        orpc__task_clear_ref(&ctx->lock, &ctx->task_ref);
         ctx_unref(ctx);
     }
 }
