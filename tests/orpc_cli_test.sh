@@ -127,5 +127,65 @@ if [ $rc -eq 0 ]; then ok "call grpc with -H"; else bad "call grpc -H" "exit $rc
 rc=$?
 if [ $rc -eq 12 ]; then ok "unknown method: exit 12"; else bad "unknown method" "exit $rc"; fi
 
+# shadow from the command line: the legacy side answers, the gRPC side
+# (which has no JobsService) is compared and disagrees
+"$orpc" call --mode shadow -v --legacy-url "$url" --target "127.0.0.1:$gport" \
+    -d '{"job_id": 7}' opsconductor.jobs.v1.JobsService/GetJob \
+    >"$work/out.json" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"job"' "$work/out.json" &&
+    grep -q "^served-by: legacy$" "$work/err.txt" &&
+    grep -q "status: legacy OK, gRPC UNIMPLEMENTED" "$work/err.txt" &&
+    grep -q "^shadow: MISMATCH" "$work/err.txt"; then
+    ok "call --mode shadow reports the mismatch"
+else
+    bad "call --mode shadow" "exit $rc $(cat "$work/err.txt")"
+fi
+"$orpc" call --mode shadow --legacy-url "$url" --target "127.0.0.1:$gport" \
+    -d '{"job_id": 3}' opsconductor.jobs.v1.JobsService/RunJob \
+    >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^shadow: not mirrored (the method has side effects)" "$work/err.txt"; then
+    ok "call --mode shadow does not mirror a write"
+else
+    bad "call --mode shadow write" "exit $rc $(cat "$work/err.txt")"
+fi
+"$orpc" call -v --target "127.0.0.1:$gport" grpc.testing.TestService/EmptyCall \
+    >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^served-by: grpc$" "$work/err.txt"; then ok "a method without a legacy endpoint goes over gRPC"; else bad "no-legacy method" "exit $rc $(cat "$work/err.txt")"; fi
+
+# counters: each process using the table writes its stats file; `routes`
+# sums them
+printf 'opsconductor.jobs.v1.JobsService/GetJob = fallback\nstats_file = %s/stats-{pid}.json\n' \
+    "$work" >"$work/routes.conf"
+for i in 1 2; do
+    ORPC_ROUTES_FILE=$work/routes.conf "$orpc" call --legacy-url "$url" \
+        --target "127.0.0.1:$gport" -d '{"job_id": 7}' \
+        opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>>"$work/err.txt"
+done
+ORPC_ROUTES_FILE=$work/routes.conf "$orpc" routes >"$work/routes.txt" 2>>"$work/err.txt"
+if grep -q "^# counters summed over 2 stats files$" "$work/routes.txt" &&
+    grep -q "^opsconductor.jobs.v1.JobsService/GetJob	fallback	grpc=0 legacy=2 fallbacks=2 " "$work/routes.txt"; then
+    ok "routes shows the counters of every process"
+else
+    bad "routes counters" "$(grep -e '^#' -e GetJob "$work/routes.txt") $(cat "$work/err.txt")"
+fi
+ORPC_ROUTES_FILE=$work/routes.conf "$orpc" routes --json >"$work/routes.json"
+if /usr/bin/python3 - "$work/routes.json" <<'PY'
+import json, sys
+rows = {r["method"]: r for r in json.load(open(sys.argv[1]))}
+g = rows["opsconductor.jobs.v1.JobsService/GetJob"]
+assert g["mode"] == "fallback" and g["legacy_endpoint"] is True, g
+assert g["stats"]["legacy"] == 2 and g["stats"]["fallbacks"] == 2, g
+w = rows["opsconductor.jobs.v1.JobsService/WatchJob"]
+assert w["mode"] == "grpc" and w["legacy_endpoint"] is False and "stats" not in w, w
+PY
+then ok "routes --json"; else bad "routes --json" "shape"; fi
+echo '{}' >"$work/not-stats.json"
+"$orpc" routes --stats "$work/not-stats.json" >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "not a stats file" "$work/err.txt"; then ok "routes --stats refuses a foreign file"; else bad "routes --stats" "exit $rc"; fi
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

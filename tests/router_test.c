@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include <orpc/compat/json.h>
@@ -80,11 +81,11 @@ static int group_teardown(void **state)
 }
 
 static orpc_client *legacy_client(const orpc_service_desc *s,
-                                  const orpc_routes *routes,
-                                  orpc_channel *ch)
+                                  const orpc_routes *routes, orpc_channel *ch)
 {
     orpc_client *c = NULL;
-    orpc_routed_opts o = {.routes = routes, .channel = ch,
+    orpc_routed_opts o = {.routes = routes,
+                          .channel = ch,
                           .legacy_url = g_url,
                           .identity = "scheduler-service"};
     int rc = orpc_routed_client_new(&c, s, &o);
@@ -98,9 +99,8 @@ static void test_every_route_in_legacy_mode(void **state)
     (void)state;
     orpc_status st;
     /* auth */
-    orpc_client *auth =
-        legacy_client(&opsconductor__auth__v1__auth_service__orpc_desc, NULL,
-                      NULL);
+    orpc_client *auth = legacy_client(
+        &opsconductor__auth__v1__auth_service__orpc_desc, NULL, NULL);
     Opsconductor__Auth__V1__LoginRequest lr =
         OPSCONDUCTOR__AUTH__V1__LOGIN_REQUEST__INIT;
     lr.username = "test-user";
@@ -179,8 +179,8 @@ static void test_every_route_in_legacy_mode(void **state)
     /* notification: a validation error from the service is
      * INVALID_ARGUMENT with its detail */
     orpc_client *notif = legacy_client(
-        &opsconductor__notification__v1__notification_service__orpc_desc,
-        NULL, NULL);
+        &opsconductor__notification__v1__notification_service__orpc_desc, NULL,
+        NULL);
     Opsconductor__Notification__V1__SendNotificationRequest n =
         OPSCONDUCTOR__NOTIFICATION__V1__SEND_NOTIFICATION_REQUEST__INIT;
     n.type =
@@ -192,15 +192,17 @@ static void test_every_route_in_legacy_mode(void **state)
     assert_int_equal(st.code, ORPC_OK);
     n.payload = (Google__Protobuf__Struct *)payload;
     Opsconductor__Notification__V1__SendNotificationResponse *nr = NULL;
-    st = opsconductor__notification__v1__notification_service__client__send_notification(
-        notif, &n, &nr, NULL);
+    st =
+        opsconductor__notification__v1__notification_service__client__send_notification(
+            notif, &n, &nr, NULL);
     assert_int_equal(st.code, ORPC_OK);
     opsconductor__notification__v1__send_notification_response__free_unpacked(
         nr, NULL);
     protobuf_c_message_free_unpacked(payload, NULL);
     n.payload = NULL; /* an e-mail without subject and body */
-    st = opsconductor__notification__v1__notification_service__client__send_notification(
-        notif, &n, &nr, NULL);
+    st =
+        opsconductor__notification__v1__notification_service__client__send_notification(
+            notif, &n, &nr, NULL);
     assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
     orpc_status_clear(&st);
     orpc_client_free(notif);
@@ -213,8 +215,9 @@ static void test_every_route_in_legacy_mode(void **state)
         OPSCONDUCTOR__CREDENTIALS__V1__LIST_TARGET_CREDENTIALS_REQUEST__INIT;
     lt.target_id = 2;
     Opsconductor__Credentials__V1__ListTargetCredentialsResponse *ltr = NULL;
-    st = opsconductor__credentials__v1__credentials_service__client__list_target_credentials(
-        cred, &lt, &ltr, NULL);
+    st =
+        opsconductor__credentials__v1__credentials_service__client__list_target_credentials(
+            cred, &lt, &ltr, NULL);
     assert_int_equal(st.code, ORPC_OK);
     opsconductor__credentials__v1__list_target_credentials_response__free_unpacked(
         ltr, NULL);
@@ -222,8 +225,9 @@ static void test_every_route_in_legacy_mode(void **state)
         OPSCONDUCTOR__CREDENTIALS__V1__GET_CREDENTIAL_REQUEST__INIT;
     gc.credential_id = 3;
     Opsconductor__Credentials__V1__GetCredentialResponse *gcr = NULL;
-    st = opsconductor__credentials__v1__credentials_service__client__get_credential(
-        cred, &gc, &gcr, NULL);
+    st =
+        opsconductor__credentials__v1__credentials_service__client__get_credential(
+            cred, &gc, &gcr, NULL);
     assert_int_equal(st.code, ORPC_OK);
     opsconductor__credentials__v1__get_credential_response__free_unpacked(gcr,
                                                                           NULL);
@@ -247,18 +251,17 @@ static void test_no_credentials_refused(void **state)
     (void)state;
     orpc_client *c = NULL;
     orpc_routed_opts o = {.legacy_url = g_url, .identity = "nobody-service"};
-    assert_int_equal(orpc_routed_client_new(
-                         &c, &opsconductor__jobs__v1__jobs_service__orpc_desc,
-                         &o),
-                     ORPC_ECONFIG);
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        ORPC_ECONFIG);
     assert_null(c);
 }
 
 /* The gRPC side: a JobsService whose jobs are all called "from-grpc". */
-static orpc_status grpc_get_job(orpc_ctx *ctx,
-                                const Opsconductor__Jobs__V1__GetJobRequest *req,
-                                Opsconductor__Jobs__V1__GetJobResponse *resp,
-                                void *ud)
+static orpc_status
+grpc_get_job(orpc_ctx *ctx, const Opsconductor__Jobs__V1__GetJobRequest *req,
+             Opsconductor__Jobs__V1__GetJobResponse *resp, void *ud)
 {
     (void)ud;
     ProtobufCMessage *s = NULL;
@@ -295,6 +298,8 @@ static orpc_status grpc_get_job_status(
 static const Opsconductor__Jobs__V1__JobsService_Handlers grpc_jobs = {
     .get_job = grpc_get_job, .get_job_status = grpc_get_job_status};
 
+static orpc_served_by g_served; /* the side that served job_name()'s call */
+
 static const char *job_name(orpc_client *c, orpc_code *code)
 {
     static char name[64];
@@ -302,9 +307,10 @@ static const char *job_name(orpc_client *c, orpc_code *code)
         OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
     g.job_id = 7;
     Opsconductor__Jobs__V1__GetJobResponse *job = NULL;
-    orpc_call_opts o = {.timeout_ms = 5000};
-    orpc_status st = opsconductor__jobs__v1__jobs_service__client__get_job(
-        c, &g, &job, &o);
+    g_served = (orpc_served_by)-1;
+    orpc_call_opts o = {.timeout_ms = 5000, .served_by = &g_served};
+    orpc_status st =
+        opsconductor__jobs__v1__jobs_service__client__get_job(c, &g, &job, &o);
     *code = st.code;
     name[0] = '\0';
     if (st.code == ORPC_OK && job->job) {
@@ -357,6 +363,12 @@ static void test_modes(void **state)
         &opsconductor__jobs__v1__jobs_service__orpc_desc, routes, ch);
     assert_string_not_equal(job_name(c, &code), "from-grpc");
     assert_int_equal(code, ORPC_OK);
+    assert_int_equal(g_served, ORPC_SERVED_LEGACY);
+    /* WatchJob has no legacy endpoint: gRPC whatever the table says */
+    assert_int_equal(
+        orpc_routes_mode(
+            routes, opsconductor__jobs__v1__jobs_service__method__watch_job),
+        ORPC_ROUTE_GRPC);
     orpc_client_free(c);
     orpc_routes_free(routes);
     /* one method to gRPC, by the file */
@@ -365,20 +377,43 @@ static void test_modes(void **state)
     c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
                       ch);
     assert_string_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(g_served, ORPC_SERVED_GRPC);
+    /* a reload moves it back for calls that start afterwards */
+    write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = legacy\n");
+    assert_int_equal(orpc_routes_reload(routes, err, sizeof(err)), 0);
+    assert_string_not_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(g_served, ORPC_SERVED_LEGACY);
+    /* a broken file keeps the table as it was */
+    write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = grpc\n"
+                     "oops\n");
+    assert_int_equal(orpc_routes_reload(routes, err, sizeof(err)),
+                     ORPC_ECONFIG);
+    assert_non_null(strstr(err, ":2: expected `key = mode`"));
+    assert_string_not_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(g_served, ORPC_SERVED_LEGACY);
+    orpc_route_stats rs;
+    assert_int_equal(
+        orpc_routes_stats(
+            routes, opsconductor__jobs__v1__jobs_service__method__get_job, &rs),
+        0);
+    assert_int_equal(rs.grpc, 1);
+    assert_int_equal(rs.legacy, 2);
+    assert_int_equal(rs.fallbacks, 0);
     orpc_client_free(c);
     orpc_routes_free(routes);
     /* the environment overrides the file, method over service */
+    write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = grpc\n");
     setenv("ORPC_ROUTE_JOBS", "grpc", 1);
     setenv("ORPC_ROUTE_JOBS_GET_JOB", "legacy", 1);
     assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
-    assert_int_equal(orpc_routes_mode(
-                         routes,
+    assert_int_equal(
+        orpc_routes_mode(routes,
                          opsconductor__jobs__v1__jobs_service__method__get_job),
-                     ORPC_ROUTE_LEGACY);
-    assert_int_equal(orpc_routes_mode(
-                         routes,
+        ORPC_ROUTE_LEGACY);
+    assert_int_equal(
+        orpc_routes_mode(routes,
                          opsconductor__jobs__v1__jobs_service__method__run_job),
-                     ORPC_ROUTE_GRPC);
+        ORPC_ROUTE_GRPC);
     orpc_routes_free(routes);
     unsetenv("ORPC_ROUTE_JOBS");
     unsetenv("ORPC_ROUTE_JOBS_GET_JOB");
@@ -388,13 +423,15 @@ static void test_modes(void **state)
     c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
                       ch);
     assert_string_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(g_served, ORPC_SERVED_GRPC);
     /* ...the legacy side when gRPC does not implement the method */
     Opsconductor__Jobs__V1__GetJobStatusRequest gs =
         OPSCONDUCTOR__JOBS__V1__GET_JOB_STATUS_REQUEST__INIT;
     gs.job_id = 7;
     Opsconductor__Jobs__V1__GetJobStatusResponse *js = NULL;
-    orpc_status st = opsconductor__jobs__v1__jobs_service__client__get_job_status(
-        c, &gs, &js, NULL);
+    orpc_status st =
+        opsconductor__jobs__v1__jobs_service__client__get_job_status(c, &gs,
+                                                                     &js, NULL);
     assert_int_equal(st.code, ORPC_OK);
     opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
     orpc_client_free(c);
@@ -407,6 +444,14 @@ static void test_modes(void **state)
     const char *name = job_name(c, &code);
     assert_int_equal(code, ORPC_OK);
     assert_string_not_equal(name, "from-grpc");
+    assert_int_equal(g_served, ORPC_SERVED_LEGACY);
+    assert_int_equal(
+        orpc_routes_stats(
+            routes, opsconductor__jobs__v1__jobs_service__method__get_job, &rs),
+        0);
+    assert_int_equal(rs.grpc, 1);
+    assert_int_equal(rs.fallbacks, 1);
+    assert_int_equal(rs.legacy, 1);
     orpc_client_free(c);
     orpc_routes_free(routes);
     orpc_channel_free(ch);
@@ -459,13 +504,15 @@ static void test_shadow(void **state)
     assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
     uv_mutex_init(&g_log_lock);
     orpc_client *c = NULL;
-    orpc_routed_opts o = {.routes = routes, .channel = ch,
+    orpc_routed_opts o = {.routes = routes,
+                          .channel = ch,
                           .legacy_url = g_url,
-                          .identity = "scheduler-service", .log = logger};
-    assert_int_equal(orpc_routed_client_new(
-                         &c, &opsconductor__jobs__v1__jobs_service__orpc_desc,
-                         &o),
-                     0);
+                          .identity = "scheduler-service",
+                          .log = logger};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        0);
     /* the legacy side answers the caller... */
     orpc_code code;
     assert_string_not_equal(job_name(c, &code), "from-grpc");
@@ -474,16 +521,17 @@ static void test_shadow(void **state)
         OPSCONDUCTOR__JOBS__V1__GET_JOB_STATUS_REQUEST__INIT;
     gs.job_id = 7;
     Opsconductor__Jobs__V1__GetJobStatusResponse *js = NULL;
-    orpc_status st = opsconductor__jobs__v1__jobs_service__client__get_job_status(
-        c, &gs, &js, NULL);
+    orpc_status st =
+        opsconductor__jobs__v1__jobs_service__client__get_job_status(c, &gs,
+                                                                     &js, NULL);
     assert_int_equal(st.code, ORPC_OK);
     opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
     /* ...and the mirrors are compared off its path */
-    orpc_shadow_stats a = {0}, b = {0};
+    orpc_route_stats a = {0}, b = {0};
     for (int i = 0; i < 500; i++) {
-        orpc_routes_shadow_stats(
+        orpc_routes_stats(
             routes, opsconductor__jobs__v1__jobs_service__method__get_job, &a);
-        orpc_routes_shadow_stats(
+        orpc_routes_stats(
             routes,
             opsconductor__jobs__v1__jobs_service__method__get_job_status, &b);
         if (a.mismatches + a.matches > 0 && b.mismatches + b.matches > 0)
@@ -507,6 +555,148 @@ static void test_shadow(void **state)
     uv_mutex_destroy(&g_log_lock);
 }
 
+static int stat_of(json_t *root, const char *method, const char *key)
+{
+    json_t *m = json_object_get(json_object_get(root, "methods"), method);
+    return (int)json_integer_value(json_object_get(m, key));
+}
+
+/* shadow-grpc (gRPC answers, legacy mirrored), writes not mirrored, the
+ * watcher's SIGHUP reload and its stats file. */
+static void test_shadow_grpc_watch_and_stats(void **state)
+{
+    (void)state;
+    orpc_server *srv;
+    int port;
+    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
+    assert_int_equal(orpc_server_new(&srv, &so, NULL), 0);
+    assert_int_equal(opsconductor__jobs__v1__jobs_service__server__register(
+                         srv, &grpc_jobs, NULL),
+                     0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    char target[64], file[128], stats[160], err[256];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    orpc_channel *ch;
+    orpc_channel_opts co = {.plaintext = 1};
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    snprintf(file, sizeof(file), "%s/watch.conf", g_dir);
+    char text[512];
+    snprintf(text, sizeof(text),
+             "opsconductor.jobs.v1.JobsService = shadow-grpc\n"
+             "stats_file = %s/stats-{pid}.json\n",
+             g_dir);
+    write_file(file, text);
+    snprintf(stats, sizeof(stats), "%s/stats-%d.json", g_dir, (int)getpid());
+    orpc_routes *routes;
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_string_equal(orpc_routes_stats_file(routes), stats);
+    uv_mutex_init(&g_log_lock);
+    g_log[0] = '\0';
+    assert_int_equal(orpc_routes_watch(routes, SIGHUP, logger, NULL), 0);
+    assert_int_equal(orpc_routes_watch(routes, SIGHUP, logger, NULL),
+                     ORPC_EINVAL);
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.routes = routes,
+                          .channel = ch,
+                          .legacy_url = g_url,
+                          .identity = "scheduler-service",
+                          .log = logger};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        0);
+    /* gRPC answers; the legacy side is asked off the caller's path */
+    orpc_code code;
+    assert_string_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(g_served, ORPC_SERVED_GRPC);
+    orpc_route_stats a = {0};
+    for (int i = 0; i < 500 && a.mismatches + a.matches == 0; i++) {
+        usleep(10000);
+        orpc_routes_stats(
+            routes, opsconductor__jobs__v1__jobs_service__method__get_job, &a);
+    }
+    assert_int_equal(a.grpc, 1);
+    assert_int_equal(a.legacy, 0);
+    assert_int_equal(a.mismatches, 1);
+    /* a write is served but never mirrored (it would happen twice) */
+    Opsconductor__Jobs__V1__RunJobRequest rj =
+        OPSCONDUCTOR__JOBS__V1__RUN_JOB_REQUEST__INIT;
+    rj.job_id = 7;
+    Opsconductor__Jobs__V1__RunJobResponse *rr = NULL;
+    orpc_served_by by = ORPC_SERVED_NONE;
+    orpc_call_opts co2 = {.timeout_ms = 5000, .served_by = &by};
+    orpc_status st = opsconductor__jobs__v1__jobs_service__client__run_job(
+        c, &rj, &rr, &co2);
+    assert_int_equal(st.code, ORPC_UNIMPLEMENTED); /* the gRPC side's answer */
+    assert_int_equal(by, ORPC_SERVED_GRPC);
+    orpc_status_clear(&st);
+    orpc_routes_stats(
+        routes, opsconductor__jobs__v1__jobs_service__method__run_job, &a);
+    assert_int_equal(a.unmirrored, 1);
+    assert_int_equal(a.matches + a.mismatches + a.dropped, 0);
+    /* the watcher writes the counters within a second or two */
+    json_t *root = NULL;
+    for (int i = 0; i < 300; i++) {
+        json_decref(root);
+        root = json_load_file(stats, 0, NULL);
+        if (root && stat_of(root, "opsconductor.jobs.v1.JobsService/RunJob",
+                            "unmirrored") == 1)
+            break;
+        usleep(10000);
+    }
+    assert_non_null(root);
+    assert_int_equal(
+        stat_of(root, "opsconductor.jobs.v1.JobsService/GetJob", "grpc"), 1);
+    assert_int_equal(
+        stat_of(root, "opsconductor.jobs.v1.JobsService/GetJob", "mismatches"),
+        1);
+    assert_int_equal(
+        stat_of(root, "opsconductor.jobs.v1.JobsService/RunJob", "unmirrored"),
+        1);
+    json_decref(root);
+    /* SIGHUP rereads the file */
+    write_file(file, "opsconductor.jobs.v1.JobsService = legacy\n");
+    raise(SIGHUP);
+    for (int i = 0; i < 300; i++) {
+        if (orpc_routes_mode(
+                routes,
+                opsconductor__jobs__v1__jobs_service__method__get_job) ==
+            ORPC_ROUTE_LEGACY)
+            break;
+        usleep(10000);
+    }
+    assert_string_not_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(g_served, ORPC_SERVED_LEGACY);
+    /* a broken file on SIGHUP is logged and changes nothing */
+    write_file(file, "opsconductor.jobs.v1.JobsService = sideways\n");
+    raise(SIGHUP);
+    int logged = 0;
+    for (int i = 0; i < 300 && !logged; i++) {
+        uv_mutex_lock(&g_log_lock);
+        logged = strstr(g_log, "routes reload failed") != NULL;
+        uv_mutex_unlock(&g_log_lock);
+        if (!logged)
+            usleep(10000);
+    }
+    assert_true(logged);
+    assert_int_equal(
+        orpc_routes_mode(routes,
+                         opsconductor__jobs__v1__jobs_service__method__get_job),
+        ORPC_ROUTE_LEGACY);
+    uv_mutex_lock(&g_log_lock);
+    assert_non_null(strstr(g_log, "routes reloaded from "));
+    assert_non_null(strstr(g_log, ":1: unknown mode"));
+    uv_mutex_unlock(&g_log_lock);
+    orpc_client_free(c);
+    orpc_routes_free(routes);
+    orpc_channel_free(ch);
+    orpc_server_shutdown(srv, 100);
+    orpc_server_wait(srv);
+    orpc_server_free(srv);
+    uv_mutex_destroy(&g_log_lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -514,6 +704,7 @@ int main(void)
         cmocka_unit_test(test_no_credentials_refused),
         cmocka_unit_test(test_modes),
         cmocka_unit_test(test_shadow),
+        cmocka_unit_test(test_shadow_grpc_watch_and_stats),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -4,19 +4,29 @@
  *
  *   orpc call [--mode M] [--target host:port] [--legacy-url URL]
  *             [--ca F --cert F --key F] [-H 'k: v'] [-d JSON|@file]
- *             [--as NAME] [--auth-url URL] [--timeout MS] pkg.Service/Method
+ *             [--as NAME] [--auth-url URL] [--timeout MS] [-v]
+ *             pkg.Service/Method
  *   orpc list [--json]
- *   orpc routes [--config FILE]
+ *   orpc routes [--config FILE] [--stats FILE]... [--json]
  *
  * `call` prints the response as JSON and exits with the call's gRPC status
  * code (the message on stderr).  Without --mode the routing table decides
  * (ORPC_ROUTES_FILE and ORPC_ROUTE_* variables), as for any routed client.
  * On the legacy path it authenticates as --as NAME (default orpc-cli) with
- * NAME_USERNAME and NAME_PASSWORD from the environment.
+ * NAME_USERNAME and NAME_PASSWORD from the environment.  -v tells on stderr
+ * which side served the call; in the shadow modes the command waits for the
+ * mirrored call and reports whether the two sides agreed.
+ *
+ * `routes` prints each method's mode and, when the table names a stats
+ * file (or --stats is given), the counters that long-running callers wrote
+ * there, summed over every process's file.
  */
+#include <glob.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -46,13 +56,15 @@ static const orpc_file_desc *const files[] = {
 
 static int usage(void)
 {
-    fprintf(stderr,
-            "usage: orpc call [--mode grpc|legacy|fallback] [--target host:port]\n"
-            "                 [--legacy-url URL] [--ca F --cert F --key F]\n"
-            "                 [-H 'k: v'] [-d JSON|@file] [--as NAME]\n"
-            "                 [--auth-url URL] [--timeout MS] pkg.Service/Method\n"
-            "       orpc list [--json]\n"
-            "       orpc routes [--config FILE]\n");
+    fprintf(
+        stderr,
+        "usage: orpc call [--mode grpc|legacy|fallback|shadow|shadow-grpc]\n"
+        "                 [--target host:port] [--legacy-url URL]\n"
+        "                 [--ca F --cert F --key F] [-H 'k: v']\n"
+        "                 [-d JSON|@file] [--as NAME] [--auth-url URL]\n"
+        "                 [--timeout MS] [-v] pkg.Service/Method\n"
+        "       orpc list [--json]\n"
+        "       orpc routes [--config FILE] [--stats FILE]... [--json]\n");
     return 2;
 }
 
@@ -76,9 +88,8 @@ static const orpc_method_desc *find_method(const char *name)
 
 static json_t *rule_json(const orpc_http_rule *r)
 {
-    return json_pack("{s:s, s:s, s:s?, s:s?}", "verb", r->verb, "path",
-                     r->path, "body", r->body, "response_body",
-                     r->response_body);
+    return json_pack("{s:s, s:s, s:s?, s:s?}", "verb", r->verb, "path", r->path,
+                     "body", r->body, "response_body", r->response_body);
 }
 
 static int cmd_list(int argc, char **argv)
@@ -96,8 +107,7 @@ static int cmd_list(int argc, char **argv)
                     json_array_append_new(http, rule_json(md->http));
                     for (size_t b = 0; b < md->http->n_additional_bindings; b++)
                         json_array_append_new(
-                            http,
-                            rule_json(&md->http->additional_bindings[b]));
+                            http, rule_json(&md->http->additional_bindings[b]));
                 }
                 if (as_json) {
                     json_array_append_new(
@@ -124,34 +134,128 @@ static int cmd_list(int argc, char **argv)
 
 /* ---- routes ---- */
 
+static const char *const stat_keys[] = {"grpc",      "legacy",     "fallbacks",
+                                        "matches",   "mismatches", "dropped",
+                                        "unmirrored"};
+#define N_STAT_KEYS (sizeof(stat_keys) / sizeof(stat_keys[0]))
+
+/* Adds the counters of the stats file |path| into |sum| (method -> key ->
+ * integer).  Returns 0, or -1 when the file is not a stats file. */
+static int add_stats(json_t *sum, const char *path)
+{
+    struct stat sb;
+    if (stat(path, &sb) != 0 || sb.st_size > (16 << 20))
+        return -1; /* written by orpc, but still bounded */
+    json_t *root = json_load_file(path, 0, NULL);
+    json_t *methods = json_object_get(root, "methods");
+    if (!json_is_object(methods)) {
+        json_decref(root);
+        return -1;
+    }
+    const char *name;
+    json_t *m;
+    json_object_foreach(methods, name, m)
+    {
+        json_t *acc = json_object_get(sum, name);
+        if (acc == NULL) {
+            acc = json_object();
+            json_object_set_new(sum, name, acc);
+        }
+        for (size_t k = 0; k < N_STAT_KEYS; k++) {
+            json_int_t v = json_integer_value(json_object_get(m, stat_keys[k]));
+            json_int_t had =
+                json_integer_value(json_object_get(acc, stat_keys[k]));
+            if (v > 0)
+                json_object_set_new(acc, stat_keys[k], json_integer(had + v));
+            else if (json_object_get(acc, stat_keys[k]) == NULL)
+                json_object_set_new(acc, stat_keys[k], json_integer(0));
+        }
+    }
+    json_decref(root);
+    return 0;
+}
+
 static int cmd_routes(int argc, char **argv)
 {
     const char *config = getenv("ORPC_ROUTES_FILE");
+    int as_json = 0, n_files = 0, explicit_stats = 0;
+    json_t *sum = json_object();
     for (int i = 0; i < argc; i++) {
-        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc) {
             config = argv[++i];
-        else
+        } else if (strcmp(argv[i], "--stats") == 0 && i + 1 < argc) {
+            explicit_stats = 1;
+            if (add_stats(sum, argv[++i]) != 0) {
+                fprintf(stderr, "orpc: routes: %s: not a stats file\n",
+                        argv[i]);
+                json_decref(sum);
+                return 2;
+            }
+            n_files++;
+        } else if (strcmp(argv[i], "--json") == 0) {
+            as_json = 1;
+        } else {
+            json_decref(sum);
             return usage();
+        }
     }
     orpc_routes *routes;
     char err[512];
     if (orpc_routes_load(&routes, config, err, sizeof(err)) != 0) {
         fprintf(stderr, "orpc: routes: %s\n", err);
+        json_decref(sum);
         return 2;
     }
+    const char *pattern = orpc_routes_stats_glob(routes);
+    glob_t g;
+    if (!explicit_stats && pattern != NULL && glob(pattern, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc && i < 4096; i++)
+            if (strstr(g.gl_pathv[i], ".tmp.") == NULL &&
+                add_stats(sum, g.gl_pathv[i]) == 0)
+                n_files++;
+        globfree(&g);
+    }
+    if (!as_json && n_files > 0)
+        printf("# counters summed over %d stats file%s\n", n_files,
+               n_files == 1 ? "" : "s");
+    json_t *all = json_array();
     for (size_t f = 0; f < N_FILES; f++)
         for (size_t s = 0; s < files[f]->n_services; s++) {
             const orpc_service_desc *sd = files[f]->services[s];
             for (size_t m = 0; m < sd->n_methods; m++) {
                 const orpc_method_desc *md = &sd->methods[m];
-                orpc_route_mode mode = orpc_routes_mode(routes, md);
-                printf("%s/%s\t%s%s\n", sd->full_name, md->name,
-                       orpc_route_mode_name(mode),
-                       mode != ORPC_ROUTE_GRPC && md->http == NULL
-                           ? " (no legacy endpoint: calls fail UNIMPLEMENTED)"
-                           : "");
+                const char *mode =
+                    orpc_route_mode_name(orpc_routes_mode(routes, md));
+                json_t *st = json_object_get(sum, md->path + 1);
+                if (as_json) {
+                    json_t *o = json_pack("{s:s, s:s, s:b}", "method",
+                                          md->path + 1, "mode", mode,
+                                          "legacy_endpoint", md->http != NULL);
+                    if (st)
+                        json_object_set(o, "stats", st);
+                    json_array_append_new(all, o);
+                    continue;
+                }
+                printf("%s\t%s", md->path + 1, mode);
+                if (md->http == NULL)
+                    printf("\t(no legacy endpoint)");
+                if (st) {
+                    printf("\t");
+                    for (size_t k = 0; k < N_STAT_KEYS; k++)
+                        printf("%s%s=%lld", k ? " " : "", stat_keys[k],
+                               (long long)json_integer_value(
+                                   json_object_get(st, stat_keys[k])));
+                }
+                printf("\n");
             }
         }
+    if (as_json) {
+        char *out = json_dumps(all, JSON_INDENT(2));
+        puts(out ? out : "[]");
+        free(out);
+    }
+    json_decref(all);
+    json_decref(sum);
     orpc_routes_free(routes);
     return 0;
 }
@@ -193,18 +297,50 @@ static char *read_data(const char *arg)
     return buf;
 }
 
+static void log_stderr(orpc_log_level level, const char *msg, void *ud)
+{
+    (void)level;
+    (void)ud;
+    fprintf(stderr, "orpc: %s\n", msg);
+}
+
+/* In the shadow modes: waits (bounded) for the mirrored call's comparison
+ * and says how it came out; the differences were logged by the router. */
+static void report_shadow(const orpc_routes *routes, const orpc_method_desc *m,
+                          long timeout_ms)
+{
+    orpc_route_mode mode = orpc_routes_mode(routes, m);
+    if (mode != ORPC_ROUTE_SHADOW && mode != ORPC_ROUTE_SHADOW_GRPC)
+        return;
+    orpc_route_stats s = {0};
+    long waited = 0, limit = timeout_ms > 0 ? timeout_ms + 1000 : 31000;
+    for (; waited < limit; waited += 10) {
+        orpc_routes_stats(routes, m, &s);
+        if (s.matches + s.mismatches + s.dropped + s.unmirrored > 0)
+            break;
+        usleep(10000);
+    }
+    fprintf(stderr, "shadow: %s\n",
+            s.matches      ? "match"
+            : s.mismatches ? "MISMATCH (see the difference above)"
+            : s.unmirrored ? "not mirrored (the method has side effects)"
+            : s.dropped    ? "not mirrored (no other side configured)"
+                           : "no answer from the mirror in time");
+}
+
 static int cmd_call(int argc, char **argv)
 {
     const char *mode_s = NULL, *target = NULL, *legacy_url = NULL;
     const char *ca = NULL, *cert = NULL, *key = NULL, *data = "{}";
     const char *as = "orpc-cli", *auth_url = NULL, *name = NULL;
     long timeout = 0;
+    int verbose = 0;
     orpc_metadata *md = NULL;
     orpc_metadata_new(&md, NULL);
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(flag, var)                                                        \
+#define OPT(flag, var)                                                         \
     if (strcmp(a, flag) == 0 && v) {                                           \
         var = v;                                                               \
         i++;                                                                   \
@@ -220,6 +356,10 @@ static int cmd_call(int argc, char **argv)
         OPT("--as", as)
         OPT("--auth-url", auth_url)
 #undef OPT
+        if (strcmp(a, "-v") == 0) {
+            verbose = 1;
+            continue;
+        }
         if (strcmp(a, "--timeout") == 0 && v) {
             timeout = strtol(v, NULL, 10);
             i++;
@@ -282,15 +422,13 @@ static int cmd_call(int argc, char **argv)
     char err[512];
     int rc;
     if (mode_s != NULL) {
-        orpc_route_mode mode;
-        if (strcmp(mode_s, "grpc") == 0)
-            mode = ORPC_ROUTE_GRPC;
-        else if (strcmp(mode_s, "legacy") == 0)
-            mode = ORPC_ROUTE_LEGACY;
-        else if (strcmp(mode_s, "fallback") == 0)
-            mode = ORPC_ROUTE_FALLBACK;
-        else {
-            fprintf(stderr, "orpc: --mode grpc|legacy|fallback\n");
+        int mode = 0;
+        while (mode <= ORPC_ROUTE_SHADOW_GRPC &&
+               strcmp(mode_s, orpc_route_mode_name(mode)) != 0)
+            mode++;
+        if (mode > ORPC_ROUTE_SHADOW_GRPC) {
+            fprintf(stderr,
+                    "orpc: --mode grpc|legacy|fallback|shadow|shadow-grpc\n");
             return 2;
         }
         rc = orpc_routes_new(&routes);
@@ -313,9 +451,13 @@ static int cmd_call(int argc, char **argv)
     }
     orpc_client *client = NULL;
     if (rc == 0) {
-        orpc_routed_opts ro = {.routes = routes, .channel = ch,
-                               .legacy_url = legacy_url, .auth_url = auth_url,
-                               .identity = as, .ca_file = ca};
+        orpc_routed_opts ro = {.routes = routes,
+                               .channel = ch,
+                               .legacy_url = legacy_url,
+                               .auth_url = auth_url,
+                               .identity = as,
+                               .ca_file = ca,
+                               .log = log_stderr};
         rc = orpc_routed_client_new(&client, m->service, &ro);
         if (rc == ORPC_ECONFIG)
             fprintf(stderr,
@@ -326,8 +468,10 @@ static int cmd_call(int argc, char **argv)
             fprintf(stderr, "orpc: %s\n", orpc_strerror(rc));
     }
     int code = 2;
+    orpc_served_by by = ORPC_SERVED_NONE;
     if (rc == 0) {
-        orpc_call_opts o = {.timeout_ms = timeout, .metadata = md};
+        orpc_call_opts o = {
+            .timeout_ms = timeout, .metadata = md, .served_by = &by};
         if (m->kind == ORPC_CALL_UNARY) {
             ProtobufCMessage *resp = NULL;
             st = orpc_invoke(client, m, req, &resp, &o);
@@ -349,8 +493,7 @@ static int cmd_call(int argc, char **argv)
                 ProtobufCMessage *msg;
                 while (orpc_call_recv(call, &msg) == 1) {
                     char *out = NULL;
-                    if (orpc_json_encode(m->output, msg, NULL, &out, NULL) ==
-                        0)
+                    if (orpc_json_encode(m->output, msg, NULL, &out, NULL) == 0)
                         puts(out);
                     free(out);
                     protobuf_c_message_free_unpacked(msg, NULL);
@@ -367,6 +510,12 @@ static int cmd_call(int argc, char **argv)
             fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
                     st.message ? st.message : "");
         orpc_status_clear(&st);
+        if (verbose)
+            fprintf(stderr, "served-by: %s\n",
+                    by == ORPC_SERVED_GRPC     ? "grpc"
+                    : by == ORPC_SERVED_LEGACY ? "legacy"
+                                               : "none");
+        report_shadow(routes, m, timeout);
     }
     orpc_client_free(client);
     orpc_channel_free(ch);

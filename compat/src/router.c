@@ -18,6 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
+#include <unistd.h>
 
 #include <pthread.h>
 
@@ -39,11 +41,18 @@ extern char **environ;
 const char *orpc_route_mode_name(int mode)
 {
     switch (mode) {
-    case ORPC_ROUTE_LEGACY: return "legacy";
-    case ORPC_ROUTE_GRPC: return "grpc";
-    case ORPC_ROUTE_FALLBACK: return "fallback";
-    case ORPC_ROUTE_SHADOW: return "shadow";
-    default: return "?";
+    case ORPC_ROUTE_LEGACY:
+        return "legacy";
+    case ORPC_ROUTE_GRPC:
+        return "grpc";
+    case ORPC_ROUTE_FALLBACK:
+        return "fallback";
+    case ORPC_ROUTE_SHADOW:
+        return "shadow";
+    case ORPC_ROUTE_SHADOW_GRPC:
+        return "shadow-grpc";
+    default:
+        return "?";
     }
 }
 
@@ -55,14 +64,19 @@ static int parse_mode(const char *s, size_t n, orpc_route_mode *out)
     } modes[] = {{"legacy", ORPC_ROUTE_LEGACY},
                  {"grpc", ORPC_ROUTE_GRPC},
                  {"fallback", ORPC_ROUTE_FALLBACK},
-                 {"shadow", ORPC_ROUTE_SHADOW}};
+                 {"shadow", ORPC_ROUTE_SHADOW},
+                 {"shadow-grpc", ORPC_ROUTE_SHADOW_GRPC},
+                 {"shadow_grpc", ORPC_ROUTE_SHADOW_GRPC}};
     for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
-        if (strlen(modes[i].name) == n && strncasecmp(modes[i].name, s, n) == 0) {
+        if (strlen(modes[i].name) == n &&
+            strncasecmp(modes[i].name, s, n) == 0) {
             *out = modes[i].mode;
             return 0;
         }
     return -1;
 }
+
+#define MODES_HINT "(modes: legacy, grpc, fallback, shadow, shadow-grpc)"
 
 typedef struct route {
     char *key; /* "*", "pkg.Svc", "pkg.Svc/Method", "ENV:<NAME>", or
@@ -71,22 +85,56 @@ typedef struct route {
     char *ignore; /* comma-separated dotted field names */
 } route;
 
-typedef struct shadow_stat {
-    const orpc_method_desc *method;
-    orpc_shadow_stats s;
-} shadow_stat;
-
-/* The table is immutable once loaded, except the shadow counters, which
- * routed clients update under |lock|. */
-struct orpc_routes {
+/* What one load produces; a reload builds a new one and swaps it in. */
+typedef struct route_set {
     route *r;
     size_t n;
+    char *stats_file; /* `{pid}` expanded, or NULL */
+    char *stats_glob; /* `{pid}` as `*` */
+} route_set;
+
+typedef struct method_stat {
+    const orpc_method_desc *method;
+    orpc_route_stats s;
+} method_stat;
+
+/* The routes are swapped under |rw| by a reload; the counters live under
+ * |lock| and survive reloads.  |refs| counts the owner and routed clients. */
+struct orpc_routes {
+    uv_rwlock_t rw;
+    route_set set;
+    char *file; /* what orpc_routes_load() read, for reloads */
+    int loaded; /* made by orpc_routes_load() (reloadable) */
     uv_mutex_t lock;
-    shadow_stat *stats;
+    int refs;
+    method_stat *stats;
     size_t n_stats;
+    int dirty; /* counters changed since the last write */
+    /* the watcher thread (orpc_routes_watch) */
+    int watching;
+    uv_thread_t watcher;
+    uv_loop_t loop;
+    uv_async_t stop;
+    uv_signal_t sig;
+    uv_timer_t tick;
+    int signum;
+    orpc_log_fn log;
+    void *log_ud;
 };
 
-static int add_route(orpc_routes *t, const char *key, size_t klen,
+static void set_clear(route_set *set)
+{
+    for (size_t i = 0; i < set->n; i++) {
+        free(set->r[i].key);
+        free(set->r[i].ignore);
+    }
+    free(set->r);
+    free(set->stats_file);
+    free(set->stats_glob);
+    memset(set, 0, sizeof(*set));
+}
+
+static int add_route(route_set *t, const char *key, size_t klen,
                      orpc_route_mode mode)
 {
     route *n = realloc(t->r, (t->n + 1) * sizeof(*n));
@@ -102,89 +150,168 @@ static int add_route(orpc_routes *t, const char *key, size_t klen,
     return 0;
 }
 
-static int load_file(orpc_routes *t, const char *path, char *err,
-                     size_t errlen)
+/* |path| with every `{pid}` replaced by |pid|; NULL on ENOMEM. */
+static char *expand_pid(const char *path, size_t n, const char *pid)
+{
+    size_t cap = n + 1, len = 0;
+    for (size_t i = 0; i + 5 <= n; i++)
+        if (memcmp(path + i, "{pid}", 5) == 0)
+            cap += strlen(pid);
+    char *out = malloc(cap);
+    if (out == NULL)
+        return NULL;
+    for (size_t i = 0; i < n;) {
+        if (i + 5 <= n && memcmp(path + i, "{pid}", 5) == 0) {
+            memcpy(out + len, pid, strlen(pid));
+            len += strlen(pid);
+            i += 5;
+        } else {
+            out[len++] = path[i++];
+        }
+    }
+    out[len] = '\0';
+    return out;
+}
+
+/* |s| without leading and trailing white space: [*b, *e). */
+static void trim(char **b, char **e)
+{
+    while (*b < *e && isspace((unsigned char)**b))
+        (*b)++;
+    while (*e > *b && isspace((unsigned char)(*e)[-1]))
+        (*e)--;
+}
+
+static int set_stats_file(route_set *t, const char *path, size_t n)
+{
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%d", (int)getpid());
+    free(t->stats_file);
+    free(t->stats_glob);
+    t->stats_file = expand_pid(path, n, pid);
+    t->stats_glob = expand_pid(path, n, "*");
+    return t->stats_file && t->stats_glob ? 0 : ORPC_ENOMEM;
+}
+
+static int load_file(route_set *t, const char *path, char *err, size_t errlen)
 {
     FILE *f = fopen(path, "r");
     char line[1024];
-    int lineno = 0;
+    int lineno = 0, rc = 0;
     if (f == NULL) {
         snprintf(err, errlen, "%s: cannot open", path);
         return ORPC_ECONFIG;
     }
-    while (fgets(line, sizeof(line), f) != NULL) {
+    while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
         lineno++;
-        if (lineno > 100000 || strchr(line, '\n') == NULL) {
-            if (!feof(f)) {
-                snprintf(err, errlen, "%s:%d: line too long", path, lineno);
-                fclose(f);
-                return ORPC_ECONFIG;
-            }
+        if (lineno > 100000 || (strchr(line, '\n') == NULL && !feof(f))) {
+            snprintf(err, errlen, "%s:%d: line too long", path, lineno);
+            rc = ORPC_ECONFIG;
+            break;
         }
         char *hash = strchr(line, '#');
         if (hash)
             *hash = '\0';
-        char *p = line;
-        while (isspace((unsigned char)*p))
-            p++;
-        if (*p == '\0')
+        char *p = line, *end = line + strlen(line);
+        trim(&p, &end);
+        if (p == end)
             continue;
+        *end = '\0';
         char *eq = strchr(p, '=');
-        char *kend = eq;
-        if (eq != NULL && strncmp(p, "ignore", 6) == 0 &&
-            isspace((unsigned char)p[6])) {
+        if (eq == NULL) {
+            snprintf(err, errlen, "%s:%d: expected `key = mode`", path, lineno);
+            rc = ORPC_ECONFIG;
+            break;
+        }
+        char *k = p, *kend = eq, *v = eq + 1, *vend = end;
+        trim(&k, &kend);
+        trim(&v, &vend);
+        int is_ignore = kend - k > 6 && strncmp(k, "ignore", 6) == 0 &&
+                        isspace((unsigned char)k[6]);
+        if (is_ignore) {
             /* ignore pkg.Service/Method = a.b, c */
-            char *k = p + 6;
-            while (isspace((unsigned char)*k))
-                k++;
-            while (kend > k && isspace((unsigned char)kend[-1]))
-                kend--;
-            char *v = eq + 1;
-            while (isspace((unsigned char)*v))
-                v++;
-            char *vend = v + strlen(v);
-            while (vend > v && isspace((unsigned char)vend[-1]))
-                vend--;
+            k += 6;
+            trim(&k, &kend);
             char ikey[600];
-            snprintf(ikey, sizeof(ikey), "IGNORE:%.*s", (int)(kend - k), k);
-            if (kend == k || add_route(t, ikey, strlen(ikey),
-                                       ORPC_ROUTE_LEGACY) != 0 ||
-                (t->r[t->n - 1].ignore = strndup(v, (size_t)(vend - v))) ==
-                    NULL) {
+            if (kend == k || kend - k > 500) {
                 snprintf(err, errlen, "%s:%d: bad ignore line", path, lineno);
-                fclose(f);
-                return ORPC_ECONFIG;
+                rc = ORPC_ECONFIG;
+                break;
+            }
+            snprintf(ikey, sizeof(ikey), "IGNORE:%.*s", (int)(kend - k), k);
+            rc = add_route(t, ikey, strlen(ikey), ORPC_ROUTE_LEGACY);
+            if (rc == 0 && (t->r[t->n - 1].ignore =
+                                strndup(v, (size_t)(vend - v))) == NULL)
+                rc = ORPC_ENOMEM;
+            continue;
+        }
+        if ((size_t)(kend - k) == 10 && strncmp(k, "stats_file", 10) == 0) {
+            if (vend == v) {
+                snprintf(err, errlen, "%s:%d: stats_file needs a path", path,
+                         lineno);
+                rc = ORPC_ECONFIG;
+            } else {
+                rc = set_stats_file(t, v, (size_t)(vend - v));
             }
             continue;
         }
-        if (eq == NULL) {
-            snprintf(err, errlen, "%s:%d: expected `key = mode`", path,
-                     lineno);
-            fclose(f);
-            return ORPC_ECONFIG;
-        }
-        while (kend > p && isspace((unsigned char)kend[-1]))
-            kend--;
-        char *m = eq + 1;
-        while (isspace((unsigned char)*m))
-            m++;
-        char *mend = m + strlen(m);
-        while (mend > m && isspace((unsigned char)mend[-1]))
-            mend--;
         orpc_route_mode mode;
-        if (kend == p || parse_mode(m, (size_t)(mend - m), &mode) != 0) {
-            snprintf(err, errlen,
-                     "%s:%d: %s (modes: legacy, grpc, fallback, shadow)", path,
-                     lineno, kend == p ? "empty key" : "unknown mode");
-            fclose(f);
-            return ORPC_ECONFIG;
+        if (kend == k || parse_mode(v, (size_t)(vend - v), &mode) != 0) {
+            snprintf(err, errlen, "%s:%d: %s " MODES_HINT, path, lineno,
+                     kend == k ? "empty key" : "unknown mode");
+            rc = ORPC_ECONFIG;
+            break;
         }
-        if (add_route(t, p, (size_t)(kend - p), mode) != 0) {
-            fclose(f);
-            return ORPC_ENOMEM;
-        }
+        rc = add_route(t, k, (size_t)(kend - k), mode);
     }
     fclose(f);
+    return rc;
+}
+
+/* Reads |file| (NULL: none) and the environment into |t|. */
+static int load_set(route_set *t, const char *file, char *err, size_t errlen)
+{
+    int rc = 0;
+    if (file != NULL)
+        rc = load_file(t, file, err, errlen);
+    /* the environment's overrides, as a snapshot */
+    for (char **e = environ; rc == 0 && e && *e; e++) {
+        if (strncmp(*e, "ORPC_ROUTE_", 11) != 0)
+            continue;
+        const char *eq = strchr(*e, '=');
+        orpc_route_mode mode;
+        if (eq == NULL)
+            continue;
+        if (parse_mode(eq + 1, strlen(eq + 1), &mode) != 0) {
+            snprintf(err, errlen, "%.*s: unknown mode " MODES_HINT,
+                     (int)(eq - *e), *e);
+            rc = ORPC_ECONFIG;
+            break;
+        }
+        char key[300];
+        snprintf(key, sizeof(key), "ENV:%.*s", (int)(eq - *e - 11), *e + 11);
+        rc = add_route(t, key, strlen(key), mode);
+    }
+    const char *sf = getenv("ORPC_ROUTES_STATS_FILE");
+    if (rc == 0 && sf != NULL && *sf != '\0')
+        rc = set_stats_file(t, sf, strlen(sf));
+    return rc;
+}
+
+int orpc_routes_new(orpc_routes **out)
+{
+    if (out == NULL)
+        return ORPC_EINVAL;
+    orpc_routes *t = calloc(1, sizeof(*t));
+    if (t == NULL)
+        return ORPC_ENOMEM;
+    if (uv_rwlock_init(&t->rw) != 0) {
+        free(t);
+        return ORPC_ENOMEM;
+    }
+    uv_mutex_init(&t->lock);
+    t->refs = 1;
+    *out = t;
     return 0;
 }
 
@@ -195,30 +322,15 @@ int orpc_routes_load(orpc_routes **out, const char *config_file, char *err,
         return ORPC_EINVAL;
     if (errlen > 0)
         err[0] = '\0';
-    orpc_routes *t = calloc(1, sizeof(*t));
-    if (t == NULL)
-        return ORPC_ENOMEM;
-    uv_mutex_init(&t->lock);
-    int rc = 0;
-    if (config_file != NULL)
-        rc = load_file(t, config_file, err, errlen);
-    /* the environment's overrides, as a snapshot */
-    for (char **e = environ; rc == 0 && e && *e; e++) {
-        if (strncmp(*e, "ORPC_ROUTE_", 11) != 0)
-            continue;
-        const char *eq = strchr(*e, '=');
-        orpc_route_mode mode;
-        if (eq == NULL)
-            continue;
-        if (parse_mode(eq + 1, strlen(eq + 1), &mode) != 0) {
-            snprintf(err, errlen, "%.*s: unknown mode", (int)(eq - *e), *e);
-            rc = ORPC_ECONFIG;
-            break;
-        }
-        char key[300];
-        snprintf(key, sizeof(key), "ENV:%.*s", (int)(eq - *e - 11), *e + 11);
-        rc = add_route(t, key, strlen(key), mode);
-    }
+    orpc_routes *t;
+    int rc = orpc_routes_new(&t);
+    if (rc != 0)
+        return rc;
+    t->loaded = 1;
+    if (config_file != NULL && (t->file = strdup(config_file)) == NULL)
+        rc = ORPC_ENOMEM;
+    if (rc == 0)
+        rc = load_set(&t->set, config_file, err, errlen);
     if (rc != 0) {
         orpc_routes_free(t);
         return rc;
@@ -227,14 +339,23 @@ int orpc_routes_load(orpc_routes **out, const char *config_file, char *err,
     return 0;
 }
 
-int orpc_routes_new(orpc_routes **out)
+int orpc_routes_reload(orpc_routes *t, char *err, size_t errlen)
 {
-    if (out == NULL)
+    if (errlen > 0)
+        err[0] = '\0';
+    if (t == NULL || !t->loaded)
         return ORPC_EINVAL;
-    *out = calloc(1, sizeof(**out));
-    if (*out == NULL)
-        return ORPC_ENOMEM;
-    uv_mutex_init(&(*out)->lock);
+    route_set fresh = {0};
+    int rc = load_set(&fresh, t->file, err, errlen);
+    if (rc != 0) {
+        set_clear(&fresh);
+        return rc;
+    }
+    uv_rwlock_wrlock(&t->rw);
+    route_set old = t->set;
+    t->set = fresh;
+    uv_rwlock_wrunlock(&t->rw);
+    set_clear(&old);
     return 0;
 }
 
@@ -242,22 +363,41 @@ int orpc_routes_set(orpc_routes *t, const char *key, orpc_route_mode mode)
 {
     if (t == NULL || key == NULL || *key == '\0' ||
         strncmp(key, "ENV:", 4) == 0 || strncmp(key, "IGNORE:", 7) == 0 ||
-        (unsigned)mode > ORPC_ROUTE_SHADOW)
+        (unsigned)mode > ORPC_ROUTE_SHADOW_GRPC)
         return ORPC_EINVAL;
-    return add_route(t, key, strlen(key), mode);
+    uv_rwlock_wrlock(&t->rw);
+    int rc = add_route(&t->set, key, strlen(key), mode);
+    uv_rwlock_wrunlock(&t->rw);
+    return rc;
 }
+
+orpc_routes *orpc_routes_ref(orpc_routes *t)
+{
+    if (t != NULL) {
+        uv_mutex_lock(&t->lock);
+        t->refs++;
+        uv_mutex_unlock(&t->lock);
+    }
+    return t;
+}
+
+static void watch_stop(orpc_routes *t);
 
 void orpc_routes_free(orpc_routes *t)
 {
     if (t == NULL)
         return;
-    for (size_t i = 0; i < t->n; i++) {
-        free(t->r[i].key);
-        free(t->r[i].ignore);
-    }
-    free(t->r);
+    uv_mutex_lock(&t->lock);
+    int last = --t->refs == 0;
+    uv_mutex_unlock(&t->lock);
+    if (!last)
+        return;
+    watch_stop(t);
+    set_clear(&t->set);
+    free(t->file);
     free(t->stats);
     uv_mutex_destroy(&t->lock);
+    uv_rwlock_destroy(&t->rw);
     free(t);
 }
 
@@ -268,14 +408,15 @@ static void upper_snake(char *out, size_t len, const char *s, size_t n)
     for (size_t i = 0; i < n && j + 2 < len; i++) {
         unsigned char c = (unsigned char)s[i];
         if (i > 0 && isupper(c) &&
-            (islower((unsigned char)s[i - 1]) || isdigit((unsigned char)s[i - 1])))
+            (islower((unsigned char)s[i - 1]) ||
+             isdigit((unsigned char)s[i - 1])))
             out[j++] = '_';
         out[j++] = (char)toupper(c);
     }
     out[j] = '\0';
 }
 
-static int find(const orpc_routes *t, const char *key, orpc_route_mode *mode)
+static int find(const route_set *t, const char *key, orpc_route_mode *mode)
 {
     for (size_t i = t->n; i-- > 0;) /* the last entry for a key wins */
         if (strcmp(t->r[i].key, key) == 0) {
@@ -285,10 +426,13 @@ static int find(const orpc_routes *t, const char *key, orpc_route_mode *mode)
     return 0;
 }
 
-orpc_route_mode orpc_routes_mode(const orpc_routes *t,
+orpc_route_mode orpc_routes_mode(const orpc_routes *ct,
                                  const orpc_method_desc *m)
 {
+    orpc_routes *t = (orpc_routes *)ct; /* the lock is the mutable part */
     orpc_route_mode mode = ORPC_ROUTE_LEGACY;
+    if (m != NULL && m->http == NULL)
+        return ORPC_ROUTE_GRPC; /* no legacy endpoint to go to */
     if (t == NULL || m == NULL || m->service == NULL)
         return mode;
     const orpc_service_desc *s = m->service;
@@ -299,30 +443,50 @@ orpc_route_mode orpc_routes_mode(const orpc_routes *t,
     upper_snake(svc, sizeof(svc), s->name, sn);
     snprintf(meth, sizeof(meth), "%s_", svc);
     upper_snake(meth, sizeof(meth), m->name, strlen(m->name));
-    if (find(t, meth, &mode) || find(t, svc, &mode))
-        return mode;
     snprintf(key, sizeof(key), "%s/%s", s->full_name, m->name);
-    if (find(t, key, &mode) || find(t, s->full_name, &mode) ||
-        find(t, "*", &mode))
-        return mode;
-    return ORPC_ROUTE_LEGACY;
+    uv_rwlock_rdlock(&t->rw);
+    if (!(find(&t->set, meth, &mode) || find(&t->set, svc, &mode) ||
+          find(&t->set, key, &mode) || find(&t->set, s->full_name, &mode) ||
+          find(&t->set, "*", &mode)))
+        mode = ORPC_ROUTE_LEGACY;
+    uv_rwlock_rdunlock(&t->rw);
+    return mode;
 }
 
-/* ---- shadow counters ---- */
+const char *orpc_routes_stats_file(const orpc_routes *t)
+{
+    return t ? t->set.stats_file : NULL;
+}
 
-static void count(const orpc_routes *ct, const orpc_method_desc *m,
-                  int match, int dropped)
+const char *orpc_routes_stats_glob(const orpc_routes *t)
+{
+    return t ? t->set.stats_glob : NULL;
+}
+
+/* ---- counters ---- */
+
+typedef enum counter {
+    C_GRPC,
+    C_LEGACY,
+    C_FALLBACK,
+    C_MATCH,
+    C_MISMATCH,
+    C_DROPPED,
+    C_UNMIRRORED
+} counter;
+
+static void count(const orpc_routes *ct, const orpc_method_desc *m, counter c)
 {
     orpc_routes *t = (orpc_routes *)ct; /* the counters are the mutable part */
     if (t == NULL)
         return;
     uv_mutex_lock(&t->lock);
-    shadow_stat *st = NULL;
-    for (size_t i = 0; i < t->n_stats; i++)
+    method_stat *st = NULL;
+    for (size_t i = 0; i < t->n_stats && st == NULL; i++)
         if (t->stats[i].method == m)
             st = &t->stats[i];
     if (st == NULL) {
-        shadow_stat *n = realloc(t->stats, (t->n_stats + 1) * sizeof(*n));
+        method_stat *n = realloc(t->stats, (t->n_stats + 1) * sizeof(*n));
         if (n != NULL) {
             t->stats = n;
             st = &n[t->n_stats++];
@@ -331,19 +495,19 @@ static void count(const orpc_routes *ct, const orpc_method_desc *m,
         }
     }
     if (st != NULL) {
-        if (dropped)
-            st->s.dropped++;
-        else if (match)
-            st->s.matches++;
-        else
-            st->s.mismatches++;
+        uint64_t *f[] = {&st->s.grpc,      &st->s.legacy,     &st->s.fallbacks,
+                         &st->s.matches,   &st->s.mismatches, &st->s.dropped,
+                         &st->s.unmirrored};
+        (*f[c])++;
+        if (c == C_FALLBACK)
+            st->s.legacy++;
+        t->dirty = 1;
     }
     uv_mutex_unlock(&t->lock);
 }
 
-int orpc_routes_shadow_stats(const orpc_routes *ct,
-                             const orpc_method_desc *m,
-                             orpc_shadow_stats *out)
+int orpc_routes_stats(const orpc_routes *ct, const orpc_method_desc *m,
+                      orpc_route_stats *out)
 {
     orpc_routes *t = (orpc_routes *)ct;
     if (t == NULL || m == NULL || out == NULL)
@@ -357,17 +521,175 @@ int orpc_routes_shadow_stats(const orpc_routes *ct,
     return 0;
 }
 
-static const char *ignored_fields(const orpc_routes *t,
-                                  const orpc_method_desc *m)
+/* Copies the ignore list of |m| into |buf| (empty: none). */
+static void ignored_fields(const orpc_routes *ct, const orpc_method_desc *m,
+                           char *buf, size_t len)
 {
+    orpc_routes *t = (orpc_routes *)ct;
     char key[600];
+    buf[0] = '\0';
     if (t == NULL)
-        return NULL;
+        return;
     snprintf(key, sizeof(key), "IGNORE:%s", m->path + 1);
-    for (size_t i = t->n; i-- > 0;)
-        if (strcmp(t->r[i].key, key) == 0)
-            return t->r[i].ignore;
-    return NULL;
+    uv_rwlock_rdlock(&t->rw);
+    for (size_t i = t->set.n; i-- > 0;)
+        if (strcmp(t->set.r[i].key, key) == 0) {
+            snprintf(buf, len, "%s", t->set.r[i].ignore);
+            break;
+        }
+    uv_rwlock_rdunlock(&t->rw);
+}
+
+/* ---- the stats file and the watcher ---- */
+
+int orpc_routes_write_stats(orpc_routes *t)
+{
+    if (t == NULL)
+        return ORPC_EINVAL;
+    uv_rwlock_rdlock(&t->rw);
+    char *path = t->set.stats_file ? strdup(t->set.stats_file) : NULL;
+    uv_rwlock_rdunlock(&t->rw);
+    if (path == NULL)
+        return ORPC_EINVAL;
+    json_t *root = json_object(), *methods = json_object();
+    json_object_set_new(root, "pid", json_integer((json_int_t)getpid()));
+    json_object_set_new(root, "written_at_unix",
+                        json_integer((json_int_t)time(NULL)));
+    uv_mutex_lock(&t->lock);
+    for (size_t i = 0; i < t->n_stats; i++) {
+        const orpc_route_stats *s = &t->stats[i].s;
+        json_t *o = json_pack(
+            "{sIsIsIsIsIsIsI}", "grpc", (json_int_t)s->grpc, "legacy",
+            (json_int_t)s->legacy, "fallbacks", (json_int_t)s->fallbacks,
+            "matches", (json_int_t)s->matches, "mismatches",
+            (json_int_t)s->mismatches, "dropped", (json_int_t)s->dropped,
+            "unmirrored", (json_int_t)s->unmirrored);
+        json_object_set_new(methods, t->stats[i].method->path + 1, o);
+    }
+    t->dirty = 0;
+    uv_mutex_unlock(&t->lock);
+    json_object_set_new(root, "methods", methods);
+    size_t n = strlen(path) + 32;
+    char *tmp = malloc(n);
+    int rc = ORPC_ENOMEM;
+    if (tmp != NULL) {
+        snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
+        rc = json_dump_file(root, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) == 0 &&
+                     rename(tmp, path) == 0
+                 ? 0
+                 : ORPC_ESYS;
+        if (rc != 0)
+            unlink(tmp);
+    }
+    free(tmp);
+    free(path);
+    json_decref(root);
+    return rc;
+}
+
+static void watch_log(orpc_routes *t, orpc_log_level lvl, const char *msg)
+{
+    if (t->log)
+        t->log(lvl, msg, t->log_ud);
+}
+
+static void on_reload_signal(uv_signal_t *h, int signum)
+{
+    orpc_routes *t = h->data;
+    char err[512], line[600];
+    (void)signum;
+    int rc = orpc_routes_reload(t, err, sizeof(err));
+    if (rc == 0)
+        snprintf(line, sizeof(line), "routes reloaded from %s",
+                 t->file ? t->file : "the environment");
+    else
+        snprintf(line, sizeof(line),
+                 "routes reload failed, keeping the "
+                 "previous table: %s",
+                 err[0] ? err : orpc_strerror(rc));
+    watch_log(t, rc == 0 ? ORPC_LOG_INFO : ORPC_LOG_ERROR, line);
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    orpc_routes *t = h->data;
+    uv_mutex_lock(&t->lock);
+    int dirty = t->dirty;
+    uv_mutex_unlock(&t->lock);
+    if (dirty && orpc_routes_stats_file(t) != NULL &&
+        orpc_routes_write_stats(t) != 0) {
+        char line[600];
+        snprintf(line, sizeof(line), "cannot write routing stats to %s",
+                 orpc_routes_stats_file(t));
+        watch_log(t, ORPC_LOG_WARN, line);
+    }
+}
+
+static void on_stop(uv_async_t *h)
+{
+    orpc_routes *t = h->data;
+    if (t->signum)
+        uv_close((uv_handle_t *)&t->sig, NULL);
+    uv_close((uv_handle_t *)&t->tick, NULL);
+    uv_close((uv_handle_t *)&t->stop, NULL);
+}
+
+static void close_handle(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static void watcher_main(void *arg)
+{
+    orpc_routes *t = arg;
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+}
+
+int orpc_routes_watch(orpc_routes *t, int reload_signal, orpc_log_fn log,
+                      void *log_user_data)
+{
+    if (t == NULL || t->watching || reload_signal < 0 || reload_signal > 64)
+        return ORPC_EINVAL;
+    t->log = log;
+    t->log_ud = log_user_data;
+    t->signum = reload_signal;
+    if (uv_loop_init(&t->loop) != 0)
+        return ORPC_ESYS;
+    t->stop.data = t->sig.data = t->tick.data = t;
+    int rc = uv_async_init(&t->loop, &t->stop, on_stop);
+    if (rc == 0)
+        rc = uv_timer_init(&t->loop, &t->tick);
+    if (rc == 0)
+        rc = uv_timer_start(&t->tick, on_tick, 1000, 1000);
+    if (rc == 0 && reload_signal) {
+        rc = uv_signal_init(&t->loop, &t->sig);
+        if (rc == 0)
+            rc = uv_signal_start(&t->sig, on_reload_signal, reload_signal);
+    }
+    if (rc == 0)
+        rc = uv_thread_create(&t->watcher, watcher_main, t);
+    if (rc != 0) {
+        uv_walk(&t->loop, close_handle, NULL);
+        uv_run(&t->loop, UV_RUN_DEFAULT);
+        uv_loop_close(&t->loop);
+        return ORPC_ESYS;
+    }
+    t->watching = 1;
+    return 0;
+}
+
+static void watch_stop(orpc_routes *t)
+{
+    if (t->watching) {
+        uv_async_send(&t->stop);
+        uv_thread_join(&t->watcher);
+        uv_loop_close(&t->loop);
+        t->watching = 0;
+    }
+    if (t->dirty && t->set.stats_file != NULL)
+        orpc_routes_write_stats(t); /* the last word */
 }
 
 /* ---- routed clients ---- */
@@ -378,8 +700,9 @@ typedef struct mirror {
     struct mirror *next;
     const orpc_method_desc *m;
     ProtobufCMessage *req;
+    int to_legacy; /* the mirror goes to the legacy side (shadow-grpc) */
     orpc_code primary_code;
-    char *primary_json; /* the legacy response as JSON, or NULL */
+    char *primary_json; /* the answering side's response as JSON, or NULL */
 } mirror;
 
 typedef struct routed {
@@ -394,7 +717,7 @@ typedef struct routed {
     uv_thread_t worker;
     orpc_log_fn log;
     void *log_ud;
-    const orpc_routes *routes;
+    orpc_routes *routes; /* a reference */
     orpc_channel *channel;
     orpc__legacy_http *legacy;
     orpc__legacy_http *auth;
@@ -433,6 +756,7 @@ static void routed_free(void *ud)
     orpc__legacy_http_free(r->legacy);
     orpc__legacy_http_free(r->auth);
     orpc_channel_free(r->channel);
+    orpc_routes_free(r->routes);
     free(r);
 }
 
@@ -458,13 +782,12 @@ static orpc_status legacy_invoke(routed *r, const orpc_method_desc *m,
                                   m->path);
     if (r->legacy == NULL)
         return orpc_status_errorf(ORPC_UNAVAILABLE,
-                                  "%s: no legacy base URL configured",
-                                  m->path);
+                                  "%s: no legacy base URL configured", m->path);
     orpc_status st = orpc__http_build(m, NULL, req, &r->jo, &hr);
     if (st.code != ORPC_OK)
         return st;
-    int64_t timeout = opts && opts->timeout_ms > 0 ? opts->timeout_ms
-                                                   : r->legacy_timeout_ms;
+    int64_t timeout =
+        opts && opts->timeout_ms > 0 ? opts->timeout_ms : r->legacy_timeout_ms;
     const char *const *hdrs = (const char *const *)hr.headers;
     if (m->legacy_no_auth || has_auth_header(&hr) || r->tokens == NULL)
         st = orpc__legacy_http_do(r->legacy, hr.verb, hr.path, hdrs,
@@ -472,14 +795,14 @@ static orpc_status legacy_invoke(routed *r, const orpc_method_desc *m,
                                   &reply);
     else
         st = orpc__legacy_call_authed(r->legacy, r->tokens, hr.verb, hr.path,
-                                      hdrs, hr.n_headers, hr.body,
-                                      hr.body_len, timeout, &reply);
+                                      hdrs, hr.n_headers, hr.body, hr.body_len,
+                                      timeout, &reply);
     orpc__http_request_clear(&hr);
     if (st.code == ORPC_OK && (reply.status < 200 || reply.status > 299))
         st = orpc__legacy_status(&reply);
     if (st.code == ORPC_OK)
-        st = orpc__http_decode_response(m, NULL, reply.body, reply.len,
-                                        &r->jo, resp);
+        st = orpc__http_decode_response(m, NULL, reply.body, reply.len, &r->jo,
+                                        resp);
     orpc__http_reply_clear(&reply);
     return st;
 }
@@ -515,9 +838,10 @@ static void drop_ignored(json_t *v, const char *list)
     }
 }
 
-/* First key path where |a| and |b| differ, into |out| (a sample). */
-static void first_diff(json_t *a, json_t *b, const char *at, char *out,
-                       size_t len)
+/* First key path where |a| (the answering side, named |an|) and |b| (the
+ * mirror, |bn|) differ, into |out| (a sample). */
+static void first_diff(json_t *a, json_t *b, const char *at, const char *an,
+                       const char *bn, char *out, size_t len)
 {
     if (json_is_object(a) && json_is_object(b)) {
         const char *k;
@@ -529,15 +853,15 @@ static void first_diff(json_t *a, json_t *b, const char *at, char *out,
                 char sub[512];
                 snprintf(sub, sizeof(sub), "%s.%s", at, k);
                 if (vb == NULL)
-                    snprintf(out, len, "%s: only on the legacy side", sub);
+                    snprintf(out, len, "%s: only on the %s side", sub, an);
                 else
-                    first_diff(va, vb, sub, out, len);
+                    first_diff(va, vb, sub, an, bn, out, len);
                 return;
             }
         }
         json_object_foreach(b, k, va) if (json_object_get(a, k) == NULL)
         {
-            snprintf(out, len, "%s.%s: only on the gRPC side", at, k);
+            snprintf(out, len, "%s.%s: only on the %s side", at, k, bn);
             return;
         }
     }
@@ -548,29 +872,32 @@ static void shadow_compare(routed *r, mirror *mi)
 {
     ProtobufCMessage *resp = NULL;
     orpc_call_opts o = {.timeout_ms = r->legacy_timeout_ms};
-    orpc_status st = orpc_channel_invoke(r->channel, mi->m, mi->req, &resp, &o);
+    const char *an = mi->to_legacy ? "gRPC" : "legacy";
+    const char *bn = mi->to_legacy ? "legacy" : "gRPC";
+    orpc_status st = mi->to_legacy ? legacy_invoke(r, mi->m, mi->req, &resp, &o)
+                                   : orpc_channel_invoke(r->channel, mi->m,
+                                                         mi->req, &resp, &o);
     int match = st.code == mi->primary_code;
     char why[600] = "";
     if (!match)
-        snprintf(why, sizeof(why), "status: legacy %s, gRPC %s",
-                 orpc_code_name(mi->primary_code), orpc_code_name(st.code));
+        snprintf(why, sizeof(why), "status: %s %s, %s %s", an,
+                 orpc_code_name(mi->primary_code), bn, orpc_code_name(st.code));
     if (match && st.code == ORPC_OK) {
-        char *mine = NULL;
+        char *mine = NULL, ign[1024];
         json_error_t e;
-        json_t *a = mi->primary_json
-                        ? json_loads(mi->primary_json, 0, &e)
-                        : NULL;
+        json_t *a =
+            mi->primary_json ? json_loads(mi->primary_json, 0, &e) : NULL;
         json_t *b = NULL;
         orpc_json_opts jo = {.emit_defaults = 1};
         if (orpc_json_encode(mi->m->output, resp, &jo, &mine, NULL) == 0)
             b = json_loads(mine, 0, &e);
-        const char *ign = ignored_fields(r->routes, mi->m);
+        ignored_fields(r->routes, mi->m, ign, sizeof(ign));
         if (a && b) {
             drop_ignored(a, ign);
             drop_ignored(b, ign);
             match = json_equal(a, b);
             if (!match)
-                first_diff(a, b, "$", why, sizeof(why));
+                first_diff(a, b, "$", an, bn, why, sizeof(why));
         } else {
             match = 0;
             snprintf(why, sizeof(why), "a response would not encode");
@@ -579,10 +906,10 @@ static void shadow_compare(routed *r, mirror *mi)
         json_decref(b);
         free(mine);
     }
-    count(r->routes, mi->m, match, 0);
+    count(r->routes, mi->m, match ? C_MATCH : C_MISMATCH);
     if (!match && r->log) {
-        orpc_shadow_stats s;
-        orpc_routes_shadow_stats(r->routes, mi->m, &s);
+        orpc_route_stats s = {0};
+        orpc_routes_stats(r->routes, mi->m, &s);
         /* a sample: the 1st, 2nd, 4th, 8th... mismatch of a method */
         if ((s.mismatches & (s.mismatches - 1)) == 0) {
             char line[800];
@@ -621,16 +948,23 @@ static void shadow_worker(void *arg)
 /* Hands a copy of the call to the mirror worker; drops it when the queue is
  * full, so the caller never waits for the shadow side. */
 static void mirror_call(routed *r, const orpc_method_desc *m,
-                        const ProtobufCMessage *req, orpc_code code,
-                        const ProtobufCMessage *resp)
+                        const ProtobufCMessage *req, int to_legacy,
+                        orpc_code code, const ProtobufCMessage *resp)
 {
-    if (r->channel == NULL)
+    if (m->idempotency != ORPC_NO_SIDE_EFFECTS &&
+        strcmp(m->http->verb, "GET") != 0) {
+        count(r->routes, m, C_UNMIRRORED); /* it would happen twice */
         return;
+    }
+    if (to_legacy ? r->legacy == NULL : r->channel == NULL) {
+        count(r->routes, m, C_DROPPED); /* nowhere to mirror to */
+        return;
+    }
     uv_mutex_lock(&r->lock);
     int full = r->queued >= SHADOW_QUEUE;
     uv_mutex_unlock(&r->lock);
     if (full) {
-        count(r->routes, m, 0, 1);
+        count(r->routes, m, C_DROPPED);
         return;
     }
     mirror *mi = calloc(1, sizeof(*mi));
@@ -652,6 +986,7 @@ static void mirror_call(routed *r, const orpc_method_desc *m,
         return;
     }
     mi->m = m;
+    mi->to_legacy = to_legacy;
     mi->primary_code = code;
     uv_mutex_lock(&r->lock);
     if (!r->worker_started) {
@@ -660,7 +995,7 @@ static void mirror_call(routed *r, const orpc_method_desc *m,
     }
     if (!r->worker_started || r->queued >= SHADOW_QUEUE) {
         uv_mutex_unlock(&r->lock);
-        count(r->routes, m, 0, 1);
+        count(r->routes, m, C_DROPPED);
         mirror_free(mi);
         return;
     }
@@ -674,37 +1009,74 @@ static void mirror_call(routed *r, const orpc_method_desc *m,
     uv_mutex_unlock(&r->lock);
 }
 
+static void served(routed *r, const orpc_method_desc *m,
+                   const orpc_call_opts *opts, orpc_served_by by, counter c)
+{
+    if (opts && opts->served_by)
+        *opts->served_by = by;
+    count(r->routes, m, c);
+}
+
+static orpc_status via_legacy(routed *r, const orpc_method_desc *m,
+                              const ProtobufCMessage *req,
+                              ProtobufCMessage **resp,
+                              const orpc_call_opts *opts, counter c)
+{
+    orpc_status st = legacy_invoke(r, m, req, resp, opts);
+    served(r, m, opts, ORPC_SERVED_LEGACY, c);
+    return st;
+}
+
+static orpc_status via_grpc(routed *r, const orpc_method_desc *m,
+                            const ProtobufCMessage *req,
+                            ProtobufCMessage **resp, const orpc_call_opts *opts)
+{
+    if (r->channel == NULL)
+        return orpc_status_errorf(ORPC_UNAVAILABLE,
+                                  "%s is routed to gRPC but the client has no "
+                                  "channel (no gRPC target configured)",
+                                  m->path);
+    orpc_status st = orpc_channel_invoke(r->channel, m, req, resp, opts);
+    served(r, m, opts, ORPC_SERVED_GRPC, C_GRPC);
+    return st;
+}
+
 static orpc_status routed_invoke(const orpc_method_desc *m,
                                  const ProtobufCMessage *req,
                                  ProtobufCMessage **resp,
                                  const orpc_call_opts *opts, void *ud)
 {
     routed *r = ud;
-    orpc_route_mode mode = orpc_routes_mode(r->routes, m);
-    if (mode == ORPC_ROUTE_LEGACY)
-        return legacy_invoke(r, m, req, resp, opts);
-    if (mode == ORPC_ROUTE_SHADOW) {
+    orpc_status st;
+    if (opts && opts->served_by)
+        *opts->served_by = ORPC_SERVED_NONE;
+    switch (orpc_routes_mode(r->routes, m)) {
+    case ORPC_ROUTE_GRPC:
+        return via_grpc(r, m, req, resp, opts);
+    case ORPC_ROUTE_SHADOW:
         /* the legacy side answers; gRPC is asked off the caller's path */
-        orpc_status st = legacy_invoke(r, m, req, resp, opts);
-        mirror_call(r, m, req, st.code, st.code == ORPC_OK ? *resp : NULL);
+        st = via_legacy(r, m, req, resp, opts, C_LEGACY);
+        mirror_call(r, m, req, 0, st.code, st.code == ORPC_OK ? *resp : NULL);
         return st;
+    case ORPC_ROUTE_SHADOW_GRPC:
+        st = via_grpc(r, m, req, resp, opts);
+        mirror_call(r, m, req, 1, st.code, st.code == ORPC_OK ? *resp : NULL);
+        return st;
+    case ORPC_ROUTE_FALLBACK:
+        if (r->channel == NULL)
+            return via_legacy(r, m, req, resp, opts, C_FALLBACK);
+        st = orpc_channel_invoke(r->channel, m, req, resp, opts);
+        if (st.code == ORPC_UNAVAILABLE || st.code == ORPC_UNIMPLEMENTED) {
+            /* nothing came back from the gRPC side: the legacy one answers */
+            orpc_status_clear(&st);
+            return via_legacy(r, m, req, resp, opts, C_FALLBACK);
+        }
+        served(r, m, opts, ORPC_SERVED_GRPC, C_GRPC);
+        return st;
+    case ORPC_ROUTE_LEGACY:
+    default:
+        return via_legacy(r, m, req, resp, opts, C_LEGACY);
     }
-    if (r->channel == NULL) {
-        if (mode == ORPC_ROUTE_FALLBACK)
-            return legacy_invoke(r, m, req, resp, opts);
-        return orpc_status_errorf(ORPC_UNAVAILABLE,
-                                  "%s is routed to gRPC but the client has no "
-                                  "channel",
-                                  m->path);
-    }
-    orpc_status st = orpc_channel_invoke(r->channel, m, req, resp, opts);
-    if (mode == ORPC_ROUTE_FALLBACK &&
-        (st.code == ORPC_UNAVAILABLE || st.code == ORPC_UNIMPLEMENTED)) {
-        /* nothing came back from the gRPC side: the legacy one answers */
-        orpc_status_clear(&st);
-        return legacy_invoke(r, m, req, resp, opts);
-    }
-    return st;
 }
 
 typedef struct async_job {
@@ -722,8 +1094,8 @@ static void async_run(void *arg)
 {
     async_job *j = arg;
     ProtobufCMessage *resp = NULL;
-    orpc_status st = routed_invoke(j->m, j->req, &resp,
-                                   j->has_opts ? &j->opts : NULL, j->r);
+    orpc_status st =
+        routed_invoke(j->m, j->req, &resp, j->has_opts ? &j->opts : NULL, j->r);
     j->done(&st, resp, j->typed_cb, j->cb_ud);
     orpc_status_clear(&st);
     protobuf_c_message_free_unpacked(j->req, NULL);
@@ -737,9 +1109,13 @@ static int routed_invoke_async(const orpc_method_desc *m,
                                void *cb_ud, void *ud)
 {
     routed *r = ud;
-    if (orpc_routes_mode(r->routes, m) == ORPC_ROUTE_GRPC && r->channel)
-        return orpc_channel_invoke_async_typed(r->channel, m, req, opts, done,
-                                               typed_cb, cb_ud);
+    if (orpc_routes_mode(r->routes, m) == ORPC_ROUTE_GRPC && r->channel) {
+        int rc = orpc_channel_invoke_async_typed(r->channel, m, req, opts, done,
+                                                 typed_cb, cb_ud);
+        if (rc == 0)
+            count(r->routes, m, C_GRPC);
+        return rc;
+    }
     async_job *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return ORPC_ENOMEM;
@@ -783,9 +1159,14 @@ static int routed_call_start(orpc_call **out, const orpc_method_desc *m,
 {
     routed *r = ud;
     orpc_route_mode mode = orpc_routes_mode(r->routes, m);
+    /* Streams travel over gRPC only: no legacy endpoint streams, and a
+     * streaming method has no HTTP rule (so its mode is always grpc). */
     if (mode == ORPC_ROUTE_LEGACY || r->channel == NULL)
-        return ORPC_ENOTSUP; /* streams travel over gRPC only, today */
-    return orpc_channel_call_start(out, r->channel, m, req, opts);
+        return ORPC_ENOTSUP;
+    int rc = orpc_channel_call_start(out, r->channel, m, req, opts);
+    if (rc == 0)
+        count(r->routes, m, C_GRPC);
+    return rc;
 }
 
 static const orpc_invoker routed_invoker = {routed_invoke, routed_invoke_async,
@@ -829,7 +1210,7 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     if (r == NULL)
         return ORPC_ENOMEM;
     r->svc = s;
-    r->routes = o->routes;
+    r->routes = orpc_routes_ref((orpc_routes *)o->routes);
     uv_mutex_init(&r->lock);
     uv_cond_init(&r->cond);
     r->log = o->log;
@@ -848,9 +1229,9 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     snprintf(ua, sizeof(ua), "OpsConductor-%s/1.0.0",
              o->identity ? o->identity : "orpc");
     orpc__http_opts ho = {.ca_file = o->ca_file, .user_agent = ua};
-    const char *base = o->legacy_url ? o->legacy_url
-                                     : env_or(s->legacy_url_env,
-                                              s->legacy_default_url);
+    const char *base = o->legacy_url
+                           ? o->legacy_url
+                           : env_or(s->legacy_url_env, s->legacy_default_url);
     int rc = 0;
     if (base != NULL)
         rc = orpc__legacy_http_new(&r->legacy, base, &ho);
@@ -870,9 +1251,10 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
         if (user == NULL || pass == NULL) {
             rc = ORPC_ECONFIG; /* no default account, ever */
         } else {
-            const char *auth_url = o->auth_url ? o->auth_url
-                                               : env_or("AUTH_SERVICE_URL",
-                                                        "http://auth-service:3001");
+            const char *auth_url =
+                o->auth_url
+                    ? o->auth_url
+                    : env_or("AUTH_SERVICE_URL", "http://auth-service:3001");
             rc = orpc__legacy_http_new(&r->auth, auth_url, &ho);
             if (rc == 0)
                 rc = orpc__tokens_new(&r->tokens, r->auth, user, pass);

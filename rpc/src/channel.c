@@ -239,6 +239,8 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     c->deadline_ns =
         timeout > 0 ? orpc__now_ns() + timeout * 1000000 : INT64_MAX;
     if (opts) {
+        if (opts->served_by)
+            *opts->served_by = ORPC_SERVED_GRPC;
         c->wait_for_ready = opts->wait_for_ready;
         c->headers_out = opts->headers_out;
         c->trailers_out = opts->trailers_out;

@@ -30,6 +30,16 @@ extern "C" {
  * Per-call options.  Pass NULL for all defaults, or zero-initialise and set
  * what applies; fields are only ever appended.
  */
+/** Which side carried a call (see orpc_call_opts.served_by). */
+typedef enum orpc_served_by {
+    /** Nothing was sent (the call failed before reaching either side). */
+    ORPC_SERVED_NONE = 0,
+    /** A gRPC server answered. */
+    ORPC_SERVED_GRPC = 1,
+    /** A legacy JSON/HTTP endpoint answered (orpc/compat/router.h). */
+    ORPC_SERVED_LEGACY = 2
+} orpc_served_by;
+
 typedef struct orpc_call_opts {
     /** Deadline relative to the call's start, in milliseconds; 0 takes the
      *  channel's default (none unless set).  Sent as `grpc-timeout`. */
@@ -45,6 +55,10 @@ typedef struct orpc_call_opts {
     orpc_metadata *headers_out;
     /** When not NULL, receives the trailers (appended). */
     orpc_metadata *trailers_out;
+    /** When not NULL, set to the side that answered the call; for an
+     *  asynchronous call, before its callback runs (keep it valid until
+     *  then).  A shadow call's mirror is not counted here. */
+    orpc_served_by *served_by;
 } orpc_call_opts;
 
 /**

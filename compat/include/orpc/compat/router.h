@@ -4,29 +4,44 @@
  * moves.
  *
  * A routing table maps each method to a mode:
- *   grpc      the call goes over the gRPC channel;
- *   legacy    the call goes to the legacy endpoint of its google.api.http
- *             rule (today's behaviour, and the default);
- *   fallback  gRPC first; the legacy endpoint when gRPC answers UNAVAILABLE
- *             or UNIMPLEMENTED;
- *   shadow    the legacy endpoint answers; the call is mirrored to gRPC off
- *             the caller's path (a bounded queue that drops when full) and
- *             the two responses are compared field by field, counting
- *             matches and mismatches per method (orpc_routes_shadow_stats)
- *             and logging a sample difference.
+ *   grpc         the call goes over the gRPC channel;
+ *   legacy       the call goes to the legacy endpoint of its google.api.http
+ *                rule (today's behaviour, and the default);
+ *   fallback     gRPC first; the legacy endpoint when gRPC answers
+ *                UNAVAILABLE or UNIMPLEMENTED (nothing came back);
+ *   shadow       the legacy endpoint answers; the call is mirrored to gRPC
+ *                off the caller's path (a bounded queue that drops when
+ *                full) and the two responses are compared field by field;
+ *   shadow-grpc  the same with the sides swapped: gRPC answers, the legacy
+ *                endpoint is mirrored.
+ * Only calls without side effects are mirrored (idempotency_level
+ * NO_SIDE_EFFECTS, or a GET rule): mirroring a write would perform it twice.
+ * Other calls of a shadowed method are served by the answering side and
+ * counted as unmirrored.  A method without a google.api.http rule has no
+ * legacy endpoint: it always travels over gRPC, whatever the table says.
  *
- * The table comes from a file of `key = mode` lines (`#` starts a comment;
- * a key is `*`, `pkg.Service` or `pkg.Service/Method`) and from environment
- * overrides: ORPC_ROUTE_<SERVICE> and ORPC_ROUTE_<SERVICE>_<METHOD>, where
+ * The table comes from a file and from environment overrides.  File lines:
+ *   key = mode             key: `*`, `pkg.Service` or `pkg.Service/Method`
+ *   ignore pkg.Service/Method = a.b, c
+ *                          response fields (dotted proto names) that shadow
+ *                          comparisons skip, e.g. timestamps
+ *   stats_file = PATH      where orpc_routes_watch() writes the counters
+ *                          (`{pid}` becomes the process id); `orpc routes`
+ *                          reads them from there
+ *   # comment
+ * Environment: ORPC_ROUTE_<SERVICE> and ORPC_ROUTE_<SERVICE>_<METHOD>, where
  * SERVICE is the service's name without its "Service" suffix and METHOD the
  * method's name, both upper-case with '_' between words (ORPC_ROUTE_JOBS,
- * ORPC_ROUTE_JOBS_GET_JOB).  Most specific wins: env method, env service,
- * file method, file service, file `*`, then legacy.  A file line
- * `ignore pkg.Service/Method = a.b, c` names response fields (dotted proto
- * names) that shadow comparisons skip, e.g. timestamps.
+ * ORPC_ROUTE_JOBS_GET_JOB); ORPC_ROUTES_STATS_FILE overrides stats_file.
+ * Most specific wins: env method, env service, file method, file service,
+ * file `*`, then legacy.
  *
- * Thread-safety: a loaded table is immutable (any thread); a routed client
- * is thread-safe.
+ * Every call is counted per method by the side that answered it (and
+ * whether it fell back); orpc_call_opts.served_by tells one caller which.
+ *
+ * Thread-safety: a table is reference-counted and thread-safe; a reload
+ * swaps its routes atomically for calls that start afterwards, and keeps
+ * its counters.  A routed client is thread-safe.
  */
 #ifndef ORPC_COMPAT_ROUTER_H
 #define ORPC_COMPAT_ROUTER_H
@@ -45,12 +60,14 @@ typedef enum orpc_route_mode {
     ORPC_ROUTE_LEGACY = 0,
     ORPC_ROUTE_GRPC = 1,
     ORPC_ROUTE_FALLBACK = 2,
-    ORPC_ROUTE_SHADOW = 3
+    ORPC_ROUTE_SHADOW = 3,
+    ORPC_ROUTE_SHADOW_GRPC = 4
 } orpc_route_mode;
 
 /**
  * @function
- * "legacy", "grpc", "fallback" or "shadow"; "?" for anything else.
+ * "legacy", "grpc", "fallback", "shadow" or "shadow-grpc"; "?" for anything
+ * else.
  */
 ORPC_EXTERN const char *orpc_route_mode_name(int mode);
 
@@ -63,8 +80,8 @@ typedef struct orpc_routes orpc_routes;
  *
  * Returns 0; ORPC_ECONFIG with the file, line and problem in |err| (a line
  * that does not parse, an unknown mode, an environment override with an
- * unknown mode); ORPC_ENOMEM.  Ownership: the
- * caller frees the table with orpc_routes_free().
+ * unknown mode); ORPC_ENOMEM.  Ownership: the caller holds one reference
+ * and drops it with orpc_routes_free().
  */
 ORPC_EXTERN int orpc_routes_load(orpc_routes **out, const char *config_file,
                                  char *err, size_t errlen);
@@ -90,9 +107,67 @@ ORPC_EXTERN int orpc_routes_set(orpc_routes *routes, const char *key,
 
 /**
  * @function
- * Frees the table.  NULL is a no-op.
+ * Takes a reference to |routes| (NULL is returned as is).
+ */
+ORPC_EXTERN orpc_routes *orpc_routes_ref(orpc_routes *routes);
+
+/**
+ * @function
+ * Drops a reference; the last one stops the watcher (writing the counters
+ * one last time) and frees the table.  NULL is a no-op.
  */
 ORPC_EXTERN void orpc_routes_free(orpc_routes *routes);
+
+/**
+ * @function
+ * Rereads the file the table was loaded from and the environment, and
+ * swaps the new routes in for calls that start afterwards; counters are
+ * kept.  On any error the table is left as it was.
+ *
+ * Returns 0; ORPC_ECONFIG with the problem in |err| (as orpc_routes_load());
+ * ORPC_EINVAL for a table made with orpc_routes_new(); ORPC_ENOMEM.
+ */
+ORPC_EXTERN int orpc_routes_reload(orpc_routes *routes, char *err,
+                                   size_t errlen);
+
+/**
+ * @function
+ * Starts the table's watcher thread: on |reload_signal| (e.g. SIGHUP; 0 for
+ * none) it calls orpc_routes_reload() and logs the outcome through |log|;
+ * once a second, when counters changed, it writes them to the table's
+ * stats file (atomically: a temporary file renamed over it).  The signal
+ * is caught through libuv, which shares it with other libuv loops of the
+ * process (orpc_server_run()'s SIGHUP reload keeps working).  Stopped by
+ * the last orpc_routes_free().
+ *
+ * Returns 0; ORPC_EINVAL (already watching, bad signal); ORPC_ESYS.
+ */
+ORPC_EXTERN int orpc_routes_watch(orpc_routes *routes, int reload_signal,
+                                  orpc_log_fn log, void *log_user_data);
+
+/**
+ * @function
+ * Writes the counters to the table's stats file now (see orpc_routes_watch()).
+ *
+ * Returns 0; ORPC_EINVAL when no stats file is configured; ORPC_ESYS when it
+ * cannot be written.
+ */
+ORPC_EXTERN int orpc_routes_write_stats(orpc_routes *routes);
+
+/**
+ * @function
+ * The stats file configured for |routes| (`{pid}` expanded), or NULL.
+ * Borrowed until the next reload.
+ */
+ORPC_EXTERN const char *orpc_routes_stats_file(const orpc_routes *routes);
+
+/**
+ * @function
+ * The stats file's name with `{pid}` as `*`: a glob(3) pattern matching the
+ * files of every process using the same configuration (what `orpc routes`
+ * sums up), or NULL.  Borrowed until the next reload.
+ */
+ORPC_EXTERN const char *orpc_routes_stats_glob(const orpc_routes *routes);
 
 /**
  * @function
@@ -101,32 +176,40 @@ ORPC_EXTERN void orpc_routes_free(orpc_routes *routes);
 ORPC_EXTERN orpc_route_mode orpc_routes_mode(const orpc_routes *routes,
                                              const orpc_method_desc *method);
 
-/** Shadow comparison counters of one method. */
-typedef struct orpc_shadow_stats {
-    /** Both sides answered alike (status and, when OK, every compared field). */
+/** Counters of one method, accumulated by the routed clients of a table. */
+typedef struct orpc_route_stats {
+    /** Calls the gRPC side answered (any status). */
+    uint64_t grpc;
+    /** Calls the legacy side answered (any status). */
+    uint64_t legacy;
+    /** Of |legacy|: calls that tried gRPC first (fallback mode). */
+    uint64_t fallbacks;
+    /** Shadow: both sides answered alike (status and, when OK, every
+     *  compared field). */
     uint64_t matches;
-    /** They differed. */
+    /** Shadow: they differed. */
     uint64_t mismatches;
-    /** Mirrors dropped because the queue was full. */
+    /** Shadow: mirrors dropped because the queue was full. */
     uint64_t dropped;
-} orpc_shadow_stats;
+    /** Shadow: calls not mirrored because the method has side effects. */
+    uint64_t unmirrored;
+} orpc_route_stats;
 
 /**
  * @function
- * The shadow counters of |method| accumulated in |routes| by the routed
- * clients using it.  Any thread.
+ * The counters of |method| in |routes|.  Any thread.
  *
  * Returns 0, or ORPC_EINVAL.
  */
-ORPC_EXTERN int orpc_routes_shadow_stats(const orpc_routes *routes,
-                                         const orpc_method_desc *method,
-                                         orpc_shadow_stats *out);
+ORPC_EXTERN int orpc_routes_stats(const orpc_routes *routes,
+                                  const orpc_method_desc *method,
+                                  orpc_route_stats *out);
 
 /**
  * Settings of a routed client.  Zero-initialise; strings are copied.
  */
 typedef struct orpc_routed_opts {
-    /** The table; borrowed for the client's life.  NULL: all legacy. */
+    /** The table; the client takes a reference.  NULL: all legacy. */
     const orpc_routes *routes;
     /** The gRPC side; the client takes a reference.  NULL: grpc and
      *  fallback calls fail with UNAVAILABLE. */
