@@ -6,6 +6,8 @@
  * `fallback` mode when gRPC is down or does not implement the method; the
  * routing table's file format, environment overrides and errors.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -697,6 +700,117 @@ static void test_shadow_grpc_watch_and_stats(void **state)
     uv_mutex_destroy(&g_log_lock);
 }
 
+/* One request to the fixture's control API over a plain socket (the
+ * transport under test is not used to drive its own fixture); the reply's
+ * body goes to |out|.  Returns the HTTP status, or -1. */
+static int fx(const char *method, const char *path, const char *body, char *out,
+              size_t outlen)
+{
+    int port = atoi(strrchr(g_url, ':') + 1);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof(a)) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char req[2048];
+    int n =
+        snprintf(req, sizeof(req),
+                 "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                 "Content-Type: application/json\r\nContent-Length: %zu\r\n"
+                 "\r\n%s",
+                 method, path, body ? strlen(body) : 0, body ? body : "");
+    if (n <= 0 || (size_t)n >= sizeof(req) || write(fd, req, (size_t)n) != n) {
+        close(fd);
+        return -1;
+    }
+    static char buf[1 << 16];
+    size_t got = 0;
+    ssize_t r;
+    while (got + 1 < sizeof(buf) &&
+           (r = read(fd, buf + got, sizeof(buf) - 1 - got)) > 0)
+        got += (size_t)r;
+    close(fd);
+    buf[got] = '\0';
+    int status = -1;
+    sscanf(buf, "HTTP/1.%*d %d", &status);
+    const char *b = strstr(buf, "\r\n\r\n");
+    snprintf(out, outlen, "%s", b ? b + 4 : "");
+    return status;
+}
+
+/* How many requests the fixture recorded for |path| since its last reset. */
+static int fx_count(const char *path)
+{
+    char q[256], out[1 << 15];
+    snprintf(q, sizeof(q), "/_fixture/requests?path=%s", path);
+    assert_int_equal(fx("GET", q, NULL, out, sizeof(out)), 200);
+    json_t *l = json_loads(out, 0, NULL);
+    assert_true(json_is_array(l));
+    int n = (int)json_array_size(l);
+    json_decref(l);
+    return n;
+}
+
+/* Failed legacy calls are retried as today's clients do, but only where a
+ * repeat is harmless. */
+static void test_legacy_retries(void **state)
+{
+    (void)state;
+    char out[4096];
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.legacy_url = g_url,
+                          .identity = "scheduler-service",
+                          .legacy_retry_delay_ms = 10};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        0);
+    /* a read: two 503s, then the answer */
+    assert_int_equal(fx("POST", "/_fixture/config",
+                        "{\"rules\":[{\"route\":\"GET /jobs/7\",\"status\":503,"
+                        "\"detail\":\"busy\",\"times\":2}]}",
+                        out, sizeof(out)),
+                     200);
+    orpc_code code;
+    job_name(c, &code);
+    assert_int_equal(code, ORPC_OK);
+    assert_int_equal(fx_count("/jobs/7"), 3);
+    /* at most SERVICE_HTTP_MAX_RETRIES (default 3) retries */
+    assert_int_equal(fx("POST", "/_fixture/config",
+                        "{\"rules\":[{\"route\":\"GET /jobs/7\",\"status\":503,"
+                        "\"detail\":\"busy\",\"times\":10}]}",
+                        out, sizeof(out)),
+                     200);
+    job_name(c, &code);
+    assert_int_equal(code, ORPC_UNAVAILABLE);
+    assert_int_equal(fx_count("/jobs/7"), 3 + 4);
+    /* a write is sent once: a retry could run the job twice */
+    assert_int_equal(
+        fx("POST", "/_fixture/config",
+           "{\"rules\":[{\"route\":\"POST /jobs/3/run\",\"status\":503,"
+           "\"detail\":\"busy\",\"times\":1}]}",
+           out, sizeof(out)),
+        200);
+    Opsconductor__Jobs__V1__RunJobRequest rj =
+        OPSCONDUCTOR__JOBS__V1__RUN_JOB_REQUEST__INIT;
+    rj.job_id = 3;
+    Opsconductor__Jobs__V1__RunJobResponse *rr = NULL;
+    orpc_status st = opsconductor__jobs__v1__jobs_service__client__run_job(
+        c, &rj, &rr, NULL);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    assert_non_null(strstr(st.message, "busy"));
+    orpc_status_clear(&st);
+    assert_int_equal(fx_count("/jobs/3/run"), 1);
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+    orpc_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -705,6 +819,7 @@ int main(void)
         cmocka_unit_test(test_modes),
         cmocka_unit_test(test_shadow),
         cmocka_unit_test(test_shadow_grpc_watch_and_stats),
+        cmocka_unit_test(test_legacy_retries),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -723,6 +723,8 @@ typedef struct routed {
     orpc__legacy_http *auth;
     orpc__tokens *tokens;
     int64_t legacy_timeout_ms;
+    int max_retries;        /* legacy retries of repeatable calls */
+    int64_t retry_delay_ms; /* between them */
     orpc_json_opts jo;
 } routed;
 
@@ -768,6 +770,17 @@ static int has_auth_header(const orpc__http_request *hr)
     return 0;
 }
 
+/* May a failed call of |m| be sent again?  Only when doing it twice is the
+ * same as doing it once. */
+static int repeatable(const orpc_method_desc *m)
+{
+    if (m->idempotency != ORPC_IDEMPOTENCY_UNKNOWN)
+        return 1;
+    const char *v = m->http->verb;
+    return strcmp(v, "GET") == 0 || strcmp(v, "PUT") == 0 ||
+           strcmp(v, "DELETE") == 0;
+}
+
 static orpc_status legacy_invoke(routed *r, const orpc_method_desc *m,
                                  const ProtobufCMessage *req,
                                  ProtobufCMessage **resp,
@@ -788,18 +801,35 @@ static orpc_status legacy_invoke(routed *r, const orpc_method_desc *m,
         return st;
     int64_t timeout =
         opts && opts->timeout_ms > 0 ? opts->timeout_ms : r->legacy_timeout_ms;
+    int64_t deadline = (int64_t)(uv_hrtime() / 1000000) + timeout;
     const char *const *hdrs = (const char *const *)hr.headers;
-    if (m->legacy_no_auth || has_auth_header(&hr) || r->tokens == NULL)
-        st = orpc__legacy_http_do(r->legacy, hr.verb, hr.path, hdrs,
-                                  hr.n_headers, hr.body, hr.body_len, timeout,
-                                  &reply);
-    else
-        st = orpc__legacy_call_authed(r->legacy, r->tokens, hr.verb, hr.path,
-                                      hdrs, hr.n_headers, hr.body, hr.body_len,
+    for (int attempt = 0;; attempt++) {
+        if (m->legacy_no_auth || has_auth_header(&hr) || r->tokens == NULL)
+            st = orpc__legacy_http_do(r->legacy, hr.verb, hr.path, hdrs,
+                                      hr.n_headers, hr.body, hr.body_len,
                                       timeout, &reply);
+        else
+            st = orpc__legacy_call_authed(r->legacy, r->tokens, hr.verb,
+                                          hr.path, hdrs, hr.n_headers, hr.body,
+                                          hr.body_len, timeout, &reply);
+        if (st.code == ORPC_OK && (reply.status < 200 || reply.status > 299))
+            st = orpc__legacy_status(&reply);
+        /* Today's clients retry a failed call SERVICE_HTTP_MAX_RETRIES
+         * times; orpc does so only where a repeat is harmless, and never
+         * past the call's deadline. */
+        int64_t now = (int64_t)(uv_hrtime() / 1000000);
+        if (st.code != ORPC_UNAVAILABLE || attempt >= r->max_retries ||
+            !repeatable(m) || now + r->retry_delay_ms >= deadline)
+            break;
+        orpc_status_clear(&st);
+        orpc__http_reply_clear(&reply);
+        if (r->retry_delay_ms > 0)
+            uv_sleep((unsigned)r->retry_delay_ms);
+        timeout = deadline - (int64_t)(uv_hrtime() / 1000000);
+        if (timeout <= 0)
+            timeout = 1;
+    }
     orpc__http_request_clear(&hr);
-    if (st.code == ORPC_OK && (reply.status < 200 || reply.status > 299))
-        st = orpc__legacy_status(&reply);
     if (st.code == ORPC_OK)
         st = orpc__http_decode_response(m, NULL, reply.body, reply.len, &r->jo,
                                         resp);
@@ -1222,6 +1252,21 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
         const char *t = getenv("SERVICE_HTTP_TIMEOUT");
         long secs = t ? strtol(t, NULL, 10) : 0;
         r->legacy_timeout_ms = (secs > 0 && secs < 86400 ? secs : 30) * 1000;
+    }
+    r->max_retries = o->legacy_max_retries;
+    if (r->max_retries == 0) {
+        const char *t = getenv("SERVICE_HTTP_MAX_RETRIES");
+        long n = t && *t ? strtol(t, NULL, 10) : 3;
+        r->max_retries = n >= 0 && n <= 10 ? (int)n : 3;
+    } else if (r->max_retries < 0 || r->max_retries > 10) {
+        r->max_retries = r->max_retries < 0 ? 0 : 10;
+    }
+    r->retry_delay_ms = o->legacy_retry_delay_ms;
+    if (r->retry_delay_ms <= 0) {
+        const char *t = getenv("SERVICE_HTTP_RETRY_DELAY");
+        double secs = t && *t ? strtod(t, NULL) : 1.0;
+        r->retry_delay_ms =
+            secs >= 0 && secs <= 60 ? (int64_t)(secs * 1000) : 1000;
     }
     if (o->channel)
         r->channel = orpc_channel_ref(o->channel);

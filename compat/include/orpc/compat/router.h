@@ -231,6 +231,14 @@ typedef struct orpc_routed_opts {
     /** Legacy calls' deadline when the call sets none, in ms; 0 for
      *  SERVICE_HTTP_TIMEOUT seconds, else 30 s. */
     int64_t legacy_timeout_ms;
+    /** Retries of a legacy call that failed UNAVAILABLE (unreachable, 502,
+     *  503), for repeatable methods only (idempotency_level set, or a GET,
+     *  PUT or DELETE rule), within the call's deadline; 0 for
+     *  SERVICE_HTTP_MAX_RETRIES, else 3; negative for none; at most 10. */
+    int legacy_max_retries;
+    /** Wait between those retries in ms; 0 for SERVICE_HTTP_RETRY_DELAY
+     *  seconds, else 1 s. */
+    int64_t legacy_retry_delay_ms;
     /** CA bundle for https:// legacy URLs; NULL for the system's. */
     const char *ca_file;
     /** Logger for shadow differences (a sample), or NULL. */
