@@ -8,10 +8,12 @@
  */
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -811,6 +813,76 @@ static void test_legacy_retries(void **state)
     orpc_client_free(c);
 }
 
+static long fx_connections(void)
+{
+    char out[1 << 15];
+    assert_int_equal(fx("GET", "/_fixture/stats", NULL, out, sizeof(out)), 200);
+    json_t *st = json_loads(out, 0, NULL);
+    long n = (long)json_integer_value(json_object_get(st, "connections"));
+    json_decref(st);
+    return n;
+}
+
+static void *get_job_thread(void *arg)
+{
+    orpc_client *c = arg;
+    Opsconductor__Jobs__V1__GetJobRequest g =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
+    g.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobResponse *job = NULL;
+    orpc_call_opts o = {.timeout_ms = 10000};
+    orpc_status st =
+        opsconductor__jobs__v1__jobs_service__client__get_job(c, &g, &job, &o);
+    intptr_t code = st.code;
+    opsconductor__jobs__v1__get_job_response__free_unpacked(job, NULL);
+    orpc_status_clear(&st);
+    return (void *)code;
+}
+
+/* Connections opened by 4 concurrent slow GetJob calls (plus the login). */
+static long connections_for_4_calls(void)
+{
+    char out[4096];
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+    assert_int_equal(
+        fx("POST", "/_fixture/config",
+           "{\"rules\":[{\"route\":\"GET /jobs/7\",\"delay_ms\":200,"
+           "\"times\":4}]}",
+           out, sizeof(out)),
+        200);
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.legacy_url = g_url, .identity = "scheduler-service"};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        0);
+    long before = fx_connections();
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, get_job_thread, c), 0);
+    for (int i = 0; i < 4; i++) {
+        void *code;
+        pthread_join(t[i], &code);
+        assert_int_equal((intptr_t)code, ORPC_OK);
+    }
+    long opened = fx_connections() - before - 1; /* the stats request */
+    orpc_client_free(c);
+    return opened;
+}
+
+/* The pool takes today's SERVICE_HTTP_MAX_CONNECTIONS. */
+static void test_legacy_pool_from_env(void **state)
+{
+    (void)state;
+    long dflt = connections_for_4_calls(); /* 4 + the login's */
+    setenv("SERVICE_HTTP_MAX_CONNECTIONS", "1", 1);
+    long one = connections_for_4_calls(); /* 1 + the login's */
+    unsetenv("SERVICE_HTTP_MAX_CONNECTIONS");
+    assert_int_equal(dflt, 5);
+    assert_int_equal(one, 2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -820,6 +892,7 @@ int main(void)
         cmocka_unit_test(test_shadow),
         cmocka_unit_test(test_shadow_grpc_watch_and_stats),
         cmocka_unit_test(test_legacy_retries),
+        cmocka_unit_test(test_legacy_pool_from_env),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -1222,6 +1222,16 @@ static int needs_token(const orpc_routes *t, const orpc_service_desc *s)
     return 0;
 }
 
+/* |name| as an integer in [lo, hi]; 0 (the transport's default) when unset
+ * or out of range. */
+static long env_long(const char *name, long lo, long hi)
+{
+    const char *v = getenv(name);
+    char *end;
+    long n = v && *v ? strtol(v, &end, 10) : 0;
+    return v && *v && *end == '\0' && n >= lo && n <= hi ? n : 0;
+}
+
 static const char *env_or(const char *name, const char *dflt)
 {
     const char *v = name ? getenv(name) : NULL;
@@ -1273,7 +1283,15 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     char ua[160];
     snprintf(ua, sizeof(ua), "OpsConductor-%s/1.0.0",
              o->identity ? o->identity : "orpc");
-    orpc__http_opts ho = {.ca_file = o->ca_file, .user_agent = ua};
+    /* the pool settings of today's clients (LEGACY_API.md), bounded */
+    orpc__http_opts ho = {
+        .ca_file = o->ca_file,
+        .user_agent = ua,
+        .max_connections = env_long("SERVICE_HTTP_MAX_CONNECTIONS", 1, 10000),
+        .max_keepalive =
+            env_long("SERVICE_HTTP_MAX_KEEPALIVE_CONNECTIONS", 1, 10000),
+        .connect_timeout_ms =
+            env_long("SERVICE_HTTP_CONNECT_TIMEOUT", 1, 600) * 1000};
     const char *base = o->legacy_url
                            ? o->legacy_url
                            : env_or(s->legacy_url_env, s->legacy_default_url);
