@@ -303,6 +303,31 @@ static orpc_status grpc_get_job_status(
 static const Opsconductor__Jobs__V1__JobsService_Handlers grpc_jobs = {
     .get_job = grpc_get_job, .get_job_status = grpc_get_job_status};
 
+/* A gRPC JobsService (grpc_jobs) on an ephemeral loopback port, and a
+ * plaintext channel to it. */
+static void start_grpc_jobs(orpc_server **srv, orpc_channel **ch)
+{
+    int port;
+    char target[64];
+    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
+    orpc_channel_opts co = {.plaintext = 1};
+    assert_int_equal(orpc_server_new(srv, &so, NULL), 0);
+    assert_int_equal(opsconductor__jobs__v1__jobs_service__server__register(
+                         *srv, &grpc_jobs, NULL),
+                     0);
+    assert_int_equal(orpc_server_listen(*srv, "127.0.0.1:0", &port), 0);
+    assert_int_equal(orpc_server_start(*srv), 0);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    assert_int_equal(orpc_channel_new(ch, target, &co, NULL), 0);
+}
+
+static void stop_server(orpc_server *srv)
+{
+    orpc_server_shutdown(srv, 100);
+    orpc_server_wait(srv);
+    orpc_server_free(srv);
+}
+
 static orpc_served_by g_served; /* the side that served job_name()'s call */
 
 static const char *job_name(orpc_client *c, orpc_code *code)
@@ -343,19 +368,8 @@ static void test_modes(void **state)
 {
     (void)state;
     orpc_server *srv;
-    int port;
-    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
-    assert_int_equal(orpc_server_new(&srv, &so, NULL), 0);
-    assert_int_equal(opsconductor__jobs__v1__jobs_service__server__register(
-                         srv, &grpc_jobs, NULL),
-                     0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
-    assert_int_equal(orpc_server_start(srv), 0);
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     orpc_channel *ch;
-    orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    start_grpc_jobs(&srv, &ch);
 
     char file[128], err[256];
     snprintf(file, sizeof(file), "%s/routes.conf", g_dir);
@@ -441,9 +455,7 @@ static void test_modes(void **state)
     opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
     orpc_client_free(c);
     /* ...and when the gRPC server is down */
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
-    orpc_server_free(srv);
+    stop_server(srv);
     c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
                       ch);
     const char *name = job_name(c, &code);
@@ -488,19 +500,9 @@ static void test_shadow(void **state)
 {
     (void)state;
     orpc_server *srv;
-    int port;
-    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
-    assert_int_equal(orpc_server_new(&srv, &so, NULL), 0);
-    assert_int_equal(opsconductor__jobs__v1__jobs_service__server__register(
-                         srv, &grpc_jobs, NULL),
-                     0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
-    assert_int_equal(orpc_server_start(srv), 0);
-    char target[64], file[128], err[256];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     orpc_channel *ch;
-    orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    start_grpc_jobs(&srv, &ch);
+    char file[128], err[256];
     snprintf(file, sizeof(file), "%s/shadow.conf", g_dir);
     write_file(file, "opsconductor.jobs.v1.JobsService = shadow\n"
                      "ignore opsconductor.jobs.v1.JobsService/GetJobStatus ="
@@ -554,9 +556,7 @@ static void test_shadow(void **state)
     orpc_client_free(c);
     orpc_routes_free(routes);
     orpc_channel_free(ch);
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
-    orpc_server_free(srv);
+    stop_server(srv);
     uv_mutex_destroy(&g_log_lock);
 }
 
@@ -572,19 +572,9 @@ static void test_shadow_grpc_watch_and_stats(void **state)
 {
     (void)state;
     orpc_server *srv;
-    int port;
-    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
-    assert_int_equal(orpc_server_new(&srv, &so, NULL), 0);
-    assert_int_equal(opsconductor__jobs__v1__jobs_service__server__register(
-                         srv, &grpc_jobs, NULL),
-                     0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
-    assert_int_equal(orpc_server_start(srv), 0);
-    char target[64], file[128], stats[160], err[256];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     orpc_channel *ch;
-    orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    start_grpc_jobs(&srv, &ch);
+    char file[128], stats[160], err[256];
     snprintf(file, sizeof(file), "%s/watch.conf", g_dir);
     char text[512];
     snprintf(text, sizeof(text),
@@ -696,9 +686,7 @@ static void test_shadow_grpc_watch_and_stats(void **state)
     orpc_client_free(c);
     orpc_routes_free(routes);
     orpc_channel_free(ch);
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
-    orpc_server_free(srv);
+    stop_server(srv);
     uv_mutex_destroy(&g_log_lock);
 }
 
