@@ -496,6 +496,22 @@ static void logger(orpc_log_level lvl, const char *msg, void *ud)
     uv_mutex_unlock(&g_log_lock);
 }
 
+/* A routed JobsService client of the fixture and |ch| that logs to g_log. */
+static orpc_client *logged_jobs_client(orpc_routes *routes, orpc_channel *ch)
+{
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.routes = routes,
+                          .channel = ch,
+                          .legacy_url = g_url,
+                          .identity = "scheduler-service",
+                          .log = logger};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        0);
+    return c;
+}
+
 static void test_shadow(void **state)
 {
     (void)state;
@@ -510,16 +526,7 @@ static void test_shadow(void **state)
     orpc_routes *routes;
     assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
     uv_mutex_init(&g_log_lock);
-    orpc_client *c = NULL;
-    orpc_routed_opts o = {.routes = routes,
-                          .channel = ch,
-                          .legacy_url = g_url,
-                          .identity = "scheduler-service",
-                          .log = logger};
-    assert_int_equal(
-        orpc_routed_client_new(
-            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
-        0);
+    orpc_client *c = logged_jobs_client(routes, ch);
     /* the legacy side answers the caller... */
     orpc_code code;
     assert_string_not_equal(job_name(c, &code), "from-grpc");
@@ -591,16 +598,7 @@ static void test_shadow_grpc_watch_and_stats(void **state)
     assert_int_equal(orpc_routes_watch(routes, SIGHUP, logger, NULL), 0);
     assert_int_equal(orpc_routes_watch(routes, SIGHUP, logger, NULL),
                      ORPC_EINVAL);
-    orpc_client *c = NULL;
-    orpc_routed_opts o = {.routes = routes,
-                          .channel = ch,
-                          .legacy_url = g_url,
-                          .identity = "scheduler-service",
-                          .log = logger};
-    assert_int_equal(
-        orpc_routed_client_new(
-            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
-        0);
+    orpc_client *c = logged_jobs_client(routes, ch);
     /* gRPC answers; the legacy side is asked off the caller's path */
     orpc_code code;
     assert_string_equal(job_name(c, &code), "from-grpc");
