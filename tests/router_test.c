@@ -869,6 +869,75 @@ static void test_legacy_pool_from_env(void **state)
     assert_int_equal(one, 2);
 }
 
+static uv_mutex_t g_async_lock;
+static uv_cond_t g_async_cond;
+static int g_async_done, g_async_ok;
+
+static void async_done(const orpc_status *st,
+                       Opsconductor__Jobs__V1__GetJobResponse *resp, void *ud)
+{
+    (void)ud;
+    uv_mutex_lock(&g_async_lock);
+    g_async_done++;
+    if (st->code == ORPC_OK && resp != NULL && resp->job != NULL)
+        g_async_ok++;
+    uv_cond_signal(&g_async_cond);
+    uv_mutex_unlock(&g_async_lock);
+    opsconductor__jobs__v1__get_job_response__free_unpacked(resp, NULL);
+}
+
+/* Asynchronous legacy calls, more than the client's threads at once: all
+ * complete, each with its own callback and served_by record. */
+static void test_legacy_async(void **state)
+{
+    (void)state;
+    enum { N = 40 };
+    char out[4096];
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+    assert_int_equal(
+        fx("POST", "/_fixture/config",
+           "{\"rules\":[{\"route\":\"GET /jobs/7\",\"delay_ms\":50}]}", out,
+           sizeof(out)),
+        200);
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.legacy_url = g_url, .identity = "scheduler-service"};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        0);
+    uv_mutex_init(&g_async_lock);
+    uv_cond_init(&g_async_cond);
+    g_async_done = g_async_ok = 0;
+    orpc_served_by by[N];
+    for (int i = 0; i < N; i++) {
+        Opsconductor__Jobs__V1__GetJobRequest g =
+            OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
+        g.job_id = 7;
+        by[i] = ORPC_SERVED_NONE;
+        orpc_call_opts co = {.timeout_ms = 20000, .served_by = &by[i]};
+        assert_int_equal(
+            opsconductor__jobs__v1__jobs_service__client__get_job__async(
+                c, &g, &co, async_done, NULL),
+            0);
+    }
+    uv_mutex_lock(&g_async_lock);
+    for (int waits = 0; g_async_done < N && waits < 300; waits++)
+        uv_cond_timedwait(&g_async_cond, &g_async_lock, 100 * 1000000ULL);
+    int done = g_async_done, ok = g_async_ok;
+    uv_mutex_unlock(&g_async_lock);
+    assert_int_equal(done, N);
+    assert_int_equal(ok, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(by[i], ORPC_SERVED_LEGACY);
+    assert_int_equal(fx_count("/jobs/7"), N);
+    orpc_client_free(c);
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+    uv_cond_destroy(&g_async_cond);
+    uv_mutex_destroy(&g_async_lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -879,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_shadow_grpc_watch_and_stats),
         cmocka_unit_test(test_legacy_retries),
         cmocka_unit_test(test_legacy_pool_from_env),
+        cmocka_unit_test(test_legacy_async),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

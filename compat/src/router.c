@@ -21,8 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <pthread.h>
-
 #include <jansson.h>
 #include <uv.h>
 
@@ -694,10 +692,23 @@ static void watch_stop(orpc_routes *t)
 
 /* ---- routed clients ---- */
 
-#define SHADOW_QUEUE 64
+#define SHADOW_QUEUE 64 /* mirrors waiting at most; more are dropped */
+#define MAX_WORKERS 16  /* threads per routed client, started on demand */
+
+struct routed;
+
+/* Work for the client's threads: an asynchronous legacy call or a mirror.
+ * |run| does it and frees the task; |discard| frees it undone (the client
+ * is going away). */
+typedef struct task {
+    struct task *next;
+    void (*run)(struct routed *r, struct task *t);
+    void (*discard)(struct task *t);
+    int is_mirror;
+} task;
 
 typedef struct mirror {
-    struct mirror *next;
+    task t; /* first: a mirror is a task */
     const orpc_method_desc *m;
     ProtobufCMessage *req;
     int to_legacy; /* the mirror goes to the legacy side (shadow-grpc) */
@@ -707,14 +718,14 @@ typedef struct mirror {
 
 typedef struct routed {
     const orpc_service_desc *svc;
-    /* shadow mirroring (lock/cond guard the queue and |stop|) */
+    /* the task queue and its threads (|lock| and |cond| guard all of it) */
     uv_mutex_t lock;
     uv_cond_t cond;
-    mirror *head, *tail;
-    size_t queued;
+    task *head, *tail;
+    size_t mirrors_queued;
     int stop;
-    int worker_started;
-    uv_thread_t worker;
+    int n_workers, idle;
+    uv_thread_t workers[MAX_WORKERS];
     orpc_log_fn log;
     void *log_ud;
     orpc_routes *routes; /* a reference */
@@ -735,22 +746,90 @@ static void mirror_free(mirror *mi)
     free(mi);
 }
 
+static void worker_main(void *arg)
+{
+    routed *r = arg;
+    uv_mutex_lock(&r->lock);
+    for (;;) {
+        r->idle++;
+        while (r->head == NULL && !r->stop)
+            uv_cond_wait(&r->cond, &r->lock);
+        r->idle--;
+        if (r->stop)
+            break;
+        task *t = r->head;
+        r->head = t->next;
+        if (r->head == NULL)
+            r->tail = NULL;
+        if (t->is_mirror)
+            r->mirrors_queued--;
+        uv_mutex_unlock(&r->lock);
+        t->run(r, t);
+        uv_mutex_lock(&r->lock);
+    }
+    uv_mutex_unlock(&r->lock);
+}
+
+/* Queues |t|, starting a thread when none is idle and fewer than
+ * MAX_WORKERS run.  A mirror is refused (1) when SHADOW_QUEUE of them
+ * wait.  Returns 0, 1, or ORPC_ESYS when no thread could be started. */
+static int submit(routed *r, task *t)
+{
+    uv_mutex_lock(&r->lock);
+    if (t->is_mirror && r->mirrors_queued >= SHADOW_QUEUE) {
+        uv_mutex_unlock(&r->lock);
+        return 1;
+    }
+    if (r->idle == 0 && r->n_workers < MAX_WORKERS &&
+        uv_thread_create(&r->workers[r->n_workers], worker_main, r) == 0)
+        r->n_workers++;
+    if (r->n_workers == 0) {
+        uv_mutex_unlock(&r->lock);
+        return ORPC_ESYS;
+    }
+    t->next = NULL;
+    if (r->tail)
+        r->tail->next = t;
+    else
+        r->head = t;
+    r->tail = t;
+    if (t->is_mirror)
+        r->mirrors_queued++;
+    uv_cond_signal(&r->cond);
+    uv_mutex_unlock(&r->lock);
+    return 0;
+}
+
+/* An independent copy of |m| (the caller may reuse its own at once), or
+ * NULL. */
+static ProtobufCMessage *copy_message(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        return NULL;
+    protobuf_c_message_pack(m, buf);
+    ProtobufCMessage *c =
+        protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
+    free(buf);
+    return c;
+}
+
 static void routed_free(void *ud)
 {
     routed *r = ud;
     if (r == NULL)
         return;
-    if (r->worker_started) {
-        uv_mutex_lock(&r->lock);
-        r->stop = 1;
-        uv_cond_broadcast(&r->cond);
-        uv_mutex_unlock(&r->lock);
-        uv_thread_join(&r->worker);
-    }
+    uv_mutex_lock(&r->lock);
+    r->stop = 1;
+    uv_cond_broadcast(&r->cond);
+    uv_mutex_unlock(&r->lock);
+    for (int i = 0; i < r->n_workers; i++)
+        uv_thread_join(&r->workers[i]);
     while (r->head) {
-        mirror *mi = r->head;
-        r->head = mi->next;
-        mirror_free(mi);
+        task *t = r->head;
+        r->head = t->next;
+        t->discard(t);
     }
     uv_mutex_destroy(&r->lock);
     uv_cond_destroy(&r->cond);
@@ -953,30 +1032,21 @@ static void shadow_compare(routed *r, mirror *mi)
     orpc_status_clear(&st);
 }
 
-static void shadow_worker(void *arg)
+static void mirror_run(routed *r, task *t)
 {
-    routed *r = arg;
-    uv_mutex_lock(&r->lock);
-    for (;;) {
-        while (r->head == NULL && !r->stop)
-            uv_cond_wait(&r->cond, &r->lock);
-        if (r->stop)
-            break;
-        mirror *mi = r->head;
-        r->head = mi->next;
-        if (r->head == NULL)
-            r->tail = NULL;
-        r->queued--;
-        uv_mutex_unlock(&r->lock);
-        shadow_compare(r, mi);
-        mirror_free(mi);
-        uv_mutex_lock(&r->lock);
-    }
-    uv_mutex_unlock(&r->lock);
+    mirror *mi = (mirror *)t;
+    shadow_compare(r, mi);
+    mirror_free(mi);
 }
 
-/* Hands a copy of the call to the mirror worker; drops it when the queue is
- * full, so the caller never waits for the shadow side. */
+static void mirror_discard(task *t)
+{
+    mirror_free((mirror *)t);
+}
+
+/* Hands a copy of the call to the client's threads; drops it when
+ * SHADOW_QUEUE mirrors wait already, so the caller never waits for the
+ * shadow side. */
 static void mirror_call(routed *r, const orpc_method_desc *m,
                         const ProtobufCMessage *req, int to_legacy,
                         orpc_code code, const ProtobufCMessage *resp)
@@ -990,23 +1060,10 @@ static void mirror_call(routed *r, const orpc_method_desc *m,
         count(r->routes, m, C_DROPPED); /* nowhere to mirror to */
         return;
     }
-    uv_mutex_lock(&r->lock);
-    int full = r->queued >= SHADOW_QUEUE;
-    uv_mutex_unlock(&r->lock);
-    if (full) {
-        count(r->routes, m, C_DROPPED);
-        return;
-    }
     mirror *mi = calloc(1, sizeof(*mi));
     if (mi == NULL)
         return;
-    size_t n = protobuf_c_message_get_packed_size(req);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (buf != NULL) {
-        protobuf_c_message_pack(req, buf);
-        mi->req = protobuf_c_message_unpack(req->descriptor, NULL, n, buf);
-        free(buf);
-    }
+    mi->req = copy_message(req);
     orpc_json_opts jo = {.emit_defaults = 1};
     if (resp != NULL &&
         orpc_json_encode(m->output, resp, &jo, &mi->primary_json, NULL) != 0)
@@ -1015,28 +1072,16 @@ static void mirror_call(routed *r, const orpc_method_desc *m,
         mirror_free(mi);
         return;
     }
+    mi->t.run = mirror_run;
+    mi->t.discard = mirror_discard;
+    mi->t.is_mirror = 1;
     mi->m = m;
     mi->to_legacy = to_legacy;
     mi->primary_code = code;
-    uv_mutex_lock(&r->lock);
-    if (!r->worker_started) {
-        if (uv_thread_create(&r->worker, shadow_worker, r) == 0)
-            r->worker_started = 1;
-    }
-    if (!r->worker_started || r->queued >= SHADOW_QUEUE) {
-        uv_mutex_unlock(&r->lock);
+    if (submit(r, &mi->t) != 0) {
         count(r->routes, m, C_DROPPED);
         mirror_free(mi);
-        return;
     }
-    if (r->tail)
-        r->tail->next = mi;
-    else
-        r->head = mi;
-    r->tail = mi;
-    r->queued++;
-    uv_cond_signal(&r->cond);
-    uv_mutex_unlock(&r->lock);
 }
 
 static void served(routed *r, const orpc_method_desc *m,
@@ -1110,9 +1155,10 @@ static orpc_status routed_invoke(const orpc_method_desc *m,
 }
 
 typedef struct async_job {
-    routed *r;
+    task t; /* first: a job is a task */
     const orpc_method_desc *m;
     ProtobufCMessage *req; /* a copy */
+    orpc_metadata *md;     /* a copy, or NULL */
     orpc_call_opts opts;
     int has_opts;
     orpc_unary_trampoline done;
@@ -1120,16 +1166,55 @@ typedef struct async_job {
     void *cb_ud;
 } async_job;
 
-static void async_run(void *arg)
+static void async_job_free(async_job *j)
 {
-    async_job *j = arg;
+    protobuf_c_message_free_unpacked(j->req, NULL);
+    orpc_metadata_free(j->md);
+    free(j);
+}
+
+static void async_run(routed *r, task *t)
+{
+    async_job *j = (async_job *)t;
     ProtobufCMessage *resp = NULL;
     orpc_status st =
-        routed_invoke(j->m, j->req, &resp, j->has_opts ? &j->opts : NULL, j->r);
+        routed_invoke(j->m, j->req, &resp, j->has_opts ? &j->opts : NULL, r);
     j->done(&st, resp, j->typed_cb, j->cb_ud);
     orpc_status_clear(&st);
-    protobuf_c_message_free_unpacked(j->req, NULL);
-    free(j);
+    async_job_free(j);
+}
+
+/* The client was freed with the call still queued (a caller's bug: calls
+ * must finish first); it still gets its one callback. */
+static void async_discard(task *t)
+{
+    async_job *j = (async_job *)t;
+    orpc_status st = orpc_status_new(ORPC_CANCELLED, "the client was freed");
+    j->done(&st, NULL, j->typed_cb, j->cb_ud);
+    orpc_status_clear(&st);
+    async_job_free(j);
+}
+
+/* Copies |md| into |*out| (NULL when empty).  Returns 0 or ORPC_ENOMEM. */
+static int copy_metadata(const orpc_metadata *md, orpc_metadata **out)
+{
+    *out = NULL;
+    if (md == NULL || orpc_metadata_count(md) == 0)
+        return 0;
+    if (orpc_metadata_new(out, NULL) != 0)
+        return ORPC_ENOMEM;
+    for (size_t i = 0; i < orpc_metadata_count(md); i++) {
+        const char *k;
+        const uint8_t *v;
+        size_t len;
+        if (orpc_metadata_at(md, i, &k, &v, &len) != 0 ||
+            orpc_metadata_add(*out, k, v, len) != 0) {
+            orpc_metadata_free(*out);
+            *out = NULL;
+            return ORPC_ENOMEM;
+        }
+    }
+    return 0;
 }
 
 static int routed_invoke_async(const orpc_method_desc *m,
@@ -1146,40 +1231,33 @@ static int routed_invoke_async(const orpc_method_desc *m,
             count(r->routes, m, C_GRPC);
         return rc;
     }
+    /* The legacy transport blocks: the call runs on one of the client's
+     * threads, with copies of what the caller may reuse at once. */
     async_job *j = calloc(1, sizeof(*j));
     if (j == NULL)
         return ORPC_ENOMEM;
-    /* the request is serialized now: the caller may reuse it at once */
-    size_t n = protobuf_c_message_get_packed_size(req);
-    uint8_t *buf = malloc(n ? n : 1);
-    if (buf == NULL) {
-        free(j);
+    j->req = copy_message(req);
+    if (j->req == NULL ||
+        (opts && copy_metadata(opts->metadata, &j->md) != 0)) {
+        async_job_free(j);
         return ORPC_ENOMEM;
     }
-    protobuf_c_message_pack(req, buf);
-    j->req = protobuf_c_message_unpack(req->descriptor, NULL, n, buf);
-    free(buf);
-    if (j->req == NULL) {
-        free(j);
-        return ORPC_ENOMEM;
-    }
-    j->r = r;
+    j->t.run = async_run;
+    j->t.discard = async_discard;
     j->m = m;
     if (opts) {
         j->opts = *opts;
-        j->opts.metadata = NULL; /* not carried to the legacy side */
+        j->opts.metadata = j->md;
         j->has_opts = 1;
     }
     j->done = done;
     j->typed_cb = typed_cb;
     j->cb_ud = cb_ud;
-    uv_thread_t t;
-    if (uv_thread_create(&t, async_run, j) != 0) {
-        protobuf_c_message_free_unpacked(j->req, NULL);
-        free(j);
-        return ORPC_ESYS;
+    int rc = submit(r, &j->t);
+    if (rc != 0) {
+        async_job_free(j);
+        return rc;
     }
-    pthread_detach(t);
     return 0;
 }
 
