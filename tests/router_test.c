@@ -938,6 +938,52 @@ static void test_legacy_async(void **state)
     uv_mutex_destroy(&g_async_lock);
 }
 
+/* A client made while its service was routed to gRPC, then moved to the
+ * legacy side by a reload: with credentials it logs in then; without, its
+ * calls are refused before anything is sent. */
+static void test_reload_to_legacy_credentials(void **state)
+{
+    (void)state;
+    char file[128], err[256], out[4096];
+    snprintf(file, sizeof(file), "%s/late.conf", g_dir);
+    write_file(file, "opsconductor.jobs.v1.JobsService = grpc\n");
+    orpc_routes *routes;
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    orpc_client *with = NULL, *without = NULL;
+    orpc_routed_opts o = {
+        .routes = routes, .legacy_url = g_url, .identity = "scheduler-service"};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &with, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        0);
+    o.identity = "nobody-service"; /* no credentials: fine while all is gRPC */
+    assert_int_equal(
+        orpc_routed_client_new(
+            &without, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        0);
+    write_file(file, "opsconductor.jobs.v1.JobsService = legacy\n");
+    assert_int_equal(orpc_routes_reload(routes, err, sizeof(err)), 0);
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+    orpc_code code;
+    job_name(with, &code);
+    assert_int_equal(code, ORPC_OK);
+    assert_int_equal(fx_count("/jobs/7"), 1);
+    Opsconductor__Jobs__V1__GetJobRequest g =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
+    g.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobResponse *job = NULL;
+    orpc_status st = opsconductor__jobs__v1__jobs_service__client__get_job(
+        without, &g, &job, NULL);
+    assert_int_equal(st.code, ORPC_UNAUTHENTICATED);
+    assert_non_null(strstr(st.message, "no credentials"));
+    orpc_status_clear(&st);
+    assert_int_equal(fx_count("/jobs/7"), 1); /* nothing was sent */
+    orpc_client_free(with);
+    orpc_client_free(without);
+    orpc_routes_free(routes);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -949,6 +995,7 @@ int main(void)
         cmocka_unit_test(test_legacy_retries),
         cmocka_unit_test(test_legacy_pool_from_env),
         cmocka_unit_test(test_legacy_async),
+        cmocka_unit_test(test_reload_to_legacy_credentials),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -880,10 +880,20 @@ static orpc_status legacy_invoke(routed *r, const orpc_method_desc *m,
         return st;
     int64_t timeout =
         opts && opts->timeout_ms > 0 ? opts->timeout_ms : r->legacy_timeout_ms;
+    if (r->tokens == NULL && !m->legacy_no_auth && !has_auth_header(&hr)) {
+        /* routed here by a reload, made without credentials: never send a
+         * call the legacy service would take as anonymous */
+        orpc__http_request_clear(&hr);
+        return orpc_status_errorf(ORPC_UNAUTHENTICATED,
+                                  "%s: no credentials for legacy calls (the "
+                                  "client was made without a username and "
+                                  "password)",
+                                  m->path);
+    }
     int64_t deadline = (int64_t)(uv_hrtime() / 1000000) + timeout;
     const char *const *hdrs = (const char *const *)hr.headers;
     for (int attempt = 0;; attempt++) {
-        if (m->legacy_no_auth || has_auth_header(&hr) || r->tokens == NULL)
+        if (m->legacy_no_auth || has_auth_header(&hr))
             st = orpc__legacy_http_do(r->legacy, hr.verb, hr.path, hdrs,
                                       hr.n_headers, hr.body, hr.body_len,
                                       timeout, &reply);
@@ -1376,30 +1386,30 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     int rc = 0;
     if (base != NULL)
         rc = orpc__legacy_http_new(&r->legacy, base, &ho);
-    if (rc == 0 && needs_token(o->routes, s)) {
-        char uname[160] = "", pname[160] = "";
-        if (o->identity) {
-            char id[128] = "";
-            for (size_t i = 0; o->identity[i] && i + 1 < sizeof(id); i++)
-                id[i] = o->identity[i] == '-'
-                            ? '_'
-                            : (char)toupper((unsigned char)o->identity[i]);
-            snprintf(uname, sizeof(uname), "%s_USERNAME", id);
-            snprintf(pname, sizeof(pname), "%s_PASSWORD", id);
-        }
-        const char *user = o->username ? o->username : env_or(uname, NULL);
-        const char *pass = o->password ? o->password : env_or(pname, NULL);
-        if (user == NULL || pass == NULL) {
+    /* Credentials are taken whenever they are configured, not only when
+     * the table routes a method to a legacy endpoint now: a reload may. */
+    char uname[160] = "", pname[160] = "";
+    if (o->identity) {
+        char id[128] = "";
+        for (size_t i = 0; o->identity[i] && i + 1 < sizeof(id); i++)
+            id[i] = o->identity[i] == '-'
+                        ? '_'
+                        : (char)toupper((unsigned char)o->identity[i]);
+        snprintf(uname, sizeof(uname), "%s_USERNAME", id);
+        snprintf(pname, sizeof(pname), "%s_PASSWORD", id);
+    }
+    const char *user = o->username ? o->username : env_or(uname, NULL);
+    const char *pass = o->password ? o->password : env_or(pname, NULL);
+    if (rc == 0 && (user == NULL || pass == NULL)) {
+        if (needs_token(o->routes, s))
             rc = ORPC_ECONFIG; /* no default account, ever */
-        } else {
-            const char *auth_url =
-                o->auth_url
-                    ? o->auth_url
-                    : env_or("AUTH_SERVICE_URL", "http://auth-service:3001");
-            rc = orpc__legacy_http_new(&r->auth, auth_url, &ho);
-            if (rc == 0)
-                rc = orpc__tokens_new(&r->tokens, r->auth, user, pass);
-        }
+    } else if (rc == 0) {
+        const char *auth_url = o->auth_url ? o->auth_url
+                                           : env_or("AUTH_SERVICE_URL",
+                                                    "http://auth-service:3001");
+        rc = orpc__legacy_http_new(&r->auth, auth_url, &ho);
+        if (rc == 0)
+            rc = orpc__tokens_new(&r->tokens, r->auth, user, pass);
     }
     if (rc != 0) {
         routed_free(r);

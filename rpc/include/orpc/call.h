@@ -26,20 +26,22 @@
 extern "C" {
 #endif
 
+/** Which side carried a call (see orpc_call_opts.served_by). */
+typedef enum orpc_served_by {
+    /** Neither: the call was refused before it was handed to a transport
+     *  (e.g. routed to gRPC by a client without a channel). */
+    ORPC_SERVED_NONE = 0,
+    /** The gRPC side carried it; its status says whether a server
+     *  answered (UNAVAILABLE: none could be reached). */
+    ORPC_SERVED_GRPC = 1,
+    /** The legacy JSON/HTTP side carried it (orpc/compat/router.h). */
+    ORPC_SERVED_LEGACY = 2
+} orpc_served_by;
+
 /**
  * Per-call options.  Pass NULL for all defaults, or zero-initialise and set
  * what applies; fields are only ever appended.
  */
-/** Which side carried a call (see orpc_call_opts.served_by). */
-typedef enum orpc_served_by {
-    /** Nothing was sent (the call failed before reaching either side). */
-    ORPC_SERVED_NONE = 0,
-    /** A gRPC server answered. */
-    ORPC_SERVED_GRPC = 1,
-    /** A legacy JSON/HTTP endpoint answered (orpc/compat/router.h). */
-    ORPC_SERVED_LEGACY = 2
-} orpc_served_by;
-
 typedef struct orpc_call_opts {
     /** Deadline relative to the call's start, in milliseconds; 0 takes the
      *  channel's default (none unless set).  Sent as `grpc-timeout`. */
