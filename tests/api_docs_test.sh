@@ -3,14 +3,21 @@
 # documented where it is declared (house style 12).
 #
 # For each declaration that starts with ORPC_EXTERN in the public headers
-# (rpc/include/orpc/*.h, compat/include/orpc/compat/*.h),
-# the nearest non-blank line above it must end a doc comment ("/**" … "*/").  Prints each
+# (rpc/include/orpc/*.h, compat/include/orpc/compat/*.h,
+# clients/include/orpc/*.h: the include dirs given, and every component's
+# <component>/include of the source tree this script lives in, so a new
+# component is covered without being listed), the nearest non-blank line
+# above it must end a doc comment ("/**" … "*/").  Prints each
 # undocumented declaration and fails when there is one.
 set -eu
 [ $# -ge 1 ] || { echo "usage: api_docs_test.sh <include dir>..."; exit 2; }
+root=$(cd "$(dirname "$0")/.." && pwd)
 fail=0
 count=0
-for h in $(for d in "$@"; do find "$d/orpc" -name '*.h' | sort; done); do
+headers=$(for d in "$@" "$root"/*/include; do
+    [ -d "$d/orpc" ] && find "$(cd "$d" && pwd)/orpc" -name '*.h'
+done | sort -u)
+for h in $headers; do
     out=$(awk -v file="$h" '
         /^[ \t]*\/\*\*/ { indoc = 1 }
         /^ORPC_EXTERN/ {

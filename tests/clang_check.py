@@ -19,7 +19,7 @@ def main():
     build, src = sys.argv[1], os.path.realpath(sys.argv[2])
     with open(os.path.join(build, "compile_commands.json")) as f:
         entries = json.load(f)
-    ours = ("rpc/", "compat/", "tests/", "examples/", "tools/")
+    ours = ("rpc/", "compat/", "clients/", "tests/", "examples/", "tools/")
     passed = failed = 0
     seen = set()
     for e in entries:

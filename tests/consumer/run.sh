@@ -64,7 +64,11 @@ for f in include/orpc/orpc.h \
          bin/protoc-gen-orpc \
          "$libdir/cmake/orpc/orpcConfig.cmake" \
          "$libdir/pkgconfig/orpc.pc" \
-         share/orpc/proto/orpc/options.proto; do
+         share/orpc/proto/orpc/options.proto \
+         include/orpc/opsconductor.h \
+         include/orpc/gen/opsconductor/jobs/v1/jobs.orpc.h \
+         "$libdir/liborpc-clients.so" \
+         share/orpc/proto/opsconductor/jobs/v1/jobs.proto; do
     [ -e "$prefix/$f" ] || fail "install lacks $f (under $prefix)"
 done
 [ -x "$prefix/bin/protoc-gen-orpc" ] || fail "installed protoc-gen-orpc is not executable"
@@ -85,6 +89,8 @@ cmake --build "$scratch/build" ||
 
 echo "== run consumer"
 "$scratch/build/consumer" || fail "consumer exited with status $?"
+echo "== run clients_check"
+"$scratch/build/clients_check" || fail "clients_check exited with status $?"
 
 # --- 3. pkg-config ---------------------------------------------------------
 echo "== pkg-config"
