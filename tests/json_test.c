@@ -11,6 +11,7 @@
  * failure.  The hidden orpc__json_* functions are reached because json.c is
  * compiled into this test (tests/json.cmake).
  */
+#include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -38,7 +39,8 @@
 #define ALL (&orpc__test__json__all_types__orpc_info)
 #define WKT (&orpc__test__json__well_known__orpc_info)
 #define NESTED (&orpc__test__json__nested__orpc_info)
-#define NOTIF (&opsconductor__notification__v1__send_notification_request__orpc_info)
+#define NOTIF                                                                  \
+    (&opsconductor__notification__v1__send_notification_request__orpc_info)
 
 /* A string literal and its length, for inputs with NULs or without one. */
 #define LIT(s) (s), (sizeof(s) - 1)
@@ -81,8 +83,7 @@ static void c_free(void *ud, void *p)
 /* ---- helpers ------------------------------------------------------------- */
 
 static ProtobufCMessage *dec_opts(const orpc_message_info *info,
-                                  const char *json,
-                                  const orpc_json_opts *opts)
+                                  const char *json, const orpc_json_opts *opts)
 {
     ProtobufCMessage *m = NULL;
     orpc_status st = orpc_json_decode(info, json, strlen(json), opts, NULL, &m);
@@ -139,9 +140,8 @@ static char *enc_opts(const orpc_message_info *info, const ProtobufCMessage *m,
     return out;
 }
 
-static void assert_enc(const orpc_message_info *info,
-                       const ProtobufCMessage *m, const orpc_json_opts *opts,
-                       const char *want)
+static void assert_enc(const orpc_message_info *info, const ProtobufCMessage *m,
+                       const orpc_json_opts *opts, const char *want)
 {
     char *out = enc_opts(info, m, opts);
     assert_string_equal(out, want);
@@ -193,7 +193,8 @@ static const char ALL_JSON[] =
     "\"fFixed64\":\"1152921504606846976\",\"fSfixed32\":-1,"
     "\"fSfixed64\":\"-4611686018427387904\",\"fFloat\":0.1,"
     "\"fDouble\":0.3333333333333333,\"fBool\":true,"
-    "\"fString\":\"h\xc3\xa9llo \\\"q\\\" \\\\ \\n\\t\\u0001 \xf0\x9f\x98\x80\","
+    "\"fString\":\"h\xc3\xa9llo \\\"q\\\" \\\\ \\n\\t\\u0001 "
+    "\xf0\x9f\x98\x80\","
     "\"fBytes\":\"AP8Q\",\"fEnum\":\"COLOR_RED\","
     "\"fNested\":{\"a\":1,\"b\":\"n\",\"child\":{\"child\":{\"a\":3}}},"
     "\"rInt32\":[0,-1,2147483647],\"rInt64\":[\"0\",\"9223372036854775807\"],"
@@ -284,7 +285,8 @@ static void test_all_types_values(void **state)
     assert_true(m->m_int64_nested[0]->key == INT64_MIN);
     assert_non_null(m->m_int64_nested[1]->value);
     assert_int_equal(m->renamed, 42);
-    assert_int_equal(m->choice_case, ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_STRING);
+    assert_int_equal(m->choice_case,
+                     ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_STRING);
     assert_int_equal(m->_opt_int32_case,
                      ORPC__TEST__JSON__ALL_TYPES___OPT_INT32_OPT_INT32);
     assert_int_equal(m->opt_int32, 0);
@@ -297,11 +299,12 @@ static void test_proto_names_and_inputs(void **state)
 {
     (void)state;
     const orpc_json_opts pn = {.proto_names = 1};
-    assert_canonical(ALL,
-                     "{\"f_int32\":1,\"f_int64\":\"2\",\"f_enum\":\"COLOR_BLUE\","
-                     "\"r_nested\":[{\"a\":1}],\"m_bool_string\":{\"false\":\"\"},"
-                     "\"o_nested\":{\"child\":{}},\"renamed\":3}",
-                     &pn);
+    assert_canonical(
+        ALL,
+        "{\"f_int32\":1,\"f_int64\":\"2\",\"f_enum\":\"COLOR_BLUE\","
+        "\"r_nested\":[{\"a\":1}],\"m_bool_string\":{\"false\":\"\"},"
+        "\"o_nested\":{\"child\":{}},\"renamed\":3}",
+        &pn);
     /* Input: JSON and proto names both work, mixed. */
     AllTypes *m = (AllTypes *)dec(
         ALL, "{\"f_int32\":1,\"fUint32\":2,\"customName\":3,\"r_int32\":[4],"
@@ -325,9 +328,10 @@ static void test_emit_defaults(void **state)
     AllTypes m = ORPC__TEST__JSON__ALL_TYPES__INIT;
     char *out = enc_opts(ALL, &m.base, &ed);
     assert_non_null(strstr(out, "{\"fInt32\":0,\"fInt64\":\"0\","));
-    assert_non_null(strstr(out, "\"fFloat\":0,\"fDouble\":0,\"fBool\":false,"
-                                "\"fString\":\"\",\"fBytes\":\"\","
-                                "\"fEnum\":\"COLOR_UNSPECIFIED\",\"rInt32\":[]"));
+    assert_non_null(strstr(out,
+                           "\"fFloat\":0,\"fDouble\":0,\"fBool\":false,"
+                           "\"fString\":\"\",\"fBytes\":\"\","
+                           "\"fEnum\":\"COLOR_UNSPECIFIED\",\"rInt32\":[]"));
     assert_non_null(strstr(out, "\"mStringValue\":{},\"customName\":0}"));
     assert_null(strstr(out, "fNested")); /* messages and oneofs: unset */
     assert_null(strstr(out, "oString"));
@@ -427,12 +431,13 @@ static void test_project_messages(void **state)
 {
     (void)state;
     const orpc_json_opts legacy = {.legacy = 1};
-    assert_canonical(&grpc__testing__simple_request__orpc_info,
-                     "{\"responseSize\":314159,\"payload\":{\"body\":\"AAAA\"},"
-                     "\"fillUsername\":true,\"responseCompressed\":{\"value\":"
-                     "true},\"responseStatus\":{\"code\":3,\"message\":\"bad\"},"
-                     "\"expectCompressed\":{}}",
-                     NULL);
+    assert_canonical(
+        &grpc__testing__simple_request__orpc_info,
+        "{\"responseSize\":314159,\"payload\":{\"body\":\"AAAA\"},"
+        "\"fillUsername\":true,\"responseCompressed\":{\"value\":"
+        "true},\"responseStatus\":{\"code\":3,\"message\":\"bad\"},"
+        "\"expectCompressed\":{}}",
+        NULL);
     assert_canonical(&grpc__testing__streaming_output_call_request__orpc_info,
                      "{\"responseParameters\":[{\"size\":1,\"intervalUs\":2},"
                      "{\"compressed\":{}}],\"payload\":{}}",
@@ -492,16 +497,26 @@ static void test_timestamps(void **state)
         protobuf_c_message_free_unpacked(&m->base, NULL);
     }
     static const char *const bad[] = {
-        "1970-01-01T00:00:00",         "1970-01-01t00:00:00Z",
-        "1970-01-01 00:00:00Z",        "1970-01-01T00:00:00z",
-        "1970-13-01T00:00:00Z",        "2023-02-29T00:00:00Z",
-        "1970-01-32T00:00:00Z",        "1970-01-01T24:00:00Z",
-        "1970-01-01T00:60:00Z",        "1970-01-01T00:00:60Z",
-        "1970-01-01T00:00:00.Z",       "1970-01-01T00:00:00.1234567891Z",
-        "0000-12-31T00:00:00Z",        "0001-01-01T00:00:00+00:01",
-        "9999-12-31T23:59:59-00:01",   "1970-01-01T00:00:00+24:00",
-        "1970-01-01T00:00:00+0100",    "+1970-01-01T00:00:00Z",
-        "",                            "1970-01-01T00:00:00ZZ",
+        "1970-01-01T00:00:00",
+        "1970-01-01t00:00:00Z",
+        "1970-01-01 00:00:00Z",
+        "1970-01-01T00:00:00z",
+        "1970-13-01T00:00:00Z",
+        "2023-02-29T00:00:00Z",
+        "1970-01-32T00:00:00Z",
+        "1970-01-01T24:00:00Z",
+        "1970-01-01T00:60:00Z",
+        "1970-01-01T00:00:60Z",
+        "1970-01-01T00:00:00.Z",
+        "1970-01-01T00:00:00.1234567891Z",
+        "0000-12-31T00:00:00Z",
+        "0001-01-01T00:00:00+00:01",
+        "9999-12-31T23:59:59-00:01",
+        "1970-01-01T00:00:00+24:00",
+        "1970-01-01T00:00:00+0100",
+        "+1970-01-01T00:00:00Z",
+        "",
+        "1970-01-01T00:00:00ZZ",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char json[128];
@@ -548,9 +563,20 @@ static void test_durations(void **state)
         protobuf_c_message_free_unpacked(&m->base, NULL);
     }
     static const char *const bad[] = {
-        "1",     "s",   "1.s",          "1.0000000001s", "315576000001s",
-        "+1s",   "1S",  "1.5 s",        " 1s",           "--1s",
-        "1e3s",  "",    "-s",           "99999999999999999999999s",
+        "1",
+        "s",
+        "1.s",
+        "1.0000000001s",
+        "315576000001s",
+        "+1s",
+        "1S",
+        "1.5 s",
+        " 1s",
+        "--1s",
+        "1e3s",
+        "",
+        "-s",
+        "99999999999999999999999s",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char json[128];
@@ -570,7 +596,8 @@ static void test_wrappers_struct_value(void **state)
     assert_non_null(m->w_bool);
     assert_non_null(m->w_string);
     assert_non_null(m->val);
-    assert_int_equal(m->val->kind_case, GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE);
+    assert_int_equal(m->val->kind_case,
+                     GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE);
     assert_enc(WKT, &m->base, NULL,
                "{\"wBool\":false,\"wString\":\"\",\"st\":{},\"val\":null,"
                "\"lv\":[]}");
@@ -585,13 +612,13 @@ static void test_wrappers_struct_value(void **state)
     /* Numbers are doubles: 2^53 + 1 reads as 2^53. */
     assert_canonical(&google__protobuf__struct__orpc_info,
                      "{\"k\":9007199254740992}", NULL);
-    ProtobufCMessage *big = dec(&google__protobuf__struct__orpc_info,
-                                "{\"k\":9007199254740993}");
+    ProtobufCMessage *big =
+        dec(&google__protobuf__struct__orpc_info, "{\"k\":9007199254740993}");
     assert_enc(&google__protobuf__struct__orpc_info, big, NULL,
                "{\"k\":9007199254740992}");
     protobuf_c_message_free_unpacked(big, NULL);
-    dec_err(&google__protobuf__struct__orpc_info, "[]",
-            "$: expected an object", NULL);
+    dec_err(&google__protobuf__struct__orpc_info, "[]", "$: expected an object",
+            NULL);
     /* Wrappers take the wrapped type's rules. */
     dec_err(WKT, "{\"wInt32\":\"x\"}", "$.wInt32: not an integer", NULL);
     dec_err(WKT, "{\"wUint32\":-1}", "$.wUint32: integer out of range", NULL);
@@ -746,7 +773,8 @@ static void test_legacy_notification(void **state)
     e2.value = &v2;
     payload.n_fields = 2;
     payload.fields = entries;
-    r.type = OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_EMAIL;
+    r.type =
+        OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_EMAIL;
     r.destination = "ops@example.com";
     r.payload = &payload;
     r._template_id_case =
@@ -799,7 +827,8 @@ static void test_legacy_notification(void **state)
             NULL);
 }
 
-/* ---- numbers, bytes, enums ------------------------------------------------ */
+/* ---- numbers, bytes, enums ------------------------------------------------
+ */
 
 static void test_integers(void **state)
 {
@@ -859,9 +888,8 @@ static void test_integers(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ProtobufCMessage *m = NULL;
-        orpc_status st = orpc_json_decode(ALL, cases[i].json,
-                                          strlen(cases[i].json), NULL, NULL,
-                                          &m);
+        orpc_status st = orpc_json_decode(
+            ALL, cases[i].json, strlen(cases[i].json), NULL, NULL, &m);
         if ((st.code == ORPC_OK) != cases[i].ok) {
             print_error("%s: %s\n", cases[i].json,
                         st.message != NULL ? st.message : "accepted");
@@ -916,8 +944,9 @@ static void test_floats(void **state)
     assert_true(m->r_double[2] == -2.5e-3);
     assert_true(m->r_double[3] == 0.0);
     protobuf_c_message_free_unpacked(&m->base, NULL);
-    dec_err(ALL, "{\"fFloat\":3.5e38}", "$.fFloat: number out of range for "
-                                        "float",
+    dec_err(ALL, "{\"fFloat\":3.5e38}",
+            "$.fFloat: number out of range for "
+            "float",
             NULL);
     dec_err(ALL, "{\"fFloat\":\"-1e39\"}", "$.fFloat: number out of range",
             NULL);
@@ -933,6 +962,41 @@ static void test_floats(void **state)
     dec_err(ALL, "{\"fBool\":1}", "$.fBool: expected true or false", NULL);
     dec_err(ALL, "{\"fBool\":\"true\"}", "$.fBool: expected true or false",
             NULL);
+}
+
+/* What the fuzzer found (tests/fuzz/regressions): the sign of zero, map
+ * keys spelt two ways, and 64-bit integers read as doubles. */
+static void test_fuzz_findings(void **state)
+{
+    (void)state;
+    /* -0.0 keeps its sign through JSON, in fields and in Values */
+    assert_canonical(ALL, "{\"rDouble\":[-0.0,0]}", NULL);
+    AllTypes *m = (AllTypes *)dec(ALL, "{\"rDouble\":[-0.0,-1e-400]}");
+    assert_int_equal(m->n_r_double, 2);
+    assert_true(m->r_double[0] == 0 && signbit(m->r_double[0]));
+    assert_true(m->r_double[1] == 0 && signbit(m->r_double[1]));
+    protobuf_c_message_free_unpacked(&m->base, NULL);
+    assert_canonical(
+        WKT, "{\"wDouble\":-0.0,\"st\":{\"z\":-0.0},\"rVal\":[-0.0]}", NULL);
+    /* an integer map key has one spelling, so it cannot come twice */
+    dec_err(ALL, "{\"mInt32String\":{\"1\":\"a\",\"1.0\":\"b\"}}",
+            "$.mInt32String[\"1.0\"]: int32 map key not in canonical form "
+            "(write \"1\")",
+            NULL);
+    dec_err(ALL, "{\"mInt32String\":{\"1e0\":\"a\"}}", "$.mInt32String",
+            "not in canonical form");
+    /* a document with a literal beyond 64 bits is read as doubles: a
+     * 64-bit field then refuses what a double cannot hold exactly */
+    orpc_json_opts lax = {.ignore_unknown = 1};
+    const char *big =
+        "{\"zz\":100000000000000000000,\"fInt64\":9007199254740993}";
+    dec_err_opts(ALL, big, strlen(big), &lax,
+                 "$.fInt64: integer too large to be exact", NULL);
+    m = (AllTypes *)dec_opts(
+        ALL, "{\"zz\":100000000000000000000,\"fInt64\":9007199254740991}",
+        &lax);
+    assert_true(m->f_int64 == 9007199254740991LL);
+    protobuf_c_message_free_unpacked(&m->base, NULL);
 }
 
 static void test_bytes(void **state)
@@ -965,9 +1029,9 @@ static void test_bytes(void **state)
         protobuf_c_message_free_unpacked(&m->base, NULL);
     }
     static const char *const bad[] = {
-        "A",     "AQ=",  "AQ===", "AQI==", "AQID=", "=",     "==",
-        "A=QI",  "AR==", "AQJ=",  "+_8=",  "-/8=",  "AQ ID", "AQ\\nID",
-        "AQ.D",  "AQID====",      "\xc3\xa9",
+        "A",     "AQ=",     "AQ===", "AQI==",    "AQID=",    "=",
+        "==",    "A=QI",    "AR==",  "AQJ=",     "+_8=",     "-/8=",
+        "AQ ID", "AQ\\nID", "AQ.D",  "AQID====", "\xc3\xa9",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         char json[64];
@@ -990,7 +1054,8 @@ static void test_enums(void **state)
     assert_true((int32_t)m->r_enum[3] == -5);
     assert_int_equal(m->r_enum[4], 2);
     assert_int_equal(m->m_uint64_enum[0]->value, 3);
-    assert_int_equal(m->choice_case, ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_ENUM);
+    assert_int_equal(m->choice_case,
+                     ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_ENUM);
     const orpc_json_opts legacy = {.legacy = 1};
     assert_enc(ALL, &m->base, &legacy,
                "{\"f_enum\":\"red\",\"r_enum\":[\"red\",\"green\","
@@ -1007,20 +1072,23 @@ static void test_enums(void **state)
     /* ignore_unknown skips unknown names: unset, dropped from lists/maps. */
     const orpc_json_opts ign = {.ignore_unknown = 1};
     m = (AllTypes *)dec_opts(
-        ALL, "{\"fEnum\":\"purple\",\"rEnum\":[\"purple\",\"red\",\"x\"],"
-             "\"mUint64Enum\":{\"1\":\"purple\",\"2\":\"red\"},"
-             "\"oEnum\":\"purple\",\"oString\":\"s\"}",
+        ALL,
+        "{\"fEnum\":\"purple\",\"rEnum\":[\"purple\",\"red\",\"x\"],"
+        "\"mUint64Enum\":{\"1\":\"purple\",\"2\":\"red\"},"
+        "\"oEnum\":\"purple\",\"oString\":\"s\"}",
         &ign);
     assert_int_equal(m->f_enum, 0);
     assert_int_equal(m->n_r_enum, 1);
     assert_int_equal(m->r_enum[0], 1);
     assert_int_equal(m->n_m_uint64_enum, 1);
     assert_true(m->m_uint64_enum[0]->key == 2);
-    assert_int_equal(m->choice_case, ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_STRING);
+    assert_int_equal(m->choice_case,
+                     ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_STRING);
     protobuf_c_message_free_unpacked(&m->base, NULL);
 }
 
-/* ---- structure: names, oneofs, nulls, unknown fields, depth ---------------- */
+/* ---- structure: names, oneofs, nulls, unknown fields, depth ----------------
+ */
 
 static void test_structure_errors(void **state)
 {
@@ -1038,11 +1106,13 @@ static void test_structure_errors(void **state)
         ALL, "{\"oString\":null,\"oInt64\":\"3\",\"fString\":null,"
              "\"fNested\":null,\"rInt32\":null,\"mBoolString\":null,"
              "\"fEnum\":null}");
-    assert_int_equal(m->choice_case, ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_INT64);
+    assert_int_equal(m->choice_case,
+                     ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_INT64);
     assert_null(m->f_nested);
     protobuf_c_message_free_unpacked(&m->base, NULL);
     m = (AllTypes *)dec(ALL, "{\"oValue\":null}");
-    assert_int_equal(m->choice_case, ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_VALUE);
+    assert_int_equal(m->choice_case,
+                     ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_VALUE);
     assert_int_equal(m->o_value->kind_case,
                      GOOGLE__PROTOBUF__VALUE__KIND_NULL_VALUE);
     assert_enc(ALL, &m->base, NULL, "{\"oValue\":null}");
@@ -1057,8 +1127,8 @@ static void test_structure_errors(void **state)
     dec_err(ALL, "{\"fNested\":{\"child\":{\"x y\":1}}}",
             "$.fNested.child[\"x y\"]: unknown field", NULL);
     dec_err(ALL, "{\"@type\":\"x\"}", "$[\"@type\"]: unknown field", NULL);
-    dec_err(ALL, "{\"rNested\":[{},{\"c\":1}]}", "$.rNested[1].c: unknown field",
-            NULL);
+    dec_err(ALL, "{\"rNested\":[{},{\"c\":1}]}",
+            "$.rNested[1].c: unknown field", NULL);
     dec_err(ALL, "{\"mInt64Nested\":{\"1\":{\"q\":1}}}",
             "$.mInt64Nested[\"1\"].q: unknown field", NULL);
     dec_err(ALL, "{\"mStringValue\":{\"a\\\"b\":{\"c\":[1,{\"d\":[1e400]}]}}}",
@@ -1109,8 +1179,8 @@ static void test_depth(void **state)
             assert_canonical(&google__protobuf__list_value__orpc_info, buf,
                              NULL);
         } else {
-            dec_err(&google__protobuf__list_value__orpc_info, buf,
-                    "$[0][0][0]", "nesting deeper than 64 levels");
+            dec_err(&google__protobuf__list_value__orpc_info, buf, "$[0][0][0]",
+                    "nesting deeper than 64 levels");
         }
     }
     /* Encoding refuses what it could not read back. */
@@ -1121,8 +1191,7 @@ static void test_depth(void **state)
         chain[i].child = i + 1 < 70 ? &chain[i + 1] : NULL;
     }
     char *out = NULL;
-    assert_int_equal(orpc_json_encode(NESTED, &chain[0].base, NULL, &out,
-                                      NULL),
+    assert_int_equal(orpc_json_encode(NESTED, &chain[0].base, NULL, &out, NULL),
                      ORPC_EINVAL);
     const orpc_json_opts d100 = {.max_depth = 100};
     out = enc_opts(NESTED, &chain[0].base, &d100);
@@ -1132,7 +1201,8 @@ static void test_depth(void **state)
     free(out);
 }
 
-/* ---- hostile input -------------------------------------------------------- */
+/* ---- hostile input --------------------------------------------------------
+ */
 
 static void test_hostile(void **state)
 {
@@ -1185,7 +1255,8 @@ static void test_hostile(void **state)
         {LIT("{\"\xff\":1}"), "$: unable to decode byte"},
         {LIT("{\"fInt32\":1,\"fInt32\":2}"), "$: duplicate object key"},
         {LIT("{\"fNested\":{\"a\":1,\"a\":2}}"), "$: duplicate object key"},
-        {LIT("{\"mStringInt32\":{\"k\":1,\"k\":1}}"), "$: duplicate object key"},
+        {LIT("{\"mStringInt32\":{\"k\":1,\"k\":1}}"),
+         "$: duplicate object key"},
         {LIT("{\"fInt32\":99999999999999999999}"), "$.fInt32: integer"},
         {LIT("{\"fDouble\":1e400}"), "$: real number overflow"},
         {LIT("{\"fInt32\":-}"), "$: "},
@@ -1200,8 +1271,8 @@ static void test_hostile(void **state)
     }
     /* Error messages stay printable even when quoting hostile input. */
     ProtobufCMessage *m = NULL;
-    orpc_status st = orpc_json_decode(ALL, "{\"fString\":\"\xff\xfe\"}", 16,
-                                      NULL, NULL, &m);
+    orpc_status st =
+        orpc_json_decode(ALL, "{\"fString\":\"\xff\xfe\"}", 16, NULL, NULL, &m);
     assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
     for (const char *p = st.message; *p != '\0'; p++) {
         assert_true(*p >= 0x20 && *p < 0x7f);
@@ -1228,12 +1299,31 @@ static void test_hostile(void **state)
 static void wrong_types(const orpc_message_info *info, const char *open,
                         const char *close, const char *inner_prefix)
 {
-    static const char *const values[] = {
-        "{}",       "[]",   "[{}]",      "[[]]",  "\"x\"", "\"\"",
-        "\"1\"",    "1",    "-1",        "1.5",   "1e30",  "true",
-        "false",    "null", "{\"a\":1}", "[1,2]", "[null]", "\"NaN\"",
-        "\"AQ==\"", "\"COLOR_RED\"", "{\"1\":{}}", "{\"true\":[]}",
-        "\"1970-01-01T00:00:00Z\"", "\"1s\"", "[\"x\",1,{}]"};
+    static const char *const values[] = {"{}",
+                                         "[]",
+                                         "[{}]",
+                                         "[[]]",
+                                         "\"x\"",
+                                         "\"\"",
+                                         "\"1\"",
+                                         "1",
+                                         "-1",
+                                         "1.5",
+                                         "1e30",
+                                         "true",
+                                         "false",
+                                         "null",
+                                         "{\"a\":1}",
+                                         "[1,2]",
+                                         "[null]",
+                                         "\"NaN\"",
+                                         "\"AQ==\"",
+                                         "\"COLOR_RED\"",
+                                         "{\"1\":{}}",
+                                         "{\"true\":[]}",
+                                         "\"1970-01-01T00:00:00Z\"",
+                                         "\"1s\"",
+                                         "[\"x\",1,{}]"};
     const ProtobufCMessageDescriptor *d = info->descriptor;
     for (unsigned i = 0; i < d->n_fields; i++) {
         for (size_t v = 0; v < sizeof values / sizeof values[0]; v++) {
@@ -1241,9 +1331,9 @@ static void wrong_types(const orpc_message_info *info, const char *open,
             snprintf(json, sizeof json, "%s\"%s\":%s%s", open,
                      info->fields[i].json_name, values[v], close);
             ProtobufCMessage *m = NULL;
-            orpc_status st = orpc_json_decode(
-                inner_prefix != NULL ? ALL : info, json, strlen(json), NULL,
-                NULL, &m);
+            orpc_status st =
+                orpc_json_decode(inner_prefix != NULL ? ALL : info, json,
+                                 strlen(json), NULL, NULL, &m);
             if (st.code == ORPC_OK) {
                 protobuf_c_message_free_unpacked(m, NULL);
             } else {
@@ -1269,15 +1359,15 @@ static void test_wrong_types_everywhere(void **state)
     wrong_types(ALL, "{", "}", NULL);
     wrong_types(WKT, "{", "}", NULL);
     wrong_types(NOTIF, "{", "}", NULL);
-    wrong_types(NESTED, "{\"fNested\":{\"child\":{", "}}}",
-                "$.fNested.child.");
+    wrong_types(NESTED, "{\"fNested\":{\"child\":{", "}}}", "$.fNested.child.");
     wrong_types(NESTED, "{\"rNested\":[{},{", "}]}", "$.rNested[1].");
     wrong_types(NESTED, "{\"mInt64Nested\":{\"7\":{", "}}}",
                 "$.mInt64Nested[\"7\"].");
     wrong_types(NESTED, "{\"oNested\":{", "}}", "$.oNested.");
 }
 
-/* ---- memory ---------------------------------------------------------------- */
+/* ---- memory ----------------------------------------------------------------
+ */
 
 static void test_allocator_and_oom(void **state)
 {
@@ -1290,9 +1380,8 @@ static void test_allocator_and_oom(void **state)
         counting c = {-1, 0, 0};
         ProtobufCAllocator a = {c_alloc, c_free, &c};
         ProtobufCMessage *full = NULL;
-        orpc_status st = orpc_json_decode(docs[d].info, docs[d].json,
-                                          strlen(docs[d].json), NULL, &a,
-                                          &full);
+        orpc_status st = orpc_json_decode(
+            docs[d].info, docs[d].json, strlen(docs[d].json), NULL, &a, &full);
         assert_int_equal(st.code, ORPC_OK);
         size_t needed = c.calls;
         assert_true(needed > 10);
@@ -1342,8 +1431,9 @@ static void test_allocator_and_oom(void **state)
     ProtobufCAllocator a = {c_alloc, c_free, &c};
     ProtobufCMessage *m = NULL;
     orpc_status st = orpc_json_decode(
-        WKT, LIT("{\"rAny\":[{\"@type\":\"t/orpc.test.json.Nested\",\"a\":1},"
-                 "{\"@type\":\"t/orpc.test.json.Nested\",\"b\":2}]}"),
+        WKT,
+        LIT("{\"rAny\":[{\"@type\":\"t/orpc.test.json.Nested\",\"a\":1},"
+            "{\"@type\":\"t/orpc.test.json.Nested\",\"b\":2}]}"),
         NULL, &a, &m);
     assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
     assert_string_equal(st.message, "$.rAny[1].b: expected a string");
@@ -1351,7 +1441,8 @@ static void test_allocator_and_oom(void **state)
     orpc_status_clear(&st);
 }
 
-/* ---- API edges --------------------------------------------------------------- */
+/* ---- API edges
+ * --------------------------------------------------------------- */
 
 static void test_api_edges(void **state)
 {
@@ -1487,7 +1578,8 @@ static void test_without_tables(void **state)
     protobuf_c_message_free_unpacked(m, NULL);
 }
 
-/* ---- scalars as URL text ------------------------------------------------------ */
+/* ---- scalars as URL text
+ * ------------------------------------------------------ */
 
 static const ProtobufCFieldDescriptor *field(const orpc_message_info *info,
                                              const char *name,
@@ -1506,16 +1598,14 @@ static void assert_text(const orpc_message_info *info, ProtobufCMessage *m,
     const orpc_field_info *fi;
     const ProtobufCFieldDescriptor *f = field(info, name, &fi);
     char *out = NULL;
-    assert_int_equal(orpc__json_scalar_text(f, fi, (char *)m + f->offset, opts,
-                                            &out),
-                     0);
+    assert_int_equal(
+        orpc__json_scalar_text(f, fi, (char *)m + f->offset, opts, &out), 0);
     assert_string_equal(out, want);
     free(out);
 }
 
 static int parse_text(const orpc_message_info *info, ProtobufCMessage *m,
-                      const char *name, const char *text,
-                      ProtobufCAllocator *a)
+                      const char *name, const char *text, ProtobufCAllocator *a)
 {
     const orpc_field_info *fi;
     const ProtobufCFieldDescriptor *f = field(info, name, &fi);
@@ -1583,12 +1673,15 @@ static void test_scalar_text_and_parse(void **state)
                      ORPC_EINVAL);
     /* Oneof members set the case and release the member they replace. */
     assert_int_equal(parse_text(ALL, &m->base, "oString", "s1", &a), 0);
-    assert_int_equal(m->choice_case, ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_STRING);
+    assert_int_equal(m->choice_case,
+                     ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_STRING);
     assert_int_equal(parse_text(ALL, &m->base, "oString", "s2", &a), 0);
     assert_int_equal(parse_text(ALL, &m->base, "oBytes", "AQID", &a), 0);
-    assert_int_equal(m->choice_case, ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_BYTES);
+    assert_int_equal(m->choice_case,
+                     ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_BYTES);
     assert_int_equal(parse_text(ALL, &m->base, "oInt64", "7", &a), 0);
-    assert_int_equal(m->choice_case, ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_INT64);
+    assert_int_equal(m->choice_case,
+                     ORPC__TEST__JSON__ALL_TYPES__CHOICE_O_INT64);
     assert_true(m->o_int64 == 7);
     assert_int_equal(parse_text(ALL, &m->base, "optInt32", "0", &a), 0);
     assert_int_equal(m->_opt_int32_case,
@@ -1641,7 +1734,8 @@ static void test_scalar_text_and_parse(void **state)
 static void test_proto2_and_missing_values(void **state)
 {
     (void)state;
-    const orpc_message_info *fdp = &google__protobuf__field_descriptor_proto__orpc_info;
+    const orpc_message_info *fdp =
+        &google__protobuf__field_descriptor_proto__orpc_info;
     Google__Protobuf__FieldDescriptorProto *f = (void *)dec(
         fdp, "{\"name\":\"\",\"number\":0,\"label\":\"LABEL_OPTIONAL\","
              "\"proto3Optional\":false,\"options\":{}}");
@@ -1661,15 +1755,13 @@ static void test_proto2_and_missing_values(void **state)
     /* URL text into a proto2 field sets its has_ flag. */
     const orpc_field_info *fi;
     const ProtobufCFieldDescriptor *fd = field(fdp, "oneofIndex", &fi);
-    assert_int_equal(orpc__json_scalar_parse(fd, fi, &f->oneof_index, "3",
-                                             NULL),
-                     0);
+    assert_int_equal(
+        orpc__json_scalar_parse(fd, fi, &f->oneof_index, "3", NULL), 0);
     assert_true(f->has_oneof_index);
     assert_int_equal(f->oneof_index, 3);
     fd = field(fdp, "typeName", &fi);
-    assert_int_equal(orpc__json_scalar_parse(fd, fi, &f->type_name, ".a.B",
-                                             NULL),
-                     0);
+    assert_int_equal(
+        orpc__json_scalar_parse(fd, fi, &f->type_name, ".a.B", NULL), 0);
     assert_string_equal(f->type_name, ".a.B");
     protobuf_c_message_free_unpacked(&f->base, NULL);
     /* Required fields must be there (those protobuf-c can tell: strings and
@@ -1678,7 +1770,8 @@ static void test_proto2_and_missing_values(void **state)
         &google__protobuf__uninterpreted_option__name_part__orpc_info;
     dec_err(np, "{\"isExtension\":true}", "$: a required field is missing",
             NULL);
-    ProtobufCMessage *ok = dec(np, "{\"namePart\":\"x\",\"isExtension\":false}");
+    ProtobufCMessage *ok =
+        dec(np, "{\"namePart\":\"x\",\"isExtension\":false}");
     assert_enc(np, ok, NULL, "{\"namePart\":\"x\",\"isExtension\":false}");
     protobuf_c_message_free_unpacked(ok, NULL);
 
@@ -1753,6 +1846,7 @@ int main(void)
         cmocka_unit_test(test_legacy_notification),
         cmocka_unit_test(test_integers),
         cmocka_unit_test(test_floats),
+        cmocka_unit_test(test_fuzz_findings),
         cmocka_unit_test(test_bytes),
         cmocka_unit_test(test_enums),
         cmocka_unit_test(test_structure_errors),

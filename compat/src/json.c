@@ -86,9 +86,9 @@
 #include "google/rpc/status.orpc.h"
 
 #define DEFAULT_MAX_DEPTH 64u
-#define TS_MIN_SECONDS (-62135596800LL) /* 0001-01-01T00:00:00Z */
-#define TS_MAX_SECONDS 253402300799LL   /* 9999-12-31T23:59:59Z */
-#define DUR_MAX_SECONDS 315576000000LL  /* 10000 years */
+#define TS_MIN_SECONDS (-62135596800LL)     /* 0001-01-01T00:00:00Z */
+#define TS_MAX_SECONDS 253402300799LL       /* 9999-12-31T23:59:59Z */
+#define DUR_MAX_SECONDS 315576000000LL      /* 10000 years */
 #define EXACT_DOUBLE_MAX 9007199254740992.0 /* 2^53 */
 
 /* ------------------------------------------------------------------ */
@@ -423,6 +423,10 @@ static void replace_point(const char *in, char *out, size_t cap,
 static void fmt_double(double v, char *out, size_t cap)
 {
     char tmp[64];
+    if (v == 0 && signbit(v)) {
+        snprintf(out, cap, "-0.0"); /* "-0" would read back as integer 0 */
+        return;
+    }
     for (int p = 1; p <= 17; p++) {
         snprintf(tmp, sizeof tmp, "%.*g", p, v);
         if (p == 17 || strtod(tmp, NULL) == v) {
@@ -489,8 +493,13 @@ static int json_number_syntax(const char *s, size_t n)
     return i == n;
 }
 
-enum { NUM_OK = 0, NUM_SYNTAX = -1, NUM_FRACTION = -2, NUM_RANGE = -3,
-       NUM_NOMEM = -4 };
+enum {
+    NUM_OK = 0,
+    NUM_SYNTAX = -1,
+    NUM_FRACTION = -2,
+    NUM_RANGE = -3,
+    NUM_NOMEM = -4
+};
 
 /* A JSON number in text as a double; NUM_RANGE when it overflows. */
 static int parse_double_text(const char *s, size_t n, double *out)
@@ -584,8 +593,8 @@ static int parse_int_text(const char *s, size_t n, int *neg, uint64_t *mag)
     }
     int64_t nint = (int64_t)(int1 - int0);
     int64_t nd = nint + (int64_t)(frac1 - frac0);
-#define DIGIT(k) ((k) < nint ? s[int0 + (size_t)(k)] \
-                             : s[frac0 + (size_t)((k) - nint)])
+#define DIGIT(k)                                                               \
+    ((k) < nint ? s[int0 + (size_t)(k)] : s[frac0 + (size_t)((k)-nint)])
     int64_t first = 0;
     while (first < nd && DIGIT(first) == '0') {
         first++;
@@ -1023,8 +1032,8 @@ static int parse_fraction(const char *s, size_t n, size_t *i, int32_t *nanos)
 static int parse_timestamp(const char *s, size_t n, int64_t *sec,
                            int32_t *nanos)
 {
-    if (n < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' ||
-        s[13] != ':' || s[16] != ':') {
+    if (n < 20 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' ||
+        s[16] != ':') {
         return -1;
     }
     int y = fixed_digits(s, 4);
@@ -1080,8 +1089,8 @@ static int parse_timestamp(const char *s, size_t n, int64_t *sec,
 static int fmt_duration(int64_t sec, int32_t nanos, char *out, size_t cap)
 {
     if (sec < -DUR_MAX_SECONDS || sec > DUR_MAX_SECONDS ||
-        nanos <= -1000000000 || nanos >= 1000000000 ||
-        (sec > 0 && nanos < 0) || (sec < 0 && nanos > 0)) {
+        nanos <= -1000000000 || nanos >= 1000000000 || (sec > 0 && nanos < 0) ||
+        (sec < 0 && nanos > 0)) {
         return -1;
     }
     int neg = sec < 0 || nanos < 0;
@@ -1093,8 +1102,7 @@ static int fmt_duration(int64_t sec, int32_t nanos, char *out, size_t cap)
 }
 
 /* -?[0-9]+(\.[0-9]{1,9})?s within ±315576000000 s. */
-static int parse_duration(const char *s, size_t n, int64_t *sec,
-                          int32_t *nanos)
+static int parse_duration(const char *s, size_t n, int64_t *sec, int32_t *nanos)
 {
     size_t i = 0;
     int neg = 0;
@@ -1428,8 +1436,8 @@ static int find_type(mtype root, mtype *cache, const char *name, size_t len,
     }
     typeset s = {NULL, 0, 0};
     int rc = typeset_add(&s, root);
-    for (size_t k = 0; rc == 0 && k < sizeof KNOWN_TYPES / sizeof KNOWN_TYPES[0];
-         k++) {
+    for (size_t k = 0;
+         rc == 0 && k < sizeof KNOWN_TYPES / sizeof KNOWN_TYPES[0]; k++) {
         rc = typeset_add(&s, mt(KNOWN_TYPES[k]->descriptor, KNOWN_TYPES[k]));
     }
     for (size_t i = 0; rc == 0 && i < s.n; i++) {
@@ -1598,8 +1606,8 @@ typedef struct ectx {
     mtype any_cache;
 } ectx;
 
-static int enc_msg(ectx *c, mtype t, const ProtobufCMessage *m,
-                   unsigned depth, json_t **out);
+static int enc_msg(ectx *c, mtype t, const ProtobufCMessage *m, unsigned depth,
+                   json_t **out);
 
 static int mk_string(const char *s, size_t n, json_t **out)
 {
@@ -1803,9 +1811,8 @@ static int field_present(const ProtobufCFieldDescriptor *f, const char *base)
 }
 
 /* A map key as text: into |buf| for numbers, else the string itself. */
-static int map_key_text(const ProtobufCFieldDescriptor *kf,
-                        const void *member, char *buf, size_t cap,
-                        const char **key)
+static int map_key_text(const ProtobufCFieldDescriptor *kf, const void *member,
+                        char *buf, size_t cap, const char **key)
 {
     switch (kf->type) {
     case PROTOBUF_C_TYPE_INT32:
@@ -1922,8 +1929,8 @@ static int enc_list(ectx *c, mtype t, unsigned i, const char *base,
     return 0;
 }
 
-static int enc_value(ectx *c, const Google__Protobuf__Value *v,
-                     unsigned depth, json_t **out);
+static int enc_value(ectx *c, const Google__Protobuf__Value *v, unsigned depth,
+                     json_t **out);
 
 static int enc_struct(ectx *c, const Google__Protobuf__Struct *s,
                       unsigned depth, json_t **out)
@@ -1989,8 +1996,8 @@ static int enc_list_value(ectx *c, const Google__Protobuf__ListValue *l,
     return 0;
 }
 
-static int enc_value(ectx *c, const Google__Protobuf__Value *v,
-                     unsigned depth, json_t **out)
+static int enc_value(ectx *c, const Google__Protobuf__Value *v, unsigned depth,
+                     json_t **out)
 {
     if (v == NULL) {
         return mk(json_null(), out);
@@ -2001,7 +2008,8 @@ static int enc_value(ectx *c, const Google__Protobuf__Value *v,
         if (!isfinite(d)) {
             return ORPC_EINVAL; /* would read back as a string */
         }
-        if (is_integral(d) && dabs(d) <= EXACT_DOUBLE_MAX) {
+        if (is_integral(d) && dabs(d) <= EXACT_DOUBLE_MAX &&
+            !(d == 0 && signbit(d))) { /* -0.0 stays a real */
             return mk(json_integer((json_int_t)d), out);
         }
         return mk(json_real(d), out);
@@ -2049,8 +2057,8 @@ static int enc_any(ectx *c, const Google__Protobuf__Any *a, unsigned depth,
     json_t *obj = json_object();
     json_t *inner = NULL;
     rc = obj != NULL ? 0 : ORPC_ENOMEM;
-    if (rc == 0 && json_object_set_new_nocheck(
-                       obj, "@type", json_string_nocheck(url)) < 0) {
+    if (rc == 0 && json_object_set_new_nocheck(obj, "@type",
+                                               json_string_nocheck(url)) < 0) {
         rc = ORPC_ENOMEM;
     }
     if (rc == 0 && wkt_of(it.d) != WKT_NONE) {
@@ -2141,8 +2149,8 @@ static int enc_wkt(ectx *c, enum wkt kind, mtype t, const ProtobufCMessage *m,
     return ORPC_EINVAL;
 }
 
-static int enc_msg(ectx *c, mtype t, const ProtobufCMessage *m,
-                   unsigned depth, json_t **out)
+static int enc_msg(ectx *c, mtype t, const ProtobufCMessage *m, unsigned depth,
+                   json_t **out)
 {
     enum wkt kind = wkt_of(t.d);
     if (kind != WKT_NONE) {
@@ -2302,9 +2310,8 @@ int orpc__json_encode_value(const orpc_message_info *info,
     return enc_msg(&c, root, msg, 0, out);
 }
 
-int orpc_json_encode(const orpc_message_info *info,
-                     const ProtobufCMessage *msg, const orpc_json_opts *opts,
-                     char **out, size_t *len)
+int orpc_json_encode(const orpc_message_info *info, const ProtobufCMessage *msg,
+                     const orpc_json_opts *opts, char **out, size_t *len)
 {
     if (out != NULL) {
         *out = NULL;
@@ -2373,8 +2380,8 @@ static int fail(dctx *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    c->st = orpc_status_errorf(ORPC_INVALID_ARGUMENT, "%s: %s", c->path.p,
-                               reason);
+    c->st =
+        orpc_status_errorf(ORPC_INVALID_ARGUMENT, "%s: %s", c->path.p, reason);
     return -1;
 }
 
@@ -2534,8 +2541,9 @@ static int dec_scalar(dctx *c, const ProtobufCFieldDescriptor *f,
             rc = NUM_OK;
         } else {
             rc = double_to_int(d, &neg, &mag);
-            if (rc != NUM_FRACTION && c->real_ints &&
-                is_64bit_type(f->type) && dabs(d) > EXACT_DOUBLE_MAX) {
+            /* read as a double, 2^53 itself may be 2^53 + 1 rounded */
+            if (rc != NUM_FRACTION && c->real_ints && is_64bit_type(f->type) &&
+                dabs(d) >= EXACT_DOUBLE_MAX) {
                 return fail(c, "integer too large to be exact as a JSON "
                                "number; send it as a string");
             }
@@ -2650,19 +2658,53 @@ static int dec_map_key(dctx *c, const ProtobufCFieldDescriptor *kf,
                        const char *key, void *member)
 {
     const char *why = NULL;
-    int rc = text_to_scalar(kf, NULL, key, strlen(key), member, c->alloc, 1,
-                            &why);
+    int rc =
+        text_to_scalar(kf, NULL, key, strlen(key), member, c->alloc, 1, &why);
     if (rc == CV_NOMEM) {
         return nomem(c);
     }
     if (rc != CV_OK) {
         return fail(c, "invalid %s map key: %s", type_name(kf->type), why);
     }
+    /* One spelling per key ("1", not "1.0" or "01"): the JSON object
+     * cannot then hold one key twice, which duplicate-key refusal relies
+     * on (python's json_format takes only these spellings as well). */
+    char canon[32];
+    switch (kf->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        snprintf(canon, sizeof canon, "%" PRId32, *(const int32_t *)member);
+        break;
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        snprintf(canon, sizeof canon, "%" PRIu32, *(const uint32_t *)member);
+        break;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        snprintf(canon, sizeof canon, "%" PRId64, *(const int64_t *)member);
+        break;
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        snprintf(canon, sizeof canon, "%" PRIu64, *(const uint64_t *)member);
+        break;
+    case PROTOBUF_C_TYPE_BOOL:
+        snprintf(canon, sizeof canon, "%s",
+                 *(const protobuf_c_boolean *)member ? "true" : "false");
+        break;
+    default:
+        return 0; /* string keys are their own spelling */
+    }
+    if (strcmp(canon, key) != 0) {
+        return fail(c, "%s map key not in canonical form (write \"%s\")",
+                    type_name(kf->type), canon);
+    }
     return 0;
 }
 
-static int dec_map(dctx *c, mtype t, unsigned i, ProtobufCMessage *m,
-                   json_t *v, unsigned depth)
+static int dec_map(dctx *c, mtype t, unsigned i, ProtobufCMessage *m, json_t *v,
+                   unsigned depth)
 {
     const ProtobufCFieldDescriptor *f = &t.d->fields[i];
     char *base = (char *)m;
@@ -2745,8 +2787,9 @@ static int dec_field(dctx *c, mtype t, unsigned i, ProtobufCMessage *m,
                     other = t.d->fields[k].name;
                 }
             }
-            return fail(c, "oneof field set together with \"%s\" of the same "
-                           "oneof",
+            return fail(c,
+                        "oneof field set together with \"%s\" of the same "
+                        "oneof",
                         other);
         }
     }
@@ -2800,8 +2843,9 @@ static int dec_fields(dctx *c, mtype t, json_t *v, unsigned depth,
         }
         size_t mark = path_key(c, key);
         if (seen[i / 8] & (1u << (i % 8))) {
-            rc = fail(c, "field \"%s\" given twice (by its JSON name and its "
-                         "proto name)",
+            rc = fail(c,
+                      "field \"%s\" given twice (by its JSON name and its "
+                      "proto name)",
                       t.d->fields[i].name);
         } else {
             seen[i / 8] |= (unsigned char)(1u << (i % 8));
@@ -2945,8 +2989,8 @@ static int dec_value(dctx *c, const ProtobufCMessageDescriptor *d, json_t *v,
         val->kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
         break;
     case JSON_STRING:
-        val->string_value = pb_strndup(c->alloc, json_string_value(v),
-                                       json_string_length(v));
+        val->string_value =
+            pb_strndup(c->alloc, json_string_value(v), json_string_length(v));
         if (val->string_value == NULL) {
             rc = nomem(c);
         } else {
@@ -3131,7 +3175,8 @@ static int dec_any(dctx *c, mtype t, json_t *v, unsigned depth,
     ProtobufCMessage *m = pb_new(c->alloc, t.d);
     size_t sz = protobuf_c_message_get_packed_size(im);
     uint8_t *buf = m != NULL ? pb_alloc(c->alloc, sz) : NULL;
-    char *type_url = buf != NULL ? pb_strndup(c->alloc, url, strlen(url)) : NULL;
+    char *type_url =
+        buf != NULL ? pb_strndup(c->alloc, url, strlen(url)) : NULL;
     if (type_url == NULL) {
         pb_free(c->alloc, buf);
         pb_msg_free(c->alloc, m);
@@ -3283,8 +3328,8 @@ static int bad_info(const orpc_message_info *info)
 
 orpc_status orpc__json_decode_value(const orpc_message_info *info, json_t *v,
                                     const orpc_json_opts *opts,
-                                    ProtobufCAllocator *alloc,
-                                    const char *path, ProtobufCMessage **out)
+                                    ProtobufCAllocator *alloc, const char *path,
+                                    ProtobufCMessage **out)
 {
     if (out != NULL) {
         *out = NULL;
@@ -3407,8 +3452,7 @@ int orpc__json_scalar_text(const ProtobufCFieldDescriptor *f,
     }
     case PROTOBUF_C_TYPE_ENUM: {
         int32_t n = *(const int32_t *)member;
-        text = enum_name(f, enum_of_fi(f, fi), opts != NULL && opts->legacy,
-                         n);
+        text = enum_name(f, enum_of_fi(f, fi), opts != NULL && opts->legacy, n);
         if (text == NULL) {
             snprintf(buf, sizeof buf, "%" PRId32, n);
             text = buf;

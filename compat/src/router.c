@@ -180,6 +180,29 @@ static void trim(char **b, char **e)
         (*e)--;
 }
 
+/* Whether [k, k + n) is a key: `*`, `pkg.Service` or `pkg.Service/Method`
+ * (proto identifiers).  The table's internal keys ("ENV:…", "IGNORE:…")
+ * are not, so no file line can pose as one. */
+static int valid_key(const char *k, size_t n)
+{
+    if (n == 1 && k[0] == '*')
+        return 1;
+    int slash = 0, start = 1;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)k[i];
+        if (ch == '/' && !slash && !start) {
+            slash = start = 1;
+        } else if (ch == '.' && !slash && !start) {
+            start = 1;
+        } else if (isalpha(ch) || ch == '_' || (isdigit(ch) && !start)) {
+            start = 0;
+        } else {
+            return 0;
+        }
+    }
+    return n > 0 && !start;
+}
+
 static int set_stats_file(route_set *t, const char *path, size_t n)
 {
     char pid[32];
@@ -231,7 +254,7 @@ static int load_file(route_set *t, const char *path, char *err, size_t errlen)
             k += 6;
             trim(&k, &kend);
             char ikey[600];
-            if (kend == k || kend - k > 500) {
+            if (kend - k > 500 || !valid_key(k, (size_t)(kend - k))) {
                 snprintf(err, errlen, "%s:%d: bad ignore line", path, lineno);
                 rc = ORPC_ECONFIG;
                 break;
@@ -254,9 +277,16 @@ static int load_file(route_set *t, const char *path, char *err, size_t errlen)
             continue;
         }
         orpc_route_mode mode;
-        if (kend == k || parse_mode(v, (size_t)(vend - v), &mode) != 0) {
-            snprintf(err, errlen, "%s:%d: %s " MODES_HINT, path, lineno,
-                     kend == k ? "empty key" : "unknown mode");
+        if (!valid_key(k, (size_t)(kend - k))) {
+            snprintf(err, errlen,
+                     "%s:%d: %s (keys: *, pkg.Service, pkg.Service/Method)",
+                     path, lineno, kend == k ? "empty key" : "bad key");
+            rc = ORPC_ECONFIG;
+            break;
+        }
+        if (parse_mode(v, (size_t)(vend - v), &mode) != 0) {
+            snprintf(err, errlen, "%s:%d: unknown mode " MODES_HINT, path,
+                     lineno);
             rc = ORPC_ECONFIG;
             break;
         }
@@ -359,8 +389,7 @@ int orpc_routes_reload(orpc_routes *t, char *err, size_t errlen)
 
 int orpc_routes_set(orpc_routes *t, const char *key, orpc_route_mode mode)
 {
-    if (t == NULL || key == NULL || *key == '\0' ||
-        strncmp(key, "ENV:", 4) == 0 || strncmp(key, "IGNORE:", 7) == 0 ||
+    if (t == NULL || key == NULL || !valid_key(key, strlen(key)) ||
         (unsigned)mode > ORPC_ROUTE_SHADOW_GRPC)
         return ORPC_EINVAL;
     uv_rwlock_wrlock(&t->rw);

@@ -22,6 +22,7 @@
  *
  * The table comes from a file and from environment overrides.  File lines:
  *   key = mode             key: `*`, `pkg.Service` or `pkg.Service/Method`
+ *                          (proto identifiers; any other key is refused)
  *   ignore pkg.Service/Method = a.b, c
  *                          response fields (dotted proto names) that shadow
  *                          comparisons skip, e.g. timestamps
