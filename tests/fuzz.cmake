@@ -1,0 +1,107 @@
+# tests/fuzz.cmake — included (last) from tests/CMakeLists.txt: the libFuzzer
+# targets in fuzz/ for the parsers of untrusted input outside wire.c (whose
+# two targets tests/wire.cmake registers), each built as a standalone
+# regression runner that ctest runs (test fuzz_<name>), and, with
+# ORPC_BUILD_FUZZERS and clang, as the real fuzzer bin/fuzz_<name>_libfuzzer.
+#
+#   fuzz_json           orpc_json_decode/encode (liborpc-compat) over the
+#                       test messages of json.cmake, the project's protos
+#                       and the well-known types
+#   fuzz_path_template  google.api.http templates (compat/src/path_template.c)
+#   fuzz_authz          gRFC A43 policies and decisions (rpc/src/authz.c)
+#   fuzz_http_reply     legacy HTTP replies to statuses (orpc__legacy_status
+#                       in compat/src/legacy_http.c)
+#   fuzz_routes         routing-table files (orpc_routes_load, liborpc-compat)
+#
+# Exported functions are reached through the libraries; hidden orpc__ ones
+# by compiling their .c into the runner, as wire.cmake and the unit tests
+# do.  The libFuzzer builds compile the library code they fuzz into the
+# executable instead of linking the shared library, so that it carries
+# libFuzzer's coverage instrumentation (fuzzing blind otherwise).
+if(NOT TARGET PkgConfig::JANSSON)
+  pkg_check_modules(JANSSON REQUIRED IMPORTED_TARGET jansson>=2.13)
+endif()
+if(NOT TARGET PkgConfig::LIBCURL)
+  pkg_check_modules(LIBCURL REQUIRED IMPORTED_TARGET libcurl>=7.88)
+endif()
+find_package(Threads REQUIRED)
+
+set(_fuzz_dir ${CMAKE_CURRENT_LIST_DIR}/fuzz)
+
+# Inputs on which a target once found a library bug (fuzz/regressions/
+# <target>-<n>) are replayed by a second test per target,
+# <target>_regressions, so that the fixes stay fixed.
+set(_src ${PROJECT_SOURCE_DIR})
+
+# orpc_fuzz_target(<name> [SOURCES ...] [LIBS ...] [INCLUDES ...]
+#                  [FUZZ_SOURCES ...] [FUZZ_LIBS ...])
+# fuzz/<name>.c + SOURCES linked with LIBS into the ctest runner <name>;
+# with ORPC_BUILD_FUZZERS, the same + FUZZ_SOURCES linked with FUZZ_LIBS (or
+# LIBS) into <name>_libfuzzer.
+function(orpc_fuzz_target name)
+  cmake_parse_arguments(F "" ""
+                        "SOURCES;LIBS;INCLUDES;FUZZ_SOURCES;FUZZ_LIBS" ${ARGN})
+  if(NOT F_FUZZ_LIBS)
+    set(F_FUZZ_LIBS ${F_LIBS})
+  endif()
+
+  add_executable(${name} ${_fuzz_dir}/${name}.c ${F_SOURCES})
+  target_compile_definitions(${name} PRIVATE ORPC_FUZZ_STANDALONE)
+  target_compile_options(${name} PRIVATE ${ORPC_WARNINGS})
+  target_include_directories(${name} PRIVATE ${F_INCLUDES})
+  target_link_libraries(${name} PRIVATE ${F_LIBS})
+  add_test(NAME ${name} COMMAND ${name})
+  set_tests_properties(${name} PROPERTIES TIMEOUT 60)
+  file(GLOB _regressions ${_fuzz_dir}/regressions/${name}-*)
+  if(_regressions)
+    list(SORT _regressions)
+    add_test(NAME ${name}_regressions COMMAND ${name} ${_regressions})
+    set_tests_properties(${name}_regressions PROPERTIES TIMEOUT 60)
+  endif()
+
+  if(ORPC_BUILD_FUZZERS)
+    add_executable(${name}_libfuzzer ${_fuzz_dir}/${name}.c ${F_SOURCES}
+                   ${F_FUZZ_SOURCES})
+    target_compile_options(${name}_libfuzzer PRIVATE ${ORPC_WARNINGS}
+        -g -fsanitize=fuzzer,address,undefined)
+    target_link_options(${name}_libfuzzer PRIVATE
+        -fsanitize=fuzzer,address,undefined)
+    target_include_directories(${name}_libfuzzer PRIVATE ${F_INCLUDES})
+    target_link_libraries(${name}_libfuzzer PRIVATE ${F_FUZZ_LIBS})
+  endif()
+endfunction()
+
+# The JSON mapping: exported, so the runner links liborpc-compat.
+orpc_fuzz_target(fuzz_json
+    LIBS orpc_compat orpc_json_test_protos orpc_protos
+    FUZZ_SOURCES ${_src}/compat/src/json.c
+    FUZZ_LIBS orpc_json_test_protos orpc_protos PkgConfig::JANSSON
+    INCLUDES ${_src}/compat/include ${_src}/compat/src)
+
+orpc_fuzz_target(fuzz_path_template
+    SOURCES ${_src}/compat/src/path_template.c
+    INCLUDES ${_src}/compat/src)
+
+# authz.c's orpc__ functions are hidden: compiled in with mem.c, as
+# authz.cmake does; orpc_metadata comes from liborpc.
+orpc_fuzz_target(fuzz_authz
+    SOURCES ${_src}/rpc/src/authz.c ${_src}/rpc/src/mem.c
+    LIBS orpc PkgConfig::JANSSON
+    INCLUDES ${_src}/rpc/include ${_src}/rpc/src)
+
+# orpc__legacy_status is hidden: legacy_http.c compiled in, as
+# legacy_http.cmake does.
+orpc_fuzz_target(fuzz_http_reply
+    SOURCES ${_src}/compat/src/legacy_http.c
+    LIBS orpc PkgConfig::LIBCURL PkgConfig::JANSSON Threads::Threads
+    INCLUDES ${_src}/compat/include ${_src}/compat/src)
+
+# The routing table: exported, but its parser sits in router.c with the rest
+# of liborpc-compat, so the libFuzzer build compiles all of compat/src.
+get_target_property(_fuzz_compat_srcs orpc_compat SOURCES)
+orpc_fuzz_target(fuzz_routes
+    LIBS orpc_compat orpc_protos
+    FUZZ_SOURCES ${_fuzz_compat_srcs}
+    FUZZ_LIBS orpc_protos PkgConfig::JANSSON PkgConfig::LIBCURL
+              PkgConfig::LIBUV OpenSSL::Crypto Threads::Threads
+    INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/rpc/src)
