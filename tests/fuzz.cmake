@@ -76,7 +76,7 @@ orpc_fuzz_target(fuzz_json
     LIBS orpc_compat orpc_json_test_protos orpc_protos
     FUZZ_SOURCES ${_src}/compat/src/json.c
     FUZZ_LIBS orpc_json_test_protos orpc_protos PkgConfig::JANSSON
-    INCLUDES ${_src}/compat/include ${_src}/compat/src)
+    INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/tests)
 
 orpc_fuzz_target(fuzz_path_template
     SOURCES ${_src}/compat/src/path_template.c

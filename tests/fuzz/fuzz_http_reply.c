@@ -35,6 +35,7 @@
 #include <orpc/status.h>
 
 #include "legacy_http.h"
+#include "utf8.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -85,42 +86,6 @@ static orpc_code ref_code(long s, int service_json)
         }
     }
     return s >= 400 && s <= 499 ? ORPC_FAILED_PRECONDITION : ORPC_UNKNOWN;
-}
-
-static int utf8_ok(const uint8_t *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        uint32_t c = s[i], cp, min;
-        size_t len;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0) {
-            len = 2, cp = c & 0x1F, min = 0x80;
-        } else if ((c & 0xF0) == 0xE0) {
-            len = 3, cp = c & 0x0F, min = 0x800;
-        } else if ((c & 0xF8) == 0xF0) {
-            len = 4, cp = c & 0x07, min = 0x10000;
-        } else {
-            return 0;
-        }
-        if (n - i < len) {
-            return 0;
-        }
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) {
-                return 0;
-            }
-            cp = cp << 6 | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
-            return 0;
-        }
-        i += len;
-    }
-    return 1;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -267,18 +232,6 @@ static size_t gen_input(uint32_t *st, uint8_t *out, size_t cap)
     return len;
 }
 
-static size_t next_input(uint32_t *st, int i, uint8_t *buf, size_t len,
-                         size_t cap)
-{
-    (void)i;
-    (void)len;
-    return gen_input(st, buf, cap);
-}
-
-int main(int argc, char **argv)
-{
-    return fuzz_standalone_main(argc, argv, "fuzz_http_reply",
-                                0x68747470u /* "http" */, 50, next_input);
-}
+FUZZ_STANDALONE_MAIN("fuzz_http_reply", 0x68747470u /* "http" */, gen_input)
 
 #endif /* ORPC_FUZZ_STANDALONE */

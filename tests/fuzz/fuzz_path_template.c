@@ -526,18 +526,6 @@ static size_t gen_input(uint32_t *st, uint8_t *out, size_t cap)
     return len;
 }
 
-static size_t next_input(uint32_t *st, int i, uint8_t *buf, size_t len,
-                         size_t cap)
-{
-    (void)i;
-    (void)len;
-    return gen_input(st, buf, cap);
-}
-
-int main(int argc, char **argv)
-{
-    return fuzz_standalone_main(argc, argv, "fuzz_path_template",
-                                0x746d706cu /* "tmpl" */, 50, next_input);
-}
+FUZZ_STANDALONE_MAIN("fuzz_path_template", 0x746d706cu /* "tmpl" */, gen_input)
 
 #endif /* ORPC_FUZZ_STANDALONE */

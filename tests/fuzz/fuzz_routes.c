@@ -506,18 +506,6 @@ static size_t gen_input(uint32_t *st, uint8_t *out, size_t cap)
     return len;
 }
 
-static size_t next_input(uint32_t *st, int i, uint8_t *buf, size_t len,
-                         size_t cap)
-{
-    (void)i;
-    (void)len;
-    return gen_input(st, buf, cap);
-}
-
-int main(int argc, char **argv)
-{
-    return fuzz_standalone_main(argc, argv, "fuzz_routes",
-                                0x726f7574u /* "rout" */, 50, next_input);
-}
+FUZZ_STANDALONE_MAIN("fuzz_routes", 0x726f7574u /* "rout" */, gen_input)
 
 #endif /* ORPC_FUZZ_STANDALONE */

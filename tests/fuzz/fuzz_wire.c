@@ -294,19 +294,6 @@ static size_t gen_input(uint32_t *st, uint8_t *out, size_t cap)
     return len;
 }
 
-/* Input |i| of the run: each one new from gen_input(). */
-static size_t next_input(uint32_t *st, int i, uint8_t *buf, size_t len,
-                         size_t cap)
-{
-    (void)i;
-    (void)len;
-    return gen_input(st, buf, cap);
-}
-
-int main(int argc, char **argv)
-{
-    return fuzz_standalone_main(argc, argv, "fuzz_wire",
-                                0x77697265u /* "wire" */, 50, next_input);
-}
+FUZZ_STANDALONE_MAIN("fuzz_wire", 0x77697265u /* "wire" */, gen_input)
 
 #endif /* ORPC_FUZZ_STANDALONE */

@@ -114,4 +114,22 @@ static int fuzz_standalone_main(int argc, char **argv, const char *name,
     return 0;
 }
 
+/*
+ * The whole standalone main() of a target whose generated inputs are
+ * independent of each other: |gen|(st, buf, cap) writes one and returns its
+ * length.  |name| and |seed| as for fuzz_standalone_main(), 50 inputs.
+ */
+#define FUZZ_STANDALONE_MAIN(name, seed, gen)                                  \
+    static size_t next_input(uint32_t *st, int i, uint8_t *buf, size_t len,    \
+                             size_t cap)                                       \
+    {                                                                          \
+        (void)i;                                                               \
+        (void)len;                                                             \
+        return gen(st, buf, cap);                                              \
+    }                                                                          \
+    int main(int argc, char **argv)                                            \
+    {                                                                          \
+        return fuzz_standalone_main(argc, argv, name, seed, 50, next_input);   \
+    }
+
 #endif /* ORPC_TESTS_FUZZ_STANDALONE_H */

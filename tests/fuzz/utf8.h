@@ -1,0 +1,49 @@
+/*
+ * utf8.h — the strict UTF-8 check the fuzz targets hold library output to
+ * (error messages, JSON text): header-only, because each target is one
+ * translation unit that the README builds with a single clang command.
+ */
+#ifndef ORPC_TESTS_FUZZ_UTF8_H
+#define ORPC_TESTS_FUZZ_UTF8_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Strict UTF-8: no overlongs, surrogates or code points past U+10FFFF. */
+static int utf8_ok(const uint8_t *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c = s[i], cp, min;
+        size_t len;
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        if ((c & 0xE0) == 0xC0) {
+            len = 2, cp = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, cp = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, cp = c & 0x07, min = 0x10000;
+        } else {
+            return 0;
+        }
+        if (n - i < len) {
+            return 0;
+        }
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) {
+                return 0;
+            }
+            cp = cp << 6 | (s[i + k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) {
+            return 0;
+        }
+        i += len;
+    }
+    return 1;
+}
+
+#endif /* ORPC_TESTS_FUZZ_UTF8_H */
