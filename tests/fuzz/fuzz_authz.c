@@ -43,17 +43,7 @@
 #include <orpc/metadata.h>
 
 #include "authz.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
+#include "fuzz.h"
 
 #define MAX_INPUT (64 * 1024)
 #define N_DERIVED 4 /* strings taken from the policy's patterns */

@@ -34,19 +34,8 @@
 
 #include <orpc/status.h>
 
+#include "fuzz.h"
 #include "legacy_http.h"
-#include "utf8.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 #define MAX_BODY (64 * 1024)
 #define DETAIL_MAX 1024 /* legacy_http.h: "at most ... 1 KiB" */

@@ -54,6 +54,7 @@
 #include <orpc/compat/json.h>
 #include <orpc/status.h>
 
+#include "fuzz.h"
 #include "google/protobuf/any.orpc.h"
 #include "google/protobuf/descriptor.orpc.h"
 #include "google/protobuf/duration.orpc.h"
@@ -71,18 +72,6 @@
 #include "opsconductor/jobs/v1/jobs.orpc.h"
 #include "opsconductor/notification/v1/notification.orpc.h"
 #include "opsconductor/user/v1/user.orpc.h"
-#include "utf8.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 #define MAX_JSON (64 * 1024)
 

@@ -44,23 +44,13 @@
 #include <orpc/compat/router.h>
 #include <orpc/error.h>
 
+#include "fuzz.h"
 #include "grpc/testing/test.orpc.h"
 #include "opsconductor/auth/v1/auth.orpc.h"
 #include "opsconductor/credentials/v1/credentials.orpc.h"
 #include "opsconductor/jobs/v1/jobs.orpc.h"
 #include "opsconductor/notification/v1/notification.orpc.h"
 #include "opsconductor/user/v1/user.orpc.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-#define CHECK(cond)                                                            \
-    do {                                                                       \
-        if (!(cond)) {                                                         \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__,   \
-                    #cond);                                                    \
-            abort();                                                           \
-        }                                                                      \
-    } while (0)
 
 #define MAX_FILE (64 * 1024)
 

@@ -12,7 +12,7 @@
  * with one clang command line), and the runner is the same for all of them
  * but for the name, the seed and the input generator.
  *
- * Include it only under ORPC_FUZZ_STANDALONE, after the target's CHECK()
+ * Include it only under ORPC_FUZZ_STANDALONE, after fuzz.h (CHECK())
  * and LLVMFuzzerTestOneInput() declaration and before its generator, which
  * may use rng_next().  Then main() calls fuzz_standalone_main().
  */
