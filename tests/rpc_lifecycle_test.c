@@ -286,11 +286,9 @@ static void test_shutdown_grace_cancels(void **state)
                          c.cl, &req, NULL, async_done, &a),
                      0);
     usleep(100000);
-    uint64_t t0 = uv_hrtime();
     orpc_server_shutdown(srv, 100);
     orpc_server_wait(srv);
-    /* the grace period ended it, long before the handler's 3 s */
-    assert_true(uv_hrtime() - t0 < 2500000000u);
+    /* the grace period ended it: the 3 s handler would have answered OK */
     for (int i = 0; i < 400 && async_count(&a, 0) < 1; i++)
         usleep(5000);
     assert_int_equal(async_count(&a, 0), 1);
