@@ -6,12 +6,16 @@
  * cancelled or a flag releases it, recording what it saw, so each test can
  * check both ends of one call.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -341,6 +345,109 @@ static void test_goaway_moves_new_calls(void **state)
     stop(b_srv, 100);
 }
 
+/* A loopback listener that accepts and at once closes every connection,
+ * counting them: each connection attempt of a channel fails before the
+ * server's SETTINGS. */
+typedef struct slammer {
+    int fd;
+    int accepted; /* g_lock */
+    int stop;     /* g_lock */
+    uv_thread_t thread;
+} slammer;
+
+static void slammer_main(void *arg)
+{
+    slammer *sl = arg;
+    for (int i = 0; i < 2000 && !get(&sl->stop); i++) { /* <= 20 s */
+        struct pollfd p = {.fd = sl->fd, .events = POLLIN};
+        if (poll(&p, 1, 10) == 1) {
+            int c = accept(sl->fd, NULL, NULL);
+            if (c >= 0) {
+                close(c);
+                bump(&sl->accepted);
+            }
+        }
+    }
+}
+
+static int slammer_start(slammer *sl)
+{
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    socklen_t len = sizeof(a);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    memset(sl, 0, sizeof(*sl));
+    sl->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(sl->fd >= 0);
+    assert_int_equal(bind(sl->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(sl->fd, 16), 0);
+    assert_int_equal(getsockname(sl->fd, (struct sockaddr *)&a, &len), 0);
+    assert_int_equal(uv_thread_create(&sl->thread, slammer_main, sl), 0);
+    return ntohs(a.sin_port);
+}
+
+static void slammer_stop(slammer *sl)
+{
+    uv_mutex_lock(&g_lock);
+    sl->stop = 1;
+    uv_mutex_unlock(&g_lock);
+    uv_thread_join(&sl->thread);
+    close(sl->fd);
+}
+
+static void backoff_client(client *c, int port, int64_t initial_backoff_ms)
+{
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    orpc_channel_opts co = {.plaintext = 1,
+                            .initial_backoff_ms = initial_backoff_ms};
+    assert_int_equal(orpc_channel_new(&c->ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_client_new(&c->cl,
+                                     &grpc__testing__test_service__orpc_desc,
+                                     c->ch, NULL),
+                     0);
+}
+
+/* A server that cannot be reached gets one connection attempt per backoff
+ * period, not one per call; calls in between fail fast, and wait_for_ready
+ * calls are carried by the next attempt. */
+static void test_reconnect_backoff(void **state)
+{
+    (void)state;
+    reset(0);
+    slammer sl;
+    int port = slammer_start(&sl);
+    client c;
+    backoff_client(&c, port, 60000); /* no second attempt in this test */
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(unary(&c, 5000), ORPC_UNAVAILABLE);
+    wait_for(&sl.accepted, 1);
+    assert_int_equal(get(&sl.accepted), 1);
+    client_close(&c);
+    slammer_stop(&sl);
+
+    /* wait_for_ready: the server comes up during the backoff, and the
+     * waiting call is carried by the attempt the backoff timer starts */
+    port = slammer_start(&sl);
+    slammer_stop(&sl); /* the port is free again: connections are refused */
+    backoff_client(&c, port, 200);
+    assert_int_equal(unary(&c, 5000), ORPC_UNAVAILABLE);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
+    orpc_server *srv = start(addr, NULL, 0);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__SimpleResponse *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = 10000, .wait_for_ready = 1};
+    orpc_status st =
+        grpc__testing__test_service__client__unary_call(c.cl, &req, &resp, &o);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    grpc__testing__simple_response__free_unpacked(resp, NULL);
+    /* connected: the backoff is reset, calls go straight through */
+    assert_int_equal(unary(&c, 5000), ORPC_OK);
+    client_close(&c);
+    stop(srv, 100);
+}
+
 int main(void)
 {
     uv_mutex_init(&g_lock);
@@ -350,6 +457,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_lets_calls_finish),
         cmocka_unit_test(test_shutdown_grace_cancels),
         cmocka_unit_test(test_goaway_moves_new_calls),
+        cmocka_unit_test(test_reconnect_backoff),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_mutex_destroy(&g_lock);

@@ -118,12 +118,20 @@ struct subchannel {
     uv_timer_t connect_timer;
     struct addrinfo *addrs, *next_addr;
     int closing;
+    /* gRPC's connection backoff (see connect_failed()) */
+    uv_timer_t backoff_timer;
+    int backing_off;     /* no attempt until the timer fires */
+    int64_t backoff_ms;  /* the last backoff; 0: none since the last success */
+    uint64_t attempt_ms; /* when the current attempt started (loop time) */
+    uint64_t rng;        /* jitter (xorshift64) */
+    char last_error[160];
 };
 
 struct cconn {
     subchannel *sub;
     orpc_call *calls;
     int goaway;
+    int established; /* the server's SETTINGS arrived */
 };
 
 struct orpc_channel {
@@ -510,13 +518,21 @@ static void enqueue(orpc_call *c)
         submit(c, sub->conn);
         return;
     }
+    if (sub->backing_off && !c->wait_for_ready) {
+        /* fail fast: the last attempt failed and the next is not due */
+        call_complete(c, orpc_status_errorf(ORPC_UNAVAILABLE,
+                                            "cannot connect: %s (next "
+                                            "attempt after a backoff)",
+                                            sub->last_error));
+        return;
+    }
     c->listed = 1;
     c->prev_io = NULL;
     c->next_io = sub->waiting;
     if (sub->waiting)
         sub->waiting->prev_io = c;
     sub->waiting = c;
-    if (!sub->connecting)
+    if (!sub->connecting && !sub->backing_off)
         sub_connect(sub);
 }
 
@@ -646,6 +662,14 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
         cc->goaway = 1;
         if (cc->sub && cc->sub->conn == conn)
             cc->sub->conn = NULL; /* new calls dial a new connection */
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        cconn *cc = conn->user_data;
+        if (!cc->established && cc->sub) {
+            cc->established = 1; /* a server accepted us: backoff resets */
+            cc->sub->backoff_ms = 0;
+        }
         return 0;
     }
     if (f->hd.type != NGHTTP2_HEADERS)
@@ -850,10 +874,58 @@ static void fail_waiting(subchannel *sub, const char *why)
     sub->waiting = keep;
 }
 
+static void backoff_done(uv_timer_t *t)
+{
+    subchannel *sub = t->data;
+    sub->backing_off = 0;
+    if (sub->waiting && !sub->connecting && !sub->ch->stopping)
+        sub_connect(sub); /* wait_for_ready calls are waiting */
+}
+
+/*
+ * A connection attempt failed (resolution, connect, timeout, or the
+ * connection closed before the server's SETTINGS): gRPC's connection
+ * backoff (doc/connection-backoff.md).  The next attempt starts
+ * INITIAL_BACKOFF after this one started, then ×1.6 each time up to
+ * MAX_BACKOFF, each ±20 % jitter; until then fail-fast calls end
+ * UNAVAILABLE at once and wait_for_ready calls wait.  SETTINGS from a
+ * server reset it.  Without this a down server gets a connection attempt
+ * per call.
+ */
+static void connect_failed(subchannel *sub, const char *why)
+{
+    orpc_channel *ch = sub->ch;
+    sub->connecting = 0;
+    snprintf(sub->last_error, sizeof(sub->last_error), "%s", why);
+    int64_t initial =
+        ch->opts.initial_backoff_ms > 0 ? ch->opts.initial_backoff_ms : 1000;
+    int64_t max =
+        ch->opts.max_backoff_ms > 0 ? ch->opts.max_backoff_ms : 120000;
+    if (max < initial)
+        max = initial;
+    int64_t b = sub->backoff_ms == 0 ? initial : sub->backoff_ms * 8 / 5;
+    sub->backoff_ms = b > max ? max : b;
+    sub->rng ^= sub->rng << 13;
+    sub->rng ^= sub->rng >> 7;
+    sub->rng ^= sub->rng << 17;
+    int64_t span = sub->backoff_ms * 2 / 5; /* -20 % .. +20 % */
+    int64_t delay = sub->backoff_ms - span / 2 +
+                    (span > 0 ? (int64_t)(sub->rng % (uint64_t)(span + 1)) : 0);
+    uint64_t due = sub->attempt_ms + (uint64_t)delay;
+    uint64_t now = uv_now(&ch->io.loop);
+    sub->backing_off = 1;
+    uv_timer_start(&sub->backoff_timer, backoff_done, due > now ? due - now : 0,
+                   0);
+    ch_log(ch, ORPC_LOG_INFO, "connect failed: %s; next attempt in %lld ms",
+           why, (long long)(due > now ? due - now : 0));
+    fail_waiting(sub, why);
+}
+
 static void cconn_closed(orpc__conn *conn, const char *reason, void *ud)
 {
     cconn *cc = ud;
     subchannel *sub = cc->sub;
+    int attempt_failed = sub->conn == conn && !cc->established;
     if (sub->conn == conn)
         sub->conn = NULL;
     while (cc->calls) {
@@ -868,7 +940,11 @@ static void cconn_closed(orpc__conn *conn, const char *reason, void *ud)
     }
     ch_log(sub->ch, ORPC_LOG_DEBUG, "connection closed: %s", reason);
     free(cc);
-    if (sub->waiting && !sub->connecting && !sub->ch->stopping)
+    if (sub->ch->stopping || sub->connecting || sub->conn != NULL)
+        return;
+    if (attempt_failed) /* e.g. a TLS handshake that failed */
+        connect_failed(sub, reason);
+    else if (sub->waiting && !sub->backing_off)
         sub_connect(sub);
 }
 
@@ -922,18 +998,17 @@ static void on_connected(uv_connect_t *req, int status)
             fail_waiting(sub, "channel closed");
             return;
         }
-        ch_log(ch, ORPC_LOG_INFO, "connect failed: %s", uv_strerror(status));
+        ch_log(ch, ORPC_LOG_DEBUG, "connect failed: %s", uv_strerror(status));
         if (sub->next_addr) {
             try_next_addr(sub);
             return;
         }
-        sub->connecting = 0;
         if (sub->addrs) {
             uv_freeaddrinfo(sub->addrs);
             sub->addrs = NULL;
         }
-        fail_waiting(sub, status == UV_ECANCELED ? "connect timed out"
-                                                 : uv_strerror(status));
+        connect_failed(sub, status == UV_ECANCELED ? "connect timed out"
+                                                   : uv_strerror(status));
         return;
     }
     sub->connecting = 0;
@@ -999,8 +1074,7 @@ static void try_next_addr(subchannel *sub)
     sub->next_addr = a->ai_next;
     orpc__conn *conn = new_conn(sub, 0);
     if (conn == NULL) {
-        sub->connecting = 0;
-        fail_waiting(sub, "out of memory");
+        connect_failed(sub, "out of memory");
         return;
     }
     sub->creq.data = conn;
@@ -1013,8 +1087,11 @@ static void try_next_addr(subchannel *sub)
             try_next_addr(sub);
             return;
         }
-        sub->connecting = 0;
-        fail_waiting(sub, "connect failed");
+        if (sub->addrs) {
+            uv_freeaddrinfo(sub->addrs);
+            sub->addrs = NULL;
+        }
+        connect_failed(sub, "connect failed");
         return;
     }
     int64_t t = sub->ch->opts.connect_timeout_ms;
@@ -1028,8 +1105,12 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
     if (status != 0 || res == NULL || sub->ch->stopping) {
         if (res)
             uv_freeaddrinfo(res);
-        sub->connecting = 0;
-        fail_waiting(sub, status ? uv_strerror(status) : "no address");
+        if (sub->ch->stopping) {
+            sub->connecting = 0;
+            fail_waiting(sub, "channel closed");
+            return;
+        }
+        connect_failed(sub, status ? uv_strerror(status) : "no address");
         return;
     }
     sub->addrs = res;
@@ -1041,11 +1122,11 @@ static void sub_connect(subchannel *sub)
 {
     orpc_channel *ch = sub->ch;
     sub->connecting = 1;
+    sub->attempt_ms = uv_now(&ch->io.loop);
     if (ch->unix_path) {
         orpc__conn *conn = new_conn(sub, 1);
         if (conn == NULL) {
-            sub->connecting = 0;
-            fail_waiting(sub, "out of memory");
+            connect_failed(sub, "out of memory");
             return;
         }
         sub->creq.data = conn;
@@ -1058,10 +1139,8 @@ static void sub_connect(subchannel *sub)
     hints.ai_socktype = SOCK_STREAM;
     sub->gai.data = sub;
     if (uv_getaddrinfo(&ch->io.loop, &sub->gai, on_resolved, ch->host, ch->port,
-                       &hints) != 0) {
-        sub->connecting = 0;
-        fail_waiting(sub, "cannot resolve");
-    }
+                       &hints) != 0)
+        connect_failed(sub, "cannot resolve");
 }
 
 /* ====================================================================== */
@@ -1118,6 +1197,8 @@ static void channel_io_stop(orpc__io *io, void *ud)
     /* Close every connection still draining too: walk the loop. */
     uv_timer_stop(&sub->connect_timer);
     uv_close((uv_handle_t *)&sub->connect_timer, NULL);
+    uv_timer_stop(&sub->backoff_timer);
+    uv_close((uv_handle_t *)&sub->backoff_timer, NULL);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -1222,6 +1303,10 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     uv_timer_init(&ch->io.loop, &ch->sub.connect_timer);
     ch->sub.connect_timer.data = &ch->sub;
     uv_unref((uv_handle_t *)&ch->sub.connect_timer);
+    uv_timer_init(&ch->io.loop, &ch->sub.backoff_timer);
+    ch->sub.backoff_timer.data = &ch->sub;
+    uv_unref((uv_handle_t *)&ch->sub.backoff_timer);
+    ch->sub.rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)ch) | 1;
     if (orpc__io_start(&ch->io) != 0) {
         orpc__io_close_unstarted(&ch->io);
         orpc__io_destroy(&ch->io);

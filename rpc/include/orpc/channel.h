@@ -70,6 +70,15 @@ typedef struct orpc_channel_opts {
     orpc_log_fn log;
     /** Passed to |log|. */
     void *log_user_data;
+    /** After a failed connection attempt, the next one waits this long
+     *  (from the start of the failed one), in ms; 0 for 1 s.  Each further
+     *  failure multiplies it by 1.6 up to |max_backoff_ms|, with ±20 %
+     *  jitter (gRPC's connection backoff); a server's SETTINGS reset it.
+     *  While backing off, calls fail at once with UNAVAILABLE, except
+     *  wait_for_ready ones, which wait for the next attempt. */
+    int64_t initial_backoff_ms;
+    /** Largest reconnect backoff in ms; 0 for 120 s. */
+    int64_t max_backoff_ms;
 } orpc_channel_opts;
 
 /**
