@@ -643,11 +643,13 @@ static void on_tick(uv_timer_t *h)
     uv_mutex_lock(&t->lock);
     int dirty = t->dirty;
     uv_mutex_unlock(&t->lock);
-    if (dirty && orpc_routes_stats_file(t) != NULL &&
-        orpc_routes_write_stats(t) != 0) {
+    /* ORPC_EINVAL: no stats file configured (now) */
+    if (dirty && orpc_routes_write_stats(t) == ORPC_ESYS) {
         char line[600];
+        uv_rwlock_rdlock(&t->rw); /* a reload from another thread may swap */
         snprintf(line, sizeof(line), "cannot write routing stats to %s",
-                 orpc_routes_stats_file(t));
+                 t->set.stats_file ? t->set.stats_file : "?");
+        uv_rwlock_rdunlock(&t->rw);
         watch_log(t, ORPC_LOG_WARN, line);
     }
 }

@@ -255,7 +255,9 @@ typedef struct orpc_routed_opts {
  * the environment) is ORPC_ECONFIG — there is no default account.
  *
  * Returns 0, ORPC_EINVAL, ORPC_ECONFIG, ORPC_ENOMEM.  Ownership: the caller
- * frees the client with orpc_client_free().
+ * frees the client with orpc_client_free(), which waits for a shadow
+ * mirror in progress (each bounded by the legacy timeout) and discards the
+ * ones still queued.
  */
 ORPC_EXTERN int orpc_routed_client_new(orpc_client **out,
                                        const orpc_service_desc *service,
