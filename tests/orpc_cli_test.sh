@@ -187,5 +187,28 @@ echo '{}' >"$work/not-stats.json"
 rc=$?
 if [ $rc -eq 2 ] && grep -q "not a stats file" "$work/err.txt"; then ok "routes --stats refuses a foreign file"; else bad "routes --stats" "exit $rc"; fi
 
+# --env: the call a service configured by its environment would make
+JOBS_SERVICE_URL=$url ORPC_IDENTITY=orpc-cli "$orpc" call --env -v \
+    -d '{"job_id": 7}' opsconductor.jobs.v1.JobsService/GetJob \
+    >"$work/out.json" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && grep -q '"job"' "$work/out.json" && grep -q "^served-by: legacy$" "$work/err.txt"; then
+    ok "call --env: legacy from the service's variables"
+else
+    bad "call --env legacy" "exit $rc $(cat "$work/err.txt")"
+fi
+TEST_SERVICE_GRPC_TARGET=127.0.0.1:$gport ORPC_PLAINTEXT=1 "$orpc" call --env -v \
+    grpc.testing.TestService/EmptyCall >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^served-by: grpc$" "$work/err.txt"; then ok "call --env: gRPC target from <SERVICE>_GRPC_TARGET"; else bad "call --env grpc" "exit $rc $(cat "$work/err.txt")"; fi
+TEST_SERVICE_GRPC_TARGET=127.0.0.1:$gport "$orpc" call --env \
+    grpc.testing.TestService/EmptyCall >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "no TLS is configured" "$work/err.txt"; then ok "call --env: a target without TLS refused"; else bad "call --env without TLS" "exit $rc $(cat "$work/err.txt")"; fi
+"$orpc" call --env --target "127.0.0.1:$gport" grpc.testing.TestService/EmptyCall \
+    >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 2 ] && grep -q "takes every setting from the environment" "$work/err.txt"; then ok "call --env refuses connection flags"; else bad "call --env with flags" "exit $rc"; fi
+
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

@@ -6,6 +6,8 @@
  *             [--ca F --cert F --key F] [-H 'k: v'] [-d JSON|@file]
  *             [--as NAME] [--auth-url URL] [--timeout MS] [-v]
  *             pkg.Service/Method
+ *   orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS] [-v]
+ *             pkg.Service/Method
  *   orpc list [--json]
  *   orpc routes [--config FILE] [--stats FILE]... [--json]
  *
@@ -15,7 +17,10 @@
  * On the legacy path it authenticates as --as NAME (default orpc-cli) with
  * NAME_USERNAME and NAME_PASSWORD from the environment.  -v tells on stderr
  * which side served the call; in the shadow modes the command waits for the
- * mirrored call and reports whether the two sides agreed.
+ * mirrored call and reports whether the two sides agreed.  --env makes the
+ * call exactly as a service configured by its environment would
+ * (orpc/clients.h): identity, routes, gRPC targets and TLS from the
+ * variables, no flags.
  *
  * `routes` prints each method's mode and, when the table names a stats
  * file (or --stats is given), the counters that long-running callers wrote
@@ -30,6 +35,7 @@
 
 #include <jansson.h>
 
+#include <orpc/clients.h>
 #include <orpc/compat/json.h>
 #include <orpc/compat/router.h>
 #include <orpc/orpc.h>
@@ -63,6 +69,8 @@ static int usage(void)
         "                 [--ca F --cert F --key F] [-H 'k: v']\n"
         "                 [-d JSON|@file] [--as NAME] [--auth-url URL]\n"
         "                 [--timeout MS] [-v] pkg.Service/Method\n"
+        "       orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS]\n"
+        "                 [-v] pkg.Service/Method\n"
         "       orpc list [--json]\n"
         "       orpc routes [--config FILE] [--stats FILE]... [--json]\n");
     return 2;
@@ -328,15 +336,154 @@ static void report_shadow(const orpc_routes *routes, const orpc_method_desc *m,
                            : "no answer from the mirror in time");
 }
 
+/* How `orpc call` reaches the method: flags, or (--env) a service's
+ * environment. */
+typedef struct call_args {
+    const char *mode, *target, *legacy_url, *ca, *cert, *key, *auth_url;
+    const char *as; /* NULL: orpc-cli */
+    int from_env;
+} call_args;
+
+/* The client |m|'s call goes through, and the routing table it uses (for
+ * report_shadow()).  Prints why not and returns 2 on failure. */
+static int make_client(const call_args *a, const orpc_method_desc *m,
+                       orpc_client **client, orpc_routes **routes)
+{
+    char err[512];
+    int rc;
+    *client = NULL;
+    *routes = NULL;
+    if (a->from_env) {
+        /* exactly what a service would do: orpc/clients.h */
+        if (a->mode || a->target || a->legacy_url || a->ca || a->cert ||
+            a->key || a->auth_url || a->as) {
+            fprintf(stderr, "orpc: --env takes every setting from the "
+                            "environment (ORPC_IDENTITY, ORPC_ROUTES_FILE, "
+                            "<SERVICE>_GRPC_TARGET, ORPC_TLS_*, ...): drop "
+                            "--mode, --target, --legacy-url, --ca, --cert, "
+                            "--key, --as and --auth-url\n");
+            return 2;
+        }
+        orpc_env *env;
+        orpc_env_opts eo = {.log = log_stderr, .no_watch = 1};
+        rc = orpc_env_new(&env, &eo, err, sizeof(err));
+        if (rc == 0) {
+            rc = orpc_env_client_new(env, m->service, client, err, sizeof(err));
+            *routes = orpc_routes_ref(orpc_env_routes(env));
+            orpc_env_free(env);
+        }
+        if (rc != 0) {
+            fprintf(stderr, "orpc: --env: %s\n", err);
+            return 2;
+        }
+        return 0;
+    }
+    /* the routing table: --mode for this method, else the configured one */
+    if (a->mode != NULL) {
+        int mode = 0;
+        while (mode <= ORPC_ROUTE_SHADOW_GRPC &&
+               strcmp(a->mode, orpc_route_mode_name(mode)) != 0)
+            mode++;
+        if (mode > ORPC_ROUTE_SHADOW_GRPC) {
+            fprintf(stderr,
+                    "orpc: --mode grpc|legacy|fallback|shadow|shadow-grpc\n");
+            return 2;
+        }
+        rc = orpc_routes_new(routes);
+        if (rc == 0)
+            rc = orpc_routes_set(*routes, m->path + 1, (orpc_route_mode)mode);
+    } else {
+        rc = orpc_routes_load(routes, getenv("ORPC_ROUTES_FILE"), err,
+                              sizeof(err));
+        if (rc != 0) {
+            fprintf(stderr, "orpc: routes: %s\n", err);
+            return 2;
+        }
+    }
+    orpc_channel *ch = NULL;
+    orpc_tls_opts tls = {
+        .ca_file = a->ca, .cert_file = a->cert, .key_file = a->key};
+    if (rc == 0 && a->target != NULL) {
+        orpc_channel_opts co = {.tls = a->ca ? &tls : NULL,
+                                .plaintext = !a->ca};
+        rc = orpc_channel_new(&ch, a->target, &co, NULL);
+        if (rc != 0) {
+            fprintf(stderr, "orpc: --target %s: %s\n", a->target,
+                    orpc_strerror(rc));
+            return 2;
+        }
+    }
+    const char *as = a->as ? a->as : "orpc-cli";
+    if (rc == 0) {
+        orpc_routed_opts ro = {.routes = *routes,
+                               .channel = ch,
+                               .legacy_url = a->legacy_url,
+                               .auth_url = a->auth_url,
+                               .identity = as,
+                               .ca_file = a->ca,
+                               .log = log_stderr};
+        rc = orpc_routed_client_new(client, m->service, &ro);
+        orpc_channel_free(ch); /* the client holds its own reference */
+    }
+    if (rc == ORPC_ECONFIG)
+        fprintf(stderr,
+                "orpc: no credentials for --as %s (set the _USERNAME and "
+                "_PASSWORD variables)\n",
+                as);
+    else if (rc != 0)
+        fprintf(stderr, "orpc: %s\n", orpc_strerror(rc));
+    return rc == 0 ? 0 : 2;
+}
+
+/* Makes the call and prints its response(s); returns its status. */
+static orpc_status do_call(orpc_client *client, const orpc_method_desc *m,
+                           const ProtobufCMessage *req, const orpc_call_opts *o)
+{
+    if (m->kind == ORPC_CALL_UNARY) {
+        ProtobufCMessage *resp = NULL;
+        orpc_status st = orpc_invoke(client, m, req, &resp, o);
+        if (st.code == ORPC_OK) {
+            char *out = NULL;
+            if (orpc_json_encode(m->output, resp, NULL, &out, NULL) == 0)
+                puts(out);
+            free(out);
+            protobuf_c_message_free_unpacked(resp, NULL);
+        }
+        return st;
+    }
+    if (m->kind != ORPC_CALL_SERVER_STREAMING)
+        return orpc_status_new(ORPC_UNIMPLEMENTED,
+                               "orpc call sends one request: client and bidi "
+                               "streaming are not supported");
+    orpc_call *call = NULL;
+    int rc = orpc_call_start(&call, client, m, req, o);
+    if (rc != 0)
+        return orpc_status_errorf(ORPC_UNIMPLEMENTED,
+                                  "cannot start the stream: %s",
+                                  orpc_strerror(rc));
+    ProtobufCMessage *msg;
+    while (orpc_call_recv(call, &msg) == 1) {
+        char *out = NULL;
+        if (orpc_json_encode(m->output, msg, NULL, &out, NULL) == 0)
+            puts(out);
+        free(out);
+        protobuf_c_message_free_unpacked(msg, NULL);
+    }
+    return orpc_call_finish(call);
+}
+
 static int cmd_call(int argc, char **argv)
 {
-    const char *mode_s = NULL, *target = NULL, *legacy_url = NULL;
-    const char *ca = NULL, *cert = NULL, *key = NULL, *data = "{}";
-    const char *as = "orpc-cli", *auth_url = NULL, *name = NULL;
+    call_args ca = {0};
+    const char *data = "{}", *name = NULL;
     long timeout = 0;
-    int verbose = 0;
+    int verbose = 0, code = 2;
     orpc_metadata *md = NULL;
-    orpc_metadata_new(&md, NULL);
+    ProtobufCMessage *req = NULL;
+    orpc_client *client = NULL;
+    orpc_routes *routes = NULL;
+    if (orpc_metadata_new(&md, NULL) != 0)
+        return 2;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -346,18 +493,18 @@ static int cmd_call(int argc, char **argv)
         i++;                                                                   \
         continue;                                                              \
     }
-        OPT("--mode", mode_s)
-        OPT("--target", target)
-        OPT("--legacy-url", legacy_url)
-        OPT("--ca", ca)
-        OPT("--cert", cert)
-        OPT("--key", key)
+        OPT("--mode", ca.mode)
+        OPT("--target", ca.target)
+        OPT("--legacy-url", ca.legacy_url)
+        OPT("--ca", ca.ca)
+        OPT("--cert", ca.cert)
+        OPT("--key", ca.key)
         OPT("-d", data)
-        OPT("--as", as)
-        OPT("--auth-url", auth_url)
+        OPT("--as", ca.as)
+        OPT("--auth-url", ca.auth_url)
 #undef OPT
-        if (strcmp(a, "-v") == 0) {
-            verbose = 1;
+        if (strcmp(a, "-v") == 0 || strcmp(a, "--env") == 0) {
+            *(a[1] == 'v' ? &verbose : &ca.from_env) = 1;
             continue;
         }
         if (strcmp(a, "--timeout") == 0 && v) {
@@ -370,7 +517,7 @@ static int cmd_call(int argc, char **argv)
             char k[256];
             if (colon == NULL || (size_t)(colon - v) >= sizeof(k)) {
                 fprintf(stderr, "orpc: -H wants 'key: value'\n");
-                return 2;
+                goto out;
             }
             snprintf(k, sizeof(k), "%.*s", (int)(colon - v), v);
             const char *val = colon + 1;
@@ -378,149 +525,63 @@ static int cmd_call(int argc, char **argv)
                 val++;
             if (orpc_metadata_add_str(md, k, val) != 0) {
                 fprintf(stderr, "orpc: -H %s: not valid metadata\n", v);
-                return 2;
+                goto out;
             }
             i++;
             continue;
         }
         if (a[0] == '-' || name != NULL) {
-            orpc_metadata_free(md);
-            return usage();
+            code = usage();
+            goto out;
         }
         name = a;
     }
     if (name == NULL) {
-        orpc_metadata_free(md);
-        return usage();
+        code = usage();
+        goto out;
     }
     const orpc_method_desc *m = find_method(name);
     if (m == NULL) {
         fprintf(stderr, "orpc: no method %s (see `orpc list`)\n", name);
-        orpc_metadata_free(md);
-        return ORPC_UNIMPLEMENTED;
+        code = ORPC_UNIMPLEMENTED;
+        goto out;
     }
     char *json = read_data(data);
     if (json == NULL) {
         fprintf(stderr, "orpc: cannot read %s\n", data);
-        orpc_metadata_free(md);
-        return 2;
+        goto out;
     }
-    ProtobufCMessage *req = NULL;
     orpc_status st =
         orpc_json_decode(m->input, json, strlen(json), NULL, NULL, &req);
     free(json);
     if (st.code != ORPC_OK) {
         fprintf(stderr, "orpc: request: %s\n", st.message ? st.message : "");
-        int code = st.code;
-        orpc_status_clear(&st);
-        orpc_metadata_free(md);
-        return code;
-    }
-
-    /* the routing table: --mode for this method, else the configured one */
-    orpc_routes *routes = NULL;
-    char err[512];
-    int rc;
-    if (mode_s != NULL) {
-        int mode = 0;
-        while (mode <= ORPC_ROUTE_SHADOW_GRPC &&
-               strcmp(mode_s, orpc_route_mode_name(mode)) != 0)
-            mode++;
-        if (mode > ORPC_ROUTE_SHADOW_GRPC) {
-            fprintf(stderr,
-                    "orpc: --mode grpc|legacy|fallback|shadow|shadow-grpc\n");
-            return 2;
-        }
-        rc = orpc_routes_new(&routes);
-        if (rc == 0)
-            rc = orpc_routes_set(routes, m->path + 1, mode);
-    } else {
-        rc = orpc_routes_load(&routes, getenv("ORPC_ROUTES_FILE"), err,
-                              sizeof(err));
-        if (rc != 0)
-            fprintf(stderr, "orpc: routes: %s\n", err);
-    }
-    orpc_channel *ch = NULL;
-    orpc_tls_opts tls = {.ca_file = ca, .cert_file = cert, .key_file = key};
-    if (rc == 0 && target != NULL) {
-        orpc_channel_opts co = {.tls = ca ? &tls : NULL, .plaintext = !ca};
-        rc = orpc_channel_new(&ch, target, &co, NULL);
-        if (rc != 0)
-            fprintf(stderr, "orpc: --target %s: %s\n", target,
-                    orpc_strerror(rc));
-    }
-    orpc_client *client = NULL;
-    if (rc == 0) {
-        orpc_routed_opts ro = {.routes = routes,
-                               .channel = ch,
-                               .legacy_url = legacy_url,
-                               .auth_url = auth_url,
-                               .identity = as,
-                               .ca_file = ca,
-                               .log = log_stderr};
-        rc = orpc_routed_client_new(&client, m->service, &ro);
-        if (rc == ORPC_ECONFIG)
-            fprintf(stderr,
-                    "orpc: no credentials for --as %s (set the _USERNAME "
-                    "and _PASSWORD variables)\n",
-                    as);
-        else if (rc != 0)
-            fprintf(stderr, "orpc: %s\n", orpc_strerror(rc));
-    }
-    int code = 2;
-    orpc_served_by by = ORPC_SERVED_NONE;
-    if (rc == 0) {
-        orpc_call_opts o = {
-            .timeout_ms = timeout, .metadata = md, .served_by = &by};
-        if (m->kind == ORPC_CALL_UNARY) {
-            ProtobufCMessage *resp = NULL;
-            st = orpc_invoke(client, m, req, &resp, &o);
-            if (st.code == ORPC_OK) {
-                char *out = NULL;
-                if (orpc_json_encode(m->output, resp, NULL, &out, NULL) == 0)
-                    puts(out);
-                free(out);
-                protobuf_c_message_free_unpacked(resp, NULL);
-            }
-        } else if (m->kind == ORPC_CALL_SERVER_STREAMING) {
-            orpc_call *call = NULL;
-            rc = orpc_call_start(&call, client, m, req, &o);
-            if (rc != 0) {
-                st = orpc_status_errorf(ORPC_UNIMPLEMENTED,
-                                        "cannot start the stream: %s",
-                                        orpc_strerror(rc));
-            } else {
-                ProtobufCMessage *msg;
-                while (orpc_call_recv(call, &msg) == 1) {
-                    char *out = NULL;
-                    if (orpc_json_encode(m->output, msg, NULL, &out, NULL) == 0)
-                        puts(out);
-                    free(out);
-                    protobuf_c_message_free_unpacked(msg, NULL);
-                }
-                st = orpc_call_finish(call);
-            }
-        } else {
-            st = orpc_status_new(ORPC_UNIMPLEMENTED,
-                                 "orpc call sends one request: client and "
-                                 "bidi streaming are not supported");
-        }
         code = st.code;
-        if (st.code != ORPC_OK)
-            fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
-                    st.message ? st.message : "");
         orpc_status_clear(&st);
-        if (verbose)
-            fprintf(stderr, "served-by: %s\n",
-                    by == ORPC_SERVED_GRPC     ? "grpc"
-                    : by == ORPC_SERVED_LEGACY ? "legacy"
-                                               : "none");
-        report_shadow(routes, m, timeout);
+        goto out;
     }
+    if (make_client(&ca, m, &client, &routes) != 0)
+        goto out;
+    orpc_served_by by = ORPC_SERVED_NONE;
+    orpc_call_opts o = {
+        .timeout_ms = timeout, .metadata = md, .served_by = &by};
+    st = do_call(client, m, req, &o);
+    code = st.code;
+    if (st.code != ORPC_OK)
+        fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
+                st.message ? st.message : "");
+    orpc_status_clear(&st);
+    if (verbose)
+        fprintf(stderr, "served-by: %s\n",
+                by == ORPC_SERVED_GRPC     ? "grpc"
+                : by == ORPC_SERVED_LEGACY ? "legacy"
+                                           : "none");
+    report_shadow(routes, m, timeout);
+out:
     orpc_client_free(client);
-    orpc_channel_free(ch);
     orpc_routes_free(routes);
-    protobuf_c_message_free_unpacked(req, NULL);
+    if (req)
+        protobuf_c_message_free_unpacked(req, NULL);
     orpc_metadata_free(md);
     return code;
 }
