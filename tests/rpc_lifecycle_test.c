@@ -353,6 +353,9 @@ typedef struct slammer {
     int accepted; /* g_lock */
     int stop;     /* g_lock */
     uv_thread_t thread;
+    int hold;    /* instead: answer with SETTINGS, then go silent */
+    int held[8]; /* the silent connections, closed at the stop */
+    int n_held;
 } slammer;
 
 static void slammer_main(void *arg)
@@ -362,7 +365,16 @@ static void slammer_main(void *arg)
         struct pollfd p = {.fd = sl->fd, .events = POLLIN};
         if (poll(&p, 1, 10) == 1) {
             int c = accept(sl->fd, NULL, NULL);
-            if (c >= 0) {
+            if (c >= 0 && sl->hold && sl->n_held < 8) {
+                /* an empty SETTINGS and an ACK of the client's: a server
+                 * that then vanishes without closing (a half-open peer) */
+                static const unsigned char settings[18] = {
+                    0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0};
+                assert_int_equal(write(c, settings, sizeof(settings)),
+                                 (ssize_t)sizeof(settings));
+                sl->held[sl->n_held++] = c;
+                bump(&sl->accepted);
+            } else if (c >= 0) {
                 close(c);
                 bump(&sl->accepted);
             }
@@ -370,12 +382,13 @@ static void slammer_main(void *arg)
     }
 }
 
-static int slammer_start(slammer *sl)
+static int slammer_start(slammer *sl, int hold)
 {
     struct sockaddr_in a = {.sin_family = AF_INET};
     socklen_t len = sizeof(a);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     memset(sl, 0, sizeof(*sl));
+    sl->hold = hold;
     sl->fd = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(sl->fd >= 0);
     assert_int_equal(bind(sl->fd, (struct sockaddr *)&a, sizeof(a)), 0);
@@ -392,6 +405,19 @@ static void slammer_stop(slammer *sl)
     uv_mutex_unlock(&g_lock);
     uv_thread_join(&sl->thread);
     close(sl->fd);
+    for (int i = 0; i < sl->n_held; i++)
+        close(sl->held[i]);
+}
+
+static void client_open_opts(client *c, int port, const orpc_channel_opts *co)
+{
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    assert_int_equal(orpc_channel_new(&c->ch, target, co, NULL), 0);
+    assert_int_equal(orpc_client_new(&c->cl,
+                                     &grpc__testing__test_service__orpc_desc,
+                                     c->ch, NULL),
+                     0);
 }
 
 static void backoff_client(client *c, int port, int64_t initial_backoff_ms)
@@ -415,7 +441,7 @@ static void test_reconnect_backoff(void **state)
     (void)state;
     reset(0);
     slammer sl;
-    int port = slammer_start(&sl);
+    int port = slammer_start(&sl, 0);
     client c;
     backoff_client(&c, port, 60000); /* no second attempt in this test */
     for (int i = 0; i < 20; i++)
@@ -427,7 +453,7 @@ static void test_reconnect_backoff(void **state)
 
     /* wait_for_ready: the server comes up during the backoff, and the
      * waiting call is carried by the attempt the backoff timer starts */
-    port = slammer_start(&sl);
+    port = slammer_start(&sl, 0);
     slammer_stop(&sl); /* the port is free again: connections are refused */
     backoff_client(&c, port, 200);
     assert_int_equal(unary(&c, 5000), ORPC_UNAVAILABLE);
@@ -448,6 +474,42 @@ static void test_reconnect_backoff(void **state)
     stop(srv, 100);
 }
 
+/* Keepalive: a peer that went silent (no FIN) ends the calls on it with
+ * UNAVAILABLE, long before their deadline; a live server answers the
+ * pings and a long call goes through. */
+static void test_keepalive(void **state)
+{
+    (void)state;
+    reset(0);
+    slammer sl;
+    int port = slammer_start(&sl, 1);
+    client c;
+    orpc_channel_opts co = {
+        .plaintext = 1, .keepalive_time_ms = 100, .keepalive_timeout_ms = 200};
+    client_open_opts(&c, port, &co);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__SimpleResponse *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = 30000};
+    orpc_status st =
+        grpc__testing__test_service__client__unary_call(c.cl, &req, &resp, &o);
+    /* UNAVAILABLE, not DEADLINE_EXCEEDED: the keepalive found it */
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    assert_non_null(strstr(st.message, "keepalive"));
+    orpc_status_clear(&st);
+    client_close(&c);
+    slammer_stop(&sl);
+
+    reset(600); /* the handler works 600 ms: several pings meanwhile */
+    int sport;
+    orpc_server *srv = start("127.0.0.1:0", &sport, 0);
+    co.keepalive_time_ms = 50;
+    co.keepalive_timeout_ms = 5000;
+    client_open_opts(&c, sport, &co);
+    assert_int_equal(unary(&c, 10000), ORPC_OK);
+    client_close(&c);
+    stop(srv, 100);
+}
+
 int main(void)
 {
     uv_mutex_init(&g_lock);
@@ -458,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_shutdown_grace_cancels),
         cmocka_unit_test(test_goaway_moves_new_calls),
         cmocka_unit_test(test_reconnect_backoff),
+        cmocka_unit_test(test_keepalive),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_mutex_destroy(&g_lock);

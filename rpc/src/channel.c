@@ -129,9 +129,12 @@ struct subchannel {
 
 struct cconn {
     subchannel *sub;
+    orpc__conn *conn;
     orpc_call *calls;
     int goaway;
-    int established; /* the server's SETTINGS arrived */
+    int established;       /* the server's SETTINGS arrived */
+    uv_timer_t *keepalive; /* when keepalive pings are on; freed on close */
+    int ping_out;          /* a keepalive PING awaits its ACK */
 };
 
 struct orpc_channel {
@@ -653,6 +656,23 @@ static orpc_status status_from_wire(orpc_call *c)
     return st;
 }
 
+static void keepalive_fire(uv_timer_t *t);
+static void keepalive_acked(cconn *cc);
+
+static void keepalive_start(cconn *cc)
+{
+    orpc_channel *ch = cc->sub->ch;
+    if (ch->opts.keepalive_time_ms <= 0 || cc->keepalive != NULL)
+        return;
+    cc->keepalive = malloc(sizeof(*cc->keepalive));
+    if (cc->keepalive == NULL)
+        return; /* no keepalive on this connection, which still works */
+    uv_timer_init(&ch->io.loop, cc->keepalive);
+    cc->keepalive->data = cc;
+    uv_timer_start(cc->keepalive, keepalive_fire,
+                   (uint64_t)ch->opts.keepalive_time_ms, 0);
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
                          void *user_data)
 {
@@ -669,7 +689,12 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
         if (!cc->established && cc->sub) {
             cc->established = 1; /* a server accepted us: backoff resets */
             cc->sub->backoff_ms = 0;
+            keepalive_start(cc);
         }
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        keepalive_acked(conn->user_data);
         return 0;
     }
     if (f->hd.type != NGHTTP2_HEADERS)
@@ -874,6 +899,57 @@ static void fail_waiting(subchannel *sub, const char *why)
     sub->waiting = keep;
 }
 
+/*
+ * Keepalive (gRPC's client keepalive, off unless keepalive_time_ms is set):
+ * every keepalive_time_ms of a connection's life, while calls are open on
+ * it (or always, with keepalive_without_calls), a PING; no ACK within
+ * keepalive_timeout_ms closes the connection, ending its calls UNAVAILABLE
+ * instead of letting them wait for a peer that vanished without a FIN
+ * (a half-open TCP connection).  The timer is rearmed by the ACK.
+ */
+static void keepalive_fire(uv_timer_t *t)
+{
+    cconn *cc = t->data;
+    orpc_channel *ch = cc->sub->ch;
+    if (cc->ping_out) { /* the timeout ran out */
+        ch_log(ch, ORPC_LOG_INFO, "keepalive: no PING ACK in %lld ms",
+               (long long)ch->opts.keepalive_timeout_ms);
+        orpc__conn_close(cc->conn, "keepalive timeout");
+        return;
+    }
+    if (cc->calls == NULL && !ch->opts.keepalive_without_calls) {
+        uv_timer_start(t, keepalive_fire, (uint64_t)ch->opts.keepalive_time_ms,
+                       0);
+        return;
+    }
+    static const uint8_t payload[8] = {'o', 'r', 'p', 'c', 'k', 'a', 0, 0};
+    if (nghttp2_submit_ping(cc->conn->session, NGHTTP2_FLAG_NONE, payload) !=
+        0) {
+        orpc__conn_close(cc->conn, "cannot send a keepalive PING");
+        return;
+    }
+    cc->ping_out = 1;
+    orpc__conn_kick(cc->conn);
+    int64_t to = ch->opts.keepalive_timeout_ms > 0
+                     ? ch->opts.keepalive_timeout_ms
+                     : 20000;
+    uv_timer_start(t, keepalive_fire, (uint64_t)to, 0);
+}
+
+static void keepalive_acked(cconn *cc)
+{
+    if (cc->keepalive == NULL || !cc->ping_out)
+        return;
+    cc->ping_out = 0;
+    uv_timer_start(cc->keepalive, keepalive_fire,
+                   (uint64_t)cc->sub->ch->opts.keepalive_time_ms, 0);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 static void backoff_done(uv_timer_t *t)
 {
     subchannel *sub = t->data;
@@ -928,6 +1004,8 @@ static void cconn_closed(orpc__conn *conn, const char *reason, void *ud)
     int attempt_failed = sub->conn == conn && !cc->established;
     if (sub->conn == conn)
         sub->conn = NULL;
+    if (cc->keepalive)
+        uv_close((uv_handle_t *)cc->keepalive, free_handle);
     while (cc->calls) {
         orpc_call *c = cc->calls;
         c->stream_open = 0;
@@ -1065,6 +1143,7 @@ static orpc__conn *new_conn(subchannel *sub, int is_pipe)
         return NULL;
     }
     cc->sub = sub;
+    cc->conn = conn;
     return conn;
 }
 

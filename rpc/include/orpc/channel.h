@@ -79,6 +79,16 @@ typedef struct orpc_channel_opts {
     int64_t initial_backoff_ms;
     /** Largest reconnect backoff in ms; 0 for 120 s. */
     int64_t max_backoff_ms;
+    /** Keepalive: a PING on each connection every this many ms while calls
+     *  are open on it; 0 (the default, as in gRPC) for none.  Servers may
+     *  refuse frequent pings (gRPC servers answer pings more often than
+     *  every 5 minutes with GOAWAY "too_many_pings" unless configured). */
+    int64_t keepalive_time_ms;
+    /** No PING ACK within this many ms closes the connection, its calls
+     *  ending UNAVAILABLE; 0 for 20 s. */
+    int64_t keepalive_timeout_ms;
+    /** Nonzero: keepalive pings also on connections without calls. */
+    int keepalive_without_calls;
 } orpc_channel_opts;
 
 /**
