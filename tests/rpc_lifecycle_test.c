@@ -510,6 +510,42 @@ static void test_keepalive(void **state)
     stop(srv, 100);
 }
 
+/* Polls |ch|'s state (bounded: 5 s) until it is |want|. */
+static orpc_channel_state wait_state(orpc_channel *ch, orpc_channel_state want)
+{
+    orpc_channel_state st = orpc_channel_get_state(ch, 0);
+    for (int i = 0; i < 500 && st != want; i++) {
+        usleep(10000);
+        st = orpc_channel_get_state(ch, 0);
+    }
+    return st;
+}
+
+/* Connectivity: IDLE until asked, READY once a server accepted (without a
+ * call), IDLE again when the server goes away, TRANSIENT_FAILURE when no
+ * server answers. */
+static void test_channel_state(void **state)
+{
+    (void)state;
+    reset(0);
+    int port;
+    orpc_server *srv = start("127.0.0.1:0", &port, 0);
+    client c;
+    client_open(&c, port);
+    assert_int_equal(orpc_channel_get_state(c.ch, 0), ORPC_CHANNEL_IDLE);
+    assert_int_equal(orpc_channel_get_state(c.ch, 1), ORPC_CHANNEL_IDLE);
+    assert_int_equal(wait_state(c.ch, ORPC_CHANNEL_READY), ORPC_CHANNEL_READY);
+    assert_int_equal(unary(&c, 5000), ORPC_OK);
+    stop(srv, 100);
+    assert_int_equal(wait_state(c.ch, ORPC_CHANNEL_IDLE), ORPC_CHANNEL_IDLE);
+    /* nobody listens there now: the attempt fails, and backs off */
+    orpc_channel_get_state(c.ch, 1);
+    assert_int_equal(wait_state(c.ch, ORPC_CHANNEL_TRANSIENT_FAILURE),
+                     ORPC_CHANNEL_TRANSIENT_FAILURE);
+    client_close(&c);
+    assert_int_equal(orpc_channel_get_state(NULL, 0), ORPC_CHANNEL_SHUTDOWN);
+}
+
 int main(void)
 {
     uv_mutex_init(&g_lock);
@@ -521,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_goaway_moves_new_calls),
         cmocka_unit_test(test_reconnect_backoff),
         cmocka_unit_test(test_keepalive),
+        cmocka_unit_test(test_channel_state),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_mutex_destroy(&g_lock);

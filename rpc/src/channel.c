@@ -157,7 +157,17 @@ struct orpc_channel {
     nghttp2_session_callbacks *cbs;
     nghttp2_option *h2opt;
     int stopping;
+    orpc_channel_state state; /* |lock|; written on the IO thread */
+    orpc__task connect_task;  /* orpc_channel_get_state(try_to_connect) */
 };
+
+static void set_state(orpc_channel *ch, orpc_channel_state st)
+{
+    uv_mutex_lock(&ch->lock);
+    if (ch->state != ORPC_CHANNEL_SHUTDOWN)
+        ch->state = st;
+    uv_mutex_unlock(&ch->lock);
+}
 
 static void ch_log(orpc_channel *ch, orpc_log_level lvl, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -512,6 +522,7 @@ static void submit(orpc_call *c, orpc__conn *conn)
 }
 
 static void sub_connect(subchannel *sub);
+static void connect_task(orpc__task *t, void *arg);
 
 static void enqueue(orpc_call *c)
 {
@@ -680,8 +691,11 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
     if (f->hd.type == NGHTTP2_GOAWAY) {
         cconn *cc = conn->user_data;
         cc->goaway = 1;
-        if (cc->sub && cc->sub->conn == conn)
+        if (cc->sub && cc->sub->conn == conn) {
             cc->sub->conn = NULL; /* new calls dial a new connection */
+            if (!cc->sub->connecting)
+                set_state(cc->sub->ch, ORPC_CHANNEL_IDLE);
+        }
         return 0;
     }
     if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
@@ -690,6 +704,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
             cc->established = 1; /* a server accepted us: backoff resets */
             cc->sub->backoff_ms = 0;
             keepalive_start(cc);
+            if (cc->sub->conn == conn)
+                set_state(cc->sub->ch, ORPC_CHANNEL_READY);
         }
         return 0;
     }
@@ -956,6 +972,8 @@ static void backoff_done(uv_timer_t *t)
     sub->backing_off = 0;
     if (sub->waiting && !sub->connecting && !sub->ch->stopping)
         sub_connect(sub); /* wait_for_ready calls are waiting */
+    else if (!sub->connecting)
+        set_state(sub->ch, ORPC_CHANNEL_IDLE); /* the next call dials */
 }
 
 /*
@@ -990,6 +1008,7 @@ static void connect_failed(subchannel *sub, const char *why)
     uint64_t due = sub->attempt_ms + (uint64_t)delay;
     uint64_t now = uv_now(&ch->io.loop);
     sub->backing_off = 1;
+    set_state(ch, ORPC_CHANNEL_TRANSIENT_FAILURE);
     uv_timer_start(&sub->backoff_timer, backoff_done, due > now ? due - now : 0,
                    0);
     ch_log(ch, ORPC_LOG_INFO, "connect failed: %s; next attempt in %lld ms",
@@ -1024,6 +1043,8 @@ static void cconn_closed(orpc__conn *conn, const char *reason, void *ud)
         connect_failed(sub, reason);
     else if (sub->waiting && !sub->backing_off)
         sub_connect(sub);
+    else if (!sub->backing_off)
+        set_state(sub->ch, ORPC_CHANNEL_IDLE);
 }
 
 static int cconn_handshake(orpc__conn *conn, void *ud)
@@ -1202,6 +1223,7 @@ static void sub_connect(subchannel *sub)
     orpc_channel *ch = sub->ch;
     sub->connecting = 1;
     sub->attempt_ms = uv_now(&ch->io.loop);
+    set_state(ch, ORPC_CHANNEL_CONNECTING);
     if (ch->unix_path) {
         orpc__conn *conn = new_conn(sub, 1);
         if (conn == NULL) {
@@ -1270,6 +1292,7 @@ static void channel_io_stop(orpc__io *io, void *ud)
     subchannel *sub = &ch->sub;
     (void)io;
     ch->stopping = 1;
+    set_state(ch, ORPC_CHANNEL_SHUTDOWN);
     fail_waiting(sub, "channel closed");
     if (sub->conn)
         orpc__conn_close(sub->conn, "channel closed");
@@ -1386,6 +1409,7 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     ch->sub.backoff_timer.data = &ch->sub;
     uv_unref((uv_handle_t *)&ch->sub.backoff_timer);
     ch->sub.rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)ch) | 1;
+    orpc__task_init(&ch->connect_task, connect_task, ch);
     if (orpc__io_start(&ch->io) != 0) {
         orpc__io_close_unstarted(&ch->io);
         orpc__io_destroy(&ch->io);
@@ -1422,6 +1446,28 @@ orpc_channel *orpc_channel_ref(orpc_channel *ch)
     ch->refs++;
     uv_mutex_unlock(&ch->lock);
     return ch;
+}
+
+static void connect_task(orpc__task *t, void *arg)
+{
+    orpc_channel *ch = arg;
+    subchannel *sub = &ch->sub;
+    (void)t;
+    if (!ch->stopping && !sub->connecting && sub->conn == NULL &&
+        !sub->backing_off)
+        sub_connect(sub);
+}
+
+orpc_channel_state orpc_channel_get_state(orpc_channel *ch, int try_to_connect)
+{
+    if (ch == NULL)
+        return ORPC_CHANNEL_SHUTDOWN;
+    uv_mutex_lock(&ch->lock);
+    orpc_channel_state st = ch->stopped ? ORPC_CHANNEL_SHUTDOWN : ch->state;
+    uv_mutex_unlock(&ch->lock);
+    if (st == ORPC_CHANNEL_IDLE && try_to_connect)
+        orpc__io_post(&ch->io, &ch->connect_task); /* a no-op if queued */
+    return st;
 }
 
 void orpc_channel_free(orpc_channel *ch)

@@ -91,6 +91,21 @@ typedef struct orpc_channel_opts {
     int keepalive_without_calls;
 } orpc_channel_opts;
 
+/** A channel's connectivity, as gRPC names its states. */
+typedef enum orpc_channel_state {
+    /** No connection and none being made: the next call dials. */
+    ORPC_CHANNEL_IDLE = 0,
+    /** A connection attempt is under way. */
+    ORPC_CHANNEL_CONNECTING = 1,
+    /** Connected: a server accepted the connection (its SETTINGS came). */
+    ORPC_CHANNEL_READY = 2,
+    /** The last attempt failed and the next waits for its backoff; calls
+     *  fail fast with UNAVAILABLE meanwhile (wait_for_ready ones wait). */
+    ORPC_CHANNEL_TRANSIENT_FAILURE = 3,
+    /** orpc_channel_free() has begun closing it. */
+    ORPC_CHANNEL_SHUTDOWN = 4
+} orpc_channel_state;
+
 /**
  * @function
  * Creates a channel to |target|.  Nothing connects until the first call.
@@ -103,6 +118,16 @@ typedef struct orpc_channel_opts {
 ORPC_EXTERN int orpc_channel_new(orpc_channel **out, const char *target,
                                  const orpc_channel_opts *opts,
                                  const orpc_mem *mem);
+
+/**
+ * @function
+ * The channel's connectivity now (a snapshot: it may change at once).
+ * With |try_to_connect| nonzero an IDLE channel starts connecting, as a
+ * call would, without one: a readiness probe or a warm-up at start.  Any
+ * thread.  NULL is SHUTDOWN.
+ */
+ORPC_EXTERN orpc_channel_state orpc_channel_get_state(orpc_channel *ch,
+                                                      int try_to_connect);
 
 /**
  * @function
