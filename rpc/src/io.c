@@ -8,7 +8,12 @@
  * callback drains the whole queue.  A uv_check handle runs after each poll
  * phase, i.e. after all the reads and tasks of a turn, and flushes every
  * connection marked dirty during the turn: one mem_send and one write per
- * connection per turn however many streams produced output.
+ * connection per turn however many streams produced output.  Output made
+ * before the poll phase (in a timer callback: a deadline's RST_STREAM, a
+ * keepalive PING) would otherwise wait for the next wake-up, which may be
+ * seconds away; so marking the first connection dirty starts an idle
+ * handle, which makes that turn's poll return at once, and the flush stops
+ * it.
  *
  * Locking theory: io->lock guards head/tail, each queued task's |queued|
  * and |next|, and io->stopping.  It is never held while a task runs.
@@ -68,6 +73,12 @@ static void flush_dirty(uv_check_t *h)
             orpc__conn_flush(c);
         }
     }
+    uv_idle_stop(&io->nudge);
+}
+
+static void nudge(uv_idle_t *h)
+{
+    (void)h; /* being active is its whole job: the poll does not block */
 }
 
 static void stop_task(orpc__task *t, void *arg)
@@ -78,6 +89,7 @@ static void stop_task(orpc__task *t, void *arg)
         io->on_stop(io, io->user_data);
     uv_close((uv_handle_t *)&io->wake, NULL);
     uv_close((uv_handle_t *)&io->flush, NULL);
+    uv_close((uv_handle_t *)&io->nudge, NULL);
 }
 
 int orpc__io_init(orpc__io *io, unsigned index,
@@ -100,6 +112,9 @@ int orpc__io_init(orpc__io *io, unsigned index,
     uv_check_start(&io->flush, flush_dirty);
     /* The check handle alone must not keep the loop alive. */
     uv_unref((uv_handle_t *)&io->flush);
+    uv_idle_init(&io->loop, &io->nudge);
+    io->nudge.data = io;
+    uv_unref((uv_handle_t *)&io->nudge);
     return 0;
 }
 
@@ -204,6 +219,8 @@ void orpc__io_mark_dirty(orpc__io *io, orpc__conn *c)
 {
     if (c->dirty || c->closing)
         return;
+    if (io->dirty == NULL)
+        uv_idle_start(&io->nudge, nudge);
     c->dirty = 1;
     c->next_dirty = io->dirty;
     io->dirty = c;

@@ -30,6 +30,7 @@ struct orpc__io {
     uv_loop_t loop;
     uv_async_t wake;
     uv_check_t flush;
+    uv_idle_t nudge; /* active while connections are dirty: see io.c */
     uv_thread_t thread;
     uv_mutex_t lock;
     orpc__task *head, *tail;
