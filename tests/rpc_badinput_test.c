@@ -10,8 +10,11 @@
  * instead of hanging it.
  */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -622,8 +625,94 @@ static void test_server_drops_connection(void **state)
     orpc_channel_free(ch);
 }
 
+/* A server with a handshake timeout of |handshake_ms| and a keepalive PING
+ * every 100 ms (answered within 2 s, or the connection goes). */
+static orpc_server *timed_server(int *port, int64_t handshake_ms)
+{
+    orpc_server *srv;
+    orpc_server_opts o = {.plaintext = 1,
+                          .io_threads = 1,
+                          .handshake_timeout_ms = handshake_ms,
+                          .keepalive_time_ms = 100,
+                          .keepalive_timeout_ms = 2000};
+    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(
+        grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    return srv;
+}
+
+/* Whether the server closed |fd| (EOF) within a bounded wait (10 s). */
+static int server_closed(int fd)
+{
+    for (int i = 0; i < 1000; i++) {
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 10) == 1) {
+            char b[512];
+            ssize_t n = read(fd, b, sizeof(b));
+            if (n == 0 || (n < 0 && errno == ECONNRESET))
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* A client that connects and says nothing is closed after the handshake
+ * timeout instead of holding its descriptor for ever. */
+static void test_handshake_timeout(void **state)
+{
+    (void)state;
+    int port;
+    orpc_server *srv = timed_server(&port, 200);
+    raw r;
+    assert_int_equal(raw_connect(&r, port, 0), 0);
+    assert_true(server_closed(r.fd));
+    raw_close(&r);
+    assert_server_healthy(port);
+    orpc_server_shutdown(srv, 100);
+    orpc_server_wait(srv);
+    orpc_server_free(srv);
+}
+
+/* The server pings; a client that answers keeps its connection (three
+ * pings here), one that stops answering loses it. */
+static void test_server_keepalive(void **state)
+{
+    (void)state;
+    int port;
+    orpc_server *srv = timed_server(&port, 10000);
+    raw r;
+    assert_int_equal(raw_connect(&r, port, 1), 0);
+    int pings = 0;
+    for (int i = 0; i < 1000 && pings < 3; i++) {
+        uint32_t sid;
+        uint8_t fl, *p;
+        size_t len;
+        int t = get_frame(&r, &sid, &fl, &p, &len);
+        assert_true(t >= 0); /* not closed while we answer */
+        if (t == 0x4 && !(fl & 0x1))
+            put_frame(&r, 0x4, 0x1, 0, NULL, 0);
+        if (t == 0x6 && !(fl & 0x1) && len == 8) {
+            put_frame(&r, 0x6, 0x1, 0, p, 8); /* PING ACK */
+            pings++;
+        }
+        free(p);
+    }
+    assert_int_equal(pings, 3);
+    /* now silent: the next PING goes unanswered */
+    assert_true(server_closed(r.fd));
+    raw_close(&r);
+    orpc_server_shutdown(srv, 100);
+    orpc_server_wait(srv);
+    orpc_server_free(srv);
+}
+
 int main(void)
 {
+    /* a write to a connection the server closed fails an assertion
+     * instead of killing the test */
+    signal(SIGPIPE, SIG_IGN);
     uv_mutex_init(&g_lock);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_no_preface_garbage, setup,
@@ -646,6 +735,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_never_reads, setup,
                                         teardown),
         cmocka_unit_test(test_server_drops_connection),
+        cmocka_unit_test(test_handshake_timeout),
+        cmocka_unit_test(test_server_keepalive),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_mutex_destroy(&g_lock);

@@ -982,12 +982,70 @@ static void end_of_request(orpc_ctx *ctx)
     maybe_resume(ctx);
 }
 
+/*
+ * A connection's timer: a client must finish its handshake (TLS, the
+ * preface and its SETTINGS) within handshake_timeout_ms, or it is closed —
+ * otherwise a peer that connects and sends nothing holds a descriptor and
+ * memory for ever.  After that, every keepalive_time_ms a PING, which must
+ * be answered within keepalive_timeout_ms (gRPC's server keepalive), so
+ * connections to vanished clients (no FIN) are reaped with their calls.
+ */
+static void sconn_timer_fire(uv_timer_t *t)
+{
+    orpc__sconn *sc = t->data;
+    const orpc_server_opts *o = &sc->sio->srv->opts;
+    static const uint8_t payload[8] = {'o', 'r', 'p', 'c', 's', 'k', 'a', 0};
+    switch (sc->phase) {
+    case ORPC__SC_HANDSHAKE:
+        orpc__conn_close(sc->conn, "handshake timeout");
+        return;
+    case ORPC__SC_IDLE:
+        if (nghttp2_submit_ping(sc->conn->session, NGHTTP2_FLAG_NONE,
+                                payload) != 0) {
+            orpc__conn_close(sc->conn, "cannot send a keepalive PING");
+            return;
+        }
+        sc->phase = ORPC__SC_PING;
+        orpc__conn_kick(sc->conn);
+        uv_timer_start(t, sconn_timer_fire, (uint64_t)o->keepalive_timeout_ms,
+                       0);
+        return;
+    default:
+        orpc__conn_close(sc->conn, "keepalive timeout");
+        return;
+    }
+}
+
+/* The client's SETTINGS (its handshake is done) or a PING ACK: the next
+ * keepalive period starts. */
+static void sconn_alive(orpc__sconn *sc, int settings)
+{
+    if (sc->timer == NULL || (settings && sc->phase != ORPC__SC_HANDSHAKE) ||
+        (!settings && sc->phase != ORPC__SC_PING))
+        return;
+    sc->phase = ORPC__SC_IDLE;
+    uv_timer_start(sc->timer, sconn_timer_fire,
+                   (uint64_t)sc->sio->srv->opts.keepalive_time_ms, 0);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
                          void *user_data)
 {
-    (void)user_data;
     orpc_ctx *ctx;
     switch (f->hd.type) {
+    case NGHTTP2_SETTINGS:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            sconn_alive(sconn_of(user_data), 1);
+        break;
+    case NGHTTP2_PING:
+        if (f->hd.flags & NGHTTP2_FLAG_ACK)
+            sconn_alive(sconn_of(user_data), 0);
+        break;
     case NGHTTP2_HEADERS:
         ctx = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
         if (ctx == NULL)
@@ -1051,6 +1109,8 @@ static void sconn_closed(orpc__conn *c, const char *reason, void *user_data)
         maybe_resume(ctx);
         io_release(ctx);
     }
+    if (sc->timer)
+        uv_close((uv_handle_t *)sc->timer, free_handle);
     if (sc->prev)
         sc->prev->next = sc->next;
     else
@@ -1121,6 +1181,14 @@ static void on_connection(uv_stream_t *l, int status)
     nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
                                           8 * ORPC__WINDOW);
     orpc__conn_kick(c);
+    sc->timer = malloc(sizeof(*sc->timer));
+    if (sc->timer != NULL) { /* without it the connection still works */
+        uv_timer_init(&sio->io.loop, sc->timer);
+        sc->timer->data = sc;
+        sc->phase = ORPC__SC_HANDSHAKE;
+        uv_timer_start(sc->timer, sconn_timer_fire,
+                       (uint64_t)srv->opts.handshake_timeout_ms, 0);
+    }
 }
 
 /* ====================================================================== */
@@ -1311,6 +1379,12 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
         o->max_concurrent_streams = ORPC__DEFAULT_STREAMS;
     if (o->max_header_list_size == 0)
         o->max_header_list_size = 16 * 1024;
+    if (o->handshake_timeout_ms <= 0)
+        o->handshake_timeout_ms = 20000;
+    if (o->keepalive_time_ms <= 0)
+        o->keepalive_time_ms = 2 * 3600 * 1000;
+    if (o->keepalive_timeout_ms <= 0)
+        o->keepalive_timeout_ms = 20000;
     srv->n_io = o->io_threads;
     uv_mutex_init(&srv->lock);
     uv_cond_init(&srv->cond);

@@ -104,7 +104,15 @@ struct orpc__sconn {
     orpc__sconn *prev, *next;
     orpc_ctx *calls;
     int goaway;
+    /* one timer, three phases: the handshake deadline until the client's
+     * SETTINGS, then the keepalive period, then a PING's ACK deadline */
+    uv_timer_t *timer; /* NULL when it could not be allocated */
+    int phase;         /* ORPC__SC_HANDSHAKE, _IDLE or _PING */
 };
+
+#define ORPC__SC_HANDSHAKE 0
+#define ORPC__SC_IDLE 1
+#define ORPC__SC_PING 2
 
 #define ORPC__MAX_LISTENERS 16
 

@@ -60,6 +60,16 @@ typedef struct orpc_server_opts {
     orpc_log_fn log;
     /** Passed to |log|. */
     void *log_user_data;
+    /** A client must finish its handshake (TLS, the HTTP/2 preface and its
+     *  SETTINGS) within this many ms of connecting, or it is closed; 0 for
+     *  20 s. */
+    int64_t handshake_timeout_ms;
+    /** Keepalive: a PING on each connection every this many ms; 0 for 2 h
+     *  (gRPC's server default). */
+    int64_t keepalive_time_ms;
+    /** No PING ACK within this many ms closes the connection (its calls are
+     *  cancelled); 0 for 20 s. */
+    int64_t keepalive_timeout_ms;
 } orpc_server_opts;
 
 /**
