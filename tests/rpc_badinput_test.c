@@ -708,6 +708,41 @@ static void test_server_keepalive(void **state)
     orpc_server_free(srv);
 }
 
+/* A client that floods PINGs (no data between them) is told
+ * ENHANCE_YOUR_CALM "too_many_pings" and disconnected: the first ping is
+ * fine, the next two are strikes, the third strike is one too many. */
+static void test_ping_flood(void **state)
+{
+    fx *f = *state;
+    raw r;
+    assert_int_equal(raw_connect(&r, f->port, 1), 0);
+    static const uint8_t data[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+    for (int i = 0; i < 4; i++)
+        put_frame(&r, 0x6, 0, 0, data, 8);
+    int acks = 0, goaway_code = -1;
+    char debug[64] = "";
+    for (int i = 0; i < 100; i++) {
+        uint32_t sid;
+        uint8_t fl, *p;
+        size_t len;
+        int t = get_frame(&r, &sid, &fl, &p, &len);
+        if (t < 0)
+            break;
+        if (t == 0x6 && (fl & 0x1))
+            acks++;
+        if (t == 0x7 && len >= 8) {
+            goaway_code = (p[4] << 24) | (p[5] << 16) | (p[6] << 8) | p[7];
+            snprintf(debug, sizeof(debug), "%.*s", (int)(len - 8), p + 8);
+        }
+        free(p);
+    }
+    assert_int_equal(goaway_code, NGHTTP2_ENHANCE_YOUR_CALM);
+    assert_string_equal(debug, "too_many_pings");
+    assert_true(acks >= 3); /* the pings before the limit were answered */
+    raw_close(&r);
+    assert_server_healthy(f->port);
+}
+
 int main(void)
 {
     /* a write to a connection the server closed fails an assertion
@@ -735,6 +770,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_never_reads, setup,
                                         teardown),
         cmocka_unit_test(test_server_drops_connection),
+        cmocka_unit_test_setup_teardown(test_ping_flood, setup, teardown),
         cmocka_unit_test(test_handshake_timeout),
         cmocka_unit_test(test_server_keepalive),
     };

@@ -499,11 +499,27 @@ static void test_keepalive(void **state)
     client_close(&c);
     slammer_stop(&sl);
 
-    reset(600); /* the handler works 600 ms: several pings meanwhile */
-    int sport;
-    orpc_server *srv = start("127.0.0.1:0", &sport, 0);
+    /* the handler works 600 ms: a PING every 50 ms meanwhile, and no data */
+    reset(600);
     co.keepalive_time_ms = 50;
     co.keepalive_timeout_ms = 5000;
+    /* a server with gRPC's ping policy (5 min between pings without data)
+     * takes that for a flood: GOAWAY "too_many_pings" ends the call */
+    int sport;
+    orpc_server *srv = start("127.0.0.1:0", &sport, 0);
+    client_open_opts(&c, sport, &co);
+    assert_int_equal(unary(&c, 10000), ORPC_UNAVAILABLE);
+    client_close(&c);
+    stop(srv, 100);
+    /* one configured for such clients answers the pings, and the call
+     * goes through */
+    orpc_server_opts so = {
+        .plaintext = 1, .io_threads = 1, .min_ping_interval_ms = 10};
+    assert_int_equal(orpc_server_new(&srv, &so, NULL), 0);
+    assert_int_equal(
+        grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &sport), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
     client_open_opts(&c, sport, &co);
     assert_int_equal(unary(&c, 10000), ORPC_OK);
     client_close(&c);

@@ -110,6 +110,13 @@ void orpc__conn_close(orpc__conn *c, const char *reason)
     uv_close(&c->h.handle, on_closed);
 }
 
+void orpc__conn_goaway_close(orpc__conn *c, const char *reason)
+{
+    if (!c->close_after_flush)
+        c->goaway_pull = 1;
+    orpc__conn_close_after_flush(c, reason);
+}
+
 void orpc__conn_close_after_flush(orpc__conn *c, const char *reason)
 {
     if (c->close_reason == NULL)
@@ -125,7 +132,7 @@ static int feed_session(orpc__conn *c, const uint8_t *p, size_t n)
     ssize_t rv = nghttp2_session_mem_recv(c->session, p, n);
     if (rv < 0) {
         /* nghttp2 has queued a GOAWAY where the protocol wants one. */
-        orpc__conn_close_after_flush(c, nghttp2_strerror((int)rv));
+        orpc__conn_goaway_close(c, nghttp2_strerror((int)rv));
         return -1;
     }
     return 0;
@@ -286,8 +293,13 @@ void orpc__conn_flush(orpc__conn *c)
             }
         }
     }
-    if (!c->writing && !c->close_after_flush &&
-        (c->ssl == NULL || c->handshake_done)) {
+    /* A connection closing after the flush pulls no more frames (nothing
+     * after a refused handshake or a TLS error), except one batch when it
+     * closes for a GOAWAY nghttp2 queued (orpc__conn_goaway_close()): only
+     * one, so that a session with more to send cannot keep it open. */
+    if (!c->writing && (c->ssl == NULL || c->handshake_done) &&
+        (!c->close_after_flush || c->goaway_pull)) {
+        c->goaway_pull = 0;
         /* Pull frames while there is room. */
         while (c->out.len < c->max_out) {
             const uint8_t *data;

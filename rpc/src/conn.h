@@ -55,6 +55,7 @@ struct orpc__conn {
     orpc__conn *next_dirty;
     int closing;           /* uv_close called or about to be */
     int close_after_flush; /* close once the output is written */
+    int goaway_pull;       /* closing for a queued GOAWAY: pull it once */
     const char *close_reason;
     const orpc__conn_hooks *hooks;
     void *user_data;        /* the owner's; also nghttp2's user_data */
@@ -89,8 +90,13 @@ void orpc__conn_flush(orpc__conn *c);
 /* Closes now (pending output is dropped). */
 void orpc__conn_close(orpc__conn *c, const char *reason);
 
-/* Closes once everything queued has been written (after a GOAWAY). */
+/* Closes once what is already encoded (a TLS alert) has been written; no
+ * more frames are taken from the session. */
 void orpc__conn_close_after_flush(orpc__conn *c, const char *reason);
+
+/* Closes after one more batch of the session's frames, which carries the
+ * GOAWAY just submitted (or queued by nghttp2 on a protocol error). */
+void orpc__conn_goaway_close(orpc__conn *c, const char *reason);
 
 /* Fills c->peer from the socket. */
 void orpc__conn_set_peer_name(orpc__conn *c);

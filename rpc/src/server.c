@@ -1033,6 +1033,46 @@ static void free_handle(uv_handle_t *h)
     free(h);
 }
 
+/*
+ * gRPC's ping policing: a PING that comes less than min_ping_interval_ms
+ * after the previous one, with no HEADERS or DATA sent in between, is a
+ * strike; more than max_ping_strikes of them end the connection with
+ * GOAWAY ENHANCE_YOUR_CALM "too_many_pings".  Answering a ping costs a
+ * write; a flood of them is a cheap way to keep a server busy.
+ */
+static void ping_received(orpc__sconn *sc)
+{
+    const orpc_server_opts *o = &sc->sio->srv->opts;
+    uint64_t now = uv_now(&sc->sio->io.loop);
+    if (sc->last_ping_ms != 0 && !sc->sent_data &&
+        now - sc->last_ping_ms < (uint64_t)o->min_ping_interval_ms)
+        sc->ping_strikes++;
+    sc->last_ping_ms = now;
+    sc->sent_data = 0;
+    if (o->max_ping_strikes >= 0 && sc->ping_strikes > o->max_ping_strikes &&
+        !sc->goaway) {
+        static const char why[] = "too_many_pings";
+        sc->goaway = 1;
+        nghttp2_submit_goaway(
+            sc->conn->session, NGHTTP2_FLAG_NONE,
+            nghttp2_session_get_last_proc_stream_id(sc->conn->session),
+            NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why, sizeof(why) - 1);
+        orpc__conn_goaway_close(sc->conn, "too many pings");
+    }
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f,
+                         void *user_data)
+{
+    (void)s;
+    if (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) {
+        orpc__sconn *sc = sconn_of(user_data);
+        sc->sent_data = 1;
+        sc->ping_strikes = 0;
+    }
+    return 0;
+}
+
 static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
                          void *user_data)
 {
@@ -1045,6 +1085,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
     case NGHTTP2_PING:
         if (f->hd.flags & NGHTTP2_FLAG_ACK)
             sconn_alive(sconn_of(user_data), 0);
+        else
+            ping_received(sconn_of(user_data));
         break;
     case NGHTTP2_HEADERS:
         ctx = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -1385,6 +1427,10 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
         o->keepalive_time_ms = 2 * 3600 * 1000;
     if (o->keepalive_timeout_ms <= 0)
         o->keepalive_timeout_ms = 20000;
+    if (o->min_ping_interval_ms <= 0)
+        o->min_ping_interval_ms = 5 * 60 * 1000;
+    if (o->max_ping_strikes == 0)
+        o->max_ping_strikes = 2;
     srv->n_io = o->io_threads;
     uv_mutex_init(&srv->lock);
     uv_cond_init(&srv->cond);
@@ -1398,6 +1444,8 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     nghttp2_session_callbacks_set_on_begin_headers_callback(srv->cbs,
                                                             on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(srv->cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_send_callback(srv->cbs,
+                                                         on_frame_send);
     nghttp2_session_callbacks_set_on_frame_recv_callback(srv->cbs,
                                                          on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(srv->cbs,

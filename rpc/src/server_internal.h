@@ -108,6 +108,10 @@ struct orpc__sconn {
      * SETTINGS, then the keepalive period, then a PING's ACK deadline */
     uv_timer_t *timer; /* NULL when it could not be allocated */
     int phase;         /* ORPC__SC_HANDSHAKE, _IDLE or _PING */
+    /* the client's pings: too many without data between them are strikes */
+    uint64_t last_ping_ms; /* loop time of the last one; 0: none yet */
+    int sent_data;         /* HEADERS or DATA sent since */
+    int ping_strikes;
 };
 
 #define ORPC__SC_HANDSHAKE 0

@@ -70,6 +70,15 @@ typedef struct orpc_server_opts {
     /** No PING ACK within this many ms closes the connection (its calls are
      *  cancelled); 0 for 20 s. */
     int64_t keepalive_timeout_ms;
+    /** A client's PING sooner than this many ms after its previous one,
+     *  with no HEADERS or DATA sent in between, is a strike; 0 for 5 min
+     *  (gRPC's default: set it to the clients' keepalive_time_ms if they
+     *  ping more often). */
+    int64_t min_ping_interval_ms;
+    /** More strikes than this end the connection with GOAWAY
+     *  ENHANCE_YOUR_CALM "too_many_pings"; 0 for 2; negative for no
+     *  limit. */
+    int max_ping_strikes;
 } orpc_server_opts;
 
 /**
