@@ -417,7 +417,8 @@ static int get_channel(orpc_env *env, const char *var, const char *target,
     orpc_channel *ch = NULL;
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        rc = errf(err, errlen, ORPC_ENOMEM, "out of memory");
+        rc = ORPC_ENOMEM;
+        errf(err, errlen, rc, "out of memory");
     } else {
         rc = orpc_channel_new(&ch, target, &co, NULL);
         if (rc == ORPC_EADDR)
@@ -435,7 +436,7 @@ static int get_channel(orpc_env *env, const char *var, const char *target,
             rc = errf(err, errlen, rc, "%s: channel: %s", var,
                       orpc_strerror(rc));
     }
-    if (rc == 0) {
+    if (rc == 0 && c != NULL) {
         c->key = key;
         c->ch = ch;
         c->next = env->channels;
