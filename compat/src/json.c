@@ -2670,33 +2670,10 @@ static int dec_map_key(dctx *c, const ProtobufCFieldDescriptor *kf,
      * cannot then hold one key twice, which duplicate-key refusal relies
      * on (python's json_format takes only these spellings as well). */
     char canon[32];
-    switch (kf->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-        snprintf(canon, sizeof canon, "%" PRId32, *(const int32_t *)member);
-        break;
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        snprintf(canon, sizeof canon, "%" PRIu32, *(const uint32_t *)member);
-        break;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-        snprintf(canon, sizeof canon, "%" PRId64, *(const int64_t *)member);
-        break;
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        snprintf(canon, sizeof canon, "%" PRIu64, *(const uint64_t *)member);
-        break;
-    case PROTOBUF_C_TYPE_BOOL:
-        snprintf(canon, sizeof canon, "%s",
-                 *(const protobuf_c_boolean *)member ? "true" : "false");
-        break;
-    default:
-        return 0; /* string keys are their own spelling */
-    }
-    if (strcmp(canon, key) != 0) {
+    const char *spelt = key;
+    if (kf->type != PROTOBUF_C_TYPE_STRING &&
+        map_key_text(kf, member, canon, sizeof canon, &spelt) == 0 &&
+        strcmp(spelt, key) != 0) {
         return fail(c, "%s map key not in canonical form (write \"%s\")",
                     type_name(kf->type), canon);
     }
@@ -3407,20 +3384,15 @@ int orpc__json_scalar_text(const ProtobufCFieldDescriptor *f,
     case PROTOBUF_C_TYPE_INT32:
     case PROTOBUF_C_TYPE_SINT32:
     case PROTOBUF_C_TYPE_SFIXED32:
-        snprintf(buf, sizeof buf, "%" PRId32, *(const int32_t *)member);
-        break;
     case PROTOBUF_C_TYPE_UINT32:
     case PROTOBUF_C_TYPE_FIXED32:
-        snprintf(buf, sizeof buf, "%" PRIu32, *(const uint32_t *)member);
-        break;
     case PROTOBUF_C_TYPE_INT64:
     case PROTOBUF_C_TYPE_SINT64:
     case PROTOBUF_C_TYPE_SFIXED64:
-        snprintf(buf, sizeof buf, "%" PRId64, *(const int64_t *)member);
-        break;
     case PROTOBUF_C_TYPE_UINT64:
     case PROTOBUF_C_TYPE_FIXED64:
-        snprintf(buf, sizeof buf, "%" PRIu64, *(const uint64_t *)member);
+    case PROTOBUF_C_TYPE_BOOL:
+        map_key_text(f, member, buf, sizeof buf, &text); /* map keys' form */
         break;
     case PROTOBUF_C_TYPE_FLOAT:
     case PROTOBUF_C_TYPE_DOUBLE: {
@@ -3436,9 +3408,6 @@ int orpc__json_scalar_text(const ProtobufCFieldDescriptor *f,
         }
         break;
     }
-    case PROTOBUF_C_TYPE_BOOL:
-        text = *(const protobuf_c_boolean *)member ? "true" : "false";
-        break;
     case PROTOBUF_C_TYPE_STRING:
         text = *(char *const *)member != NULL ? *(char *const *)member : "";
         if (!utf8_valid(text, strlen(text))) {
