@@ -590,11 +590,6 @@ static void call_io_task(orpc__task *t, void *arg)
 /* nghttp2 callbacks (IO thread)                                           */
 /* ====================================================================== */
 
-static int hname(const uint8_t *n, size_t len, const char *lit)
-{
-    return strlen(lit) == len && memcmp(n, lit, len) == 0;
-}
-
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user_data)
@@ -606,22 +601,22 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
     orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
     if (c == NULL)
         return 0;
-    if (hname(name, namelen, ":status")) {
+    if (orpc__name_is(name, namelen, ":status")) {
         int st = 0;
         for (size_t i = 0; i < valuelen && i < 3; i++)
             st = st * 10 + (value[i] - '0');
         c->http_status = st;
-    } else if (hname(name, namelen, "grpc-status")) {
+    } else if (orpc__name_is(name, namelen, "grpc-status")) {
         c->got_status = 1;
         c->status_code = orpc__parse_status_code(value, valuelen);
-    } else if (hname(name, namelen, "grpc-message")) {
+    } else if (orpc__name_is(name, namelen, "grpc-message")) {
         c->status_msg.len = 0;
         orpc__percent_decode((const char *)value, valuelen, &c->status_msg);
-    } else if (hname(name, namelen, "grpc-status-details-bin")) {
+    } else if (orpc__name_is(name, namelen, "grpc-status-details-bin")) {
         c->status_details.len = 0;
         orpc__b64_decode((const char *)value, valuelen, &c->status_details);
-    } else if (hname(name, namelen, "grpc-encoding")) {
-        c->resp_gzip = hname(value, valuelen, "gzip");
+    } else if (orpc__name_is(name, namelen, "grpc-encoding")) {
+        c->resp_gzip = orpc__name_is(value, valuelen, "gzip");
     } else {
         uv_mutex_lock(&c->lock);
         orpc_metadata **md = c->in_trailers ? &c->trailers : &c->headers;

@@ -7,6 +7,8 @@
 #ifndef ORPC_GRPC_H
 #define ORPC_GRPC_H
 
+#include <string.h>
+
 #include <nghttp2/nghttp2.h>
 #include <protobuf-c/protobuf-c.h>
 
@@ -94,5 +96,12 @@ int orpc__hdrs_add_status(orpc__hdrs *h, const orpc_status *st);
 
 /* Parses grpc-status: 0–16 decimal without leading zeros; others → -1. */
 int orpc__parse_status_code(const uint8_t *v, size_t len);
+
+/* Whether the header name |n| (|len| bytes, not NUL-terminated) is the
+ * literal |lit|. */
+static inline int orpc__name_is(const uint8_t *n, size_t len, const char *lit)
+{
+    return strlen(lit) == len && memcmp(n, lit, len) == 0;
+}
 
 #endif

@@ -628,11 +628,6 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
     return 0;
 }
 
-static int name_is(const uint8_t *n, size_t len, const char *lit)
-{
-    return strlen(lit) == len && memcmp(n, lit, len) == 0;
-}
-
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user_data)
@@ -650,21 +645,21 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         ctx->headers_too_big = 1;
         return 0;
     }
-    if (name_is(name, namelen, ":path")) {
+    if (orpc__name_is(name, namelen, ":path")) {
         ctx->path = orpc_arena_alloc(ctx->arena, valuelen + 1);
         if (ctx->path) {
             memcpy(ctx->path, value, valuelen);
             ctx->path[valuelen] = '\0';
         }
-    } else if (name_is(name, namelen, ":method")) {
-        ctx->is_post = name_is(value, valuelen, "POST");
-    } else if (name_is(name, namelen, "content-type")) {
+    } else if (orpc__name_is(name, namelen, ":method")) {
+        ctx->is_post = orpc__name_is(value, valuelen, "POST");
+    } else if (orpc__name_is(name, namelen, "content-type")) {
         static const char ct[] = "application/grpc";
         size_t n = sizeof(ct) - 1;
         ctx->content_type_ok =
             valuelen >= n && memcmp(value, ct, n) == 0 &&
             (valuelen == n || value[n] == '+' || value[n] == ';');
-    } else if (name_is(name, namelen, "grpc-timeout")) {
+    } else if (orpc__name_is(name, namelen, "grpc-timeout")) {
         int64_t ns;
         if (orpc__timeout_parse((const char *)value, valuelen, &ns) == 0) {
             int64_t now = orpc__now_ns();
@@ -672,12 +667,12 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         } else {
             ctx->bad_timeout = 1;
         }
-    } else if (name_is(name, namelen, "grpc-encoding")) {
-        if (name_is(value, valuelen, "gzip"))
+    } else if (orpc__name_is(name, namelen, "grpc-encoding")) {
+        if (orpc__name_is(value, valuelen, "gzip"))
             ctx->req_gzip = 1;
-        else if (!name_is(value, valuelen, "identity"))
+        else if (!orpc__name_is(value, valuelen, "identity"))
             ctx->bad_encoding = 1;
-    } else if (name_is(name, namelen, "grpc-accept-encoding")) {
+    } else if (orpc__name_is(name, namelen, "grpc-accept-encoding")) {
         for (size_t i = 0; i + 4 <= valuelen; i++)
             if (memcmp(value + i, "gzip", 4) == 0)
                 ctx->accept_gzip = 1;
