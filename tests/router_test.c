@@ -356,6 +356,22 @@ static const char *job_name(orpc_client *c, orpc_code *code)
     return name;
 }
 
+/* GetJobStatus of job 7 through |c|: the call's status code. */
+static orpc_code job_status_code(orpc_client *c)
+{
+    Opsconductor__Jobs__V1__GetJobStatusRequest gs =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_STATUS_REQUEST__INIT;
+    gs.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobStatusResponse *js = NULL;
+    orpc_status st =
+        opsconductor__jobs__v1__jobs_service__client__get_job_status(c, &gs,
+                                                                     &js, NULL);
+    orpc_code code = st.code;
+    orpc_status_clear(&st);
+    opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
+    return code;
+}
+
 static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
@@ -444,15 +460,7 @@ static void test_modes(void **state)
     assert_string_equal(job_name(c, &code), "from-grpc");
     assert_int_equal(g_served, ORPC_SERVED_GRPC);
     /* ...the legacy side when gRPC does not implement the method */
-    Opsconductor__Jobs__V1__GetJobStatusRequest gs =
-        OPSCONDUCTOR__JOBS__V1__GET_JOB_STATUS_REQUEST__INIT;
-    gs.job_id = 7;
-    Opsconductor__Jobs__V1__GetJobStatusResponse *js = NULL;
-    orpc_status st =
-        opsconductor__jobs__v1__jobs_service__client__get_job_status(c, &gs,
-                                                                     &js, NULL);
-    assert_int_equal(st.code, ORPC_OK);
-    opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
+    assert_int_equal(job_status_code(c), ORPC_OK);
     orpc_client_free(c);
     /* ...and when the gRPC server is down */
     stop_server(srv);
@@ -531,15 +539,7 @@ static void test_shadow(void **state)
     orpc_code code;
     assert_string_not_equal(job_name(c, &code), "from-grpc");
     assert_int_equal(code, ORPC_OK);
-    Opsconductor__Jobs__V1__GetJobStatusRequest gs =
-        OPSCONDUCTOR__JOBS__V1__GET_JOB_STATUS_REQUEST__INIT;
-    gs.job_id = 7;
-    Opsconductor__Jobs__V1__GetJobStatusResponse *js = NULL;
-    orpc_status st =
-        opsconductor__jobs__v1__jobs_service__client__get_job_status(c, &gs,
-                                                                     &js, NULL);
-    assert_int_equal(st.code, ORPC_OK);
-    opsconductor__jobs__v1__get_job_status_response__free_unpacked(js, NULL);
+    assert_int_equal(job_status_code(c), ORPC_OK);
     /* ...and the mirrors are compared off its path */
     orpc_route_stats a = {0}, b = {0};
     for (int i = 0; i < 500; i++) {
