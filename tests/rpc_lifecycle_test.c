@@ -130,16 +130,21 @@ typedef struct client {
     orpc_client *cl;
 } client;
 
-static void client_open(client *c, int port)
+static void client_open_opts(client *c, int port, const orpc_channel_opts *co)
 {
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&c->ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&c->ch, target, co, NULL), 0);
     assert_int_equal(orpc_client_new(&c->cl,
                                      &grpc__testing__test_service__orpc_desc,
                                      c->ch, NULL),
                      0);
+}
+
+static void client_open(client *c, int port)
+{
+    orpc_channel_opts co = {.plaintext = 1};
+    client_open_opts(c, port, &co);
 }
 
 static void client_close(client *c)
@@ -409,28 +414,11 @@ static void slammer_stop(slammer *sl)
         close(sl->held[i]);
 }
 
-static void client_open_opts(client *c, int port, const orpc_channel_opts *co)
-{
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    assert_int_equal(orpc_channel_new(&c->ch, target, co, NULL), 0);
-    assert_int_equal(orpc_client_new(&c->cl,
-                                     &grpc__testing__test_service__orpc_desc,
-                                     c->ch, NULL),
-                     0);
-}
-
 static void backoff_client(client *c, int port, int64_t initial_backoff_ms)
 {
-    char target[64];
-    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     orpc_channel_opts co = {.plaintext = 1,
                             .initial_backoff_ms = initial_backoff_ms};
-    assert_int_equal(orpc_channel_new(&c->ch, target, &co, NULL), 0);
-    assert_int_equal(orpc_client_new(&c->cl,
-                                     &grpc__testing__test_service__orpc_desc,
-                                     c->ch, NULL),
-                     0);
+    client_open_opts(c, port, &co);
 }
 
 /* A server that cannot be reached gets one connection attempt per backoff
