@@ -66,6 +66,7 @@ static void test_published_numbers_never_move(void **state)
     assert_int_equal(ORPC_ENOTFOUND, -13);
     assert_int_equal(ORPC_EPARSE, -18);
     assert_int_equal(ORPC_ESYS, -19);
+    assert_int_equal(ORPC_ELIMIT, -20);
 }
 
 static void test_success(void **state)
@@ -90,7 +91,7 @@ static void test_fatal_codes(void **state)
 static void test_unknown_codes(void **state)
 {
     (void)state;
-    const int unknown[] = {1, 2, 100, -20, -99, -900, -1000, INT_MIN, INT_MAX};
+    const int unknown[] = {1, 2, 100, -21, -99, -900, -1000, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         assert_string_equal(orpc_strerror(unknown[i]), "unknown error");
         assert_string_equal(orpc_err_name(unknown[i]), "ORPC_E?");

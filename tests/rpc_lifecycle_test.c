@@ -100,8 +100,11 @@ static const Grpc__Testing__TestService_Handlers handlers = {
 static orpc_server *start(const char *addr, int *port, uint32_t max_streams)
 {
     orpc_server *srv;
-    orpc_server_opts o = {
-        .plaintext = 1, .io_threads = 1, .max_concurrent_streams = max_streams};
+    /* reuse_port: test_goaway_moves_new_calls starts two on one port */
+    orpc_server_opts o = {.plaintext = 1,
+                          .io_threads = 1,
+                          .max_concurrent_streams = max_streams,
+                          .reuse_port = 1};
     assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);

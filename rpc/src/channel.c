@@ -35,6 +35,7 @@
 #include "conn.h"
 #include "grpc.h"
 #include "io.h"
+#include "stream.h"
 #include "tls_internal.h"
 
 #define CALL_SENDQ_LIMIT (64u * 1024u)
@@ -42,12 +43,6 @@
 
 typedef struct subchannel subchannel;
 typedef struct cconn cconn;
-
-typedef struct rmsg {
-    struct rmsg *next;
-    ProtobufCMessage *msg;
-    size_t wire_bytes;
-} rmsg;
 
 struct orpc_call {
     orpc_channel *ch;
@@ -65,8 +60,10 @@ struct orpc_call {
     int32_t stream_id;
     struct orpc_call *next_io, *prev_io; /* in sub->waiting or conn list */
     int listed;                          /* 1 waiting, 2 on a connection */
-    orpc__deframer deframer;
     int resp_gzip;
+    size_t header_bytes; /* of the header block being received */
+    int headers_too_big;
+    int retried; /* the one transparent retry gRFC A6 allows is used */
     int http_status;
     int in_trailers;
     int got_status;
@@ -87,8 +84,7 @@ struct orpc_call {
     uv_cond_t cond;
     orpc__sendq sendq;
     int send_closed;
-    rmsg *rq_head, *rq_tail;
-    size_t n_msgs;
+    orpc__instream in; /* response messages (stream.h) */
     int eos;
     int done;
     orpc_status status;
@@ -96,7 +92,6 @@ struct orpc_call {
     orpc_metadata *trailers;
     int headers_ready;
     int cancel_requested;
-    size_t consume_pending;
     int refs;
     int task_ref;
 
@@ -114,7 +109,9 @@ struct subchannel {
     int connecting;
     orpc_call *waiting; /* calls waiting for a connection */
     uv_getaddrinfo_t gai;
+    int resolving; /* |gai| is pending */
     uv_connect_t creq;
+    orpc__conn *dialing; /* the connection |creq| is connecting, or NULL */
     uv_timer_t connect_timer;
     struct addrinfo *addrs, *next_addr;
     int closing;
@@ -198,13 +195,7 @@ static void call_unref(orpc_call *c)
     if (left > 0)
         return;
     orpc__sendq_clear(&c->sendq);
-    while (c->rq_head) {
-        rmsg *m = c->rq_head;
-        c->rq_head = m->next;
-        protobuf_c_message_free_unpacked(m->msg, NULL);
-        free(m);
-    }
-    orpc__deframer_free(&c->deframer);
+    orpc__in_free(&c->in);
     orpc__bytes_free(&c->status_msg);
     orpc__bytes_free(&c->status_details);
     orpc_status_clear(&c->status);
@@ -251,7 +242,8 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     c->method = m;
     c->refs = 1; /* the caller */
     orpc__task_init(&c->task, call_io_task, c);
-    orpc__deframer_init(&c->deframer, ch->opts.max_recv_message_size, NULL);
+    orpc__in_init(&c->in, &c->lock, ch->opts.max_recv_message_size, WINDOW,
+                  NULL, 0);
     orpc__bytes_init(&c->status_msg, NULL);
     orpc__bytes_init(&c->status_details, NULL);
     int64_t timeout = opts && opts->timeout_ms > 0
@@ -340,12 +332,15 @@ static void timer_closed(uv_handle_t *h)
 }
 
 /* The IO side lets go of the call: only once nghttp2 has forgotten the
- * stream, since its data provider points at the call. */
-static void io_release(orpc_call *c)
+ * stream, since its data provider points at the call.  Connection credit
+ * its unread messages hold goes back to |s| (NULL: the connection is
+ * gone). */
+static void io_release(orpc_call *c, nghttp2_session *s)
 {
     if (c->io_released)
         return;
     c->io_released = 1;
+    orpc__in_release(&c->in, s);
     unlist(c);
     c->conn = NULL;
     if (c->timer_started) {
@@ -383,22 +378,22 @@ static void call_complete(orpc_call *c, orpc_status st)
     }
     int single = c->method->kind == ORPC_CALL_UNARY ||
                  c->method->kind == ORPC_CALL_CLIENT_STREAMING;
-    if (single && st.code == ORPC_OK && c->n_msgs != 1) {
+    if (single && st.code == ORPC_OK && c->in.received != 1) {
         orpc_status_clear(&st);
         st = orpc_status_new(ORPC_INTERNAL,
-                             c->n_msgs == 0
+                             c->in.received == 0
                                  ? "server sent no response message"
                                  : "server sent more than one response");
     }
     c->status = st;
     c->done = 1;
     c->eos = 1;
-    if ((c->done_cb || c->plain_cb) && c->status.code == ORPC_OK &&
-        c->rq_head) {
-        rmsg *m = c->rq_head;
-        c->rq_head = m->next;
-        resp = m->msg;
-        free(m);
+    if ((c->done_cb || c->plain_cb) && c->status.code == ORPC_OK) {
+        orpc__inmsg *m = orpc__in_take_locked(&c->in);
+        if (m != NULL) {
+            resp = m->msg;
+            free(m);
+        }
     }
     uv_cond_broadcast(&c->cond);
     uv_mutex_unlock(&c->lock);
@@ -424,7 +419,7 @@ static void call_complete(orpc_call *c, orpc_status st)
         uv_timer_stop(&c->timer);
     }
     if (!c->stream_open)
-        io_release(c);
+        io_release(c, NULL);
 }
 
 static void fail_call(orpc_call *c, orpc_code code, const char *msg)
@@ -510,6 +505,8 @@ static void submit(orpc_call *c, orpc__conn *conn)
     c->stream_id = id;
     c->submitted = 1;
     c->stream_open = 1;
+    c->in.conn_partial = &conn->in_partial;
+    c->in.conn_budget = 4 * ch->opts.max_recv_message_size;
     cconn *cc = conn->user_data;
     c->cc = cc;
     c->listed = 2;
@@ -559,8 +556,6 @@ static void call_io_task(orpc__task *t, void *arg)
     if (!c->io_finished) {
         uv_mutex_lock(&c->lock);
         int cancel = c->cancel_requested;
-        size_t consume = c->consume_pending;
-        c->consume_pending = 0;
         uv_mutex_unlock(&c->lock);
         if (cancel) {
             fail_call(c, ORPC_CANCELLED, "cancelled by the client");
@@ -576,9 +571,7 @@ static void call_io_task(orpc__task *t, void *arg)
             }
             enqueue(c);
         } else if (c->submitted && c->conn) {
-            if (consume)
-                nghttp2_session_consume(c->conn->session, c->stream_id,
-                                        consume);
+            orpc__in_give_back(&c->in, c->conn->session, c->stream_id);
             nghttp2_session_resume_data(c->conn->session, c->stream_id);
             orpc__conn_kick(c->conn);
         }
@@ -599,8 +592,20 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (c == NULL)
+    if (c == NULL || c->io_finished)
         return 0;
+    /* nghttp2 does not hold the server to our SETTINGS_MAX_HEADER_LIST_SIZE:
+     * count what we keep (RFC 9113's size: name + value + 32 per field). */
+    c->header_bytes += namelen + valuelen + 32;
+    if (c->header_bytes > c->ch->opts.max_header_list_size) {
+        if (!c->headers_too_big) {
+            c->headers_too_big = 1;
+            fail_call(c, ORPC_RESOURCE_EXHAUSTED,
+                      "response header list larger than the channel accepts "
+                      "(max_header_list_size)");
+        }
+        return 0;
+    }
     if (orpc__name_is(name, namelen, ":status")) {
         int st = 0;
         for (size_t i = 0; i < valuelen && i < 3; i++)
@@ -620,11 +625,15 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
     } else {
         uv_mutex_lock(&c->lock);
         orpc_metadata **md = c->in_trailers ? &c->trailers : &c->headers;
-        if (*md == NULL)
-            orpc_metadata_new(md, NULL);
-        if (*md)
-            orpc__md_from_header(*md, name, namelen, value, valuelen);
+        int rc = *md == NULL ? orpc_metadata_new(md, NULL) : 0;
+        if (rc == 0)
+            rc = orpc__md_from_header(*md, name, namelen, value, valuelen);
         uv_mutex_unlock(&c->lock);
+        if (rc != 0)
+            fail_call(
+                c, rc == ORPC_ENOMEM ? ORPC_RESOURCE_EXHAUSTED : ORPC_INTERNAL,
+                rc == ORPC_ENOMEM ? "out of memory"
+                                  : "malformed response metadata");
     }
     return 0;
 }
@@ -636,8 +645,10 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (c != NULL && f->headers.cat == NGHTTP2_HCAT_HEADERS &&
-        c->response_bytes)
+    if (c == NULL)
+        return 0;
+    c->header_bytes = 0; /* the limit is per header block */
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && c->response_bytes)
         c->in_trailers = 1;
     return 0;
 }
@@ -735,13 +746,47 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
         }
     }
     if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
-        if (orpc__deframer_partial(&c->deframer)) {
+        if (orpc__in_partial(&c->in)) {
             call_complete(c, orpc_status_new(ORPC_INTERNAL,
                                              "response message cut short"));
             return 0;
         }
         call_complete(c, status_from_wire(c));
     }
+    return 0;
+}
+
+/*
+ * One complete response message, decoded for the stream engine.  A unary
+ * or client-streaming call takes exactly one: a second ends the call
+ * INTERNAL at once (as gRPC does) instead of queueing whatever a broken or
+ * hostile server keeps sending until its trailers.
+ */
+static int decode_response(void *owner, const uint8_t *p, size_t len,
+                           int compressed, ProtobufCMessage **out)
+{
+    orpc_call *c = owner;
+    int single = c->method->kind == ORPC_CALL_UNARY ||
+                 c->method->kind == ORPC_CALL_CLIENT_STREAMING;
+    (void)compressed;
+    if (single && c->in.received > 0) {
+        fail_call(c, ORPC_INTERNAL, "server sent more than one response");
+        return ORPC_ECALLBACK;
+    }
+    orpc_status st = ORPC_STATUS_OK;
+    ProtobufCMessage *m = orpc__decode_message(
+        c->method->output->descriptor, p, len, compressed, c->resp_gzip,
+        c->ch->opts.max_recv_message_size, NULL, &st);
+    if (m == NULL) {
+        if (c->stream_open && c->conn && c->conn->session) {
+            nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
+                                      c->stream_id, NGHTTP2_CANCEL);
+            orpc__conn_kick(c->conn);
+        }
+        call_complete(c, st);
+        return ORPC_ECALLBACK;
+    }
+    *out = m;
     return 0;
 }
 
@@ -752,65 +797,36 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
     (void)user_data;
     orpc_call *c = nghttp2_session_get_stream_user_data(s, id);
     if (c == NULL || c->io_finished) {
-        nghttp2_session_consume(s, id, len);
+        orpc__in_discard(s, id, len);
         return 0;
     }
     c->response_bytes = 1;
-    int streaming = c->method->kind == ORPC_CALL_SERVER_STREAMING ||
-                    c->method->kind == ORPC_CALL_BIDI_STREAMING;
-    size_t off = 0;
-    while (off < len) {
-        size_t used = 0, mlen = 0;
-        const uint8_t *msg;
-        int comp;
-        int rc = orpc__deframer_feed(&c->deframer, data + off, len - off, &used,
-                                     &msg, &mlen, &comp);
-        off += used;
-        if (rc == 0) {
-            /* an incomplete message's bytes go back to flow control now,
-             * so one larger than the window can arrive */
-            nghttp2_session_consume(s, id, used);
-            break;
-        }
-        if (rc < 0) {
-            nghttp2_session_consume(s, id, len - (off - used));
-            fail_call(
-                c, rc == ORPC_ETOOBIG ? ORPC_RESOURCE_EXHAUSTED : ORPC_INTERNAL,
-                rc == ORPC_ETOOBIG
-                    ? "response message larger than the channel accepts"
-                    : "malformed response framing");
-            return 0;
-        }
-        orpc_status st = ORPC_STATUS_OK;
-        ProtobufCMessage *m = orpc__decode_message(
-            c->method->output->descriptor, msg, mlen, comp, c->resp_gzip,
-            c->ch->opts.max_recv_message_size, NULL, &st);
-        if (m == NULL) {
-            nghttp2_session_consume(s, id, len - off + used);
-            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id, NGHTTP2_CANCEL);
-            call_complete(c, st);
-            return 0;
-        }
-        rmsg *r = malloc(sizeof(*r));
-        if (r == NULL) {
-            protobuf_c_message_free_unpacked(m, NULL);
-            fail_call(c, ORPC_RESOURCE_EXHAUSTED, "out of memory");
-            return 0;
-        }
-        r->msg = m;
-        r->next = NULL;
-        r->wire_bytes = used; /* held until the application reads it */
+    int rc = orpc__in_data(&c->in, s, id, data, len, decode_response, c);
+    if (rc > 0) {
         uv_mutex_lock(&c->lock);
-        if (c->rq_tail)
-            c->rq_tail->next = r;
-        else
-            c->rq_head = r;
-        c->rq_tail = r;
-        c->n_msgs++;
         uv_cond_broadcast(&c->cond);
         uv_mutex_unlock(&c->lock);
-        if (!streaming)
-            nghttp2_session_consume(s, id, r->wire_bytes);
+        return 0;
+    }
+    switch (rc) {
+    case 0:
+    case ORPC_ECALLBACK: /* decode_response ended the call */
+        break;
+    case ORPC_ETOOBIG:
+        fail_call(c, ORPC_RESOURCE_EXHAUSTED,
+                  "response message larger than the channel accepts");
+        break;
+    case ORPC_ELIMIT:
+        fail_call(c, ORPC_RESOURCE_EXHAUSTED,
+                  "the connection buffers more incomplete response messages "
+                  "than the channel accepts");
+        break;
+    case ORPC_ENOMEM:
+        fail_call(c, ORPC_RESOURCE_EXHAUSTED, "out of memory");
+        break;
+    default:
+        fail_call(c, ORPC_INTERNAL, "malformed response framing");
+        break;
     }
     return 0;
 }
@@ -825,12 +841,14 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
     nghttp2_session_set_stream_user_data(s, id, NULL);
     c->stream_open = 0;
     if (c->io_finished) {
-        io_release(c);
+        io_release(c, s);
         return 0;
     }
     if (error == NGHTTP2_REFUSED_STREAM && !c->response_bytes &&
-        c->req_copy != NULL) {
-        /* Never processed: try again on a fresh connection. */
+        c->req_copy != NULL && !c->retried) {
+        /* Never processed: try again, once (gRFC A6's transparent retry);
+         * a server that refuses it again is answered UNAVAILABLE. */
+        c->retried = 1; /* no response bytes came: c->in is untouched */
         unlist(c);
         c->submitted = 0;
         c->conn = NULL;
@@ -1025,7 +1043,7 @@ static void cconn_closed(orpc__conn *conn, const char *reason, void *ud)
         c->stream_open = 0;
         c->conn = NULL;
         if (c->io_finished)
-            io_release(c);
+            io_release(c, NULL);
         else
             call_complete(c, orpc_status_errorf(ORPC_UNAVAILABLE,
                                                 "connection lost: %s", reason));
@@ -1082,11 +1100,16 @@ static void on_connected(uv_connect_t *req, int status)
     orpc__conn *conn = req->data;
     subchannel *sub = ((cconn *)conn->user_data)->sub;
     orpc_channel *ch = sub->ch;
+    sub->dialing = NULL;
     uv_timer_stop(&sub->connect_timer);
     if (status != 0 || ch->stopping) {
         free(conn->user_data);
+        conn->user_data = NULL;
         conn->h.handle.data = conn;
-        uv_close(&conn->h.handle, pending_conn_closed);
+        /* channel_io_stop() may have closed it already to cancel the
+         * connect (that is how this callback came with ECANCELED) */
+        if (!uv_is_closing(&conn->h.handle))
+            uv_close(&conn->h.handle, pending_conn_closed);
         if (ch->stopping) {
             sub->connecting = 0;
             fail_waiting(sub, "channel closed");
@@ -1173,8 +1196,10 @@ static void try_next_addr(subchannel *sub)
         return;
     }
     sub->creq.data = conn;
-    if (uv_tcp_connect(&sub->creq, &conn->h.tcp, a->ai_addr, on_connected) !=
+    if (uv_tcp_connect(&sub->creq, &conn->h.tcp, a->ai_addr, on_connected) ==
         0) {
+        sub->dialing = conn;
+    } else {
         free(conn->user_data);
         uv_close(&conn->h.handle, pending_conn_closed);
         conn->h.handle.data = conn;
@@ -1197,6 +1222,7 @@ static void try_next_addr(subchannel *sub)
 static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     subchannel *sub = req->data;
+    sub->resolving = 0;
     if (status != 0 || res == NULL || sub->ch->stopping) {
         if (res)
             uv_freeaddrinfo(res);
@@ -1226,6 +1252,7 @@ static void sub_connect(subchannel *sub)
             return;
         }
         sub->creq.data = conn;
+        sub->dialing = conn;
         uv_pipe_connect(&sub->creq, &conn->h.pipe, ch->unix_path, on_connected);
         return;
     }
@@ -1237,6 +1264,8 @@ static void sub_connect(subchannel *sub)
     if (uv_getaddrinfo(&ch->io.loop, &sub->gai, on_resolved, ch->host, ch->port,
                        &hints) != 0)
         connect_failed(sub, "cannot resolve");
+    else
+        sub->resolving = 1;
 }
 
 /* ====================================================================== */
@@ -1291,6 +1320,16 @@ static void channel_io_stop(orpc__io *io, void *ud)
     fail_waiting(sub, "channel closed");
     if (sub->conn)
         orpc__conn_close(sub->conn, "channel closed");
+    /* An attempt under way ends now, not when the kernel gives up on a
+     * SYN nobody answers (minutes): closing the socket completes the
+     * connect with ECANCELED (on_connected frees it); a resolution not yet
+     * started is cancelled, one running in the thread pool is waited for. */
+    if (sub->dialing != NULL) {
+        sub->dialing->h.handle.data = sub->dialing;
+        uv_close(&sub->dialing->h.handle, pending_conn_closed);
+    }
+    if (sub->resolving)
+        uv_cancel((uv_req_t *)&sub->gai);
     /* Close every connection still draining too: walk the loop. */
     uv_timer_stop(&sub->connect_timer);
     uv_close((uv_handle_t *)&sub->connect_timer, NULL);
@@ -1742,19 +1781,14 @@ int orpc_call_recv(orpc_call *c, ProtobufCMessage **msg)
     *msg = NULL;
     uv_mutex_lock(&c->lock);
     for (;;) {
-        if (c->rq_head) {
-            rmsg *r = c->rq_head;
-            c->rq_head = r->next;
-            if (c->rq_head == NULL)
-                c->rq_tail = NULL;
-            c->consume_pending += r->wire_bytes;
-            int streaming = c->method->kind == ORPC_CALL_SERVER_STREAMING ||
-                            c->method->kind == ORPC_CALL_BIDI_STREAMING;
+        orpc__inmsg *r = orpc__in_take_locked(&c->in);
+        if (r != NULL) {
+            int owed = orpc__in_owed_locked(&c->in);
             int done = c->done;
             uv_mutex_unlock(&c->lock);
             *msg = r->msg;
             free(r);
-            if (streaming && !done)
+            if (owed && !done) /* its flow-control credit goes back */
                 post_call(c);
             return 1;
         }
@@ -1793,10 +1827,6 @@ const orpc_metadata *orpc_call_headers(const orpc_call *c)
 static orpc_status finish_common(orpc_call *c)
 {
     uv_mutex_lock(&c->lock);
-    if (!c->done && c->rq_head == NULL && c->method->kind != ORPC_CALL_UNARY &&
-        c->method->kind != ORPC_CALL_CLIENT_STREAMING && c->eos == 0) {
-        /* wait below */
-    }
     while (!c->done)
         uv_cond_wait(&c->cond, &c->lock);
     orpc_status st = orpc_status_copy(&c->status);
@@ -1818,7 +1848,7 @@ orpc_status orpc_call_finish(orpc_call *c)
     if (c == NULL)
         return orpc_status_new(ORPC_INVALID_ARGUMENT, "no call");
     uv_mutex_lock(&c->lock);
-    int unread = c->rq_head != NULL || !c->done;
+    int unread = c->in.head != NULL || !c->done;
     uv_mutex_unlock(&c->lock);
     if (unread) {
         /* Responses not all read: the call is abandoned. */
@@ -1843,12 +1873,7 @@ orpc_status orpc_call_finish_response(orpc_call *c, ProtobufCMessage **response)
     orpc_status st = finish_common(c);
     if (st.code == ORPC_OK && response != NULL) {
         uv_mutex_lock(&c->lock);
-        rmsg *r = c->rq_head;
-        if (r) {
-            c->rq_head = r->next;
-            if (c->rq_head == NULL)
-                c->rq_tail = NULL;
-        }
+        orpc__inmsg *r = orpc__in_take_locked(&c->in);
         uv_mutex_unlock(&c->lock);
         if (r) {
             *response = r->msg;

@@ -63,6 +63,8 @@ struct orpc__conn {
     char *peer_identity;    /* SPIFFE ID of a verified peer certificate */
     orpc__peer_names names; /* the verified certificate's names (TLS) */
     size_t max_out;         /* refuse to buffer more than this (flood guard) */
+    size_t in_partial;      /* bytes of incomplete inbound messages held by
+                               this connection's streams (stream.h) */
     int64_t last_activity_ns;
 };
 

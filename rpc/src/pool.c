@@ -3,9 +3,14 @@
  *
  * A fixed pool would let long-lived streaming handlers (each blocks its
  * thread for the stream's life) starve unary calls, as gRPC's sync server
- * learned; so the pool starts |min| threads and adds one whenever a job
- * arrives with nobody idle, up to |max|.  Threads are detached; destroy
- * waits on a condition until the count reaches zero.
+ * learned; so the pool starts |min| threads and gives every queued job
+ * that no idle thread will take a thread of its own, up to |max|.  The
+ * test is "more jobs queued than threads idle", not "no thread idle": an
+ * idle thread counts as idle until it wakes, so a burst of J jobs arriving
+ * with k < J idle threads would otherwise leave J - k jobs queued behind
+ * handlers that may block for good.  Past |max| the queue is bounded too:
+ * the caller sheds the call instead of queueing without limit.  Threads
+ * are detached; destroy waits on a condition until the count reaches zero.
  */
 #include "pool.h"
 
@@ -13,21 +18,23 @@
 
 #include <stdlib.h>
 
+#include <orpc/error.h>
+
 #define IDLE_EXIT_NS (30ull * 1000 * 1000 * 1000)
 
+/* A thread counts as idle whenever it is not running a job, from the
+ * moment it is spawned: the job it was spawned for counts on it. */
 static void worker(void *arg)
 {
     orpc__pool *p = arg;
     uv_mutex_lock(&p->lock);
     for (;;) {
         while (p->head == NULL && !p->stopping) {
-            p->idle++;
             int rc = 0;
             if (p->threads > p->min_threads)
                 rc = uv_cond_timedwait(&p->cond, &p->lock, IDLE_EXIT_NS);
             else
                 uv_cond_wait(&p->cond, &p->lock);
-            p->idle--;
             if (rc != 0 && p->head == NULL && p->threads > p->min_threads)
                 goto out;
         }
@@ -37,11 +44,15 @@ static void worker(void *arg)
         p->head = j->next;
         if (p->head == NULL)
             p->tail = NULL;
+        p->queued--;
+        p->idle--;
         uv_mutex_unlock(&p->lock);
         j->fn(j);
         uv_mutex_lock(&p->lock);
+        p->idle++;
     }
 out:
+    p->idle--;
     p->threads--;
     uv_cond_broadcast(&p->exited);
     uv_mutex_unlock(&p->lock);
@@ -53,17 +64,23 @@ static int spawn(orpc__pool *p)
     if (uv_thread_create(&t, worker, p) != 0)
         return -1;
     p->threads++;
+    p->idle++;
+    if (p->threads > p->peak)
+        p->peak = p->threads;
     /* Threads are never joined: they signal |exited| as they leave. */
     pthread_detach(t);
     return 0;
 }
 
-int orpc__pool_init(orpc__pool *p, unsigned min, unsigned max)
+int orpc__pool_init(orpc__pool *p, unsigned min, unsigned max,
+                    unsigned max_queued)
 {
     p->head = p->tail = NULL;
+    p->queued = 0;
     p->min_threads = min ? min : 1;
     p->max_threads = max < p->min_threads ? p->min_threads : max;
-    p->threads = p->idle = 0;
+    p->max_queued = max_queued;
+    p->threads = p->idle = p->peak = 0;
     p->stopping = 0;
     if (uv_mutex_init(&p->lock) != 0)
         return -1;
@@ -81,7 +98,15 @@ int orpc__pool_submit(orpc__pool *p, orpc__job *job)
     uv_mutex_lock(&p->lock);
     if (p->stopping) {
         uv_mutex_unlock(&p->lock);
-        return -1;
+        return ORPC_ECLOSED;
+    }
+    /* Every job beyond the idle threads gets a thread of its own; once
+     * none can be added, at most |max_queued| jobs wait for a busy one. */
+    if (p->queued + 1 > p->idle && p->threads < p->max_threads)
+        spawn(p);
+    if (p->queued + 1 > p->idle + p->max_queued) {
+        uv_mutex_unlock(&p->lock);
+        return ORPC_ELIMIT;
     }
     job->next = NULL;
     if (p->tail)
@@ -89,8 +114,7 @@ int orpc__pool_submit(orpc__pool *p, orpc__job *job)
     else
         p->head = job;
     p->tail = job;
-    if (p->idle == 0 && p->threads < p->max_threads)
-        spawn(p);
+    p->queued++;
     uv_cond_signal(&p->cond);
     uv_mutex_unlock(&p->lock);
     return 0;

@@ -31,6 +31,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,6 +49,10 @@
 
 #define ORPC__SENDQ_LIMIT (64u * 1024u)
 #define ORPC__DEFAULT_STREAMS 100u
+#define ORPC__DEFAULT_MAX_CONNECTIONS 10000u
+#define ORPC__DEFAULT_MAX_CALLS 10000u
+#define ORPC__DEFAULT_MAX_WORKERS 1024u
+#define ORPC__DEFAULT_MAX_QUEUED 1024u
 #define ORPC__WINDOW (1u << 20)
 
 enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED };
@@ -89,6 +94,9 @@ struct orpc_server {
     int64_t grace_ms;
     unsigned live_conns; /* under |lock|: accepted and not yet closed */
     int lock_ok;
+    int refs;                     /* |lock|: the application + each call */
+    atomic_uint calls;            /* streams with a call, all IO threads */
+    atomic_uint blocking_streams; /* streaming calls holding a worker */
 };
 
 static void srv_log(orpc_server *s, orpc_log_level lvl, const char *fmt, ...)
@@ -186,6 +194,35 @@ static int load_material(orpc_server *srv, SSL_CTX **ctx, policy_ref **pol)
 }
 
 /* ====================================================================== */
+/* the server's own lifetime                                               */
+/* ====================================================================== */
+
+/*
+ * The server's memory is reference-counted: the application holds one
+ * reference (dropped by orpc_server_free()) and every call another, so a
+ * handler that deferred its call and finishes it from its own thread after
+ * orpc_server_free() touches live memory (its call was cancelled when its
+ * connection closed; the IO thread it posts to answers ORPC_ECLOSED).
+ */
+static void srv_destroy(orpc_server *srv);
+
+static void srv_ref(orpc_server *srv)
+{
+    uv_mutex_lock(&srv->lock);
+    srv->refs++;
+    uv_mutex_unlock(&srv->lock);
+}
+
+static void srv_unref(orpc_server *srv)
+{
+    uv_mutex_lock(&srv->lock);
+    int last = --srv->refs == 0;
+    uv_mutex_unlock(&srv->lock);
+    if (last)
+        srv_destroy(srv);
+}
+
+/* ====================================================================== */
 /* call life                                                               */
 /* ====================================================================== */
 
@@ -196,13 +233,7 @@ static void ctx_unref(orpc_ctx *ctx)
     uv_mutex_unlock(&ctx->lock);
     if (left > 0)
         return;
-    orpc__deframer_free(&ctx->deframer);
-    while (ctx->rq_head) {
-        orpc__rmsg *m = ctx->rq_head;
-        ctx->rq_head = m->next;
-        protobuf_c_message_free_unpacked(m->msg, NULL);
-        free(m);
-    }
+    orpc__in_free(&ctx->in);
     if (ctx->last_read) {
         protobuf_c_message_free_unpacked(ctx->last_read->msg, NULL);
         free(ctx->last_read);
@@ -216,7 +247,9 @@ static void ctx_unref(orpc_ctx *ctx)
     free(ctx->peer_identity);
     uv_mutex_destroy(&ctx->lock);
     uv_cond_destroy(&ctx->cond);
+    orpc_server *srv = ctx->srv;
     free(ctx);
+    srv_unref(srv);
 }
 
 static void io_task(orpc__task *t, void *arg);
@@ -243,9 +276,11 @@ static orpc_ctx *ctx_new(orpc__sconn *sc, int32_t stream_id)
     ctx->stream_id = stream_id;
     ctx->deadline_ns = INT64_MAX;
     ctx->refs = 1; /* the IO side */
-    size_t max = srv->opts.max_recv_message_size;
-    orpc__deframer_init(&ctx->deframer, max, NULL);
+    orpc__in_init(&ctx->in, &ctx->lock, srv->opts.max_recv_message_size,
+                  ORPC__WINDOW, &sc->conn->in_partial,
+                  srv->opts.max_connection_buffer);
     orpc__task_init(&ctx->task, io_task, ctx);
+    srv_ref(srv); /* a deferred call may outlive orpc_server_free() */
     memcpy(ctx->peer, sc->conn->peer, sizeof(ctx->peer));
     if (sc->conn->peer_identity)
         ctx->peer_identity = strdup(sc->conn->peer_identity);
@@ -253,6 +288,7 @@ static orpc_ctx *ctx_new(orpc__sconn *sc, int32_t stream_id)
     if (sc->calls)
         sc->calls->prev = ctx;
     sc->calls = ctx;
+    atomic_fetch_add(&srv->calls, 1);
     return ctx;
 }
 
@@ -275,9 +311,12 @@ static void timer_closed(uv_handle_t *h)
     ctx_unref(h->data);
 }
 
-/* The IO side lets go: stream gone (closed or connection lost). */
-static void io_release(orpc_ctx *ctx)
+/* The IO side lets go: stream gone (closed, or connection lost: |s| is then
+ * NULL).  Flow-control credit the call still holds goes back to |s|. */
+static void io_release(orpc_ctx *ctx, nghttp2_session *s)
 {
+    orpc__in_release(&ctx->in, s);
+    atomic_fetch_sub(&ctx->srv->calls, 1);
     unlink_ctx(ctx);
     if (ctx->timer_started) {
         ctx->timer_started = 0;
@@ -361,14 +400,25 @@ static ssize_t read_response(nghttp2_session *s, int32_t id, uint8_t *buf,
     return (ssize_t)n;
 }
 
+/* The response HEADERS are out: metadata and compression are settled
+ * (read by the handler's thread under the lock). */
+static void set_started(orpc_ctx *ctx)
+{
+    uv_mutex_lock(&ctx->lock);
+    ctx->response_started = 1;
+    uv_mutex_unlock(&ctx->lock);
+}
+
 static int add_response_headers(orpc_ctx *ctx, orpc__hdrs *h)
 {
     if (orpc__hdrs_add_static(h, ":status", "200") != 0 ||
         orpc__hdrs_add_static(h, "content-type", "application/grpc") != 0 ||
         orpc__hdrs_add_static(h, "grpc-accept-encoding", "identity,gzip") != 0)
         return -1;
-    if (ctx->compress_resp &&
-        orpc__hdrs_add_static(h, "grpc-encoding", "gzip") != 0)
+    uv_mutex_lock(&ctx->lock);
+    int gz = ctx->compress_resp;
+    uv_mutex_unlock(&ctx->lock);
+    if (gz && orpc__hdrs_add_static(h, "grpc-encoding", "gzip") != 0)
         return -1;
     if (ctx->resp_headers && orpc__hdrs_add_md(h, ctx->resp_headers) != 0)
         return -1;
@@ -381,15 +431,13 @@ static void pump(orpc_ctx *ctx)
     nghttp2_session *s = ctx_session(ctx);
     if (s == NULL || ctx->stream_closed || ctx->io_done)
         return;
+    orpc__in_give_back(&ctx->in, s, ctx->stream_id);
     uv_mutex_lock(&ctx->lock);
-    size_t consume = ctx->consume_pending;
-    ctx->consume_pending = 0;
     int finished = ctx->finished;
     int have_data = ctx->sendq.bytes > 0;
+    int started = ctx->response_started;
     uv_mutex_unlock(&ctx->lock);
-    if (consume > 0)
-        nghttp2_session_consume(s, ctx->stream_id, consume);
-    if (!ctx->response_started) {
+    if (!started) {
         if (!have_data && !finished)
             goto out;
         orpc__hdrs h;
@@ -418,7 +466,7 @@ static void pump(orpc_ctx *ctx)
                                           NGHTTP2_INTERNAL_ERROR);
         }
         orpc__hdrs_free(&h);
-        ctx->response_started = 1;
+        set_started(ctx);
     } else {
         nghttp2_session_resume_data(s, ctx->stream_id);
     }
@@ -509,9 +557,11 @@ static void complete_handler(orpc_ctx *ctx, orpc_status st)
     if (st.code == ORPC_OK &&
         (kind == ORPC_CALL_UNARY || kind == ORPC_CALL_CLIENT_STREAMING)) {
         int err = 0;
+        uv_mutex_lock(&ctx->lock);
+        int gz = ctx->compress_resp && !ctx->msg_nocompress;
+        uv_mutex_unlock(&ctx->lock);
         orpc__chunk *c = orpc__encode_message(
-            ctx->response, ctx->compress_resp && !ctx->msg_nocompress,
-            ctx->srv->opts.max_send_message_size, &err);
+            ctx->response, gz, ctx->srv->opts.max_send_message_size, &err);
         if (c == NULL) {
             orpc_status_clear(&st);
             st = err == ORPC_ETOOBIG
@@ -531,20 +581,38 @@ static void complete_handler(orpc_ctx *ctx, orpc_status st)
     request_pump(ctx);
 }
 
+/* The handler side lets go of the call (its handler returned, or the
+ * deferred call was finished). */
+static void handler_release(orpc_ctx *ctx)
+{
+    uv_mutex_lock(&ctx->lock);
+    ctx->handler_running = 0;
+    int blocking = ctx->blocking_stream;
+    ctx->blocking_stream = 0;
+    uv_mutex_unlock(&ctx->lock);
+    if (blocking)
+        atomic_fetch_sub(&ctx->srv->blocking_streams, 1);
+    ctx_unref(ctx);
+}
+
 static void run_handler(orpc_ctx *ctx)
 {
+    /* The run holds its own reference: a handler that defers may have its
+     * call finished by another thread, and the stream closed, before it
+     * returns here. */
+    uv_mutex_lock(&ctx->lock);
+    ctx->refs++;
+    uv_mutex_unlock(&ctx->lock);
     orpc_status st = ctx->handler(ctx, ctx->svc->impl, ctx->svc->user_data);
     uv_mutex_lock(&ctx->lock);
     int deferred = ctx->deferred;
     uv_mutex_unlock(&ctx->lock);
     if (deferred) {
-        orpc_status_clear(&st);
-        return; /* orpc_ctx_finish() completes the call */
+        orpc_status_clear(&st); /* orpc_ctx_finish() completes the call */
+    } else {
+        complete_handler(ctx, st);
+        handler_release(ctx);
     }
-    complete_handler(ctx, st);
-    uv_mutex_lock(&ctx->lock);
-    ctx->handler_running = 0;
-    uv_mutex_unlock(&ctx->lock);
     ctx_unref(ctx);
 }
 
@@ -573,6 +641,21 @@ static void worker_job(orpc__job *j)
     run_handler(ctx);
 }
 
+/* Sheds a call before its handler runs: RST_STREAM REFUSED_STREAM tells
+ * the client nothing was processed, so it may retry (elsewhere). */
+static void refuse_stream(orpc_ctx *ctx, const char *why)
+{
+    nghttp2_session *s = ctx_session(ctx);
+    srv_log(ctx->srv, ORPC_LOG_INFO, "refused %s: %s",
+            ctx->path ? ctx->path : "a call", why);
+    ctx_finish(ctx, orpc_status_new(ORPC_UNAVAILABLE, why));
+    if (s != NULL)
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, ctx->stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+    ctx->io_done = 1;
+    kick(ctx);
+}
+
 static void dispatch(orpc_ctx *ctx)
 {
     if (ctx->dispatched)
@@ -588,21 +671,46 @@ static void dispatch(orpc_ctx *ctx)
         }
         protobuf_c_message_init(d, ctx->response);
     }
+    int blocking_stream = !ctx->svc->nonblocking && kind != ORPC_CALL_UNARY;
+    if (blocking_stream) {
+        /* A blocking streaming handler holds a worker while it waits for
+         * messages or for room to send: past the cap new ones are refused,
+         * so hundreds of idle streams never take the workers unary calls
+         * need. */
+        orpc_server *srv = ctx->srv;
+        if (atomic_fetch_add(&srv->blocking_streams, 1) >=
+            srv->opts.max_blocking_streams) {
+            atomic_fetch_sub(&srv->blocking_streams, 1);
+            refuse_stream(ctx, "too many streaming calls in progress "
+                               "(max_blocking_streams)");
+            return;
+        }
+    }
     uv_mutex_lock(&ctx->lock);
     ctx->refs++; /* the handler side */
     ctx->handler_running = 1;
+    ctx->blocking_stream = blocking_stream;
     uv_mutex_unlock(&ctx->lock);
     if (ctx->svc->nonblocking) {
         run_handler(ctx);
         return;
     }
     ctx->job.fn = worker_job;
-    if (orpc__pool_submit(&ctx->srv->pool, &ctx->job) != 0) {
+    int rc = orpc__pool_submit(&ctx->srv->pool, &ctx->job);
+    if (rc != 0) {
         uv_mutex_lock(&ctx->lock);
         ctx->refs--;
         ctx->handler_running = 0;
+        ctx->blocking_stream = 0;
         uv_mutex_unlock(&ctx->lock);
-        fail_call(ctx, ORPC_UNAVAILABLE, "server is shutting down");
+        if (blocking_stream)
+            atomic_fetch_sub(&ctx->srv->blocking_streams, 1);
+        if (rc == ORPC_ELIMIT)
+            fail_call(ctx, ORPC_RESOURCE_EXHAUSTED,
+                      "server overloaded: too many calls wait for a worker "
+                      "(max_queued_calls)");
+        else
+            fail_call(ctx, ORPC_UNAVAILABLE, "server is shutting down");
     }
 }
 
@@ -621,6 +729,14 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
     orpc__sconn *sc = sconn_of(user_data);
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
+    orpc_server *srv = sc->sio->srv;
+    if (atomic_load(&srv->calls) >= srv->opts.max_concurrent_calls) {
+        /* Shed: the client may retry it (elsewhere); calls already
+         * accepted go on. */
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     orpc_ctx *ctx = ctx_new(sc, f->hd.stream_id);
     if (ctx == NULL)
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST the stream */
@@ -676,9 +792,12 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         for (size_t i = 0; i + 4 <= valuelen; i++)
             if (memcmp(value + i, "gzip", 4) == 0)
                 ctx->accept_gzip = 1;
-    } else if (orpc__md_from_header(ctx->md, name, namelen, value, valuelen) !=
-               0) {
-        ctx->headers_too_big = 1;
+    } else {
+        int rc = orpc__md_from_header(ctx->md, name, namelen, value, valuelen);
+        if (rc == ORPC_ENOMEM)
+            ctx->headers_too_big = 1;
+        else if (rc != 0)
+            ctx->bad_metadata = 1; /* never dropped: a policy may match it */
     }
     return 0;
 }
@@ -741,7 +860,7 @@ static void http_error(orpc_ctx *ctx, const char *status, orpc_code code,
     orpc__hdrs_free(&h);
     orpc_status_clear(&st);
     ctx_finish(ctx, orpc_status_new(code, msg));
-    ctx->response_started = 1;
+    set_started(ctx);
     ctx->io_done = 1;
     kick(ctx);
 }
@@ -765,6 +884,12 @@ static void request_headers_done(orpc_ctx *ctx)
     }
     if (ctx->bad_timeout) {
         fail_call(ctx, ORPC_INTERNAL, "malformed grpc-timeout");
+        return;
+    }
+    if (ctx->bad_metadata) {
+        fail_call(ctx, ORPC_INTERNAL,
+                  "malformed request metadata (a -bin value that is not "
+                  "base64, or a value with forbidden characters)");
         return;
     }
     if (ctx->bad_encoding) {
@@ -841,19 +966,22 @@ static void request_headers_done(orpc_ctx *ctx)
         dispatch(ctx);
 }
 
-/* One complete request message (IO thread). */
-/* |held| is how many of this DATA chunk's bytes the message took: for a
- * streamed request they are given back to flow control when the handler
- * reads the message; everything else is given back at once. */
-static int on_message(orpc_ctx *ctx, const uint8_t *p, size_t len,
-                      int compressed, size_t held)
+/*
+ * One complete request message (IO thread), decoded for the stream engine:
+ * a unary or server-streaming call keeps its single request in the call's
+ * arena (1: the engine gives its credit back at once), a streamed request
+ * is queued for the handler (0), whose orpc_ctx_recv() gives it back.
+ */
+static int decode_request(void *owner, const uint8_t *p, size_t len,
+                          int compressed, ProtobufCMessage **out)
 {
+    orpc_ctx *ctx = owner;
     orpc_status st = ORPC_STATUS_OK;
     int kind = ctx->method->kind;
     int single = kind == ORPC_CALL_UNARY || kind == ORPC_CALL_SERVER_STREAMING;
     if (single && ctx->request != NULL) {
         fail_call(ctx, ORPC_INTERNAL, "more than one request message");
-        return -1;
+        return ORPC_ECALLBACK;
     }
     ProtobufCMessage *m = orpc__decode_message(
         ctx->method->input->descriptor, p, len, compressed, ctx->req_gzip,
@@ -865,33 +993,16 @@ static int on_message(orpc_ctx *ctx, const uint8_t *p, size_t len,
         orpc__sendq_clear(&ctx->sendq);
         uv_mutex_unlock(&ctx->lock);
         pump(ctx);
-        return -1;
+        return ORPC_ECALLBACK;
     }
     if (single) {
         ctx->request = m;
+        uv_mutex_lock(&ctx->lock);
         ctx->last_compressed = compressed;
-        nghttp2_session_consume(ctx_session(ctx), ctx->stream_id, held);
-        return 0;
+        uv_mutex_unlock(&ctx->lock);
+        return 1;
     }
-    orpc__rmsg *r = malloc(sizeof(*r));
-    if (r == NULL) {
-        protobuf_c_message_free_unpacked(m, NULL);
-        fail_call(ctx, ORPC_RESOURCE_EXHAUSTED, "out of memory");
-        return -1;
-    }
-    r->msg = m;
-    r->next = NULL;
-    r->wire_bytes = held;
-    r->compressed = compressed;
-    uv_mutex_lock(&ctx->lock);
-    if (ctx->rq_tail)
-        ctx->rq_tail->next = r;
-    else
-        ctx->rq_head = r;
-    ctx->rq_tail = r;
-    uv_cond_broadcast(&ctx->cond);
-    uv_mutex_unlock(&ctx->lock);
-    maybe_resume(ctx);
+    *out = m;
     return 0;
 }
 
@@ -902,45 +1013,43 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
     (void)user_data;
     orpc_ctx *ctx = nghttp2_session_get_stream_user_data(s, id);
     if (ctx == NULL || ctx->method == NULL || ctx->io_done) {
-        nghttp2_session_consume(s, id, len);
+        orpc__in_discard(s, id, len);
         return 0;
     }
     uv_mutex_lock(&ctx->lock);
     int finished = ctx->finished;
     uv_mutex_unlock(&ctx->lock);
     if (finished) {
-        nghttp2_session_consume(s, id, len);
+        orpc__in_discard(s, id, len);
         return 0;
     }
-    /* Flow control: bytes that end a message are held until the message is
-     * consumed (on_message); the bytes of a message still incomplete are
-     * given back at once, so a message larger than the window can arrive
-     * (the deframer bounds it by the receive limit). */
-    size_t off = 0;
-    while (off < len) {
-        size_t used = 0, mlen = 0;
-        const uint8_t *msg;
-        int compressed;
-        int rc = orpc__deframer_feed(&ctx->deframer, data + off, len - off,
-                                     &used, &msg, &mlen, &compressed);
-        off += used;
-        if (rc == 0) {
-            nghttp2_session_consume(s, id, used);
-            break;
-        }
-        if (rc < 0) {
-            nghttp2_session_consume(s, id, len - (off - used));
-            if (rc == ORPC_ETOOBIG)
-                fail_call(ctx, ORPC_RESOURCE_EXHAUSTED,
-                          "request message larger than the server accepts");
-            else
-                fail_call(ctx, ORPC_INTERNAL, "malformed message framing");
-            return 0;
-        }
-        if (on_message(ctx, msg, mlen, compressed, used) != 0) {
-            nghttp2_session_consume(s, id, len - (off - used));
-            return 0;
-        }
+    int rc = orpc__in_data(&ctx->in, s, id, data, len, decode_request, ctx);
+    if (rc > 0) {
+        uv_mutex_lock(&ctx->lock);
+        uv_cond_broadcast(&ctx->cond);
+        uv_mutex_unlock(&ctx->lock);
+        maybe_resume(ctx);
+        return 0;
+    }
+    switch (rc) {
+    case 0:
+    case ORPC_ECALLBACK: /* decode_request ended the call */
+        break;
+    case ORPC_ETOOBIG:
+        fail_call(ctx, ORPC_RESOURCE_EXHAUSTED,
+                  "request message larger than the server accepts");
+        break;
+    case ORPC_ELIMIT:
+        fail_call(ctx, ORPC_RESOURCE_EXHAUSTED,
+                  "the connection buffers more incomplete request messages "
+                  "than the server accepts (max_connection_buffer)");
+        break;
+    case ORPC_ENOMEM:
+        fail_call(ctx, ORPC_RESOURCE_EXHAUSTED, "out of memory");
+        break;
+    default:
+        fail_call(ctx, ORPC_INTERNAL, "malformed message framing");
+        break;
     }
     return 0;
 }
@@ -955,7 +1064,7 @@ static void end_of_request(orpc_ctx *ctx)
     uv_mutex_unlock(&ctx->lock);
     if (finished)
         return;
-    if (orpc__deframer_partial(&ctx->deframer)) {
+    if (orpc__in_partial(&ctx->in)) {
         ctx_cancel(ctx);
         fail_call(ctx, ORPC_INTERNAL, "request message cut short");
         return;
@@ -1122,7 +1231,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         ctx_finish(ctx, orpc_status_new(ORPC_CANCELLED, "call cancelled"));
         maybe_resume(ctx);
     }
-    io_release(ctx);
+    io_release(ctx, s);
     return 0;
 }
 
@@ -1144,7 +1253,7 @@ static void sconn_closed(orpc__conn *c, const char *reason, void *user_data)
         ctx_cancel(ctx);
         ctx_finish(ctx, orpc_status_new(ORPC_CANCELLED, "connection lost"));
         maybe_resume(ctx);
-        io_release(ctx);
+        io_release(ctx, NULL);
     }
     if (sc->timer)
         uv_close((uv_handle_t *)sc->timer, free_handle);
@@ -1188,13 +1297,25 @@ static void on_connection(uv_stream_t *l, int status)
         free(sc);
         return;
     }
+    uv_mutex_lock(&srv->lock);
+    int full = srv->live_conns >= srv->opts.max_connections;
+    if (!full)
+        srv->live_conns++;
+    uv_mutex_unlock(&srv->lock);
+    if (full) {
+        /* Shed: close at once, before TLS or HTTP/2 cost anything. */
+        srv_log(srv, ORPC_LOG_INFO,
+                "connection refused: max_connections (%u) reached",
+                srv->opts.max_connections);
+        c->hooks = NULL;
+        orpc__conn_close(c, "too many connections");
+        free(sc);
+        return;
+    }
     sc->next = sio->conns;
     if (sio->conns)
         sio->conns->prev = sc;
     sio->conns = sc;
-    uv_mutex_lock(&srv->lock);
-    srv->live_conns++;
-    uv_mutex_unlock(&srv->lock);
     if (!is_pipe) {
         uv_tcp_nodelay(&c->h.tcp, 1);
         orpc__conn_set_peer_name(c);
@@ -1273,6 +1394,32 @@ static int parse_hostport(const char *addr, struct sockaddr_storage *ss)
     return -1;
 }
 
+/*
+ * The IO threads' listeners share their port through SO_REUSEPORT, which
+ * would also let a second server (or process) bind the same port and
+ * silently take a share of the connections.  Unless the application asked
+ * for that (reuse_port), a socket without SO_REUSEPORT is bound first: the
+ * kernel refuses it when anything holds the port.  It is closed again
+ * before the real listeners bind (a process that binds in between wins the
+ * race; orpc's servers do not, they probe too).
+ */
+static int port_in_use(const struct sockaddr_storage *ss)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0)
+        return 0; /* the real bind will say what is wrong */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (ss->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    socklen_t len = ss->ss_family == AF_INET ? sizeof(struct sockaddr_in)
+                                             : sizeof(struct sockaddr_in6);
+    int busy =
+        bind(fd, (const struct sockaddr *)ss, len) != 0 && errno == EADDRINUSE;
+    close(fd);
+    return busy;
+}
+
 static int tcp_socket(const struct sockaddr_storage *ss, int *port_io)
 {
     int fam = ss->ss_family;
@@ -1347,6 +1494,10 @@ int orpc_server_listen(orpc_server *srv, const char *address, int *bound_port)
     int port = ss.ss_family == AF_INET
                    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
                    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    if (port > 0 && !srv->opts.reuse_port && port_in_use(&ss)) {
+        srv_log(srv, ORPC_LOG_ERROR, "listen %s: address in use", address);
+        return ORPC_EADDR;
+    }
     for (unsigned i = 0; i < srv->n_io; i++) {
         int fd = tcp_socket(&ss, &port);
         if (fd < 0) {
@@ -1426,10 +1577,26 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
         o->min_ping_interval_ms = 5 * 60 * 1000;
     if (o->max_ping_strikes == 0)
         o->max_ping_strikes = 2;
+    if (o->max_connection_buffer == 0)
+        o->max_connection_buffer = 4 * o->max_recv_message_size;
+    if (o->max_connections == 0)
+        o->max_connections = ORPC__DEFAULT_MAX_CONNECTIONS;
+    if (o->max_concurrent_calls == 0)
+        o->max_concurrent_calls = ORPC__DEFAULT_MAX_CALLS;
+    if (o->max_worker_threads == 0)
+        o->max_worker_threads = ORPC__DEFAULT_MAX_WORKERS;
+    if (o->max_worker_threads < o->worker_threads)
+        o->max_worker_threads = o->worker_threads;
+    if (o->max_queued_calls == 0)
+        o->max_queued_calls = ORPC__DEFAULT_MAX_QUEUED;
+    if (o->max_blocking_streams == 0)
+        o->max_blocking_streams =
+            o->max_worker_threads > 1 ? o->max_worker_threads / 2 : 1;
     srv->n_io = o->io_threads;
     uv_mutex_init(&srv->lock);
     uv_cond_init(&srv->cond);
     srv->lock_ok = 1;
+    srv->refs = 1; /* the application's */
     int rc = load_material(srv, &srv->ssl_ctx, &srv->policy);
     if (rc != 0) {
         orpc_server_free(srv);
@@ -1550,7 +1717,9 @@ int orpc_server_start(orpc_server *srv)
     for (size_t i = 0; i < srv->n_svcs; i++)
         blocking |= !srv->svcs[i].nonblocking;
     if (blocking) { /* a server of non-blocking services needs no workers */
-        if (orpc__pool_init(&srv->pool, srv->opts.worker_threads, 1024) != 0)
+        if (orpc__pool_init(&srv->pool, srv->opts.worker_threads,
+                            srv->opts.max_worker_threads,
+                            srv->opts.max_queued_calls) != 0)
             return ORPC_ESYS;
         srv->pool_ok = 1;
     }
@@ -1729,9 +1898,21 @@ void orpc_server_free(orpc_server *srv)
         for (int i = 0; i < srv->listeners[l].n_fds; i++)
             if (srv->listeners[l].fds[i] > 0)
                 close(srv->listeners[l].fds[i]);
+        srv->listeners[l].n_fds = 0;
         if (srv->listeners[l].is_pipe && srv->listeners[l].path[0])
             unlink(srv->listeners[l].path);
     }
+    if (!srv->lock_ok) { /* failed early in orpc_server_new() */
+        srv_destroy(srv);
+        return;
+    }
+    /* Calls still deferred by their handlers hold the rest until they are
+     * finished (they were cancelled when their connections closed). */
+    srv_unref(srv);
+}
+
+static void srv_destroy(orpc_server *srv)
+{
     if (srv->cbs) {
         nghttp2_session_callbacks_del(srv->cbs);
         nghttp2_option_del(srv->h2opt);
@@ -1886,7 +2067,7 @@ int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg)
         return ORPC_ESTATE;
     uv_mutex_lock(&ctx->lock);
     if (ctx->last_read) {
-        orpc__rmsg *old = ctx->last_read;
+        orpc__inmsg *old = ctx->last_read;
         ctx->last_read = NULL;
         uv_mutex_unlock(&ctx->lock);
         protobuf_c_message_free_unpacked(old->msg, NULL);
@@ -1894,17 +2075,15 @@ int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg)
         uv_mutex_lock(&ctx->lock);
     }
     for (;;) {
-        if (ctx->rq_head != NULL) {
-            orpc__rmsg *r = ctx->rq_head;
-            ctx->rq_head = r->next;
-            if (ctx->rq_head == NULL)
-                ctx->rq_tail = NULL;
+        orpc__inmsg *r = orpc__in_take_locked(&ctx->in);
+        if (r != NULL) {
             ctx->last_read = r;
             ctx->last_compressed = r->compressed;
-            ctx->consume_pending += r->wire_bytes;
+            int owed = orpc__in_owed_locked(&ctx->in);
             uv_mutex_unlock(&ctx->lock);
             *msg = r->msg;
-            request_pump(ctx);
+            if (owed) /* its flow-control credit goes back */
+                request_pump(ctx);
             return 1;
         }
         if (ctx->recv_eos) {
@@ -1996,7 +2175,7 @@ int orpc_ctx_finish(orpc_ctx *ctx, orpc_status status)
     }
     uv_mutex_lock(&ctx->lock);
     int ok = ctx->deferred && ctx->handler_running;
-    if (ok)
+    if (ok) /* exactly once, whichever thread comes first */
         ctx->handler_running = 0;
     uv_mutex_unlock(&ctx->lock);
     if (!ok) {
@@ -2004,7 +2183,7 @@ int orpc_ctx_finish(orpc_ctx *ctx, orpc_status status)
         return ORPC_ESTATE;
     }
     complete_handler(ctx, status);
-    ctx_unref(ctx);
+    handler_release(ctx);
     return 0;
 }
 

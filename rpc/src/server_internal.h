@@ -10,6 +10,7 @@
 #include "grpc.h"
 #include "io.h"
 #include "pool.h"
+#include "stream.h"
 
 typedef struct orpc__svc_entry {
     const orpc_service_desc *desc;
@@ -21,14 +22,6 @@ typedef struct orpc__svc_entry {
 
 typedef struct orpc__sconn orpc__sconn;
 typedef struct orpc__srv_io orpc__srv_io;
-
-/* A request message waiting for a streaming handler. */
-typedef struct orpc__rmsg {
-    struct orpc__rmsg *next;
-    ProtobufCMessage *msg;
-    size_t wire_bytes; /* given back to flow control when read */
-    int compressed;    /* arrived with the compressed flag */
-} orpc__rmsg;
 
 struct orpc_ctx {
     orpc_server *srv;
@@ -57,10 +50,10 @@ struct orpc_ctx {
     int accept_gzip;
     size_t header_bytes;
     int headers_too_big;
+    int bad_metadata;
     int bad_timeout;
 
     /* IO thread state */
-    orpc__deframer deframer;
     int dispatched;
     int remote_closed;
     int stream_closed;
@@ -74,9 +67,9 @@ struct orpc_ctx {
     /* shared with the handler's thread, under |lock| */
     uv_mutex_t lock;
     uv_cond_t cond;
-    orpc__rmsg *rq_head, *rq_tail;
+    orpc__instream in; /* request messages (stream.h) */
     int recv_eos;
-    orpc__rmsg *last_read; /* freed at the next read or at the end */
+    orpc__inmsg *last_read; /* freed at the next read or at the end */
     orpc__sendq sendq;
     int finished; /* final status decided */
     orpc_status status;
@@ -86,7 +79,7 @@ struct orpc_ctx {
     int cancel_cb_done;
     int deferred;
     int handler_running;
-    size_t consume_pending;
+    int blocking_stream; /* counted in the server's blocking streams */
     int compress_resp;
     int refs;
     int resume_wanted;   /* non-blocking streaming handler: run again */

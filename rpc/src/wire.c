@@ -290,6 +290,11 @@ int orpc__deframer_partial(const orpc__deframer *d)
     return d->state == DF_BODY || (d->state == DF_HEADER && d->hdr_have > 0);
 }
 
+size_t orpc__deframer_body_len(const orpc__deframer *d)
+{
+    return d->state == DF_BODY ? ORPC__MSG_HEADER + (size_t)d->len : 0;
+}
+
 /* ---- gzip ------------------------------------------------------------- */
 
 /* Initial output room while inflating, and the smallest growth step. */

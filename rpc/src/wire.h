@@ -77,6 +77,10 @@ int orpc__deframer_feed(orpc__deframer *d, const uint8_t *data, size_t len,
  * now was cut short). */
 int orpc__deframer_partial(const orpc__deframer *d);
 
+/* The whole wire length (prefix included) of the message whose body is
+ * being read, or 0 when no prefix has been read yet. */
+size_t orpc__deframer_body_len(const orpc__deframer *d);
+
 /* ---- gzip ------------------------------------------------------------- */
 
 /* gzip-compresses |len| bytes, appending to |out|.  0 or ORPC_ENOMEM. */

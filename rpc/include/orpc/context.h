@@ -196,10 +196,15 @@ ORPC_EXTERN int orpc_ctx_defer(orpc_ctx *ctx);
 /**
  * @function
  * Completes a deferred call with |status| (and, for unary-response methods,
- * the response in orpc_ctx_response()).  Any thread; exactly once.
+ * the response in orpc_ctx_response()).  Any thread; exactly once: once it
+ * returns, |ctx| may be freed at any moment (when the status is sent), so
+ * a second call is a use after free, not an error code.
  *
- * Returns 0 or ORPC_ESTATE (not deferred, or already finished).  Ownership:
- * takes |status|.
+ * Valid even after orpc_server_free() (the call was cancelled then, and
+ * finishing it only releases it).
+ *
+ * Returns 0 or ORPC_ESTATE (not deferred, or another thread finished it
+ * first).  Ownership: takes |status|.
  */
 ORPC_EXTERN int orpc_ctx_finish(orpc_ctx *ctx, orpc_status status);
 

@@ -41,7 +41,8 @@ extern "C" {
     XX(ETIMEDOUT, -16, 0, "timed out")                                         \
     XX(ENOTSUP, -17, 0, "not supported")                                       \
     XX(EPARSE, -18, 0, "input does not parse")                                 \
-    XX(ESYS, -19, 0, "system call failed")
+    XX(ESYS, -19, 0, "system call failed")                                     \
+    XX(ELIMIT, -20, 0, "a configured resource limit was reached")
 
 /** API error codes; see ORPC_ERRNO_MAP for their meaning. */
 typedef enum orpc_err {

@@ -79,6 +79,37 @@ typedef struct orpc_server_opts {
      *  ENHANCE_YOUR_CALM "too_many_pings"; 0 for 2; negative for no
      *  limit. */
     int max_ping_strikes;
+    /** Bytes of incomplete request messages one connection may hold (a
+     *  message is received whole before its handler reads it, even when it
+     *  is larger than the HTTP/2 window); the stream that would exceed it
+     *  ends RESOURCE_EXHAUSTED.  0 for 4 × max_recv_message_size (16 MiB
+     *  by default). */
+    size_t max_connection_buffer;
+    /** Connections open at once; past it new connections are closed as
+     *  soon as they are accepted.  0 for 10000. */
+    unsigned max_connections;
+    /** Calls in progress at once on the whole server; past it new streams
+     *  are refused (RST_STREAM REFUSED_STREAM: UNAVAILABLE at the client,
+     *  which knows the call was not processed).  0 for 10000. */
+    unsigned max_concurrent_calls;
+    /** Most worker threads: the pool starts |worker_threads| and gives
+     *  every call that finds no idle worker a new one, up to this; 0 for
+     *  1024. */
+    unsigned max_worker_threads;
+    /** Calls waiting for a worker once all |max_worker_threads| are busy;
+     *  past it new calls end RESOURCE_EXHAUSTED at once.  0 for 1024. */
+    unsigned max_queued_calls;
+    /** Streaming calls of blocking services running at once (each holds a
+     *  worker while it waits for a message or for room to send); past it
+     *  new ones are refused with REFUSED_STREAM, so idle streams can never
+     *  take the workers unary calls need.  0 for half of
+     *  |max_worker_threads|. */
+    unsigned max_blocking_streams;
+    /** Nonzero: other sockets may bind the same port and share its
+     *  connections (SO_REUSEPORT: several processes behind one port).  By
+     *  default orpc_server_listen() on a port already in use fails with
+     *  ORPC_EADDR. */
+    int reuse_port;
 } orpc_server_opts;
 
 /**
@@ -110,7 +141,13 @@ ORPC_EXTERN int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
 /**
  * @function
  * Stops the server if running (as orpc_server_shutdown() with no grace) and
- * frees it.  NULL is a no-op.
+ * frees it.  NULL is a no-op.  Returns once the IO and worker threads have
+ * ended.  Calls whose handlers deferred them (orpc_ctx_defer()) and have not
+ * finished them are cancelled (orpc_ctx_is_cancelled() is true, their
+ * cancel callbacks run) and stay valid: orpc_ctx_finish() on them later
+ * sends nothing and releases them, and the server's last memory is freed
+ * with the last of them.  So a handler's thread may finish its call at any
+ * time without racing orpc_server_free().
  */
 ORPC_EXTERN void orpc_server_free(orpc_server *srv);
 
