@@ -7,6 +7,12 @@
  * message that names the rule and the problem.  Also the file loader on
  * missing files, directories, FIFOs and files over the 1 MiB limit.
  *
+ * A policy sees the request metadata orpc__md_from_header() (grpc.c, built
+ * into this test) makes from the received headers, so the engine is also
+ * checked against it: a header key loads exactly when that function keeps
+ * headers of that key, and a value sent as one header with commas or as
+ * several headers decides alike.
+ *
  * Policies are written with ' for " (jq()) to keep them readable.
  */
 #include <setjmp.h>
@@ -25,6 +31,7 @@
 #include <orpc/metadata.h>
 
 #include "authz.h"
+#include "grpc.h"
 
 /* ---------------------------------------------------------------------- */
 /* Helpers                                                                 */
@@ -585,6 +592,224 @@ static void test_header_binary_value(void **state)
     orpc__authz_free(a);
 }
 
+/*
+ * A policy may name a key only if orpc__md_from_header() keeps headers of
+ * that key for the request metadata: any other key would load and never
+ * match.  (The converse has A43's exceptions: trailer, proxy-authorization
+ * and the like reach the handler but are hop-by-hop.)  Keys here are as on
+ * the wire, lower case.
+ */
+static void test_keys_are_what_the_server_presents(void **state)
+{
+    (void)state;
+    static const char *const keys[] = {
+        "x-user",
+        "x-tok-bin",
+        "a",
+        "-bin",
+        "x.y_z-0",
+        "grpc",
+        "hosts",
+        "tea",
+        "content-type2",
+        "x-user-agent",
+        "user-agent",
+        "content-type",
+        "content-length",
+        "accept-encoding",
+        "te",
+        "host",
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+        "trailer",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "grpc-timeout",
+        "grpc-x",
+        "grpc-status-details-bin",
+        ":path",
+        ":authority",
+        "x!y",
+        "x~y",
+        "x*y",
+        "x'y",
+    };
+    char policy[512], err[1024];
+    size_t n_refused = 0;
+    /* The policies are plain JSON here (no jq()), so "x'y" is a key. */
+    for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+        const char *k = keys[i];
+        /* "YQ" is base64 for a -bin key and printable for the others. */
+        orpc_metadata *md = NULL;
+        assert_int_equal(orpc_metadata_new(&md, NULL), 0);
+        int rc = orpc__md_from_header(md, (const uint8_t *)k, strlen(k),
+                                      (const uint8_t *)"YQ", 2);
+        int presented = rc == 0 && orpc_metadata_count(md) == 1;
+        assert_true(rc == 0 || rc == ORPC_EINVAL);
+        orpc_metadata_free(md);
+
+        snprintf(policy, sizeof(policy),
+                 "{\"name\":\"p\",\"allow_rules\":[{\"name\":\"r\","
+                 "\"request\":{\"headers\":[{\"key\":\"%s\","
+                 "\"values\":[\"*\"]}]}}]}",
+                 k);
+        orpc__authz *a = NULL;
+        int prc =
+            orpc__authz_parse(policy, strlen(policy), &a, err, sizeof(err));
+        if (prc == 0 && !presented) {
+            fail_msg("key \"%s\": md_from_header does not keep it, but the "
+                     "policy loads",
+                     k);
+        }
+        if (prc != 0 && presented && strstr(err, "does not present")) {
+            fail_msg("key \"%s\": md_from_header keeps it, but: %s", k, err);
+        }
+        if (prc == 0) {
+            /* ... and a loaded rule on it matches a request carrying it. */
+            const char *rule = NULL;
+            assert_int_equal(orpc_metadata_new(&md, NULL), 0);
+            assert_int_equal(orpc__md_from_header(md, (const uint8_t *)k,
+                                                  strlen(k),
+                                                  (const uint8_t *)"YQ", 2),
+                             0);
+            assert_int_equal(orpc__authz_check(a, &no_tls, "/a.B/C", md, &rule),
+                             1);
+            assert_string_equal(rule, "r");
+            orpc_metadata_free(md);
+        } else {
+            assert_int_equal(prc, ORPC_ECONFIG);
+            assert_non_null(strstr(err, "cannot be matched"));
+            n_refused++;
+        }
+        orpc__authz_free(a);
+    }
+    /* All but the first ten keys are refused. */
+    assert_int_equal(n_refused, sizeof(keys) / sizeof(keys[0]) - 10);
+}
+
+/* The metadata of a request whose headers are |kv| ("k", "v", ..., NULL),
+ * as the server makes it; every header must be valid. */
+static orpc_metadata *from_wire(const char *const *kv)
+{
+    orpc_metadata *md = NULL;
+    assert_int_equal(orpc_metadata_new(&md, NULL), 0);
+    for (size_t i = 0; kv[i]; i += 2) {
+        int rc =
+            orpc__md_from_header(md, (const uint8_t *)kv[i], strlen(kv[i]),
+                                 (const uint8_t *)kv[i + 1], strlen(kv[i + 1]));
+        if (rc != 0) {
+            fail_msg("%s: %s: %d", kv[i], kv[i + 1], rc);
+        }
+    }
+    return md;
+}
+
+static int decide_wire(const orpc__authz *a, const char *const *kv,
+                       const char **rule)
+{
+    orpc_metadata *md = from_wire(kv);
+    int r = orpc__authz_check(a, &no_tls, "/a.B/C", md, rule);
+    orpc_metadata_free(md);
+    return r;
+}
+
+/*
+ * A value with commas and the same values sent as separate headers decide
+ * alike (A43/Envoy: a repeated header is its values joined with ","), for
+ * text and for -bin headers (whose pieces are decoded, then joined).
+ */
+static void test_header_repeated_as_sent(void **state)
+{
+    (void)state;
+    orpc__authz *a = must_parse("{'name':'p','deny_rules':["
+                                "{'name':'deny-ab','request':{'headers':[{'key'"
+                                ":'x-r','values':['a,b']}]}},"
+                                "{'name':'deny-tok','request':{'headers':["
+                                "{'key':'x-tok-bin','values':['a,b']}]}},"
+                                "{'name':'deny-b-last','request':{'headers':["
+                                "{'key':'x-s','values':['*,b']}]}}],"
+                                "'allow_rules':[{'name':'all'}]}");
+    static const char *const one[] = {"x-r", "a,b", NULL};
+    static const char *const two[] = {"x-r", "a", "x-r", "b", NULL};
+    static const char *const only_a[] = {"x-r", "a", NULL};
+    static const char *const three[] = {"x-r", "a", "x-r", "b",
+                                        "x-r", "c", NULL};
+    static const char *const bin_one[] = {"x-tok-bin", "YQ,Yg", NULL};
+    static const char *const bin_two[] = {"x-tok-bin", "YQ==", "x-tok-bin",
+                                          "Yg", NULL};
+    static const char *const bin_a[] = {"x-tok-bin", "YQ", NULL};
+    static const char *const s_one[] = {"x-s", "q, b", NULL};
+    static const char *const s_two[] = {"x-s", "q,", "x-s", "b", NULL};
+    static const char *const s_spaced[] = {"x-s", "q", "x-s", " b", NULL};
+    const char *rule;
+    assert_int_equal(decide_wire(a, one, &rule), 0);
+    assert_string_equal(rule, "deny-ab");
+    assert_int_equal(decide_wire(a, two, &rule), 0);
+    assert_string_equal(rule, "deny-ab");
+    assert_int_equal(decide_wire(a, only_a, &rule), 1);
+    assert_string_equal(rule, "all");
+    /* An exact rule sees the whole joined value. */
+    assert_int_equal(decide_wire(a, three, &rule), 1);
+    assert_int_equal(decide_wire(a, bin_one, &rule), 0);
+    assert_string_equal(rule, "deny-tok");
+    assert_int_equal(decide_wire(a, bin_two, &rule), 0);
+    assert_string_equal(rule, "deny-tok");
+    assert_int_equal(decide_wire(a, bin_a, &rule), 1);
+    /* Text values are not trimmed: "q, b" ends in " b", not ",b"... */
+    assert_int_equal(decide_wire(a, s_one, &rule), 1);
+    assert_int_equal(decide_wire(a, s_spaced, &rule), 1);
+    /* ... and "q," then "b" joins to "q,,b", which does end in ",b". */
+    assert_int_equal(decide_wire(a, s_two, &rule), 0);
+    assert_string_equal(rule, "deny-b-last");
+    orpc__authz_free(a);
+}
+
+/*
+ * A caller cannot hide a header from a deny rule by sending it malformed:
+ * the request's metadata cannot be made (the server fails the call) rather
+ * than coming out without it.
+ */
+static void test_malformed_header_cannot_dodge(void **state)
+{
+    (void)state;
+    orpc__authz *a = must_parse(
+        "{'name':'p','deny_rules':[{'name':'no-tok','request':{'headers':["
+        "{'key':'x-tok-bin','values':['*']}]}},"
+        "{'name':'no-evil','request':{'headers':["
+        "{'key':'x-user','values':['evil*']}]}}],"
+        "'allow_rules':[{'name':'all'}]}");
+    static const struct {
+        const char *k, *v;
+    } bad[] = {
+        {"x-tok-bin", "!!!!"},   {"x-tok-bin", "YWJj,%%"},
+        {"x-tok-bin", "YWJj,Y"}, {"x-user", "evil\x80"},
+        {"x-user", "evil\tone"}, {"x-user", "evil\x7f"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        orpc_metadata *md = NULL;
+        assert_int_equal(orpc_metadata_new(&md, NULL), 0);
+        int rc = orpc__md_from_header(
+            md, (const uint8_t *)bad[i].k, strlen(bad[i].k),
+            (const uint8_t *)bad[i].v, strlen(bad[i].v));
+        if (rc != ORPC_EINVAL) {
+            fail_msg("%s: want ORPC_EINVAL, got %d", bad[i].k, rc);
+        }
+        orpc_metadata_free(md);
+    }
+    /* The well-formed forms are denied. */
+    static const char *const tok[] = {"x-tok-bin", "YWJj", NULL};
+    static const char *const evil[] = {"x-user", "evil one", NULL};
+    const char *rule;
+    assert_int_equal(decide_wire(a, tok, &rule), 0);
+    assert_string_equal(rule, "no-tok");
+    assert_int_equal(decide_wire(a, evil, &rule), 0);
+    assert_string_equal(rule, "no-evil");
+    orpc__authz_free(a);
+}
+
 /* A43's own example policy, end to end. */
 static void test_a43_example(void **state)
 {
@@ -921,18 +1146,42 @@ static void test_err_headers(void **state)
         {"{'key':'GRPC-Status','values':['v']}",
          "request.headers[0].key: \"grpc-status\": grpc- headers cannot be "
          "matched"},
+        /* Keys the server never presents to the policy. */
+        {"{'key':'user-agent','values':['curl/*']}",
+         "request.headers[0].key: \"user-agent\": cannot be matched (the "
+         "server does not present it to policies)"},
+        {"{'key':'Content-Type','values':['application/grpc*']}",
+         "request.headers[0].key: \"content-type\": cannot be matched (the "
+         "server does not present it to policies)"},
+        {"{'key':'content-length','values':['*']}",
+         "request.headers[0].key: \"content-length\": cannot be matched (the "
+         "server does not present it to policies)"},
+        {"{'key':'accept-encoding','values':['gzip']}",
+         "request.headers[0].key: \"accept-encoding\": cannot be matched "
+         "(the server does not present it to policies)"},
+        {"{'key':'x!y','values':['v']}",
+         "request.headers[0].key: \"x!y\": cannot be matched (the server "
+         "does not present it to policies)"},
+        {"{'key':'x~y','values':['v']}",
+         "request.headers[0].key: \"x~y\": cannot be matched (the server "
+         "does not present it to policies)"},
     };
-    static const char *const hop[] = {
-        "connection", "keep-alive", "proxy-authenticate",
-        "proxy-authorization", "proxy-connection", "te", "trailer",
-        "transfer-encoding", "upgrade", "Connection", "TE"};
+    static const char *const hop[] = {"connection",
+                                      "keep-alive",
+                                      "proxy-authenticate",
+                                      "proxy-authorization",
+                                      "proxy-connection",
+                                      "te",
+                                      "trailer",
+                                      "transfer-encoding",
+                                      "upgrade",
+                                      "Connection",
+                                      "TE"};
     char policy[1024], want[512], lower[64];
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        snprintf(policy, sizeof(policy), "%s%s%s", pre, cases[i].header,
-                 post);
-        snprintf(want, sizeof(want), "allow_rules[0] \"r\": %s",
-                 cases[i].want);
+        snprintf(policy, sizeof(policy), "%s%s%s", pre, cases[i].header, post);
+        snprintf(want, sizeof(want), "allow_rules[0] \"r\": %s", cases[i].want);
         expect_err(policy, want);
     }
     for (size_t i = 0; i < sizeof(hop) / sizeof(hop[0]); i++) {
@@ -957,8 +1206,49 @@ static void test_err_headers(void **state)
         "{'name':'p','allow_rules':[{'name':'r','request':{'headers':["
         "{'key':'hosts','values':['v']},{'key':'grpc','values':['v']},"
         "{'key':'x-grpc-a','values':['v']},{'key':'tea','values':['v']},"
-        "{'key':'content-type','values':['application/grpc*']},"
-        "{'key':'user-agent','values':['*']}]}}]}"));
+        "{'key':'content-type2','values':['application/grpc*']},"
+        "{'key':'x-user-agent','values':['*']},"
+        "{'key':'X-Content-Length','values':['*']}]}}]}"));
+}
+
+/* The issue's case: a deny rule on user-agent would load and never fire. */
+static void test_err_deny_rule_on_unpresented_key(void **state)
+{
+    (void)state;
+    expect_err("{'name':'p','deny_rules':[{'name':'ok','request':{'headers':["
+               "{'key':'x-client','values':['curl/*']}]}},"
+               "{'name':'deny-curl','request':{'headers':["
+               "{'key':'user-agent','values':['curl/*']}]}}],"
+               "'allow_rules':[{'name':'all'}]}",
+               "deny_rules[1] \"deny-curl\": request.headers[0].key: "
+               "\"user-agent\": cannot be matched (the server does not "
+               "present it to policies)");
+}
+
+/* Keys as long as orpc_metadata allows load; longer ones cannot match. */
+static void test_err_key_length(void **state)
+{
+    (void)state;
+    static const char pre[] =
+        "{'name':'p','allow_rules':[{'name':'r','request':{'headers':[{'key':'";
+    static const char post[] = "','values':['v']}]}}]}";
+    char policy[sizeof(pre) + 1100 + sizeof(post)];
+    char *key = policy + sizeof(pre) - 1;
+    memcpy(policy, pre, sizeof(pre) - 1);
+    memset(key, 'k', 1024);
+    memcpy(key + 1024, post, sizeof(post));
+    orpc__authz_free(must_parse(policy));
+    memset(key, 'k', 1025);
+    memcpy(key + 1025, post, sizeof(post));
+    char *j = jq(policy);
+    const char *got = raw_err(j, strlen(j));
+    if (!strstr(got, "allow_rules[0] \"r\": request.headers[0].key: "
+                     "\"kkkk") ||
+        !strstr(got, "...\": cannot be matched (the server does not present "
+                     "it to policies)")) {
+        fail_msg("got: %s", got);
+    }
+    free(j);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1090,6 +1380,9 @@ int main(void)
         cmocka_unit_test(test_header_key_case),
         cmocka_unit_test(test_header_repeated_joined),
         cmocka_unit_test(test_header_binary_value),
+        cmocka_unit_test(test_keys_are_what_the_server_presents),
+        cmocka_unit_test(test_header_repeated_as_sent),
+        cmocka_unit_test(test_malformed_header_cannot_dodge),
         cmocka_unit_test(test_a43_example),
         cmocka_unit_test(test_err_top_level),
         cmocka_unit_test(test_err_json_syntax),
@@ -1099,6 +1392,8 @@ int main(void)
         cmocka_unit_test(test_err_source),
         cmocka_unit_test(test_err_request),
         cmocka_unit_test(test_err_headers),
+        cmocka_unit_test(test_err_deny_rule_on_unpresented_key),
+        cmocka_unit_test(test_err_key_length),
         cmocka_unit_test_setup_teardown(test_load_file, setup_dir,
                                         teardown_dir),
     };

@@ -4,6 +4,13 @@
  * "-bin"), order and repetition, lookup and removal, NUL-terminated values,
  * hostile arguments, and a failing-allocator sweep that must end in
  * ORPC_ENOMEM with the list intact and nothing leaked.
+ *
+ * Also orpc__md_from_header (rpc/src/grpc.c), which turns each received
+ * header into these entries (what handlers and the authorization policy
+ * see): which headers it skips, how it splits and decodes "-bin" values,
+ * and that a header that is not valid metadata is ORPC_EINVAL rather than
+ * dropped (a dropped header would slip past a policy's deny rule).  It is
+ * hidden in liborpc; tests/authz.cmake compiles grpc.c into this test.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,6 +25,7 @@
 #include <orpc/error.h>
 #include <orpc/metadata.h>
 
+#include "grpc.h"
 #include "test_alloc.h"
 
 /* ---- helpers ------------------------------------------------------------ */
@@ -407,6 +415,212 @@ static void test_failing_allocator_malloc_free_only(void **state)
     assert_true(budget < 1000);
 }
 
+/* ---- orpc__md_from_header: received headers ------------------------------ */
+
+/* orpc__md_from_header() with C strings. */
+static int from_header(orpc_metadata *md, const char *name, const char *value)
+{
+    return orpc__md_from_header(md, (const uint8_t *)name, strlen(name),
+                                (const uint8_t *)value, strlen(value));
+}
+
+static void test_from_header_skips_protocol_headers(void **state)
+{
+    (void)state;
+    /* The runtime's own and HTTP's connection-level headers are not
+     * metadata: skipped, not an error. */
+    static const char *const skipped[] = {
+        ":path",
+        ":authority",
+        ":method",
+        ":scheme",
+        "grpc-timeout",
+        "grpc-encoding",
+        "grpc-x",
+        "te",
+        "content-type",
+        "user-agent",
+        "host",
+        "connection",
+        "content-length",
+        "accept-encoding",
+        "keep-alive",
+        "upgrade",
+        "transfer-encoding",
+        "proxy-connection",
+    };
+    orpc_metadata *md = md_new();
+    for (size_t i = 0; i < sizeof(skipped) / sizeof(skipped[0]); i++) {
+        int rc = from_header(md, skipped[i], "v");
+        if (rc != 0) {
+            fail_msg("\"%s\": want 0 (skipped), got %d", skipped[i], rc);
+        }
+    }
+    assert_int_equal(orpc_metadata_count(md), 0);
+    /* ... while application keys are kept, in order, repeated or not. */
+    assert_int_equal(from_header(md, "x-user", "alice"), 0);
+    assert_int_equal(from_header(md, "x-role", "a,b"), 0);
+    assert_int_equal(from_header(md, "x-role", "c"), 0);
+    assert_int_equal(from_header(md, "user-agent2", ""), 0);
+    assert_int_equal(orpc_metadata_count(md), 4);
+    assert_entry(md, 0, "x-user", "alice");
+    assert_entry(md, 1, "x-role", "a,b"); /* a non-bin value is not split */
+    assert_entry(md, 2, "x-role", "c");
+    assert_entry(md, 3, "user-agent2", "");
+    orpc_metadata_free(md);
+}
+
+static void test_from_header_bin_pieces(void **state)
+{
+    (void)state;
+    orpc_metadata *md = md_new();
+    /* Padded and unpadded, split on ',', spaces and tabs around pieces. */
+    assert_int_equal(from_header(md, "x-t-bin", "YWJj,YQ== ,\tYQ, YWI"), 0);
+    assert_int_equal(from_header(md, "x-e-bin", ""), 0);
+    assert_int_equal(orpc_metadata_count(md), 5);
+    assert_entry(md, 0, "x-t-bin", "abc");
+    assert_entry(md, 1, "x-t-bin", "a");
+    assert_entry(md, 2, "x-t-bin", "a");
+    assert_entry(md, 3, "x-t-bin", "ab");
+    assert_entry(md, 4, "x-e-bin", "");
+    /* Any byte value decodes ("AP8=" is 00 ff). */
+    assert_int_equal(from_header(md, "x-b-bin", "AP8="), 0);
+    const uint8_t *v;
+    size_t len;
+    assert_int_equal(orpc_metadata_at(md, 5, NULL, &v, &len), 0);
+    assert_int_equal(len, 2);
+    assert_int_equal(v[0], 0x00);
+    assert_int_equal(v[1], 0xff);
+    orpc_metadata_free(md);
+}
+
+static void test_from_header_bad_bin_is_einval(void **state)
+{
+    (void)state;
+    /* Each has one piece that is not base64, first, in the middle or last:
+     * the header is refused, not dropped (nor kept in part, when first). */
+    static const struct {
+        const char *value;
+        int first_bad; /* the first piece is the bad one */
+    } bad[] = {
+        {"!!!!", 1},     {"Y", 1},         {"YWJjZ", 1},     {"YW=j", 1},
+        {"YQ=", 1},      {"YWJj YWJj", 1}, {"YQ==YQ==", 1},  {"YWJj;YQ", 1},
+        {"YWJj\x80", 1}, {"YWJj,!!", 0},   {"YWJj,Y,YQ", 0}, {"YQ,,Y", 0},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        orpc_metadata *md = md_new();
+        int rc = from_header(md, "x-tok-bin", bad[i].value);
+        if (rc != ORPC_EINVAL) {
+            fail_msg("\"%s\": want ORPC_EINVAL, got %d", bad[i].value, rc);
+        }
+        if (bad[i].first_bad) {
+            assert_int_equal(orpc_metadata_count(md), 0);
+        }
+        orpc_metadata_free(md);
+    }
+}
+
+static void test_from_header_bad_ascii_is_einval(void **state)
+{
+    (void)state;
+    orpc_metadata *md = md_new();
+    /* The whole printable range is fine... */
+    assert_int_equal(from_header(md, "x-p", " !~azAZ09"), 0);
+    assert_int_equal(orpc_metadata_count(md), 1);
+    /* ... any other byte in a non-bin value is refused. */
+    for (int c = 0; c < 256; c++) {
+        if (c >= 0x20 && c <= 0x7e) {
+            continue;
+        }
+        const uint8_t v[3] = {'a', (uint8_t)c, 'b'};
+        int rc = orpc__md_from_header(md, (const uint8_t *)"x-p", 3, v, 3);
+        if (rc != ORPC_EINVAL) {
+            fail_msg("byte 0x%02x: want ORPC_EINVAL, got %d", c, rc);
+        }
+    }
+    assert_int_equal(orpc_metadata_count(md), 1);
+    orpc_metadata_free(md);
+}
+
+static void test_from_header_bad_names_are_einval(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {"X-User", "x user", "x!y",   "x~y",
+                                      "x/y",    "x=y",    "x\x80", "x\ty"};
+    char name[1100];
+    orpc_metadata *md = md_new();
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int rc = from_header(md, bad[i], "v");
+        if (rc != ORPC_EINVAL) {
+            fail_msg("name \"%s\": want ORPC_EINVAL, got %d", bad[i], rc);
+        }
+    }
+    assert_int_equal(orpc__md_from_header(md, (const uint8_t *)"", 0,
+                                          (const uint8_t *)"v", 1),
+                     ORPC_EINVAL);
+    assert_int_equal(orpc_metadata_count(md), 0);
+    /* The longest key orpc_metadata takes comes through; one more byte is
+     * refused rather than dropped. */
+    memset(name, 'k', sizeof(name));
+    assert_int_equal(orpc__md_from_header(md, (const uint8_t *)name, 1024,
+                                          (const uint8_t *)"v", 1),
+                     0);
+    assert_int_equal(orpc_metadata_count(md), 1);
+    assert_int_equal(orpc__md_from_header(md, (const uint8_t *)name, 1025,
+                                          (const uint8_t *)"v", 1),
+                     ORPC_EINVAL);
+    assert_int_equal(orpc__md_from_header(md, (const uint8_t *)name,
+                                          sizeof(name), (const uint8_t *)"v",
+                                          1),
+                     ORPC_EINVAL);
+    assert_int_equal(orpc_metadata_count(md), 1);
+    /* NULL arguments. */
+    assert_int_equal(orpc__md_from_header(NULL, (const uint8_t *)"k", 1,
+                                          (const uint8_t *)"v", 1),
+                     ORPC_EINVAL);
+    assert_int_equal(orpc__md_from_header(md, (const uint8_t *)"k", 1, NULL, 1),
+                     ORPC_EINVAL);
+    assert_int_equal(orpc__md_from_header(md, (const uint8_t *)"k", 1, NULL, 0),
+                     0);
+    assert_entry(md, 1, "k", "");
+    orpc_metadata_free(md);
+}
+
+static void test_from_header_enomem(void **state)
+{
+    (void)state;
+    /* Out of memory is ORPC_ENOMEM, never ORPC_EINVAL nor a silent 0, and
+     * leaks nothing. */
+    long budget;
+    for (budget = 0; budget < 100; budget++) {
+        test_alloc ta;
+        orpc_mem m = ta_mem(&ta, budget);
+        orpc_metadata *md = NULL;
+        int rc = orpc_metadata_new(&md, &m);
+        if (rc == 0) {
+            rc = from_header(md, "x-a", "v");
+        }
+        if (rc == 0) {
+            rc = from_header(md, "x-t-bin", "YQ,YWI,YWJj,YWJjZA");
+        }
+        if (rc == 0) {
+            assert_int_equal(orpc_metadata_count(md), 5);
+            assert_entry(md, 4, "x-t-bin", "abcd");
+        } else {
+            assert_int_equal(rc, ORPC_ENOMEM);
+        }
+        orpc_metadata_free(md);
+        assert_int_equal(ta.live, 0);
+        if (rc == 0) {
+            assert_int_equal(ta.failures, 0);
+            break;
+        }
+        assert_true(ta.failures > 0);
+    }
+    assert_true(budget > 3);
+    assert_true(budget < 100);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -422,6 +636,12 @@ int main(void)
         cmocka_unit_test(test_many_entries),
         cmocka_unit_test(test_failing_allocator),
         cmocka_unit_test(test_failing_allocator_malloc_free_only),
+        cmocka_unit_test(test_from_header_skips_protocol_headers),
+        cmocka_unit_test(test_from_header_bin_pieces),
+        cmocka_unit_test(test_from_header_bad_bin_is_einval),
+        cmocka_unit_test(test_from_header_bad_ascii_is_einval),
+        cmocka_unit_test(test_from_header_bad_names_are_einval),
+        cmocka_unit_test(test_from_header_enomem),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,7 +16,9 @@
  * (gRPC-Go reads "*abc*" as a prefix, C-core as a suffix; A43 defines
  * neither).  Error messages name the rule and the field so an operator can
  * fix the file from the log line alone; names and keys quoted in them are
- * escaped and truncated, because they come from the file.
+ * escaped and truncated, because they come from the file.  For the same
+ * reason a header key the server never presents to the policy (see
+ * key_problem()) is refused: a rule on it would never match.
  *
  * Two passes, one block.  compile() walks the jansson tree twice with the
  * same code: the first pass validates and counts rules, headers, patterns
@@ -316,11 +318,14 @@ static int tchar(unsigned char c)
 }
 
 /*
- * Why the lower-cased |key| may not be matched on, or NULL.  A43: "the
- * Host header, hop-by-hop headers (e.g. those listed in Connection header),
- * HTTP/2 pseudo headers (':'-prefixed) and headers prefixed with grpc-".
- * The hop-by-hop list is RFC 9110's plus HTTP/2's connection-specific
- * "proxy-connection" (RFC 9113 §8.2.2), as gRPC-Go does.
+ * Why the lower-cased, NUL-terminated |key| may not be matched on, or NULL.
+ * A43: "the Host header, hop-by-hop headers (e.g. those listed in
+ * Connection header), HTTP/2 pseudo headers (':'-prefixed) and headers
+ * prefixed with grpc-".  The hop-by-hop list is RFC 9110's plus HTTP/2's
+ * connection-specific "proxy-connection" (RFC 9113 §8.2.2), as gRPC-Go
+ * does.  Beyond A43, any key the server does not present to the policy is
+ * refused too (user-agent, content-type, ...): a rule on it would load and
+ * never match, so a deny rule would silently never fire.
  */
 static const char *key_problem(const char *key, size_t len)
 {
@@ -355,6 +360,15 @@ static const char *key_problem(const char *key, size_t len)
         if (!tchar((unsigned char)key[i])) {
             return "not a valid header name";
         }
+    }
+    /* What the server presents: the entries orpc__md_from_header() (grpc.c)
+     * keeps, i.e. valid metadata keys less the two HTTP headers it handles
+     * itself; orpc_metadata_key_valid() already refuses content-type,
+     * user-agent and keys outside [0-9a-z_.-] or over its length limit. */
+    if (strcmp(key, "content-length") == 0 ||
+        strcmp(key, "accept-encoding") == 0 || !orpc_metadata_key_valid(key)) {
+        return "cannot be matched (the server does not present it to "
+               "policies)";
     }
     return NULL;
 }

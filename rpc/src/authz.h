@@ -37,9 +37,13 @@ typedef struct orpc__authz orpc__authz;
 /*
  * Parses and validates the |len| bytes at |json| (need not be
  * NUL-terminated).  Unknown fields, wrong types, duplicate object keys,
- * duplicate rule names within a list, disallowed header keys, strings
- * holding NUL and anything over the limits above are errors: a policy is
- * never half-understood.
+ * duplicate rule names within a list, strings holding NUL and anything over
+ * the limits above are errors: a policy is never half-understood.  So is a
+ * header key that could never match: one A43 forbids (Host, hop-by-hop,
+ * pseudo-headers, grpc-*) and any other the server does not present to the
+ * policy, which sees only the request's application metadata (the keys
+ * orpc_metadata_key_valid() accepts, less content-length and
+ * accept-encoding; docs/authz.md lists them).
  *
  * Returns 0 and sets |*out|; ORPC_ECONFIG, with a message in |err| such as
  * `allow_rules[1] "ops": request.paths[0]: not a string` (the rule by its
@@ -82,7 +86,8 @@ typedef struct orpc__authz_peer {
  * Decides one RPC to |path| ("/pkg.Service/Method") with request |headers|
  * (may be NULL: no headers) from |peer| (NULL: a peer without TLS).
  * A header that appears several times is matched as its values joined with
- * "," (A43).  Keys are compared without regard to ASCII case.
+ * "," (A43); a "-bin" header's values are its decoded bytes.  Keys are
+ * compared without regard to ASCII case.
  *
  * Returns 1 to allow, 0 to deny (also for a NULL |a|).  |*rule|, when |rule|
  * is not NULL, gets the name of the deciding rule (a deny rule's name on a

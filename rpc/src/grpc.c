@@ -175,39 +175,64 @@ static int is_reserved(const uint8_t *name, size_t n)
     return 0;
 }
 
+/*
+ * Untrusted input: a malformed entry is an error, never dropped, because
+ * what is dropped here is invisible to the authorization policy (a caller
+ * could send a denied value in a form that vanishes) and to the handler.
+ * Keys of 1024 bytes are the longest orpc_metadata accepts.  A well-formed
+ * name that orpc_metadata_key_valid() refuses is a connection-level header
+ * (keep-alive, upgrade, ...; nghttp2 refuses most of them before us), not
+ * metadata, and is skipped like the reserved ones.
+ */
 int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
                          const uint8_t *value, size_t valuelen)
 {
-    char key[256];
-    if (is_reserved(name, namelen) || namelen >= sizeof(key))
+    char key[1025];
+    if (md == NULL || name == NULL || namelen == 0 ||
+        (value == NULL && valuelen > 0))
+        return ORPC_EINVAL;
+    if (is_reserved(name, namelen))
         return 0;
+    if (namelen >= sizeof(key))
+        return ORPC_EINVAL;
+    for (size_t i = 0; i < namelen; i++) {
+        uint8_t c = name[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' ||
+              c == '.' || c == '-'))
+            return ORPC_EINVAL;
+    }
     memcpy(key, name, namelen);
     key[namelen] = '\0';
-    if (namelen > 4 && memcmp(name + namelen - 4, "-bin", 4) == 0) {
-        size_t start = 0;
-        for (size_t i = 0; i <= valuelen; i++) {
-            if (i == valuelen || value[i] == ',') {
-                orpc__bytes b;
-                orpc__bytes_init(&b, NULL);
-                size_t s = start, e = i;
-                while (s < e && value[s] == ' ')
-                    s++;
-                if (orpc__b64_decode((const char *)value + s, e - s, &b) == 0) {
-                    int rc = orpc_metadata_add(
-                        md, key, b.data ? b.data : (uint8_t *)"", b.len);
-                    orpc__bytes_free(&b);
-                    if (rc == ORPC_ENOMEM)
-                        return rc;
-                } else {
-                    orpc__bytes_free(&b);
-                }
-                start = i + 1;
-            }
-        }
+    if (!orpc_metadata_key_valid(key))
         return 0;
+    if (value == NULL)
+        value = (const uint8_t *)"";
+    if (namelen <= 4 || memcmp(name + namelen - 4, "-bin", 4) != 0)
+        return orpc_metadata_add(md, key, value, valuelen);
+
+    /* -bin: each ','-separated piece, without the spaces and tabs around
+     * it, is one base64 value (padded or not). */
+    orpc__bytes b;
+    orpc__bytes_init(&b, NULL);
+    int rc = 0;
+    size_t start = 0;
+    for (size_t i = 0; i <= valuelen && rc == 0; i++) {
+        if (i < valuelen && value[i] != ',')
+            continue;
+        size_t s = start, e = i;
+        while (s < e && (value[s] == ' ' || value[s] == '\t'))
+            s++;
+        while (e > s && (value[e - 1] == ' ' || value[e - 1] == '\t'))
+            e--;
+        b.len = 0;
+        rc = orpc__b64_decode((const char *)value + s, e - s, &b);
+        if (rc == 0)
+            rc = orpc_metadata_add(md, key, b.data ? b.data : (uint8_t *)"",
+                                   b.len);
+        start = i + 1;
     }
-    int rc = orpc_metadata_add(md, key, value, valuelen);
-    return rc == ORPC_ENOMEM ? rc : 0;
+    orpc__bytes_free(&b);
+    return rc;
 }
 
 void orpc__hdrs_init(orpc__hdrs *h)

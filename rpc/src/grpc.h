@@ -56,10 +56,27 @@ ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
                                        size_t max, ProtobufCAllocator *alloc,
                                        orpc_status *st);
 
-/* Adds a received header to |md| if it is application metadata (not
- * pseudo, not grpc-*, not te/content-type/user-agent); decodes -bin values
- * (each ','-separated piece is one entry).  Silently drops entries that are
- * not valid metadata.  Returns ORPC_ENOMEM or 0. */
+/*
+ * Adds the received header |name|: |value| to |md| when it is application
+ * metadata, the entries a handler sees through orpc_ctx_metadata() and the
+ * authorization policy matches on.  Skipped (returns 0, |md| unchanged):
+ * pseudo-headers, grpc-*, te, content-type, user-agent, host,
+ * content-length, accept-encoding, and the connection-specific headers
+ * orpc_metadata_key_valid() refuses (connection, keep-alive, upgrade, ...).
+ * A "-bin" value is split on ',' and each piece, without surrounding spaces
+ * and tabs, is base64-decoded (padded or not) into one entry.
+ *
+ * Returns 0; ORPC_EINVAL when the header is not valid metadata: an empty
+ * name or one outside [0-9a-z_.-] or over 1024 bytes, a non-bin value with
+ * a byte outside 0x20-0x7E, a "-bin" piece that is not base64, a value over
+ * orpc_metadata's 1 MiB limit, or NULL arguments; ORPC_ENOMEM.  Nothing
+ * malformed is dropped silently: the caller must fail the call (server) or
+ * end it (channel), because a dropped header would be invisible to the
+ * policy.  On an error |md| may hold the pieces of a "-bin" header that
+ * came before the bad one.
+ * Ownership: copies |name| and |value|.  Thread: the caller's, which owns
+ * |md|.
+ */
 int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
                          const uint8_t *value, size_t valuelen);
 

@@ -21,7 +21,13 @@
  *     rules first, then allow rules, then deny; "abc" exact, "abc*" prefix,
  *     "*abc" suffix, "*" any non-empty value; repeated headers joined with
  *     ","; principals never match without TLS, only "" without a
- *     certificate, else URI SANs, DNS SANs or the subject.
+ *     certificate, else URI SANs, DNS SANs or the subject;
+ *   - an accepted policy names only header keys the server presents to
+ *     policies (ref_key_presented(): valid metadata keys, not reserved, not
+ *     hop-by-hop, not content-length or accept-encoding), and with its
+ *     first header key swapped for a key the server never presents it is
+ *     refused with a message saying the key cannot be matched, while with
+ *     a plain key it still loads.
  *
  * Built with -DORPC_FUZZ_STANDALONE it has a main() (standalone.h) that
  * runs the target over the files named on the command line, or over a fixed
@@ -217,6 +223,111 @@ static int ref_check(const json_t *policy, const orpc__authz_peer *peer,
     return 0;
 }
 
+/*
+ * Whether the server presents headers of the lower-cased |key| to the
+ * policy: what orpc__md_from_header() (rpc/src/grpc.c) keeps, less what
+ * A43 forbids.  Written out here, apart from the library's lists.
+ */
+static int ref_key_presented(const char *key, size_t n)
+{
+    static const char *const never[] = {
+        /* the runtime's own and HTTP's, skipped by the server */
+        "te", "content-type", "user-agent", "host", "connection",
+        "content-length", "accept-encoding", "keep-alive", "proxy-connection",
+        "transfer-encoding", "upgrade",
+        /* hop-by-hop, which A43 forbids even though the handler sees them */
+        "trailer", "proxy-authenticate", "proxy-authorization"};
+    if (n == 0 || n > 1024 || (n >= 5 && memcmp(key, "grpc-", 5) == 0)) {
+        return 0;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = key[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '_' ||
+              c == '.' || c == '-')) {
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++) {
+        if (strlen(never[i]) == n && memcmp(key, never[i], n) == 0) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Keys a policy may never name, and a plain one. */
+static const char *const UNPRESENTED[] = {
+    "user-agent", "Content-Type", "content-length", "accept-encoding", "x!y",
+    "X~Y",        "grpc-x",       "host",           "trailer",         ":path",
+};
+
+#define N_UNPRESENTED (sizeof(UNPRESENTED) / sizeof(UNPRESENTED[0]))
+
+/*
+ * Every header key of the accepted |policy| is presented; with the first
+ * one swapped for a key the server never presents the policy is refused,
+ * and with a plain key it loads.  |pick| chooses the bad key.
+ */
+static void check_keys(const json_t *policy, unsigned long pick)
+{
+    static const char *const lists[] = {"deny_rules", "allow_rules"};
+    json_t *copy = json_deep_copy(policy);
+    json_t *first = NULL;
+    CHECK(copy != NULL);
+    for (size_t l = 0; l < 2; l++) {
+        const json_t *rules = json_object_get(copy, lists[l]);
+        for (size_t i = 0; i < json_array_size(rules); i++) {
+            const json_t *req =
+                json_object_get(json_array_get(rules, i), "request");
+            const json_t *hs = json_object_get(req, "headers");
+            for (size_t k = 0; k < json_array_size(hs); k++) {
+                json_t *h = json_array_get(hs, k);
+                const json_t *key = json_object_get(h, "key");
+                size_t n = json_string_length(key);
+                char *lower = malloc(n + 1);
+                CHECK(lower != NULL);
+                for (size_t c = 0; c < n; c++) {
+                    char ch = json_string_value(key)[c];
+                    lower[c] = ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+                }
+                lower[n] = '\0';
+                if (!ref_key_presented(lower, n)) {
+                    fprintf(stderr, "accepted a rule on header \"%s\"\n",
+                            lower);
+                }
+                CHECK(ref_key_presented(lower, n));
+                free(lower);
+                if (first == NULL) {
+                    first = h;
+                }
+            }
+        }
+    }
+    if (first != NULL) {
+        char err[1024];
+        orpc__authz *b = NULL;
+        CHECK(json_object_set_new(
+                  first, "key",
+                  json_string(UNPRESENTED[pick % N_UNPRESENTED])) == 0);
+        char *text = json_dumps(copy, JSON_COMPACT);
+        CHECK(text != NULL);
+        CHECK(orpc__authz_parse(text, strlen(text), &b, err, sizeof(err)) ==
+                  ORPC_ECONFIG &&
+              b == NULL);
+        CHECK(strstr(err, "cannot be matched") != NULL);
+        free(text);
+        CHECK(json_object_set_new(first, "key", json_string("x-plain")) == 0);
+        text = json_dumps(copy, JSON_COMPACT);
+        CHECK(text != NULL);
+        CHECK(orpc__authz_parse(text, strlen(text), &b, err, sizeof(err)) ==
+                  0 &&
+              b != NULL);
+        orpc__authz_free(b);
+        free(text);
+    }
+    json_decref(copy);
+}
+
 /* ---- test vectors taken from the policy --------------------------------- */
 
 static char *dup_str(const char *s)
@@ -383,12 +494,11 @@ static void check_decisions(const orpc__authz *a, const json_t *policy)
         for (size_t i = 0; i < d.n; i++) {
             (void)orpc_metadata_add_str(mds[2], d.keys[k], d.str[i]);
         }
-        if (d.n == 0) {
-            (void)orpc_metadata_add_str(mds[2], d.keys[k], "v");
-        }
+        /* A key a policy may name is one metadata takes. */
+        CHECK(orpc_metadata_add_str(mds[2], d.keys[k], "v") == 0);
     }
     if (d.n_keys > 0) {
-        (void)orpc_metadata_add_str(mds[2], d.keys[0], "again");
+        CHECK(orpc_metadata_add_str(mds[2], d.keys[0], "again") == 0);
     }
 
     for (size_t p = 0; p < sizeof(peers) / sizeof(peers[0]); p++) {
@@ -458,6 +568,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(strcmp(orpc__authz_name(a),
                  json_string_value(json_object_get(policy, "name"))) == 0);
     check_decisions(a, policy);
+    check_keys(policy, n_accepted);
     json_decref(policy);
     orpc__authz_free(a);
     free(json);
@@ -494,14 +605,23 @@ static const char *const POLICIES[] = {
     "{\"name\":\"u\",\"allow_rules\":[],\"extra\":1}",
     "{\"name\":\"q\",\"allow_rules\":[{\"name\":\"\\\"\\u001b[31m\","
     "\"source\":{\"principals\":[1]}}]}",
+    "{\"name\":\"ua\",\"deny_rules\":[{\"name\":\"deny-curl\",\"request\":"
+    "{\"headers\":[{\"key\":\"user-agent\",\"values\":[\"curl/*\"]}]}}],"
+    "\"allow_rules\":[{\"name\":\"all\"}]}",
+    "{\"name\":\"xua\",\"deny_rules\":[{\"name\":\"deny-curl\",\"request\":"
+    "{\"headers\":[{\"key\":\"x-user-agent\",\"values\":[\"curl/*\"]},"
+    "{\"key\":\"x.tok-bin\",\"values\":[\"*\"]}]}}],"
+    "\"allow_rules\":[{\"name\":\"all\"}]}",
 };
 
 #define N_POLICIES (sizeof(POLICIES) / sizeof(POLICIES[0]))
 
 /* Bytes to put in: JSON structure, '*', case, control and non-ASCII. */
 static const char *const BITS[] = {
-    "*",       "\"",   "{",  "}",    "[",     "]",  ",",   ":",         "null",
-    "\\u0000", "\xff", "X-", "Host", ":path", "te", "\\n", "\"\":\"\"",
+    "*",        "\"",      "{",       "}",       "[",         "]",
+    ",",        ":",       "null",    "\\u0000", "\xff",      "X-",
+    "Host",     ":path",   "te",      "\\n",     "\"\":\"\"", "user-",
+    "content-", "accept-", "-length", "!",
 };
 
 #define N_BITS (sizeof(BITS) / sizeof(BITS[0]))
