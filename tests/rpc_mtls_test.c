@@ -9,6 +9,10 @@
  * reach a handler, and leave the client an error naming the reason.  The
  * authorization half loads gRPC authorization policies (JSON), reloads them
  * while calls run, and checks that no log line carries key material.
+ *
+ * Raw OpenSSL peers (clients and a one-shot server on a thread) check what
+ * orpc's contexts negotiate: TLS 1.2 only with ECDHE and AEAD suites, and
+ * TLS 1.2 session resumption with a client certificate.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,9 +22,18 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cmocka.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <uv.h>
 
 #include <orpc/orpc.h>
@@ -413,6 +426,242 @@ static void test_plaintext_client(void **state)
     stop(srv);
 }
 
+/* ---- TLS 1.2 suites and resumption, against raw OpenSSL peers ---- */
+
+#define RAW_IO_TIMEOUT_S 5
+
+static void raw_timeouts(int fd)
+{
+    struct timeval tv = {.tv_sec = RAW_IO_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* A TLS 1.2-only client context offering |ciphers| and ALPN h2, trusting
+ * the test CA and presenting |who|.pem. */
+static SSL_CTX *raw_client_ctx(const char *ciphers, const char *who)
+{
+    char cert[64], key[64];
+    static const unsigned char h2[] = {2, 'h', '2'};
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    assert_int_equal(SSL_CTX_set_cipher_list(ctx, ciphers), 1);
+    assert_int_equal(
+        SSL_CTX_load_verify_locations(ctx, path_of("ca.pem"), NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    snprintf(cert, sizeof(cert), "%s.pem", who);
+    snprintf(key, sizeof(key), "%s.key", who);
+    assert_int_equal(
+        SSL_CTX_use_certificate_file(ctx, path_of(cert), SSL_FILETYPE_PEM), 1);
+    assert_int_equal(
+        SSL_CTX_use_PrivateKey_file(ctx, path_of(key), SSL_FILETYPE_PEM), 1);
+    assert_int_equal(SSL_CTX_set_alpn_protos(ctx, h2, sizeof(h2)), 0);
+    return ctx;
+}
+
+typedef struct raw_result {
+    int ok;               /* the handshake completed */
+    int reused;           /* ... resuming the session offered */
+    char cipher[64];      /* the suite negotiated */
+    SSL_SESSION *session; /* when asked for: the session, to resume */
+} raw_result;
+
+/* One handshake with the server at 127.0.0.1:|port|, offering |resume|
+ * when not NULL, then close_notify (so the session stays resumable). */
+static void raw_handshake(SSL_CTX *ctx, int port, SSL_SESSION *resume,
+                          int keep_session, raw_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    raw_timeouts(fd);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    if (resume != NULL)
+        assert_int_equal(SSL_set_session(ssl, resume), 1);
+    r->ok = SSL_connect(ssl) == 1;
+    if (r->ok) {
+        r->reused = SSL_session_reused(ssl);
+        snprintf(r->cipher, sizeof(r->cipher), "%s", SSL_get_cipher_name(ssl));
+        if (keep_session)
+            r->session = SSL_get1_session(ssl);
+        SSL_shutdown(ssl);
+    }
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(fd);
+}
+
+/* An orpc server must not let a TLS 1.2 client settle on a CBC suite
+ * (RFC 9113 §9.2.2), and still accepts ECDHE with AES-GCM or ChaCha20. */
+static void test_server_refuses_tls12_cbc(void **state)
+{
+    (void)state;
+    int port;
+    raw_result r;
+    orpc_server *srv = start(NULL, &port);
+    assert_non_null(srv);
+    SSL_CTX *cbc =
+        raw_client_ctx("ECDHE-ECDSA-AES128-SHA256:"
+                       "ECDHE-ECDSA-AES256-SHA384:"
+                       "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA",
+                       "client");
+    raw_handshake(cbc, port, NULL, 0, &r);
+    assert_false(r.ok);
+    SSL_CTX_free(cbc);
+    const char *aead[] = {"ECDHE-ECDSA-AES128-GCM-SHA256",
+                          "ECDHE-ECDSA-AES256-GCM-SHA384",
+                          "ECDHE-ECDSA-CHACHA20-POLY1305"};
+    for (size_t i = 0; i < sizeof(aead) / sizeof(aead[0]); i++) {
+        SSL_CTX *ctx = raw_client_ctx(aead[i], "client");
+        raw_handshake(ctx, port, NULL, 0, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.cipher, aead[i]);
+        SSL_CTX_free(ctx);
+    }
+    assert_int_equal(handled(), 0);
+    stop(srv);
+}
+
+/* A TLS 1.2 server on a thread: accepts one connection (waiting at most
+ * RAW_IO_TIMEOUT_S), handshakes offering only |ciphers|, and closes. */
+typedef struct raw_server {
+    int fd;
+    int port;
+    SSL_CTX *ctx;
+    uv_thread_t thread;
+    int connected; /* a client connected */
+    int accepted;  /* ... and the handshake completed */
+} raw_server;
+
+static int raw_select_h2(SSL *ssl, const unsigned char **out,
+                         unsigned char *outlen, const unsigned char *in,
+                         unsigned int inlen, void *arg)
+{
+    static const unsigned char h2[] = {2, 'h', '2'};
+    unsigned char *sel = NULL;
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2), in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void raw_server_run(void *arg)
+{
+    raw_server *s = arg;
+    struct pollfd p = {.fd = s->fd, .events = POLLIN};
+    if (poll(&p, 1, RAW_IO_TIMEOUT_S * 1000) == 1) {
+        int c = accept(s->fd, NULL, NULL);
+        if (c >= 0) {
+            s->connected = 1;
+            raw_timeouts(c);
+            SSL *ssl = SSL_new(s->ctx);
+            if (ssl != NULL && SSL_set_fd(ssl, c) == 1) {
+                s->accepted = SSL_accept(ssl) == 1;
+                if (s->accepted)
+                    SSL_shutdown(ssl);
+            }
+            SSL_free(ssl);
+            close(c);
+        }
+    }
+    close(s->fd);
+    ERR_clear_error();
+    OPENSSL_thread_stop();
+}
+
+static void raw_server_start(raw_server *s, const char *ciphers)
+{
+    memset(s, 0, sizeof(*s));
+    s->ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(s->ctx);
+    SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(s->ctx, TLS1_2_VERSION);
+    assert_int_equal(SSL_CTX_set_cipher_list(s->ctx, ciphers), 1);
+    assert_int_equal(SSL_CTX_use_certificate_file(s->ctx, path_of("server.pem"),
+                                                  SSL_FILETYPE_PEM),
+                     1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, path_of("server.key"),
+                                                 SSL_FILETYPE_PEM),
+                     1);
+    SSL_CTX_set_alpn_select_cb(s->ctx, raw_select_h2, NULL);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->fd, 4), 0);
+    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(uv_thread_create(&s->thread, raw_server_run, s), 0);
+}
+
+/* An orpc channel must refuse a TLS 1.2 server that offers only a CBC
+ * suite; the same server offering AES-GCM completes the handshake (and
+ * then the call fails only because it is not an HTTP/2 server). */
+static void test_channel_refuses_tls12_cbc(void **state)
+{
+    (void)state;
+    const char *suites[] = {"ECDHE-ECDSA-AES128-GCM-SHA256",
+                            "ECDHE-ECDSA-AES128-SHA256",
+                            "ECDHE-ECDSA-AES128-SHA"};
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        raw_server s;
+        raw_server_start(&s, suites[i]);
+        peer p;
+        assert_int_equal(peer_open(&p, s.port, "client"), 0);
+        orpc_status st = unary(&p, NULL, 0);
+        assert_int_equal(st.code, ORPC_UNAVAILABLE);
+        if (i > 0 && strstr(st.message, "handshake") == NULL)
+            fail_msg("%s: \"%s\" does not name the handshake", suites[i],
+                     st.message);
+        orpc_status_clear(&st);
+        peer_close(&p);
+        assert_int_equal(uv_thread_join(&s.thread), 0);
+        SSL_CTX_free(s.ctx);
+        if (!s.connected)
+            fail_msg("%s: the channel never connected", suites[i]);
+        if (s.accepted != (i == 0))
+            fail_msg("%s: handshake %s", suites[i],
+                     s.accepted ? "completed" : "failed");
+    }
+}
+
+/* A client that presented a certificate resumes its TLS 1.2 session (a
+ * server that verifies peers needs a session id context for that). */
+static void test_tls12_resumption_with_client_cert(void **state)
+{
+    (void)state;
+    int port;
+    raw_result r1, r2;
+    orpc_server *srv = start(NULL, &port);
+    assert_non_null(srv);
+    SSL_CTX *ctx = raw_client_ctx("ECDHE-ECDSA-AES128-GCM-SHA256", "client");
+    raw_handshake(ctx, port, NULL, 1, &r1);
+    assert_true(r1.ok);
+    assert_false(r1.reused);
+    assert_non_null(r1.session);
+    raw_handshake(ctx, port, r1.session, 0, &r2);
+    assert_true(r2.ok);
+    assert_true(r2.reused);
+    SSL_SESSION_free(r1.session);
+    SSL_CTX_free(ctx);
+    assert_int_equal(handled(), 0);
+    stop(srv);
+}
+
 /* ---- authorization ---- */
 
 static const char *POLICY_A =
@@ -675,6 +924,9 @@ int main(void)
         cmocka_unit_test(test_expected_spiffe_id),
         cmocka_unit_test(test_tls11_only_client),
         cmocka_unit_test(test_plaintext_client),
+        cmocka_unit_test(test_server_refuses_tls12_cbc),
+        cmocka_unit_test(test_channel_refuses_tls12_cbc),
+        cmocka_unit_test(test_tls12_resumption_with_client_cert),
         cmocka_unit_test(test_policy_allow_and_deny),
         cmocka_unit_test(test_policy_reload),
         cmocka_unit_test(test_certificate_reload),

@@ -6,6 +6,15 @@
  * fresh SSL_CTX, so a reload (later) builds a new context and swaps it for
  * new connections while old ones keep theirs.  Errors name the file and the
  * problem, never the key's contents.
+ *
+ * Design notes (docs/tls.md says why at more length):
+ * - TLS 1.2 is limited to ECDHE with AEAD suites on both sides, because
+ *   RFC 9113 §9.2.2 forbids the rest for HTTP/2; TLS 1.3's suites are all
+ *   AEAD with (EC)DHE and stay OpenSSL's defaults.
+ * - Server contexts carry a session id context: with peer verification on,
+ *   OpenSSL refuses to resume a session without one (the handshake fails).
+ *   A session only ever resumes on the context that made it (its cache, its
+ *   ticket keys), so after a reload every client verifies afresh.
  */
 #include "tls_internal.h"
 
@@ -21,6 +30,18 @@
 #include <orpc/error.h>
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
+
+/* The TLS 1.2 suites: ECDHE key exchange, AEAD ciphers (RFC 9113 §9.2.2 and
+ * its Appendix A blocklist rule out static RSA, DHE, CBC and the rest).
+ * AES-128-GCM first (fast with AES-NI, and the suite §9.2.2 requires),
+ * ChaCha20-Poly1305 for peers without AES hardware. */
+static const char tls12_ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+/* A constant is enough: sessions never leave the SSL_CTX that made them. */
+static const unsigned char session_id_ctx[] = "orpc-server";
 
 static void set_err(char *err, size_t len, const char *what, const char *src)
 {
@@ -132,6 +153,10 @@ static SSL_CTX *base_ctx(const SSL_METHOD *m, const orpc_tls_opts *o)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -180,6 +205,13 @@ SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err, size_t errlen)
             ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     } else if (has_ca) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    /* Needed to resume sessions when verifying peers; harmless otherwise. */
+    if (SSL_CTX_set_session_id_context(ctx, session_id_ctx,
+                                       sizeof(session_id_ctx) - 1) != 1) {
+        set_err(err, errlen, "cannot set the session id context", NULL);
+        SSL_CTX_free(ctx);
+        return NULL;
     }
     SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
     return ctx;

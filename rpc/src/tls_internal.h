@@ -11,13 +11,15 @@
 #include <orpc/tls.h>
 
 /* A server context from |o|: certificate chain and key required, ALPN h2,
- * TLS 1.2 minimum; client certificates required and verified against the
- * CA bundle when o->require_client_cert.  NULL with a reason in |err| (which
- * never contains key material). */
+ * TLS 1.2 minimum (ECDHE with AEAD suites only), a session id context so
+ * sessions resume with peer verification on; client certificates required
+ * and verified against the CA bundle when o->require_client_cert.  NULL with
+ * a reason in |err| (which never contains key material). */
 SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
 
 /* A client context: verifies the server against o's CA bundle (or the
- * system's), offers ALPN h2, presents a client certificate when given. */
+ * system's), offers ALPN h2 and, for TLS 1.2, ECDHE with AEAD suites only,
+ * presents a client certificate when given. */
 SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
 
 /* Per-connection client checks: the server's certificate must match |name|
