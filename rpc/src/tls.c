@@ -15,6 +15,8 @@
  *   OpenSSL refuses to resume a session without one (the handshake fails).
  *   A session only ever resumes on the context that made it (its cache, its
  *   ticket keys), so after a reload every client verifies afresh.
+ * - A unix: target has no host name to check the certificate against, so a
+ *   TLS channel to one must name the server (orpc__tls_check_client_target).
  */
 #include "tls_internal.h"
 
@@ -237,6 +239,20 @@ SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err, size_t errlen)
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2));
     return ctx;
+}
+
+int orpc__tls_check_client_target(const orpc_tls_opts *tls, int is_unix,
+                                  char *err, size_t errlen)
+{
+    if (tls == NULL || !is_unix)
+        return 0;
+    if ((tls->server_name != NULL && tls->server_name[0] != '\0') ||
+        (tls->expected_spiffe_id != NULL && tls->expected_spiffe_id[0] != '\0'))
+        return 0;
+    snprintf(err, errlen,
+             "a unix: target has no host name to check the server's "
+             "certificate against: set server_name or expected_spiffe_id");
+    return ORPC_ECONFIG;
 }
 
 int orpc__tls_is_dns_name(const char *s)

@@ -22,6 +22,14 @@ SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
  * presents a client certificate when given. */
 SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
 
+/* Whether a TLS channel with |tls| may use its target: a unix: target
+ * (|is_unix| nonzero) has no host name to check the server's certificate
+ * against, so |tls| must give a non-empty server_name or
+ * expected_spiffe_id.  0, or ORPC_ECONFIG with a reason in |err|.  Any
+ * thread. */
+int orpc__tls_check_client_target(const orpc_tls_opts *tls, int is_unix,
+                                  char *err, size_t errlen);
+
 /* Per-connection client checks: the server's certificate must match |name|
  * (DNS name or IP address).  0 or -1. */
 int orpc__tls_client_verify_setup(SSL *ssl, const char *name);
