@@ -12,7 +12,9 @@
  *
  * Raw OpenSSL peers (clients and a one-shot server on a thread) check what
  * orpc's contexts negotiate: TLS 1.2 only with ECDHE and AEAD suites, and
- * TLS 1.2 session resumption with a client certificate.
+ * TLS 1.2 session resumption with a client certificate.  tls.c itself is
+ * compiled into this test with its free() routed through a hook, to check
+ * that orpc never frees a buffer still holding private key text.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <malloc.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -39,6 +42,27 @@
 #include <orpc/orpc.h>
 
 #include "grpc/testing/test.orpc.h"
+
+/* tls.c's own copy, with every free() it makes counted and checked for
+ * private key text first (malloc_usable_size: ASan reports the requested
+ * size, glibc a few bytes more, which never hold a whole marker).  Only the
+ * test thread calls this copy; liborpc keeps its own (hidden) one. */
+static int g_freed;          /* buffers tls.c freed */
+static int g_freed_key_text; /* ... that still held "PRIVATE KEY" */
+
+static void free_hook(void *p)
+{
+    if (p != NULL) {
+        g_freed++;
+        if (memmem(p, malloc_usable_size(p), "PRIVATE KEY", 11) != NULL)
+            g_freed_key_text++;
+    }
+    free(p);
+}
+
+#define free(p) free_hook(p)
+#include "tls.c"
+#undef free
 
 #ifndef MINT_MATRIX
 #error "MINT_MATRIX (path of tests/certs/mint-matrix.sh) must be defined"
@@ -662,6 +686,122 @@ static void test_tls12_resumption_with_client_cert(void **state)
     stop(srv);
 }
 
+/* ---- key text never left behind in freed memory ---- */
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *buf = calloc(1, 8192);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, 8191, f);
+    fclose(f);
+    assert_true(n > 0);
+    return buf;
+}
+
+static void test_wipe_free(void **state)
+{
+    (void)state;
+    char *key = read_text(path_of("client.key"));
+    assert_non_null(strstr(key, "PRIVATE KEY"));
+    /* the hook sees key text in a buffer freed as it is */
+    char *copy = strdup(key);
+    assert_non_null(copy);
+    int freed = g_freed, dirty = g_freed_key_text;
+    free_hook(copy);
+    assert_int_equal(g_freed, freed + 1);
+    assert_int_equal(g_freed_key_text, dirty + 1);
+    /* orpc__tls_wipe_free() frees it with nothing left to see */
+    copy = strdup(key);
+    assert_non_null(copy);
+    freed = g_freed;
+    dirty = g_freed_key_text;
+    orpc__tls_wipe_free(copy);
+    assert_int_equal(g_freed, freed + 1);
+    assert_int_equal(g_freed_key_text, dirty);
+    orpc__tls_wipe_free(NULL); /* harmless */
+    assert_int_equal(g_freed, freed + 1);
+    free(key);
+}
+
+/* Loading keys from files and from PEM text, for servers and clients, on
+ * success and on the error paths, frees no buffer holding key text. */
+static void test_key_text_wiped_after_load(void **state)
+{
+    (void)state;
+    char err[256];
+    char *key = read_text(path_of("server.key"));
+    int dirty = g_freed_key_text;
+    int freed = g_freed;
+    orpc_tls_opts o = {.cert_file = path_of("server.pem"),
+                       .key_file = path_of("server.key"),
+                       .ca_file = path_of("ca.pem"),
+                       .require_client_cert = 1};
+    SSL_CTX *ctx = orpc__tls_server_ctx(&o, err, sizeof(err));
+    assert_non_null(ctx);
+    SSL_CTX_free(ctx);
+    /* the file was read into a buffer of tls.c's, then freed */
+    assert_true(g_freed > freed);
+    ctx = orpc__tls_client_ctx(&o, err, sizeof(err));
+    assert_non_null(ctx);
+    SSL_CTX_free(ctx);
+    o.key_file = NULL;
+    o.key_pem = key;
+    ctx = orpc__tls_server_ctx(&o, err, sizeof(err));
+    assert_non_null(ctx);
+    SSL_CTX_free(ctx);
+    /* a key that does not match the certificate */
+    o.key_pem = NULL;
+    o.key_file = path_of("client.key");
+    assert_null(orpc__tls_server_ctx(&o, err, sizeof(err)));
+    assert_null(strstr(err, "PRIVATE KEY"));
+    assert_int_equal(g_freed_key_text, dirty);
+    free(key);
+}
+
+/* A key file is read with a bound: an endless one is refused, naming the
+ * file. */
+static void test_key_file_bounded(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    orpc_tls_opts o = {.cert_file = path_of("server.pem"),
+                       .key_file = "/dev/zero"};
+    assert_null(orpc__tls_server_ctx(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "/dev/zero"));
+    assert_non_null(strstr(err, "too large"));
+}
+
+/* An encrypted key is refused with an error naming it, never a passphrase
+ * prompt (which, on a terminal, would block). */
+static void test_encrypted_key_refused(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    char *key = read_text(path_of("server.key"));
+    BIO *in = BIO_new_mem_buf(key, -1);
+    EVP_PKEY *pk = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
+    BIO_free(in);
+    assert_non_null(pk);
+    BIO *out = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PKCS8PrivateKey(out, pk, EVP_aes_256_cbc(),
+                                                   "secret", 6, NULL, NULL),
+                     1);
+    EVP_PKEY_free(pk);
+    char *enc = NULL;
+    long n = BIO_get_mem_data(out, &enc);
+    assert_true(n > 0);
+    char *text = strndup(enc, (size_t)n);
+    BIO_free(out);
+    assert_non_null(strstr(text, "ENCRYPTED PRIVATE KEY"));
+    orpc_tls_opts o = {.cert_file = path_of("server.pem"), .key_pem = text};
+    assert_null(orpc__tls_server_ctx(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "cannot load private key (PEM text)"));
+    orpc__tls_wipe_free(text);
+    orpc__tls_wipe_free(key);
+}
+
 /* ---- authorization ---- */
 
 static const char *POLICY_A =
@@ -927,6 +1067,10 @@ int main(void)
         cmocka_unit_test(test_server_refuses_tls12_cbc),
         cmocka_unit_test(test_channel_refuses_tls12_cbc),
         cmocka_unit_test(test_tls12_resumption_with_client_cert),
+        cmocka_unit_test(test_wipe_free),
+        cmocka_unit_test(test_key_text_wiped_after_load),
+        cmocka_unit_test(test_key_file_bounded),
+        cmocka_unit_test(test_encrypted_key_refused),
         cmocka_unit_test(test_policy_allow_and_deny),
         cmocka_unit_test(test_policy_reload),
         cmocka_unit_test(test_certificate_reload),

@@ -30,6 +30,10 @@ SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
 int orpc__tls_check_client_target(const orpc_tls_opts *tls, int is_unix,
                                   char *err, size_t errlen);
 
+/* Wipes the NUL-terminated string |s| (OPENSSL_cleanse) and free()s it:
+ * for copies of key_pem, which were strdup'd.  Nothing on NULL. */
+void orpc__tls_wipe_free(char *s);
+
 /* Per-connection client checks: the server's certificate must match |name|
  * (DNS name or IP address).  0 or -1. */
 int orpc__tls_client_verify_setup(SSL *ssl, const char *name);
