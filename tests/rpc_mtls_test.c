@@ -9,6 +9,12 @@
  * reach a handler, and leave the client an error naming the reason.  The
  * authorization half loads gRPC authorization policies (JSON), reloads them
  * while calls run, and checks that no log line carries key material.
+ *
+ * Raw OpenSSL peers (clients and a one-shot server on a thread) check what
+ * orpc's contexts negotiate: TLS 1.2 only with ECDHE and AEAD suites, and
+ * TLS 1.2 session resumption with a client certificate.  tls.c itself is
+ * compiled into this test with its free() routed through a hook, to check
+ * that orpc never frees a buffer still holding private key text.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -18,14 +24,45 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <malloc.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <cmocka.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <uv.h>
 
 #include <orpc/orpc.h>
 
 #include "grpc/testing/test.orpc.h"
+
+/* tls.c's own copy, with every free() it makes counted and checked for
+ * private key text first (malloc_usable_size: ASan reports the requested
+ * size, glibc a few bytes more, which never hold a whole marker).  Only the
+ * test thread calls this copy; liborpc keeps its own (hidden) one. */
+static int g_freed;          /* buffers tls.c freed */
+static int g_freed_key_text; /* ... that still held "PRIVATE KEY" */
+
+static void free_hook(void *p)
+{
+    if (p != NULL) {
+        g_freed++;
+        if (memmem(p, malloc_usable_size(p), "PRIVATE KEY", 11) != NULL)
+            g_freed_key_text++;
+    }
+    free(p);
+}
+
+#define free(p) free_hook(p)
+#include "tls.c"
+#undef free
 
 #ifndef MINT_MATRIX
 #error "MINT_MATRIX (path of tests/certs/mint-matrix.sh) must be defined"
@@ -413,6 +450,358 @@ static void test_plaintext_client(void **state)
     stop(srv);
 }
 
+/* ---- TLS 1.2 suites and resumption, against raw OpenSSL peers ---- */
+
+#define RAW_IO_TIMEOUT_S 5
+
+static void raw_timeouts(int fd)
+{
+    struct timeval tv = {.tv_sec = RAW_IO_TIMEOUT_S};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+}
+
+/* A TLS 1.2-only client context offering |ciphers| and ALPN h2, trusting
+ * the test CA and presenting |who|.pem. */
+static SSL_CTX *raw_client_ctx(const char *ciphers, const char *who)
+{
+    char cert[64], key[64];
+    static const unsigned char h2[] = {2, 'h', '2'};
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    assert_non_null(ctx);
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(ctx, TLS1_2_VERSION);
+    assert_int_equal(SSL_CTX_set_cipher_list(ctx, ciphers), 1);
+    assert_int_equal(
+        SSL_CTX_load_verify_locations(ctx, path_of("ca.pem"), NULL), 1);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    snprintf(cert, sizeof(cert), "%s.pem", who);
+    snprintf(key, sizeof(key), "%s.key", who);
+    assert_int_equal(
+        SSL_CTX_use_certificate_file(ctx, path_of(cert), SSL_FILETYPE_PEM), 1);
+    assert_int_equal(
+        SSL_CTX_use_PrivateKey_file(ctx, path_of(key), SSL_FILETYPE_PEM), 1);
+    assert_int_equal(SSL_CTX_set_alpn_protos(ctx, h2, sizeof(h2)), 0);
+    return ctx;
+}
+
+typedef struct raw_result {
+    int ok;               /* the handshake completed */
+    int reused;           /* ... resuming the session offered */
+    char cipher[64];      /* the suite negotiated */
+    SSL_SESSION *session; /* when asked for: the session, to resume */
+} raw_result;
+
+/* One handshake with the server at 127.0.0.1:|port|, offering |resume|
+ * when not NULL, then close_notify (so the session stays resumable). */
+static void raw_handshake(SSL_CTX *ctx, int port, SSL_SESSION *resume,
+                          int keep_session, raw_result *r)
+{
+    memset(r, 0, sizeof(*r));
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    raw_timeouts(fd);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    SSL *ssl = SSL_new(ctx);
+    assert_non_null(ssl);
+    SSL_set_fd(ssl, fd);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    if (resume != NULL)
+        assert_int_equal(SSL_set_session(ssl, resume), 1);
+    r->ok = SSL_connect(ssl) == 1;
+    if (r->ok) {
+        r->reused = SSL_session_reused(ssl);
+        snprintf(r->cipher, sizeof(r->cipher), "%s", SSL_get_cipher_name(ssl));
+        if (keep_session)
+            r->session = SSL_get1_session(ssl);
+        SSL_shutdown(ssl);
+    }
+    ERR_clear_error();
+    SSL_free(ssl);
+    close(fd);
+}
+
+/* An orpc server must not let a TLS 1.2 client settle on a CBC suite
+ * (RFC 9113 §9.2.2), and still accepts ECDHE with AES-GCM or ChaCha20. */
+static void test_server_refuses_tls12_cbc(void **state)
+{
+    (void)state;
+    int port;
+    raw_result r;
+    orpc_server *srv = start(NULL, &port);
+    assert_non_null(srv);
+    SSL_CTX *cbc =
+        raw_client_ctx("ECDHE-ECDSA-AES128-SHA256:"
+                       "ECDHE-ECDSA-AES256-SHA384:"
+                       "ECDHE-ECDSA-AES128-SHA:ECDHE-ECDSA-AES256-SHA",
+                       "client");
+    raw_handshake(cbc, port, NULL, 0, &r);
+    assert_false(r.ok);
+    SSL_CTX_free(cbc);
+    const char *aead[] = {"ECDHE-ECDSA-AES128-GCM-SHA256",
+                          "ECDHE-ECDSA-AES256-GCM-SHA384",
+                          "ECDHE-ECDSA-CHACHA20-POLY1305"};
+    for (size_t i = 0; i < sizeof(aead) / sizeof(aead[0]); i++) {
+        SSL_CTX *ctx = raw_client_ctx(aead[i], "client");
+        raw_handshake(ctx, port, NULL, 0, &r);
+        assert_true(r.ok);
+        assert_string_equal(r.cipher, aead[i]);
+        SSL_CTX_free(ctx);
+    }
+    assert_int_equal(handled(), 0);
+    stop(srv);
+}
+
+/* A TLS 1.2 server on a thread: accepts one connection (waiting at most
+ * RAW_IO_TIMEOUT_S), handshakes offering only |ciphers|, and closes. */
+typedef struct raw_server {
+    int fd;
+    int port;
+    SSL_CTX *ctx;
+    uv_thread_t thread;
+    int connected; /* a client connected */
+    int accepted;  /* ... and the handshake completed */
+} raw_server;
+
+static int raw_select_h2(SSL *ssl, const unsigned char **out,
+                         unsigned char *outlen, const unsigned char *in,
+                         unsigned int inlen, void *arg)
+{
+    static const unsigned char h2[] = {2, 'h', '2'};
+    unsigned char *sel = NULL;
+    (void)ssl;
+    (void)arg;
+    if (SSL_select_next_proto(&sel, outlen, h2, sizeof(h2), in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+static void raw_server_run(void *arg)
+{
+    raw_server *s = arg;
+    struct pollfd p = {.fd = s->fd, .events = POLLIN};
+    if (poll(&p, 1, RAW_IO_TIMEOUT_S * 1000) == 1) {
+        int c = accept(s->fd, NULL, NULL);
+        if (c >= 0) {
+            s->connected = 1;
+            raw_timeouts(c);
+            SSL *ssl = SSL_new(s->ctx);
+            if (ssl != NULL && SSL_set_fd(ssl, c) == 1) {
+                s->accepted = SSL_accept(ssl) == 1;
+                if (s->accepted)
+                    SSL_shutdown(ssl);
+            }
+            SSL_free(ssl);
+            close(c);
+        }
+    }
+    close(s->fd);
+    ERR_clear_error();
+    OPENSSL_thread_stop();
+}
+
+static void raw_server_start(raw_server *s, const char *ciphers)
+{
+    memset(s, 0, sizeof(*s));
+    s->ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(s->ctx);
+    SSL_CTX_set_min_proto_version(s->ctx, TLS1_2_VERSION);
+    SSL_CTX_set_max_proto_version(s->ctx, TLS1_2_VERSION);
+    assert_int_equal(SSL_CTX_set_cipher_list(s->ctx, ciphers), 1);
+    assert_int_equal(SSL_CTX_use_certificate_file(s->ctx, path_of("server.pem"),
+                                                  SSL_FILETYPE_PEM),
+                     1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(s->ctx, path_of("server.key"),
+                                                 SSL_FILETYPE_PEM),
+                     1);
+    SSL_CTX_set_alpn_select_cb(s->ctx, raw_select_h2, NULL);
+    s->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s->fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(a);
+    assert_int_equal(bind(s->fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(s->fd, 4), 0);
+    assert_int_equal(getsockname(s->fd, (struct sockaddr *)&a, &len), 0);
+    s->port = ntohs(a.sin_port);
+    assert_int_equal(uv_thread_create(&s->thread, raw_server_run, s), 0);
+}
+
+/* An orpc channel must refuse a TLS 1.2 server that offers only a CBC
+ * suite; the same server offering AES-GCM completes the handshake (and
+ * then the call fails only because it is not an HTTP/2 server). */
+static void test_channel_refuses_tls12_cbc(void **state)
+{
+    (void)state;
+    const char *suites[] = {"ECDHE-ECDSA-AES128-GCM-SHA256",
+                            "ECDHE-ECDSA-AES128-SHA256",
+                            "ECDHE-ECDSA-AES128-SHA"};
+    for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+        raw_server s;
+        raw_server_start(&s, suites[i]);
+        peer p;
+        assert_int_equal(peer_open(&p, s.port, "client"), 0);
+        orpc_status st = unary(&p, NULL, 0);
+        assert_int_equal(st.code, ORPC_UNAVAILABLE);
+        if (i > 0 && strstr(st.message, "handshake") == NULL)
+            fail_msg("%s: \"%s\" does not name the handshake", suites[i],
+                     st.message);
+        orpc_status_clear(&st);
+        peer_close(&p);
+        assert_int_equal(uv_thread_join(&s.thread), 0);
+        SSL_CTX_free(s.ctx);
+        if (!s.connected)
+            fail_msg("%s: the channel never connected", suites[i]);
+        if (s.accepted != (i == 0))
+            fail_msg("%s: handshake %s", suites[i],
+                     s.accepted ? "completed" : "failed");
+    }
+}
+
+/* A client that presented a certificate resumes its TLS 1.2 session (a
+ * server that verifies peers needs a session id context for that). */
+static void test_tls12_resumption_with_client_cert(void **state)
+{
+    (void)state;
+    int port;
+    raw_result r1, r2;
+    orpc_server *srv = start(NULL, &port);
+    assert_non_null(srv);
+    SSL_CTX *ctx = raw_client_ctx("ECDHE-ECDSA-AES128-GCM-SHA256", "client");
+    raw_handshake(ctx, port, NULL, 1, &r1);
+    assert_true(r1.ok);
+    assert_false(r1.reused);
+    assert_non_null(r1.session);
+    raw_handshake(ctx, port, r1.session, 0, &r2);
+    assert_true(r2.ok);
+    assert_true(r2.reused);
+    SSL_SESSION_free(r1.session);
+    SSL_CTX_free(ctx);
+    assert_int_equal(handled(), 0);
+    stop(srv);
+}
+
+/* ---- key text never left behind in freed memory ---- */
+
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char *buf = calloc(1, 8192);
+    assert_non_null(buf);
+    size_t n = fread(buf, 1, 8191, f);
+    fclose(f);
+    assert_true(n > 0);
+    return buf;
+}
+
+static void test_wipe_free(void **state)
+{
+    (void)state;
+    char *key = read_text(path_of("client.key"));
+    assert_non_null(strstr(key, "PRIVATE KEY"));
+    /* the hook sees key text in a buffer freed as it is */
+    char *copy = strdup(key);
+    assert_non_null(copy);
+    int freed = g_freed, dirty = g_freed_key_text;
+    free_hook(copy);
+    assert_int_equal(g_freed, freed + 1);
+    assert_int_equal(g_freed_key_text, dirty + 1);
+    /* orpc__tls_wipe_free() frees it with nothing left to see */
+    copy = strdup(key);
+    assert_non_null(copy);
+    freed = g_freed;
+    dirty = g_freed_key_text;
+    orpc__tls_wipe_free(copy);
+    assert_int_equal(g_freed, freed + 1);
+    assert_int_equal(g_freed_key_text, dirty);
+    orpc__tls_wipe_free(NULL); /* harmless */
+    assert_int_equal(g_freed, freed + 1);
+    free(key);
+}
+
+/* Loading keys from files and from PEM text, for servers and clients, on
+ * success and on the error paths, frees no buffer holding key text. */
+static void test_key_text_wiped_after_load(void **state)
+{
+    (void)state;
+    char err[256];
+    char *key = read_text(path_of("server.key"));
+    int dirty = g_freed_key_text;
+    int freed = g_freed;
+    orpc_tls_opts o = {.cert_file = path_of("server.pem"),
+                       .key_file = path_of("server.key"),
+                       .ca_file = path_of("ca.pem"),
+                       .require_client_cert = 1};
+    SSL_CTX *ctx = orpc__tls_server_ctx(&o, err, sizeof(err));
+    assert_non_null(ctx);
+    SSL_CTX_free(ctx);
+    /* the file was read into a buffer of tls.c's, then freed */
+    assert_true(g_freed > freed);
+    ctx = orpc__tls_client_ctx(&o, err, sizeof(err));
+    assert_non_null(ctx);
+    SSL_CTX_free(ctx);
+    o.key_file = NULL;
+    o.key_pem = key;
+    ctx = orpc__tls_server_ctx(&o, err, sizeof(err));
+    assert_non_null(ctx);
+    SSL_CTX_free(ctx);
+    /* a key that does not match the certificate */
+    o.key_pem = NULL;
+    o.key_file = path_of("client.key");
+    assert_null(orpc__tls_server_ctx(&o, err, sizeof(err)));
+    assert_null(strstr(err, "PRIVATE KEY"));
+    assert_int_equal(g_freed_key_text, dirty);
+    free(key);
+}
+
+/* A key file is read with a bound: an endless one is refused, naming the
+ * file. */
+static void test_key_file_bounded(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    orpc_tls_opts o = {.cert_file = path_of("server.pem"),
+                       .key_file = "/dev/zero"};
+    assert_null(orpc__tls_server_ctx(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "/dev/zero"));
+    assert_non_null(strstr(err, "too large"));
+}
+
+/* An encrypted key is refused with an error naming it, never a passphrase
+ * prompt (which, on a terminal, would block). */
+static void test_encrypted_key_refused(void **state)
+{
+    (void)state;
+    char err[256] = "";
+    char *key = read_text(path_of("server.key"));
+    BIO *in = BIO_new_mem_buf(key, -1);
+    EVP_PKEY *pk = PEM_read_bio_PrivateKey(in, NULL, NULL, NULL);
+    BIO_free(in);
+    assert_non_null(pk);
+    BIO *out = BIO_new(BIO_s_mem());
+    assert_int_equal(PEM_write_bio_PKCS8PrivateKey(out, pk, EVP_aes_256_cbc(),
+                                                   "secret", 6, NULL, NULL),
+                     1);
+    EVP_PKEY_free(pk);
+    char *enc = NULL;
+    long n = BIO_get_mem_data(out, &enc);
+    assert_true(n > 0);
+    char *text = strndup(enc, (size_t)n);
+    BIO_free(out);
+    assert_non_null(strstr(text, "ENCRYPTED PRIVATE KEY"));
+    orpc_tls_opts o = {.cert_file = path_of("server.pem"), .key_pem = text};
+    assert_null(orpc__tls_server_ctx(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "cannot load private key (PEM text)"));
+    orpc__tls_wipe_free(text);
+    orpc__tls_wipe_free(key);
+}
+
 /* ---- authorization ---- */
 
 static const char *POLICY_A =
@@ -675,6 +1064,13 @@ int main(void)
         cmocka_unit_test(test_expected_spiffe_id),
         cmocka_unit_test(test_tls11_only_client),
         cmocka_unit_test(test_plaintext_client),
+        cmocka_unit_test(test_server_refuses_tls12_cbc),
+        cmocka_unit_test(test_channel_refuses_tls12_cbc),
+        cmocka_unit_test(test_tls12_resumption_with_client_cert),
+        cmocka_unit_test(test_wipe_free),
+        cmocka_unit_test(test_key_text_wiped_after_load),
+        cmocka_unit_test(test_key_file_bounded),
+        cmocka_unit_test(test_encrypted_key_refused),
         cmocka_unit_test(test_policy_allow_and_deny),
         cmocka_unit_test(test_policy_reload),
         cmocka_unit_test(test_certificate_reload),

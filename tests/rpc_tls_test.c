@@ -7,7 +7,9 @@
  * Checks that calls work with server-authenticated and mutual TLS, that the
  * handler sees the caller's SPIFFE ID and the channel the server's, and that
  * a wrong name, a missing client certificate, an unexpected SPIFFE ID and a
- * plaintext client all fail without reaching a handler.
+ * plaintext client all fail without reaching a handler, and that a TLS
+ * channel to a unix: target (no host name to check) is refused unless it
+ * names the server some other way.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -279,6 +281,106 @@ static void test_unix_socket(void **state)
     stop_server(srv);
 }
 
+static char g_chan_log[1024];
+
+static void chan_logger(orpc_log_level lvl, const char *msg, void *ud)
+{
+    (void)lvl;
+    (void)ud;
+    /* orpc_channel_new() logs on the caller's thread */
+    snprintf(g_chan_log, sizeof(g_chan_log), "%s", msg);
+}
+
+/* One unary call over a unix socket; ORPC_ECONFIG etc. from
+ * orpc_channel_new() come back as INTERNAL naming the error. */
+static orpc_status unix_call(const char *target, const orpc_tls_opts *tls)
+{
+    orpc_channel *ch;
+    orpc_client *cl;
+    orpc_channel_opts co = {
+        .tls = tls, .connect_timeout_ms = 3000, .log = chan_logger};
+    int rc = orpc_channel_new(&ch, target, &co, NULL);
+    if (rc != 0)
+        return orpc_status_errorf(ORPC_INTERNAL, "channel: %s",
+                                  orpc_err_name(rc));
+    orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL);
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__SimpleResponse *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = 5000};
+    orpc_status st =
+        grpc__testing__test_service__client__unary_call(cl, &req, &resp, &o);
+    grpc__testing__simple_response__free_unpacked(resp, NULL);
+    orpc_client_free(cl);
+    orpc_channel_free(ch);
+    return st;
+}
+
+/* A unix: target has no host: without server_name or expected_spiffe_id a
+ * TLS channel would accept any certificate the CA ever signed, so
+ * orpc_channel_new() refuses it; with server_name the name is checked. */
+static void test_tls_unix_target_needs_a_name(void **state)
+{
+    (void)state;
+    char path[300], target[320];
+    orpc_server *srv;
+    snprintf(path, sizeof(path), "%s/tls.sock", g_dir);
+    snprintf(target, sizeof(target), "unix:%s", path);
+    orpc_server_opts o = {.io_threads = 1};
+    o.tls.cert_file = g_cert;
+    o.tls.key_file = g_key;
+    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(
+        grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, target, NULL), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    uv_mutex_lock(&g_lock);
+    g_handled = 0;
+    uv_mutex_unlock(&g_lock);
+
+    /* no name at all (and an empty one): refused before any connection */
+    orpc_tls_opts t = {.ca_file = g_ca};
+    for (int i = 0; i < 2; i++) {
+        t.server_name = i == 0 ? NULL : "";
+        g_chan_log[0] = '\0';
+        orpc_status st = unix_call(target, &t);
+        assert_int_equal(st.code, ORPC_INTERNAL);
+        assert_non_null(strstr(st.message, "ORPC_ECONFIG"));
+        orpc_status_clear(&st);
+        assert_non_null(strstr(g_chan_log, "server_name"));
+    }
+    /* the same refusal with "unix://" */
+    snprintf(target, sizeof(target), "unix://%s", path);
+    t.server_name = NULL;
+    orpc_status st = unix_call(target, &t);
+    assert_int_equal(st.code, ORPC_INTERNAL);
+    orpc_status_clear(&st);
+    assert_int_equal(handled(), 0);
+
+    /* server_name is checked against the certificate */
+    t.server_name = "evil.example.org";
+    st = unix_call(target, &t);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    assert_non_null(strstr(st.message, "expected name"));
+    orpc_status_clear(&st);
+    assert_int_equal(handled(), 0);
+    t.server_name = "localhost";
+    st = unix_call(target, &t);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    assert_int_equal(handled(), 1);
+
+    /* expected_spiffe_id alone is accepted as the check (this server's
+     * certificate has no SPIFFE ID, so the call itself fails) */
+    t.server_name = NULL;
+    t.expected_spiffe_id = "spiffe://test.orpc/service/jobs";
+    st = unix_call(target, &t);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    assert_non_null(strstr(st.message, "SPIFFE"));
+    orpc_status_clear(&st);
+    assert_int_equal(handled(), 1);
+    stop_server(srv);
+}
+
 static void test_ipv6(void **state)
 {
     (void)state;
@@ -320,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_mtls_no_client_cert),
         cmocka_unit_test(test_expected_spiffe_mismatch),
         cmocka_unit_test(test_unix_socket),
+        cmocka_unit_test(test_tls_unix_target_needs_a_name),
         cmocka_unit_test(test_ipv6),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);

@@ -1401,6 +1401,12 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     o->user_agent = NULL;
     if (o->tls) {
         ch->is_tls = 1;
+        rc = orpc__tls_check_client_target(o->tls, ch->unix_path != NULL, err,
+                                           sizeof(err));
+        if (rc != 0) {
+            ch_log(ch, ORPC_LOG_ERROR, "TLS: %s", err);
+            goto fail;
+        }
         ch->ssl_ctx = orpc__tls_client_ctx(o->tls, err, sizeof(err));
         if (ch->ssl_ctx == NULL) {
             ch_log(ch, ORPC_LOG_ERROR, "TLS: %s", err);

@@ -6,13 +6,33 @@
  * fresh SSL_CTX, so a reload (later) builds a new context and swaps it for
  * new connections while old ones keep theirs.  Errors name the file and the
  * problem, never the key's contents.
+ *
+ * Design notes (docs/tls.md says why at more length):
+ * - TLS 1.2 is limited to ECDHE with AEAD suites on both sides, because
+ *   RFC 9113 §9.2.2 forbids the rest for HTTP/2; TLS 1.3's suites are all
+ *   AEAD with (EC)DHE and stay OpenSSL's defaults.
+ * - Server contexts carry a session id context: with peer verification on,
+ *   OpenSSL refuses to resume a session without one (the handshake fails).
+ *   A session only ever resumes on the context that made it (its cache, its
+ *   ticket keys), so after a reload every client verifies afresh.
+ * - Private key files are read here, with a size bound, into a buffer that
+ *   is wiped before it is freed (OpenSSL's file BIO would leave the text in
+ *   a stdio buffer freed as it is); orpc__tls_wipe_free() does the same for
+ *   the copies of key_pem that servers and channels keep.  Encrypted keys
+ *   are refused rather than prompting for a passphrase on a terminal.
+ * - A unix: target has no host name to check the certificate against, so a
+ *   TLS channel to one must name the server (orpc__tls_check_client_target).
  */
 #include "tls_internal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
@@ -21,6 +41,21 @@
 #include <orpc/error.h>
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
+
+/* The TLS 1.2 suites: ECDHE key exchange, AEAD ciphers (RFC 9113 §9.2.2 and
+ * its Appendix A blocklist rule out static RSA, DHE, CBC and the rest).
+ * AES-128-GCM first (fast with AES-NI, and the suite §9.2.2 requires),
+ * ChaCha20-Poly1305 for peers without AES hardware. */
+static const char tls12_ciphers[] =
+    "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+    "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+    "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305";
+
+/* A constant is enough: sessions never leave the SSL_CTX that made them. */
+static const unsigned char session_id_ctx[] = "orpc-server";
+
+/* Largest private key file read (a 16384-bit RSA key is about 13 KiB). */
+#define KEY_FILE_MAX ((size_t)256 * 1024)
 
 static void set_err(char *err, size_t len, const char *what, const char *src)
 {
@@ -32,6 +67,114 @@ static void set_err(char *err, size_t len, const char *what, const char *src)
         snprintf(err, len, "%s%s%s%s%s", what, src ? " " : "", src ? src : "",
                  ossl[0] ? ": " : "", ossl);
     ERR_clear_error();
+}
+
+void orpc__tls_wipe_free(char *s)
+{
+    if (s == NULL)
+        return;
+    OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+/* Encrypted keys are not supported (no option carries a passphrase): say so
+ * at once instead of OpenSSL's default, a prompt on the terminal. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+/* Reads at most KEY_FILE_MAX bytes of |path| into |*out| (malloc'd; the
+ * caller wipes and frees it).  read(2), not stdio: no buffer of someone
+ * else's keeps a copy.  0, or -1 with a reason in |err|. */
+static int read_key_file(const char *path, char **out, size_t *len, char *err,
+                         size_t errlen)
+{
+    *out = NULL;
+    *len = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(err, errlen, "cannot load private key %s: %s", path,
+                 uv_strerror(-errno));
+        return -1;
+    }
+    char *buf = malloc(KEY_FILE_MAX + 1);
+    size_t n = 0;
+    int rc = 0;
+    if (buf == NULL) {
+        snprintf(err, errlen, "cannot load private key %s: out of memory",
+                 path);
+        rc = -1;
+    }
+    while (rc == 0 && n <= KEY_FILE_MAX) {
+        ssize_t r = read(fd, buf + n, KEY_FILE_MAX + 1 - n);
+        if (r == 0)
+            break;
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "cannot load private key %s: %s", path,
+                     uv_strerror(-errno));
+            rc = -1;
+        } else {
+            n += (size_t)r;
+        }
+    }
+    close(fd);
+    if (rc == 0 && n > KEY_FILE_MAX) {
+        snprintf(err, errlen,
+                 "cannot load private key %s: file too large (over %zu KiB)",
+                 path, KEY_FILE_MAX / 1024);
+        rc = -1;
+    }
+    if (rc != 0) {
+        if (buf != NULL)
+            OPENSSL_cleanse(buf, n);
+        free(buf);
+        return -1;
+    }
+    *out = buf;
+    *len = n;
+    return 0;
+}
+
+/* The private key, from key_pem (read in place) or key_file (read into a
+ * buffer wiped before it is freed). */
+static int load_key(SSL_CTX *ctx, const orpc_tls_opts *o, char *err,
+                    size_t errlen)
+{
+    const char *src = o->key_pem != NULL ? "(PEM text)" : o->key_file;
+    char *text = NULL;
+    size_t n = 0;
+    BIO *b;
+    if (o->key_pem != NULL) {
+        b = BIO_new_mem_buf(o->key_pem, -1);
+    } else if (o->key_file == NULL) {
+        set_err(err, errlen, "cannot load private key", "(none given)");
+        return -1;
+    } else {
+        if (read_key_file(o->key_file, &text, &n, err, errlen) != 0)
+            return -1;
+        b = BIO_new_mem_buf(text, (int)n);
+    }
+    EVP_PKEY *k =
+        b ? PEM_read_bio_PrivateKey(b, NULL, no_passphrase, NULL) : NULL;
+    BIO_free(b);
+    if (text != NULL) {
+        OPENSSL_cleanse(text, n);
+        free(text);
+    }
+    if (k == NULL || SSL_CTX_use_PrivateKey(ctx, k) != 1) {
+        EVP_PKEY_free(k);
+        set_err(err, errlen, "cannot load private key", src);
+        return -1;
+    }
+    EVP_PKEY_free(k);
+    return 0;
 }
 
 static int load_chain(SSL_CTX *ctx, const orpc_tls_opts *o, char *err,
@@ -66,23 +209,8 @@ static int load_chain(SSL_CTX *ctx, const orpc_tls_opts *o, char *err,
     } else {
         return 0;
     }
-    if (o->key_pem != NULL) {
-        BIO *b = BIO_new_mem_buf(o->key_pem, -1);
-        EVP_PKEY *k = b ? PEM_read_bio_PrivateKey(b, NULL, NULL, NULL) : NULL;
-        BIO_free(b);
-        if (k == NULL || SSL_CTX_use_PrivateKey(ctx, k) != 1) {
-            EVP_PKEY_free(k);
-            set_err(err, errlen, "cannot load private key", "(PEM text)");
-            return -1;
-        }
-        EVP_PKEY_free(k);
-    } else if (o->key_file == NULL ||
-               SSL_CTX_use_PrivateKey_file(ctx, o->key_file,
-                                           SSL_FILETYPE_PEM) != 1) {
-        set_err(err, errlen, "cannot load private key",
-                o->key_file ? o->key_file : "(none given)");
+    if (load_key(ctx, o, err, errlen) != 0)
         return -1;
-    }
     if (SSL_CTX_check_private_key(ctx) != 1) {
         set_err(err, errlen, "private key does not match the certificate",
                 NULL);
@@ -132,6 +260,10 @@ static SSL_CTX *base_ctx(const SSL_METHOD *m, const orpc_tls_opts *o)
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_CIPHER_SERVER_PREFERENCE);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(ctx, tls12_ciphers) != 1) {
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     return ctx;
 }
 
@@ -181,6 +313,13 @@ SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err, size_t errlen)
     } else if (has_ca) {
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     }
+    /* Needed to resume sessions when verifying peers; harmless otherwise. */
+    if (SSL_CTX_set_session_id_context(ctx, session_id_ctx,
+                                       sizeof(session_id_ctx) - 1) != 1) {
+        set_err(err, errlen, "cannot set the session id context", NULL);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
     SSL_CTX_set_alpn_select_cb(ctx, select_h2, NULL);
     return ctx;
 }
@@ -205,6 +344,20 @@ SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err, size_t errlen)
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
     SSL_CTX_set_alpn_protos(ctx, alpn_h2, sizeof(alpn_h2));
     return ctx;
+}
+
+int orpc__tls_check_client_target(const orpc_tls_opts *tls, int is_unix,
+                                  char *err, size_t errlen)
+{
+    if (tls == NULL || !is_unix)
+        return 0;
+    if ((tls->server_name != NULL && tls->server_name[0] != '\0') ||
+        (tls->expected_spiffe_id != NULL && tls->expected_spiffe_id[0] != '\0'))
+        return 0;
+    snprintf(err, errlen,
+             "a unix: target has no host name to check the server's "
+             "certificate against: set server_name or expected_spiffe_id");
+    return ORPC_ECONFIG;
 }
 
 int orpc__tls_is_dns_name(const char *s)

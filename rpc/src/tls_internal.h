@@ -11,14 +11,28 @@
 #include <orpc/tls.h>
 
 /* A server context from |o|: certificate chain and key required, ALPN h2,
- * TLS 1.2 minimum; client certificates required and verified against the
- * CA bundle when o->require_client_cert.  NULL with a reason in |err| (which
- * never contains key material). */
+ * TLS 1.2 minimum (ECDHE with AEAD suites only), a session id context so
+ * sessions resume with peer verification on; client certificates required
+ * and verified against the CA bundle when o->require_client_cert.  NULL with
+ * a reason in |err| (which never contains key material). */
 SSL_CTX *orpc__tls_server_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
 
 /* A client context: verifies the server against o's CA bundle (or the
- * system's), offers ALPN h2, presents a client certificate when given. */
+ * system's), offers ALPN h2 and, for TLS 1.2, ECDHE with AEAD suites only,
+ * presents a client certificate when given. */
 SSL_CTX *orpc__tls_client_ctx(const orpc_tls_opts *o, char *err, size_t errlen);
+
+/* Whether a TLS channel with |tls| may use its target: a unix: target
+ * (|is_unix| nonzero) has no host name to check the server's certificate
+ * against, so |tls| must give a non-empty server_name or
+ * expected_spiffe_id.  0, or ORPC_ECONFIG with a reason in |err|.  Any
+ * thread. */
+int orpc__tls_check_client_target(const orpc_tls_opts *tls, int is_unix,
+                                  char *err, size_t errlen);
+
+/* Wipes the NUL-terminated string |s| (OPENSSL_cleanse) and free()s it:
+ * for copies of key_pem, which were strdup'd.  Nothing on NULL. */
+void orpc__tls_wipe_free(char *s);
 
 /* Per-connection client checks: the server's certificate must match |name|
  * (DNS name or IP address).  0 or -1. */

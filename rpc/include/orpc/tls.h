@@ -6,6 +6,13 @@
  * both are given).  orpc copies what it needs when the server or channel is
  * created, and rereads files on reload (orpc_server_reload()).
  *
+ * Protocol: TLS 1.2 or later with ALPN "h2".  TLS 1.2 is limited to ECDHE
+ * key exchange with AES-GCM or ChaCha20-Poly1305, as HTTP/2 requires
+ * (RFC 9113 §9.2.2): a peer that offers only other suites fails the
+ * handshake.  TLS 1.3 uses OpenSSL's default suites.  Servers let clients
+ * resume sessions, also with client certificates (sessions do not survive
+ * orpc_server_reload()).  docs/tls.md explains these choices.
+ *
  * Identity: a service's certificate carries exactly one URI SAN
  * `spiffe://<trust-domain>/service/<name>`.  orpc parses it strictly; a
  * certificate with none, several, or a malformed one has no identity.
@@ -46,16 +53,24 @@ typedef struct orpc_tls_opts {
     const char *cert_file;
     /** Own certificate chain as PEM text. */
     const char *cert_pem;
-    /** Own private key: file path (should be mode 0600). */
+    /** Own private key: file path (should be mode 0600), unencrypted PEM of
+     *  at most 256 KiB.  orpc wipes its copy of the text once the key is
+     *  parsed.  Encrypted keys are refused (no passphrase prompt). */
     const char *key_file;
-    /** Own private key as PEM text. */
+    /** Own private key as unencrypted PEM text.  Copies orpc keeps are wiped
+     *  before they are freed; wiping the caller's own is the caller's
+     *  business. */
     const char *key_pem;
     /** Server: require a client certificate signed by the CA bundle. */
     int require_client_cert;
     /** Channel: the DNS name or IP the server's certificate must carry; by
-     *  default the target's host.  Also sent as SNI when it is a name. */
+     *  default the target's host.  Also sent as SNI when it is a name.  A
+     *  `unix:` target has no host: a TLS channel to one needs this or
+     *  |expected_spiffe_id|, or orpc_channel_new() fails with
+     *  ORPC_ECONFIG. */
     const char *server_name;
-    /** Channel: accept the server only when its SPIFFE ID equals this. */
+    /** Channel: accept the server only when its SPIFFE ID equals this.
+     *  Enough on its own to name the server of a `unix:` target. */
     const char *expected_spiffe_id;
     /** Lowest protocol version. */
     orpc_tls_version min_version;
