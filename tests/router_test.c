@@ -51,6 +51,8 @@ static int group_setup(void **state)
     if (mkdtemp(g_dir) == NULL || pipe(fds) != 0)
         return -1;
     g_fixture = fork();
+    if (g_fixture < 0)
+        return -1;
     if (g_fixture == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
@@ -69,9 +71,10 @@ static int group_setup(void **state)
     if (port <= 0)
         return -1;
     snprintf(g_url, sizeof(g_url), "http://127.0.0.1:%d", port);
-    setenv("AUTH_SERVICE_URL", g_url, 1);
-    setenv("SCHEDULER_SERVICE_USERNAME", "scheduler-service", 1);
-    setenv("SCHEDULER_SERVICE_PASSWORD", "scheduler-secret", 1);
+    if (setenv("AUTH_SERVICE_URL", g_url, 1) != 0 ||
+        setenv("SCHEDULER_SERVICE_USERNAME", "scheduler-service", 1) != 0 ||
+        setenv("SCHEDULER_SERVICE_PASSWORD", "scheduler-secret", 1) != 0)
+        return -1;
     return 0;
 }
 
@@ -323,8 +326,8 @@ static void start_grpc_jobs(orpc_server **srv, orpc_channel **ch)
 
 static void stop_server(orpc_server *srv)
 {
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, 100), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
 }
 
@@ -376,8 +379,8 @@ static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
 }
 
 static void test_modes(void **state)

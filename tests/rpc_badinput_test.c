@@ -138,8 +138,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    orpc_server_shutdown(f->srv, 500);
-    orpc_server_wait(f->srv);
+    assert_int_equal(orpc_server_shutdown(f->srv, 500), 0);
+    assert_int_equal(orpc_server_wait(f->srv), 0);
     orpc_server_free(f->srv);
     free(f);
     return 0;
@@ -714,8 +714,8 @@ static void test_handshake_timeout(void **state)
     assert_true(server_closed(r.fd));
     raw_close(&r);
     assert_server_healthy(port);
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, 100), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
 }
 
@@ -747,8 +747,8 @@ static void test_server_keepalive(void **state)
     /* now silent: the next PING goes unanswered */
     assert_true(server_closed(r.fd));
     raw_close(&r);
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, 100), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
 }
 
