@@ -141,13 +141,21 @@ static int start_server(orpc_server **out, const orpc_server_opts *so,
     return 0;
 }
 
-static void stop_server(orpc_server *srv)
+/* Stops and frees |srv|; -1 when the shutdown or the wait failed.  (No
+ * assert: the group teardown calls it and must go on cleaning up.) */
+static int stop_server(orpc_server *srv)
 {
     if (srv == NULL)
-        return;
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
+        return 0;
+    int rc = orpc_server_shutdown(srv, 100);
+    int wrc = orpc_server_wait(srv);
     orpc_server_free(srv);
+    if (rc != 0 || wrc != 0) {
+        fprintf(stderr, "clients_test: stopping a server: %s / %s\n",
+                orpc_strerror(rc), orpc_strerror(wrc));
+        return -1;
+    }
+    return 0;
 }
 
 /* ---- the legacy fixture ---- */
@@ -197,8 +205,11 @@ static int fixture_post(const char *path, const char *body)
     if (fd < 0)
         return -1;
     struct timeval tv = {.tv_sec = 5};
-    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)) != 0) {
+        close(fd);
+        return -1;
+    }
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)g_legacy_port)};
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -225,8 +236,8 @@ static int fixture_post(const char *path, const char *body)
 static int group_teardown(void **state)
 {
     (void)state;
-    stop_server(g_plain);
-    stop_server(g_mtls);
+    int failed = stop_server(g_plain) != 0;
+    failed |= stop_server(g_mtls) != 0;
     g_plain = g_mtls = NULL;
     if (g_fixture > 0) {
         kill(g_fixture, SIGTERM);
@@ -234,10 +245,10 @@ static int group_teardown(void **state)
         g_fixture = -1;
     }
     if (g_dir[0] == '\0')
-        return 0;
+        return failed ? -1 : 0;
     char cmd[128];
     snprintf(cmd, sizeof(cmd), "rm -rf %s", g_dir);
-    return system(cmd) == 0 ? 0 : -1;
+    return system(cmd) == 0 && !failed ? 0 : -1;
 }
 
 /* cmocka skips the group teardown when the set-up fails: clean up here. */
@@ -268,9 +279,11 @@ static int group_setup(void **state)
         "AUTH_SERVICE_URL", "JOBS_SERVICE_URL", "NOTIFICATION_SERVICE_URL",
         "CREDENTIALS_SERVICE_URL", "USER_SERVICE_URL"};
     for (size_t i = 0; i < sizeof(urls) / sizeof(urls[0]); i++)
-        setenv(urls[i], g_url, 1);
-    setenv("SCHEDULER_SERVICE_USERNAME", "scheduler-service", 1);
-    setenv("SCHEDULER_SERVICE_PASSWORD", "scheduler-secret", 1);
+        if (setenv(urls[i], g_url, 1) != 0)
+            return setup_failed("setenv");
+    if (setenv("SCHEDULER_SERVICE_USERNAME", "scheduler-service", 1) != 0 ||
+        setenv("SCHEDULER_SERVICE_PASSWORD", "scheduler-secret", 1) != 0)
+        return setup_failed("setenv");
 
     orpc_server_opts plain = {.plaintext = 1, .io_threads = 1};
     path_in_dir(ca, sizeof(ca), "pki/ca.pem");
@@ -890,7 +903,7 @@ static void write_file(const char *path, const char *text)
     snprintf(tmp, sizeof(tmp), "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
     assert_non_null(f);
-    fputs(text, f);
+    assert_true(fputs(text, f) >= 0);
     assert_int_equal(fclose(f), 0);
     assert_int_equal(rename(tmp, path), 0);
 }

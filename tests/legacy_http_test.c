@@ -232,6 +232,38 @@ static json_t *fx_requests(const char *path)
     return l;
 }
 
+/* Waits (bounded: 5 s) until the fixture's counter |name| reaches |want|,
+ * and fails if it does not. */
+static void wait_stat(const char *name, long want)
+{
+    long n = fx_stat(name);
+    for (int i = 0; i < 200 && n < want; i++) {
+        sleep_ms(25);
+        n = fx_stat(name);
+    }
+    if (n < want) {
+        fail_msg("fixture stat %s: %ld after 5 s, want %ld", name, n, want);
+    }
+}
+
+/* Waits (bounded: 5 s) until the fixture has recorded |want| requests for
+ * |path| (it records a request before any delay a rule adds). */
+static void wait_recorded(const char *path, size_t want)
+{
+    size_t n = 0;
+    for (int i = 0; i < 200; i++) {
+        json_t *l = fx_requests(path);
+        n = json_array_size(l);
+        json_decref(l);
+        if (n >= want) {
+            return;
+        }
+        sleep_ms(25);
+    }
+    fail_msg("fixture recorded %zu requests for %s after 5 s, want %zu", n,
+             path, want);
+}
+
 static int reset(void **state)
 {
     (void)state;
@@ -805,7 +837,7 @@ static void test_deadline_while_waiting_for_a_connection(void **state)
     bg_call slow = {h, "/health", 0, ORPC_STATUS_OK, 0, NULL};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, bg_get, &slow), 0);
-    sleep_ms(200);
+    wait_recorded("/health", 1); /* the slow call has the connection */
     /* ... so this one waits in the pool, and its deadline still holds. */
     orpc__http_reply r;
     orpc_status st = get(h, "/jobs/1/status", 300, &r);
@@ -928,7 +960,10 @@ static void test_connect_timeout_is_unavailable(void **state)
         assert_true(fill[i] >= 0);
         (void)connect(fill[i], (struct sockaddr *)&a, sizeof(a));
     }
-    sleep_ms(50);
+    /* the first one is established (the queue holds it): wait for that
+     * (bounded: 5 s) instead of a guessed time */
+    struct pollfd pf = {.fd = fill[0], .events = POLLOUT};
+    assert_int_equal(poll(&pf, 1, 5000), 1);
     char url[64];
     snprintf(url, sizeof(url), "http://127.0.0.1:%d", ntohs(a.sin_port));
     orpc__http_opts o;
@@ -1273,8 +1308,19 @@ static void test_token_refresh_before_expiry(void **state)
     expect_ok(orpc__tokens_get(t, 0, NULL, 5000, &b));
     assert_string_equal(a, b);
     assert_int_equal(fx_stat("login_requests"), 4);
-    sleep_ms(1100);
-    expect_ok(orpc__tokens_get(t, 0, NULL, 5000, &c));
+    /* the cached token serves until it expires (1 s), then a call logs in
+     * again: poll (bounded: 200 calls, 5 s) until one did */
+    for (int i = 0; i < 200; i++) {
+        expect_ok(orpc__tokens_get(t, 0, NULL, 5000, &c));
+        if (fx_stat("login_requests") > 4) {
+            break;
+        }
+        assert_string_equal(a, c); /* still the cached one */
+        free(c);
+        c = NULL;
+        sleep_ms(25);
+    }
+    assert_non_null(c);
     assert_string_not_equal(a, c);
     assert_int_equal(fx_stat("login_requests"), 5);
     free(a);
@@ -1427,7 +1473,7 @@ static void test_token_wait_deadline(void **state)
     leader.t = t;
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, bg_tokens, &leader), 0);
-    sleep_ms(150);
+    wait_stat("login_requests", 1); /* the leader's login is in flight */
     char *tok = NULL;
     expect_status(orpc__tokens_get(t, 0, NULL, 200, &tok),
                   ORPC_DEADLINE_EXCEEDED, "scheduler-service");
@@ -1446,7 +1492,7 @@ static void test_token_wait_deadline(void **state)
     leader.t = t;
     leader.timeout_ms = 200;
     assert_int_equal(pthread_create(&th, NULL, bg_tokens, &leader), 0);
-    sleep_ms(50);
+    wait_stat("login_requests", 2); /* the leader's login is in flight */
     expect_ok(orpc__tokens_get(t, 0, NULL, 5000, &tok));
     pthread_join(th, NULL);
     expect_status(leader.st, ORPC_DEADLINE_EXCEEDED, NULL);

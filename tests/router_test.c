@@ -51,6 +51,8 @@ static int group_setup(void **state)
     if (mkdtemp(g_dir) == NULL || pipe(fds) != 0)
         return -1;
     g_fixture = fork();
+    if (g_fixture < 0)
+        return -1;
     if (g_fixture == 0) {
         dup2(fds[1], 1);
         close(fds[0]);
@@ -69,9 +71,10 @@ static int group_setup(void **state)
     if (port <= 0)
         return -1;
     snprintf(g_url, sizeof(g_url), "http://127.0.0.1:%d", port);
-    setenv("AUTH_SERVICE_URL", g_url, 1);
-    setenv("SCHEDULER_SERVICE_USERNAME", "scheduler-service", 1);
-    setenv("SCHEDULER_SERVICE_PASSWORD", "scheduler-secret", 1);
+    if (setenv("AUTH_SERVICE_URL", g_url, 1) != 0 ||
+        setenv("SCHEDULER_SERVICE_USERNAME", "scheduler-service", 1) != 0 ||
+        setenv("SCHEDULER_SERVICE_PASSWORD", "scheduler-secret", 1) != 0)
+        return -1;
     return 0;
 }
 
@@ -323,8 +326,8 @@ static void start_grpc_jobs(orpc_server **srv, orpc_channel **ch)
 
 static void stop_server(orpc_server *srv)
 {
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, 100), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
 }
 
@@ -376,8 +379,8 @@ static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
 }
 
 static void test_modes(void **state)
@@ -984,6 +987,94 @@ static void test_reload_to_legacy_credentials(void **state)
     orpc_routes_free(routes);
 }
 
+/* A table built in code: orpc_routes_new() routes everything to legacy,
+ * orpc_routes_set() changes it (the most specific key wins, a later setting
+ * of a key replaces it) and calls follow; such a table cannot be reloaded;
+ * orpc_routes_write_stats() writes the counters at once when a stats file
+ * is configured, and refuses when none is. */
+static void test_routes_new_set_and_write_stats(void **state)
+{
+    (void)state;
+    const orpc_method_desc *get_job =
+        opsconductor__jobs__v1__jobs_service__method__get_job;
+    const orpc_method_desc *get_status =
+        opsconductor__jobs__v1__jobs_service__method__get_job_status;
+    const orpc_method_desc *login =
+        opsconductor__auth__v1__auth_service__method__login;
+    orpc_routes *routes = NULL;
+    assert_int_equal(orpc_routes_new(NULL), ORPC_EINVAL);
+    assert_int_equal(orpc_routes_new(&routes), 0);
+    assert_non_null(routes);
+    assert_int_equal(orpc_routes_mode(routes, get_job), ORPC_ROUTE_LEGACY);
+    assert_int_equal(orpc_routes_mode(routes, login), ORPC_ROUTE_LEGACY);
+    assert_int_equal(orpc_routes_set(routes, "opsconductor.jobs.v1.JobsService",
+                                     ORPC_ROUTE_GRPC),
+                     0);
+    assert_int_equal(orpc_routes_set(routes,
+                                     "opsconductor.jobs.v1.JobsService/GetJob",
+                                     ORPC_ROUTE_FALLBACK),
+                     0);
+    assert_int_equal(orpc_routes_set(routes, "*", ORPC_ROUTE_SHADOW), 0);
+    assert_int_equal(orpc_routes_mode(routes, get_job), ORPC_ROUTE_FALLBACK);
+    assert_int_equal(orpc_routes_mode(routes, get_status), ORPC_ROUTE_GRPC);
+    assert_int_equal(orpc_routes_mode(routes, login), ORPC_ROUTE_SHADOW);
+    /* a later setting of the same key wins */
+    assert_int_equal(orpc_routes_set(routes,
+                                     "opsconductor.jobs.v1.JobsService/GetJob",
+                                     ORPC_ROUTE_GRPC),
+                     0);
+    assert_int_equal(orpc_routes_mode(routes, get_job), ORPC_ROUTE_GRPC);
+    /* keys that are not proto names are refused, and change nothing */
+    assert_int_equal(orpc_routes_set(routes, "not a key", ORPC_ROUTE_LEGACY),
+                     ORPC_EINVAL);
+    assert_int_equal(orpc_routes_set(NULL, "*", ORPC_ROUTE_LEGACY),
+                     ORPC_EINVAL);
+    assert_int_equal(orpc_routes_mode(routes, get_job), ORPC_ROUTE_GRPC);
+    char err[256];
+    assert_int_equal(orpc_routes_reload(routes, err, sizeof(err)), ORPC_EINVAL);
+    assert_int_equal(orpc_routes_write_stats(routes), ORPC_EINVAL);
+    /* the table routes calls: GetJob reaches the gRPC side */
+    orpc_server *srv;
+    orpc_channel *ch;
+    start_grpc_jobs(&srv, &ch);
+    orpc_client *c = legacy_client(
+        &opsconductor__jobs__v1__jobs_service__orpc_desc, routes, ch);
+    orpc_code code;
+    assert_string_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(code, ORPC_OK);
+    assert_int_equal(g_served, ORPC_SERVED_GRPC);
+    orpc_client_free(c);
+    orpc_routes_free(routes);
+
+    /* a loaded table with a stats file: written on demand, no watcher */
+    char file[128], stats[160], text[512];
+    snprintf(file, sizeof(file), "%s/now.conf", g_dir);
+    snprintf(text, sizeof(text),
+             "opsconductor.jobs.v1.JobsService = grpc\n"
+             "stats_file = %s/now-{pid}.json\n",
+             g_dir);
+    write_file(file, text);
+    snprintf(stats, sizeof(stats), "%s/now-%d.json", g_dir, (int)getpid());
+    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
+                      ch);
+    assert_string_equal(job_name(c, &code), "from-grpc");
+    assert_int_equal(code, ORPC_OK);
+    assert_null(json_load_file(stats, 0, NULL)); /* nothing written yet */
+    assert_int_equal(orpc_routes_write_stats(routes), 0);
+    json_t *root = json_load_file(stats, 0, NULL);
+    assert_non_null(root);
+    assert_int_equal(
+        stat_of(root, "opsconductor.jobs.v1.JobsService/GetJob", "grpc"), 1);
+    assert_int_equal(
+        stat_of(root, "opsconductor.jobs.v1.JobsService/GetJob", "legacy"), 0);
+    json_decref(root);
+    orpc_client_free(c);
+    orpc_routes_free(routes);
+    orpc_channel_free(ch);
+    stop_server(srv);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -996,6 +1087,7 @@ int main(void)
         cmocka_unit_test(test_legacy_pool_from_env),
         cmocka_unit_test(test_legacy_async),
         cmocka_unit_test(test_reload_to_legacy_credentials),
+        cmocka_unit_test(test_routes_new_set_and_write_stats),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

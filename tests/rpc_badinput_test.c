@@ -7,7 +7,9 @@
  * would: skip the preface, declare oversized messages, cut a message short,
  * open more streams than allowed, never read, or vanish mid-call.  Every
  * read has a timeout, so a server that fails to answer fails the test
- * instead of hanging it.
+ * instead of hanging it, and a timeout is told apart from the server
+ * closing the connection: "refused" means the server answered or closed,
+ * never that nothing happened before the timeout.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -117,6 +119,7 @@ typedef struct fx {
 static int setup(void **state)
 {
     fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
     orpc_server_opts o = {
         .plaintext = 1, .io_threads = 1, .max_concurrent_streams = 2};
     assert_int_equal(orpc_server_new(&f->srv, &o, NULL), 0);
@@ -135,8 +138,8 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     fx *f = *state;
-    orpc_server_shutdown(f->srv, 500);
-    orpc_server_wait(f->srv);
+    assert_int_equal(orpc_server_shutdown(f->srv, 500), 0);
+    assert_int_equal(orpc_server_wait(f->srv), 0);
     orpc_server_free(f->srv);
     free(f);
     return 0;
@@ -162,11 +165,13 @@ static int raw_connect(raw *r, int port, int preface)
     a.sin_family = AF_INET;
     a.sin_port = htons((uint16_t)port);
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    if (connect(r->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
+    if (r->fd < 0 || connect(r->fd, (struct sockaddr *)&a, sizeof(a)) != 0)
         return -1;
-    setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-    nghttp2_hd_deflate_new(&r->def, 4096);
-    nghttp2_hd_inflate_new(&r->inf);
+    if (setsockopt(r->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) != 0)
+        return -1;
+    if (nghttp2_hd_deflate_new(&r->def, 4096) != 0 ||
+        nghttp2_hd_inflate_new(&r->inf) != 0)
+        return -1;
     if (preface) {
         const char *p = NGHTTP2_CLIENT_MAGIC;
         if (write(r->fd, p, strlen(p)) < 0)
@@ -245,7 +250,12 @@ static void put_headers(raw *r, uint32_t stream, const char *path,
     free(blk);
 }
 
-/* Reads one frame; returns its type, or -1 on EOF/timeout. */
+#define FRAME_CLOSED (-1)  /* the peer closed or reset the connection */
+#define FRAME_TIMEOUT (-2) /* nothing complete arrived within the 3 s */
+
+/* Reads one frame; returns its type, FRAME_CLOSED on EOF or a reset, or
+ * FRAME_TIMEOUT when the read timed out (or the buffer filled up without a
+ * whole frame). */
 static int get_frame(raw *r, uint32_t *stream, uint8_t *flags,
                      uint8_t **payload, size_t *len)
 {
@@ -268,10 +278,14 @@ static int get_frame(raw *r, uint32_t *stream, uint8_t *flags,
             }
         }
         if (r->have == sizeof(r->buf))
-            return -1;
+            return FRAME_TIMEOUT;
         ssize_t n = read(r->fd, r->buf + r->have, sizeof(r->buf) - r->have);
-        if (n <= 0)
-            return -1;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0 || (n < 0 && (errno == ECONNRESET || errno == EPIPE)))
+            return FRAME_CLOSED;
+        if (n < 0)
+            return FRAME_TIMEOUT; /* EAGAIN: SO_RCVTIMEO ran out */
         r->have += (size_t)n;
     }
 }
@@ -281,7 +295,8 @@ typedef struct outcome {
     int http_status;
     int rst_code; /* -1 when none */
     int goaway;
-    int closed;
+    int closed;    /* the server closed the connection (EOF or reset) */
+    int timed_out; /* nothing ended the stream within the read timeout */
     char message[256];
 } outcome;
 
@@ -317,12 +332,16 @@ static void decode_headers(raw *r, const uint8_t *p, size_t len, outcome *o)
  * connection does. */
 static outcome await_stream(raw *r, uint32_t id)
 {
-    outcome o = {-1, 0, -1, 0, 0, ""};
+    outcome o = {-1, 0, -1, 0, 0, 0, ""};
     for (int i = 0; i < 10000; i++) {
         uint32_t s;
         uint8_t fl, *p;
         size_t len;
         int t = get_frame(r, &s, &fl, &p, &len);
+        if (t == FRAME_TIMEOUT) {
+            o.timed_out = 1;
+            return o;
+        }
         if (t < 0) {
             o.closed = 1;
             return o;
@@ -372,6 +391,7 @@ static void assert_server_healthy(int port)
     put_headers(&r, 1, UNARY, "application/grpc", NULL, NULL, 0);
     put_message(&r, 1, 0, NULL, 0, 1);
     outcome o = await_stream(&r, 1);
+    assert_false(o.timed_out);
     assert_int_equal(o.grpc_status, 0);
     raw_close(&r);
 }
@@ -387,7 +407,8 @@ static void test_no_preface_garbage(void **state)
     assert_int_equal(write(r.fd, junk, sizeof(junk) - 1),
                      (ssize_t)sizeof(junk) - 1);
     outcome o = await_stream(&r, 1);
-    assert_true(o.closed || o.goaway); /* connection refused, not hung */
+    assert_false(o.timed_out);         /* not hung ... */
+    assert_true(o.closed || o.goaway); /* ... but refused */
     raw_close(&r);
     assert_server_healthy(f->port);
 }
@@ -402,6 +423,7 @@ static void test_random_bytes_after_preface(void **state)
         junk[i] = (uint8_t)(i * 131 + 7);
     assert_int_equal(write(r.fd, junk, sizeof(junk)), (ssize_t)sizeof(junk));
     outcome o = await_stream(&r, 1);
+    assert_false(o.timed_out);
     assert_true(o.closed || o.goaway);
     raw_close(&r);
     assert_server_healthy(f->port);
@@ -485,10 +507,13 @@ static void test_header_list_over_limit(void **state)
     put_headers(&r, 1, UNARY, "application/grpc", "x-big", big, 0);
     put_message(&r, 1, 0, NULL, 0, 1);
     outcome o = await_stream(&r, 1);
-    /* refused one way or another, never accepted */
-    assert_true(o.grpc_status == ORPC_RESOURCE_EXHAUSTED || o.rst_code >= 0 ||
-                o.goaway || o.closed);
-    assert_int_not_equal(o.grpc_status, 0);
+    /* refused with a status, as gRPC does (RESOURCE_EXHAUSTED), not by
+     * resetting the stream or dropping the connection, and never accepted */
+    assert_false(o.timed_out);
+    assert_false(o.closed);
+    assert_int_equal(o.rst_code, -1);
+    assert_int_equal(o.grpc_status, ORPC_RESOURCE_EXHAUSTED);
+    assert_non_null(strstr(o.message, "header list"));
     raw_close(&r);
     free(big);
     assert_server_healthy(f->port);
@@ -541,17 +566,35 @@ static void test_client_never_reads(void **state)
     grpc__testing__streaming_output_call_request__pack(&req, buf);
     assert_int_equal(raw_connect(&r, f->port, 1), 0);
     int rcvbuf = 4096;
-    setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
+    assert_int_equal(
+        setsockopt(r.fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)), 0);
     put_headers(&r, 1, "/grpc.testing.TestService/StreamingOutputCall",
                 "application/grpc", NULL, NULL, 0);
     put_message(&r, 1, (uint32_t)n, buf, n, 1);
-    usleep(1000 * 1000);
-    uv_mutex_lock(&g_lock);
-    int sent = g_sent;
-    uv_mutex_unlock(&g_lock);
+    /* The handler starts sending (bounded: 10 s) ... */
+    int sent = 0;
+    for (int i = 0; i < 1000 && sent == 0; i++) {
+        usleep(10000);
+        uv_mutex_lock(&g_lock);
+        sent = g_sent;
+        uv_mutex_unlock(&g_lock);
+    }
+    assert_true(sent > 0);
+    /* ... and stops: wait until the count holds still for 300 ms (bounded:
+     * 20 s), which a handler ignoring flow control reaches only at 2000. */
+    int last = -1;
+    for (int i = 0; i < 66 && sent != last; i++) {
+        last = sent;
+        usleep(300000);
+        uv_mutex_lock(&g_lock);
+        sent = g_sent;
+        uv_mutex_unlock(&g_lock);
+    }
+    assert_int_equal(sent, last); /* it did stop */
     /* Flow control holds the handler back: the 64 KiB stream window, the
      * 64 KiB send queue, and the 1 MiB the connection buffers for writing
      * ... a few dozen messages at most, not 2000. */
+    assert_true(sent > 0);
     assert_true(sent < 100);
     raw_close(&r);
     for (int i = 0; i < 300; i++) {
@@ -588,6 +631,7 @@ static void test_server_drops_connection(void **state)
 {
     (void)state;
     int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(lfd >= 0);
     struct sockaddr_in a;
     socklen_t al = sizeof(a);
     memset(&a, 0, sizeof(a));
@@ -595,9 +639,9 @@ static void test_server_drops_connection(void **state)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
     assert_int_equal(listen(lfd, 4), 0);
-    getsockname(lfd, (struct sockaddr *)&a, &al);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
     uv_thread_t t;
-    uv_thread_create(&t, rude_server, &lfd);
+    assert_int_equal(uv_thread_create(&t, rude_server, &lfd), 0);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", ntohs(a.sin_port));
     orpc_channel *ch;
@@ -670,8 +714,8 @@ static void test_handshake_timeout(void **state)
     assert_true(server_closed(r.fd));
     raw_close(&r);
     assert_server_healthy(port);
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, 100), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
 }
 
@@ -703,8 +747,8 @@ static void test_server_keepalive(void **state)
     /* now silent: the next PING goes unanswered */
     assert_true(server_closed(r.fd));
     raw_close(&r);
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, 100), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
 }
 

@@ -32,6 +32,8 @@ static int g_handled;
 static int g_sleep_ms = 0;      /* unary handler's work time */
 static int g_wait_callback = 0; /* handler waits for the cancel callback
                                    instead of polling the flag */
+static int g_running;           /* unary handlers at work now */
+static int g_max_running;       /* the most that were at work at once */
 
 static void bump(int *v)
 {
@@ -69,12 +71,20 @@ static orpc_status unary_call(orpc_ctx *ctx,
 {
     (void)req;
     (void)resp;
-    (void)ud;
     uv_mutex_lock(&g_lock);
     g_current = ctx;
     g_current_cancelled = 0;
+    if (ud != NULL)
+        (*(int *)ud)++; /* calls this server took */
+    if (++g_running > g_max_running)
+        g_max_running = g_running;
     uv_mutex_unlock(&g_lock);
-    orpc_ctx_on_cancel(ctx, on_cancel, NULL);
+    orpc_status st = ORPC_STATUS_OK;
+    /* (cmocka's asserts belong to the test thread: count instead) */
+    if (orpc_ctx_on_cancel(ctx, on_cancel, NULL) != 0) {
+        st = orpc_status_new(ORPC_INTERNAL, "orpc_ctx_on_cancel failed");
+        goto out;
+    }
     int ms = get(&g_sleep_ms);
     int by_callback = get(&g_wait_callback);
     /* Work in small steps, giving up when the call is cancelled: told by
@@ -82,22 +92,29 @@ static orpc_status unary_call(orpc_ctx *ctx,
     for (int waited = 0; waited < ms; waited += 5) {
         if (by_callback ? get(&g_current_cancelled) > 0
                         : orpc_ctx_is_cancelled(ctx)) {
-            /* (cmocka's asserts belong to the test thread: count instead) */
             if (orpc_ctx_is_cancelled(ctx))
                 bump(&g_saw_cancel_flag);
-            return orpc_status_new(ORPC_CANCELLED, "gave up");
+            st = orpc_status_new(ORPC_CANCELLED, "gave up");
+            goto out;
         }
         usleep(5000);
     }
     bump(&g_handled);
-    return ORPC_STATUS_OK;
+out:
+    uv_mutex_lock(&g_lock);
+    g_running--;
+    uv_mutex_unlock(&g_lock);
+    return st;
 }
 
 static const Grpc__Testing__TestService_Handlers handlers = {
     .unary_call = unary_call,
 };
 
-static orpc_server *start(const char *addr, int *port, uint32_t max_streams)
+/* A server; the handler counts the calls it takes in |*served| (g_lock)
+ * when that is not NULL. */
+static orpc_server *start_counted(const char *addr, int *port,
+                                  uint32_t max_streams, int *served)
 {
     orpc_server *srv;
     /* reuse_port: test_goaway_moves_new_calls starts two on one port */
@@ -107,16 +124,23 @@ static orpc_server *start(const char *addr, int *port, uint32_t max_streams)
                           .reuse_port = 1};
     assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
     assert_int_equal(
-        grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
+        grpc__testing__test_service__server__register(srv, &handlers, served),
+        0);
     assert_int_equal(orpc_server_listen(srv, addr, port), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     return srv;
+}
+
+static orpc_server *start(const char *addr, int *port, uint32_t max_streams)
+{
+    return start_counted(addr, port, max_streams, NULL);
 }
 
 static void reset(int sleep_ms)
 {
     uv_mutex_lock(&g_lock);
     g_saw_cancel_flag = g_cancel_callbacks = g_handled = 0;
+    g_max_running = g_running;
     g_wait_callback = 0;
     g_sleep_ms = sleep_ms;
     uv_mutex_unlock(&g_lock);
@@ -171,9 +195,20 @@ static orpc_code unary(client *c, int64_t timeout_ms)
 
 static void stop(orpc_server *srv, int64_t grace)
 {
-    orpc_server_shutdown(srv, grace);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, grace), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
+}
+
+/* Polls |ch|'s state (bounded: 5 s) until it is |want|. */
+static orpc_channel_state wait_state(orpc_channel *ch, orpc_channel_state want)
+{
+    orpc_channel_state st = orpc_channel_get_state(ch, 0);
+    for (int i = 0; i < 500 && st != want; i++) {
+        usleep(10000);
+        st = orpc_channel_get_state(ch, 0);
+    }
+    return st;
 }
 
 /* ---- tests ---- */
@@ -250,8 +285,12 @@ static void test_streams_beyond_limit_wait(void **state)
                          0);
     for (int i = 0; i < 600 && async_count(&a, 0) < 12; i++)
         usleep(5000);
-    /* All twelve succeed though only two may run at once. */
+    /* All twelve succeed ... */
     assert_int_equal(async_count(&a, 1), 12);
+    /* ... though only two ran at once (the server's stream limit), and two
+     * did: the limit, not a lack of parallelism, held the others back. */
+    assert_int_equal(get(&g_max_running), 2);
+    assert_int_equal(get(&g_handled), 12);
     client_close(&c);
     uv_mutex_destroy(&a.lock);
     stop(srv, 100);
@@ -271,9 +310,10 @@ static void test_shutdown_lets_calls_finish(void **state)
     assert_int_equal(grpc__testing__test_service__client__unary_call__async(
                          c.cl, &req, NULL, async_done, &a),
                      0);
-    usleep(100000); /* the call is running */
-    orpc_server_shutdown(srv, 5000);
-    orpc_server_wait(srv);
+    wait_for(&g_running, 1); /* the call is running */
+    assert_int_equal(get(&g_running), 1);
+    assert_int_equal(orpc_server_shutdown(srv, 5000), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     /* the client may still be reading the reply the server has sent */
     for (int i = 0; i < 1000 && async_count(&a, 0) < 1; i++)
         usleep(5000);
@@ -297,9 +337,10 @@ static void test_shutdown_grace_cancels(void **state)
     assert_int_equal(grpc__testing__test_service__client__unary_call__async(
                          c.cl, &req, NULL, async_done, &a),
                      0);
-    usleep(100000);
-    orpc_server_shutdown(srv, 100);
-    orpc_server_wait(srv);
+    wait_for(&g_running, 1); /* the call is running */
+    assert_int_equal(get(&g_running), 1);
+    assert_int_equal(orpc_server_shutdown(srv, 100), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     /* the grace period ended it: the 3 s handler would have answered OK */
     for (int i = 0; i < 400 && async_count(&a, 0) < 1; i++)
         usleep(5000);
@@ -316,10 +357,11 @@ static void test_goaway_moves_new_calls(void **state)
 {
     (void)state;
     int port, port2;
-    reset(300);
+    int served_a = 0, served_b = 0; /* g_lock */
+    reset(0);
     /* Two servers share one port (SO_REUSEPORT): when the first goes away
      * the channel's next call must reach the second on a new connection. */
-    orpc_server *a_srv = start("127.0.0.1:0", &port, 0);
+    orpc_server *a_srv = start_counted("127.0.0.1:0", &port, 0, &served_a);
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     orpc_server *b_srv = NULL;
@@ -327,21 +369,34 @@ static void test_goaway_moves_new_calls(void **state)
     client_open(&c, port);
     /* pin the channel's connection to server A before B exists */
     assert_int_equal(unary(&c, 5000), ORPC_OK);
-    b_srv = start(addr, &port2, 0);
+    b_srv = start_counted(addr, &port2, 0, &served_b);
     assert_int_equal(port2, port);
+    /* the call in flight works 3 s: A's connection stays open meanwhile,
+     * so it is the GOAWAY, not a closed connection, that moves calls */
+    uv_mutex_lock(&g_lock);
+    g_sleep_ms = 3000;
+    uv_mutex_unlock(&g_lock);
     async_state a = {.done = 0};
     uv_mutex_init(&a.lock);
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     assert_int_equal(grpc__testing__test_service__client__unary_call__async(
                          c.cl, &req, NULL, async_done, &a),
                      0);
-    usleep(50000);
-    orpc_server_shutdown(a_srv, 5000); /* GOAWAY; the call in flight goes on */
-    usleep(50000);
+    wait_for(&g_running, 1); /* the call is running on A */
+    assert_int_equal(get(&g_running), 1);
+    /* GOAWAY; the call in flight goes on */
+    assert_int_equal(orpc_server_shutdown(a_srv, 5000), 0);
+    /* the channel saw the GOAWAY: its connection stops taking calls */
+    assert_int_equal(wait_state(c.ch, ORPC_CHANNEL_IDLE), ORPC_CHANNEL_IDLE);
     reset(0);
     for (int i = 0; i < 10; i++)
         assert_int_equal(unary(&c, 5000), ORPC_OK); /* none fails */
-    orpc_server_wait(a_srv);
+    /* A took the first call and the one in flight, B the ten after, while
+     * the one in flight was still at work on A */
+    assert_int_equal(get(&served_a), 2);
+    assert_int_equal(get(&served_b), 10);
+    assert_int_equal(get(&g_running), 1);
+    assert_int_equal(orpc_server_wait(a_srv), 0);
     for (int i = 0; i < 400 && async_count(&a, 0) < 1; i++)
         usleep(5000);
     if (async_count(&a, 1) != 1)
@@ -364,6 +419,7 @@ typedef struct slammer {
     int hold;    /* instead: answer with SETTINGS, then go silent */
     int held[8]; /* the silent connections, closed at the stop */
     int n_held;
+    int write_failed; /* the SETTINGS write fell short (asserted at stop) */
 } slammer;
 
 static void slammer_main(void *arg)
@@ -378,8 +434,11 @@ static void slammer_main(void *arg)
                  * that then vanishes without closing (a half-open peer) */
                 static const unsigned char settings[18] = {
                     0, 0, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 4, 1, 0, 0, 0, 0};
-                assert_int_equal(write(c, settings, sizeof(settings)),
-                                 (ssize_t)sizeof(settings));
+                /* (no cmocka assert on this thread: record, and
+                 * slammer_stop() asserts on the test's thread) */
+                if (write(c, settings, sizeof(settings)) !=
+                    (ssize_t)sizeof(settings))
+                    sl->write_failed = 1;
                 sl->held[sl->n_held++] = c;
                 bump(&sl->accepted);
             } else if (c >= 0) {
@@ -415,6 +474,7 @@ static void slammer_stop(slammer *sl)
     close(sl->fd);
     for (int i = 0; i < sl->n_held; i++)
         close(sl->held[i]);
+    assert_false(sl->write_failed);
 }
 
 static void backoff_client(client *c, int port, int64_t initial_backoff_ms)
@@ -515,17 +575,6 @@ static void test_keepalive(void **state)
     assert_int_equal(unary(&c, 10000), ORPC_OK);
     client_close(&c);
     stop(srv, 100);
-}
-
-/* Polls |ch|'s state (bounded: 5 s) until it is |want|. */
-static orpc_channel_state wait_state(orpc_channel *ch, orpc_channel_state want)
-{
-    orpc_channel_state st = orpc_channel_get_state(ch, 0);
-    for (int i = 0; i < 500 && st != want; i++) {
-        usleep(10000);
-        st = orpc_channel_get_state(ch, 0);
-    }
-    return st;
 }
 
 /* Connectivity: IDLE until asked, READY once a server accepted (without a

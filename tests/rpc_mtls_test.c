@@ -172,8 +172,8 @@ static void write_file(const char *path, const char *text)
 {
     FILE *f = fopen(path, "w");
     assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
 }
 
 static orpc_server *start(const char *policy_file, int *port)
@@ -201,8 +201,8 @@ static orpc_server *start(const char *policy_file, int *port)
 
 static void stop(orpc_server *srv)
 {
-    orpc_server_shutdown(srv, 500);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, 500), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
 }
 
@@ -389,7 +389,10 @@ static void test_expected_spiffe_id(void **state)
     orpc_channel_opts co = {.tls = &t};
     peer p;
     assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL), 0);
-    orpc_client_new(&p.cl, &grpc__testing__test_service__orpc_desc, p.ch, NULL);
+    assert_int_equal(orpc_client_new(&p.cl,
+                                     &grpc__testing__test_service__orpc_desc,
+                                     p.ch, NULL),
+                     0);
     orpc_status st = unary(&p, NULL, 0);
     assert_int_equal(st.code, ORPC_UNAVAILABLE);
     assert_non_null(strstr(st.message, "expected SPIFFE ID"));
@@ -398,7 +401,10 @@ static void test_expected_spiffe_id(void **state)
     /* and the right one passes */
     t.expected_spiffe_id = "spiffe://test.orpc/service/server";
     assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL), 0);
-    orpc_client_new(&p.cl, &grpc__testing__test_service__orpc_desc, p.ch, NULL);
+    assert_int_equal(orpc_client_new(&p.cl,
+                                     &grpc__testing__test_service__orpc_desc,
+                                     p.ch, NULL),
+                     0);
     st = unary(&p, NULL, 0);
     assert_int_equal(st.code, ORPC_OK);
     orpc_status_clear(&st);
@@ -441,7 +447,10 @@ static void test_plaintext_client(void **state)
     orpc_channel_opts co = {.plaintext = 1};
     peer p;
     assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL), 0);
-    orpc_client_new(&p.cl, &grpc__testing__test_service__orpc_desc, p.ch, NULL);
+    assert_int_equal(orpc_client_new(&p.cl,
+                                     &grpc__testing__test_service__orpc_desc,
+                                     p.ch, NULL),
+                     0);
     orpc_status st = unary(&p, NULL, 0);
     assert_int_equal(st.code, ORPC_UNAVAILABLE);
     orpc_status_clear(&st);
@@ -882,6 +891,7 @@ static void test_policy_reload(void **state)
     /* a slow call by A is in flight across the reload */
     uv_mutex_lock(&g_lock);
     g_sleep_ms = 300;
+    int before = g_handled;
     uv_mutex_unlock(&g_lock);
     async_state s = {.done = 0};
     uv_mutex_init(&s.lock);
@@ -889,7 +899,10 @@ static void test_policy_reload(void **state)
     assert_int_equal(grpc__testing__test_service__client__unary_call__async(
                          a.cl, &req, NULL, async_done, &s),
                      0);
-    usleep(100000);
+    /* the reload comes once A's handler is at work (bounded: 5 s) */
+    for (int i = 0; i < 1000 && handled() == before; i++)
+        usleep(5000);
+    assert_int_equal(handled(), before + 1);
     write_file(pf, POLICY_B);
     assert_int_equal(orpc_server_reload(srv), 0);
     uv_mutex_lock(&g_lock);

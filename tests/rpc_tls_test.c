@@ -107,8 +107,8 @@ static orpc_server *start_server(int mtls, int *port)
 
 static void stop_server(orpc_server *srv)
 {
-    orpc_server_shutdown(srv, 500);
-    orpc_server_wait(srv);
+    assert_int_equal(orpc_server_shutdown(srv, 500), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
 }
 
@@ -127,7 +127,13 @@ static orpc_status call_once(int port, const orpc_tls_opts *tls, int plaintext,
     if (rc != 0)
         return orpc_status_errorf(ORPC_INTERNAL, "channel: %s",
                                   orpc_strerror(rc));
-    orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL);
+    rc =
+        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL);
+    if (rc != 0) {
+        orpc_channel_free(ch);
+        return orpc_status_errorf(ORPC_INTERNAL, "client: %s",
+                                  orpc_strerror(rc));
+    }
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__SimpleResponse *resp = NULL;
     orpc_call_opts o = {.timeout_ms = 5000};
@@ -266,7 +272,9 @@ static void test_unix_socket(void **state)
     orpc_client *cl;
     orpc_channel_opts co = {.plaintext = 1};
     assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
-    orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL);
+    assert_int_equal(
+        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL),
+        0);
     for (int i = 0; i < 20; i++) {
         Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
         Grpc__Testing__SimpleResponse *resp = NULL;
@@ -398,7 +406,9 @@ static void test_ipv6(void **state)
     orpc_client *cl;
     orpc_channel_opts co = {.plaintext = 1};
     assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
-    orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL);
+    assert_int_equal(
+        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL),
+        0);
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__SimpleResponse *resp = NULL;
     orpc_status st =
