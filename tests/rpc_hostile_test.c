@@ -655,6 +655,39 @@ static void test_refused_stream_retried_once(void **state)
     assert_int_equal(r.streams, 2);
 }
 
+/* A -bin header that is not base64 fails the call before any policy or
+ * handler sees it: dropping it silently would let a caller dodge a deny
+ * rule on that header. */
+static void test_malformed_bin_metadata(void **state)
+{
+    (void)state;
+    reset();
+    int port;
+    orpc_server_opts o = {0};
+    orpc_server *srv = serve(o, &port);
+    h2p p;
+    assert_int_equal(h2p_dial(&p, port), 0);
+    nghttp2_nv nv[] = {
+        RNV(":method", "POST"),
+        RNV(":scheme", "http"),
+        RNV(":path", "/grpc.testing.TestService/UnaryCall"),
+        RNV(":authority", "localhost"),
+        RNV("te", "trailers"),
+        RNV("content-type", "application/grpc"),
+        RNV("x-token-bin", "!!not base64!!"),
+    };
+    assert_int_equal(h2p_headers(&p, 1, nv, 7, 0), 0);
+    uint8_t empty[5];
+    h2p_prefix(empty, 0);
+    assert_int_equal(h2p_data(&p, 1, empty, 5, 1), 0);
+    assert_int_equal(stream_outcome(&p, 1), ORPC_INTERNAL);
+    uv_mutex_lock(&g_lock);
+    assert_int_equal(g_entered, 0); /* the handler never ran */
+    uv_mutex_unlock(&g_lock);
+    h2p_close(&p);
+    stop(srv);
+}
+
 /* ====================================================================== */
 /* scheduling and overload                                                 */
 /* ====================================================================== */
@@ -964,6 +997,7 @@ int main(void)
         cmocka_unit_test(test_unary_endless_replies),
         cmocka_unit_test(test_response_header_flood),
         cmocka_unit_test(test_refused_stream_retried_once),
+        cmocka_unit_test(test_malformed_bin_metadata),
         cmocka_unit_test(test_idle_streams_do_not_starve),
         cmocka_unit_test(test_blocking_stream_cap),
         cmocka_unit_test(test_max_connections),

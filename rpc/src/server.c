@@ -1517,11 +1517,15 @@ int orpc_server_listen(orpc_server *srv, const char *address, int *bound_port)
 /* server object                                                           */
 /* ====================================================================== */
 
-static char *dup_opt(orpc_server *srv, int slot, const char *s)
+/* Copies a TLS option; *failed is set when memory ran out (a NULL copy
+ * would silently fall back to another source of the material). */
+static char *dup_opt(orpc_server *srv, int slot, const char *s, int *failed)
 {
     if (s == NULL)
         return NULL;
     srv->tls_strings[slot] = strdup(s);
+    if (srv->tls_strings[slot] == NULL)
+        *failed = 1;
     return srv->tls_strings[slot];
 }
 
@@ -1539,14 +1543,19 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     if (mem)
         srv->mem = *mem;
     orpc_server_opts *o = &srv->opts;
-    o->tls.ca_file = dup_opt(srv, 0, o->tls.ca_file);
-    o->tls.ca_pem = dup_opt(srv, 1, o->tls.ca_pem);
-    o->tls.cert_file = dup_opt(srv, 2, o->tls.cert_file);
-    o->tls.cert_pem = dup_opt(srv, 3, o->tls.cert_pem);
-    o->tls.key_file = dup_opt(srv, 4, o->tls.key_file);
-    o->tls.key_pem = dup_opt(srv, 5, o->tls.key_pem);
+    int oom = 0;
+    o->tls.ca_file = dup_opt(srv, 0, o->tls.ca_file, &oom);
+    o->tls.ca_pem = dup_opt(srv, 1, o->tls.ca_pem, &oom);
+    o->tls.cert_file = dup_opt(srv, 2, o->tls.cert_file, &oom);
+    o->tls.cert_pem = dup_opt(srv, 3, o->tls.cert_pem, &oom);
+    o->tls.key_file = dup_opt(srv, 4, o->tls.key_file, &oom);
+    o->tls.key_pem = dup_opt(srv, 5, o->tls.key_pem, &oom);
     o->tls.server_name = NULL;
     o->tls.expected_spiffe_id = NULL;
+    if (oom) {
+        orpc_server_free(srv);
+        return ORPC_ENOMEM;
+    }
     if (o->authz_policy_file) {
         srv->policy_file = strdup(o->authz_policy_file);
         if (srv->policy_file == NULL) {
@@ -1931,7 +1940,7 @@ static void srv_destroy(orpc_server *srv)
     for (unsigned i = 0; srv->ios && i < srv->n_io; i++)
         orpc__io_destroy(&srv->ios[i].io);
     for (int i = 0; i < 6; i++)
-        free(srv->tls_strings[i]);
+        orpc__tls_wipe_free(srv->tls_strings[i]); /* key_pem among them */
     free(srv->svcs);
     free(srv->ios);
     free(srv);
