@@ -12,6 +12,10 @@
 #include "pool.h"
 #include "stream.h"
 
+#include <stdatomic.h>
+
+#include "authz.h"
+
 typedef struct orpc__svc_entry {
     const orpc_service_desc *desc;
     const orpc_method_handler *handlers;
@@ -124,5 +128,126 @@ struct orpc__srv_io {
     orpc__task kill_task;
     uv_timer_t grace_timer;
 };
+
+/* ---- the server object (server.c) ---- */
+
+#define ORPC__SENDQ_LIMIT (64u * 1024u)
+#define ORPC__DEFAULT_STREAMS 100u
+#define ORPC__DEFAULT_MAX_CONNECTIONS 10000u
+#define ORPC__DEFAULT_MAX_CALLS 10000u
+#define ORPC__DEFAULT_MAX_WORKERS 1024u
+#define ORPC__DEFAULT_MAX_QUEUED 1024u
+#define ORPC__WINDOW (1u << 20)
+
+enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED };
+
+typedef struct listener {
+    int is_pipe;
+    int fds[ORPC__MAX_LISTENERS]; /* one per IO thread (TCP) or one (pipe) */
+    int n_fds;
+    char path[108];
+} listener;
+
+/* A loaded policy, shared by the calls checking against it; a reload swaps
+ * in a new one and the last call still using the old one frees it. */
+typedef struct policy_ref {
+    orpc__authz *authz;
+    int refs; /* under the server's lock */
+} policy_ref;
+
+struct orpc_server {
+    orpc_server_opts opts;
+    orpc_mem mem;
+    char *tls_strings[6];
+    char *policy_file;
+    SSL_CTX *ssl_ctx;   /* for new connections; swapped by reload (lock) */
+    policy_ref *policy; /* or NULL; swapped by reload (lock) */
+    orpc__svc_entry *svcs;
+    size_t n_svcs;
+    listener listeners[ORPC__MAX_LISTENERS];
+    int n_listeners;
+    orpc__srv_io *ios;
+    unsigned n_io;
+    orpc__pool pool;
+    int pool_ok;
+    nghttp2_session_callbacks *cbs;
+    nghttp2_option *h2opt;
+    uv_mutex_t lock;
+    uv_cond_t cond;
+    int state;
+    int64_t grace_ms;
+    unsigned live_conns; /* under |lock|: accepted and not yet closed */
+    int lock_ok;
+    int refs;                     /* |lock|: the application + each call */
+    atomic_uint calls;            /* streams with a call, all IO threads */
+    atomic_uint blocking_streams; /* streaming calls holding a worker */
+};
+
+/* ---- server.c ---- */
+
+/* Logs through the application's logger, if any (any thread). */
+void orpc__srv_log(orpc_server *s, orpc_log_level lvl, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The current policy with a reference, or NULL; give it back with
+ * orpc__srv_policy_put() (any thread). */
+policy_ref *orpc__srv_policy_get(orpc_server *srv);
+void orpc__srv_policy_put(orpc_server *srv, policy_ref *p);
+/* The current TLS context with a reference (SSL_CTX_free it), or NULL. */
+SSL_CTX *orpc__srv_ssl_ctx_get(orpc_server *srv);
+/* The server's memory lives until the application and every call let go. */
+void orpc__srv_ref(orpc_server *srv);
+void orpc__srv_unref(orpc_server *srv);
+
+/* ---- server_call.c (IO thread unless said) ---- */
+
+/* A call for a new stream on |sc|, listed on the connection. */
+orpc_ctx *orpc__ctx_new(orpc__sconn *sc, int32_t stream_id);
+/* Takes the call off its connection's list. */
+void orpc__ctx_unlink(orpc_ctx *ctx);
+/* The IO side lets go (stream closed, or connection lost: |s| NULL). */
+void orpc__ctx_io_release(orpc_ctx *ctx, nghttp2_session *s);
+/* Marks the call cancelled; runs the cancel callback once. */
+void orpc__ctx_cancel(orpc_ctx *ctx);
+/* The session of the call's connection, or NULL once it is gone. */
+nghttp2_session *orpc__ctx_session(orpc_ctx *ctx);
+/* Flushes the call's connection at the end of this turn. */
+void orpc__ctx_kick(orpc_ctx *ctx);
+/* Records that the response HEADERS went out (under the lock). */
+void orpc__ctx_set_started(orpc_ctx *ctx);
+/* Submits whatever the call has for the wire now. */
+void orpc__ctx_pump(orpc_ctx *ctx);
+/* Decides the call's final status, first one wins (any thread; takes
+ * |st|). */
+void orpc__ctx_settle(orpc_ctx *ctx, orpc_status st);
+/* Ends the call now with |code| (before or instead of the handler). */
+void orpc__ctx_fail(orpc_ctx *ctx, orpc_code code, const char *msg);
+/* Pumps now on the IO thread, or posts a pump from elsewhere (any
+ * thread). */
+void orpc__ctx_request_pump(orpc_ctx *ctx);
+/* The handler's status (and unary response) becomes the call's (any
+ * thread; takes |st|). */
+void orpc__ctx_complete(orpc_ctx *ctx, orpc_status st);
+/* The handler side lets go (any thread). */
+void orpc__ctx_handler_release(orpc_ctx *ctx);
+/* Runs a deferred non-blocking handler again when its call has news. */
+void orpc__ctx_maybe_resume(orpc_ctx *ctx);
+/* Starts the handler (once), on the pool or inline; sheds past limits. */
+void orpc__ctx_dispatch(orpc_ctx *ctx);
+
+/* ---- server_h2.c ---- */
+
+/* Creates the callbacks and options every connection's session shares.
+ * 0 or -1. */
+int orpc__srv_h2_setup(orpc_server *srv);
+
+/* ---- server_conn.c (IO thread) ---- */
+
+/* The client's SETTINGS (|settings|) or a PING ACK: the next keepalive
+ * period starts. */
+void orpc__sconn_alive(orpc__sconn *sc, int settings);
+/* A client's PING: counted against the ping policy. */
+void orpc__sconn_ping_received(orpc__sconn *sc);
+/* libuv's connection callback of every listener. */
+void orpc__srv_on_connection(uv_stream_t *l, int status);
 
 #endif

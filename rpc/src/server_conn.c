@@ -1,0 +1,208 @@
+/*
+ * server_conn.c — the server's accepted connections: the connection limit
+ * (checked before TLS costs anything), starting TLS and HTTP/2 with the
+ * server's SETTINGS, one timer per connection for the handshake deadline
+ * and keepalive pings, gRPC's ping policing, and what a lost connection
+ * does to its calls.
+ *
+ * A connection belongs to the IO thread that accepted it.
+ */
+#include "server_internal.h"
+
+#include <stdlib.h>
+
+#include <orpc/error.h>
+
+/*
+ * A connection's timer: a client must finish its handshake (TLS, the
+ * preface and its SETTINGS) within handshake_timeout_ms, or it is closed —
+ * otherwise a peer that connects and sends nothing holds a descriptor and
+ * memory for ever.  After that, every keepalive_time_ms a PING, which must
+ * be answered within keepalive_timeout_ms (gRPC's server keepalive), so
+ * connections to vanished clients (no FIN) are reaped with their calls.
+ */
+static void sconn_timer_fire(uv_timer_t *t)
+{
+    orpc__sconn *sc = t->data;
+    const orpc_server_opts *o = &sc->sio->srv->opts;
+    static const uint8_t payload[8] = {'o', 'r', 'p', 'c', 's', 'k', 'a', 0};
+    switch (sc->phase) {
+    case ORPC__SC_HANDSHAKE:
+        orpc__conn_close(sc->conn, "handshake timeout");
+        return;
+    case ORPC__SC_IDLE:
+        if (nghttp2_submit_ping(sc->conn->session, NGHTTP2_FLAG_NONE,
+                                payload) != 0) {
+            orpc__conn_close(sc->conn, "cannot send a keepalive PING");
+            return;
+        }
+        sc->phase = ORPC__SC_PING;
+        orpc__conn_kick(sc->conn);
+        uv_timer_start(t, sconn_timer_fire, (uint64_t)o->keepalive_timeout_ms,
+                       0);
+        return;
+    default:
+        orpc__conn_close(sc->conn, "keepalive timeout");
+        return;
+    }
+}
+
+/* The client's SETTINGS (its handshake is done) or a PING ACK: the next
+ * keepalive period starts. */
+void orpc__sconn_alive(orpc__sconn *sc, int settings)
+{
+    if (sc->timer == NULL || (settings && sc->phase != ORPC__SC_HANDSHAKE) ||
+        (!settings && sc->phase != ORPC__SC_PING))
+        return;
+    sc->phase = ORPC__SC_IDLE;
+    uv_timer_start(sc->timer, sconn_timer_fire,
+                   (uint64_t)sc->sio->srv->opts.keepalive_time_ms, 0);
+}
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+/*
+ * gRPC's ping policing: a PING that comes less than min_ping_interval_ms
+ * after the previous one, with no HEADERS or DATA sent in between, is a
+ * strike; more than max_ping_strikes of them end the connection with
+ * GOAWAY ENHANCE_YOUR_CALM "too_many_pings".  Answering a ping costs a
+ * write; a flood of them is a cheap way to keep a server busy.
+ */
+void orpc__sconn_ping_received(orpc__sconn *sc)
+{
+    const orpc_server_opts *o = &sc->sio->srv->opts;
+    uint64_t now = uv_now(&sc->sio->io.loop);
+    if (sc->last_ping_ms != 0 && !sc->sent_data &&
+        now - sc->last_ping_ms < (uint64_t)o->min_ping_interval_ms)
+        sc->ping_strikes++;
+    sc->last_ping_ms = now;
+    sc->sent_data = 0;
+    if (o->max_ping_strikes >= 0 && sc->ping_strikes > o->max_ping_strikes &&
+        !sc->goaway) {
+        static const char why[] = "too_many_pings";
+        sc->goaway = 1;
+        nghttp2_submit_goaway(
+            sc->conn->session, NGHTTP2_FLAG_NONE,
+            nghttp2_session_get_last_proc_stream_id(sc->conn->session),
+            NGHTTP2_ENHANCE_YOUR_CALM, (const uint8_t *)why, sizeof(why) - 1);
+        orpc__conn_goaway_close(sc->conn, "too many pings");
+    }
+}
+
+/* ====================================================================== */
+/* connections                                                             */
+/* ====================================================================== */
+
+static void sconn_closed(orpc__conn *c, const char *reason, void *user_data)
+{
+    orpc__sconn *sc = user_data;
+    orpc__srv_io *sio = sc->sio;
+    (void)c;
+    orpc__srv_log(sio->srv, ORPC_LOG_DEBUG, "connection %s closed: %s", c->peer,
+                  reason);
+    while (sc->calls) {
+        orpc_ctx *ctx = sc->calls;
+        orpc__ctx_unlink(ctx);
+        ctx->stream_closed = 1;
+        orpc__ctx_cancel(ctx);
+        orpc__ctx_settle(ctx,
+                         orpc_status_new(ORPC_CANCELLED, "connection lost"));
+        orpc__ctx_maybe_resume(ctx);
+        orpc__ctx_io_release(ctx, NULL);
+    }
+    if (sc->timer)
+        uv_close((uv_handle_t *)sc->timer, free_handle);
+    if (sc->prev)
+        sc->prev->next = sc->next;
+    else
+        sio->conns = sc->next;
+    if (sc->next)
+        sc->next->prev = sc->prev;
+    free(sc);
+    orpc_server *srv = sio->srv;
+    uv_mutex_lock(&srv->lock);
+    srv->live_conns--;
+    uv_cond_broadcast(&srv->cond);
+    uv_mutex_unlock(&srv->lock);
+}
+
+static const orpc__conn_hooks sconn_hooks = {NULL, sconn_closed};
+
+void orpc__srv_on_connection(uv_stream_t *l, int status)
+{
+    orpc__srv_io *sio = l->data;
+    orpc_server *srv = sio->srv;
+    if (status < 0)
+        return;
+    orpc__sconn *sc = calloc(1, sizeof(*sc));
+    orpc__conn *c = malloc(sizeof(*c));
+    int is_pipe = l->type == UV_NAMED_PIPE;
+    if (sc == NULL || c == NULL ||
+        orpc__conn_init(c, &sio->io, is_pipe, &sconn_hooks, sc) != 0) {
+        free(sc);
+        free(c);
+        return;
+    }
+    sc->conn = c;
+    sc->sio = sio;
+    if (uv_accept(l, &c->h.stream) != 0) {
+        sc->conn = c;
+        c->hooks = NULL;
+        orpc__conn_close(c, "accept failed");
+        free(sc);
+        return;
+    }
+    uv_mutex_lock(&srv->lock);
+    int full = srv->live_conns >= srv->opts.max_connections;
+    if (!full)
+        srv->live_conns++;
+    uv_mutex_unlock(&srv->lock);
+    if (full) {
+        /* Shed: close at once, before TLS or HTTP/2 cost anything. */
+        orpc__srv_log(srv, ORPC_LOG_INFO,
+                      "connection refused: max_connections (%u) reached",
+                      srv->opts.max_connections);
+        c->hooks = NULL;
+        orpc__conn_close(c, "too many connections");
+        free(sc);
+        return;
+    }
+    sc->next = sio->conns;
+    if (sio->conns)
+        sio->conns->prev = sc;
+    sio->conns = sc;
+    if (!is_pipe) {
+        uv_tcp_nodelay(&c->h.tcp, 1);
+        orpc__conn_set_peer_name(c);
+    }
+    SSL_CTX *ssl_ctx = orpc__srv_ssl_ctx_get(srv);
+    int started = orpc__conn_start(c, ssl_ctx, 1, NULL, srv->cbs, srv->h2opt);
+    if (ssl_ctx)
+        SSL_CTX_free(ssl_ctx); /* the connection's SSL holds its own */
+    if (started != 0) {
+        orpc__conn_close(c, "cannot start connection");
+        return;
+    }
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+         srv->opts.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, ORPC__WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
+         (uint32_t)srv->opts.max_header_list_size},
+    };
+    nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3);
+    nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
+                                          8 * ORPC__WINDOW);
+    orpc__conn_kick(c);
+    sc->timer = malloc(sizeof(*sc->timer));
+    if (sc->timer != NULL) { /* without it the connection still works */
+        uv_timer_init(&sio->io.loop, sc->timer);
+        sc->timer->data = sc;
+        sc->phase = ORPC__SC_HANDSHAKE;
+        uv_timer_start(sc->timer, sconn_timer_fire,
+                       (uint64_t)srv->opts.handshake_timeout_ms, 0);
+    }
+}

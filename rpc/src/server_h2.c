@@ -1,0 +1,488 @@
+/*
+ * server_h2.c — the HTTP/2 side of the server's calls: nghttp2's callbacks
+ * for request headers (validated and bounded as they arrive), DATA (handed
+ * to the stream engine), frames sent and received, and stream close; then
+ * routing to a service and method, the mTLS identity check, the
+ * authorization policy, the call's deadline, and dispatch.
+ *
+ * Every callback runs on the connection's IO thread.  Input is untrusted:
+ * a request is refused with a gRPC status (or an HTTP status where gRPC
+ * says so) before any handler sees it.
+ */
+#include "server_internal.h"
+
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <orpc/error.h>
+
+#include "authz.h"
+
+static orpc__sconn *sconn_of(void *user_data)
+{
+    return ((orpc__conn *)user_data)->user_data;
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
+                            void *user_data)
+{
+    orpc__sconn *sc = sconn_of(user_data);
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    orpc_server *srv = sc->sio->srv;
+    if (atomic_load(&srv->calls) >= srv->opts.max_concurrent_calls) {
+        /* Shed: the client may retry it (elsewhere); calls already
+         * accepted go on. */
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id,
+                                  NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
+    orpc_ctx *ctx = orpc__ctx_new(sc, f->hd.stream_id);
+    if (ctx == NULL)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* RST the stream */
+    nghttp2_session_set_stream_user_data(s, f->hd.stream_id, ctx);
+    return 0;
+}
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f,
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    orpc_ctx *ctx = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (ctx == NULL || f->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* request trailers are ignored */
+    ctx->header_bytes += namelen + valuelen + 32;
+    size_t limit = ctx->srv->opts.max_header_list_size;
+    if (ctx->header_bytes > limit) {
+        ctx->headers_too_big = 1;
+        return 0;
+    }
+    if (orpc__name_is(name, namelen, ":path")) {
+        ctx->path = orpc_arena_alloc(ctx->arena, valuelen + 1);
+        if (ctx->path) {
+            memcpy(ctx->path, value, valuelen);
+            ctx->path[valuelen] = '\0';
+        }
+    } else if (orpc__name_is(name, namelen, ":method")) {
+        ctx->is_post = orpc__name_is(value, valuelen, "POST");
+    } else if (orpc__name_is(name, namelen, "content-type")) {
+        static const char ct[] = "application/grpc";
+        size_t n = sizeof(ct) - 1;
+        ctx->content_type_ok =
+            valuelen >= n && memcmp(value, ct, n) == 0 &&
+            (valuelen == n || value[n] == '+' || value[n] == ';');
+    } else if (orpc__name_is(name, namelen, "grpc-timeout")) {
+        int64_t ns;
+        if (orpc__timeout_parse((const char *)value, valuelen, &ns) == 0) {
+            int64_t now = orpc__now_ns();
+            ctx->deadline_ns = ns > INT64_MAX - now ? INT64_MAX : now + ns;
+        } else {
+            ctx->bad_timeout = 1;
+        }
+    } else if (orpc__name_is(name, namelen, "grpc-encoding")) {
+        if (orpc__name_is(value, valuelen, "gzip"))
+            ctx->req_gzip = 1;
+        else if (!orpc__name_is(value, valuelen, "identity"))
+            ctx->bad_encoding = 1;
+    } else if (orpc__name_is(name, namelen, "grpc-accept-encoding")) {
+        for (size_t i = 0; i + 4 <= valuelen; i++)
+            if (memcmp(value + i, "gzip", 4) == 0)
+                ctx->accept_gzip = 1;
+    } else {
+        int rc = orpc__md_from_header(ctx->md, name, namelen, value, valuelen);
+        if (rc == ORPC_ENOMEM)
+            ctx->headers_too_big = 1;
+        else if (rc != 0)
+            ctx->bad_metadata = 1; /* never dropped: a policy may match it */
+    }
+    return 0;
+}
+
+static void on_deadline(uv_timer_t *t)
+{
+    orpc_ctx *ctx = t->data;
+    /* The status first: a handler woken by the cancellation must not get
+     * its own status in ahead of DEADLINE_EXCEEDED. */
+    orpc__ctx_fail(ctx, ORPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    orpc__ctx_cancel(ctx);
+    orpc__ctx_maybe_resume(ctx);
+}
+
+static const orpc__svc_entry *find_service(orpc_server *srv, const char *path,
+                                           const orpc_method_desc **method,
+                                           orpc_method_handler *handler)
+{
+    const char *slash;
+    if (path == NULL || path[0] != '/' ||
+        (slash = strchr(path + 1, '/')) == NULL)
+        return NULL;
+    size_t svc_len = (size_t)(slash - path - 1);
+    for (size_t i = 0; i < srv->n_svcs; i++) {
+        const orpc__svc_entry *e = &srv->svcs[i];
+        if (strlen(e->desc->full_name) != svc_len ||
+            memcmp(e->desc->full_name, path + 1, svc_len) != 0)
+            continue;
+        for (size_t m = 0; m < e->desc->n_methods; m++) {
+            if (strcmp(e->desc->methods[m].name, slash + 1) == 0) {
+                *method = &e->desc->methods[m];
+                *handler = e->handlers[m];
+                return e;
+            }
+        }
+        *method = NULL;
+        return e;
+    }
+    return NULL;
+}
+
+/* Sends a non-gRPC HTTP error response (bad content-type, bad method).
+ * |status| must be a string literal (it is sent without copying). */
+static void http_error(orpc_ctx *ctx, const char *status, orpc_code code,
+                       const char *msg)
+{
+    nghttp2_session *s = orpc__ctx_session(ctx);
+    orpc__hdrs h;
+    orpc_status st = orpc_status_new(code, msg);
+    orpc__hdrs_init(&h);
+    if (orpc__hdrs_add_static(&h, ":status", status) == 0 &&
+        orpc__hdrs_add_static(&h, "content-type", "application/grpc") == 0 &&
+        orpc__hdrs_add_status(&h, &st) == 0) {
+        orpc__hdrs_finish(&h);
+        nghttp2_submit_response(s, ctx->stream_id, h.nv, h.n, NULL);
+    } else {
+        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, ctx->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    }
+    orpc__hdrs_free(&h);
+    orpc_status_clear(&st);
+    orpc__ctx_settle(ctx, orpc_status_new(code, msg));
+    orpc__ctx_set_started(ctx);
+    ctx->io_done = 1;
+    orpc__ctx_kick(ctx);
+}
+
+static void request_headers_done(orpc_ctx *ctx)
+{
+    orpc_server *srv = ctx->srv;
+    if (ctx->headers_too_big) {
+        orpc__ctx_fail(ctx, ORPC_RESOURCE_EXHAUSTED,
+                       "request header list larger than the server accepts");
+        return;
+    }
+    if (!ctx->is_post) {
+        http_error(ctx, "405", ORPC_UNIMPLEMENTED, "gRPC requires POST");
+        return;
+    }
+    if (!ctx->content_type_ok) {
+        http_error(ctx, "415", ORPC_INTERNAL,
+                   "invalid gRPC request content-type");
+        return;
+    }
+    if (ctx->bad_timeout) {
+        orpc__ctx_fail(ctx, ORPC_INTERNAL, "malformed grpc-timeout");
+        return;
+    }
+    if (ctx->bad_metadata) {
+        orpc__ctx_fail(ctx, ORPC_INTERNAL,
+                       "malformed request metadata (a -bin value that is not "
+                       "base64, or a value with forbidden characters)");
+        return;
+    }
+    if (ctx->bad_encoding) {
+        orpc__ctx_fail(ctx, ORPC_UNIMPLEMENTED,
+                       "unsupported grpc-encoding (identity and gzip are)");
+        return;
+    }
+    const orpc_method_desc *m = NULL;
+    orpc_method_handler h = NULL;
+    const orpc__svc_entry *e = find_service(srv, ctx->path, &m, &h);
+    if (e == NULL || m == NULL) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%s: %.200s",
+                 e == NULL ? "unknown service" : "unknown method",
+                 ctx->path ? ctx->path : "(no :path)");
+        orpc__ctx_fail(ctx, ORPC_UNIMPLEMENTED, msg);
+        return;
+    }
+    ctx->svc = e;
+    ctx->method = m;
+    ctx->handler = h;
+    if (srv->opts.tls.require_client_cert && ctx->peer_identity == NULL) {
+        /* mTLS: a verified certificate without exactly one valid SPIFFE
+         * ID is no identity, and an anonymous caller goes no further. */
+        orpc__ctx_fail(
+            ctx, ORPC_UNAUTHENTICATED,
+            "client certificate carries no valid SPIFFE ID (exactly one "
+            "spiffe:// URI SAN is required)");
+        return;
+    }
+    policy_ref *pol = orpc__srv_policy_get(srv);
+    if (pol != NULL) {
+        const orpc__peer_names *n = &ctx->sc->conn->names;
+        orpc__authz_peer peer = {
+            .tls = ctx->sc->conn->ssl != NULL,
+            .has_cert = n->has_cert,
+            .uri_sans = (const char *const *)n->uri,
+            .n_uri_sans = n->n_uri,
+            .dns_sans = (const char *const *)n->dns,
+            .n_dns_sans = n->n_dns,
+            .subject = n->subject,
+        };
+        const char *rule = NULL;
+        int allow =
+            orpc__authz_check(pol->authz, &peer, ctx->path, ctx->md, &rule);
+        if (!allow) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "%s is not allowed to call %s",
+                     ctx->peer_identity ? ctx->peer_identity
+                                        : "an unauthenticated caller",
+                     ctx->path);
+            orpc__srv_log(srv, ORPC_LOG_INFO, "denied %s%s%s", msg,
+                          rule ? " by rule " : " (no rule allows it)",
+                          rule ? rule : "");
+            orpc__srv_policy_put(srv, pol);
+            orpc__ctx_fail(ctx, ORPC_PERMISSION_DENIED, msg);
+            return;
+        }
+        orpc__srv_policy_put(srv, pol);
+    }
+    if (h == NULL) {
+        orpc__ctx_fail(ctx, ORPC_UNIMPLEMENTED, "method not implemented");
+        return;
+    }
+    if (ctx->deadline_ns != INT64_MAX) {
+        int64_t left = ctx->deadline_ns - orpc__now_ns();
+        uint64_t ms = left <= 0 ? 0 : (uint64_t)(left + 999999) / 1000000;
+        uv_timer_init(&ctx->sio->io.loop, &ctx->timer);
+        ctx->timer.data = ctx;
+        ctx->timer_started = 1;
+        uv_timer_start(&ctx->timer, on_deadline, ms, 0);
+    }
+    if (m->kind == ORPC_CALL_CLIENT_STREAMING ||
+        m->kind == ORPC_CALL_BIDI_STREAMING)
+        orpc__ctx_dispatch(ctx);
+}
+
+/*
+ * One complete request message (IO thread), decoded for the stream engine:
+ * a unary or server-streaming call keeps its single request in the call's
+ * arena (1: the engine gives its credit back at once), a streamed request
+ * is queued for the handler (0), whose orpc_ctx_recv() gives it back.
+ */
+static int decode_request(void *owner, const uint8_t *p, size_t len,
+                          int compressed, ProtobufCMessage **out)
+{
+    orpc_ctx *ctx = owner;
+    orpc_status st = ORPC_STATUS_OK;
+    int kind = ctx->method->kind;
+    int single = kind == ORPC_CALL_UNARY || kind == ORPC_CALL_SERVER_STREAMING;
+    if (single && ctx->request != NULL) {
+        orpc__ctx_fail(ctx, ORPC_INTERNAL, "more than one request message");
+        return ORPC_ECALLBACK;
+    }
+    ProtobufCMessage *m = orpc__decode_message(
+        ctx->method->input->descriptor, p, len, compressed, ctx->req_gzip,
+        ctx->srv->opts.max_recv_message_size,
+        single ? orpc_arena_allocator(ctx->arena) : NULL, &st);
+    if (m == NULL) {
+        orpc__ctx_settle(ctx, st);
+        uv_mutex_lock(&ctx->lock);
+        orpc__sendq_clear(&ctx->sendq);
+        uv_mutex_unlock(&ctx->lock);
+        orpc__ctx_pump(ctx);
+        return ORPC_ECALLBACK;
+    }
+    if (single) {
+        ctx->request = m;
+        uv_mutex_lock(&ctx->lock);
+        ctx->last_compressed = compressed;
+        uv_mutex_unlock(&ctx->lock);
+        return 1;
+    }
+    *out = m;
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
+                         const uint8_t *data, size_t len, void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    orpc_ctx *ctx = nghttp2_session_get_stream_user_data(s, id);
+    if (ctx == NULL || ctx->method == NULL || ctx->io_done) {
+        orpc__in_discard(s, id, len);
+        return 0;
+    }
+    uv_mutex_lock(&ctx->lock);
+    int finished = ctx->finished;
+    uv_mutex_unlock(&ctx->lock);
+    if (finished) {
+        orpc__in_discard(s, id, len);
+        return 0;
+    }
+    int rc = orpc__in_data(&ctx->in, s, id, data, len, decode_request, ctx);
+    if (rc > 0) {
+        uv_mutex_lock(&ctx->lock);
+        uv_cond_broadcast(&ctx->cond);
+        uv_mutex_unlock(&ctx->lock);
+        orpc__ctx_maybe_resume(ctx);
+        return 0;
+    }
+    switch (rc) {
+    case 0:
+    case ORPC_ECALLBACK: /* decode_request ended the call */
+        break;
+    case ORPC_ETOOBIG:
+        orpc__ctx_fail(ctx, ORPC_RESOURCE_EXHAUSTED,
+                       "request message larger than the server accepts");
+        break;
+    case ORPC_ELIMIT:
+        orpc__ctx_fail(
+            ctx, ORPC_RESOURCE_EXHAUSTED,
+            "the connection buffers more incomplete request messages "
+            "than the server accepts (max_connection_buffer)");
+        break;
+    case ORPC_ENOMEM:
+        orpc__ctx_fail(ctx, ORPC_RESOURCE_EXHAUSTED, "out of memory");
+        break;
+    default:
+        orpc__ctx_fail(ctx, ORPC_INTERNAL, "malformed message framing");
+        break;
+    }
+    return 0;
+}
+
+static void end_of_request(orpc_ctx *ctx)
+{
+    ctx->remote_closed = 1;
+    if (ctx->method == NULL || ctx->io_done)
+        return;
+    uv_mutex_lock(&ctx->lock);
+    int finished = ctx->finished;
+    uv_mutex_unlock(&ctx->lock);
+    if (finished)
+        return;
+    if (orpc__in_partial(&ctx->in)) {
+        orpc__ctx_cancel(ctx);
+        orpc__ctx_fail(ctx, ORPC_INTERNAL, "request message cut short");
+        return;
+    }
+    int kind = ctx->method->kind;
+    if (kind == ORPC_CALL_UNARY || kind == ORPC_CALL_SERVER_STREAMING) {
+        if (ctx->request == NULL) {
+            orpc__ctx_fail(ctx, ORPC_INTERNAL, "missing request message");
+            return;
+        }
+        orpc__ctx_dispatch(ctx);
+        return;
+    }
+    uv_mutex_lock(&ctx->lock);
+    ctx->recv_eos = 1;
+    ctx->resume_wanted = 1;
+    uv_cond_broadcast(&ctx->cond);
+    uv_mutex_unlock(&ctx->lock);
+    orpc__ctx_maybe_resume(ctx);
+}
+
+static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f,
+                         void *user_data)
+{
+    (void)s;
+    if (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) {
+        orpc__sconn *sc = sconn_of(user_data);
+        sc->sent_data = 1;
+        sc->ping_strikes = 0;
+    }
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
+                         void *user_data)
+{
+    orpc_ctx *ctx;
+    switch (f->hd.type) {
+    case NGHTTP2_SETTINGS:
+        if (!(f->hd.flags & NGHTTP2_FLAG_ACK))
+            orpc__sconn_alive(sconn_of(user_data), 1);
+        break;
+    case NGHTTP2_PING:
+        if (f->hd.flags & NGHTTP2_FLAG_ACK)
+            orpc__sconn_alive(sconn_of(user_data), 0);
+        else
+            orpc__sconn_ping_received(sconn_of(user_data));
+        break;
+    case NGHTTP2_HEADERS:
+        ctx = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (ctx == NULL)
+            return 0;
+        if (f->headers.cat == NGHTTP2_HCAT_REQUEST)
+            request_headers_done(ctx);
+        if (f->hd.flags & NGHTTP2_FLAG_END_STREAM)
+            end_of_request(ctx);
+        break;
+    case NGHTTP2_DATA:
+        ctx = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (ctx != NULL && (f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            end_of_request(ctx);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
+                           void *user_data)
+{
+    (void)error;
+    (void)user_data;
+    orpc_ctx *ctx = nghttp2_session_get_stream_user_data(s, id);
+    if (ctx == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    ctx->stream_closed = 1;
+    uv_mutex_lock(&ctx->lock);
+    int done = ctx->finished && ctx->io_done;
+    int running = ctx->handler_running;
+    uv_mutex_unlock(&ctx->lock);
+    if (!done || running) {
+        orpc__ctx_cancel(ctx);
+        orpc__ctx_settle(ctx,
+                         orpc_status_new(ORPC_CANCELLED, "call cancelled"));
+        orpc__ctx_maybe_resume(ctx);
+    }
+    orpc__ctx_io_release(ctx, s);
+    return 0;
+}
+
+/* The nghttp2 callbacks and options every connection of |srv| shares.
+ * 0 or -1 (out of memory). */
+int orpc__srv_h2_setup(orpc_server *srv)
+{
+    if (nghttp2_session_callbacks_new(&srv->cbs) != 0 ||
+        nghttp2_option_new(&srv->h2opt) != 0)
+        return -1;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(srv->cbs,
+                                                            on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(srv->cbs, on_header);
+    nghttp2_session_callbacks_set_on_frame_send_callback(srv->cbs,
+                                                         on_frame_send);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(srv->cbs,
+                                                         on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(srv->cbs,
+                                                              on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(srv->cbs,
+                                                           on_stream_close);
+    nghttp2_option_set_no_auto_window_update(srv->h2opt, 1);
+    nghttp2_option_set_max_settings(srv->h2opt, 32);
+    nghttp2_option_set_max_outbound_ack(srv->h2opt, 1000);
+    nghttp2_option_set_stream_reset_rate_limit(srv->h2opt, 1000, 33);
+    nghttp2_option_set_max_continuations(srv->h2opt, 8);
+    return 0;
+}
