@@ -1,0 +1,735 @@
+/*
+ * call.c — a client call of any of the four kinds: created on the caller's
+ * thread, handed to the channel's IO thread by its task, submitted on a
+ * connection (or queued until one is ready), completed once with the
+ * status the wire or the runtime decides, and freed when the caller and the
+ * IO side both let go.  Also the call API (send, close, recv, cancel,
+ * finish) and the blocking and asynchronous entry points.
+ *
+ * Design notes:
+ * - Calls beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS are not failed:
+ *   nghttp2 holds submitted requests until a stream slot frees.
+ * - Unary and server-streaming calls keep a copy of their request, for the
+ *   one transparent retry of a refused stream (channel_h2.c).
+ * - Outgoing messages wait in c->sendq; orpc_call_send() blocks above
+ *   CALL_SENDQ_LIMIT while nghttp2 drains it as the server's window allows.
+ *
+ * Locking theory: call->lock guards the fields shared between the caller's
+ * thread and the IO thread (queues, flags, status); it is never held while
+ * calling nghttp2 or a user callback.
+ */
+#include "channel_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <orpc/error.h>
+
+static void channel_call_release(orpc_channel *ch);
+
+static void call_unref(orpc_call *c)
+{
+    uv_mutex_lock(&c->lock);
+    int left = --c->refs;
+    uv_mutex_unlock(&c->lock);
+    if (left > 0)
+        return;
+    orpc__sendq_clear(&c->sendq);
+    orpc__in_free(&c->in);
+    orpc__bytes_free(&c->status_msg);
+    orpc__bytes_free(&c->status_details);
+    orpc_status_clear(&c->status);
+    orpc_metadata_free(c->md);
+    orpc_metadata_free(c->headers);
+    orpc_metadata_free(c->trailers);
+    free(c->req_copy);
+    uv_mutex_destroy(&c->lock);
+    uv_cond_destroy(&c->cond);
+    orpc_channel *ch = c->ch;
+    free(c);
+    channel_call_release(ch);
+}
+
+static void call_io_task(orpc__task *t, void *arg);
+
+/* A call lets go of its channel; the last one out frees a channel whose
+ * application references are gone (any thread, never joins a thread). */
+static void channel_call_release(orpc_channel *ch)
+{
+    uv_mutex_lock(&ch->lock);
+    int last = --ch->call_refs == 0 && ch->refs == 0 && ch->stopped;
+    uv_mutex_unlock(&ch->lock);
+    if (last)
+        orpc__ch_destroy(ch);
+}
+
+static int call_new(orpc_call **out, orpc_channel *ch,
+                    const orpc_method_desc *m, const orpc_call_opts *opts)
+{
+    orpc_call *c = calloc(1, sizeof(*c));
+    if (c == NULL)
+        return ORPC_ENOMEM;
+    if (uv_mutex_init(&c->lock) != 0) {
+        free(c);
+        return ORPC_ENOMEM;
+    }
+    uv_cond_init(&c->cond);
+    uv_mutex_lock(&ch->lock);
+    ch->call_refs++;
+    uv_mutex_unlock(&ch->lock);
+    c->ch = ch;
+    c->method = m;
+    c->refs = 1; /* the caller */
+    orpc__task_init(&c->task, call_io_task, c);
+    orpc__in_init(&c->in, &c->lock, ch->opts.max_recv_message_size, WINDOW,
+                  NULL, 0);
+    orpc__bytes_init(&c->status_msg, NULL);
+    orpc__bytes_init(&c->status_details, NULL);
+    int64_t timeout = opts && opts->timeout_ms > 0
+                          ? opts->timeout_ms
+                          : ch->opts.default_timeout_ms;
+    c->deadline_ns =
+        timeout > 0 ? orpc__now_ns() + timeout * 1000000 : INT64_MAX;
+    if (opts) {
+        if (opts->served_by)
+            *opts->served_by = ORPC_SERVED_GRPC;
+        c->wait_for_ready = opts->wait_for_ready;
+        c->headers_out = opts->headers_out;
+        c->trailers_out = opts->trailers_out;
+        if (opts->compression && strcmp(opts->compression, "gzip") == 0)
+            c->gzip = 1;
+        else if (opts->compression &&
+                 strcmp(opts->compression, "identity") != 0) {
+            call_unref(c);
+            return ORPC_ENOTSUP;
+        }
+        if (opts->metadata && orpc_metadata_count(opts->metadata) > 0) {
+            if (orpc_metadata_new(&c->md, NULL) != 0) {
+                call_unref(c);
+                return ORPC_ENOMEM;
+            }
+            for (size_t i = 0; i < orpc_metadata_count(opts->metadata); i++) {
+                const char *k;
+                const uint8_t *v;
+                size_t len;
+                orpc_metadata_at(opts->metadata, i, &k, &v, &len);
+                if (orpc_metadata_add(c->md, k, v, len) != 0) {
+                    call_unref(c);
+                    return ORPC_ENOMEM;
+                }
+            }
+        }
+    }
+    *out = c;
+    return 0;
+}
+
+static void post_call(orpc_call *c)
+{
+    if (orpc__io_on_thread(&c->ch->io)) {
+        /* From a callback on the channel's own thread (an async completion
+         * starting the next call): run the task now instead of waking the
+         * loop through the eventfd. */
+        if (orpc__task_take_ref(&c->lock, &c->task_ref, &c->refs))
+            call_io_task(&c->task, c);
+        return;
+    }
+    if (orpc__task_take_ref(&c->lock, &c->task_ref, &c->refs) &&
+        orpc__io_post(&c->ch->io, &c->task) != 0) {
+        orpc__task_clear_ref(&c->lock, &c->task_ref);
+        call_unref(c);
+    }
+}
+
+/* ====================================================================== */
+/* completion (IO thread)                                                  */
+/* ====================================================================== */
+
+void orpc__call_unlist(orpc_call *c)
+{
+    if (c->listed == 1) {
+        if (c->prev_io)
+            c->prev_io->next_io = c->next_io;
+        else
+            c->sub->waiting = c->next_io;
+    } else if (c->listed == 2) {
+        cconn *cc = c->cc;
+        if (c->prev_io)
+            c->prev_io->next_io = c->next_io;
+        else
+            cc->calls = c->next_io;
+    }
+    if (c->next_io)
+        c->next_io->prev_io = c->prev_io;
+    c->next_io = c->prev_io = NULL;
+    c->listed = 0;
+}
+
+static void timer_closed(uv_handle_t *h)
+{
+    call_unref(h->data);
+}
+
+/* The IO side lets go of the call: only once nghttp2 has forgotten the
+ * stream, since its data provider points at the call.  Connection credit
+ * its unread messages hold goes back to |s| (NULL: the connection is
+ * gone). */
+void orpc__call_io_release(orpc_call *c, nghttp2_session *s)
+{
+    if (c->io_released)
+        return;
+    c->io_released = 1;
+    orpc__in_release(&c->in, s);
+    orpc__call_unlist(c);
+    c->conn = NULL;
+    if (c->timer_started) {
+        c->timer_started = 0;
+        uv_close((uv_handle_t *)&c->timer, timer_closed);
+    } else {
+        call_unref(c);
+    }
+}
+
+/* The call is over: decide its status, wake the caller, run the async
+ * callback; release the IO side now, or when the stream closes. */
+void orpc__call_complete(orpc_call *c, orpc_status st)
+{
+    if (c->io_finished) {
+        orpc_status_clear(&st);
+        return;
+    }
+    c->io_finished = 1;
+    if (c->stream_open && c->conn && c->conn->session &&
+        !nghttp2_session_get_stream_local_close(c->conn->session,
+                                                c->stream_id)) {
+        /* Our side still open (the server answered early): stop sending. */
+        nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
+                                  c->stream_id, NGHTTP2_CANCEL);
+        orpc__conn_kick(c->conn);
+    }
+
+    ProtobufCMessage *resp = NULL;
+    uv_mutex_lock(&c->lock);
+    if (c->cancel_requested && st.code != ORPC_DEADLINE_EXCEEDED &&
+        st.code != ORPC_OK) {
+        orpc_status_clear(&st);
+        st = orpc_status_new(ORPC_CANCELLED, "cancelled by the client");
+    }
+    int single = c->method->kind == ORPC_CALL_UNARY ||
+                 c->method->kind == ORPC_CALL_CLIENT_STREAMING;
+    if (single && st.code == ORPC_OK && c->in.received != 1) {
+        orpc_status_clear(&st);
+        st = orpc_status_new(ORPC_INTERNAL,
+                             c->in.received == 0
+                                 ? "server sent no response message"
+                                 : "server sent more than one response");
+    }
+    c->status = st;
+    c->done = 1;
+    c->eos = 1;
+    if ((c->done_cb || c->plain_cb) && c->status.code == ORPC_OK) {
+        orpc__inmsg *m = orpc__in_take_locked(&c->in);
+        if (m != NULL) {
+            resp = m->msg;
+            free(m);
+        }
+    }
+    uv_cond_broadcast(&c->cond);
+    uv_mutex_unlock(&c->lock);
+
+    if (c->done_cb || c->plain_cb) {
+        if (c->trailers_out && c->trailers) {
+            for (size_t i = 0; i < orpc_metadata_count(c->trailers); i++) {
+                const char *k;
+                const uint8_t *v;
+                size_t len;
+                orpc_metadata_at(c->trailers, i, &k, &v, &len);
+                orpc_metadata_add(c->trailers_out, k, v, len);
+            }
+        }
+        if (c->done_cb)
+            c->done_cb(&c->status, resp, c->typed_cb, c->cb_user_data);
+        else
+            c->plain_cb(&c->status, resp, c->cb_user_data);
+        call_unref(c); /* async calls have no caller reference */
+    }
+    if (c->timer_started) {
+        /* the deadline no longer matters */
+        uv_timer_stop(&c->timer);
+    }
+    if (!c->stream_open)
+        orpc__call_io_release(c, NULL);
+}
+
+void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg)
+{
+    if (c->stream_open && c->conn && c->conn->session && !c->io_finished) {
+        nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
+                                  c->stream_id, NGHTTP2_CANCEL);
+        orpc__conn_kick(c->conn);
+    }
+    orpc__call_complete(c, orpc_status_new(code, msg));
+}
+
+static void on_call_deadline(uv_timer_t *t)
+{
+    orpc__call_fail(t->data, ORPC_DEADLINE_EXCEEDED, "deadline exceeded");
+}
+
+/* ====================================================================== */
+/* requests (IO thread)                                                    */
+/* ====================================================================== */
+
+static ssize_t read_request(nghttp2_session *s, int32_t id, uint8_t *buf,
+                            size_t len, uint32_t *flags,
+                            nghttp2_data_source *src, void *user_data)
+{
+    orpc_call *c = src->ptr;
+    (void)s;
+    (void)id;
+    (void)user_data;
+    uv_mutex_lock(&c->lock);
+    size_t n = orpc__sendq_read(&c->sendq, buf, len);
+    int eof = c->send_closed && c->sendq.bytes == 0;
+    if (n > 0)
+        uv_cond_broadcast(&c->cond);
+    uv_mutex_unlock(&c->lock);
+    if (n == 0 && !eof)
+        return NGHTTP2_ERR_DEFERRED;
+    if (eof)
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+void orpc__call_submit(orpc_call *c, orpc__conn *conn)
+{
+    orpc_channel *ch = c->ch;
+    orpc__hdrs h;
+    char tbuf[16];
+    orpc__hdrs_init(&h);
+    int rc = orpc__hdrs_add_static(&h, ":method", "POST");
+    rc |= orpc__hdrs_add_static(&h, ":scheme", ch->is_tls ? "https" : "http");
+    rc |= orpc__hdrs_add_str(&h, ":path", c->method->path);
+    rc |= orpc__hdrs_add_str(&h, ":authority", ch->authority);
+    rc |= orpc__hdrs_add_static(&h, "te", "trailers");
+    if (c->deadline_ns != INT64_MAX) {
+        int64_t left = c->deadline_ns - orpc__now_ns();
+        size_t n = orpc__timeout_format(left > 0 ? left : 1, tbuf);
+        rc |= orpc__hdrs_add(&h, "grpc-timeout", tbuf, n);
+    }
+    rc |= orpc__hdrs_add_static(&h, "content-type", "application/grpc");
+    if (c->gzip)
+        rc |= orpc__hdrs_add_static(&h, "grpc-encoding", "gzip");
+    rc |= orpc__hdrs_add_static(&h, "grpc-accept-encoding", "identity,gzip");
+    rc |= orpc__hdrs_add_str(&h, "user-agent", ch->user_agent);
+    if (c->md)
+        rc |= orpc__hdrs_add_md(&h, c->md);
+    if (rc != 0) {
+        orpc__hdrs_free(&h);
+        orpc__call_complete(c, orpc_status_new(ORPC_INTERNAL, "out of memory"));
+        return;
+    }
+    orpc__hdrs_finish(&h);
+    nghttp2_data_provider dp;
+    dp.source.ptr = c;
+    dp.read_callback = read_request;
+    int32_t id = nghttp2_submit_request(conn->session, NULL, h.nv, h.n, &dp, c);
+    orpc__hdrs_free(&h);
+    if (id < 0) {
+        orpc__call_complete(
+            c, orpc_status_new(ORPC_UNAVAILABLE, "cannot open a stream"));
+        return;
+    }
+    c->conn = conn;
+    c->stream_id = id;
+    c->submitted = 1;
+    c->stream_open = 1;
+    c->in.conn_partial = &conn->in_partial;
+    c->in.conn_budget = 4 * ch->opts.max_recv_message_size;
+    cconn *cc = conn->user_data;
+    c->cc = cc;
+    c->listed = 2;
+    c->prev_io = NULL;
+    c->next_io = cc->calls;
+    if (cc->calls)
+        cc->calls->prev_io = c;
+    cc->calls = c;
+    orpc__conn_kick(conn);
+}
+
+void orpc__call_enqueue(orpc_call *c)
+{
+    subchannel *sub = &c->ch->sub;
+    c->sub = sub;
+    if (sub->conn != NULL) {
+        orpc__call_submit(c, sub->conn);
+        return;
+    }
+    if (sub->backing_off && !c->wait_for_ready) {
+        /* fail fast: the last attempt failed and the next is not due */
+        orpc__call_complete(c, orpc_status_errorf(ORPC_UNAVAILABLE,
+                                                  "cannot connect: %s (next "
+                                                  "attempt after a backoff)",
+                                                  sub->last_error));
+        return;
+    }
+    c->listed = 1;
+    c->prev_io = NULL;
+    c->next_io = sub->waiting;
+    if (sub->waiting)
+        sub->waiting->prev_io = c;
+    sub->waiting = c;
+    if (!sub->connecting && !sub->backing_off)
+        orpc__sub_connect(sub);
+}
+
+static void call_io_task(orpc__task *t, void *arg)
+{
+    orpc_call *c = arg;
+    (void)t;
+    /* A post arriving while this runs must queue the task again. */
+    orpc__task_clear_ref(&c->lock, &c->task_ref);
+    if (!c->io_finished) {
+        uv_mutex_lock(&c->lock);
+        int cancel = c->cancel_requested;
+        uv_mutex_unlock(&c->lock);
+        if (cancel) {
+            orpc__call_fail(c, ORPC_CANCELLED, "cancelled by the client");
+        } else if (!c->submitted && c->listed == 0) {
+            if (c->deadline_ns != INT64_MAX) {
+                int64_t left = c->deadline_ns - orpc__now_ns();
+                uv_timer_init(&c->ch->io.loop, &c->timer);
+                c->timer.data = c;
+                c->timer_started = 1;
+                uv_timer_start(
+                    &c->timer, on_call_deadline,
+                    left > 0 ? (uint64_t)(left + 999999) / 1000000 : 0, 0);
+            }
+            orpc__call_enqueue(c);
+        } else if (c->submitted && c->conn) {
+            orpc__in_give_back(&c->in, c->conn->session, c->stream_id);
+            nghttp2_session_resume_data(c->conn->session, c->stream_id);
+            orpc__conn_kick(c->conn);
+        }
+    }
+    call_unref(c);
+}
+
+/* ====================================================================== */
+/* starting calls (any thread)                                             */
+/* ====================================================================== */
+
+static int queue_message(orpc_call *c, const ProtobufCMessage *msg,
+                         int keep_copy)
+{
+    int err = 0;
+    if (msg->descriptor != c->method->input->descriptor)
+        return ORPC_EINVAL;
+    orpc__chunk *ck = orpc__encode_message(
+        msg, c->gzip, c->ch->opts.max_send_message_size, &err);
+    if (ck == NULL)
+        return err;
+    if (keep_copy) {
+        c->req_copy = malloc(sizeof(*ck) + ck->len);
+        if (c->req_copy)
+            memcpy(c->req_copy, ck, sizeof(*ck) + ck->len);
+    }
+    uv_mutex_lock(&c->lock);
+    orpc__sendq_push(&c->sendq, ck);
+    uv_mutex_unlock(&c->lock);
+    return 0;
+}
+
+static int check_method(const orpc_method_desc *m, int want_kinds)
+{
+    if (m == NULL || m->input == NULL || m->output == NULL)
+        return ORPC_EINVAL;
+    return (want_kinds & (1 << m->kind)) ? 0 : ORPC_EINVAL;
+}
+
+#define KIND(k) (1 << (k))
+
+orpc_status orpc_channel_invoke(orpc_channel *ch,
+                                const orpc_method_desc *method,
+                                const ProtobufCMessage *request,
+                                ProtobufCMessage **response,
+                                const orpc_call_opts *opts)
+{
+    orpc_call *c;
+    if (response)
+        *response = NULL;
+    if (ch == NULL || request == NULL || response == NULL ||
+        check_method(method, KIND(ORPC_CALL_UNARY)) != 0)
+        return orpc_status_new(ORPC_INVALID_ARGUMENT,
+                               "orpc_channel_invoke: bad argument");
+    int rc = call_new(&c, ch, method, opts);
+    if (rc != 0)
+        return orpc_status_errorf(ORPC_INTERNAL, "cannot start call: %s",
+                                  orpc_strerror(rc));
+    rc = queue_message(c, request, 1);
+    if (rc != 0) {
+        call_unref(c);
+        return orpc_status_new(rc == ORPC_ETOOBIG ? ORPC_RESOURCE_EXHAUSTED
+                                                  : ORPC_INVALID_ARGUMENT,
+                               rc == ORPC_ETOOBIG
+                                   ? "request larger than the send limit"
+                                   : "request is not the method's input type");
+    }
+    c->send_closed = 1;
+    uv_mutex_lock(&c->lock);
+    c->refs++; /* the IO side */
+    uv_mutex_unlock(&c->lock);
+    post_call(c);
+    return orpc_call_finish_response(c, response);
+}
+
+static int start_async(orpc_channel *ch, const orpc_method_desc *method,
+                       const ProtobufCMessage *request,
+                       const orpc_call_opts *opts, orpc_unary_trampoline done,
+                       orpc_fn typed, orpc_unary_cb plain, void *ud)
+{
+    orpc_call *c;
+    if (ch == NULL || request == NULL ||
+        check_method(method, KIND(ORPC_CALL_UNARY)) != 0)
+        return ORPC_EINVAL;
+    int rc = call_new(&c, ch, method, opts);
+    if (rc != 0)
+        return rc;
+    rc = queue_message(c, request, 1);
+    if (rc != 0) {
+        call_unref(c);
+        return rc;
+    }
+    c->send_closed = 1;
+    c->done_cb = done;
+    c->typed_cb = typed;
+    c->plain_cb = plain;
+    c->cb_user_data = ud;
+    /* The caller's reference becomes the callback's; plus the IO side. */
+    uv_mutex_lock(&c->lock);
+    c->refs++;
+    uv_mutex_unlock(&c->lock);
+    post_call(c);
+    return 0;
+}
+
+int orpc_channel_invoke_async(orpc_channel *ch, const orpc_method_desc *method,
+                              const ProtobufCMessage *request,
+                              const orpc_call_opts *opts, orpc_unary_cb cb,
+                              void *user_data)
+{
+    if (cb == NULL)
+        return ORPC_EINVAL;
+    return start_async(ch, method, request, opts, NULL, NULL, cb, user_data);
+}
+
+int orpc_channel_invoke_async_typed(orpc_channel *ch,
+                                    const orpc_method_desc *method,
+                                    const ProtobufCMessage *request,
+                                    const orpc_call_opts *opts,
+                                    orpc_unary_trampoline done,
+                                    orpc_fn typed_cb, void *user_data)
+{
+    if (done == NULL)
+        return ORPC_EINVAL;
+    return start_async(ch, method, request, opts, done, typed_cb, NULL,
+                       user_data);
+}
+
+int orpc_channel_call_start(orpc_call **out, orpc_channel *ch,
+                            const orpc_method_desc *method,
+                            const ProtobufCMessage *request,
+                            const orpc_call_opts *opts)
+{
+    orpc_call *c;
+    if (out == NULL || ch == NULL || method == NULL)
+        return ORPC_EINVAL;
+    *out = NULL;
+    int server_stream = method->kind == ORPC_CALL_SERVER_STREAMING;
+    if (check_method(method, KIND(ORPC_CALL_SERVER_STREAMING) |
+                                 KIND(ORPC_CALL_CLIENT_STREAMING) |
+                                 KIND(ORPC_CALL_BIDI_STREAMING)) != 0 ||
+        (server_stream != (request != NULL)))
+        return ORPC_EINVAL;
+    int rc = call_new(&c, ch, method, opts);
+    if (rc != 0)
+        return rc;
+    if (server_stream) {
+        rc = queue_message(c, request, 1);
+        if (rc != 0) {
+            call_unref(c);
+            return rc;
+        }
+        c->send_closed = 1;
+    }
+    uv_mutex_lock(&c->lock);
+    c->refs++; /* the IO side */
+    uv_mutex_unlock(&c->lock);
+    post_call(c);
+    *out = c;
+    return 0;
+}
+
+/* ====================================================================== */
+/* call API (caller's thread)                                              */
+/* ====================================================================== */
+
+int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
+{
+    if (c == NULL || msg == NULL)
+        return ORPC_EINVAL;
+    int k = c->method->kind;
+    if (k != ORPC_CALL_CLIENT_STREAMING && k != ORPC_CALL_BIDI_STREAMING)
+        return ORPC_ESTATE;
+    if (msg->descriptor != c->method->input->descriptor)
+        return ORPC_EINVAL;
+    int err = 0;
+    orpc__chunk *ck = orpc__encode_message(
+        msg, c->gzip, c->ch->opts.max_send_message_size, &err);
+    if (ck == NULL)
+        return err;
+    uv_mutex_lock(&c->lock);
+    for (;;) {
+        if (c->done) {
+            uv_mutex_unlock(&c->lock);
+            free(ck);
+            return ORPC_ECLOSED;
+        }
+        if (c->send_closed) {
+            uv_mutex_unlock(&c->lock);
+            free(ck);
+            return ORPC_ESTATE;
+        }
+        if (c->sendq.bytes < CALL_SENDQ_LIMIT)
+            break;
+        uv_cond_wait(&c->cond, &c->lock);
+    }
+    orpc__sendq_push(&c->sendq, ck);
+    uv_mutex_unlock(&c->lock);
+    post_call(c);
+    return 0;
+}
+
+int orpc_call_close_send(orpc_call *c)
+{
+    if (c == NULL)
+        return ORPC_EINVAL;
+    uv_mutex_lock(&c->lock);
+    int done = c->done;
+    c->send_closed = 1;
+    uv_mutex_unlock(&c->lock);
+    if (done)
+        return ORPC_ECLOSED;
+    post_call(c);
+    return 0;
+}
+
+int orpc_call_recv(orpc_call *c, ProtobufCMessage **msg)
+{
+    if (c == NULL || msg == NULL)
+        return ORPC_EINVAL;
+    *msg = NULL;
+    uv_mutex_lock(&c->lock);
+    for (;;) {
+        orpc__inmsg *r = orpc__in_take_locked(&c->in);
+        if (r != NULL) {
+            int owed = orpc__in_owed_locked(&c->in);
+            int done = c->done;
+            uv_mutex_unlock(&c->lock);
+            *msg = r->msg;
+            free(r);
+            if (owed && !done) /* its flow-control credit goes back */
+                post_call(c);
+            return 1;
+        }
+        if (c->done) {
+            int ok = c->status.code == ORPC_OK;
+            uv_mutex_unlock(&c->lock);
+            return ok ? 0 : ORPC_ECLOSED;
+        }
+        uv_cond_wait(&c->cond, &c->lock);
+    }
+}
+
+void orpc_call_cancel(orpc_call *c)
+{
+    if (c == NULL)
+        return;
+    uv_mutex_lock(&c->lock);
+    int done = c->done;
+    c->cancel_requested = 1;
+    uv_mutex_unlock(&c->lock);
+    if (!done)
+        post_call(c);
+}
+
+const orpc_metadata *orpc_call_headers(const orpc_call *c)
+{
+    if (c == NULL)
+        return NULL;
+    orpc_call *m = (orpc_call *)c;
+    uv_mutex_lock(&m->lock);
+    const orpc_metadata *h = m->headers_ready ? m->headers : NULL;
+    uv_mutex_unlock(&m->lock);
+    return h;
+}
+
+static orpc_status finish_common(orpc_call *c)
+{
+    uv_mutex_lock(&c->lock);
+    while (!c->done)
+        uv_cond_wait(&c->cond, &c->lock);
+    orpc_status st = orpc_status_copy(&c->status);
+    if (c->trailers_out && c->trailers) {
+        for (size_t i = 0; i < orpc_metadata_count(c->trailers); i++) {
+            const char *k;
+            const uint8_t *v;
+            size_t len;
+            orpc_metadata_at(c->trailers, i, &k, &v, &len);
+            orpc_metadata_add(c->trailers_out, k, v, len);
+        }
+    }
+    uv_mutex_unlock(&c->lock);
+    return st;
+}
+
+orpc_status orpc_call_finish(orpc_call *c)
+{
+    if (c == NULL)
+        return orpc_status_new(ORPC_INVALID_ARGUMENT, "no call");
+    uv_mutex_lock(&c->lock);
+    int unread = c->in.head != NULL || !c->done;
+    uv_mutex_unlock(&c->lock);
+    if (unread) {
+        /* Responses not all read: the call is abandoned. */
+        uv_mutex_lock(&c->lock);
+        int done = c->done;
+        uv_mutex_unlock(&c->lock);
+        if (!done)
+            orpc_call_cancel(c);
+    }
+    orpc_status st = finish_common(c);
+    call_unref(c);
+    return st;
+}
+
+orpc_status orpc_call_finish_response(orpc_call *c, ProtobufCMessage **response)
+{
+    if (c == NULL)
+        return orpc_status_new(ORPC_INVALID_ARGUMENT, "no call");
+    if (response)
+        *response = NULL;
+    orpc_call_close_send(c);
+    orpc_status st = finish_common(c);
+    if (st.code == ORPC_OK && response != NULL) {
+        uv_mutex_lock(&c->lock);
+        orpc__inmsg *r = orpc__in_take_locked(&c->in);
+        uv_mutex_unlock(&c->lock);
+        if (r) {
+            *response = r->msg;
+            free(r);
+        }
+    }
+    call_unref(c);
+    return st;
+}

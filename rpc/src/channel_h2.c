@@ -1,0 +1,356 @@
+/*
+ * channel_h2.c — the client's HTTP/2 callbacks, on the channel's IO thread:
+ * response headers (bounded by max_header_list_size; nghttp2 does not hold
+ * the server to it), response messages through the stream engine (one for
+ * a unary call, flow-controlled for streams), trailers and the status they
+ * carry, GOAWAY, SETTINGS, PING ACKs, and stream close with its one
+ * transparent retry of a refused stream.
+ *
+ * Input is untrusted: whatever the server sends ends in a status, never in
+ * unbounded memory.
+ */
+#include "channel_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <orpc/error.h>
+
+static int on_header(nghttp2_session *s, const nghttp2_frame *f,
+                     const uint8_t *name, size_t namelen, const uint8_t *value,
+                     size_t valuelen, uint8_t flags, void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (c == NULL || c->io_finished)
+        return 0;
+    /* nghttp2 does not hold the server to our SETTINGS_MAX_HEADER_LIST_SIZE:
+     * count what we keep (RFC 9113's size: name + value + 32 per field). */
+    c->header_bytes += namelen + valuelen + 32;
+    if (c->header_bytes > c->ch->opts.max_header_list_size) {
+        if (!c->headers_too_big) {
+            c->headers_too_big = 1;
+            orpc__call_fail(
+                c, ORPC_RESOURCE_EXHAUSTED,
+                "response header list larger than the channel accepts "
+                "(max_header_list_size)");
+        }
+        return 0;
+    }
+    if (orpc__name_is(name, namelen, ":status")) {
+        int st = 0;
+        for (size_t i = 0; i < valuelen && i < 3; i++)
+            st = st * 10 + (value[i] - '0');
+        c->http_status = st;
+    } else if (orpc__name_is(name, namelen, "grpc-status")) {
+        c->got_status = 1;
+        c->status_code = orpc__parse_status_code(value, valuelen);
+    } else if (orpc__name_is(name, namelen, "grpc-message")) {
+        c->status_msg.len = 0;
+        orpc__percent_decode((const char *)value, valuelen, &c->status_msg);
+    } else if (orpc__name_is(name, namelen, "grpc-status-details-bin")) {
+        c->status_details.len = 0;
+        orpc__b64_decode((const char *)value, valuelen, &c->status_details);
+    } else if (orpc__name_is(name, namelen, "grpc-encoding")) {
+        c->resp_gzip = orpc__name_is(value, valuelen, "gzip");
+    } else {
+        uv_mutex_lock(&c->lock);
+        orpc_metadata **md = c->in_trailers ? &c->trailers : &c->headers;
+        int rc = *md == NULL ? orpc_metadata_new(md, NULL) : 0;
+        if (rc == 0)
+            rc = orpc__md_from_header(*md, name, namelen, value, valuelen);
+        uv_mutex_unlock(&c->lock);
+        if (rc != 0)
+            orpc__call_fail(
+                c, rc == ORPC_ENOMEM ? ORPC_RESOURCE_EXHAUSTED : ORPC_INTERNAL,
+                rc == ORPC_ENOMEM ? "out of memory"
+                                  : "malformed response metadata");
+    }
+    return 0;
+}
+
+static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
+                            void *user_data)
+{
+    (void)user_data;
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (c == NULL)
+        return 0;
+    c->header_bytes = 0; /* the limit is per header block */
+    if (f->headers.cat == NGHTTP2_HCAT_HEADERS && c->response_bytes)
+        c->in_trailers = 1;
+    return 0;
+}
+
+static orpc_status status_from_wire(orpc_call *c)
+{
+    orpc_status st;
+    if (c->http_status != 200 && !c->got_status) {
+        return orpc_status_errorf(orpc_code_from_grpc_http(c->http_status),
+                                  "HTTP status %d without grpc-status",
+                                  c->http_status);
+    }
+    if (!c->got_status)
+        return orpc_status_new(ORPC_INTERNAL,
+                               "stream ended without grpc-status");
+    int code = c->status_code < 0 ? ORPC_UNKNOWN : c->status_code;
+    char *msg = c->status_msg.len ? (char *)c->status_msg.data : NULL;
+    st = orpc_status_new((orpc_code)code, msg);
+    if (c->status_details.len)
+        orpc_status_set_details(&st, c->status_details.data,
+                                c->status_details.len);
+    return st;
+}
+
+static void keepalive_start(cconn *cc)
+{
+    orpc_channel *ch = cc->sub->ch;
+    if (ch->opts.keepalive_time_ms <= 0 || cc->keepalive != NULL)
+        return;
+    cc->keepalive = malloc(sizeof(*cc->keepalive));
+    if (cc->keepalive == NULL)
+        return; /* no keepalive on this connection, which still works */
+    uv_timer_init(&ch->io.loop, cc->keepalive);
+    cc->keepalive->data = cc;
+    uv_timer_start(cc->keepalive, orpc__sub_keepalive_fire,
+                   (uint64_t)ch->opts.keepalive_time_ms, 0);
+}
+
+static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
+                         void *user_data)
+{
+    orpc__conn *conn = user_data;
+    if (f->hd.type == NGHTTP2_GOAWAY) {
+        cconn *cc = conn->user_data;
+        cc->goaway = 1;
+        if (cc->sub && cc->sub->conn == conn) {
+            cc->sub->conn = NULL; /* new calls dial a new connection */
+            if (!cc->sub->connecting)
+                orpc__ch_set_state(cc->sub->ch, ORPC_CHANNEL_IDLE);
+        }
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        cconn *cc = conn->user_data;
+        if (!cc->established && cc->sub) {
+            cc->established = 1; /* a server accepted us: backoff resets */
+            cc->sub->backoff_ms = 0;
+            keepalive_start(cc);
+            if (cc->sub->conn == conn)
+                orpc__ch_set_state(cc->sub->ch, ORPC_CHANNEL_READY);
+        }
+        return 0;
+    }
+    if (f->hd.type == NGHTTP2_PING && (f->hd.flags & NGHTTP2_FLAG_ACK)) {
+        orpc__sub_keepalive_acked(conn->user_data);
+        return 0;
+    }
+    if (f->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+    if (c == NULL)
+        return 0;
+    if (!c->response_bytes) {
+        c->response_bytes = 1;
+        uv_mutex_lock(&c->lock);
+        c->headers_ready = 1;
+        if (c->headers_out && c->headers) {
+            for (size_t i = 0; i < orpc_metadata_count(c->headers); i++) {
+                const char *k;
+                const uint8_t *v;
+                size_t len;
+                orpc_metadata_at(c->headers, i, &k, &v, &len);
+                orpc_metadata_add(c->headers_out, k, v, len);
+            }
+        }
+        uv_cond_broadcast(&c->cond);
+        uv_mutex_unlock(&c->lock);
+        if (c->http_status != 200 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            orpc__call_fail(c, orpc_code_from_grpc_http(c->http_status),
+                            "HTTP error status");
+            return 0;
+        }
+    }
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        if (orpc__in_partial(&c->in)) {
+            orpc__call_complete(
+                c,
+                orpc_status_new(ORPC_INTERNAL, "response message cut short"));
+            return 0;
+        }
+        orpc__call_complete(c, status_from_wire(c));
+    }
+    return 0;
+}
+
+/*
+ * One complete response message, decoded for the stream engine.  A unary
+ * or client-streaming call takes exactly one: a second ends the call
+ * INTERNAL at once (as gRPC does) instead of queueing whatever a broken or
+ * hostile server keeps sending until its trailers.
+ */
+static int decode_response(void *owner, const uint8_t *p, size_t len,
+                           int compressed, ProtobufCMessage **out)
+{
+    orpc_call *c = owner;
+    int single = c->method->kind == ORPC_CALL_UNARY ||
+                 c->method->kind == ORPC_CALL_CLIENT_STREAMING;
+    (void)compressed;
+    if (single && c->in.received > 0) {
+        orpc__call_fail(c, ORPC_INTERNAL, "server sent more than one response");
+        return ORPC_ECALLBACK;
+    }
+    orpc_status st = ORPC_STATUS_OK;
+    ProtobufCMessage *m = orpc__decode_message(
+        c->method->output->descriptor, p, len, compressed, c->resp_gzip,
+        c->ch->opts.max_recv_message_size, NULL, &st);
+    if (m == NULL) {
+        if (c->stream_open && c->conn && c->conn->session) {
+            nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
+                                      c->stream_id, NGHTTP2_CANCEL);
+            orpc__conn_kick(c->conn);
+        }
+        orpc__call_complete(c, st);
+        return ORPC_ECALLBACK;
+    }
+    *out = m;
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
+                         const uint8_t *data, size_t len, void *user_data)
+{
+    (void)flags;
+    (void)user_data;
+    orpc_call *c = nghttp2_session_get_stream_user_data(s, id);
+    if (c == NULL || c->io_finished) {
+        orpc__in_discard(s, id, len);
+        return 0;
+    }
+    c->response_bytes = 1;
+    int rc = orpc__in_data(&c->in, s, id, data, len, decode_response, c);
+    if (rc > 0) {
+        uv_mutex_lock(&c->lock);
+        uv_cond_broadcast(&c->cond);
+        uv_mutex_unlock(&c->lock);
+        return 0;
+    }
+    switch (rc) {
+    case 0:
+    case ORPC_ECALLBACK: /* decode_response ended the call */
+        break;
+    case ORPC_ETOOBIG:
+        orpc__call_fail(c, ORPC_RESOURCE_EXHAUSTED,
+                        "response message larger than the channel accepts");
+        break;
+    case ORPC_ELIMIT:
+        orpc__call_fail(
+            c, ORPC_RESOURCE_EXHAUSTED,
+            "the connection buffers more incomplete response messages "
+            "than the channel accepts");
+        break;
+    case ORPC_ENOMEM:
+        orpc__call_fail(c, ORPC_RESOURCE_EXHAUSTED, "out of memory");
+        break;
+    default:
+        orpc__call_fail(c, ORPC_INTERNAL, "malformed response framing");
+        break;
+    }
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
+                           void *user_data)
+{
+    (void)user_data;
+    orpc_call *c = nghttp2_session_get_stream_user_data(s, id);
+    if (c == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(s, id, NULL);
+    c->stream_open = 0;
+    if (c->io_finished) {
+        orpc__call_io_release(c, s);
+        return 0;
+    }
+    if (error == NGHTTP2_REFUSED_STREAM && !c->response_bytes &&
+        c->req_copy != NULL && !c->retried) {
+        /* Never processed: try again, once (gRFC A6's transparent retry);
+         * a server that refuses it again is answered UNAVAILABLE. */
+        c->retried = 1; /* no response bytes came: c->in is untouched */
+        orpc__call_unlist(c);
+        c->submitted = 0;
+        c->conn = NULL;
+        c->stream_id = 0;
+        uv_mutex_lock(&c->lock);
+        orpc__sendq_clear(&c->sendq);
+        orpc__chunk *copy = malloc(sizeof(*copy) + c->req_copy->len);
+        if (copy != NULL) {
+            memcpy(copy, c->req_copy, sizeof(*copy) + c->req_copy->len);
+            copy->off = 0;
+            orpc__sendq_push(&c->sendq, copy);
+        }
+        uv_mutex_unlock(&c->lock);
+        if (copy != NULL) {
+            orpc__call_enqueue(c);
+            return 0;
+        }
+    }
+    orpc_code code;
+    const char *msg;
+    switch (error) {
+    case NGHTTP2_NO_ERROR:
+        code = ORPC_INTERNAL;
+        msg = "stream closed without a status";
+        break;
+    case NGHTTP2_REFUSED_STREAM:
+        code = ORPC_UNAVAILABLE;
+        msg = "stream refused by the server";
+        break;
+    case NGHTTP2_CANCEL:
+        code = ORPC_CANCELLED;
+        msg = "stream cancelled by the server";
+        break;
+    case NGHTTP2_ENHANCE_YOUR_CALM:
+        code = ORPC_RESOURCE_EXHAUSTED;
+        msg = "server asked to enhance your calm";
+        break;
+    case NGHTTP2_INADEQUATE_SECURITY:
+        code = ORPC_PERMISSION_DENIED;
+        msg = "inadequate security";
+        break;
+    default:
+        code = ORPC_INTERNAL;
+        msg = "stream reset by the server";
+        break;
+    }
+    orpc__call_complete(c, orpc_status_new(code, msg));
+    return 0;
+}
+
+/* The nghttp2 callbacks and options every connection of |ch| shares.
+ * 0 or -1 (out of memory). */
+int orpc__ch_h2_setup(orpc_channel *ch)
+{
+    if (nghttp2_session_callbacks_new(&ch->cbs) != 0 ||
+        nghttp2_option_new(&ch->h2opt) != 0)
+        return -1;
+    nghttp2_session_callbacks_set_on_header_callback(ch->cbs, on_header);
+    nghttp2_session_callbacks_set_on_begin_headers_callback(ch->cbs,
+                                                            on_begin_headers);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(ch->cbs,
+                                                         on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(ch->cbs,
+                                                              on_data_chunk);
+    nghttp2_session_callbacks_set_on_stream_close_callback(ch->cbs,
+                                                           on_stream_close);
+    nghttp2_option_set_no_auto_window_update(ch->h2opt, 1);
+    nghttp2_option_set_max_settings(ch->h2opt, 32);
+    nghttp2_option_set_max_continuations(ch->h2opt, 8);
+    nghttp2_option_set_peer_max_concurrent_streams(ch->h2opt, 100);
+    return 0;
+}
