@@ -4,9 +4,12 @@
  * mem_send.
  *
  * Design notes:
- * - TLS is a filter between socket and session.  OpenSSL never sees the
- *   socket: ciphertext goes in through rbio and comes out of wbio, so one
- *   code path serves h2c and TLS, and the handshake is just more bytes.
+ * - TLS is a filter between socket and session (an orpc__transport, as is
+ *   plaintext).  OpenSSL never sees the socket: ciphertext goes in through
+ *   rbio and comes out of wbio, so one code path serves h2c and TLS, and
+ *   the handshake is just more bytes.  tls_handshake() is the one place a
+ *   handshake ends, for servers and clients alike: ALPN, the peer's
+ *   identity and names, the owner's check.
  * - Output: at most one uv_write in flight.  While it is, new frames wait in
  *   nghttp2 (we do not pull them) and |out| collects only TLS records.  When
  *   |out| passes max_out we stop pulling from nghttp2 altogether: a peer that
@@ -29,6 +32,13 @@
 /* Stop pulling frames from nghttp2 while this much waits to be written. */
 #define CONN_MAX_OUT (1024u * 1024u)
 
+static const orpc__transport plain_transport, tls_transport;
+
+static void flush_cb(orpc__flush *f)
+{
+    orpc__conn_flush((orpc__conn *)((char *)f - offsetof(orpc__conn, flush)));
+}
+
 int orpc__conn_init(orpc__conn *c, orpc__io *io, int is_pipe,
                     const orpc__conn_hooks *hooks, void *user_data)
 {
@@ -39,6 +49,8 @@ int orpc__conn_init(orpc__conn *c, orpc__io *io, int is_pipe,
     c->hooks = hooks;
     c->user_data = user_data;
     c->max_out = CONN_MAX_OUT;
+    c->tp = &plain_transport;
+    c->flush.fn = flush_cb;
     orpc__bytes_init(&c->out, NULL);
     orpc__bytes_init(&c->inflight, NULL);
     rc = is_pipe ? uv_pipe_init(&io->loop, &c->h.pipe, 0)
@@ -73,7 +85,8 @@ void orpc__conn_set_peer_name(orpc__conn *c)
 
 void orpc__conn_kick(orpc__conn *c)
 {
-    orpc__io_mark_dirty(c->io, c);
+    if (!c->closing)
+        orpc__io_defer_flush(c->io, &c->flush);
 }
 
 static void on_closed(uv_handle_t *h)
@@ -99,14 +112,7 @@ void orpc__conn_close(orpc__conn *c, const char *reason)
     c->closing = 1;
     if (c->close_reason == NULL)
         c->close_reason = reason;
-    if (c->dirty) {
-        orpc__conn **pp = &c->io->dirty;
-        while (*pp && *pp != c)
-            pp = &(*pp)->next_dirty;
-        if (*pp)
-            *pp = c->next_dirty;
-        c->dirty = 0;
-    }
+    orpc__io_cancel_flush(c->io, &c->flush);
     uv_close(&c->h.handle, on_closed);
 }
 
@@ -138,40 +144,83 @@ static int feed_session(orpc__conn *c, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int tls_input(orpc__conn *c, const char *data, size_t n)
+/* ---- transports -------------------------------------------------------- */
+
+static int plain_input(orpc__conn *c, const uint8_t *p, size_t n)
+{
+    return feed_session(c, p, n);
+}
+
+static int plain_handshake(orpc__conn *c)
+{
+    (void)c;
+    return 1;
+}
+
+static int plain_output(orpc__conn *c, const uint8_t *p, size_t n)
+{
+    if (orpc__bytes_append(&c->out, p, n) != 0) {
+        orpc__conn_close(c, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static int plain_drain(orpc__conn *c)
+{
+    (void)c;
+    return 0;
+}
+
+static const orpc__transport plain_transport = {plain_input, plain_handshake,
+                                                plain_output, plain_drain};
+
+/* The one place a TLS handshake ends, for either side: ALPN must be h2,
+ * the peer's identity and certificate names are recorded, then the owner
+ * may refuse the peer (a client checks the server's SPIFFE ID there). */
+static int tls_handshake(orpc__conn *c)
+{
+    if (c->handshake_done)
+        return 1;
+    int rc = SSL_do_handshake(c->ssl);
+    if (rc != 1) {
+        int e = SSL_get_error(c->ssl, rc);
+        if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+            return 0; /* handshake bytes go out on the flush */
+        const char *why = orpc__tls_error_reason(c->ssl, rc);
+        ERR_clear_error();
+        orpc__conn_close_after_flush(c, why); /* the alert goes out */
+        return -1;
+    }
+    if (!orpc__tls_alpn_is_h2(c->ssl)) {
+        orpc__conn_close_after_flush(c, "peer did not negotiate ALPN h2");
+        return -1;
+    }
+    c->handshake_done = 1;
+    c->peer_identity = orpc__tls_peer_spiffe_id(c->ssl);
+    if (orpc__tls_peer_names(c->ssl, &c->names) != 0) {
+        orpc__conn_close(c, "out of memory");
+        return -1;
+    }
+    if (c->hooks && c->hooks->on_handshake &&
+        c->hooks->on_handshake(c, c->user_data) != 0) {
+        orpc__conn_close_after_flush(c, "peer refused"); /* unless the hook
+                                                            said why */
+        return -1;
+    }
+    return 1;
+}
+
+static int tls_input(orpc__conn *c, const uint8_t *data, size_t n)
 {
     uint8_t plain[16 * 1024];
     if (n > 0 && BIO_write(SSL_get_rbio(c->ssl), data, (int)n) != (int)n) {
         orpc__conn_close(c, "out of memory");
         return -1;
     }
-    if (!c->handshake_done) {
-        int rc = SSL_do_handshake(c->ssl);
-        if (rc != 1) {
-            int e = SSL_get_error(c->ssl, rc);
-            if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
-                return 0; /* handshake bytes go out on the flush */
-            c->close_reason = orpc__tls_error_reason(c->ssl, rc);
-            ERR_clear_error();
-            orpc__conn_close_after_flush(c, c->close_reason);
-            return -1;
-        }
-        if (!orpc__tls_alpn_is_h2(c->ssl)) {
-            orpc__conn_close_after_flush(c, "peer did not negotiate ALPN h2");
-            return -1;
-        }
-        c->handshake_done = 1;
-        c->peer_identity = orpc__tls_peer_spiffe_id(c->ssl);
-        if (orpc__tls_peer_names(c->ssl, &c->names) != 0) {
-            orpc__conn_close(c, "out of memory");
-            return -1;
-        }
-        if (c->hooks && c->hooks->on_handshake &&
-            c->hooks->on_handshake(c, c->user_data) != 0) {
-            orpc__conn_close_after_flush(c, "peer refused");
-            return -1;
-        }
-    }
+    int hs = tls_handshake(c);
+    if (hs <= 0)
+        return hs;
     for (;;) {
         int r = SSL_read(c->ssl, plain, (int)sizeof(plain));
         if (r > 0) {
@@ -192,6 +241,39 @@ static int tls_input(orpc__conn *c, const char *data, size_t n)
         return -1;
     }
 }
+
+static int tls_drain(orpc__conn *c)
+{
+    BIO *w = SSL_get_wbio(c->ssl);
+    size_t pending;
+    while ((pending = BIO_ctrl_pending(w)) > 0) {
+        if (orpc__bytes_reserve(&c->out, pending) != 0)
+            return -1;
+        int r = BIO_read(w, c->out.data + c->out.len, (int)pending);
+        if (r <= 0)
+            break;
+        c->out.len += (size_t)r;
+    }
+    return 0;
+}
+
+static int tls_output(orpc__conn *c, const uint8_t *p, size_t n)
+{
+    if (SSL_write(c->ssl, p, (int)n) != (int)n) {
+        orpc__conn_close(c, "TLS write failed");
+        return -1;
+    }
+    if (tls_drain(c) != 0) {
+        orpc__conn_close(c, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static const orpc__transport tls_transport = {tls_input, tls_handshake,
+                                              tls_output, tls_drain};
+
+/* ---- socket input ------------------------------------------------------ */
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 {
@@ -222,10 +304,7 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
     if (c->closing || c->close_after_flush)
         return;
     c->last_activity_ns = orpc__now_ns();
-    if (c->ssl)
-        tls_input(c, buf->base, (size_t)n);
-    else
-        feed_session(c, (const uint8_t *)buf->base, (size_t)n);
+    c->tp->input(c, (const uint8_t *)buf->base, (size_t)n);
     orpc__conn_kick(c);
 }
 
@@ -250,55 +329,20 @@ static void write_cb(uv_write_t *req, int status)
     orpc__conn_kick(c);
 }
 
-static int drain_wbio(orpc__conn *c)
-{
-    BIO *w = SSL_get_wbio(c->ssl);
-    size_t pending;
-    while ((pending = BIO_ctrl_pending(w)) > 0) {
-        if (orpc__bytes_reserve(&c->out, pending) != 0)
-            return -1;
-        int r = BIO_read(w, c->out.data + c->out.len, (int)pending);
-        if (r <= 0)
-            break;
-        c->out.len += (size_t)r;
-    }
-    return 0;
-}
-
 void orpc__conn_flush(orpc__conn *c)
 {
     if (c->closing || c->session == NULL)
         return;
-    if (c->ssl && !c->handshake_done) {
-        /* Client: start (or continue) the handshake. */
-        int rc = SSL_do_handshake(c->ssl);
-        if (rc != 1) {
-            int e = SSL_get_error(c->ssl, rc);
-            if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE) {
-                c->close_reason = orpc__tls_error_reason(c->ssl, rc);
-                ERR_clear_error();
-                drain_wbio(c);
-                c->close_after_flush = 1;
-            }
-        } else if (!orpc__tls_alpn_is_h2(c->ssl)) {
-            c->close_reason = "server did not negotiate ALPN h2";
-            c->close_after_flush = 1;
-        } else {
-            c->handshake_done = 1;
-            c->peer_identity = orpc__tls_peer_spiffe_id(c->ssl);
-            if (c->hooks && c->hooks->on_handshake &&
-                c->hooks->on_handshake(c, c->user_data) != 0) {
-                c->close_reason = "server refused";
-                c->close_after_flush = 1;
-            }
-        }
-    }
+    /* A client starts (or continues) its handshake here; a server's goes
+     * on as the client's bytes arrive (tls_input). */
+    int ready = c->tp->handshake(c) == 1;
+    if (c->closing)
+        return;
     /* A connection closing after the flush pulls no more frames (nothing
      * after a refused handshake or a TLS error), except one batch when it
      * closes for a GOAWAY nghttp2 queued (orpc__conn_goaway_close()): only
      * one, so that a session with more to send cannot keep it open. */
-    if (!c->writing && (c->ssl == NULL || c->handshake_done) &&
-        (!c->close_after_flush || c->goaway_pull)) {
+    if (!c->writing && ready && (!c->close_after_flush || c->goaway_pull)) {
         c->goaway_pull = 0;
         /* Pull frames while there is room. */
         while (c->out.len < c->max_out) {
@@ -310,22 +354,11 @@ void orpc__conn_flush(orpc__conn *c)
             }
             if (n == 0)
                 break;
-            if (c->ssl) {
-                if (SSL_write(c->ssl, data, (int)n) != (int)n) {
-                    orpc__conn_close(c, "TLS write failed");
-                    return;
-                }
-                if (drain_wbio(c) != 0) {
-                    orpc__conn_close(c, "out of memory");
-                    return;
-                }
-            } else if (orpc__bytes_append(&c->out, data, (size_t)n) != 0) {
-                orpc__conn_close(c, "out of memory");
+            if (c->tp->output(c, data, (size_t)n) != 0)
                 return;
-            }
         }
     }
-    if (c->ssl && drain_wbio(c) != 0) {
+    if (c->tp->drain(c) != 0) {
         orpc__conn_close(c, "out of memory");
         return;
     }
@@ -391,6 +424,7 @@ int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
         BIO_set_mem_eof_return(r, -1);
         BIO_set_mem_eof_return(w, -1);
         SSL_set_bio(c->ssl, r, w);
+        c->tp = &tls_transport;
         if (server_side) {
             SSL_set_accept_state(c->ssl);
         } else {

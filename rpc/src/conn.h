@@ -25,6 +25,26 @@
 #include "tls_internal.h"
 #include "wire.h"
 
+typedef struct orpc__conn orpc__conn;
+
+/*
+ * The layer between the socket and the session: plaintext (h2c) or TLS over
+ * memory BIOs.  One handshake path serves servers and clients.
+ */
+typedef struct orpc__transport {
+    /* Bytes read from the socket: whatever plaintext they carry goes to
+     * the session.  0, or -1 when the connection is closing. */
+    int (*input)(orpc__conn *c, const uint8_t *p, size_t n);
+    /* Advances the handshake: 1 when done (and the peer accepted), 0 while
+     * it needs the peer's bytes, -1 when the connection is closing. */
+    int (*handshake)(orpc__conn *c);
+    /* Frames from the session, to be written.  0 or -1 (closing). */
+    int (*output)(orpc__conn *c, const uint8_t *p, size_t n);
+    /* Moves what the transport has for the wire (TLS records) to c->out.
+     * 0 or -1 (out of memory). */
+    int (*drain)(orpc__conn *c);
+} orpc__transport;
+
 typedef struct orpc__conn_hooks {
     /* The TLS handshake finished (TLS only); return nonzero to refuse the
      * peer (the connection closes). */
@@ -45,14 +65,14 @@ struct orpc__conn {
     } h;
     int is_pipe;
     nghttp2_session *session;
-    SSL *ssl; /* NULL for h2c */
+    const orpc__transport *tp; /* plaintext or TLS */
+    SSL *ssl;                  /* NULL for h2c */
     int handshake_done;
     orpc__bytes out;      /* bytes waiting for the next write */
     orpc__bytes inflight; /* bytes of the write in progress */
     uv_write_t wreq;
     int writing;
-    int dirty;
-    orpc__conn *next_dirty;
+    orpc__flush flush;     /* queued on the io for the end of the turn */
     int closing;           /* uv_close called or about to be */
     int close_after_flush; /* close once the output is written */
     int goaway_pull;       /* closing for a queued GOAWAY: pull it once */

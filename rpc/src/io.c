@@ -6,14 +6,14 @@
  * orpc__task (embedded in the object concerned, so posting never allocates)
  * and wake the loop with uv_async_send, which libuv coalesces.  The wake
  * callback drains the whole queue.  A uv_check handle runs after each poll
- * phase, i.e. after all the reads and tasks of a turn, and flushes every
- * connection marked dirty during the turn: one mem_send and one write per
- * connection per turn however many streams produced output.  Output made
- * before the poll phase (in a timer callback: a deadline's RST_STREAM, a
- * keepalive PING) would otherwise wait for the next wake-up, which may be
- * seconds away; so marking the first connection dirty starts an idle
- * handle, which makes that turn's poll return at once, and the flush stops
- * it.
+ * phase, i.e. after all the reads and tasks of a turn, and runs every
+ * orpc__flush queued during the turn, once each: for a connection, one
+ * mem_send and one write per turn however many streams produced output.
+ * Output made before the poll phase (in a timer callback: a deadline's
+ * RST_STREAM, a keepalive PING) would otherwise wait for the next wake-up,
+ * which may be seconds away; so queueing the first flush of a turn starts
+ * an idle handle, which makes that turn's poll return at once, and the
+ * flush stops it.
  *
  * Locking theory: io->lock guards head/tail, each queued task's |queued|
  * and |next|, and io->stopping.  It is never held while a task runs.
@@ -23,8 +23,6 @@
 #include <string.h>
 
 #include <orpc/error.h>
-
-#include "conn.h"
 
 void orpc__task_init(orpc__task *t, void (*fn)(orpc__task *, void *), void *arg)
 {
@@ -60,17 +58,17 @@ static void run_tasks(uv_async_t *h)
 static void flush_dirty(uv_check_t *h)
 {
     orpc__io *io = h->data;
-    /* Flushing may complete writes synchronously and mark others dirty:
-     * loop until the list stays empty. */
+    /* Flushing may complete writes synchronously and queue others: loop
+     * until nothing is left. */
     while (io->dirty != NULL) {
-        orpc__conn *list = io->dirty;
+        orpc__flush *list = io->dirty;
         io->dirty = NULL;
         while (list != NULL) {
-            orpc__conn *c = list;
-            list = c->next_dirty;
-            c->next_dirty = NULL;
-            c->dirty = 0;
-            orpc__conn_flush(c);
+            orpc__flush *f = list;
+            list = f->next;
+            f->next = NULL;
+            f->queued = 0;
+            f->fn(f);
         }
     }
     uv_idle_stop(&io->nudge);
@@ -215,13 +213,26 @@ void orpc__task_clear_ref(uv_mutex_t *lock, int *task_ref)
     uv_mutex_unlock(lock);
 }
 
-void orpc__io_mark_dirty(orpc__io *io, orpc__conn *c)
+void orpc__io_defer_flush(orpc__io *io, orpc__flush *f)
 {
-    if (c->dirty || c->closing)
+    if (f->queued)
         return;
     if (io->dirty == NULL)
         uv_idle_start(&io->nudge, nudge);
-    c->dirty = 1;
-    c->next_dirty = io->dirty;
-    io->dirty = c;
+    f->queued = 1;
+    f->next = io->dirty;
+    io->dirty = f;
+}
+
+void orpc__io_cancel_flush(orpc__io *io, orpc__flush *f)
+{
+    if (!f->queued)
+        return;
+    orpc__flush **pp = &io->dirty;
+    while (*pp && *pp != f)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = f->next;
+    f->next = NULL;
+    f->queued = 0;
 }

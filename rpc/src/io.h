@@ -1,6 +1,8 @@
 /*
  * io.h — an IO thread: one libuv loop, a queue of tasks posted from other
- * threads, and end-of-turn flushing of connections (internal).
+ * threads, and a list of things to flush at the end of the loop's turn
+ * (internal).  The loop layer knows nothing of connections: whatever wants
+ * its output coalesced embeds an orpc__flush and queues it.
  *
  * Locking theory: |lock| guards the task queue and |stopping| only.
  * Everything else in an orpc__io, and every handle on its loop, belongs to
@@ -13,8 +15,15 @@
 
 #include <orpc/common.h>
 
-typedef struct orpc__conn orpc__conn;
 typedef struct orpc__io orpc__io;
+
+/* Something to flush once at the end of this loop turn (IO thread).
+ * Embedded in its owner; |fn| gets it back. */
+typedef struct orpc__flush {
+    void (*fn)(struct orpc__flush *f);
+    struct orpc__flush *next;
+    int queued;
+} orpc__flush;
 
 /* A unit of work run on an IO thread.  Embedded in the object it works on,
  * so posting allocates nothing; posting a task that is already queued is a
@@ -36,8 +45,8 @@ struct orpc__io {
     orpc__task *head, *tail;
     int stopping;
     int started;
-    orpc__conn *dirty; /* connections with output to flush this turn */
-    unsigned index;    /* which IO thread of its owner */
+    orpc__flush *dirty; /* to flush at the end of this turn */
+    unsigned index;     /* which IO thread of its owner */
     /* Called on the IO thread when a stop is requested: close every handle
      * the owner put on this loop.  The loop ends when none is left. */
     void (*on_stop)(orpc__io *io, void *user_data);
@@ -83,8 +92,11 @@ int orpc__io_on_thread(orpc__io *io);
 int orpc__task_take_ref(uv_mutex_t *lock, int *task_ref, int *refs);
 void orpc__task_clear_ref(uv_mutex_t *lock, int *task_ref);
 
-/* Marks |c| to be flushed at the end of this loop turn (IO thread). */
-void orpc__io_mark_dirty(orpc__io *io, orpc__conn *c);
+/* Queues |f| to be flushed at the end of this loop turn, once however
+ * often it is queued (IO thread). */
+void orpc__io_defer_flush(orpc__io *io, orpc__flush *f);
+/* Takes |f| off the list if queued (its owner is going away). */
+void orpc__io_cancel_flush(orpc__io *io, orpc__flush *f);
 
 /* Monotonic now in nanoseconds. */
 static inline int64_t orpc__now_ns(void)
