@@ -140,3 +140,39 @@ orpc_fuzz_target(fuzz_routes
     FUZZ_LIBS orpc_protos PkgConfig::JANSSON PkgConfig::LIBCURL
               PkgConfig::LIBUV OpenSSL::Crypto Threads::Threads
     INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/rpc/src)
+
+# The gRPC server's whole input path, through a real server on loopback.
+# The runner links liborpc; the libFuzzer build compiles the runtime
+# (rpc/src and the well-known types) and the grpc.testing code in, so that
+# all of it carries coverage instrumentation.  Generated code is not held
+# to orpc's -Werror.
+get_target_property(_fuzz_orpc_srcs orpc SOURCES)
+get_target_property(_fuzz_testing_srcs orpc_testing_protos SOURCES)
+set(_fuzz_gen_srcs ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs})
+list(FILTER _fuzz_gen_srcs INCLUDE REGEX "\\.(pb-c|orpc)\\.c$")
+set_source_files_properties(${_fuzz_gen_srcs} PROPERTIES
+                            COMPILE_OPTIONS "-Wno-error")
+set(_fuzz_h2_libs PkgConfig::PROTOBUF_C PkgConfig::LIBUV PkgConfig::NGHTTP2
+    PkgConfig::JANSSON OpenSSL::SSL OpenSSL::Crypto ZLIB::ZLIB
+    Threads::Threads)
+orpc_fuzz_target(fuzz_h2_server
+    LIBS orpc orpc_protos PkgConfig::NGHTTP2 Threads::Threads
+    FUZZ_SOURCES ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs}
+    FUZZ_LIBS ${_fuzz_h2_libs}
+    INCLUDES ${_src}/rpc/include ${_src}/rpc/src ${ORPC_GEN_DIR}
+             ${ORPC_PROJECT_GEN_DIR})
+
+# A channel's response path, against a raw listener; built as the above.
+orpc_fuzz_target(fuzz_h2_client
+    LIBS orpc orpc_protos PkgConfig::NGHTTP2 Threads::Threads
+    FUZZ_SOURCES ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs}
+    FUZZ_LIBS ${_fuzz_h2_libs}
+    INCLUDES ${_src}/rpc/include ${_src}/rpc/src ${ORPC_GEN_DIR}
+             ${ORPC_PROJECT_GEN_DIR})
+foreach(f fuzz_h2_server fuzz_h2_client)
+  if(TARGET ${f}_libfuzzer)
+    add_dependencies(${f}_libfuzzer orpc orpc_testing_protos)
+  endif()
+  # They run orpc's threads: the tsan preset runs them too.
+  set_tests_properties(${f} PROPERTIES LABELS threaded)
+endforeach()
