@@ -3,6 +3,9 @@
 # two targets tests/wire.cmake registers), each built as a standalone
 # regression runner that ctest runs (test fuzz_<name>), and, with
 # ORPC_BUILD_FUZZERS and clang, as the real fuzzer bin/fuzz_<name>_libfuzzer.
+# orpc_fuzz_tests() below adds, for those and for wire.cmake's two, the
+# replay of fuzz/regressions/ and a brief libFuzzer run (the fuzz preset,
+# which make test runs).
 #
 #   fuzz_json           orpc_json_decode/encode (liborpc-compat) over the
 #                       test messages of json.cmake, the project's protos
@@ -28,10 +31,41 @@ find_package(Threads REQUIRED)
 
 set(_fuzz_dir ${CMAKE_CURRENT_LIST_DIR}/fuzz)
 
-# Inputs on which a target once found a library bug (fuzz/regressions/
-# <target>-<n>) are replayed by a second test per target,
-# <target>_regressions, so that the fixes stay fixed.
 set(_src ${PROJECT_SOURCE_DIR})
+
+# All the runners and, with ORPC_BUILD_FUZZERS, the libFuzzer builds: what
+# the fuzz preset builds (make test), without the rest of the project.
+add_custom_target(fuzzers)
+
+# orpc_fuzz_tests(<name>): the tests of a target beyond its plain run.
+#
+# Inputs on which a target once found a library bug (fuzz/regressions/
+# <target>-<n>) are replayed by <target>_regressions, so that the fixes
+# stay fixed.  With ORPC_BUILD_FUZZERS, <target>_libfuzzer (label
+# libfuzzer) fuzzes for ORPC_FUZZ_SECONDS from the runner's built-in inputs
+# and the regression inputs (fuzz/run_libfuzzer.sh), so that the real
+# fuzzers cannot rot; make test runs these in the fuzz preset's tree.
+set(ORPC_FUZZ_SECONDS 3 CACHE STRING
+    "How long each <target>_libfuzzer ctest test fuzzes (seconds)")
+function(orpc_fuzz_tests name)
+  add_dependencies(fuzzers ${name})
+  file(GLOB _regressions ${_fuzz_dir}/regressions/${name}-*)
+  if(_regressions)
+    list(SORT _regressions)
+    add_test(NAME ${name}_regressions COMMAND ${name} ${_regressions})
+    set_tests_properties(${name}_regressions PROPERTIES TIMEOUT 60)
+  endif()
+  if(TARGET ${name}_libfuzzer)
+    add_dependencies(fuzzers ${name}_libfuzzer)
+    add_test(NAME ${name}_libfuzzer
+             COMMAND sh ${_fuzz_dir}/run_libfuzzer.sh
+                     $<TARGET_FILE:${name}> $<TARGET_FILE:${name}_libfuzzer>
+                     ${CMAKE_CURRENT_BINARY_DIR}/libfuzzer/${name}
+                     ${ORPC_FUZZ_SECONDS} ${_regressions})
+    set_tests_properties(${name}_libfuzzer PROPERTIES
+                         TIMEOUT 120 LABELS libfuzzer)
+  endif()
+endfunction()
 
 # orpc_fuzz_target(<name> [SOURCES ...] [LIBS ...] [INCLUDES ...]
 #                  [FUZZ_SOURCES ...] [FUZZ_LIBS ...])
@@ -52,12 +86,6 @@ function(orpc_fuzz_target name)
   target_link_libraries(${name} PRIVATE ${F_LIBS})
   add_test(NAME ${name} COMMAND ${name})
   set_tests_properties(${name} PROPERTIES TIMEOUT 60)
-  file(GLOB _regressions ${_fuzz_dir}/regressions/${name}-*)
-  if(_regressions)
-    list(SORT _regressions)
-    add_test(NAME ${name}_regressions COMMAND ${name} ${_regressions})
-    set_tests_properties(${name}_regressions PROPERTIES TIMEOUT 60)
-  endif()
 
   if(ORPC_BUILD_FUZZERS)
     add_executable(${name}_libfuzzer ${_fuzz_dir}/${name}.c ${F_SOURCES}
@@ -69,7 +97,14 @@ function(orpc_fuzz_target name)
     target_include_directories(${name}_libfuzzer PRIVATE ${F_INCLUDES})
     target_link_libraries(${name}_libfuzzer PRIVATE ${F_FUZZ_LIBS})
   endif()
+  orpc_fuzz_tests(${name})
 endfunction()
+
+# wire.c's two targets, which wire.cmake builds and runs plainly: their
+# regression inputs and libFuzzer runs too.
+foreach(f fuzz_deframer fuzz_wire)
+  orpc_fuzz_tests(${f})
+endforeach()
 
 # The JSON mapping: exported, so the runner links liborpc-compat.
 orpc_fuzz_target(fuzz_json
@@ -105,3 +140,39 @@ orpc_fuzz_target(fuzz_routes
     FUZZ_LIBS orpc_protos PkgConfig::JANSSON PkgConfig::LIBCURL
               PkgConfig::LIBUV OpenSSL::Crypto Threads::Threads
     INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/rpc/src)
+
+# The gRPC server's whole input path, through a real server on loopback.
+# The runner links liborpc; the libFuzzer build compiles the runtime
+# (rpc/src and the well-known types) and the grpc.testing code in, so that
+# all of it carries coverage instrumentation.  Generated code is not held
+# to orpc's -Werror.
+get_target_property(_fuzz_orpc_srcs orpc SOURCES)
+get_target_property(_fuzz_testing_srcs orpc_testing_protos SOURCES)
+set(_fuzz_gen_srcs ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs})
+list(FILTER _fuzz_gen_srcs INCLUDE REGEX "\\.(pb-c|orpc)\\.c$")
+set_source_files_properties(${_fuzz_gen_srcs} PROPERTIES
+                            COMPILE_OPTIONS "-Wno-error")
+set(_fuzz_h2_libs PkgConfig::PROTOBUF_C PkgConfig::LIBUV PkgConfig::NGHTTP2
+    PkgConfig::JANSSON OpenSSL::SSL OpenSSL::Crypto ZLIB::ZLIB
+    Threads::Threads)
+orpc_fuzz_target(fuzz_h2_server
+    LIBS orpc orpc_protos PkgConfig::NGHTTP2 Threads::Threads
+    FUZZ_SOURCES ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs}
+    FUZZ_LIBS ${_fuzz_h2_libs}
+    INCLUDES ${_src}/rpc/include ${_src}/rpc/src ${ORPC_GEN_DIR}
+             ${ORPC_PROJECT_GEN_DIR})
+
+# A channel's response path, against a raw listener; built as the above.
+orpc_fuzz_target(fuzz_h2_client
+    LIBS orpc orpc_protos PkgConfig::NGHTTP2 Threads::Threads
+    FUZZ_SOURCES ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs}
+    FUZZ_LIBS ${_fuzz_h2_libs}
+    INCLUDES ${_src}/rpc/include ${_src}/rpc/src ${ORPC_GEN_DIR}
+             ${ORPC_PROJECT_GEN_DIR})
+foreach(f fuzz_h2_server fuzz_h2_client)
+  if(TARGET ${f}_libfuzzer)
+    add_dependencies(${f}_libfuzzer orpc orpc_testing_protos)
+  endif()
+  # They run orpc's threads: the tsan preset runs them too.
+  set_tests_properties(${f} PROPERTIES LABELS threaded)
+endforeach()
