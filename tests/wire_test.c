@@ -879,6 +879,40 @@ static void test_percent_encode(void **state)
     orpc__bytes_free(&out);
 }
 
+/* grpc-message is UTF-8 once decoded: what is not becomes U+FFFD. */
+static void repair_case(const char *in, size_t n, const char *want)
+{
+    orpc__bytes b;
+    orpc__bytes_init(&b, NULL);
+    assert_int_equal(orpc__bytes_append(&b, in, n), 0);
+    assert_int_equal(orpc__bytes_reserve(&b, 1), 0);
+    b.data[b.len] = '\0';
+    assert_int_equal(orpc__utf8_repair(&b), 0);
+    assert_int_equal(b.len, strlen(want));
+    assert_memory_equal(b.data, want, b.len);
+    assert_int_equal(b.data[b.len], 0);
+    orpc__bytes_free(&b);
+}
+
+static void test_utf8_repair(void **state)
+{
+    (void)state;
+    repair_case("plain", 5, "plain");
+    repair_case("", 0, "");
+    repair_case("\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14,
+                "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80");
+    repair_case("bad \xff\xfe utf-8", 12, "bad \xef\xbf\xbd\xef\xbf\xbd utf-8");
+    repair_case("a\0b", 3,
+                "a\xef\xbf\xbd"
+                "b");                                       /* NUL */
+    repair_case("\xc0\xaf", 2, "\xef\xbf\xbd\xef\xbf\xbd"); /* overlong */
+    repair_case("\xed\xa0\x80", 3,
+                "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"); /* surrogate */
+    repair_case("\xf4\x90\x80\x80", 4,
+                "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd");
+    repair_case("cut \xe2\x82", 6, "cut \xef\xbf\xbd\xef\xbf\xbd");
+}
+
 static void test_percent_decode(void **state)
 {
     (void)state;
@@ -1147,6 +1181,7 @@ int main(void)
         cmocka_unit_test(test_timeout_format),
         cmocka_unit_test(test_percent_encode),
         cmocka_unit_test(test_percent_decode),
+        cmocka_unit_test(test_utf8_repair),
         cmocka_unit_test(test_percent_all_bytes),
         cmocka_unit_test(test_b64_vectors),
         cmocka_unit_test(test_b64_invalid),

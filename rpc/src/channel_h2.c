@@ -50,7 +50,11 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         c->status_code = orpc__parse_status_code(value, valuelen);
     } else if (orpc__name_is(name, namelen, "grpc-message")) {
         c->status_msg.len = 0;
-        orpc__percent_decode((const char *)value, valuelen, &c->status_msg);
+        /* orpc_status.message is UTF-8 (status.h), whatever was sent */
+        if (orpc__percent_decode((const char *)value, valuelen,
+                                 &c->status_msg) != 0 ||
+            orpc__utf8_repair(&c->status_msg) != 0)
+            c->status_msg.len = 0;
     } else if (orpc__name_is(name, namelen, "grpc-status-details-bin")) {
         c->status_details.len = 0;
         orpc__b64_decode((const char *)value, valuelen, &c->status_details);

@@ -20,6 +20,8 @@
  */
 #include "io.h"
 
+#include <pthread.h>
+#include <signal.h>
 #include <string.h>
 
 #include <orpc/error.h>
@@ -116,17 +118,33 @@ int orpc__io_init(orpc__io *io, unsigned index,
     return 0;
 }
 
+/* The io whose loop the calling thread runs, if any.  Each IO thread sets
+ * it for itself, so "am I on this io's thread?" reads nothing another
+ * thread writes (comparing with io->thread raced: uv_thread_create() writes
+ * it while the new thread may already be asking). */
+static _Thread_local orpc__io *current_io;
+
 static void thread_main(void *arg)
 {
     orpc__io *io = arg;
+    /* A write to a peer that has gone raises SIGPIPE in the writing thread,
+     * which kills the process unless the application ignores it; libuv
+     * cannot pass MSG_NOSIGNAL.  Blocked here, it stays pending on this
+     * thread and the write fails with EPIPE, whatever the application's
+     * disposition. */
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, NULL);
+    current_io = io;
     uv_run(&io->loop, UV_RUN_DEFAULT);
+    current_io = NULL;
 }
 
 int orpc__io_start(orpc__io *io)
 {
     if (uv_thread_create(&io->thread, thread_main, io) != 0)
         return ORPC_ESYS;
-    io->started = 1;
     return 0;
 }
 
@@ -171,7 +189,6 @@ void orpc__io_stop(orpc__io *io)
     orpc__task stop;
     post_stop(io, &stop);
     uv_thread_join(&io->thread);
-    io->started = 0;
     uv_loop_close(&io->loop);
 }
 
@@ -190,8 +207,7 @@ void orpc__io_close_unstarted(orpc__io *io)
 
 int orpc__io_on_thread(orpc__io *io)
 {
-    uv_thread_t self = uv_thread_self();
-    return io->started && uv_thread_equal(&self, &io->thread);
+    return current_io == io;
 }
 
 int orpc__task_take_ref(uv_mutex_t *lock, int *task_ref, int *refs)

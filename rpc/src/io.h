@@ -44,7 +44,6 @@ struct orpc__io {
     uv_mutex_t lock;
     orpc__task *head, *tail;
     int stopping;
-    int started;
     orpc__flush *dirty; /* to flush at the end of this turn */
     unsigned index;     /* which IO thread of its owner */
     /* Called on the IO thread when a stop is requested: close every handle

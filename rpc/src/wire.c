@@ -611,6 +611,73 @@ int orpc__percent_decode(const char *in, size_t len, orpc__bytes *out)
     return 0;
 }
 
+/* ---- UTF-8 ------------------------------------------------------------ */
+
+/* Length of the well-formed sequence at |p| (|n| bytes left), or 0. */
+static size_t utf8_seq(const uint8_t *p, size_t n)
+{
+    uint8_t c = p[0];
+    if (c >= 0x01 && c < 0x80)
+        return 1;
+    size_t len;
+    uint8_t lo = 0x80, hi = 0xBF; /* range of the second byte */
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        if (c == 0xE0)
+            lo = 0xA0; /* no overlong forms */
+        else if (c == 0xED)
+            hi = 0x9F; /* no surrogates */
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        if (c == 0xF0)
+            lo = 0x90;
+        else if (c == 0xF4)
+            hi = 0x8F; /* nothing past U+10FFFF */
+    } else {
+        return 0; /* NUL, a continuation byte, C0, C1, F5..FF */
+    }
+    if (n < len || p[1] < lo || p[1] > hi)
+        return 0;
+    for (size_t i = 2; i < len; i++)
+        if (p[i] < 0x80 || p[i] > 0xBF)
+            return 0;
+    return len;
+}
+
+int orpc__utf8_repair(orpc__bytes *b)
+{
+    size_t i = 0;
+    while (i < b->len && utf8_seq(b->data + i, b->len - i) > 0)
+        i += utf8_seq(b->data + i, b->len - i);
+    if (i == b->len)
+        return 0; /* the common case: nothing to repair */
+    orpc__bytes out;
+    orpc__bytes_init(&out, b->mem);
+    if (orpc__bytes_append(&out, b->data, i) != 0)
+        return ORPC_ENOMEM;
+    static const uint8_t fffd[3] = {0xEF, 0xBF, 0xBD};
+    while (i < b->len) {
+        size_t k = utf8_seq(b->data + i, b->len - i);
+        int rc = k > 0 ? orpc__bytes_append(&out, b->data + i, k)
+                       : orpc__bytes_append(&out, fffd, sizeof(fffd));
+        if (rc != 0) {
+            orpc__bytes_free(&out);
+            return ORPC_ENOMEM;
+        }
+        i += k > 0 ? k : 1;
+    }
+    if (orpc__bytes_reserve(&out, 1) != 0) {
+        orpc__bytes_free(&out);
+        return ORPC_ENOMEM;
+    }
+    out.data[out.len] = '\0';
+    orpc__bytes_free(b);
+    *b = out;
+    return 0;
+}
+
 /* ---- base64 for -bin metadata -------------------------------------------- */
 
 static const char b64_alphabet[] =

@@ -116,6 +116,13 @@ int orpc__percent_encode(const char *in, size_t len, orpc__bytes *out);
  * kept as is.  Appends to |out| NUL-terminated.  0 or ORPC_ENOMEM. */
 int orpc__percent_decode(const char *in, size_t len, orpc__bytes *out);
 
+/* Makes |b| (|len| bytes, NUL-terminated) valid UTF-8 without NULs: each
+ * byte that does not start or continue a well-formed sequence (overlong
+ * forms, surrogates and code points past U+10FFFF included) and each NUL
+ * becomes U+FFFD, as gRPC's other implementations do with a grpc-message
+ * that is not UTF-8.  0 or ORPC_ENOMEM (|b| unchanged). */
+int orpc__utf8_repair(orpc__bytes *b);
+
 /* ---- base64 for -bin metadata -------------------------------------------- */
 
 /* Standard base64 without padding (what gRPC emits); appends NUL-terminated.
