@@ -1,8 +1,9 @@
 # orpc's two commands.  This file only wraps CMake (the build) and scripts/.
 #
 #   make test    install missing packages, build, run every test, then build
-#                and run them again under AddressSanitizer + UBSan, then
-#                build the libFuzzer targets with clang and fuzz each briefly
+#                and run them again under AddressSanitizer + UBSan, the
+#                threaded ones under ThreadSanitizer, then build the
+#                libFuzzer targets with clang and fuzz each briefly
 #
 # Also: make tsan (the threaded tests under ThreadSanitizer), make fuzz,
 # make bench (benchmarks vs gRPC C++), make build, make asan,
@@ -38,10 +39,7 @@ test: deps
 	cmake --preset asan
 	cmake --build --preset asan -j $(JOBS)
 	ctest --preset asan -j $(JOBS)
-# ThreadSanitizer joins make test when the `#` of the next line goes (the
-# tab stays), once `make tsan` is green: today it reports a data race in
-# rpc/src/io.c (orpc__io_on_thread against orpc__io_stop).
-#	$(run-tsan)
+	$(run-tsan)
 	$(run-fuzz)
 
 deps:
