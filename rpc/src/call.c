@@ -81,8 +81,8 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     c->method = m;
     c->refs = 1; /* the caller */
     orpc__task_init(&c->task, call_io_task, c);
-    orpc__in_init(&c->in, &c->lock, ch->opts.max_recv_message_size, WINDOW,
-                  NULL, 0);
+    orpc__in_init(&c->in, &c->lock, &c->cond, ch->opts.max_recv_message_size,
+                  WINDOW, NULL, 0);
     orpc__bytes_init(&c->status_msg, NULL);
     orpc__bytes_init(&c->status_details, NULL);
     int64_t timeout = opts && opts->timeout_ms > 0
@@ -122,6 +122,29 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     }
     *out = c;
     return 0;
+}
+
+/* post_call() for a caller that holds c->lock: claims the task in the
+ * same critical section, then unlocks (the common path of a streaming
+ * send: one lock instead of two). */
+static void post_call_locked(orpc_call *c)
+{
+    int claim = !c->task_ref;
+    if (claim) {
+        c->task_ref = 1;
+        c->refs++;
+    }
+    uv_mutex_unlock(&c->lock);
+    if (!claim)
+        return; /* queued already: it will see the new message */
+    if (orpc__io_on_thread(&c->ch->io)) {
+        call_io_task(&c->task, c);
+        return;
+    }
+    if (orpc__io_post(&c->ch->io, &c->task) != 0) {
+        orpc__task_clear_ref(&c->lock, &c->task_ref);
+        call_unref(c);
+    }
 }
 
 static void post_call(orpc_call *c)
@@ -291,8 +314,8 @@ static ssize_t read_request(nghttp2_session *s, int32_t id, uint8_t *buf,
     uv_mutex_lock(&c->lock);
     size_t n = orpc__sendq_read(&c->sendq, buf, len);
     int eof = c->send_closed && c->sendq.bytes == 0;
-    if (n > 0)
-        uv_cond_broadcast(&c->cond);
+    if (n > 0 && c->send_waiting > 0)
+        uv_cond_broadcast(&c->cond); /* room for a blocked sender */
     uv_mutex_unlock(&c->lock);
     if (n == 0 && !eof)
         return NGHTTP2_ERR_DEFERRED;
@@ -387,12 +410,16 @@ static void call_io_task(orpc__task *t, void *arg)
 {
     orpc_call *c = arg;
     (void)t;
-    /* A post arriving while this runs must queue the task again. */
-    orpc__task_clear_ref(&c->lock, &c->task_ref);
+    /* One critical section: a post arriving while this runs must queue the
+     * task again (task_ref), and the credit of messages read so far is
+     * collected for giving back. */
+    orpc__in_owed owed;
+    uv_mutex_lock(&c->lock);
+    c->task_ref = 0;
+    int cancel = c->cancel_requested;
+    orpc__in_take_owed_locked(&c->in, &owed);
+    uv_mutex_unlock(&c->lock);
     if (!c->io_finished) {
-        uv_mutex_lock(&c->lock);
-        int cancel = c->cancel_requested;
-        uv_mutex_unlock(&c->lock);
         if (cancel) {
             orpc__call_fail(c, ORPC_CANCELLED, "cancelled by the client");
         } else if (!c->submitted && c->listed == 0) {
@@ -407,7 +434,7 @@ static void call_io_task(orpc__task *t, void *arg)
             }
             orpc__call_enqueue(c);
         } else if (c->submitted && c->conn) {
-            orpc__in_give_back(&c->in, c->conn->session, c->stream_id);
+            orpc__in_give_owed(&c->in, c->conn->session, c->stream_id, &owed);
             nghttp2_session_resume_data(c->conn->session, c->stream_id);
             orpc__conn_kick(c->conn);
         }
@@ -602,11 +629,12 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
         }
         if (c->sendq.bytes < CALL_SENDQ_LIMIT)
             break;
+        c->send_waiting++;
         uv_cond_wait(&c->cond, &c->lock);
+        c->send_waiting--;
     }
     orpc__sendq_push(&c->sendq, ck);
-    uv_mutex_unlock(&c->lock);
-    post_call(c);
+    post_call_locked(c); /* unlocks */
     return 0;
 }
 
@@ -647,7 +675,9 @@ int orpc_call_recv(orpc_call *c, ProtobufCMessage **msg)
             uv_mutex_unlock(&c->lock);
             return ok ? 0 : ORPC_ECLOSED;
         }
+        c->in.waiting++;
         uv_cond_wait(&c->cond, &c->lock);
+        c->in.waiting--;
     }
 }
 

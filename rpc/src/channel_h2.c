@@ -238,12 +238,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
     }
     c->response_bytes = 1;
     int rc = orpc__in_data(&c->in, s, id, data, len, decode_response, c);
-    if (rc > 0) {
-        uv_mutex_lock(&c->lock);
-        uv_cond_broadcast(&c->cond);
-        uv_mutex_unlock(&c->lock);
-        return 0;
-    }
+    if (rc > 0)
+        return 0; /* the engine woke the readers waiting */
     switch (rc) {
     case 0:
     case ORPC_ECALLBACK: /* decode_response ended the call */

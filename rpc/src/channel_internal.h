@@ -64,6 +64,7 @@ struct orpc_call {
     uv_cond_t cond;
     orpc__sendq sendq;
     int send_closed;
+    int send_waiting;  /* senders blocked for room in |sendq| */
     orpc__instream in; /* response messages (stream.h) */
     int eos;
     int done;

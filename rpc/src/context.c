@@ -172,7 +172,9 @@ int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg)
             uv_mutex_unlock(&ctx->lock);
             return ORPC_EAGAIN;
         }
+        ctx->in.waiting++;
         uv_cond_wait(&ctx->cond, &ctx->lock);
+        ctx->in.waiting--;
     }
 }
 

@@ -81,9 +81,9 @@ orpc_ctx *orpc__ctx_new(orpc__sconn *sc, int32_t stream_id)
     ctx->stream_id = stream_id;
     ctx->deadline_ns = INT64_MAX;
     ctx->refs = 1; /* the IO side */
-    orpc__in_init(&ctx->in, &ctx->lock, srv->opts.max_recv_message_size,
-                  ORPC__WINDOW, &sc->conn->in_partial,
-                  srv->opts.max_connection_buffer);
+    orpc__in_init(&ctx->in, &ctx->lock, &ctx->cond,
+                  srv->opts.max_recv_message_size, ORPC__WINDOW,
+                  &sc->conn->in_partial, srv->opts.max_connection_buffer);
     orpc__task_init(&ctx->task, io_task, ctx);
     orpc__srv_ref(srv); /* a deferred call may outlive orpc_server_free() */
     memcpy(ctx->peer, sc->conn->peer, sizeof(ctx->peer));

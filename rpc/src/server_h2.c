@@ -327,10 +327,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
         return 0;
     }
     int rc = orpc__in_data(&ctx->in, s, id, data, len, decode_request, ctx);
-    if (rc > 0) {
-        uv_mutex_lock(&ctx->lock);
-        uv_cond_broadcast(&ctx->cond);
-        uv_mutex_unlock(&ctx->lock);
+    if (rc > 0) { /* the engine woke a blocked reader; resume a deferred one */
         orpc__ctx_maybe_resume(ctx);
         return 0;
     }

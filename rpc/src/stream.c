@@ -17,11 +17,13 @@
 
 #include <orpc/error.h>
 
-void orpc__in_init(orpc__instream *in, uv_mutex_t *lock, size_t max_message,
-                   int32_t window, size_t *conn_partial, size_t conn_budget)
+void orpc__in_init(orpc__instream *in, uv_mutex_t *lock, uv_cond_t *cond,
+                   size_t max_message, int32_t window, size_t *conn_partial,
+                   size_t conn_budget)
 {
     memset(in, 0, sizeof(*in));
     in->lock = lock;
+    in->cond = cond;
     orpc__deframer_init(&in->deframer, max_message, NULL);
     in->window = window;
     in->conn_partial = conn_partial;
@@ -137,8 +139,11 @@ int orpc__in_data(orpc__instream *in, nghttp2_session *s, int32_t id,
         r->stream_credit = wire;
         r->conn_credit = used;
         r->compressed = compressed;
-        in->conn_held += used;
         uv_mutex_lock(in->lock);
+        /* a reader is waiting for exactly this message: hand it off (read
+         * |handoff|, not |r|, after the unlock: the reader frees |r|) */
+        int handoff = in->waiting > (int)in->queued;
+        r->credited = handoff;
         if (in->tail)
             in->tail->next = r;
         else
@@ -146,7 +151,15 @@ int orpc__in_data(orpc__instream *in, nghttp2_session *s, int32_t id,
         in->tail = r;
         in->queued++;
         in->received++;
+        if (in->waiting > 0)
+            uv_cond_broadcast(in->cond);
         uv_mutex_unlock(in->lock);
+        if (handoff) {
+            nghttp2_session_consume_stream(s, id, wire);
+            nghttp2_session_consume_connection(s, used);
+        } else {
+            in->conn_held += used;
+        }
         queued++;
     }
     return queued;
@@ -162,7 +175,7 @@ orpc__inmsg *orpc__in_take_locked(orpc__instream *in)
         in->tail = NULL;
     r->next = NULL;
     in->queued--;
-    if (!in->dead) { /* after release the credit is already back */
+    if (!in->dead && !r->credited) { /* else the credit is already back */
         in->ret_stream += r->stream_credit;
         in->ret_conn += r->conn_credit;
     }
@@ -174,21 +187,35 @@ int orpc__in_owed_locked(const orpc__instream *in)
     return in->ret_stream > 0 || in->ret_conn > 0;
 }
 
-void orpc__in_give_back(orpc__instream *in, nghttp2_session *s, int32_t id)
+void orpc__in_take_owed_locked(orpc__instream *in, orpc__in_owed *o)
 {
-    uv_mutex_lock(in->lock);
-    size_t rs = in->ret_stream, rc = in->ret_conn, q = in->queued;
+    o->stream = in->ret_stream;
+    o->conn = in->ret_conn;
+    o->queued = in->queued;
     in->ret_stream = in->ret_conn = 0;
-    uv_mutex_unlock(in->lock);
+}
+
+void orpc__in_give_owed(orpc__instream *in, nghttp2_session *s, int32_t id,
+                        const orpc__in_owed *o)
+{
     if (s == NULL || in->dead)
         return;
-    if (rs > 0)
-        nghttp2_session_consume_stream(s, id, rs);
-    if (rc > 0) {
-        nghttp2_session_consume_connection(s, rc);
-        in->conn_held -= rc;
+    if (o->stream > 0)
+        nghttp2_session_consume_stream(s, id, o->stream);
+    if (o->conn > 0) {
+        nghttp2_session_consume_connection(s, o->conn);
+        in->conn_held -= o->conn;
     }
-    grow_window(in, s, id, q);
+    grow_window(in, s, id, o->queued);
+}
+
+void orpc__in_give_back(orpc__instream *in, nghttp2_session *s, int32_t id)
+{
+    orpc__in_owed o;
+    uv_mutex_lock(in->lock);
+    orpc__in_take_owed_locked(in, &o);
+    uv_mutex_unlock(in->lock);
+    orpc__in_give_owed(in, s, id, &o);
 }
 
 void orpc__in_release(orpc__instream *in, nghttp2_session *s)

@@ -27,6 +27,12 @@
  *     message completed in a frame hold connection credit until taken, so
  *     an application that stops reading stops the connection's senders at
  *     the connection window, not at the server's memory.
+ *   - Hand-off.  A message that arrives while a reader is blocked waiting
+ *     for it (more readers waiting than messages queued) is as good as
+ *     taken: its credit goes back at once, from the IO thread.  That spares
+ *     the reader a wake-up of the IO thread per message (ping-pong streams
+ *     paid one per round trip), and bounds nothing less: a reader that is
+ *     not waiting gets the rule above.
  *
  * Locking theory: the queue fields (marked "under *lock") are shared by the
  * IO thread and the application's thread and guarded by the owner's mutex,
@@ -49,10 +55,12 @@ typedef struct orpc__inmsg {
     size_t stream_credit; /* prefix + body: stream credit held until taken */
     size_t conn_credit;   /* the part still held at connection level */
     int compressed;       /* arrived with the compressed flag */
+    int credited;         /* handed to a waiting reader: credit went back */
 } orpc__inmsg;
 
 typedef struct orpc__instream {
     uv_mutex_t *lock; /* the owner's */
+    uv_cond_t *cond;  /* the owner's: readers wait on it */
     /* IO thread */
     orpc__deframer deframer;
     size_t *conn_partial; /* the connection's count of partial bytes */
@@ -68,6 +76,7 @@ typedef struct orpc__instream {
     size_t received;   /* messages ever delivered */
     size_t ret_stream; /* credit of taken messages, for the IO thread */
     size_t ret_conn;
+    int waiting; /* readers blocked for a message */
 } orpc__instream;
 
 /*
@@ -82,13 +91,14 @@ typedef int (*orpc__in_decode_fn)(void *owner, const uint8_t *p, size_t len,
 /* |max_message| bounds a message's declared length, |window| is the stream
  * window announced in SETTINGS; |conn_partial| / |conn_budget| are the
  * connection's partial-byte counter and its limit (0: none). */
-void orpc__in_init(orpc__instream *in, uv_mutex_t *lock, size_t max_message,
-                   int32_t window, size_t *conn_partial, size_t conn_budget);
+void orpc__in_init(orpc__instream *in, uv_mutex_t *lock, uv_cond_t *cond,
+                   size_t max_message, int32_t window, size_t *conn_partial,
+                   size_t conn_budget);
 
 /*
  * Feeds a DATA chunk (IO thread).  Returns the number of messages queued
- * (the owner wakes its readers), or a negative code when the call must
- * end: ORPC_ETOOBIG (a message over the limit), ORPC_EPROTO (bad framing),
+ * (waiting readers are woken through |cond|), or a negative code when the call
+ * must end: ORPC_ETOOBIG (a message over the limit), ORPC_EPROTO (bad framing),
  * ORPC_ELIMIT (the connection's partial budget), ORPC_ENOMEM, or what
  * |decode| returned.  After an error the stream is dead: later data is given
  * back at once.
@@ -102,8 +112,10 @@ int orpc__in_data(orpc__instream *in, nghttp2_session *s, int32_t id,
 void orpc__in_discard(nghttp2_session *s, int32_t id, size_t len);
 
 /* Takes the oldest queued message (caller holds *lock), or NULL.  Its credit
- * is owed to HTTP/2 from now on: the caller then makes the IO thread run
- * orpc__in_give_back(). */
+ * is owed to HTTP/2 from now on (unless it was handed off): when
+ * orpc__in_owed_locked() says so, the caller makes the IO thread run
+ * orpc__in_give_back().  A reader that waits for a message counts itself in
+ * |waiting| (under the lock) while it waits. */
 orpc__inmsg *orpc__in_take_locked(orpc__instream *in);
 
 /* Nonzero when taken messages' credit waits for orpc__in_give_back()
@@ -113,6 +125,15 @@ int orpc__in_owed_locked(const orpc__instream *in);
 /* Hands the credit of taken messages back to HTTP/2 and raises the window
  * for a large message in progress when nothing is queued (IO thread). */
 void orpc__in_give_back(orpc__instream *in, nghttp2_session *s, int32_t id);
+
+/* The same in two steps, for an owner that holds its lock anyway: the
+ * amounts are taken under the lock, then given back without it. */
+typedef struct orpc__in_owed {
+    size_t stream, conn, queued;
+} orpc__in_owed;
+void orpc__in_take_owed_locked(orpc__instream *in, orpc__in_owed *o);
+void orpc__in_give_owed(orpc__instream *in, nghttp2_session *s, int32_t id,
+                        const orpc__in_owed *o);
 
 /* The stream is gone (IO thread): connection credit still held goes back
  * (|s| may be NULL when the connection is gone too); the stream is dead. */
