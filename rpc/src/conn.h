@@ -27,6 +27,8 @@
 
 typedef struct orpc__conn orpc__conn;
 
+#define ORPC__CONN_PAGES 3
+
 /*
  * The layer between the socket and the session: plaintext (h2c) or TLS over
  * memory BIOs.  One handshake path serves servers and clients.
@@ -83,8 +85,15 @@ struct orpc__conn {
     char *peer_identity;    /* SPIFFE ID of a verified peer certificate */
     orpc__peer_names names; /* the verified certificate's names (TLS) */
     size_t max_out;         /* refuse to buffer more than this (flood guard) */
-    size_t in_partial;      /* bytes of incomplete inbound messages held by
-                               this connection's streams (stream.h) */
+    nghttp2_mem h2mem;      /* the session's allocator (conn.c) */
+    struct {
+        void *ptr;
+        size_t len;
+        int scratch;           /* the frame buffer: dead between frames */
+    } paged[ORPC__CONN_PAGES]; /* session allocations with pages of their own */
+    int trimmed;               /* orpc__conn_trim() since the last input */
+    size_t in_partial;         /* bytes of incomplete inbound messages held by
+                                  this connection's streams (stream.h) */
     int64_t last_activity_ns;
 };
 
@@ -119,6 +128,11 @@ void orpc__conn_close_after_flush(orpc__conn *c, const char *reason);
 /* Closes after one more batch of the session's frames, which carries the
  * GOAWAY just submitted (or queued by nghttp2 on a protocol error). */
 void orpc__conn_goaway_close(orpc__conn *c, const char *reason);
+
+/* Hands the pages of the session's frame buffer back to the kernel when
+ * nothing waits to be sent (an idle connection).  Cheap, but a system
+ * call: for connections that went idle, not per frame. */
+void orpc__conn_trim(orpc__conn *c);
 
 /* Fills c->peer from the socket. */
 void orpc__conn_set_peer_name(orpc__conn *c);

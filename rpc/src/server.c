@@ -312,6 +312,8 @@ static void close_all(orpc__srv_io *sio)
         orpc__conn_close(sc->conn, "server stopped");
     if (!uv_is_closing((uv_handle_t *)&sio->grace_timer))
         uv_close((uv_handle_t *)&sio->grace_timer, NULL);
+    if (!uv_is_closing((uv_handle_t *)&sio->trim_timer))
+        uv_close((uv_handle_t *)&sio->trim_timer, NULL);
 }
 
 static void on_io_stop(orpc__io *io, void *user_data)
@@ -380,6 +382,11 @@ int orpc_server_start(orpc_server *srv)
         uv_timer_init(&sio->io.loop, &sio->grace_timer);
         sio->grace_timer.data = sio;
         uv_unref((uv_handle_t *)&sio->grace_timer);
+        uv_timer_init(&sio->io.loop, &sio->trim_timer);
+        sio->trim_timer.data = sio;
+        uv_timer_start(&sio->trim_timer, orpc__srv_trim_idle, ORPC__TRIM_MS,
+                       ORPC__TRIM_MS);
+        uv_unref((uv_handle_t *)&sio->trim_timer);
         for (int l = 0; l < srv->n_listeners; l++) {
             listener *ls = &srv->listeners[l];
             if (ls->is_pipe) {

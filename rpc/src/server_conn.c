@@ -206,3 +206,16 @@ void orpc__srv_on_connection(uv_stream_t *l, int status)
                        (uint64_t)srv->opts.handshake_timeout_ms, 0);
     }
 }
+
+/* Connections quiet for a while give back their frame buffer's pages (the
+ * largest part of what an idle connection costs); the first frame after
+ * that faults a zero page in.  A sweep per IO thread twice a second, not a
+ * system call per call that ends: busy connections are never touched. */
+void orpc__srv_trim_idle(uv_timer_t *t)
+{
+    orpc__srv_io *sio = t->data;
+    int64_t quiet = orpc__now_ns() - (int64_t)ORPC__TRIM_MS * 1000000;
+    for (orpc__sconn *sc = sio->conns; sc != NULL; sc = sc->next)
+        if (sc->calls == NULL && sc->conn->last_activity_ns < quiet)
+            orpc__conn_trim(sc->conn);
+}

@@ -127,6 +127,7 @@ struct orpc__srv_io {
     orpc__task shutdown_task;
     orpc__task kill_task;
     uv_timer_t grace_timer;
+    uv_timer_t trim_timer; /* gives idle connections' buffers back */
 };
 
 /* ---- the server object (server.c) ---- */
@@ -247,6 +248,10 @@ int orpc__srv_h2_setup(orpc_server *srv);
 void orpc__sconn_alive(orpc__sconn *sc, int settings);
 /* A client's PING: counted against the ping policy. */
 void orpc__sconn_ping_received(orpc__sconn *sc);
+/* Every ORPC__TRIM_MS: connections without input for that long hand their
+ * frame buffer's pages back (orpc__conn_trim()). */
+#define ORPC__TRIM_MS 500
+void orpc__srv_trim_idle(uv_timer_t *t);
 /* libuv's connection callback of every listener. */
 void orpc__srv_on_connection(uv_stream_t *l, int status);
 
