@@ -446,14 +446,17 @@ static void test_messages_larger_than_the_window(void **state)
 
 typedef struct rogue {
     int lfd;
-    int mode;      /* what it does: see rogue_run() */
-    int msgs_sent; /* messages sent on the first stream */
-    int rst_seen;  /* the client reset the stream */
-    int streams;   /* request HEADERS seen */
-    int second_ok; /* (header flood) the second call was answered */
+    int mode;        /* what it does: see rogue_run() */
+    int msgs_sent;   /* messages sent on the first stream */
+    int rst_seen;    /* the client reset the stream */
+    int streams;     /* request HEADERS seen */
+    int second_ok;   /* (header flood) the second call was answered */
+    size_t accepted; /* (split) bytes the client let in */
+    int stalled;     /* (split) the client stopped granting credit */
+    int flood_done;  /* (split) under g_lock: the rogue stopped sending */
 } rogue;
 
-enum { ROGUE_ENDLESS, ROGUE_HEADER_FLOOD, ROGUE_REFUSE };
+enum { ROGUE_ENDLESS, ROGUE_HEADER_FLOOD, ROGUE_REFUSE, ROGUE_SPLIT };
 
 #define RNV(n, v)                                                              \
     {                                                                          \
@@ -530,6 +533,48 @@ static void rogue_run(void *arg)
         if (r->mode == ROGUE_REFUSE) {
             uint8_t code[4] = {0, 0, 0, NGHTTP2_REFUSED_STREAM};
             h2p_write_frame(&p, H2P_RST, 0, id, code, 4);
+            continue;
+        }
+        if (r->mode == ROGUE_SPLIT) {
+            /* a server stream of 60 KiB messages, each cut so that its
+             * last DATA frame carries one byte, to a client that does not
+             * read: sent within the windows the client grants, until it
+             * grants no more for a second or 32 MiB went in */
+            Grpc__Testing__StreamingOutputCallResponse resp =
+                GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+            Grpc__Testing__Payload pl = GRPC__TESTING__PAYLOAD__INIT;
+            uint8_t *body = calloc(1, 60 * KiB);
+            pl.body.data = body;
+            pl.body.len = 60 * KiB;
+            resp.payload = &pl;
+            size_t n =
+                grpc__testing__streaming_output_call_response__get_packed_size(
+                    &resp);
+            uint8_t *m = malloc(5 + n);
+            h2p_prefix(m, (uint32_t)n);
+            grpc__testing__streaming_output_call_response__pack(&resp, m + 5);
+            free(body);
+            h2p_headers(&p, id, resp_head, 2, 0);
+            while (!r->stalled && r->accepted < 32 * MiB) {
+                for (size_t off = 0; off < 5 + n && !r->stalled;) {
+                    size_t chunk =
+                        5 + n - 1 - off > 16 * KiB ? 16 * KiB : 5 + n - 1 - off;
+                    if (off == 5 + n - 1)
+                        chunk = 1;
+                    while (!r->stalled && h2p_window(&p, id) < (int64_t)chunk)
+                        if (h2p_read_frame(&p, 1000, &f) < 0)
+                            r->stalled = 1; /* no credit for a second */
+                    if (r->stalled || h2p_data(&p, id, m + off, chunk, 0) != 0)
+                        break;
+                    off += chunk;
+                    r->accepted += chunk;
+                }
+            }
+            free(m);
+            uv_mutex_lock(&g_lock);
+            r->flood_done = 1;
+            uv_mutex_unlock(&g_lock);
+            h2p_headers(&p, id, resp_ok, 1, 1);
             continue;
         }
         size_t mlen;
@@ -637,6 +682,48 @@ static void test_response_header_flood(void **state)
     rogue_end(&r, &t, &c);
     assert_int_equal(r.streams, 2); /* one connection, both calls */
     assert_int_equal(r.second_ok, 1);
+}
+
+/* The client side of the split-message attack: a server stream cut so each
+ * message's last frame has 1 byte, read by nobody.  The channel holds every
+ * byte of an unread message against the stream window, so the server runs
+ * out of credit at one window (it used to get all but 1 byte per message
+ * back at once). */
+static void test_client_holds_split_messages(void **state)
+{
+    (void)state;
+    rogue r;
+    uv_thread_t t;
+    client c;
+    rogue_start(&r, ROGUE_SPLIT, &t, &c);
+    Grpc__Testing__StreamingOutputCallRequest req =
+        GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__TestService_StreamingOutputCall_Reader *rd;
+    orpc_call_opts o = {.timeout_ms = 60000};
+    size_t rss0 = h2p_rss();
+    assert_int_equal(grpc__testing__test_service__client__streaming_output_call(
+                         c.cl, &req, &o, &rd),
+                     0);
+    int done = 0; /* read nothing until the rogue stops (at most 60 s) */
+    for (int i = 0; i < 1200 && !done; i++) {
+        uv_mutex_lock(&g_lock);
+        done = r.flood_done;
+        uv_mutex_unlock(&g_lock);
+        if (!done)
+            usleep(50 * 1000);
+    }
+    size_t rss1 = h2p_rss();
+    grpc__testing__test_service__client__streaming_output_call__cancel(rd);
+    orpc_status st =
+        grpc__testing__test_service__client__streaming_output_call__finish(rd);
+    orpc_status_clear(&st);
+    rogue_end(&r, &t, &c);
+    print_message("client accepted %zu bytes; RSS +%zu KiB\n", r.accepted,
+                  rss1 > rss0 ? (rss1 - rss0) / KiB : 0);
+    assert_true(done);
+    assert_true(r.stalled);
+    assert_true(r.accepted <= 1 * MiB);
+    assert_true(r.accepted >= 512 * KiB);
 }
 
 /* A server that refuses every stream: gRFC A6 allows one transparent retry,
@@ -997,6 +1084,7 @@ int main(void)
         cmocka_unit_test(test_unary_endless_replies),
         cmocka_unit_test(test_response_header_flood),
         cmocka_unit_test(test_refused_stream_retried_once),
+        cmocka_unit_test(test_client_holds_split_messages),
         cmocka_unit_test(test_malformed_bin_metadata),
         cmocka_unit_test(test_idle_streams_do_not_starve),
         cmocka_unit_test(test_blocking_stream_cap),
