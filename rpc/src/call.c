@@ -261,15 +261,7 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
     uv_mutex_unlock(&c->lock);
 
     if (c->done_cb || c->plain_cb) {
-        if (c->trailers_out && c->trailers) {
-            for (size_t i = 0; i < orpc_metadata_count(c->trailers); i++) {
-                const char *k;
-                const uint8_t *v;
-                size_t len;
-                orpc_metadata_at(c->trailers, i, &k, &v, &len);
-                orpc_metadata_add(c->trailers_out, k, v, len);
-            }
-        }
+        orpc__md_append_all(c->trailers_out, c->trailers);
         if (c->done_cb)
             c->done_cb(&c->status, resp, c->typed_cb, c->cb_user_data);
         else
@@ -710,15 +702,7 @@ static orpc_status finish_common(orpc_call *c)
     while (!c->done)
         uv_cond_wait(&c->cond, &c->lock);
     orpc_status st = orpc_status_copy(&c->status);
-    if (c->trailers_out && c->trailers) {
-        for (size_t i = 0; i < orpc_metadata_count(c->trailers); i++) {
-            const char *k;
-            const uint8_t *v;
-            size_t len;
-            orpc_metadata_at(c->trailers, i, &k, &v, &len);
-            orpc_metadata_add(c->trailers_out, k, v, len);
-        }
-    }
+    orpc__md_append_all(c->trailers_out, c->trailers);
     uv_mutex_unlock(&c->lock);
     return st;
 }

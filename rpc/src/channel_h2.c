@@ -163,15 +163,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
         c->response_bytes = 1;
         uv_mutex_lock(&c->lock);
         c->headers_ready = 1;
-        if (c->headers_out && c->headers) {
-            for (size_t i = 0; i < orpc_metadata_count(c->headers); i++) {
-                const char *k;
-                const uint8_t *v;
-                size_t len;
-                orpc_metadata_at(c->headers, i, &k, &v, &len);
-                orpc_metadata_add(c->headers_out, k, v, len);
-            }
-        }
+        orpc__md_append_all(c->headers_out, c->headers);
         uv_cond_broadcast(&c->cond);
         uv_mutex_unlock(&c->lock);
         if (c->http_status != 200 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
