@@ -36,7 +36,7 @@
  *   slow    a slow reader: a server stream of 32 x 64 KiB (2 MiB, twice
  *           the stream window) read one message per 25 ms, so HTTP/2 flow
  *           control holds the server's handler most of the time; expects
- *           every message and OK.
+ *           every message and OK.  Back to back (at most 2 calls/s).
  *   churn   --churn_rate new channels per second, each a fresh TLS
  *           handshake proven by one UnaryCall; the newest --churn_keep stay
  *           open, older ones are closed.
@@ -59,7 +59,10 @@
  * descriptors fall back to at most what it had before the traffic (within
  * --drain_s); no unexpected outcome; every kind of call ran.  Exit 1 when
  * a check fails (or the server vanished), 2 on bad usage, 3 when the
- * watchdog (seconds + 120 s) fires.
+ * watchdog (seconds + 120 s) fires.  The summary also gives a
+ * least-squares slope of RSS and descriptors after the warm-up, for
+ * information: over a short run it is mostly the noise of allocations
+ * coming and going.
  *
  * Everything is bounded: every call has a deadline, every receive loop a
  * count, every thread stops when the run's time is up.
@@ -741,7 +744,9 @@ static void *worker_main(void *arg)
         }
         break;
     case R_SLOW:
-        pacer_init(&p, 0);
+        /* Back to back while calls take their ~0.8 s; the pace only
+         * bounds a loop of calls that fail at once. */
+        pacer_init(&p, 2);
         while (pace(&p) == 0)
             do_server_stream(c, K_SLOW_READER, SLOW_MESSAGES, SLOW_SIZE,
                              SLOW_PAUSE_MS, 4 * CALL_TIMEOUT_MS);
@@ -892,6 +897,30 @@ static void print_line(const sample *s, const uint64_t now[ORPC_CODE_COUNT],
            now[ORPC_DEADLINE_EXCEEDED] - prev[ORPC_DEADLINE_EXCEEDED],
            unexpected, other);
     fflush(stdout);
+}
+
+/* A least-squares line through the samples after the warm-up: its slope
+ * tells a steady leak from noise, which the end-vs-warm-up check cannot. */
+typedef struct fit {
+    double n, sx, sy, sxx, sxy;
+} fit;
+
+static void fit_add(fit *f, double x, double y)
+{
+    f->n += 1;
+    f->sx += x;
+    f->sy += y;
+    f->sxx += x * x;
+    f->sxy += x * y;
+}
+
+/* The slope per minute, or 0 with fewer than two samples. */
+static double fit_per_minute(const fit *f)
+{
+    double d = f->n * f->sxx - f->sx * f->sx;
+    if (f->n < 2 || d == 0)
+        return 0;
+    return 60.0 * (f->n * f->sxy - f->sx * f->sy) / d;
 }
 
 /* ---- flags --------------------------------------------------------------- */
@@ -1087,6 +1116,7 @@ int main(int argc, char **argv)
     uint64_t prev_calls = 0, prev_unexp = 0, unexp = 0;
     prev_calls = status_totals(prev, &prev_unexp);
     int server_gone = 0;
+    fit rss_fit = {0}, fd_fit = {0};
     long t;
     for (t = 1; t <= seconds && !atomic_load(&stopping); t++) {
         int64_t wake = run_start_us + (int64_t)t * 1000000;
@@ -1113,6 +1143,8 @@ int main(int argc, char **argv)
         if (t == warmup || (warmup == 0 && t == 1))
             warm = s;
         if (t > warmup) {
+            fit_add(&rss_fit, (double)t, (double)s.rss_kib);
+            fit_add(&fd_fit, (double)t, (double)s.fds);
             if (s.rss_kib > maxs.rss_kib)
                 maxs.rss_kib = s.rss_kib;
             if (s.fds > maxs.fds)
@@ -1201,6 +1233,10 @@ int main(int argc, char **argv)
            total_calls, elapsed > 0 ? (double)total_calls / elapsed : 0.0,
            quantile(hist_all, 0.50), quantile(hist_all, 0.99),
            quantile(hist_all, 0.999), (uint64_t)atomic_load(&n_channel_logs));
+
+    printf("trend after warm-up (least squares, for information): server "
+           "RSS %+.1f KiB/min, server fds %+.2f/min\n",
+           fit_per_minute(&rss_fit), fit_per_minute(&fd_fit));
 
     long rss_limit =
         warm.rss_kib + warm.rss_kib * rss_tol_pct / 100 + rss_tol_kib;
