@@ -36,7 +36,11 @@
  *   slow    a slow reader: a server stream of 32 x 64 KiB (2 MiB, twice
  *           the stream window) read one message per 25 ms, so HTTP/2 flow
  *           control holds the server's handler most of the time; expects
- *           every message and OK.  Back to back (at most 2 calls/s).
+ *           every message and OK.  In turn with it, the same stream
+ *           cancelled after 4 messages, and the same stream with a 300 ms
+ *           deadline: both end while the handler is blocked by flow
+ *           control (CANCELLED, DEADLINE_EXCEEDED).  Back to back, at most
+ *           2 calls/s.
  *   churn   --churn_rate new channels per second, each a fresh TLS
  *           handshake proven by one UnaryCall; the newest --churn_keep stay
  *           open, older ones are closed.
@@ -113,6 +117,7 @@ static long rss_tol_pct = 10, rss_tol_kib = 4096, fd_tol = 8, drain_s = 10;
 #define SLOW_MESSAGES 32
 #define SLOW_SIZE (64 * 1024)
 #define SLOW_PAUSE_MS 25
+#define SLOW_DEADLINE_MS 300 /* well before the 32 x 25 ms it would take */
 #define MAX_PARAMS 64
 #define MAX_THREADS 64
 
@@ -191,15 +196,26 @@ enum kind {
     K_CANCEL_CLIENT_STREAM,
     K_DEADLINE_SERVER_STREAM,
     K_DEADLINE_BIDI,
+    K_CANCEL_SLOW_READER,
+    K_DEADLINE_SLOW_READER,
     K_CHURN,
     K_COUNT
 };
 
 static const char *const kind_names[K_COUNT] = {
-    "unary",         "server_stream",        "client_stream",
-    "bidi_pingpong", "slow_reader",          "cancel_server_stream",
-    "cancel_bidi",   "cancel_client_stream", "deadline_server_stream",
-    "deadline_bidi", "churn_tls_handshake",
+    [K_UNARY] = "unary",
+    [K_SERVER_STREAM] = "server_stream",
+    [K_CLIENT_STREAM] = "client_stream",
+    [K_BIDI] = "bidi_pingpong",
+    [K_SLOW_READER] = "slow_reader",
+    [K_CANCEL_SERVER_STREAM] = "cancel_server_stream",
+    [K_CANCEL_BIDI] = "cancel_bidi",
+    [K_CANCEL_CLIENT_STREAM] = "cancel_client_stream",
+    [K_DEADLINE_SERVER_STREAM] = "deadline_server_stream",
+    [K_DEADLINE_BIDI] = "deadline_bidi",
+    [K_CANCEL_SLOW_READER] = "cancel_slow_reader",
+    [K_DEADLINE_SLOW_READER] = "deadline_slow_reader",
+    [K_CHURN] = "churn_tls_handshake",
 };
 
 /* Finished calls by kind and status; unexpected outcomes by kind. */
@@ -673,6 +689,39 @@ static void do_deadline_bidi(orpc_client *c)
     finish_duplex(k, s, ORPC_DEADLINE_EXCEEDED);
 }
 
+/* A slow reader that stops early, while the server's handler is held by
+ * flow control: reads at most |reads| messages SLOW_PAUSE_MS apart, then
+ * cancels (|want| CANCELLED), or meets its |timeout_ms| deadline first
+ * (|want| DEADLINE_EXCEEDED). */
+static void do_slow_abort(orpc_client *c, enum kind k, int reads,
+                          int64_t timeout_ms, orpc_code want)
+{
+    out_req o;
+    out_req_init(&o, SLOW_MESSAGES, SLOW_SIZE, 0, 0);
+    orpc_call_opts co = call_opts(timeout_ms);
+    OutReader *r;
+    int rc = grpc__testing__test_service__client__streaming_output_call(
+        c, &o.req, &co, &r);
+    if (rc != 0) {
+        report(k, "cannot start: %s", orpc_strerror(rc));
+        return;
+    }
+    OutResponse *m;
+    for (int i = 0; i < reads && i < SLOW_MESSAGES; i++) {
+        rc = grpc__testing__test_service__client__streaming_output_call__recv(
+            r, &m);
+        if (rc != 1)
+            break;
+        grpc__testing__streaming_output_call_response__free_unpacked(m, NULL);
+        sleep_us((int64_t)SLOW_PAUSE_MS * 1000);
+    }
+    if (want == ORPC_CANCELLED)
+        grpc__testing__test_service__client__streaming_output_call__cancel(r);
+    orpc_status st =
+        grpc__testing__test_service__client__streaming_output_call__finish(r);
+    finished(k, &st, want);
+}
+
 /* ---- the threads --------------------------------------------------------- */
 
 typedef enum role { R_UNARY, R_STREAM, R_CHAOS, R_SLOW, R_CHURN } role;
@@ -747,9 +796,21 @@ static void *worker_main(void *arg)
         /* Back to back while calls take their ~0.8 s; the pace only
          * bounds a loop of calls that fail at once. */
         pacer_init(&p, 2);
-        while (pace(&p) == 0)
-            do_server_stream(c, K_SLOW_READER, SLOW_MESSAGES, SLOW_SIZE,
-                             SLOW_PAUSE_MS, 4 * CALL_TIMEOUT_MS);
+        for (unsigned i = 0; pace(&p) == 0; i++) {
+            switch (i % 3) {
+            case 0:
+                do_server_stream(c, K_SLOW_READER, SLOW_MESSAGES, SLOW_SIZE,
+                                 SLOW_PAUSE_MS, 4 * CALL_TIMEOUT_MS);
+                break;
+            case 1:
+                do_slow_abort(c, K_CANCEL_SLOW_READER, 4, CALL_TIMEOUT_MS,
+                              ORPC_CANCELLED);
+                break;
+            default:
+                do_slow_abort(c, K_DEADLINE_SLOW_READER, SLOW_MESSAGES,
+                              SLOW_DEADLINE_MS, ORPC_DEADLINE_EXCEEDED);
+            }
+        }
         break;
     case R_CHURN:
         pacer_init(&p, churn_rate);
@@ -929,8 +990,8 @@ static void usage(void)
 {
     fprintf(stderr,
             "usage: orpc-soak --target=HOST:PORT --ca=FILE --server_pid=PID\n"
-            "       [--seconds=N (600)] [--warmup=N (seconds/10, at most 60)]"
-            "\n"
+            "       [--seconds=N (600)] [--warmup=N (max(seconds/10, "
+            "min(seconds/3, 60)))]\n"
             "       [--server_name=NAME (localhost)]\n"
             "       [--unary_threads=N (2)] [--stream_threads=N (1)]\n"
             "       [--chaos_threads=N (1)] [--slow_threads=N (1)]\n"
@@ -1028,9 +1089,11 @@ static int parse_flags(int argc, char **argv)
         return -1;
     }
     if (warmup < 0) {
-        warmup = seconds / 10;
-        if (warmup > 60)
-            warmup = 60;
+        /* A tenth of the run, but at least a third of it up to 60 s: a
+         * short development run needs the time for the server's
+         * allocator to reach its working size. */
+        long third = seconds / 3 < 60 ? seconds / 3 : 60;
+        warmup = seconds / 10 > third ? seconds / 10 : third;
     }
     if (warmup >= seconds) {
         fprintf(stderr, "orpc-soak: --warmup must be below --seconds\n");
@@ -1215,7 +1278,9 @@ int main(int argc, char **argv)
              stream_threads) ||
             (k >= K_CANCEL_SERVER_STREAM && k <= K_DEADLINE_BIDI &&
              chaos_threads) ||
-            (k == K_SLOW_READER && slow_threads) ||
+            ((k == K_SLOW_READER || k == K_CANCEL_SLOW_READER ||
+              k == K_DEADLINE_SLOW_READER) &&
+             slow_threads) ||
             (k == K_CHURN && churn_rate);
         if (wanted && n == 0)
             every_kind_ran = 0;
@@ -1226,14 +1291,17 @@ int main(int argc, char **argv)
                (uint64_t)atomic_load(&n_status[k][ORPC_DEADLINE_EXCEEDED]),
                other, (uint64_t)atomic_load(&n_unexpected[k]));
     }
+    char lat[160] = "none recorded";
+    if (quantile(hist_all, 0.5) >= 0)
+        snprintf(lat, sizeof(lat),
+                 "p50 %" PRId64 " us, p99 %" PRId64 " us, p99.9 %" PRId64 " us",
+                 quantile(hist_all, 0.50), quantile(hist_all, 0.99),
+                 quantile(hist_all, 0.999));
     printf("\ncalls: %" PRIu64 " (%.0f/s); latency of unary calls and "
-           "ping-pong round trips over the run: p50 %" PRId64
-           " us, p99 %" PRId64 " us, p99.9 %" PRId64
-           " us; channel log warnings/errors: %" PRIu64 "\n",
-           total_calls, elapsed > 0 ? (double)total_calls / elapsed : 0.0,
-           quantile(hist_all, 0.50), quantile(hist_all, 0.99),
-           quantile(hist_all, 0.999), (uint64_t)atomic_load(&n_channel_logs));
-
+           "ping-pong round trips over the run: %s; channel log "
+           "warnings/errors: %" PRIu64 "\n",
+           total_calls, elapsed > 0 ? (double)total_calls / elapsed : 0.0, lat,
+           (uint64_t)atomic_load(&n_channel_logs));
     printf("trend after warm-up (least squares, for information): server "
            "RSS %+.1f KiB/min, server fds %+.2f/min\n",
            fit_per_minute(&rss_fit), fit_per_minute(&fd_fit));

@@ -7,7 +7,8 @@
 #
 # Environment (defaults in brackets):
 #   SOAK_SECONDS  length of the run in seconds [600]
-#   SOAK_WARMUP   warm-up in seconds, not judged [SOAK_SECONDS/10, at most 60]
+#   SOAK_WARMUP   warm-up in seconds, not judged [a tenth of the run, but
+#                 at least a third of it up to 60 s: 60 for 600]
 #   SOAK_ARGS     further orpc-soak flags (rates, threads, tolerances; see
 #                 tests/bench/soak.c or `orpc-soak --help`)
 #   SOAK_LOG      also keep the whole output in this file [none]
