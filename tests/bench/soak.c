@@ -59,7 +59,10 @@
  * Verdict (exit 0 only when all hold): after the warm-up the server is
  * flat — RSS at the end <= RSS at the end of the warm-up x (1 +
  * rss_tol_pct/100) + rss_tol_kib, descriptors at the end <= warm-up
- * descriptors + fd_tol; once every channel is closed the server's
+ * descriptors + fd_tol, where "at the end of the warm-up" and "at the
+ * end" are each the median of 10 one-second samples (the last 10 of the
+ * warm-up, the last 10 of the run), since single samples land anywhere in
+ * the allocator's sawtooth; once every channel is closed the server's
  * descriptors fall back to at most what it had before the traffic (within
  * --drain_s); no unexpected outcome; every kind of call ran.  Exit 1 when
  * a check fails (or the server vanished), 2 on bad usage, 3 when the
@@ -984,6 +987,51 @@ static double fit_per_minute(const fit *f)
     return 60.0 * (f->n * f->sxy - f->sx * f->sy) / d;
 }
 
+/* The samples of the run, by second (index t), for the windows below. */
+static sample *hist_samples;
+
+#define WINDOW 10 /* seconds whose median stands for a point of the run */
+
+static int cmp_long(const void *a, const void *b)
+{
+    long x = *(const long *)a, y = *(const long *)b;
+    return (x > y) - (x < y);
+}
+
+/* The median, field by field, of the samples of seconds |from|..|to|
+ * (clamped to 1..|to|): one sample catches the allocator anywhere in its
+ * sawtooth (a slow reader's 2 MiB come and go), a window's median does
+ * not. */
+static sample window_median(long from, long to)
+{
+    sample m = {0};
+    if (from < 1)
+        from = 1;
+    if (to < from)
+        return m;
+    long n = to - from + 1;
+    long v[4][WINDOW];
+    if (n > WINDOW) {
+        from = to - WINDOW + 1;
+        n = WINDOW;
+    }
+    for (long i = 0; i < n; i++) {
+        const sample *x = &hist_samples[from + i];
+        v[0][i] = x->rss_kib;
+        v[1][i] = x->fds;
+        v[2][i] = x->threads;
+        v[3][i] = x->cli_kib;
+    }
+    for (int f = 0; f < 4; f++)
+        qsort(v[f], (size_t)n, sizeof(long), cmp_long);
+    m.t = to;
+    m.rss_kib = v[0][(n - 1) / 2];
+    m.fds = v[1][(n - 1) / 2];
+    m.threads = v[2][(n - 1) / 2];
+    m.cli_kib = v[3][(n - 1) / 2];
+    return m;
+}
+
 /* ---- flags --------------------------------------------------------------- */
 
 static void usage(void)
@@ -1137,6 +1185,11 @@ int main(int argc, char **argv)
     sigaction(SIGALRM, &sa, NULL);
     alarm((unsigned)(seconds + 120));
 
+    hist_samples = calloc((size_t)seconds + 1, sizeof(*hist_samples));
+    if (hist_samples == NULL) {
+        fprintf(stderr, "orpc-soak: out of memory\n");
+        return 1;
+    }
     run_start_us = now_us();
     sample before, warm = {0}, maxs = {0}, last = {0}, s;
     if (take_sample(0, &before) != 0) {
@@ -1203,8 +1256,6 @@ int main(int argc, char **argv)
         memcpy(prev, cur, sizeof(prev));
         prev_calls = calls;
         prev_unexp = unexp;
-        if (t == warmup || (warmup == 0 && t == 1))
-            warm = s;
         if (t > warmup) {
             fit_add(&rss_fit, (double)t, (double)s.rss_kib);
             fit_add(&fd_fit, (double)t, (double)s.fds);
@@ -1218,6 +1269,7 @@ int main(int argc, char **argv)
                 maxs.cli_kib = s.cli_kib;
         }
         last = s;
+        hist_samples[t] = s;
     }
     atomic_store(&stopping, 1);
     for (int i = 0; i < nw; i++)
@@ -1243,6 +1295,9 @@ int main(int argc, char **argv)
     }
 
     /* ---- the summary ---- */
+    long warm_to = warmup > 0 ? warmup : 1;
+    warm = window_median(warm_to - WINDOW + 1, warm_to);
+    sample end = window_median(last.t - WINDOW + 1, last.t);
     uint64_t total_calls = status_totals(cur, &unexp);
     double elapsed = (double)(stopped_us - run_start_us) / 1e6;
     printf("\n== summary: %ld s run (%.1f s of traffic), warm-up %ld s\n",
@@ -1251,12 +1306,17 @@ int main(int argc, char **argv)
            "RSS KiB |\n|---|--:|--:|--:|--:|\n");
     printf("| before traffic | %ld | %ld | %ld | %ld |\n", before.rss_kib,
            before.fds, before.threads, before.cli_kib);
-    printf("| end of warm-up (t=%ld) | %ld | %ld | %ld | %ld |\n", warm.t,
+    printf("| end of warm-up (median of t=%ld..%ld) | %ld | %ld | %ld | %ld "
+           "|\n",
+           warm.t - WINDOW + 1 > 1 ? warm.t - WINDOW + 1 : 1, warm.t,
            warm.rss_kib, warm.fds, warm.threads, warm.cli_kib);
-    printf("| max after warm-up | %ld | %ld | %ld | %ld |\n", maxs.rss_kib,
-           maxs.fds, maxs.threads, maxs.cli_kib);
-    printf("| end (t=%ld) | %ld | %ld | %ld | %ld |\n", last.t, last.rss_kib,
-           last.fds, last.threads, last.cli_kib);
+    printf("| max after warm-up (one sample) | %ld | %ld | %ld | %ld |\n",
+           maxs.rss_kib, maxs.fds, maxs.threads, maxs.cli_kib);
+    printf("| end (median of t=%ld..%ld) | %ld | %ld | %ld | %ld |\n",
+           end.t - WINDOW + 1 > 1 ? end.t - WINDOW + 1 : 1, end.t, end.rss_kib,
+           end.fds, end.threads, end.cli_kib);
+    printf("| last sample (t=%ld) | %ld | %ld | %ld | %ld |\n", last.t,
+           last.rss_kib, last.fds, last.threads, last.cli_kib);
     printf("| channels closed (+%ld ms) | %ld | %ld | %ld | - |\n",
            drain_wait_ms, drained.rss_kib, drained.fds, drained.threads);
 
@@ -1309,18 +1369,18 @@ int main(int argc, char **argv)
     long rss_limit =
         warm.rss_kib + warm.rss_kib * rss_tol_pct / 100 + rss_tol_kib;
     long fd_limit = warm.fds + fd_tol;
-    int rss_ok = !server_gone && last.rss_kib <= rss_limit;
-    int fds_ok = !server_gone && last.fds <= fd_limit;
+    int rss_ok = !server_gone && end.rss_kib <= rss_limit;
+    int fds_ok = !server_gone && end.fds <= fd_limit;
     int drain_ok = !server_gone && drained.fds <= before.fds;
     int clean = unexp == 0;
     printf("\nchecks:\n");
     printf("  %s  server alive throughout\n", verdict(!server_gone));
     printf("  %s  RSS flat: end %ld KiB <= warm-up %ld KiB + %ld %% + %ld KiB "
            "= %ld KiB\n",
-           verdict(rss_ok), last.rss_kib, warm.rss_kib, rss_tol_pct,
-           rss_tol_kib, rss_limit);
+           verdict(rss_ok), end.rss_kib, warm.rss_kib, rss_tol_pct, rss_tol_kib,
+           rss_limit);
     printf("  %s  fds flat: end %ld <= warm-up %ld + %ld = %ld\n",
-           verdict(fds_ok), last.fds, warm.fds, fd_tol, fd_limit);
+           verdict(fds_ok), end.fds, warm.fds, fd_tol, fd_limit);
     printf("  %s  fds released: %ld with every channel closed <= %ld before "
            "traffic (waited %ld ms, at most %ld s)\n",
            verdict(drain_ok), drained.fds, before.fds, drain_wait_ms, drain_s);
@@ -1333,5 +1393,6 @@ int main(int argc, char **argv)
         !server_gone && rss_ok && fds_ok && drain_ok && clean && every_kind_ran;
     printf("RESULT: %s\n", verdict(pass));
     fflush(stdout);
+    free(hist_samples);
     return pass ? 0 : 1;
 }
