@@ -410,6 +410,15 @@ report=$tmp/report.md
 } >"$report"
 
 if [ "$write_results" = 1 ]; then
+    # The new table replaces the file's head; the "## " sections after it
+    # (earlier runs kept for comparison, the soak) stay.
+    if [ -f "$here/RESULTS.md" ]; then
+        sed -n '/^## /,$p' "$here/RESULTS.md" >"$tmp/kept"
+        if [ -s "$tmp/kept" ]; then
+            echo >>"$report"
+            cat "$tmp/kept" >>"$report"
+        fi
+    fi
     cp "$report" "$here/RESULTS.md"
     log "== wrote ${here#"$root"/}/RESULTS.md"
 fi
