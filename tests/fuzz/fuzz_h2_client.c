@@ -289,21 +289,11 @@ static size_t gen_input(uint32_t *st, uint8_t *buf, size_t cap)
     return len;
 }
 
-/* Input |i|: even ones new from gen_input(), each odd one the input before
- * it with a few bytes flipped or cut short. */
+/* Input |i|: fresh from gen_input(), or the one before it spoilt. */
 static size_t next_input(uint32_t *st, int i, uint8_t *buf, size_t len,
                          size_t cap)
 {
-    if (i % 2 == 0 || len == 0) {
-        return gen_input(st, buf, cap);
-    }
-    if (rng_next(st) % 3 == 0) {
-        return rng_next(st) % len;
-    }
-    for (int j = 0; j < 3; j++) {
-        buf[rng_next(st) % len] ^= (uint8_t)(1 + rng_next(st) % 255);
-    }
-    return len;
+    return fuzz_fresh_or_spoilt(st, i, buf, len, cap, gen_input);
 }
 
 int main(int argc, char **argv)

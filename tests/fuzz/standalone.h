@@ -45,6 +45,25 @@ static uint32_t rng_next(uint32_t *st)
     return x;
 }
 
+/* Input |i| for targets that pair fresh inputs with spoilt ones: even ones
+ * new from |gen|, each odd one the input before it (|len| bytes) with a few
+ * bytes flipped or cut short. */
+static inline size_t
+fuzz_fresh_or_spoilt(uint32_t *st, int i, uint8_t *buf, size_t len, size_t cap,
+                     size_t (*gen)(uint32_t *, uint8_t *, size_t))
+{
+    if (i % 2 == 0 || len == 0) {
+        return gen(st, buf, cap);
+    }
+    if (rng_next(st) % 3 == 0) {
+        return rng_next(st) % len;
+    }
+    for (int j = 0; j < 3; j++) {
+        buf[rng_next(st) % len] ^= (uint8_t)(1 + rng_next(st) % 255);
+    }
+    return len;
+}
+
 static int run_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
