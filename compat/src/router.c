@@ -9,9 +9,15 @@
  * read when it is loaded (start-up, or a reload), never while calls run.
  * Legacy calls use the HttpRule mapping (http_rule.c), the libcurl pool of
  * the service's base URL (legacy_http.c) and the calling identity's token
- * cache (tokens.c).  Asynchronous legacy calls run on a short-lived thread
- * each: the legacy transport is blocking, and the legacy side is the old,
- * slow path being migrated away from.
+ * cache (tokens.c).  Asynchronous legacy calls and shadow mirrors run on a
+ * bounded pool of at most 16 threads per routed client: the legacy
+ * transport is blocking, and the legacy side is the old, slow path being
+ * migrated away from.
+ *
+ * Why one file of ~1,450 lines: the table (parse, reload, watcher, stats)
+ * and the routed client (modes, fallback, shadow comparison) share the
+ * per-method state and its lock; splitting them is on issue 10's list
+ * (the worker pool here duplicates rpc/src/pool.c).
  */
 #include <ctype.h>
 #include <stdio.h>
