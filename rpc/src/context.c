@@ -238,6 +238,9 @@ int orpc_ctx_defer(orpc_ctx *ctx)
     uv_mutex_lock(&ctx->lock);
     int was = ctx->deferred;
     ctx->deferred = 1;
+    if (!was) /* for the running handler: dropped when it returns, so
+                 another thread finishing the call cannot free it first */
+        ctx->refs++;
     uv_mutex_unlock(&ctx->lock);
     return was ? ORPC_ESTATE : 0;
 }

@@ -236,12 +236,14 @@ void orpc__ctx_pump(orpc_ctx *ctx)
     nghttp2_session *s = orpc__ctx_session(ctx);
     if (s == NULL || ctx->stream_closed || ctx->io_done)
         return;
-    orpc__in_give_back(&ctx->in, s, ctx->stream_id);
+    orpc__in_owed owed; /* credit of messages read, taken in the same lock */
     uv_mutex_lock(&ctx->lock);
+    orpc__in_take_owed_locked(&ctx->in, &owed);
     int finished = ctx->finished;
     int have_data = ctx->sendq.bytes > 0;
     int started = ctx->response_started;
     uv_mutex_unlock(&ctx->lock);
+    orpc__in_give_owed(&ctx->in, s, ctx->stream_id, &owed);
     if (!started) {
         if (!have_data && !finished)
             goto out;
@@ -401,23 +403,20 @@ void orpc__ctx_handler_release(orpc_ctx *ctx)
 
 static void run_handler(orpc_ctx *ctx)
 {
-    /* The run holds its own reference: a handler that defers may have its
-     * call finished by another thread, and the stream closed, before it
-     * returns here. */
-    uv_mutex_lock(&ctx->lock);
-    ctx->refs++;
-    uv_mutex_unlock(&ctx->lock);
     orpc_status st = ctx->handler(ctx, ctx->svc->impl, ctx->svc->user_data);
     uv_mutex_lock(&ctx->lock);
     int deferred = ctx->deferred;
     uv_mutex_unlock(&ctx->lock);
     if (deferred) {
-        orpc_status_clear(&st); /* orpc_ctx_finish() completes the call */
-    } else {
-        orpc__ctx_complete(ctx, st);
-        orpc__ctx_handler_release(ctx);
+        /* orpc_ctx_finish() completes the call, perhaps already has on
+         * another thread: the reference orpc_ctx_defer() took for this run
+         * kept |ctx| alive until here. */
+        orpc_status_clear(&st);
+        ctx_unref(ctx);
+        return;
     }
-    ctx_unref(ctx);
+    orpc__ctx_complete(ctx, st);
+    orpc__ctx_handler_release(ctx);
 }
 
 /* A non-blocking streaming handler that deferred is run again when its call

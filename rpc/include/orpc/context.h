@@ -188,6 +188,7 @@ ORPC_EXTERN int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg);
  * @function
  * Tells the runtime that the handler will complete later: its return value
  * is then ignored and the call ends when orpc_ctx_finish() is called.
+ * Only from the running handler, on its thread.
  *
  * Returns 0 or ORPC_ESTATE (already deferred).
  */
