@@ -67,6 +67,7 @@ static void test_published_numbers_never_move(void **state)
     assert_int_equal(ORPC_EPARSE, -18);
     assert_int_equal(ORPC_ESYS, -19);
     assert_int_equal(ORPC_ELIMIT, -20);
+    assert_int_equal(ORPC_EBLOCKING, -21);
 }
 
 static void test_success(void **state)
@@ -91,7 +92,7 @@ static void test_fatal_codes(void **state)
 static void test_unknown_codes(void **state)
 {
     (void)state;
-    const int unknown[] = {1, 2, 100, -21, -99, -900, -1000, INT_MIN, INT_MAX};
+    const int unknown[] = {1, 2, 100, -22, -99, -900, -1000, INT_MIN, INT_MAX};
     for (size_t i = 0; i < sizeof(unknown) / sizeof(unknown[0]); i++) {
         assert_string_equal(orpc_strerror(unknown[i]), "unknown error");
         assert_string_equal(orpc_err_name(unknown[i]), "ORPC_E?");

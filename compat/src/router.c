@@ -1324,8 +1324,27 @@ static int routed_call_start(orpc_call **out, const orpc_method_desc *m,
     return rc;
 }
 
+static int routed_call_start_async(orpc_call **out, const orpc_method_desc *m,
+                                   const ProtobufCMessage *req,
+                                   const orpc_call_opts *opts,
+                                   const orpc_call_callbacks *cbs, void *cb_ud,
+                                   void *ud)
+{
+    routed *r = ud;
+    /* As routed_call_start(): streams travel over gRPC only. */
+    if (orpc_routes_mode(r->routes, m) == ORPC_ROUTE_LEGACY ||
+        r->channel == NULL)
+        return ORPC_ENOTSUP;
+    int rc = orpc_channel_call_start_async(out, r->channel, m, req, opts, cbs,
+                                           cb_ud);
+    if (rc == 0)
+        count(r->routes, m, C_GRPC);
+    return rc;
+}
+
 static const orpc_invoker routed_invoker = {routed_invoke, routed_invoke_async,
-                                            routed_call_start, routed_free};
+                                            routed_call_start, routed_free,
+                                            routed_call_start_async};
 
 /* Does any method of |s| reach a legacy endpoint that wants a token? */
 static int needs_token(const orpc_routes *t, const orpc_service_desc *s)

@@ -260,7 +260,10 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
     uv_cond_broadcast(&c->cond);
     uv_mutex_unlock(&c->lock);
 
-    if (c->done_cb || c->plain_cb) {
+    if (c->is_async) {
+        orpc__md_append_all(c->trailers_out, c->trailers);
+        orpc__call_deliver(c); /* what is queued, then on_done */
+    } else if (c->done_cb || c->plain_cb) {
         orpc__md_append_all(c->trailers_out, c->trailers);
         if (c->done_cb)
             c->done_cb(&c->status, resp, c->typed_cb, c->cb_user_data);
@@ -274,6 +277,44 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
     }
     if (!c->stream_open)
         orpc__call_io_release(c, NULL);
+}
+
+void orpc__call_deliver(orpc_call *c)
+{
+    if (!c->is_async || c->delivering || c->async_over)
+        return;
+    c->delivering = 1;
+    for (;;) {
+        orpc__in_owed owed;
+        uv_mutex_lock(&c->lock);
+        int drop = c->done && c->cancel_requested;
+        orpc__inmsg *m =
+            c->recv_paused || drop ? NULL : orpc__in_take_locked(&c->in);
+        orpc__in_take_owed_locked(&c->in, &owed);
+        int over = m == NULL && c->done && (!c->recv_paused || drop);
+        uv_mutex_unlock(&c->lock);
+        if ((owed.stream || owed.conn) && c->conn && c->conn->session) {
+            orpc__in_give_owed(&c->in, c->conn->session, c->stream_id, &owed);
+            orpc__conn_kick(c->conn);
+        }
+        if (m != NULL) {
+            if (c->acbs.on_message)
+                c->acbs.on_message(c, m->msg, c->cb_user_data);
+            else
+                protobuf_c_message_free_unpacked(m->msg, NULL);
+            free(m);
+            continue;
+        }
+        if (over) {
+            c->async_over = 1;
+            c->acbs.on_done(c, &c->status, c->cb_user_data);
+            c->delivering = 0;
+            call_unref(c); /* the callbacks' reference */
+            return;
+        }
+        break;
+    }
+    c->delivering = 0;
 }
 
 void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg)
@@ -308,7 +349,19 @@ static ssize_t read_request(nghttp2_session *s, int32_t id, uint8_t *buf,
     int eof = c->send_closed && c->sendq.bytes == 0;
     if (n > 0 && c->send_waiting > 0)
         uv_cond_broadcast(&c->cond); /* room for a blocked sender */
+    int ready = c->want_ready && c->sendq.bytes < CALL_SENDQ_LIMIT;
+    if (ready) {
+        c->want_ready = 0;
+        c->ready_due = 1;
+    }
     uv_mutex_unlock(&c->lock);
+    if (ready && orpc__task_take_ref(&c->lock, &c->task_ref, &c->refs)) {
+        /* on_ready runs from the call's task, outside nghttp2's send. */
+        if (orpc__io_post(&c->ch->io, &c->task) != 0) {
+            orpc__task_clear_ref(&c->lock, &c->task_ref);
+            call_unref(c);
+        }
+    }
     if (n == 0 && !eof)
         return NGHTTP2_ERR_DEFERRED;
     if (eof)
@@ -409,6 +462,8 @@ static void call_io_task(orpc__task *t, void *arg)
     uv_mutex_lock(&c->lock);
     c->task_ref = 0;
     int cancel = c->cancel_requested;
+    int ready = c->ready_due && !c->done;
+    c->ready_due = 0;
     orpc__in_take_owed_locked(&c->in, &owed);
     uv_mutex_unlock(&c->lock);
     if (!c->io_finished) {
@@ -430,6 +485,11 @@ static void call_io_task(orpc__task *t, void *arg)
             nghttp2_session_resume_data(c->conn->session, c->stream_id);
             orpc__conn_kick(c->conn);
         }
+    }
+    if (c->is_async) {
+        orpc__call_deliver(c); /* after orpc_call_resume_recv() */
+        if (ready && !c->async_over && c->acbs.on_ready)
+            c->acbs.on_ready(c, c->cb_user_data);
     }
     call_unref(c);
 }
@@ -468,6 +528,17 @@ static int check_method(const orpc_method_desc *m, int want_kinds)
 
 #define KIND(k) (1 << (k))
 
+/* The status of a blocking function called on an orpc IO thread, which
+ * would wait for work only that thread can do. */
+static orpc_status blocking_refused(const char *fn)
+{
+    return orpc_status_errorf(
+        ORPC_FAILED_PRECONDITION,
+        "%s: blocking call on an orpc IO thread (a callback or an inline "
+        "handler) would wait on itself; use the asynchronous API there",
+        fn);
+}
+
 orpc_status orpc_channel_invoke(orpc_channel *ch,
                                 const orpc_method_desc *method,
                                 const ProtobufCMessage *request,
@@ -481,6 +552,8 @@ orpc_status orpc_channel_invoke(orpc_channel *ch,
         check_method(method, KIND(ORPC_CALL_UNARY)) != 0)
         return orpc_status_new(ORPC_INVALID_ARGUMENT,
                                "orpc_channel_invoke: bad argument");
+    if (orpc__io_on_any_thread())
+        return blocking_refused("orpc_channel_invoke");
     int rc = call_new(&c, ch, method, opts);
     if (rc != 0)
         return orpc_status_errorf(ORPC_INTERNAL, "cannot start call: %s",
@@ -555,10 +628,11 @@ int orpc_channel_invoke_async_typed(orpc_channel *ch,
                        user_data);
 }
 
-int orpc_channel_call_start(orpc_call **out, orpc_channel *ch,
-                            const orpc_method_desc *method,
-                            const ProtobufCMessage *request,
-                            const orpc_call_opts *opts)
+static int stream_start(orpc_call **out, orpc_channel *ch,
+                        const orpc_method_desc *method,
+                        const ProtobufCMessage *request,
+                        const orpc_call_opts *opts,
+                        const orpc_call_callbacks *cbs, void *user_data)
 {
     orpc_call *c;
     if (out == NULL || ch == NULL || method == NULL)
@@ -583,10 +657,79 @@ int orpc_channel_call_start(orpc_call **out, orpc_channel *ch,
     }
     uv_mutex_lock(&c->lock);
     c->refs++; /* the IO side */
+    if (cbs != NULL) {
+        c->is_async = 1;
+        c->acbs = *cbs;
+        c->cb_user_data = user_data;
+        c->refs++; /* the callbacks', until on_done returns */
+    }
     uv_mutex_unlock(&c->lock);
-    post_call(c);
     *out = c;
+    post_call(c);
     return 0;
+}
+
+int orpc_channel_call_start(orpc_call **out, orpc_channel *ch,
+                            const orpc_method_desc *method,
+                            const ProtobufCMessage *request,
+                            const orpc_call_opts *opts)
+{
+    return stream_start(out, ch, method, request, opts, NULL, NULL);
+}
+
+int orpc_channel_call_start_async(orpc_call **out, orpc_channel *ch,
+                                  const orpc_method_desc *method,
+                                  const ProtobufCMessage *request,
+                                  const orpc_call_opts *opts,
+                                  const orpc_call_callbacks *callbacks,
+                                  void *user_data)
+{
+    if (callbacks == NULL || callbacks->on_done == NULL) {
+        if (out)
+            *out = NULL;
+        return ORPC_EINVAL;
+    }
+    return stream_start(out, ch, method, request, opts, callbacks, user_data);
+}
+
+static int set_paused(orpc_call *c, int paused)
+{
+    if (c == NULL)
+        return ORPC_EINVAL;
+    if (!c->is_async)
+        return ORPC_ESTATE;
+    uv_mutex_lock(&c->lock);
+    c->recv_paused = paused;
+    int done = c->done;
+    uv_mutex_unlock(&c->lock);
+    if (!paused) {
+        /* Delivery resumes from the call's task on the IO thread (also for
+         * a call already over, whose on_done may be waiting). */
+        if (orpc__io_on_thread(&c->ch->io)) {
+            orpc__call_deliver(c);
+            if (!done)
+                post_call(c); /* the credit of what was delivered */
+        } else {
+            post_call(c);
+        }
+    }
+    return 0;
+}
+
+int orpc_call_pause_recv(orpc_call *c)
+{
+    return set_paused(c, 1);
+}
+
+int orpc_call_resume_recv(orpc_call *c)
+{
+    return set_paused(c, 0);
+}
+
+void orpc_call_unref(orpc_call *c)
+{
+    if (c != NULL)
+        call_unref(c);
 }
 
 /* ====================================================================== */
@@ -602,6 +745,8 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
         return ORPC_ESTATE;
     if (msg->descriptor != c->method->input->descriptor)
         return ORPC_EINVAL;
+    if (!c->is_async && orpc__io_on_any_thread())
+        return ORPC_EBLOCKING;
     int err = 0;
     orpc__chunk *ck = orpc__encode_message(
         msg, c->gzip, c->ch->opts.max_send_message_size, &err);
@@ -621,6 +766,12 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
         }
         if (c->sendq.bytes < CALL_SENDQ_LIMIT)
             break;
+        if (c->is_async) {
+            c->want_ready = 1;
+            uv_mutex_unlock(&c->lock);
+            free(ck);
+            return ORPC_EAGAIN;
+        }
         c->send_waiting++;
         uv_cond_wait(&c->cond, &c->lock);
         c->send_waiting--;
@@ -649,6 +800,10 @@ int orpc_call_recv(orpc_call *c, ProtobufCMessage **msg)
     if (c == NULL || msg == NULL)
         return ORPC_EINVAL;
     *msg = NULL;
+    if (c->is_async)
+        return ORPC_ESTATE;
+    if (orpc__io_on_any_thread())
+        return ORPC_EBLOCKING;
     uv_mutex_lock(&c->lock);
     for (;;) {
         orpc__inmsg *r = orpc__in_take_locked(&c->in);
@@ -707,10 +862,39 @@ static orpc_status finish_common(orpc_call *c)
     return st;
 }
 
+/* A finish that must not wait: an asynchronous call's (left untouched:
+ * its status goes to on_done), or a blocking call's on an orpc IO thread
+ * before the call has ended (cancelled and let go, as finish takes it).
+ * Returns 1 with |*st| set when so. */
+static int finish_refused(orpc_call *c, const char *fn, orpc_status *st)
+{
+    if (c->is_async) {
+        *st = orpc_status_errorf(ORPC_FAILED_PRECONDITION,
+                                 "%s: an asynchronous call's status goes to "
+                                 "its on_done callback",
+                                 fn);
+        return 1;
+    }
+    if (!orpc__io_on_any_thread())
+        return 0;
+    uv_mutex_lock(&c->lock);
+    int done = c->done;
+    uv_mutex_unlock(&c->lock);
+    if (done)
+        return 0;
+    orpc_call_cancel(c);
+    call_unref(c);
+    *st = blocking_refused(fn);
+    return 1;
+}
+
 orpc_status orpc_call_finish(orpc_call *c)
 {
     if (c == NULL)
         return orpc_status_new(ORPC_INVALID_ARGUMENT, "no call");
+    orpc_status refused;
+    if (finish_refused(c, "orpc_call_finish", &refused))
+        return refused;
     uv_mutex_lock(&c->lock);
     int unread = c->in.head != NULL || !c->done;
     uv_mutex_unlock(&c->lock);
@@ -733,8 +917,11 @@ orpc_status orpc_call_finish_response(orpc_call *c, ProtobufCMessage **response)
         return orpc_status_new(ORPC_INVALID_ARGUMENT, "no call");
     if (response)
         *response = NULL;
+    orpc_status st;
+    if (finish_refused(c, "orpc_call_finish_response", &st))
+        return st;
     orpc_call_close_send(c);
-    orpc_status st = finish_common(c);
+    st = finish_common(c);
     if (st.code == ORPC_OK && response != NULL) {
         uv_mutex_lock(&c->lock);
         orpc__inmsg *r = orpc__in_take_locked(&c->in);

@@ -82,6 +82,15 @@ struct orpc_call {
     void *cb_user_data;
 
     orpc__task task;
+
+    /* asynchronous streaming calls (orpc_channel_call_start_async) */
+    int is_async;             /* set before the call is posted */
+    orpc_call_callbacks acbs; /* copied before the call is posted */
+    int recv_paused;          /* shared: orpc_call_pause_recv() */
+    int want_ready;           /* shared: a send returned ORPC_EAGAIN */
+    int ready_due;            /* shared: on_ready is to run from the task */
+    int delivering;           /* IO thread: orpc__call_deliver() runs */
+    int async_over;           /* IO thread: on_done has run */
 };
 
 struct subchannel {
@@ -190,5 +199,8 @@ void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg);
 void orpc__call_submit(orpc_call *c, orpc__conn *conn);
 /* Submits the call, or queues it until a connection is ready. */
 void orpc__call_enqueue(orpc_call *c);
+/* An asynchronous call: hands queued messages to on_message (unless
+ * paused), then on_done once the call is over; re-entry is a no-op. */
+void orpc__call_deliver(orpc_call *c);
 
 #endif /* ORPC_CHANNEL_INTERNAL_H */

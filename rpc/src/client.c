@@ -142,3 +142,21 @@ int orpc_call_start(orpc_call **out, orpc_client *c, const orpc_method_desc *m,
     }
     return orpc_channel_call_start(out, c->channel, m, request, opts);
 }
+
+int orpc_call_start_async(orpc_call **out, orpc_client *c,
+                          const orpc_method_desc *m,
+                          const ProtobufCMessage *request,
+                          const orpc_call_opts *opts,
+                          const orpc_call_callbacks *callbacks, void *user_data)
+{
+    if (out == NULL || !owns(c, m))
+        return ORPC_EINVAL;
+    if (c->has_invoker) {
+        if (c->invoker.call_start_async == NULL)
+            return ORPC_ENOTSUP;
+        return c->invoker.call_start_async(out, m, request, opts, callbacks,
+                                           user_data, c->invoker_data);
+    }
+    return orpc_channel_call_start_async(out, c->channel, m, request, opts,
+                                         callbacks, user_data);
+}

@@ -210,6 +210,11 @@ int orpc__io_on_thread(orpc__io *io)
     return current_io == io;
 }
 
+int orpc__io_on_any_thread(void)
+{
+    return current_io != NULL;
+}
+
 int orpc__task_take_ref(uv_mutex_t *lock, int *task_ref, int *refs)
 {
     uv_mutex_lock(lock);

@@ -77,6 +77,10 @@ void orpc__io_close_unstarted(orpc__io *io);
 /* Nonzero on the IO thread of |io|. */
 int orpc__io_on_thread(orpc__io *io);
 
+/* Nonzero on any orpc IO thread (a server's or a channel's): where a
+ * blocking call would wait for work only its own thread can do. */
+int orpc__io_on_any_thread(void);
+
 /*
  * Tasks that keep their object alive while queued.  |task_ref| and |refs|
  * are the object's own fields, guarded by |lock|: a queued task holds one

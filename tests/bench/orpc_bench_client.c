@@ -6,7 +6,7 @@
  *   orpc-bench-client --target=host:port --channels=C --outstanding=M
  *                     --seconds=T --req_size=B --resp_size=B
  *                     [--rpc=unary|streaming] [--warmup=S] [--tls_ca=FILE]
- *                     [--stream_threads=N]
+ *                     [--stream_api=async|blocking] [--stream_threads=N]
  *
  * C channels, each a separate orpc_channel (its own IO thread and HTTP/2
  * connection), each with M RPCs in flight at all times:
@@ -16,8 +16,11 @@
  *              response, records it and starts the next call at once.
  *   streaming  M long-lived StreamingCalls per channel used ping-pong (send
  *              one request, receive one response); an "RPC" is one round
- *              trip.  orpc's client streams are blocking (orpc/call.h), so
- *              threads drive them: by default one per channel, which goes
+ *              trip.  By default (--stream_api=async) each is an
+ *              asynchronous call whose response callback, on the channel's
+ *              IO thread, records it and sends the next request.  With
+ *              --stream_api=blocking, threads drive blocking streams
+ *              (orpc/call.h): by default one per channel, which goes
  *              round its M streams: receive stream i's response, send its
  *              next request, on to stream i + 1 (each stream always has one
  *              request in flight).  --stream_threads=N spreads the C x M
@@ -29,8 +32,8 @@
  * bytes).  RPCs that end inside the measurement window — the --seconds after
  * the first --warmup seconds (default 1) — are counted, and their latency
  * (start to end) goes into a log-linear histogram (a fixed bucket array per
- * channel or stream thread, merged at the end; about 1% resolution).  Percentiles
- * are nearest-rank.  Output, on stdout, exactly one line:
+ * channel or stream thread, merged at the end; about 1% resolution).
+ * Percentiles are nearest-rank.  Output, on stdout, exactly one line:
  *
  *   qps=<n> p50_us=<n> p90_us=<n> p99_us=<n> p999_us=<n> ok=<n> errors=<n>
  *
@@ -127,7 +130,8 @@ static uint64_t hist_percentile(const hist *h, double p)
     return bucket_mid(N_BUCKETS - 1);
 }
 
-/* ---- the run --------------------------------------------------------------- */
+/* ---- the run ---------------------------------------------------------------
+ */
 
 typedef struct stats {
     hist lat;
@@ -137,7 +141,7 @@ typedef struct stats {
 static struct {
     _Atomic int64_t win_start, win_end; /* uv_hrtime() */
     atomic_int stop;
-    atomic_int active; /* unary calls or streams in flight */
+    atomic_int active;                   /* unary calls or streams in flight */
     atomic_uint_fast64_t start_failures; /* calls that could not start */
     size_t resp_size;
     SimpleRequest req;
@@ -147,8 +151,10 @@ static struct {
 /* Counts one finished RPC if it ended inside the window. */
 static void record(stats *s, uint64_t start, uint64_t end, int good)
 {
-    if ((int64_t)end < atomic_load_explicit(&run.win_start, memory_order_relaxed) ||
-        (int64_t)end >= atomic_load_explicit(&run.win_end, memory_order_relaxed))
+    if ((int64_t)end <
+            atomic_load_explicit(&run.win_start, memory_order_relaxed) ||
+        (int64_t)end >=
+            atomic_load_explicit(&run.win_end, memory_order_relaxed))
         return;
     if (good) {
         s->ok++;
@@ -164,7 +170,8 @@ static int good_response(const SimpleResponse *r)
     return r != NULL && n == run.resp_size;
 }
 
-/* ---- unary: asynchronous calls, restarted from their completion ----------- */
+/* ---- unary: asynchronous calls, restarted from their completion -----------
+ */
 
 /* One of a channel's M outstanding calls.  Its completion runs on the
  * channel's IO thread, the only thread that touches |st|. */
@@ -195,7 +202,8 @@ static void unary_done(const orpc_status *status, SimpleResponse *resp,
 {
     uslot *s = ud;
     uint64_t end = uv_hrtime();
-    record(s->st, s->start, end, status->code == ORPC_OK && good_response(resp));
+    record(s->st, s->start, end,
+           status->code == ORPC_OK && good_response(resp));
     if (resp)
         grpc__testing__simple_response__free_unpacked(resp, NULL);
     if (atomic_load_explicit(&run.stop, memory_order_relaxed)) {
@@ -220,9 +228,9 @@ static void unary_done(const orpc_status *status, SimpleResponse *resp,
 
 typedef struct pstream {
     orpc_client *client;
-    PingPong *call;  /* NULL while not open; written under the worker lock */
-    uint64_t start;  /* when the request in flight was sent */
-    int in_flight;   /* a request awaits its response */
+    PingPong *call; /* NULL while not open; written under the worker lock */
+    uint64_t start; /* when the request in flight was sent */
+    int in_flight;  /* a request awaits its response */
 } pstream;
 
 typedef struct sworker {
@@ -237,8 +245,8 @@ typedef struct sworker {
 static int stream_open(sworker *w, pstream *p)
 {
     PingPong *c;
-    if (grpc__testing__benchmark_service__client__streaming_call(p->client,
-                                                                 NULL, &c) != 0) {
+    if (grpc__testing__benchmark_service__client__streaming_call(
+            p->client, NULL, &c) != 0) {
         uint64_t t = uv_hrtime();
         record(&w->st, t, t, 0);
         uv_sleep(10); /* no hot loop against a dead server */
@@ -353,7 +361,75 @@ static void cancel_streams(sworker *ws, size_t n)
     }
 }
 
-/* ---- command line ---------------------------------------------------------- */
+/* ---- streaming, asynchronous (the default): callbacks on the IO thread ----
+ *
+ * Each stream is an asynchronous call (orpc_call_start_async()): its
+ * response arrives in on_message on the channel's IO thread, which records
+ * it and sends the next request from there, so a round trip wakes no other
+ * thread.  Only the channel's IO thread touches |st| and the fields below
+ * |call| once the first request is out. */
+
+typedef struct astream {
+    orpc_client *client;
+    stats *st;       /* the channel's */
+    orpc_call *call; /* the application's reference, dropped at the end */
+    uint64_t start;  /* when the request in flight was sent */
+    int in_flight;   /* a request awaits its response */
+} astream;
+
+/* Sends |a|'s next request; cancels the stream when that fails (on_done
+ * then counts the lost round trip). */
+static void astream_send(astream *a)
+{
+    a->start = uv_hrtime();
+    a->in_flight = 1;
+    if (orpc_call_send(a->call, &run.req.base) != 0)
+        orpc_call_cancel(a->call);
+}
+
+static void astream_message(orpc_call *call, ProtobufCMessage *msg, void *ud)
+{
+    astream *a = ud;
+    record(a->st, a->start, uv_hrtime(),
+           a->in_flight && good_response((SimpleResponse *)msg));
+    a->in_flight = 0;
+    protobuf_c_message_free_unpacked(msg, NULL);
+    if (atomic_load_explicit(&run.stop, memory_order_relaxed))
+        orpc_call_close_send(call); /* the server ends the stream OK */
+    else
+        astream_send(a);
+}
+
+static void astream_done(orpc_call *call, const orpc_status *status, void *ud)
+{
+    astream *a = ud;
+    (void)call;
+    if (status->code != ORPC_OK || a->in_flight)
+        record(a->st, a->start, uv_hrtime(), 0);
+    atomic_fetch_sub(&run.active, 1);
+}
+
+static const orpc_call_callbacks astream_cbs = {.on_message = astream_message,
+                                                .on_done = astream_done};
+
+/* Opens |a|'s stream and sends its first request (main thread). */
+static void astream_open(astream *a)
+{
+    atomic_fetch_add(&run.active, 1);
+    if (orpc_call_start_async(
+            &a->call, a->client,
+            grpc__testing__benchmark_service__method__streaming_call, NULL,
+            NULL, &astream_cbs, a) != 0) {
+        a->call = NULL;
+        atomic_fetch_add(&run.start_failures, 1);
+        atomic_fetch_sub(&run.active, 1);
+        return;
+    }
+    astream_send(a);
+}
+
+/* ---- command line ----------------------------------------------------------
+ */
 
 static void usage(const char *msg)
 {
@@ -362,7 +438,7 @@ static void usage(const char *msg)
             "usage: orpc-bench-client --target=host:port --channels=C "
             "--outstanding=M --seconds=T --req_size=B --resp_size=B "
             "[--rpc=unary|streaming] [--warmup=S] [--tls_ca=FILE] "
-            "[--stream_threads=N]\n",
+            "[--stream_api=async|blocking] [--stream_threads=N]\n",
             msg);
     exit(2);
 }
@@ -410,6 +486,7 @@ int main(int argc, char **argv)
     double seconds = -1, warmup = 1;
     int streaming = 0, start_failed = 0;
     long stream_threads = 0;
+    int blocking_streams = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((v = flag(a, "--target")))
@@ -430,7 +507,14 @@ int main(int argc, char **argv)
             ca = v;
         else if ((v = flag(a, "--stream_threads")))
             stream_threads = (long)parse_num(v, "--stream_threads", 1, 4096);
-        else if ((v = flag(a, "--rpc"))) {
+        else if ((v = flag(a, "--stream_api"))) {
+            if (strcmp(v, "async") == 0)
+                blocking_streams = 0;
+            else if (strcmp(v, "blocking") == 0)
+                blocking_streams = 1;
+            else
+                usage("--stream_api must be async or blocking");
+        } else if ((v = flag(a, "--rpc"))) {
             if (strcmp(v, "unary") == 0)
                 streaming = 0;
             else if (strcmp(v, "streaming") == 0)
@@ -447,6 +531,8 @@ int main(int argc, char **argv)
         req_size < 0 || resp_size < 0)
         usage("--target, --channels, --outstanding, --seconds, --req_size "
               "and --resp_size are required");
+    if (streaming && !blocking_streams && stream_threads != 0)
+        usage("--stream_threads needs --stream_api=blocking");
     if (streaming && stream_threads == 0 && channels > 4096)
         usage("--rpc=streaming runs a thread per channel by default: at most "
               "4096 (or set --stream_threads)");
@@ -482,7 +568,8 @@ int main(int argc, char **argv)
             orpc_channel_free(ch); /* the client holds it */
         }
         if (err != 0) {
-            fprintf(stderr, "orpc-bench-client: cannot make a channel to %s: %s\n",
+            fprintf(stderr,
+                    "orpc-bench-client: cannot make a channel to %s: %s\n",
                     target, orpc_strerror(err));
             goto out;
         }
@@ -492,11 +579,12 @@ int main(int argc, char **argv)
             clients[i], &run.req, &r, &first);
         int good = st.code == ORPC_OK && good_response(r);
         if (!good)
-            fprintf(stderr, "orpc-bench-client: first call to %s: %s%s%s\n",
-                    target, orpc_code_name(st.code),
-                    st.message ? ": " : "",
-                    st.message ? st.message
-                               : (st.code == ORPC_OK ? " with a wrong payload size" : ""));
+            fprintf(
+                stderr, "orpc-bench-client: first call to %s: %s%s%s\n", target,
+                orpc_code_name(st.code), st.message ? ": " : "",
+                st.message
+                    ? st.message
+                    : (st.code == ORPC_OK ? " with a wrong payload size" : ""));
         if (r)
             grpc__testing__simple_response__free_unpacked(r, NULL);
         orpc_status_clear(&st);
@@ -509,18 +597,23 @@ int main(int argc, char **argv)
         stream_threads = channels; /* one per channel */
     if ((size_t)stream_threads > nslots)
         stream_threads = (long)nslots;
-    size_t nworkers = streaming ? (size_t)stream_threads : 0;
+    int threaded = streaming && blocking_streams;
+    size_t nworkers = threaded ? (size_t)stream_threads : 0;
     stats *chstats = calloc(nch, sizeof(*chstats));
     uslot *uslots = streaming ? NULL : calloc(nslots, sizeof(*uslots));
-    pstream *pstreams = streaming ? calloc(nslots, sizeof(*pstreams)) : NULL;
-    sworker *workers = streaming ? calloc(nworkers, sizeof(*workers)) : NULL;
-    if (chstats == NULL || (streaming ? pstreams == NULL || workers == NULL
-                                      : uslots == NULL)) {
+    pstream *pstreams = threaded ? calloc(nslots, sizeof(*pstreams)) : NULL;
+    sworker *workers = threaded ? calloc(nworkers, sizeof(*workers)) : NULL;
+    astream *astreams =
+        streaming && !threaded ? calloc(nslots, sizeof(*astreams)) : NULL;
+    if (chstats == NULL || (threaded    ? pstreams == NULL || workers == NULL
+                            : streaming ? astreams == NULL
+                                        : uslots == NULL)) {
         fprintf(stderr, "orpc-bench-client: out of memory\n");
         free(chstats);
         free(uslots);
         free(pstreams);
         free(workers);
+        free(astreams);
         goto out;
     }
 
@@ -531,7 +624,14 @@ int main(int argc, char **argv)
     atomic_store(&run.win_end, we);
     atomic_store(&run.stop, 0);
     size_t started = 0;
-    if (streaming) {
+    if (streaming && !threaded) {
+        for (size_t i = 0; i < nslots; i++) {
+            size_t c = i / (size_t)outstanding;
+            astreams[i].client = clients[c];
+            astreams[i].st = &chstats[c];
+            astream_open(&astreams[i]);
+        }
+    } else if (streaming) {
         /* Stream i is on channel i / M; worker t drives a contiguous run of
          * streams, so with one worker per channel it has that channel's. */
         for (size_t i = 0; i < nslots; i++)
@@ -573,8 +673,13 @@ int main(int argc, char **argv)
     /* Let the RPCs in flight end by themselves; cancel streams that linger
      * (unary calls have no cancel: a stuck one is waited out below). */
     int drained = drain(5);
-    if (!drained && streaming) {
+    if (!drained && threaded) {
         cancel_streams(workers, started);
+        drained = drain(2);
+    } else if (!drained && astreams) {
+        for (size_t i = 0; i < nslots; i++)
+            if (astreams[i].call)
+                orpc_call_cancel(astreams[i].call);
         drained = drain(2);
     }
 
@@ -602,7 +707,8 @@ int main(int argc, char **argv)
 
     if (!drained) {
         /* Something is stuck in orpc: do not wait on it forever. */
-        fprintf(stderr, "orpc-bench-client: %d RPC(s) still in flight at exit\n",
+        fprintf(stderr,
+                "orpc-bench-client: %d RPC(s) still in flight at exit\n",
                 atomic_load(&run.active));
         fflush(stderr);
         _Exit(rc);
@@ -611,10 +717,13 @@ int main(int argc, char **argv)
         uv_thread_join(&workers[t].thread);
         uv_mutex_destroy(&workers[t].lock);
     }
+    for (size_t i = 0; astreams && i < nslots; i++)
+        orpc_call_unref(astreams[i].call);
     free(chstats);
     free(uslots);
     free(pstreams);
     free(workers);
+    free(astreams);
 out:
     for (size_t i = 0; i < nch; i++)
         orpc_client_free(clients[i]);

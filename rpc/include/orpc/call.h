@@ -8,9 +8,22 @@
  * send side, receive messages until orpc_call_recv() returns 0, then
  * orpc_call_finish() for the status, which also frees the call.
  *
- * Thread-safety: a call object belongs to one thread at a time, except
- * orpc_call_cancel(), which any thread may call while the call is alive.
- * Sends and receives block the calling thread, never an IO thread.
+ * A call is blocking or asynchronous, chosen when it starts.  A blocking
+ * call's sends and receives block the calling thread, which must not be an
+ * orpc IO thread: from one (a callback, an inline handler) they fail at once
+ * with ORPC_EBLOCKING, and a blocking unary call ends FAILED_PRECONDITION,
+ * because the thread would wait for work only it can do.  An asynchronous
+ * call (orpc_channel_call_start_async()) delivers its headers, messages and
+ * status to callbacks on the channel's IO thread and never blocks: a send
+ * that finds the call's buffer full returns ORPC_EAGAIN and on_ready tells
+ * when to try again; orpc_call_pause_recv() holds messages back, and with
+ * them the HTTP/2 credit the server needs to send more.
+ *
+ * Thread-safety: a blocking call object belongs to one thread at a time,
+ * except orpc_call_cancel(), which any thread may call while the call is
+ * alive.  An asynchronous call may be used from any thread (sends from two
+ * threads at once are not ordered) while the application holds its
+ * reference (until orpc_call_unref()).
  */
 #ifndef ORPC_CALL_H
 #define ORPC_CALL_H
@@ -86,14 +99,43 @@ typedef void (*orpc_unary_trampoline)(const orpc_status *status,
 typedef struct orpc_call orpc_call;
 
 /**
+ * The callbacks of an asynchronous streaming call.  Each runs on the
+ * channel's IO thread, must not block, and may use the call (send, close
+ * the send side, cancel, pause or resume receiving).  Only on_done is
+ * required.  Ownership: the struct is copied when the call starts.
+ */
+typedef struct orpc_call_callbacks {
+    /** The response headers arrived: the server's custom metadata,
+     *  borrowed during the callback (NULL when it sent none). */
+    void (*on_headers)(orpc_call *call, const orpc_metadata *headers,
+                       void *user_data);
+    /** One response message; the callback takes it (free with
+     *  protobuf_c_message_free_unpacked(msg, NULL)).  Its HTTP/2 credit
+     *  goes back to the server when the callback returns. */
+    void (*on_message)(orpc_call *call, ProtobufCMessage *msg, void *user_data);
+    /** A send that returned ORPC_EAGAIN may be retried: the call's send
+     *  buffer has room again. */
+    void (*on_ready)(orpc_call *call, void *user_data);
+    /** The call is over (|status| borrowed during the callback): the last
+     *  callback.  Messages that arrived before the end are delivered first,
+     *  unless the application cancelled the call. */
+    void (*on_done)(orpc_call *call, const orpc_status *status,
+                    void *user_data);
+} orpc_call_callbacks;
+
+/**
  * @function
- * Sends one request message.  Blocks while HTTP/2 flow control or the call's
- * send buffer holds it back, until the deadline at most.
+ * Sends one request message.  A blocking call blocks while HTTP/2 flow
+ * control or the call's send buffer holds it back, until the deadline at
+ * most; an asynchronous call queues the message and returns ORPC_EAGAIN
+ * instead of blocking once its buffer (64 KiB) is full (on_ready follows).
  *
  * Returns 0; ORPC_ESTATE when the send side was closed or the method's kind
  * sends only one request; ORPC_ECLOSED when the call has ended (call
  * orpc_call_finish() for why); ORPC_ETOOBIG when the message is over the
- * send limit.  Ownership: borrows |msg| until the function returns.
+ * send limit; ORPC_EAGAIN (asynchronous, not sent); ORPC_EBLOCKING for a
+ * blocking call on an orpc IO thread.  Ownership: borrows |msg| until the
+ * function returns.
  */
 ORPC_EXTERN int orpc_call_send(orpc_call *call, const ProtobufCMessage *msg);
 
@@ -113,7 +155,9 @@ ORPC_EXTERN int orpc_call_close_send(orpc_call *call);
  * Returns 1 with |*msg| set (the caller owns it: free with
  * protobuf_c_message_free_unpacked(*msg, NULL)); 0 at the end of the
  * response stream; or a negative ORPC_E* code (ORPC_ECLOSED when the call
- * failed: orpc_call_finish() gives the status).
+ * failed: orpc_call_finish() gives the status; ORPC_ESTATE for an
+ * asynchronous call, whose messages go to on_message; ORPC_EBLOCKING on an
+ * orpc IO thread).
  */
 ORPC_EXTERN int orpc_call_recv(orpc_call *call, ProtobufCMessage **msg);
 
@@ -135,7 +179,9 @@ ORPC_EXTERN const orpc_metadata *orpc_call_headers(const orpc_call *call);
  * @function
  * Waits for the call to end, frees it and returns its status.  A call whose
  * responses were not all read is cancelled first.  Ownership: takes |call|;
- * the caller clears the returned status.
+ * the caller clears the returned status.  Not for asynchronous calls
+ * (FAILED_PRECONDITION, the call untouched: their status goes to on_done);
+ * on an orpc IO thread FAILED_PRECONDITION unless the call has ended.
  */
 ORPC_EXTERN orpc_status orpc_call_finish(orpc_call *call);
 
@@ -150,6 +196,35 @@ ORPC_EXTERN orpc_status orpc_call_finish(orpc_call *call);
  */
 ORPC_EXTERN orpc_status orpc_call_finish_response(orpc_call *call,
                                                   ProtobufCMessage **response);
+
+/**
+ * @function
+ * Stops delivering response messages to on_message: they wait in the call,
+ * holding their HTTP/2 credit, so a server that keeps sending is stopped by
+ * flow control after one stream window.  Asynchronous calls only; any
+ * thread.  A message already being delivered is not recalled.
+ *
+ * Returns 0, ORPC_EINVAL or ORPC_ESTATE (a blocking call).
+ */
+ORPC_EXTERN int orpc_call_pause_recv(orpc_call *call);
+
+/**
+ * @function
+ * Resumes delivery after orpc_call_pause_recv(): waiting messages, then
+ * on_done if the call has ended, follow on the IO thread.  Any thread.
+ *
+ * Returns 0, ORPC_EINVAL or ORPC_ESTATE (a blocking call).
+ */
+ORPC_EXTERN int orpc_call_resume_recv(orpc_call *call);
+
+/**
+ * @function
+ * Drops the application's reference to an asynchronous call.  The call
+ * goes on (cancel it first to stop it) and its callbacks still run until
+ * on_done; the handle they receive stays valid while they run.  Any thread,
+ * including from the call's callbacks.  Does nothing on NULL.
+ */
+ORPC_EXTERN void orpc_call_unref(orpc_call *call);
 
 #ifdef __cplusplus
 }

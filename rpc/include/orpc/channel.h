@@ -196,6 +196,24 @@ ORPC_EXTERN int orpc_channel_call_start(orpc_call **out, orpc_channel *ch,
 
 /**
  * @function
+ * Starts an asynchronous streaming call of |method|: its headers, messages
+ * and status go to |callbacks| on the channel's IO thread (orpc/call.h).
+ * For server streaming pass the one |request| here; for client and bidi
+ * streaming pass NULL and use orpc_call_send(), which never blocks.
+ *
+ * Returns 0 with |*out| set, or a negative ORPC_E* code (then no callback
+ * runs).  Ownership: the caller holds one reference to |*out| and drops it
+ * with orpc_call_unref() (the call itself lives until on_done returns);
+ * |callbacks| is copied, |request| borrowed until the function returns.
+ * Any thread, including the channel's IO thread.
+ */
+ORPC_EXTERN int orpc_channel_call_start_async(
+    orpc_call **out, orpc_channel *ch, const orpc_method_desc *method,
+    const ProtobufCMessage *request, const orpc_call_opts *opts,
+    const orpc_call_callbacks *callbacks, void *user_data);
+
+/**
+ * @function
  * Copies the SPIFFE ID of the server |ch| is connected to into |buf| (of
  * |len| bytes).
  *

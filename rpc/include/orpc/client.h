@@ -47,6 +47,13 @@ typedef struct orpc_invoker {
                       const orpc_call_opts *opts, void *user_data);
     /** Called once when the client is freed; may be NULL. */
     void (*destroy)(void *user_data);
+    /** An asynchronous streaming call, as orpc_channel_call_start_async();
+     *  may be NULL (calls then fail with ORPC_ENOTSUP). */
+    int (*call_start_async)(orpc_call **out, const orpc_method_desc *method,
+                            const ProtobufCMessage *request,
+                            const orpc_call_opts *opts,
+                            const orpc_call_callbacks *callbacks,
+                            void *cb_user_data, void *user_data);
 } orpc_invoker;
 
 /**
@@ -130,6 +137,23 @@ ORPC_EXTERN int orpc_call_start(orpc_call **out, orpc_client *client,
                                 const orpc_method_desc *method,
                                 const ProtobufCMessage *request,
                                 const orpc_call_opts *opts);
+
+/**
+ * @function
+ * Starts an asynchronous streaming call of |method| through the client: as
+ * orpc_channel_call_start_async() (callbacks on the IO thread, the caller's
+ * reference dropped with orpc_call_unref()).  A client whose invoker
+ * carries no asynchronous streams fails with ORPC_ENOTSUP.
+ *
+ * Returns 0 with |*out| set, or a negative ORPC_E* code (then no callback
+ * runs).  Any thread.
+ */
+ORPC_EXTERN int orpc_call_start_async(orpc_call **out, orpc_client *client,
+                                      const orpc_method_desc *method,
+                                      const ProtobufCMessage *request,
+                                      const orpc_call_opts *opts,
+                                      const orpc_call_callbacks *callbacks,
+                                      void *user_data);
 
 #ifdef __cplusplus
 }

@@ -42,7 +42,9 @@ extern "C" {
     XX(ENOTSUP, -17, 0, "not supported")                                       \
     XX(EPARSE, -18, 0, "input does not parse")                                 \
     XX(ESYS, -19, 0, "system call failed")                                     \
-    XX(ELIMIT, -20, 0, "a configured resource limit was reached")
+    XX(ELIMIT, -20, 0, "a configured resource limit was reached")              \
+    XX(EBLOCKING, -21, 0,                                                      \
+       "a blocking call on an orpc IO thread (it would wait on itself)")
 
 /** API error codes; see ORPC_ERRNO_MAP for their meaning. */
 typedef enum orpc_err {
