@@ -287,6 +287,11 @@ static OutReq *request_of_sizes(const int *sizes, size_t n)
         p[i].size = sizes[i];
         ps[i] = &p[i];
     }
+    if (n == 0) { /* no parameters: the request carries none */
+        free(ps);
+        free(p);
+        return r;
+    }
     r->response_parameters = ps;
     r->n_response_parameters = n;
     return r;
