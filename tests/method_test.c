@@ -81,6 +81,7 @@ static const orpc_method_desc jobs_methods[3] = {
 
 static const orpc_service_desc jobs_svc = {
     ORPC_SERVICE_DESC_MAGIC,
+    sizeof(orpc_method_desc),
     "JobsService",
     "pkg.JobsService",
     "pkg",
@@ -96,8 +97,54 @@ static const orpc_method_desc other_methods[1] = {
 };
 
 static const orpc_service_desc other_svc = {
-    ORPC_SERVICE_DESC_MAGIC, "Other", "pkg.Other", "pkg", 1,
-    other_methods,           NULL,    NULL,
+    ORPC_SERVICE_DESC_MAGIC,
+    sizeof(orpc_method_desc),
+    "Other",
+    "pkg.Other",
+    "pkg",
+    1,
+    other_methods,
+    NULL,
+    NULL,
+};
+
+/* A table from a later generator whose method element has grown: the
+ * runtime steps by the table's own element size. */
+typedef struct later_method {
+    orpc_method_desc base;
+    uint64_t added_later[3];
+} later_method;
+static const orpc_service_desc later_svc;
+static const later_method later_methods[2] = {
+    {{"A", "/pkg.Later/A", ORPC_CALL_UNARY, &job_info, &job_info, NULL,
+      ORPC_IDEMPOTENCY_UNKNOWN, 0, &later_svc},
+     {1, 2, 3}},
+    {{"B", "/pkg.Later/B", ORPC_CALL_UNARY, &job_info, &job_info, NULL,
+      ORPC_IDEMPOTENCY_UNKNOWN, 0, &later_svc},
+     {4, 5, 6}},
+};
+static const orpc_service_desc later_svc = {
+    ORPC_SERVICE_DESC_MAGIC,
+    sizeof(later_method),
+    "Later",
+    "pkg.Later",
+    "pkg",
+    2,
+    &later_methods[0].base,
+    NULL,
+    NULL,
+};
+/* ... and one whose elements are too small to hold what the runtime reads. */
+static const orpc_service_desc short_svc = {
+    ORPC_SERVICE_DESC_MAGIC,
+    offsetof(orpc_method_desc, service),
+    "Short",
+    "pkg.Short",
+    "pkg",
+    2,
+    &later_methods[0].base,
+    NULL,
+    NULL,
 };
 
 /* ---- an enum with an alias and legacy spellings -------------------------- */
@@ -113,6 +160,24 @@ static const orpc_enum_value_info kind_values[5] = {
 static const orpc_enum_info kind_info = {NULL, "pkg.Kind", 5, kind_values};
 
 /* ---- tests --------------------------------------------------------------- */
+
+static void test_method_tables_of_other_sizes(void **state)
+{
+    (void)state;
+    assert_ptr_equal(orpc_service_method(&jobs_svc, 2), &jobs_methods[2]);
+    assert_null(orpc_service_method(&jobs_svc, 3));
+    assert_ptr_equal(orpc_service_method(&later_svc, 0),
+                     &later_methods[0].base);
+    assert_ptr_equal(orpc_service_method(&later_svc, 1),
+                     &later_methods[1].base);
+    assert_ptr_equal(orpc_service_find_method(&later_svc, "B"),
+                     &later_methods[1].base);
+    assert_ptr_equal(orpc_service_find_method(&later_svc, "/pkg.Later/B"),
+                     &later_methods[1].base);
+    assert_null(orpc_service_method(&short_svc, 0));
+    assert_null(orpc_service_find_method(&short_svc, "A"));
+    assert_null(orpc_service_method(NULL, 0));
+}
 
 static void test_find_method_by_name_and_path(void **state)
 {
@@ -305,6 +370,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_find_method_by_name_and_path),
+        cmocka_unit_test(test_method_tables_of_other_sizes),
         cmocka_unit_test(test_find_method_misses),
         cmocka_unit_test(test_find_method_checks_magic),
         cmocka_unit_test(test_message_info_field),

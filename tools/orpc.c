@@ -108,7 +108,7 @@ static int cmd_list(int argc, char **argv)
         for (size_t s = 0; s < files[f]->n_services; s++) {
             const orpc_service_desc *sd = files[f]->services[s];
             for (size_t m = 0; m < sd->n_methods; m++) {
-                const orpc_method_desc *md = &sd->methods[m];
+                const orpc_method_desc *md = orpc_service_method(sd, m);
                 const char *kind = orpc_call_kind_name(md->kind);
                 json_t *http = json_array();
                 if (md->http) {
@@ -231,7 +231,7 @@ static int cmd_routes(int argc, char **argv)
         for (size_t s = 0; s < files[f]->n_services; s++) {
             const orpc_service_desc *sd = files[f]->services[s];
             for (size_t m = 0; m < sd->n_methods; m++) {
-                const orpc_method_desc *md = &sd->methods[m];
+                const orpc_method_desc *md = orpc_service_method(sd, m);
                 const char *mode =
                     orpc_route_mode_name(orpc_routes_mode(routes, md));
                 json_t *st = json_object_get(sum, md->path + 1);

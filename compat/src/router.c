@@ -1350,8 +1350,8 @@ static const orpc_invoker routed_invoker = {routed_invoke, routed_invoke_async,
 static int needs_token(const orpc_routes *t, const orpc_service_desc *s)
 {
     for (size_t i = 0; i < s->n_methods; i++) {
-        const orpc_method_desc *m = &s->methods[i];
-        if (m->http == NULL || m->legacy_no_auth ||
+        const orpc_method_desc *m = orpc_service_method(s, i);
+        if (m == NULL || m->http == NULL || m->legacy_no_auth ||
             orpc_routes_mode(t, m) == ORPC_ROUTE_GRPC)
             continue;
         int header_auth = 0;

@@ -296,6 +296,7 @@ static void emit_service(const cg_plan *plan, const cg_service_plan *sp,
     cg_buf_printf(c, "const orpc_service_desc %s__orpc_desc = {\n",
                   sp->c_lower);
     cg_buf_puts(c, "    .magic = ORPC_SERVICE_DESC_MAGIC,\n");
+    cg_buf_puts(c, "    .method_size = sizeof(orpc_method_desc),\n");
     cg_buf_printf(c, "    .name = \"%s\",\n", sp->s->name);
     cg_buf_printf(c, "    .full_name = \"%s\",\n", sp->full_name);
     cg_buf_printf(c, "    .package = \"%s\",\n",

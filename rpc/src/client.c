@@ -26,7 +26,8 @@ int orpc_client_new(orpc_client **out, const orpc_service_desc *service,
 {
     (void)mem;
     if (out == NULL || service == NULL || channel == NULL ||
-        service->magic != ORPC_SERVICE_DESC_MAGIC)
+        service->magic != ORPC_SERVICE_DESC_MAGIC ||
+        (service->n_methods > 0 && orpc_service_method(service, 0) == NULL))
         return ORPC_EINVAL;
     orpc_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
@@ -45,7 +46,8 @@ int orpc_client_new_with_invoker(orpc_client **out,
     (void)mem;
     if (out == NULL || service == NULL || invoker == NULL ||
         invoker->invoke == NULL || invoker->invoke_async == NULL ||
-        service->magic != ORPC_SERVICE_DESC_MAGIC) {
+        service->magic != ORPC_SERVICE_DESC_MAGIC ||
+        (service->n_methods > 0 && orpc_service_method(service, 0) == NULL)) {
         if (invoker && invoker->destroy)
             invoker->destroy(user_data);
         return ORPC_EINVAL;

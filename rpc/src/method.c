@@ -14,11 +14,28 @@
 #include <orpc/method.h>
 
 #include <limits.h>
+#include <stddef.h>
 #include <string.h>
 
 static int str_eq(const char *a, const char *b)
 {
     return a != NULL && b != NULL && strcmp(a, b) == 0;
+}
+
+/* The smallest method element this runtime can read: every field up to
+ * |service|, which the first generator with method_size already had. */
+#define MIN_METHOD_SIZE                                                        \
+    (offsetof(orpc_method_desc, service) + sizeof(const orpc_service_desc *))
+
+const orpc_method_desc *orpc_service_method(const orpc_service_desc *svc,
+                                            size_t i)
+{
+    if (svc == NULL || svc->magic != ORPC_SERVICE_DESC_MAGIC ||
+        svc->methods == NULL || i >= svc->n_methods ||
+        svc->method_size < MIN_METHOD_SIZE)
+        return NULL;
+    return (const orpc_method_desc *)(const void *)((const char *)svc->methods +
+                                                    i * svc->method_size);
 }
 
 const orpc_method_desc *orpc_service_find_method(const orpc_service_desc *svc,
@@ -31,7 +48,9 @@ const orpc_method_desc *orpc_service_find_method(const orpc_service_desc *svc,
     /* A name with a '/' can only be a full path; a bare name has none. */
     int is_path = name[0] == '/';
     for (size_t i = 0; i < svc->n_methods; i++) {
-        const orpc_method_desc *m = &svc->methods[i];
+        const orpc_method_desc *m = orpc_service_method(svc, i);
+        if (m == NULL)
+            return NULL;
         if (str_eq(is_path ? m->path : m->name, name)) {
             return m;
         }

@@ -277,7 +277,8 @@ int orpc_server_add_service(orpc_server *srv, const orpc_service_desc *service,
 {
     if (srv == NULL || service == NULL ||
         service->magic != ORPC_SERVICE_DESC_MAGIC ||
-        (handlers == NULL && service->n_methods > 0))
+        (handlers == NULL && service->n_methods > 0) ||
+        (service->n_methods > 0 && orpc_service_method(service, 0) == NULL))
         return ORPC_EINVAL;
     if (srv->state != SRV_NEW)
         return ORPC_ESTATE;

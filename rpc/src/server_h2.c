@@ -129,8 +129,9 @@ static const orpc__svc_entry *find_service(orpc_server *srv, const char *path,
             memcmp(e->desc->full_name, path + 1, svc_len) != 0)
             continue;
         for (size_t m = 0; m < e->desc->n_methods; m++) {
-            if (strcmp(e->desc->methods[m].name, slash + 1) == 0) {
-                *method = &e->desc->methods[m];
+            const orpc_method_desc *md = orpc_service_method(e->desc, m);
+            if (md != NULL && strcmp(md->name, slash + 1) == 0) {
+                *method = md;
                 *handler = e->handlers[m];
                 return e;
             }

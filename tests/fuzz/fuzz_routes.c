@@ -311,7 +311,7 @@ static void check_modes(const orpc_routes *rt, const ref_table *ref,
     size_t k = 0;
     for (size_t s = 0; s < N_SERVICES; s++) {
         for (size_t i = 0; i < SERVICES[s]->n_methods; i++, k++) {
-            const orpc_method_desc *m = &SERVICES[s]->methods[i];
+            const orpc_method_desc *m = orpc_service_method(SERVICES[s], i);
             orpc_route_mode got = orpc_routes_mode(rt, m);
             CHECK((unsigned)got <= ORPC_ROUTE_SHADOW_GRPC);
             CHECK(k < MAX_METHODS);

@@ -38,6 +38,18 @@ extern "C" {
 #define ORPC_VERSION_PATCH 0
 /** Version as a string. */
 #define ORPC_VERSION_STRING "0.1.0"
+/** The version as one number, MAJOR * 1000000 + MINOR * 1000 + PATCH. */
+#define ORPC_VERSION_NUMBER                                                    \
+    (ORPC_VERSION_MAJOR * 1000000 + ORPC_VERSION_MINOR * 1000 +                \
+     ORPC_VERSION_PATCH)
+/**
+ * The oldest protoc-gen-orpc (as an ORPC_VERSION_NUMBER) whose output these
+ * headers still accept.  Generated headers compare both ways and stop the
+ * build with #error on a mismatch: code from a newer generator needs at
+ * least its own runtime, code from a generator older than this must be
+ * generated again.
+ */
+#define ORPC_MIN_GENERATED_VERSION 1000
 
 /**
  * @function

@@ -156,10 +156,23 @@ typedef struct orpc_method_desc {
 /** Magic number in every orpc_service_desc, to catch a wrong pointer. */
 #define ORPC_SERVICE_DESC_MAGIC 0x6f727063u /* "orpc" */
 
-/** One RPC service. */
+/**
+ * One RPC service.
+ *
+ * Generated code lays methods out in an array, whose elements could not
+ * grow if their size were fixed: so the service says how large each
+ * element was when it was generated (|method_size|, sizeof(orpc_method_desc)
+ * of that generator), and the runtime steps through |methods| by that size
+ * (orpc_service_method()) and reads only the fields an element that size
+ * has.  orpc_method_desc therefore also only ever grows at its end.  Code
+ * outside orpc reaches methods through orpc_service_method() or the
+ * generated per-method pointers, never by indexing |methods|.
+ */
 struct orpc_service_desc {
     /** ORPC_SERVICE_DESC_MAGIC. */
     uint32_t magic;
+    /** sizeof(orpc_method_desc) as the generator of this table saw it. */
+    uint32_t method_size;
     /** The service's name, e.g. "JobsService". */
     const char *name;
     /** Fully qualified, e.g. "opsconductor.jobs.v1.JobsService". */
@@ -196,6 +209,16 @@ typedef struct orpc_file_desc {
     /** Every enum of the file, nested ones included. */
     const orpc_enum_info *const *enums;
 } orpc_file_desc;
+
+/**
+ * @function
+ * Method |i| of |service| (0 <= i < n_methods), stepping by the table's own
+ * element size; NULL when |i| is out of range, |service| is not a service
+ * descriptor, or its elements are smaller than this runtime can read.
+ * Ownership: borrowed from the descriptor (static).  Any thread.
+ */
+ORPC_EXTERN const orpc_method_desc *
+orpc_service_method(const orpc_service_desc *service, size_t i);
 
 /**
  * @function

@@ -16,6 +16,7 @@ const orpc_message_info ping__orpc_info = {
 /* Idle */
 const orpc_service_desc idle__orpc_desc = {
     .magic = ORPC_SERVICE_DESC_MAGIC,
+    .method_size = sizeof(orpc_method_desc),
     .name = "Idle",
     .full_name = "Idle",
     .package = "",
@@ -41,6 +42,7 @@ static const orpc_method_desc bare__orpc_methods[1] = {
 };
 const orpc_service_desc bare__orpc_desc = {
     .magic = ORPC_SERVICE_DESC_MAGIC,
+    .method_size = sizeof(orpc_method_desc),
     .name = "Bare",
     .full_name = "Bare",
     .package = "",

@@ -352,6 +352,7 @@ static const orpc_method_desc calls__v1__widget_service__orpc_methods[11] = {
 };
 const orpc_service_desc calls__v1__widget_service__orpc_desc = {
     .magic = ORPC_SERVICE_DESC_MAGIC,
+    .method_size = sizeof(orpc_method_desc),
     .name = "WidgetService",
     .full_name = "calls.v1.WidgetService",
     .package = "calls.v1",
@@ -399,6 +400,7 @@ static const orpc_method_desc calls__v1__echo__orpc_methods[2] = {
 };
 const orpc_service_desc calls__v1__echo__orpc_desc = {
     .magic = ORPC_SERVICE_DESC_MAGIC,
+    .method_size = sizeof(orpc_method_desc),
     .name = "Echo",
     .full_name = "calls.v1.Echo",
     .package = "calls.v1",
