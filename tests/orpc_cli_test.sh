@@ -98,7 +98,7 @@ if [ $rc -eq 0 ] && grep -q '"result"' "$work/out.json"; then ok "call legacy Ru
 env -u ORPC_CLI_USERNAME "$orpc" call --legacy-url "$url" -d '{"job_id": 7}' \
     opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
 rc=$?
-if [ $rc -ne 0 ] && grep -q "no credentials" "$work/err.txt"; then ok "call without credentials refused"; else bad "call without credentials" "exit $rc"; fi
+if [ $rc -eq 16 ] && grep -q "no credentials" "$work/err.txt"; then ok "call without credentials: UNAUTHENTICATED exit 16"; else bad "call without credentials" "exit $rc"; fi
 "$orpc" call --legacy-url "$url" -d '{"job_id": "x"}' \
     opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
 rc=$?
@@ -185,7 +185,7 @@ then ok "routes --json"; else bad "routes --json" "shape"; fi
 echo '{}' >"$work/not-stats.json"
 "$orpc" routes --stats "$work/not-stats.json" >/dev/null 2>"$work/err.txt"
 rc=$?
-if [ $rc -eq 2 ] && grep -q "not a stats file" "$work/err.txt"; then ok "routes --stats refuses a foreign file"; else bad "routes --stats" "exit $rc"; fi
+if [ $rc -eq 9 ] && grep -q "not a stats file" "$work/err.txt"; then ok "routes --stats refuses a foreign file: exit 9"; else bad "routes --stats" "exit $rc"; fi
 
 # --env: the call a service configured by its environment would make
 JOBS_SERVICE_URL=$url ORPC_IDENTITY=orpc-cli "$orpc" call --env -v \
@@ -204,11 +204,45 @@ if [ $rc -eq 0 ] && grep -q "^served-by: grpc$" "$work/err.txt"; then ok "call -
 TEST_SERVICE_GRPC_TARGET=127.0.0.1:$gport "$orpc" call --env \
     grpc.testing.TestService/EmptyCall >/dev/null 2>"$work/err.txt"
 rc=$?
-if [ $rc -eq 2 ] && grep -q "no TLS is configured" "$work/err.txt"; then ok "call --env: a target without TLS refused"; else bad "call --env without TLS" "exit $rc $(cat "$work/err.txt")"; fi
+if [ $rc -eq 9 ] && grep -q "no TLS is configured" "$work/err.txt"; then ok "call --env: a target without TLS refused: FAILED_PRECONDITION exit 9"; else bad "call --env without TLS" "exit $rc $(cat "$work/err.txt")"; fi
 "$orpc" call --env --target "127.0.0.1:$gport" grpc.testing.TestService/EmptyCall \
     >/dev/null 2>"$work/err.txt"
 rc=$?
-if [ $rc -eq 2 ] && grep -q "takes every setting from the environment" "$work/err.txt"; then ok "call --env refuses connection flags"; else bad "call --env with flags" "exit $rc"; fi
+if [ $rc -eq 3 ] && grep -q "takes every setting from the environment" "$work/err.txt"; then ok "call --env refuses connection flags: exit 3"; else bad "call --env with flags" "exit $rc"; fi
+
+# exit codes of local problems, one case each (orpc --help lists them)
+"$orpc" --help >"$work/out.txt" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^exit status" "$work/out.txt" && grep -q "UNAUTHENTICATED" "$work/out.txt"; then ok "--help: exit 0, lists the exit codes"; else bad "--help" "exit $rc"; fi
+"$orpc" --version >"$work/out.txt" 2>&1
+rc=$?
+if [ $rc -eq 0 ] && grep -q "^orpc [0-9]" "$work/out.txt"; then ok "--version: exit 0"; else bad "--version" "exit $rc $(cat "$work/out.txt")"; fi
+"$orpc" call --no-such-flag grpc.testing.TestService/EmptyCall >/dev/null 2>&1
+rc=$?
+if [ $rc -eq 3 ]; then ok "bad flag: INVALID_ARGUMENT exit 3"; else bad "bad flag" "exit $rc"; fi
+"$orpc" call --mode grpc --target "127.0.0.1:$gport" -d '{not json' \
+    grpc.testing.TestService/EmptyCall >/dev/null 2>&1
+rc=$?
+if [ $rc -eq 3 ]; then ok "bad JSON: INVALID_ARGUMENT exit 3"; else bad "bad JSON" "exit $rc"; fi
+"$orpc" call --mode grpc --target "127.0.0.1:$gport" -d @"$work/does-not-exist.json" \
+    grpc.testing.TestService/EmptyCall >/dev/null 2>&1
+rc=$?
+if [ $rc -eq 3 ]; then ok "unreadable -d file: INVALID_ARGUMENT exit 3"; else bad "unreadable -d file" "exit $rc"; fi
+echo 'this is not a routing table' >"$work/bad-routes"
+ORPC_ROUTES_FILE=$work/bad-routes "$orpc" call --target "127.0.0.1:$gport" \
+    grpc.testing.TestService/EmptyCall >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 9 ]; then ok "bad routing table: FAILED_PRECONDITION exit 9"; else bad "bad routing table" "exit $rc $(cat "$work/err.txt")"; fi
+# a port that was just free: nobody answers
+dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+"$orpc" call --mode grpc --target "127.0.0.1:$dead" --timeout 5000 \
+    grpc.testing.TestService/EmptyCall >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 14 ] && grep -q "UNAVAILABLE" "$work/err.txt"; then ok "unreachable target: UNAVAILABLE exit 14"; else bad "unreachable target" "exit $rc $(cat "$work/err.txt")"; fi
+"$orpc" call --mode grpc --target "127.0.0.1:$gport" --timeout soon \
+    grpc.testing.TestService/EmptyCall >/dev/null 2>&1
+rc=$?
+if [ $rc -eq 3 ]; then ok "bad --timeout: exit 3"; else bad "bad --timeout" "exit $rc"; fi
 
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

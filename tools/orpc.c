@@ -25,6 +25,11 @@
  * `routes` prints each method's mode and, when the table names a stats
  * file (or --stats is given), the counters that long-running callers wrote
  * there, summed over every process's file.
+ *
+ * Exit codes are gRPC status codes, so a script reads one number whatever
+ * went wrong (the table is in usage_text and the README): a call's failure
+ * exits with its status; a local problem exits with the code the call
+ * would have got had it been sent (EXIT_* below).
  */
 #include <glob.h>
 #include <stdio.h>
@@ -60,20 +65,46 @@ static const orpc_file_desc *const files[] = {
 };
 #define N_FILES (sizeof(files) / sizeof(files[0]))
 
+/* Local problems, as the gRPC code the call would have got. */
+enum {
+    EXIT_BAD_USAGE = ORPC_INVALID_ARGUMENT,      /* 3: flags, JSON, files */
+    EXIT_NO_RESOURCES = ORPC_RESOURCE_EXHAUSTED, /* 8: out of memory */
+    EXIT_BAD_CONFIG = ORPC_FAILED_PRECONDITION,  /* 9: routes, environment */
+    EXIT_NO_METHOD = ORPC_UNIMPLEMENTED,         /* 12: not compiled in */
+    EXIT_NO_CREDENTIALS = ORPC_UNAUTHENTICATED   /* 16: no identity */
+};
+
+static const char usage_text[] =
+    "usage: orpc call [--mode grpc|legacy|fallback|shadow|shadow-grpc]\n"
+    "                 [--target host:port] [--legacy-url URL]\n"
+    "                 [--ca F --cert F --key F] [-H 'k: v']\n"
+    "                 [-d JSON|@file] [--as NAME] [--auth-url URL]\n"
+    "                 [--timeout MS] [-v] pkg.Service/Method\n"
+    "       orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS]\n"
+    "                 [-v] pkg.Service/Method\n"
+    "       orpc list [--json]\n"
+    "       orpc routes [--config FILE] [--stats FILE]... [--json]\n"
+    "       orpc --help | --version\n"
+    "\n"
+    "exit status (gRPC status codes):\n"
+    "   0  OK: the call succeeded (list, routes: done)\n"
+    "   1-16  the call's own gRPC status, e.g. 5 NOT_FOUND, 14 UNAVAILABLE\n"
+    "         (no server reachable), 4 DEADLINE_EXCEEDED (--timeout)\n"
+    "   3  INVALID_ARGUMENT also for bad flags, a bad -d JSON request or an\n"
+    "      unreadable file, a bad --target\n"
+    "   8  RESOURCE_EXHAUSTED also when orpc runs out of memory\n"
+    "   9  FAILED_PRECONDITION also for a bad routing table or environment\n"
+    "      (ORPC_ROUTES_FILE, --config, --env settings, --stats files)\n"
+    "  12  UNIMPLEMENTED also for a method not compiled into orpc, and for\n"
+    "      client and bidi streaming, which `orpc call` does not send\n"
+    "  16  UNAUTHENTICATED also when the legacy path has no credentials\n"
+    "      (NAME_USERNAME / NAME_PASSWORD for --as NAME)\n";
+
+/* Prints the usage to stderr and returns EXIT_BAD_USAGE. */
 static int usage(void)
 {
-    fprintf(
-        stderr,
-        "usage: orpc call [--mode grpc|legacy|fallback|shadow|shadow-grpc]\n"
-        "                 [--target host:port] [--legacy-url URL]\n"
-        "                 [--ca F --cert F --key F] [-H 'k: v']\n"
-        "                 [-d JSON|@file] [--as NAME] [--auth-url URL]\n"
-        "                 [--timeout MS] [-v] pkg.Service/Method\n"
-        "       orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS]\n"
-        "                 [-v] pkg.Service/Method\n"
-        "       orpc list [--json]\n"
-        "       orpc routes [--config FILE] [--stats FILE]... [--json]\n");
-    return 2;
+    fputs(usage_text, stderr);
+    return EXIT_BAD_USAGE;
 }
 
 static const orpc_method_desc *find_method(const char *name)
@@ -197,7 +228,7 @@ static int cmd_routes(int argc, char **argv)
                 fprintf(stderr, "orpc: routes: %s: not a stats file\n",
                         argv[i]);
                 json_decref(sum);
-                return 2;
+                return EXIT_BAD_CONFIG;
             }
             n_files++;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -212,7 +243,7 @@ static int cmd_routes(int argc, char **argv)
     if (orpc_routes_load(&routes, config, err, sizeof(err)) != 0) {
         fprintf(stderr, "orpc: routes: %s\n", err);
         json_decref(sum);
-        return 2;
+        return EXIT_BAD_CONFIG;
     }
     const char *pattern = orpc_routes_stats_glob(routes);
     glob_t g;
@@ -345,7 +376,8 @@ typedef struct call_args {
 } call_args;
 
 /* The client |m|'s call goes through, and the routing table it uses (for
- * report_shadow()).  Prints why not and returns 2 on failure. */
+ * report_shadow()).  Prints why not and returns the exit code on failure
+ * (0 on success). */
 static int make_client(const call_args *a, const orpc_method_desc *m,
                        orpc_client **client, orpc_routes **routes)
 {
@@ -362,7 +394,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
                             "<SERVICE>_GRPC_TARGET, ORPC_TLS_*, ...): drop "
                             "--mode, --target, --legacy-url, --ca, --cert, "
                             "--key, --as and --auth-url\n");
-            return 2;
+            return EXIT_BAD_USAGE;
         }
         orpc_env *env;
         orpc_env_opts eo = {.log = log_stderr, .no_watch = 1};
@@ -374,7 +406,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
         }
         if (rc != 0) {
             fprintf(stderr, "orpc: --env: %s\n", err);
-            return 2;
+            return rc == ORPC_ENOMEM ? EXIT_NO_RESOURCES : EXIT_BAD_CONFIG;
         }
         return 0;
     }
@@ -387,7 +419,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
         if (mode > ORPC_ROUTE_SHADOW_GRPC) {
             fprintf(stderr,
                     "orpc: --mode grpc|legacy|fallback|shadow|shadow-grpc\n");
-            return 2;
+            return EXIT_BAD_USAGE;
         }
         rc = orpc_routes_new(routes);
         if (rc == 0)
@@ -397,7 +429,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
                               sizeof(err));
         if (rc != 0) {
             fprintf(stderr, "orpc: routes: %s\n", err);
-            return 2;
+            return EXIT_BAD_CONFIG;
         }
     }
     orpc_channel *ch = NULL;
@@ -410,7 +442,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
         if (rc != 0) {
             fprintf(stderr, "orpc: --target %s: %s\n", a->target,
                     orpc_strerror(rc));
-            return 2;
+            return rc == ORPC_ENOMEM ? EXIT_NO_RESOURCES : EXIT_BAD_USAGE;
         }
     }
     const char *as = a->as ? a->as : "orpc-cli";
@@ -425,14 +457,16 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
         rc = orpc_routed_client_new(client, m->service, &ro);
         orpc_channel_free(ch); /* the client holds its own reference */
     }
-    if (rc == ORPC_ECONFIG)
+    if (rc == ORPC_ECONFIG) {
         fprintf(stderr,
                 "orpc: no credentials for --as %s (set the _USERNAME and "
                 "_PASSWORD variables)\n",
                 as);
-    else if (rc != 0)
+        return EXIT_NO_CREDENTIALS;
+    }
+    if (rc != 0)
         fprintf(stderr, "orpc: %s\n", orpc_strerror(rc));
-    return rc == 0 ? 0 : 2;
+    return rc == 0 ? 0 : rc == ORPC_ENOMEM ? EXIT_NO_RESOURCES : EXIT_BAD_USAGE;
 }
 
 /* Makes the call and prints its response(s); returns its status. */
@@ -477,13 +511,13 @@ static int cmd_call(int argc, char **argv)
     call_args ca = {0};
     const char *data = "{}", *name = NULL;
     long timeout = 0;
-    int verbose = 0, code = 2;
+    int verbose = 0, code = EXIT_BAD_USAGE;
     orpc_metadata *md = NULL;
     ProtobufCMessage *req = NULL;
     orpc_client *client = NULL;
     orpc_routes *routes = NULL;
     if (orpc_metadata_new(&md, NULL) != 0)
-        return 2;
+        return EXIT_NO_RESOURCES;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -508,7 +542,12 @@ static int cmd_call(int argc, char **argv)
             continue;
         }
         if (strcmp(a, "--timeout") == 0 && v) {
-            timeout = strtol(v, NULL, 10);
+            char *end = NULL;
+            timeout = strtol(v, &end, 10);
+            if (end == v || *end != '\0' || timeout < 0) {
+                fprintf(stderr, "orpc: --timeout wants milliseconds\n");
+                goto out;
+            }
             i++;
             continue;
         }
@@ -543,7 +582,7 @@ static int cmd_call(int argc, char **argv)
     const orpc_method_desc *m = find_method(name);
     if (m == NULL) {
         fprintf(stderr, "orpc: no method %s (see `orpc list`)\n", name);
-        code = ORPC_UNIMPLEMENTED;
+        code = EXIT_NO_METHOD;
         goto out;
     }
     char *json = read_data(data);
@@ -560,7 +599,7 @@ static int cmd_call(int argc, char **argv)
         orpc_status_clear(&st);
         goto out;
     }
-    if (make_client(&ca, m, &client, &routes) != 0)
+    if ((code = make_client(&ca, m, &client, &routes)) != 0)
         goto out;
     orpc_served_by by = ORPC_SERVED_NONE;
     orpc_call_opts o = {
@@ -590,6 +629,15 @@ int main(int argc, char **argv)
 {
     if (argc < 2)
         return usage();
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage_text, stdout);
+        return 0;
+    }
+    if (strcmp(argv[1], "--version") == 0) {
+        printf("orpc %s\n", orpc_version());
+        return 0;
+    }
     if (strcmp(argv[1], "call") == 0)
         return cmd_call(argc - 2, argv + 2);
     if (strcmp(argv[1], "list") == 0)
