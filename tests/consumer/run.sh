@@ -73,7 +73,17 @@ for f in include/orpc/orpc.h \
 done
 [ -x "$prefix/bin/protoc-gen-orpc" ] || fail "installed protoc-gen-orpc is not executable"
 
-export LD_LIBRARY_PATH="$prefix/$libdir${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+# Nothing below sets LD_LIBRARY_PATH: installed programs and libraries find
+# each other through their $ORIGIN-relative RUNPATH.
+unset LD_LIBRARY_PATH
+for f in bin/orpc bin/protoc-gen-orpc "$libdir/liborpc-clients.so" "$libdir/liborpc-compat.so"; do
+    readelf -d "$prefix/$f" | grep -q 'R.*PATH.*\$ORIGIN' ||
+        fail "$f has no \$ORIGIN-relative RUNPATH: $(readelf -d "$prefix/$f" | grep -i path)"
+done
+echo "== run the installed orpc (no LD_LIBRARY_PATH)"
+"$prefix/bin/orpc" --version || fail "installed orpc --version exited with status $?"
+"$prefix/bin/orpc" list > "$scratch/list.txt" || fail "installed orpc list exited with status $?"
+grep -q "opsconductor.jobs.v1.JobsService" "$scratch/list.txt" || fail "installed orpc list lacks the jobs service"
 
 # --- 2. find_package(orpc) + orpc_generate() -------------------------------
 echo "== configure and build the consumer project"
@@ -108,10 +118,42 @@ fi
 pc_flags=$(pkg-config --cflags --libs orpc) || fail "pkg-config --cflags --libs orpc failed"
 echo "pkg-config --cflags --libs orpc: $pc_flags"
 # shellcheck disable=SC2086 # the flags are words
+pc_libdir=$(pkg-config --variable=libdir orpc)
 "$cc" $san_cflags -o "$scratch/pkgconfig_check" "$here/project/pkgconfig_check.c" \
-      $pc_flags $san_ldflags ||
+      $pc_flags -Wl,-rpath,"$pc_libdir" $san_ldflags ||
     fail "compiling and linking with \$(pkg-config --cflags --libs orpc) failed"
 "$scratch/pkgconfig_check" || fail "pkgconfig_check exited with status $?"
+
+# the compat and clients libraries through their own .pc files; a program
+# built by hand carries the prefix's libdir as its RUNPATH
+for pc in orpc-compat orpc-clients; do
+    pkg-config --exists --print-errors "$pc" || fail "pkg-config does not find $pc"
+done
+cl_flags=$(pkg-config --cflags --libs orpc-clients) || fail "pkg-config orpc-clients failed"
+echo "pkg-config --cflags --libs orpc-clients: $cl_flags"
+# shellcheck disable=SC2086 # the flags are words
+"$cc" $san_cflags -o "$scratch/clients_pc" "$here/project/clients_check.c" \
+      $cl_flags -Wl,-rpath,"$pc_libdir" $san_ldflags ||
+    fail "compiling and linking with \$(pkg-config --cflags --libs orpc-clients) failed"
+"$scratch/clients_pc" || fail "clients_check (pkg-config orpc-clients) exited with status $?"
+
+# --- 4. the plain protoc command line (docs/codegen.md), no CMake ---------
+echo "== protoc with the installed plugin"
+mkdir -p "$scratch/plain"
+protoc --plugin=protoc-gen-orpc="$prefix/bin/protoc-gen-orpc" \
+       -I "$here/project" -I "$(pkg-config --variable=protodir orpc)" -I /usr/include \
+       -I /usr/share/gocode/src/github.com/gogo/googleapis \
+       --c_out="$scratch/plain" --orpc_out="$scratch/plain" greeter.proto ||
+    fail "protoc --orpc_out with the installed plugin failed"
+for f in greeter.pb-c.c greeter.pb-c.h greeter.orpc.c greeter.orpc.h; do
+    [ -s "$scratch/plain/$f" ] || fail "protoc wrote no $f"
+done
+# shellcheck disable=SC2086 # the flags are words
+"$cc" $san_cflags -I "$scratch/plain" -o "$scratch/plain/consumer" \
+      "$here/project/main.c" "$scratch/plain/greeter.pb-c.c" "$scratch/plain/greeter.orpc.c" \
+      $pc_flags -Wl,-rpath,"$pc_libdir" $san_ldflags ||
+    fail "compiling protoc's output with pkg-config's flags failed"
+"$scratch/plain/consumer" || fail "consumer (plain protoc) exited with status $?"
 
 rm -rf "$scratch"
 echo "consumer test: PASS"
