@@ -26,6 +26,7 @@
  * callback.
  */
 #include "channel_internal.h"
+#include "log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,12 +47,15 @@ void orpc__ch_log(orpc_channel *ch, orpc_log_level lvl, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
-    if (ch->opts.log == NULL)
+    if (ch->opts.log == NULL && lvl > ORPC_LOG_WARN)
         return;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    ch->opts.log(lvl, buf, ch->opts.log_user_data);
+    if (ch->opts.log == NULL)
+        orpc__log_stderr("channel", lvl, buf);
+    else
+        ch->opts.log(lvl, buf, ch->opts.log_user_data);
 }
 
 /* ====================================================================== */

@@ -41,6 +41,7 @@
 #include <orpc/channel.h>
 #include <orpc/error.h>
 
+#include "log.h"
 #include "mem.h"
 #include "tls_internal.h"
 
@@ -48,12 +49,15 @@ void orpc__srv_log(orpc_server *s, orpc_log_level lvl, const char *fmt, ...)
 {
     char buf[512];
     va_list ap;
-    if (s->opts.log == NULL)
+    if (s->opts.log == NULL && lvl > ORPC_LOG_WARN)
         return;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof(buf), fmt, ap);
     va_end(ap);
-    s->opts.log(lvl, buf, s->opts.log_user_data);
+    if (s->opts.log == NULL)
+        orpc__log_stderr("server", lvl, buf);
+    else
+        s->opts.log(lvl, buf, s->opts.log_user_data);
 }
 
 static unsigned ncpus(void)

@@ -88,10 +88,17 @@ typedef enum orpc_log_level {
 } orpc_log_level;
 
 /**
- * A logger.  orpc never prints on its own: a line reaches the program only
- * through a logger installed on a server or channel.  |msg| is borrowed for
- * the duration of the call and never contains private keys or tokens.
- * Called from orpc's IO threads; it must be thread-safe and must not block.
+ * A logger, installed per server or channel.  Without one, that object's
+ * warnings and errors (never info or debug) go to stderr, one line each:
+ *
+ *     orpc: <error|warning>: <server|channel>: <message>
+ *
+ * e.g. "orpc: error: server: TLS: cannot load certificate /etc/x.pem: ...".
+ * Installing a logger replaces that; one that ignores its lines silences
+ * orpc.  |msg| is borrowed for the duration of the call and never contains
+ * private keys or tokens.  Called from orpc's IO threads and from the
+ * thread that made or configured the object; it must be thread-safe and
+ * must not block.
  */
 typedef void (*orpc_log_fn)(orpc_log_level level, const char *msg,
                             void *user_data);

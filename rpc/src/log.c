@@ -1,0 +1,33 @@
+/*
+ * log.c — the default destination of warnings and errors: stderr.
+ *
+ * A newcomer whose server cannot read its certificate must be told so
+ * without having installed a logger first, so warnings and errors of an
+ * object without a logger go to stderr in one documented format (see
+ * orpc_log_fn in orpc/common.h); informational and debug lines need a
+ * logger.  Installing a logger replaces this, and a logger that drops
+ * everything silences it.  Nothing here is global state: each line is
+ * formatted into a local buffer and written with one write(2).
+ */
+#include "log.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+void orpc__log_stderr(const char *component, orpc_log_level level,
+                      const char *msg)
+{
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    char line[640];
+    const char *name = (unsigned)level < 4 ? names[level] : "log";
+    int n = snprintf(line, sizeof(line), "orpc: %s: %s: %s\n", name, component,
+                     msg);
+    if (n < 0)
+        return;
+    size_t len = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
+    if ((size_t)n >= sizeof(line))
+        line[len - 1] = '\n'; /* cut short, still one line */
+    ssize_t w = write(STDERR_FILENO, line, len);
+    (void)w; /* nowhere left to report a failed write to stderr */
+}
