@@ -765,6 +765,55 @@ static void test_channel_ref(void **state)
     assert_int_equal(locked_get(&g_probes), 1);
 }
 
+/* One EmptyCall through a fresh channel to |target|: its status code. */
+static orpc_code empty_call_to(const char *target)
+{
+    orpc_channel *ch = NULL;
+    orpc_channel_opts co = {.plaintext = 1};
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT;
+    ProtobufCMessage *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = 10000};
+    orpc_status st =
+        orpc_channel_invoke(ch, grpc__testing__test_service__method__empty_call,
+                            &req.base, &resp, &o);
+    orpc_code code = st.code;
+    orpc_status_clear(&st);
+    if (resp)
+        protobuf_c_message_free_unpacked(resp, NULL);
+    orpc_channel_free(ch);
+    return code;
+}
+
+/* Listen addresses: a name that only the resolver understands ("127.1",
+ * which no literal parser takes), an IPv6 literal, and malformed ones. */
+static void test_listen_addresses(void **state)
+{
+    (void)state;
+    orpc_server *srv = NULL;
+    orpc_server_opts o = {.plaintext = 1, .io_threads = 1};
+    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(
+        grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
+    int p4 = 0, p6 = 0, dummy = 0;
+    assert_int_equal(orpc_server_listen(srv, "127.1:0", &p4), 0);
+    assert_int_equal(orpc_server_listen(srv, "[::1]:0", &p6), 0);
+    assert_int_equal(orpc_server_listen(srv, "no-port-here", &dummy),
+                     ORPC_EADDR);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:70000", &dummy),
+                     ORPC_EADDR);
+    assert_int_equal(orpc_server_listen(srv, "[::1:0", &dummy), ORPC_EADDR);
+    assert_int_equal(orpc_server_start(srv), 0);
+    char t[64];
+    snprintf(t, sizeof(t), "127.0.0.1:%d", p4);
+    assert_int_equal(empty_call_to(t), ORPC_OK);
+    snprintf(t, sizeof(t), "[::1]:%d", p6);
+    assert_int_equal(empty_call_to(t), ORPC_OK);
+    assert_int_equal(orpc_server_shutdown(srv, 500), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
+    orpc_server_free(srv);
+}
+
 int main(void)
 {
     uv_mutex_init(&g_lock);
@@ -782,6 +831,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_client_with_invoker, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_channel_ref, setup, teardown),
+        cmocka_unit_test(test_listen_addresses),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_mutex_destroy(&g_lock);

@@ -14,6 +14,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <netdb.h>
 #include <netinet/in.h>
 
 #include <orpc/error.h>
@@ -56,7 +57,26 @@ static int parse_hostport(const char *addr, struct sockaddr_storage *ss)
         return 0;
     if (uv_ip6_addr(host, port, (struct sockaddr_in6 *)ss) == 0)
         return 0;
-    return -1;
+    /* A name: its first address (listen is called on the application's
+     * thread, where a blocking lookup is fine). */
+    struct addrinfo hints, *res = NULL;
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || res == NULL)
+        return -1;
+    int rc = -1;
+    if (res->ai_addrlen <= sizeof(*ss) &&
+        (res->ai_family == AF_INET || res->ai_family == AF_INET6)) {
+        memcpy(ss, res->ai_addr, res->ai_addrlen);
+        if (res->ai_family == AF_INET)
+            ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+        else
+            ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+        rc = 0;
+    }
+    freeaddrinfo(res);
+    return rc;
 }
 
 /*

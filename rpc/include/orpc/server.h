@@ -170,9 +170,11 @@ ORPC_EXTERN int orpc_server_add_service(orpc_server *srv,
 
 /**
  * @function
- * Listens on |address|: "host:port" (IPv4 or name), "[v6]:port",
- * "unix:/path".  Port 0 picks a free port, reported in |*bound_port| when it
- * is not NULL.
+ * Listens on |address|: "host:port" with an IPv4 literal, "[v6]:port",
+ * "unix:/path", or a host name ("localhost" is 127.0.0.1; another name
+ * listens on the first address getaddrinfo() gives for it, looked up
+ * here, blocking).  An empty host or "*" is every IPv4 address.  Port 0
+ * picks a free port, reported in |*bound_port| when it is not NULL.
  *
  * Returns 0; ORPC_EADDR (does not parse or cannot bind); ORPC_ESTATE;
  * ORPC_ENOMEM.
