@@ -65,14 +65,13 @@ static void test_auth(void **state)
         OPSCONDUCTOR__AUTH__V1__LOGIN_REQUEST__INIT;
     login.username = "scheduler-service";
     login.password = "s3cret";
-    orpc__http_request r =
-        build_ok(opsconductor__auth__v1__auth_service__method__login,
-                 &login.base);
+    orpc__http_request r = build_ok(
+        opsconductor__auth__v1__auth_service__method__login, &login.base);
     expect(&r, "POST", "/login",
            "{\"username\":\"scheduler-service\",\"password\":\"s3cret\"}");
     assert_int_equal(r.n_headers, 0);
-    assert_true(opsconductor__auth__v1__auth_service__method__login
-                    ->legacy_no_auth);
+    assert_true(
+        opsconductor__auth__v1__auth_service__method__login->legacy_no_auth);
     orpc__http_request_clear(&r);
 
     Opsconductor__Auth__V1__VerifyRequest v =
@@ -92,9 +91,8 @@ static void test_jobs(void **state)
         OPSCONDUCTOR__JOBS__V1__RUN_JOB_REQUEST__INIT;
     run.job_id = 42;
     run.payload = struct_of("{\"scheduled\": true}");
-    orpc__http_request r =
-        build_ok(opsconductor__jobs__v1__jobs_service__method__run_job,
-                 &run.base);
+    orpc__http_request r = build_ok(
+        opsconductor__jobs__v1__jobs_service__method__run_job, &run.base);
     expect(&r, "POST", "/jobs/42/run", "{\"scheduled\":true}");
     orpc__http_request_clear(&r);
     protobuf_c_message_free_unpacked(&run.payload->base, NULL);
@@ -107,7 +105,8 @@ static void test_jobs(void **state)
     Opsconductor__Jobs__V1__GetJobRequest g =
         OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
     g.job_id = 7;
-    r = build_ok(opsconductor__jobs__v1__jobs_service__method__get_job, &g.base);
+    r = build_ok(opsconductor__jobs__v1__jobs_service__method__get_job,
+                 &g.base);
     expect(&r, "GET", "/jobs/7", NULL);
     orpc__http_request_clear(&r);
     Opsconductor__Jobs__V1__GetJobStatusRequest s =
@@ -120,9 +119,9 @@ static void test_jobs(void **state)
 
     /* an unset path field is the caller's mistake */
     g.job_id = 0;
-    orpc_status st = orpc__http_build(
-        opsconductor__jobs__v1__jobs_service__method__get_job, NULL, &g.base,
-        &LEGACY, &r);
+    orpc_status st =
+        orpc__http_build(opsconductor__jobs__v1__jobs_service__method__get_job,
+                         NULL, &g.base, &LEGACY, &r);
     assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
     assert_non_null(strstr(st.message, "job_id"));
     orpc_status_clear(&st);
@@ -133,7 +132,8 @@ static void test_notification(void **state)
     (void)state;
     Opsconductor__Notification__V1__SendNotificationRequest n =
         OPSCONDUCTOR__NOTIFICATION__V1__SEND_NOTIFICATION_REQUEST__INIT;
-    n.type = OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_EMAIL;
+    n.type =
+        OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_EMAIL;
     n.destination = "ops@example.org";
     n.payload = struct_of("{\"subject\": \"s\", \"body\": \"b\"}");
     n._template_id_case =
@@ -193,8 +193,7 @@ static void test_credentials_and_users(void **state)
 static void test_query_and_escaping(void **state)
 {
     (void)state;
-    const orpc_method_desc *m =
-        grpc__testing__test_service__method__unary_call;
+    const orpc_method_desc *m = grpc__testing__test_service__method__unary_call;
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__Payload pl = GRPC__TESTING__PAYLOAD__INIT;
     Grpc__Testing__EchoStatus es = GRPC__TESTING__ECHO_STATUS__INIT;
@@ -242,8 +241,8 @@ static void test_query_and_escaping(void **state)
     orpc__http_request_clear(&r);
     /* body "*": everything not in the path */
     req.response_size = 3;
-    orpc_http_rule post = {.verb = "POST", .path = "/v1/{response_size}",
-                           .body = "*"};
+    orpc_http_rule post = {
+        .verb = "POST", .path = "/v1/{response_size}", .body = "*"};
     st = orpc__http_build(m, &post, &req.base, &LEGACY, &r);
     assert_int_equal(st.code, ORPC_OK);
     assert_string_equal(r.path, "/v1/3");
@@ -257,6 +256,59 @@ static void test_query_and_escaping(void **state)
     orpc_status_clear(&st);
 }
 
+/* The update pattern: a path variable inside the body field.  The path
+ * carries the field's value, the body the whole field (the variable
+ * included, with the same value), the query nothing of the body; decoding
+ * the body back gives the field as it was sent. */
+static void test_update_pattern(void **state)
+{
+    (void)state;
+    const orpc_method_desc *m = grpc__testing__test_service__method__unary_call;
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__EchoStatus es = GRPC__TESTING__ECHO_STATUS__INIT;
+    es.code = 7;
+    es.message = "shelves/1/books/2";
+    req.response_status = &es;
+    req.response_size = 5;
+    orpc_http_rule patch = {.verb = "PATCH",
+                            .path = "/v1/{response_status.message=shelves/*/"
+                                    "books/*}",
+                            .body = "response_status"};
+    orpc__http_request r;
+    orpc_status st = orpc__http_build(m, &patch, &req.base, &LEGACY, &r);
+    assert_int_equal(st.code, ORPC_OK);
+    assert_string_equal(r.verb, "PATCH");
+    assert_string_equal(r.path, "/v1/shelves/1/books/2?response_size=5");
+    assert_non_null(r.body);
+    /* round trip: the body decodes to the field that was sent */
+    ProtobufCMessage *back = NULL;
+    const ProtobufCFieldDescriptor *fd =
+        protobuf_c_message_descriptor_get_field_by_name(m->input->descriptor,
+                                                        "response_status");
+    assert_non_null(fd);
+    const orpc_field_info *fi = orpc_message_info_field(m->input, fd->id);
+    assert_non_null(fi);
+    assert_non_null(fi->message);
+    st =
+        orpc_json_decode(fi->message, r.body, r.body_len, &LEGACY, NULL, &back);
+    assert_int_equal(st.code, ORPC_OK);
+    Grpc__Testing__EchoStatus *b = (Grpc__Testing__EchoStatus *)back;
+    assert_int_equal(b->code, 7);
+    assert_string_equal(b->message, "shelves/1/books/2");
+    protobuf_c_message_free_unpacked(back, NULL);
+    orpc__http_request_clear(&r);
+    /* the bare-variable form */
+    orpc_http_rule put = {.verb = "PUT",
+                          .path = "/v1/books/{response_status.message}",
+                          .body = "response_status"};
+    es.message = "moby dick";
+    st = orpc__http_build(m, &put, &req.base, &LEGACY, &r);
+    assert_int_equal(st.code, ORPC_OK);
+    assert_string_equal(r.path, "/v1/books/moby%20dick?response_size=5");
+    assert_non_null(strstr(r.body, "\"message\":\"moby dick\""));
+    orpc__http_request_clear(&r);
+}
+
 static void test_responses(void **state)
 {
     (void)state;
@@ -264,8 +316,8 @@ static void test_responses(void **state)
     const orpc_method_desc *get =
         opsconductor__jobs__v1__jobs_service__method__get_job;
     const char *job = "{\"id\": 7, \"name\": \"backup\", \"tags\": [\"a\"]}";
-    orpc_status st = orpc__http_decode_response(get, NULL, job, strlen(job),
-                                                &LEGACY, &out);
+    orpc_status st =
+        orpc__http_decode_response(get, NULL, job, strlen(job), &LEGACY, &out);
     assert_int_equal(st.code, ORPC_OK);
     Opsconductor__Jobs__V1__GetJobResponse *r =
         (Opsconductor__Jobs__V1__GetJobResponse *)out;
@@ -304,6 +356,7 @@ int main(void)
         cmocka_unit_test(test_notification),
         cmocka_unit_test(test_credentials_and_users),
         cmocka_unit_test(test_query_and_escaping),
+        cmocka_unit_test(test_update_pattern),
         cmocka_unit_test(test_responses),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

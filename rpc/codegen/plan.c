@@ -338,17 +338,13 @@ static int check_rule(rule_ctx *rc, const Google__Api__HttpRule *r, int nested,
                               rc->loc_len,
                               "method %s: body '%s' names a repeated field",
                               mp->m->name, body);
-            for (size_t i = 0; rv == 0 && i < t->n_vars; i++) {
-                const char *v = t->vars[i].field_path;
-                size_t bl = strlen(body);
-                if (strncmp(v, body, bl) == 0 &&
-                    (v[bl] == '\0' || v[bl] == '.'))
-                    rv = cg_error(rc->plan->ctx, rc->plan->file, rc->loc,
-                                  rc->loc_len,
-                                  "method %s: field '%s' is bound to both the "
-                                  "path and the body",
-                                  mp->m->name, v);
-            }
+            /* A path variable inside the body field is allowed: the
+             * update pattern of Google's API design guide,
+             *   patch: "/v1/{book.name}" body: "book" (and its
+             *   {book.name=shelves/x/books/y} forms),
+             * sends the field in both, and on a request the path's value
+             * wins (as grpc-gateway and Envoy do).  The variable itself
+             * must still be a scalar, checked with the path above. */
         }
     }
     if (rv == 0 && cg_str_set(r->response_body) &&
