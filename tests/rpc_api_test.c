@@ -765,6 +765,29 @@ static void test_channel_ref(void **state)
     assert_int_equal(locked_get(&g_probes), 1);
 }
 
+/* A connection left idle long enough for the server's trim sweep (which
+ * hands back its idle pages, the frame buffer and any all-zero page of the
+ * session) serves calls afterwards on the same channel.  The sleep sets up
+ * the idle state; nothing is asserted about time. */
+static void test_calls_after_idle_trim(void **state)
+{
+    fx *f = *state;
+    for (int round = 0; round < 3; round++) {
+        SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+        ProtobufCMessage *resp = NULL;
+        orpc_call_opts o = {.timeout_ms = 10000};
+        orpc_status st = orpc_channel_invoke(
+            f->ch, grpc__testing__test_service__method__unary_call, &req.base,
+            &resp, &o);
+        assert_int_equal(st.code, ORPC_OK);
+        orpc_status_clear(&st);
+        assert_string_equal(((SimpleResponse *)resp)->username, "answered");
+        protobuf_c_message_free_unpacked(resp, NULL);
+        usleep(1200 * 1000); /* > two sweeps of ORPC__TRIM_MS */
+    }
+    assert_int_equal(locked_get(&g_probes), 3);
+}
+
 /* One EmptyCall through a fresh channel to |target|: its status code. */
 static orpc_code empty_call_to(const char *target)
 {
@@ -832,6 +855,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_channel_ref, setup, teardown),
         cmocka_unit_test(test_listen_addresses),
+        cmocka_unit_test_setup_teardown(test_calls_after_idle_trim, setup,
+                                        teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_mutex_destroy(&g_lock);
