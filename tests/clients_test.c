@@ -549,7 +549,7 @@ static void test_five_services_legacy(void **state)
     orpc_client_free(jobs);
     assert_true(sighup_caught()); /* |routes| still holds the table */
     /* the last reference takes the watcher with it */
-    orpc_routes_free(routes);
+    orpc_routes_unref(routes);
     assert_false(sighup_caught());
 }
 

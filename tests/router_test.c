@@ -408,7 +408,7 @@ static void test_modes(void **state)
             routes, opsconductor__jobs__v1__jobs_service__method__watch_job),
         ORPC_ROUTE_GRPC);
     orpc_client_free(c);
-    orpc_routes_free(routes);
+    orpc_routes_unref(routes);
     /* one method to gRPC, by the file */
     write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = grpc\n");
     assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
@@ -438,7 +438,7 @@ static void test_modes(void **state)
     assert_int_equal(rs.legacy, 2);
     assert_int_equal(rs.fallbacks, 0);
     orpc_client_free(c);
-    orpc_routes_free(routes);
+    orpc_routes_unref(routes);
     /* the environment overrides the file, method over service */
     write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = grpc\n");
     setenv("ORPC_ROUTE_JOBS", "grpc", 1);
@@ -452,7 +452,7 @@ static void test_modes(void **state)
         orpc_routes_mode(routes,
                          opsconductor__jobs__v1__jobs_service__method__run_job),
         ORPC_ROUTE_GRPC);
-    orpc_routes_free(routes);
+    orpc_routes_unref(routes);
     unsetenv("ORPC_ROUTE_JOBS");
     unsetenv("ORPC_ROUTE_JOBS_GET_JOB");
     /* fallback: gRPC answers when it can... */
@@ -481,8 +481,8 @@ static void test_modes(void **state)
     assert_int_equal(rs.fallbacks, 1);
     assert_int_equal(rs.legacy, 1);
     orpc_client_free(c);
-    orpc_routes_free(routes);
-    orpc_channel_free(ch);
+    orpc_routes_unref(routes);
+    orpc_channel_unref(ch);
     /* table errors name the line */
     write_file(file, "* = legacy\nfoo.Bar = sideways\n");
     assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)),
@@ -564,8 +564,8 @@ static void test_shadow(void **state)
                                   "/opsconductor.jobs.v1.JobsService/GetJob"));
     uv_mutex_unlock(&g_log_lock);
     orpc_client_free(c);
-    orpc_routes_free(routes);
-    orpc_channel_free(ch);
+    orpc_routes_unref(routes);
+    orpc_channel_unref(ch);
     stop_server(srv);
     uv_mutex_destroy(&g_log_lock);
 }
@@ -685,8 +685,8 @@ static void test_shadow_grpc_watch_and_stats(void **state)
     assert_non_null(strstr(g_log, ":1: unknown mode"));
     uv_mutex_unlock(&g_log_lock);
     orpc_client_free(c);
-    orpc_routes_free(routes);
-    orpc_channel_free(ch);
+    orpc_routes_unref(routes);
+    orpc_channel_unref(ch);
     stop_server(srv);
     uv_mutex_destroy(&g_log_lock);
 }
@@ -984,7 +984,7 @@ static void test_reload_to_legacy_credentials(void **state)
     assert_int_equal(fx_count("/jobs/7"), 1); /* nothing was sent */
     orpc_client_free(with);
     orpc_client_free(without);
-    orpc_routes_free(routes);
+    orpc_routes_unref(routes);
 }
 
 /* A table built in code: orpc_routes_new() routes everything to legacy,
@@ -1044,7 +1044,7 @@ static void test_routes_new_set_and_write_stats(void **state)
     assert_int_equal(code, ORPC_OK);
     assert_int_equal(g_served, ORPC_SERVED_GRPC);
     orpc_client_free(c);
-    orpc_routes_free(routes);
+    orpc_routes_unref(routes);
 
     /* a loaded table with a stats file: written on demand, no watcher */
     char file[128], stats[160], text[512];
@@ -1070,8 +1070,8 @@ static void test_routes_new_set_and_write_stats(void **state)
         stat_of(root, "opsconductor.jobs.v1.JobsService/GetJob", "legacy"), 0);
     json_decref(root);
     orpc_client_free(c);
-    orpc_routes_free(routes);
-    orpc_channel_free(ch);
+    orpc_routes_unref(routes);
+    orpc_channel_unref(ch);
     stop_server(srv);
 }
 

@@ -5,7 +5,7 @@
  * - the deferred path: a handler orpc_ctx_defer()s, another thread
  *   orpc_ctx_finish()es it exactly once, a second finish is refused;
  * - orpc_ctx_deadline_ns();
- * - the untyped client calls: orpc_channel_invoke(), orpc_invoke_async(),
+ * - the untyped client calls: orpc_channel_invoke(), orpc_client_invoke_async(),
  *   orpc_channel_invoke_async(), orpc_channel_invoke_async_typed(),
  *   orpc_channel_call_start() with orpc_call_headers();
  * - orpc_client_service(), orpc_client_new_with_invoker(),
@@ -228,7 +228,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     orpc_client_free(f->cl);
-    orpc_channel_free(f->ch);
+    orpc_channel_unref(f->ch);
     assert_int_equal(orpc_server_shutdown(f->srv, 500), 0);
     assert_int_equal(orpc_server_wait(f->srv), 0);
     orpc_server_free(f->srv);
@@ -313,7 +313,7 @@ static void test_defer_finish(void **state)
     SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     req.fill_username = 1; /* defer */
     orpc_call_opts o = {.timeout_ms = 10000};
-    assert_int_equal(orpc_invoke_async(
+    assert_int_equal(orpc_client_invoke_async(
                          f->cl, grpc__testing__test_service__method__unary_call,
                          &req.base, &o, on_unary, &r),
                      0);
@@ -573,7 +573,7 @@ static void test_invoke_async_client(void **state)
     SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     orpc_call_opts o = {.timeout_ms = 10000};
     async_result r = {0};
-    assert_int_equal(orpc_invoke_async(
+    assert_int_equal(orpc_client_invoke_async(
                          f->cl, grpc__testing__test_service__method__unary_call,
                          &req.base, &o, on_unary, &r),
                      0);
@@ -589,14 +589,14 @@ static void test_invoke_async_client(void **state)
     async_result bad = {0};
     Grpc__Testing__Empty e = GRPC__TESTING__EMPTY__INIT;
     assert_int_equal(
-        orpc_invoke_async(
+        orpc_client_invoke_async(
             f->cl,
             grpc__testing__unimplemented_service__method__unimplemented_call,
             &e.base, &o, on_unary, &bad),
         ORPC_EINVAL);
     /* (a later call's callback has run, so an earlier one would have) */
     async_result after = {0};
-    assert_int_equal(orpc_invoke_async(
+    assert_int_equal(orpc_client_invoke_async(
                          f->cl, grpc__testing__test_service__method__unary_call,
                          &req.base, &o, on_unary, &after),
                      0);
@@ -729,7 +729,7 @@ static void test_client_with_invoker(void **state)
     /* and so does an asynchronous one */
     async_result r = {0};
     assert_int_equal(
-        orpc_invoke_async(cl, grpc__testing__test_service__method__unary_call,
+        orpc_client_invoke_async(cl, grpc__testing__test_service__method__unary_call,
                           &req.base, &o, on_unary, &r),
         0);
     assert_int_equal(wait_int(&r.done, 1), 1);
@@ -737,7 +737,7 @@ static void test_client_with_invoker(void **state)
     /* no call_start: streaming calls are refused, not crashed */
     orpc_call *call = NULL;
     assert_int_equal(
-        orpc_call_start(&call, cl,
+        orpc_client_call_start(&call, cl,
                         grpc__testing__test_service__method__full_duplex_call,
                         NULL, &o),
         ORPC_ENOTSUP);
@@ -752,7 +752,7 @@ static void test_channel_ref(void **state)
     fx *f = *state;
     orpc_channel *again = orpc_channel_ref(f->ch);
     assert_ptr_equal(again, f->ch);
-    orpc_channel_free(again); /* drops the extra reference only */
+    orpc_channel_unref(again); /* drops the extra reference only */
     SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     ProtobufCMessage *resp = NULL;
     orpc_call_opts o = {.timeout_ms = 10000};
@@ -804,7 +804,7 @@ static orpc_code empty_call_to(const char *target)
     orpc_status_clear(&st);
     if (resp)
         protobuf_c_message_free_unpacked(resp, NULL);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
     return code;
 }
 

@@ -1,6 +1,6 @@
 /*
  * rpc_async_test.c — the asynchronous client streaming API
- * (orpc_channel_call_start_async(), orpc_call_start_async(), pause/resume,
+ * (orpc_channel_call_start_async(), orpc_client_call_start_async(), pause/resume,
  * ORPC_EAGAIN and on_ready) and the guard that refuses blocking calls on an
  * orpc IO thread, on loopback against an orpc server.
  *
@@ -197,7 +197,7 @@ static int teardown(void **state)
     fx *f = *state;
     set(&g_gate, 1);
     orpc_client_free(f->cl);
-    orpc_channel_free(f->ch);
+    orpc_channel_unref(f->ch);
     assert_int_equal(orpc_server_shutdown(f->srv, 2000), 0);
     assert_int_equal(orpc_server_wait(f->srv), 0);
     orpc_server_free(f->srv);
@@ -398,7 +398,7 @@ static orpc_call *start(fx *f, const orpc_method_desc *m,
 {
     orpc_call *c = NULL;
     uv_mutex_lock(&o->lock); /* on_done compares with o->call */
-    int rc = orpc_call_start_async(&c, f->cl, m, req, NULL, &cbs, o);
+    int rc = orpc_client_call_start_async(&c, f->cl, m, req, NULL, &cbs, o);
     o->call = c;
     uv_mutex_unlock(&o->lock);
     assert_int_equal(rc, 0);
@@ -485,7 +485,7 @@ static void test_pause_holds_credit(void **state)
     uv_mutex_lock(&o.lock);
     /* paused before anything can arrive: started paused from the lock */
     assert_int_equal(
-        orpc_call_start_async(
+        orpc_client_call_start_async(
             &c, f->cl,
             grpc__testing__test_service__method__streaming_output_call,
             &req->base, NULL, &cbs, &o),
@@ -616,7 +616,7 @@ static void test_unreachable(void **state)
                          NULL, NULL, &none, &o),
                      ORPC_EINVAL);
     assert_null(c);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
 }
 
 /* Blocking calls from an IO thread fail at once, saying why: recv and send
@@ -650,7 +650,7 @@ static void test_blocking_refused_on_io_thread(void **state)
     /* A blocking stream, then an async one whose callback probes it. */
     orpc_call *blocking = NULL;
     assert_int_equal(
-        orpc_call_start(&blocking, f->cl,
+        orpc_client_call_start(&blocking, f->cl,
                         grpc__testing__test_service__method__full_duplex_call,
                         NULL, NULL),
         0);

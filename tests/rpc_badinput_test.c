@@ -666,7 +666,7 @@ static void test_server_drops_connection(void **state)
     assert_int_equal(st.code, ORPC_UNAVAILABLE);
     orpc_status_clear(&st);
     orpc_client_free(cl);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
 }
 
 /* A server with a handshake timeout of |handshake_ms| and a keepalive PING

@@ -221,7 +221,7 @@ static int teardown(void **state)
 {
     fx *f = *state;
     orpc_client_free(f->client);
-    orpc_channel_free(f->ch);
+    orpc_channel_unref(f->ch);
     assert_int_equal(orpc_server_shutdown(f->srv, 1000), 0);
     assert_int_equal(orpc_server_wait(f->srv), 0);
     orpc_server_free(f->srv);

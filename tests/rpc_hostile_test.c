@@ -191,7 +191,7 @@ static void client_open(client *c, int port)
 static void client_close(client *c)
 {
     orpc_client_free(c->cl);
-    orpc_channel_free(c->ch);
+    orpc_channel_unref(c->ch);
 }
 
 static orpc_code unary(client *c, int64_t timeout_ms, char *msg, size_t len)
@@ -1017,7 +1017,7 @@ static void test_deferred_finished_after_free(void **state)
     client_close(&c);
 }
 
-/* orpc_channel_free() during a connect that nobody answers (the listener's
+/* orpc_channel_unref() during a connect that nobody answers (the listener's
  * accept queue is full, so its SYNs are dropped) returns at once instead of
  * waiting for the kernel to give up. */
 static orpc_channel *g_freeing;
@@ -1025,7 +1025,7 @@ static orpc_channel *g_freeing;
 static void free_channel(void *arg)
 {
     (void)arg;
-    orpc_channel_free(g_freeing);
+    orpc_channel_unref(g_freeing);
     entered(); /* counts as the event the test waits for */
 }
 

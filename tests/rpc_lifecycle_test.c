@@ -177,7 +177,7 @@ static void client_open(client *c, int port)
 static void client_close(client *c)
 {
     orpc_client_free(c->cl);
-    orpc_channel_free(c->ch);
+    orpc_channel_unref(c->ch);
 }
 
 static orpc_code unary(client *c, int64_t timeout_ms)

@@ -84,7 +84,7 @@ static void make_channel(void *arg)
         .tls = &tls, .log = c->log, .log_user_data = c->seen};
     orpc_channel *ch = NULL;
     c->rc = orpc_channel_new(&ch, "127.0.0.1:1", &o, NULL);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
 }
 
 static void test_server_without_logger_speaks(void **state)

@@ -234,7 +234,7 @@ static int peer_open(peer *p, int port, const char *who)
 static void peer_close(peer *p)
 {
     orpc_client_free(p->cl);
-    orpc_channel_free(p->ch);
+    orpc_channel_unref(p->ch);
 }
 
 static orpc_status unary(peer *p, char *user, size_t ulen)

@@ -130,7 +130,7 @@ static orpc_status call_once(int port, const orpc_tls_opts *tls, int plaintext,
     rc =
         orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL);
     if (rc != 0) {
-        orpc_channel_free(ch);
+        orpc_channel_unref(ch);
         return orpc_status_errorf(ORPC_INTERNAL, "client: %s",
                                   orpc_strerror(rc));
     }
@@ -143,7 +143,7 @@ static orpc_status call_once(int port, const orpc_tls_opts *tls, int plaintext,
         snprintf(username, ulen, "%s", resp->username ? resp->username : "");
     grpc__testing__simple_response__free_unpacked(resp, NULL);
     orpc_client_free(cl);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
     return st;
 }
 
@@ -285,7 +285,7 @@ static void test_unix_socket(void **state)
         orpc_status_clear(&st);
     }
     orpc_client_free(cl);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
     stop_server(srv);
 }
 
@@ -319,7 +319,7 @@ static orpc_status unix_call(const char *target, const orpc_tls_opts *tls)
         grpc__testing__test_service__client__unary_call(cl, &req, &resp, &o);
     grpc__testing__simple_response__free_unpacked(resp, NULL);
     orpc_client_free(cl);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
     return st;
 }
 
@@ -417,7 +417,7 @@ static void test_ipv6(void **state)
     grpc__testing__simple_response__free_unpacked(resp, NULL);
     orpc_status_clear(&st);
     orpc_client_free(cl);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
     stop_server(srv);
 }
 

@@ -21,7 +21,7 @@ static void expect_ok(const char *uri, size_t td_len, size_t path_off)
 {
     orpc_spiffe_id id;
     memset(&id, 0x5a, sizeof(id));
-    if (orpc_spiffe_id_parse(uri, &id) != 0) {
+    if (orpc_spiffe_id_parse(&id, uri) != 0) {
         fail_msg("\"%s\" should parse", uri);
     }
     assert_string_equal(id.id, uri);
@@ -44,7 +44,7 @@ static void test_valid_ids(void **state)
 
     orpc_spiffe_id id;
     assert_int_equal(
-        orpc_spiffe_id_parse("spiffe://td.example/service/api", &id), 0);
+        orpc_spiffe_id_parse(&id, "spiffe://td.example/service/api"), 0);
     assert_memory_equal(id.id + 9, "td.example", id.trust_domain_len);
     assert_string_equal(id.id + id.path_offset, "/service/api");
 }
@@ -114,7 +114,7 @@ static void test_invalid_ids(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         orpc_spiffe_id id;
-        if (orpc_spiffe_id_parse(bad[i], &id) != ORPC_EINVAL) {
+        if (orpc_spiffe_id_parse(&id, bad[i]) != ORPC_EINVAL) {
             fail_msg("\"%s\" should be refused", bad[i]);
         }
         /* Nothing stale is left behind. */
@@ -128,13 +128,13 @@ static void test_failure_clears_previous_result(void **state)
 {
     (void)state;
     orpc_spiffe_id id;
-    assert_int_equal(orpc_spiffe_id_parse("spiffe://good.org/svc", &id), 0);
-    assert_int_equal(orpc_spiffe_id_parse("spiffe://good.org/svc/", &id),
+    assert_int_equal(orpc_spiffe_id_parse(&id, "spiffe://good.org/svc"), 0);
+    assert_int_equal(orpc_spiffe_id_parse(&id, "spiffe://good.org/svc/"),
                      ORPC_EINVAL);
     assert_string_equal(id.id, "");
-    assert_int_equal(orpc_spiffe_id_parse(NULL, &id), ORPC_EINVAL);
+    assert_int_equal(orpc_spiffe_id_parse(&id, NULL), ORPC_EINVAL);
     assert_string_equal(id.id, "");
-    assert_int_equal(orpc_spiffe_id_parse("spiffe://a/b", NULL), ORPC_EINVAL);
+    assert_int_equal(orpc_spiffe_id_parse(NULL, "spiffe://a/b"), ORPC_EINVAL);
 }
 
 /* "spiffe://" + td + "/" + "aaa…" of |total| bytes in all. */
@@ -157,7 +157,7 @@ static void test_length_limit(void **state)
     assert_non_null(id);
 
     char *s = make_id(ORPC_SPIFFE_ID_MAX, 20);
-    assert_int_equal(orpc_spiffe_id_parse(s, id), 0);
+    assert_int_equal(orpc_spiffe_id_parse(id, s), 0);
     assert_int_equal(strlen(id->id), ORPC_SPIFFE_ID_MAX);
     assert_string_equal(id->id, s);
     free(s);
@@ -167,21 +167,21 @@ static void test_length_limit(void **state)
     for (size_t i = 12; i < ORPC_SPIFFE_ID_MAX - 1; i += 2) {
         s[i] = '/';
     }
-    assert_int_equal(orpc_spiffe_id_parse(s, id), 0);
+    assert_int_equal(orpc_spiffe_id_parse(id, s), 0);
     free(s);
 
     s = make_id(ORPC_SPIFFE_ID_MAX + 1, 20);
-    assert_int_equal(orpc_spiffe_id_parse(s, id), ORPC_EINVAL);
+    assert_int_equal(orpc_spiffe_id_parse(id, s), ORPC_EINVAL);
     free(s);
 
     /* The trust domain alone over the limit. */
     s = make_id(ORPC_SPIFFE_ID_MAX + 100, ORPC_SPIFFE_ID_MAX);
-    assert_int_equal(orpc_spiffe_id_parse(s, id), ORPC_EINVAL);
+    assert_int_equal(orpc_spiffe_id_parse(id, s), ORPC_EINVAL);
     free(s);
 
     /* A megabyte of valid-looking ID. */
     s = make_id(1024 * 1024, 10);
-    assert_int_equal(orpc_spiffe_id_parse(s, id), ORPC_EINVAL);
+    assert_int_equal(orpc_spiffe_id_parse(id, s), ORPC_EINVAL);
     free(s);
     free(id);
 }
@@ -190,9 +190,9 @@ static void test_reparse_in_place(void **state)
 {
     (void)state;
     orpc_spiffe_id id;
-    assert_int_equal(orpc_spiffe_id_parse("spiffe://x.y/service/z", &id), 0);
+    assert_int_equal(orpc_spiffe_id_parse(&id, "spiffe://x.y/service/z"), 0);
     /* The output may be the input. */
-    assert_int_equal(orpc_spiffe_id_parse(id.id, &id), 0);
+    assert_int_equal(orpc_spiffe_id_parse(&id, id.id), 0);
     assert_string_equal(id.id, "spiffe://x.y/service/z");
     assert_int_equal(id.trust_domain_len, 3);
     assert_int_equal(id.path_offset, 12);

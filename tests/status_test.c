@@ -246,21 +246,21 @@ static void test_code_parse_names(void **state)
     (void)state;
     for (int i = 0; i < ORPC_CODE_COUNT; i++) {
         orpc_code c = (orpc_code)-1;
-        assert_int_equal(orpc_code_parse(code_names[i], &c), 0);
+        assert_int_equal(orpc_code_parse(&c, code_names[i]), 0);
         assert_int_equal(c, i);
         char low[64];
         lower(low, code_names[i]);
         c = (orpc_code)-1;
-        assert_int_equal(orpc_code_parse(low, &c), 0);
+        assert_int_equal(orpc_code_parse(&c, low), 0);
         assert_int_equal(c, i);
         /* Round trip through orpc_code_name(). */
-        assert_int_equal(orpc_code_parse(orpc_code_name(i), &c), 0);
+        assert_int_equal(orpc_code_parse(&c, orpc_code_name(i)), 0);
         assert_int_equal(c, i);
     }
     orpc_code c;
-    assert_int_equal(orpc_code_parse("Not_Found", &c), 0);
+    assert_int_equal(orpc_code_parse(&c, "Not_Found"), 0);
     assert_int_equal(c, ORPC_NOT_FOUND);
-    assert_int_equal(orpc_code_parse("unAuthenticated", &c), 0);
+    assert_int_equal(orpc_code_parse(&c, "unAuthenticated"), 0);
     assert_int_equal(c, ORPC_UNAUTHENTICATED);
 }
 
@@ -271,7 +271,7 @@ static void test_code_parse_numbers(void **state)
     for (int i = 0; i < ORPC_CODE_COUNT; i++) {
         snprintf(buf, sizeof(buf), "%d", i);
         orpc_code c = (orpc_code)-1;
-        assert_int_equal(orpc_code_parse(buf, &c), 0);
+        assert_int_equal(orpc_code_parse(&c, buf), 0);
         assert_int_equal(c, i);
     }
 }
@@ -307,13 +307,13 @@ static void test_code_parse_rejects(void **state)
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         orpc_code c = ORPC_DATA_LOSS;
-        assert_int_equal(orpc_code_parse(bad[i], &c), ORPC_EINVAL);
+        assert_int_equal(orpc_code_parse(&c, bad[i]), ORPC_EINVAL);
         /* |*out| is untouched on failure. */
         assert_int_equal(c, ORPC_DATA_LOSS);
     }
     orpc_code c;
-    assert_int_equal(orpc_code_parse(NULL, &c), ORPC_EINVAL);
-    assert_int_equal(orpc_code_parse("OK", NULL), ORPC_EINVAL);
+    assert_int_equal(orpc_code_parse(&c, NULL), ORPC_EINVAL);
+    assert_int_equal(orpc_code_parse(NULL, "OK"), ORPC_EINVAL);
 }
 
 static void test_code_from_grpc_http(void **state)

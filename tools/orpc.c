@@ -295,7 +295,7 @@ static int cmd_routes(int argc, char **argv)
     }
     json_decref(all);
     json_decref(sum);
-    orpc_routes_free(routes);
+    orpc_routes_unref(routes);
     return 0;
 }
 
@@ -455,7 +455,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
                                .ca_file = a->ca,
                                .log = log_stderr};
         rc = orpc_routed_client_new(client, m->service, &ro);
-        orpc_channel_free(ch); /* the client holds its own reference */
+        orpc_channel_unref(ch); /* the client holds its own reference */
     }
     if (rc == ORPC_ECONFIG) {
         fprintf(stderr,
@@ -475,7 +475,7 @@ static orpc_status do_call(orpc_client *client, const orpc_method_desc *m,
 {
     if (m->kind == ORPC_CALL_UNARY) {
         ProtobufCMessage *resp = NULL;
-        orpc_status st = orpc_invoke(client, m, req, &resp, o);
+        orpc_status st = orpc_client_invoke(client, m, req, &resp, o);
         if (st.code == ORPC_OK) {
             char *out = NULL;
             if (orpc_json_encode(m->output, resp, NULL, &out, NULL) == 0)
@@ -490,7 +490,7 @@ static orpc_status do_call(orpc_client *client, const orpc_method_desc *m,
                                "orpc call sends one request: client and bidi "
                                "streaming are not supported");
     orpc_call *call = NULL;
-    int rc = orpc_call_start(&call, client, m, req, o);
+    int rc = orpc_client_call_start(&call, client, m, req, o);
     if (rc != 0)
         return orpc_status_errorf(ORPC_UNIMPLEMENTED,
                                   "cannot start the stream: %s",
@@ -618,7 +618,7 @@ static int cmd_call(int argc, char **argv)
     report_shadow(routes, m, timeout);
 out:
     orpc_client_free(client);
-    orpc_routes_free(routes);
+    orpc_routes_unref(routes);
     if (req)
         protobuf_c_message_free_unpacked(req, NULL);
     orpc_metadata_free(md);

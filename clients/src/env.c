@@ -309,11 +309,11 @@ void orpc_env_free(orpc_env *env)
     while (env->channels != NULL) {
         env_channel *c = env->channels;
         env->channels = c->next;
-        orpc_channel_free(c->ch);
+        orpc_channel_unref(c->ch);
         free(c->key);
         free(c);
     }
-    orpc_routes_free(env->routes);
+    orpc_routes_unref(env->routes);
     free(env->identity);
     free(env->tls_ca);
     free(env->tls_cert);
@@ -489,7 +489,7 @@ static int grpc_side(orpc_env *env, const char *prefix, orpc_channel **out,
     }
     if (spiffe != NULL) {
         orpc_spiffe_id id;
-        if (orpc_spiffe_id_parse(spiffe, &id) != 0)
+        if (orpc_spiffe_id_parse(&id, spiffe) != 0)
             return errf(err, errlen, ORPC_ECONFIG,
                         "%s: not a SPIFFE ID (spiffe://trust-domain/path)",
                         svar);

@@ -366,7 +366,7 @@ int orpc_routes_load(orpc_routes **out, const char *config_file, char *err,
     if (rc == 0)
         rc = load_set(&t->set, config_file, err, errlen);
     if (rc != 0) {
-        orpc_routes_free(t);
+        orpc_routes_unref(t);
         return rc;
     }
     *out = t;
@@ -416,7 +416,7 @@ orpc_routes *orpc_routes_ref(orpc_routes *t)
 
 static void watch_stop(orpc_routes *t);
 
-void orpc_routes_free(orpc_routes *t)
+void orpc_routes_unref(orpc_routes *t)
 {
     if (t == NULL)
         return;
@@ -873,8 +873,8 @@ static void routed_free(void *ud)
     orpc__tokens_free(r->tokens);
     orpc__legacy_http_free(r->legacy);
     orpc__legacy_http_free(r->auth);
-    orpc_channel_free(r->channel);
-    orpc_routes_free(r->routes);
+    orpc_channel_unref(r->channel);
+    orpc_routes_unref(r->routes);
     free(r);
 }
 

@@ -57,6 +57,6 @@ int main(int argc, char **argv)
                 st.message ? st.message : "");
     orpc_status_clear(&st);
     orpc_client_free(greeter);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
     return code;
 }

@@ -227,7 +227,7 @@ static void def_cb(const cg_service_plan *sp, size_t mi,
                       "    const %s *request, %s **response,\n"
                       "    const orpc_call_opts *opts)\n{\n"
                       "    ProtobufCMessage *out = NULL;\n"
-                      "    orpc_status st = orpc_invoke(client, ",
+                      "    orpc_status st = orpc_client_invoke(client, ",
                       n->fn, n->in, n->out);
         cg_emit_method_ref(c, sp, mi);
         cg_buf_printf(c,
@@ -250,7 +250,7 @@ static void def_cb(const cg_service_plan *sp, size_t mi,
                       "    %s_%s_Done done, void *user_data)\n{\n"
                       "    if (done == NULL)\n"
                       "        return ORPC_EINVAL;\n"
-                      "    return orpc_invoke_async_typed(client, ",
+                      "    return orpc_client_invoke_async_typed(client, ",
                       n->fn, n->in, sp->c_type, mp->m->name);
         cg_emit_method_ref(c, sp, mi);
         cg_buf_printf(c,
@@ -266,7 +266,7 @@ static void def_cb(const cg_service_plan *sp, size_t mi,
                       "    orpc_call *call = NULL;\n"
                       "    if (reader == NULL || request == NULL)\n"
                       "        return ORPC_EINVAL;\n"
-                      "    int rc = orpc_call_start(&call, client, ",
+                      "    int rc = orpc_client_call_start(&call, client, ",
                       n->fn, n->in, h);
         cg_emit_method_ref(c, sp, mi);
         cg_buf_printf(c,
@@ -284,7 +284,7 @@ static void def_cb(const cg_service_plan *sp, size_t mi,
                       "    orpc_call *call = NULL;\n"
                       "    if (%s == NULL)\n"
                       "        return ORPC_EINVAL;\n"
-                      "    int rc = orpc_call_start(&call, client, ",
+                      "    int rc = orpc_client_call_start(&call, client, ",
                       n->fn, h, var, var);
         cg_emit_method_ref(c, sp, mi);
         cg_buf_printf(c,

@@ -17,7 +17,7 @@
  *   one resolved address and keeps at most one usable connection; the shape
  *   (channel -> subchannels) is where resolution to several addresses and
  *   load balancing go.
- * - orpc_channel_free() closes connections (their calls end UNAVAILABLE), a
+ * - orpc_channel_unref() closes connections (their calls end UNAVAILABLE), a
  *   connect in progress and a pending resolution, then stops the thread.
  *   Calls the application still holds keep the memory until finished.
  *
@@ -290,7 +290,7 @@ orpc_channel_state orpc_channel_get_state(orpc_channel *ch, int try_to_connect)
     return st;
 }
 
-void orpc_channel_free(orpc_channel *ch)
+void orpc_channel_unref(orpc_channel *ch)
 {
     if (ch == NULL)
         return;

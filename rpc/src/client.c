@@ -1,7 +1,7 @@
 /*
  * client.c — orpc_client: a service bound to the way its calls travel.
  *
- * Generated stubs call orpc_invoke() and friends with a client, never a
+ * Generated stubs call orpc_client_invoke() and friends with a client, never a
  * channel, so that something other than one gRPC channel can carry the call:
  * the compat layer installs an invoker that routes per method to gRPC or to
  * the legacy JSON/HTTP endpoint.  Without an invoker the client forwards to
@@ -72,7 +72,7 @@ void orpc_client_free(orpc_client *c)
         return;
     if (c->has_invoker && c->invoker.destroy)
         c->invoker.destroy(c->invoker_data);
-    orpc_channel_free(c->channel);
+    orpc_channel_unref(c->channel);
     free(c);
 }
 
@@ -86,7 +86,7 @@ static int owns(const orpc_client *c, const orpc_method_desc *m)
     return c != NULL && m != NULL && m->service == c->service;
 }
 
-orpc_status orpc_invoke(orpc_client *c, const orpc_method_desc *m,
+orpc_status orpc_client_invoke(orpc_client *c, const orpc_method_desc *m,
                         const ProtobufCMessage *request,
                         ProtobufCMessage **response, const orpc_call_opts *opts)
 {
@@ -99,7 +99,7 @@ orpc_status orpc_invoke(orpc_client *c, const orpc_method_desc *m,
     return orpc_channel_invoke(c->channel, m, request, response, opts);
 }
 
-int orpc_invoke_async_typed(orpc_client *c, const orpc_method_desc *m,
+int orpc_client_invoke_async_typed(orpc_client *c, const orpc_method_desc *m,
                             const ProtobufCMessage *request,
                             const orpc_call_opts *opts,
                             orpc_unary_trampoline done, orpc_fn typed_cb,
@@ -121,18 +121,18 @@ static void plain_trampoline(const orpc_status *st, ProtobufCMessage *resp,
     ((orpc_unary_cb)typed_cb)(st, resp, user_data);
 }
 
-int orpc_invoke_async(orpc_client *c, const orpc_method_desc *m,
+int orpc_client_invoke_async(orpc_client *c, const orpc_method_desc *m,
                       const ProtobufCMessage *request,
                       const orpc_call_opts *opts, orpc_unary_cb cb,
                       void *user_data)
 {
     if (cb == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(c, m, request, opts, plain_trampoline,
+    return orpc_client_invoke_async_typed(c, m, request, opts, plain_trampoline,
                                    (orpc_fn)cb, user_data);
 }
 
-int orpc_call_start(orpc_call **out, orpc_client *c, const orpc_method_desc *m,
+int orpc_client_call_start(orpc_call **out, orpc_client *c, const orpc_method_desc *m,
                     const ProtobufCMessage *request, const orpc_call_opts *opts)
 {
     if (out == NULL || !owns(c, m))
@@ -145,7 +145,7 @@ int orpc_call_start(orpc_call **out, orpc_client *c, const orpc_method_desc *m,
     return orpc_channel_call_start(out, c->channel, m, request, opts);
 }
 
-int orpc_call_start_async(orpc_call **out, orpc_client *c,
+int orpc_client_call_start_async(orpc_call **out, orpc_client *c,
                           const orpc_method_desc *m,
                           const ProtobufCMessage *request,
                           const orpc_call_opts *opts,

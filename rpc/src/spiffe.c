@@ -73,7 +73,7 @@ static int spiffe_check(const char *uri, size_t *td_len, size_t *path_off,
     return 0;
 }
 
-int orpc_spiffe_id_parse(const char *uri, orpc_spiffe_id *out)
+int orpc_spiffe_id_parse(orpc_spiffe_id *out, const char *uri)
 {
     if (out == NULL) {
         return ORPC_EINVAL;

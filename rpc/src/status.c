@@ -167,7 +167,7 @@ static int name_equal_ci(const char *a, const char *canonical)
     return *a == '\0' && *canonical == '\0';
 }
 
-int orpc_code_parse(const char *name, orpc_code *out)
+int orpc_code_parse(orpc_code *out, const char *name)
 {
     if (name == NULL || out == NULL || name[0] == '\0') {
         return ORPC_EINVAL;

@@ -416,7 +416,7 @@ char *orpc__tls_peer_spiffe_id(SSL *ssl)
         memcpy(tmp, s, len);
         tmp[len] = '\0';
         orpc_spiffe_id parsed;
-        if (orpc_spiffe_id_parse(tmp, &parsed) == 0)
+        if (orpc_spiffe_id_parse(&parsed, tmp) == 0)
             id = strdup(tmp);
     }
     GENERAL_NAMES_free(names);

@@ -363,7 +363,7 @@ static void cancel_streams(sworker *ws, size_t n)
 
 /* ---- streaming, asynchronous (the default): callbacks on the IO thread ----
  *
- * Each stream is an asynchronous call (orpc_call_start_async()): its
+ * Each stream is an asynchronous call (orpc_client_call_start_async()): its
  * response arrives in on_message on the channel's IO thread, which records
  * it and sends the next request from there, so a round trip wakes no other
  * thread.  Only the channel's IO thread touches |st| and the fields below
@@ -416,7 +416,7 @@ static const orpc_call_callbacks astream_cbs = {.on_message = astream_message,
 static void astream_open(astream *a)
 {
     atomic_fetch_add(&run.active, 1);
-    if (orpc_call_start_async(
+    if (orpc_client_call_start_async(
             &a->call, a->client,
             grpc__testing__benchmark_service__method__streaming_call, NULL,
             NULL, &astream_cbs, a) != 0) {
@@ -565,7 +565,7 @@ int main(int argc, char **argv)
             err = orpc_client_new(&clients[i],
                                   &grpc__testing__benchmark_service__orpc_desc,
                                   ch, NULL);
-            orpc_channel_free(ch); /* the client holds it */
+            orpc_channel_unref(ch); /* the client holds it */
         }
         if (err != 0) {
             fprintf(stderr,

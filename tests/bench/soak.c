@@ -349,7 +349,7 @@ static int open_client(orpc_client **out)
         return rc;
     rc =
         orpc_client_new(out, &grpc__testing__test_service__orpc_desc, ch, NULL);
-    orpc_channel_free(ch); /* the client holds its own reference */
+    orpc_channel_unref(ch); /* the client holds its own reference */
     return rc;
 }
 

@@ -178,7 +178,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         atomic_fetch_add(&g_ok, 1);
     }
     orpc_client_free(cl);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
     return 0;
 }
 

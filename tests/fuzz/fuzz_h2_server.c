@@ -177,7 +177,7 @@ static orpc_client *g_cl;
 static void stop_server(void)
 {
     orpc_client_free(g_cl);
-    orpc_channel_free(g_ch);
+    orpc_channel_unref(g_ch);
     CHECK(orpc_server_shutdown(g_srv, 1000) == 0);
     CHECK(orpc_server_wait(g_srv) == 0);
     orpc_server_free(g_srv);

@@ -400,7 +400,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     CHECK(orpc_routes_reload(rt, err, sizeof(err)) == 0);
     check_modes(rt, &ref, modes, 0);
 
-    orpc_routes_free(rt);
+    orpc_routes_unref(rt);
     free(ref.r);
     return 0;
 }

@@ -991,7 +991,7 @@ int main(int argc, char **argv)
     alarm(0);
     orpc_client_free(unimpl);
     orpc_client_free(client);
-    orpc_channel_free(ch);
+    orpc_channel_unref(ch);
     printf("PASS %s\n", test_case);
     fflush(stdout);
     return 0;

@@ -15,7 +15,7 @@
  *
  * Thread-safety: a channel is thread-safe.  Any thread may start calls; a
  * blocking call blocks only its caller.  A channel is reference-counted:
- * orpc_channel_ref() takes a reference, orpc_channel_free() drops one.
+ * orpc_channel_ref() takes a reference, orpc_channel_unref() drops one.
  */
 #ifndef ORPC_CHANNEL_H
 #define ORPC_CHANNEL_H
@@ -102,7 +102,7 @@ typedef enum orpc_channel_state {
     /** The last attempt failed and the next waits for its backoff; calls
      *  fail fast with UNAVAILABLE meanwhile (wait_for_ready ones wait). */
     ORPC_CHANNEL_TRANSIENT_FAILURE = 3,
-    /** orpc_channel_free() has begun closing it. */
+    /** orpc_channel_unref() has begun closing it. */
     ORPC_CHANNEL_SHUTDOWN = 4
 } orpc_channel_state;
 
@@ -141,7 +141,7 @@ ORPC_EXTERN orpc_channel *orpc_channel_ref(orpc_channel *ch);
  * with CANCELLED), closes the connections and joins the IO thread.  NULL is a
  * no-op.  Must not be called from a callback of the same channel.
  */
-ORPC_EXTERN void orpc_channel_free(orpc_channel *ch);
+ORPC_EXTERN void orpc_channel_unref(orpc_channel *ch);
 
 /**
  * @function

@@ -101,7 +101,7 @@ orpc_client_service(const orpc_client *client);
  * A blocking unary call; see orpc_channel_invoke().  |method| must belong to
  * the client's service, else the status is INVALID_ARGUMENT.
  */
-ORPC_EXTERN orpc_status orpc_invoke(orpc_client *client,
+ORPC_EXTERN orpc_status orpc_client_invoke(orpc_client *client,
                                     const orpc_method_desc *method,
                                     const ProtobufCMessage *request,
                                     ProtobufCMessage **response,
@@ -111,7 +111,7 @@ ORPC_EXTERN orpc_status orpc_invoke(orpc_client *client,
  * @function
  * An asynchronous unary call; see orpc_channel_invoke_async().
  */
-ORPC_EXTERN int orpc_invoke_async(orpc_client *client,
+ORPC_EXTERN int orpc_client_invoke_async(orpc_client *client,
                                   const orpc_method_desc *method,
                                   const ProtobufCMessage *request,
                                   const orpc_call_opts *opts, orpc_unary_cb cb,
@@ -122,7 +122,7 @@ ORPC_EXTERN int orpc_invoke_async(orpc_client *client,
  * An asynchronous unary call for generated typed stubs; see
  * orpc_channel_invoke_async_typed().
  */
-ORPC_EXTERN int orpc_invoke_async_typed(orpc_client *client,
+ORPC_EXTERN int orpc_client_invoke_async_typed(orpc_client *client,
                                         const orpc_method_desc *method,
                                         const ProtobufCMessage *request,
                                         const orpc_call_opts *opts,
@@ -133,7 +133,7 @@ ORPC_EXTERN int orpc_invoke_async_typed(orpc_client *client,
  * @function
  * Starts a streaming call; see orpc_channel_call_start().
  */
-ORPC_EXTERN int orpc_call_start(orpc_call **out, orpc_client *client,
+ORPC_EXTERN int orpc_client_call_start(orpc_call **out, orpc_client *client,
                                 const orpc_method_desc *method,
                                 const ProtobufCMessage *request,
                                 const orpc_call_opts *opts);
@@ -148,7 +148,7 @@ ORPC_EXTERN int orpc_call_start(orpc_call **out, orpc_client *client,
  * Returns 0 with |*out| set, or a negative ORPC_E* code (then no callback
  * runs).  Any thread.
  */
-ORPC_EXTERN int orpc_call_start_async(orpc_call **out, orpc_client *client,
+ORPC_EXTERN int orpc_client_call_start_async(orpc_call **out, orpc_client *client,
                                       const orpc_method_desc *method,
                                       const ProtobufCMessage *request,
                                       const orpc_call_opts *opts,

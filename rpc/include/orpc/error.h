@@ -55,6 +55,23 @@ typedef enum orpc_err {
 } orpc_err;
 
 /**
+ * Why a constructor or loader failed, for the caller to show: every function
+ * that takes one (as its last parameter, always optional) fills it when it
+ * returns nonzero, and leaves it untouched on success.  |message| names the
+ * setting, file or address at fault and what is wrong with it
+ * ("tls.cert_file: /etc/orpc/svc.pem: No such file or directory").
+ *
+ * A function given a detail does not also log the failure; given NULL, it
+ * reports through the object's logger, or to stderr when there is none.
+ * Ownership: the caller's (usually on its stack); nothing in it is
+ * allocated.
+ */
+typedef struct orpc_error_detail {
+    int code;          /**< the ORPC_E* code the function returned */
+    char message[256]; /**< NUL-terminated, truncated to fit */
+} orpc_error_detail;
+
+/**
  * @function
  * A human-readable description of |err| ("invalid argument").  0 gives
  * "success"; an unknown code gives "unknown error".

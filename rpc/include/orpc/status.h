@@ -136,7 +136,7 @@ ORPC_EXTERN const char *orpc_code_name(int code);
  *
  * Returns 0, or ORPC_EINVAL when |name| is neither.
  */
-ORPC_EXTERN int orpc_code_parse(const char *name, orpc_code *out);
+ORPC_EXTERN int orpc_code_parse(orpc_code *out, const char *name);
 
 /**
  * @function

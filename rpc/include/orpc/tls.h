@@ -100,7 +100,7 @@ typedef struct orpc_spiffe_id {
  * Returns 0, or ORPC_EINVAL when |uri| is not a SPIFFE ID (or either
  * argument is NULL); |*out| is cleared on failure.
  */
-ORPC_EXTERN int orpc_spiffe_id_parse(const char *uri, orpc_spiffe_id *out);
+ORPC_EXTERN int orpc_spiffe_id_parse(orpc_spiffe_id *out, const char *uri);
 
 #ifdef __cplusplus
 }

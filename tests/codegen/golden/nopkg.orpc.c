@@ -98,7 +98,7 @@ orpc_status bare__client__ping(orpc_client *client,
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &bare__orpc_methods[0],
+    orpc_status st = orpc_client_invoke(client, &bare__orpc_methods[0],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Ping *)out;
@@ -117,7 +117,7 @@ int bare__client__ping__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &bare__orpc_methods[0],
+    return orpc_client_invoke_async_typed(client, &bare__orpc_methods[0],
         (const ProtobufCMessage *)request, opts, bare__client__ping__done,
         (orpc_fn)done, user_data);
 }

@@ -82,7 +82,7 @@ typedef struct orpc_routes orpc_routes;
  * Returns 0; ORPC_ECONFIG with the file, line and problem in |err| (a line
  * that does not parse, an unknown mode, an environment override with an
  * unknown mode); ORPC_ENOMEM.  Ownership: the caller holds one reference
- * and drops it with orpc_routes_free().
+ * and drops it with orpc_routes_unref().
  */
 ORPC_EXTERN int orpc_routes_load(orpc_routes **out, const char *config_file,
                                  char *err, size_t errlen);
@@ -117,7 +117,7 @@ ORPC_EXTERN orpc_routes *orpc_routes_ref(orpc_routes *routes);
  * Drops a reference; the last one stops the watcher (writing the counters
  * one last time) and frees the table.  NULL is a no-op.
  */
-ORPC_EXTERN void orpc_routes_free(orpc_routes *routes);
+ORPC_EXTERN void orpc_routes_unref(orpc_routes *routes);
 
 /**
  * @function
@@ -139,7 +139,7 @@ ORPC_EXTERN int orpc_routes_reload(orpc_routes *routes, char *err,
  * stats file (atomically: a temporary file renamed over it).  The signal
  * is caught through libuv, which shares it with other libuv loops of the
  * process (orpc_server_run()'s SIGHUP reload keeps working).  Stopped by
- * the last orpc_routes_free().
+ * the last orpc_routes_unref().
  *
  * Returns 0; ORPC_EINVAL (already watching, bad signal); ORPC_ESYS.
  */

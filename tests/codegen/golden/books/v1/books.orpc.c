@@ -111,7 +111,7 @@ orpc_status books__v1__book_service__client__update_book(orpc_client *client,
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &books__v1__book_service__orpc_methods[0],
+    orpc_status st = orpc_client_invoke(client, &books__v1__book_service__orpc_methods[0],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Books__V1__Book *)out;
@@ -130,7 +130,7 @@ int books__v1__book_service__client__update_book__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &books__v1__book_service__orpc_methods[0],
+    return orpc_client_invoke_async_typed(client, &books__v1__book_service__orpc_methods[0],
         (const ProtobufCMessage *)request, opts, books__v1__book_service__client__update_book__done,
         (orpc_fn)done, user_data);
 }
@@ -140,7 +140,7 @@ orpc_status books__v1__book_service__client__rename_book(orpc_client *client,
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &books__v1__book_service__orpc_methods[1],
+    orpc_status st = orpc_client_invoke(client, &books__v1__book_service__orpc_methods[1],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Books__V1__Book *)out;
@@ -159,7 +159,7 @@ int books__v1__book_service__client__rename_book__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &books__v1__book_service__orpc_methods[1],
+    return orpc_client_invoke_async_typed(client, &books__v1__book_service__orpc_methods[1],
         (const ProtobufCMessage *)request, opts, books__v1__book_service__client__rename_book__done,
         (orpc_fn)done, user_data);
 }

@@ -447,7 +447,7 @@ orpc_status calls__v1__widget_service__client__get_widget(orpc_client *client,
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__widget_service__orpc_methods[0],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__widget_service__orpc_methods[0],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Calls__V1__GetWidgetResponse *)out;
@@ -466,7 +466,7 @@ int calls__v1__widget_service__client__get_widget__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[0],
+    return orpc_client_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[0],
         (const ProtobufCMessage *)request, opts, calls__v1__widget_service__client__get_widget__done,
         (orpc_fn)done, user_data);
 }
@@ -476,7 +476,7 @@ orpc_status calls__v1__widget_service__client__create_widget(orpc_client *client
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__widget_service__orpc_methods[1],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__widget_service__orpc_methods[1],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Calls__V1__Widget *)out;
@@ -495,7 +495,7 @@ int calls__v1__widget_service__client__create_widget__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[1],
+    return orpc_client_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[1],
         (const ProtobufCMessage *)request, opts, calls__v1__widget_service__client__create_widget__done,
         (orpc_fn)done, user_data);
 }
@@ -505,7 +505,7 @@ orpc_status calls__v1__widget_service__client__replace_widget(orpc_client *clien
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__widget_service__orpc_methods[2],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__widget_service__orpc_methods[2],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Calls__V1__Widget *)out;
@@ -524,7 +524,7 @@ int calls__v1__widget_service__client__replace_widget__async(orpc_client *client
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[2],
+    return orpc_client_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[2],
         (const ProtobufCMessage *)request, opts, calls__v1__widget_service__client__replace_widget__done,
         (orpc_fn)done, user_data);
 }
@@ -534,7 +534,7 @@ orpc_status calls__v1__widget_service__client__update_widget(orpc_client *client
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__widget_service__orpc_methods[3],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__widget_service__orpc_methods[3],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Calls__V1__Widget *)out;
@@ -553,7 +553,7 @@ int calls__v1__widget_service__client__update_widget__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[3],
+    return orpc_client_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[3],
         (const ProtobufCMessage *)request, opts, calls__v1__widget_service__client__update_widget__done,
         (orpc_fn)done, user_data);
 }
@@ -563,7 +563,7 @@ orpc_status calls__v1__widget_service__client__delete_widget(orpc_client *client
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__widget_service__orpc_methods[4],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__widget_service__orpc_methods[4],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Google__Protobuf__Empty *)out;
@@ -582,7 +582,7 @@ int calls__v1__widget_service__client__delete_widget__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[4],
+    return orpc_client_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[4],
         (const ProtobufCMessage *)request, opts, calls__v1__widget_service__client__delete_widget__done,
         (orpc_fn)done, user_data);
 }
@@ -592,7 +592,7 @@ orpc_status calls__v1__widget_service__client__get_file(orpc_client *client,
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__widget_service__orpc_methods[5],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__widget_service__orpc_methods[5],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (A__B__C__Outer *)out;
@@ -611,7 +611,7 @@ int calls__v1__widget_service__client__get_file__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[5],
+    return orpc_client_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[5],
         (const ProtobufCMessage *)request, opts, calls__v1__widget_service__client__get_file__done,
         (orpc_fn)done, user_data);
 }
@@ -621,7 +621,7 @@ orpc_status calls__v1__widget_service__client__frobnicate(orpc_client *client,
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__widget_service__orpc_methods[6],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__widget_service__orpc_methods[6],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (Calls__V1__Widget *)out;
@@ -640,7 +640,7 @@ int calls__v1__widget_service__client__frobnicate__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[6],
+    return orpc_client_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[6],
         (const ProtobufCMessage *)request, opts, calls__v1__widget_service__client__frobnicate__done,
         (orpc_fn)done, user_data);
 }
@@ -652,7 +652,7 @@ int calls__v1__widget_service__client__watch_widgets(orpc_client *client,
     orpc_call *call = NULL;
     if (reader == NULL || request == NULL)
         return ORPC_EINVAL;
-    int rc = orpc_call_start(&call, client, &calls__v1__widget_service__orpc_methods[7],
+    int rc = orpc_client_call_start(&call, client, &calls__v1__widget_service__orpc_methods[7],
         (const ProtobufCMessage *)request, opts);
     *reader = (Calls__V1__WidgetService_WatchWidgets_Reader *)call;
     return rc;
@@ -684,7 +684,7 @@ int calls__v1__widget_service__client__upload_widgets(orpc_client *client,
     orpc_call *call = NULL;
     if (writer == NULL)
         return ORPC_EINVAL;
-    int rc = orpc_call_start(&call, client, &calls__v1__widget_service__orpc_methods[8], NULL, opts);
+    int rc = orpc_client_call_start(&call, client, &calls__v1__widget_service__orpc_methods[8], NULL, opts);
     *writer = (Calls__V1__WidgetService_UploadWidgets_Writer *)call;
     return rc;
 }
@@ -717,7 +717,7 @@ int calls__v1__widget_service__client__chat(orpc_client *client,
     orpc_call *call = NULL;
     if (stream == NULL)
         return ORPC_EINVAL;
-    int rc = orpc_call_start(&call, client, &calls__v1__widget_service__orpc_methods[9], NULL, opts);
+    int rc = orpc_client_call_start(&call, client, &calls__v1__widget_service__orpc_methods[9], NULL, opts);
     *stream = (Calls__V1__WidgetService_Chat_Stream *)call;
     return rc;
 }
@@ -758,7 +758,7 @@ orpc_status calls__v1__widget_service__client__return(orpc_client *client,
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__widget_service__orpc_methods[10],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__widget_service__orpc_methods[10],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (A__B__C__Outer *)out;
@@ -777,7 +777,7 @@ int calls__v1__widget_service__client__return__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[10],
+    return orpc_client_invoke_async_typed(client, &calls__v1__widget_service__orpc_methods[10],
         (const ProtobufCMessage *)request, opts, calls__v1__widget_service__client__return__done,
         (orpc_fn)done, user_data);
 }
@@ -972,7 +972,7 @@ orpc_status calls__v1__echo__client__echo(orpc_client *client,
     const orpc_call_opts *opts)
 {
     ProtobufCMessage *out = NULL;
-    orpc_status st = orpc_invoke(client, &calls__v1__echo__orpc_methods[0],
+    orpc_status st = orpc_client_invoke(client, &calls__v1__echo__orpc_methods[0],
         (const ProtobufCMessage *)request, response ? &out : NULL, opts);
     if (response != NULL)
         *response = (A__B__C__Nothing *)out;
@@ -991,7 +991,7 @@ int calls__v1__echo__client__echo__async(orpc_client *client,
 {
     if (done == NULL)
         return ORPC_EINVAL;
-    return orpc_invoke_async_typed(client, &calls__v1__echo__orpc_methods[0],
+    return orpc_client_invoke_async_typed(client, &calls__v1__echo__orpc_methods[0],
         (const ProtobufCMessage *)request, opts, calls__v1__echo__client__echo__done,
         (orpc_fn)done, user_data);
 }
@@ -1002,7 +1002,7 @@ int calls__v1__echo__client__default(orpc_client *client,
     orpc_call *call = NULL;
     if (stream == NULL)
         return ORPC_EINVAL;
-    int rc = orpc_call_start(&call, client, &calls__v1__echo__orpc_methods[1], NULL, opts);
+    int rc = orpc_client_call_start(&call, client, &calls__v1__echo__orpc_methods[1], NULL, opts);
     *stream = (Calls__V1__Echo_Default_Stream *)call;
     return rc;
 }
