@@ -9,7 +9,7 @@
 #include "conn.h"
 #include "grpc.h"
 #include "io.h"
-#include "pool.h"
+#include "common/pool.h"
 #include "stream.h"
 
 #include <stdatomic.h>

@@ -1,5 +1,6 @@
 /*
- * pool.h — the worker pool that runs blocking handlers (internal).
+ * common/pool.h — the worker pool that runs blocking work off the IO threads
+ * (server handlers; the router's shadow and fallback calls).  Private.
  *
  * Locking theory: pool->lock guards the queue, the counts and |stopping|;
  * jobs run without it.

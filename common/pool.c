@@ -12,7 +12,7 @@
  * the caller sheds the call instead of queueing without limit.  Threads
  * are detached; destroy waits on a condition until the count reaches zero.
  */
-#include "pool.h"
+#include "common/pool.h"
 
 #include <pthread.h>
 
