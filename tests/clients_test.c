@@ -127,11 +127,11 @@ static int start_server(orpc_server **out, const orpc_server_opts *so,
                         char *target, size_t len)
 {
     int port;
-    if (orpc_server_new(out, so, NULL) != 0)
+    if (orpc_server_new(out, so, NULL, NULL) != 0)
         return -1;
     if (opsconductor__jobs__v1__jobs_service__server__register(*out, &grpc_jobs,
                                                                NULL) != 0 ||
-        orpc_server_listen(*out, "127.0.0.1:0", &port) != 0 ||
+        orpc_server_listen(*out, "127.0.0.1:0", &port, NULL) != 0 ||
         orpc_server_start(*out) != 0) {
         orpc_server_free(*out);
         *out = NULL;
@@ -402,22 +402,22 @@ static outcome get_job(orpc_client *c, int64_t job_id, int64_t timeout_ms)
 
 static orpc_client *client_of(orpc_env *env, const orpc_service_desc *svc)
 {
-    char err[512];
+    orpc_error_detail why;
     orpc_client *c = NULL;
-    int rc = orpc_env_client_new(env, svc, &c, err, sizeof(err));
+    int rc = orpc_env_client_new(&c, env, svc, &why);
     if (rc != 0)
-        fail_msg("%s: %s (%s)", svc->full_name, orpc_err_name(rc), err);
+        fail_msg("%s: %s (%s)", svc->full_name, orpc_err_name(rc), why.message);
     assert_non_null(c);
     return c;
 }
 
 static orpc_env *env_of(const orpc_env_opts *opts)
 {
-    char err[512];
+    orpc_error_detail why;
     orpc_env *env = NULL;
-    int rc = orpc_env_new(&env, opts, err, sizeof(err));
+    int rc = orpc_env_new(&env, opts, &why);
     if (rc != 0)
-        fail_msg("orpc_env_new: %s (%s)", orpc_err_name(rc), err);
+        fail_msg("orpc_env_new: %s (%s)", orpc_err_name(rc), why.message);
     return env;
 }
 
@@ -557,7 +557,7 @@ static void test_client_new_from_env(void **state)
 {
     (void)state;
     orpc_client *c = NULL;
-    assert_int_equal(orpc_client_new_from_env(&c, JOBS), 0);
+    assert_int_equal(orpc_client_new_from_env(&c, JOBS, NULL), 0);
     outcome o = get_job(c, 11, 10000);
     assert_int_equal(o.code, ORPC_OK);
     assert_int_equal(o.by, ORPC_SERVED_LEGACY);
@@ -566,10 +566,14 @@ static void test_client_new_from_env(void **state)
     /* a bad setting: no client, and the code says why */
     setenv("ORPC_PLAINTEXT", "yes", 1);
     c = (orpc_client *)&c; /* not NULL: the call must clear it */
-    assert_int_equal(orpc_client_new_from_env(&c, JOBS), ORPC_ECONFIG);
+    orpc_error_detail why = {0};
+    assert_int_equal(orpc_client_new_from_env(&c, JOBS, &why), ORPC_ECONFIG);
     assert_null(c);
-    assert_int_equal(orpc_client_new_from_env(NULL, JOBS), ORPC_EINVAL);
-    assert_int_equal(orpc_client_new_from_env(&c, NULL), ORPC_EINVAL);
+    assert_int_equal(why.code, ORPC_ECONFIG);
+    assert_non_null(strstr(why.message, "ORPC_PLAINTEXT"));
+    assert_int_equal(orpc_client_new_from_env(NULL, JOBS, &why), ORPC_EINVAL);
+    assert_int_equal(why.code, ORPC_EINVAL);
+    assert_int_equal(orpc_client_new_from_env(&c, NULL, NULL), ORPC_EINVAL);
 }
 
 static void test_grpc_over_mtls(void **state)
@@ -678,12 +682,13 @@ static void test_grpc_plaintext_and_no_target(void **state)
  * a message containing |want|. */
 static void env_refused(const char *want)
 {
-    char err[512] = "";
+    orpc_error_detail why = {0};
     orpc_env *env = (orpc_env *)&env; /* not NULL: must be cleared */
-    assert_int_equal(orpc_env_new(&env, NULL, err, sizeof(err)), ORPC_ECONFIG);
+    assert_int_equal(orpc_env_new(&env, NULL, &why), ORPC_ECONFIG);
     assert_null(env);
-    if (strstr(err, want) == NULL)
-        fail_msg("expected \"%s\" in \"%s\"", want, err);
+    assert_int_equal(why.code, ORPC_ECONFIG);
+    if (strstr(why.message, want) == NULL)
+        fail_msg("expected \"%s\" in \"%s\"", want, why.message);
 }
 
 /* orpc_env_client_new() of |svc| must fail with ECONFIG and a message
@@ -691,12 +696,12 @@ static void env_refused(const char *want)
 static void client_refused(const orpc_service_desc *svc, const char *want,
                            const char *want2)
 {
-    char err[512] = "";
+    orpc_error_detail why = {0};
+    char *err = why.message;
     orpc_env_opts eo = {.no_watch = 1};
     orpc_env *env = env_of(&eo);
     orpc_client *c = (orpc_client *)&c; /* not NULL: must be cleared */
-    assert_int_equal(orpc_env_client_new(env, svc, &c, err, sizeof(err)),
-                     ORPC_ECONFIG);
+    assert_int_equal(orpc_env_client_new(&c, env, svc, &why), ORPC_ECONFIG);
     assert_null(c);
     if (strstr(err, want) == NULL || (want2 && strstr(err, want2) == NULL))
         fail_msg("expected \"%s\" and \"%s\" in \"%s\"", want,
@@ -791,10 +796,9 @@ static void test_config_errors(void **state)
     env_refused("ORPC_IDENTITY: longer than 64 bytes");
     setenv("ORPC_IDENTITY", "scheduler-service", 1);
     orpc_env_opts bad_id = {.identity = "../etc", .no_watch = 1};
-    char err[512];
-    assert_int_equal(orpc_env_new(&env, &bad_id, err, sizeof(err)),
-                     ORPC_ECONFIG);
-    assert_non_null(strstr(err, "orpc_env_opts.identity"));
+    orpc_error_detail why;
+    assert_int_equal(orpc_env_new(&env, &bad_id, &why), ORPC_ECONFIG);
+    assert_non_null(strstr(why.message, "orpc_env_opts.identity"));
     setenv("ORPC_PLAINTEXT", "yes", 1);
     env_refused("ORPC_PLAINTEXT: expected 1");
     unsetenv("ORPC_PLAINTEXT");
@@ -830,14 +834,13 @@ static void test_config_errors(void **state)
     unsetenv("ORPC_ROUTE_JOBS");
 
     /* misuse */
-    assert_int_equal(orpc_env_new(NULL, NULL, err, sizeof(err)), ORPC_EINVAL);
+    assert_int_equal(orpc_env_new(NULL, NULL, &why), ORPC_EINVAL);
     env = env_of(&eo);
-    assert_int_equal(orpc_env_client_new(env, NULL, &c, err, sizeof(err)),
-                     ORPC_EINVAL);
+    assert_int_equal(orpc_env_client_new(&c, env, NULL, &why), ORPC_EINVAL);
     orpc_service_desc fake = *JOBS;
     fake.magic = 0;
-    assert_int_equal(orpc_env_client_new(env, &fake, &c, NULL, 0), ORPC_EINVAL);
-    assert_int_equal(orpc_env_client_new(NULL, JOBS, &c, NULL, 0), ORPC_EINVAL);
+    assert_int_equal(orpc_env_client_new(&c, env, &fake, &why), ORPC_EINVAL);
+    assert_int_equal(orpc_env_client_new(&c, NULL, JOBS, &why), ORPC_EINVAL);
     orpc_env_free(env);
     orpc_env_free(NULL);
     assert_null(orpc_env_routes(NULL));

@@ -314,14 +314,14 @@ static void start_grpc_jobs(orpc_server **srv, orpc_channel **ch)
     char target[64];
     orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
     orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_server_new(srv, &so, NULL), 0);
+    assert_int_equal(orpc_server_new(srv, &so, NULL, NULL), 0);
     assert_int_equal(opsconductor__jobs__v1__jobs_service__server__register(
                          *srv, &grpc_jobs, NULL),
                      0);
-    assert_int_equal(orpc_server_listen(*srv, "127.0.0.1:0", &port), 0);
+    assert_int_equal(orpc_server_listen(*srv, "127.0.0.1:0", &port, NULL), 0);
     assert_int_equal(orpc_server_start(*srv), 0);
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    assert_int_equal(orpc_channel_new(ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(ch, target, &co, NULL, NULL), 0);
 }
 
 static void stop_server(orpc_server *srv)

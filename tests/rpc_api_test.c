@@ -204,20 +204,20 @@ static int setup(void **state)
     /* One worker: once a later call's handler has run, the worker is done
      * with every earlier handler (see test_defer_finish). */
     orpc_server_opts o = {.plaintext = 1, .io_threads = 1, .worker_threads = 1};
-    assert_int_equal(orpc_server_new(&f->srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&f->srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
         0);
-    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port), 0);
+    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port, NULL), 0);
     assert_true(f->port > 0);
     assert_int_equal(orpc_server_start(f->srv), 0);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", f->port);
     orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&f->ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&f->ch, target, &co, NULL, NULL), 0);
     assert_int_equal(orpc_client_new(&f->cl,
                                      &grpc__testing__test_service__orpc_desc,
-                                     f->ch, NULL),
+                                     f->ch, NULL, NULL),
                      0);
     reset();
     *state = f;
@@ -709,7 +709,7 @@ static void test_client_with_invoker(void **state)
     orpc_client *cl = NULL;
     assert_int_equal(
         orpc_client_new_with_invoker(
-            &cl, &grpc__testing__test_service__orpc_desc, &inv, &ci, NULL),
+            &cl, &grpc__testing__test_service__orpc_desc, &inv, &ci, NULL, NULL),
         0);
     assert_non_null(cl);
     assert_ptr_equal(orpc_client_service(cl),
@@ -793,7 +793,7 @@ static orpc_code empty_call_to(const char *target)
 {
     orpc_channel *ch = NULL;
     orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
     Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT;
     ProtobufCMessage *resp = NULL;
     orpc_call_opts o = {.timeout_ms = 10000};
@@ -815,17 +815,17 @@ static void test_listen_addresses(void **state)
     (void)state;
     orpc_server *srv = NULL;
     orpc_server_opts o = {.plaintext = 1, .io_threads = 1};
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
     int p4 = 0, p6 = 0, dummy = 0;
-    assert_int_equal(orpc_server_listen(srv, "127.1:0", &p4), 0);
-    assert_int_equal(orpc_server_listen(srv, "[::1]:0", &p6), 0);
-    assert_int_equal(orpc_server_listen(srv, "no-port-here", &dummy),
+    assert_int_equal(orpc_server_listen(srv, "127.1:0", &p4, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, "[::1]:0", &p6, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, "no-port-here", &dummy, NULL),
                      ORPC_EADDR);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:70000", &dummy),
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:70000", &dummy, NULL),
                      ORPC_EADDR);
-    assert_int_equal(orpc_server_listen(srv, "[::1:0", &dummy), ORPC_EADDR);
+    assert_int_equal(orpc_server_listen(srv, "[::1:0", &dummy, NULL), ORPC_EADDR);
     assert_int_equal(orpc_server_start(srv), 0);
     char t[64];
     snprintf(t, sizeof(t), "127.0.0.1:%d", p4);

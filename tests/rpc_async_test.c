@@ -171,19 +171,19 @@ static int setup(void **state)
     fx *f = calloc(1, sizeof(*f));
     assert_non_null(f);
     orpc_server_opts o = {.plaintext = 1, .io_threads = 1};
-    assert_int_equal(orpc_server_new(&f->srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&f->srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
         0);
-    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port), 0);
+    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port, NULL), 0);
     assert_int_equal(orpc_server_start(f->srv), 0);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", f->port);
     orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&f->ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&f->ch, target, &co, NULL, NULL), 0);
     assert_int_equal(orpc_client_new(&f->cl,
                                      &grpc__testing__test_service__orpc_desc,
-                                     f->ch, NULL),
+                                     f->ch, NULL, NULL),
                      0);
     set(&g_sent, 0);
     set(&g_gate, 0);
@@ -595,7 +595,7 @@ static void test_unreachable(void **state)
     snprintf(target, sizeof(target), "127.0.0.1:%d", ntohs(got.sin_port));
     orpc_channel *ch;
     orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
     obs o;
     obs_init(&o);
     orpc_call *c = NULL;

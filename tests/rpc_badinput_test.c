@@ -122,11 +122,11 @@ static int setup(void **state)
     assert_non_null(f);
     orpc_server_opts o = {
         .plaintext = 1, .io_threads = 1, .max_concurrent_streams = 2};
-    assert_int_equal(orpc_server_new(&f->srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&f->srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
         0);
-    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port), 0);
+    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port, NULL), 0);
     assert_int_equal(orpc_server_start(f->srv), 0);
     uv_mutex_lock(&g_lock);
     g_sent = g_cancelled = 0;
@@ -647,9 +647,9 @@ static void test_server_drops_connection(void **state)
     orpc_channel *ch;
     orpc_client *cl;
     orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
     assert_int_equal(
-        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL),
+        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL, NULL),
         0);
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__SimpleResponse *resp = NULL;
@@ -679,10 +679,10 @@ static orpc_server *timed_server(int *port, int64_t handshake_ms)
                           .handshake_timeout_ms = handshake_ms,
                           .keepalive_time_ms = 100,
                           .keepalive_timeout_ms = 2000};
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     return srv;
 }

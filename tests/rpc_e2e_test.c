@@ -192,21 +192,21 @@ static int setup_with(void **state, const orpc_server_opts *so,
     o.plaintext = 1;
     if (o.io_threads == 0)
         o.io_threads = 2;
-    assert_int_equal(orpc_server_new(&f->srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&f->srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
         0);
-    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port), 0);
+    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port, NULL), 0);
     assert_true(f->port > 0);
     assert_int_equal(orpc_server_start(f->srv), 0);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", f->port);
     orpc_channel_opts co = co_in ? *co_in : (orpc_channel_opts){0};
     co.plaintext = 1;
-    assert_int_equal(orpc_channel_new(&f->ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&f->ch, target, &co, NULL, NULL), 0);
     assert_int_equal(orpc_client_new(&f->client,
                                      &grpc__testing__test_service__orpc_desc,
-                                     f->ch, NULL),
+                                     f->ch, NULL, NULL),
                      0);
     *state = f;
     return 0;
@@ -404,7 +404,7 @@ static void test_unimplemented(void **state)
     orpc_client *u;
     assert_int_equal(
         orpc_client_new(&u, &grpc__testing__unimplemented_service__orpc_desc,
-                        f->ch, NULL),
+                        f->ch, NULL, NULL),
         0);
     st = grpc__testing__unimplemented_service__client__unimplemented_call(
         u, &req, &resp, NULL);

@@ -155,10 +155,10 @@ static orpc_server *serve(orpc_server_opts o, int *port)
     o.plaintext = 1;
     if (o.io_threads == 0)
         o.io_threads = 1;
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     return srv;
 }
@@ -181,10 +181,10 @@ static void client_open(client *c, int port)
     char target[64];
     orpc_channel_opts co = {.plaintext = 1};
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    assert_int_equal(orpc_channel_new(&c->ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&c->ch, target, &co, NULL, NULL), 0);
     assert_int_equal(orpc_client_new(&c->cl,
                                      &grpc__testing__test_service__orpc_desc,
-                                     c->ch, NULL),
+                                     c->ch, NULL, NULL),
                      0);
 }
 
@@ -968,8 +968,8 @@ static void test_port_sharing_is_explicit(void **state)
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     orpc_server *b;
     orpc_server_opts ob = {.plaintext = 1, .io_threads = 2};
-    assert_int_equal(orpc_server_new(&b, &ob, NULL), 0);
-    assert_int_equal(orpc_server_listen(b, addr, &port2), ORPC_EADDR);
+    assert_int_equal(orpc_server_new(&b, &ob, NULL, NULL), 0);
+    assert_int_equal(orpc_server_listen(b, addr, &port2, NULL), ORPC_EADDR);
     orpc_server_free(b);
     stop(a);
 
@@ -977,8 +977,8 @@ static void test_port_sharing_is_explicit(void **state)
     a = serve(o, &port);
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     ob.reuse_port = 1;
-    assert_int_equal(orpc_server_new(&b, &ob, NULL), 0);
-    assert_int_equal(orpc_server_listen(b, addr, &port2), 0);
+    assert_int_equal(orpc_server_new(&b, &ob, NULL, NULL), 0);
+    assert_int_equal(orpc_server_listen(b, addr, &port2, NULL), 0);
     assert_int_equal(port2, port);
     orpc_server_free(b);
     stop(a);
@@ -1052,7 +1052,7 @@ static void test_channel_free_during_connect(void **state)
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     orpc_channel *ch;
     orpc_channel_opts co = {.plaintext = 1, .connect_timeout_ms = 120000};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
     orpc_channel_get_state(ch, 1);
     int st = ORPC_CHANNEL_IDLE;
     for (int i = 0; i < 500 && st != ORPC_CHANNEL_CONNECTING; i++) {

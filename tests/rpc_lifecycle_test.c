@@ -122,11 +122,11 @@ static orpc_server *start_counted(const char *addr, int *port,
                           .io_threads = 1,
                           .max_concurrent_streams = max_streams,
                           .reuse_port = 1};
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, served),
         0);
-    assert_int_equal(orpc_server_listen(srv, addr, port), 0);
+    assert_int_equal(orpc_server_listen(srv, addr, port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     return srv;
 }
@@ -161,10 +161,10 @@ static void client_open_opts(client *c, int port, const orpc_channel_opts *co)
 {
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    assert_int_equal(orpc_channel_new(&c->ch, target, co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&c->ch, target, co, NULL, NULL), 0);
     assert_int_equal(orpc_client_new(&c->cl,
                                      &grpc__testing__test_service__orpc_desc,
-                                     c->ch, NULL),
+                                     c->ch, NULL, NULL),
                      0);
 }
 
@@ -566,10 +566,10 @@ static void test_keepalive(void **state)
      * goes through */
     orpc_server_opts so = {
         .plaintext = 1, .io_threads = 1, .min_ping_interval_ms = 10};
-    assert_int_equal(orpc_server_new(&srv, &so, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &so, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &sport), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &sport, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     client_open_opts(&c, sport, &co);
     assert_int_equal(unary(&c, 10000), ORPC_OK);

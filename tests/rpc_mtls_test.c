@@ -185,12 +185,12 @@ static orpc_server *start(const char *policy_file, int *port)
     o.tls.ca_file = path_of("ca.pem");
     o.tls.require_client_cert = 1;
     o.authz_policy_file = policy_file;
-    int rc = orpc_server_new(&srv, &o, NULL);
+    int rc = orpc_server_new(&srv, &o, NULL, NULL);
     if (rc != 0)
         return NULL;
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     uv_mutex_lock(&g_lock);
     g_handled = 0;
@@ -224,11 +224,11 @@ static int peer_open(peer *p, int port, const char *who)
         t.key_file = path_of(key);
     }
     orpc_channel_opts co = {.tls = &t, .connect_timeout_ms = 3000};
-    int rc = orpc_channel_new(&p->ch, target, &co, NULL);
+    int rc = orpc_channel_new(&p->ch, target, &co, NULL, NULL);
     if (rc != 0)
         return rc;
     return orpc_client_new(&p->cl, &grpc__testing__test_service__orpc_desc,
-                           p->ch, NULL);
+                           p->ch, NULL, NULL);
 }
 
 static void peer_close(peer *p)
@@ -356,10 +356,10 @@ static void test_server_name_mismatch(void **state)
     orpc_server_opts o = {.io_threads = 1};
     o.tls.cert_file = path_of("server-wrongname.pem");
     o.tls.key_file = path_of("server-wrongname.key");
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     uv_mutex_lock(&g_lock);
     g_handled = 0;
@@ -388,10 +388,10 @@ static void test_expected_spiffe_id(void **state)
                        .expected_spiffe_id = "spiffe://test.orpc/service/jobs"};
     orpc_channel_opts co = {.tls = &t};
     peer p;
-    assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL, NULL), 0);
     assert_int_equal(orpc_client_new(&p.cl,
                                      &grpc__testing__test_service__orpc_desc,
-                                     p.ch, NULL),
+                                     p.ch, NULL, NULL),
                      0);
     orpc_status st = unary(&p, NULL, 0);
     assert_int_equal(st.code, ORPC_UNAVAILABLE);
@@ -400,10 +400,10 @@ static void test_expected_spiffe_id(void **state)
     peer_close(&p);
     /* and the right one passes */
     t.expected_spiffe_id = "spiffe://test.orpc/service/server";
-    assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL, NULL), 0);
     assert_int_equal(orpc_client_new(&p.cl,
                                      &grpc__testing__test_service__orpc_desc,
-                                     p.ch, NULL),
+                                     p.ch, NULL, NULL),
                      0);
     st = unary(&p, NULL, 0);
     assert_int_equal(st.code, ORPC_OK);
@@ -446,10 +446,10 @@ static void test_plaintext_client(void **state)
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
     orpc_channel_opts co = {.plaintext = 1};
     peer p;
-    assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&p.ch, target, &co, NULL, NULL), 0);
     assert_int_equal(orpc_client_new(&p.cl,
                                      &grpc__testing__test_service__orpc_desc,
-                                     p.ch, NULL),
+                                     p.ch, NULL, NULL),
                      0);
     orpc_status st = unary(&p, NULL, 0);
     assert_int_equal(st.code, ORPC_UNAVAILABLE);
@@ -904,7 +904,7 @@ static void test_policy_reload(void **state)
         usleep(5000);
     assert_int_equal(handled(), before + 1);
     write_file(pf, POLICY_B);
-    assert_int_equal(orpc_server_reload(srv), 0);
+    assert_int_equal(orpc_server_reload(srv, NULL), 0);
     uv_mutex_lock(&g_lock);
     g_sleep_ms = 0;
     uv_mutex_unlock(&g_lock);
@@ -929,7 +929,7 @@ static void test_policy_reload(void **state)
     assert_int_equal(s.code, ORPC_OK); /* the call in flight did not fail */
     /* a broken policy is refused and the last good one stays */
     write_file(pf, "{\"name\": \"x\", \"allow_rules\": [{\"name\": 7}]}");
-    assert_int_equal(orpc_server_reload(srv), ORPC_ECONFIG);
+    assert_int_equal(orpc_server_reload(srv, NULL), ORPC_ECONFIG);
     st = unary(&b, NULL, 0);
     assert_int_equal(st.code, ORPC_OK);
     orpc_status_clear(&st);
@@ -966,10 +966,10 @@ static void test_certificate_reload(void **state)
     o.tls.key_file = key;
     o.tls.ca_file = path_of("ca.pem");
     o.tls.require_client_cert = 1;
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     peer old;
     assert_int_equal(peer_open(&old, port, "client"), 0);
@@ -979,7 +979,7 @@ static void test_certificate_reload(void **state)
     /* rotate to a certificate for another name */
     assert_int_equal(copy_file(path_of("server-wrongname.pem"), cert), 0);
     assert_int_equal(copy_file(path_of("server-wrongname.key"), key), 0);
-    assert_int_equal(orpc_server_reload(srv), 0);
+    assert_int_equal(orpc_server_reload(srv, NULL), 0);
     /* the open connection keeps its material */
     st = unary(&old, NULL, 0);
     assert_int_equal(st.code, ORPC_OK);
@@ -996,7 +996,7 @@ static void test_certificate_reload(void **state)
     /* a reload whose key does not match its certificate fails and keeps
      * the current material */
     assert_int_equal(copy_file(path_of("client.key"), key), 0);
-    assert_int_equal(orpc_server_reload(srv), ORPC_ECONFIG);
+    assert_int_equal(orpc_server_reload(srv, NULL), ORPC_ECONFIG);
     st = unary(&old, NULL, 0);
     assert_int_equal(st.code, ORPC_OK);
     orpc_status_clear(&st);
@@ -1033,11 +1033,11 @@ static void test_no_key_material_in_logs(void **state)
     orpc_server_opts o = {.io_threads = 1, .log = logger};
     o.tls.cert_file = path_of("server.pem");
     o.tls.key_file = path_of("client.key"); /* wrong key */
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), ORPC_ECONFIG);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), ORPC_ECONFIG);
     o.tls.key_file = path_of("ca.pem");
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), ORPC_ECONFIG);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), ORPC_ECONFIG);
     o.tls.key_file = path_of("missing.key");
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), ORPC_ECONFIG);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), ORPC_ECONFIG);
     /* PEM text given inline, with a broken tail */
     FILE *f = fopen(path_of("client.key"), "r");
     char key[4096];
@@ -1046,7 +1046,7 @@ static void test_no_key_material_in_logs(void **state)
     key[n] = '\0';
     o.tls.key_file = NULL;
     o.tls.key_pem = key;
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), ORPC_ECONFIG);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), ORPC_ECONFIG);
     uv_mutex_lock(&g_lock);
     assert_true(g_log_len > 0);
     assert_null(strstr(g_log, "PRIVATE KEY"));

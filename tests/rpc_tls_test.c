@@ -93,10 +93,10 @@ static orpc_server *start_server(int mtls, int *port)
         o.tls.ca_file = g_ca;
         o.tls.require_client_cert = 1;
     }
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     uv_mutex_lock(&g_lock);
     g_handled = 0;
@@ -123,12 +123,12 @@ static orpc_status call_once(int port, const orpc_tls_opts *tls, int plaintext,
     snprintf(target, sizeof(target), "localhost:%d", port);
     orpc_channel_opts co = {
         .tls = tls, .plaintext = plaintext, .connect_timeout_ms = 3000};
-    int rc = orpc_channel_new(&ch, target, &co, NULL);
+    int rc = orpc_channel_new(&ch, target, &co, NULL, NULL);
     if (rc != 0)
         return orpc_status_errorf(ORPC_INTERNAL, "channel: %s",
                                   orpc_strerror(rc));
     rc =
-        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL);
+        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL, NULL);
     if (rc != 0) {
         orpc_channel_unref(ch);
         return orpc_status_errorf(ORPC_INTERNAL, "client: %s",
@@ -262,18 +262,18 @@ static void test_unix_socket(void **state)
     orpc_server *srv;
     snprintf(path, sizeof(path), "%s/orpc.sock", g_dir);
     orpc_server_opts o = {.plaintext = 1, .io_threads = 2};
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
     snprintf(target, sizeof(target), "unix:%s", path);
-    assert_int_equal(orpc_server_listen(srv, target, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, target, NULL, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     orpc_channel *ch;
     orpc_client *cl;
     orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
     assert_int_equal(
-        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL),
+        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL, NULL),
         0);
     for (int i = 0; i < 20; i++) {
         Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
@@ -307,11 +307,11 @@ static orpc_status unix_call(const char *target, const orpc_tls_opts *tls)
     orpc_client *cl;
     orpc_channel_opts co = {
         .tls = tls, .connect_timeout_ms = 3000, .log = chan_logger};
-    int rc = orpc_channel_new(&ch, target, &co, NULL);
+    int rc = orpc_channel_new(&ch, target, &co, NULL, NULL);
     if (rc != 0)
         return orpc_status_errorf(ORPC_INTERNAL, "channel: %s",
                                   orpc_err_name(rc));
-    orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL);
+    orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL, NULL);
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__SimpleResponse *resp = NULL;
     orpc_call_opts o = {.timeout_ms = 5000};
@@ -336,10 +336,10 @@ static void test_tls_unix_target_needs_a_name(void **state)
     orpc_server_opts o = {.io_threads = 1};
     o.tls.cert_file = g_cert;
     o.tls.key_file = g_key;
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, target, NULL), 0);
+    assert_int_equal(orpc_server_listen(srv, target, NULL, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     uv_mutex_lock(&g_lock);
     g_handled = 0;
@@ -395,19 +395,19 @@ static void test_ipv6(void **state)
     orpc_server *srv;
     int port;
     orpc_server_opts o = {.plaintext = 1, .io_threads = 1};
-    assert_int_equal(orpc_server_new(&srv, &o, NULL), 0);
+    assert_int_equal(orpc_server_new(&srv, &o, NULL, NULL), 0);
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
-    assert_int_equal(orpc_server_listen(srv, "[::1]:0", &port), 0);
+    assert_int_equal(orpc_server_listen(srv, "[::1]:0", &port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     char target[64];
     snprintf(target, sizeof(target), "[::1]:%d", port);
     orpc_channel *ch;
     orpc_client *cl;
     orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL), 0);
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
     assert_int_equal(
-        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL),
+        orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch, NULL, NULL),
         0);
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     Grpc__Testing__SimpleResponse *resp = NULL;

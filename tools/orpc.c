@@ -398,14 +398,15 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
         }
         orpc_env *env;
         orpc_env_opts eo = {.log = log_stderr, .no_watch = 1};
-        rc = orpc_env_new(&env, &eo, err, sizeof(err));
+        orpc_error_detail why;
+        rc = orpc_env_new(&env, &eo, &why);
         if (rc == 0) {
-            rc = orpc_env_client_new(env, m->service, client, err, sizeof(err));
+            rc = orpc_env_client_new(client, env, m->service, &why);
             *routes = orpc_routes_ref(orpc_env_routes(env));
             orpc_env_free(env);
         }
         if (rc != 0) {
-            fprintf(stderr, "orpc: --env: %s\n", err);
+            fprintf(stderr, "orpc: --env: %s\n", why.message);
             return rc == ORPC_ENOMEM ? EXIT_NO_RESOURCES : EXIT_BAD_CONFIG;
         }
         return 0;
@@ -438,7 +439,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
     if (rc == 0 && a->target != NULL) {
         orpc_channel_opts co = {.tls = a->ca ? &tls : NULL,
                                 .plaintext = !a->ca};
-        rc = orpc_channel_new(&ch, a->target, &co, NULL);
+        rc = orpc_channel_new(&ch, a->target, &co, NULL, NULL);
         if (rc != 0) {
             fprintf(stderr, "orpc: --target %s: %s\n", a->target,
                     orpc_strerror(rc));

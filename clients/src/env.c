@@ -48,6 +48,8 @@
 #include <orpc/error.h>
 #include <orpc/tls.h>
 
+#include "common/log.h"
+
 /* Bounds of what the environment may hold, in bytes. */
 #define IDENTITY_MAX 64
 #define FILE_MAX 4095 /* a file path */
@@ -267,8 +269,9 @@ static int load_routes(orpc_env *env, const orpc_env_opts *opts, char *err,
     return 0;
 }
 
-int orpc_env_new(orpc_env **out, const orpc_env_opts *opts, char *err,
-                 size_t errlen)
+/* orpc_env_new() with its message in |err|. */
+static int env_new(orpc_env **out, const orpc_env_opts *opts, char *err,
+                   size_t errlen)
 {
     const orpc_env_opts none = {0};
     if (err == NULL)
@@ -420,7 +423,8 @@ static int get_channel(orpc_env *env, const char *var, const char *target,
         rc = ORPC_ENOMEM;
         errf(err, errlen, rc, "out of memory");
     } else {
-        rc = orpc_channel_new(&ch, target, &co, NULL);
+        orpc_error_detail cd;
+        rc = orpc_channel_new(&ch, target, &co, NULL, &cd);
         if (rc == ORPC_EADDR)
             rc = errf(err, errlen, ORPC_ECONFIG,
                       "%s=%.*s: not a gRPC target (host:port, "
@@ -428,13 +432,11 @@ static int get_channel(orpc_env *env, const char *var, const char *target,
                       var, SHOW_MAX, target);
         else if (rc == ORPC_ECONFIG)
             rc = errf(err, errlen, ORPC_ECONFIG,
-                      "%s: the channel's TLS settings do not load (check "
-                      "ORPC_TLS_CA, ORPC_TLS_CERT and ORPC_TLS_KEY: PEM "
-                      "files, the key matching the certificate)",
-                      var);
+                      "%s: the channel's TLS settings do not load (from "
+                      "ORPC_TLS_CA, ORPC_TLS_CERT, ORPC_TLS_KEY): %s",
+                      var, cd.message);
         else if (rc != 0)
-            rc = errf(err, errlen, rc, "%s: channel: %s", var,
-                      orpc_strerror(rc));
+            rc = errf(err, errlen, rc, "%s: channel: %s", var, cd.message);
     }
     if (rc == 0 && c != NULL) {
         c->key = key;
@@ -607,8 +609,10 @@ static int credentials_message(orpc_env *env, const orpc_service_desc *svc,
                 svc->full_name);
 }
 
-int orpc_env_client_new(orpc_env *env, const orpc_service_desc *svc,
-                        orpc_client **out, char *err, size_t errlen)
+/* orpc_env_client_new() with its message in |err|. */
+static int env_client_new(orpc_client **out, orpc_env *env,
+                          const orpc_service_desc *svc, char *err,
+                          size_t errlen)
 {
     if (err == NULL)
         errlen = 0;
@@ -647,16 +651,49 @@ int orpc_env_client_new(orpc_env *env, const orpc_service_desc *svc,
     return 0;
 }
 
-int orpc_client_new_from_env(orpc_client **out, const orpc_service_desc *svc)
+/* The one place a failure of this file's constructors goes: the caller's
+ * |detail|, else the env's logger, else stderr. */
+static int report(int rc, const char *msg, orpc_log_fn log, void *log_ud,
+                  orpc_error_detail *detail)
 {
+    if (rc == 0)
+        return 0;
+    return orpc__fail(detail, log, log_ud, "env", rc, "%s",
+                      msg[0] != '\0' ? msg : orpc_strerror(rc));
+}
+
+int orpc_env_new(orpc_env **out, const orpc_env_opts *opts,
+                 orpc_error_detail *detail)
+{
+    char msg[sizeof(detail->message)] = "";
+    int rc = env_new(out, opts, msg, sizeof msg);
+    return report(rc, msg, opts ? opts->log : NULL,
+                  opts ? opts->log_user_data : NULL, detail);
+}
+
+int orpc_env_client_new(orpc_client **out, orpc_env *env,
+                        const orpc_service_desc *svc, orpc_error_detail *detail)
+{
+    char msg[sizeof(detail->message)] = "";
+    int rc = env_client_new(out, env, svc, msg, sizeof msg);
+    return report(rc, msg, env ? env->log : NULL, env ? env->log_ud : NULL,
+                  detail);
+}
+
+int orpc_client_new_from_env(orpc_client **out, const orpc_service_desc *svc,
+                             orpc_error_detail *detail)
+{
+    char msg[sizeof(detail->message)] = "";
     if (out == NULL || svc == NULL)
-        return ORPC_EINVAL;
-    *out = NULL;
-    orpc_env *env;
-    int rc = orpc_env_new(&env, NULL, NULL, 0);
-    if (rc != 0)
-        return rc;
-    rc = orpc_env_client_new(env, svc, out, NULL, 0);
-    orpc_env_free(env); /* the client holds what it uses */
-    return rc;
+        return report(ORPC_EINVAL, "orpc_client_new_from_env: NULL argument",
+                      NULL, NULL, detail);
+    orpc_env *env = NULL;
+    int rc = env_new(&env, NULL, msg, sizeof msg);
+    if (rc == 0) {
+        rc = env_client_new(out, env, svc, msg, sizeof msg);
+        orpc_env_free(env); /* the client holds what it uses */
+    } else if (out != NULL) {
+        *out = NULL;
+    }
+    return report(rc, msg, NULL, NULL, detail);
 }

@@ -1471,5 +1471,5 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
         routed_free(r);
         return rc;
     }
-    return orpc_client_new_with_invoker(out, s, &routed_invoker, r, NULL);
+    return orpc_client_new_with_invoker(out, s, &routed_invoker, r, NULL, NULL);
 }

@@ -20,12 +20,12 @@ int main(int argc, char **argv)
     orpc_channel *ch;
     orpc_client *greeter;
     int rc = orpc_channel_new(&ch, argv[1],
-                              &(orpc_channel_opts){.plaintext = 1}, NULL);
+                              &(orpc_channel_opts){.plaintext = 1}, NULL, NULL);
     if (rc != 0) {
         fprintf(stderr, "hello_client: %s\n", orpc_strerror(rc));
         return 2;
     }
-    orpc_client_new(&greeter, &hello__v1__greeter__orpc_desc, ch, NULL);
+    orpc_client_new(&greeter, &hello__v1__greeter__orpc_desc, ch, NULL, NULL);
 
     /* Unary: blocking call, response freed the protobuf-c way. */
     Hello__V1__HelloRequest req = HELLO__V1__HELLO_REQUEST__INIT;

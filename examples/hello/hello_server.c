@@ -59,11 +59,11 @@ int main(int argc, char **argv)
     int port = 0, rc;
 
     /* h2c for the tour; a service gives .tls = {.cert_file, .key_file} */
-    rc = orpc_server_new(&srv, &(orpc_server_opts){.plaintext = 1}, NULL);
+    rc = orpc_server_new(&srv, &(orpc_server_opts){.plaintext = 1}, NULL, NULL);
     if (rc == 0)
         rc = hello__v1__greeter__server__register(srv, &handlers, NULL);
     if (rc == 0)
-        rc = orpc_server_listen(srv, addr, &port);
+        rc = orpc_server_listen(srv, addr, &port, NULL);
     if (rc == 0)
         rc = orpc_server_start(srv);
     if (rc != 0) {

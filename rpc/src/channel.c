@@ -26,7 +26,8 @@
  * callback.
  */
 #include "channel_internal.h"
-#include "log.h"
+#include "common/detail.h"
+#include "common/log.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -150,15 +151,22 @@ static void channel_stop_task(orpc__task *t, void *arg)
 }
 
 int orpc_channel_new(orpc_channel **out, const char *target,
-                     const orpc_channel_opts *opts, const orpc_mem *mem)
+                     const orpc_channel_opts *opts, const orpc_mem *mem,
+                     orpc_error_detail *detail)
 {
-    char err[256];
+    char err[200];
+    char why[sizeof(detail->message)];
+    orpc_log_fn log = opts ? opts->log : NULL;
+    void *log_ud = opts ? opts->log_user_data : NULL;
     if (out == NULL || target == NULL)
-        return ORPC_EINVAL;
+        return orpc__fail(detail, log, log_ud, "channel", ORPC_EINVAL,
+                          "orpc_channel_new: |out| or |target| is NULL");
     *out = NULL;
     orpc_channel *ch = calloc(1, sizeof(*ch));
     if (ch == NULL)
-        return ORPC_ENOMEM;
+        return orpc__fail(detail, log, log_ud, "channel", ORPC_ENOMEM,
+                          "out of memory creating a channel");
+    snprintf(why, sizeof why, "out of memory creating a channel");
     if (opts)
         ch->opts = *opts;
     if (mem)
@@ -172,6 +180,11 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         o->max_header_list_size = ORPC_DEFAULT_MAX_HEADER_LIST;
     int rc = 0;
     if (parse_target(ch, target) != 0) {
+        snprintf(
+            why, sizeof why,
+            "target \"%.120s\": not host:port, [v6]:port, dns:///host:port "
+            "or unix:/path",
+            target);
         rc = ORPC_EADDR;
         goto fail;
     }
@@ -195,12 +208,12 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         rc = orpc__tls_check_client_target(o->tls, ch->unix_path != NULL, err,
                                            sizeof(err));
         if (rc != 0) {
-            orpc__ch_log(ch, ORPC_LOG_ERROR, "TLS: %s", err);
+            snprintf(why, sizeof why, "tls: %s", err);
             goto fail;
         }
         ch->ssl_ctx = orpc__tls_client_ctx(o->tls, err, sizeof(err));
         if (ch->ssl_ctx == NULL) {
-            orpc__ch_log(ch, ORPC_LOG_ERROR, "TLS: %s", err);
+            snprintf(why, sizeof why, "tls: %s", err);
             rc = ORPC_ECONFIG;
             goto fail;
         }
@@ -210,6 +223,10 @@ int orpc_channel_new(orpc_channel **out, const char *target,
             ch->expected_spiffe = strdup(o->tls->expected_spiffe_id);
         o->tls = NULL;
     } else if (!o->plaintext) {
+        snprintf(why, sizeof why,
+                 "tls: no TLS settings for \"%.120s\" and plaintext not asked "
+                 "for (set opts.tls, or opts.plaintext for cleartext h2c)",
+                 target);
         rc = ORPC_ECONFIG;
         goto fail;
     }
@@ -218,6 +235,7 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         goto fail;
     }
     if (orpc__io_init(&ch->io, 0, orpc__ch_io_stop, ch) != 0) {
+        snprintf(why, sizeof why, "cannot create the IO loop");
         rc = ORPC_ESYS;
         goto fail;
     }
@@ -233,6 +251,7 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     if (orpc__io_start(&ch->io) != 0) {
         orpc__io_close_unstarted(&ch->io);
         orpc__io_destroy(&ch->io);
+        snprintf(why, sizeof why, "cannot start the IO thread");
         rc = ORPC_ESYS;
         goto fail_io;
     }
@@ -255,7 +274,7 @@ fail_io:
     free(ch->user_agent);
     uv_mutex_destroy(&ch->lock);
     free(ch);
-    return rc;
+    return orpc__fail(detail, log, log_ud, "channel", rc, "%s", why);
 }
 
 orpc_channel *orpc_channel_ref(orpc_channel *ch)

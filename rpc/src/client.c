@@ -13,6 +13,8 @@
 #include <orpc/client.h>
 #include <orpc/error.h>
 
+#include "common/log.h"
+
 struct orpc_client {
     const orpc_service_desc *service;
     orpc_channel *channel; /* or NULL with an invoker */
@@ -21,17 +23,35 @@ struct orpc_client {
     int has_invoker;
 };
 
+/* A client has no logger of its own: without |detail|, stderr hears why. */
+#define CLIENT_FAIL(detail, code, ...)                                         \
+    orpc__fail((detail), NULL, NULL, "client", (code), __VA_ARGS__)
+
+/* Nonzero when |service| is a descriptor this runtime can read. */
+static int service_ok(const orpc_service_desc *service)
+{
+    return service != NULL && service->magic == ORPC_SERVICE_DESC_MAGIC &&
+           (service->n_methods == 0 || orpc_service_method(service, 0) != NULL);
+}
+
 int orpc_client_new(orpc_client **out, const orpc_service_desc *service,
-                    orpc_channel *channel, const orpc_mem *mem)
+                    orpc_channel *channel, const orpc_mem *mem,
+                    orpc_error_detail *detail)
 {
     (void)mem;
-    if (out == NULL || service == NULL || channel == NULL ||
-        service->magic != ORPC_SERVICE_DESC_MAGIC ||
-        (service->n_methods > 0 && orpc_service_method(service, 0) == NULL))
-        return ORPC_EINVAL;
+    if (out == NULL || channel == NULL)
+        return CLIENT_FAIL(detail, ORPC_EINVAL,
+                           "orpc_client_new: |out| or |channel| is NULL");
+    *out = NULL;
+    if (!service_ok(service))
+        return CLIENT_FAIL(detail, ORPC_EINVAL,
+                           "orpc_client_new: not a service descriptor of "
+                           "this runtime (regenerate the code?)");
     orpc_client *c = calloc(1, sizeof(*c));
     if (c == NULL)
-        return ORPC_ENOMEM;
+        return CLIENT_FAIL(detail, ORPC_ENOMEM,
+                           "out of memory creating a client of %s",
+                           service->full_name);
     c->service = service;
     c->channel = orpc_channel_ref(channel);
     *out = c;
@@ -41,22 +61,27 @@ int orpc_client_new(orpc_client **out, const orpc_service_desc *service,
 int orpc_client_new_with_invoker(orpc_client **out,
                                  const orpc_service_desc *service,
                                  const orpc_invoker *invoker, void *user_data,
-                                 const orpc_mem *mem)
+                                 const orpc_mem *mem, orpc_error_detail *detail)
 {
     (void)mem;
-    if (out == NULL || service == NULL || invoker == NULL ||
-        invoker->invoke == NULL || invoker->invoke_async == NULL ||
-        service->magic != ORPC_SERVICE_DESC_MAGIC ||
-        (service->n_methods > 0 && orpc_service_method(service, 0) == NULL)) {
+    if (out != NULL)
+        *out = NULL;
+    if (out == NULL || invoker == NULL || invoker->invoke == NULL ||
+        invoker->invoke_async == NULL || !service_ok(service)) {
         if (invoker && invoker->destroy)
             invoker->destroy(user_data);
-        return ORPC_EINVAL;
+        return CLIENT_FAIL(detail, ORPC_EINVAL,
+                           "orpc_client_new_with_invoker: |out| NULL, an "
+                           "invoker without invoke/invoke_async, or not a "
+                           "service descriptor of this runtime");
     }
     orpc_client *c = calloc(1, sizeof(*c));
     if (c == NULL) {
         if (invoker->destroy)
             invoker->destroy(user_data);
-        return ORPC_ENOMEM;
+        return CLIENT_FAIL(detail, ORPC_ENOMEM,
+                           "out of memory creating a client of %s",
+                           service->full_name);
     }
     c->service = service;
     c->invoker = *invoker;
@@ -87,8 +112,9 @@ static int owns(const orpc_client *c, const orpc_method_desc *m)
 }
 
 orpc_status orpc_client_invoke(orpc_client *c, const orpc_method_desc *m,
-                        const ProtobufCMessage *request,
-                        ProtobufCMessage **response, const orpc_call_opts *opts)
+                               const ProtobufCMessage *request,
+                               ProtobufCMessage **response,
+                               const orpc_call_opts *opts)
 {
     if (!owns(c, m))
         return orpc_status_new(ORPC_INVALID_ARGUMENT,
@@ -100,10 +126,10 @@ orpc_status orpc_client_invoke(orpc_client *c, const orpc_method_desc *m,
 }
 
 int orpc_client_invoke_async_typed(orpc_client *c, const orpc_method_desc *m,
-                            const ProtobufCMessage *request,
-                            const orpc_call_opts *opts,
-                            orpc_unary_trampoline done, orpc_fn typed_cb,
-                            void *user_data)
+                                   const ProtobufCMessage *request,
+                                   const orpc_call_opts *opts,
+                                   orpc_unary_trampoline done, orpc_fn typed_cb,
+                                   void *user_data)
 {
     if (!owns(c, m) || done == NULL)
         return ORPC_EINVAL;
@@ -122,18 +148,20 @@ static void plain_trampoline(const orpc_status *st, ProtobufCMessage *resp,
 }
 
 int orpc_client_invoke_async(orpc_client *c, const orpc_method_desc *m,
-                      const ProtobufCMessage *request,
-                      const orpc_call_opts *opts, orpc_unary_cb cb,
-                      void *user_data)
+                             const ProtobufCMessage *request,
+                             const orpc_call_opts *opts, orpc_unary_cb cb,
+                             void *user_data)
 {
     if (cb == NULL)
         return ORPC_EINVAL;
     return orpc_client_invoke_async_typed(c, m, request, opts, plain_trampoline,
-                                   (orpc_fn)cb, user_data);
+                                          (orpc_fn)cb, user_data);
 }
 
-int orpc_client_call_start(orpc_call **out, orpc_client *c, const orpc_method_desc *m,
-                    const ProtobufCMessage *request, const orpc_call_opts *opts)
+int orpc_client_call_start(orpc_call **out, orpc_client *c,
+                           const orpc_method_desc *m,
+                           const ProtobufCMessage *request,
+                           const orpc_call_opts *opts)
 {
     if (out == NULL || !owns(c, m))
         return ORPC_EINVAL;
@@ -146,10 +174,11 @@ int orpc_client_call_start(orpc_call **out, orpc_client *c, const orpc_method_de
 }
 
 int orpc_client_call_start_async(orpc_call **out, orpc_client *c,
-                          const orpc_method_desc *m,
-                          const ProtobufCMessage *request,
-                          const orpc_call_opts *opts,
-                          const orpc_call_callbacks *callbacks, void *user_data)
+                                 const orpc_method_desc *m,
+                                 const ProtobufCMessage *request,
+                                 const orpc_call_opts *opts,
+                                 const orpc_call_callbacks *callbacks,
+                                 void *user_data)
 {
     if (out == NULL || !owns(c, m))
         return ORPC_EINVAL;

@@ -41,7 +41,8 @@
 #include <orpc/channel.h>
 #include <orpc/error.h>
 
-#include "log.h"
+#include "common/detail.h"
+#include "common/log.h"
 #include "mem.h"
 #include "tls_internal.h"
 
@@ -101,29 +102,34 @@ SSL_CTX *orpc__srv_ssl_ctx_get(orpc_server *srv)
     return c;
 }
 
+/* Reports a failure of construction, listen or reload: into |detail| when
+ * the caller gave one, else through the server's logger or stderr. */
+#define SRV_FAIL(srv, detail, code, ...)                                       \
+    orpc__fail((detail), (srv)->opts.log, (srv)->opts.log_user_data, "server", \
+               (code), __VA_ARGS__)
+
 /* Loads what reload swaps in: a TLS context and a policy.  0, or
- * ORPC_ECONFIG having logged why (never key material). */
-static int load_material(orpc_server *srv, SSL_CTX **ctx, policy_ref **pol)
+ * ORPC_ECONFIG having said why (never key material). */
+static int load_material(orpc_server *srv, SSL_CTX **ctx, policy_ref **pol,
+                         orpc_error_detail *detail)
 {
     char err[512];
     *ctx = NULL;
     *pol = NULL;
     if (!srv->opts.plaintext) {
         *ctx = orpc__tls_server_ctx(&srv->opts.tls, err, sizeof(err));
-        if (*ctx == NULL) {
-            orpc__srv_log(srv, ORPC_LOG_ERROR, "TLS: %s", err);
-            return ORPC_ECONFIG;
-        }
+        if (*ctx == NULL)
+            return SRV_FAIL(srv, detail, ORPC_ECONFIG, "tls: %s", err);
     }
     if (srv->policy_file != NULL) {
         orpc__authz *a = NULL;
         if (orpc__authz_load_file(srv->policy_file, &a, err, sizeof(err)) !=
             0) {
-            orpc__srv_log(srv, ORPC_LOG_ERROR, "authorization policy: %s", err);
             if (*ctx)
                 SSL_CTX_free(*ctx);
             *ctx = NULL;
-            return ORPC_ECONFIG;
+            return SRV_FAIL(srv, detail, ORPC_ECONFIG, "authz_policy_file: %s",
+                            err);
         }
         *pol = calloc(1, sizeof(**pol));
         if (*pol == NULL) {
@@ -131,7 +137,8 @@ static int load_material(orpc_server *srv, SSL_CTX **ctx, policy_ref **pol)
             if (*ctx)
                 SSL_CTX_free(*ctx);
             *ctx = NULL;
-            return ORPC_ENOMEM;
+            return SRV_FAIL(srv, detail, ORPC_ENOMEM,
+                            "out of memory loading the policy");
         }
         (*pol)->authz = a;
         (*pol)->refs = 1;
@@ -185,14 +192,18 @@ static char *dup_opt(orpc_server *srv, int slot, const char *s, int *failed)
 }
 
 int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
-                    const orpc_mem *mem)
+                    const orpc_mem *mem, orpc_error_detail *detail)
 {
+    orpc_log_fn log = opts ? opts->log : NULL;
+    void *log_ud = opts ? opts->log_user_data : NULL;
     if (out == NULL)
-        return ORPC_EINVAL;
+        return orpc__fail(detail, log, log_ud, "server", ORPC_EINVAL,
+                          "orpc_server_new: |out| is NULL");
     *out = NULL;
     orpc_server *srv = calloc(1, sizeof(*srv));
     if (srv == NULL)
-        return ORPC_ENOMEM;
+        return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
+                          "out of memory creating a server");
     if (opts)
         srv->opts = *opts;
     if (mem)
@@ -209,13 +220,15 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     o->tls.expected_spiffe_id = NULL;
     if (oom) {
         orpc_server_free(srv);
-        return ORPC_ENOMEM;
+        return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
+                          "out of memory copying the TLS options");
     }
     if (o->authz_policy_file) {
         srv->policy_file = strdup(o->authz_policy_file);
         if (srv->policy_file == NULL) {
             orpc_server_free(srv);
-            return ORPC_ENOMEM;
+            return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
+                              "out of memory copying the TLS options");
         }
     }
     o->authz_policy_file = srv->policy_file;
@@ -261,14 +274,15 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     uv_cond_init(&srv->cond);
     srv->lock_ok = 1;
     srv->refs = 1; /* the application's */
-    int rc = load_material(srv, &srv->ssl_ctx, &srv->policy);
+    int rc = load_material(srv, &srv->ssl_ctx, &srv->policy, detail);
     if (rc != 0) {
         orpc_server_free(srv);
         return rc;
     }
     if (orpc__srv_h2_setup(srv) != 0) {
         orpc_server_free(srv);
-        return ORPC_ENOMEM;
+        return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
+                          "out of memory setting up HTTP/2");
     }
     *out = srv;
     return 0;
@@ -481,16 +495,17 @@ int orpc_server_wait(orpc_server *srv)
     return 0;
 }
 
-int orpc_server_reload(orpc_server *srv)
+int orpc_server_reload(orpc_server *srv, orpc_error_detail *detail)
 {
     SSL_CTX *ctx;
     policy_ref *pol;
     if (srv == NULL)
-        return ORPC_EINVAL;
-    int rc = load_material(srv, &ctx, &pol);
+        return orpc__detail_set(detail, ORPC_EINVAL,
+                                "orpc_server_reload: |srv| is NULL");
+    int rc = load_material(srv, &ctx, &pol, detail);
     if (rc != 0) {
         orpc__srv_log(
-            srv, ORPC_LOG_ERROR,
+            srv, ORPC_LOG_WARN,
             "reload failed; keeping the current certificates and policy");
         return rc;
     }
@@ -512,7 +527,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     orpc_server *srv = h->data;
     if (signum == SIGHUP) {
-        orpc_server_reload(srv);
+        orpc_server_reload(srv, NULL); /* says why itself */
         return;
     }
     orpc_server_shutdown(srv, 5000);

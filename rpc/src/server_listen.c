@@ -7,6 +7,9 @@
  */
 #include "server_internal.h"
 
+#include "common/detail.h"
+#include "common/log.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,19 +143,34 @@ static int tcp_socket(const struct sockaddr_storage *ss, int *port_io)
     return fd;
 }
 
-int orpc_server_listen(orpc_server *srv, const char *address, int *bound_port)
+/* Says why a listen failed: the caller's |detail|, or the server's log. */
+#define LISTEN_FAIL(code, ...)                                                 \
+    orpc__fail(detail, srv->opts.log, srv->opts.log_user_data, "server",       \
+               (code), __VA_ARGS__)
+
+int orpc_server_listen(orpc_server *srv, const char *address, int *bound_port,
+                       orpc_error_detail *detail)
 {
     if (srv == NULL || address == NULL)
-        return ORPC_EINVAL;
-    if (srv->state != SRV_NEW || srv->n_listeners == ORPC__MAX_LISTENERS)
-        return ORPC_ESTATE;
+        return orpc__detail_set(detail, ORPC_EINVAL,
+                                "orpc_server_listen: |srv| or |address| is "
+                                "NULL");
+    if (srv->state != SRV_NEW)
+        return LISTEN_FAIL(ORPC_ESTATE, "listen %s: the server has started",
+                           address);
+    if (srv->n_listeners == ORPC__MAX_LISTENERS)
+        return LISTEN_FAIL(ORPC_ELIMIT, "listen %s: at most %d listeners",
+                           address, ORPC__MAX_LISTENERS);
     listener *l = &srv->listeners[srv->n_listeners];
     memset(l, 0, sizeof(*l));
     if (strncmp(address, "unix:", 5) == 0) {
         const char *path = address + 5;
         struct sockaddr_un un;
         if (*path == '\0' || strlen(path) >= sizeof(un.sun_path))
-            return ORPC_EADDR;
+            return LISTEN_FAIL(ORPC_EADDR,
+                               "listen %s: a unix socket path of 1 to %zu "
+                               "bytes",
+                               address, sizeof(un.sun_path) - 1);
         int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
         memset(&un, 0, sizeof(un));
         un.sun_family = AF_UNIX;
@@ -160,9 +178,11 @@ int orpc_server_listen(orpc_server *srv, const char *address, int *bound_port)
         unlink(path);
         if (fd < 0 || bind(fd, (struct sockaddr *)&un, sizeof(un)) != 0 ||
             listen(fd, 1024) != 0) {
+            int e = errno;
             if (fd >= 0)
                 close(fd);
-            return ORPC_EADDR;
+            return LISTEN_FAIL(ORPC_EADDR, "listen %s: %s", address,
+                               strerror(e));
         }
         l->is_pipe = 1;
         l->fds[0] = fd;
@@ -175,21 +195,24 @@ int orpc_server_listen(orpc_server *srv, const char *address, int *bound_port)
     }
     struct sockaddr_storage ss;
     if (parse_hostport(address, &ss) != 0)
-        return ORPC_EADDR;
+        return LISTEN_FAIL(ORPC_EADDR,
+                           "listen %s: not host:port, [v6]:port or "
+                           "unix:/path with a known host and a port of 0 to "
+                           "65535",
+                           address);
     int port = ss.ss_family == AF_INET
                    ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
                    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    if (port > 0 && !srv->opts.reuse_port && port_in_use(&ss)) {
-        orpc__srv_log(srv, ORPC_LOG_ERROR, "listen %s: address in use",
-                      address);
-        return ORPC_EADDR;
-    }
+    if (port > 0 && !srv->opts.reuse_port && port_in_use(&ss))
+        return LISTEN_FAIL(ORPC_EADDR, "listen %s: address in use", address);
     for (unsigned i = 0; i < srv->n_io; i++) {
         int fd = tcp_socket(&ss, &port);
         if (fd < 0) {
+            int e = errno;
             for (int j = 0; j < l->n_fds; j++)
                 close(l->fds[j]);
-            return ORPC_EADDR;
+            return LISTEN_FAIL(ORPC_EADDR, "listen %s: %s", address,
+                               strerror(e));
         }
         l->fds[l->n_fds++] = fd;
     }

@@ -560,11 +560,11 @@ int main(int argc, char **argv)
     int rc = 1;
     for (size_t i = 0; i < nch; i++) {
         orpc_channel *ch;
-        int err = orpc_channel_new(&ch, target, &co, NULL);
+        int err = orpc_channel_new(&ch, target, &co, NULL, NULL);
         if (err == 0) {
             err = orpc_client_new(&clients[i],
                                   &grpc__testing__benchmark_service__orpc_desc,
-                                  ch, NULL);
+                                  ch, NULL, NULL);
             orpc_channel_unref(ch); /* the client holds it */
         }
         if (err != 0) {

@@ -278,7 +278,7 @@ int main(int argc, char **argv)
         o.plaintext = 1;
     }
     orpc_server *srv;
-    int rc = orpc_server_new(&srv, &o, NULL);
+    int rc = orpc_server_new(&srv, &o, NULL, NULL);
     if (rc != 0) {
         fprintf(stderr, "orpc-bench-server: cannot create the server: %s\n",
                 orpc_strerror(rc));
@@ -292,7 +292,7 @@ int main(int argc, char **argv)
              host, port);
     int bound = 0;
     if (rc == 0)
-        rc = orpc_server_listen(srv, addr, &bound);
+        rc = orpc_server_listen(srv, addr, &bound, NULL);
     if (rc == 0)
         rc = orpc_server_start(srv);
     if (rc != 0) {

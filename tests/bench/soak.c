@@ -344,11 +344,11 @@ static int open_client(orpc_client **out)
     co.connect_timeout_ms = 5000;
     co.log = on_channel_log;
     orpc_channel *ch;
-    int rc = orpc_channel_new(&ch, target, &co, NULL);
+    int rc = orpc_channel_new(&ch, target, &co, NULL, NULL);
     if (rc != 0)
         return rc;
     rc =
-        orpc_client_new(out, &grpc__testing__test_service__orpc_desc, ch, NULL);
+        orpc_client_new(out, &grpc__testing__test_service__orpc_desc, ch, NULL, NULL);
     orpc_channel_unref(ch); /* the client holds its own reference */
     return rc;
 }

@@ -129,9 +129,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     orpc_channel_opts co = {.plaintext = 1, .connect_timeout_ms = 2000};
     orpc_channel *ch;
     orpc_client *cl;
-    CHECK(orpc_channel_new(&ch, target, &co, NULL) == 0);
+    CHECK(orpc_channel_new(&ch, target, &co, NULL, NULL) == 0);
     CHECK(orpc_client_new(&cl, &grpc__testing__test_service__orpc_desc, ch,
-                          NULL) == 0);
+                          NULL, NULL) == 0);
     Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
     req.response_size = 8;
     orpc_call_opts o = {.timeout_ms = 500};

@@ -204,18 +204,18 @@ static void start_server(void)
     if (getenv("FUZZ_H2_LOG") != NULL) {
         o.log = log_stderr;
     }
-    CHECK(orpc_server_new(&g_srv, &o, NULL) == 0);
+    CHECK(orpc_server_new(&g_srv, &o, NULL, NULL) == 0);
     CHECK(grpc__testing__test_service__server__register(g_srv, &handlers,
                                                         NULL) == 0);
-    CHECK(orpc_server_listen(g_srv, "127.0.0.1:0", &g_port) == 0);
+    CHECK(orpc_server_listen(g_srv, "127.0.0.1:0", &g_port, NULL) == 0);
     CHECK(orpc_server_start(g_srv) == 0);
 
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", g_port);
     orpc_channel_opts co = {.plaintext = 1};
-    CHECK(orpc_channel_new(&g_ch, target, &co, NULL) == 0);
+    CHECK(orpc_channel_new(&g_ch, target, &co, NULL, NULL) == 0);
     CHECK(orpc_client_new(&g_cl, &grpc__testing__test_service__orpc_desc, g_ch,
-                          NULL) == 0);
+                          NULL, NULL) == 0);
     atexit(stop_server);
 }
 

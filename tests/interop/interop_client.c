@@ -976,14 +976,14 @@ int main(int argc, char **argv)
     /* gRPC's --server_host_override also names the :authority. */
     co.authority = override;
     orpc_channel *ch;
-    int rc = orpc_channel_new(&ch, target, &co, NULL);
+    int rc = orpc_channel_new(&ch, target, &co, NULL, NULL);
     if (rc != 0)
         fail("cannot create a channel to %s: %s", target, orpc_strerror(rc));
     if (orpc_client_new(&client, &grpc__testing__test_service__orpc_desc, ch,
-                        NULL) != 0 ||
+                        NULL, NULL) != 0 ||
         orpc_client_new(&unimpl,
                         &grpc__testing__unimplemented_service__orpc_desc, ch,
-                        NULL) != 0)
+                        NULL, NULL) != 0)
         fail("cannot create the clients");
 
     tc->run();

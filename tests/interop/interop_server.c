@@ -579,7 +579,7 @@ int main(int argc, char **argv)
         o.plaintext = 1;
     }
     orpc_server *srv;
-    int rc = orpc_server_new(&srv, &o, NULL);
+    int rc = orpc_server_new(&srv, &o, NULL, NULL);
     if (rc != 0) {
         fprintf(stderr, "orpc-interop-server: orpc_server_new: %s\n",
                 orpc_strerror(rc));
@@ -600,16 +600,16 @@ int main(int argc, char **argv)
             snprintf(addr, sizeof(addr), "[%s]:%ld", bind_host, port);
         else
             snprintf(addr, sizeof(addr), "%s:%ld", bind_host, port);
-        rc = orpc_server_listen(srv, addr, &bound);
+        rc = orpc_server_listen(srv, addr, &bound, NULL);
     } else {
         /* Loopback only, on both families with the same port so that
          * "localhost" works whichever address a client tries first. */
         snprintf(addr, sizeof(addr), "127.0.0.1:%ld", port);
-        rc = orpc_server_listen(srv, addr, &bound);
+        rc = orpc_server_listen(srv, addr, &bound, NULL);
         if (rc == 0) {
             char addr6[64];
             snprintf(addr6, sizeof(addr6), "[::1]:%d", bound);
-            if (orpc_server_listen(srv, addr6, NULL) != 0)
+            if (orpc_server_listen(srv, addr6, NULL, NULL) != 0)
                 logf_("cannot also listen on %s (no IPv6?)", addr6);
         }
     }

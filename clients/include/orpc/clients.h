@@ -106,28 +106,38 @@ typedef struct orpc_env_opts {
  * the table lives).  |opts| may be NULL.
  *
  * Returns 0; ORPC_EINVAL (|out| NULL); ORPC_ECONFIG with the problem in
- * |err| (a variable's bad value, half-configured TLS, the routing table's
- * file:line message); ORPC_ENOMEM; ORPC_ESYS (the watcher did not start).
- * |err| (of |errlen| bytes) may be NULL when |errlen| is 0.  Ownership:
- * the caller frees the env with orpc_env_free().
+ * |detail| (a variable's bad value, half-configured TLS, the routing
+ * table's file:line message); ORPC_ENOMEM; ORPC_ESYS (the watcher did not
+ * start).  With |detail| NULL the reason goes to the logger in |opts|, or
+ * stderr.
+ *
+ * Ownership: copies what it keeps of |opts|; the caller frees the env with
+ * orpc_env_free().
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_env_new(orpc_env **out, const orpc_env_opts *opts,
-                             char *err, size_t errlen);
+                             orpc_error_detail *detail);
 
 /**
  * @function
  * Drops the env's references to its routing table and channels.  Clients
  * made from it hold their own and keep working (the watcher runs until the
- * last of them is freed).  NULL is a no-op.  Must not run concurrently with
- * another function on the same env.
+ * last of them is freed).  NULL is a no-op.
+ *
+ * Ownership: ends the caller's ownership of |env|.
+ * Threads: any thread, not concurrently with another function on the same
+ * env.
  */
 ORPC_EXTERN void orpc_env_free(orpc_env *env);
 
 /**
  * @function
  * The env's routing table, e.g. for orpc_routes_stats() or
- * orpc_routes_reload().  Borrowed until orpc_env_free(); take a reference
- * with orpc_routes_ref() to keep it longer.
+ * orpc_routes_reload().
+ *
+ * Ownership: borrowed until orpc_env_free(); take a reference with
+ * orpc_routes_ref() to keep it longer.
+ * Threads: any thread.
  */
 ORPC_EXTERN orpc_routes *orpc_env_routes(orpc_env *env);
 
@@ -139,18 +149,21 @@ ORPC_EXTERN orpc_routes *orpc_env_routes(orpc_env *env);
  * one channel.
  *
  * Returns 0; ORPC_EINVAL (a NULL argument, |svc| not a service
- * descriptor); ORPC_ECONFIG with the problem in |err| — among them a gRPC
- * target without TLS and without ORPC_PLAINTEXT=1, a target that does not
- * parse, TLS material that does not load, and missing credentials for a
- * service that reaches legacy endpoints needing a token (naming the
- * variables to set); ORPC_ENOMEM.  Ownership: the caller frees the client
- * with orpc_client_free(); the client holds references to the table and
- * its channel, and |svc| must outlive it (generated descriptors are
- * static).
+ * descriptor); ORPC_ECONFIG with the problem in |detail| — among them a
+ * gRPC target without TLS and without ORPC_PLAINTEXT=1, a target that does
+ * not parse, TLS material that does not load (naming the file), and
+ * missing credentials for a service that reaches legacy endpoints needing
+ * a token (naming the variables to set); ORPC_ENOMEM.  With |detail| NULL
+ * the reason goes to the env's logger, or stderr.
+ *
+ * Ownership: the caller frees the client with orpc_client_free(); the
+ * client holds references to the table and its channel, and |svc| must
+ * outlive it (generated descriptors are static).
+ * Threads: any thread; the env's channels are shared under its lock.
  */
-ORPC_EXTERN int orpc_env_client_new(orpc_env *env, const orpc_service_desc *svc,
-                                    orpc_client **out, char *err,
-                                    size_t errlen);
+ORPC_EXTERN int orpc_env_client_new(orpc_client **out, orpc_env *env,
+                                    const orpc_service_desc *svc,
+                                    orpc_error_detail *detail);
 
 /**
  * @function
@@ -159,12 +172,16 @@ ORPC_EXTERN int orpc_env_client_new(orpc_env *env, const orpc_service_desc *svc,
  * calls one service; a process calling several should share one env (one
  * routing table, one watcher, one stats file writer, shared channels).
  *
- * Returns as orpc_env_new() and orpc_env_client_new(); the message is not
- * available (use those two to get it).  Ownership: the caller frees the
- * client with orpc_client_free(), which releases what the env held.
+ * Returns as orpc_env_new() and orpc_env_client_new(), with their reason
+ * in |detail| (NULL: on stderr).
+ *
+ * Ownership: the caller frees the client with orpc_client_free(), which
+ * releases what the env held.
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_client_new_from_env(orpc_client **out,
-                                         const orpc_service_desc *svc);
+                                         const orpc_service_desc *svc,
+                                         orpc_error_detail *detail);
 
 #ifdef __cplusplus
 }

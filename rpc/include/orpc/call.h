@@ -3,9 +3,9 @@
  * and streaming call objects.
  *
  * A streaming call is started with orpc_channel_call_start() or
- * orpc_client_call_start() (orpc/client.h); the generated stubs wrap both in typed
- * functions.  Its life: send messages (client or bidi streaming), close the
- * send side, receive messages until orpc_call_recv() returns 0, then
+ * orpc_client_call_start() (orpc/client.h); the generated stubs wrap both in
+ * typed functions.  Its life: send messages (client or bidi streaming), close
+ * the send side, receive messages until orpc_call_recv() returns 0, then
  * orpc_call_finish() for the status, which also frees the call.
  *
  * A call is blocking or asynchronous, chosen when it starts.  A blocking

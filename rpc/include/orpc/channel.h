@@ -24,6 +24,7 @@
 
 #include <orpc/call.h>
 #include <orpc/common.h>
+#include <orpc/error.h>
 #include <orpc/method.h>
 #include <orpc/status.h>
 #include <orpc/tls.h>
@@ -112,12 +113,18 @@ typedef enum orpc_channel_state {
  *
  * Returns 0; ORPC_EINVAL (|out| or |target| NULL); ORPC_EADDR (the target
  * does not parse); ORPC_ECONFIG (neither TLS nor plaintext chosen, or TLS
- * material that does not load); ORPC_ENOMEM.  Ownership: copies |target|,
- * |opts| and |mem|; the caller holds one reference.
+ * material that does not load: |detail| names the setting and the file);
+ * ORPC_ESYS; ORPC_ENOMEM.  On failure |*out| is NULL and the reason goes
+ * to |detail| when given (NULL: to the logger in |opts|, or stderr).
+ *
+ * Ownership: copies |target|, |opts| (and what it points to) and |mem|;
+ * the caller holds one reference, dropped with orpc_channel_unref().
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_channel_new(orpc_channel **out, const char *target,
                                  const orpc_channel_opts *opts,
-                                 const orpc_mem *mem);
+                                 const orpc_mem *mem,
+                                 orpc_error_detail *detail);
 
 /**
  * @function

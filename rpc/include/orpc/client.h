@@ -60,27 +60,37 @@ typedef struct orpc_invoker {
  * @function
  * Creates a client of |service| whose calls travel over |channel|.
  *
- * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.  Ownership: takes a reference to
- * |channel|; |service| must outlive the client (generated descriptors are
- * static).
+ * Returns 0, ORPC_EINVAL or ORPC_ENOMEM, the reason in |detail| when given
+ * (else on stderr).
+ *
+ * Ownership: takes a reference to |channel|; |service| must outlive the
+ * client (generated descriptors are static); copies |mem|; the caller owns
+ * the client and frees it with orpc_client_free().
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_client_new(orpc_client **out,
                                 const orpc_service_desc *service,
-                                orpc_channel *channel, const orpc_mem *mem);
+                                orpc_channel *channel, const orpc_mem *mem,
+                                orpc_error_detail *detail);
 
 /**
  * @function
  * Creates a client of |service| whose calls go through |invoker|.
  *
- * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.  Ownership: copies |invoker|;
- * |user_data| is released through invoker->destroy when the client is freed
- * (also when this function fails after being given it).
+ * Returns 0, ORPC_EINVAL or ORPC_ENOMEM, the reason in |detail| when given
+ * (else on stderr).
+ *
+ * Ownership: copies |invoker| and |mem|; |user_data| is released through
+ * invoker->destroy when the client is freed (also when this function fails
+ * after being given it); the caller owns the client.
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_client_new_with_invoker(orpc_client **out,
                                              const orpc_service_desc *service,
                                              const orpc_invoker *invoker,
                                              void *user_data,
-                                             const orpc_mem *mem);
+                                             const orpc_mem *mem,
+                                             orpc_error_detail *detail);
 
 /**
  * @function
@@ -102,41 +112,39 @@ orpc_client_service(const orpc_client *client);
  * the client's service, else the status is INVALID_ARGUMENT.
  */
 ORPC_EXTERN orpc_status orpc_client_invoke(orpc_client *client,
-                                    const orpc_method_desc *method,
-                                    const ProtobufCMessage *request,
-                                    ProtobufCMessage **response,
-                                    const orpc_call_opts *opts);
+                                           const orpc_method_desc *method,
+                                           const ProtobufCMessage *request,
+                                           ProtobufCMessage **response,
+                                           const orpc_call_opts *opts);
 
 /**
  * @function
  * An asynchronous unary call; see orpc_channel_invoke_async().
  */
 ORPC_EXTERN int orpc_client_invoke_async(orpc_client *client,
-                                  const orpc_method_desc *method,
-                                  const ProtobufCMessage *request,
-                                  const orpc_call_opts *opts, orpc_unary_cb cb,
-                                  void *user_data);
+                                         const orpc_method_desc *method,
+                                         const ProtobufCMessage *request,
+                                         const orpc_call_opts *opts,
+                                         orpc_unary_cb cb, void *user_data);
 
 /**
  * @function
  * An asynchronous unary call for generated typed stubs; see
  * orpc_channel_invoke_async_typed().
  */
-ORPC_EXTERN int orpc_client_invoke_async_typed(orpc_client *client,
-                                        const orpc_method_desc *method,
-                                        const ProtobufCMessage *request,
-                                        const orpc_call_opts *opts,
-                                        orpc_unary_trampoline done,
-                                        orpc_fn typed_cb, void *user_data);
+ORPC_EXTERN int orpc_client_invoke_async_typed(
+    orpc_client *client, const orpc_method_desc *method,
+    const ProtobufCMessage *request, const orpc_call_opts *opts,
+    orpc_unary_trampoline done, orpc_fn typed_cb, void *user_data);
 
 /**
  * @function
  * Starts a streaming call; see orpc_channel_call_start().
  */
 ORPC_EXTERN int orpc_client_call_start(orpc_call **out, orpc_client *client,
-                                const orpc_method_desc *method,
-                                const ProtobufCMessage *request,
-                                const orpc_call_opts *opts);
+                                       const orpc_method_desc *method,
+                                       const ProtobufCMessage *request,
+                                       const orpc_call_opts *opts);
 
 /**
  * @function
@@ -148,12 +156,10 @@ ORPC_EXTERN int orpc_client_call_start(orpc_call **out, orpc_client *client,
  * Returns 0 with |*out| set, or a negative ORPC_E* code (then no callback
  * runs).  Any thread.
  */
-ORPC_EXTERN int orpc_client_call_start_async(orpc_call **out, orpc_client *client,
-                                      const orpc_method_desc *method,
-                                      const ProtobufCMessage *request,
-                                      const orpc_call_opts *opts,
-                                      const orpc_call_callbacks *callbacks,
-                                      void *user_data);
+ORPC_EXTERN int orpc_client_call_start_async(
+    orpc_call **out, orpc_client *client, const orpc_method_desc *method,
+    const ProtobufCMessage *request, const orpc_call_opts *opts,
+    const orpc_call_callbacks *callbacks, void *user_data);
 
 #ifdef __cplusplus
 }

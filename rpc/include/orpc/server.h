@@ -21,6 +21,7 @@
 
 #include <orpc/common.h>
 #include <orpc/context.h>
+#include <orpc/error.h>
 #include <orpc/method.h>
 #include <orpc/status.h>
 #include <orpc/tls.h>
@@ -130,13 +131,19 @@ typedef struct orpc_service_opts {
 
 /**
  * @function
- * Creates a server.
+ * Creates a server in |*out|.
  *
  * Returns 0; ORPC_EINVAL; ORPC_ECONFIG (TLS material or policy that does not
- * load; the log says why); ORPC_ENOMEM.  Ownership: copies |opts| and |mem|.
+ * load: |detail| names the setting and file and says what is wrong);
+ * ORPC_ENOMEM.  On failure |*out| is NULL and the reason goes to |detail|
+ * when given (NULL: to the logger in |opts|, or stderr).
+ *
+ * Ownership: copies |opts| (and the strings it points to) and |mem|; the
+ * caller owns the server and frees it with orpc_server_free().
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
-                                const orpc_mem *mem);
+                                const orpc_mem *mem, orpc_error_detail *detail);
 
 /**
  * @function
@@ -148,6 +155,10 @@ ORPC_EXTERN int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
  * sends nothing and releases them, and the server's last memory is freed
  * with the last of them.  So a handler's thread may finish its call at any
  * time without racing orpc_server_free().
+ *
+ * Ownership: ends the caller's ownership of |srv|.
+ * Threads: any thread but the server's own IO and worker threads (a handler
+ * cannot free its server).
  */
 ORPC_EXTERN void orpc_server_free(orpc_server *srv);
 
@@ -161,6 +172,8 @@ ORPC_EXTERN void orpc_server_free(orpc_server *srv);
  * registered); ORPC_ESTATE (server started); ORPC_ENOMEM.  Ownership:
  * borrows |service|, |handlers|, |impl| and |user_data| for the server's
  * life; copies |opts| (NULL for defaults).
+ * Threads: any thread, before orpc_server_start(); not concurrently with
+ * another call that configures the same server.
  */
 ORPC_EXTERN int orpc_server_add_service(orpc_server *srv,
                                         const orpc_service_desc *service,
@@ -176,17 +189,25 @@ ORPC_EXTERN int orpc_server_add_service(orpc_server *srv,
  * here, blocking).  An empty host or "*" is every IPv4 address.  Port 0
  * picks a free port, reported in |*bound_port| when it is not NULL.
  *
- * Returns 0; ORPC_EADDR (does not parse or cannot bind); ORPC_ESTATE;
- * ORPC_ENOMEM.
+ * Returns 0; ORPC_EADDR (does not parse, address in use, or cannot bind:
+ * |detail| says which); ORPC_ESTATE (started); ORPC_ELIMIT (too many
+ * listeners); ORPC_ENOMEM.  The reason goes to |detail| when given, else
+ * to the server's logger or stderr.
+ *
+ * Ownership: borrows |address| for the call.
+ * Threads: any thread, before orpc_server_start(); not concurrently with
+ * another call that configures the same server.
  */
 ORPC_EXTERN int orpc_server_listen(orpc_server *srv, const char *address,
-                                   int *bound_port);
+                                   int *bound_port, orpc_error_detail *detail);
 
 /**
  * @function
  * Starts the IO and worker threads and returns.
  *
  * Returns 0, ORPC_ESTATE (no listener, or already started), ORPC_ESYS.
+ * Ownership: nothing changes hands.
+ * Threads: any thread; once.
  */
 ORPC_EXTERN int orpc_server_start(orpc_server *srv);
 
@@ -197,6 +218,9 @@ ORPC_EXTERN int orpc_server_start(orpc_server *srv);
  * called from elsewhere.  SIGHUP reloads (orpc_server_reload()).
  *
  * Returns 0 after a clean shutdown, or a negative ORPC_E* code.
+ * Ownership: nothing changes hands; free the server afterwards.
+ * Threads: the thread that owns the server (usually main); it blocks.  The
+ * signals are watched through libuv, which shares them among loops.
  */
 ORPC_EXTERN int orpc_server_run(orpc_server *srv);
 
@@ -204,9 +228,11 @@ ORPC_EXTERN int orpc_server_run(orpc_server *srv);
  * @function
  * Graceful shutdown: stops accepting, sends GOAWAY, lets calls in flight
  * finish for |grace_ms|, then cancels the rest.  Returns at once; use
- * orpc_server_wait() to wait for the end.  Any thread.
+ * orpc_server_wait() to wait for the end.
  *
  * Returns 0 or ORPC_ESTATE (not started).
+ * Ownership: nothing changes hands.
+ * Threads: any thread, including handlers and the server's IO threads.
  */
 ORPC_EXTERN int orpc_server_shutdown(orpc_server *srv, int64_t grace_ms);
 
@@ -215,6 +241,8 @@ ORPC_EXTERN int orpc_server_shutdown(orpc_server *srv, int64_t grace_ms);
  * Waits until the server has shut down and its threads have ended.
  *
  * Returns 0 or ORPC_ESTATE (never started).
+ * Ownership: nothing changes hands.
+ * Threads: any thread but the server's own (it would wait on itself).
  */
 ORPC_EXTERN int orpc_server_wait(orpc_server *srv);
 
@@ -222,11 +250,14 @@ ORPC_EXTERN int orpc_server_wait(orpc_server *srv);
  * @function
  * Rereads the TLS material and the authorization policy from their files.
  * New connections use the new material; open ones keep theirs.  A reload
- * that fails keeps everything as it was and logs why.  Any thread.
+ * that fails keeps everything as it was and says why: in |detail| when
+ * given, else through the logger or stderr.
  *
  * Returns 0 or ORPC_ECONFIG.
+ * Ownership: nothing changes hands.
+ * Threads: any thread.
  */
-ORPC_EXTERN int orpc_server_reload(orpc_server *srv);
+ORPC_EXTERN int orpc_server_reload(orpc_server *srv, orpc_error_detail *detail);
 
 #ifdef __cplusplus
 }

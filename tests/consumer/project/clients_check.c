@@ -9,6 +9,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <orpc/opsconductor.h>
 
@@ -18,10 +19,14 @@ int main(void)
     orpc_client *jobs = NULL;
     setenv("ORPC_IDENTITY", "scheduler-service", 1);
     unsetenv("SCHEDULER_SERVICE_USERNAME");
+    orpc_error_detail why = {0};
     if (orpc_client_new_from_env(
-            &jobs, &opsconductor__jobs__v1__jobs_service__orpc_desc) !=
-        ORPC_ECONFIG) {
-        fprintf(stderr, "clients_check: no credentials was not refused\n");
+            &jobs, &opsconductor__jobs__v1__jobs_service__orpc_desc, &why) !=
+            ORPC_ECONFIG ||
+        strstr(why.message, "SCHEDULER_SERVICE_USERNAME") == NULL) {
+        fprintf(stderr, "clients_check: no credentials was not refused "
+                        "with the variables to set (\"%s\")\n",
+                why.message);
         failures++;
     }
     orpc_client_free(jobs);
@@ -30,10 +35,10 @@ int main(void)
     setenv("SCHEDULER_SERVICE_PASSWORD", "secret", 1);
     setenv("ORPC_ROUTE_JOBS", "grpc", 1);
     int rc = orpc_client_new_from_env(
-        &jobs, &opsconductor__jobs__v1__jobs_service__orpc_desc);
+        &jobs, &opsconductor__jobs__v1__jobs_service__orpc_desc, &why);
     if (rc != 0) {
         fprintf(stderr, "clients_check: orpc_client_new_from_env: %s\n",
-                orpc_strerror(rc));
+                why.message);
         return 1;
     }
     Opsconductor__Jobs__V1__GetJobRequest req =

@@ -1,5 +1,8 @@
 /*
- * log.c — the default destination of warnings and errors: stderr.
+ * common/log.c — the default destination of warnings and errors (stderr),
+ * and orpc__fail(), the one-place rule for failures of constructors and
+ * loaders: the caller's orpc_error_detail if it passed one, else its
+ * logger, else stderr; never two of them, never none.
  *
  * A newcomer whose server cannot read its certificate must be told so
  * without having installed a logger first, so warnings and errors of an
@@ -9,8 +12,9 @@
  * everything silences it.  Nothing here is global state: each line is
  * formatted into a local buffer and written with one write(2).
  */
-#include "log.h"
+#include "common/log.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -30,4 +34,23 @@ void orpc__log_stderr(const char *component, orpc_log_level level,
         line[len - 1] = '\n'; /* cut short, still one line */
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w; /* nowhere left to report a failed write to stderr */
+}
+
+int orpc__fail(orpc_error_detail *detail, orpc_log_fn log, void *log_user_data,
+               const char *component, int code, const char *fmt, ...)
+{
+    char msg[sizeof(detail->message)];
+    va_list ap;
+    va_start(ap, fmt);
+    (void)vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (detail != NULL) {
+        detail->code = code;
+        memcpy(detail->message, msg, sizeof msg);
+    } else if (log != NULL) {
+        log(ORPC_LOG_ERROR, msg, log_user_data);
+    } else {
+        orpc__log_stderr(component, ORPC_LOG_ERROR, msg);
+    }
+    return code;
 }
