@@ -136,7 +136,7 @@ void orpc_status_clear(orpc_status *st)
     *st = ORPC_STATUS_OK;
 }
 
-const char *orpc_code_name(int code)
+const char *orpc_code_name(orpc_code code)
 {
     switch (code) {
 #define ORPC_CODE_NAME_(name, value, http)                                     \
@@ -221,7 +221,7 @@ orpc_code orpc_code_from_grpc_http(int http_status)
     }
 }
 
-int orpc_code_to_http(int code)
+int orpc_code_to_http(orpc_code code)
 {
     switch (code) {
 #define ORPC_CODE_HTTP_(name, value, http)                                     \

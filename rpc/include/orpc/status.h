@@ -127,7 +127,7 @@ ORPC_EXTERN void orpc_status_clear(orpc_status *st);
  * The canonical name of |code| ("NOT_FOUND"), or "UNKNOWN_CODE" when |code|
  * is out of range.  Returns a static string.
  */
-ORPC_EXTERN const char *orpc_code_name(int code);
+ORPC_EXTERN const char *orpc_code_name(orpc_code code);
 
 /**
  * @function
@@ -153,7 +153,7 @@ ORPC_EXTERN orpc_code orpc_code_from_grpc_http(int http_status);
  * grpc-gateway table: OK 200, CANCELLED 499, NOT_FOUND 404, …); 500 for an
  * unknown code.
  */
-ORPC_EXTERN int orpc_code_to_http(int code);
+ORPC_EXTERN int orpc_code_to_http(orpc_code code);
 
 #ifdef __cplusplus
 }
