@@ -395,6 +395,53 @@ static void test_failing_allocator(void **state)
     assert_true(budget < 1000);
 }
 
+/* add_all copies in order, and is all or nothing when memory runs out. */
+static void test_add_all(void **state)
+{
+    (void)state;
+    orpc_metadata *src, *dst;
+    assert_int_equal(orpc_metadata_new(&src, NULL), 0);
+    assert_int_equal(orpc_metadata_add_str(src, "a", "1"), 0);
+    assert_int_equal(orpc_metadata_add(src, "b-bin", "\0\1", 2), 0);
+    assert_int_equal(orpc_metadata_add_str(src, "a", "2"), 0);
+    assert_int_equal(orpc_metadata_add_all(NULL, src), ORPC_EINVAL);
+    assert_int_equal(orpc_metadata_add_all(src, src), ORPC_EINVAL);
+    long budget;
+    for (budget = 0; budget < 100; budget++) {
+        test_alloc ta;
+        orpc_mem m = ta_mem(&ta, budget);
+        assert_int_equal(orpc_metadata_new(&dst, &m) == 0, budget > 0);
+        if (dst == NULL)
+            continue;
+        assert_int_equal(orpc_metadata_add_str(dst, "x", "0") == 0, budget > 2);
+        size_t had = orpc_metadata_count(dst);
+        int rc = orpc_metadata_add_all(dst, src);
+        if (rc != 0) {
+            assert_int_equal(rc, ORPC_ENOMEM);
+            assert_int_equal(orpc_metadata_count(dst), had);
+        } else {
+            assert_int_equal(orpc_metadata_count(dst), had + 3);
+            const char *k;
+            const uint8_t *v;
+            size_t len;
+            assert_int_equal(orpc_metadata_at(dst, had + 1, &k, &v, &len), 0);
+            assert_string_equal(k, "b-bin");
+            assert_int_equal(len, 2);
+            assert_int_equal(v[1], 1);
+            assert_int_equal(orpc_metadata_at(dst, had + 2, &k, &v, &len), 0);
+            assert_string_equal((const char *)v, "2");
+        }
+        orpc_metadata_free(dst);
+        dst = NULL;
+        assert_int_equal(ta.live, 0);
+        if (rc == 0 && had == 1)
+            break;
+    }
+    assert_true(budget < 100);
+    assert_int_equal(orpc_metadata_add_all(NULL, NULL), ORPC_EINVAL);
+    orpc_metadata_free(src);
+}
+
 static void test_failing_allocator_malloc_free_only(void **state)
 {
     (void)state;
@@ -632,6 +679,7 @@ int main(void)
         cmocka_unit_test(test_binary_values),
         cmocka_unit_test(test_value_length_limit),
         cmocka_unit_test(test_order_and_repetition),
+        cmocka_unit_test(test_add_all),
         cmocka_unit_test(test_copies_inputs),
         cmocka_unit_test(test_many_entries),
         cmocka_unit_test(test_failing_allocator),

@@ -1250,16 +1250,10 @@ static int copy_metadata(const orpc_metadata *md, orpc_metadata **out)
         return 0;
     if (orpc_metadata_new(out, NULL) != 0)
         return ORPC_ENOMEM;
-    for (size_t i = 0; i < orpc_metadata_count(md); i++) {
-        const char *k;
-        const uint8_t *v;
-        size_t len;
-        if (orpc_metadata_at(md, i, &k, &v, &len) != 0 ||
-            orpc_metadata_add(*out, k, v, len) != 0) {
-            orpc_metadata_free(*out);
-            *out = NULL;
-            return ORPC_ENOMEM;
-        }
+    if (orpc_metadata_add_all(*out, md) != 0) {
+        orpc_metadata_free(*out);
+        *out = NULL;
+        return ORPC_ENOMEM;
     }
     return 0;
 }

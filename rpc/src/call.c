@@ -108,15 +108,9 @@ static int call_new(orpc_call **out, orpc_channel *ch,
                 call_unref(c);
                 return ORPC_ENOMEM;
             }
-            for (size_t i = 0; i < orpc_metadata_count(opts->metadata); i++) {
-                const char *k;
-                const uint8_t *v;
-                size_t len;
-                orpc_metadata_at(opts->metadata, i, &k, &v, &len);
-                if (orpc_metadata_add(c->md, k, v, len) != 0) {
-                    call_unref(c);
-                    return ORPC_ENOMEM;
-                }
+            if (orpc_metadata_add_all(c->md, opts->metadata) != 0) {
+                call_unref(c);
+                return ORPC_ENOMEM;
             }
         }
     }
@@ -261,10 +255,10 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
     uv_mutex_unlock(&c->lock);
 
     if (c->is_async) {
-        orpc__md_append_all(c->trailers_out, c->trailers);
+        (void)orpc_metadata_add_all(c->trailers_out, c->trailers);
         orpc__call_deliver(c); /* what is queued, then on_done */
     } else if (c->done_cb || c->plain_cb) {
-        orpc__md_append_all(c->trailers_out, c->trailers);
+        (void)orpc_metadata_add_all(c->trailers_out, c->trailers);
         if (c->done_cb)
             c->done_cb(&c->status, resp, c->typed_cb, c->cb_user_data);
         else
@@ -857,7 +851,7 @@ static orpc_status finish_common(orpc_call *c)
     while (!c->done)
         uv_cond_wait(&c->cond, &c->lock);
     orpc_status st = orpc_status_copy(&c->status);
-    orpc__md_append_all(c->trailers_out, c->trailers);
+    (void)orpc_metadata_add_all(c->trailers_out, c->trailers);
     uv_mutex_unlock(&c->lock);
     return st;
 }

@@ -163,7 +163,7 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
         c->response_bytes = 1;
         uv_mutex_lock(&c->lock);
         c->headers_ready = 1;
-        orpc__md_append_all(c->headers_out, c->headers);
+        (void)orpc_metadata_add_all(c->headers_out, c->headers);
         uv_cond_broadcast(&c->cond);
         uv_mutex_unlock(&c->lock);
         if (c->is_async && c->acbs.on_headers && c->http_status == 200 &&

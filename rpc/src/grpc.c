@@ -408,16 +408,3 @@ int orpc__hdrs_add_status(orpc__hdrs *h, const orpc_status *st)
     }
     return 0;
 }
-
-void orpc__md_append_all(orpc_metadata *dst, const orpc_metadata *src)
-{
-    if (dst == NULL || src == NULL)
-        return;
-    for (size_t i = 0; i < orpc_metadata_count(src); i++) {
-        const char *k;
-        const uint8_t *v;
-        size_t len;
-        if (orpc_metadata_at(src, i, &k, &v, &len) == 0)
-            (void)orpc_metadata_add(dst, k, v, len);
-    }
-}

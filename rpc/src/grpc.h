@@ -80,11 +80,6 @@ ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
 int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
                          const uint8_t *value, size_t valuelen);
 
-/* Appends every entry of |src| (may be NULL) to |dst| (may be NULL: then
- * nothing); entries that do not fit are dropped, as the receive limits
- * already bounded them. */
-void orpc__md_append_all(orpc_metadata *dst, const orpc_metadata *src);
-
 /* A header list to send.  Lives on the stack: small lists (every gRPC
  * response and most requests) never touch the heap. */
 typedef struct orpc__hdrs {

@@ -200,6 +200,29 @@ int orpc_metadata_add(orpc_metadata *md, const char *key, const void *value,
     return 0;
 }
 
+int orpc_metadata_add_all(orpc_metadata *dst, const orpc_metadata *src)
+{
+    if (dst == NULL || dst == src) {
+        return ORPC_EINVAL;
+    }
+    if (src == NULL) {
+        return 0;
+    }
+    size_t before = dst->count;
+    for (size_t i = 0; i < src->count; i++) {
+        const md_entry *e = &src->entries[i];
+        int rc = orpc_metadata_add(dst, e->key, e->value, e->len);
+        if (rc != 0) {
+            /* all or nothing: drop what this call added */
+            while (dst->count > before) {
+                orpc__mem_free(&dst->mem, dst->entries[--dst->count].key);
+            }
+            return rc;
+        }
+    }
+    return 0;
+}
+
 int orpc_metadata_add_str(orpc_metadata *md, const char *key, const char *value)
 {
     if (value == NULL) {

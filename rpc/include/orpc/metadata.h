@@ -79,6 +79,19 @@ ORPC_EXTERN int orpc_metadata_at(const orpc_metadata *md, size_t index,
 
 /**
  * @function
+ * Appends a copy of every entry of |src| to |dst|, in order.  All or
+ * nothing: on failure |dst| is as it was.  |src| NULL adds nothing.
+ *
+ * Returns 0; ORPC_EINVAL (|dst| NULL or the same as |src|); ORPC_ENOMEM.
+ * Ownership: copies keys and values into |dst|'s allocator; |src| is only
+ * read.
+ * Threads: any thread, not concurrently with another change to |dst|.
+ */
+ORPC_EXTERN int orpc_metadata_add_all(orpc_metadata *dst,
+                                      const orpc_metadata *src);
+
+/**
+ * @function
  * The first entry whose key equals |key|.  |value| and |len| may be NULL.
  *
  * Returns 0, or ORPC_ENOTFOUND.  Ownership: as orpc_metadata_at().
