@@ -10,7 +10,7 @@
 #   fuzz_json           orpc_json_decode/encode (liborpc-compat) over the
 #                       test messages of json.cmake, the project's protos
 #                       and the well-known types
-#   fuzz_path_template  google.api.http templates (compat/src/path_template.c)
+#   fuzz_path_template  google.api.http templates (common/path_template.c)
 #   fuzz_authz          gRFC A43 policies and decisions (rpc/src/authz.c)
 #   fuzz_http_reply     legacy HTTP replies to statuses (orpc__legacy_status
 #                       in compat/src/legacy_http.c)
@@ -114,8 +114,8 @@ orpc_fuzz_target(fuzz_json
     INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/tests)
 
 orpc_fuzz_target(fuzz_path_template
-    SOURCES ${_src}/compat/src/path_template.c
-    INCLUDES ${_src}/compat/src)
+    SOURCES ${_src}/common/path_template.c
+    INCLUDES ${_src})
 
 # authz.c's orpc__ functions are hidden: compiled in with mem.c, as
 # authz.cmake does; orpc_metadata comes from liborpc.

@@ -18,7 +18,7 @@
 #include <orpc/error.h>
 
 #include "json_internal.h"
-#include "path_template.h"
+#include "common/path_template.h"
 
 /* ---- small growable string ---- */
 

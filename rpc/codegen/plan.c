@@ -175,7 +175,7 @@ const char *cg_rule_path(const Google__Api__HttpRule *r)
 
 /* --- validation helpers -------------------------------------------------- */
 
-#include "path_template.h"
+#include "common/path_template.h"
 
 #define LABEL_REPEATED                                                         \
     GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__LABEL__LABEL_REPEATED

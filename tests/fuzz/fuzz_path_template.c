@@ -1,6 +1,6 @@
 /*
  * fuzz_path_template.c — libFuzzer target for the google.api.http path
- * template parser (orpc__path_template_parse, compat/src/path_template.h),
+ * template parser (orpc__path_template_parse, common/path_template.h),
  * checked against a reference recognizer of the same grammar written
  * another way (a table of what may follow what, no recursion).
  *
@@ -38,7 +38,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "path_template.h"
+#include "common/path_template.h"
 
 #define MAX_INPUT (2 * ORPC_TMPL_MAX_LEN)
 

@@ -1,5 +1,7 @@
 /*
- * path_template.h — google.api.http path templates (internal).
+ * common/path_template.h — google.api.http path templates (private; shared
+ * by protoc-gen-orpc, which checks them, and the compat layer, which fills
+ * them in).
  *
  * Shared by protoc-gen-orpc, which validates every template at generation
  * time, and the compat layer, which expands them into URLs.  Grammar

@@ -12,7 +12,7 @@
  * percent-escapes validated), never including '/', '{', '}', '*' or ':'
  * (the last introduces the verb).
  */
-#include "path_template.h"
+#include "common/path_template.h"
 
 #include <stdarg.h>
 #include <stdio.h>
