@@ -288,16 +288,6 @@ static void *worker_main(void *arg)
 /* ---------------------------------------------------------------------- */
 /* Creation                                                                */
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d != NULL) {
-        memcpy(d, s, n);
-    }
-    return d;
-}
-
 /* 0 when |url| is an http(s) URL with a host and no credentials. */
 static int check_base_url(const char *url)
 {
@@ -400,8 +390,8 @@ int orpc__legacy_http_new(orpc__legacy_http **out, const char *base_url,
         o->user_agent != NULL ? o->user_agent : ORPC__HTTP_DEFAULT_USER_AGENT;
     size_t ualen = strlen("User-Agent: ") + strlen(ua) + 1;
     h->ua_header = malloc(ualen);
-    h->base_url = dup_str(base_url);
-    h->ca_file = o->ca_file != NULL ? dup_str(o->ca_file) : NULL;
+    h->base_url = strdup(base_url);
+    h->ca_file = o->ca_file != NULL ? strdup(o->ca_file) : NULL;
     if (h->ua_header == NULL || h->base_url == NULL ||
         (o->ca_file != NULL && h->ca_file == NULL)) {
         rc = ORPC_ENOMEM;
@@ -839,7 +829,7 @@ orpc_status orpc__legacy_http_do(orpc__legacy_http *h, const char *method,
         if (r.buf == NULL) {
             r.buf = malloc(1);
         }
-        char *ctc = ct != NULL ? dup_str(ct) : NULL;
+        char *ctc = ct != NULL ? strdup(ct) : NULL;
         if (r.buf == NULL || (ct != NULL && ctc == NULL)) {
             free(ctc);
             st = orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "out of memory");

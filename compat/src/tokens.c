@@ -83,16 +83,6 @@ static void wipe_free(char *s)
     }
 }
 
-static char *dup_str(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *d = malloc(n);
-    if (d != NULL) {
-        memcpy(d, s, n);
-    }
-    return d;
-}
-
 /* ---------------------------------------------------------------------- */
 /* Creation                                                                */
 
@@ -120,8 +110,8 @@ int orpc__tokens_new(orpc__tokens **out, orpc__legacy_http *auth,
         return ORPC_ENOMEM;
     }
     t->auth = auth;
-    t->username = dup_str(username);
-    t->password = dup_str(password);
+    t->username = strdup(username);
+    t->password = strdup(password);
     if (t->username == NULL || t->password == NULL) {
         wipe_free(t->username);
         wipe_free(t->password);
@@ -277,7 +267,7 @@ static orpc_status do_login(const orpc__tokens *t, int64_t timeout_ms,
             ttl = !(v > 0) ? 0 : v > INT32_MAX ? INT32_MAX : (int64_t)v;
         }
         *ttl_s = ttl;
-        *token = dup_str(json_string_value(at));
+        *token = strdup(json_string_value(at));
         if (*token == NULL) {
             st = orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "out of memory");
         }
@@ -304,7 +294,7 @@ static void drop_token(orpc__tokens *t)
 /* A copy of the cached token into |*out|, with the lock held. */
 static orpc_status hand_out(const orpc__tokens *t, char **out)
 {
-    *out = dup_str(t->token);
+    *out = strdup(t->token);
     return *out != NULL
                ? ORPC_STATUS_OK
                : orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "out of memory");
