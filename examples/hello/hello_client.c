@@ -19,13 +19,17 @@ int main(int argc, char **argv)
     }
     orpc_channel *ch;
     orpc_client *greeter;
+    orpc_error_detail why;
     int rc = orpc_channel_new(&ch, argv[1],
-                              &(orpc_channel_opts){.plaintext = 1}, NULL, NULL);
+                              &(orpc_channel_opts){.plaintext = 1}, NULL, &why);
+    if (rc == 0)
+        rc = orpc_client_new(&greeter, &hello__v1__greeter__orpc_desc, ch,
+                             NULL, &why);
+    orpc_channel_unref(ch); /* the client holds its own reference */
     if (rc != 0) {
-        fprintf(stderr, "hello_client: %s\n", orpc_strerror(rc));
+        fprintf(stderr, "hello_client: %s\n", why.message);
         return 2;
     }
-    orpc_client_new(&greeter, &hello__v1__greeter__orpc_desc, ch, NULL, NULL);
 
     /* Unary: blocking call, response freed the protobuf-c way. */
     Hello__V1__HelloRequest req = HELLO__V1__HELLO_REQUEST__INIT;
@@ -57,6 +61,5 @@ int main(int argc, char **argv)
                 st.message ? st.message : "");
     orpc_status_clear(&st);
     orpc_client_free(greeter);
-    orpc_channel_unref(ch);
     return code;
 }

@@ -55,19 +55,21 @@ static const Hello__V1__Greeter_Handlers handlers = {
 int main(int argc, char **argv)
 {
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:50051";
-    orpc_server *srv;
+    orpc_server *srv = NULL;
+    orpc_error_detail why = {0}; /* says what went wrong, if anything does */
     int port = 0, rc;
 
     /* h2c for the tour; a service gives .tls = {.cert_file, .key_file} */
-    rc = orpc_server_new(&srv, &(orpc_server_opts){.plaintext = 1}, NULL, NULL);
+    rc = orpc_server_new(&srv, &(orpc_server_opts){.plaintext = 1}, NULL, &why);
     if (rc == 0)
         rc = hello__v1__greeter__server__register(srv, &handlers, NULL);
     if (rc == 0)
-        rc = orpc_server_listen(srv, addr, &port, NULL);
+        rc = orpc_server_listen(srv, addr, &port, &why);
     if (rc == 0)
         rc = orpc_server_start(srv);
     if (rc != 0) {
-        fprintf(stderr, "hello_server: %s\n", orpc_strerror(rc));
+        fprintf(stderr, "hello_server: %s\n",
+                why.code != 0 ? why.message : orpc_strerror(rc));
         orpc_server_free(srv);
         return 1;
     }
