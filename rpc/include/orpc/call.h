@@ -134,17 +134,24 @@ typedef struct orpc_call_callbacks {
  * sends only one request; ORPC_ECLOSED when the call has ended (call
  * orpc_call_finish() for why); ORPC_ETOOBIG when the message is over the
  * send limit; ORPC_EAGAIN (asynchronous, not sent); ORPC_EBLOCKING for a
- * blocking call on an orpc IO thread.  Ownership: borrows |msg| until the
- * function returns.
+ * blocking call on an orpc IO thread.
+ *
+ * Ownership: borrows |msg| until the function returns (it is serialized).
+ * Threads: a blocking call's owner, never an orpc IO thread; for an
+ * asynchronous call any thread, its callbacks included.
  */
 ORPC_EXTERN int orpc_call_send(orpc_call *call, const ProtobufCMessage *msg);
 
 /**
  * @function
  * Closes the send side (END_STREAM): the server sees the end of the request
- * stream.  Calling it twice is harmless.
+ * stream.  Calling it twice is harmless.  It never blocks.
  *
  * Returns 0 or ORPC_ECLOSED.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: a blocking call's owner; for an asynchronous call any thread,
+ * its callbacks included.
  */
 ORPC_EXTERN int orpc_call_close_send(orpc_call *call);
 
@@ -158,30 +165,46 @@ ORPC_EXTERN int orpc_call_close_send(orpc_call *call);
  * failed: orpc_call_finish() gives the status; ORPC_ESTATE for an
  * asynchronous call, whose messages go to on_message; ORPC_EBLOCKING on an
  * orpc IO thread).
+ *
+ * Ownership: the caller owns |*msg| and frees it with
+ * protobuf_c_message_free_unpacked(*msg, NULL).
+ * Threads: the thread that owns the call, never an orpc IO thread.
  */
 ORPC_EXTERN int orpc_call_recv(orpc_call *call, ProtobufCMessage **msg);
 
 /**
  * @function
  * Cancels the call (RST_STREAM CANCEL); its status becomes CANCELLED unless
- * it had already ended.  Any thread; harmless after the call ended.
+ * it had already ended.  Harmless after the call ended.
+ *
+ * Ownership: nothing changes hands; the call stays the caller's.
+ * Threads: any thread while the caller holds the call (until
+ * orpc_call_finish() or orpc_call_unref()), and the call's callbacks.
  */
 ORPC_EXTERN void orpc_call_cancel(orpc_call *call);
 
 /**
  * @function
  * The response headers, once they have arrived (after the first
- * orpc_call_recv() returns), else NULL.  Borrowed until orpc_call_finish().
+ * orpc_call_recv() returns), else NULL.
+ *
+ * Ownership: borrowed from the call until orpc_call_finish() (an
+ * asynchronous call: while the caller holds its reference).
+ * Threads: a blocking call's owner; for an asynchronous call any thread.
  */
 ORPC_EXTERN const orpc_metadata *orpc_call_headers(const orpc_call *call);
 
 /**
  * @function
  * Waits for the call to end, frees it and returns its status.  A call whose
- * responses were not all read is cancelled first.  Ownership: takes |call|;
- * the caller clears the returned status.  Not for asynchronous calls
- * (FAILED_PRECONDITION, the call untouched: their status goes to on_done);
- * on an orpc IO thread FAILED_PRECONDITION unless the call has ended.
+ * responses were not all read is cancelled first.  Not for asynchronous
+ * calls (FAILED_PRECONDITION, the call untouched: their status goes to
+ * on_done).
+ *
+ * Ownership: takes |call|; the caller clears the returned status with
+ * orpc_status_clear().
+ * Threads: the thread that owns the call; on an orpc IO thread, only once
+ * the call has ended (else FAILED_PRECONDITION, the call cancelled and freed).
  */
 ORPC_EXTERN orpc_status orpc_call_finish(orpc_call *call);
 
@@ -192,7 +215,11 @@ ORPC_EXTERN orpc_status orpc_call_finish(orpc_call *call);
  * |*response| is set (the caller frees it with
  * protobuf_c_message_free_unpacked()); otherwise it is NULL.  A server that
  * ends with OK but no response, or with more than one, yields INTERNAL.
- * Ownership: takes |call|; the caller clears the returned status.
+ * Not for asynchronous calls (FAILED_PRECONDITION, the call untouched).
+ *
+ * Ownership: takes |call|; the caller owns |*response| and clears the
+ * returned status with orpc_status_clear().
+ * Threads: as orpc_call_finish().
  */
 ORPC_EXTERN orpc_status orpc_call_finish_response(orpc_call *call,
                                                   ProtobufCMessage **response);
@@ -201,19 +228,26 @@ ORPC_EXTERN orpc_status orpc_call_finish_response(orpc_call *call,
  * @function
  * Stops delivering response messages to on_message: they wait in the call,
  * holding their HTTP/2 credit, so a server that keeps sending is stopped by
- * flow control after one stream window.  Asynchronous calls only; any
- * thread.  A message already being delivered is not recalled.
+ * flow control after one stream window.  Asynchronous calls only.  A
+ * message already being delivered is not recalled.
  *
  * Returns 0, ORPC_EINVAL or ORPC_ESTATE (a blocking call).
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread, the call's callbacks included.
  */
 ORPC_EXTERN int orpc_call_pause_recv(orpc_call *call);
 
 /**
  * @function
  * Resumes delivery after orpc_call_pause_recv(): waiting messages, then
- * on_done if the call has ended, follow on the IO thread.  Any thread.
+ * on_done if the call has ended, follow on the IO thread.
  *
  * Returns 0, ORPC_EINVAL or ORPC_ESTATE (a blocking call).
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread, the call's callbacks included; on the channel's IO
+ * thread, outside this call's callbacks, it delivers before it returns.
  */
 ORPC_EXTERN int orpc_call_resume_recv(orpc_call *call);
 
@@ -221,8 +255,12 @@ ORPC_EXTERN int orpc_call_resume_recv(orpc_call *call);
  * @function
  * Drops the application's reference to an asynchronous call.  The call
  * goes on (cancel it first to stop it) and its callbacks still run until
- * on_done; the handle they receive stays valid while they run.  Any thread,
- * including from the call's callbacks.  Does nothing on NULL.
+ * on_done; the handle they receive stays valid while they run.  Does
+ * nothing on NULL.
+ *
+ * Ownership: ends the caller's reference; the caller must not use |call|
+ * afterwards (its callbacks still may, with the handle they receive).
+ * Threads: any thread, the call's callbacks included.
  */
 ORPC_EXTERN void orpc_call_unref(orpc_call *call);
 

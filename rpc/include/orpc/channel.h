@@ -130,15 +130,22 @@ ORPC_EXTERN int orpc_channel_new(orpc_channel **out, const char *target,
  * @function
  * The channel's connectivity now (a snapshot: it may change at once).
  * With |try_to_connect| nonzero an IDLE channel starts connecting, as a
- * call would, without one: a readiness probe or a warm-up at start.  Any
- * thread.  NULL is SHUTDOWN.
+ * call would, without one: a readiness probe or a warm-up at start.  NULL is
+ * SHUTDOWN.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread, the channel's callbacks included (it never blocks).
  */
 ORPC_EXTERN orpc_channel_state orpc_channel_get_state(orpc_channel *ch,
                                                       int try_to_connect);
 
 /**
  * @function
- * Takes a reference to |ch| and returns it.
+ * Takes a reference to |ch| and returns it (NULL for NULL).
+ *
+ * Ownership: the caller holds one more reference, dropped with
+ * orpc_channel_unref().
+ * Threads: any thread, the channel's callbacks included.
  */
 ORPC_EXTERN orpc_channel *orpc_channel_ref(orpc_channel *ch);
 
@@ -146,7 +153,12 @@ ORPC_EXTERN orpc_channel *orpc_channel_ref(orpc_channel *ch);
  * @function
  * Drops a reference.  The last one cancels calls still running (they end
  * with CANCELLED), closes the connections and joins the IO thread.  NULL is a
- * no-op.  Must not be called from a callback of the same channel.
+ * no-op.
+ *
+ * Ownership: ends one of the caller's references; calls the application
+ * still holds stay valid until finished (or unreferenced).
+ * Threads: any thread but the channel's own IO thread (a callback of the
+ * same channel): the last reference joins that thread.
  */
 ORPC_EXTERN void orpc_channel_unref(orpc_channel *ch);
 
@@ -156,7 +168,11 @@ ORPC_EXTERN void orpc_channel_unref(orpc_channel *ch);
  * is set and the caller frees it with protobuf_c_message_free_unpacked().
  *
  * Returns the call's status; the caller clears it.  |opts| may be NULL.
- * Ownership: borrows |request| until the function returns.
+ *
+ * Ownership: borrows |request| and |opts| until the function returns; the
+ * caller frees |*response| and clears the status with orpc_status_clear().
+ * Threads: any thread but an orpc IO thread (a callback or an inline
+ * handler), where the call ends FAILED_PRECONDITION at once.
  */
 ORPC_EXTERN orpc_status orpc_channel_invoke(orpc_channel *ch,
                                             const orpc_method_desc *method,
@@ -170,7 +186,12 @@ ORPC_EXTERN orpc_status orpc_channel_invoke(orpc_channel *ch,
  * thread, when it ends.
  *
  * Returns 0, or a negative ORPC_E* code, in which case |cb| never fires.
- * Ownership: |request| is serialized before the function returns.
+ *
+ * Ownership: |request| and |opts| are read before the function returns,
+ * except opts->headers_out and trailers_out, written until |cb| runs; |cb|
+ * owns the response it is given.
+ * Threads: any thread, callbacks included; on the channel's own IO thread
+ * |cb| may run before this function returns.
  */
 ORPC_EXTERN int orpc_channel_invoke_async(orpc_channel *ch,
                                           const orpc_method_desc *method,
@@ -182,6 +203,9 @@ ORPC_EXTERN int orpc_channel_invoke_async(orpc_channel *ch,
  * @function
  * As orpc_channel_invoke_async(), for generated typed stubs: |done| is called
  * with |typed_cb| and |user_data|.
+ *
+ * Ownership: as orpc_channel_invoke_async().
+ * Threads: as orpc_channel_invoke_async().
  */
 ORPC_EXTERN int orpc_channel_invoke_async_typed(
     orpc_channel *ch, const orpc_method_desc *method,
@@ -195,6 +219,13 @@ ORPC_EXTERN int orpc_channel_invoke_async_typed(
  * streaming pass NULL and use orpc_call_send().
  *
  * Returns 0 with |*out| set, or a negative ORPC_E* code.
+ *
+ * Ownership: |request| and |opts| are read before the function returns,
+ * except opts->headers_out and trailers_out, written until the call is
+ * finished; the caller owns |*out| and ends it with orpc_call_finish() or
+ * orpc_call_finish_response().
+ * Threads: any thread; the call then belongs to one thread at a time, which
+ * must not be an orpc IO thread when it sends or receives.
  */
 ORPC_EXTERN int orpc_channel_call_start(orpc_call **out, orpc_channel *ch,
                                         const orpc_method_desc *method,
@@ -209,10 +240,15 @@ ORPC_EXTERN int orpc_channel_call_start(orpc_call **out, orpc_channel *ch,
  * streaming pass NULL and use orpc_call_send(), which never blocks.
  *
  * Returns 0 with |*out| set, or a negative ORPC_E* code (then no callback
- * runs).  Ownership: the caller holds one reference to |*out| and drops it
- * with orpc_call_unref() (the call itself lives until on_done returns);
- * |callbacks| is copied, |request| borrowed until the function returns.
- * Any thread, including the channel's IO thread.
+ * runs).
+ *
+ * Ownership: the caller holds one reference to |*out| and drops it with
+ * orpc_call_unref() (the call itself lives until on_done returns);
+ * |callbacks| is copied; |request| and |opts| are borrowed until the
+ * function returns, except opts->headers_out and trailers_out, written
+ * until on_done runs.
+ * Threads: any thread, including the channel's IO thread (from there the
+ * callbacks, on_done included, may run before this function returns).
  */
 ORPC_EXTERN int orpc_channel_call_start_async(
     orpc_call **out, orpc_channel *ch, const orpc_method_desc *method,
@@ -226,6 +262,9 @@ ORPC_EXTERN int orpc_channel_call_start_async(
  *
  * Returns 0; ORPC_ENOTFOUND when not connected over TLS or the server's
  * certificate has no SPIFFE ID; ORPC_ETOOBIG when |buf| is too small.
+ *
+ * Ownership: copies into the caller's |buf|; nothing is allocated.
+ * Threads: any thread, the channel's callbacks included.
  */
 ORPC_EXTERN int orpc_channel_peer_identity(orpc_channel *ch, char *buf,
                                            size_t len);

@@ -96,12 +96,20 @@ ORPC_EXTERN int orpc_client_new_with_invoker(orpc_client **out,
  * @function
  * Frees the client and drops its channel reference.  Calls in flight must
  * have finished.  NULL is a no-op.
+ *
+ * Ownership: ends the caller's ownership of |client|; an invoker's
+ * |user_data| is released through its destroy.
+ * Threads: any thread but those its calls' callbacks run on: freeing may
+ * join them (the channel's IO thread when its last reference goes).
  */
 ORPC_EXTERN void orpc_client_free(orpc_client *client);
 
 /**
  * @function
  * The service |client| was made for.
+ *
+ * Ownership: borrowed: the descriptor the client was made with (static).
+ * Threads: any thread.
  */
 ORPC_EXTERN const orpc_service_desc *
 orpc_client_service(const orpc_client *client);
@@ -110,6 +118,9 @@ orpc_client_service(const orpc_client *client);
  * @function
  * A blocking unary call; see orpc_channel_invoke().  |method| must belong to
  * the client's service, else the status is INVALID_ARGUMENT.
+ *
+ * Ownership: as orpc_channel_invoke().
+ * Threads: as orpc_channel_invoke(): any thread but an orpc IO thread.
  */
 ORPC_EXTERN orpc_status orpc_client_invoke(orpc_client *client,
                                            const orpc_method_desc *method,
@@ -120,6 +131,10 @@ ORPC_EXTERN orpc_status orpc_client_invoke(orpc_client *client,
 /**
  * @function
  * An asynchronous unary call; see orpc_channel_invoke_async().
+ *
+ * Ownership: as orpc_channel_invoke_async().
+ * Threads: as orpc_channel_invoke_async(); an invoker may run |cb| on a
+ * thread of its own (a routed client does, for legacy calls).
  */
 ORPC_EXTERN int orpc_client_invoke_async(orpc_client *client,
                                          const orpc_method_desc *method,
@@ -131,6 +146,9 @@ ORPC_EXTERN int orpc_client_invoke_async(orpc_client *client,
  * @function
  * An asynchronous unary call for generated typed stubs; see
  * orpc_channel_invoke_async_typed().
+ *
+ * Ownership: as orpc_channel_invoke_async().
+ * Threads: as orpc_client_invoke_async().
  */
 ORPC_EXTERN int orpc_client_invoke_async_typed(
     orpc_client *client, const orpc_method_desc *method,
@@ -140,6 +158,9 @@ ORPC_EXTERN int orpc_client_invoke_async_typed(
 /**
  * @function
  * Starts a streaming call; see orpc_channel_call_start().
+ *
+ * Ownership: as orpc_channel_call_start().
+ * Threads: as orpc_channel_call_start().
  */
 ORPC_EXTERN int orpc_client_call_start(orpc_call **out, orpc_client *client,
                                        const orpc_method_desc *method,
@@ -154,7 +175,10 @@ ORPC_EXTERN int orpc_client_call_start(orpc_call **out, orpc_client *client,
  * carries no asynchronous streams fails with ORPC_ENOTSUP.
  *
  * Returns 0 with |*out| set, or a negative ORPC_E* code (then no callback
- * runs).  Any thread.
+ * runs).
+ *
+ * Ownership: as orpc_channel_call_start_async().
+ * Threads: as orpc_channel_call_start_async().
  */
 ORPC_EXTERN int orpc_client_call_start_async(
     orpc_call **out, orpc_client *client, const orpc_method_desc *method,

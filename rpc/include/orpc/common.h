@@ -56,7 +56,10 @@ extern "C" {
  * The library's version string, e.g. "0.1.0".  It may differ from
  * ORPC_VERSION_STRING when a program runs against a newer shared library.
  *
- * Returns a static string.  Thread-safety: any thread.
+ * Returns a static string.
+ *
+ * Ownership: the string is static: never free it.
+ * Threads: any thread.
  */
 ORPC_EXTERN const char *orpc_version(void);
 

@@ -7,9 +7,12 @@
  * streaming methods, the means to read requests and write responses.  The
  * context lives until the call's status has been sent.
  *
- * Thread-safety: a context belongs to the thread running its handler.  The
- * exceptions say so: orpc_ctx_is_cancelled() and orpc_ctx_finish() may be
- * called from any thread.
+ * Thread-safety: a context belongs to the thread running its handler, and
+ * once the handler has deferred the call (orpc_ctx_defer()) and returned,
+ * to the one thread that will finish it.  A context is valid until its
+ * handler returns or, for a deferred call, until orpc_ctx_finish().  The
+ * exceptions say so: orpc_ctx_is_cancelled(), orpc_ctx_finish() and the
+ * getters of what never changes may be called from any thread.
  *
  * Non-blocking services (orpc_service_opts.nonblocking) run handlers on the
  * IO thread, where nothing may wait.  There orpc_ctx_recv() and
@@ -43,6 +46,9 @@ typedef void (*orpc_cancel_cb)(orpc_ctx *ctx, void *user_data);
 /**
  * @function
  * The method being called.
+ *
+ * Ownership: borrowed from the generated (static) descriptor.
+ * Threads: any thread while |ctx| is valid (it never changes).
  */
 ORPC_EXTERN const orpc_method_desc *orpc_ctx_method(const orpc_ctx *ctx);
 
@@ -50,19 +56,28 @@ ORPC_EXTERN const orpc_method_desc *orpc_ctx_method(const orpc_ctx *ctx);
  * @function
  * The call's deadline on the monotonic clock (uv_hrtime() nanoseconds), or
  * INT64_MAX when the client set none.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread while |ctx| is valid (it never changes).
  */
 ORPC_EXTERN int64_t orpc_ctx_deadline_ns(const orpc_ctx *ctx);
 
 /**
  * @function
  * Milliseconds left until the deadline (0 once passed), or INT64_MAX.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread while |ctx| is valid.
  */
 ORPC_EXTERN int64_t orpc_ctx_remaining_ms(const orpc_ctx *ctx);
 
 /**
  * @function
  * Nonzero once the client cancelled, the connection dropped, the server is
- * shutting down past its grace period, or the deadline passed.  Any thread.
+ * shutting down past its grace period, or the deadline passed.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread while |ctx| is valid.
  */
 ORPC_EXTERN int orpc_ctx_is_cancelled(const orpc_ctx *ctx);
 
@@ -74,6 +89,10 @@ ORPC_EXTERN int orpc_ctx_is_cancelled(const orpc_ctx *ctx);
  * must not block.
  *
  * Returns 0 or ORPC_EINVAL.
+ *
+ * Ownership: keeps |cb| and |user_data| until the call ends; |user_data|
+ * stays the caller's.
+ * Threads: the thread that owns the call.
  */
 ORPC_EXTERN int orpc_ctx_on_cancel(orpc_ctx *ctx, orpc_cancel_cb cb,
                                    void *user_data);
@@ -81,7 +100,11 @@ ORPC_EXTERN int orpc_ctx_on_cancel(orpc_ctx *ctx, orpc_cancel_cb cb,
 /**
  * @function
  * The request metadata (custom keys only; `grpc-*` and pseudo-headers are
- * the runtime's).  Borrowed for the life of the call.
+ * the runtime's).
+ *
+ * Ownership: borrowed from the call while |ctx| is valid; never change or
+ * free it.
+ * Threads: any thread while |ctx| is valid (it never changes).
  */
 ORPC_EXTERN const orpc_metadata *orpc_ctx_metadata(const orpc_ctx *ctx);
 
@@ -92,7 +115,10 @@ ORPC_EXTERN const orpc_metadata *orpc_ctx_metadata(const orpc_ctx *ctx);
  * returns ORPC_ESTATE.
  *
  * Returns 0, ORPC_EINVAL (see orpc_metadata_add()), ORPC_ESTATE or
- * ORPC_ENOMEM.  Ownership: copies.
+ * ORPC_ENOMEM.
+ *
+ * Ownership: copies |key| and |value|.
+ * Threads: the thread that owns the call.
  */
 ORPC_EXTERN int orpc_ctx_add_header(orpc_ctx *ctx, const char *key,
                                     const void *value, size_t len);
@@ -102,7 +128,9 @@ ORPC_EXTERN int orpc_ctx_add_header(orpc_ctx *ctx, const char *key,
  * Adds an entry to the trailers, sent with the status.
  *
  * Returns 0, ORPC_EINVAL, ORPC_ESTATE (status already sent) or ORPC_ENOMEM.
- * Ownership: copies.
+ *
+ * Ownership: copies |key| and |value|.
+ * Threads: the thread that owns the call.
  */
 ORPC_EXTERN int orpc_ctx_add_trailer(orpc_ctx *ctx, const char *key,
                                      const void *value, size_t len);
@@ -111,14 +139,19 @@ ORPC_EXTERN int orpc_ctx_add_trailer(orpc_ctx *ctx, const char *key,
  * @function
  * The caller's SPIFFE ID from its verified client certificate, or NULL when
  * the connection is not mutually authenticated or the certificate carries
- * no valid SPIFFE ID.  Borrowed for the life of the call.
+ * no valid SPIFFE ID.
+ *
+ * Ownership: borrowed from the call while |ctx| is valid.
+ * Threads: any thread while |ctx| is valid (it never changes).
  */
 ORPC_EXTERN const char *orpc_ctx_peer_identity(const orpc_ctx *ctx);
 
 /**
  * @function
- * The caller's address, "ip:port", "[ip6]:port" or "unix:path".  Borrowed
- * for the life of the call.
+ * The caller's address, "ip:port", "[ip6]:port" or "unix:path".
+ *
+ * Ownership: borrowed from the call while |ctx| is valid.
+ * Threads: any thread while |ctx| is valid (it never changes).
  */
 ORPC_EXTERN const char *orpc_ctx_peer_address(const orpc_ctx *ctx);
 
@@ -126,6 +159,9 @@ ORPC_EXTERN const char *orpc_ctx_peer_address(const orpc_ctx *ctx);
  * @function
  * The call's arena: allocate the response's strings, bytes and sub-messages
  * here and they are freed with the call.
+ *
+ * Ownership: borrowed: the call frees it; never free or reset it.
+ * Threads: the thread that owns the call (an arena has one thread at a time).
  */
 ORPC_EXTERN orpc_arena *orpc_ctx_arena(orpc_ctx *ctx);
 
@@ -135,6 +171,9 @@ ORPC_EXTERN orpc_arena *orpc_ctx_arena(orpc_ctx *ctx);
  * client accepts it; otherwise responses stay uncompressed.
  *
  * Returns 0, ORPC_ENOTSUP (unknown algorithm) or ORPC_ESTATE (headers sent).
+ *
+ * Ownership: borrows |algorithm| for the call.
+ * Threads: the thread that owns the call.
  */
 ORPC_EXTERN int orpc_ctx_set_compression(orpc_ctx *ctx, const char *algorithm);
 
@@ -145,6 +184,9 @@ ORPC_EXTERN int orpc_ctx_set_compression(orpc_ctx *ctx, const char *algorithm);
  * uncompressed (the call's grpc-encoding stays gzip).  Default: on.
  *
  * Returns 0 or ORPC_EINVAL.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: the thread that owns the call.
  */
 ORPC_EXTERN int orpc_ctx_set_message_compression(orpc_ctx *ctx, int on);
 
@@ -153,6 +195,9 @@ ORPC_EXTERN int orpc_ctx_set_message_compression(orpc_ctx *ctx, int on);
  * Nonzero when the request message most recently received (the unary
  * request, or the last one orpc_ctx_recv() returned) arrived with the
  * compressed flag set.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: the thread that owns the call.
  */
 ORPC_EXTERN int orpc_ctx_request_compressed(const orpc_ctx *ctx);
 
@@ -167,6 +212,10 @@ ORPC_EXTERN int orpc_ctx_request_compressed(const orpc_ctx *ctx);
  * stream; ORPC_ECANCELLED; ORPC_ESTATE for a method whose requests are not
  * streamed; ORPC_EAGAIN on a non-blocking service when nothing has arrived
  * yet.
+ *
+ * Ownership: the context owns |*msg|: never free it.
+ * Threads: the thread that owns the call; for a blocking service it waits
+ * there, so not an orpc IO thread.
  */
 ORPC_EXTERN int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg);
 
@@ -179,8 +228,11 @@ ORPC_EXTERN int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg);
  *
  * Returns 0; ORPC_ECANCELLED; ORPC_ETOOBIG (over the send limit);
  * ORPC_ESTATE for a unary-response method; ORPC_EAGAIN on a non-blocking
- * service whose send buffer is full.  Ownership: the message is serialized
- * before the function returns.
+ * service whose send buffer is full.
+ *
+ * Ownership: borrows |msg| until the function returns (it is serialized).
+ * Threads: the thread that owns the call; for a blocking service it waits
+ * there, so not an orpc IO thread.
  */
 ORPC_EXTERN int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg);
 
@@ -188,24 +240,31 @@ ORPC_EXTERN int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg);
  * @function
  * Tells the runtime that the handler will complete later: its return value
  * is then ignored and the call ends when orpc_ctx_finish() is called.
- * Only from the running handler, on its thread.
  *
  * Returns 0 or ORPC_ESTATE (already deferred).
+ *
+ * Ownership: |ctx| stays valid past the handler's return, until
+ * orpc_ctx_finish(); the handler hands it to the thread that will finish it.
+ * Threads: only the running handler, on its thread.
  */
 ORPC_EXTERN int orpc_ctx_defer(orpc_ctx *ctx);
 
 /**
  * @function
  * Completes a deferred call with |status| (and, for unary-response methods,
- * the response in orpc_ctx_response()).  Any thread; exactly once: once it
- * returns, |ctx| may be freed at any moment (when the status is sent), so
- * a second call is a use after free, not an error code.
+ * the response in orpc_ctx_response()).  Exactly once: once it returns,
+ * |ctx| may be freed at any moment (when the status is sent), so a second
+ * call is a use after free, not an error code.
  *
  * Valid even after orpc_server_free() (the call was cancelled then, and
  * finishing it only releases it).
  *
  * Returns 0 or ORPC_ESTATE (not deferred, or another thread finished it
- * first).  Ownership: takes |status|.
+ * first).
+ *
+ * Ownership: takes |status| (also on failure); on success |ctx| is no
+ * longer the caller's.
+ * Threads: any thread, the handler's own included (before it returns).
  */
 ORPC_EXTERN int orpc_ctx_finish(orpc_ctx *ctx, orpc_status status);
 
@@ -213,6 +272,9 @@ ORPC_EXTERN int orpc_ctx_finish(orpc_ctx *ctx, orpc_status status);
  * @function
  * For generated code: the decoded request of a method whose request is not
  * streamed (lives in the call's arena).
+ *
+ * Ownership: borrowed from the call while |ctx| is valid; never free it.
+ * Threads: any thread while |ctx| is valid (it never changes).
  */
 ORPC_EXTERN const ProtobufCMessage *orpc_ctx_request(const orpc_ctx *ctx);
 
@@ -220,6 +282,10 @@ ORPC_EXTERN const ProtobufCMessage *orpc_ctx_request(const orpc_ctx *ctx);
  * @function
  * For generated code: the response of a method whose response is not
  * streamed, initialised and living in the call's arena.
+ *
+ * Ownership: borrowed: the handler fills it (allocating from
+ * orpc_ctx_arena()) and the runtime sends and frees it with the call.
+ * Threads: the thread that owns the call.
  */
 ORPC_EXTERN ProtobufCMessage *orpc_ctx_response(orpc_ctx *ctx);
 

@@ -77,6 +77,9 @@ typedef struct orpc_error_detail {
  * "success"; an unknown code gives "unknown error".
  *
  * Returns a static string.
+ *
+ * Ownership: the string is static: never free it.
+ * Threads: any thread.
  */
 ORPC_EXTERN const char *orpc_strerror(int err);
 
@@ -86,6 +89,9 @@ ORPC_EXTERN const char *orpc_strerror(int err);
  * "ORPC_E?" for an unknown code.
  *
  * Returns a static string.
+ *
+ * Ownership: the string is static: never free it.
+ * Threads: any thread.
  */
 ORPC_EXTERN const char *orpc_err_name(int err);
 
@@ -93,6 +99,9 @@ ORPC_EXTERN const char *orpc_err_name(int err);
  * @function
  * Nonzero when |err| leaves the object that returned it unusable: the caller
  * should free it and start again.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_err_is_fatal(int err);
 

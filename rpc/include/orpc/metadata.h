@@ -26,14 +26,21 @@ typedef struct orpc_metadata orpc_metadata;
  * @function
  * Creates an empty list.
  *
- * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.  Ownership: copies |mem|; free the
- * list with orpc_metadata_free().
+ * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.
+ *
+ * Ownership: copies |mem|; the caller owns the list and frees it with
+ * orpc_metadata_free().
+ * Threads: any thread; the list then belongs to one thread at a time.
  */
 ORPC_EXTERN int orpc_metadata_new(orpc_metadata **out, const orpc_mem *mem);
 
 /**
  * @function
  * Frees the list and its entries.  NULL is a no-op.
+ *
+ * Ownership: ends the caller's ownership of |md|; pointers that
+ * orpc_metadata_at() and orpc_metadata_get() gave become invalid.
+ * Threads: the thread that owns the list, with no reader at the same time.
  */
 ORPC_EXTERN void orpc_metadata_free(orpc_metadata *md);
 
@@ -46,7 +53,9 @@ ORPC_EXTERN void orpc_metadata_free(orpc_metadata *md);
  * upgrade, te, content-type, user-agent, host: the transport's own), is over
  * 1 KiB, |value| is over 1 MiB, or |value| holds bytes other than 0x20–0x7E
  * for a key without "-bin"; ORPC_ENOMEM (the list is unchanged).
+ *
  * Ownership: copies |key| and |value|.
+ * Threads: the thread that owns the list, with no reader at the same time.
  */
 ORPC_EXTERN int orpc_metadata_add(orpc_metadata *md, const char *key,
                                   const void *value, size_t len);
@@ -54,6 +63,9 @@ ORPC_EXTERN int orpc_metadata_add(orpc_metadata *md, const char *key,
 /**
  * @function
  * As orpc_metadata_add() with the NUL-terminated string |value|.
+ *
+ * Ownership: copies |key| and |value|.
+ * Threads: the thread that owns the list, with no reader at the same time.
  */
 ORPC_EXTERN int orpc_metadata_add_str(orpc_metadata *md, const char *key,
                                       const char *value);
@@ -61,6 +73,9 @@ ORPC_EXTERN int orpc_metadata_add_str(orpc_metadata *md, const char *key,
 /**
  * @function
  * Number of entries.  0 for NULL.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread, alongside other readers but no writer.
  */
 ORPC_EXTERN size_t orpc_metadata_count(const orpc_metadata *md);
 
@@ -70,8 +85,11 @@ ORPC_EXTERN size_t orpc_metadata_count(const orpc_metadata *md);
  * NULL.  Values are also NUL-terminated (the terminator is not counted in
  * |*len|) so ASCII values may be used as C strings.
  *
- * Returns 0 or ORPC_EINVAL (|index| out of range).  Ownership: borrows; the
- * pointers stay valid until the list is modified or freed.
+ * Returns 0 or ORPC_EINVAL (|index| out of range).
+ *
+ * Ownership: the pointers are borrowed from the list and stay valid until
+ * it is modified or freed.
+ * Threads: any thread, alongside other readers but no writer.
  */
 ORPC_EXTERN int orpc_metadata_at(const orpc_metadata *md, size_t index,
                                  const char **key, const uint8_t **value,
@@ -94,7 +112,10 @@ ORPC_EXTERN int orpc_metadata_add_all(orpc_metadata *dst,
  * @function
  * The first entry whose key equals |key|.  |value| and |len| may be NULL.
  *
- * Returns 0, or ORPC_ENOTFOUND.  Ownership: as orpc_metadata_at().
+ * Returns 0, or ORPC_ENOTFOUND.
+ *
+ * Ownership: as orpc_metadata_at(); |key| is borrowed for the call.
+ * Threads: any thread, alongside other readers but no writer.
  */
 ORPC_EXTERN int orpc_metadata_get(const orpc_metadata *md, const char *key,
                                   const uint8_t **value, size_t *len);
@@ -102,6 +123,10 @@ ORPC_EXTERN int orpc_metadata_get(const orpc_metadata *md, const char *key,
 /**
  * @function
  * Removes every entry whose key equals |key|.  Returns how many went.
+ *
+ * Ownership: frees the removed entries (pointers to them become invalid);
+ * |key| is borrowed for the call.
+ * Threads: the thread that owns the list, with no reader at the same time.
  */
 ORPC_EXTERN size_t orpc_metadata_remove(orpc_metadata *md, const char *key);
 
@@ -109,6 +134,9 @@ ORPC_EXTERN size_t orpc_metadata_remove(orpc_metadata *md, const char *key);
  * @function
  * Nonzero when |key| is a well-formed metadata key that applications may
  * set (see the file comment).
+ *
+ * Ownership: borrows |key| for the call.
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_metadata_key_valid(const char *key);
 

@@ -215,7 +215,9 @@ typedef struct orpc_file_desc {
  * Method |i| of |service| (0 <= i < n_methods), stepping by the table's own
  * element size; NULL when |i| is out of range, |service| is not a service
  * descriptor, or its elements are smaller than this runtime can read.
- * Ownership: borrowed from the descriptor (static).  Any thread.
+ *
+ * Ownership: borrowed from the descriptor (generated, static).
+ * Threads: any thread.
  */
 ORPC_EXTERN const orpc_method_desc *
 orpc_service_method(const orpc_service_desc *service, size_t i);
@@ -227,6 +229,10 @@ orpc_service_method(const orpc_service_desc *service, size_t i);
  *
  * Returns the method, or NULL when |svc| has none of that name (or either
  * argument is NULL, or |svc| is not a service descriptor).
+ *
+ * Ownership: borrowed from the descriptor (generated, static); |name| is
+ * borrowed for the call.
+ * Threads: any thread.
  */
 ORPC_EXTERN const orpc_method_desc *
 orpc_service_find_method(const orpc_service_desc *svc, const char *name);
@@ -234,6 +240,9 @@ orpc_service_find_method(const orpc_service_desc *svc, const char *name);
 /**
  * @function
  * The field info of field number |number| of |info|, or NULL.
+ *
+ * Ownership: borrowed from |info| (generated, static).
+ * Threads: any thread.
  */
 ORPC_EXTERN const orpc_field_info *
 orpc_message_info_field(const orpc_message_info *info, uint32_t number);
@@ -242,6 +251,9 @@ orpc_message_info_field(const orpc_message_info *info, uint32_t number);
  * @function
  * The index into descriptor->fields and info->fields of the field whose JSON
  * name or proto name is |name| (the proto3 JSON parser accepts both), or -1.
+ *
+ * Ownership: borrows |name| for the call.
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_message_info_find(const orpc_message_info *info,
                                        const char *name);
@@ -250,6 +262,9 @@ ORPC_EXTERN int orpc_message_info_find(const orpc_message_info *info,
  * @function
  * The value info of |number| in |info| (the first declared when aliased),
  * or NULL.
+ *
+ * Ownership: borrowed from |info| (generated, static).
+ * Threads: any thread.
  */
 ORPC_EXTERN const orpc_enum_value_info *
 orpc_enum_info_value(const orpc_enum_info *info, int32_t number);
@@ -258,6 +273,10 @@ orpc_enum_info_value(const orpc_enum_info *info, int32_t number);
  * @function
  * The value info whose legacy spelling, or failing that whose proto name,
  * is |name|; NULL when none is.
+ *
+ * Ownership: borrowed from |info| (generated, static); |name| is borrowed
+ * for the call.
+ * Threads: any thread.
  */
 ORPC_EXTERN const orpc_enum_value_info *
 orpc_enum_info_find(const orpc_enum_info *info, const char *name);
@@ -265,7 +284,10 @@ orpc_enum_info_find(const orpc_enum_info *info, const char *name);
 /**
  * @function
  * A short lower-case name for |kind|: "unary", "server_streaming",
- * "client_streaming", "bidi_streaming".
+ * "client_streaming", "bidi_streaming" ("unknown" for another value).
+ *
+ * Ownership: the string is static: never free it.
+ * Threads: any thread.
  */
 ORPC_EXTERN const char *orpc_call_kind_name(orpc_call_kind kind);
 

@@ -78,7 +78,9 @@ typedef struct orpc_status {
  * A status with |code| and a copy of |message| (which may be NULL).  A code
  * outside 0–16 becomes ORPC_UNKNOWN.
  *
- * Ownership: copies |message|; clear the result with orpc_status_clear().
+ * Ownership: copies |message|; the caller clears the result with
+ * orpc_status_clear().
+ * Threads: any thread.
  */
 ORPC_EXTERN orpc_status orpc_status_new(orpc_code code, const char *message);
 
@@ -86,7 +88,9 @@ ORPC_EXTERN orpc_status orpc_status_new(orpc_code code, const char *message);
  * @function
  * A status with |code| and a message formatted like printf(3).
  *
- * Ownership: the message is allocated; clear with orpc_status_clear().
+ * Ownership: the message is allocated; the caller clears the result with
+ * orpc_status_clear().
+ * Threads: any thread.
  */
 ORPC_EXTERN orpc_status orpc_status_errorf(orpc_code code, const char *fmt, ...)
     ORPC_PRINTF(2, 3);
@@ -94,6 +98,9 @@ ORPC_EXTERN orpc_status orpc_status_errorf(orpc_code code, const char *fmt, ...)
 /**
  * @function
  * As orpc_status_errorf() with a va_list.
+ *
+ * Ownership: as orpc_status_errorf(); |ap| is consumed, as by vprintf(3).
+ * Threads: any thread.
  */
 ORPC_EXTERN orpc_status orpc_status_verrorf(orpc_code code, const char *fmt,
                                             va_list ap) ORPC_PRINTF(2, 0);
@@ -104,7 +111,11 @@ ORPC_EXTERN orpc_status orpc_status_verrorf(orpc_code code, const char *fmt,
  * details, replacing any it had.
  *
  * Returns 0, ORPC_EINVAL (|st| NULL, or |data| NULL with |len| > 0) or
- * ORPC_ENOMEM.  Ownership: copies |data|.
+ * ORPC_ENOMEM (|st| unchanged).
+ *
+ * Ownership: copies |data| (it may point into |st|'s own details); frees
+ * the details it replaces.
+ * Threads: any thread, one at a time on the same status.
  */
 ORPC_EXTERN int orpc_status_set_details(orpc_status *st, const void *data,
                                         size_t len);
@@ -113,12 +124,20 @@ ORPC_EXTERN int orpc_status_set_details(orpc_status *st, const void *data,
  * @function
  * A deep copy of |st|.  On memory exhaustion the copy keeps the code and
  * drops what could not be copied.
+ *
+ * Ownership: |st| is only read; the caller clears the copy with
+ * orpc_status_clear().
+ * Threads: any thread, while nobody changes |st|.
  */
 ORPC_EXTERN orpc_status orpc_status_copy(const orpc_status *st);
 
 /**
  * @function
  * Frees what |st| owns and resets it to ORPC_STATUS_OK.  NULL is a no-op.
+ *
+ * Ownership: frees |st|'s message and details (they came from the C
+ * library's allocator, whichever function made the status).
+ * Threads: any thread, while nobody else uses |st|.
  */
 ORPC_EXTERN void orpc_status_clear(orpc_status *st);
 
@@ -126,6 +145,9 @@ ORPC_EXTERN void orpc_status_clear(orpc_status *st);
  * @function
  * The canonical name of |code| ("NOT_FOUND"), or "UNKNOWN_CODE" when |code|
  * is out of range.  Returns a static string.
+ *
+ * Ownership: the string is static: never free it.
+ * Threads: any thread.
  */
 ORPC_EXTERN const char *orpc_code_name(orpc_code code);
 
@@ -134,7 +156,10 @@ ORPC_EXTERN const char *orpc_code_name(orpc_code code);
  * Parses a canonical code name ("NOT_FOUND", case-insensitive) or a decimal
  * number 0–16 into |*out|.
  *
- * Returns 0, or ORPC_EINVAL when |name| is neither.
+ * Returns 0, or ORPC_EINVAL when |name| is neither (|*out| unchanged).
+ *
+ * Ownership: borrows |name| for the call; nothing is allocated.
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_code_parse(orpc_code *out, const char *name);
 
@@ -144,6 +169,9 @@ ORPC_EXTERN int orpc_code_parse(orpc_code *out, const char *name);
  * no `grpc-status` (gRPC's http-grpc-status-mapping: 400 INTERNAL,
  * 401 UNAUTHENTICATED, 403 PERMISSION_DENIED, 404 UNIMPLEMENTED,
  * 429/502/503/504 UNAVAILABLE, 431 INTERNAL, anything else UNKNOWN).
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread.
  */
 ORPC_EXTERN orpc_code orpc_code_from_grpc_http(int http_status);
 
@@ -152,6 +180,9 @@ ORPC_EXTERN orpc_code orpc_code_from_grpc_http(int http_status);
  * The HTTP status that stands for |code| on a JSON/HTTP interface (the
  * grpc-gateway table: OK 200, CANCELLED 499, NOT_FOUND 404, …); 500 for an
  * unknown code.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_code_to_http(orpc_code code);
 

@@ -99,6 +99,10 @@ typedef struct orpc_spiffe_id {
  *
  * Returns 0, or ORPC_EINVAL when |uri| is not a SPIFFE ID (or either
  * argument is NULL); |*out| is cleared on failure.
+ *
+ * Ownership: copies |uri| into |*out| (|uri| may be out->id itself);
+ * nothing is allocated.
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_spiffe_id_parse(orpc_spiffe_id *out, const char *uri);
 
