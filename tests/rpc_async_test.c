@@ -682,7 +682,7 @@ static void test_blocking_refused_on_io_thread(void **state)
                      0);
     assert_int_equal(obs_wait(&u, &u.done, 1), 1);
     assert_int_equal(u.probe_finish_code, ORPC_FAILED_PRECONDITION);
-    assert_non_null(strstr(u.probe_finish_msg, "orpc_channel_invoke"));
+    assert_non_null(strstr(u.probe_finish_msg, "orpc_client_invoke"));
 }
 
 int main(void)

@@ -522,17 +522,6 @@ static int check_method(const orpc_method_desc *m, int want_kinds)
 
 #define KIND(k) (1 << (k))
 
-/* The status of a blocking function called on an orpc IO thread, which
- * would wait for work only that thread can do. */
-static orpc_status blocking_refused(const char *fn)
-{
-    return orpc_status_errorf(
-        ORPC_FAILED_PRECONDITION,
-        "%s: blocking call on an orpc IO thread (a callback or an inline "
-        "handler) would wait on itself; use the asynchronous API there",
-        fn);
-}
-
 orpc_status orpc_channel_invoke(orpc_channel *ch,
                                 const orpc_method_desc *method,
                                 const ProtobufCMessage *request,
@@ -547,7 +536,7 @@ orpc_status orpc_channel_invoke(orpc_channel *ch,
         return orpc_status_new(ORPC_INVALID_ARGUMENT,
                                "orpc_channel_invoke: bad argument");
     if (orpc__io_on_any_thread())
-        return blocking_refused("orpc_channel_invoke");
+        return orpc__io_blocking_refused("orpc_channel_invoke");
     int rc = call_new(&c, ch, method, opts);
     if (rc != 0)
         return orpc_status_errorf(ORPC_INTERNAL, "cannot start call: %s",
@@ -878,7 +867,7 @@ static int finish_refused(orpc_call *c, const char *fn, orpc_status *st)
         return 0;
     orpc_call_cancel(c);
     call_unref(c);
-    *st = blocking_refused(fn);
+    *st = orpc__io_blocking_refused(fn);
     return 1;
 }
 

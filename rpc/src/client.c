@@ -14,6 +14,7 @@
 #include <orpc/error.h>
 
 #include "common/log.h"
+#include "io.h"
 
 struct orpc_client {
     const orpc_service_desc *service;
@@ -120,6 +121,10 @@ orpc_status orpc_client_invoke(orpc_client *c, const orpc_method_desc *m,
         return orpc_status_new(ORPC_INVALID_ARGUMENT,
                                "method does not belong to the client's "
                                "service");
+    /* Whatever carries the call (a channel, or an invoker such as the
+     * router's legacy side), waiting for it here would block the loop. */
+    if (orpc__io_on_any_thread())
+        return orpc__io_blocking_refused("orpc_client_invoke");
     if (c->has_invoker)
         return c->invoker.invoke(m, request, response, opts, c->invoker_data);
     return orpc_channel_invoke(c->channel, m, request, response, opts);

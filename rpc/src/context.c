@@ -172,6 +172,10 @@ int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg)
             uv_mutex_unlock(&ctx->lock);
             return ORPC_EAGAIN;
         }
+        if (orpc__io_on_any_thread()) { /* it would wait on itself */
+            uv_mutex_unlock(&ctx->lock);
+            return ORPC_EBLOCKING;
+        }
         ctx->in.waiting++;
         uv_cond_wait(&ctx->cond, &ctx->lock);
         ctx->in.waiting--;
@@ -207,6 +211,11 @@ int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg)
             uv_mutex_unlock(&ctx->lock);
             free(c);
             return ORPC_EAGAIN;
+        }
+        if (orpc__io_on_any_thread()) { /* it would wait on itself */
+            uv_mutex_unlock(&ctx->lock);
+            free(c);
+            return ORPC_EBLOCKING;
         }
         uv_cond_wait(&ctx->cond, &ctx->lock);
     }

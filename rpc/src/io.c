@@ -215,6 +215,15 @@ int orpc__io_on_any_thread(void)
     return current_io != NULL;
 }
 
+orpc_status orpc__io_blocking_refused(const char *fn)
+{
+    return orpc_status_errorf(
+        ORPC_FAILED_PRECONDITION,
+        "%s: blocking call on an orpc IO thread (a callback or an inline "
+        "handler) would wait on itself; use the asynchronous API there",
+        fn);
+}
+
 int orpc__task_take_ref(uv_mutex_t *lock, int *task_ref, int *refs)
 {
     uv_mutex_lock(lock);

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include <orpc/common.h>
+#include <orpc/status.h>
 
 typedef struct orpc__io orpc__io;
 
@@ -80,6 +81,10 @@ int orpc__io_on_thread(orpc__io *io);
 /* Nonzero on any orpc IO thread (a server's or a channel's): where a
  * blocking call would wait for work only its own thread can do. */
 int orpc__io_on_any_thread(void);
+
+/* The FAILED_PRECONDITION status of blocking function |fn| called on an
+ * orpc IO thread, which would wait for work only that thread can do. */
+orpc_status orpc__io_blocking_refused(const char *fn);
 
 /*
  * Tasks that keep their object alive while queued.  |task_ref| and |refs|
