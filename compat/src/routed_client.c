@@ -1,0 +1,558 @@
+/*
+ * routed_client.c — the routed client: an orpc_client whose invoker sends
+ * each call where the routing table says (over gRPC, to the legacy
+ * endpoint, gRPC first with the legacy endpoint as fallback, or one side
+ * answering while the other shadows it).
+ *
+ * Design notes: a routed client is an orpc_client with an invoker (see
+ * orpc/client.h), so generated stubs do not know which side serves them.
+ * The mode is looked up per call: a reload moves the calls that start
+ * afterwards.  Legacy calls use the HttpRule mapping (http_rule.c), the
+ * libcurl pool of the service's base URL (legacy_http.c) and the calling
+ * identity's token cache (tokens.c).  Asynchronous legacy calls and shadow
+ * mirrors run on a bounded pool of at most 16 threads per routed client:
+ * the legacy transport is blocking, and the legacy side is the old, slow
+ * path being migrated away from (this pool duplicates common/pool.c).
+ * Streams travel over gRPC only.
+ *
+ * Locking theory: |lock| guards the task queue, its counts and the worker
+ * threads; tasks run without it.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <uv.h>
+
+#include <orpc/compat/router.h>
+#include <orpc/error.h>
+
+#include "http_rule.h"
+#include "router_internal.h"
+
+static void worker_main(void *arg)
+{
+    routed *r = arg;
+    uv_mutex_lock(&r->lock);
+    for (;;) {
+        r->idle++;
+        while (r->head == NULL && !r->stop)
+            uv_cond_wait(&r->cond, &r->lock);
+        r->idle--;
+        if (r->stop)
+            break;
+        task *t = r->head;
+        r->head = t->next;
+        if (r->head == NULL)
+            r->tail = NULL;
+        if (t->is_mirror)
+            r->mirrors_queued--;
+        uv_mutex_unlock(&r->lock);
+        t->run(r, t);
+        uv_mutex_lock(&r->lock);
+    }
+    uv_mutex_unlock(&r->lock);
+}
+
+/* Queues |t|, starting a thread when none is idle and fewer than
+ * MAX_WORKERS run.  A mirror is refused (1) when SHADOW_QUEUE of them
+ * wait.  Returns 0, 1, or ORPC_ESYS when no thread could be started. */
+int orpc__routed_submit(routed *r, task *t)
+{
+    uv_mutex_lock(&r->lock);
+    if (t->is_mirror && r->mirrors_queued >= SHADOW_QUEUE) {
+        uv_mutex_unlock(&r->lock);
+        return 1;
+    }
+    if (r->idle == 0 && r->n_workers < MAX_WORKERS &&
+        uv_thread_create(&r->workers[r->n_workers], worker_main, r) == 0)
+        r->n_workers++;
+    if (r->n_workers == 0) {
+        uv_mutex_unlock(&r->lock);
+        return ORPC_ESYS;
+    }
+    t->next = NULL;
+    if (r->tail)
+        r->tail->next = t;
+    else
+        r->head = t;
+    r->tail = t;
+    if (t->is_mirror)
+        r->mirrors_queued++;
+    uv_cond_signal(&r->cond);
+    uv_mutex_unlock(&r->lock);
+    return 0;
+}
+
+/* An independent copy of |m| (the caller may reuse its own at once), or
+ * NULL. */
+ProtobufCMessage *orpc__copy_message(const ProtobufCMessage *m)
+{
+    size_t n = protobuf_c_message_get_packed_size(m);
+    uint8_t *buf = malloc(n ? n : 1);
+    if (buf == NULL)
+        return NULL;
+    protobuf_c_message_pack(m, buf);
+    ProtobufCMessage *c =
+        protobuf_c_message_unpack(m->descriptor, NULL, n, buf);
+    free(buf);
+    return c;
+}
+
+static void routed_free(void *ud)
+{
+    routed *r = ud;
+    if (r == NULL)
+        return;
+    uv_mutex_lock(&r->lock);
+    r->stop = 1;
+    uv_cond_broadcast(&r->cond);
+    uv_mutex_unlock(&r->lock);
+    for (int i = 0; i < r->n_workers; i++)
+        uv_thread_join(&r->workers[i]);
+    while (r->head) {
+        task *t = r->head;
+        r->head = t->next;
+        t->discard(t);
+    }
+    uv_mutex_destroy(&r->lock);
+    uv_cond_destroy(&r->cond);
+    orpc__tokens_free(r->tokens);
+    orpc__legacy_http_free(r->legacy);
+    orpc__legacy_http_free(r->auth);
+    orpc_channel_unref(r->channel);
+    orpc_routes_unref(r->routes);
+    free(r);
+}
+
+static int has_auth_header(const orpc__http_request *hr)
+{
+    for (size_t i = 0; i < hr->n_headers; i++)
+        if (strncasecmp(hr->headers[i], "authorization:", 14) == 0)
+            return 1;
+    return 0;
+}
+
+/* May a failed call of |m| be sent again?  Only when doing it twice is the
+ * same as doing it once. */
+static int repeatable(const orpc_method_desc *m)
+{
+    if (m->idempotency != ORPC_IDEMPOTENCY_UNKNOWN)
+        return 1;
+    const char *v = m->http->verb;
+    return strcmp(v, "GET") == 0 || strcmp(v, "PUT") == 0 ||
+           strcmp(v, "DELETE") == 0;
+}
+
+orpc_status orpc__routed_legacy_invoke(routed *r, const orpc_method_desc *m,
+                                       const ProtobufCMessage *req,
+                                       ProtobufCMessage **resp,
+                                       const orpc_call_opts *opts)
+{
+    orpc__http_request hr;
+    orpc__http_reply reply = {0};
+    if (m->http == NULL)
+        return orpc_status_errorf(ORPC_UNIMPLEMENTED,
+                                  "%s has no legacy endpoint (no "
+                                  "google.api.http rule)",
+                                  m->path);
+    if (r->legacy == NULL)
+        return orpc_status_errorf(ORPC_UNAVAILABLE,
+                                  "%s: no legacy base URL configured", m->path);
+    orpc_status st = orpc__http_build(m, NULL, req, &r->jo, &hr);
+    if (st.code != ORPC_OK)
+        return st;
+    int64_t timeout =
+        opts && opts->timeout_ms > 0 ? opts->timeout_ms : r->legacy_timeout_ms;
+    if (r->tokens == NULL && !m->legacy_no_auth && !has_auth_header(&hr)) {
+        /* routed here by a reload, made without credentials: never send a
+         * call the legacy service would take as anonymous */
+        orpc__http_request_clear(&hr);
+        return orpc_status_errorf(ORPC_UNAUTHENTICATED,
+                                  "%s: no credentials for legacy calls (the "
+                                  "client was made without a username and "
+                                  "password)",
+                                  m->path);
+    }
+    int64_t deadline = (int64_t)(uv_hrtime() / 1000000) + timeout;
+    const char *const *hdrs = (const char *const *)hr.headers;
+    for (int attempt = 0;; attempt++) {
+        if (m->legacy_no_auth || has_auth_header(&hr))
+            st = orpc__legacy_http_do(r->legacy, hr.verb, hr.path, hdrs,
+                                      hr.n_headers, hr.body, hr.body_len,
+                                      timeout, &reply);
+        else
+            st = orpc__legacy_call_authed(r->legacy, r->tokens, hr.verb,
+                                          hr.path, hdrs, hr.n_headers, hr.body,
+                                          hr.body_len, timeout, &reply);
+        if (st.code == ORPC_OK && (reply.status < 200 || reply.status > 299))
+            st = orpc__legacy_status(&reply);
+        /* Today's clients retry a failed call SERVICE_HTTP_MAX_RETRIES
+         * times; orpc does so only where a repeat is harmless, and never
+         * past the call's deadline. */
+        int64_t now = (int64_t)(uv_hrtime() / 1000000);
+        if (st.code != ORPC_UNAVAILABLE || attempt >= r->max_retries ||
+            !repeatable(m) || now + r->retry_delay_ms >= deadline)
+            break;
+        orpc_status_clear(&st);
+        orpc__http_reply_clear(&reply);
+        if (r->retry_delay_ms > 0)
+            uv_sleep((unsigned)r->retry_delay_ms);
+        timeout = deadline - (int64_t)(uv_hrtime() / 1000000);
+        if (timeout <= 0)
+            timeout = 1;
+    }
+    orpc__http_request_clear(&hr);
+    if (st.code == ORPC_OK)
+        st = orpc__http_decode_response(m, NULL, reply.body, reply.len, &r->jo,
+                                        resp);
+    orpc__http_reply_clear(&reply);
+    return st;
+}
+
+static void served(routed *r, const orpc_method_desc *m,
+                   const orpc_call_opts *opts, orpc_served_by by, counter c)
+{
+    if (opts && opts->served_by)
+        *opts->served_by = by;
+    orpc__routes_count(r->routes, m, c);
+}
+
+static orpc_status via_legacy(routed *r, const orpc_method_desc *m,
+                              const ProtobufCMessage *req,
+                              ProtobufCMessage **resp,
+                              const orpc_call_opts *opts, counter c)
+{
+    orpc_status st = orpc__routed_legacy_invoke(r, m, req, resp, opts);
+    served(r, m, opts, ORPC_SERVED_LEGACY, c);
+    return st;
+}
+
+static orpc_status via_grpc(routed *r, const orpc_method_desc *m,
+                            const ProtobufCMessage *req,
+                            ProtobufCMessage **resp, const orpc_call_opts *opts)
+{
+    if (r->channel == NULL)
+        return orpc_status_errorf(ORPC_UNAVAILABLE,
+                                  "%s is routed to gRPC but the client has no "
+                                  "channel (no gRPC target configured)",
+                                  m->path);
+    orpc_status st = orpc_channel_invoke(r->channel, m, req, resp, opts);
+    served(r, m, opts, ORPC_SERVED_GRPC, C_GRPC);
+    return st;
+}
+
+static orpc_status routed_invoke(const orpc_method_desc *m,
+                                 const ProtobufCMessage *req,
+                                 ProtobufCMessage **resp,
+                                 const orpc_call_opts *opts, void *ud)
+{
+    routed *r = ud;
+    orpc_status st;
+    if (opts && opts->served_by)
+        *opts->served_by = ORPC_SERVED_NONE;
+    switch (orpc_routes_mode(r->routes, m)) {
+    case ORPC_ROUTE_GRPC:
+        return via_grpc(r, m, req, resp, opts);
+    case ORPC_ROUTE_SHADOW:
+        /* the legacy side answers; gRPC is asked off the caller's path */
+        st = via_legacy(r, m, req, resp, opts, C_LEGACY);
+        orpc__shadow_mirror(r, m, req, 0, st.code,
+                            st.code == ORPC_OK ? *resp : NULL);
+        return st;
+    case ORPC_ROUTE_SHADOW_GRPC:
+        st = via_grpc(r, m, req, resp, opts);
+        orpc__shadow_mirror(r, m, req, 1, st.code,
+                            st.code == ORPC_OK ? *resp : NULL);
+        return st;
+    case ORPC_ROUTE_FALLBACK:
+        if (r->channel == NULL)
+            return via_legacy(r, m, req, resp, opts, C_FALLBACK);
+        st = orpc_channel_invoke(r->channel, m, req, resp, opts);
+        if (st.code == ORPC_UNAVAILABLE || st.code == ORPC_UNIMPLEMENTED) {
+            /* nothing came back from the gRPC side: the legacy one answers */
+            orpc_status_clear(&st);
+            return via_legacy(r, m, req, resp, opts, C_FALLBACK);
+        }
+        served(r, m, opts, ORPC_SERVED_GRPC, C_GRPC);
+        return st;
+    case ORPC_ROUTE_LEGACY:
+    default:
+        return via_legacy(r, m, req, resp, opts, C_LEGACY);
+    }
+}
+
+typedef struct async_job {
+    task t; /* first: a job is a task */
+    const orpc_method_desc *m;
+    ProtobufCMessage *req; /* a copy */
+    orpc_metadata *md;     /* a copy, or NULL */
+    orpc_call_opts opts;
+    int has_opts;
+    orpc_unary_trampoline done;
+    orpc_fn typed_cb;
+    void *cb_ud;
+} async_job;
+
+static void async_job_free(async_job *j)
+{
+    protobuf_c_message_free_unpacked(j->req, NULL);
+    orpc_metadata_free(j->md);
+    free(j);
+}
+
+static void async_run(routed *r, task *t)
+{
+    async_job *j = (async_job *)t;
+    ProtobufCMessage *resp = NULL;
+    orpc_status st =
+        routed_invoke(j->m, j->req, &resp, j->has_opts ? &j->opts : NULL, r);
+    j->done(&st, resp, j->typed_cb, j->cb_ud);
+    orpc_status_clear(&st);
+    async_job_free(j);
+}
+
+/* The client was freed with the call still queued (a caller's bug: calls
+ * must finish first); it still gets its one callback. */
+static void async_discard(task *t)
+{
+    async_job *j = (async_job *)t;
+    orpc_status st = orpc_status_new(ORPC_CANCELLED, "the client was freed");
+    j->done(&st, NULL, j->typed_cb, j->cb_ud);
+    orpc_status_clear(&st);
+    async_job_free(j);
+}
+
+/* Copies |md| into |*out| (NULL when empty).  Returns 0 or ORPC_ENOMEM. */
+static int copy_metadata(const orpc_metadata *md, orpc_metadata **out)
+{
+    *out = NULL;
+    if (md == NULL || orpc_metadata_count(md) == 0)
+        return 0;
+    if (orpc_metadata_new(out, NULL) != 0)
+        return ORPC_ENOMEM;
+    for (size_t i = 0; i < orpc_metadata_count(md); i++) {
+        const char *k;
+        const uint8_t *v;
+        size_t len;
+        if (orpc_metadata_at(md, i, &k, &v, &len) != 0 ||
+            orpc_metadata_add(*out, k, v, len) != 0) {
+            orpc_metadata_free(*out);
+            *out = NULL;
+            return ORPC_ENOMEM;
+        }
+    }
+    return 0;
+}
+
+static int routed_invoke_async(const orpc_method_desc *m,
+                               const ProtobufCMessage *req,
+                               const orpc_call_opts *opts,
+                               orpc_unary_trampoline done, orpc_fn typed_cb,
+                               void *cb_ud, void *ud)
+{
+    routed *r = ud;
+    if (orpc_routes_mode(r->routes, m) == ORPC_ROUTE_GRPC && r->channel) {
+        int rc = orpc_channel_invoke_async_typed(r->channel, m, req, opts, done,
+                                                 typed_cb, cb_ud);
+        if (rc == 0)
+            orpc__routes_count(r->routes, m, C_GRPC);
+        return rc;
+    }
+    /* The legacy transport blocks: the call runs on one of the client's
+     * threads, with copies of what the caller may reuse at once. */
+    async_job *j = calloc(1, sizeof(*j));
+    if (j == NULL)
+        return ORPC_ENOMEM;
+    j->req = orpc__copy_message(req);
+    if (j->req == NULL ||
+        (opts && copy_metadata(opts->metadata, &j->md) != 0)) {
+        async_job_free(j);
+        return ORPC_ENOMEM;
+    }
+    j->t.run = async_run;
+    j->t.discard = async_discard;
+    j->m = m;
+    if (opts) {
+        j->opts = *opts;
+        j->opts.metadata = j->md;
+        j->has_opts = 1;
+    }
+    j->done = done;
+    j->typed_cb = typed_cb;
+    j->cb_ud = cb_ud;
+    int rc = orpc__routed_submit(r, &j->t);
+    if (rc != 0) {
+        async_job_free(j);
+        return rc;
+    }
+    return 0;
+}
+
+static int routed_call_start(orpc_call **out, const orpc_method_desc *m,
+                             const ProtobufCMessage *req,
+                             const orpc_call_opts *opts, void *ud)
+{
+    routed *r = ud;
+    orpc_route_mode mode = orpc_routes_mode(r->routes, m);
+    /* Streams travel over gRPC only: no legacy endpoint streams, and a
+     * streaming method has no HTTP rule (so its mode is always grpc). */
+    if (mode == ORPC_ROUTE_LEGACY || r->channel == NULL)
+        return ORPC_ENOTSUP;
+    int rc = orpc_channel_call_start(out, r->channel, m, req, opts);
+    if (rc == 0)
+        orpc__routes_count(r->routes, m, C_GRPC);
+    return rc;
+}
+
+static int routed_call_start_async(orpc_call **out, const orpc_method_desc *m,
+                                   const ProtobufCMessage *req,
+                                   const orpc_call_opts *opts,
+                                   const orpc_call_callbacks *cbs, void *cb_ud,
+                                   void *ud)
+{
+    routed *r = ud;
+    /* As routed_call_start(): streams travel over gRPC only. */
+    if (orpc_routes_mode(r->routes, m) == ORPC_ROUTE_LEGACY ||
+        r->channel == NULL)
+        return ORPC_ENOTSUP;
+    int rc = orpc_channel_call_start_async(out, r->channel, m, req, opts, cbs,
+                                           cb_ud);
+    if (rc == 0)
+        orpc__routes_count(r->routes, m, C_GRPC);
+    return rc;
+}
+
+static const orpc_invoker routed_invoker = {routed_invoke, routed_invoke_async,
+                                            routed_call_start, routed_free,
+                                            routed_call_start_async};
+
+/* Does any method of |s| reach a legacy endpoint that wants a token? */
+static int needs_token(const orpc_routes *t, const orpc_service_desc *s)
+{
+    for (size_t i = 0; i < s->n_methods; i++) {
+        const orpc_method_desc *m = orpc_service_method(s, i);
+        if (m == NULL || m->http == NULL || m->legacy_no_auth ||
+            orpc_routes_mode(t, m) == ORPC_ROUTE_GRPC)
+            continue;
+        int header_auth = 0;
+        for (size_t f = 0; f < m->input->n_fields; f++) {
+            const orpc_legacy_header *h = m->input->fields[f].legacy_header;
+            if (h && strcasecmp(h->name, "Authorization") == 0)
+                header_auth = 1;
+        }
+        if (!header_auth)
+            return 1;
+    }
+    return 0;
+}
+
+/* |name| as an integer in [lo, hi]; 0 (the transport's default) when unset
+ * or out of range. */
+static long env_long(const char *name, long lo, long hi)
+{
+    const char *v = getenv(name);
+    char *end;
+    long n = v && *v ? strtol(v, &end, 10) : 0;
+    return v && *v && *end == '\0' && n >= lo && n <= hi ? n : 0;
+}
+
+static const char *env_or(const char *name, const char *dflt)
+{
+    const char *v = name ? getenv(name) : NULL;
+    return v && *v ? v : dflt;
+}
+
+int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
+                           const orpc_routed_opts *o)
+{
+    orpc_routed_opts none = {0};
+    if (out == NULL || s == NULL || s->magic != ORPC_SERVICE_DESC_MAGIC)
+        return ORPC_EINVAL;
+    if (o == NULL)
+        o = &none;
+    routed *r = calloc(1, sizeof(*r));
+    if (r == NULL)
+        return ORPC_ENOMEM;
+    r->svc = s;
+    r->routes = orpc_routes_ref((orpc_routes *)o->routes);
+    uv_mutex_init(&r->lock);
+    uv_cond_init(&r->cond);
+    r->log = o->log;
+    r->log_ud = o->log_user_data;
+    r->jo.legacy = 1;
+    r->jo.ignore_unknown = 1; /* legacy replies carry more than the proto */
+    r->legacy_timeout_ms = o->legacy_timeout_ms;
+    if (r->legacy_timeout_ms <= 0) {
+        const char *t = getenv("SERVICE_HTTP_TIMEOUT");
+        long secs = t ? strtol(t, NULL, 10) : 0;
+        r->legacy_timeout_ms = (secs > 0 && secs < 86400 ? secs : 30) * 1000;
+    }
+    r->max_retries = o->legacy_max_retries;
+    if (r->max_retries == 0) {
+        const char *t = getenv("SERVICE_HTTP_MAX_RETRIES");
+        long n = t && *t ? strtol(t, NULL, 10) : 3;
+        r->max_retries = n >= 0 && n <= 10 ? (int)n : 3;
+    } else if (r->max_retries < 0 || r->max_retries > 10) {
+        r->max_retries = r->max_retries < 0 ? 0 : 10;
+    }
+    r->retry_delay_ms = o->legacy_retry_delay_ms;
+    if (r->retry_delay_ms <= 0) {
+        const char *t = getenv("SERVICE_HTTP_RETRY_DELAY");
+        double secs = t && *t ? strtod(t, NULL) : 1.0;
+        r->retry_delay_ms =
+            secs >= 0 && secs <= 60 ? (int64_t)(secs * 1000) : 1000;
+    }
+    if (o->channel)
+        r->channel = orpc_channel_ref(o->channel);
+    char ua[160];
+    snprintf(ua, sizeof(ua), "OpsConductor-%s/1.0.0",
+             o->identity ? o->identity : "orpc");
+    /* the pool settings of today's clients (LEGACY_API.md), bounded */
+    orpc__http_opts ho = {
+        .ca_file = o->ca_file,
+        .user_agent = ua,
+        .max_connections = env_long("SERVICE_HTTP_MAX_CONNECTIONS", 1, 10000),
+        .max_keepalive =
+            env_long("SERVICE_HTTP_MAX_KEEPALIVE_CONNECTIONS", 1, 10000),
+        .connect_timeout_ms =
+            env_long("SERVICE_HTTP_CONNECT_TIMEOUT", 1, 600) * 1000};
+    const char *base = o->legacy_url
+                           ? o->legacy_url
+                           : env_or(s->legacy_url_env, s->legacy_default_url);
+    int rc = 0;
+    if (base != NULL)
+        rc = orpc__legacy_http_new(&r->legacy, base, &ho);
+    /* Credentials are taken whenever they are configured, not only when
+     * the table routes a method to a legacy endpoint now: a reload may. */
+    char uname[160] = "", pname[160] = "";
+    if (o->identity) {
+        char id[128] = "";
+        for (size_t i = 0; o->identity[i] && i + 1 < sizeof(id); i++)
+            id[i] = o->identity[i] == '-'
+                        ? '_'
+                        : (char)toupper((unsigned char)o->identity[i]);
+        snprintf(uname, sizeof(uname), "%s_USERNAME", id);
+        snprintf(pname, sizeof(pname), "%s_PASSWORD", id);
+    }
+    const char *user = o->username ? o->username : env_or(uname, NULL);
+    const char *pass = o->password ? o->password : env_or(pname, NULL);
+    if (rc == 0 && (user == NULL || pass == NULL)) {
+        if (needs_token(o->routes, s))
+            rc = ORPC_ECONFIG; /* no default account, ever */
+    } else if (rc == 0) {
+        const char *auth_url = o->auth_url ? o->auth_url
+                                           : env_or("AUTH_SERVICE_URL",
+                                                    "http://auth-service:3001");
+        rc = orpc__legacy_http_new(&r->auth, auth_url, &ho);
+        if (rc == 0)
+            rc = orpc__tokens_new(&r->tokens, r->auth, user, pass);
+    }
+    if (rc != 0) {
+        routed_free(r);
+        return rc;
+    }
+    return orpc_client_new_with_invoker(out, s, &routed_invoker, r, NULL);
+}
