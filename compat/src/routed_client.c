@@ -12,13 +12,16 @@
  * identity's token cache (tokens.c).  Asynchronous legacy calls and shadow
  * mirrors run on a bounded pool of at most 16 threads per routed client:
  * the legacy transport is blocking, and the legacy side is the old, slow
- * path being migrated away from (this pool duplicates common/pool.c).
- * Streams travel over gRPC only.
+ * path being migrated away from.  They run on orpc's one worker pool
+ * (common/pool.c), one pool per client started by its first task.  Streams
+ * travel over gRPC only.
  *
- * Locking theory: |lock| guards the task queue, its counts and the worker
- * threads; tasks run without it.
+ * Locking theory: |lock| guards whether the pool started, the count of
+ * queued mirrors and |stopping|; it is taken before the pool's own lock
+ * (submit), never while holding it, and tasks run with neither.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,58 +35,55 @@
 #include "http_rule.h"
 #include "router_internal.h"
 
-static void worker_main(void *arg)
+/* Every task passes here on a pool thread.  Once the client is going away
+ * (|stopping|), the tasks still queued are discarded rather than run: the
+ * pool's destroy drains its queue, so each comes by once more. */
+static void task_main(orpc__job *job)
 {
-    routed *r = arg;
+    task *t = (task *)job;
+    routed *r = t->r;
     uv_mutex_lock(&r->lock);
-    for (;;) {
-        r->idle++;
-        while (r->head == NULL && !r->stop)
-            uv_cond_wait(&r->cond, &r->lock);
-        r->idle--;
-        if (r->stop)
-            break;
-        task *t = r->head;
-        r->head = t->next;
-        if (r->head == NULL)
-            r->tail = NULL;
-        if (t->is_mirror)
-            r->mirrors_queued--;
-        uv_mutex_unlock(&r->lock);
-        t->run(r, t);
-        uv_mutex_lock(&r->lock);
-    }
+    int stopping = r->stopping;
+    if (t->is_mirror)
+        r->mirrors_queued--;
     uv_mutex_unlock(&r->lock);
+    if (stopping)
+        t->discard(t);
+    else
+        t->run(r, t);
 }
 
-/* Queues |t|, starting a thread when none is idle and fewer than
- * MAX_WORKERS run.  A mirror is refused (1) when SHADOW_QUEUE of them
- * wait.  Returns 0, 1, or ORPC_ESYS when no thread could be started. */
 int orpc__routed_submit(routed *r, task *t)
 {
+    int rc = 0;
     uv_mutex_lock(&r->lock);
     if (t->is_mirror && r->mirrors_queued >= SHADOW_QUEUE) {
         uv_mutex_unlock(&r->lock);
         return 1;
     }
-    if (r->idle == 0 && r->n_workers < MAX_WORKERS &&
-        uv_thread_create(&r->workers[r->n_workers], worker_main, r) == 0)
-        r->n_workers++;
-    if (r->n_workers == 0) {
-        uv_mutex_unlock(&r->lock);
-        return ORPC_ESYS;
+    /* Started on demand: a client whose calls all go over gRPC never
+     * starts a thread.  One thread stays once started; up to MAX_WORKERS
+     * run while work waits, and those leave again after 30 s idle.  Calls
+     * are never refused for want of room (docs/compat.md: an accepted call
+     * is never dropped), so the pool's own bound on its queue is out of
+     * reach; mirrors are bounded above. */
+    if (!r->pool_started) {
+        /* a failed init started no thread (min is 1), and its mutex and
+         * conditions hold nothing on Linux: as the server does, nothing
+         * to undo, and the next task tries again */
+        if (orpc__pool_init(&r->pool, 1, MAX_WORKERS, UINT_MAX / 2) != 0) {
+            uv_mutex_unlock(&r->lock);
+            return ORPC_ESYS;
+        }
+        r->pool_started = 1;
     }
-    t->next = NULL;
-    if (r->tail)
-        r->tail->next = t;
-    else
-        r->head = t;
-    r->tail = t;
-    if (t->is_mirror)
+    t->job.fn = task_main;
+    t->r = r;
+    rc = orpc__pool_submit(&r->pool, &t->job);
+    if (rc == 0 && t->is_mirror)
         r->mirrors_queued++;
-    uv_cond_signal(&r->cond);
     uv_mutex_unlock(&r->lock);
-    return 0;
+    return rc;
 }
 
 /* An independent copy of |m| (the caller may reuse its own at once), or
@@ -106,19 +106,14 @@ static void routed_free(void *ud)
     routed *r = ud;
     if (r == NULL)
         return;
+    /* Waits for the tasks in progress; the queued ones are discarded. */
     uv_mutex_lock(&r->lock);
-    r->stop = 1;
-    uv_cond_broadcast(&r->cond);
+    r->stopping = 1;
+    int started = r->pool_started;
     uv_mutex_unlock(&r->lock);
-    for (int i = 0; i < r->n_workers; i++)
-        uv_thread_join(&r->workers[i]);
-    while (r->head) {
-        task *t = r->head;
-        r->head = t->next;
-        t->discard(t);
-    }
+    if (started)
+        orpc__pool_destroy(&r->pool);
     uv_mutex_destroy(&r->lock);
-    uv_cond_destroy(&r->cond);
     orpc__tokens_free(r->tokens);
     orpc__legacy_http_free(r->legacy);
     orpc__legacy_http_free(r->auth);
@@ -479,7 +474,6 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     r->svc = s;
     r->routes = orpc_routes_ref((orpc_routes *)o->routes);
     uv_mutex_init(&r->lock);
-    uv_cond_init(&r->cond);
     r->log = o->log;
     r->log_ud = o->log_user_data;
     r->jo.legacy = 1;

@@ -30,6 +30,7 @@
 #include <orpc/compat/json.h>
 #include <orpc/compat/router.h>
 
+#include "common/pool.h"
 #include "legacy_http.h"
 #include "tokens.h"
 
@@ -112,7 +113,8 @@ struct routed;
  * |run| does it and frees the task; |discard| frees it undone (the client
  * is going away). */
 typedef struct task {
-    struct task *next;
+    orpc__job job; /* first: what the pool runs */
+    struct routed *r;
     void (*run)(struct routed *r, struct task *t);
     void (*discard)(struct task *t);
     int is_mirror;
@@ -120,14 +122,13 @@ typedef struct task {
 
 typedef struct routed {
     const orpc_service_desc *svc;
-    /* the task queue and its threads (|lock| and |cond| guard all of it) */
+    /* the worker pool (common/pool.h), started by the first task; |lock|
+     * guards |pool_started|, |mirrors_queued| and |stopping| */
     uv_mutex_t lock;
-    uv_cond_t cond;
-    task *head, *tail;
+    orpc__pool pool;
+    int pool_started;
     size_t mirrors_queued;
-    int stop;
-    int n_workers, idle;
-    uv_thread_t workers[MAX_WORKERS];
+    int stopping;
     orpc_log_fn log;
     void *log_ud;
     orpc_routes *routes; /* a reference */
@@ -141,9 +142,10 @@ typedef struct routed {
     orpc_json_opts jo;
 } routed;
 
-/* Queues |t|, starting a thread when none is idle and fewer than
- * MAX_WORKERS run.  A mirror is refused (1) when SHADOW_QUEUE of them
- * wait.  Returns 0, 1, or ORPC_ESYS when no thread could be started. */
+/* Queues |t| on the client's pool, starting the pool with the first task.
+ * A mirror is refused (1) when SHADOW_QUEUE of them wait.  Returns 0, 1,
+ * ORPC_ESYS when no thread could be started, or what orpc__pool_submit()
+ * returns. */
 int orpc__routed_submit(routed *r, task *t);
 
 /* An independent copy of |m| (the caller may reuse its own at once), or
