@@ -138,7 +138,7 @@ get_target_property(_fuzz_compat_srcs orpc_compat SOURCES)
 orpc_fuzz_target(fuzz_routes
     LIBS orpc_compat orpc_protos
     FUZZ_SOURCES ${_fuzz_compat_srcs}
-    FUZZ_LIBS orpc_protos PkgConfig::JANSSON PkgConfig::LIBCURL
+    FUZZ_LIBS orpc_protos orpc_common PkgConfig::JANSSON PkgConfig::LIBCURL
               PkgConfig::LIBUV OpenSSL::Crypto Threads::Threads
     INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/rpc/src)
 

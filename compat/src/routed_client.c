@@ -21,17 +21,20 @@
  * (submit), never while holding it, and tasks run with neither.
  */
 #include <ctype.h>
+#include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include <uv.h>
 
 #include <orpc/compat/router.h>
 #include <orpc/error.h>
 
+#include "common/detail.h"
 #include "http_rule.h"
 #include "router_internal.h"
 
@@ -460,19 +463,92 @@ static const char *env_or(const char *name, const char *dflt)
     return v && *v ? v : dflt;
 }
 
+/* Whether |s| has no control character (it goes into a header). */
+static int printable(const char *s)
+{
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++)
+        if ((*p < 0x20 && *p != '\t') || *p == 0x7f)
+            return 0;
+    return 1;
+}
+
+/* Words a failure |rc| of orpc__legacy_http_new() for the base URL that
+ * |url_from| names into |d|.  Returns |rc|. */
+static int http_failed(orpc_error_detail *d, int rc, const char *svc,
+                       const char *url_from, const orpc_routed_opts *o)
+{
+    if (rc == ORPC_ESYS)
+        return orpc__detail_set(d, rc,
+                                "%s: the legacy HTTP transport did not start "
+                                "(libcurl, or its thread)",
+                                svc);
+    if (rc != ORPC_ECONFIG)
+        return rc; /* ENOMEM: the plain message */
+    /* the checks orpc__legacy_http_new() makes, in its order */
+    if (o->ca_file != NULL && access(o->ca_file, R_OK) != 0)
+        return orpc__detail_set(d, rc, "%s: orpc_routed_opts.ca_file %s: %s",
+                                svc, o->ca_file,
+                                uv_strerror(uv_translate_sys_error(errno)));
+    if (o->identity != NULL && !printable(o->identity))
+        return orpc__detail_set(
+            d, rc, "%s: orpc_routed_opts.identity: has a control character",
+            svc);
+    /* never the URL itself: credentials in it are one reason to refuse it */
+    return orpc__detail_set(d, rc,
+                            "%s: %s: not an http:// or https:// base URL "
+                            "with a host (and no credentials, query or "
+                            "fragment)",
+                            svc, url_from);
+}
+
+/* The ORPC_ECONFIG of a client that needs a token and has not both
+ * credentials, naming what to set. */
+static int no_credentials(orpc_error_detail *d, const char *svc,
+                          const orpc_routed_opts *o, const char *user,
+                          const char *pass, const char *user_from,
+                          const char *pass_from)
+{
+    if (user != NULL || pass != NULL)
+        return orpc__detail_set(d, ORPC_ECONFIG,
+                                "%s: no credentials for legacy calls: %s is "
+                                "set, %s is not",
+                                svc, user ? user_from : pass_from,
+                                user ? pass_from : user_from);
+    if (o->identity != NULL)
+        return orpc__detail_set(d, ORPC_ECONFIG,
+                                "%s: no credentials for legacy calls: set %s "
+                                "and %s (identity %s), or "
+                                "orpc_routed_opts.username and .password",
+                                svc, user_from, pass_from, o->identity);
+    return orpc__detail_set(d, ORPC_ECONFIG,
+                            "%s: no credentials for legacy calls: set "
+                            "orpc_routed_opts.identity (for "
+                            "<IDENTITY>_USERNAME and _PASSWORD), or .username "
+                            "and .password",
+                            svc);
+}
+
 int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
-                           const orpc_routed_opts *o)
+                           const orpc_routed_opts *o, orpc_error_detail *detail)
 {
     orpc_routed_opts none = {0};
-    if (out == NULL || s == NULL || s->magic != ORPC_SERVICE_DESC_MAGIC)
-        return ORPC_EINVAL;
+    orpc_error_detail d = {0};
     if (o == NULL)
         o = &none;
+    if (out == NULL || s == NULL || s->magic != ORPC_SERVICE_DESC_MAGIC) {
+        orpc__detail_set(&d, ORPC_EINVAL, "orpc_routed_client_new: %s",
+                         out == NULL ? "|out| is NULL"
+                                     : "|service| is not a service "
+                                       "descriptor");
+        return orpc__router_report(&d, ORPC_EINVAL, detail, o->log,
+                                   o->log_user_data);
+    }
     routed *r = calloc(1, sizeof(*r));
     if (r == NULL)
-        return ORPC_ENOMEM;
+        return orpc__router_report(&d, ORPC_ENOMEM, detail, o->log,
+                                   o->log_user_data);
     r->svc = s;
-    r->routes = orpc_routes_ref((orpc_routes *)o->routes);
+    r->routes = orpc_routes_ref(o->routes);
     uv_mutex_init(&r->lock);
     r->log = o->log;
     r->log_ud = o->log_user_data;
@@ -516,9 +592,14 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     const char *base = o->legacy_url
                            ? o->legacy_url
                            : env_or(s->legacy_url_env, s->legacy_default_url);
+    const char *base_from = o->legacy_url ? "orpc_routed_opts.legacy_url"
+                            : env_or(s->legacy_url_env, NULL)
+                                ? s->legacy_url_env
+                                : "the service's legacy_default_url";
     int rc = 0;
-    if (base != NULL)
-        rc = orpc__legacy_http_new(&r->legacy, base, &ho);
+    if (base != NULL &&
+        (rc = orpc__legacy_http_new(&r->legacy, base, &ho)) != 0)
+        rc = http_failed(&d, rc, s->full_name, base_from, o);
     /* Credentials are taken whenever they are configured, not only when
      * the table routes a method to a legacy endpoint now: a reload may. */
     char uname[160] = "", pname[160] = "";
@@ -533,20 +614,45 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     }
     const char *user = o->username ? o->username : env_or(uname, NULL);
     const char *pass = o->password ? o->password : env_or(pname, NULL);
+    const char *user_from = o->username   ? "orpc_routed_opts.username"
+                            : o->identity ? uname
+                                          : "orpc_routed_opts.username";
+    const char *pass_from = o->password   ? "orpc_routed_opts.password"
+                            : o->identity ? pname
+                                          : "orpc_routed_opts.password";
     if (rc == 0 && (user == NULL || pass == NULL)) {
+        /* no default account, ever */
         if (needs_token(o->routes, s))
-            rc = ORPC_ECONFIG; /* no default account, ever */
+            rc = no_credentials(&d, s->full_name, o, user, pass, user_from,
+                                pass_from);
     } else if (rc == 0) {
         const char *auth_url = o->auth_url ? o->auth_url
                                            : env_or("AUTH_SERVICE_URL",
                                                     "http://auth-service:3001");
+        const char *auth_from = o->auth_url ? "orpc_routed_opts.auth_url"
+                                : env_or("AUTH_SERVICE_URL", NULL)
+                                    ? "AUTH_SERVICE_URL"
+                                    : "the default auth URL";
         rc = orpc__legacy_http_new(&r->auth, auth_url, &ho);
-        if (rc == 0)
-            rc = orpc__tokens_new(&r->tokens, r->auth, user, pass);
+        if (rc != 0)
+            rc = http_failed(&d, rc, s->full_name, auth_from, o);
+        else if ((rc = orpc__tokens_new(&r->tokens, r->auth, user, pass)) ==
+                 ORPC_ECONFIG)
+            rc = orpc__detail_set(&d, rc, "%s: %s: %s", s->full_name,
+                                  user[0] == '\0'   ? user_from
+                                  : pass[0] == '\0' ? pass_from
+                                                    : user_from,
+                                  user[0] == '\0' || pass[0] == '\0'
+                                      ? "empty"
+                                      : "has a control character");
     }
     if (rc != 0) {
         routed_free(r);
-        return rc;
+        return orpc__router_report(&d, rc, detail, o->log, o->log_user_data);
     }
-    return orpc_client_new_with_invoker(out, s, &routed_invoker, r, NULL);
+    /* on failure the invoker's destroy (routed_free) has run */
+    rc = orpc_client_new_with_invoker(out, s, &routed_invoker, r, NULL);
+    if (rc != 0)
+        return orpc__router_report(&d, rc, detail, o->log, o->log_user_data);
+    return 0;
 }

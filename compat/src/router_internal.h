@@ -13,9 +13,10 @@
  * Locking theory (struct orpc_routes): |rw| guards |set|, which a reload
  * replaces whole (writers: orpc_routes_reload(), orpc_routes_set(); readers
  * hold it only to look a key up or copy a string out).  |lock| guards
- * |refs|, |stats|, |n_stats| and |dirty|.  Neither is held while the other
- * is taken, and no callback runs under either.  The watcher's fields are
- * set before its thread starts and read after it is joined.
+ * |refs|, |stats|, |n_stats| and |dirty|, and |log| and |log_ud| for
+ * readers other than the watcher.  Neither is held while the other is
+ * taken, and no callback runs under either.  The watcher's fields are set
+ * before its thread starts and read after it is joined.
  *
  * Thread-safety: every function here may be called from any thread.
  */
@@ -29,6 +30,7 @@
 
 #include <orpc/compat/json.h>
 #include <orpc/compat/router.h>
+#include <orpc/error.h>
 
 #include "common/pool.h"
 #include "legacy_http.h"
@@ -79,6 +81,15 @@ struct orpc_routes {
     orpc_log_fn log;
     void *log_ud;
 };
+
+/* Ends a failed public call: |d| (filled by orpc__detail_set(), or left
+ * zeroed for a plain orpc_strerror(|code|) message) goes to the caller's
+ * |detail|, or when that is NULL is reported once, through |log| if not
+ * NULL, else to stderr as "orpc: error: router: <message>".  Returns
+ * |code|. */
+int orpc__router_report(orpc_error_detail *d, int code,
+                        orpc_error_detail *detail, orpc_log_fn log,
+                        void *log_ud);
 
 /* Copies the ignore list of |m| into |buf| (empty: none). */
 void orpc__routes_ignored_fields(const orpc_routes *ct,

@@ -1,7 +1,10 @@
 /*
  * routes.c — the routing table: mode names, the file and environment
  * parser, load and reload, references, the mode lookup, and the watcher
- * thread that reloads on a signal and writes the counters once a second.
+ * thread that reloads on a signal and writes the counters once a second;
+ * also orpc__router_report(), the one way the router's public calls hand a
+ * failure back (the caller's orpc_error_detail, else a logger, else stderr
+ * in the runtime's format, so nothing is reported twice).
  *
  * Design notes: the table is a snapshot.  The file and the ORPC_ROUTE_*
  * environment are read when it is loaded (start-up, or a reload), never
@@ -18,6 +21,7 @@
  * the references and the counters).
  */
 #include <ctype.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,13 +33,15 @@
 #include <orpc/compat/router.h>
 #include <orpc/error.h>
 
+#include "common/detail.h"
+#include "log.h"
 #include "router_internal.h"
 
 extern char **environ;
 
 /* ---- modes and tables ---- */
 
-const char *orpc_route_mode_name(int mode)
+const char *orpc_route_mode_name(orpc_route_mode mode)
 {
     switch (mode) {
     case ORPC_ROUTE_LEGACY:
@@ -73,7 +79,26 @@ static int parse_mode(const char *s, size_t n, orpc_route_mode *out)
     return -1;
 }
 
-#define MODES_HINT "(modes: legacy, grpc, fallback, shadow, shadow-grpc)"
+#define MODES_HINT "(grpc, legacy, fallback, shadow, shadow-grpc)"
+#define KEYS_HINT "(*, pkg.Service or pkg.Service/Method)"
+
+/* At most |max| bytes of [s, s + n) into |buf| (|max| + 4 bytes) for a
+ * message: control and non-ASCII bytes as '?', "..." when cut, so that no
+ * raw byte of a file reaches a log. */
+static const char *shown(char *buf, size_t max, const char *s, size_t n)
+{
+    size_t j = 0;
+    for (size_t i = 0; i < n && i < max; i++) {
+        unsigned char c = (unsigned char)s[i];
+        buf[j++] = c < 0x20 || c >= 0x7f ? '?' : (char)c;
+    }
+    if (n > max) {
+        memcpy(buf + j, "...", 3);
+        j += 3;
+    }
+    buf[j] = '\0';
+    return buf;
+}
 
 static void set_clear(route_set *set)
 {
@@ -169,20 +194,27 @@ static int set_stats_file(route_set *t, const char *path, size_t n)
     return t->stats_file && t->stats_glob ? 0 : ORPC_ENOMEM;
 }
 
-static int load_file(route_set *t, const char *path, char *err, size_t errlen)
+/* Each ORPC_ECONFIG names the file and line, the setting and what is wrong
+ * with it, in |d|. */
+static int load_file(route_set *t, const char *path, orpc_error_detail *d)
 {
     FILE *f = fopen(path, "r");
-    char line[1024];
+    char line[1024], ks[104], vs[44];
     int lineno = 0, rc = 0;
-    if (f == NULL) {
-        snprintf(err, errlen, "%s: cannot open", path);
-        return ORPC_ECONFIG;
-    }
+    if (f == NULL)
+        return orpc__detail_set(d, ORPC_ECONFIG, "%s: cannot open: %s", path,
+                                uv_strerror(uv_translate_sys_error(errno)));
     while (rc == 0 && fgets(line, sizeof(line), f) != NULL) {
         lineno++;
-        if (lineno > 100000 || (strchr(line, '\n') == NULL && !feof(f))) {
-            snprintf(err, errlen, "%s:%d: line too long", path, lineno);
-            rc = ORPC_ECONFIG;
+        if (lineno > 100000) {
+            rc = orpc__detail_set(
+                d, ORPC_ECONFIG, "%s:%d: more than 100000 lines", path, lineno);
+            break;
+        }
+        if (strchr(line, '\n') == NULL && !feof(f)) {
+            rc = orpc__detail_set(d, ORPC_ECONFIG,
+                                  "%s:%d: line longer than %d bytes", path,
+                                  lineno, (int)sizeof(line) - 2);
             break;
         }
         char *hash = strchr(line, '#');
@@ -195,8 +227,11 @@ static int load_file(route_set *t, const char *path, char *err, size_t errlen)
         *end = '\0';
         char *eq = strchr(p, '=');
         if (eq == NULL) {
-            snprintf(err, errlen, "%s:%d: expected `key = mode`", path, lineno);
-            rc = ORPC_ECONFIG;
+            rc = orpc__detail_set(
+                d, ORPC_ECONFIG,
+                "%s:%d: \"%s\": expected `key = mode` (or `ignore key = "
+                "fields`, `stats_file = path`)",
+                path, lineno, shown(vs, 40, p, (size_t)(end - p)));
             break;
         }
         char *k = p, *kend = eq, *v = eq + 1, *vend = end;
@@ -210,8 +245,10 @@ static int load_file(route_set *t, const char *path, char *err, size_t errlen)
             trim(&k, &kend);
             char ikey[600];
             if (kend - k > 500 || !valid_key(k, (size_t)(kend - k))) {
-                snprintf(err, errlen, "%s:%d: bad ignore line", path, lineno);
-                rc = ORPC_ECONFIG;
+                rc = orpc__detail_set(
+                    d, ORPC_ECONFIG,
+                    "%s:%d: ignore \"%s\": not a key " KEYS_HINT, path, lineno,
+                    shown(ks, 100, k, (size_t)(kend - k)));
                 break;
             }
             snprintf(ikey, sizeof(ikey), "IGNORE:%.*s", (int)(kend - k), k);
@@ -222,27 +259,38 @@ static int load_file(route_set *t, const char *path, char *err, size_t errlen)
             continue;
         }
         if ((size_t)(kend - k) == 10 && strncmp(k, "stats_file", 10) == 0) {
-            if (vend == v) {
-                snprintf(err, errlen, "%s:%d: stats_file needs a path", path,
-                         lineno);
-                rc = ORPC_ECONFIG;
-            } else {
+            if (vend == v)
+                rc = orpc__detail_set(d, ORPC_ECONFIG,
+                                      "%s:%d: stats_file: no path after '='",
+                                      path, lineno);
+            else
                 rc = set_stats_file(t, v, (size_t)(vend - v));
-            }
             continue;
         }
         orpc_route_mode mode;
+        if (kend == k) {
+            rc = orpc__detail_set(d, ORPC_ECONFIG,
+                                  "%s:%d: no key before '=' " KEYS_HINT, path,
+                                  lineno);
+            break;
+        }
         if (!valid_key(k, (size_t)(kend - k))) {
-            snprintf(err, errlen,
-                     "%s:%d: %s (keys: *, pkg.Service, pkg.Service/Method)",
-                     path, lineno, kend == k ? "empty key" : "bad key");
-            rc = ORPC_ECONFIG;
+            rc = orpc__detail_set(
+                d, ORPC_ECONFIG, "%s:%d: \"%s\": not a key " KEYS_HINT, path,
+                lineno, shown(ks, 100, k, (size_t)(kend - k)));
+            break;
+        }
+        if (vend == v) {
+            rc = orpc__detail_set(
+                d, ORPC_ECONFIG, "%s:%d: %s: no mode after '=' " MODES_HINT,
+                path, lineno, shown(ks, 100, k, (size_t)(kend - k)));
             break;
         }
         if (parse_mode(v, (size_t)(vend - v), &mode) != 0) {
-            snprintf(err, errlen, "%s:%d: unknown mode " MODES_HINT, path,
-                     lineno);
-            rc = ORPC_ECONFIG;
+            rc = orpc__detail_set(
+                d, ORPC_ECONFIG, "%s:%d: %s: unknown mode \"%s\" " MODES_HINT,
+                path, lineno, shown(ks, 100, k, (size_t)(kend - k)),
+                shown(vs, 40, v, (size_t)(vend - v)));
             break;
         }
         rc = add_route(t, k, (size_t)(kend - k), mode);
@@ -251,12 +299,13 @@ static int load_file(route_set *t, const char *path, char *err, size_t errlen)
     return rc;
 }
 
-/* Reads |file| (NULL: none) and the environment into |t|. */
-static int load_set(route_set *t, const char *file, char *err, size_t errlen)
+/* Reads |file| (NULL: none) and the environment into |t|; |d| says why
+ * not (ORPC_ECONFIG only: the caller words the others). */
+static int load_set(route_set *t, const char *file, orpc_error_detail *d)
 {
     int rc = 0;
     if (file != NULL)
-        rc = load_file(t, file, err, errlen);
+        rc = load_file(t, file, d);
     /* the environment's overrides, as a snapshot */
     for (char **e = environ; rc == 0 && e && *e; e++) {
         if (strncmp(*e, "ORPC_ROUTE_", 11) != 0)
@@ -266,9 +315,11 @@ static int load_set(route_set *t, const char *file, char *err, size_t errlen)
         if (eq == NULL)
             continue;
         if (parse_mode(eq + 1, strlen(eq + 1), &mode) != 0) {
-            snprintf(err, errlen, "%.*s: unknown mode " MODES_HINT,
-                     (int)(eq - *e), *e);
-            rc = ORPC_ECONFIG;
+            char ks[104], vs[44];
+            rc = orpc__detail_set(d, ORPC_ECONFIG,
+                                  "%s: unknown mode \"%s\" " MODES_HINT,
+                                  shown(ks, 100, *e, (size_t)(eq - *e)),
+                                  shown(vs, 40, eq + 1, strlen(eq + 1)));
             break;
         }
         char key[300];
@@ -279,6 +330,36 @@ static int load_set(route_set *t, const char *file, char *err, size_t errlen)
     if (rc == 0 && sf != NULL && *sf != '\0')
         rc = set_stats_file(t, sf, strlen(sf));
     return rc;
+}
+
+int orpc__router_report(orpc_error_detail *d, int code,
+                        orpc_error_detail *detail, orpc_log_fn log,
+                        void *log_ud)
+{
+    if (d->code == 0)
+        orpc__detail_set(d, code, "%s", orpc_strerror(code));
+    if (detail != NULL)
+        *detail = *d;
+    else if (log != NULL)
+        log(ORPC_LOG_ERROR, d->message, log_ud);
+    else
+        orpc__log_stderr("router", ORPC_LOG_ERROR, d->message);
+    return code;
+}
+
+/* orpc__router_report() through the watcher's logger, if any. */
+static int report(orpc_routes *t, orpc_error_detail *d, int code,
+                  orpc_error_detail *detail)
+{
+    orpc_log_fn log = NULL;
+    void *log_ud = NULL;
+    if (t != NULL && detail == NULL) {
+        uv_mutex_lock(&t->lock);
+        log = t->log;
+        log_ud = t->log_ud;
+        uv_mutex_unlock(&t->lock);
+    }
+    return orpc__router_report(d, code, detail, log, log_ud);
 }
 
 int orpc_routes_new(orpc_routes **out)
@@ -298,41 +379,46 @@ int orpc_routes_new(orpc_routes **out)
     return 0;
 }
 
-int orpc_routes_load(orpc_routes **out, const char *config_file, char *err,
-                     size_t errlen)
+int orpc_routes_load(orpc_routes **out, const char *config_file,
+                     orpc_error_detail *detail)
 {
-    if (out == NULL)
-        return ORPC_EINVAL;
-    if (errlen > 0)
-        err[0] = '\0';
+    orpc_error_detail d = {0};
+    if (out == NULL) {
+        orpc__detail_set(&d, ORPC_EINVAL, "orpc_routes_load: |out| is NULL");
+        return report(NULL, &d, ORPC_EINVAL, detail);
+    }
     orpc_routes *t;
     int rc = orpc_routes_new(&t);
     if (rc != 0)
-        return rc;
+        return report(NULL, &d, rc, detail);
     t->loaded = 1;
     if (config_file != NULL && (t->file = strdup(config_file)) == NULL)
         rc = ORPC_ENOMEM;
     if (rc == 0)
-        rc = load_set(&t->set, config_file, err, errlen);
+        rc = load_set(&t->set, config_file, &d);
     if (rc != 0) {
         orpc_routes_unref(t);
-        return rc;
+        return report(NULL, &d, rc, detail);
     }
     *out = t;
     return 0;
 }
 
-int orpc_routes_reload(orpc_routes *t, char *err, size_t errlen)
+int orpc_routes_reload(orpc_routes *t, orpc_error_detail *detail)
 {
-    if (errlen > 0)
-        err[0] = '\0';
-    if (t == NULL || !t->loaded)
-        return ORPC_EINVAL;
+    orpc_error_detail d = {0};
+    if (t == NULL || !t->loaded) {
+        orpc__detail_set(&d, ORPC_EINVAL, "orpc_routes_reload: %s",
+                         t == NULL ? "|routes| is NULL"
+                                   : "the table was made with "
+                                     "orpc_routes_new(), not loaded");
+        return report(t, &d, ORPC_EINVAL, detail);
+    }
     route_set fresh = {0};
-    int rc = load_set(&fresh, t->file, err, errlen);
+    int rc = load_set(&fresh, t->file, &d);
     if (rc != 0) {
         set_clear(&fresh);
-        return rc;
+        return report(t, &d, rc, detail);
     }
     uv_rwlock_wrlock(&t->rw);
     route_set old = t->set;
@@ -476,9 +562,10 @@ static void watch_log(orpc_routes *t, orpc_log_level lvl, const char *msg)
 static void on_reload_signal(uv_signal_t *h, int signum)
 {
     orpc_routes *t = h->data;
-    char err[512], line[600];
+    orpc_error_detail d = {0};
+    char line[600];
     (void)signum;
-    int rc = orpc_routes_reload(t, err, sizeof(err));
+    int rc = orpc_routes_reload(t, &d);
     if (rc == 0)
         snprintf(line, sizeof(line), "routes reloaded from %s",
                  t->file ? t->file : "the environment");
@@ -486,7 +573,7 @@ static void on_reload_signal(uv_signal_t *h, int signum)
         snprintf(line, sizeof(line),
                  "routes reload failed, keeping the "
                  "previous table: %s",
-                 err[0] ? err : orpc_strerror(rc));
+                 d.message);
     watch_log(t, rc == 0 ? ORPC_LOG_INFO : ORPC_LOG_ERROR, line);
 }
 
@@ -534,8 +621,10 @@ int orpc_routes_watch(orpc_routes *t, int reload_signal, orpc_log_fn log,
 {
     if (t == NULL || t->watching || reload_signal < 0 || reload_signal > 64)
         return ORPC_EINVAL;
+    uv_mutex_lock(&t->lock); /* orpc_routes_reload() reads them */
     t->log = log;
     t->log_ud = log_user_data;
+    uv_mutex_unlock(&t->lock);
     t->signum = reload_signal;
     if (uv_loop_init(&t->loop) != 0)
         return ORPC_ESYS;
