@@ -131,13 +131,14 @@ orpc_fuzz_target(fuzz_http_reply
     LIBS orpc PkgConfig::LIBCURL PkgConfig::JANSSON Threads::Threads
     INCLUDES ${_src}/compat/include ${_src}/compat/src)
 
-# The routing table: exported, but its parser sits in router.c with the rest
-# of liborpc-compat, so the libFuzzer build compiles all of compat/src.
+# The routing table: exported, but its parser (routes.c) shares state with
+# the rest of liborpc-compat, so the libFuzzer build compiles all of
+# compat/src.
 get_target_property(_fuzz_compat_srcs orpc_compat SOURCES)
 orpc_fuzz_target(fuzz_routes
     LIBS orpc_compat orpc_protos
     FUZZ_SOURCES ${_fuzz_compat_srcs}
-    FUZZ_LIBS orpc_protos PkgConfig::JANSSON PkgConfig::LIBCURL
+    FUZZ_LIBS orpc_protos orpc_common PkgConfig::JANSSON PkgConfig::LIBCURL
               PkgConfig::LIBUV OpenSSL::Crypto Threads::Threads
     INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/rpc/src)
 

@@ -7,6 +7,7 @@
  * routing table's file format, environment overrides and errors.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -89,14 +90,14 @@ static int group_teardown(void **state)
 }
 
 static orpc_client *legacy_client(const orpc_service_desc *s,
-                                  const orpc_routes *routes, orpc_channel *ch)
+                                  orpc_routes *routes, orpc_channel *ch)
 {
     orpc_client *c = NULL;
     orpc_routed_opts o = {.routes = routes,
                           .channel = ch,
                           .legacy_url = g_url,
                           .identity = "scheduler-service"};
-    int rc = orpc_routed_client_new(&c, s, &o);
+    int rc = orpc_routed_client_new(&c, s, &o, NULL);
     if (rc != 0)
         fail_msg("routed client: %s", orpc_strerror(rc));
     return c;
@@ -258,12 +259,19 @@ static void test_no_credentials_refused(void **state)
 {
     (void)state;
     orpc_client *c = NULL;
+    orpc_error_detail detail = {0};
     orpc_routed_opts o = {.legacy_url = g_url, .identity = "nobody-service"};
     assert_int_equal(
         orpc_routed_client_new(
-            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, &detail),
         ORPC_ECONFIG);
     assert_null(c);
+    assert_int_equal(detail.code, ORPC_ECONFIG);
+    assert_string_equal(detail.message,
+                        "opsconductor.jobs.v1.JobsService: no credentials for "
+                        "legacy calls: set NOBODY_SERVICE_USERNAME and "
+                        "NOBODY_SERVICE_PASSWORD (identity nobody-service), "
+                        "or orpc_routed_opts.username and .password");
 }
 
 /* The gRPC side: a JobsService whose jobs are all called "from-grpc". */
@@ -390,13 +398,14 @@ static void test_modes(void **state)
     orpc_channel *ch;
     start_grpc_jobs(&srv, &ch);
 
-    char file[128], err[256];
+    char file[128];
+    orpc_error_detail detail = {0};
     snprintf(file, sizeof(file), "%s/routes.conf", g_dir);
     orpc_routes *routes;
     orpc_code code;
     /* legacy by default */
     write_file(file, "# nothing routed yet\n");
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
     orpc_client *c = legacy_client(
         &opsconductor__jobs__v1__jobs_service__orpc_desc, routes, ch);
     assert_string_not_equal(job_name(c, &code), "from-grpc");
@@ -411,22 +420,22 @@ static void test_modes(void **state)
     orpc_routes_unref(routes);
     /* one method to gRPC, by the file */
     write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = grpc\n");
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
     c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
                       ch);
     assert_string_equal(job_name(c, &code), "from-grpc");
     assert_int_equal(g_served, ORPC_SERVED_GRPC);
     /* a reload moves it back for calls that start afterwards */
     write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = legacy\n");
-    assert_int_equal(orpc_routes_reload(routes, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_reload(routes, &detail), 0);
     assert_string_not_equal(job_name(c, &code), "from-grpc");
     assert_int_equal(g_served, ORPC_SERVED_LEGACY);
     /* a broken file keeps the table as it was */
     write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = grpc\n"
                      "oops\n");
-    assert_int_equal(orpc_routes_reload(routes, err, sizeof(err)),
-                     ORPC_ECONFIG);
-    assert_non_null(strstr(err, ":2: expected `key = mode`"));
+    assert_int_equal(orpc_routes_reload(routes, &detail), ORPC_ECONFIG);
+    assert_non_null(
+        strstr(detail.message, ":2: \"oops\": expected `key = mode`"));
     assert_string_not_equal(job_name(c, &code), "from-grpc");
     assert_int_equal(g_served, ORPC_SERVED_LEGACY);
     orpc_route_stats rs;
@@ -443,7 +452,7 @@ static void test_modes(void **state)
     write_file(file, "opsconductor.jobs.v1.JobsService/GetJob = grpc\n");
     setenv("ORPC_ROUTE_JOBS", "grpc", 1);
     setenv("ORPC_ROUTE_JOBS_GET_JOB", "legacy", 1);
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
     assert_int_equal(
         orpc_routes_mode(routes,
                          opsconductor__jobs__v1__jobs_service__method__get_job),
@@ -457,7 +466,7 @@ static void test_modes(void **state)
     unsetenv("ORPC_ROUTE_JOBS_GET_JOB");
     /* fallback: gRPC answers when it can... */
     write_file(file, "* = fallback\n");
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
     c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
                       ch);
     assert_string_equal(job_name(c, &code), "from-grpc");
@@ -485,13 +494,12 @@ static void test_modes(void **state)
     orpc_channel_unref(ch);
     /* table errors name the line */
     write_file(file, "* = legacy\nfoo.Bar = sideways\n");
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)),
-                     ORPC_ECONFIG);
-    assert_non_null(strstr(err, ":2: unknown mode"));
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), ORPC_ECONFIG);
+    assert_non_null(
+        strstr(detail.message, ":2: foo.Bar: unknown mode \"sideways\""));
     write_file(file, "no equals sign\n");
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)),
-                     ORPC_ECONFIG);
-    assert_non_null(strstr(err, ":1:"));
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), ORPC_ECONFIG);
+    assert_non_null(strstr(detail.message, ":1:"));
 }
 
 static uv_mutex_t g_log_lock;
@@ -518,7 +526,7 @@ static orpc_client *logged_jobs_client(orpc_routes *routes, orpc_channel *ch)
                           .log = logger};
     assert_int_equal(
         orpc_routed_client_new(
-            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
         0);
     return c;
 }
@@ -529,13 +537,14 @@ static void test_shadow(void **state)
     orpc_server *srv;
     orpc_channel *ch;
     start_grpc_jobs(&srv, &ch);
-    char file[128], err[256];
+    char file[128];
+    orpc_error_detail detail = {0};
     snprintf(file, sizeof(file), "%s/shadow.conf", g_dir);
     write_file(file, "opsconductor.jobs.v1.JobsService = shadow\n"
                      "ignore opsconductor.jobs.v1.JobsService/GetJobStatus ="
                      " status.updated_at\n");
     orpc_routes *routes;
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
     uv_mutex_init(&g_log_lock);
     orpc_client *c = logged_jobs_client(routes, ch);
     /* the legacy side answers the caller... */
@@ -584,7 +593,8 @@ static void test_shadow_grpc_watch_and_stats(void **state)
     orpc_server *srv;
     orpc_channel *ch;
     start_grpc_jobs(&srv, &ch);
-    char file[128], stats[160], err[256];
+    char file[128], stats[160];
+    orpc_error_detail detail = {0};
     snprintf(file, sizeof(file), "%s/watch.conf", g_dir);
     char text[512];
     snprintf(text, sizeof(text),
@@ -594,7 +604,7 @@ static void test_shadow_grpc_watch_and_stats(void **state)
     write_file(file, text);
     snprintf(stats, sizeof(stats), "%s/stats-%d.json", g_dir, (int)getpid());
     orpc_routes *routes;
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
     assert_string_equal(orpc_routes_stats_file(routes), stats);
     uv_mutex_init(&g_log_lock);
     g_log[0] = '\0';
@@ -682,7 +692,8 @@ static void test_shadow_grpc_watch_and_stats(void **state)
         ORPC_ROUTE_LEGACY);
     uv_mutex_lock(&g_log_lock);
     assert_non_null(strstr(g_log, "routes reloaded from "));
-    assert_non_null(strstr(g_log, ":1: unknown mode"));
+    assert_non_null(strstr(g_log, ":1: opsconductor.jobs.v1.JobsService: "
+                                  "unknown mode \"sideways\""));
     uv_mutex_unlock(&g_log_lock);
     orpc_client_free(c);
     orpc_routes_unref(routes);
@@ -759,7 +770,7 @@ static void test_legacy_retries(void **state)
                           .legacy_retry_delay_ms = 10};
     assert_int_equal(
         orpc_routed_client_new(
-            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
         0);
     /* a read: two 503s, then the answer */
     assert_int_equal(fx("POST", "/_fixture/config",
@@ -844,7 +855,7 @@ static long connections_for_4_calls(void)
     orpc_routed_opts o = {.legacy_url = g_url, .identity = "scheduler-service"};
     assert_int_equal(
         orpc_routed_client_new(
-            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
         0);
     long before = fx_connections();
     pthread_t t[4];
@@ -907,7 +918,7 @@ static void test_legacy_async(void **state)
     orpc_routed_opts o = {.legacy_url = g_url, .identity = "scheduler-service"};
     assert_int_equal(
         orpc_routed_client_new(
-            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
         0);
     uv_mutex_init(&g_async_lock);
     uv_cond_init(&g_async_cond);
@@ -947,25 +958,27 @@ static void test_legacy_async(void **state)
 static void test_reload_to_legacy_credentials(void **state)
 {
     (void)state;
-    char file[128], err[256], out[4096];
+    char file[128], out[4096];
+    orpc_error_detail detail = {0};
     snprintf(file, sizeof(file), "%s/late.conf", g_dir);
     write_file(file, "opsconductor.jobs.v1.JobsService = grpc\n");
     orpc_routes *routes;
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
     orpc_client *with = NULL, *without = NULL;
     orpc_routed_opts o = {
         .routes = routes, .legacy_url = g_url, .identity = "scheduler-service"};
     assert_int_equal(
         orpc_routed_client_new(
-            &with, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+            &with, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
         0);
     o.identity = "nobody-service"; /* no credentials: fine while all is gRPC */
     assert_int_equal(
-        orpc_routed_client_new(
-            &without, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o),
+        orpc_routed_client_new(&without,
+                               &opsconductor__jobs__v1__jobs_service__orpc_desc,
+                               &o, NULL),
         0);
     write_file(file, "opsconductor.jobs.v1.JobsService = legacy\n");
-    assert_int_equal(orpc_routes_reload(routes, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_reload(routes, &detail), 0);
     assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
                      200);
     orpc_code code;
@@ -1030,8 +1043,8 @@ static void test_routes_new_set_and_write_stats(void **state)
     assert_int_equal(orpc_routes_set(NULL, "*", ORPC_ROUTE_LEGACY),
                      ORPC_EINVAL);
     assert_int_equal(orpc_routes_mode(routes, get_job), ORPC_ROUTE_GRPC);
-    char err[256];
-    assert_int_equal(orpc_routes_reload(routes, err, sizeof(err)), ORPC_EINVAL);
+    orpc_error_detail detail = {0};
+    assert_int_equal(orpc_routes_reload(routes, &detail), ORPC_EINVAL);
     assert_int_equal(orpc_routes_write_stats(routes), ORPC_EINVAL);
     /* the table routes calls: GetJob reaches the gRPC side */
     orpc_server *srv;
@@ -1055,7 +1068,7 @@ static void test_routes_new_set_and_write_stats(void **state)
              g_dir);
     write_file(file, text);
     snprintf(stats, sizeof(stats), "%s/now-%d.json", g_dir, (int)getpid());
-    assert_int_equal(orpc_routes_load(&routes, file, err, sizeof(err)), 0);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
     c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
                       ch);
     assert_string_equal(job_name(c, &code), "from-grpc");
@@ -1075,6 +1088,260 @@ static void test_routes_new_set_and_write_stats(void **state)
     stop_server(srv);
 }
 
+/* A bad routes file: orpc_routes_load() refuses it with ORPC_ECONFIG,
+ * leaves |*out| alone, and its detail is the file's name then |want|. */
+static void check_bad_file(const char *text, const char *want)
+{
+    char file[128], full[512];
+    snprintf(file, sizeof(file), "%s/bad.conf", g_dir);
+    write_file(file, text);
+    orpc_routes *const untouched = (orpc_routes *)(uintptr_t)1;
+    orpc_routes *routes = untouched;
+    orpc_error_detail detail = {0};
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), ORPC_ECONFIG);
+    assert_ptr_equal(routes, untouched);
+    assert_int_equal(detail.code, ORPC_ECONFIG);
+    snprintf(full, sizeof(full), "%s%s", file, want);
+    assert_string_equal(detail.message, full);
+}
+
+/* Every refusal of a routes file names the file, the line, the setting and
+ * what is wrong with it. */
+static void test_routes_file_errors(void **state)
+{
+    (void)state;
+    check_bad_file("# jobs\n\nopsconductor.jobs.v1.JobsService/RunJob = grcp\n",
+                   ":3: opsconductor.jobs.v1.JobsService/RunJob: unknown mode "
+                   "\"grcp\" (grpc, legacy, fallback, shadow, shadow-grpc)");
+    check_bad_file("* = legacy\noops\n",
+                   ":2: \"oops\": expected `key = mode` (or `ignore key = "
+                   "fields`, `stats_file = path`)");
+    check_bad_file("jobs v1 = grpc\n", ":1: \"jobs v1\": not a key (*, "
+                                       "pkg.Service or pkg.Service/Method)");
+    check_bad_file("  = grpc\n", ":1: no key before '=' (*, pkg.Service or "
+                                 "pkg.Service/Method)");
+    check_bad_file("jobs.v1.JobsService =  # later\n",
+                   ":1: jobs.v1.JobsService: no mode after '=' (grpc, legacy, "
+                   "fallback, shadow, shadow-grpc)");
+    check_bad_file("* = grpc\nstats_file =\n",
+                   ":2: stats_file: no path after '='");
+    check_bad_file("ignore jobs..v1 = a.b\n",
+                   ":1: ignore \"jobs..v1\": not a key (*, pkg.Service or "
+                   "pkg.Service/Method)");
+    /* raw bytes of the file never reach the message; long values are cut */
+    check_bad_file("x\001y = grpc\n", ":1: \"x?y\": not a key (*, pkg.Service "
+                                      "or pkg.Service/Method)");
+    check_bad_file("* = ggggggggggggggggggggggggggggggggggggggggggggggggggg\n",
+                   ":1: *: unknown mode \"gggggggggggggggggggggggggggggggggggg"
+                   "gggg...\" (grpc, legacy, fallback, shadow, shadow-grpc)");
+    char long_line[1200];
+    memset(long_line, 'a', 1100);
+    snprintf(long_line + 1100, 100, " = grpc\n");
+    check_bad_file(long_line, ":1: line longer than 1022 bytes");
+
+    char file[128], want[256];
+    orpc_error_detail detail = {0};
+    orpc_routes *routes = NULL;
+    snprintf(file, sizeof(file), "%s/absent.conf", g_dir);
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), ORPC_ECONFIG);
+    snprintf(want, sizeof(want), "%s: cannot open: no such file or directory",
+             file);
+    assert_string_equal(detail.message, want);
+    /* the environment's overrides are named by their variable */
+    setenv("ORPC_ROUTE_JOBS", "sideways", 1);
+    assert_int_equal(orpc_routes_load(&routes, NULL, &detail), ORPC_ECONFIG);
+    unsetenv("ORPC_ROUTE_JOBS");
+    assert_string_equal(detail.message,
+                        "ORPC_ROUTE_JOBS: unknown mode \"sideways\" (grpc, "
+                        "legacy, fallback, shadow, shadow-grpc)");
+    /* misuse says which argument */
+    assert_int_equal(orpc_routes_load(NULL, NULL, &detail), ORPC_EINVAL);
+    assert_int_equal(detail.code, ORPC_EINVAL);
+    assert_string_equal(detail.message, "orpc_routes_load: |out| is NULL");
+    assert_int_equal(orpc_routes_new(&routes), 0);
+    assert_int_equal(orpc_routes_reload(routes, &detail), ORPC_EINVAL);
+    assert_non_null(strstr(detail.message, "made with orpc_routes_new()"));
+    orpc_routes_unref(routes);
+    /* success leaves the detail alone */
+    snprintf(file, sizeof(file), "%s/good.conf", g_dir);
+    write_file(file, "* = grpc\n");
+    orpc_error_detail kept = {.code = 7, .message = "kept"};
+    assert_int_equal(orpc_routes_load(&routes, file, &kept), 0);
+    assert_int_equal(orpc_routes_reload(routes, &kept), 0);
+    assert_int_equal(kept.code, 7);
+    assert_string_equal(kept.message, "kept");
+    orpc_routes_unref(routes);
+}
+
+/* A routed client's refusals name the setting at fault. */
+static void test_routed_client_errors(void **state)
+{
+    (void)state;
+    const orpc_service_desc *jobs =
+        &opsconductor__jobs__v1__jobs_service__orpc_desc;
+    orpc_client *c = NULL;
+    orpc_error_detail detail = {0};
+    orpc_routed_opts o = {.legacy_url = "ftp://legacy",
+                          .identity = "scheduler-service"};
+    assert_int_equal(orpc_routed_client_new(&c, jobs, &o, &detail),
+                     ORPC_ECONFIG);
+    assert_null(c);
+    assert_string_equal(detail.message,
+                        "opsconductor.jobs.v1.JobsService: "
+                        "orpc_routed_opts.legacy_url: not an http:// or "
+                        "https:// base URL with a host (and no credentials, "
+                        "query or fragment)");
+    /* credentials in the URL are refused without being repeated */
+    o.legacy_url = "http://user:secret@legacy";
+    assert_int_equal(orpc_routed_client_new(&c, jobs, &o, &detail),
+                     ORPC_ECONFIG);
+    assert_null(strstr(detail.message, "secret"));
+    o.legacy_url = g_url;
+    o.ca_file = "/nonexistent/ca.pem";
+    assert_int_equal(orpc_routed_client_new(&c, jobs, &o, &detail),
+                     ORPC_ECONFIG);
+    assert_string_equal(detail.message,
+                        "opsconductor.jobs.v1.JobsService: "
+                        "orpc_routed_opts.ca_file /nonexistent/ca.pem: no such "
+                        "file or directory");
+    o.ca_file = NULL;
+    o.username = "";
+    o.password = "pw";
+    assert_int_equal(orpc_routed_client_new(&c, jobs, &o, &detail),
+                     ORPC_ECONFIG);
+    assert_string_equal(
+        detail.message,
+        "opsconductor.jobs.v1.JobsService: orpc_routed_opts.username: empty");
+    o.username = NULL;
+    o.identity = "nobody-service";
+    assert_int_equal(orpc_routed_client_new(&c, jobs, &o, &detail),
+                     ORPC_ECONFIG);
+    assert_string_equal(detail.message,
+                        "opsconductor.jobs.v1.JobsService: no credentials for "
+                        "legacy calls: orpc_routed_opts.password is set, "
+                        "NOBODY_SERVICE_USERNAME is not");
+    o.identity = NULL;
+    o.password = NULL;
+    assert_int_equal(orpc_routed_client_new(&c, jobs, &o, &detail),
+                     ORPC_ECONFIG);
+    assert_non_null(strstr(detail.message, "set orpc_routed_opts.identity"));
+    assert_int_equal(orpc_routed_client_new(NULL, jobs, &o, &detail),
+                     ORPC_EINVAL);
+    assert_string_equal(detail.message,
+                        "orpc_routed_client_new: |out| is NULL");
+    orpc_service_desc fake = {0};
+    assert_int_equal(orpc_routed_client_new(&c, &fake, &o, &detail),
+                     ORPC_EINVAL);
+    assert_non_null(strstr(detail.message, "not a service descriptor"));
+}
+
+/* What a function given no detail writes to stderr, for check_no_detail. */
+typedef struct no_detail {
+    const char *file;
+    orpc_routes *routes;
+    const orpc_routed_opts *opts;
+    int rc;
+} no_detail;
+
+static void load_no_detail(no_detail *nd)
+{
+    orpc_routes *r = NULL;
+    nd->rc = orpc_routes_load(&r, nd->file, NULL);
+    orpc_routes_unref(r);
+}
+
+static void reload_no_detail(no_detail *nd)
+{
+    nd->rc = orpc_routes_reload(nd->routes, NULL);
+}
+
+static void client_no_detail(no_detail *nd)
+{
+    orpc_client *c = NULL;
+    nd->rc = orpc_routed_client_new(
+        &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, nd->opts, NULL);
+    orpc_client_free(c);
+}
+
+/* Runs |fn| with stderr going to a file, and returns what it wrote there
+ * in |out| (no cmocka assertion runs while stderr is redirected). */
+static void stderr_of(void (*fn)(no_detail *), no_detail *nd, char *out,
+                      size_t len)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "%s/stderr.txt", g_dir);
+    fflush(stderr);
+    int saved = dup(2);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    assert_true(saved >= 0 && fd >= 0);
+    assert_int_equal(dup2(fd, 2), 2);
+    close(fd);
+    fn(nd);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    size_t n = fread(out, 1, len - 1, f);
+    out[n] = '\0';
+    fclose(f);
+}
+
+/* Given no detail, a failure is still reported, once: through the logger
+ * there is (the watcher's for a reload, the options' for a client), else
+ * to stderr in the runtime's format. */
+static void test_null_detail(void **state)
+{
+    (void)state;
+    char file[128], out[1024], want[512];
+    snprintf(file, sizeof(file), "%s/null.conf", g_dir);
+    write_file(file, "* = legacy\noops\n");
+    no_detail nd = {.file = file};
+    stderr_of(load_no_detail, &nd, out, sizeof(out));
+    assert_int_equal(nd.rc, ORPC_ECONFIG);
+    snprintf(want, sizeof(want),
+             "orpc: error: router: %s:2: \"oops\": expected `key = mode` (or "
+             "`ignore key = fields`, `stats_file = path`)\n",
+             file);
+    assert_string_equal(out, want);
+    /* a reload: to stderr while the table is not watched... */
+    write_file(file, "* = legacy\n");
+    assert_int_equal(orpc_routes_load(&nd.routes, file, NULL), 0);
+    write_file(file, "* = sideways\n");
+    stderr_of(reload_no_detail, &nd, out, sizeof(out));
+    assert_int_equal(nd.rc, ORPC_ECONFIG);
+    assert_non_null(strstr(out, "orpc: error: router: "));
+    assert_non_null(strstr(out, ":1: *: unknown mode \"sideways\""));
+    /* ...and through the watcher's logger once it is */
+    uv_mutex_init(&g_log_lock);
+    g_log[0] = '\0';
+    assert_int_equal(orpc_routes_watch(nd.routes, 0, logger, NULL), 0);
+    stderr_of(reload_no_detail, &nd, out, sizeof(out));
+    assert_int_equal(nd.rc, ORPC_ECONFIG);
+    assert_string_equal(out, "");
+    uv_mutex_lock(&g_log_lock);
+    assert_non_null(strstr(g_log, ":1: *: unknown mode \"sideways\""));
+    uv_mutex_unlock(&g_log_lock);
+    orpc_routes_unref(nd.routes);
+    /* a routed client: its options' logger, else stderr */
+    orpc_routed_opts o = {.legacy_url = g_url, .identity = "nobody-service"};
+    nd.opts = &o;
+    stderr_of(client_no_detail, &nd, out, sizeof(out));
+    assert_int_equal(nd.rc, ORPC_ECONFIG);
+    assert_non_null(strstr(out, "orpc: error: router: "
+                                "opsconductor.jobs.v1.JobsService: no "
+                                "credentials for legacy calls"));
+    o.log = logger;
+    g_log[0] = '\0';
+    stderr_of(client_no_detail, &nd, out, sizeof(out));
+    assert_int_equal(nd.rc, ORPC_ECONFIG);
+    assert_string_equal(out, "");
+    uv_mutex_lock(&g_log_lock);
+    assert_non_null(strstr(g_log, "no credentials for legacy calls"));
+    uv_mutex_unlock(&g_log_lock);
+    uv_mutex_destroy(&g_log_lock);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1088,6 +1355,9 @@ int main(void)
         cmocka_unit_test(test_legacy_async),
         cmocka_unit_test(test_reload_to_legacy_credentials),
         cmocka_unit_test(test_routes_new_set_and_write_stats),
+        cmocka_unit_test(test_routes_file_errors),
+        cmocka_unit_test(test_routed_client_errors),
+        cmocka_unit_test(test_null_detail),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -239,9 +239,9 @@ static int cmd_routes(int argc, char **argv)
         }
     }
     orpc_routes *routes;
-    char err[512];
-    if (orpc_routes_load(&routes, config, err, sizeof(err)) != 0) {
-        fprintf(stderr, "orpc: routes: %s\n", err);
+    orpc_error_detail detail = {0};
+    if (orpc_routes_load(&routes, config, &detail) != 0) {
+        fprintf(stderr, "orpc: routes: %s\n", detail.message);
         json_decref(sum);
         return EXIT_BAD_CONFIG;
     }
@@ -381,7 +381,7 @@ typedef struct call_args {
 static int make_client(const call_args *a, const orpc_method_desc *m,
                        orpc_client **client, orpc_routes **routes)
 {
-    char err[512];
+    orpc_error_detail detail = {0};
     int rc;
     *client = NULL;
     *routes = NULL;
@@ -413,7 +413,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
     }
     /* the routing table: --mode for this method, else the configured one */
     if (a->mode != NULL) {
-        int mode = 0;
+        orpc_route_mode mode = ORPC_ROUTE_LEGACY;
         while (mode <= ORPC_ROUTE_SHADOW_GRPC &&
                strcmp(a->mode, orpc_route_mode_name(mode)) != 0)
             mode++;
@@ -424,12 +424,11 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
         }
         rc = orpc_routes_new(routes);
         if (rc == 0)
-            rc = orpc_routes_set(*routes, m->path + 1, (orpc_route_mode)mode);
+            rc = orpc_routes_set(*routes, m->path + 1, mode);
     } else {
-        rc = orpc_routes_load(routes, getenv("ORPC_ROUTES_FILE"), err,
-                              sizeof(err));
+        rc = orpc_routes_load(routes, getenv("ORPC_ROUTES_FILE"), &detail);
         if (rc != 0) {
-            fprintf(stderr, "orpc: routes: %s\n", err);
+            fprintf(stderr, "orpc: routes: %s\n", detail.message);
             return EXIT_BAD_CONFIG;
         }
     }
@@ -455,18 +454,17 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
                                .identity = as,
                                .ca_file = a->ca,
                                .log = log_stderr};
-        rc = orpc_routed_client_new(client, m->service, &ro);
+        rc = orpc_routed_client_new(client, m->service, &ro, &detail);
         orpc_channel_unref(ch); /* the client holds its own reference */
     }
     if (rc == ORPC_ECONFIG) {
-        fprintf(stderr,
-                "orpc: no credentials for --as %s (set the _USERNAME and "
-                "_PASSWORD variables)\n",
-                as);
+        /* names what to set: NAME_USERNAME and NAME_PASSWORD of --as */
+        fprintf(stderr, "orpc: %s\n", detail.message);
         return EXIT_NO_CREDENTIALS;
     }
-    if (rc != 0)
-        fprintf(stderr, "orpc: %s\n", orpc_strerror(rc));
+    if (rc != 0) /* the routed client's detail, or the table's code */
+        fprintf(stderr, "orpc: %s\n",
+                detail.message[0] ? detail.message : orpc_strerror(rc));
     return rc == 0 ? 0 : rc == ORPC_ENOMEM ? EXIT_NO_RESOURCES : EXIT_BAD_USAGE;
 }
 

@@ -250,12 +250,11 @@ static int load_routes(orpc_env *env, const orpc_env_opts *opts, char *err,
     int rc = env_get("ORPC_ROUTES_FILE", FILE_MAX, 1, &file, err, errlen);
     if (rc != 0)
         return rc;
-    rc = orpc_routes_load(&env->routes, file, err, errlen);
+    orpc_error_detail detail = {0};
+    rc = orpc_routes_load(&env->routes, file, &detail);
     if (rc == ORPC_ECONFIG) {
         /* the router's message names the file and line, or the variable */
-        if (err == NULL || errlen == 0 || err[0] == '\0')
-            errf(err, errlen, rc, "routing table: %s", orpc_strerror(rc));
-        return rc;
+        return errf(err, errlen, rc, "%s", detail.message);
     }
     if (rc != 0)
         return errf(err, errlen, rc, "routing table: %s", orpc_strerror(rc));
@@ -642,12 +641,12 @@ static int env_client_new(orpc_client **out, orpc_env *env,
                            .ca_file = env->legacy_ca,
                            .log = env->log,
                            .log_user_data = env->log_ud};
-    rc = orpc_routed_client_new(out, svc, &ro);
+    orpc_error_detail detail = {0};
+    rc = orpc_routed_client_new(out, svc, &ro, &detail);
     if (rc == ORPC_ECONFIG)
         return credentials_message(env, svc, err, errlen);
     if (rc != 0)
-        return errf(err, errlen, rc, "%s: routed client: %s", svc->full_name,
-                    orpc_strerror(rc));
+        return errf(err, errlen, rc, "%s", detail.message);
     return 0;
 }
 

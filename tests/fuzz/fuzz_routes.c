@@ -11,8 +11,10 @@
  *
  * Checked beyond "no crash, no leak, no UB":
  *   - the result is 0 or ORPC_ECONFIG, as the reference says; a refusal
- *     leaves |*out| unset and names the file and the first bad line
- *     ("<file>:<line>: ..."), and is the same without a message buffer;
+ *     leaves |*out| unset, fills the orpc_error_detail with its code and a
+ *     message naming the file and the first bad line ("<file>:<line>:
+ *     ..."), the same message on a second load; an acceptance leaves the
+ *     detail untouched;
  *   - for every method of the OpsConductor services and grpc.testing's
  *     TestService, orpc_routes_mode() is the reference's: a method without
  *     a google.api.http rule goes over gRPC; otherwise the last
@@ -347,12 +349,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     ref_table ref;
     ref_load(&ref, (const char *)data, size);
 
-    char err[512];
-    memset(err, 'x', sizeof(err));
+    orpc_error_detail detail, untouched;
+    memset(&detail, 'x', sizeof(detail));
+    memset(&untouched, 'x', sizeof(untouched));
+    const char *err = detail.message;
     orpc_routes *rt = (orpc_routes *)(uintptr_t)1;
-    int rc = orpc_routes_load(&rt, tmp_path, err, sizeof(err));
+    int rc = orpc_routes_load(&rt, tmp_path, &detail);
     CHECK(rc == 0 || rc == ORPC_ECONFIG);
-    CHECK(memchr(err, '\0', sizeof(err)) != NULL);
+    if (rc == 0) {
+        CHECK(memcmp(&detail, &untouched, sizeof(detail)) == 0);
+    } else {
+        CHECK(detail.code == rc);
+        CHECK(memchr(err, '\0', sizeof(detail.message)) != NULL);
+    }
     if (!ref.undecided) {
         if ((rc == 0) != (ref.error_line == 0)) {
             fprintf(stderr, "loader: %s; reference: %s line %d\n",
@@ -370,7 +379,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         CHECK(strncmp(err, want, strlen(want)) == 0);
         CHECK(strlen(err) > strlen(want));
-        CHECK(orpc_routes_load(&rt, tmp_path, NULL, 0) == rc);
+        orpc_error_detail again = {0};
+        CHECK(orpc_routes_load(&rt, tmp_path, &again) == rc);
+        CHECK(strcmp(again.message, err) == 0);
         free(ref.r);
         return 0;
     }
@@ -397,7 +408,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     /* The same file again: no change. */
-    CHECK(orpc_routes_reload(rt, err, sizeof(err)) == 0);
+    CHECK(orpc_routes_reload(rt, &detail) == 0);
     check_modes(rt, &ref, modes, 0);
 
     orpc_routes_unref(rt);

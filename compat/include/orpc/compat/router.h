@@ -50,6 +50,7 @@
 #include <orpc/channel.h>
 #include <orpc/client.h>
 #include <orpc/common.h>
+#include <orpc/error.h>
 #include <orpc/method.h>
 
 #ifdef __cplusplus
@@ -67,10 +68,13 @@ typedef enum orpc_route_mode {
 
 /**
  * @function
- * "legacy", "grpc", "fallback", "shadow" or "shadow-grpc"; "?" for anything
- * else.
+ * The name of |mode| as the routes file spells it: "legacy", "grpc",
+ * "fallback", "shadow" or "shadow-grpc"; "?" for any other value.
+ *
+ * Ownership: returns a static string.
+ * Threads: any thread.
  */
-ORPC_EXTERN const char *orpc_route_mode_name(int mode);
+ORPC_EXTERN const char *orpc_route_mode_name(orpc_route_mode mode);
 
 /** A routing table. */
 typedef struct orpc_routes orpc_routes;
@@ -79,19 +83,35 @@ typedef struct orpc_routes orpc_routes;
  * @function
  * Loads the table from |config_file| (NULL: none) and the environment.
  *
- * Returns 0; ORPC_ECONFIG with the file, line and problem in |err| (a line
- * that does not parse, an unknown mode, an environment override with an
- * unknown mode); ORPC_ENOMEM.  Ownership: the caller holds one reference
- * and drops it with orpc_routes_unref().
+ * Returns 0; ORPC_EINVAL (|out| is NULL); ORPC_ECONFIG: the file cannot be
+ * opened, or a line does not parse (a line without `=`, a key that is not
+ * a proto name, an unknown mode, a stats_file without a path, a line too
+ * long), or an ORPC_ROUTE_* variable has an unknown mode; ORPC_ENOMEM.
+ * On failure |*out| is left as it was, and |detail| (when not NULL) says
+ * why, naming the file and line, the setting and what is wrong:
+ * "routes.conf:7: jobs.v1.JobsService/RunJob: unknown mode \"grcp\"
+ * (grpc, legacy, fallback, shadow, shadow-grpc)", or for the environment
+ * "ORPC_ROUTE_JOBS: unknown mode ...".  With a NULL |detail| the failure is
+ * written to stderr once, as "orpc: error: router: <message>".
+ *
+ * Ownership: copies |config_file| (a reload reads the same path again);
+ * the caller holds the one reference to |*out| and drops it with
+ * orpc_routes_unref(); |detail| is the caller's and only written.
+ * Threads: any thread.  Reads the environment: not safe against a
+ * concurrent setenv() or putenv() in another thread.
  */
 ORPC_EXTERN int orpc_routes_load(orpc_routes **out, const char *config_file,
-                                 char *err, size_t errlen);
+                                 orpc_error_detail *detail);
 
 /**
  * @function
  * An empty table (every method legacy), to fill with orpc_routes_set().
  *
  * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.
+ *
+ * Ownership: the caller holds the one reference to |*out| and drops it
+ * with orpc_routes_unref().
+ * Threads: any thread.
  */
 ORPC_EXTERN int orpc_routes_new(orpc_routes **out);
 
@@ -99,9 +119,14 @@ ORPC_EXTERN int orpc_routes_new(orpc_routes **out);
  * @function
  * Sets the mode of |key| (`*`, `pkg.Service` or `pkg.Service/Method`); a
  * later setting of the same key wins.  Environment overrides read by
- * orpc_routes_load() still take precedence.
+ * orpc_routes_load() still take precedence, and a reload of a loaded table
+ * replaces every setting with what the file and environment say.
  *
- * Returns 0; ORPC_EINVAL; ORPC_ENOMEM.  Ownership: copies |key|.
+ * Returns 0; ORPC_EINVAL; ORPC_ENOMEM.
+ *
+ * Ownership: copies |key|.
+ * Threads: any thread, also while routed clients of the table call (a call
+ * reads its mode once, when it starts).
  */
 ORPC_EXTERN int orpc_routes_set(orpc_routes *routes, const char *key,
                                 orpc_route_mode mode);
@@ -109,6 +134,10 @@ ORPC_EXTERN int orpc_routes_set(orpc_routes *routes, const char *key,
 /**
  * @function
  * Takes a reference to |routes| (NULL is returned as is).
+ *
+ * Ownership: the caller owns the new reference and drops it with
+ * orpc_routes_unref().
+ * Threads: any thread.
  */
 ORPC_EXTERN orpc_routes *orpc_routes_ref(orpc_routes *routes);
 
@@ -116,6 +145,12 @@ ORPC_EXTERN orpc_routes *orpc_routes_ref(orpc_routes *routes);
  * @function
  * Drops a reference; the last one stops the watcher (writing the counters
  * one last time) and frees the table.  NULL is a no-op.
+ *
+ * Ownership: takes the caller's reference.  Strings borrowed from the table
+ * (orpc_routes_stats_file()) are freed with the last one.
+ * Threads: any thread except the watcher's: the last reference joins the
+ * watcher thread, so it must not be dropped from inside the |log| callback
+ * of orpc_routes_watch().
  */
 ORPC_EXTERN void orpc_routes_unref(orpc_routes *routes);
 
@@ -125,11 +160,21 @@ ORPC_EXTERN void orpc_routes_unref(orpc_routes *routes);
  * swaps the new routes in for calls that start afterwards; counters are
  * kept.  On any error the table is left as it was.
  *
- * Returns 0; ORPC_ECONFIG with the problem in |err| (as orpc_routes_load());
- * ORPC_EINVAL for a table made with orpc_routes_new(); ORPC_ENOMEM.
+ * Returns 0; ORPC_ECONFIG (as orpc_routes_load(), with the same messages in
+ * |detail|); ORPC_EINVAL (NULL |routes|, or a table made with
+ * orpc_routes_new()); ORPC_ENOMEM.  With a NULL |detail| the failure is
+ * reported once through the |log| of orpc_routes_watch() when the table is
+ * watched, else to stderr as "orpc: error: router: <message>".
+ *
+ * Ownership: |detail| is the caller's and only written.
+ * Threads: any thread, also while routed clients of the table call and
+ * while another thread reloads (the last swap wins).  The watcher calls it
+ * on its own thread for the reload signal.  Reads the environment (see
+ * orpc_routes_load()).  A NULL |detail|'s report runs |log| on the calling
+ * thread.
  */
-ORPC_EXTERN int orpc_routes_reload(orpc_routes *routes, char *err,
-                                   size_t errlen);
+ORPC_EXTERN int orpc_routes_reload(orpc_routes *routes,
+                                   orpc_error_detail *detail);
 
 /**
  * @function
@@ -142,6 +187,12 @@ ORPC_EXTERN int orpc_routes_reload(orpc_routes *routes, char *err,
  * the last orpc_routes_unref().
  *
  * Returns 0; ORPC_EINVAL (already watching, bad signal); ORPC_ESYS.
+ *
+ * Ownership: borrows |log| and |log_user_data| until the last
+ * orpc_routes_unref() (|log| may be NULL: nothing is logged).
+ * Threads: any thread, once per table.  |log| runs on the watcher thread
+ * (reload outcomes, stats files that cannot be written), and on the thread
+ * of a failed orpc_routes_reload() given a NULL detail.
  */
 ORPC_EXTERN int orpc_routes_watch(orpc_routes *routes, int reload_signal,
                                   orpc_log_fn log, void *log_user_data);
@@ -152,13 +203,23 @@ ORPC_EXTERN int orpc_routes_watch(orpc_routes *routes, int reload_signal,
  *
  * Returns 0; ORPC_EINVAL when no stats file is configured; ORPC_ESYS when it
  * cannot be written.
+ *
+ * Ownership: keeps nothing.
+ * Threads: any thread, but not at the same time as another write of the
+ * same table (the watcher's once a second included): writers of a process
+ * share one temporary file name.
  */
 ORPC_EXTERN int orpc_routes_write_stats(orpc_routes *routes);
 
 /**
  * @function
  * The stats file configured for |routes| (`{pid}` expanded), or NULL.
- * Borrowed until the next reload.
+ *
+ * Ownership: borrowed from the table until its next reload (or its last
+ * orpc_routes_unref()).
+ * Threads: any thread while no reload of the table can run, since a reload
+ * frees the string (e.g. before orpc_routes_watch(), or on the thread that
+ * reloads).
  */
 ORPC_EXTERN const char *orpc_routes_stats_file(const orpc_routes *routes);
 
@@ -166,13 +227,19 @@ ORPC_EXTERN const char *orpc_routes_stats_file(const orpc_routes *routes);
  * @function
  * The stats file's name with `{pid}` as `*`: a glob(3) pattern matching the
  * files of every process using the same configuration (what `orpc routes`
- * sums up), or NULL.  Borrowed until the next reload.
+ * sums up), or NULL.
+ *
+ * Ownership: as orpc_routes_stats_file().
+ * Threads: as orpc_routes_stats_file().
  */
 ORPC_EXTERN const char *orpc_routes_stats_glob(const orpc_routes *routes);
 
 /**
  * @function
  * The mode of |method| under |routes| (NULL routes: legacy).
+ *
+ * Ownership: borrows both for the call.
+ * Threads: any thread, also during a reload (the old routes or the new).
  */
 ORPC_EXTERN orpc_route_mode orpc_routes_mode(const orpc_routes *routes,
                                              const orpc_method_desc *method);
@@ -198,9 +265,13 @@ typedef struct orpc_route_stats {
 
 /**
  * @function
- * The counters of |method| in |routes|.  Any thread.
+ * The counters of |method| in |routes|.
  *
  * Returns 0, or ORPC_EINVAL.
+ *
+ * Ownership: copies them into |*out|.
+ * Threads: any thread, while calls count (a consistent snapshot of the
+ * method's counters).
  */
 ORPC_EXTERN int orpc_routes_stats(const orpc_routes *routes,
                                   const orpc_method_desc *method,
@@ -211,7 +282,7 @@ ORPC_EXTERN int orpc_routes_stats(const orpc_routes *routes,
  */
 typedef struct orpc_routed_opts {
     /** The table; the client takes a reference.  NULL: all legacy. */
-    const orpc_routes *routes;
+    orpc_routes *routes;
     /** The gRPC side; the client takes a reference.  NULL: grpc and
      *  fallback calls fail with UNAVAILABLE. */
     orpc_channel *channel;
@@ -242,7 +313,9 @@ typedef struct orpc_routed_opts {
     int64_t legacy_retry_delay_ms;
     /** CA bundle for https:// legacy URLs; NULL for the system's. */
     const char *ca_file;
-    /** Logger for shadow differences (a sample), or NULL. */
+    /** Logger for shadow differences (a sample) and, when
+     *  orpc_routed_client_new() is given no detail, its failure; or NULL
+     *  (that failure then goes to stderr). */
     orpc_log_fn log;
     /** Passed to |log|. */
     void *log_user_data;
@@ -254,14 +327,31 @@ typedef struct orpc_routed_opts {
  * that may call legacy endpoints needs credentials: none given (and none in
  * the environment) is ORPC_ECONFIG — there is no default account.
  *
- * Returns 0, ORPC_EINVAL, ORPC_ECONFIG, ORPC_ENOMEM.  Ownership: the caller
- * frees the client with orpc_client_free(), which waits for a shadow
- * mirror in progress (each bounded by the legacy timeout) and discards the
- * ones still queued.
+ * Returns 0; ORPC_EINVAL (|out| NULL, |service| not a service descriptor);
+ * ORPC_ECONFIG (no credentials, an empty username or password, a legacy or
+ * auth base URL that is not http(s)://host, an unreadable |ca_file|);
+ * ORPC_ESYS; ORPC_ENOMEM.  On failure |detail| (when not NULL) names the
+ * setting and what is wrong ("jobs.v1.JobsService: no credentials for
+ * legacy calls: set SCHEDULER_SERVICE_USERNAME and ..."); with a NULL
+ * |detail| the failure goes once to |opts|' |log|, else to stderr as
+ * "orpc: error: router: <message>".
+ *
+ * Ownership: takes a reference to |opts|' routes and channel; copies its
+ * strings; borrows |log_user_data| until the client is freed; |service|
+ * must outlive the client (generated descriptors are static).  The caller
+ * frees the client with orpc_client_free(), which waits for the shadow
+ * mirrors and asynchronous legacy calls in progress (each bounded by the
+ * legacy timeout) and discards the ones still queued (a discarded call
+ * gets its callback with CANCELLED).
+ * Threads: any thread; the client may then be called from any number of
+ * threads at once.  Callbacks of asynchronous legacy calls, and |log| for
+ * shadow mismatches, run on the client's worker threads; callbacks of
+ * calls over gRPC on the channel's IO threads.
  */
 ORPC_EXTERN int orpc_routed_client_new(orpc_client **out,
                                        const orpc_service_desc *service,
-                                       const orpc_routed_opts *opts);
+                                       const orpc_routed_opts *opts,
+                                       orpc_error_detail *detail);
 
 #ifdef __cplusplus
 }
