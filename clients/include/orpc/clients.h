@@ -5,10 +5,10 @@
  * A process makes one orpc_env, then one client per service it calls:
  *
  *     orpc_env *env;
- *     orpc_env_new(&env, NULL, err, sizeof(err));
- *     orpc_env_client_new(env,
- *         &opsconductor__jobs__v1__jobs_service__orpc_desc, &jobs, err,
- *         sizeof(err));
+ *     orpc_error_detail why;         (on failure: why.message says why)
+ *     orpc_env_new(&env, NULL, &why);
+ *     orpc_env_client_new(&jobs, env,
+ *         &opsconductor__jobs__v1__jobs_service__orpc_desc, &why);
  *     orpc_env_free(env);            (the clients keep what they use)
  *
  * Each client is a routed client (orpc/compat/router.h): per method, its

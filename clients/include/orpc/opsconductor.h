@@ -7,8 +7,9 @@
  *     #include <orpc/opsconductor.h>
  *
  *     orpc_client *jobs;
+ *     orpc_error_detail why;
  *     orpc_client_new_from_env(
- *         &jobs, &opsconductor__jobs__v1__jobs_service__orpc_desc);
+ *         &jobs, &opsconductor__jobs__v1__jobs_service__orpc_desc, &why);
  *
  * Thread-safety: see orpc/clients.h and the generated headers.
  */

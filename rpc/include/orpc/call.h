@@ -134,7 +134,8 @@ typedef struct orpc_call_callbacks {
  * sends only one request; ORPC_ECLOSED when the call has ended (call
  * orpc_call_finish() for why); ORPC_ETOOBIG when the message is over the
  * send limit; ORPC_EAGAIN (asynchronous, not sent); ORPC_EBLOCKING for a
- * blocking call on an orpc IO thread.
+ * blocking call on an orpc IO thread; ORPC_EINVAL (NULL, or a message of
+ * another type than the method's request).
  *
  * Ownership: borrows |msg| until the function returns (it is serialized).
  * Threads: a blocking call's owner, never an orpc IO thread; for an

@@ -151,8 +151,8 @@ ORPC_EXTERN orpc_channel *orpc_channel_ref(orpc_channel *ch);
 
 /**
  * @function
- * Drops a reference.  The last one cancels calls still running (they end
- * with CANCELLED), closes the connections and joins the IO thread.  NULL is a
+ * Drops a reference.  The last one ends calls still running (UNAVAILABLE,
+ * "channel closed"), closes the connections and joins the IO thread.  NULL is a
  * no-op.
  *
  * Ownership: ends one of the caller's references; calls the application
@@ -257,11 +257,13 @@ ORPC_EXTERN int orpc_channel_call_start_async(
 
 /**
  * @function
- * Copies the SPIFFE ID of the server |ch| is connected to into |buf| (of
- * |len| bytes).
+ * Copies the SPIFFE ID of the server |ch| last completed a TLS handshake
+ * with into |buf| (of |len| bytes); it stays after that connection closes,
+ * until the next handshake replaces it.
  *
- * Returns 0; ORPC_ENOTFOUND when not connected over TLS or the server's
- * certificate has no SPIFFE ID; ORPC_ETOOBIG when |buf| is too small.
+ * Returns 0; ORPC_ENOTFOUND when no TLS handshake has completed yet or the
+ * server's certificate has no SPIFFE ID; ORPC_ETOOBIG when |buf| is too
+ * small; ORPC_EINVAL.
  *
  * Ownership: copies into the caller's |buf|; nothing is allocated.
  * Threads: any thread, the channel's callbacks included.

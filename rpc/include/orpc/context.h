@@ -170,7 +170,8 @@ ORPC_EXTERN orpc_arena *orpc_ctx_arena(orpc_ctx *ctx);
  * Compress response messages with |algorithm| ("gzip" or "identity") if the
  * client accepts it; otherwise responses stay uncompressed.
  *
- * Returns 0, ORPC_ENOTSUP (unknown algorithm) or ORPC_ESTATE (headers sent).
+ * Returns 0, ORPC_ENOTSUP (unknown algorithm), ORPC_ESTATE (headers sent)
+ * or ORPC_EINVAL (NULL).
  *
  * Ownership: borrows |algorithm| for the call.
  * Threads: the thread that owns the call.
@@ -211,7 +212,8 @@ ORPC_EXTERN int orpc_ctx_request_compressed(const orpc_ctx *ctx);
  * orpc_ctx_recv() or the handler's return); 0 at the end of the request
  * stream; ORPC_ECANCELLED; ORPC_ESTATE for a method whose requests are not
  * streamed; ORPC_EAGAIN on a non-blocking service when nothing has arrived
- * yet.
+ * yet; ORPC_EBLOCKING when it would wait on an orpc IO thread (a deferred
+ * call of a blocking service driven from a callback).
  *
  * Ownership: the context owns |*msg|: never free it.
  * Threads: the thread that owns the call; for a blocking service it waits
@@ -228,7 +230,8 @@ ORPC_EXTERN int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg);
  *
  * Returns 0; ORPC_ECANCELLED; ORPC_ETOOBIG (over the send limit);
  * ORPC_ESTATE for a unary-response method; ORPC_EAGAIN on a non-blocking
- * service whose send buffer is full.
+ * service whose send buffer is full; ORPC_EBLOCKING when it would wait on
+ * an orpc IO thread.
  *
  * Ownership: borrows |msg| until the function returns (it is serialized).
  * Threads: the thread that owns the call; for a blocking service it waits

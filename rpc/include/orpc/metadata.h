@@ -112,7 +112,7 @@ ORPC_EXTERN int orpc_metadata_add_all(orpc_metadata *dst,
  * @function
  * The first entry whose key equals |key|.  |value| and |len| may be NULL.
  *
- * Returns 0, or ORPC_ENOTFOUND.
+ * Returns 0, ORPC_ENOTFOUND, or ORPC_EINVAL (|md| or |key| NULL).
  *
  * Ownership: as orpc_metadata_at(); |key| is borrowed for the call.
  * Threads: any thread, alongside other readers but no writer.
