@@ -1,8 +1,8 @@
 /*
  * rpc_async_test.c — the asynchronous client streaming API
- * (orpc_channel_call_start_async(), orpc_client_call_start_async(), pause/resume,
- * ORPC_EAGAIN and on_ready) and the guard that refuses blocking calls on an
- * orpc IO thread, on loopback against an orpc server.
+ * (orpc_channel_call_start_async(), orpc_client_call_start_async(),
+ * pause/resume, ORPC_EAGAIN and on_ready) and the guard that refuses blocking
+ * calls on an orpc IO thread, on loopback against an orpc server.
  *
  * Callbacks run on the channel's IO thread; what they see is recorded in an
  * `obs` under its lock and asserted on the test's thread.  Every wait is
@@ -175,7 +175,8 @@ static int setup(void **state)
     assert_int_equal(
         grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
         0);
-    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port, NULL), 0);
+    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port, NULL),
+                     0);
     assert_int_equal(orpc_server_start(f->srv), 0);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", f->port);
@@ -644,16 +645,47 @@ static void unary_probe_done(const orpc_status *st, Grpc__Testing__Empty *resp,
         grpc__testing__empty__free_unpacked(out, NULL);
 }
 
+/* An invoker that counts the calls it is asked to carry (a stand-in for
+ * the router's legacy side, which would block on libcurl). */
+static int g_invoked;
+
+static orpc_status counting_invoke(const orpc_method_desc *m,
+                                   const ProtobufCMessage *req,
+                                   ProtobufCMessage **resp,
+                                   const orpc_call_opts *opts, void *ud)
+{
+    (void)m;
+    (void)req;
+    (void)opts;
+    (void)ud;
+    *resp = NULL;
+    uv_mutex_lock(&g_lock);
+    g_invoked++;
+    uv_mutex_unlock(&g_lock);
+    return orpc_status_new(ORPC_UNIMPLEMENTED, "counting invoker");
+}
+
+static int counting_invoke_async(const orpc_method_desc *m,
+                                 const ProtobufCMessage *req,
+                                 const orpc_call_opts *opts,
+                                 orpc_unary_trampoline done, orpc_fn cb,
+                                 void *cb_ud, void *ud)
+{
+    (void)m, (void)req, (void)opts, (void)done, (void)cb, (void)cb_ud;
+    (void)ud;
+    return ORPC_ENOTSUP;
+}
+
 static void test_blocking_refused_on_io_thread(void **state)
 {
     fx *f = *state;
     /* A blocking stream, then an async one whose callback probes it. */
     orpc_call *blocking = NULL;
-    assert_int_equal(
-        orpc_client_call_start(&blocking, f->cl,
-                        grpc__testing__test_service__method__full_duplex_call,
-                        NULL, NULL),
-        0);
+    assert_int_equal(orpc_client_call_start(
+                         &blocking, f->cl,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, NULL),
+                     0);
     obs o;
     obs_init(&o);
     o.blocking_probe = 1;
@@ -683,6 +715,35 @@ static void test_blocking_refused_on_io_thread(void **state)
     assert_int_equal(obs_wait(&u, &u.done, 1), 1);
     assert_int_equal(u.probe_finish_code, ORPC_FAILED_PRECONDITION);
     assert_non_null(strstr(u.probe_finish_msg, "orpc_client_invoke"));
+
+    /* The same through a client whose calls an invoker carries: refused
+     * before the invoker could block the loop. */
+    orpc_invoker inv = {.invoke = counting_invoke,
+                        .invoke_async = counting_invoke_async};
+    orpc_client *via = NULL;
+    assert_int_equal(orpc_client_new_with_invoker(
+                         &via, &grpc__testing__test_service__orpc_desc, &inv,
+                         NULL, NULL, NULL),
+                     0);
+    obs v;
+    obs_init(&v);
+    v.client = via;
+    assert_int_equal(grpc__testing__test_service__client__empty_call__async(
+                         f->cl, &e, NULL, unary_probe_done, &v),
+                     0);
+    assert_int_equal(obs_wait(&v, &v.done, 1), 1);
+    assert_int_equal(v.probe_finish_code, ORPC_FAILED_PRECONDITION);
+    uv_mutex_lock(&g_lock);
+    assert_int_equal(g_invoked, 0);
+    uv_mutex_unlock(&g_lock);
+    /* and off the IO thread the invoker is used */
+    Grpc__Testing__Empty *out = NULL;
+    orpc_status st =
+        grpc__testing__test_service__client__empty_call(via, &e, &out, NULL);
+    assert_int_equal(st.code, ORPC_UNIMPLEMENTED);
+    orpc_status_clear(&st);
+    assert_int_equal(g_invoked, 1);
+    orpc_client_free(via);
 }
 
 int main(void)
