@@ -99,6 +99,10 @@ env -u ORPC_CLI_USERNAME "$orpc" call --legacy-url "$url" -d '{"job_id": 7}' \
     opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
 rc=$?
 if [ $rc -eq 16 ] && grep -q "no credentials" "$work/err.txt"; then ok "call without credentials: UNAUTHENTICATED exit 16"; else bad "call without credentials" "exit $rc"; fi
+"$orpc" call --legacy-url "ftp://127.0.0.1:1" -d '{"job_id": 7}' \
+    opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 3 ] && grep -q -- "--legacy-url" "$work/err.txt"; then ok "call with a bad --legacy-url: INVALID_ARGUMENT exit 3, naming the flag"; else bad "call bad --legacy-url" "exit $rc $(cat "$work/err.txt")"; fi
 "$orpc" call --legacy-url "$url" -d '{"job_id": "x"}' \
     opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
 rc=$?

@@ -458,9 +458,23 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
         orpc_channel_unref(ch); /* the client holds its own reference */
     }
     if (rc == ORPC_ECONFIG) {
-        /* names what to set: NAME_USERNAME and NAME_PASSWORD of --as */
-        fprintf(stderr, "orpc: %s\n", detail.message);
-        return EXIT_NO_CREDENTIALS;
+        if (strstr(detail.message, "no credentials for") != NULL) {
+            /* names what to set: NAME_USERNAME and NAME_PASSWORD of --as */
+            fprintf(stderr, "orpc: %s\n", detail.message);
+            return EXIT_NO_CREDENTIALS;
+        }
+        /* a flag's value the routed client refused: say which flag */
+        static const char *const flag_of[][2] = {
+            {"orpc_routed_opts.legacy_url", "--legacy-url"},
+            {"orpc_routed_opts.auth_url", "--auth-url"},
+            {"orpc_routed_opts.ca_file", "--ca"}};
+        const char *flag = NULL;
+        for (size_t i = 0; i < sizeof flag_of / sizeof flag_of[0]; i++)
+            if (strstr(detail.message, flag_of[i][0]) != NULL)
+                flag = flag_of[i][1];
+        fprintf(stderr, "orpc: %s%s%s\n", flag ? flag : "", flag ? ": " : "",
+                detail.message);
+        return EXIT_BAD_USAGE;
     }
     if (rc != 0) /* the routed client's detail, or the table's code */
         fprintf(stderr, "orpc: %s\n",
