@@ -97,3 +97,46 @@ void orpc__mem_copy(orpc_mem *dst, const orpc_mem *src)
         *dst = (orpc_mem){NULL, NULL, NULL, NULL, NULL};
     }
 }
+
+int orpc__mem_is_libc(const orpc_mem *mem)
+{
+    return mem == NULL || (mem->malloc == NULL && mem->free == NULL &&
+                           mem->calloc == NULL && mem->realloc == NULL);
+}
+
+char *orpc__mem_strndup(const orpc_mem *mem, const char *s, size_t n)
+{
+    if (s == NULL) {
+        return NULL;
+    }
+    size_t len = strnlen(s, n);
+    char *p = orpc__mem_malloc(mem, len + 1);
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+char *orpc__mem_strdup(const orpc_mem *mem, const char *s)
+{
+    return orpc__mem_strndup(mem, s, SIZE_MAX);
+}
+
+static void *pb_alloc(void *data, size_t size)
+{
+    return orpc__mem_malloc(data, size);
+}
+
+static void pb_free(void *data, void *ptr)
+{
+    orpc__mem_free(data, ptr);
+}
+
+void orpc__mem_pb_allocator(ProtobufCAllocator *out, const orpc_mem *mem)
+{
+    out->alloc = pb_alloc;
+    out->free = pb_free;
+    /* The hooks only read it. */
+    out->allocator_data = (void *)(uintptr_t)mem;
+}

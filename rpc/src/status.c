@@ -5,10 +5,13 @@
  * Design notes:
  *   - A status is a value, never a pointer, so it can never be a bare NULL.
  *     Building one cannot fail: when memory runs out the code survives and
- *     the message (or details) is dropped.  That is why these functions use
- *     the C library's allocator (orpc__mem_* with NULL hooks) rather than
+ *     the message (or details) is dropped.  The public functions use the
+ *     C library's allocator (orpc__mem_* with NULL hooks) rather than
  *     taking an orpc_mem: a status outlives the objects that produce it and
- *     is freed by whoever holds it, with orpc_status_clear().
+ *     is freed by whoever holds it, with orpc_status_clear().  Servers and
+ *     channels keep their own statuses with their hooks, through the
+ *     orpc__status_*_mem() twins below (declared in mem.h), and copy one
+ *     into libc memory when it crosses to the application.
  *   - A code outside 0–16 is stored as ORPC_UNKNOWN, as gRPC does with an
  *     unrecognised grpc-status, so that every status holds a valid code.
  *   - Names and the HTTP column come from ORPC_CODE_MAP (orpc/status.h);
@@ -29,27 +32,22 @@ static orpc_code status_norm_code(int code)
                                                  : ORPC_UNKNOWN;
 }
 
-static char *status_strdup(const char *s)
+orpc_status orpc__status_new_mem(const orpc_mem *mem, orpc_code code,
+                                 const char *message)
 {
-    size_t n = strlen(s) + 1;
-    char *p = orpc__mem_malloc(NULL, n);
-    if (p != NULL) {
-        memcpy(p, s, n);
-    }
-    return p;
+    orpc_status st = ORPC_STATUS_OK;
+    st.code = status_norm_code((int)code);
+    st.message = orpc__mem_strdup(mem, message);
+    return st;
 }
 
 orpc_status orpc_status_new(orpc_code code, const char *message)
 {
-    orpc_status st = ORPC_STATUS_OK;
-    st.code = status_norm_code((int)code);
-    if (message != NULL) {
-        st.message = status_strdup(message);
-    }
-    return st;
+    return orpc__status_new_mem(NULL, code, message);
 }
 
-orpc_status orpc_status_verrorf(orpc_code code, const char *fmt, va_list ap)
+orpc_status orpc__status_verrorf_mem(const orpc_mem *mem, orpc_code code,
+                                     const char *fmt, va_list ap)
 {
     orpc_status st = ORPC_STATUS_OK;
     st.code = status_norm_code((int)code);
@@ -63,15 +61,30 @@ orpc_status orpc_status_verrorf(orpc_code code, const char *fmt, va_list ap)
     if (n < 0) {
         return st;
     }
-    char *buf = orpc__mem_malloc(NULL, (size_t)n + 1);
+    char *buf = orpc__mem_malloc(mem, (size_t)n + 1);
     if (buf == NULL) {
         return st;
     }
     if (vsnprintf(buf, (size_t)n + 1, fmt, ap) != n) {
-        orpc__mem_free(NULL, buf);
+        orpc__mem_free(mem, buf);
         return st;
     }
     st.message = buf;
+    return st;
+}
+
+orpc_status orpc_status_verrorf(orpc_code code, const char *fmt, va_list ap)
+{
+    return orpc__status_verrorf_mem(NULL, code, fmt, ap);
+}
+
+orpc_status orpc__status_errorf_mem(const orpc_mem *mem, orpc_code code,
+                                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    orpc_status st = orpc__status_verrorf_mem(mem, code, fmt, ap);
+    va_end(ap);
     return st;
 }
 
@@ -79,12 +92,13 @@ orpc_status orpc_status_errorf(orpc_code code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    orpc_status st = orpc_status_verrorf(code, fmt, ap);
+    orpc_status st = orpc__status_verrorf_mem(NULL, code, fmt, ap);
     va_end(ap);
     return st;
 }
 
-int orpc_status_set_details(orpc_status *st, const void *data, size_t len)
+int orpc__status_set_details_mem(const orpc_mem *mem, orpc_status *st,
+                                 const void *data, size_t len)
 {
     if (st == NULL || (data == NULL && len > 0)) {
         return ORPC_EINVAL;
@@ -92,19 +106,24 @@ int orpc_status_set_details(orpc_status *st, const void *data, size_t len)
     uint8_t *copy = NULL;
     if (len > 0) {
         /* Copy before freeing the old details: |data| may point into them. */
-        copy = orpc__mem_malloc(NULL, len);
+        copy = orpc__mem_malloc(mem, len);
         if (copy == NULL) {
             return ORPC_ENOMEM;
         }
         memcpy(copy, data, len);
     }
-    orpc__mem_free(NULL, st->details);
+    orpc__mem_free(mem, st->details);
     st->details = copy;
     st->details_len = len;
     return 0;
 }
 
-orpc_status orpc_status_copy(const orpc_status *st)
+int orpc_status_set_details(orpc_status *st, const void *data, size_t len)
+{
+    return orpc__status_set_details_mem(NULL, st, data, len);
+}
+
+orpc_status orpc__status_copy_mem(const orpc_mem *mem, const orpc_status *st)
 {
     orpc_status out = ORPC_STATUS_OK;
     if (st == NULL) {
@@ -113,11 +132,9 @@ orpc_status orpc_status_copy(const orpc_status *st)
         return out;
     }
     out.code = status_norm_code((int)st->code);
-    if (st->message != NULL) {
-        out.message = status_strdup(st->message);
-    }
+    out.message = orpc__mem_strdup(mem, st->message);
     if (st->details != NULL && st->details_len > 0) {
-        out.details = orpc__mem_malloc(NULL, st->details_len);
+        out.details = orpc__mem_malloc(mem, st->details_len);
         if (out.details != NULL) {
             memcpy(out.details, st->details, st->details_len);
             out.details_len = st->details_len;
@@ -126,14 +143,35 @@ orpc_status orpc_status_copy(const orpc_status *st)
     return out;
 }
 
-void orpc_status_clear(orpc_status *st)
+orpc_status orpc_status_copy(const orpc_status *st)
+{
+    return orpc__status_copy_mem(NULL, st);
+}
+
+void orpc__status_clear_mem(const orpc_mem *mem, orpc_status *st)
 {
     if (st == NULL) {
         return;
     }
-    orpc__mem_free(NULL, st->message);
-    orpc__mem_free(NULL, st->details);
+    orpc__mem_free(mem, st->message);
+    orpc__mem_free(mem, st->details);
     *st = ORPC_STATUS_OK;
+}
+
+void orpc_status_clear(orpc_status *st)
+{
+    orpc__status_clear_mem(NULL, st);
+}
+
+orpc_status orpc__status_adopt_mem(const orpc_mem *mem, orpc_status st)
+{
+    if (orpc__mem_is_libc(mem) ||
+        (st.message == NULL && (st.details == NULL || st.details_len == 0))) {
+        return st;
+    }
+    orpc_status out = orpc__status_copy_mem(mem, &st);
+    orpc__status_clear_mem(NULL, &st);
+    return out;
 }
 
 const char *orpc_code_name(int code)
