@@ -68,7 +68,9 @@ void orpc__mem_pb_allocator(ProtobufCAllocator *out, const orpc_mem *mem);
 /*
  * Statuses built with an object's hooks: the same as orpc_status_new(),
  * orpc_status_errorf(), orpc_status_set_details(), orpc_status_copy() and
- * orpc_status_clear() (status.c), with |mem| instead of the C library.  A
+ * orpc_status_clear(), with |mem| instead of the C library (those are
+ * these with NULL; they live here, not in status.c, because several tests
+ * compile mem.c alone with the code they check).  A
  * status made with one set of hooks is cleared with the same set.  The
  * public functions use libc, because the application frees what it is
  * handed with orpc_status_clear(): statuses an object keeps for itself are

@@ -10,8 +10,10 @@
  *     taking an orpc_mem: a status outlives the objects that produce it and
  *     is freed by whoever holds it, with orpc_status_clear().  Servers and
  *     channels keep their own statuses with their hooks, through the
- *     orpc__status_*_mem() twins below (declared in mem.h), and copy one
- *     into libc memory when it crosses to the application.
+ *     orpc__status_*_mem() twins in mem.c (compiled alone into tests that
+ *     build statuses without the rest of the library), of which these are
+ *     the libc versions; a status crosses to the application as a copy in
+ *     libc memory.
  *   - A code outside 0–16 is stored as ORPC_UNKNOWN, as gRPC does with an
  *     unrecognised grpc-status, so that every status holds a valid code.
  *   - Names and the HTTP column come from ORPC_CODE_MAP (orpc/status.h);
@@ -21,71 +23,18 @@
 #include <orpc/error.h>
 #include <orpc/status.h>
 
-#include <stdio.h>
-#include <string.h>
+#include <stdarg.h>
 
 #include "mem.h"
-
-static orpc_code status_norm_code(int code)
-{
-    return (code >= 0 && code < ORPC_CODE_COUNT) ? (orpc_code)code
-                                                 : ORPC_UNKNOWN;
-}
-
-orpc_status orpc__status_new_mem(const orpc_mem *mem, orpc_code code,
-                                 const char *message)
-{
-    orpc_status st = ORPC_STATUS_OK;
-    st.code = status_norm_code((int)code);
-    st.message = orpc__mem_strdup(mem, message);
-    return st;
-}
 
 orpc_status orpc_status_new(orpc_code code, const char *message)
 {
     return orpc__status_new_mem(NULL, code, message);
 }
 
-orpc_status orpc__status_verrorf_mem(const orpc_mem *mem, orpc_code code,
-                                     const char *fmt, va_list ap)
-{
-    orpc_status st = ORPC_STATUS_OK;
-    st.code = status_norm_code((int)code);
-    if (fmt == NULL) {
-        return st;
-    }
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (n < 0) {
-        return st;
-    }
-    char *buf = orpc__mem_malloc(mem, (size_t)n + 1);
-    if (buf == NULL) {
-        return st;
-    }
-    if (vsnprintf(buf, (size_t)n + 1, fmt, ap) != n) {
-        orpc__mem_free(mem, buf);
-        return st;
-    }
-    st.message = buf;
-    return st;
-}
-
 orpc_status orpc_status_verrorf(orpc_code code, const char *fmt, va_list ap)
 {
     return orpc__status_verrorf_mem(NULL, code, fmt, ap);
-}
-
-orpc_status orpc__status_errorf_mem(const orpc_mem *mem, orpc_code code,
-                                    const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    orpc_status st = orpc__status_verrorf_mem(mem, code, fmt, ap);
-    va_end(ap);
-    return st;
 }
 
 orpc_status orpc_status_errorf(orpc_code code, const char *fmt, ...)
@@ -97,50 +46,9 @@ orpc_status orpc_status_errorf(orpc_code code, const char *fmt, ...)
     return st;
 }
 
-int orpc__status_set_details_mem(const orpc_mem *mem, orpc_status *st,
-                                 const void *data, size_t len)
-{
-    if (st == NULL || (data == NULL && len > 0)) {
-        return ORPC_EINVAL;
-    }
-    uint8_t *copy = NULL;
-    if (len > 0) {
-        /* Copy before freeing the old details: |data| may point into them. */
-        copy = orpc__mem_malloc(mem, len);
-        if (copy == NULL) {
-            return ORPC_ENOMEM;
-        }
-        memcpy(copy, data, len);
-    }
-    orpc__mem_free(mem, st->details);
-    st->details = copy;
-    st->details_len = len;
-    return 0;
-}
-
 int orpc_status_set_details(orpc_status *st, const void *data, size_t len)
 {
     return orpc__status_set_details_mem(NULL, st, data, len);
-}
-
-orpc_status orpc__status_copy_mem(const orpc_mem *mem, const orpc_status *st)
-{
-    orpc_status out = ORPC_STATUS_OK;
-    if (st == NULL) {
-        /* Nothing to copy is not a success: never invent an OK. */
-        out.code = ORPC_UNKNOWN;
-        return out;
-    }
-    out.code = status_norm_code((int)st->code);
-    out.message = orpc__mem_strdup(mem, st->message);
-    if (st->details != NULL && st->details_len > 0) {
-        out.details = orpc__mem_malloc(mem, st->details_len);
-        if (out.details != NULL) {
-            memcpy(out.details, st->details, st->details_len);
-            out.details_len = st->details_len;
-        }
-    }
-    return out;
 }
 
 orpc_status orpc_status_copy(const orpc_status *st)
@@ -148,30 +56,9 @@ orpc_status orpc_status_copy(const orpc_status *st)
     return orpc__status_copy_mem(NULL, st);
 }
 
-void orpc__status_clear_mem(const orpc_mem *mem, orpc_status *st)
-{
-    if (st == NULL) {
-        return;
-    }
-    orpc__mem_free(mem, st->message);
-    orpc__mem_free(mem, st->details);
-    *st = ORPC_STATUS_OK;
-}
-
 void orpc_status_clear(orpc_status *st)
 {
     orpc__status_clear_mem(NULL, st);
-}
-
-orpc_status orpc__status_adopt_mem(const orpc_mem *mem, orpc_status st)
-{
-    if (orpc__mem_is_libc(mem) ||
-        (st.message == NULL && (st.details == NULL || st.details_len == 0))) {
-        return st;
-    }
-    orpc_status out = orpc__status_copy_mem(mem, &st);
-    orpc__status_clear_mem(NULL, &st);
-    return out;
 }
 
 const char *orpc_code_name(int code)
