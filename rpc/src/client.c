@@ -6,6 +6,8 @@
  * the compat layer installs an invoker that routes per method to gRPC or to
  * the legacy JSON/HTTP endpoint.  Without an invoker the client forwards to
  * its channel.  A client is immutable after creation, hence thread-safe.
+ * Its one allocation, itself, uses the orpc_mem it was given; its calls
+ * allocate with their channel's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,7 +15,10 @@
 #include <orpc/client.h>
 #include <orpc/error.h>
 
+#include "mem.h"
+
 struct orpc_client {
+    orpc_mem mem; /* the client's own allocation */
     const orpc_service_desc *service;
     orpc_channel *channel; /* or NULL with an invoker */
     orpc_invoker invoker;
@@ -24,14 +29,14 @@ struct orpc_client {
 int orpc_client_new(orpc_client **out, const orpc_service_desc *service,
                     orpc_channel *channel, const orpc_mem *mem)
 {
-    (void)mem;
     if (out == NULL || service == NULL || channel == NULL ||
         service->magic != ORPC_SERVICE_DESC_MAGIC ||
         (service->n_methods > 0 && orpc_service_method(service, 0) == NULL))
         return ORPC_EINVAL;
-    orpc_client *c = calloc(1, sizeof(*c));
+    orpc_client *c = orpc__mem_calloc(mem, 1, sizeof(*c));
     if (c == NULL)
         return ORPC_ENOMEM;
+    orpc__mem_copy(&c->mem, mem);
     c->service = service;
     c->channel = orpc_channel_ref(channel);
     *out = c;
@@ -43,7 +48,6 @@ int orpc_client_new_with_invoker(orpc_client **out,
                                  const orpc_invoker *invoker, void *user_data,
                                  const orpc_mem *mem)
 {
-    (void)mem;
     if (out == NULL || service == NULL || invoker == NULL ||
         invoker->invoke == NULL || invoker->invoke_async == NULL ||
         service->magic != ORPC_SERVICE_DESC_MAGIC ||
@@ -52,12 +56,13 @@ int orpc_client_new_with_invoker(orpc_client **out,
             invoker->destroy(user_data);
         return ORPC_EINVAL;
     }
-    orpc_client *c = calloc(1, sizeof(*c));
+    orpc_client *c = orpc__mem_calloc(mem, 1, sizeof(*c));
     if (c == NULL) {
         if (invoker->destroy)
             invoker->destroy(user_data);
         return ORPC_ENOMEM;
     }
+    orpc__mem_copy(&c->mem, mem);
     c->service = service;
     c->invoker = *invoker;
     c->invoker_data = user_data;
@@ -73,7 +78,8 @@ void orpc_client_free(orpc_client *c)
     if (c->has_invoker && c->invoker.destroy)
         c->invoker.destroy(c->invoker_data);
     orpc_channel_unref(c->channel);
-    free(c);
+    orpc_mem mem = c->mem;
+    orpc__mem_free(&mem, c);
 }
 
 const orpc_service_desc *orpc_client_service(const orpc_client *c)
@@ -87,8 +93,9 @@ static int owns(const orpc_client *c, const orpc_method_desc *m)
 }
 
 orpc_status orpc_client_invoke(orpc_client *c, const orpc_method_desc *m,
-                        const ProtobufCMessage *request,
-                        ProtobufCMessage **response, const orpc_call_opts *opts)
+                               const ProtobufCMessage *request,
+                               ProtobufCMessage **response,
+                               const orpc_call_opts *opts)
 {
     if (!owns(c, m))
         return orpc_status_new(ORPC_INVALID_ARGUMENT,
@@ -100,10 +107,10 @@ orpc_status orpc_client_invoke(orpc_client *c, const orpc_method_desc *m,
 }
 
 int orpc_client_invoke_async_typed(orpc_client *c, const orpc_method_desc *m,
-                            const ProtobufCMessage *request,
-                            const orpc_call_opts *opts,
-                            orpc_unary_trampoline done, orpc_fn typed_cb,
-                            void *user_data)
+                                   const ProtobufCMessage *request,
+                                   const orpc_call_opts *opts,
+                                   orpc_unary_trampoline done, orpc_fn typed_cb,
+                                   void *user_data)
 {
     if (!owns(c, m) || done == NULL)
         return ORPC_EINVAL;
@@ -122,18 +129,20 @@ static void plain_trampoline(const orpc_status *st, ProtobufCMessage *resp,
 }
 
 int orpc_client_invoke_async(orpc_client *c, const orpc_method_desc *m,
-                      const ProtobufCMessage *request,
-                      const orpc_call_opts *opts, orpc_unary_cb cb,
-                      void *user_data)
+                             const ProtobufCMessage *request,
+                             const orpc_call_opts *opts, orpc_unary_cb cb,
+                             void *user_data)
 {
     if (cb == NULL)
         return ORPC_EINVAL;
     return orpc_client_invoke_async_typed(c, m, request, opts, plain_trampoline,
-                                   (orpc_fn)cb, user_data);
+                                          (orpc_fn)cb, user_data);
 }
 
-int orpc_client_call_start(orpc_call **out, orpc_client *c, const orpc_method_desc *m,
-                    const ProtobufCMessage *request, const orpc_call_opts *opts)
+int orpc_client_call_start(orpc_call **out, orpc_client *c,
+                           const orpc_method_desc *m,
+                           const ProtobufCMessage *request,
+                           const orpc_call_opts *opts)
 {
     if (out == NULL || !owns(c, m))
         return ORPC_EINVAL;
@@ -146,10 +155,11 @@ int orpc_client_call_start(orpc_call **out, orpc_client *c, const orpc_method_de
 }
 
 int orpc_client_call_start_async(orpc_call **out, orpc_client *c,
-                          const orpc_method_desc *m,
-                          const ProtobufCMessage *request,
-                          const orpc_call_opts *opts,
-                          const orpc_call_callbacks *callbacks, void *user_data)
+                                 const orpc_method_desc *m,
+                                 const ProtobufCMessage *request,
+                                 const orpc_call_opts *opts,
+                                 const orpc_call_callbacks *callbacks,
+                                 void *user_data)
 {
     if (out == NULL || !owns(c, m))
         return ORPC_EINVAL;

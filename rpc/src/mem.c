@@ -21,14 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void *orpc__mem_malloc(const orpc_mem *mem, size_t size)
-{
-    if (mem != NULL && mem->malloc != NULL) {
-        return mem->malloc(size, mem->user_data);
-    }
-    return malloc(size);
-}
-
 void *orpc__mem_calloc(const orpc_mem *mem, size_t nmemb, size_t size)
 {
     if (mem != NULL && mem->calloc != NULL) {
@@ -45,15 +37,6 @@ void *orpc__mem_calloc(const orpc_mem *mem, size_t nmemb, size_t size)
         memset(p, 0, nmemb * size);
     }
     return p;
-}
-
-void orpc__mem_free(const orpc_mem *mem, void *ptr)
-{
-    if (mem != NULL && mem->free != NULL) {
-        mem->free(ptr, mem->user_data);
-        return;
-    }
-    free(ptr);
 }
 
 void *orpc__mem_realloc(const orpc_mem *mem, void *ptr, size_t size)

@@ -12,6 +12,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #include <protobuf-c/protobuf-c.h>
 
@@ -32,10 +33,10 @@
  *              realloc) NULL: without the old size the block cannot be moved.
  *              Code that knows the old size should use orpc__mem_grow().
  */
-void *orpc__mem_malloc(const orpc_mem *mem, size_t size);
+static inline void *orpc__mem_malloc(const orpc_mem *mem, size_t size);
 void *orpc__mem_calloc(const orpc_mem *mem, size_t nmemb, size_t size);
 void *orpc__mem_realloc(const orpc_mem *mem, void *ptr, size_t size);
-void orpc__mem_free(const orpc_mem *mem, void *ptr);
+static inline void orpc__mem_free(const orpc_mem *mem, void *ptr);
 
 /*
  * Resizes |ptr| (holding |old_size| meaningful bytes) to |new_size|: the
@@ -95,5 +96,25 @@ void orpc__status_clear_mem(const orpc_mem *mem, orpc_status *st);
  * freed.  Nothing is copied when |mem| is libc's too.
  */
 orpc_status orpc__status_adopt_mem(const orpc_mem *mem, orpc_status st);
+
+/* malloc and free are inline: some files are also compiled into tests
+ * alone (rpc_mtls_test.c includes tls.c), without mem.c.  The hooks are
+ * called as (mem->free)(...): such a test may define free() as a macro. */
+static inline void *orpc__mem_malloc(const orpc_mem *mem, size_t size)
+{
+    if (mem != NULL && mem->malloc != NULL) {
+        return (mem->malloc)(size, mem->user_data);
+    }
+    return malloc(size);
+}
+
+static inline void orpc__mem_free(const orpc_mem *mem, void *ptr)
+{
+    if (mem != NULL && mem->free != NULL) {
+        (mem->free)(ptr, mem->user_data);
+        return;
+    }
+    free(ptr);
+}
 
 #endif /* ORPC_MEM_H */
