@@ -19,6 +19,8 @@
  */
 #include "conn.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,9 +147,63 @@ static void *h2_hook_calloc(size_t n, size_t size, void *mem_user_data)
 
 static void *h2_hook_realloc(void *ptr, size_t size, void *mem_user_data)
 {
-    /* nghttp2 1.52 never reallocates; should it, hooks without realloc
-     * answer NULL for a block they cannot move (mem.h), an ENOMEM */
     return orpc__mem_realloc(((orpc__conn *)mem_user_data)->mem, ptr, size);
+}
+
+/*
+ * Hooks without realloc cannot move a block whose size they do not know
+ * (mem.h), and nghttp2 does grow some (its priority queue, buffers): each
+ * block then carries its size in front.
+ */
+typedef union h2_sized {
+    size_t size;
+    max_align_t align_;
+} h2_sized;
+
+static void *h2_sized_malloc(size_t size, void *mem_user_data)
+{
+    orpc__conn *c = mem_user_data;
+    if (size > SIZE_MAX - sizeof(h2_sized))
+        return NULL;
+    h2_sized *h = orpc__mem_malloc(c->mem, sizeof(*h) + size);
+    if (h == NULL)
+        return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+static void h2_sized_free(void *ptr, void *mem_user_data)
+{
+    orpc__conn *c = mem_user_data;
+    if (ptr != NULL)
+        orpc__mem_free(c->mem, (h2_sized *)ptr - 1);
+}
+
+static void *h2_sized_calloc(size_t n, size_t size, void *mem_user_data)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    void *p = h2_sized_malloc(n * size, mem_user_data);
+    if (p != NULL)
+        memset(p, 0, n * size);
+    return p;
+}
+
+static void *h2_sized_realloc(void *ptr, size_t size, void *mem_user_data)
+{
+    if (ptr == NULL)
+        return h2_sized_malloc(size, mem_user_data);
+    if (size == 0) {
+        h2_sized_free(ptr, mem_user_data);
+        return NULL;
+    }
+    void *q = h2_sized_malloc(size, mem_user_data);
+    if (q == NULL)
+        return NULL;
+    size_t old = ((h2_sized *)ptr - 1)->size;
+    memcpy(q, ptr, old < size ? old : size);
+    h2_sized_free(ptr, mem_user_data);
+    return q;
 }
 
 /* Nonzero when |len| bytes at |p| are all zero: such pages can go back to
@@ -583,6 +639,11 @@ int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
         c->h2mem.free = h2_free;
         c->h2mem.calloc = h2_calloc;
         c->h2mem.realloc = h2_realloc;
+    } else if (c->mem->realloc == NULL) {
+        c->h2mem.malloc = h2_sized_malloc;
+        c->h2mem.free = h2_sized_free;
+        c->h2mem.calloc = h2_sized_calloc;
+        c->h2mem.realloc = h2_sized_realloc;
     } else {
         c->h2mem.malloc = h2_hook_malloc;
         c->h2mem.free = h2_hook_free;
