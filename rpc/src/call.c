@@ -450,6 +450,11 @@ void orpc__call_enqueue(orpc_call *c)
 {
     subchannel *sub = &c->ch->sub;
     c->sub = sub;
+    if (sub->conn != NULL &&
+        (sub->conn->closing || sub->conn->close_after_flush ||
+         !nghttp2_session_want_read(sub->conn->session)))
+        sub->conn = NULL; /* going away (e.g. nghttp2 ran out of memory and
+                             ended the session): dial anew */
     if (sub->conn != NULL) {
         orpc__call_submit(c, sub->conn);
         return;

@@ -158,6 +158,21 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
         orpc__sub_keepalive_acked(conn->user_data);
         return 0;
     }
+    if (f->hd.type == NGHTTP2_DATA && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        /* A response ends with trailers: one that a DATA frame ends has no
+         * status (a server that could not send its trailers, out of
+         * memory, does that).  Without this the call would wait for them
+         * until its deadline, or for ever: the stream stays half open
+         * while our side is. */
+        orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (c != NULL && !c->io_finished)
+            orpc__call_complete(
+                c, orpc__in_partial(&c->in)
+                       ? orpc__status_new_mem(&c->ch->mem, ORPC_INTERNAL,
+                                              "response message cut short")
+                       : status_from_wire(c));
+        return 0;
+    }
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -265,7 +280,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
                            void *user_data)
 {
-    (void)user_data;
+    orpc__conn *conn = user_data;
     orpc_call *c = nghttp2_session_get_stream_user_data(s, id);
     if (c == NULL)
         return 0;
@@ -308,7 +323,12 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         break;
     case NGHTTP2_REFUSED_STREAM:
         code = ORPC_UNAVAILABLE;
-        msg = "stream refused by the server";
+        /* (nghttp2 also refuses the requests it has not sent when a side
+         * ends the session, ours too: out of memory, say) */
+        msg = conn->closing || conn->close_after_flush ||
+                      !nghttp2_session_want_read(s)
+                  ? "connection going away before the request was processed"
+                  : "stream refused by the server";
         break;
     case NGHTTP2_CANCEL:
         code = ORPC_CANCELLED;
