@@ -114,6 +114,17 @@ typedef enum orpc_channel_state {
  * does not parse); ORPC_ECONFIG (neither TLS nor plaintext chosen, or TLS
  * material that does not load); ORPC_ENOMEM.  Ownership: copies |target|,
  * |opts| and |mem|; the caller holds one reference.
+ *
+ * Allocation: |mem| serves the channel and what it makes for its calls:
+ * connections, their nghttp2 sessions, call objects, metadata, queued
+ * messages, statuses it keeps.  Not through |mem|: what the application
+ * receives and frees itself (response messages, freed with
+ * protobuf_c_message_free_unpacked(msg, NULL), and returned statuses,
+ * cleared with orpc_status_clear(), use the C library); OpenSSL's and
+ * libuv's internal allocations (their allocator hooks are process-wide,
+ * not per object); nghttp2's callback and option tables (its API takes no
+ * allocator for them).  A failed allocation ends the call it was for with
+ * a status, or the function with ORPC_ENOMEM.
  */
 ORPC_EXTERN int orpc_channel_new(orpc_channel **out, const char *target,
                                  const orpc_channel_opts *opts,

@@ -62,7 +62,8 @@ typedef struct orpc_invoker {
  *
  * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.  Ownership: takes a reference to
  * |channel|; |service| must outlive the client (generated descriptors are
- * static).
+ * static).  |mem| allocates the client object (copied); its calls use the
+ * channel's.
  */
 ORPC_EXTERN int orpc_client_new(orpc_client **out,
                                 const orpc_service_desc *service,
@@ -74,7 +75,8 @@ ORPC_EXTERN int orpc_client_new(orpc_client **out,
  *
  * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.  Ownership: copies |invoker|;
  * |user_data| is released through invoker->destroy when the client is freed
- * (also when this function fails after being given it).
+ * (also when this function fails after being given it).  |mem| allocates
+ * the client object (copied).
  */
 ORPC_EXTERN int orpc_client_new_with_invoker(orpc_client **out,
                                              const orpc_service_desc *service,

@@ -134,6 +134,17 @@ typedef struct orpc_service_opts {
  *
  * Returns 0; ORPC_EINVAL; ORPC_ECONFIG (TLS material or policy that does not
  * load; the log says why); ORPC_ENOMEM.  Ownership: copies |opts| and |mem|.
+ *
+ * Allocation: |mem| serves the server and what it makes: copies of its
+ * options, the authorization policy, connections and their nghttp2
+ * sessions, calls (orpc_ctx, its arena and metadata, streamed request
+ * messages, queued responses, statuses).  Not through |mem|: OpenSSL's
+ * and libuv's internal allocations (their allocator hooks are
+ * process-wide, not per object), jansson's while a policy is parsed (the
+ * same), nghttp2's callback and option tables (its API takes no allocator
+ * for them), and the statuses handlers return (theirs, made with
+ * orpc_status_new()).  A failed allocation ends the call it was for with a
+ * status, or the function with ORPC_ENOMEM.
  */
 ORPC_EXTERN int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
                                 const orpc_mem *mem);
