@@ -84,7 +84,8 @@ orpc_status orpc__status_new_mem(const orpc_mem *mem, orpc_code code,
 orpc_status orpc__status_errorf_mem(const orpc_mem *mem, orpc_code code,
                                     const char *fmt, ...) ORPC_PRINTF(3, 4);
 orpc_status orpc__status_verrorf_mem(const orpc_mem *mem, orpc_code code,
-                                     const char *fmt, va_list ap);
+                                     const char *fmt, va_list ap)
+    ORPC_PRINTF(3, 0);
 int orpc__status_set_details_mem(const orpc_mem *mem, orpc_status *st,
                                  const void *data, size_t len);
 orpc_status orpc__status_copy_mem(const orpc_mem *mem, const orpc_status *st);
