@@ -5,10 +5,11 @@
  * failures, live blocks and bytes, their peak and the largest block.
  *
  * It exists so that the failing-allocator sweeps and the leak accounting of
- * arena_test.c, metadata_test.c and wire_test.c run on one allocator
- * instead of three copies of it.  A block freed through the hooks that they
- * did not allocate fails the running cmocka test.
+ * arena_test.c, metadata_test.c, wire_test.c and rpc_mem_test.c run on
+ * one allocator instead of four copies of it.  A block freed through the
+ * hooks that they did not allocate fails the running cmocka test.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -22,6 +23,9 @@
 
 #define TA_MAGIC 0x7a11c0deu
 
+/* Guards every test_alloc: the hooks run on the runtime's threads too. */
+static pthread_mutex_t ta_lock = PTHREAD_MUTEX_INITIALIZER;
+
 typedef struct ta_hdr {
     uint32_t magic;
     size_t size;
@@ -29,10 +33,12 @@ typedef struct ta_hdr {
 } ta_hdr;
 
 /* Spends one allocation of the budget; 0 (and a failure counted) when it is
- * spent already. */
+ * spent already, or when this is the attempt |fail_at| names.  Called with
+ * ta_lock held. */
 static int ta_take(test_alloc *ta)
 {
-    if (ta->budget == 0) {
+    long index = (long)ta->attempts++;
+    if (ta->budget == 0 || index == ta->fail_at) {
         ta->failures++;
         return 0;
     }
@@ -68,7 +74,29 @@ static void *ta_raw(test_alloc *ta, size_t size)
 static void *ta_malloc(size_t size, void *ud)
 {
     test_alloc *ta = ud;
-    return ta_take(ta) ? ta_raw(ta, size) : NULL;
+    pthread_mutex_lock(&ta_lock);
+    void *p = ta_take(ta) ? ta_raw(ta, size) : NULL;
+    pthread_mutex_unlock(&ta_lock);
+    return p;
+}
+
+/* Called with ta_lock held (and returns with it held). */
+static void ta_release(test_alloc *ta, void *p)
+{
+    ta_hdr *h = (ta_hdr *)p - 1;
+    uint32_t magic = h->magic;
+    int had_live = ta->live > 0;
+    if (magic == TA_MAGIC && had_live) {
+        h->magic = 0;
+        ta->live--;
+        ta->live_bytes -= h->size;
+    }
+    pthread_mutex_unlock(&ta_lock);
+    /* (outside the lock: a failed assertion leaves through longjmp) */
+    assert_int_equal(magic, TA_MAGIC);
+    assert_true(had_live);
+    free(h);
+    pthread_mutex_lock(&ta_lock);
 }
 
 static void ta_free(void *p, void *ud)
@@ -77,13 +105,9 @@ static void ta_free(void *p, void *ud)
     if (p == NULL) {
         return;
     }
-    ta_hdr *h = (ta_hdr *)p - 1;
-    assert_int_equal(h->magic, TA_MAGIC);
-    h->magic = 0;
-    assert_true(ta->live > 0);
-    ta->live--;
-    ta->live_bytes -= h->size;
-    free(h);
+    pthread_mutex_lock(&ta_lock);
+    ta_release(ta, p);
+    pthread_mutex_unlock(&ta_lock);
 }
 
 static void *ta_calloc(size_t n, size_t size, void *ud)
@@ -92,10 +116,9 @@ static void *ta_calloc(size_t n, size_t size, void *ud)
     if (size != 0 && n > SIZE_MAX / size) {
         return NULL;
     }
-    if (!ta_take(ta)) {
-        return NULL;
-    }
-    void *p = ta_raw(ta, n * size);
+    pthread_mutex_lock(&ta_lock);
+    void *p = ta_take(ta) ? ta_raw(ta, n * size) : NULL;
+    pthread_mutex_unlock(&ta_lock);
     if (p != NULL) {
         memset(p, 0, n * size);
     }
@@ -105,22 +128,32 @@ static void *ta_calloc(size_t n, size_t size, void *ud)
 static void *ta_realloc(void *p, size_t size, void *ud)
 {
     test_alloc *ta = ud;
-    if (!ta_take(ta)) {
-        return NULL;
-    }
-    void *q = ta_raw(ta, size);
+    pthread_mutex_lock(&ta_lock);
+    void *q = ta_take(ta) ? ta_raw(ta, size) : NULL;
     if (q != NULL && p != NULL) {
         ta_hdr *h = (ta_hdr *)p - 1;
         memcpy(q, p, h->size < size ? h->size : size);
-        ta_free(p, ud);
+        ta_release(ta, p);
     }
+    pthread_mutex_unlock(&ta_lock);
     return q;
 }
 
 orpc_mem ta_mem(test_alloc *ta, long budget)
 {
+    pthread_mutex_lock(&ta_lock);
     memset(ta, 0, sizeof(*ta));
     ta->budget = budget;
+    ta->fail_at = -1;
+    pthread_mutex_unlock(&ta_lock);
     orpc_mem m = {ta, ta_malloc, ta_free, ta_calloc, ta_realloc};
     return m;
+}
+
+test_alloc ta_snapshot(const test_alloc *ta)
+{
+    pthread_mutex_lock(&ta_lock);
+    test_alloc copy = *ta;
+    pthread_mutex_unlock(&ta_lock);
+    return copy;
 }

@@ -16,6 +16,13 @@
  * freed with free(3), ASan reports), and live blocks and bytes can be
  * counted.  calloc refuses n * size overflow without spending the budget;
  * realloc always moves the block.
+ *
+ * The hooks may be called from several threads at once (a server's or a
+ * channel's IO and worker threads): one mutex guards every test_alloc.
+ * Read the counters of an allocator other threads still use with
+ * ta_snapshot().  |fail_at| refuses exactly one allocation, the one with
+ * that index among all attempts (0-based), and no other: the sweeps of
+ * rpc_mem_test.c fail each allocation of a scenario in turn.
  */
 #ifndef ORPC_TESTS_TEST_ALLOC_H
 #define ORPC_TESTS_TEST_ALLOC_H
@@ -32,11 +39,16 @@ typedef struct test_alloc {
     size_t live_bytes; /* bytes in those blocks */
     size_t peak_bytes; /* highest live_bytes seen */
     size_t max_size;   /* largest block asked for */
+    size_t attempts;   /* allocations asked for (refused ones included) */
+    long fail_at;      /* refuse the attempt of this index; -1 = none */
 } test_alloc;
 
 /* Zeroes |ta|, gives it |budget| (-1 = unlimited) and returns the hooks
  * (malloc, free, calloc, realloc) that allocate through it; |ta| is their
  * user_data and must outlive every block they hand out. */
 orpc_mem ta_mem(test_alloc *ta, long budget);
+
+/* A copy of |ta|'s counters, read under the allocators' lock. */
+test_alloc ta_snapshot(const test_alloc *ta);
 
 #endif /* ORPC_TESTS_TEST_ALLOC_H */

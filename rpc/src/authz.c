@@ -26,7 +26,9 @@
  * fills it in.  The compiled policy is therefore a single allocation that
  * holds no pointers outside itself and is never written after parsing,
  * which makes concurrent checks trivially safe and free() a single call.
- * jansson allocates on its own and its tree is dropped before returning.
+ * It and the scratch buffers come from the caller's orpc_mem (a server's);
+ * jansson allocates on its own (its hooks, json_set_alloc_funcs(), are
+ * process-wide) and its tree is dropped before returning.
  *
  * Matching.  Patterns are stored with their '*' removed and a kind.  "*"
  * (presence) matches any non-empty value, as A43 says (gRPC C-core's
@@ -106,6 +108,7 @@ typedef struct build {
     size_t n_rules, n_hdrs, n_matchers, n_chars;
     char *err;
     size_t errlen;
+    const orpc_mem *mem; /* the policy's allocator (NULL: libc) */
 } build;
 
 static void set_err(char *err, size_t errlen, const char *fmt, ...)
@@ -557,7 +560,7 @@ static int no_duplicates(build *b, const json_t *arr, const char *list)
     if (k < 2) {
         return 0;
     }
-    refs = orpc__mem_calloc(NULL, k, sizeof(*refs));
+    refs = orpc__mem_calloc(b->mem, k, sizeof(*refs));
     if (!refs) {
         fail(b, "out of memory");
         return ORPC_ENOMEM;
@@ -587,7 +590,7 @@ static int no_duplicates(build *b, const json_t *arr, const char *list)
              quote(q, json_string_value(n), json_string_length(n)), list,
              first);
     }
-    orpc__mem_free(NULL, refs);
+    orpc__mem_free(b->mem, refs);
     return best != SIZE_MAX ? ORPC_ECONFIG : 0;
 }
 
@@ -686,6 +689,12 @@ static size_t add_mul(size_t c, size_t a, size_t n)
 int orpc__authz_parse(const char *json, size_t len, orpc__authz **out,
                       char *err, size_t errlen)
 {
+    return orpc__authz_parse_mem(json, len, NULL, out, err, errlen);
+}
+
+int orpc__authz_parse_mem(const char *json, size_t len, const orpc_mem *mem,
+                          orpc__authz **out, char *err, size_t errlen)
+{
     json_error_t jerr;
     json_t *root;
     build b;
@@ -722,6 +731,7 @@ int orpc__authz_parse(const char *json, size_t len, orpc__authz **out,
     memset(&b, 0, sizeof(b));
     b.err = err;
     b.errlen = errlen;
+    b.mem = mem;
     rc = compile(&b, root, &scratch);
     if (rc) {
         json_decref(root);
@@ -733,7 +743,7 @@ int orpc__authz_parse(const char *json, size_t len, orpc__authz **out,
     size = add_mul(size, sizeof(hdr), b.n_hdrs);
     size = add_mul(size, sizeof(matcher), b.n_matchers);
     size = add_mul(size, 1, b.n_chars);
-    block = size == SIZE_MAX ? NULL : orpc__mem_malloc(NULL, size);
+    block = size == SIZE_MAX ? NULL : orpc__mem_malloc(mem, size);
     if (!block) {
         json_decref(root);
         set_err(err, errlen, "out of memory");
@@ -753,6 +763,7 @@ int orpc__authz_parse(const char *json, size_t len, orpc__authz **out,
          * a bug here, and is still reported rather than half-built. */
         fill.err = err;
         fill.errlen = errlen;
+        fill.mem = mem;
         rc = compile(&fill, root, a);
         if (!rc &&
             (fill.n_rules != b.n_rules || fill.n_hdrs != b.n_hdrs ||
@@ -763,16 +774,21 @@ int orpc__authz_parse(const char *json, size_t len, orpc__authz **out,
     }
     json_decref(root);
     if (rc) {
-        orpc__mem_free(NULL, block);
+        orpc__mem_free(mem, block);
         return rc;
     }
     *out = a;
     return 0;
 }
 
+void orpc__authz_free_mem(const orpc_mem *mem, orpc__authz *a)
+{
+    orpc__mem_free(mem, a);
+}
+
 void orpc__authz_free(orpc__authz *a)
 {
-    orpc__mem_free(NULL, a);
+    orpc__authz_free_mem(NULL, a);
 }
 
 const char *orpc__authz_name(const orpc__authz *a)
@@ -796,8 +812,8 @@ static const char *errno_text(int e, char *buf, size_t n)
 }
 
 /* Reads the whole regular file |path| (≤ the limit) into a new buffer. */
-static int read_policy_file(const char *path, char **out, size_t *out_len,
-                            char *err, size_t errlen)
+static int read_policy_file(const char *path, const orpc_mem *mem, char **out,
+                            size_t *out_len, char *err, size_t errlen)
 {
     char q[QUOTE_MAX], et[128];
     struct stat st;
@@ -834,7 +850,7 @@ static int read_policy_file(const char *path, char **out, size_t *out_len,
         return ORPC_ECONFIG;
     }
     /* One byte more than the limit, to notice a file that grew. */
-    buf = orpc__mem_malloc(NULL, (size_t)ORPC__AUTHZ_MAX_BYTES + 1);
+    buf = orpc__mem_malloc(mem, (size_t)ORPC__AUTHZ_MAX_BYTES + 1);
     if (!buf) {
         set_err(err, errlen, "out of memory");
         close(fd);
@@ -848,7 +864,7 @@ static int read_policy_file(const char *path, char **out, size_t *out_len,
         if (r < 0) {
             set_err(err, errlen, "%s: %s", q,
                     errno_text(errno, et, sizeof(et)));
-            orpc__mem_free(NULL, buf);
+            orpc__mem_free(mem, buf);
             close(fd);
             return ORPC_ECONFIG;
         }
@@ -861,7 +877,7 @@ static int read_policy_file(const char *path, char **out, size_t *out_len,
     if (n > ORPC__AUTHZ_MAX_BYTES) {
         set_err(err, errlen, "%s: over the %d-byte limit", q,
                 ORPC__AUTHZ_MAX_BYTES);
-        orpc__mem_free(NULL, buf);
+        orpc__mem_free(mem, buf);
         return ORPC_ECONFIG;
     }
     *out = buf;
@@ -871,6 +887,12 @@ static int read_policy_file(const char *path, char **out, size_t *out_len,
 
 int orpc__authz_load_file(const char *path, orpc__authz **out, char *err,
                           size_t errlen)
+{
+    return orpc__authz_load_file_mem(path, NULL, out, err, errlen);
+}
+
+int orpc__authz_load_file_mem(const char *path, const orpc_mem *mem,
+                              orpc__authz **out, char *err, size_t errlen)
 {
     char msg[1024], q[QUOTE_MAX];
     char *buf = NULL;
@@ -885,13 +907,13 @@ int orpc__authz_load_file(const char *path, orpc__authz **out, char *err,
         return ORPC_EINVAL;
     }
     *out = NULL;
-    rc = read_policy_file(path, &buf, &len, err, errlen);
+    rc = read_policy_file(path, mem, &buf, &len, err, errlen);
     if (rc) {
         return rc;
     }
     msg[0] = '\0';
-    rc = orpc__authz_parse(buf, len, out, msg, sizeof(msg));
-    orpc__mem_free(NULL, buf);
+    rc = orpc__authz_parse_mem(buf, len, mem, out, msg, sizeof(msg));
+    orpc__mem_free(mem, buf);
     if (rc) {
         set_err(err, errlen, "%s: %s", quote(q, path, strlen(path)), msg);
     }

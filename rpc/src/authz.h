@@ -65,8 +65,17 @@ int orpc__authz_parse(const char *json, size_t len, orpc__authz **out,
 int orpc__authz_load_file(const char *path, orpc__authz **out, char *err,
                           size_t errlen);
 
+/* The same with the policy (and the buffers used to build it) allocated
+ * with |mem| (NULL: libc); free it with orpc__authz_free_mem() and the same
+ * |mem|.  jansson's own allocations are not among them. */
+int orpc__authz_parse_mem(const char *json, size_t len, const orpc_mem *mem,
+                          orpc__authz **out, char *err, size_t errlen);
+int orpc__authz_load_file_mem(const char *path, const orpc_mem *mem,
+                              orpc__authz **out, char *err, size_t errlen);
+
 /* Frees |a|.  NULL is a no-op. */
 void orpc__authz_free(orpc__authz *a);
+void orpc__authz_free_mem(const orpc_mem *mem, orpc__authz *a);
 
 /* The policy's "name".  Borrowed until orpc__authz_free(). */
 const char *orpc__authz_name(const orpc__authz *a);

@@ -25,6 +25,8 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 static void channel_call_release(orpc_channel *ch);
 
 static void call_unref(orpc_call *c)
@@ -34,19 +36,19 @@ static void call_unref(orpc_call *c)
     uv_mutex_unlock(&c->lock);
     if (left > 0)
         return;
+    orpc_channel *ch = c->ch;
     orpc__sendq_clear(&c->sendq);
     orpc__in_free(&c->in);
     orpc__bytes_free(&c->status_msg);
     orpc__bytes_free(&c->status_details);
-    orpc_status_clear(&c->status);
+    orpc__status_clear_mem(&ch->mem, &c->status);
     orpc_metadata_free(c->md);
     orpc_metadata_free(c->headers);
     orpc_metadata_free(c->trailers);
-    free(c->req_copy);
+    orpc__mem_free(&ch->mem, c->req_copy);
     uv_mutex_destroy(&c->lock);
     uv_cond_destroy(&c->cond);
-    orpc_channel *ch = c->ch;
-    free(c);
+    orpc__mem_free(&ch->mem, c);
     channel_call_release(ch);
 }
 
@@ -66,11 +68,11 @@ static void channel_call_release(orpc_channel *ch)
 static int call_new(orpc_call **out, orpc_channel *ch,
                     const orpc_method_desc *m, const orpc_call_opts *opts)
 {
-    orpc_call *c = calloc(1, sizeof(*c));
+    orpc_call *c = orpc__mem_calloc(&ch->mem, 1, sizeof(*c));
     if (c == NULL)
         return ORPC_ENOMEM;
     if (uv_mutex_init(&c->lock) != 0) {
-        free(c);
+        orpc__mem_free(&ch->mem, c);
         return ORPC_ENOMEM;
     }
     uv_cond_init(&c->cond);
@@ -81,10 +83,14 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     c->method = m;
     c->refs = 1; /* the caller */
     orpc__task_init(&c->task, call_io_task, c);
-    orpc__in_init(&c->in, &c->lock, &c->cond, ch->opts.max_recv_message_size,
-                  WINDOW, NULL, 0);
-    orpc__bytes_init(&c->status_msg, NULL);
-    orpc__bytes_init(&c->status_details, NULL);
+    /* Response messages go to the application, which frees them with
+     * protobuf_c_message_free_unpacked(msg, NULL): they are unpacked with
+     * libc (pb NULL); the rest of the call with the channel's hooks. */
+    orpc__in_init(&c->in, &c->lock, &c->cond, &ch->mem, NULL,
+                  ch->opts.max_recv_message_size, WINDOW, NULL, 0);
+    c->sendq.mem = &ch->mem;
+    orpc__bytes_init(&c->status_msg, &ch->mem);
+    orpc__bytes_init(&c->status_details, &ch->mem);
     int64_t timeout = opts && opts->timeout_ms > 0
                           ? opts->timeout_ms
                           : ch->opts.default_timeout_ms;
@@ -104,7 +110,7 @@ static int call_new(orpc_call **out, orpc_channel *ch,
             return ORPC_ENOTSUP;
         }
         if (opts->metadata && orpc_metadata_count(opts->metadata) > 0) {
-            if (orpc_metadata_new(&c->md, NULL) != 0) {
+            if (orpc_metadata_new(&c->md, &ch->mem) != 0) {
                 call_unref(c);
                 return ORPC_ENOMEM;
             }
@@ -211,8 +217,9 @@ void orpc__call_io_release(orpc_call *c, nghttp2_session *s)
  * callback; release the IO side now, or when the stream closes. */
 void orpc__call_complete(orpc_call *c, orpc_status st)
 {
+    const orpc_mem *mem = &c->ch->mem;
     if (c->io_finished) {
-        orpc_status_clear(&st);
+        orpc__status_clear_mem(mem, &st);
         return;
     }
     c->io_finished = 1;
@@ -220,26 +227,25 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
         !nghttp2_session_get_stream_local_close(c->conn->session,
                                                 c->stream_id)) {
         /* Our side still open (the server answered early): stop sending. */
-        nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
-                                  c->stream_id, NGHTTP2_CANCEL);
-        orpc__conn_kick(c->conn);
+        orpc__call_reset(c);
     }
 
     ProtobufCMessage *resp = NULL;
     uv_mutex_lock(&c->lock);
     if (c->cancel_requested && st.code != ORPC_DEADLINE_EXCEEDED &&
         st.code != ORPC_OK) {
-        orpc_status_clear(&st);
-        st = orpc_status_new(ORPC_CANCELLED, "cancelled by the client");
+        orpc__status_clear_mem(mem, &st);
+        st = orpc__status_new_mem(mem, ORPC_CANCELLED,
+                                  "cancelled by the client");
     }
     int single = c->method->kind == ORPC_CALL_UNARY ||
                  c->method->kind == ORPC_CALL_CLIENT_STREAMING;
     if (single && st.code == ORPC_OK && c->in.received != 1) {
-        orpc_status_clear(&st);
-        st = orpc_status_new(ORPC_INTERNAL,
-                             c->in.received == 0
-                                 ? "server sent no response message"
-                                 : "server sent more than one response");
+        orpc__status_clear_mem(mem, &st);
+        st = orpc__status_new_mem(mem, ORPC_INTERNAL,
+                                  c->in.received == 0
+                                      ? "server sent no response message"
+                                      : "server sent more than one response");
     }
     c->status = st;
     c->done = 1;
@@ -248,7 +254,7 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
         orpc__inmsg *m = orpc__in_take_locked(&c->in);
         if (m != NULL) {
             resp = m->msg;
-            free(m);
+            orpc__mem_free(mem, m);
         }
     }
     uv_cond_broadcast(&c->cond);
@@ -296,7 +302,7 @@ void orpc__call_deliver(orpc_call *c)
                 c->acbs.on_message(c, m->msg, c->cb_user_data);
             else
                 protobuf_c_message_free_unpacked(m->msg, NULL);
-            free(m);
+            orpc__mem_free(&c->ch->mem, m);
             continue;
         }
         if (over) {
@@ -311,14 +317,23 @@ void orpc__call_deliver(orpc_call *c)
     c->delivering = 0;
 }
 
+void orpc__call_reset(orpc_call *c)
+{
+    if (nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
+                                  c->stream_id, NGHTTP2_CANCEL) != 0) {
+        /* No memory even for that: the stream would stay open (and the
+         * call listed) until the server ends it, which it may never do. */
+        orpc__conn_close(c->conn, "out of memory");
+        return;
+    }
+    orpc__conn_kick(c->conn);
+}
+
 void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg)
 {
-    if (c->stream_open && c->conn && c->conn->session && !c->io_finished) {
-        nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
-                                  c->stream_id, NGHTTP2_CANCEL);
-        orpc__conn_kick(c->conn);
-    }
-    orpc__call_complete(c, orpc_status_new(code, msg));
+    if (c->stream_open && c->conn && c->conn->session && !c->io_finished)
+        orpc__call_reset(c);
+    orpc__call_complete(c, orpc__status_new_mem(&c->ch->mem, code, msg));
 }
 
 static void on_call_deadline(uv_timer_t *t)
@@ -368,7 +383,7 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
     orpc_channel *ch = c->ch;
     orpc__hdrs h;
     char tbuf[16];
-    orpc__hdrs_init(&h);
+    orpc__hdrs_init(&h, &ch->mem);
     int rc = orpc__hdrs_add_static(&h, ":method", "POST");
     rc |= orpc__hdrs_add_static(&h, ":scheme", ch->is_tls ? "https" : "http");
     rc |= orpc__hdrs_add_str(&h, ":path", c->method->path);
@@ -388,7 +403,9 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
         rc |= orpc__hdrs_add_md(&h, c->md);
     if (rc != 0) {
         orpc__hdrs_free(&h);
-        orpc__call_complete(c, orpc_status_new(ORPC_INTERNAL, "out of memory"));
+        orpc__call_complete(c, orpc__status_new_mem(&ch->mem,
+                                                    ORPC_RESOURCE_EXHAUSTED,
+                                                    "out of memory"));
         return;
     }
     orpc__hdrs_finish(&h);
@@ -399,7 +416,11 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
     orpc__hdrs_free(&h);
     if (id < 0) {
         orpc__call_complete(
-            c, orpc_status_new(ORPC_UNAVAILABLE, "cannot open a stream"));
+            c, id == NGHTTP2_ERR_NOMEM
+                   ? orpc__status_new_mem(&ch->mem, ORPC_RESOURCE_EXHAUSTED,
+                                          "out of memory")
+                   : orpc__status_new_mem(&ch->mem, ORPC_UNAVAILABLE,
+                                          "cannot open a stream"));
         return;
     }
     c->conn = conn;
@@ -423,16 +444,22 @@ void orpc__call_enqueue(orpc_call *c)
 {
     subchannel *sub = &c->ch->sub;
     c->sub = sub;
+    if (sub->conn != NULL &&
+        (sub->conn->closing || sub->conn->close_after_flush ||
+         !nghttp2_session_want_read(sub->conn->session)))
+        sub->conn = NULL; /* going away (e.g. nghttp2 ran out of memory and
+                             ended the session): dial anew */
     if (sub->conn != NULL) {
         orpc__call_submit(c, sub->conn);
         return;
     }
     if (sub->backing_off && !c->wait_for_ready) {
         /* fail fast: the last attempt failed and the next is not due */
-        orpc__call_complete(c, orpc_status_errorf(ORPC_UNAVAILABLE,
-                                                  "cannot connect: %s (next "
-                                                  "attempt after a backoff)",
-                                                  sub->last_error));
+        orpc__call_complete(c, orpc__status_errorf_mem(
+                                   &c->ch->mem, ORPC_UNAVAILABLE,
+                                   "cannot connect: %s (next attempt after a "
+                                   "backoff)",
+                                   sub->last_error));
         return;
     }
     c->listed = 1;
@@ -499,11 +526,12 @@ static int queue_message(orpc_call *c, const ProtobufCMessage *msg,
     if (msg->descriptor != c->method->input->descriptor)
         return ORPC_EINVAL;
     orpc__chunk *ck = orpc__encode_message(
-        msg, c->gzip, c->ch->opts.max_send_message_size, &err);
+        &c->ch->mem, msg, c->gzip, c->ch->opts.max_send_message_size, &err);
     if (ck == NULL)
         return err;
     if (keep_copy) {
-        c->req_copy = malloc(sizeof(*ck) + ck->len);
+        /* (without it, no transparent retry: not worth failing the call) */
+        c->req_copy = orpc__mem_malloc(&c->ch->mem, sizeof(*ck) + ck->len);
         if (c->req_copy)
             memcpy(c->req_copy, ck, sizeof(*ck) + ck->len);
     }
@@ -539,16 +567,17 @@ orpc_status orpc_channel_invoke(orpc_channel *ch,
         return orpc__io_blocking_refused("orpc_channel_invoke");
     int rc = call_new(&c, ch, method, opts);
     if (rc != 0)
-        return orpc_status_errorf(ORPC_INTERNAL, "cannot start call: %s",
-                                  orpc_strerror(rc));
+        return orpc_status_errorf(rc == ORPC_ENOMEM ? ORPC_RESOURCE_EXHAUSTED
+                                                    : ORPC_INTERNAL,
+                                  "cannot start call: %s", orpc_strerror(rc));
     rc = queue_message(c, request, 1);
     if (rc != 0) {
         call_unref(c);
-        return orpc_status_new(rc == ORPC_ETOOBIG ? ORPC_RESOURCE_EXHAUSTED
-                                                  : ORPC_INVALID_ARGUMENT,
-                               rc == ORPC_ETOOBIG
-                                   ? "request larger than the send limit"
-                                   : "request is not the method's input type");
+        return orpc_status_new(
+            rc == ORPC_EINVAL ? ORPC_INVALID_ARGUMENT : ORPC_RESOURCE_EXHAUSTED,
+            rc == ORPC_ETOOBIG  ? "request larger than the send limit"
+            : rc == ORPC_ENOMEM ? "out of memory"
+                                : "request is not the method's input type");
     }
     c->send_closed = 1;
     uv_mutex_lock(&c->lock);
@@ -732,19 +761,19 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
         return ORPC_EBLOCKING;
     int err = 0;
     orpc__chunk *ck = orpc__encode_message(
-        msg, c->gzip, c->ch->opts.max_send_message_size, &err);
+        &c->ch->mem, msg, c->gzip, c->ch->opts.max_send_message_size, &err);
     if (ck == NULL)
         return err;
     uv_mutex_lock(&c->lock);
     for (;;) {
         if (c->done) {
             uv_mutex_unlock(&c->lock);
-            free(ck);
+            orpc__mem_free(&c->ch->mem, ck);
             return ORPC_ECLOSED;
         }
         if (c->send_closed) {
             uv_mutex_unlock(&c->lock);
-            free(ck);
+            orpc__mem_free(&c->ch->mem, ck);
             return ORPC_ESTATE;
         }
         if (c->sendq.bytes < CALL_SENDQ_LIMIT)
@@ -752,7 +781,7 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
         if (c->is_async) {
             c->want_ready = 1;
             uv_mutex_unlock(&c->lock);
-            free(ck);
+            orpc__mem_free(&c->ch->mem, ck);
             return ORPC_EAGAIN;
         }
         c->send_waiting++;
@@ -795,7 +824,7 @@ int orpc_call_recv(orpc_call *c, ProtobufCMessage **msg)
             int done = c->done;
             uv_mutex_unlock(&c->lock);
             *msg = r->msg;
-            free(r);
+            orpc__mem_free(&c->ch->mem, r);
             if (owed && !done) /* its flow-control credit goes back */
                 post_call(c);
             return 1;
@@ -911,7 +940,7 @@ orpc_status orpc_call_finish_response(orpc_call *c, ProtobufCMessage **response)
         uv_mutex_unlock(&c->lock);
         if (r) {
             *response = r->msg;
-            free(r);
+            orpc__mem_free(&c->ch->mem, r);
         }
     }
     call_unref(c);

@@ -36,6 +36,8 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 void orpc__ch_set_state(orpc_channel *ch, orpc_channel_state st)
 {
     uv_mutex_lock(&ch->lock);
@@ -63,42 +65,62 @@ void orpc__ch_log(orpc_channel *ch, orpc_log_level lvl, const char *fmt, ...)
 /* channel                                                                 */
 /* ====================================================================== */
 
+/* 0, ORPC_EADDR (not a target) or ORPC_ENOMEM. */
 static int parse_target(orpc_channel *ch, const char *target)
 {
+    const orpc_mem *mem = &ch->mem;
     if (strncmp(target, "unix:", 5) == 0) {
         const char *p = target + 5;
         if (strncmp(p, "//", 2) == 0)
             p += 2;
         if (*p == '\0')
-            return -1;
-        ch->unix_path = strdup(p);
-        ch->authority = strdup("localhost");
-        return ch->unix_path && ch->authority ? 0 : -1;
+            return ORPC_EADDR;
+        ch->unix_path = orpc__mem_strdup(mem, p);
+        ch->authority = orpc__mem_strdup(mem, "localhost");
+        return ch->unix_path && ch->authority ? 0 : ORPC_ENOMEM;
     }
     if (strncmp(target, "dns:///", 7) == 0)
         target += 7;
     else if (strncmp(target, "dns:", 4) == 0)
         target += 4;
-    const char *colon;
+    const char *colon, *host;
+    size_t host_len;
     if (target[0] == '[') {
         const char *end = strchr(target, ']');
         if (end == NULL || end[1] != ':')
-            return -1;
-        ch->host = strndup(target + 1, (size_t)(end - target - 1));
+            return ORPC_EADDR;
+        host = target + 1;
+        host_len = (size_t)(end - target - 1);
         colon = end + 1;
     } else {
         colon = strrchr(target, ':');
         if (colon == NULL || colon == target)
-            return -1;
-        ch->host = strndup(target, (size_t)(colon - target));
+            return ORPC_EADDR;
+        host = target;
+        host_len = (size_t)(colon - target);
     }
     char *endp;
     long port = strtol(colon + 1, &endp, 10);
     if (colon[1] == '\0' || *endp != '\0' || port <= 0 || port > 65535)
-        return -1;
-    ch->port = strdup(colon + 1);
-    ch->authority = strdup(target);
-    return ch->host && ch->port && ch->authority ? 0 : -1;
+        return ORPC_EADDR;
+    ch->host = orpc__mem_strndup(mem, host, host_len);
+    ch->port = orpc__mem_strdup(mem, colon + 1);
+    ch->authority = orpc__mem_strdup(mem, target);
+    return ch->host && ch->port && ch->authority ? 0 : ORPC_ENOMEM;
+}
+
+/* The channel's strings, allocated with its hooks. */
+static void free_strings(orpc_channel *ch)
+{
+    const orpc_mem *mem = &ch->mem;
+    orpc__mem_free(mem, ch->host);
+    orpc__mem_free(mem, ch->port);
+    orpc__mem_free(mem, ch->unix_path);
+    orpc__mem_free(mem, ch->authority);
+    orpc__mem_free(mem, ch->server_name);
+    orpc__mem_free(mem, ch->expected_spiffe);
+    orpc__mem_free(mem, ch->user_agent);
+    orpc__mem_free(mem, ch->peer_identity);
 }
 
 void orpc__ch_io_stop(orpc__io *io, void *ud)
@@ -162,15 +184,14 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         return orpc__fail(detail, log, log_ud, "channel", ORPC_EINVAL,
                           "orpc_channel_new: |out| or |target| is NULL");
     *out = NULL;
-    orpc_channel *ch = calloc(1, sizeof(*ch));
+    orpc_channel *ch = orpc__mem_calloc(mem, 1, sizeof(*ch));
     if (ch == NULL)
         return orpc__fail(detail, log, log_ud, "channel", ORPC_ENOMEM,
                           "out of memory creating a channel");
     snprintf(why, sizeof why, "out of memory creating a channel");
     if (opts)
         ch->opts = *opts;
-    if (mem)
-        ch->mem = *mem;
+    orpc__mem_copy(&ch->mem, mem);
     ch->refs = 1;
     uv_mutex_init(&ch->lock);
     orpc_channel_opts *o = &ch->opts;
@@ -178,29 +199,35 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         o->max_recv_message_size = ORPC_DEFAULT_MAX_RECV_MESSAGE;
     if (o->max_header_list_size == 0)
         o->max_header_list_size = ORPC_DEFAULT_MAX_HEADER_LIST;
-    int rc = 0;
-    if (parse_target(ch, target) != 0) {
-        snprintf(
-            why, sizeof why,
-            "target \"%.120s\": not host:port, [v6]:port, dns:///host:port "
-            "or unix:/path",
-            target);
-        rc = ORPC_EADDR;
+    int rc = parse_target(ch, target);
+    if (rc != 0) {
+        if (rc == ORPC_EADDR)
+            snprintf(why, sizeof why,
+                     "target \"%.120s\": not host:port, [v6]:port, "
+                     "dns:///host:port or unix:/path",
+                     target);
         goto fail;
     }
+    rc = ORPC_ENOMEM;
     if (o->authority) {
-        free(ch->authority);
-        ch->authority = strdup(o->authority);
+        orpc__mem_free(&ch->mem, ch->authority);
+        ch->authority = orpc__mem_strdup(&ch->mem, o->authority);
+        if (ch->authority == NULL)
+            goto fail;
     }
-    ch->user_agent = o->user_agent ? (char *)NULL
-                                   : strdup("grpc-c-orpc/" ORPC_VERSION_STRING);
     if (o->user_agent) {
         size_t n = strlen(o->user_agent) + 32;
-        ch->user_agent = malloc(n);
+        ch->user_agent = orpc__mem_malloc(&ch->mem, n);
         if (ch->user_agent)
             snprintf(ch->user_agent, n, "%s grpc-c-orpc/%s", o->user_agent,
                      ORPC_VERSION_STRING);
+    } else {
+        ch->user_agent =
+            orpc__mem_strdup(&ch->mem, "grpc-c-orpc/" ORPC_VERSION_STRING);
     }
+    if (ch->user_agent == NULL)
+        goto fail;
+    rc = 0;
     o->authority = NULL;
     o->user_agent = NULL;
     if (o->tls) {
@@ -218,9 +245,14 @@ int orpc_channel_new(orpc_channel **out, const char *target,
             goto fail;
         }
         const char *name = o->tls->server_name ? o->tls->server_name : ch->host;
-        ch->server_name = name ? strdup(name) : NULL;
-        if (o->tls->expected_spiffe_id)
-            ch->expected_spiffe = strdup(o->tls->expected_spiffe_id);
+        ch->server_name = orpc__mem_strdup(&ch->mem, name);
+        ch->expected_spiffe =
+            orpc__mem_strdup(&ch->mem, o->tls->expected_spiffe_id);
+        if ((name && !ch->server_name) ||
+            (o->tls->expected_spiffe_id && !ch->expected_spiffe)) {
+            rc = ORPC_ENOMEM;
+            goto fail;
+        }
         o->tls = NULL;
     } else if (!o->plaintext) {
         snprintf(why, sizeof why,
@@ -265,15 +297,10 @@ fail_io:
     }
     if (ch->ssl_ctx)
         SSL_CTX_free(ch->ssl_ctx);
-    free(ch->host);
-    free(ch->port);
-    free(ch->unix_path);
-    free(ch->authority);
-    free(ch->server_name);
-    free(ch->expected_spiffe);
-    free(ch->user_agent);
+    free_strings(ch);
     uv_mutex_destroy(&ch->lock);
-    free(ch);
+    orpc_mem m = ch->mem;
+    orpc__mem_free(&m, ch);
     return orpc__fail(detail, log, log_ud, "channel", rc, "%s", why);
 }
 
@@ -342,16 +369,10 @@ void orpc__ch_destroy(orpc_channel *ch)
         SSL_CTX_free(ch->ssl_ctx);
     if (ch->sub.addrs)
         uv_freeaddrinfo(ch->sub.addrs);
-    free(ch->host);
-    free(ch->port);
-    free(ch->unix_path);
-    free(ch->authority);
-    free(ch->server_name);
-    free(ch->expected_spiffe);
-    free(ch->user_agent);
-    free(ch->peer_identity);
+    free_strings(ch);
     uv_mutex_destroy(&ch->lock);
-    free(ch);
+    orpc_mem m = ch->mem;
+    orpc__mem_free(&m, ch);
 }
 
 int orpc_channel_peer_identity(orpc_channel *ch, char *buf, size_t len)

@@ -16,6 +16,8 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user_data)
@@ -63,9 +65,10 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
     } else {
         uv_mutex_lock(&c->lock);
         orpc_metadata **md = c->in_trailers ? &c->trailers : &c->headers;
-        int rc = *md == NULL ? orpc_metadata_new(md, NULL) : 0;
+        int rc = *md == NULL ? orpc_metadata_new(md, &c->ch->mem) : 0;
         if (rc == 0)
-            rc = orpc__md_from_header(*md, name, namelen, value, valuelen);
+            rc = orpc__md_from_header_mem(*md, &c->ch->mem, name, namelen,
+                                          value, valuelen);
         uv_mutex_unlock(&c->lock);
         if (rc != 0)
             orpc__call_fail(
@@ -93,21 +96,22 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
 
 static orpc_status status_from_wire(orpc_call *c)
 {
+    const orpc_mem *mem = &c->ch->mem;
     orpc_status st;
     if (c->http_status != 200 && !c->got_status) {
-        return orpc_status_errorf(orpc_code_from_grpc_http(c->http_status),
-                                  "HTTP status %d without grpc-status",
-                                  c->http_status);
+        return orpc__status_errorf_mem(
+            mem, orpc_code_from_grpc_http(c->http_status),
+            "HTTP status %d without grpc-status", c->http_status);
     }
     if (!c->got_status)
-        return orpc_status_new(ORPC_INTERNAL,
-                               "stream ended without grpc-status");
+        return orpc__status_new_mem(mem, ORPC_INTERNAL,
+                                    "stream ended without grpc-status");
     int code = c->status_code < 0 ? ORPC_UNKNOWN : c->status_code;
     char *msg = c->status_msg.len ? (char *)c->status_msg.data : NULL;
-    st = orpc_status_new((orpc_code)code, msg);
+    st = orpc__status_new_mem(mem, (orpc_code)code, msg);
     if (c->status_details.len)
-        orpc_status_set_details(&st, c->status_details.data,
-                                c->status_details.len);
+        orpc__status_set_details_mem(mem, &st, c->status_details.data,
+                                     c->status_details.len);
     return st;
 }
 
@@ -116,7 +120,7 @@ static void keepalive_start(cconn *cc)
     orpc_channel *ch = cc->sub->ch;
     if (ch->opts.keepalive_time_ms <= 0 || cc->keepalive != NULL)
         return;
-    cc->keepalive = malloc(sizeof(*cc->keepalive));
+    cc->keepalive = orpc__mem_malloc(&ch->mem, sizeof(*cc->keepalive));
     if (cc->keepalive == NULL)
         return; /* no keepalive on this connection, which still works */
     uv_timer_init(&ch->io.loop, cc->keepalive);
@@ -154,6 +158,21 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
         orpc__sub_keepalive_acked(conn->user_data);
         return 0;
     }
+    if (f->hd.type == NGHTTP2_DATA && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+        /* A response ends with trailers: one that a DATA frame ends has no
+         * status (a server that could not send its trailers, out of
+         * memory, does that).  Without this the call would wait for them
+         * until its deadline, or for ever: the stream stays half open
+         * while our side is. */
+        orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
+        if (c != NULL && !c->io_finished)
+            orpc__call_complete(
+                c, orpc__in_partial(&c->in)
+                       ? orpc__status_new_mem(&c->ch->mem, ORPC_INTERNAL,
+                                              "response message cut short")
+                       : status_from_wire(c));
+        return 0;
+    }
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
@@ -178,8 +197,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
     if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         if (orpc__in_partial(&c->in)) {
             orpc__call_complete(
-                c,
-                orpc_status_new(ORPC_INTERNAL, "response message cut short"));
+                c, orpc__status_new_mem(&c->ch->mem, ORPC_INTERNAL,
+                                        "response message cut short"));
             return 0;
         }
         orpc__call_complete(c, status_from_wire(c));
@@ -207,13 +226,10 @@ static int decode_response(void *owner, const uint8_t *p, size_t len,
     orpc_status st = ORPC_STATUS_OK;
     ProtobufCMessage *m = orpc__decode_message(
         c->method->output->descriptor, p, len, compressed, c->resp_gzip,
-        c->ch->opts.max_recv_message_size, NULL, &st);
+        c->ch->opts.max_recv_message_size, NULL, &c->ch->mem, &st);
     if (m == NULL) {
-        if (c->stream_open && c->conn && c->conn->session) {
-            nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
-                                      c->stream_id, NGHTTP2_CANCEL);
-            orpc__conn_kick(c->conn);
-        }
+        if (c->stream_open && c->conn && c->conn->session)
+            orpc__call_reset(c);
         orpc__call_complete(c, st);
         return ORPC_ECALLBACK;
     }
@@ -264,7 +280,7 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
 static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
                            void *user_data)
 {
-    (void)user_data;
+    orpc__conn *conn = user_data;
     orpc_call *c = nghttp2_session_get_stream_user_data(s, id);
     if (c == NULL)
         return 0;
@@ -285,7 +301,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         c->stream_id = 0;
         uv_mutex_lock(&c->lock);
         orpc__sendq_clear(&c->sendq);
-        orpc__chunk *copy = malloc(sizeof(*copy) + c->req_copy->len);
+        orpc__chunk *copy =
+            orpc__mem_malloc(&c->ch->mem, sizeof(*copy) + c->req_copy->len);
         if (copy != NULL) {
             memcpy(copy, c->req_copy, sizeof(*copy) + c->req_copy->len);
             copy->off = 0;
@@ -306,7 +323,12 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         break;
     case NGHTTP2_REFUSED_STREAM:
         code = ORPC_UNAVAILABLE;
-        msg = "stream refused by the server";
+        /* (nghttp2 also refuses the requests it has not sent when a side
+         * ends the session, ours too: out of memory, say) */
+        msg = conn->closing || conn->close_after_flush ||
+                      !nghttp2_session_want_read(s)
+                  ? "connection going away before the request was processed"
+                  : "stream refused by the server";
         break;
     case NGHTTP2_CANCEL:
         code = ORPC_CANCELLED;
@@ -325,7 +347,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         msg = "stream reset by the server";
         break;
     }
-    orpc__call_complete(c, orpc_status_new(code, msg));
+    orpc__call_complete(c, orpc__status_new_mem(&c->ch->mem, code, msg));
     return 0;
 }
 

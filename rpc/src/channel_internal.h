@@ -130,6 +130,9 @@ struct orpc_channel {
     int call_refs; /* calls not yet freed */
     int stopped;   /* the IO thread has ended */
     orpc_channel_opts opts;
+    /* The hooks of the channel, its strings, connections (and their
+     * sessions) and calls.  Response messages and statuses handed to the
+     * application are libc's: the application frees them. */
     orpc_mem mem;
     char *host, *port, *unix_path;
     char *authority;
@@ -193,6 +196,9 @@ void orpc__call_unlist(orpc_call *c);
 void orpc__call_io_release(orpc_call *c, nghttp2_session *s);
 /* The call is over with |st| (first one wins; takes |st|). */
 void orpc__call_complete(orpc_call *c, orpc_status st);
+/* Resets the call's open stream (RST_STREAM CANCEL); without memory for
+ * that, closes the connection. */
+void orpc__call_reset(orpc_call *c);
 /* Resets the stream if open, then completes with |code|. */
 void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg);
 /* Opens the call's stream on |conn|. */

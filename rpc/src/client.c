@@ -6,6 +6,8 @@
  * the compat layer installs an invoker that routes per method to gRPC or to
  * the legacy JSON/HTTP endpoint.  Without an invoker the client forwards to
  * its channel.  A client is immutable after creation, hence thread-safe.
+ * Its one allocation, itself, uses the orpc_mem it was given; its calls
+ * allocate with their channel's.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -15,8 +17,10 @@
 
 #include "common/log.h"
 #include "io.h"
+#include "mem.h"
 
 struct orpc_client {
+    orpc_mem mem; /* the client's own allocation */
     const orpc_service_desc *service;
     orpc_channel *channel; /* or NULL with an invoker */
     orpc_invoker invoker;
@@ -39,7 +43,6 @@ int orpc_client_new(orpc_client **out, const orpc_service_desc *service,
                     orpc_channel *channel, const orpc_mem *mem,
                     orpc_error_detail *detail)
 {
-    (void)mem;
     if (out == NULL || channel == NULL)
         return CLIENT_FAIL(detail, ORPC_EINVAL,
                            "orpc_client_new: |out| or |channel| is NULL");
@@ -48,11 +51,12 @@ int orpc_client_new(orpc_client **out, const orpc_service_desc *service,
         return CLIENT_FAIL(detail, ORPC_EINVAL,
                            "orpc_client_new: not a service descriptor of "
                            "this runtime (regenerate the code?)");
-    orpc_client *c = calloc(1, sizeof(*c));
+    orpc_client *c = orpc__mem_calloc(mem, 1, sizeof(*c));
     if (c == NULL)
         return CLIENT_FAIL(detail, ORPC_ENOMEM,
                            "out of memory creating a client of %s",
                            service->full_name);
+    orpc__mem_copy(&c->mem, mem);
     c->service = service;
     c->channel = orpc_channel_ref(channel);
     *out = c;
@@ -64,7 +68,6 @@ int orpc_client_new_with_invoker(orpc_client **out,
                                  const orpc_invoker *invoker, void *user_data,
                                  const orpc_mem *mem, orpc_error_detail *detail)
 {
-    (void)mem;
     if (out != NULL)
         *out = NULL;
     if (out == NULL || invoker == NULL || invoker->invoke == NULL ||
@@ -76,7 +79,7 @@ int orpc_client_new_with_invoker(orpc_client **out,
                            "invoker without invoke/invoke_async, or not a "
                            "service descriptor of this runtime");
     }
-    orpc_client *c = calloc(1, sizeof(*c));
+    orpc_client *c = orpc__mem_calloc(mem, 1, sizeof(*c));
     if (c == NULL) {
         if (invoker->destroy)
             invoker->destroy(user_data);
@@ -84,6 +87,7 @@ int orpc_client_new_with_invoker(orpc_client **out,
                            "out of memory creating a client of %s",
                            service->full_name);
     }
+    orpc__mem_copy(&c->mem, mem);
     c->service = service;
     c->invoker = *invoker;
     c->invoker_data = user_data;
@@ -99,7 +103,8 @@ void orpc_client_free(orpc_client *c)
     if (c->has_invoker && c->invoker.destroy)
         c->invoker.destroy(c->invoker_data);
     orpc_channel_unref(c->channel);
-    free(c);
+    orpc_mem mem = c->mem;
+    orpc__mem_free(&mem, c);
 }
 
 const orpc_service_desc *orpc_client_service(const orpc_client *c)

@@ -19,6 +19,8 @@
  */
 #include "conn.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
 #include "tls_internal.h"
 
 /* Stop pulling frames from nghttp2 while this much waits to be written. */
@@ -37,17 +40,21 @@
 static const orpc__transport plain_transport, tls_transport;
 
 /*
- * nghttp2's allocations for a session.  Most go to libc.  Two do not: the
- * frame buffer a session allocates when it is made (16 KiB: the largest
- * frame plus its header) and its stream table (4 KiB, zeroed), which get
- * pages of their own (ORPC__CONN_PAGES slots).  Fresh anonymous pages cost
- * no memory until written, so the stream table of a connection that never
- * opens a stream costs nothing; and the frame buffer's contents are dead
- * whenever the session has nothing left to send, so an idle connection
- * hands its pages back (orpc__conn_trim()), and so does a stream table
- * whose contents are all zero (some kernels back a read of an untouched
- * page with a real one).  On the heap both stayed resident for ever: about
- * 7 KB of the 14.6 KB an idle connection cost.
+ * nghttp2's allocations for a session go through the owner's orpc_mem
+ * (nghttp2_session_*_new3 with an nghttp2_mem that forwards to it).  With
+ * custom hooks, all of them: the application asked for every allocation,
+ * and the page trick below is not for its allocator to second-guess.
+ * Without hooks (libc), most go to libc and two do not: the frame buffer a
+ * session allocates when it is made (16 KiB: the largest frame plus its
+ * header) and its stream table (4 KiB, zeroed), which get pages of their
+ * own (ORPC__CONN_PAGES slots).  Fresh anonymous pages cost no memory until
+ * written, so the stream table of a connection that never opens a stream
+ * costs nothing; and the frame buffer's contents are dead whenever the
+ * session has nothing left to send, so an idle connection hands its pages
+ * back (orpc__conn_trim()), and so does a stream table whose contents are
+ * all zero (some kernels back a read of an untouched page with a real
+ * one).  On the heap both stayed resident for ever: about 7 KB of the
+ * 14.6 KB an idle connection cost.
  */
 #define PAGED_MIN 4096u
 
@@ -122,6 +129,83 @@ static void *h2_realloc(void *ptr, size_t size, void *mem_user_data)
     return q;
 }
 
+/* The owner's hooks, for an application that gave some. */
+static void *h2_hook_malloc(size_t size, void *mem_user_data)
+{
+    return orpc__mem_malloc(((orpc__conn *)mem_user_data)->mem, size);
+}
+
+static void h2_hook_free(void *ptr, void *mem_user_data)
+{
+    orpc__mem_free(((orpc__conn *)mem_user_data)->mem, ptr);
+}
+
+static void *h2_hook_calloc(size_t n, size_t size, void *mem_user_data)
+{
+    return orpc__mem_calloc(((orpc__conn *)mem_user_data)->mem, n, size);
+}
+
+static void *h2_hook_realloc(void *ptr, size_t size, void *mem_user_data)
+{
+    return orpc__mem_realloc(((orpc__conn *)mem_user_data)->mem, ptr, size);
+}
+
+/*
+ * Hooks without realloc cannot move a block whose size they do not know
+ * (mem.h), and nghttp2 does grow some (its priority queue, buffers): each
+ * block then carries its size in front.
+ */
+typedef union h2_sized {
+    size_t size;
+    max_align_t align_;
+} h2_sized;
+
+static void *h2_sized_malloc(size_t size, void *mem_user_data)
+{
+    orpc__conn *c = mem_user_data;
+    if (size > SIZE_MAX - sizeof(h2_sized))
+        return NULL;
+    h2_sized *h = orpc__mem_malloc(c->mem, sizeof(*h) + size);
+    if (h == NULL)
+        return NULL;
+    h->size = size;
+    return h + 1;
+}
+
+static void h2_sized_free(void *ptr, void *mem_user_data)
+{
+    orpc__conn *c = mem_user_data;
+    if (ptr != NULL)
+        orpc__mem_free(c->mem, (h2_sized *)ptr - 1);
+}
+
+static void *h2_sized_calloc(size_t n, size_t size, void *mem_user_data)
+{
+    if (size != 0 && n > SIZE_MAX / size)
+        return NULL;
+    void *p = h2_sized_malloc(n * size, mem_user_data);
+    if (p != NULL)
+        memset(p, 0, n * size);
+    return p;
+}
+
+static void *h2_sized_realloc(void *ptr, size_t size, void *mem_user_data)
+{
+    if (ptr == NULL)
+        return h2_sized_malloc(size, mem_user_data);
+    if (size == 0) {
+        h2_sized_free(ptr, mem_user_data);
+        return NULL;
+    }
+    void *q = h2_sized_malloc(size, mem_user_data);
+    if (q == NULL)
+        return NULL;
+    size_t old = ((h2_sized *)ptr - 1)->size;
+    memcpy(q, ptr, old < size ? old : size);
+    h2_sized_free(ptr, mem_user_data);
+    return q;
+}
+
 /* Nonzero when |len| bytes at |p| are all zero: such pages can go back to
  * the kernel without changing what the session reads (a private anonymous
  * page comes back zero-filled). */
@@ -151,20 +235,21 @@ static void flush_cb(orpc__flush *f)
     orpc__conn_flush((orpc__conn *)((char *)f - offsetof(orpc__conn, flush)));
 }
 
-int orpc__conn_init(orpc__conn *c, orpc__io *io, int is_pipe,
-                    const orpc__conn_hooks *hooks, void *user_data)
+int orpc__conn_init(orpc__conn *c, const orpc_mem *mem, orpc__io *io,
+                    int is_pipe, const orpc__conn_hooks *hooks, void *user_data)
 {
     int rc;
     memset(c, 0, sizeof(*c));
     c->io = io;
+    c->mem = mem;
     c->is_pipe = is_pipe;
     c->hooks = hooks;
     c->user_data = user_data;
     c->max_out = CONN_MAX_OUT;
     c->tp = &plain_transport;
     c->flush.fn = flush_cb;
-    orpc__bytes_init(&c->out, NULL);
-    orpc__bytes_init(&c->inflight, NULL);
+    orpc__bytes_init(&c->out, mem);
+    orpc__bytes_init(&c->inflight, mem);
     rc = is_pipe ? uv_pipe_init(&io->loop, &c->h.pipe, 0)
                  : uv_tcp_init(&io->loop, &c->h.tcp);
     if (rc != 0)
@@ -212,9 +297,9 @@ static void on_closed(uv_handle_t *h)
         SSL_free(c->ssl);
     orpc__bytes_free(&c->out);
     orpc__bytes_free(&c->inflight);
-    free(c->peer_identity);
-    orpc__peer_names_free(&c->names);
-    free(c);
+    orpc__mem_free(c->mem, c->peer_identity);
+    orpc__peer_names_free(c->mem, &c->names);
+    orpc__mem_free(c->mem, c);
 }
 
 void orpc__conn_close(orpc__conn *c, const char *reason)
@@ -309,8 +394,8 @@ static int tls_handshake(orpc__conn *c)
         return -1;
     }
     c->handshake_done = 1;
-    c->peer_identity = orpc__tls_peer_spiffe_id(c->ssl);
-    if (orpc__tls_peer_names(c->ssl, &c->names) != 0) {
+    c->peer_identity = orpc__tls_peer_spiffe_id(c->ssl, c->mem);
+    if (orpc__tls_peer_names(c->ssl, c->mem, &c->names) != 0) {
         orpc__conn_close(c, "out of memory");
         return -1;
     }
@@ -549,10 +634,22 @@ int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
         }
     }
     c->h2mem.mem_user_data = c;
-    c->h2mem.malloc = h2_malloc;
-    c->h2mem.free = h2_free;
-    c->h2mem.calloc = h2_calloc;
-    c->h2mem.realloc = h2_realloc;
+    if (orpc__mem_is_libc(c->mem)) {
+        c->h2mem.malloc = h2_malloc;
+        c->h2mem.free = h2_free;
+        c->h2mem.calloc = h2_calloc;
+        c->h2mem.realloc = h2_realloc;
+    } else if (c->mem->realloc == NULL) {
+        c->h2mem.malloc = h2_sized_malloc;
+        c->h2mem.free = h2_sized_free;
+        c->h2mem.calloc = h2_sized_calloc;
+        c->h2mem.realloc = h2_sized_realloc;
+    } else {
+        c->h2mem.malloc = h2_hook_malloc;
+        c->h2mem.free = h2_hook_free;
+        c->h2mem.calloc = h2_hook_calloc;
+        c->h2mem.realloc = h2_hook_realloc;
+    }
     rc = server_side
              ? nghttp2_session_server_new3(&c->session, cbs, c, opt, &c->h2mem)
              : nghttp2_session_client_new3(&c->session, cbs, c, opt, &c->h2mem);

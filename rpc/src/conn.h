@@ -59,6 +59,8 @@ typedef struct orpc__conn_hooks {
 
 struct orpc__conn {
     orpc__io *io;
+    const orpc_mem *mem; /* the owner's: the connection and everything it
+                            and its session allocate (conn.c) */
     union {
         uv_tcp_t tcp;
         uv_pipe_t pipe;
@@ -97,9 +99,12 @@ struct orpc__conn {
     int64_t last_activity_ns;
 };
 
-/* Initialises the socket handle of |c| on |io| (TCP or pipe). */
-int orpc__conn_init(orpc__conn *c, orpc__io *io, int is_pipe,
-                    const orpc__conn_hooks *hooks, void *user_data);
+/* Initialises the socket handle of |c| on |io| (TCP or pipe).  |c| was
+ * allocated with |mem| (its owner's hooks, which must outlive it), which
+ * frees it after on_close; the session allocates with |mem| too. */
+int orpc__conn_init(orpc__conn *c, const orpc_mem *mem, orpc__io *io,
+                    int is_pipe, const orpc__conn_hooks *hooks,
+                    void *user_data);
 
 /*
  * Sets up TLS (when |ssl_ctx| is not NULL; |server_side| picks the role,

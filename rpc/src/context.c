@@ -14,6 +14,8 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 const orpc_method_desc *orpc_ctx_method(const orpc_ctx *ctx)
 {
     return ctx ? ctx->method : NULL;
@@ -75,7 +77,7 @@ static int add_md(orpc_ctx *ctx, orpc_metadata **md, int need_unstarted,
         uv_mutex_unlock(&ctx->lock);
         return ORPC_ESTATE;
     }
-    if (*md == NULL && orpc_metadata_new(md, NULL) != 0) {
+    if (*md == NULL && orpc_metadata_new(md, &ctx->srv->mem) != 0) {
         uv_mutex_unlock(&ctx->lock);
         return ORPC_ENOMEM;
     }
@@ -143,8 +145,8 @@ int orpc_ctx_recv(orpc_ctx *ctx, ProtobufCMessage **msg)
         orpc__inmsg *old = ctx->last_read;
         ctx->last_read = NULL;
         uv_mutex_unlock(&ctx->lock);
-        protobuf_c_message_free_unpacked(old->msg, NULL);
-        free(old);
+        protobuf_c_message_free_unpacked(old->msg, &ctx->srv->pb);
+        orpc__mem_free(&ctx->srv->mem, old);
         uv_mutex_lock(&ctx->lock);
     }
     for (;;) {
@@ -194,14 +196,14 @@ int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg)
     int gz = ctx->compress_resp && !ctx->msg_nocompress;
     uv_mutex_unlock(&ctx->lock);
     orpc__chunk *c = orpc__encode_message(
-        msg, gz, ctx->srv->opts.max_send_message_size, &err);
+        &ctx->srv->mem, msg, gz, ctx->srv->opts.max_send_message_size, &err);
     if (c == NULL)
         return err;
     uv_mutex_lock(&ctx->lock);
     for (;;) {
         if (ctx->cancelled || ctx->finished) {
             uv_mutex_unlock(&ctx->lock);
-            free(c);
+            orpc__mem_free(&ctx->srv->mem, c);
             return ORPC_ECANCELLED;
         }
         if (ctx->sendq.bytes < ORPC__SENDQ_LIMIT)
@@ -209,7 +211,7 @@ int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg)
         if (ctx->svc->nonblocking) {
             ctx->resume_wanted = 1;
             uv_mutex_unlock(&ctx->lock);
-            free(c);
+            orpc__mem_free(&ctx->srv->mem, c);
             return ORPC_EAGAIN;
         }
         if (orpc__io_on_any_thread()) { /* it would wait on itself */

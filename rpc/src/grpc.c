@@ -14,6 +14,8 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 /* ---- send queue ---- */
 
 void orpc__sendq_push(orpc__sendq *q, orpc__chunk *c)
@@ -42,7 +44,7 @@ size_t orpc__sendq_read(orpc__sendq *q, uint8_t *buf, size_t len)
             q->head = c->next;
             if (q->head == NULL)
                 q->tail = NULL;
-            free(c);
+            orpc__mem_free(q->mem, c);
         }
     }
     q->bytes -= n;
@@ -54,7 +56,7 @@ void orpc__sendq_clear(orpc__sendq *q)
     while (q->head) {
         orpc__chunk *c = q->head;
         q->head = c->next;
-        free(c);
+        orpc__mem_free(q->mem, c);
     }
     q->tail = NULL;
     q->bytes = 0;
@@ -62,7 +64,8 @@ void orpc__sendq_clear(orpc__sendq *q)
 
 /* ---- messages ---- */
 
-orpc__chunk *orpc__encode_message(const ProtobufCMessage *msg, int gzip,
+orpc__chunk *orpc__encode_message(const orpc_mem *mem,
+                                  const ProtobufCMessage *msg, int gzip,
                                   size_t max, int *err)
 {
     size_t n = protobuf_c_message_get_packed_size(msg);
@@ -70,7 +73,7 @@ orpc__chunk *orpc__encode_message(const ProtobufCMessage *msg, int gzip,
         *err = ORPC_ETOOBIG;
         return NULL;
     }
-    orpc__chunk *c = malloc(sizeof(*c) + ORPC__MSG_HEADER + n);
+    orpc__chunk *c = orpc__mem_malloc(mem, sizeof(*c) + ORPC__MSG_HEADER + n);
     if (c == NULL) {
         *err = ORPC_ENOMEM;
         return NULL;
@@ -82,17 +85,18 @@ orpc__chunk *orpc__encode_message(const ProtobufCMessage *msg, int gzip,
     orpc__msg_header(c->data, 0, (uint32_t)n);
     if (gzip && n > 0) {
         orpc__bytes z;
-        orpc__bytes_init(&z, NULL);
+        orpc__bytes_init(&z, mem);
         if (orpc__gzip_compress(c->data + ORPC__MSG_HEADER, n, &z) == 0 &&
             z.len < n) {
-            orpc__chunk *zc = malloc(sizeof(*zc) + ORPC__MSG_HEADER + z.len);
+            orpc__chunk *zc =
+                orpc__mem_malloc(mem, sizeof(*zc) + ORPC__MSG_HEADER + z.len);
             if (zc != NULL) {
                 zc->next = NULL;
                 zc->off = 0;
                 zc->len = ORPC__MSG_HEADER + z.len;
                 orpc__msg_header(zc->data, 1, (uint32_t)z.len);
                 memcpy(zc->data + ORPC__MSG_HEADER, z.data, z.len);
-                free(c);
+                orpc__mem_free(mem, c);
                 c = zc;
             }
         }
@@ -101,47 +105,86 @@ orpc__chunk *orpc__encode_message(const ProtobufCMessage *msg, int gzip,
     return c;
 }
 
+/*
+ * protobuf-c's unpack says NULL whether the bytes are not the message or an
+ * allocation failed; this allocator passes every call on to the caller's
+ * (NULL: protobuf-c's default, malloc) and notes a failure, so that the
+ * call ends RESOURCE_EXHAUSTED rather than blaming the peer's bytes.  The
+ * blocks are the caller's allocator's: the message is freed with that.
+ */
+typedef struct unpack_guard {
+    ProtobufCAllocator a;
+    ProtobufCAllocator *inner;
+    int oom;
+} unpack_guard;
+
+static void *guard_alloc(void *data, size_t size)
+{
+    unpack_guard *g = data;
+    void *p = g->inner ? g->inner->alloc(g->inner->allocator_data, size)
+                       : malloc(size);
+    if (p == NULL)
+        g->oom = 1;
+    return p;
+}
+
+static void guard_free(void *data, void *ptr)
+{
+    unpack_guard *g = data;
+    if (g->inner)
+        g->inner->free(g->inner->allocator_data, ptr);
+    else
+        free(ptr);
+}
+
 ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
                                        const uint8_t *p, size_t len,
                                        int compressed, int encoding_gzip,
                                        size_t max, ProtobufCAllocator *alloc,
-                                       orpc_status *st)
+                                       const orpc_mem *mem, orpc_status *st)
 {
     orpc__bytes z;
     ProtobufCMessage *m;
-    orpc__bytes_init(&z, NULL);
+    orpc__bytes_init(&z, mem);
     if (compressed) {
         if (!encoding_gzip) {
-            *st = orpc_status_new(ORPC_INTERNAL,
-                                  "compressed message without a supported "
-                                  "grpc-encoding");
+            *st = orpc__status_new_mem(mem, ORPC_INTERNAL,
+                                       "compressed message without a "
+                                       "supported grpc-encoding");
             return NULL;
         }
         int rc = orpc__gzip_decompress(p, len, max, &z);
         if (rc == ORPC_ETOOBIG) {
-            *st = orpc_status_errorf(ORPC_RESOURCE_EXHAUSTED,
-                                     "decompressed message larger than %zu "
-                                     "bytes",
-                                     max);
+            *st = orpc__status_errorf_mem(mem, ORPC_RESOURCE_EXHAUSTED,
+                                          "decompressed message larger than "
+                                          "%zu bytes",
+                                          max);
             orpc__bytes_free(&z);
             return NULL;
         }
         if (rc != 0) {
-            *st = orpc_status_new(ORPC_INTERNAL,
-                                  rc == ORPC_ENOMEM
-                                      ? "out of memory decompressing"
-                                      : "message does not decompress");
+            *st = rc == ORPC_ENOMEM
+                      ? orpc__status_new_mem(mem, ORPC_RESOURCE_EXHAUSTED,
+                                             "out of memory decompressing")
+                      : orpc__status_new_mem(mem, ORPC_INTERNAL,
+                                             "message does not decompress");
             orpc__bytes_free(&z);
             return NULL;
         }
         p = z.data ? z.data : (const uint8_t *)"";
         len = z.len;
     }
-    m = protobuf_c_message_unpack(desc, alloc, len, p);
+    unpack_guard g = {{guard_alloc, guard_free, NULL}, alloc, 0};
+    g.a.allocator_data = &g;
+    m = protobuf_c_message_unpack(desc, &g.a, len, p);
     orpc__bytes_free(&z);
-    if (m == NULL)
-        *st = orpc_status_errorf(ORPC_INTERNAL, "message is not a valid %s",
-                                 desc->name);
+    if (m == NULL && g.oom)
+        *st =
+            orpc__status_errorf_mem(mem, ORPC_RESOURCE_EXHAUSTED,
+                                    "out of memory decoding a %s", desc->name);
+    else if (m == NULL)
+        *st = orpc__status_errorf_mem(mem, ORPC_INTERNAL,
+                                      "message is not a valid %s", desc->name);
     return m;
 }
 
@@ -187,6 +230,13 @@ static int is_reserved(const uint8_t *name, size_t n)
 int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
                          const uint8_t *value, size_t valuelen)
 {
+    return orpc__md_from_header_mem(md, NULL, name, namelen, value, valuelen);
+}
+
+int orpc__md_from_header_mem(orpc_metadata *md, const orpc_mem *mem,
+                             const uint8_t *name, size_t namelen,
+                             const uint8_t *value, size_t valuelen)
+{
     char key[1025];
     if (md == NULL || name == NULL || namelen == 0 ||
         (value == NULL && valuelen > 0))
@@ -213,7 +263,7 @@ int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
     /* -bin: each ','-separated piece, without the spaces and tabs around
      * it, is one base64 value (padded or not). */
     orpc__bytes b;
-    orpc__bytes_init(&b, NULL);
+    orpc__bytes_init(&b, mem);
     int rc = 0;
     size_t start = 0;
     for (size_t i = 0; i <= valuelen && rc == 0; i++) {
@@ -235,8 +285,9 @@ int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
     return rc;
 }
 
-void orpc__hdrs_init(orpc__hdrs *h)
+void orpc__hdrs_init(orpc__hdrs *h, const orpc_mem *mem)
 {
+    h->mem = mem;
     h->nv = h->nv_buf;
     h->offs = h->offs_buf;
     h->str = h->str_buf;
@@ -249,31 +300,31 @@ void orpc__hdrs_init(orpc__hdrs *h)
 void orpc__hdrs_free(orpc__hdrs *h)
 {
     if (h->nv != h->nv_buf)
-        free(h->nv);
+        orpc__mem_free(h->mem, h->nv);
     if (h->offs != h->offs_buf)
-        free(h->offs);
+        orpc__mem_free(h->mem, h->offs);
     if (h->str != h->str_buf)
-        free(h->str);
-    orpc__hdrs_init(h);
+        orpc__mem_free(h->mem, h->str);
+    orpc__hdrs_init(h, h->mem);
 }
 
 static int hdrs_room(orpc__hdrs *h, size_t bytes)
 {
     if (h->n == h->cap) {
         size_t cap = h->cap * 2;
-        nghttp2_nv *nv = malloc(cap * sizeof(*nv));
-        size_t *offs = malloc(cap * 4 * sizeof(*offs));
+        nghttp2_nv *nv = orpc__mem_malloc(h->mem, cap * sizeof(*nv));
+        size_t *offs = orpc__mem_malloc(h->mem, cap * 4 * sizeof(*offs));
         if (nv == NULL || offs == NULL) {
-            free(nv);
-            free(offs);
+            orpc__mem_free(h->mem, nv);
+            orpc__mem_free(h->mem, offs);
             return ORPC_ENOMEM;
         }
         memcpy(nv, h->nv, h->n * sizeof(*nv));
         memcpy(offs, h->offs, h->n * 4 * sizeof(*offs));
         if (h->nv != h->nv_buf)
-            free(h->nv);
+            orpc__mem_free(h->mem, h->nv);
         if (h->offs != h->offs_buf)
-            free(h->offs);
+            orpc__mem_free(h->mem, h->offs);
         h->nv = nv;
         h->offs = offs;
         h->cap = cap;
@@ -284,12 +335,12 @@ static int hdrs_room(orpc__hdrs *h, size_t bytes)
         size_t cap = h->str_cap * 2;
         while (cap - h->str_len < bytes)
             cap *= 2;
-        uint8_t *str = malloc(cap);
+        uint8_t *str = orpc__mem_malloc(h->mem, cap);
         if (str == NULL)
             return ORPC_ENOMEM;
         memcpy(str, h->str, h->str_len);
         if (h->str != h->str_buf)
-            free(h->str);
+            orpc__mem_free(h->mem, h->str);
         h->str = str;
         h->str_cap = cap;
     }
@@ -347,7 +398,7 @@ int orpc__hdrs_add_md(orpc__hdrs *h, const orpc_metadata *md)
         size_t kl = strlen(k);
         if (kl > 4 && strcmp(k + kl - 4, "-bin") == 0) {
             orpc__bytes b;
-            orpc__bytes_init(&b, NULL);
+            orpc__bytes_init(&b, h->mem);
             int rc = orpc__b64_encode(v, len, &b);
             if (rc == 0)
                 rc = orpc__hdrs_add(h, k, b.data ? b.data : (uint8_t *)"",
@@ -388,7 +439,7 @@ int orpc__hdrs_add_status(orpc__hdrs *h, const orpc_status *st)
         return ORPC_ENOMEM;
     if (st->message != NULL && st->message[0] != '\0') {
         orpc__bytes b;
-        orpc__bytes_init(&b, NULL);
+        orpc__bytes_init(&b, h->mem);
         int rc = orpc__percent_encode(st->message, strlen(st->message), &b);
         if (rc == 0)
             rc = orpc__hdrs_add(h, "grpc-message", b.data, b.len);
@@ -398,7 +449,7 @@ int orpc__hdrs_add_status(orpc__hdrs *h, const orpc_status *st)
     }
     if (st->details != NULL && st->details_len > 0) {
         orpc__bytes b;
-        orpc__bytes_init(&b, NULL);
+        orpc__bytes_init(&b, h->mem);
         int rc = orpc__b64_encode(st->details, st->details_len, &b);
         if (rc == 0)
             rc = orpc__hdrs_add(h, "grpc-status-details-bin", b.data, b.len);

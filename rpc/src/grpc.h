@@ -26,7 +26,8 @@ typedef struct orpc__chunk {
 
 typedef struct orpc__sendq {
     orpc__chunk *head, *tail;
-    size_t bytes; /* not yet handed to nghttp2 */
+    size_t bytes;        /* not yet handed to nghttp2 */
+    const orpc_mem *mem; /* the chunks' allocator (NULL: libc) */
 } orpc__sendq;
 
 void orpc__sendq_push(orpc__sendq *q, orpc__chunk *c);
@@ -35,26 +36,29 @@ size_t orpc__sendq_read(orpc__sendq *q, uint8_t *buf, size_t len);
 void orpc__sendq_clear(orpc__sendq *q);
 
 /*
- * Serializes |msg| as one length-prefixed message in a new chunk,
+ * Serializes |msg| as one length-prefixed message in a new chunk allocated
+ * with |mem| (free it with the same, or push it on a sendq of that |mem|),
  * gzip-compressed when |gzip| (and only if that makes it smaller).
  * Returns NULL with |*err| = ORPC_ETOOBIG (over |max|, 0 = no limit) or
  * ORPC_ENOMEM.
  */
-orpc__chunk *orpc__encode_message(const ProtobufCMessage *msg, int gzip,
+orpc__chunk *orpc__encode_message(const orpc_mem *mem,
+                                  const ProtobufCMessage *msg, int gzip,
                                   size_t max, int *err);
 
 /*
  * Decodes one received message: decompresses it when |compressed| (only
  * gzip is understood: |encoding_gzip| says the stream declared it), checks
  * the |max| size, and unpacks with |desc| using |alloc| (NULL: malloc).
- * Returns the message, or NULL with |*st| set: RESOURCE_EXHAUSTED (too big),
+ * Returns the message, or NULL with |*st| set, made with |mem| (as is the
+ * decompression buffer): RESOURCE_EXHAUSTED (too big, or out of memory),
  * INTERNAL (bad compression, or bytes that are not the message).
  */
 ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
                                        const uint8_t *p, size_t len,
                                        int compressed, int encoding_gzip,
                                        size_t max, ProtobufCAllocator *alloc,
-                                       orpc_status *st);
+                                       const orpc_mem *mem, orpc_status *st);
 
 /*
  * Adds the received header |name|: |value| to |md| when it is application
@@ -79,10 +83,17 @@ ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
  */
 int orpc__md_from_header(orpc_metadata *md, const uint8_t *name, size_t namelen,
                          const uint8_t *value, size_t valuelen);
+/* The same, decoding a "-bin" value in a buffer allocated with |mem| (the
+ * hooks |md| was made with; NULL: libc). */
+int orpc__md_from_header_mem(orpc_metadata *md, const orpc_mem *mem,
+                             const uint8_t *name, size_t namelen,
+                             const uint8_t *value, size_t valuelen);
 
 /* A header list to send.  Lives on the stack: small lists (every gRPC
- * response and most requests) never touch the heap. */
+ * response and most requests) never touch the heap; larger ones, and the
+ * encoding of values, allocate with |mem|. */
 typedef struct orpc__hdrs {
+    const orpc_mem *mem;
     nghttp2_nv *nv;
     size_t n, cap;
     size_t *offs; /* name/value offsets into |str|, 4 per entry; SIZE_MAX
@@ -94,7 +105,7 @@ typedef struct orpc__hdrs {
     uint8_t str_buf[1024];
 } orpc__hdrs;
 
-void orpc__hdrs_init(orpc__hdrs *h);
+void orpc__hdrs_init(orpc__hdrs *h, const orpc_mem *mem);
 void orpc__hdrs_free(orpc__hdrs *h);
 int orpc__hdrs_add(orpc__hdrs *h, const char *name, const void *value,
                    size_t valuelen);

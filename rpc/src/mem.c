@@ -6,20 +6,20 @@
  * "the C library" at the moment of the call, and the fallbacks below keep a
  * block and its free on the same allocator (see mem.h for the exact rules).
  * No global state: the hooks travel with each object.
+ *
+ * Also what the hooks build for the rest of the runtime: string copies, a
+ * ProtobufCAllocator, and statuses (the orpc__status_*_mem() functions,
+ * which status.c's public ones call with NULL hooks).
  */
 #include "mem.h"
 
+#include <orpc/error.h>
+
+#include <stdarg.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-void *orpc__mem_malloc(const orpc_mem *mem, size_t size)
-{
-    if (mem != NULL && mem->malloc != NULL) {
-        return mem->malloc(size, mem->user_data);
-    }
-    return malloc(size);
-}
 
 void *orpc__mem_calloc(const orpc_mem *mem, size_t nmemb, size_t size)
 {
@@ -37,15 +37,6 @@ void *orpc__mem_calloc(const orpc_mem *mem, size_t nmemb, size_t size)
         memset(p, 0, nmemb * size);
     }
     return p;
-}
-
-void orpc__mem_free(const orpc_mem *mem, void *ptr)
-{
-    if (mem != NULL && mem->free != NULL) {
-        mem->free(ptr, mem->user_data);
-        return;
-    }
-    free(ptr);
 }
 
 void *orpc__mem_realloc(const orpc_mem *mem, void *ptr, size_t size)
@@ -96,4 +87,163 @@ void orpc__mem_copy(orpc_mem *dst, const orpc_mem *src)
     } else {
         *dst = (orpc_mem){NULL, NULL, NULL, NULL, NULL};
     }
+}
+
+int orpc__mem_is_libc(const orpc_mem *mem)
+{
+    return mem == NULL || (mem->malloc == NULL && mem->free == NULL &&
+                           mem->calloc == NULL && mem->realloc == NULL);
+}
+
+char *orpc__mem_strndup(const orpc_mem *mem, const char *s, size_t n)
+{
+    if (s == NULL) {
+        return NULL;
+    }
+    size_t len = strnlen(s, n);
+    char *p = orpc__mem_malloc(mem, len + 1);
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+char *orpc__mem_strdup(const orpc_mem *mem, const char *s)
+{
+    return orpc__mem_strndup(mem, s, SIZE_MAX);
+}
+
+static void *pb_alloc(void *data, size_t size)
+{
+    return orpc__mem_malloc(data, size);
+}
+
+static void pb_free(void *data, void *ptr)
+{
+    orpc__mem_free(data, ptr);
+}
+
+void orpc__mem_pb_allocator(ProtobufCAllocator *out, const orpc_mem *mem)
+{
+    out->alloc = pb_alloc;
+    out->free = pb_free;
+    /* The hooks only read it. */
+    out->allocator_data = (void *)(uintptr_t)mem;
+}
+
+/* ---- statuses built with an object's hooks (see status.c) ---- */
+
+static orpc_code mem_status_code(int code)
+{
+    return (code >= 0 && code < ORPC_CODE_COUNT) ? (orpc_code)code
+                                                 : ORPC_UNKNOWN;
+}
+
+orpc_status orpc__status_new_mem(const orpc_mem *mem, orpc_code code,
+                                 const char *message)
+{
+    orpc_status st = ORPC_STATUS_OK;
+    st.code = mem_status_code((int)code);
+    st.message = orpc__mem_strdup(mem, message);
+    return st;
+}
+
+orpc_status orpc__status_verrorf_mem(const orpc_mem *mem, orpc_code code,
+                                     const char *fmt, va_list ap)
+{
+    orpc_status st = ORPC_STATUS_OK;
+    st.code = mem_status_code((int)code);
+    if (fmt == NULL) {
+        return st;
+    }
+    va_list ap2;
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap2);
+    va_end(ap2);
+    if (n < 0) {
+        return st;
+    }
+    char *buf = orpc__mem_malloc(mem, (size_t)n + 1);
+    if (buf == NULL) {
+        return st;
+    }
+    if (vsnprintf(buf, (size_t)n + 1, fmt, ap) != n) {
+        orpc__mem_free(mem, buf);
+        return st;
+    }
+    st.message = buf;
+    return st;
+}
+
+orpc_status orpc__status_errorf_mem(const orpc_mem *mem, orpc_code code,
+                                    const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    orpc_status st = orpc__status_verrorf_mem(mem, code, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+int orpc__status_set_details_mem(const orpc_mem *mem, orpc_status *st,
+                                 const void *data, size_t len)
+{
+    if (st == NULL || (data == NULL && len > 0)) {
+        return ORPC_EINVAL;
+    }
+    uint8_t *copy = NULL;
+    if (len > 0) {
+        /* Copy before freeing the old details: |data| may point into them. */
+        copy = orpc__mem_malloc(mem, len);
+        if (copy == NULL) {
+            return ORPC_ENOMEM;
+        }
+        memcpy(copy, data, len);
+    }
+    orpc__mem_free(mem, st->details);
+    st->details = copy;
+    st->details_len = len;
+    return 0;
+}
+
+orpc_status orpc__status_copy_mem(const orpc_mem *mem, const orpc_status *st)
+{
+    orpc_status out = ORPC_STATUS_OK;
+    if (st == NULL) {
+        /* Nothing to copy is not a success: never invent an OK. */
+        out.code = ORPC_UNKNOWN;
+        return out;
+    }
+    out.code = mem_status_code((int)st->code);
+    out.message = orpc__mem_strdup(mem, st->message);
+    if (st->details != NULL && st->details_len > 0) {
+        out.details = orpc__mem_malloc(mem, st->details_len);
+        if (out.details != NULL) {
+            memcpy(out.details, st->details, st->details_len);
+            out.details_len = st->details_len;
+        }
+    }
+    return out;
+}
+
+void orpc__status_clear_mem(const orpc_mem *mem, orpc_status *st)
+{
+    if (st == NULL) {
+        return;
+    }
+    orpc__mem_free(mem, st->message);
+    orpc__mem_free(mem, st->details);
+    *st = ORPC_STATUS_OK;
+}
+
+orpc_status orpc__status_adopt_mem(const orpc_mem *mem, orpc_status st)
+{
+    if (orpc__mem_is_libc(mem) ||
+        (st.message == NULL && (st.details == NULL || st.details_len == 0))) {
+        return st;
+    }
+    orpc_status out = orpc__status_copy_mem(mem, &st);
+    orpc__status_clear_mem(NULL, &st);
+    return out;
 }

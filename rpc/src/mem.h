@@ -10,9 +10,14 @@
 #ifndef ORPC_MEM_H
 #define ORPC_MEM_H
 
+#include <stdarg.h>
 #include <stddef.h>
+#include <stdlib.h>
+
+#include <protobuf-c/protobuf-c.h>
 
 #include <orpc/common.h>
+#include <orpc/status.h>
 
 /*
  * |mem| may be NULL, and so may any of its hooks.  A missing hook falls back
@@ -28,10 +33,10 @@
  *              realloc) NULL: without the old size the block cannot be moved.
  *              Code that knows the old size should use orpc__mem_grow().
  */
-void *orpc__mem_malloc(const orpc_mem *mem, size_t size);
+static inline void *orpc__mem_malloc(const orpc_mem *mem, size_t size);
 void *orpc__mem_calloc(const orpc_mem *mem, size_t nmemb, size_t size);
 void *orpc__mem_realloc(const orpc_mem *mem, void *ptr, size_t size);
-void orpc__mem_free(const orpc_mem *mem, void *ptr);
+static inline void orpc__mem_free(const orpc_mem *mem, void *ptr);
 
 /*
  * Resizes |ptr| (holding |old_size| meaningful bytes) to |new_size|: the
@@ -44,5 +49,73 @@ void *orpc__mem_grow(const orpc_mem *mem, void *ptr, size_t old_size,
 
 /* A copy of |src| (a NULL |src| gives all-NULL hooks, i.e. libc) into |dst|. */
 void orpc__mem_copy(orpc_mem *dst, const orpc_mem *src);
+
+/* Nonzero when |mem| (may be NULL) leaves every hook to the C library: its
+ * blocks and libc's are then interchangeable. */
+int orpc__mem_is_libc(const orpc_mem *mem);
+
+/* Copies of the NUL-terminated |s| (NULL gives NULL), and of at most |n|
+ * bytes of it, NUL-terminated; NULL when memory runs out. */
+char *orpc__mem_strdup(const orpc_mem *mem, const char *s);
+char *orpc__mem_strndup(const orpc_mem *mem, const char *s, size_t n);
+
+/*
+ * A ProtobufCAllocator that unpacks through |mem|, which must outlive it
+ * and every message unpacked with it.  Free those messages with
+ * protobuf_c_message_free_unpacked(msg, allocator).
+ */
+void orpc__mem_pb_allocator(ProtobufCAllocator *out, const orpc_mem *mem);
+
+/*
+ * Statuses built with an object's hooks: the same as orpc_status_new(),
+ * orpc_status_errorf(), orpc_status_set_details(), orpc_status_copy() and
+ * orpc_status_clear(), with |mem| instead of the C library (those are
+ * these with NULL; they live here, not in status.c, because several tests
+ * compile mem.c alone with the code they check).  A
+ * status made with one set of hooks is cleared with the same set.  The
+ * public functions use libc, because the application frees what it is
+ * handed with orpc_status_clear(): statuses an object keeps for itself are
+ * made with its hooks and copied (orpc__status_copy_mem(NULL, ...)) when
+ * they cross to the application.  Building one cannot fail: out of memory,
+ * the code survives without its message or details.
+ */
+orpc_status orpc__status_new_mem(const orpc_mem *mem, orpc_code code,
+                                 const char *message);
+orpc_status orpc__status_errorf_mem(const orpc_mem *mem, orpc_code code,
+                                    const char *fmt, ...) ORPC_PRINTF(3, 4);
+orpc_status orpc__status_verrorf_mem(const orpc_mem *mem, orpc_code code,
+                                     const char *fmt, va_list ap)
+    ORPC_PRINTF(3, 0);
+int orpc__status_set_details_mem(const orpc_mem *mem, orpc_status *st,
+                                 const void *data, size_t len);
+orpc_status orpc__status_copy_mem(const orpc_mem *mem, const orpc_status *st);
+void orpc__status_clear_mem(const orpc_mem *mem, orpc_status *st);
+
+/*
+ * Takes |st|, made with libc hooks (the application's), and returns it
+ * made with |mem|'s: message and details are copied and the originals
+ * freed.  Nothing is copied when |mem| is libc's too.
+ */
+orpc_status orpc__status_adopt_mem(const orpc_mem *mem, orpc_status st);
+
+/* malloc and free are inline: some files are also compiled into tests
+ * alone (rpc_mtls_test.c includes tls.c), without mem.c.  The hooks are
+ * called as (mem->free)(...): such a test may define free() as a macro. */
+static inline void *orpc__mem_malloc(const orpc_mem *mem, size_t size)
+{
+    if (mem != NULL && mem->malloc != NULL) {
+        return (mem->malloc)(size, mem->user_data);
+    }
+    return malloc(size);
+}
+
+static inline void orpc__mem_free(const orpc_mem *mem, void *ptr)
+{
+    if (mem != NULL && mem->free != NULL) {
+        (mem->free)(ptr, mem->user_data);
+        return;
+    }
+    free(ptr);
+}
 
 #endif /* ORPC_MEM_H */

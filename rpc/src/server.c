@@ -87,8 +87,8 @@ void orpc__srv_policy_put(orpc_server *srv, policy_ref *p)
     int last = --p->refs == 0;
     uv_mutex_unlock(&srv->lock);
     if (last) {
-        orpc__authz_free(p->authz);
-        free(p);
+        orpc__authz_free_mem(&srv->mem, p->authz);
+        orpc__mem_free(&srv->mem, p);
     }
 }
 
@@ -123,17 +123,17 @@ static int load_material(orpc_server *srv, SSL_CTX **ctx, policy_ref **pol,
     }
     if (srv->policy_file != NULL) {
         orpc__authz *a = NULL;
-        if (orpc__authz_load_file(srv->policy_file, &a, err, sizeof(err)) !=
-            0) {
+        if (orpc__authz_load_file_mem(srv->policy_file, &srv->mem, &a, err,
+                                      sizeof(err)) != 0) {
             if (*ctx)
                 SSL_CTX_free(*ctx);
             *ctx = NULL;
             return SRV_FAIL(srv, detail, ORPC_ECONFIG, "authz_policy_file: %s",
                             err);
         }
-        *pol = calloc(1, sizeof(**pol));
+        *pol = orpc__mem_calloc(&srv->mem, 1, sizeof(**pol));
         if (*pol == NULL) {
-            orpc__authz_free(a);
+            orpc__authz_free_mem(&srv->mem, a);
             if (*ctx)
                 SSL_CTX_free(*ctx);
             *ctx = NULL;
@@ -185,7 +185,7 @@ static char *dup_opt(orpc_server *srv, int slot, const char *s, int *failed)
 {
     if (s == NULL)
         return NULL;
-    srv->tls_strings[slot] = strdup(s);
+    srv->tls_strings[slot] = orpc__mem_strdup(&srv->mem, s);
     if (srv->tls_strings[slot] == NULL)
         *failed = 1;
     return srv->tls_strings[slot];
@@ -200,14 +200,14 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
         return orpc__fail(detail, log, log_ud, "server", ORPC_EINVAL,
                           "orpc_server_new: |out| is NULL");
     *out = NULL;
-    orpc_server *srv = calloc(1, sizeof(*srv));
+    orpc_server *srv = orpc__mem_calloc(mem, 1, sizeof(*srv));
     if (srv == NULL)
         return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
                           "out of memory creating a server");
     if (opts)
         srv->opts = *opts;
-    if (mem)
-        srv->mem = *mem;
+    orpc__mem_copy(&srv->mem, mem);
+    orpc__mem_pb_allocator(&srv->pb, &srv->mem);
     orpc_server_opts *o = &srv->opts;
     int oom = 0;
     o->tls.ca_file = dup_opt(srv, 0, o->tls.ca_file, &oom);
@@ -224,7 +224,7 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
                           "out of memory copying the TLS options");
     }
     if (o->authz_policy_file) {
-        srv->policy_file = strdup(o->authz_policy_file);
+        srv->policy_file = orpc__mem_strdup(&srv->mem, o->authz_policy_file);
         if (srv->policy_file == NULL) {
             orpc_server_free(srv);
             return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
@@ -304,7 +304,8 @@ int orpc_server_add_service(orpc_server *srv, const orpc_service_desc *service,
         if (strcmp(srv->svcs[i].desc->full_name, service->full_name) == 0)
             return ORPC_EEXIST;
     orpc__svc_entry *n =
-        realloc(srv->svcs, (srv->n_svcs + 1) * sizeof(*srv->svcs));
+        orpc__mem_grow(&srv->mem, srv->svcs, srv->n_svcs * sizeof(*srv->svcs),
+                       (srv->n_svcs + 1) * sizeof(*srv->svcs));
     if (n == NULL)
         return ORPC_ENOMEM;
     srv->svcs = n;
@@ -390,9 +391,14 @@ int orpc_server_start(orpc_server *srv)
             return ORPC_ESYS;
         srv->pool_ok = 1;
     }
-    srv->ios = calloc(srv->n_io, sizeof(*srv->ios));
-    if (srv->ios == NULL)
+    srv->ios = orpc__mem_calloc(&srv->mem, srv->n_io, sizeof(*srv->ios));
+    if (srv->ios == NULL) {
+        if (srv->pool_ok) {
+            orpc__pool_destroy(&srv->pool);
+            srv->pool_ok = 0;
+        }
         return ORPC_ENOMEM;
+    }
     for (unsigned i = 0; i < srv->n_io; i++) {
         orpc__srv_io *sio = &srv->ios[i];
         orpc__io_init(&sio->io, i, on_io_stop, sio);
@@ -594,19 +600,20 @@ static void srv_destroy(orpc_server *srv)
     if (srv->ssl_ctx)
         SSL_CTX_free(srv->ssl_ctx);
     if (srv->policy) {
-        orpc__authz_free(srv->policy->authz);
-        free(srv->policy);
+        orpc__authz_free_mem(&srv->mem, srv->policy->authz);
+        orpc__mem_free(&srv->mem, srv->policy);
     }
-    free(srv->policy_file);
+    orpc__mem_free(&srv->mem, srv->policy_file);
     if (srv->lock_ok) {
         uv_mutex_destroy(&srv->lock);
         uv_cond_destroy(&srv->cond);
     }
     for (unsigned i = 0; srv->ios && i < srv->n_io; i++)
         orpc__io_destroy(&srv->ios[i].io);
-    for (int i = 0; i < 6; i++)
-        orpc__tls_wipe_free(srv->tls_strings[i]); /* key_pem among them */
-    free(srv->svcs);
-    free(srv->ios);
-    free(srv);
+    for (int i = 0; i < 6; i++) /* key_pem among them */
+        orpc__tls_wipe_free_mem(&srv->mem, srv->tls_strings[i]);
+    orpc__mem_free(&srv->mem, srv->svcs);
+    orpc__mem_free(&srv->mem, srv->ios);
+    orpc_mem mem = srv->mem;
+    orpc__mem_free(&mem, srv);
 }

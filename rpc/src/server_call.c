@@ -31,6 +31,8 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 static void ctx_unref(orpc_ctx *ctx)
 {
     uv_mutex_lock(&ctx->lock);
@@ -38,22 +40,22 @@ static void ctx_unref(orpc_ctx *ctx)
     uv_mutex_unlock(&ctx->lock);
     if (left > 0)
         return;
+    orpc_server *srv = ctx->srv;
     orpc__in_free(&ctx->in);
     if (ctx->last_read) {
-        protobuf_c_message_free_unpacked(ctx->last_read->msg, NULL);
-        free(ctx->last_read);
+        protobuf_c_message_free_unpacked(ctx->last_read->msg, &srv->pb);
+        orpc__mem_free(&srv->mem, ctx->last_read);
     }
     orpc__sendq_clear(&ctx->sendq);
-    orpc_status_clear(&ctx->status);
+    orpc__status_clear_mem(&srv->mem, &ctx->status);
     orpc_metadata_free(ctx->md);
     orpc_metadata_free(ctx->resp_headers);
     orpc_metadata_free(ctx->trailers);
     orpc_arena_free(ctx->arena);
-    free(ctx->peer_identity);
+    orpc__mem_free(&srv->mem, ctx->peer_identity);
     uv_mutex_destroy(&ctx->lock);
     uv_cond_destroy(&ctx->cond);
-    orpc_server *srv = ctx->srv;
-    free(ctx);
+    orpc__mem_free(&srv->mem, ctx);
     orpc__srv_unref(srv);
 }
 
@@ -63,15 +65,25 @@ static void post_task(orpc_ctx *ctx);
 orpc_ctx *orpc__ctx_new(orpc__sconn *sc, int32_t stream_id)
 {
     orpc_server *srv = sc->sio->srv;
-    orpc_ctx *ctx = calloc(1, sizeof(*ctx));
+    orpc_ctx *ctx = orpc__mem_calloc(&srv->mem, 1, sizeof(*ctx));
     if (ctx == NULL)
         return NULL;
-    if (orpc_arena_new(&ctx->arena, 0, NULL) != 0 ||
-        orpc_metadata_new(&ctx->md, NULL) != 0 ||
+    if (sc->conn->peer_identity) {
+        /* (without its copy the caller would look anonymous) */
+        ctx->peer_identity =
+            orpc__mem_strdup(&srv->mem, sc->conn->peer_identity);
+        if (ctx->peer_identity == NULL) {
+            orpc__mem_free(&srv->mem, ctx);
+            return NULL;
+        }
+    }
+    if (orpc_arena_new(&ctx->arena, 0, &srv->mem) != 0 ||
+        orpc_metadata_new(&ctx->md, &srv->mem) != 0 ||
         uv_mutex_init(&ctx->lock) != 0) {
         orpc_metadata_free(ctx->md);
         orpc_arena_free(ctx->arena);
-        free(ctx);
+        orpc__mem_free(&srv->mem, ctx->peer_identity);
+        orpc__mem_free(&srv->mem, ctx);
         return NULL;
     }
     uv_cond_init(&ctx->cond);
@@ -81,14 +93,13 @@ orpc_ctx *orpc__ctx_new(orpc__sconn *sc, int32_t stream_id)
     ctx->stream_id = stream_id;
     ctx->deadline_ns = INT64_MAX;
     ctx->refs = 1; /* the IO side */
-    orpc__in_init(&ctx->in, &ctx->lock, &ctx->cond,
+    orpc__in_init(&ctx->in, &ctx->lock, &ctx->cond, &srv->mem, &srv->pb,
                   srv->opts.max_recv_message_size, ORPC__WINDOW,
                   &sc->conn->in_partial, srv->opts.max_connection_buffer);
+    ctx->sendq.mem = &srv->mem;
     orpc__task_init(&ctx->task, io_task, ctx);
     orpc__srv_ref(srv); /* a deferred call may outlive orpc_server_free() */
     memcpy(ctx->peer, sc->conn->peer, sizeof(ctx->peer));
-    if (sc->conn->peer_identity)
-        ctx->peer_identity = strdup(sc->conn->peer_identity);
     ctx->next = sc->calls;
     if (sc->calls)
         sc->calls->prev = ctx;
@@ -191,7 +202,7 @@ static ssize_t read_response(nghttp2_session *s, int32_t id, uint8_t *buf,
         return NGHTTP2_ERR_DEFERRED;
     if (done) {
         orpc__hdrs h;
-        orpc__hdrs_init(&h);
+        orpc__hdrs_init(&h, &ctx->srv->mem);
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (add_trailers(ctx, &h) == 0) {
             orpc__hdrs_finish(&h);
@@ -230,6 +241,19 @@ static int add_response_headers(orpc_ctx *ctx, orpc__hdrs *h)
     return 0;
 }
 
+/* Resets the call's stream (its answer could not be built or submitted).
+ * When nghttp2 has no memory even for that, the connection goes, ending
+ * its calls, rather than leave the client waiting for an answer that
+ * never comes. */
+static void ctx_reset(orpc_ctx *ctx, nghttp2_session *s)
+{
+    if (nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, ctx->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR) != 0 &&
+        ctx->sc != NULL)
+        orpc__conn_close(ctx->sc->conn, "out of memory");
+    ctx->io_done = 1;
+}
+
 /* Submits whatever the call has for the wire now. */
 void orpc__ctx_pump(orpc_ctx *ctx)
 {
@@ -248,30 +272,22 @@ void orpc__ctx_pump(orpc_ctx *ctx)
         if (!have_data && !finished)
             goto out;
         orpc__hdrs h;
-        orpc__hdrs_init(&h);
+        orpc__hdrs_init(&h, &ctx->srv->mem);
         int rc = add_response_headers(ctx, &h);
-        if (!have_data && finished) {
-            /* Trailers-Only: one HEADERS frame, END_STREAM. */
-            if (rc == 0)
-                rc = add_trailers(ctx, &h);
-            orpc__hdrs_finish(&h);
-            if (rc == 0)
-                nghttp2_submit_response(s, ctx->stream_id, h.nv, h.n, NULL);
-            else
-                nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, ctx->stream_id,
-                                          NGHTTP2_INTERNAL_ERROR);
+        /* Trailers-Only (one HEADERS frame, END_STREAM) when there is
+         * nothing but the status. */
+        int trailers_only = !have_data && finished;
+        if (rc == 0 && trailers_only)
+            rc = add_trailers(ctx, &h);
+        orpc__hdrs_finish(&h);
+        nghttp2_data_provider dp;
+        dp.source.ptr = ctx;
+        dp.read_callback = read_response;
+        if (rc != 0 || nghttp2_submit_response(s, ctx->stream_id, h.nv, h.n,
+                                               trailers_only ? NULL : &dp) != 0)
+            ctx_reset(ctx, s);
+        else if (trailers_only)
             ctx->io_done = 1;
-        } else {
-            nghttp2_data_provider dp;
-            dp.source.ptr = ctx;
-            dp.read_callback = read_response;
-            orpc__hdrs_finish(&h);
-            if (rc == 0)
-                nghttp2_submit_response(s, ctx->stream_id, h.nv, h.n, &dp);
-            else
-                nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, ctx->stream_id,
-                                          NGHTTP2_INTERNAL_ERROR);
-        }
         orpc__hdrs_free(&h);
         orpc__ctx_set_started(ctx);
     } else {
@@ -287,7 +303,7 @@ void orpc__ctx_settle(orpc_ctx *ctx, orpc_status st)
     uv_mutex_lock(&ctx->lock);
     if (ctx->finished) {
         uv_mutex_unlock(&ctx->lock);
-        orpc_status_clear(&st);
+        orpc__status_clear_mem(&ctx->srv->mem, &st);
         return;
     }
     ctx->finished = 1;
@@ -301,7 +317,7 @@ void orpc__ctx_settle(orpc_ctx *ctx, orpc_status st)
 
 void orpc__ctx_fail(orpc_ctx *ctx, orpc_code code, const char *msg)
 {
-    orpc__ctx_settle(ctx, orpc_status_new(code, msg));
+    orpc__ctx_settle(ctx, orpc__status_new_mem(&ctx->srv->mem, code, msg));
     uv_mutex_lock(&ctx->lock);
     orpc__sendq_clear(&ctx->sendq);
     int running = ctx->handler_running;
@@ -352,12 +368,16 @@ void orpc__ctx_request_pump(orpc_ctx *ctx)
 
 void orpc__ctx_complete(orpc_ctx *ctx, orpc_status st)
 {
+    const orpc_mem *mem = &ctx->srv->mem;
+    /* the handler's status (libc's, orpc_status_new()) becomes the call's */
+    st = orpc__status_adopt_mem(mem, st);
     if (ctx->deadline_ns != INT64_MAX && orpc__now_ns() >= ctx->deadline_ns) {
         /* Past the deadline the call is over, whatever the handler says:
          * the client hears DEADLINE_EXCEEDED, as it would from its own
          * timer (which may not have fired yet). */
-        orpc_status_clear(&st);
-        st = orpc_status_new(ORPC_DEADLINE_EXCEEDED, "deadline exceeded");
+        orpc__status_clear_mem(mem, &st);
+        st = orpc__status_new_mem(mem, ORPC_DEADLINE_EXCEEDED,
+                                  "deadline exceeded");
     }
     int kind = ctx->method->kind;
     if (st.code == ORPC_OK &&
@@ -367,19 +387,20 @@ void orpc__ctx_complete(orpc_ctx *ctx, orpc_status st)
         int gz = ctx->compress_resp && !ctx->msg_nocompress;
         uv_mutex_unlock(&ctx->lock);
         orpc__chunk *c = orpc__encode_message(
-            ctx->response, gz, ctx->srv->opts.max_send_message_size, &err);
+            mem, ctx->response, gz, ctx->srv->opts.max_send_message_size, &err);
         if (c == NULL) {
-            orpc_status_clear(&st);
-            st = err == ORPC_ETOOBIG
-                     ? orpc_status_new(ORPC_RESOURCE_EXHAUSTED,
-                                       "response larger than the send limit")
-                     : orpc_status_new(ORPC_INTERNAL, "out of memory");
+            orpc__status_clear_mem(mem, &st);
+            st = orpc__status_new_mem(mem, ORPC_RESOURCE_EXHAUSTED,
+                                      err == ORPC_ETOOBIG
+                                          ? "response larger than the send "
+                                            "limit"
+                                          : "out of memory");
         } else {
             uv_mutex_lock(&ctx->lock);
             if (!ctx->finished)
                 orpc__sendq_push(&ctx->sendq, c);
             else
-                free(c);
+                orpc__mem_free(mem, c);
             uv_mutex_unlock(&ctx->lock);
         }
     }
@@ -451,10 +472,12 @@ static void refuse_stream(orpc_ctx *ctx, const char *why)
     nghttp2_session *s = orpc__ctx_session(ctx);
     orpc__srv_log(ctx->srv, ORPC_LOG_INFO, "refused %s: %s",
                   ctx->path ? ctx->path : "a call", why);
-    orpc__ctx_settle(ctx, orpc_status_new(ORPC_UNAVAILABLE, why));
-    if (s != NULL)
+    orpc__ctx_settle(
+        ctx, orpc__status_new_mem(&ctx->srv->mem, ORPC_UNAVAILABLE, why));
+    if (s != NULL &&
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, ctx->stream_id,
-                                  NGHTTP2_REFUSED_STREAM);
+                                  NGHTTP2_REFUSED_STREAM) != 0)
+        orpc__conn_close(ctx->sc->conn, "out of memory");
     ctx->io_done = 1;
     orpc__ctx_kick(ctx);
 }

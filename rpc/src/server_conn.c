@@ -13,6 +13,8 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 /*
  * A connection's timer: a client must finish its handshake (TLS, the
  * preface and its SETTINGS) within handshake_timeout_ms, or it is closed —
@@ -59,9 +61,11 @@ void orpc__sconn_alive(orpc__sconn *sc, int settings)
                    (uint64_t)sc->sio->srv->opts.keepalive_time_ms, 0);
 }
 
+/* Close callback of a handle allocated with the server's hooks; its data
+ * points at them by then. */
 static void free_handle(uv_handle_t *h)
 {
-    free(h);
+    orpc__mem_free(h->data, h);
 }
 
 /*
@@ -109,19 +113,22 @@ static void sconn_closed(orpc__conn *c, const char *reason, void *user_data)
         ctx->stream_closed = 1;
         orpc__ctx_cancel(ctx);
         orpc__ctx_settle(ctx,
-                         orpc_status_new(ORPC_CANCELLED, "connection lost"));
+                         orpc__status_new_mem(&sio->srv->mem, ORPC_CANCELLED,
+                                              "connection lost"));
         orpc__ctx_maybe_resume(ctx);
         orpc__ctx_io_release(ctx, NULL);
     }
-    if (sc->timer)
+    if (sc->timer) {
+        sc->timer->data = &sio->srv->mem;
         uv_close((uv_handle_t *)sc->timer, free_handle);
+    }
     if (sc->prev)
         sc->prev->next = sc->next;
     else
         sio->conns = sc->next;
     if (sc->next)
         sc->next->prev = sc->prev;
-    free(sc);
+    orpc__mem_free(&sio->srv->mem, sc);
     orpc_server *srv = sio->srv;
     uv_mutex_lock(&srv->lock);
     srv->live_conns--;
@@ -131,19 +138,63 @@ static void sconn_closed(orpc__conn *c, const char *reason, void *user_data)
 
 static const orpc__conn_hooks sconn_hooks = {NULL, sconn_closed};
 
+static void reject(orpc__srv_io *sio, uv_stream_t *l);
+
+static void reject_closed(uv_handle_t *h)
+{
+    orpc__srv_io *sio = h->data;
+    sio->rejecting = 0;
+    while (sio->n_reject_wait > 0) {
+        uv_stream_t *l = sio->reject_wait[--sio->n_reject_wait];
+        if (!uv_is_closing((uv_handle_t *)l)) {
+            reject(sio, l);
+            return;
+        }
+    }
+}
+
+/* Takes the connection |l| announced and closes it at once: there is no
+ * memory for it.  Allocates nothing (sio->reject is the handle), so it
+ * cannot fail for want of memory itself; a listener that announces one
+ * while |reject| is still closing waits (libuv holds its connection and
+ * stops accepting on it until then). */
+static void reject(orpc__srv_io *sio, uv_stream_t *l)
+{
+    if (sio->rejecting) {
+        for (int i = 0; i < sio->n_reject_wait; i++)
+            if (sio->reject_wait[i] == l)
+                return;
+        if (sio->n_reject_wait < 2 * ORPC__MAX_LISTENERS)
+            sio->reject_wait[sio->n_reject_wait++] = l;
+        return;
+    }
+    int rc = l->type == UV_NAMED_PIPE
+                 ? uv_pipe_init(&sio->io.loop, &sio->reject.pipe, 0)
+                 : uv_tcp_init(&sio->io.loop, &sio->reject.tcp);
+    if (rc != 0)
+        return;
+    sio->reject.handle.data = sio;
+    sio->rejecting = 1;
+    (void)uv_accept(l, &sio->reject.stream);
+    uv_close(&sio->reject.handle, reject_closed);
+}
+
 void orpc__srv_on_connection(uv_stream_t *l, int status)
 {
     orpc__srv_io *sio = l->data;
     orpc_server *srv = sio->srv;
+    const orpc_mem *mem = &srv->mem;
     if (status < 0)
         return;
-    orpc__sconn *sc = calloc(1, sizeof(*sc));
-    orpc__conn *c = malloc(sizeof(*c));
+    orpc__sconn *sc = orpc__mem_calloc(mem, 1, sizeof(*sc));
+    orpc__conn *c = orpc__mem_malloc(mem, sizeof(*c));
     int is_pipe = l->type == UV_NAMED_PIPE;
     if (sc == NULL || c == NULL ||
-        orpc__conn_init(c, &sio->io, is_pipe, &sconn_hooks, sc) != 0) {
-        free(sc);
-        free(c);
+        orpc__conn_init(c, mem, &sio->io, is_pipe, &sconn_hooks, sc) != 0) {
+        orpc__mem_free(mem, sc);
+        orpc__mem_free(mem, c);
+        orpc__srv_log(srv, ORPC_LOG_WARN, "connection refused: out of memory");
+        reject(sio, l);
         return;
     }
     sc->conn = c;
@@ -152,7 +203,7 @@ void orpc__srv_on_connection(uv_stream_t *l, int status)
         sc->conn = c;
         c->hooks = NULL;
         orpc__conn_close(c, "accept failed");
-        free(sc);
+        orpc__mem_free(mem, sc);
         return;
     }
     uv_mutex_lock(&srv->lock);
@@ -167,7 +218,7 @@ void orpc__srv_on_connection(uv_stream_t *l, int status)
                       srv->opts.max_connections);
         c->hooks = NULL;
         orpc__conn_close(c, "too many connections");
-        free(sc);
+        orpc__mem_free(mem, sc);
         return;
     }
     sc->next = sio->conns;
@@ -193,11 +244,16 @@ void orpc__srv_on_connection(uv_stream_t *l, int status)
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
          (uint32_t)srv->opts.max_header_list_size},
     };
-    nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3);
+    /* (without its SETTINGS the client would wait for them until its
+     * deadline) */
+    if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3) != 0) {
+        orpc__conn_close(c, "out of memory");
+        return;
+    }
     nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
                                           8 * ORPC__WINDOW);
     orpc__conn_kick(c);
-    sc->timer = malloc(sizeof(*sc->timer));
+    sc->timer = orpc__mem_malloc(mem, sizeof(*sc->timer));
     if (sc->timer != NULL) { /* without it the connection still works */
         uv_timer_init(&sio->io.loop, sc->timer);
         sc->timer->data = sc;

@@ -19,6 +19,7 @@
 #include <orpc/error.h>
 
 #include "authz.h"
+#include "mem.h"
 
 static orpc__sconn *sconn_of(void *user_data)
 {
@@ -68,6 +69,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         if (ctx->path) {
             memcpy(ctx->path, value, valuelen);
             ctx->path[valuelen] = '\0';
+        } else {
+            ctx->no_memory = 1;
         }
     } else if (orpc__name_is(name, namelen, ":method")) {
         ctx->is_post = orpc__name_is(value, valuelen, "POST");
@@ -95,9 +98,10 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
             if (memcmp(value + i, "gzip", 4) == 0)
                 ctx->accept_gzip = 1;
     } else {
-        int rc = orpc__md_from_header(ctx->md, name, namelen, value, valuelen);
+        int rc = orpc__md_from_header_mem(ctx->md, &ctx->srv->mem, name,
+                                          namelen, value, valuelen);
         if (rc == ORPC_ENOMEM)
-            ctx->headers_too_big = 1;
+            ctx->no_memory = 1;
         else if (rc != 0)
             ctx->bad_metadata = 1; /* never dropped: a policy may match it */
     }
@@ -148,21 +152,24 @@ static void http_error(orpc_ctx *ctx, const char *status, orpc_code code,
                        const char *msg)
 {
     nghttp2_session *s = orpc__ctx_session(ctx);
+    const orpc_mem *mem = &ctx->srv->mem;
     orpc__hdrs h;
-    orpc_status st = orpc_status_new(code, msg);
-    orpc__hdrs_init(&h);
-    if (orpc__hdrs_add_static(&h, ":status", status) == 0 &&
-        orpc__hdrs_add_static(&h, "content-type", "application/grpc") == 0 &&
-        orpc__hdrs_add_status(&h, &st) == 0) {
-        orpc__hdrs_finish(&h);
-        nghttp2_submit_response(s, ctx->stream_id, h.nv, h.n, NULL);
-    } else {
+    orpc_status st = ORPC_STATUS_OK;
+    st.code = code;
+    st.message = (char *)msg; /* borrowed: only encoded, never freed */
+    orpc__hdrs_init(&h, mem);
+    int rc =
+        orpc__hdrs_add_static(&h, ":status", status) != 0 ||
+        orpc__hdrs_add_static(&h, "content-type", "application/grpc") != 0 ||
+        orpc__hdrs_add_status(&h, &st) != 0;
+    orpc__hdrs_finish(&h);
+    if ((rc != 0 ||
+         nghttp2_submit_response(s, ctx->stream_id, h.nv, h.n, NULL) != 0) &&
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, ctx->stream_id,
-                                  NGHTTP2_INTERNAL_ERROR);
-    }
+                                  NGHTTP2_INTERNAL_ERROR) != 0)
+        orpc__conn_close(ctx->sc->conn, "out of memory");
     orpc__hdrs_free(&h);
-    orpc_status_clear(&st);
-    orpc__ctx_settle(ctx, orpc_status_new(code, msg));
+    orpc__ctx_settle(ctx, orpc__status_new_mem(mem, code, msg));
     orpc__ctx_set_started(ctx);
     ctx->io_done = 1;
     orpc__ctx_kick(ctx);
@@ -174,6 +181,11 @@ static void request_headers_done(orpc_ctx *ctx)
     if (ctx->headers_too_big) {
         orpc__ctx_fail(ctx, ORPC_RESOURCE_EXHAUSTED,
                        "request header list larger than the server accepts");
+        return;
+    }
+    if (ctx->no_memory) {
+        orpc__ctx_fail(ctx, ORPC_RESOURCE_EXHAUSTED,
+                       "out of memory for the request headers");
         return;
     }
     if (!ctx->is_post) {
@@ -290,7 +302,8 @@ static int decode_request(void *owner, const uint8_t *p, size_t len,
     ProtobufCMessage *m = orpc__decode_message(
         ctx->method->input->descriptor, p, len, compressed, ctx->req_gzip,
         ctx->srv->opts.max_recv_message_size,
-        single ? orpc_arena_allocator(ctx->arena) : NULL, &st);
+        single ? orpc_arena_allocator(ctx->arena) : &ctx->srv->pb,
+        &ctx->srv->mem, &st);
     if (m == NULL) {
         orpc__ctx_settle(ctx, st);
         uv_mutex_lock(&ctx->lock);
@@ -452,7 +465,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
     if (!done || running) {
         orpc__ctx_cancel(ctx);
         orpc__ctx_settle(ctx,
-                         orpc_status_new(ORPC_CANCELLED, "call cancelled"));
+                         orpc__status_new_mem(&ctx->srv->mem, ORPC_CANCELLED,
+                                              "call cancelled"));
         orpc__ctx_maybe_resume(ctx);
     }
     orpc__ctx_io_release(ctx, s);

@@ -6,10 +6,10 @@
 
 #include <orpc/server.h>
 
+#include "common/pool.h"
 #include "conn.h"
 #include "grpc.h"
 #include "io.h"
-#include "common/pool.h"
 #include "stream.h"
 
 #include <stdatomic.h>
@@ -49,6 +49,7 @@ struct orpc_ctx {
     char *path;
     int is_post;
     int content_type_ok;
+    int no_memory; /* a header could not be kept: RESOURCE_EXHAUSTED */
     int req_gzip;
     int bad_encoding;
     int accept_gzip;
@@ -124,6 +125,19 @@ struct orpc__srv_io {
     uv_pipe_t pipe[ORPC__MAX_LISTENERS];
     int n_tcp, n_pipe;
     orpc__sconn *conns;
+    /* A connection that finds no memory for its objects is still accepted
+     * (libuv stops accepting on a listener until the connection it
+     * announced is taken), into |reject|, and closed; listeners that
+     * announce one while |reject| is closing wait in |reject_wait|. */
+    union {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_tcp_t tcp;
+        uv_pipe_t pipe;
+    } reject;
+    int rejecting;
+    uv_stream_t *reject_wait[2 * ORPC__MAX_LISTENERS];
+    int n_reject_wait;
     orpc__task shutdown_task;
     orpc__task kill_task;
     uv_timer_t grace_timer;
@@ -158,7 +172,8 @@ typedef struct policy_ref {
 
 struct orpc_server {
     orpc_server_opts opts;
-    orpc_mem mem;
+    orpc_mem mem;          /* everything below, and every call's objects */
+    ProtobufCAllocator pb; /* unpacks streamed requests through |mem| */
     char *tls_strings[6];
     char *policy_file;
     SSL_CTX *ssl_ctx;   /* for new connections; swapped by reload (lock) */

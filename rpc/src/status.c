@@ -5,10 +5,15 @@
  * Design notes:
  *   - A status is a value, never a pointer, so it can never be a bare NULL.
  *     Building one cannot fail: when memory runs out the code survives and
- *     the message (or details) is dropped.  That is why these functions use
- *     the C library's allocator (orpc__mem_* with NULL hooks) rather than
+ *     the message (or details) is dropped.  The public functions use the
+ *     C library's allocator (orpc__mem_* with NULL hooks) rather than
  *     taking an orpc_mem: a status outlives the objects that produce it and
- *     is freed by whoever holds it, with orpc_status_clear().
+ *     is freed by whoever holds it, with orpc_status_clear().  Servers and
+ *     channels keep their own statuses with their hooks, through the
+ *     orpc__status_*_mem() twins in mem.c (compiled alone into tests that
+ *     build statuses without the rest of the library), of which these are
+ *     the libc versions; a status crosses to the application as a copy in
+ *     libc memory.
  *   - A code outside 0–16 is stored as ORPC_UNKNOWN, as gRPC does with an
  *     unrecognised grpc-status, so that every status holds a valid code.
  *   - Names and the HTTP column come from ORPC_CODE_MAP (orpc/status.h);
@@ -18,122 +23,42 @@
 #include <orpc/error.h>
 #include <orpc/status.h>
 
-#include <stdio.h>
-#include <string.h>
+#include <stdarg.h>
 
 #include "mem.h"
 
-static orpc_code status_norm_code(int code)
-{
-    return (code >= 0 && code < ORPC_CODE_COUNT) ? (orpc_code)code
-                                                 : ORPC_UNKNOWN;
-}
-
-static char *status_strdup(const char *s)
-{
-    size_t n = strlen(s) + 1;
-    char *p = orpc__mem_malloc(NULL, n);
-    if (p != NULL) {
-        memcpy(p, s, n);
-    }
-    return p;
-}
-
 orpc_status orpc_status_new(orpc_code code, const char *message)
 {
-    orpc_status st = ORPC_STATUS_OK;
-    st.code = status_norm_code((int)code);
-    if (message != NULL) {
-        st.message = status_strdup(message);
-    }
-    return st;
+    return orpc__status_new_mem(NULL, code, message);
 }
 
 orpc_status orpc_status_verrorf(orpc_code code, const char *fmt, va_list ap)
 {
-    orpc_status st = ORPC_STATUS_OK;
-    st.code = status_norm_code((int)code);
-    if (fmt == NULL) {
-        return st;
-    }
-    va_list ap2;
-    va_copy(ap2, ap);
-    int n = vsnprintf(NULL, 0, fmt, ap2);
-    va_end(ap2);
-    if (n < 0) {
-        return st;
-    }
-    char *buf = orpc__mem_malloc(NULL, (size_t)n + 1);
-    if (buf == NULL) {
-        return st;
-    }
-    if (vsnprintf(buf, (size_t)n + 1, fmt, ap) != n) {
-        orpc__mem_free(NULL, buf);
-        return st;
-    }
-    st.message = buf;
-    return st;
+    return orpc__status_verrorf_mem(NULL, code, fmt, ap);
 }
 
 orpc_status orpc_status_errorf(orpc_code code, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    orpc_status st = orpc_status_verrorf(code, fmt, ap);
+    orpc_status st = orpc__status_verrorf_mem(NULL, code, fmt, ap);
     va_end(ap);
     return st;
 }
 
 int orpc_status_set_details(orpc_status *st, const void *data, size_t len)
 {
-    if (st == NULL || (data == NULL && len > 0)) {
-        return ORPC_EINVAL;
-    }
-    uint8_t *copy = NULL;
-    if (len > 0) {
-        /* Copy before freeing the old details: |data| may point into them. */
-        copy = orpc__mem_malloc(NULL, len);
-        if (copy == NULL) {
-            return ORPC_ENOMEM;
-        }
-        memcpy(copy, data, len);
-    }
-    orpc__mem_free(NULL, st->details);
-    st->details = copy;
-    st->details_len = len;
-    return 0;
+    return orpc__status_set_details_mem(NULL, st, data, len);
 }
 
 orpc_status orpc_status_copy(const orpc_status *st)
 {
-    orpc_status out = ORPC_STATUS_OK;
-    if (st == NULL) {
-        /* Nothing to copy is not a success: never invent an OK. */
-        out.code = ORPC_UNKNOWN;
-        return out;
-    }
-    out.code = status_norm_code((int)st->code);
-    if (st->message != NULL) {
-        out.message = status_strdup(st->message);
-    }
-    if (st->details != NULL && st->details_len > 0) {
-        out.details = orpc__mem_malloc(NULL, st->details_len);
-        if (out.details != NULL) {
-            memcpy(out.details, st->details, st->details_len);
-            out.details_len = st->details_len;
-        }
-    }
-    return out;
+    return orpc__status_copy_mem(NULL, st);
 }
 
 void orpc_status_clear(orpc_status *st)
 {
-    if (st == NULL) {
-        return;
-    }
-    orpc__mem_free(NULL, st->message);
-    orpc__mem_free(NULL, st->details);
-    *st = ORPC_STATUS_OK;
+    orpc__status_clear_mem(NULL, st);
 }
 
 const char *orpc_code_name(orpc_code code)

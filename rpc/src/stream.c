@@ -17,14 +17,19 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 void orpc__in_init(orpc__instream *in, uv_mutex_t *lock, uv_cond_t *cond,
+                   const orpc_mem *mem, ProtobufCAllocator *pb,
                    size_t max_message, int32_t window, size_t *conn_partial,
                    size_t conn_budget)
 {
     memset(in, 0, sizeof(*in));
     in->lock = lock;
     in->cond = cond;
-    orpc__deframer_init(&in->deframer, max_message, NULL);
+    in->mem = mem;
+    in->pb = pb;
+    orpc__deframer_init(&in->deframer, max_message, mem);
     in->window = window;
     in->conn_partial = conn_partial;
     in->conn_budget = conn_budget;
@@ -128,9 +133,9 @@ int orpc__in_data(orpc__instream *in, nghttp2_session *s, int32_t id,
             uv_mutex_unlock(in->lock);
             continue;
         }
-        orpc__inmsg *r = malloc(sizeof(*r));
+        orpc__inmsg *r = orpc__mem_malloc(in->mem, sizeof(*r));
         if (r == NULL) {
-            protobuf_c_message_free_unpacked(m, NULL);
+            protobuf_c_message_free_unpacked(m, in->pb);
             nghttp2_session_consume_stream(s, id, wire - used);
             return die(in, s, id, len - start, ORPC_ENOMEM);
         }
@@ -243,8 +248,8 @@ void orpc__in_free(orpc__instream *in)
     while (in->head) {
         orpc__inmsg *r = in->head;
         in->head = r->next;
-        protobuf_c_message_free_unpacked(r->msg, NULL);
-        free(r);
+        protobuf_c_message_free_unpacked(r->msg, in->pb);
+        orpc__mem_free(in->mem, r);
     }
     in->tail = NULL;
     orpc__deframer_free(&in->deframer);

@@ -59,8 +59,10 @@ typedef struct orpc__inmsg {
 } orpc__inmsg;
 
 typedef struct orpc__instream {
-    uv_mutex_t *lock; /* the owner's */
-    uv_cond_t *cond;  /* the owner's: readers wait on it */
+    uv_mutex_t *lock;       /* the owner's */
+    uv_cond_t *cond;        /* the owner's: readers wait on it */
+    const orpc_mem *mem;    /* the owner's: queue entries, the deframer */
+    ProtobufCAllocator *pb; /* what the messages were unpacked with */
     /* IO thread */
     orpc__deframer deframer;
     size_t *conn_partial; /* the connection's count of partial bytes */
@@ -90,8 +92,13 @@ typedef int (*orpc__in_decode_fn)(void *owner, const uint8_t *p, size_t len,
 
 /* |max_message| bounds a message's declared length, |window| is the stream
  * window announced in SETTINGS; |conn_partial| / |conn_budget| are the
- * connection's partial-byte counter and its limit (0: none). */
+ * connection's partial-byte counter and its limit (0: none).  |mem| (NULL:
+ * libc) allocates the queue and the deframer's buffer; |pb| is the
+ * allocator the owner's decode function unpacks messages with (NULL:
+ * protobuf-c's default), which orpc__in_free() frees queued ones with.
+ * Both must outlive the stream. */
 void orpc__in_init(orpc__instream *in, uv_mutex_t *lock, uv_cond_t *cond,
+                   const orpc_mem *mem, ProtobufCAllocator *pb,
                    size_t max_message, int32_t window, size_t *conn_partial,
                    size_t conn_budget);
 

@@ -15,6 +15,8 @@
 
 #include <orpc/error.h>
 
+#include "mem.h"
+
 void orpc__sub_fail_waiting(subchannel *sub, const char *why)
 {
     orpc_call *w = sub->waiting;
@@ -32,9 +34,9 @@ void orpc__sub_fail_waiting(subchannel *sub, const char *why)
             keep = w;
         } else {
             w->sub = sub;
-            orpc__call_complete(w,
-                                orpc_status_errorf(ORPC_UNAVAILABLE,
-                                                   "cannot connect: %s", why));
+            orpc__call_complete(
+                w, orpc__status_errorf_mem(&sub->ch->mem, ORPC_UNAVAILABLE,
+                                           "cannot connect: %s", why));
         }
         w = next;
     }
@@ -87,9 +89,11 @@ void orpc__sub_keepalive_acked(cconn *cc)
                    (uint64_t)cc->sub->ch->opts.keepalive_time_ms, 0);
 }
 
+/* Close callback of a handle allocated with the channel's hooks; its data
+ * points at them by then. */
 static void free_handle(uv_handle_t *h)
 {
-    free(h);
+    orpc__mem_free(h->data, h);
 }
 
 static void backoff_done(uv_timer_t *t)
@@ -151,8 +155,10 @@ static void cconn_closed(orpc__conn *conn, const char *reason, void *ud)
     int attempt_failed = sub->conn == conn && !cc->established;
     if (sub->conn == conn)
         sub->conn = NULL;
-    if (cc->keepalive)
+    if (cc->keepalive) {
+        cc->keepalive->data = &sub->ch->mem;
         uv_close((uv_handle_t *)cc->keepalive, free_handle);
+    }
     while (cc->calls) {
         orpc_call *c = cc->calls;
         c->stream_open = 0;
@@ -160,12 +166,12 @@ static void cconn_closed(orpc__conn *conn, const char *reason, void *ud)
         if (c->io_finished)
             orpc__call_io_release(c, NULL);
         else
-            orpc__call_complete(c, orpc_status_errorf(ORPC_UNAVAILABLE,
-                                                      "connection lost: %s",
-                                                      reason));
+            orpc__call_complete(
+                c, orpc__status_errorf_mem(&sub->ch->mem, ORPC_UNAVAILABLE,
+                                           "connection lost: %s", reason));
     }
     orpc__ch_log(sub->ch, ORPC_LOG_DEBUG, "connection closed: %s", reason);
-    free(cc);
+    orpc__mem_free(&sub->ch->mem, cc);
     if (sub->ch->stopping || sub->connecting || sub->conn != NULL)
         return;
     if (attempt_failed) /* e.g. a TLS handshake that failed */
@@ -186,10 +192,12 @@ static int cconn_handshake(orpc__conn *conn, void *ud)
         conn->close_reason = "server identity is not the expected SPIFFE ID";
         return -1;
     }
+    /* (what orpc_channel_peer_identity() answers; without memory for it,
+     * "none": the connection's own check above is done already) */
+    char *id = orpc__mem_strdup(&ch->mem, conn->peer_identity);
     uv_mutex_lock(&ch->lock);
-    free(ch->peer_identity);
-    ch->peer_identity =
-        conn->peer_identity ? strdup(conn->peer_identity) : NULL;
+    orpc__mem_free(&ch->mem, ch->peer_identity);
+    ch->peer_identity = id;
     uv_mutex_unlock(&ch->lock);
     return 0;
 }
@@ -209,7 +217,8 @@ static void connect_timeout(uv_timer_t *t)
 
 void orpc__sub_pending_conn_closed(uv_handle_t *h)
 {
-    free(h->data);
+    orpc__conn *conn = h->data;
+    orpc__mem_free(conn->mem, conn);
 }
 
 void orpc__sub_on_connected(uv_connect_t *req, int status)
@@ -220,7 +229,7 @@ void orpc__sub_on_connected(uv_connect_t *req, int status)
     sub->dialing = NULL;
     uv_timer_stop(&sub->connect_timer);
     if (status != 0 || ch->stopping) {
-        free(conn->user_data);
+        orpc__mem_free(&ch->mem, conn->user_data);
         conn->user_data = NULL;
         conn->h.handle.data = conn;
         /* orpc__ch_io_stop() may have closed it already to cancel the
@@ -255,18 +264,21 @@ void orpc__sub_on_connected(uv_connect_t *req, int status)
         uv_tcp_nodelay(&conn->h.tcp, 1);
         orpc__conn_set_peer_name(conn);
     }
-    if (orpc__conn_start(conn, ch->ssl_ctx, 0, ch->server_name, ch->cbs,
-                         ch->h2opt) != 0) {
-        orpc__conn_close(conn, "cannot start connection");
-        return;
-    }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE,
          (uint32_t)ch->opts.max_header_list_size},
     };
-    nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, iv, 3);
+    if (orpc__conn_start(conn, ch->ssl_ctx, 0, ch->server_name, ch->cbs,
+                         ch->h2opt) != 0 ||
+        nghttp2_submit_settings(conn->session, NGHTTP2_FLAG_NONE, iv, 3) != 0) {
+        /* (out of memory, mostly) a failed attempt, as a refused connect
+         * is: backoff, and the waiting calls hear why */
+        orpc__conn_close(conn, "cannot start connection");
+        connect_failed(sub, "cannot start connection");
+        return;
+    }
     nghttp2_session_set_local_window_size(conn->session, NGHTTP2_FLAG_NONE, 0,
                                           8 * WINDOW);
     sub->conn = conn;
@@ -291,12 +303,14 @@ void orpc__sub_on_connected(uv_connect_t *req, int status)
 
 static orpc__conn *new_conn(subchannel *sub, int is_pipe)
 {
-    orpc__conn *conn = malloc(sizeof(*conn));
-    cconn *cc = calloc(1, sizeof(*cc));
+    const orpc_mem *mem = &sub->ch->mem;
+    orpc__conn *conn = orpc__mem_malloc(mem, sizeof(*conn));
+    cconn *cc = orpc__mem_calloc(mem, 1, sizeof(*cc));
     if (conn == NULL || cc == NULL ||
-        orpc__conn_init(conn, &sub->ch->io, is_pipe, &cconn_hooks, cc) != 0) {
-        free(conn);
-        free(cc);
+        orpc__conn_init(conn, mem, &sub->ch->io, is_pipe, &cconn_hooks, cc) !=
+            0) {
+        orpc__mem_free(mem, conn);
+        orpc__mem_free(mem, cc);
         return NULL;
     }
     cc->sub = sub;
@@ -318,7 +332,7 @@ static void try_next_addr(subchannel *sub)
                        orpc__sub_on_connected) == 0) {
         sub->dialing = conn;
     } else {
-        free(conn->user_data);
+        orpc__mem_free(&sub->ch->mem, conn->user_data);
         uv_close(&conn->h.handle, orpc__sub_pending_conn_closed);
         conn->h.handle.data = conn;
         if (sub->next_addr) {

@@ -23,6 +23,7 @@
  * - A unix: target has no host name to check the certificate against, so a
  *   TLS channel to one must name the server (orpc__tls_check_client_target).
  */
+#include "mem.h"
 #include "tls_internal.h"
 
 #include <errno.h>
@@ -69,12 +70,17 @@ static void set_err(char *err, size_t len, const char *what, const char *src)
     ERR_clear_error();
 }
 
-void orpc__tls_wipe_free(char *s)
+void orpc__tls_wipe_free_mem(const orpc_mem *mem, char *s)
 {
     if (s == NULL)
         return;
     OPENSSL_cleanse(s, strlen(s));
-    free(s);
+    orpc__mem_free(mem, s);
+}
+
+void orpc__tls_wipe_free(char *s)
+{
+    orpc__tls_wipe_free_mem(NULL, s);
 }
 
 /* Encrypted keys are not supported (no option carries a passphrase): say so
@@ -389,7 +395,20 @@ int orpc__tls_alpn_is_h2(SSL *ssl)
     return n == 2 && p[0] == 'h' && p[1] == '2';
 }
 
-char *orpc__tls_peer_spiffe_id(SSL *ssl)
+/* A copy of |len| bytes at |s|, NUL-terminated, allocated with |mem|.
+ * (Not orpc__mem_strndup(): rpc_mtls_test.c compiles this file without
+ * mem.c; the inline malloc and free of mem.h are all it uses.) */
+static char *tls_strndup(const orpc_mem *mem, const char *s, size_t len)
+{
+    char *p = orpc__mem_malloc(mem, len + 1);
+    if (p != NULL) {
+        memcpy(p, s, len);
+        p[len] = '\0';
+    }
+    return p;
+}
+
+char *orpc__tls_peer_spiffe_id(SSL *ssl, const orpc_mem *mem)
 {
     X509 *cert = SSL_get1_peer_certificate(ssl);
     char *id = NULL;
@@ -408,7 +427,7 @@ char *orpc__tls_peer_spiffe_id(SSL *ssl)
         if (len < 9 || strncmp(s, "spiffe://", 9) != 0)
             continue;
         found++;
-        free(id);
+        orpc__mem_free(mem, id);
         id = NULL;
         if (memchr(s, '\0', len) != NULL || len > ORPC_SPIFFE_ID_MAX)
             continue;
@@ -417,31 +436,35 @@ char *orpc__tls_peer_spiffe_id(SSL *ssl)
         tmp[len] = '\0';
         orpc_spiffe_id parsed;
         if (orpc_spiffe_id_parse(&parsed, tmp) == 0)
-            id = strdup(tmp);
+            id = tls_strndup(mem, tmp, len);
     }
     GENERAL_NAMES_free(names);
     X509_free(cert);
     if (found != 1) {
-        free(id);
+        orpc__mem_free(mem, id);
         return NULL;
     }
     return id;
 }
 
-static int push_name(char ***arr, size_t *n, const char *s, size_t len)
+static int push_name(const orpc_mem *mem, char ***arr, size_t *n, const char *s,
+                     size_t len)
 {
-    char **a = realloc(*arr, (*n + 1) * sizeof(char *));
+    char **a = orpc__mem_malloc(mem, (*n + 1) * sizeof(char *));
     if (a == NULL)
         return ORPC_ENOMEM;
+    if (*n > 0)
+        memcpy(a, *arr, *n * sizeof(char *));
+    orpc__mem_free(mem, *arr);
     *arr = a;
-    a[*n] = strndup(s, len);
+    a[*n] = tls_strndup(mem, s, len);
     if (a[*n] == NULL)
         return ORPC_ENOMEM;
     (*n)++;
     return 0;
 }
 
-int orpc__tls_peer_names(SSL *ssl, orpc__peer_names *out)
+int orpc__tls_peer_names(SSL *ssl, const orpc_mem *mem, orpc__peer_names *out)
 {
     memset(out, 0, sizeof(*out));
     X509 *cert = SSL_get1_peer_certificate(ssl);
@@ -464,8 +487,9 @@ int orpc__tls_peer_names(SSL *ssl, orpc__peer_names *out)
         size_t len = (size_t)ASN1_STRING_length(v);
         if (memchr(s, '\0', len) != NULL || len > 4096)
             continue; /* embedded NUL: never a principal */
-        rc = g->type == GEN_URI ? push_name(&out->uri, &out->n_uri, s, len)
-                                : push_name(&out->dns, &out->n_dns, s, len);
+        rc = g->type == GEN_URI
+                 ? push_name(mem, &out->uri, &out->n_uri, s, len)
+                 : push_name(mem, &out->dns, &out->n_dns, s, len);
     }
     GENERAL_NAMES_free(names);
     if (rc == 0) {
@@ -474,25 +498,25 @@ int orpc__tls_peer_names(SSL *ssl, orpc__peer_names *out)
                                             XN_FLAG_RFC2253) >= 0) {
             char *p;
             long n = BIO_get_mem_data(b, &p);
-            out->subject = strndup(p, (size_t)n);
+            out->subject = tls_strndup(mem, p, (size_t)n);
         }
         BIO_free(b);
     }
     X509_free(cert);
     if (rc != 0)
-        orpc__peer_names_free(out);
+        orpc__peer_names_free(mem, out);
     return rc;
 }
 
-void orpc__peer_names_free(orpc__peer_names *n)
+void orpc__peer_names_free(const orpc_mem *mem, orpc__peer_names *n)
 {
     for (size_t i = 0; i < n->n_uri; i++)
-        free(n->uri[i]);
+        orpc__mem_free(mem, n->uri[i]);
     for (size_t i = 0; i < n->n_dns; i++)
-        free(n->dns[i]);
-    free(n->uri);
-    free(n->dns);
-    free(n->subject);
+        orpc__mem_free(mem, n->dns[i]);
+    orpc__mem_free(mem, n->uri);
+    orpc__mem_free(mem, n->dns);
+    orpc__mem_free(mem, n->subject);
     memset(n, 0, sizeof(*n));
 }
 

@@ -31,8 +31,10 @@ int orpc__tls_check_client_target(const orpc_tls_opts *tls, int is_unix,
                                   char *err, size_t errlen);
 
 /* Wipes the NUL-terminated string |s| (OPENSSL_cleanse) and free()s it:
- * for copies of key_pem, which were strdup'd.  Nothing on NULL. */
+ * for copies of key_pem, which were strdup'd.  Nothing on NULL.  The _mem
+ * twin frees with |mem| (NULL: libc). */
 void orpc__tls_wipe_free(char *s);
+void orpc__tls_wipe_free_mem(const orpc_mem *mem, char *s);
 
 /* Per-connection client checks: the server's certificate must match |name|
  * (DNS name or IP address).  0 or -1. */
@@ -41,8 +43,8 @@ int orpc__tls_client_verify_setup(SSL *ssl, const char *name);
 int orpc__tls_alpn_is_h2(SSL *ssl);
 
 /* The peer certificate's SPIFFE ID when it has exactly one valid SPIFFE
- * URI SAN; malloc'd, or NULL. */
-char *orpc__tls_peer_spiffe_id(SSL *ssl);
+ * URI SAN, allocated with |mem| (NULL: libc); or NULL. */
+char *orpc__tls_peer_spiffe_id(SSL *ssl, const orpc_mem *mem);
 
 /* Everything of a verified peer certificate an authorization policy may
  * match on (gRFC A43): URI SANs, then DNS SANs, then the subject. */
@@ -55,10 +57,11 @@ typedef struct orpc__peer_names {
     char *subject; /* RFC 2253 */
 } orpc__peer_names;
 
-/* Fills |out| from the peer certificate (zeroed when there is none).
- * 0 or ORPC_ENOMEM. */
-int orpc__tls_peer_names(SSL *ssl, orpc__peer_names *out);
-void orpc__peer_names_free(orpc__peer_names *n);
+/* Fills |out| from the peer certificate (zeroed when there is none),
+ * allocating with |mem| (NULL: libc).  0 or ORPC_ENOMEM.  Free it with the
+ * same |mem|. */
+int orpc__tls_peer_names(SSL *ssl, const orpc_mem *mem, orpc__peer_names *out);
+void orpc__peer_names_free(const orpc_mem *mem, orpc__peer_names *n);
 
 /* A static description of why a handshake or record operation failed. */
 const char *orpc__tls_error_reason(SSL *ssl, int rc);

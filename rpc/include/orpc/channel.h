@@ -120,6 +120,17 @@ typedef enum orpc_channel_state {
  * Ownership: copies |target|, |opts| (and what it points to) and |mem|;
  * the caller holds one reference, dropped with orpc_channel_unref().
  * Threads: any thread.
+ *
+ * Allocation: |mem| serves the channel and what it makes for its calls:
+ * connections, their nghttp2 sessions, call objects, metadata, queued
+ * messages, statuses it keeps.  Not through |mem|: what the application
+ * receives and frees itself (response messages, freed with
+ * protobuf_c_message_free_unpacked(msg, NULL), and returned statuses,
+ * cleared with orpc_status_clear(), use the C library); OpenSSL's and
+ * libuv's internal allocations (their allocator hooks are process-wide,
+ * not per object); nghttp2's callback and option tables (its API takes no
+ * allocator for them).  A failed allocation ends the call it was for with
+ * a status, or the function with ORPC_ENOMEM.
  */
 ORPC_EXTERN int orpc_channel_new(orpc_channel **out, const char *target,
                                  const orpc_channel_opts *opts,

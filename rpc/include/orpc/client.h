@@ -67,6 +67,8 @@ typedef struct orpc_invoker {
  * client (generated descriptors are static); copies |mem|; the caller owns
  * the client and frees it with orpc_client_free().
  * Threads: any thread.
+ * Allocation: |mem| allocates the client object (copied); its calls use the
+ * channel's.
  */
 ORPC_EXTERN int orpc_client_new(orpc_client **out,
                                 const orpc_service_desc *service,
@@ -84,6 +86,7 @@ ORPC_EXTERN int orpc_client_new(orpc_client **out,
  * invoker->destroy when the client is freed (also when this function fails
  * after being given it); the caller owns the client.
  * Threads: any thread.
+ * Allocation: |mem| allocates the client object (copied).
  */
 ORPC_EXTERN int orpc_client_new_with_invoker(orpc_client **out,
                                              const orpc_service_desc *service,

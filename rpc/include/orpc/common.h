@@ -68,6 +68,11 @@ ORPC_EXTERN const char *orpc_version(void);
  * receives |user_data| last.  An object created with a NULL `orpc_mem *`, or a
  * hook left NULL, uses the C library's allocator.  orpc copies this struct
  * when an object is created; it does not take ownership of |user_data|.
+ * A server's or a channel's hooks also serve what it makes on its own
+ * behalf (connections, nghttp2 sessions, calls); each constructor says
+ * what does not go through them.  They are called from the object's IO and
+ * worker threads and the application's, at the same time: they must be
+ * thread-safe.
  */
 typedef struct orpc_mem {
     /** Passed to every hook. */

@@ -141,6 +141,17 @@ typedef struct orpc_service_opts {
  * Ownership: copies |opts| (and the strings it points to) and |mem|; the
  * caller owns the server and frees it with orpc_server_free().
  * Threads: any thread.
+ *
+ * Allocation: |mem| serves the server and what it makes: copies of its
+ * options, the authorization policy, connections and their nghttp2
+ * sessions, calls (orpc_ctx, its arena and metadata, streamed request
+ * messages, queued responses, statuses).  Not through |mem|: OpenSSL's
+ * and libuv's internal allocations (their allocator hooks are
+ * process-wide, not per object), jansson's while a policy is parsed (the
+ * same), nghttp2's callback and option tables (its API takes no allocator
+ * for them), and the statuses handlers return (theirs, made with
+ * orpc_status_new()).  A failed allocation ends the call it was for with a
+ * status, or the function with ORPC_ENOMEM.
  */
 ORPC_EXTERN int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
                                 const orpc_mem *mem, orpc_error_detail *detail);
