@@ -35,12 +35,12 @@ size_t orpc__base64_encode(char *dst, const void *src, size_t n,
 int orpc__base64_append(orpc__buf *b, const void *src, size_t n,
                         unsigned flags);
 
-/* Decodes s[0..n) and appends the bytes to |out| (one allocation, of the
- * exact size).  Accepts the standard or the URL-safe alphabet (one per
- * text), unpadded or with complete padding ("=" or "==" ending a length
- * that is a multiple of 4), and requires the unused bits of the last digit
- * to be zero.  0; ORPC_EPARSE when |s| is not such text (|out| unchanged);
- * ORPC_ENOMEM (b->failed set). */
+/* Decodes s[0..n) and appends the bytes to |out| (into an empty |out|: one
+ * allocation, of the exact size).  Accepts the standard or the URL-safe
+ * alphabet (one per text), unpadded or with complete padding ("=" or "=="
+ * ending a length that is a multiple of 4), and requires the unused bits of the
+ * last digit to be zero.  0; ORPC_EPARSE when |s| is not such text (|out|
+ * unchanged); ORPC_ENOMEM (b->failed set). */
 int orpc__base64_decode(orpc__buf *out, const char *s, size_t n);
 
 #endif

@@ -2,7 +2,10 @@
  * common/buf.c — owns orpc__buf (common/buf.h): growth, the sticky failure
  * flag and the hand-over of the bytes.
  *
- * Growth doubles from 64 bytes, so n appends cost O(n) copies.  A
+ * Appends grow the block by doubling from 64 bytes, so n appended bytes
+ * cost O(n) copies; an explicit reserve on an empty buffer allocates just
+ * what it asks, so bytes whose size is known (decoded base64 stored in a
+ * message) take no more room than they need.  A
  * ProtobufCAllocator has no realloc: with one, growing allocates the new
  * block and copies; without one, realloc(3) may extend in place.
  */
@@ -39,7 +42,10 @@ static char *grow(orpc__buf *b, size_t cap)
     return p;
 }
 
-int orpc__buf_reserve(orpc__buf *b, size_t n)
+/* Room for |n| more bytes and the NUL.  A buffer that grows gets at least
+ * twice its capacity; an empty one gets |first| bytes, or just what is
+ * needed if that is more. */
+static int ensure(orpc__buf *b, size_t n, size_t first)
 {
     if (b->failed) {
         return ORPC_ENOMEM;
@@ -52,9 +58,9 @@ int orpc__buf_reserve(orpc__buf *b, size_t n)
         return ORPC_ENOMEM;
     }
     size_t need = b->len + n + 1;
-    size_t cap = b->cap != 0 ? b->cap : BUF_MIN_CAP;
-    while (cap < need) {
-        cap *= 2;
+    size_t cap = b->cap == 0 ? first : b->cap <= SIZE_MAX / 2 ? b->cap * 2 : 0;
+    if (cap < need) {
+        cap = need;
     }
     char *p = grow(b, cap);
     if (p == NULL) {
@@ -69,9 +75,14 @@ int orpc__buf_reserve(orpc__buf *b, size_t n)
     return 0;
 }
 
+int orpc__buf_reserve(orpc__buf *b, size_t n)
+{
+    return ensure(b, n, 0);
+}
+
 void orpc__buf_append(orpc__buf *b, const void *p, size_t n)
 {
-    if (orpc__buf_reserve(b, n) != 0) {
+    if (ensure(b, n, BUF_MIN_CAP) != 0) {
         return;
     }
     if (n > 0) {

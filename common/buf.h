@@ -35,8 +35,10 @@ typedef struct orpc__buf {
  * allocated yet.  Same as zero-initialising and setting |alloc|. */
 void orpc__buf_init(orpc__buf *b, ProtobufCAllocator *alloc);
 
-/* Makes room for |n| more bytes (and the NUL).  0, or ORPC_ENOMEM with
- * |failed| set (also when it was already set). */
+/* Makes room for |n| more bytes (and the NUL): on an empty buffer exactly
+ * that, so bytes of a known size are allocated once at that size; a buffer
+ * that has to grow at least doubles.  0, or ORPC_ENOMEM with |failed| set
+ * (also when it was already set). */
 int orpc__buf_reserve(orpc__buf *b, size_t n);
 
 /* Appends p[0..n) / the C string |s| / the byte |c| / printf output. */

@@ -7,8 +7,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-int orpc__detail_set(orpc_error_detail *detail, int code, const char *fmt,
-                     ...)
+int orpc__detail_set(orpc_error_detail *detail, int code, const char *fmt, ...)
 {
     if (!detail)
         return code;

@@ -11,7 +11,7 @@
 /* Fills |detail| (if not NULL) with |code| and the formatted message,
  * truncated to fit.  Returns |code|, so that a failure reads
  * `return orpc__detail_set(detail, ORPC_ECONFIG, "...", ...);`. */
-int orpc__detail_set(orpc_error_detail *detail, int code, const char *fmt,
-                     ...) ORPC_PRINTF(3, 4);
+int orpc__detail_set(orpc_error_detail *detail, int code, const char *fmt, ...)
+    ORPC_PRINTF(3, 4);
 
 #endif

@@ -102,6 +102,27 @@ static void test_buf_growth(void **state)
     assert_int_equal(b.len, 0);
 }
 
+/* A reserve on an empty buffer is exact (decoded bytes kept in a message
+ * take only their size); growth after it still doubles. */
+static void test_buf_reserve_exact(void **state)
+{
+    (void)state;
+    orpc__buf b = {0};
+    assert_int_equal(orpc__buf_reserve(&b, 10), 0);
+    assert_int_equal(b.cap, 11);
+    assert_string_equal(orpc__buf_str(&b), "");
+    orpc__buf_puts(&b, "0123456789");
+    assert_int_equal(b.cap, 11); /* fits: no growth */
+    orpc__buf_putc(&b, 'x');
+    assert_int_equal(b.cap, 22);
+    assert_int_equal(orpc__buf_reserve(&b, 100), 0);
+    assert_int_equal(b.cap, 112);
+    orpc__buf_free(&b);
+    assert_int_equal(orpc__base64_decode(&b, "Zm9vYmFy", 8), 0);
+    assert_int_equal(b.cap, 7);
+    orpc__buf_free(&b);
+}
+
 static void test_buf_append_forms(void **state)
 {
     (void)state;
@@ -374,6 +395,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buf_empty),
         cmocka_unit_test(test_buf_growth),
+        cmocka_unit_test(test_buf_reserve_exact),
         cmocka_unit_test(test_buf_append_forms),
         cmocka_unit_test(test_buf_truncate),
         cmocka_unit_test(test_buf_take),
