@@ -20,7 +20,7 @@ endforeach()
 # json.c is compiled into the test (instead of linking liborpc-compat) so
 # that the test reaches the hidden orpc__json_* functions too.
 orpc_test(json SOURCES ${PROJECT_SOURCE_DIR}/compat/src/json.c
-          LIBS orpc_json_test_protos orpc_protos PkgConfig::JANSSON)
+          LIBS orpc_json_test_protos orpc_protos orpc_common PkgConfig::JANSSON)
 target_include_directories(json_test PRIVATE
     ${PROJECT_SOURCE_DIR}/compat/include)
 

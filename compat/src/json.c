@@ -81,6 +81,8 @@
 
 #include <orpc/error.h>
 
+#include "common/base64.h"
+#include "common/buf.h"
 #include "google/protobuf/any.orpc.h"
 #include "google/protobuf/duration.orpc.h"
 #include "google/protobuf/empty.orpc.h"
@@ -157,62 +159,6 @@ static void pb_msg_free(ProtobufCAllocator *a, ProtobufCMessage *m)
 }
 
 /* ------------------------------------------------------------------ */
-/* Growing strings                                                     */
-
-typedef struct sbuf {
-    char *p;
-    size_t len;
-    size_t cap;
-    int oom;
-} sbuf;
-
-static void sb_add(sbuf *b, const char *s, size_t n)
-{
-    if (b->oom) {
-        return;
-    }
-    if (b->cap - b->len <= n) {
-        if (n > SIZE_MAX / 2 - b->len) {
-            b->oom = 1;
-            return;
-        }
-        size_t need = b->len + n + 1;
-        size_t cap = b->cap != 0 ? b->cap : 64;
-        while (cap < need) {
-            cap *= 2;
-        }
-        char *q = realloc(b->p, cap);
-        if (q == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_str(sbuf *b, const char *s)
-{
-    sb_add(b, s, strlen(s));
-}
-
-static void sb_char(sbuf *b, char c)
-{
-    sb_add(b, &c, 1);
-}
-
-static void sb_truncate(sbuf *b, size_t len)
-{
-    if (b->p != NULL && len <= b->len) {
-        b->len = len;
-        b->p[len] = '\0';
-    }
-}
-
-/* ------------------------------------------------------------------ */
 /* Text helpers                                                        */
 
 static int is_digit(char c)
@@ -277,7 +223,7 @@ static int utf8_valid(const char *s, size_t n)
 }
 
 /* Appends |s| as the inside of a JSON string literal. */
-static void sb_escape(sbuf *b, const char *s, size_t n)
+static void sb_escape(orpc__buf *b, const char *s, size_t n)
 {
     size_t run = 0;
     for (size_t i = 0; i < n; i++) {
@@ -314,17 +260,17 @@ static void sb_escape(sbuf *b, const char *s, size_t n)
             break;
         }
         if (esc != NULL) {
-            sb_add(b, s + run, i - run);
-            sb_str(b, esc);
+            orpc__buf_append(b, s + run, i - run);
+            orpc__buf_puts(b, esc);
             run = i + 1;
         }
     }
-    sb_add(b, s + run, n - run);
+    orpc__buf_append(b, s + run, n - run);
 }
 
 /* |s| quoted for an error message: JSON-escaped, cut (at a character
  * boundary) after |max| bytes. */
-static void sb_quote(sbuf *b, const char *s, size_t max)
+static void sb_quote(orpc__buf *b, const char *s, size_t max)
 {
     size_t n = strlen(s);
     int cut = 0;
@@ -335,9 +281,9 @@ static void sb_quote(sbuf *b, const char *s, size_t max)
         }
         cut = 1;
     }
-    sb_char(b, '"');
+    orpc__buf_putc(b, '"');
     sb_escape(b, s, n);
-    sb_str(b, cut ? "...\"" : "\"");
+    orpc__buf_puts(b, cut ? "...\"" : "\"");
 }
 
 /* protoc's ToJsonName: "foo_bar" -> "fooBar", compared with |key|. */
@@ -799,139 +745,7 @@ static int fits_float(double v)
     return !isfinite(v) || dabs(v) < 0x1.ffffffp+127;
 }
 
-/* ------------------------------------------------------------------ */
-/* Base64                                                              */
-
-static const char B64_STD[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-static const char B64_URL[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-/* Padded base64 of p[0..n) in a malloc'd string. */
-static char *b64_encode(const uint8_t *p, size_t n, int url, size_t *outlen)
-{
-    const char *abc = url ? B64_URL : B64_STD;
-    if (n > (SIZE_MAX - 1) / 4 * 3 - 3) {
-        return NULL;
-    }
-    size_t len = (n + 2) / 3 * 4;
-    char *r = malloc(len + 1);
-    if (r == NULL) {
-        return NULL;
-    }
-    size_t j = 0;
-    size_t i = 0;
-    for (; i + 3 <= n; i += 3) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
-        r[j++] = abc[v >> 18 & 63];
-        r[j++] = abc[v >> 12 & 63];
-        r[j++] = abc[v >> 6 & 63];
-        r[j++] = abc[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)p[i] << 16;
-        r[j++] = abc[v >> 18 & 63];
-        r[j++] = abc[v >> 12 & 63];
-        r[j++] = '=';
-        r[j++] = '=';
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8;
-        r[j++] = abc[v >> 18 & 63];
-        r[j++] = abc[v >> 12 & 63];
-        r[j++] = abc[v >> 6 & 63];
-        r[j++] = '=';
-    }
-    r[j] = '\0';
-    if (outlen != NULL) {
-        *outlen = j;
-    }
-    return r;
-}
-
-/* Value of a base64 digit of either alphabet, or -1; notes which alphabet
- * the digit belongs to in |*kind| (1 standard, 2 URL-safe). */
-static int b64_digit(char c, int *kind)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    switch (c) {
-    case '+':
-        *kind |= 1;
-        return 62;
-    case '/':
-        *kind |= 1;
-        return 63;
-    case '-':
-        *kind |= 2;
-        return 62;
-    case '_':
-        *kind |= 2;
-        return 63;
-    default:
-        return -1;
-    }
-}
-
 enum { CV_OK = 0, CV_BAD = -1, CV_NOMEM = -2, CV_UNKNOWN_ENUM = 1 };
-
-/* Strict base64 (either alphabet, padded or not) into |out|, allocated with
- * |a|: CV_OK, CV_BAD or CV_NOMEM. */
-static int b64_decode(const char *s, size_t n, ProtobufCAllocator *a,
-                      ProtobufCBinaryData *out)
-{
-    size_t pad = 0;
-    while (pad < 2 && pad < n && s[n - 1 - pad] == '=') {
-        pad++;
-    }
-    size_t m = n - pad;
-    if (pad > 0 && n % 4 != 0) {
-        return CV_BAD;
-    }
-    size_t rem = m % 4;
-    if (rem == 1 || (pad > 0 && pad != 4 - rem)) {
-        return CV_BAD;
-    }
-    size_t len = m / 4 * 3 + (rem == 0 ? 0 : rem - 1);
-    uint8_t *buf = NULL;
-    if (len > 0) {
-        buf = pb_alloc(a, len);
-        if (buf == NULL) {
-            return CV_NOMEM;
-        }
-    }
-    int kind = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t j = 0;
-    for (size_t i = 0; i < m; i++) {
-        int d = b64_digit(s[i], &kind);
-        if (d < 0 || kind == 3) {
-            pb_free(a, buf);
-            return CV_BAD;
-        }
-        acc = acc << 6 | (uint32_t)d;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            buf[j++] = (uint8_t)(acc >> bits);
-            acc &= (1u << bits) - 1;
-        }
-    }
-    if (acc != 0) { /* non-zero trailing bits: not canonical */
-        pb_free(a, buf);
-        return CV_BAD;
-    }
-    out->data = buf;
-    out->len = len;
-    return CV_OK;
-}
 
 /* ------------------------------------------------------------------ */
 /* Timestamp, Duration, FieldMask text                                 */
@@ -1144,7 +958,7 @@ static int parse_duration(const char *s, size_t n, int64_t *sec, int32_t *nanos)
 
 /* FieldMask path "foo_bar.baz" -> "fooBar.baz"; -1 when the path would not
  * read back the same (upper case, '_' not before a lower-case letter). */
-static int fieldmask_path_to_json(sbuf *b, const char *p)
+static int fieldmask_path_to_json(orpc__buf *b, const char *p)
 {
     int after = 0;
     for (; *p != '\0'; p++) {
@@ -1156,12 +970,12 @@ static int fieldmask_path_to_json(sbuf *b, const char *p)
             if (!is_lower(c)) {
                 return -1;
             }
-            sb_char(b, (char)(c - 'a' + 'A'));
+            orpc__buf_putc(b, (char)(c - 'a' + 'A'));
             after = 0;
         } else if (c == '_') {
             after = 1;
         } else {
-            sb_char(b, c);
+            orpc__buf_putc(b, c);
         }
     }
     return after ? -1 : 0;
@@ -1477,6 +1291,32 @@ static const char *type_url_name(const char *url)
 /* ------------------------------------------------------------------ */
 /* Text to scalar (JSON strings, map keys, URL text)                    */
 
+/* Base64 text s[0..n) as the value of a bytes field, allocated with |a|
+ * (no data for no bytes): CV_OK, CV_BAD or CV_NOMEM. */
+static int bytes_from_base64(const char *s, size_t n, ProtobufCAllocator *a,
+                             ProtobufCBinaryData *out, const char **why)
+{
+    orpc__buf b;
+    orpc__buf_init(&b, a);
+    int rc = orpc__base64_decode(&b, s, n);
+    if (rc != 0) {
+        orpc__buf_free(&b);
+        if (rc == ORPC_EPARSE) {
+            *why = "invalid base64";
+            return CV_BAD;
+        }
+        return CV_NOMEM;
+    }
+    out->len = b.len;
+    if (b.len == 0) {
+        orpc__buf_free(&b);
+        out->data = NULL;
+        return CV_OK;
+    }
+    out->data = (uint8_t *)orpc__buf_take(&b, NULL);
+    return out->data != NULL ? CV_OK : CV_NOMEM;
+}
+
 /* Converts text s[0..n) (NUL-terminated at n) for field |f| into |member|.
  * |bool_text|: accept "true"/"false" for bool fields.  CV_OK, CV_BAD (with
  * |*why|), CV_NOMEM or CV_UNKNOWN_ENUM. */
@@ -1563,11 +1403,7 @@ static int text_to_scalar(const ProtobufCFieldDescriptor *f,
         return CV_OK;
     }
     case PROTOBUF_C_TYPE_BYTES:
-        rc = b64_decode(s, n, a, (ProtobufCBinaryData *)member);
-        if (rc == CV_BAD) {
-            *why = "invalid base64";
-        }
-        return rc;
+        return bytes_from_base64(s, n, a, member, why);
     case PROTOBUF_C_TYPE_ENUM: {
         if (ei != NULL) {
             const orpc_enum_value_info *v = orpc_enum_info_find(ei, s);
@@ -1713,13 +1549,13 @@ static int enc_scalar(const ectx *c, const ProtobufCFieldDescriptor *f,
     }
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = member;
-        size_t n = 0;
-        char *t = b64_encode(b->data, b->data != NULL ? b->len : 0, 0, &n);
-        if (t == NULL) {
+        orpc__buf t = {0};
+        if (orpc__base64_append(&t, b->data, b->data != NULL ? b->len : 0, 0) !=
+            0) {
             return ORPC_ENOMEM;
         }
-        *out = json_stringn_nocheck(t, n);
-        free(t);
+        *out = json_stringn_nocheck(t.data, t.len);
+        orpc__buf_free(&t);
         return *out != NULL ? 0 : ORPC_ENOMEM;
     }
     case PROTOBUF_C_TYPE_ENUM: {
@@ -2122,28 +1958,26 @@ static int enc_wkt(ectx *c, enum wkt kind, mtype t, const ProtobufCMessage *m,
         return enc_list_value(c, (const void *)m, depth, out);
     case WKT_FIELDMASK: {
         const Google__Protobuf__FieldMask *fm = (const void *)m;
-        sbuf b = {NULL, 0, 0, 0};
-        sb_str(&b, "");
+        orpc__buf b = {0};
         if (fm->n_paths > 0 && fm->paths == NULL) {
-            free(b.p);
             return ORPC_EINVAL;
         }
         for (size_t k = 0; k < fm->n_paths; k++) {
             if (k > 0) {
-                sb_char(&b, ',');
+                orpc__buf_putc(&b, ',');
             }
             if (fm->paths[k] == NULL ||
                 fieldmask_path_to_json(&b, fm->paths[k]) < 0) {
-                free(b.p);
+                orpc__buf_free(&b);
                 return ORPC_EINVAL;
             }
         }
-        if (b.oom) {
-            free(b.p);
+        if (b.failed) {
+            orpc__buf_free(&b);
             return ORPC_ENOMEM;
         }
-        int rc = mk_string(b.p, b.len, out);
-        free(b.p);
+        int rc = mk_string(orpc__buf_str(&b), b.len, out);
+        orpc__buf_free(&b);
         return rc;
     }
     case WKT_ANY:
@@ -2238,7 +2072,7 @@ static void ectx_init(ectx *c, const orpc_json_opts *opts, mtype root)
 }
 
 /* Compact JSON text of |v|, reals in their shortest exact form. */
-static void dump(sbuf *b, json_t *v)
+static void dump(orpc__buf *b, json_t *v)
 {
     char buf[64];
     switch (json_typeof(v)) {
@@ -2246,53 +2080,53 @@ static void dump(sbuf *b, json_t *v)
         const char *k;
         json_t *x;
         int first = 1;
-        sb_char(b, '{');
+        orpc__buf_putc(b, '{');
         json_object_foreach(v, k, x)
         {
             if (!first) {
-                sb_char(b, ',');
+                orpc__buf_putc(b, ',');
             }
             first = 0;
-            sb_char(b, '"');
+            orpc__buf_putc(b, '"');
             sb_escape(b, k, strlen(k));
-            sb_str(b, "\":");
+            orpc__buf_puts(b, "\":");
             dump(b, x);
         }
-        sb_char(b, '}');
+        orpc__buf_putc(b, '}');
         break;
     }
     case JSON_ARRAY:
-        sb_char(b, '[');
+        orpc__buf_putc(b, '[');
         for (size_t i = 0; i < json_array_size(v); i++) {
             if (i > 0) {
-                sb_char(b, ',');
+                orpc__buf_putc(b, ',');
             }
             dump(b, json_array_get(v, i));
         }
-        sb_char(b, ']');
+        orpc__buf_putc(b, ']');
         break;
     case JSON_STRING:
-        sb_char(b, '"');
+        orpc__buf_putc(b, '"');
         sb_escape(b, json_string_value(v), json_string_length(v));
-        sb_char(b, '"');
+        orpc__buf_putc(b, '"');
         break;
     case JSON_INTEGER:
         snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT,
                  json_integer_value(v));
-        sb_str(b, buf);
+        orpc__buf_puts(b, buf);
         break;
     case JSON_REAL:
         fmt_double(json_real_value(v), buf, sizeof buf);
-        sb_str(b, buf);
+        orpc__buf_puts(b, buf);
         break;
     case JSON_TRUE:
-        sb_str(b, "true");
+        orpc__buf_puts(b, "true");
         break;
     case JSON_FALSE:
-        sb_str(b, "false");
+        orpc__buf_puts(b, "false");
         break;
     case JSON_NULL:
-        sb_str(b, "null");
+        orpc__buf_puts(b, "null");
         break;
     }
 }
@@ -2332,18 +2166,11 @@ int orpc_json_encode(const orpc_message_info *info, const ProtobufCMessage *msg,
     if (rc != 0) {
         return rc;
     }
-    sbuf b = {NULL, 0, 0, 0};
+    orpc__buf b = {0};
     dump(&b, v);
     json_decref(v);
-    if (b.oom || b.p == NULL) {
-        free(b.p);
-        return ORPC_ENOMEM;
-    }
-    *out = b.p;
-    if (len != NULL) {
-        *len = b.len;
-    }
-    return 0;
+    *out = orpc__buf_take(&b, len);
+    return *out != NULL ? 0 : ORPC_ENOMEM;
 }
 
 /* ------------------------------------------------------------------ */
@@ -2356,7 +2183,7 @@ typedef struct dctx {
     ProtobufCAllocator *alloc;
     mtype root;
     mtype any_cache;
-    sbuf path;
+    orpc__buf path;
     orpc_status st;
 } dctx;
 
@@ -2377,7 +2204,7 @@ static int fail(dctx *c, const char *fmt, ...)
     if (c->st.code != ORPC_OK) {
         return -1;
     }
-    if (c->path.oom || c->path.p == NULL) {
+    if (c->path.failed) {
         return nomem(c);
     }
     char reason[512];
@@ -2385,17 +2212,17 @@ static int fail(dctx *c, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(reason, sizeof reason, fmt, ap);
     va_end(ap);
-    c->st =
-        orpc_status_errorf(ORPC_INVALID_ARGUMENT, "%s: %s", c->path.p, reason);
+    c->st = orpc_status_errorf(ORPC_INVALID_ARGUMENT, "%s: %s",
+                               orpc__buf_str(&c->path), reason);
     return -1;
 }
 
 /* "unknown value "x"" style quoting of input text for reasons. */
-static const char *quoted(sbuf *tmp, const char *s)
+static const char *quoted(orpc__buf *tmp, const char *s)
 {
-    tmp->len = 0;
+    orpc__buf_truncate(tmp, 0);
     sb_quote(tmp, s, 64);
-    return tmp->oom || tmp->p == NULL ? "\"?\"" : tmp->p;
+    return tmp->failed ? "\"?\"" : orpc__buf_str(tmp);
 }
 
 static int is_ident(const char *k)
@@ -2419,12 +2246,12 @@ static size_t path_key(dctx *c, const char *key)
 {
     size_t mark = c->path.len;
     if (is_ident(key)) {
-        sb_char(&c->path, '.');
-        sb_str(&c->path, key);
+        orpc__buf_putc(&c->path, '.');
+        orpc__buf_puts(&c->path, key);
     } else {
-        sb_char(&c->path, '[');
+        orpc__buf_putc(&c->path, '[');
         sb_quote(&c->path, key, 64);
-        sb_char(&c->path, ']');
+        orpc__buf_putc(&c->path, ']');
     }
     return mark;
 }
@@ -2432,9 +2259,9 @@ static size_t path_key(dctx *c, const char *key)
 static size_t path_mapkey(dctx *c, const char *key)
 {
     size_t mark = c->path.len;
-    sb_char(&c->path, '[');
+    orpc__buf_putc(&c->path, '[');
     sb_quote(&c->path, key, 64);
-    sb_char(&c->path, ']');
+    orpc__buf_putc(&c->path, ']');
     return mark;
 }
 
@@ -2443,15 +2270,13 @@ static size_t path_index(dctx *c, size_t i)
     size_t mark = c->path.len;
     char buf[32];
     snprintf(buf, sizeof buf, "[%zu]", i);
-    sb_str(&c->path, buf);
+    orpc__buf_puts(&c->path, buf);
     return mark;
 }
 
 static void path_pop(dctx *c, size_t mark)
 {
-    if (!c->path.oom) {
-        sb_truncate(&c->path, mark);
-    }
+    orpc__buf_truncate(&c->path, mark);
 }
 
 static int too_deep(dctx *c)
@@ -2509,10 +2334,10 @@ static int dec_scalar(dctx *c, const ProtobufCFieldDescriptor *f,
             if (c->ignore_unknown) {
                 return 1;
             }
-            sbuf q = {NULL, 0, 0, 0};
+            orpc__buf q = {0};
             fail(c, "unknown value %s of %s", quoted(&q, json_string_value(v)),
                  enum_type_name(f));
-            free(q.p);
+            orpc__buf_free(&q);
             return -1;
         }
         if (rc != CV_OK) {
@@ -3102,7 +2927,7 @@ static int dec_any(dctx *c, mtype t, json_t *v, unsigned depth,
                     ? find_type(c->root, &c->any_cache, name, strlen(name), &it)
                     : 0;
     if (found <= 0) {
-        sbuf q = {NULL, 0, 0, 0};
+        orpc__buf q = {0};
         if (found < 0) {
             nomem(c);
         } else if (name == NULL) {
@@ -3111,7 +2936,7 @@ static int dec_any(dctx *c, mtype t, json_t *v, unsigned depth,
             fail(c, "unknown type %s (no orpc table of it is reachable)",
                  quoted(&q, name));
         }
-        free(q.p);
+        orpc__buf_free(&q);
         path_pop(c, mark);
         return -1;
     }
@@ -3196,11 +3021,11 @@ static int dec_simple_wkt(dctx *c, enum wkt kind, mtype t, json_t *v,
                      : parse_duration(json_string_value(v),
                                       json_string_length(v), &sec, &nanos);
         if (rc < 0) {
-            sbuf q = {NULL, 0, 0, 0};
+            orpc__buf q = {0};
             fail(c, "invalid %s %s",
                  kind == WKT_TIMESTAMP ? "timestamp" : "duration",
                  quoted(&q, json_string_value(v)));
-            free(q.p);
+            orpc__buf_free(&q);
             return -1;
         }
     } else if (json_is_null(v)) {
@@ -3283,7 +3108,7 @@ static orpc_status decode_root(const orpc_message_info *info, json_t *v,
     c.real_ints = real_ints;
     c.alloc = alloc;
     c.root = mt(info->descriptor, info);
-    sb_str(&c.path, path != NULL ? path : "$");
+    orpc__buf_puts(&c.path, path != NULL ? path : "$");
     ProtobufCMessage *m = NULL;
     int rc = dec_msg(&c, c.root, v, 0, &m);
     if (rc == 0 && !protobuf_c_message_check(m)) {
@@ -3291,7 +3116,7 @@ static orpc_status decode_root(const orpc_message_info *info, json_t *v,
         m = NULL;
         rc = fail(&c, "a required field is missing");
     }
-    free(c.path.p);
+    orpc__buf_free(&c.path);
     if (rc < 0) {
         if (c.st.code == ORPC_OK) { /* cannot happen; never report OK */
             c.st = orpc_status_new(ORPC_INVALID_ARGUMENT, "invalid JSON");
@@ -3421,7 +3246,10 @@ int orpc__json_scalar_text(const ProtobufCFieldDescriptor *f,
         break;
     case PROTOBUF_C_TYPE_BYTES: {
         const ProtobufCBinaryData *b = member;
-        *out = b64_encode(b->data, b->data != NULL ? b->len : 0, 1, NULL);
+        orpc__buf t = {0};
+        orpc__base64_append(&t, b->data, b->data != NULL ? b->len : 0,
+                            ORPC__BASE64_URL);
+        *out = orpc__buf_take(&t, NULL);
         return *out != NULL ? 0 : ORPC_ENOMEM;
     }
     case PROTOBUF_C_TYPE_ENUM: {
