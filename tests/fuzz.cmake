@@ -111,7 +111,7 @@ endforeach()
 # (buffers, base64) as well; the rest of common/ comes from orpc_common.
 orpc_fuzz_target(fuzz_json
     LIBS orpc_compat orpc_json_test_protos orpc_protos
-    FUZZ_SOURCES ${_src}/compat/src/json.c ${_src}/common/buf.c
+    FUZZ_SOURCES ${ORPC_JSON_SRCS} ${_src}/common/buf.c
                  ${_src}/common/base64.c
     FUZZ_LIBS orpc_json_test_protos orpc_protos orpc_common PkgConfig::JANSSON
     INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/tests)

@@ -1,5 +1,5 @@
 /*
- * json_test.c — the proto3 JSON mapping (compat/src/json.c): every scalar
+ * json_test.c — the proto3 JSON mapping (compat/src/json_*.c): every scalar
  * type, repeated fields, maps with every key kind, oneofs and every
  * well-known type both ways, with exact expected texts; JSON and proto
  * names; the legacy profile on the OpsConductor notification request;
@@ -8,8 +8,8 @@
  * UTF-8, NUL, wrong types at every level of every field), which must end in
  * INVALID_ARGUMENT naming a path, never in a crash or a leak.  Messages are
  * built with a counting ProtobufCAllocator, swept through every allocation
- * failure.  The hidden orpc__json_* functions are reached because json.c is
- * compiled into this test (tests/json.cmake).
+ * failure.  The hidden orpc__json_* functions are reached because the
+ * json_*.c files are compiled into this test (tests/json.cmake).
  */
 #include <math.h>
 #include <setjmp.h>

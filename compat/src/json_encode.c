@@ -1,0 +1,478 @@
+/*
+ * json_encode.c — messages to proto3 JSON: orpc_json_encode() and
+ * orpc__json_encode_value(), field presence, repeated fields, maps and
+ * oneofs, and the text of the jansson tree.
+ *
+ * Encoding choices: compact output; fields in number order; reals in the
+ * shortest form that reads back to the same double (float fields: to the
+ * same float); 64-bit integers as strings (the legacy profile: numbers
+ * within ±2^53); a missing message where one is needed (list element, map
+ * value) as its default instance; nesting deeper than max_depth is
+ * ORPC_EINVAL, so that what orpc writes it can read.  The tree is written
+ * here rather than by json_dumps(), whose reals are not shortest-exact.
+ */
+#include "json_internal.h"
+
+#include <inttypes.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <orpc/error.h>
+
+#include "common/base64.h"
+
+int orpc__json_mk_string(const char *s, size_t n, json_t **out)
+{
+    if (!orpc__json_utf8_valid(s, n)) {
+        return ORPC_EINVAL;
+    }
+    *out = json_stringn_nocheck(s, n);
+    return *out != NULL ? 0 : ORPC_ENOMEM;
+}
+
+int orpc__json_mk(json_t *v, json_t **out)
+{
+    *out = v;
+    return v != NULL ? 0 : ORPC_ENOMEM;
+}
+
+static int enc_i64(const orpc__json_enc *c, int64_t v, json_t **out)
+{
+    if (c->legacy && v >= -(int64_t)ORPC__JSON_EXACT_DOUBLE_MAX &&
+        v <= (int64_t)ORPC__JSON_EXACT_DOUBLE_MAX) {
+        return orpc__json_mk(json_integer((json_int_t)v), out);
+    }
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRId64, v);
+    return orpc__json_mk(json_string_nocheck(buf), out);
+}
+
+static int enc_u64(const orpc__json_enc *c, uint64_t v, json_t **out)
+{
+    if (c->legacy && v <= (uint64_t)ORPC__JSON_EXACT_DOUBLE_MAX) {
+        return orpc__json_mk(json_integer((json_int_t)v), out);
+    }
+    char buf[32];
+    snprintf(buf, sizeof buf, "%" PRIu64, v);
+    return orpc__json_mk(json_string_nocheck(buf), out);
+}
+
+static int enc_real(double v, int is_float, json_t **out)
+{
+    if (isnan(v)) {
+        return orpc__json_mk(json_string_nocheck("NaN"), out);
+    }
+    if (isinf(v)) {
+        return orpc__json_mk(
+            json_string_nocheck(v > 0 ? "Infinity" : "-Infinity"), out);
+    }
+    if (is_float) {
+        v = orpc__json_float_as_double((float)v);
+    }
+    return orpc__json_mk(json_real(v), out);
+}
+
+int orpc__json_enc_scalar(const orpc__json_enc *c,
+                          const ProtobufCFieldDescriptor *f,
+                          const orpc_enum_info *ei, const void *member,
+                          json_t **out)
+{
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+        return orpc__json_mk(json_integer(*(const int32_t *)member), out);
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+        return orpc__json_mk(json_integer(*(const uint32_t *)member), out);
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+        return enc_i64(c, *(const int64_t *)member, out);
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return enc_u64(c, *(const uint64_t *)member, out);
+    case PROTOBUF_C_TYPE_FLOAT:
+        return enc_real(*(const float *)member, 1, out);
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return enc_real(*(const double *)member, 0, out);
+    case PROTOBUF_C_TYPE_BOOL:
+        return orpc__json_mk(
+            json_boolean(*(const protobuf_c_boolean *)member != 0), out);
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(char *const *)member;
+        if (s == NULL) {
+            s = "";
+        }
+        return orpc__json_mk_string(s, strlen(s), out);
+    }
+    case PROTOBUF_C_TYPE_BYTES: {
+        const ProtobufCBinaryData *b = member;
+        orpc__buf t = {0};
+        if (orpc__base64_append(&t, b->data, b->data != NULL ? b->len : 0, 0) !=
+            0) {
+            return ORPC_ENOMEM;
+        }
+        *out = json_stringn_nocheck(t.data, t.len);
+        orpc__buf_free(&t);
+        return *out != NULL ? 0 : ORPC_ENOMEM;
+    }
+    case PROTOBUF_C_TYPE_ENUM: {
+        int32_t n = *(const int32_t *)member;
+        if (orpc__json_is_null_enum(f)) {
+            return orpc__json_mk(json_null(), out);
+        }
+        const char *name = orpc__json_enum_name(f, ei, c->legacy, n);
+        if (name == NULL) {
+            return orpc__json_mk(json_integer(n), out);
+        }
+        return orpc__json_mk(json_string_nocheck(name), out);
+    }
+    case PROTOBUF_C_TYPE_MESSAGE:
+        break;
+    }
+    return ORPC_EINVAL;
+}
+
+/* One value of field |i| of |t| stored at |member| (for messages, the
+ * pointer to the message). */
+static int enc_elem(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
+                    const void *member, unsigned depth, json_t **out)
+{
+    const ProtobufCFieldDescriptor *f = &t.d->fields[i];
+    if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
+        return orpc__json_enc_scalar(c, f, orpc__json_enum_of(t, i), member,
+                                     out);
+    }
+    orpc__json_mtype st = orpc__json_mt_field(t, i);
+    const ProtobufCMessage *sm = *(const ProtobufCMessage *const *)member;
+    if (sm != NULL) {
+        return sm->descriptor == st.d
+                   ? orpc__json_enc_msg(c, st, sm, depth, out)
+                   : ORPC_EINVAL;
+    }
+    if (orpc__json_wkt_of(st.d) == ORPC__WKT_VALUE) {
+        return orpc__json_mk(json_null(), out);
+    }
+    /* A missing message where one is needed (map value, list element):
+     * its default instance. */
+    ProtobufCMessage *tmp = orpc__json_msg_new(NULL, st.d);
+    if (tmp == NULL) {
+        return ORPC_ENOMEM;
+    }
+    int rc = orpc__json_enc_msg(c, st, tmp, depth, out);
+    free(tmp); /* a fresh message owns nothing */
+    return rc;
+}
+
+/* Whether singular field |f| of the message at |base| is present. */
+static int field_present(const ProtobufCFieldDescriptor *f, const char *base)
+{
+    const void *member = base + f->offset;
+    if (f->label == PROTOBUF_C_LABEL_REQUIRED) {
+        return 1;
+    }
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
+        if (f->type == PROTOBUF_C_TYPE_MESSAGE ||
+            f->type == PROTOBUF_C_TYPE_STRING) {
+            const void *p = *(const void *const *)member;
+            return p != NULL && p != f->default_value;
+        }
+        return *(const protobuf_c_boolean *)(base + f->quantifier_offset) != 0;
+    }
+    switch (f->type) {
+    case PROTOBUF_C_TYPE_INT32:
+    case PROTOBUF_C_TYPE_SINT32:
+    case PROTOBUF_C_TYPE_SFIXED32:
+    case PROTOBUF_C_TYPE_UINT32:
+    case PROTOBUF_C_TYPE_FIXED32:
+    case PROTOBUF_C_TYPE_ENUM:
+        return *(const uint32_t *)member != 0;
+    case PROTOBUF_C_TYPE_INT64:
+    case PROTOBUF_C_TYPE_SINT64:
+    case PROTOBUF_C_TYPE_SFIXED64:
+    case PROTOBUF_C_TYPE_UINT64:
+    case PROTOBUF_C_TYPE_FIXED64:
+        return *(const uint64_t *)member != 0;
+    case PROTOBUF_C_TYPE_FLOAT:
+        return *(const float *)member != 0;
+    case PROTOBUF_C_TYPE_DOUBLE:
+        return *(const double *)member != 0;
+    case PROTOBUF_C_TYPE_BOOL:
+        return *(const protobuf_c_boolean *)member != 0;
+    case PROTOBUF_C_TYPE_STRING: {
+        const char *s = *(const char *const *)member;
+        return s != NULL && s[0] != '\0';
+    }
+    case PROTOBUF_C_TYPE_BYTES:
+        return ((const ProtobufCBinaryData *)member)->len != 0;
+    case PROTOBUF_C_TYPE_MESSAGE:
+        return *(const void *const *)member != NULL;
+    }
+    return 0;
+}
+
+static int enc_map(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
+                   const char *base, unsigned depth, json_t **out)
+{
+    const ProtobufCFieldDescriptor *f = &t.d->fields[i];
+    size_t n = *(const size_t *)(base + f->quantifier_offset);
+    ProtobufCMessage *const *arr =
+        *(ProtobufCMessage *const *const *)(base + f->offset);
+    orpc__json_mtype et = orpc__json_mt_field(t, i);
+    if (depth + 1 > c->max_depth) {
+        return ORPC_EINVAL;
+    }
+    json_t *obj = json_object();
+    if (obj == NULL) {
+        return ORPC_ENOMEM;
+    }
+    for (size_t k = 0; k < n; k++) {
+        const ProtobufCMessage *e = arr != NULL ? arr[k] : NULL;
+        if (e == NULL || e->descriptor != et.d) {
+            json_decref(obj);
+            return ORPC_EINVAL;
+        }
+        const char *eb = (const char *)e;
+        char buf[32];
+        const char *key = NULL;
+        json_t *v = NULL;
+        int rc = orpc__json_map_key_text(&et.d->fields[0],
+                                         eb + et.d->fields[0].offset, buf,
+                                         sizeof buf, &key);
+        if (rc == 0) {
+            rc = enc_elem(c, et, 1, eb + et.d->fields[1].offset, depth + 1, &v);
+        }
+        if (rc == 0 && json_object_set_new_nocheck(obj, key, v) < 0) {
+            rc = ORPC_ENOMEM;
+        }
+        if (rc != 0) {
+            json_decref(obj);
+            return rc;
+        }
+    }
+    *out = obj;
+    return 0;
+}
+
+static int enc_list(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
+                    const char *base, unsigned depth, json_t **out)
+{
+    const ProtobufCFieldDescriptor *f = &t.d->fields[i];
+    size_t n = *(const size_t *)(base + f->quantifier_offset);
+    const char *arr = *(const char *const *)(base + f->offset);
+    size_t esz = orpc__json_elem_size(f->type);
+    if (depth + 1 > c->max_depth) {
+        return ORPC_EINVAL;
+    }
+    if (n > 0 && arr == NULL) {
+        return ORPC_EINVAL;
+    }
+    json_t *a = json_array();
+    if (a == NULL) {
+        return ORPC_ENOMEM;
+    }
+    for (size_t k = 0; k < n; k++) {
+        json_t *v = NULL;
+        int rc = enc_elem(c, t, i, arr + k * esz, depth + 1, &v);
+        if (rc == 0 && json_array_append_new(a, v) < 0) {
+            rc = ORPC_ENOMEM;
+        }
+        if (rc != 0) {
+            json_decref(a);
+            return rc;
+        }
+    }
+    *out = a;
+    return 0;
+}
+
+int orpc__json_enc_msg(orpc__json_enc *c, orpc__json_mtype t,
+                       const ProtobufCMessage *m, unsigned depth, json_t **out)
+{
+    enum orpc__json_wkt kind = orpc__json_wkt_of(t.d);
+    if (kind != ORPC__WKT_NONE) {
+        return orpc__json_enc_wkt(c, kind, t, m, depth, out);
+    }
+    if (depth + 1 > c->max_depth) {
+        return ORPC_EINVAL;
+    }
+    json_t *obj = json_object();
+    if (obj == NULL) {
+        return ORPC_ENOMEM;
+    }
+    const char *base = (const char *)m;
+    for (unsigned i = 0; i < t.d->n_fields; i++) {
+        const ProtobufCFieldDescriptor *f = &t.d->fields[i];
+        const void *member = base + f->offset;
+        json_t *v = NULL;
+        int rc;
+        if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF) {
+            if (*(const uint32_t *)(base + f->quantifier_offset) != f->id) {
+                continue;
+            }
+            rc = enc_elem(c, t, i, member, depth + 1, &v);
+        } else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
+            if (*(const size_t *)(base + f->quantifier_offset) == 0 &&
+                !c->emit_defaults) {
+                continue;
+            }
+            rc = orpc__json_is_map(t.d, f)
+                     ? enc_map(c, t, i, base, depth + 1, &v)
+                     : enc_list(c, t, i, base, depth + 1, &v);
+        } else {
+            if (!field_present(f, base) &&
+                !(c->emit_defaults && f->label == PROTOBUF_C_LABEL_NONE &&
+                  f->type != PROTOBUF_C_TYPE_MESSAGE)) {
+                continue;
+            }
+            rc = enc_elem(c, t, i, member, depth + 1, &v);
+        }
+        if (rc == 0) {
+            const char *name = f->name;
+            char *derived = NULL;
+            if (!c->proto_names) {
+                if (t.info != NULL && t.info->fields[i].json_name != NULL) {
+                    name = t.info->fields[i].json_name;
+                } else {
+                    name = derived = orpc__json_name_dup(f->name);
+                }
+            }
+            /* json_object_set_new*() takes |v| even when it fails. */
+            if (name == NULL) {
+                json_decref(v);
+                rc = ORPC_ENOMEM;
+            } else if (json_object_set_new_nocheck(obj, name, v) < 0) {
+                rc = ORPC_ENOMEM;
+            }
+            free(derived);
+        }
+        if (rc != 0) {
+            json_decref(obj);
+            return rc;
+        }
+    }
+    *out = obj;
+    return 0;
+}
+
+static void ectx_init(orpc__json_enc *c, const orpc_json_opts *opts,
+                      orpc__json_mtype root)
+{
+    memset(c, 0, sizeof *c);
+    if (opts != NULL) {
+        c->legacy = opts->legacy != 0;
+        c->emit_defaults = opts->emit_defaults != 0;
+        c->proto_names = opts->proto_names != 0 || c->legacy;
+        c->max_depth = opts->max_depth;
+    }
+    if (c->max_depth == 0) {
+        c->max_depth = ORPC__JSON_DEFAULT_MAX_DEPTH;
+    }
+    c->root = root;
+}
+
+/* Compact JSON text of |v|, reals in their shortest exact form. */
+static void dump(orpc__buf *b, json_t *v)
+{
+    char buf[64];
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        json_t *x;
+        int first = 1;
+        orpc__buf_putc(b, '{');
+        json_object_foreach(v, k, x)
+        {
+            if (!first) {
+                orpc__buf_putc(b, ',');
+            }
+            first = 0;
+            orpc__buf_putc(b, '"');
+            orpc__json_escape(b, k, strlen(k));
+            orpc__buf_puts(b, "\":");
+            dump(b, x);
+        }
+        orpc__buf_putc(b, '}');
+        break;
+    }
+    case JSON_ARRAY:
+        orpc__buf_putc(b, '[');
+        for (size_t i = 0; i < json_array_size(v); i++) {
+            if (i > 0) {
+                orpc__buf_putc(b, ',');
+            }
+            dump(b, json_array_get(v, i));
+        }
+        orpc__buf_putc(b, ']');
+        break;
+    case JSON_STRING:
+        orpc__buf_putc(b, '"');
+        orpc__json_escape(b, json_string_value(v), json_string_length(v));
+        orpc__buf_putc(b, '"');
+        break;
+    case JSON_INTEGER:
+        snprintf(buf, sizeof buf, "%" JSON_INTEGER_FORMAT,
+                 json_integer_value(v));
+        orpc__buf_puts(b, buf);
+        break;
+    case JSON_REAL:
+        orpc__json_fmt_double(json_real_value(v), buf, sizeof buf);
+        orpc__buf_puts(b, buf);
+        break;
+    case JSON_TRUE:
+        orpc__buf_puts(b, "true");
+        break;
+    case JSON_FALSE:
+        orpc__buf_puts(b, "false");
+        break;
+    case JSON_NULL:
+        orpc__buf_puts(b, "null");
+        break;
+    }
+}
+
+int orpc__json_encode_value(const orpc_message_info *info,
+                            const ProtobufCMessage *msg,
+                            const orpc_json_opts *opts, json_t **out)
+{
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (info == NULL || info->descriptor == NULL || msg == NULL ||
+        out == NULL || msg->descriptor != info->descriptor ||
+        info->descriptor->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC) {
+        return ORPC_EINVAL;
+    }
+    orpc__json_mtype root = orpc__json_mt(info->descriptor, info);
+    orpc__json_enc c;
+    ectx_init(&c, opts, root);
+    return orpc__json_enc_msg(&c, root, msg, 0, out);
+}
+
+int orpc_json_encode(const orpc_message_info *info, const ProtobufCMessage *msg,
+                     const orpc_json_opts *opts, char **out, size_t *len)
+{
+    if (out != NULL) {
+        *out = NULL;
+    }
+    if (len != NULL) {
+        *len = 0;
+    }
+    if (out == NULL) {
+        return ORPC_EINVAL;
+    }
+    json_t *v = NULL;
+    int rc = orpc__json_encode_value(info, msg, opts, &v);
+    if (rc != 0) {
+        return rc;
+    }
+    orpc__buf b = {0};
+    dump(&b, v);
+    json_decref(v);
+    *out = orpc__buf_take(&b, len);
+    return *out != NULL ? 0 : ORPC_ENOMEM;
+}
