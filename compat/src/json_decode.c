@@ -137,27 +137,6 @@ int orpc__json_too_deep(orpc__json_dec *c)
     return orpc__json_fail(c, "nesting deeper than %u levels", c->max_depth);
 }
 
-static const char *expected(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return "expected a number";
-    case PROTOBUF_C_TYPE_BOOL:
-        return "expected true or false";
-    case PROTOBUF_C_TYPE_STRING:
-        return "expected a string";
-    case PROTOBUF_C_TYPE_BYTES:
-        return "expected a base64 string";
-    case PROTOBUF_C_TYPE_ENUM:
-        return "expected an enum name or number";
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return "expected an object";
-    default:
-        return "expected an integer";
-    }
-}
-
 static const char *enum_type_name(const ProtobufCFieldDescriptor *f)
 {
     const ProtobufCEnumDescriptor *e = f->descriptor;
@@ -165,22 +144,21 @@ static const char *enum_type_name(const ProtobufCFieldDescriptor *f)
 }
 
 /* A scalar or enum JSON value into |member|: 0, -1, or 1 when an unknown
- * enum name is skipped (ignore_unknown). */
+ * enum name is skipped (ignore_unknown).  The switch is on the JSON value's
+ * type; what the field's type accepts comes from its traits. */
 int orpc__json_dec_scalar(orpc__json_dec *c, const ProtobufCFieldDescriptor *f,
                           const orpc_enum_info *ei, json_t *v, void *member)
 {
+    const orpc__json_traits *tr = orpc__json_traits_of(f->type);
     int neg = 0;
     uint64_t mag = 0;
     int rc;
     switch (json_typeof(v)) {
     case JSON_STRING: {
-        if (f->type == PROTOBUF_C_TYPE_BOOL) {
-            return orpc__json_fail(c, "expected true or false");
-        }
-        const char *why = NULL;
-        rc = orpc__json_text_to_scalar(f, ei, json_string_value(v),
-                                       json_string_length(v), member, c->alloc,
-                                       0, &why);
+        /* bool_text 0: "true" in quotes is not a bool */
+        const char *why = "invalid value";
+        rc = tr->ops->parse(f, ei, json_string_value(v), json_string_length(v),
+                            member, c->alloc, 0, &why);
         if (rc == ORPC__JSON_CV_NOMEM) {
             return orpc__json_nomem(c);
         }
@@ -196,9 +174,8 @@ int orpc__json_dec_scalar(orpc__json_dec *c, const ProtobufCFieldDescriptor *f,
             return -1;
         }
         if (rc != ORPC__JSON_CV_OK) {
-            return orpc__json_is_int_type(f->type)
-                       ? orpc__json_fail(c, "%s for %s", why,
-                                         orpc__json_type_name(f->type))
+            return orpc__json_is_integer(tr)
+                       ? orpc__json_fail(c, "%s for %s", why, tr->name)
                        : orpc__json_fail(c, "%s", why);
         }
         return 0;
@@ -206,20 +183,14 @@ int orpc__json_dec_scalar(orpc__json_dec *c, const ProtobufCFieldDescriptor *f,
     case JSON_INTEGER:
     case JSON_REAL: {
         double d = json_number_value(v);
-        if (f->type == PROTOBUF_C_TYPE_FLOAT) {
-            if (!orpc__json_fits_float(d)) {
+        if (tr->kind == ORPC__JSON_REAL) {
+            if (orpc__json_store_real(tr, d, member) < 0) {
                 return orpc__json_fail(c, "number out of range for float");
             }
-            *(float *)member = (float)d;
             return 0;
         }
-        if (f->type == PROTOBUF_C_TYPE_DOUBLE) {
-            *(double *)member = d;
-            return 0;
-        }
-        if (!orpc__json_is_int_type(f->type) &&
-            f->type != PROTOBUF_C_TYPE_ENUM) {
-            return orpc__json_fail(c, "%s", expected(f->type));
+        if (!orpc__json_is_integer(tr) && tr->kind != ORPC__JSON_ENUM) {
+            return orpc__json_fail(c, "%s", tr->ops->expected);
         }
         if (json_is_integer(v)) {
             json_int_t iv = json_integer_value(v);
@@ -230,7 +201,7 @@ int orpc__json_dec_scalar(orpc__json_dec *c, const ProtobufCFieldDescriptor *f,
             rc = orpc__json_double_to_int(d, &neg, &mag);
             /* read as a double, 2^53 itself may be 2^53 + 1 rounded */
             if (rc != ORPC__JSON_NUM_FRACTION && c->real_ints &&
-                orpc__json_is_64bit_type(f->type) &&
+                tr->kind == ORPC__JSON_INT64 &&
                 orpc__json_dabs(d) >= ORPC__JSON_EXACT_DOUBLE_MAX) {
                 return orpc__json_fail(
                     c, "integer too large to be exact as a JSON "
@@ -239,19 +210,18 @@ int orpc__json_dec_scalar(orpc__json_dec *c, const ProtobufCFieldDescriptor *f,
         }
         if (rc == ORPC__JSON_NUM_FRACTION) {
             return orpc__json_fail(c, "not an integer (has a fraction) for %s",
-                                   orpc__json_type_name(f->type));
+                                   tr->name);
         }
         if (rc != ORPC__JSON_NUM_OK ||
-            orpc__json_store_int(f->type, neg, mag, member) < 0) {
-            return orpc__json_fail(c, "integer out of range for %s",
-                                   orpc__json_type_name(f->type));
+            orpc__json_store_int(tr, neg, mag, member) < 0) {
+            return orpc__json_fail(c, "integer out of range for %s", tr->name);
         }
         return 0;
     }
     case JSON_TRUE:
     case JSON_FALSE:
-        if (f->type != PROTOBUF_C_TYPE_BOOL) {
-            return orpc__json_fail(c, "%s", expected(f->type));
+        if (tr->kind != ORPC__JSON_BOOL) {
+            return orpc__json_fail(c, "%s", tr->ops->expected);
         }
         *(protobuf_c_boolean *)member = json_is_true(v);
         return 0;
@@ -262,7 +232,7 @@ int orpc__json_dec_scalar(orpc__json_dec *c, const ProtobufCFieldDescriptor *f,
         }
         return orpc__json_fail(c, "null is not allowed here");
     default:
-        return orpc__json_fail(c, "%s", expected(f->type));
+        return orpc__json_fail(c, "%s", tr->ops->expected);
     }
 }
 
@@ -309,7 +279,7 @@ static int dec_list(orpc__json_dec *c, orpc__json_mtype t, unsigned i,
     if (n == 0) {
         return 0;
     }
-    size_t esz = orpc__json_elem_size(f->type);
+    size_t esz = orpc__json_traits_of(f->type)->size;
     if (n > SIZE_MAX / esz) {
         return orpc__json_nomem(c);
     }
@@ -345,27 +315,34 @@ static int dec_list(orpc__json_dec *c, orpc__json_mtype t, unsigned i,
 static int dec_map_key(orpc__json_dec *c, const ProtobufCFieldDescriptor *kf,
                        const char *key, void *member)
 {
-    const char *why = NULL;
-    int rc = orpc__json_text_to_scalar(kf, NULL, key, strlen(key), member,
-                                       c->alloc, 1, &why);
+    const orpc__json_traits *tr = orpc__json_traits_of(kf->type);
+    const char *why = "invalid value";
+    int rc =
+        tr->ops->parse(kf, NULL, key, strlen(key), member, c->alloc, 1, &why);
     if (rc == ORPC__JSON_CV_NOMEM) {
         return orpc__json_nomem(c);
     }
     if (rc != ORPC__JSON_CV_OK) {
-        return orpc__json_fail(c, "invalid %s map key: %s",
-                               orpc__json_type_name(kf->type), why);
+        return orpc__json_fail(c, "invalid %s map key: %s", tr->name, why);
+    }
+    if (tr->kind == ORPC__JSON_STRING) {
+        return 0;
     }
     /* One spelling per key ("1", not "1.0" or "01"): the JSON object
      * cannot then hold one key twice, which duplicate-key refusal relies
      * on (python's json_format takes only these spellings as well). */
-    char canon[32];
-    const char *spelt = key;
-    if (kf->type != PROTOBUF_C_TYPE_STRING &&
-        orpc__json_map_key_text(kf, member, canon, sizeof canon, &spelt) == 0 &&
-        strcmp(spelt, key) != 0) {
+    orpc__buf *canon = &c->scratch;
+    orpc__buf_truncate(canon, 0);
+    if (tr->ops->text(kf, NULL, 0, member, canon) != 0) {
+        return orpc__json_fail(c, "invalid %s map key", tr->name);
+    }
+    if (canon->failed) {
+        return orpc__json_nomem(c);
+    }
+    if (strcmp(orpc__buf_str(canon), key) != 0) {
         return orpc__json_fail(
-            c, "%s map key not in canonical form (write \"%s\")",
-            orpc__json_type_name(kf->type), canon);
+            c, "%s map key not in canonical form (write \"%s\")", tr->name,
+            orpc__buf_str(canon));
     }
     return 0;
 }
@@ -468,8 +445,7 @@ static int dec_field(orpc__json_dec *c, orpc__json_mtype t, unsigned i,
     if (oneof_case != NULL) {
         *oneof_case = f->id;
     } else if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
-               f->type != PROTOBUF_C_TYPE_STRING &&
-               f->type != PROTOBUF_C_TYPE_MESSAGE) {
+               !orpc__json_traits_of(f->type)->ops->by_pointer) {
         *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
     }
     return 0;
@@ -582,6 +558,7 @@ static orpc_status decode_root(const orpc_message_info *info, json_t *v,
         rc = orpc__json_fail(&c, "a required field is missing");
     }
     orpc__buf_free(&c.path);
+    orpc__buf_free(&c.scratch);
     if (rc < 0) {
         if (c.st.code == ORPC_OK) { /* cannot happen; never report OK */
             c.st = orpc_status_new(ORPC_INVALID_ARGUMENT, "invalid JSON");

@@ -22,8 +22,6 @@
 
 #include <orpc/error.h>
 
-#include "common/base64.h"
-
 int orpc__json_mk_string(const char *s, size_t n, json_t **out)
 {
     if (!orpc__json_utf8_valid(s, n)) {
@@ -39,104 +37,6 @@ int orpc__json_mk(json_t *v, json_t **out)
     return v != NULL ? 0 : ORPC_ENOMEM;
 }
 
-static int enc_i64(const orpc__json_enc *c, int64_t v, json_t **out)
-{
-    if (c->legacy && v >= -(int64_t)ORPC__JSON_EXACT_DOUBLE_MAX &&
-        v <= (int64_t)ORPC__JSON_EXACT_DOUBLE_MAX) {
-        return orpc__json_mk(json_integer((json_int_t)v), out);
-    }
-    char buf[32];
-    snprintf(buf, sizeof buf, "%" PRId64, v);
-    return orpc__json_mk(json_string_nocheck(buf), out);
-}
-
-static int enc_u64(const orpc__json_enc *c, uint64_t v, json_t **out)
-{
-    if (c->legacy && v <= (uint64_t)ORPC__JSON_EXACT_DOUBLE_MAX) {
-        return orpc__json_mk(json_integer((json_int_t)v), out);
-    }
-    char buf[32];
-    snprintf(buf, sizeof buf, "%" PRIu64, v);
-    return orpc__json_mk(json_string_nocheck(buf), out);
-}
-
-static int enc_real(double v, int is_float, json_t **out)
-{
-    if (isnan(v)) {
-        return orpc__json_mk(json_string_nocheck("NaN"), out);
-    }
-    if (isinf(v)) {
-        return orpc__json_mk(
-            json_string_nocheck(v > 0 ? "Infinity" : "-Infinity"), out);
-    }
-    if (is_float) {
-        v = orpc__json_float_as_double((float)v);
-    }
-    return orpc__json_mk(json_real(v), out);
-}
-
-int orpc__json_enc_scalar(const orpc__json_enc *c,
-                          const ProtobufCFieldDescriptor *f,
-                          const orpc_enum_info *ei, const void *member,
-                          json_t **out)
-{
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-        return orpc__json_mk(json_integer(*(const int32_t *)member), out);
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        return orpc__json_mk(json_integer(*(const uint32_t *)member), out);
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-        return enc_i64(c, *(const int64_t *)member, out);
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return enc_u64(c, *(const uint64_t *)member, out);
-    case PROTOBUF_C_TYPE_FLOAT:
-        return enc_real(*(const float *)member, 1, out);
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return enc_real(*(const double *)member, 0, out);
-    case PROTOBUF_C_TYPE_BOOL:
-        return orpc__json_mk(
-            json_boolean(*(const protobuf_c_boolean *)member != 0), out);
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *s = *(char *const *)member;
-        if (s == NULL) {
-            s = "";
-        }
-        return orpc__json_mk_string(s, strlen(s), out);
-    }
-    case PROTOBUF_C_TYPE_BYTES: {
-        const ProtobufCBinaryData *b = member;
-        orpc__buf t = {0};
-        if (orpc__base64_append(&t, b->data, b->data != NULL ? b->len : 0, 0) !=
-            0) {
-            return ORPC_ENOMEM;
-        }
-        *out = json_stringn_nocheck(t.data, t.len);
-        orpc__buf_free(&t);
-        return *out != NULL ? 0 : ORPC_ENOMEM;
-    }
-    case PROTOBUF_C_TYPE_ENUM: {
-        int32_t n = *(const int32_t *)member;
-        if (orpc__json_is_null_enum(f)) {
-            return orpc__json_mk(json_null(), out);
-        }
-        const char *name = orpc__json_enum_name(f, ei, c->legacy, n);
-        if (name == NULL) {
-            return orpc__json_mk(json_integer(n), out);
-        }
-        return orpc__json_mk(json_string_nocheck(name), out);
-    }
-    case PROTOBUF_C_TYPE_MESSAGE:
-        break;
-    }
-    return ORPC_EINVAL;
-}
-
 /* One value of field |i| of |t| stored at |member| (for messages, the
  * pointer to the message). */
 static int enc_elem(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
@@ -144,8 +44,8 @@ static int enc_elem(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
 {
     const ProtobufCFieldDescriptor *f = &t.d->fields[i];
     if (f->type != PROTOBUF_C_TYPE_MESSAGE) {
-        return orpc__json_enc_scalar(c, f, orpc__json_enum_of(t, i), member,
-                                     out);
+        return orpc__json_traits_of(f->type)->ops->encode(
+            f, orpc__json_enum_of(t, i), c->legacy, member, out);
     }
     orpc__json_mtype st = orpc__json_mt_field(t, i);
     const ProtobufCMessage *sm = *(const ProtobufCMessage *const *)member;
@@ -171,48 +71,19 @@ static int enc_elem(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
 /* Whether singular field |f| of the message at |base| is present. */
 static int field_present(const ProtobufCFieldDescriptor *f, const char *base)
 {
+    const orpc__json_ops *ops = orpc__json_traits_of(f->type)->ops;
     const void *member = base + f->offset;
     if (f->label == PROTOBUF_C_LABEL_REQUIRED) {
         return 1;
     }
     if (f->label == PROTOBUF_C_LABEL_OPTIONAL) {
-        if (f->type == PROTOBUF_C_TYPE_MESSAGE ||
-            f->type == PROTOBUF_C_TYPE_STRING) {
+        if (ops->by_pointer) {
             const void *p = *(const void *const *)member;
             return p != NULL && p != f->default_value;
         }
         return *(const protobuf_c_boolean *)(base + f->quantifier_offset) != 0;
     }
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_ENUM:
-        return *(const uint32_t *)member != 0;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return *(const uint64_t *)member != 0;
-    case PROTOBUF_C_TYPE_FLOAT:
-        return *(const float *)member != 0;
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return *(const double *)member != 0;
-    case PROTOBUF_C_TYPE_BOOL:
-        return *(const protobuf_c_boolean *)member != 0;
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *s = *(const char *const *)member;
-        return s != NULL && s[0] != '\0';
-    }
-    case PROTOBUF_C_TYPE_BYTES:
-        return ((const ProtobufCBinaryData *)member)->len != 0;
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return *(const void *const *)member != NULL;
-    }
-    return 0;
+    return !ops->is_default(f, member);
 }
 
 static int enc_map(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
@@ -230,29 +101,36 @@ static int enc_map(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
     if (obj == NULL) {
         return ORPC_ENOMEM;
     }
-    for (size_t k = 0; k < n; k++) {
+    const ProtobufCFieldDescriptor *kf = &et.d->fields[0];
+    const orpc__json_ops *kops = orpc__json_traits_of(kf->type)->ops;
+    orpc__buf key = {0};
+    int rc = 0;
+    for (size_t k = 0; rc == 0 && k < n; k++) {
         const ProtobufCMessage *e = arr != NULL ? arr[k] : NULL;
         if (e == NULL || e->descriptor != et.d) {
-            json_decref(obj);
-            return ORPC_EINVAL;
+            rc = ORPC_EINVAL;
+            break;
         }
         const char *eb = (const char *)e;
-        char buf[32];
-        const char *key = NULL;
         json_t *v = NULL;
-        int rc = orpc__json_map_key_text(&et.d->fields[0],
-                                         eb + et.d->fields[0].offset, buf,
-                                         sizeof buf, &key);
+        orpc__buf_truncate(&key, 0);
+        rc = kops->text(kf, NULL, c->legacy, eb + kf->offset, &key);
+        if (rc == 0 && key.failed) {
+            rc = ORPC_ENOMEM;
+        }
         if (rc == 0) {
             rc = enc_elem(c, et, 1, eb + et.d->fields[1].offset, depth + 1, &v);
         }
-        if (rc == 0 && json_object_set_new_nocheck(obj, key, v) < 0) {
+        /* json_object_set_new*() takes |v| even when it fails. */
+        if (rc == 0 &&
+            json_object_set_new_nocheck(obj, orpc__buf_str(&key), v) < 0) {
             rc = ORPC_ENOMEM;
         }
-        if (rc != 0) {
-            json_decref(obj);
-            return rc;
-        }
+    }
+    orpc__buf_free(&key);
+    if (rc != 0) {
+        json_decref(obj);
+        return rc;
     }
     *out = obj;
     return 0;
@@ -264,7 +142,7 @@ static int enc_list(orpc__json_enc *c, orpc__json_mtype t, unsigned i,
     const ProtobufCFieldDescriptor *f = &t.d->fields[i];
     size_t n = *(const size_t *)(base + f->quantifier_offset);
     const char *arr = *(const char *const *)(base + f->offset);
-    size_t esz = orpc__json_elem_size(f->type);
+    size_t esz = orpc__json_traits_of(f->type)->size;
     if (depth + 1 > c->max_depth) {
         return ORPC_EINVAL;
     }

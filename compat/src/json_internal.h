@@ -148,7 +148,7 @@ int orpc__json_fmt_duration(int64_t sec, int32_t nanos, char *out, size_t cap);
 int orpc__json_parse_duration(const char *s, size_t n, int64_t *sec,
                               int32_t *nanos);
 
-/* ---- json_types.c: memory, field types, message types, scalars ------ */
+/* ---- json_types.c: field types (the traits), memory, message types -- */
 
 /* Allocation through a ProtobufCAllocator (NULL: malloc). */
 void *orpc__json_alloc(ProtobufCAllocator *a, size_t n);
@@ -160,13 +160,87 @@ ProtobufCMessage *orpc__json_msg_new(ProtobufCAllocator *a,
                                      const ProtobufCMessageDescriptor *d);
 void orpc__json_msg_free(ProtobufCAllocator *a, ProtobufCMessage *m);
 
-int orpc__json_is_int_type(ProtobufCType t);
-int orpc__json_is_64bit_type(ProtobufCType t);
-const char *orpc__json_type_name(ProtobufCType t);
+/* How a field type's values are written and read: the JSON kind. */
+typedef enum orpc__json_kind {
+    ORPC__JSON_NONE,   /* not a type protobuf-c has: every conversion fails */
+    ORPC__JSON_INT,    /* 32-bit integers: a number */
+    ORPC__JSON_INT64,  /* 64-bit integers: a decimal string; numbers read */
+    ORPC__JSON_REAL,   /* float, double: a number, "NaN", "±Infinity" */
+    ORPC__JSON_BOOL,   /* true / false */
+    ORPC__JSON_STRING, /* a string */
+    ORPC__JSON_BYTES,  /* a base64 string */
+    ORPC__JSON_ENUM,   /* a value name, or number */
+    ORPC__JSON_MESSAGE /* an object, or a well-known type's own form */
+} orpc__json_kind;
 
-/* Stores sign/magnitude into an integer (or enum) member of type |t|;
- * 0, or -1 when out of range for |t|. */
-int orpc__json_store_int(ProtobufCType t, int neg, uint64_t mag, void *member);
+/* Results of orpc__json_ops.parse. */
+enum {
+    ORPC__JSON_CV_OK = 0,
+    ORPC__JSON_CV_BAD = -1,
+    ORPC__JSON_CV_NOMEM = -2,
+    ORPC__JSON_CV_UNKNOWN_ENUM = 1 /* an enum name not known: skippable */
+};
+
+/* What the values of one JSON kind do.  |f| is the field (its type selects
+ * the traits; enums and NullValue need its descriptor), |ei| its enum's
+ * orpc table or NULL, |member| the value's storage. */
+typedef struct orpc__json_ops {
+    /* the reason given for a JSON value of the wrong type */
+    const char *expected;
+    /* may be a map key */
+    unsigned map_key : 1;
+    /* held by pointer (strings, messages): presence is "not NULL", and an
+     * optional field has no has_ flag */
+    unsigned by_pointer : 1;
+    /* the value as a JSON value: 0, ORPC_EINVAL or ORPC_ENOMEM */
+    int (*encode)(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                  int legacy, const void *member, json_t **out);
+    /* text s[0..n) (NUL-terminated at n: a JSON string, a map key, URL
+     * text) into |member|, allocating with |a|; |bool_text|: "true" and
+     * "false" are bools.  A CV result, |*why| set for ORPC__JSON_CV_BAD */
+    int (*parse)(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                 const char *s, size_t n, void *member, ProtobufCAllocator *a,
+                 int bool_text, const char **why);
+    /* the value as map-key or URL text, appended to |out|: 0 or ORPC_EINVAL
+     * (running out of memory sets out->failed) */
+    int (*text)(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                int legacy, const void *member, orpc__buf *out);
+    /* whether the value is its type's default (proto3 presence) */
+    int (*is_default)(const ProtobufCFieldDescriptor *f, const void *member);
+    /* frees what the value owns unless it is |f|'s static default, and
+     * clears it; NULL when values own nothing */
+    void (*release)(const ProtobufCFieldDescriptor *f, void *member,
+                    ProtobufCAllocator *a);
+} orpc__json_ops;
+
+/* The traits of one ProtobufCType (json_types.c has the table). */
+typedef struct orpc__json_traits {
+    const char *name;     /* "sfixed32", for error messages */
+    orpc__json_kind kind; /* how values are written and read */
+    size_t size;          /* of the C value: a member, an array element */
+    int is_signed;        /* integers and enums */
+    uint64_t max;         /* integers and enums: the largest value; the
+                             smallest is -(max + 1) when signed, else 0 */
+    const orpc__json_ops *ops;
+} orpc__json_traits;
+
+/* The traits of |t|; a value protobuf-c does not have gets kind NONE. */
+const orpc__json_traits *orpc__json_traits_of(ProtobufCType t);
+
+/* Whether values of |tr|'s type are integers (enums are not). */
+static inline int orpc__json_is_integer(const orpc__json_traits *tr)
+{
+    return tr->kind == ORPC__JSON_INT || tr->kind == ORPC__JSON_INT64;
+}
+
+/* Stores sign/magnitude into an integer or enum member of |tr|'s type; 0,
+ * or -1 when out of its range. */
+int orpc__json_store_int(const orpc__json_traits *tr, int neg, uint64_t mag,
+                         void *member);
+
+/* Stores |v| into a float or double member; -1 when it does not fit a
+ * float. */
+int orpc__json_store_real(const orpc__json_traits *tr, double v, void *member);
 
 /* A message type: its descriptor and, when generated, its orpc table. */
 typedef struct orpc__json_mtype {
@@ -194,37 +268,13 @@ int orpc__json_is_null_enum(const ProtobufCFieldDescriptor *f);
 int orpc__json_is_map(const ProtobufCMessageDescriptor *parent,
                       const ProtobufCFieldDescriptor *f);
 
-/* Size of one element of a repeated field of type |t|. */
-size_t orpc__json_elem_size(ProtobufCType t);
-
 /* The index of the field of |t| that JSON key |key| names, or -1. */
 int orpc__json_find_field(orpc__json_mtype t, const char *key);
-
-/* Results of orpc__json_text_to_scalar(). */
-enum {
-    ORPC__JSON_CV_OK = 0,
-    ORPC__JSON_CV_BAD = -1,
-    ORPC__JSON_CV_NOMEM = -2,
-    ORPC__JSON_CV_UNKNOWN_ENUM = 1
-};
-
-/* Converts text s[0..n) (NUL-terminated at n) for field |f| into |member|.
- * |bool_text|: accept "true"/"false" for bool fields.  A CV result; |*why|
- * says what is wrong for ORPC__JSON_CV_BAD. */
-int orpc__json_text_to_scalar(const ProtobufCFieldDescriptor *f,
-                              const orpc_enum_info *ei, const char *s, size_t n,
-                              void *member, ProtobufCAllocator *a,
-                              int bool_text, const char **why);
 
 /* The name enum value |n| is written as; NULL when |n| has none. */
 const char *orpc__json_enum_name(const ProtobufCFieldDescriptor *f,
                                  const orpc_enum_info *ei, int legacy,
                                  int32_t n);
-
-/* A map key as text: into |buf| for numbers, else the string itself. */
-int orpc__json_map_key_text(const ProtobufCFieldDescriptor *kf,
-                            const void *member, char *buf, size_t cap,
-                            const char **key);
 
 /* ---- json_encode.c -------------------------------------------------- */
 
@@ -242,12 +292,6 @@ typedef struct orpc__json_enc {
 int orpc__json_enc_msg(orpc__json_enc *c, orpc__json_mtype t,
                        const ProtobufCMessage *m, unsigned depth, json_t **out);
 
-/* A scalar or enum value at |member| as a JSON value. */
-int orpc__json_enc_scalar(const orpc__json_enc *c,
-                          const ProtobufCFieldDescriptor *f,
-                          const orpc_enum_info *ei, const void *member,
-                          json_t **out);
-
 /* |*out| = |v|: 0, or ORPC_ENOMEM when |v| is NULL. */
 int orpc__json_mk(json_t *v, json_t **out);
 
@@ -263,7 +307,8 @@ typedef struct orpc__json_dec {
     ProtobufCAllocator *alloc;
     orpc__json_mtype root;
     orpc__json_mtype any_cache;
-    orpc__buf path;
+    orpc__buf path;    /* "$.a[2]": where the decoder is */
+    orpc__buf scratch; /* short-lived text (canonical map keys) */
     orpc_status st;
 } orpc__json_dec;
 

@@ -1,9 +1,18 @@
 /*
- * json_types.c — what the mapping knows about protobuf-c types: memory
- * through a ProtobufCAllocator, the facts of each field type (integer
- * ranges, element sizes, names), message types paired with their orpc
- * tables, map detection, field lookup by JSON key, and scalar conversion
- * from text (JSON strings, map keys and URL text share it).
+ * json_types.c — what the mapping knows about protobuf-c types: the table
+ * of per-type traits (TRAITS: size, JSON kind, integer range and the
+ * functions that encode, parse, print, test and free a value of the type),
+ * memory through a ProtobufCAllocator, message types paired with their
+ * orpc tables, map detection and field lookup by JSON key.
+ *
+ * Design notes.  Every place that once switched on ProtobufCType asks the
+ * table instead, so adding a behaviour means adding a column, and a type's
+ * whole behaviour reads across one row.  The functions are grouped by JSON
+ * kind (orpc__json_ops), since the ten integer types differ only in size,
+ * signedness and range, which are data: integers are loaded and stored as
+ * a sign and a magnitude through those three columns.  Callers that need
+ * more than the table gives (a well-known type, a map, a oneof) look at the
+ * descriptor, not at the type value.
  *
  * Messages are walked through their protobuf-c descriptors; the orpc tables
  * add JSON names, enum legacy spellings and the tables of field types.  A
@@ -19,12 +28,16 @@
 #include <limits.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <orpc/error.h>
 
 #include "common/base64.h"
+
+/* ------------------------------------------------------------------ */
+/* Memory                                                              */
 
 void *orpc__json_alloc(ProtobufCAllocator *a, size_t n)
 {
@@ -83,121 +96,620 @@ void orpc__json_msg_free(ProtobufCAllocator *a, ProtobufCMessage *m)
     }
 }
 
-int orpc__json_is_int_type(ProtobufCType t)
+/* ------------------------------------------------------------------ */
+/* Per-type traits                                                     */
+
+/* The integer (or enum) at |member|, of |tr|'s size and signedness, as a
+ * sign and a magnitude. */
+static void load_int(const orpc__json_traits *tr, const void *member, int *neg,
+                     uint64_t *mag)
 {
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        return 1;
-    default:
-        return 0;
+    if (!tr->is_signed) {
+        *neg = 0;
+        *mag = tr->size == 8 ? *(const uint64_t *)member
+                             : *(const uint32_t *)member;
+        return;
     }
+    int64_t v =
+        tr->size == 8 ? *(const int64_t *)member : *(const int32_t *)member;
+    *neg = v < 0;
+    *mag = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
 }
 
-int orpc__json_is_64bit_type(ProtobufCType t)
+int orpc__json_store_int(const orpc__json_traits *tr, int neg, uint64_t mag,
+                         void *member)
 {
-    return t == PROTOBUF_C_TYPE_INT64 || t == PROTOBUF_C_TYPE_SINT64 ||
-           t == PROTOBUF_C_TYPE_SFIXED64 || t == PROTOBUF_C_TYPE_UINT64 ||
-           t == PROTOBUF_C_TYPE_FIXED64;
-}
-
-const char *orpc__json_type_name(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-        return "int32";
-    case PROTOBUF_C_TYPE_SINT32:
-        return "sint32";
-    case PROTOBUF_C_TYPE_SFIXED32:
-        return "sfixed32";
-    case PROTOBUF_C_TYPE_INT64:
-        return "int64";
-    case PROTOBUF_C_TYPE_SINT64:
-        return "sint64";
-    case PROTOBUF_C_TYPE_SFIXED64:
-        return "sfixed64";
-    case PROTOBUF_C_TYPE_UINT32:
-        return "uint32";
-    case PROTOBUF_C_TYPE_FIXED32:
-        return "fixed32";
-    case PROTOBUF_C_TYPE_UINT64:
-        return "uint64";
-    case PROTOBUF_C_TYPE_FIXED64:
-        return "fixed64";
-    case PROTOBUF_C_TYPE_FLOAT:
-        return "float";
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return "double";
-    case PROTOBUF_C_TYPE_BOOL:
-        return "bool";
-    case PROTOBUF_C_TYPE_ENUM:
-        return "enum";
-    case PROTOBUF_C_TYPE_STRING:
-        return "string";
-    case PROTOBUF_C_TYPE_BYTES:
-        return "bytes";
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return "message";
+    if (tr->kind != ORPC__JSON_INT && tr->kind != ORPC__JSON_INT64 &&
+        tr->kind != ORPC__JSON_ENUM) {
+        return -1;
     }
-    return "?";
-}
-
-/* Stores sign/magnitude into an integer (or enum) member of type |t|;
- * 0, or -1 when out of range for |t|. */
-int orpc__json_store_int(ProtobufCType t, int neg, uint64_t mag, void *member)
-{
     if (mag == 0) {
         neg = 0;
     }
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_ENUM:
-        if (mag > (neg ? 2147483648u : 2147483647u)) {
-            return -1;
-        }
-        *(int32_t *)member = neg ? (int32_t)(-(int64_t)mag) : (int32_t)mag;
-        return 0;
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        if (neg || mag > UINT32_MAX) {
-            return -1;
-        }
-        *(uint32_t *)member = (uint32_t)mag;
-        return 0;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-        if (mag > (neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX)) {
-            return -1;
-        }
-        if (!neg) {
-            *(int64_t *)member = (int64_t)mag;
-        } else if (mag == (uint64_t)INT64_MAX + 1) {
-            *(int64_t *)member = INT64_MIN;
-        } else {
-            *(int64_t *)member = -(int64_t)mag;
-        }
-        return 0;
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        if (neg) {
-            return -1;
-        }
-        *(uint64_t *)member = mag;
-        return 0;
-    default:
+    if (neg ? !tr->is_signed || mag - 1 > tr->max : mag > tr->max) {
         return -1;
     }
+    /* Two's complement, which the exact-width types are: the bits of -mag
+     * are those of 2^N - mag, for signed and unsigned members alike. */
+    uint64_t bits = neg ? 0 - mag : mag;
+    if (tr->size == 8) {
+        memcpy(member, &bits, 8);
+    } else {
+        uint32_t low = (uint32_t)bits;
+        memcpy(member, &low, 4);
+    }
+    return 0;
+}
+
+/* The float or double at |member| as the double JSON writes (a float as
+ * the shortest decimal that reads back as it). */
+static double load_real(const orpc__json_traits *tr, const void *member)
+{
+    if (tr->size == sizeof(float)) {
+        float f = *(const float *)member;
+        return isfinite(f) ? orpc__json_float_as_double(f) : (double)f;
+    }
+    return *(const double *)member;
+}
+
+int orpc__json_store_real(const orpc__json_traits *tr, double v, void *member)
+{
+    if (tr->size == sizeof(float)) {
+        if (!orpc__json_fits_float(v)) {
+            return -1;
+        }
+        *(float *)member = (float)v;
+    } else {
+        *(double *)member = v;
+    }
+    return 0;
+}
+
+/* ---- encode: |member| as a JSON value ------------------------------- */
+
+/* 32-bit integers as numbers; 64-bit ones as decimal strings, or in the
+ * legacy profile as numbers when a double holds them exactly. */
+static int enc_int(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                   int legacy, const void *member, json_t **out)
+{
+    const orpc__json_traits *tr = orpc__json_traits_of(f->type);
+    int neg;
+    uint64_t mag;
+    load_int(tr, member, &neg, &mag);
+    if (tr->kind == ORPC__JSON_INT ||
+        (legacy && mag <= (uint64_t)ORPC__JSON_EXACT_DOUBLE_MAX)) {
+        json_int_t v = neg ? -(json_int_t)mag : (json_int_t)mag;
+        return orpc__json_mk(json_integer(v), out);
+    }
+    char buf[32];
+    snprintf(buf, sizeof buf, "%s%" PRIu64, neg ? "-" : "", mag);
+    return orpc__json_mk(json_string_nocheck(buf), out);
+}
+
+static int enc_real(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                    int legacy, const void *member, json_t **out)
+{
+    double v = load_real(orpc__json_traits_of(f->type), member);
+    if (isnan(v)) {
+        return orpc__json_mk(json_string_nocheck("NaN"), out);
+    }
+    if (isinf(v)) {
+        return orpc__json_mk(
+            json_string_nocheck(v > 0 ? "Infinity" : "-Infinity"), out);
+    }
+    return orpc__json_mk(json_real(v), out);
+}
+
+static int enc_bool(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                    int legacy, const void *member, json_t **out)
+{
+    return orpc__json_mk(json_boolean(*(const protobuf_c_boolean *)member != 0),
+                         out);
+}
+
+static int enc_string(const ProtobufCFieldDescriptor *f,
+                      const orpc_enum_info *ei, int legacy, const void *member,
+                      json_t **out)
+{
+    const char *s = *(char *const *)member;
+    if (s == NULL) {
+        s = "";
+    }
+    return orpc__json_mk_string(s, strlen(s), out);
+}
+
+static int enc_bytes(const ProtobufCFieldDescriptor *f,
+                     const orpc_enum_info *ei, int legacy, const void *member,
+                     json_t **out)
+{
+    const ProtobufCBinaryData *b = member;
+    orpc__buf t = {0};
+    if (orpc__base64_append(&t, b->data, b->data != NULL ? b->len : 0, 0) !=
+        0) {
+        return ORPC_ENOMEM;
+    }
+    *out = json_stringn_nocheck(t.data, t.len);
+    orpc__buf_free(&t);
+    return *out != NULL ? 0 : ORPC_ENOMEM;
+}
+
+static int enc_enum(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                    int legacy, const void *member, json_t **out)
+{
+    int32_t n = *(const int32_t *)member;
+    if (orpc__json_is_null_enum(f)) {
+        return orpc__json_mk(json_null(), out);
+    }
+    const char *name = orpc__json_enum_name(f, ei, legacy, n);
+    if (name == NULL) {
+        return orpc__json_mk(json_integer(n), out);
+    }
+    return orpc__json_mk(json_string_nocheck(name), out);
+}
+
+/* Messages are encoded by the caller (json_encode.c, json_wkt.c). */
+static int enc_none(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                    int legacy, const void *member, json_t **out)
+{
+    return ORPC_EINVAL;
+}
+
+/* ---- parse: text (a JSON string, a map key, URL text) into |member| - */
+
+static int parse_int(const ProtobufCFieldDescriptor *f,
+                     const orpc_enum_info *ei, const char *s, size_t n,
+                     void *member, ProtobufCAllocator *a, int bool_text,
+                     const char **why)
+{
+    int neg;
+    uint64_t mag;
+    int rc = orpc__json_parse_int(s, n, &neg, &mag);
+    if (rc == ORPC__JSON_NUM_SYNTAX) {
+        *why = "not an integer";
+        return ORPC__JSON_CV_BAD;
+    }
+    if (rc == ORPC__JSON_NUM_FRACTION) {
+        *why = "not an integer (has a fraction)";
+        return ORPC__JSON_CV_BAD;
+    }
+    if (rc != ORPC__JSON_NUM_OK ||
+        orpc__json_store_int(orpc__json_traits_of(f->type), neg, mag, member) <
+            0) {
+        *why = "integer out of range";
+        return ORPC__JSON_CV_BAD;
+    }
+    return ORPC__JSON_CV_OK;
+}
+
+static int parse_real(const ProtobufCFieldDescriptor *f,
+                      const orpc_enum_info *ei, const char *s, size_t n,
+                      void *member, ProtobufCAllocator *a, int bool_text,
+                      const char **why)
+{
+    double v;
+    if (strcmp(s, "NaN") == 0) {
+        v = NAN;
+    } else if (strcmp(s, "Infinity") == 0) {
+        v = INFINITY;
+    } else if (strcmp(s, "-Infinity") == 0) {
+        v = -INFINITY;
+    } else {
+        int rc = orpc__json_parse_double(s, n, &v);
+        if (rc == ORPC__JSON_NUM_NOMEM) {
+            return ORPC__JSON_CV_NOMEM;
+        }
+        if (rc == ORPC__JSON_NUM_SYNTAX) {
+            *why = "not a number";
+            return ORPC__JSON_CV_BAD;
+        }
+        if (rc != ORPC__JSON_NUM_OK) {
+            *why = "number out of range";
+            return ORPC__JSON_CV_BAD;
+        }
+    }
+    if (orpc__json_store_real(orpc__json_traits_of(f->type), v, member) < 0) {
+        *why = "number out of range for float";
+        return ORPC__JSON_CV_BAD;
+    }
+    return ORPC__JSON_CV_OK;
+}
+
+/* "true" and "false" only where the text is not JSON (map keys, URLs):
+ * a JSON string is not a bool. */
+static int parse_bool(const ProtobufCFieldDescriptor *f,
+                      const orpc_enum_info *ei, const char *s, size_t n,
+                      void *member, ProtobufCAllocator *a, int bool_text,
+                      const char **why)
+{
+    if (bool_text && strcmp(s, "true") == 0) {
+        *(protobuf_c_boolean *)member = 1;
+    } else if (bool_text && strcmp(s, "false") == 0) {
+        *(protobuf_c_boolean *)member = 0;
+    } else {
+        *why = "expected true or false";
+        return ORPC__JSON_CV_BAD;
+    }
+    return ORPC__JSON_CV_OK;
+}
+
+static int parse_string(const ProtobufCFieldDescriptor *f,
+                        const orpc_enum_info *ei, const char *s, size_t n,
+                        void *member, ProtobufCAllocator *a, int bool_text,
+                        const char **why)
+{
+    if (!orpc__json_utf8_valid(s, n) || memchr(s, '\0', n) != NULL) {
+        *why = "invalid UTF-8";
+        return ORPC__JSON_CV_BAD;
+    }
+    char *copy = orpc__json_strndup(a, s, n);
+    if (copy == NULL) {
+        return ORPC__JSON_CV_NOMEM;
+    }
+    *(char **)member = copy;
+    return ORPC__JSON_CV_OK;
+}
+
+/* Base64 (either alphabet, padded or not) into a bytes member, allocated
+ * with |a|; no data for no bytes. */
+static int parse_bytes(const ProtobufCFieldDescriptor *f,
+                       const orpc_enum_info *ei, const char *s, size_t n,
+                       void *member, ProtobufCAllocator *a, int bool_text,
+                       const char **why)
+{
+    ProtobufCBinaryData *out = member;
+    orpc__buf b;
+    orpc__buf_init(&b, a);
+    int rc = orpc__base64_decode(&b, s, n);
+    if (rc != 0) {
+        orpc__buf_free(&b);
+        if (rc == ORPC_EPARSE) {
+            *why = "invalid base64";
+            return ORPC__JSON_CV_BAD;
+        }
+        return ORPC__JSON_CV_NOMEM;
+    }
+    out->len = b.len;
+    if (b.len == 0) {
+        orpc__buf_free(&b);
+        out->data = NULL;
+        return ORPC__JSON_CV_OK;
+    }
+    out->data = (uint8_t *)orpc__buf_take(&b, NULL);
+    return out->data != NULL ? ORPC__JSON_CV_OK : ORPC__JSON_CV_NOMEM;
+}
+
+/* An enum by name (the orpc table's, with legacy spellings, then
+ * protobuf-c's) or by number. */
+static int parse_enum(const ProtobufCFieldDescriptor *f,
+                      const orpc_enum_info *ei, const char *s, size_t n,
+                      void *member, ProtobufCAllocator *a, int bool_text,
+                      const char **why)
+{
+    if (ei != NULL) {
+        const orpc_enum_value_info *v = orpc_enum_info_find(ei, s);
+        if (v != NULL) {
+            *(int32_t *)member = v->number;
+            return ORPC__JSON_CV_OK;
+        }
+    }
+    const ProtobufCEnumValue *ev =
+        protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, s);
+    if (ev != NULL) {
+        *(int32_t *)member = ev->value;
+        return ORPC__JSON_CV_OK;
+    }
+    int neg;
+    uint64_t mag;
+    if (orpc__json_parse_int(s, n, &neg, &mag) == ORPC__JSON_NUM_OK) {
+        if (orpc__json_store_int(orpc__json_traits_of(f->type), neg, mag,
+                                 member) < 0) {
+            *why = "enum number out of range";
+            return ORPC__JSON_CV_BAD;
+        }
+        return ORPC__JSON_CV_OK;
+    }
+    *why = "unknown enum value";
+    return ORPC__JSON_CV_UNKNOWN_ENUM;
+}
+
+static int parse_none(const ProtobufCFieldDescriptor *f,
+                      const orpc_enum_info *ei, const char *s, size_t n,
+                      void *member, ProtobufCAllocator *a, int bool_text,
+                      const char **why)
+{
+    *why = "not a scalar field";
+    return ORPC__JSON_CV_BAD;
+}
+
+/* ---- text: |member| as map-key or URL text -------------------------- */
+
+static int text_int(const ProtobufCFieldDescriptor *f, const orpc_enum_info *ei,
+                    int legacy, const void *member, orpc__buf *out)
+{
+    int neg;
+    uint64_t mag;
+    load_int(orpc__json_traits_of(f->type), member, &neg, &mag);
+    orpc__buf_printf(out, "%s%" PRIu64, neg ? "-" : "", mag);
+    return 0;
+}
+
+static int text_real(const ProtobufCFieldDescriptor *f,
+                     const orpc_enum_info *ei, int legacy, const void *member,
+                     orpc__buf *out)
+{
+    double v = load_real(orpc__json_traits_of(f->type), member);
+    char buf[64];
+    if (isnan(v)) {
+        orpc__buf_puts(out, "NaN");
+    } else if (isinf(v)) {
+        orpc__buf_puts(out, v > 0 ? "Infinity" : "-Infinity");
+    } else {
+        orpc__json_fmt_double(v, buf, sizeof buf);
+        orpc__buf_puts(out, buf);
+    }
+    return 0;
+}
+
+static int text_bool(const ProtobufCFieldDescriptor *f,
+                     const orpc_enum_info *ei, int legacy, const void *member,
+                     orpc__buf *out)
+{
+    orpc__buf_puts(out, *(const protobuf_c_boolean *)member ? "true" : "false");
+    return 0;
+}
+
+static int text_string(const ProtobufCFieldDescriptor *f,
+                       const orpc_enum_info *ei, int legacy, const void *member,
+                       orpc__buf *out)
+{
+    const char *s = *(char *const *)member;
+    if (s == NULL) {
+        s = "";
+    }
+    if (!orpc__json_utf8_valid(s, strlen(s))) {
+        return ORPC_EINVAL;
+    }
+    orpc__buf_puts(out, s);
+    return 0;
+}
+
+/* URL-safe base64 with padding: what goes into a URL unescaped. */
+static int text_bytes(const ProtobufCFieldDescriptor *f,
+                      const orpc_enum_info *ei, int legacy, const void *member,
+                      orpc__buf *out)
+{
+    const ProtobufCBinaryData *b = member;
+    orpc__base64_append(out, b->data, b->data != NULL ? b->len : 0,
+                        ORPC__BASE64_URL);
+    return 0;
+}
+
+static int text_enum(const ProtobufCFieldDescriptor *f,
+                     const orpc_enum_info *ei, int legacy, const void *member,
+                     orpc__buf *out)
+{
+    int32_t n = *(const int32_t *)member;
+    const char *name = orpc__json_enum_name(f, ei, legacy, n);
+    if (name != NULL) {
+        orpc__buf_puts(out, name);
+    } else {
+        orpc__buf_printf(out, "%" PRId32, n);
+    }
+    return 0;
+}
+
+static int text_none(const ProtobufCFieldDescriptor *f,
+                     const orpc_enum_info *ei, int legacy, const void *member,
+                     orpc__buf *out)
+{
+    return ORPC_EINVAL;
+}
+
+/* ---- is_default: whether a proto3 field holds its default ----------- */
+
+static int int_is_default(const ProtobufCFieldDescriptor *f, const void *member)
+{
+    int neg;
+    uint64_t mag;
+    load_int(orpc__json_traits_of(f->type), member, &neg, &mag);
+    return mag == 0;
+}
+
+/* -0.0 counts as the default, as 0.0 == -0.0. */
+static int real_is_default(const ProtobufCFieldDescriptor *f,
+                           const void *member)
+{
+    return orpc__json_traits_of(f->type)->size == sizeof(float)
+               ? *(const float *)member == 0
+               : *(const double *)member == 0;
+}
+
+static int bool_is_default(const ProtobufCFieldDescriptor *f,
+                           const void *member)
+{
+    return *(const protobuf_c_boolean *)member == 0;
+}
+
+static int string_is_default(const ProtobufCFieldDescriptor *f,
+                             const void *member)
+{
+    const char *s = *(const char *const *)member;
+    return s == NULL || s[0] == '\0';
+}
+
+static int bytes_is_default(const ProtobufCFieldDescriptor *f,
+                            const void *member)
+{
+    return ((const ProtobufCBinaryData *)member)->len == 0;
+}
+
+static int message_is_default(const ProtobufCFieldDescriptor *f,
+                              const void *member)
+{
+    return *(const void *const *)member == NULL;
+}
+
+/* Not a type protobuf-c has: never written. */
+static int none_is_default(const ProtobufCFieldDescriptor *f,
+                           const void *member)
+{
+    return 1;
+}
+
+/* ---- release: free what |member| owns, unless it is |f|'s default ---- */
+
+static void release_string(const ProtobufCFieldDescriptor *f, void *member,
+                           ProtobufCAllocator *a)
+{
+    char *s = *(char **)member;
+    if (s != NULL && s != f->default_value) {
+        orpc__json_free(a, s);
+    }
+    *(char **)member = NULL;
+}
+
+static void release_bytes(const ProtobufCFieldDescriptor *f, void *member,
+                          ProtobufCAllocator *a)
+{
+    ProtobufCBinaryData *b = member;
+    const ProtobufCBinaryData *def = f->default_value;
+    if (b->data != NULL && (def == NULL || def->data != b->data)) {
+        orpc__json_free(a, b->data);
+    }
+    b->data = NULL;
+    b->len = 0;
+}
+
+static void release_message(const ProtobufCFieldDescriptor *f, void *member,
+                            ProtobufCAllocator *a)
+{
+    ProtobufCMessage *m = *(ProtobufCMessage **)member;
+    if (m != NULL && (const void *)m != f->default_value) {
+        protobuf_c_message_free_unpacked(m, a);
+    }
+    *(ProtobufCMessage **)member = NULL;
+}
+
+/* ---- the table ------------------------------------------------------ */
+
+/* What the values of each JSON kind do.  Integer types share theirs
+ * (enc_int tells INT from INT64); map_key and by_pointer follow the kind. */
+static const orpc__json_ops INT_OPS = {
+    .expected = "expected an integer",
+    .map_key = 1,
+    .encode = enc_int,
+    .parse = parse_int,
+    .text = text_int,
+    .is_default = int_is_default,
+};
+static const orpc__json_ops REAL_OPS = {
+    .expected = "expected a number",
+    .encode = enc_real,
+    .parse = parse_real,
+    .text = text_real,
+    .is_default = real_is_default,
+};
+static const orpc__json_ops BOOL_OPS = {
+    .expected = "expected true or false",
+    .map_key = 1,
+    .encode = enc_bool,
+    .parse = parse_bool,
+    .text = text_bool,
+    .is_default = bool_is_default,
+};
+static const orpc__json_ops STRING_OPS = {
+    .expected = "expected a string",
+    .map_key = 1,
+    .by_pointer = 1,
+    .encode = enc_string,
+    .parse = parse_string,
+    .text = text_string,
+    .is_default = string_is_default,
+    .release = release_string,
+};
+static const orpc__json_ops BYTES_OPS = {
+    .expected = "expected a base64 string",
+    .encode = enc_bytes,
+    .parse = parse_bytes,
+    .text = text_bytes,
+    .is_default = bytes_is_default,
+    .release = release_bytes,
+};
+static const orpc__json_ops ENUM_OPS = {
+    .expected = "expected an enum name or number",
+    .encode = enc_enum,
+    .parse = parse_enum,
+    .text = text_enum,
+    .is_default = int_is_default,
+};
+static const orpc__json_ops MESSAGE_OPS = {
+    .expected = "expected an object",
+    .by_pointer = 1,
+    .encode = enc_none,
+    .parse = parse_none,
+    .text = text_none,
+    .is_default = message_is_default,
+    .release = release_message,
+};
+static const orpc__json_ops NONE_OPS = {
+    .expected = "unsupported field type",
+    .encode = enc_none,
+    .parse = parse_none,
+    .text = text_none,
+    .is_default = none_is_default,
+};
+
+/* One row per ProtobufCType: name, kind, size of the C value, signedness
+ * and largest value (integers and enums), ops. */
+static const orpc__json_traits TRAITS[] = {
+    [PROTOBUF_C_TYPE_INT32] = {"int32", ORPC__JSON_INT, 4, 1, INT32_MAX,
+                               &INT_OPS},
+    [PROTOBUF_C_TYPE_SINT32] = {"sint32", ORPC__JSON_INT, 4, 1, INT32_MAX,
+                                &INT_OPS},
+    [PROTOBUF_C_TYPE_SFIXED32] = {"sfixed32", ORPC__JSON_INT, 4, 1, INT32_MAX,
+                                  &INT_OPS},
+    [PROTOBUF_C_TYPE_INT64] = {"int64", ORPC__JSON_INT64, 8, 1, INT64_MAX,
+                               &INT_OPS},
+    [PROTOBUF_C_TYPE_SINT64] = {"sint64", ORPC__JSON_INT64, 8, 1, INT64_MAX,
+                                &INT_OPS},
+    [PROTOBUF_C_TYPE_SFIXED64] = {"sfixed64", ORPC__JSON_INT64, 8, 1, INT64_MAX,
+                                  &INT_OPS},
+    [PROTOBUF_C_TYPE_UINT32] = {"uint32", ORPC__JSON_INT, 4, 0, UINT32_MAX,
+                                &INT_OPS},
+    [PROTOBUF_C_TYPE_FIXED32] = {"fixed32", ORPC__JSON_INT, 4, 0, UINT32_MAX,
+                                 &INT_OPS},
+    [PROTOBUF_C_TYPE_UINT64] = {"uint64", ORPC__JSON_INT64, 8, 0, UINT64_MAX,
+                                &INT_OPS},
+    [PROTOBUF_C_TYPE_FIXED64] = {"fixed64", ORPC__JSON_INT64, 8, 0, UINT64_MAX,
+                                 &INT_OPS},
+    [PROTOBUF_C_TYPE_FLOAT] = {"float", ORPC__JSON_REAL, sizeof(float), 0, 0,
+                               &REAL_OPS},
+    [PROTOBUF_C_TYPE_DOUBLE] = {"double", ORPC__JSON_REAL, sizeof(double), 0, 0,
+                                &REAL_OPS},
+    [PROTOBUF_C_TYPE_BOOL] = {"bool", ORPC__JSON_BOOL,
+                              sizeof(protobuf_c_boolean), 0, 0, &BOOL_OPS},
+    [PROTOBUF_C_TYPE_ENUM] = {"enum", ORPC__JSON_ENUM, 4, 1, INT32_MAX,
+                              &ENUM_OPS},
+    [PROTOBUF_C_TYPE_STRING] = {"string", ORPC__JSON_STRING, sizeof(char *), 0,
+                                0, &STRING_OPS},
+    [PROTOBUF_C_TYPE_BYTES] = {"bytes", ORPC__JSON_BYTES,
+                               sizeof(ProtobufCBinaryData), 0, 0, &BYTES_OPS},
+    [PROTOBUF_C_TYPE_MESSAGE] = {"message", ORPC__JSON_MESSAGE,
+                                 sizeof(ProtobufCMessage *), 0, 0,
+                                 &MESSAGE_OPS},
+};
+
+/* A type value protobuf-c 1.4 does not have (a corrupt descriptor). */
+static const orpc__json_traits NONE = {
+    "?", ORPC__JSON_NONE, sizeof(uint32_t), 0, 0, &NONE_OPS};
+
+const orpc__json_traits *orpc__json_traits_of(ProtobufCType t)
+{
+    if ((unsigned)t >= sizeof TRAITS / sizeof TRAITS[0] ||
+        TRAITS[t].name == NULL) {
+        return &NONE;
+    }
+    return &TRAITS[t];
 }
 
 /* ------------------------------------------------------------------ */
@@ -269,15 +781,8 @@ int orpc__json_is_map(const ProtobufCMessageDescriptor *parent,
         e->fields[1].label == PROTOBUF_C_LABEL_REPEATED) {
         return 0;
     }
-    switch (e->fields[0].type) {
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE:
-    case PROTOBUF_C_TYPE_BYTES:
-    case PROTOBUF_C_TYPE_MESSAGE:
-    case PROTOBUF_C_TYPE_ENUM:
+    if (!orpc__json_traits_of(e->fields[0].type)->ops->map_key) {
         return 0;
-    default:
-        break;
     }
     /* protoc's MapEntryName(field name), nested in |parent|. */
     size_t pl = strlen(parent->name);
@@ -304,30 +809,6 @@ int orpc__json_is_map(const ProtobufCMessageDescriptor *parent,
     return strcmp(n, "Entry") == 0;
 }
 
-/* Size of one element of a repeated field of type |t|. */
-size_t orpc__json_elem_size(ProtobufCType t)
-{
-    switch (t) {
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_DOUBLE:
-        return 8;
-    case PROTOBUF_C_TYPE_BOOL:
-        return sizeof(protobuf_c_boolean);
-    case PROTOBUF_C_TYPE_STRING:
-        return sizeof(char *);
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return sizeof(ProtobufCMessage *);
-    case PROTOBUF_C_TYPE_BYTES:
-        return sizeof(ProtobufCBinaryData);
-    default:
-        return 4;
-    }
-}
-
 /* The index of the field of |t| that JSON key |key| names, or -1. */
 int orpc__json_find_field(orpc__json_mtype t, const char *key)
 {
@@ -347,157 +828,6 @@ int orpc__json_find_field(orpc__json_mtype t, const char *key)
     return -1;
 }
 
-/* ------------------------------------------------------------------ */
-/* Text to scalar (JSON strings, map keys, URL text)                    */
-
-/* Base64 text s[0..n) as the value of a bytes field, allocated with |a|
- * (no data for no bytes): ORPC__JSON_CV_OK, ORPC__JSON_CV_BAD or
- * ORPC__JSON_CV_NOMEM. */
-static int bytes_from_base64(const char *s, size_t n, ProtobufCAllocator *a,
-                             ProtobufCBinaryData *out, const char **why)
-{
-    orpc__buf b;
-    orpc__buf_init(&b, a);
-    int rc = orpc__base64_decode(&b, s, n);
-    if (rc != 0) {
-        orpc__buf_free(&b);
-        if (rc == ORPC_EPARSE) {
-            *why = "invalid base64";
-            return ORPC__JSON_CV_BAD;
-        }
-        return ORPC__JSON_CV_NOMEM;
-    }
-    out->len = b.len;
-    if (b.len == 0) {
-        orpc__buf_free(&b);
-        out->data = NULL;
-        return ORPC__JSON_CV_OK;
-    }
-    out->data = (uint8_t *)orpc__buf_take(&b, NULL);
-    return out->data != NULL ? ORPC__JSON_CV_OK : ORPC__JSON_CV_NOMEM;
-}
-
-/* Converts text s[0..n) (NUL-terminated at n) for field |f| into |member|.
- * |bool_text|: accept "true"/"false" for bool fields.  ORPC__JSON_CV_OK,
- * ORPC__JSON_CV_BAD (with |*why|), ORPC__JSON_CV_NOMEM or
- * ORPC__JSON_CV_UNKNOWN_ENUM. */
-int orpc__json_text_to_scalar(const ProtobufCFieldDescriptor *f,
-                              const orpc_enum_info *ei, const char *s, size_t n,
-                              void *member, ProtobufCAllocator *a,
-                              int bool_text, const char **why)
-{
-    int neg;
-    uint64_t mag;
-    int rc;
-    *why = "invalid value";
-    if (orpc__json_is_int_type(f->type)) {
-        rc = orpc__json_parse_int(s, n, &neg, &mag);
-        if (rc == ORPC__JSON_NUM_SYNTAX) {
-            *why = "not an integer";
-            return ORPC__JSON_CV_BAD;
-        }
-        if (rc == ORPC__JSON_NUM_FRACTION) {
-            *why = "not an integer (has a fraction)";
-            return ORPC__JSON_CV_BAD;
-        }
-        if (rc != ORPC__JSON_NUM_OK ||
-            orpc__json_store_int(f->type, neg, mag, member) < 0) {
-            *why = "integer out of range";
-            return ORPC__JSON_CV_BAD;
-        }
-        return ORPC__JSON_CV_OK;
-    }
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE: {
-        double v;
-        if (strcmp(s, "NaN") == 0) {
-            v = NAN;
-        } else if (strcmp(s, "Infinity") == 0) {
-            v = INFINITY;
-        } else if (strcmp(s, "-Infinity") == 0) {
-            v = -INFINITY;
-        } else {
-            rc = orpc__json_parse_double(s, n, &v);
-            if (rc == ORPC__JSON_NUM_NOMEM) {
-                return ORPC__JSON_CV_NOMEM;
-            }
-            if (rc == ORPC__JSON_NUM_SYNTAX) {
-                *why = "not a number";
-                return ORPC__JSON_CV_BAD;
-            }
-            if (rc != ORPC__JSON_NUM_OK) {
-                *why = "number out of range";
-                return ORPC__JSON_CV_BAD;
-            }
-        }
-        if (f->type == PROTOBUF_C_TYPE_FLOAT) {
-            if (!orpc__json_fits_float(v)) {
-                *why = "number out of range for float";
-                return ORPC__JSON_CV_BAD;
-            }
-            *(float *)member = (float)v;
-        } else {
-            *(double *)member = v;
-        }
-        return ORPC__JSON_CV_OK;
-    }
-    case PROTOBUF_C_TYPE_BOOL:
-        if (bool_text && strcmp(s, "true") == 0) {
-            *(protobuf_c_boolean *)member = 1;
-        } else if (bool_text && strcmp(s, "false") == 0) {
-            *(protobuf_c_boolean *)member = 0;
-        } else {
-            *why = "expected true or false";
-            return ORPC__JSON_CV_BAD;
-        }
-        return ORPC__JSON_CV_OK;
-    case PROTOBUF_C_TYPE_STRING: {
-        if (!orpc__json_utf8_valid(s, n) || memchr(s, '\0', n) != NULL) {
-            *why = "invalid UTF-8";
-            return ORPC__JSON_CV_BAD;
-        }
-        char *copy = orpc__json_strndup(a, s, n);
-        if (copy == NULL) {
-            return ORPC__JSON_CV_NOMEM;
-        }
-        *(char **)member = copy;
-        return ORPC__JSON_CV_OK;
-    }
-    case PROTOBUF_C_TYPE_BYTES:
-        return bytes_from_base64(s, n, a, member, why);
-    case PROTOBUF_C_TYPE_ENUM: {
-        if (ei != NULL) {
-            const orpc_enum_value_info *v = orpc_enum_info_find(ei, s);
-            if (v != NULL) {
-                *(int32_t *)member = v->number;
-                return ORPC__JSON_CV_OK;
-            }
-        }
-        const ProtobufCEnumValue *ev =
-            protobuf_c_enum_descriptor_get_value_by_name(f->descriptor, s);
-        if (ev != NULL) {
-            *(int32_t *)member = ev->value;
-            return ORPC__JSON_CV_OK;
-        }
-        rc = orpc__json_parse_int(s, n, &neg, &mag);
-        if (rc == ORPC__JSON_NUM_OK) {
-            if (orpc__json_store_int(PROTOBUF_C_TYPE_ENUM, neg, mag, member) <
-                0) {
-                *why = "enum number out of range";
-                return ORPC__JSON_CV_BAD;
-            }
-            return ORPC__JSON_CV_OK;
-        }
-        *why = "unknown enum value";
-        return ORPC__JSON_CV_UNKNOWN_ENUM;
-    }
-    default:
-        *why = "not a scalar field";
-        return ORPC__JSON_CV_BAD;
-    }
-}
-
 /* The name enum value |n| is written as; NULL when |n| has none. */
 const char *orpc__json_enum_name(const ProtobufCFieldDescriptor *f,
                                  const orpc_enum_info *ei, int legacy,
@@ -512,50 +842,4 @@ const char *orpc__json_enum_name(const ProtobufCFieldDescriptor *f,
     const ProtobufCEnumValue *ev =
         protobuf_c_enum_descriptor_get_value(f->descriptor, n);
     return ev != NULL ? ev->name : NULL;
-}
-
-/* A map key as text: into |buf| for numbers, else the string itself. */
-int orpc__json_map_key_text(const ProtobufCFieldDescriptor *kf,
-                            const void *member, char *buf, size_t cap,
-                            const char **key)
-{
-    switch (kf->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-        snprintf(buf, cap, "%" PRId32, *(const int32_t *)member);
-        break;
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-        snprintf(buf, cap, "%" PRIu32, *(const uint32_t *)member);
-        break;
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-        snprintf(buf, cap, "%" PRId64, *(const int64_t *)member);
-        break;
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-        snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)member);
-        break;
-    case PROTOBUF_C_TYPE_BOOL:
-        snprintf(buf, cap, "%s",
-                 *(const protobuf_c_boolean *)member ? "true" : "false");
-        break;
-    case PROTOBUF_C_TYPE_STRING: {
-        const char *s = *(char *const *)member;
-        if (s == NULL) {
-            s = "";
-        }
-        if (!orpc__json_utf8_valid(s, strlen(s))) {
-            return ORPC_EINVAL;
-        }
-        *key = s;
-        return 0;
-    }
-    default:
-        return ORPC_EINVAL;
-    }
-    *key = buf;
-    return 0;
 }

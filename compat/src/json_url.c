@@ -23,8 +23,6 @@
 
 #include <orpc/error.h>
 
-#include "common/base64.h"
-
 int orpc__json_scalar_text(const ProtobufCFieldDescriptor *f,
                            const orpc_field_info *fi, const void *member,
                            const orpc_json_opts *opts, char **out)
@@ -38,71 +36,16 @@ int orpc__json_scalar_text(const ProtobufCFieldDescriptor *f,
         f->type == PROTOBUF_C_TYPE_MESSAGE) {
         return ORPC_EINVAL;
     }
-    char buf[64] = "";
-    const char *text = buf;
-    switch (f->type) {
-    case PROTOBUF_C_TYPE_INT32:
-    case PROTOBUF_C_TYPE_SINT32:
-    case PROTOBUF_C_TYPE_SFIXED32:
-    case PROTOBUF_C_TYPE_UINT32:
-    case PROTOBUF_C_TYPE_FIXED32:
-    case PROTOBUF_C_TYPE_INT64:
-    case PROTOBUF_C_TYPE_SINT64:
-    case PROTOBUF_C_TYPE_SFIXED64:
-    case PROTOBUF_C_TYPE_UINT64:
-    case PROTOBUF_C_TYPE_FIXED64:
-    case PROTOBUF_C_TYPE_BOOL:
-        orpc__json_map_key_text(f, member, buf, sizeof buf,
-                                &text); /* map keys' form */
-        break;
-    case PROTOBUF_C_TYPE_FLOAT:
-    case PROTOBUF_C_TYPE_DOUBLE: {
-        double v = f->type == PROTOBUF_C_TYPE_FLOAT
-                       ? orpc__json_float_as_double(*(const float *)member)
-                       : *(const double *)member;
-        if (isnan(v)) {
-            text = "NaN";
-        } else if (isinf(v)) {
-            text = v > 0 ? "Infinity" : "-Infinity";
-        } else {
-            orpc__json_fmt_double(v, buf, sizeof buf);
-        }
-        break;
+    orpc__buf text = {0};
+    int rc = orpc__json_traits_of(f->type)->ops->text(
+        f, orpc__json_enum_of_fi(f, fi), opts != NULL && opts->legacy, member,
+        &text);
+    if (rc != 0) {
+        orpc__buf_free(&text);
+        return rc;
     }
-    case PROTOBUF_C_TYPE_STRING:
-        text = *(char *const *)member != NULL ? *(char *const *)member : "";
-        if (!orpc__json_utf8_valid(text, strlen(text))) {
-            return ORPC_EINVAL;
-        }
-        break;
-    case PROTOBUF_C_TYPE_BYTES: {
-        const ProtobufCBinaryData *b = member;
-        orpc__buf t = {0};
-        orpc__base64_append(&t, b->data, b->data != NULL ? b->len : 0,
-                            ORPC__BASE64_URL);
-        *out = orpc__buf_take(&t, NULL);
-        return *out != NULL ? 0 : ORPC_ENOMEM;
-    }
-    case PROTOBUF_C_TYPE_ENUM: {
-        int32_t n = *(const int32_t *)member;
-        text = orpc__json_enum_name(f, orpc__json_enum_of_fi(f, fi),
-                                    opts != NULL && opts->legacy, n);
-        if (text == NULL) {
-            snprintf(buf, sizeof buf, "%" PRId32, n);
-            text = buf;
-        }
-        break;
-    }
-    case PROTOBUF_C_TYPE_MESSAGE:
-        return ORPC_EINVAL;
-    }
-    size_t n = strlen(text);
-    *out = malloc(n + 1);
-    if (*out == NULL) {
-        return ORPC_ENOMEM;
-    }
-    memcpy(*out, text, n + 1);
-    return 0;
+    *out = orpc__buf_take(&text, NULL);
+    return *out != NULL ? 0 : ORPC_ENOMEM;
 }
 
 /* Frees what the value of field |f| at |member| owns (strings, bytes,
@@ -110,26 +53,9 @@ int orpc__json_scalar_text(const ProtobufCFieldDescriptor *f,
 static void free_member(const ProtobufCFieldDescriptor *f, void *member,
                         ProtobufCAllocator *alloc)
 {
-    if (f->type == PROTOBUF_C_TYPE_STRING) {
-        char *s = *(char **)member;
-        if (s != NULL && s != f->default_value) {
-            orpc__json_free(alloc, s);
-        }
-        *(char **)member = NULL;
-    } else if (f->type == PROTOBUF_C_TYPE_BYTES) {
-        ProtobufCBinaryData *b = member;
-        const ProtobufCBinaryData *def = f->default_value;
-        if (b->data != NULL && (def == NULL || def->data != b->data)) {
-            orpc__json_free(alloc, b->data);
-        }
-        b->data = NULL;
-        b->len = 0;
-    } else if (f->type == PROTOBUF_C_TYPE_MESSAGE) {
-        ProtobufCMessage *m = *(ProtobufCMessage **)member;
-        if (m != NULL && (const void *)m != f->default_value) {
-            protobuf_c_message_free_unpacked(m, alloc);
-        }
-        *(ProtobufCMessage **)member = NULL;
+    const orpc__json_ops *ops = orpc__json_traits_of(f->type)->ops;
+    if (ops->release != NULL) {
+        ops->release(f, member, alloc);
     }
 }
 
@@ -154,9 +80,10 @@ int orpc__json_scalar_parse(const ProtobufCFieldDescriptor *f,
         ProtobufCBinaryData bd;
     } tmp;
     memset(&tmp, 0, sizeof tmp);
-    const char *why = NULL;
-    int rc = orpc__json_text_to_scalar(f, orpc__json_enum_of_fi(f, fi), text,
-                                       strlen(text), &tmp, alloc, 1, &why);
+    const orpc__json_traits *tr = orpc__json_traits_of(f->type);
+    const char *why = "invalid value";
+    int rc = tr->ops->parse(f, orpc__json_enum_of_fi(f, fi), text, strlen(text),
+                            &tmp, alloc, 1, &why);
     if (rc == ORPC__JSON_CV_NOMEM) {
         return ORPC_ENOMEM;
     }
@@ -182,14 +109,13 @@ int orpc__json_scalar_parse(const ProtobufCFieldDescriptor *f,
                 }
             }
         }
-        memcpy(member, &tmp, orpc__json_elem_size(f->type));
+        memcpy(member, &tmp, tr->size);
         *oneof_case = f->id;
         return 0;
     }
     free_member(f, member, alloc);
-    memcpy(member, &tmp, orpc__json_elem_size(f->type));
-    if (f->label == PROTOBUF_C_LABEL_OPTIONAL &&
-        f->type != PROTOBUF_C_TYPE_STRING) {
+    memcpy(member, &tmp, tr->size);
+    if (f->label == PROTOBUF_C_LABEL_OPTIONAL && !tr->ops->by_pointer) {
         *(protobuf_c_boolean *)(base + f->quantifier_offset) = 1;
     }
     return 0;

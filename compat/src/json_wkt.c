@@ -393,9 +393,9 @@ int orpc__json_enc_wkt(orpc__json_enc *c, enum orpc__json_wkt kind,
         return orpc__json_mk(json_string_nocheck(buf), out);
     }
     case ORPC__WKT_WRAPPER:
-        return orpc__json_enc_scalar(c, &t.d->fields[0], NULL,
-                                     (const char *)m + t.d->fields[0].offset,
-                                     out);
+        return orpc__json_traits_of(t.d->fields[0].type)
+            ->ops->encode(&t.d->fields[0], NULL, c->legacy,
+                          (const char *)m + t.d->fields[0].offset, out);
     case ORPC__WKT_STRUCT:
         return enc_struct(c, (const void *)m, depth, out);
     case ORPC__WKT_VALUE:
