@@ -24,9 +24,11 @@
  *   - required (proto2) strings and messages must be present; required
  *     scalars cannot be checked (protobuf-c keeps no presence for them);
  *   - the size of the text is the caller's to bound (|len|).
- * Every decode error is INVALID_ARGUMENT "<path>: <reason>", with
- * "(line L, column C)" for syntax errors (jansson's position); running out
- * of memory is RESOURCE_EXHAUSTED.  A message under construction is always
+ * Every fault is ORPC_EPARSE with "<path>: <reason>" in the detail, with
+ * "(line L, column C)" for syntax errors (jansson's position); nesting past
+ * max_depth is ORPC_ETOOBIG, running out of memory ORPC_ENOMEM.  The first
+ * fault recorded wins: the decoder stops there, and what it finds while
+ * unwinding is not news.  A message under construction is always
  * consistent for protobuf_c_message_free_unpacked(), which frees it on
  * error: values are stored only once complete, a oneof's case is set after
  * its member, a repeated count counts complete elements only.
@@ -41,100 +43,57 @@
 
 #include <orpc/error.h>
 
+#include "common/detail.h"
+
 int orpc__json_nomem(orpc__json_dec *c)
 {
-    if (c->st.code == ORPC_OK) {
-        c->st = orpc_status_new(ORPC_RESOURCE_EXHAUSTED,
-                                "out of memory decoding JSON");
+    if (c->err.code == 0) {
+        orpc__detail_set(&c->err, ORPC_ENOMEM, "out of memory decoding JSON");
     }
     return -1;
 }
 
-/* Records "<path>: <reason>" as the error (the first one wins); -1. */
-int orpc__json_fail(orpc__json_dec *c, const char *fmt, ...)
+/* Records |code| with "<path>: <reason>" as the error (the first one
+ * wins); -1. */
+static int vfail(orpc__json_dec *c, int code, const char *fmt, va_list ap)
+    ORPC_PRINTF(3, 0);
+
+static int vfail(orpc__json_dec *c, int code, const char *fmt, va_list ap)
 {
-    if (c->st.code != ORPC_OK) {
+    if (c->err.code != 0) {
         return -1;
     }
     if (c->path.failed) {
         return orpc__json_nomem(c);
     }
-    char reason[512];
-    va_list ap;
-    va_start(ap, fmt);
+    char reason[200];
     vsnprintf(reason, sizeof reason, fmt, ap);
-    va_end(ap);
-    c->st = orpc_status_errorf(ORPC_INVALID_ARGUMENT, "%s: %s",
-                               orpc__buf_str(&c->path), reason);
+    orpc__json_set_error(&c->err, code, &c->path, reason);
     return -1;
 }
 
-/* "unknown value "x"" style quoting of input text for reasons. */
-const char *orpc__json_quoted(orpc__buf *tmp, const char *s)
+int orpc__json_fail(orpc__json_dec *c, const char *fmt, ...)
 {
-    orpc__buf_truncate(tmp, 0);
-    orpc__json_quote(tmp, s, 64);
-    return tmp->failed ? "\"?\"" : orpc__buf_str(tmp);
-}
-
-static int is_ident(const char *k)
-{
-    size_t n = 0;
-    if (!(orpc__json_islower(k[0]) || orpc__json_isupper(k[0]) ||
-          k[0] == '_')) {
-        return 0;
-    }
-    for (; k[n] != '\0'; n++) {
-        if (!(orpc__json_islower(k[n]) || orpc__json_isupper(k[n]) ||
-              orpc__json_isdigit(k[n]) || k[n] == '_') ||
-            n >= 64) {
-            return 0;
-        }
-    }
-    return 1;
-}
-
-/* Path steps; each returns the mark to restore with orpc__json_path_pop(). */
-size_t orpc__json_path_key(orpc__json_dec *c, const char *key)
-{
-    size_t mark = c->path.len;
-    if (is_ident(key)) {
-        orpc__buf_putc(&c->path, '.');
-        orpc__buf_puts(&c->path, key);
-    } else {
-        orpc__buf_putc(&c->path, '[');
-        orpc__json_quote(&c->path, key, 64);
-        orpc__buf_putc(&c->path, ']');
-    }
-    return mark;
-}
-
-size_t orpc__json_path_mapkey(orpc__json_dec *c, const char *key)
-{
-    size_t mark = c->path.len;
-    orpc__buf_putc(&c->path, '[');
-    orpc__json_quote(&c->path, key, 64);
-    orpc__buf_putc(&c->path, ']');
-    return mark;
-}
-
-size_t orpc__json_path_index(orpc__json_dec *c, size_t i)
-{
-    size_t mark = c->path.len;
-    char buf[32];
-    snprintf(buf, sizeof buf, "[%zu]", i);
-    orpc__buf_puts(&c->path, buf);
-    return mark;
-}
-
-void orpc__json_path_pop(orpc__json_dec *c, size_t mark)
-{
-    orpc__buf_truncate(&c->path, mark);
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, ORPC_EPARSE, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 int orpc__json_too_deep(orpc__json_dec *c)
 {
-    return orpc__json_fail(c, "nesting deeper than %u levels", c->max_depth);
+    return orpc__json_fail_code(c, ORPC_ETOOBIG,
+                                "nesting deeper than %u levels", c->max_depth);
+}
+
+int orpc__json_fail_code(orpc__json_dec *c, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vfail(c, code, fmt, ap);
+    va_end(ap);
+    return -1;
 }
 
 static const char *enum_type_name(const ProtobufCFieldDescriptor *f)
@@ -167,7 +126,7 @@ int orpc__json_dec_scalar(orpc__json_dec *c, const ProtobufCFieldDescriptor *f,
                 return 1;
             }
             orpc__buf q = {0};
-            orpc__json_fail(c, "unknown value %s of %s",
+            orpc__json_fail(c, "unknown enum value %s of %s",
                             orpc__json_quoted(&q, json_string_value(v)),
                             enum_type_name(f));
             orpc__buf_free(&q);
@@ -293,14 +252,14 @@ static int dec_list(orpc__json_dec *c, orpc__json_mtype t, unsigned i,
     *count = 0;
     for (size_t k = 0; k < n; k++) {
         json_t *el = json_array_get(v, k);
-        size_t mark = orpc__json_path_index(c, k);
+        size_t mark = orpc__json_path_index(&c->path, k);
         int rc;
         if (json_is_null(el) && !null_is_value(f)) {
             rc = orpc__json_fail(c, "null is not allowed in a list");
         } else {
             rc = dec_elem(c, t, i, el, depth + 1, arr + *count * esz);
         }
-        orpc__json_path_pop(c, mark);
+        orpc__json_path_pop(&c->path, mark);
         if (rc < 0) {
             return -1;
         }
@@ -382,7 +341,7 @@ static int dec_map(orpc__json_dec *c, orpc__json_mtype t, unsigned i,
     json_t *el;
     json_object_foreach(v, key, el)
     {
-        size_t mark = orpc__json_path_mapkey(c, key);
+        size_t mark = orpc__json_path_mapkey(&c->path, key);
         ProtobufCMessage *e = orpc__json_msg_new(c->alloc, et.d);
         if (e == NULL) {
             return orpc__json_nomem(c);
@@ -396,7 +355,7 @@ static int dec_map(orpc__json_dec *c, orpc__json_mtype t, unsigned i,
                 rc = dec_elem(c, et, 1, el, depth + 1, (char *)e + vf->offset);
             }
         }
-        orpc__json_path_pop(c, mark);
+        orpc__json_path_pop(&c->path, mark);
         if (rc < 0) {
             return -1;
         }
@@ -480,12 +439,12 @@ int orpc__json_dec_fields(orpc__json_dec *c, orpc__json_mtype t, json_t *v,
             if (c->ignore_unknown) {
                 continue;
             }
-            size_t mark = orpc__json_path_key(c, key);
+            size_t mark = orpc__json_path_key(&c->path, key);
             rc = orpc__json_fail(c, "unknown field");
-            orpc__json_path_pop(c, mark);
+            orpc__json_path_pop(&c->path, mark);
             break;
         }
-        size_t mark = orpc__json_path_key(c, key);
+        size_t mark = orpc__json_path_key(&c->path, key);
         if (seen[i / 8] & (1u << (i % 8))) {
             rc = orpc__json_fail(
                 c,
@@ -496,7 +455,7 @@ int orpc__json_dec_fields(orpc__json_dec *c, orpc__json_mtype t, json_t *v,
             seen[i / 8] |= (unsigned char)(1u << (i % 8));
             rc = dec_field(c, t, (unsigned)i, m, el, depth);
         }
-        orpc__json_path_pop(c, mark);
+        orpc__json_path_pop(&c->path, mark);
         if (rc < 0) {
             break;
         }
@@ -534,14 +493,13 @@ int orpc__json_dec_msg(orpc__json_dec *c, orpc__json_mtype t, json_t *v,
     return 0;
 }
 
-static orpc_status decode_root(const orpc_message_info *info, json_t *v,
-                               const orpc_json_opts *opts,
-                               ProtobufCAllocator *alloc, const char *path,
-                               int real_ints, ProtobufCMessage **out)
+static int decode_root(ProtobufCMessage **out, const orpc_message_info *info,
+                       json_t *v, const char *path, const orpc_json_opts *opts,
+                       ProtobufCAllocator *alloc, int real_ints,
+                       orpc_error_detail *detail)
 {
     orpc__json_dec c;
     memset(&c, 0, sizeof c);
-    c.st = ORPC_STATUS_OK;
     c.ignore_unknown = opts != NULL && opts->ignore_unknown;
     c.max_depth = opts != NULL && opts->max_depth > 0
                       ? opts->max_depth
@@ -549,7 +507,7 @@ static orpc_status decode_root(const orpc_message_info *info, json_t *v,
     c.real_ints = real_ints;
     c.alloc = alloc;
     c.root = orpc__json_mt(info->descriptor, info);
-    orpc__buf_puts(&c.path, path != NULL ? path : "$");
+    orpc__buf_puts(&c.path, path);
     ProtobufCMessage *m = NULL;
     int rc = orpc__json_dec_msg(&c, c.root, v, 0, &m);
     if (rc == 0 && !protobuf_c_message_check(m)) {
@@ -560,13 +518,16 @@ static orpc_status decode_root(const orpc_message_info *info, json_t *v,
     orpc__buf_free(&c.path);
     orpc__buf_free(&c.scratch);
     if (rc < 0) {
-        if (c.st.code == ORPC_OK) { /* cannot happen; never report OK */
-            c.st = orpc_status_new(ORPC_INVALID_ARGUMENT, "invalid JSON");
+        if (c.err.code == 0) { /* cannot happen; never report success */
+            orpc__detail_set(&c.err, ORPC_EPARSE, "%s: invalid JSON", path);
         }
-        return c.st;
+        if (detail != NULL) {
+            *detail = c.err;
+        }
+        return c.err.code;
     }
     *out = m;
-    return ORPC_STATUS_OK;
+    return 0;
 }
 
 static int bad_info(const orpc_message_info *info)
@@ -575,31 +536,60 @@ static int bad_info(const orpc_message_info *info)
            info->descriptor->magic != PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC;
 }
 
-orpc_status orpc__json_decode_value(const orpc_message_info *info, json_t *v,
-                                    const orpc_json_opts *opts,
-                                    ProtobufCAllocator *alloc, const char *path,
-                                    ProtobufCMessage **out)
+int orpc__json_decode_value(ProtobufCMessage **out,
+                            const orpc_message_info *info, json_t *v,
+                            const char *path, const orpc_json_opts *opts,
+                            ProtobufCAllocator *alloc,
+                            orpc_error_detail *detail)
 {
+    if (path == NULL) {
+        path = "$";
+    }
     if (out != NULL) {
         *out = NULL;
     }
-    if (bad_info(info) || v == NULL || out == NULL) {
-        return orpc_status_errorf(ORPC_INVALID_ARGUMENT,
-                                  "%s: invalid arguments",
-                                  path != NULL ? path : "$");
+    if (out == NULL || bad_info(info) || v == NULL) {
+        return orpc__detail_set(detail, ORPC_EINVAL,
+                                "%s: invalid arguments (no message table, "
+                                "value or result)",
+                                path);
     }
-    return decode_root(info, v, opts, alloc, path, 0, out);
+    return decode_root(out, info, v, path, opts, alloc, 0, detail);
 }
 
-orpc_status orpc_json_decode(const orpc_message_info *info, const char *json,
-                             size_t len, const orpc_json_opts *opts,
-                             ProtobufCAllocator *alloc, ProtobufCMessage **out)
+/* jansson's error for text that is not JSON, with its position: EPARSE,
+ * or ETOOBIG for nesting beyond jansson's own limit (2048), or ENOMEM. */
+static int load_error(const json_error_t *err, orpc_error_detail *detail)
+{
+    if (json_error_code(err) == json_error_out_of_memory) {
+        return orpc__detail_set(detail, ORPC_ENOMEM,
+                                "out of memory decoding JSON");
+    }
+    int code = json_error_code(err) == json_error_stack_overflow ? ORPC_ETOOBIG
+                                                                 : ORPC_EPARSE;
+    /* jansson's text may quote input bytes: keep it printable ASCII. */
+    char text[JSON_ERROR_TEXT_LENGTH];
+    size_t k = 0;
+    for (; k + 1 < sizeof text && err->text[k] != '\0'; k++) {
+        unsigned char ch = (unsigned char)err->text[k];
+        text[k] = ch < 0x20 || ch >= 0x7f ? '?' : (char)ch;
+    }
+    text[k] = '\0';
+    return orpc__detail_set(detail, code, "$: %s (line %d, column %d)", text,
+                            err->line, err->column);
+}
+
+int orpc_json_decode(ProtobufCMessage **out, const orpc_message_info *info,
+                     const char *json, size_t len, const orpc_json_opts *opts,
+                     ProtobufCAllocator *alloc, orpc_error_detail *detail)
 {
     if (out != NULL) {
         *out = NULL;
     }
-    if (bad_info(info) || (json == NULL && len > 0) || out == NULL) {
-        return orpc_status_new(ORPC_INVALID_ARGUMENT, "$: invalid arguments");
+    if (out == NULL || bad_info(info) || (json == NULL && len > 0)) {
+        return orpc__detail_set(detail, ORPC_EINVAL,
+                                "$: invalid arguments (no message table or "
+                                "result, or no text)");
     }
     const size_t flags = JSON_DECODE_ANY | JSON_REJECT_DUPLICATES;
     json_error_t err;
@@ -613,23 +603,9 @@ orpc_status orpc_json_decode(const orpc_message_info *info, const char *json,
         real_ints = root != NULL;
     }
     if (root == NULL) {
-        if (json_error_code(&err) == json_error_out_of_memory) {
-            return orpc_status_new(ORPC_RESOURCE_EXHAUSTED,
-                                   "out of memory decoding JSON");
-        }
-        /* jansson's text may quote input bytes: keep it printable ASCII. */
-        char text[JSON_ERROR_TEXT_LENGTH];
-        size_t k = 0;
-        for (; k + 1 < sizeof text && err.text[k] != '\0'; k++) {
-            unsigned char ch = (unsigned char)err.text[k];
-            text[k] = ch < 0x20 || ch >= 0x7f ? '?' : (char)ch;
-        }
-        text[k] = '\0';
-        return orpc_status_errorf(ORPC_INVALID_ARGUMENT,
-                                  "$: %s (line %d, column %d)", text, err.line,
-                                  err.column);
+        return load_error(&err, detail);
     }
-    orpc_status st = decode_root(info, root, opts, alloc, "$", real_ints, out);
+    int rc = decode_root(out, info, root, "$", opts, alloc, real_ints, detail);
     json_decref(root);
-    return st;
+    return rc;
 }

@@ -21,22 +21,24 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include <orpc/compat/json.h>
-#include <orpc/status.h>
+#include <orpc/error.h>
 
 #include "common/buf.h"
 
-/* |msg| as a jansson value (a new reference in |*out|); 0, ORPC_EINVAL or
- * ORPC_ENOMEM. */
-int orpc__json_encode_value(const orpc_message_info *info,
+/* |msg| as a jansson value (a new reference in |*out|).  Returns and
+ * fills |detail| as orpc_json_encode() does. */
+int orpc__json_encode_value(json_t **out, const orpc_message_info *info,
                             const ProtobufCMessage *msg,
-                            const orpc_json_opts *opts, json_t **out);
+                            const orpc_json_opts *opts,
+                            orpc_error_detail *detail);
 
-/* |v| into a new message; errors name |path| (e.g. "$" or "$.body") as the
- * root.  See orpc_json_decode(). */
-orpc_status orpc__json_decode_value(const orpc_message_info *info, json_t *v,
-                                    const orpc_json_opts *opts,
-                                    ProtobufCAllocator *alloc, const char *path,
-                                    ProtobufCMessage **out);
+/* |v| into a new message, as orpc_json_decode() does with text; the paths
+ * in |detail| start with |path| (NULL: "$"), e.g. "$.body". */
+int orpc__json_decode_value(ProtobufCMessage **out,
+                            const orpc_message_info *info, json_t *v,
+                            const char *path, const orpc_json_opts *opts,
+                            ProtobufCAllocator *alloc,
+                            orpc_error_detail *detail);
 
 /* One singular scalar or enum field's value (or one element of a repeated
  * one) as the text that goes into a
@@ -133,6 +135,22 @@ int orpc__json_double_to_int(double v, int *neg, uint64_t *mag);
 
 /* Whether a double fits a float field (values that round to ±FLT_MAX do). */
 int orpc__json_fits_float(double v);
+
+/* Path steps of an error message ("$.a", "$[\"a b\"]", "$.m[\"k\"]",
+ * "$.l[2]"), appended to |path|; each returns the mark to restore with
+ * orpc__json_path_pop(). */
+size_t orpc__json_path_key(orpc__buf *path, const char *key);
+size_t orpc__json_path_mapkey(orpc__buf *path, const char *key);
+size_t orpc__json_path_index(orpc__buf *path, size_t i);
+void orpc__json_path_pop(orpc__buf *path, size_t mark);
+
+/* Input text |s| quoted (and cut) for a reason, in |tmp|. */
+const char *orpc__json_quoted(orpc__buf *tmp, const char *s);
+
+/* Fills |d| with |code| and "<path>: <reason>", shortening the path from
+ * the front when it would not fit. */
+void orpc__json_set_error(orpc_error_detail *d, int code, const orpc__buf *path,
+                          const char *reason);
 
 /* ---- json_time.c: Timestamp and Duration text ----------------------- */
 
@@ -285,12 +303,27 @@ typedef struct orpc__json_enc {
     unsigned max_depth;
     orpc__json_mtype root;
     orpc__json_mtype any_cache;
+    orpc__buf path;        /* "$.a[2]": where the encoder is */
+    orpc_error_detail err; /* the first fault, with its path */
 } orpc__json_enc;
+
+/* Records |code| with "<path>: <reason>" as the error (the first one
+ * wins); returns |code|. */
+int orpc__json_enc_fail(orpc__json_enc *c, int code, const char *fmt, ...)
+    ORPC_PRINTF(3, 4);
+
+/* Records nesting beyond max_depth; ORPC_ETOOBIG. */
+int orpc__json_enc_too_deep(orpc__json_enc *c);
 
 /* |m| of type |t| as a JSON value; |depth| counts the containers around
  * it.  0, ORPC_EINVAL or ORPC_ENOMEM. */
 int orpc__json_enc_msg(orpc__json_enc *c, orpc__json_mtype t,
                        const ProtobufCMessage *m, unsigned depth, json_t **out);
+
+/* A scalar or enum value at |member| as a JSON value. */
+int orpc__json_enc_scalar(orpc__json_enc *c, const ProtobufCFieldDescriptor *f,
+                          const orpc_enum_info *ei, const void *member,
+                          json_t **out);
 
 /* |*out| = |v|: 0, or ORPC_ENOMEM when |v| is NULL. */
 int orpc__json_mk(json_t *v, json_t **out);
@@ -307,29 +340,19 @@ typedef struct orpc__json_dec {
     ProtobufCAllocator *alloc;
     orpc__json_mtype root;
     orpc__json_mtype any_cache;
-    orpc__buf path;    /* "$.a[2]": where the decoder is */
-    orpc__buf scratch; /* short-lived text (canonical map keys) */
-    orpc_status st;
+    orpc__buf path;        /* "$.a[2]": where the decoder is */
+    orpc__buf scratch;     /* short-lived text (canonical map keys) */
+    orpc_error_detail err; /* the first fault, with its path */
 } orpc__json_dec;
 
-/* Records "<path>: <reason>" as the error (the first one wins); -1. */
+/* Record the error (the first one wins) and return -1: ORPC_EPARSE with
+ * "<path>: <reason>" / |code| with the same / ORPC_ENOMEM / ORPC_ETOOBIG
+ * for nesting beyond max_depth. */
 int orpc__json_fail(orpc__json_dec *c, const char *fmt, ...) ORPC_PRINTF(2, 3);
-
-/* Records running out of memory as the error; -1. */
+int orpc__json_fail_code(orpc__json_dec *c, int code, const char *fmt, ...)
+    ORPC_PRINTF(3, 4);
 int orpc__json_nomem(orpc__json_dec *c);
-
-/* Records nesting beyond max_depth as the error; -1. */
 int orpc__json_too_deep(orpc__json_dec *c);
-
-/* Input text |s| quoted (and cut) for a reason, in |tmp|. */
-const char *orpc__json_quoted(orpc__buf *tmp, const char *s);
-
-/* Path steps; each returns the mark to restore with
- * orpc__json_path_pop(). */
-size_t orpc__json_path_key(orpc__json_dec *c, const char *key);
-size_t orpc__json_path_mapkey(orpc__json_dec *c, const char *key);
-size_t orpc__json_path_index(orpc__json_dec *c, size_t i);
-void orpc__json_path_pop(orpc__json_dec *c, size_t mark);
 
 /* A scalar or enum JSON value into |member|: 0, -1, or 1 when an unknown
  * enum name is skipped (ignore_unknown). */

@@ -1,8 +1,9 @@
 /*
  * json_text.c — the text side of the proto3 JSON mapping: strict UTF-8,
- * JSON string escaping, protoc's JSON names, and numbers as text in both
+ * JSON string escaping, protoc's JSON names, numbers as text in both
  * directions (reals in their shortest exact form, integers exactly from any
- * JSON number spelling).
+ * JSON number spelling), and the JSON paths that error details start with
+ * ("$.items[2].when", "$.labels[\"k\"]", cut in front when too long).
  *
  * Numbers ignore the locale's decimal point without changing it (setlocale
  * is process-wide): the point is found by formatting 0.5 and swapped on the
@@ -17,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "common/detail.h"
 
 /* Strict UTF-8: no overlong forms, no surrogates, nothing above U+10FFFF. */
 int orpc__json_utf8_valid(const char *s, size_t n)
@@ -454,4 +457,96 @@ int orpc__json_double_to_int(double v, int *neg, uint64_t *mag)
 int orpc__json_fits_float(double v)
 {
     return !isfinite(v) || orpc__json_dabs(v) < 0x1.ffffffp+127;
+}
+
+/* ------------------------------------------------------------------ */
+/* Paths in error messages                                             */
+
+const char *orpc__json_quoted(orpc__buf *tmp, const char *s)
+{
+    orpc__buf_truncate(tmp, 0);
+    orpc__json_quote(tmp, s, 64);
+    return tmp->failed ? "\"?\"" : orpc__buf_str(tmp);
+}
+
+/* Whether |k| can follow a '.' in a path: a short identifier. */
+static int is_ident(const char *k)
+{
+    size_t n = 0;
+    if (!(orpc__json_islower(k[0]) || orpc__json_isupper(k[0]) ||
+          k[0] == '_')) {
+        return 0;
+    }
+    for (; k[n] != '\0'; n++) {
+        if (!(orpc__json_islower(k[n]) || orpc__json_isupper(k[n]) ||
+              orpc__json_isdigit(k[n]) || k[n] == '_') ||
+            n >= 64) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+size_t orpc__json_path_key(orpc__buf *path, const char *key)
+{
+    size_t mark = path->len;
+    if (is_ident(key)) {
+        orpc__buf_putc(path, '.');
+        orpc__buf_puts(path, key);
+    } else {
+        orpc__buf_putc(path, '[');
+        orpc__json_quote(path, key, 64);
+        orpc__buf_putc(path, ']');
+    }
+    return mark;
+}
+
+size_t orpc__json_path_mapkey(orpc__buf *path, const char *key)
+{
+    size_t mark = path->len;
+    orpc__buf_putc(path, '[');
+    orpc__json_quote(path, key, 64);
+    orpc__buf_putc(path, ']');
+    return mark;
+}
+
+size_t orpc__json_path_index(orpc__buf *path, size_t i)
+{
+    size_t mark = path->len;
+    orpc__buf_printf(path, "[%zu]", i);
+    return mark;
+}
+
+void orpc__json_path_pop(orpc__buf *path, size_t mark)
+{
+    orpc__buf_truncate(path, mark);
+}
+
+/* The path is cut from the front when the message would not fit, so that
+ * the reason and the innermost steps, which say the most, survive:
+ * "$...[3].status: unknown enum value ...". */
+void orpc__json_set_error(orpc_error_detail *d, int code, const orpc__buf *path,
+                          const char *reason)
+{
+    const char *p = orpc__buf_str(path);
+    size_t plen = strlen(p);
+    size_t room = sizeof d->message - 1;
+    size_t need = strlen(reason) + 2; /* ": " */
+    if (plen + need > room && need + 8 < room) {
+        size_t keep = room - need - 4; /* "$..." */
+        const char *tail = p + plen - keep;
+        const char *step = tail;
+        while (*step != '\0' && *step != '.' && *step != '[') {
+            step++; /* from the start of a step, when there is one */
+        }
+        if (*step != '\0') {
+            tail = step;
+        }
+        while (*tail != '\0' && ((unsigned char)*tail & 0xC0) == 0x80) {
+            tail++; /* not inside a UTF-8 sequence */
+        }
+        orpc__detail_set(d, code, "$...%s: %s", tail, reason);
+        return;
+    }
+    orpc__detail_set(d, code, "%s: %s", p, reason);
 }

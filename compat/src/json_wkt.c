@@ -15,6 +15,7 @@
  */
 #include "json_internal.h"
 
+#include <inttypes.h>
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -217,10 +218,12 @@ static int enc_struct(orpc__json_enc *c, const Google__Protobuf__Struct *s,
                       unsigned depth, json_t **out)
 {
     if (depth + 1 > c->max_depth) {
-        return ORPC_EINVAL;
+        return orpc__json_enc_too_deep(c);
     }
     if (s != NULL && s->n_fields > 0 && s->fields == NULL) {
-        return ORPC_EINVAL;
+        return orpc__json_enc_fail(c, ORPC_EINVAL,
+                                   "%zu Struct fields counted, none stored",
+                                   s->n_fields);
     }
     json_t *obj = json_object();
     if (obj == NULL) {
@@ -232,10 +235,16 @@ static int enc_struct(orpc__json_enc *c, const Google__Protobuf__Struct *s,
         int rc = 0;
         const char *key = e != NULL && e->key != NULL ? e->key : "";
         if (e == NULL || !orpc__json_utf8_valid(key, strlen(key))) {
-            rc = ORPC_EINVAL;
+            size_t mark = orpc__json_path_index(&c->path, k);
+            rc = orpc__json_enc_fail(c, ORPC_EINVAL,
+                                     "Struct entry missing or its key not "
+                                     "UTF-8");
+            orpc__json_path_pop(&c->path, mark);
         }
         if (rc == 0) {
+            size_t mark = orpc__json_path_mapkey(&c->path, key);
             rc = enc_value(c, e->value, depth + 1, &v);
+            orpc__json_path_pop(&c->path, mark);
         }
         if (rc == 0 && json_object_set_new_nocheck(obj, key, v) < 0) {
             rc = ORPC_ENOMEM;
@@ -254,10 +263,12 @@ static int enc_list_value(orpc__json_enc *c,
                           json_t **out)
 {
     if (depth + 1 > c->max_depth) {
-        return ORPC_EINVAL;
+        return orpc__json_enc_too_deep(c);
     }
     if (l != NULL && l->n_values > 0 && l->values == NULL) {
-        return ORPC_EINVAL;
+        return orpc__json_enc_fail(c, ORPC_EINVAL,
+                                   "%zu ListValue values counted, none stored",
+                                   l->n_values);
     }
     json_t *a = json_array();
     if (a == NULL) {
@@ -265,7 +276,9 @@ static int enc_list_value(orpc__json_enc *c,
     }
     for (size_t k = 0; l != NULL && k < l->n_values; k++) {
         json_t *v = NULL;
+        size_t mark = orpc__json_path_index(&c->path, k);
         int rc = enc_value(c, l->values[k], depth + 1, &v);
+        orpc__json_path_pop(&c->path, mark);
         if (rc == 0 && json_array_append_new(a, v) < 0) {
             rc = ORPC_ENOMEM;
         }
@@ -287,8 +300,9 @@ static int enc_value(orpc__json_enc *c, const Google__Protobuf__Value *v,
     switch (v->kind_case) {
     case GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE: {
         double d = v->number_value;
-        if (!isfinite(d)) {
-            return ORPC_EINVAL; /* would read back as a string */
+        if (!isfinite(d)) { /* would read back as a string */
+            return orpc__json_enc_fail(c, ORPC_EINVAL,
+                                       "Value number is not finite");
         }
         if (orpc__json_is_integral(d) &&
             orpc__json_dabs(d) <= ORPC__JSON_EXACT_DOUBLE_MAX &&
@@ -299,7 +313,10 @@ static int enc_value(orpc__json_enc *c, const Google__Protobuf__Value *v,
     }
     case GOOGLE__PROTOBUF__VALUE__KIND_STRING_VALUE: {
         const char *s = v->string_value != NULL ? v->string_value : "";
-        return orpc__json_mk_string(s, strlen(s), out);
+        int rc = orpc__json_mk_string(s, strlen(s), out);
+        return rc == ORPC_EINVAL
+                   ? orpc__json_enc_fail(c, rc, "invalid UTF-8 in a string")
+                   : rc;
     }
     case GOOGLE__PROTOBUF__VALUE__KIND_BOOL_VALUE:
         return orpc__json_mk(json_boolean(v->bool_value != 0), out);
@@ -316,7 +333,7 @@ static int enc_any(orpc__json_enc *c, const Google__Protobuf__Any *a,
                    unsigned depth, json_t **out)
 {
     if (depth + 1 > c->max_depth) {
-        return ORPC_EINVAL;
+        return orpc__json_enc_too_deep(c);
     }
     const char *url = a->type_url != NULL ? a->type_url : "";
     if (url[0] == '\0' && a->value.len == 0) {
@@ -325,17 +342,31 @@ static int enc_any(orpc__json_enc *c, const Google__Protobuf__Any *a,
     const char *name = type_url_name(url);
     if (name == NULL || !orpc__json_utf8_valid(url, strlen(url)) ||
         (a->value.len > 0 && a->value.data == NULL)) {
+        orpc__buf q = {0};
+        orpc__json_enc_fail(c, ORPC_EINVAL, "invalid Any (type URL %s)",
+                            orpc__json_quoted(&q, url));
+        orpc__buf_free(&q);
         return ORPC_EINVAL;
     }
     orpc__json_mtype it;
     int rc = find_type(c->root, &c->any_cache, name, strlen(name), &it);
-    if (rc <= 0) {
-        return rc < 0 ? ORPC_ENOMEM : ORPC_EINVAL;
+    if (rc < 0) {
+        return ORPC_ENOMEM;
+    }
+    if (rc == 0) {
+        orpc__buf q = {0};
+        orpc__json_enc_fail(c, ORPC_EINVAL,
+                            "Any of unknown type %s (no orpc table of it "
+                            "is reachable)",
+                            orpc__json_quoted(&q, name));
+        orpc__buf_free(&q);
+        return ORPC_EINVAL;
     }
     ProtobufCMessage *im =
         protobuf_c_message_unpack(it.d, NULL, a->value.len, a->value.data);
     if (im == NULL) {
-        return ORPC_EINVAL;
+        return orpc__json_enc_fail(
+            c, ORPC_EINVAL, "Any value does not unpack as %s", it.d->name);
     }
     json_t *obj = json_object();
     json_t *inner = NULL;
@@ -345,7 +376,9 @@ static int enc_any(orpc__json_enc *c, const Google__Protobuf__Any *a,
         rc = ORPC_ENOMEM;
     }
     if (rc == 0 && orpc__json_wkt_of(it.d) != ORPC__WKT_NONE) {
+        size_t mark = orpc__json_path_key(&c->path, "value");
         rc = orpc__json_enc_msg(c, it, im, depth + 1, &inner);
+        orpc__json_path_pop(&c->path, mark);
         if (rc == 0 && json_object_set_new_nocheck(obj, "value", inner) < 0) {
             rc = ORPC_ENOMEM;
         }
@@ -380,7 +413,11 @@ int orpc__json_enc_wkt(orpc__json_enc *c, enum orpc__json_wkt kind,
         const Google__Protobuf__Timestamp *ts = (const void *)m;
         if (orpc__json_fmt_timestamp(ts->seconds, ts->nanos, buf, sizeof buf) <
             0) {
-            return ORPC_EINVAL;
+            return orpc__json_enc_fail(
+                c, ORPC_EINVAL,
+                "Timestamp out of range (seconds %" PRId64 ", nanos %" PRId32
+                ")",
+                ts->seconds, ts->nanos);
         }
         return orpc__json_mk(json_string_nocheck(buf), out);
     }
@@ -388,14 +425,17 @@ int orpc__json_enc_wkt(orpc__json_enc *c, enum orpc__json_wkt kind,
         const Google__Protobuf__Duration *d = (const void *)m;
         if (orpc__json_fmt_duration(d->seconds, d->nanos, buf, sizeof buf) <
             0) {
-            return ORPC_EINVAL;
+            return orpc__json_enc_fail(c, ORPC_EINVAL,
+                                       "Duration out of range (seconds %" PRId64
+                                       ", nanos %" PRId32 ")",
+                                       d->seconds, d->nanos);
         }
         return orpc__json_mk(json_string_nocheck(buf), out);
     }
     case ORPC__WKT_WRAPPER:
-        return orpc__json_traits_of(t.d->fields[0].type)
-            ->ops->encode(&t.d->fields[0], NULL, c->legacy,
-                          (const char *)m + t.d->fields[0].offset, out);
+        return orpc__json_enc_scalar(c, &t.d->fields[0], NULL,
+                                     (const char *)m + t.d->fields[0].offset,
+                                     out);
     case ORPC__WKT_STRUCT:
         return enc_struct(c, (const void *)m, depth, out);
     case ORPC__WKT_VALUE:
@@ -406,7 +446,10 @@ int orpc__json_enc_wkt(orpc__json_enc *c, enum orpc__json_wkt kind,
         const Google__Protobuf__FieldMask *fm = (const void *)m;
         orpc__buf b = {0};
         if (fm->n_paths > 0 && fm->paths == NULL) {
-            return ORPC_EINVAL;
+            return orpc__json_enc_fail(c, ORPC_EINVAL,
+                                       "%zu FieldMask paths counted, none "
+                                       "stored",
+                                       fm->n_paths);
         }
         for (size_t k = 0; k < fm->n_paths; k++) {
             if (k > 0) {
@@ -415,6 +458,14 @@ int orpc__json_enc_wkt(orpc__json_enc *c, enum orpc__json_wkt kind,
             if (fm->paths[k] == NULL ||
                 fieldmask_path_to_json(&b, fm->paths[k]) < 0) {
                 orpc__buf_free(&b);
+                orpc__buf q = {0};
+                orpc__json_enc_fail(
+                    c, ORPC_EINVAL,
+                    "FieldMask path %s has no JSON form (lower_snake_case "
+                    "only)",
+                    orpc__json_quoted(&q, fm->paths[k] != NULL ? fm->paths[k]
+                                                               : "(null)"));
+                orpc__buf_free(&q);
                 return ORPC_EINVAL;
             }
         }
@@ -424,14 +475,16 @@ int orpc__json_enc_wkt(orpc__json_enc *c, enum orpc__json_wkt kind,
         }
         int rc = orpc__json_mk_string(orpc__buf_str(&b), b.len, out);
         orpc__buf_free(&b);
-        return rc;
+        return rc == ORPC_EINVAL
+                   ? orpc__json_enc_fail(c, rc, "invalid UTF-8 in a path")
+                   : rc;
     }
     case ORPC__WKT_ANY:
         return enc_any(c, (const void *)m, depth, out);
     case ORPC__WKT_NONE:
         break;
     }
-    return ORPC_EINVAL;
+    return orpc__json_enc_fail(c, ORPC_EINVAL, "not a well-known type");
 }
 
 static int dec_value(orpc__json_dec *c, const ProtobufCMessageDescriptor *d,
@@ -468,7 +521,7 @@ static int dec_struct(orpc__json_dec *c, const ProtobufCMessageDescriptor *d,
         if (rc < 0) {
             break;
         }
-        size_t mark = orpc__json_path_mapkey(c, key);
+        size_t mark = orpc__json_path_mapkey(&c->path, key);
         ProtobufCMessage *e = orpc__json_msg_new(c->alloc, ed);
         if (e == NULL) {
             rc = orpc__json_nomem(c);
@@ -485,7 +538,7 @@ static int dec_struct(orpc__json_dec *c, const ProtobufCMessageDescriptor *d,
                 fe->value = (Google__Protobuf__Value *)val;
             }
         }
-        orpc__json_path_pop(c, mark);
+        orpc__json_path_pop(&c->path, mark);
     }
     if (rc < 0) {
         orpc__json_msg_free(c->alloc, m);
@@ -520,13 +573,13 @@ static int dec_list_value(orpc__json_dec *c,
         }
     }
     for (size_t k = 0; rc == 0 && k < n; k++) {
-        size_t mark = orpc__json_path_index(c, k);
+        size_t mark = orpc__json_path_index(&c->path, k);
         ProtobufCMessage *val = NULL;
         rc = dec_value(c, vd, json_array_get(v, k), depth + 1, &val);
         if (rc == 0) {
             l->values[l->n_values++] = (Google__Protobuf__Value *)val;
         }
-        orpc__json_path_pop(c, mark);
+        orpc__json_path_pop(&c->path, mark);
     }
     if (rc < 0) {
         orpc__json_msg_free(c->alloc, m);
@@ -682,10 +735,10 @@ static int dec_any(orpc__json_dec *c, orpc__json_mtype t, json_t *v,
         *out = m;
         return 0;
     }
-    size_t mark = orpc__json_path_key(c, "@type");
+    size_t mark = orpc__json_path_key(&c->path, "@type");
     if (!json_is_string(ty)) {
         orpc__json_fail(c, "expected a type URL string");
-        orpc__json_path_pop(c, mark);
+        orpc__json_path_pop(&c->path, mark);
         return -1;
     }
     const char *url = json_string_value(ty);
@@ -707,10 +760,10 @@ static int dec_any(orpc__json_dec *c, orpc__json_mtype t, json_t *v,
                 orpc__json_quoted(&q, name));
         }
         orpc__buf_free(&q);
-        orpc__json_path_pop(c, mark);
+        orpc__json_path_pop(&c->path, mark);
         return -1;
     }
-    orpc__json_path_pop(c, mark);
+    orpc__json_path_pop(&c->path, mark);
 
     ProtobufCMessage *im = NULL;
     int rc = 0;
@@ -721,9 +774,9 @@ static int dec_any(orpc__json_dec *c, orpc__json_mtype t, json_t *v,
         {
             if (strcmp(key, "@type") != 0 && strcmp(key, "value") != 0 &&
                 !c->ignore_unknown) {
-                size_t m2 = orpc__json_path_key(c, key);
+                size_t m2 = orpc__json_path_key(&c->path, key);
                 orpc__json_fail(c, "unknown field");
-                orpc__json_path_pop(c, m2);
+                orpc__json_path_pop(&c->path, m2);
                 return -1;
             }
         }
@@ -732,9 +785,9 @@ static int dec_any(orpc__json_dec *c, orpc__json_mtype t, json_t *v,
             return orpc__json_fail(
                 c, "google.protobuf.Any of %s without \"value\"", it.d->name);
         }
-        size_t m2 = orpc__json_path_key(c, "value");
+        size_t m2 = orpc__json_path_key(&c->path, "value");
         rc = orpc__json_dec_msg(c, it, val, depth + 1, &im);
-        orpc__json_path_pop(c, m2);
+        orpc__json_path_pop(&c->path, m2);
     } else {
         im = orpc__json_msg_new(c->alloc, it.d);
         if (im == NULL) {
