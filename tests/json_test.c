@@ -1531,6 +1531,92 @@ static void test_api_edges(void **state)
     protobuf_c_message_free_unpacked(msg, NULL);
 }
 
+/* The traits table: one row per ProtobufCType, sizes that are those of
+ * protobuf-c's C values, integer ranges, and a harmless row for a type
+ * value protobuf-c does not have. */
+static void test_traits_table(void **state)
+{
+    (void)state;
+    static const struct {
+        ProtobufCType t;
+        const char *name;
+        size_t size;
+        int is_signed;
+        uint64_t max;
+    } want[] = {
+        {PROTOBUF_C_TYPE_INT32, "int32", sizeof(int32_t), 1, INT32_MAX},
+        {PROTOBUF_C_TYPE_SINT32, "sint32", sizeof(int32_t), 1, INT32_MAX},
+        {PROTOBUF_C_TYPE_SFIXED32, "sfixed32", sizeof(int32_t), 1, INT32_MAX},
+        {PROTOBUF_C_TYPE_INT64, "int64", sizeof(int64_t), 1, INT64_MAX},
+        {PROTOBUF_C_TYPE_SINT64, "sint64", sizeof(int64_t), 1, INT64_MAX},
+        {PROTOBUF_C_TYPE_SFIXED64, "sfixed64", sizeof(int64_t), 1, INT64_MAX},
+        {PROTOBUF_C_TYPE_UINT32, "uint32", sizeof(uint32_t), 0, UINT32_MAX},
+        {PROTOBUF_C_TYPE_FIXED32, "fixed32", sizeof(uint32_t), 0, UINT32_MAX},
+        {PROTOBUF_C_TYPE_UINT64, "uint64", sizeof(uint64_t), 0, UINT64_MAX},
+        {PROTOBUF_C_TYPE_FIXED64, "fixed64", sizeof(uint64_t), 0, UINT64_MAX},
+        {PROTOBUF_C_TYPE_FLOAT, "float", sizeof(float), 0, 0},
+        {PROTOBUF_C_TYPE_DOUBLE, "double", sizeof(double), 0, 0},
+        {PROTOBUF_C_TYPE_BOOL, "bool", sizeof(protobuf_c_boolean), 0, 0},
+        {PROTOBUF_C_TYPE_ENUM, "enum", sizeof(int32_t), 1, INT32_MAX},
+        {PROTOBUF_C_TYPE_STRING, "string", sizeof(char *), 0, 0},
+        {PROTOBUF_C_TYPE_BYTES, "bytes", sizeof(ProtobufCBinaryData), 0, 0},
+        {PROTOBUF_C_TYPE_MESSAGE, "message", sizeof(ProtobufCMessage *), 0, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const orpc__json_traits *tr = orpc__json_traits_of(want[i].t);
+        assert_string_equal(tr->name, want[i].name);
+        assert_int_equal(tr->size, want[i].size);
+        assert_int_equal(tr->is_signed, want[i].is_signed);
+        assert_true(tr->max == want[i].max);
+        assert_non_null(tr->ops);
+        assert_non_null(tr->ops->encode);
+        assert_non_null(tr->ops->parse);
+        assert_non_null(tr->ops->text);
+        assert_non_null(tr->ops->is_default);
+        /* what owns memory can free it, and only that */
+        assert_int_equal(tr->ops->release != NULL,
+                         want[i].t == PROTOBUF_C_TYPE_STRING ||
+                             want[i].t == PROTOBUF_C_TYPE_BYTES ||
+                             want[i].t == PROTOBUF_C_TYPE_MESSAGE);
+    }
+    /* integer ranges through store_int: both ends, and one past */
+    const orpc__json_traits *i32 = orpc__json_traits_of(PROTOBUF_C_TYPE_INT32);
+    const orpc__json_traits *u64 = orpc__json_traits_of(PROTOBUF_C_TYPE_UINT64);
+    const orpc__json_traits *s64 =
+        orpc__json_traits_of(PROTOBUF_C_TYPE_SFIXED64);
+    int32_t v32 = 0;
+    uint64_t vu = 0;
+    int64_t v64 = 0;
+    assert_int_equal(orpc__json_store_int(i32, 1, 2147483648u, &v32), 0);
+    assert_true(v32 == INT32_MIN);
+    assert_int_equal(orpc__json_store_int(i32, 1, 2147483649u, &v32), -1);
+    assert_int_equal(orpc__json_store_int(i32, 0, 2147483648u, &v32), -1);
+    assert_int_equal(orpc__json_store_int(u64, 0, UINT64_MAX, &vu), 0);
+    assert_true(vu == UINT64_MAX);
+    assert_int_equal(orpc__json_store_int(u64, 1, 1, &vu), -1);
+    assert_int_equal(orpc__json_store_int(u64, 1, 0, &vu), 0); /* -0 is 0 */
+    assert_true(vu == 0);
+    assert_int_equal(
+        orpc__json_store_int(s64, 1, (uint64_t)INT64_MAX + 1, &v64), 0);
+    assert_true(v64 == INT64_MIN);
+    assert_int_equal(orpc__json_store_int(s64, 1, 5, &v64), 0);
+    assert_true(v64 == -5);
+    /* not an integer type: refused */
+    double dv = 0;
+    assert_int_equal(
+        orpc__json_store_int(orpc__json_traits_of(PROTOBUF_C_TYPE_DOUBLE), 0, 1,
+                             &dv),
+        -1);
+    /* a type value protobuf-c does not have */
+    const orpc__json_traits *none = orpc__json_traits_of((ProtobufCType)99);
+    assert_int_equal(none->kind, ORPC__JSON_NONE);
+    assert_true(none->size > 0);
+    const char *why = NULL;
+    int32_t x = 0;
+    assert_int_equal(none->ops->parse(NULL, NULL, "1", 1, &x, NULL, 1, &why),
+                     ORPC__JSON_CV_BAD);
+}
+
 /* The fault is named by its JSON path however deep it is, and the reason
  * survives a path too long for the detail (the path is cut in front). */
 static void test_error_paths(void **state)
@@ -1913,6 +1999,7 @@ int main(void)
         cmocka_unit_test(test_wrong_types_everywhere),
         cmocka_unit_test(test_allocator_and_oom),
         cmocka_unit_test(test_api_edges),
+        cmocka_unit_test(test_traits_table),
         cmocka_unit_test(test_error_paths),
         cmocka_unit_test(test_internal_json_value),
         cmocka_unit_test(test_without_tables),

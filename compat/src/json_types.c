@@ -10,9 +10,13 @@
  * whole behaviour reads across one row.  The functions are grouped by JSON
  * kind (orpc__json_ops), since the ten integer types differ only in size,
  * signedness and range, which are data: integers are loaded and stored as
- * a sign and a magnitude through those three columns.  Callers that need
- * more than the table gives (a well-known type, a map, a oneof) look at the
- * descriptor, not at the type value.
+ * a sign and a magnitude through those three columns.  No switch on
+ * ProtobufCType is left: the few `type == PROTOBUF_C_TYPE_MESSAGE` tests
+ * that remain hand a field to the message code (well-known types, maps,
+ * oneofs, recursion), which needs the field's descriptor rather than
+ * anything a row could hold.  The switches that remain in the mapping are
+ * on other things: the JSON value's type (json_typeof), the well-known
+ * type, a Value's kind.
  *
  * Messages are walked through their protobuf-c descriptors; the orpc tables
  * add JSON names, enum legacy spellings and the tables of field types.  A
