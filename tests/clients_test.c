@@ -103,11 +103,11 @@ grpc_get_job(orpc_ctx *ctx, const Opsconductor__Jobs__V1__GetJobRequest *req,
         snprintf(json, sizeof(json), "{\"name\": \"from-grpc\", \"id\": %lld}",
                  (long long)req->job_id);
     ProtobufCMessage *s = NULL;
-    orpc_status st =
-        orpc_json_decode(&google__protobuf__struct__orpc_info, json, (size_t)n,
-                         NULL, orpc_arena_allocator(orpc_ctx_arena(ctx)), &s);
-    if (st.code != ORPC_OK)
-        return st;
+    orpc_error_detail jd;
+    if (orpc_json_decode(&s, &google__protobuf__struct__orpc_info, json,
+                         (size_t)n, NULL,
+                         orpc_arena_allocator(orpc_ctx_arena(ctx)), &jd) != 0)
+        return orpc_status_new(ORPC_INTERNAL, jd.message);
     resp->job = (Google__Protobuf__Struct *)s;
     return ORPC_STATUS_OK;
 }
@@ -489,9 +489,10 @@ static void test_five_services_legacy(void **state)
     n.destination = "ops@example.org";
     const char *email = "{\"subject\": \"s\", \"body\": \"b\"}";
     ProtobufCMessage *payload = NULL;
-    st = orpc_json_decode(&google__protobuf__struct__orpc_info, email,
-                          strlen(email), NULL, NULL, &payload);
-    assert_int_equal(st.code, ORPC_OK);
+    assert_int_equal(orpc_json_decode(&payload,
+                                      &google__protobuf__struct__orpc_info,
+                                      email, strlen(email), NULL, NULL, NULL),
+                     0);
     n.payload = (Google__Protobuf__Struct *)payload;
     Opsconductor__Notification__V1__SendNotificationResponse *nr = NULL;
     by = ORPC_SERVED_NONE;

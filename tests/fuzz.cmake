@@ -106,11 +106,14 @@ foreach(f fuzz_deframer fuzz_wire)
   orpc_fuzz_tests(${f})
 endforeach()
 
-# The JSON mapping: exported, so the runner links liborpc-compat.
+# The JSON mapping: exported, so the runner links liborpc-compat.  The
+# libFuzzer build compiles in the common/ helpers it reads input with
+# (buffers, base64) as well; the rest of common/ comes from orpc_common.
 orpc_fuzz_target(fuzz_json
     LIBS orpc_compat orpc_json_test_protos orpc_protos
-    FUZZ_SOURCES ${_src}/compat/src/json.c
-    FUZZ_LIBS orpc_json_test_protos orpc_protos PkgConfig::JANSSON
+    FUZZ_SOURCES ${ORPC_JSON_SRCS} ${_src}/common/buf.c
+                 ${_src}/common/base64.c
+    FUZZ_LIBS orpc_json_test_protos orpc_protos orpc_common PkgConfig::JANSSON
     INCLUDES ${_src}/compat/include ${_src}/compat/src ${_src}/tests)
 
 orpc_fuzz_target(fuzz_path_template

@@ -1,4 +1,4 @@
-# tests/json.cmake — the proto3 JSON mapping (compat/src/json.c): the cmocka
+# tests/json.cmake — the proto3 JSON mapping (compat/src/json_*.c): the cmocka
 # unit tests and the cross-check against Debian's python3-protobuf
 # json_format.  Included from tests/CMakeLists.txt.
 
@@ -17,10 +17,11 @@ foreach(s IN LISTS _json_proto_srcs)
   endif()
 endforeach()
 
-# json.c is compiled into the test (instead of linking liborpc-compat) so
-# that the test reaches the hidden orpc__json_* functions too.
-orpc_test(json SOURCES ${PROJECT_SOURCE_DIR}/compat/src/json.c
-          LIBS orpc_json_test_protos orpc_protos PkgConfig::JANSSON)
+# The json_*.c files (ORPC_JSON_SRCS, tests/CMakeLists.txt) are compiled
+# into the test (instead of linking liborpc-compat) so that the test reaches
+# the hidden orpc__json_* functions too.
+orpc_test(json SOURCES ${ORPC_JSON_SRCS}
+          LIBS orpc_json_test_protos orpc_protos orpc_common PkgConfig::JANSSON)
 target_include_directories(json_test PRIVATE
     ${PROJECT_SOURCE_DIR}/compat/include)
 

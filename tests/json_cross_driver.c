@@ -64,8 +64,8 @@ static char *read_all(size_t *len)
 
 int main(int argc, char **argv)
 {
-    if (argc < 3 || (strcmp(argv[1], "decode") != 0 &&
-                     strcmp(argv[1], "encode") != 0)) {
+    if (argc < 3 ||
+        (strcmp(argv[1], "decode") != 0 && strcmp(argv[1], "encode") != 0)) {
         fprintf(stderr, "usage: %s decode|encode TYPE [OPTION...]\n", argv[0]);
         return 2;
     }
@@ -98,10 +98,10 @@ int main(int argc, char **argv)
     int rc = 0;
     if (strcmp(argv[1], "decode") == 0) {
         ProtobufCMessage *msg = NULL;
-        orpc_status st = orpc_json_decode(info, in, len, &opts, NULL, &msg);
-        if (st.code != ORPC_OK) {
-            fprintf(stderr, "decode: %s: %s\n", orpc_code_name(st.code),
-                    st.message != NULL ? st.message : "");
+        orpc_error_detail jd;
+        int jrc = orpc_json_decode(&msg, info, in, len, &opts, NULL, &jd);
+        if (jrc != 0) {
+            fprintf(stderr, "decode: %s: %s\n", orpc_err_name(jrc), jd.message);
             rc = 1;
         } else {
             size_t n = protobuf_c_message_get_packed_size(msg);
@@ -115,17 +115,18 @@ int main(int argc, char **argv)
             }
             protobuf_c_message_free_unpacked(msg, NULL);
         }
-        orpc_status_clear(&st);
     } else {
         ProtobufCMessage *msg = protobuf_c_message_unpack(
             info->descriptor, NULL, len, (const uint8_t *)in);
         char *json = NULL;
         size_t jlen = 0;
+        orpc_error_detail jd;
         if (msg == NULL) {
             fprintf(stderr, "encode: input is not a %s\n", argv[2]);
             rc = 1;
-        } else if ((rc = orpc_json_encode(info, msg, &opts, &json, &jlen)) != 0) {
-            fprintf(stderr, "encode: error %d\n", rc);
+        } else if ((rc = orpc_json_encode(&json, &jlen, info, msg, &opts,
+                                          &jd)) != 0) {
+            fprintf(stderr, "encode: %s: %s\n", orpc_err_name(rc), jd.message);
             rc = 1;
         } else {
             fwrite(json, 1, jlen, stdout);

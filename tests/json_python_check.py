@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """json_python_check.py — cross-checks orpc's proto3 JSON mapping
-(compat/src/json.c, through tests/json_cross_driver.c) against Debian's
+(compat/src/json_*.c, through tests/json_cross_driver.c) against Debian's
 python3-protobuf json_format.
 
 Usage: json_python_check.py DRIVER GENDIR

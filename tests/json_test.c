@@ -1,5 +1,5 @@
 /*
- * json_test.c — the proto3 JSON mapping (compat/src/json.c): every scalar
+ * json_test.c — the proto3 JSON mapping (compat/src/json_*.c): every scalar
  * type, repeated fields, maps with every key kind, oneofs and every
  * well-known type both ways, with exact expected texts; JSON and proto
  * names; the legacy profile on the OpsConductor notification request;
@@ -8,8 +8,8 @@
  * UTF-8, NUL, wrong types at every level of every field), which must end in
  * INVALID_ARGUMENT naming a path, never in a crash or a leak.  Messages are
  * built with a counting ProtobufCAllocator, swept through every allocation
- * failure.  The hidden orpc__json_* functions are reached because json.c is
- * compiled into this test (tests/json.cmake).
+ * failure.  The hidden orpc__json_* functions are reached because the
+ * json_*.c files are compiled into this test (tests/json.cmake).
  */
 #include <math.h>
 #include <setjmp.h>
@@ -87,14 +87,15 @@ static ProtobufCMessage *dec_opts(const orpc_message_info *info,
                                   const char *json, const orpc_json_opts *opts)
 {
     ProtobufCMessage *m = NULL;
-    orpc_status st = orpc_json_decode(info, json, strlen(json), opts, NULL, &m);
-    if (st.code != ORPC_OK) {
-        print_error("decode of %s failed: %s\n", json,
-                    st.message != NULL ? st.message : "(no message)");
+    orpc_error_detail d = {0};
+    int rc = orpc_json_decode(&m, info, json, strlen(json), opts, NULL, &d);
+    if (rc != 0) {
+        print_error("decode of %s failed: %s: %s\n", json, orpc_err_name(rc),
+                    d.message);
     }
-    assert_int_equal(st.code, ORPC_OK);
+    assert_int_equal(rc, 0);
+    assert_int_equal(d.code, 0); /* untouched on success */
     assert_non_null(m);
-    orpc_status_clear(&st);
     return m;
 }
 
@@ -103,25 +104,41 @@ static ProtobufCMessage *dec(const orpc_message_info *info, const char *json)
     return dec_opts(info, json, NULL);
 }
 
-/* Decoding |json| fails with INVALID_ARGUMENT whose message starts with
- * |prefix| (and contains |part| unless NULL). */
-static void dec_err_opts(const orpc_message_info *info, const char *json,
-                         size_t len, const orpc_json_opts *opts,
-                         const char *prefix, const char *part)
+/* Decoding |json| fails with |code|, and a detail of that code whose
+ * message starts with |prefix| (the JSON path) and contains |part| unless
+ * NULL. */
+static void dec_fails(const orpc_message_info *info, const char *json,
+                      size_t len, const orpc_json_opts *opts, int code,
+                      const char *prefix, const char *part)
 {
     ProtobufCMessage *m = (ProtobufCMessage *)&m; /* must be reset */
-    orpc_status st = orpc_json_decode(info, json, len, opts, NULL, &m);
-    if (st.code != ORPC_INVALID_ARGUMENT || st.message == NULL ||
-        strncmp(st.message, prefix, strlen(prefix)) != 0 ||
-        (part != NULL && strstr(st.message, part) == NULL)) {
-        print_error("input %.200s: got %s \"%s\", want \"%s...%s\"\n", json,
-                    orpc_code_name(st.code),
-                    st.message != NULL ? st.message : "(null)", prefix,
+    orpc_error_detail d = {0};
+    int rc = orpc_json_decode(&m, info, json, len, opts, NULL, &d);
+    if (rc != code || d.code != code ||
+        strncmp(d.message, prefix, strlen(prefix)) != 0 ||
+        (part != NULL && strstr(d.message, part) == NULL)) {
+        print_error("input %.200s: got %s \"%s\", want %s \"%s...%s\"\n", json,
+                    orpc_err_name(rc), d.message, orpc_err_name(code), prefix,
                     part != NULL ? part : "");
         fail();
     }
     assert_null(m);
-    orpc_status_clear(&st);
+}
+
+/* ... with ORPC_EPARSE: the text is not JSON or does not fit the type. */
+static void dec_err_opts(const orpc_message_info *info, const char *json,
+                         size_t len, const orpc_json_opts *opts,
+                         const char *prefix, const char *part)
+{
+    dec_fails(info, json, len, opts, ORPC_EPARSE, prefix, part);
+}
+
+/* ... with ORPC_ETOOBIG: nested too deep. */
+static void dec_deep(const orpc_message_info *info, const char *json,
+                     size_t len, const orpc_json_opts *opts, const char *prefix,
+                     const char *part)
+{
+    dec_fails(info, json, len, opts, ORPC_ETOOBIG, prefix, part);
 }
 
 static void dec_err(const orpc_message_info *info, const char *json,
@@ -135,10 +152,29 @@ static char *enc_opts(const orpc_message_info *info, const ProtobufCMessage *m,
 {
     char *out = NULL;
     size_t len = 0;
-    assert_int_equal(orpc_json_encode(info, m, opts, &out, &len), 0);
+    assert_int_equal(orpc_json_encode(&out, &len, info, m, opts, NULL), 0);
     assert_non_null(out);
     assert_int_equal(len, strlen(out));
     return out;
+}
+
+/* Encoding |m| fails with |code|, and a detail of that code whose message
+ * starts with |prefix| (the JSON path of the fault). */
+static void enc_fails(const orpc_message_info *info, const ProtobufCMessage *m,
+                      const orpc_json_opts *opts, int code, const char *prefix)
+{
+    char *out = (char *)&out; /* must be reset */
+    size_t len = 7;
+    orpc_error_detail d = {0};
+    int rc = orpc_json_encode(&out, &len, info, m, opts, &d);
+    if (rc != code || d.code != code ||
+        strncmp(d.message, prefix, strlen(prefix)) != 0) {
+        print_error("got %s \"%s\", want %s \"%s...\"\n", orpc_err_name(rc),
+                    d.message, orpc_err_name(code), prefix);
+        fail();
+    }
+    assert_null(out);
+    assert_int_equal(len, 0);
 }
 
 static void assert_enc(const orpc_message_info *info, const ProtobufCMessage *m,
@@ -578,11 +614,8 @@ static void test_wrappers_struct_value(void **state)
     Google__Protobuf__Value v = GOOGLE__PROTOBUF__VALUE__INIT;
     v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND_NUMBER_VALUE;
     v.number_value = 1.0 / 0.0;
-    char *out = NULL;
-    assert_int_equal(orpc_json_encode(&google__protobuf__value__orpc_info,
-                                      &v.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
-    assert_null(out);
+    enc_fails(&google__protobuf__value__orpc_info, &v.base, NULL, ORPC_EINVAL,
+              "$: Value number is not finite");
     v.kind_case = GOOGLE__PROTOBUF__VALUE__KIND__NOT_SET;
     assert_enc(&google__protobuf__value__orpc_info, &v.base, NULL, "null");
 }
@@ -614,9 +647,7 @@ static void test_field_mask(void **state)
         fm.paths = paths;
         WellKnown w = ORPC__TEST__JSON__WELL_KNOWN__INIT;
         w.fm = &fm;
-        char *out = NULL;
-        assert_int_equal(orpc_json_encode(WKT, &w.base, NULL, &out, NULL),
-                         ORPC_EINVAL);
+        enc_fails(WKT, &w.base, NULL, ORPC_EINVAL, "$.fm: FieldMask path \"");
     }
 }
 
@@ -672,15 +703,14 @@ static void test_any(void **state)
     Google__Protobuf__Any a = GOOGLE__PROTOBUF__ANY__INIT;
     WellKnown w = ORPC__TEST__JSON__WELL_KNOWN__INIT;
     w.any = &a;
-    char *out = NULL;
     a.type_url = "type.googleapis.com/not.Known";
-    assert_int_equal(orpc_json_encode(WKT, &w.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL,
+              "$.any: Any of unknown type \"not.Known\"");
     a.type_url = "type.googleapis.com/orpc.test.json.Nested";
     a.value.data = (uint8_t *)"\xff\xff\xff";
     a.value.len = 3;
-    assert_int_equal(orpc_json_encode(WKT, &w.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL,
+              "$.any: Any value does not unpack as orpc.test.json.Nested");
     a.type_url = "";
     a.value.len = 0;
     assert_enc(WKT, &w.base, NULL, "{\"any\":{}}");
@@ -762,7 +792,7 @@ static void test_legacy_notification(void **state)
         protobuf_c_message_free_unpacked(&s->base, NULL);
     }
     dec_err(NOTIF, "{\"type\":\"sms\"}",
-            "$.type: unknown value \"sms\" of "
+            "$.type: unknown enum value \"sms\" of "
             "opsconductor.notification.v1.NotificationType",
             NULL);
     dec_err(NOTIF, "{\"template_id\":4.5}", "$.template_id: not an integer",
@@ -830,14 +860,15 @@ static void test_integers(void **state)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         ProtobufCMessage *m = NULL;
-        orpc_status st = orpc_json_decode(
-            ALL, cases[i].json, strlen(cases[i].json), NULL, NULL, &m);
-        if ((st.code == ORPC_OK) != cases[i].ok) {
+        orpc_error_detail d = {0};
+        int rc = orpc_json_decode(&m, ALL, cases[i].json, strlen(cases[i].json),
+                                  NULL, NULL, &d);
+        if ((rc == 0) != cases[i].ok) {
             print_error("%s: %s\n", cases[i].json,
-                        st.message != NULL ? st.message : "accepted");
+                        rc != 0 ? d.message : "accepted");
             fail();
         }
-        if (st.code == ORPC_OK) {
+        if (rc == 0) {
             AllTypes *a = (AllTypes *)m;
             int64_t got = a->f_int32 != 0    ? a->f_int32
                           : a->f_uint32 != 0 ? (int64_t)a->f_uint32
@@ -849,10 +880,9 @@ static void test_integers(void **state)
             assert_true(got == cases[i].want);
             protobuf_c_message_free_unpacked(m, NULL);
         } else {
-            assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
-            assert_true(st.message[0] == '$');
+            assert_int_equal(rc, ORPC_EPARSE);
+            assert_true(d.message[0] == '$');
         }
-        orpc_status_clear(&st);
     }
     dec_err(ALL, "{\"fInt32\":2147483648}",
             "$.fInt32: integer out of range for int32", NULL);
@@ -1005,8 +1035,10 @@ static void test_enums(void **state)
                "\"COLOR_BLUE\"},\"o_enum\":\"COLOR_UNSPECIFIED\"}");
     protobuf_c_message_free_unpacked(&m->base, NULL);
     dec_err(ALL, "{\"fEnum\":\"purple\"}",
-            "$.fEnum: unknown value \"purple\" of orpc.test.json.Color", NULL);
-    dec_err(ALL, "{\"fEnum\":\"color_red\"}", "$.fEnum: unknown value", NULL);
+            "$.fEnum: unknown enum value \"purple\" of orpc.test.json.Color",
+            NULL);
+    dec_err(ALL, "{\"fEnum\":\"color_red\"}", "$.fEnum: unknown enum value",
+            NULL);
     dec_err(ALL, "{\"fEnum\":2147483648}",
             "$.fEnum: integer out of range for enum", NULL);
     dec_err(ALL, "{\"fEnum\":1.5}", "$.fEnum: not an integer", NULL);
@@ -1098,14 +1130,14 @@ static void test_depth(void **state)
     const orpc_json_opts d3 = {.max_depth = 3};
     ProtobufCMessage *m = dec_opts(ALL, "{\"fNested\":{\"child\":{}}}", &d3);
     protobuf_c_message_free_unpacked(m, NULL);
-    dec_err_opts(ALL, LIT("{\"fNested\":{\"child\":{\"child\":{}}}}"), &d3,
-                 "$.fNested.child.child: nesting deeper than 3 levels", NULL);
+    dec_deep(ALL, LIT("{\"fNested\":{\"child\":{\"child\":{}}}}"), &d3,
+             "$.fNested.child.child: nesting deeper than 3 levels", NULL);
     m = dec_opts(ALL, "{\"rNested\":[{}]}", &d3);
     protobuf_c_message_free_unpacked(m, NULL);
-    dec_err_opts(ALL, LIT("{\"rNested\":[{\"child\":{}}]}"), &d3,
-                 "$.rNested[0].child: nesting deeper", NULL);
-    dec_err_opts(ALL, LIT("{\"mStringValue\":{\"a\":[[]]}}"), &d3,
-                 "$.mStringValue[\"a\"][0]: nesting deeper", NULL);
+    dec_deep(ALL, LIT("{\"rNested\":[{\"child\":{}}]}"), &d3,
+             "$.rNested[0].child: nesting deeper", NULL);
+    dec_deep(ALL, LIT("{\"mStringValue\":{\"a\":[[]]}}"), &d3,
+             "$.mStringValue[\"a\"][0]: nesting deeper", NULL);
     /* Default 64: 64 nested ListValues read, 65 do not. */
     char buf[300];
     for (int depth = 64; depth <= 65; depth++) {
@@ -1121,8 +1153,8 @@ static void test_depth(void **state)
             assert_canonical(&google__protobuf__list_value__orpc_info, buf,
                              NULL);
         } else {
-            dec_err(&google__protobuf__list_value__orpc_info, buf, "$[0][0][0]",
-                    "nesting deeper than 64 levels");
+            dec_deep(&google__protobuf__list_value__orpc_info, buf, n, NULL,
+                     "$[0][0][0]", "nesting deeper than 64 levels");
         }
     }
     /* Encoding refuses what it could not read back. */
@@ -1133,8 +1165,17 @@ static void test_depth(void **state)
         chain[i].child = i + 1 < 70 ? &chain[i + 1] : NULL;
     }
     char *out = NULL;
-    assert_int_equal(orpc_json_encode(NESTED, &chain[0].base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    orpc_error_detail d = {0};
+    assert_int_equal(
+        orpc_json_encode(&out, NULL, NESTED, &chain[0].base, NULL, &d),
+        ORPC_ETOOBIG);
+    assert_null(out);
+    assert_int_equal(d.code, ORPC_ETOOBIG);
+    assert_string_equal(d.message + strlen(d.message) -
+                            strlen(".child.child: nesting deeper than 64 "
+                                   "levels"),
+                        ".child.child: nesting deeper than 64 levels");
+    assert_memory_equal(d.message, "$....child.child.", 17); /* cut in front */
     const orpc_json_opts d100 = {.max_depth = 100};
     out = enc_opts(NESTED, &chain[0].base, &d100);
     ProtobufCMessage *back = dec_opts(NESTED, out, &d100);
@@ -1154,15 +1195,15 @@ static void test_hostile(void **state)
     char *deep = malloc(n * 8 + 16);
     assert_non_null(deep);
     memset(deep, '[', n);
-    dec_err_opts(&google__protobuf__value__orpc_info, deep, n, NULL,
-                 "$: maximum parsing depth reached", "(line 1, column");
+    dec_deep(&google__protobuf__value__orpc_info, deep, n, NULL,
+             "$: maximum parsing depth reached", "(line 1, column");
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         memcpy(deep + k, "{\"a\":", 5);
         k += 5;
     }
-    dec_err_opts(&google__protobuf__value__orpc_info, deep, k, NULL,
-                 "$: maximum parsing depth reached", NULL);
+    dec_deep(&google__protobuf__value__orpc_info, deep, k, NULL,
+             "$: maximum parsing depth reached", NULL);
     /* 2000 levels that jansson reads: orpc's limit. */
     k = 0;
     memcpy(deep, "{\"fNested\":", 11);
@@ -1175,8 +1216,8 @@ static void test_hostile(void **state)
     k++;
     memset(deep + k, '}', 2001);
     k += 2001;
-    dec_err_opts(ALL, deep, k, NULL, "$.fNested.child.child.child",
-                 "nesting deeper than 64 levels");
+    dec_deep(ALL, deep, k, NULL, "$....child.child.child",
+             ".child: nesting deeper than 64 levels");
     free(deep);
 
     /* Invalid UTF-8, NUL, surrogates, control characters. */
@@ -1213,13 +1254,13 @@ static void test_hostile(void **state)
     }
     /* Error messages stay printable even when quoting hostile input. */
     ProtobufCMessage *m = NULL;
-    orpc_status st =
-        orpc_json_decode(ALL, "{\"fString\":\"\xff\xfe\"}", 16, NULL, NULL, &m);
-    assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
-    for (const char *p = st.message; *p != '\0'; p++) {
+    orpc_error_detail d;
+    assert_int_equal(orpc_json_decode(&m, ALL, "{\"fString\":\"\xff\xfe\"}", 16,
+                                      NULL, NULL, &d),
+                     ORPC_EPARSE);
+    for (const char *p = d.message; *p != '\0'; p++) {
         assert_true(*p >= 0x20 && *p < 0x7f);
     }
-    orpc_status_clear(&st);
     /* Long keys are cut in the path. */
     char big[400];
     memset(big, 'x', sizeof big);
@@ -1228,11 +1269,11 @@ static void test_hostile(void **state)
     memcpy(big + sizeof big - 5, "\":1}", 4);
     big[sizeof big - 1] = '\0';
     big[2] = '-';
-    st = orpc_json_decode(ALL, big, strlen(big), NULL, NULL, &m);
-    assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
-    assert_true(strlen(st.message) < 150);
-    assert_non_null(strstr(st.message, "...\"]: unknown field"));
-    orpc_status_clear(&st);
+    assert_int_equal(
+        orpc_json_decode(&m, ALL, big, strlen(big), NULL, NULL, &d),
+        ORPC_EPARSE);
+    assert_true(strlen(d.message) < 150);
+    assert_non_null(strstr(d.message, "...\"]: unknown field"));
 }
 
 /* Feeds every field of |info| (and of messages inside it, lists and maps)
@@ -1273,24 +1314,23 @@ static void wrong_types(const orpc_message_info *info, const char *open,
             snprintf(json, sizeof json, "%s\"%s\":%s%s", open,
                      info->fields[i].json_name, values[v], close);
             ProtobufCMessage *m = NULL;
-            orpc_status st =
-                orpc_json_decode(inner_prefix != NULL ? ALL : info, json,
-                                 strlen(json), NULL, NULL, &m);
-            if (st.code == ORPC_OK) {
+            orpc_error_detail det = {0};
+            int rc = orpc_json_decode(&m, inner_prefix != NULL ? ALL : info,
+                                      json, strlen(json), NULL, NULL, &det);
+            if (rc == 0) {
                 protobuf_c_message_free_unpacked(m, NULL);
             } else {
                 char want[128];
                 snprintf(want, sizeof want, "%s%s",
                          inner_prefix != NULL ? inner_prefix : "$.",
                          info->fields[i].json_name);
-                if (st.code != ORPC_INVALID_ARGUMENT ||
-                    strncmp(st.message, want, strlen(want)) != 0) {
-                    print_error("%s: %s\n", json, st.message);
+                if (rc != ORPC_EPARSE ||
+                    strncmp(det.message, want, strlen(want)) != 0) {
+                    print_error("%s: %s\n", json, det.message);
                     fail();
                 }
                 assert_null(m);
             }
-            orpc_status_clear(&st);
         }
     }
 }
@@ -1322,28 +1362,30 @@ static void test_allocator_and_oom(void **state)
         counting c = {-1, 0, 0};
         ProtobufCAllocator a = {c_alloc, c_free, &c};
         ProtobufCMessage *full = NULL;
-        orpc_status st = orpc_json_decode(
-            docs[d].info, docs[d].json, strlen(docs[d].json), NULL, &a, &full);
-        assert_int_equal(st.code, ORPC_OK);
+        assert_int_equal(orpc_json_decode(&full, docs[d].info, docs[d].json,
+                                          strlen(docs[d].json), NULL, &a, NULL),
+                         0);
         size_t needed = c.calls;
         assert_true(needed > 10);
         for (long budget = 0; budget <= (long)needed; budget++) {
             counting cb = {budget, 0, 0};
             ProtobufCAllocator ab = {c_alloc, c_free, &cb};
             ProtobufCMessage *m = NULL;
-            st = orpc_json_decode(docs[d].info, docs[d].json,
-                                  strlen(docs[d].json), NULL, &ab, &m);
+            orpc_error_detail e = {0};
+            int rc = orpc_json_decode(&m, docs[d].info, docs[d].json,
+                                      strlen(docs[d].json), NULL, &ab, &e);
             if (budget < (long)needed) {
-                assert_int_equal(st.code, ORPC_RESOURCE_EXHAUSTED);
+                assert_int_equal(rc, ORPC_ENOMEM);
+                assert_int_equal(e.code, ORPC_ENOMEM);
+                assert_string_equal(e.message, "out of memory decoding JSON");
                 assert_null(m);
                 assert_int_equal(cb.live, 0);
             } else {
-                assert_int_equal(st.code, ORPC_OK);
+                assert_int_equal(rc, 0);
                 assert_same_message(full, m);
                 protobuf_c_message_free_unpacked(m, &ab);
                 assert_int_equal(cb.live, 0);
             }
-            orpc_status_clear(&st);
         }
         protobuf_c_message_free_unpacked(full, &a);
         assert_int_equal(c.live, 0);
@@ -1362,25 +1404,26 @@ static void test_allocator_and_oom(void **state)
         counting c = {-1, 0, 0};
         ProtobufCAllocator a = {c_alloc, c_free, &c};
         ProtobufCMessage *m = NULL;
-        orpc_status st =
-            orpc_json_decode(ALL, broken[i], strlen(broken[i]), NULL, &a, &m);
-        assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
+        assert_int_equal(orpc_json_decode(&m, ALL, broken[i], strlen(broken[i]),
+                                          NULL, &a, NULL),
+                         ORPC_EPARSE);
         assert_true(c.calls > 0);
         assert_int_equal(c.live, 0);
-        orpc_status_clear(&st);
     }
     counting c = {-1, 0, 0};
     ProtobufCAllocator a = {c_alloc, c_free, &c};
     ProtobufCMessage *m = NULL;
-    orpc_status st = orpc_json_decode(
-        WKT,
-        LIT("{\"rAny\":[{\"@type\":\"t/orpc.test.json.Nested\",\"a\":1},"
-            "{\"@type\":\"t/orpc.test.json.Nested\",\"b\":2}]}"),
-        NULL, &a, &m);
-    assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
-    assert_string_equal(st.message, "$.rAny[1].b: expected a string");
+    orpc_error_detail e = {0};
+    assert_int_equal(
+        orpc_json_decode(
+            &m, WKT,
+            LIT("{\"rAny\":[{\"@type\":\"t/orpc.test.json.Nested\",\"a\":1},"
+                "{\"@type\":\"t/orpc.test.json.Nested\",\"b\":2}]}"),
+            NULL, &a, &e),
+        ORPC_EPARSE);
+    assert_int_equal(e.code, ORPC_EPARSE);
+    assert_string_equal(e.message, "$.rAny[1].b: expected a string");
     assert_int_equal(c.live, 0);
-    orpc_status_clear(&st);
 }
 
 /* ---- API edges
@@ -1391,46 +1434,66 @@ static void test_api_edges(void **state)
     (void)state;
     char *out = (char *)&out;
     size_t len = 7;
+    orpc_error_detail d = {0};
     AllTypes m = ORPC__TEST__JSON__ALL_TYPES__INIT;
-    assert_int_equal(orpc_json_encode(NULL, &m.base, NULL, &out, &len),
+    assert_int_equal(orpc_json_encode(&out, &len, NULL, &m.base, NULL, &d),
                      ORPC_EINVAL);
     assert_null(out);
     assert_int_equal(len, 0);
-    assert_int_equal(orpc_json_encode(ALL, NULL, NULL, &out, NULL),
+    assert_int_equal(d.code, ORPC_EINVAL);
+    assert_non_null(strstr(d.message, "invalid arguments"));
+    assert_int_equal(orpc_json_encode(&out, NULL, ALL, NULL, NULL, NULL),
                      ORPC_EINVAL);
-    assert_int_equal(orpc_json_encode(ALL, &m.base, NULL, NULL, NULL),
+    assert_int_equal(orpc_json_encode(NULL, NULL, ALL, &m.base, NULL, &d),
                      ORPC_EINVAL);
-    assert_int_equal(orpc_json_encode(WKT, &m.base, NULL, &out, NULL),
+    assert_int_equal(orpc_json_encode(&out, NULL, WKT, &m.base, NULL, NULL),
                      ORPC_EINVAL); /* not of that type */
     m.f_string = "bad \xc3";
-    assert_int_equal(orpc_json_encode(ALL, &m.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(ALL, &m.base, NULL, ORPC_EINVAL,
+              "$.fString: invalid UTF-8 in a string");
     m.f_string = "";
     Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
     Google__Protobuf__Duration du = GOOGLE__PROTOBUF__DURATION__INIT;
     WellKnown w = ORPC__TEST__JSON__WELL_KNOWN__INIT;
     w.ts = &ts;
     ts.seconds = 253402300800LL;
-    assert_int_equal(orpc_json_encode(WKT, &w.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL,
+              "$.ts: Timestamp out of range (seconds 253402300800, nanos 0)");
     ts.seconds = 0;
     ts.nanos = -1;
-    assert_int_equal(orpc_json_encode(WKT, &w.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL, "$.ts: Timestamp out of range");
     w.ts = NULL;
     w.dur = &du;
     du.seconds = 1;
     du.nanos = -1;
-    assert_int_equal(orpc_json_encode(WKT, &w.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL,
+              "$.dur: Duration out of range (seconds 1, nanos -1)");
     du.seconds = 315576000001LL;
     du.nanos = 0;
-    assert_int_equal(orpc_json_encode(WKT, &w.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL, "$.dur: Duration out of range");
     du.seconds = 0;
     du.nanos = 1000000000;
-    assert_int_equal(orpc_json_encode(WKT, &w.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL, "$.dur: Duration out of range");
+    /* ... inside a list and a map too: the path has the index and key */
+    w.dur = NULL;
+    Google__Protobuf__Timestamp good = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    Google__Protobuf__Timestamp *tsv[2] = {&good, &ts};
+    ts.nanos = -1;
+    w.n_r_ts = 2;
+    w.r_ts = tsv;
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL,
+              "$.rTs[1]: Timestamp out of range");
+    w.n_r_ts = 0;
+    Orpc__Test__Json__WellKnown__MDurEntry de =
+        ORPC__TEST__JSON__WELL_KNOWN__MDUR_ENTRY__INIT;
+    Orpc__Test__Json__WellKnown__MDurEntry *dep = &de;
+    de.key = "slow";
+    de.value = &du;
+    w.n_m_dur = 1;
+    w.m_dur = &dep;
+    enc_fails(WKT, &w.base, NULL, ORPC_EINVAL,
+              "$.mDur[\"slow\"]: Duration out of range");
+    w.n_m_dur = 0;
     /* Map string keys and Struct keys are checked too. */
     Orpc__Test__Json__AllTypes__MStringInt32Entry e =
         ORPC__TEST__JSON__ALL_TYPES__MSTRING_INT32_ENTRY__INIT;
@@ -1439,27 +1502,166 @@ static void test_api_edges(void **state)
     e.key = "\xe2\x82";
     mm.n_m_string_int32 = 1;
     mm.m_string_int32 = &ep;
-    assert_int_equal(orpc_json_encode(ALL, &mm.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(ALL, &mm.base, NULL, ORPC_EINVAL,
+              "$.mStringInt32[0]: map key is not UTF-8");
     e.key = "\xe2\x82\xac";
     assert_enc(ALL, &mm.base, NULL, "{\"mStringInt32\":{\"\xe2\x82\xac\":0}}");
 
     ProtobufCMessage *msg = (ProtobufCMessage *)&msg;
-    orpc_status st = orpc_json_decode(NULL, "{}", 2, NULL, NULL, &msg);
-    assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
+    memset(&d, 0, sizeof d);
+    assert_int_equal(orpc_json_decode(&msg, NULL, "{}", 2, NULL, NULL, &d),
+                     ORPC_EINVAL);
     assert_null(msg);
-    orpc_status_clear(&st);
-    st = orpc_json_decode(ALL, NULL, 2, NULL, NULL, &msg);
-    assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
-    orpc_status_clear(&st);
-    st = orpc_json_decode(ALL, "{}", 2, NULL, NULL, NULL);
-    assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
-    orpc_status_clear(&st);
+    assert_int_equal(d.code, ORPC_EINVAL);
+    assert_non_null(strstr(d.message, "invalid arguments"));
+    assert_int_equal(orpc_json_decode(&msg, ALL, NULL, 2, NULL, NULL, NULL),
+                     ORPC_EINVAL);
+    assert_int_equal(orpc_json_decode(NULL, ALL, "{}", 2, NULL, NULL, NULL),
+                     ORPC_EINVAL);
+    /* No JSON text at all is a parse error (EPARSE), not a bad argument. */
+    assert_int_equal(orpc_json_decode(&msg, ALL, NULL, 0, NULL, NULL, NULL),
+                     ORPC_EPARSE);
     /* Not NUL-terminated input: only |len| bytes are read. */
-    st = orpc_json_decode(ALL, "{\"fInt32\":5}garbage", 12, NULL, NULL, &msg);
-    assert_int_equal(st.code, ORPC_OK);
+    memset(&d, 0, sizeof d);
+    assert_int_equal(orpc_json_decode(&msg, ALL, "{\"fInt32\":5}garbage", 12,
+                                      NULL, NULL, &d),
+                     0);
+    assert_int_equal(d.code, 0); /* untouched on success */
     assert_int_equal(((AllTypes *)msg)->f_int32, 5);
     protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+/* The traits table: one row per ProtobufCType, sizes that are those of
+ * protobuf-c's C values, integer ranges, and a harmless row for a type
+ * value protobuf-c does not have. */
+static void test_traits_table(void **state)
+{
+    (void)state;
+    static const struct {
+        ProtobufCType t;
+        const char *name;
+        size_t size;
+        int is_signed;
+        uint64_t max;
+    } want[] = {
+        {PROTOBUF_C_TYPE_INT32, "int32", sizeof(int32_t), 1, INT32_MAX},
+        {PROTOBUF_C_TYPE_SINT32, "sint32", sizeof(int32_t), 1, INT32_MAX},
+        {PROTOBUF_C_TYPE_SFIXED32, "sfixed32", sizeof(int32_t), 1, INT32_MAX},
+        {PROTOBUF_C_TYPE_INT64, "int64", sizeof(int64_t), 1, INT64_MAX},
+        {PROTOBUF_C_TYPE_SINT64, "sint64", sizeof(int64_t), 1, INT64_MAX},
+        {PROTOBUF_C_TYPE_SFIXED64, "sfixed64", sizeof(int64_t), 1, INT64_MAX},
+        {PROTOBUF_C_TYPE_UINT32, "uint32", sizeof(uint32_t), 0, UINT32_MAX},
+        {PROTOBUF_C_TYPE_FIXED32, "fixed32", sizeof(uint32_t), 0, UINT32_MAX},
+        {PROTOBUF_C_TYPE_UINT64, "uint64", sizeof(uint64_t), 0, UINT64_MAX},
+        {PROTOBUF_C_TYPE_FIXED64, "fixed64", sizeof(uint64_t), 0, UINT64_MAX},
+        {PROTOBUF_C_TYPE_FLOAT, "float", sizeof(float), 0, 0},
+        {PROTOBUF_C_TYPE_DOUBLE, "double", sizeof(double), 0, 0},
+        {PROTOBUF_C_TYPE_BOOL, "bool", sizeof(protobuf_c_boolean), 0, 0},
+        {PROTOBUF_C_TYPE_ENUM, "enum", sizeof(int32_t), 1, INT32_MAX},
+        {PROTOBUF_C_TYPE_STRING, "string", sizeof(char *), 0, 0},
+        {PROTOBUF_C_TYPE_BYTES, "bytes", sizeof(ProtobufCBinaryData), 0, 0},
+        {PROTOBUF_C_TYPE_MESSAGE, "message", sizeof(ProtobufCMessage *), 0, 0},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        const orpc__json_traits *tr = orpc__json_traits_of(want[i].t);
+        assert_string_equal(tr->name, want[i].name);
+        assert_int_equal(tr->size, want[i].size);
+        assert_int_equal(tr->is_signed, want[i].is_signed);
+        assert_true(tr->max == want[i].max);
+        assert_non_null(tr->ops);
+        assert_non_null(tr->ops->encode);
+        assert_non_null(tr->ops->parse);
+        assert_non_null(tr->ops->text);
+        assert_non_null(tr->ops->is_default);
+        /* what owns memory can free it, and only that */
+        assert_int_equal(tr->ops->release != NULL,
+                         want[i].t == PROTOBUF_C_TYPE_STRING ||
+                             want[i].t == PROTOBUF_C_TYPE_BYTES ||
+                             want[i].t == PROTOBUF_C_TYPE_MESSAGE);
+    }
+    /* integer ranges through store_int: both ends, and one past */
+    const orpc__json_traits *i32 = orpc__json_traits_of(PROTOBUF_C_TYPE_INT32);
+    const orpc__json_traits *u64 = orpc__json_traits_of(PROTOBUF_C_TYPE_UINT64);
+    const orpc__json_traits *s64 =
+        orpc__json_traits_of(PROTOBUF_C_TYPE_SFIXED64);
+    int32_t v32 = 0;
+    uint64_t vu = 0;
+    int64_t v64 = 0;
+    assert_int_equal(orpc__json_store_int(i32, 1, 2147483648u, &v32), 0);
+    assert_true(v32 == INT32_MIN);
+    assert_int_equal(orpc__json_store_int(i32, 1, 2147483649u, &v32), -1);
+    assert_int_equal(orpc__json_store_int(i32, 0, 2147483648u, &v32), -1);
+    assert_int_equal(orpc__json_store_int(u64, 0, UINT64_MAX, &vu), 0);
+    assert_true(vu == UINT64_MAX);
+    assert_int_equal(orpc__json_store_int(u64, 1, 1, &vu), -1);
+    assert_int_equal(orpc__json_store_int(u64, 1, 0, &vu), 0); /* -0 is 0 */
+    assert_true(vu == 0);
+    assert_int_equal(
+        orpc__json_store_int(s64, 1, (uint64_t)INT64_MAX + 1, &v64), 0);
+    assert_true(v64 == INT64_MIN);
+    assert_int_equal(orpc__json_store_int(s64, 1, 5, &v64), 0);
+    assert_true(v64 == -5);
+    /* not an integer type: refused */
+    double dv = 0;
+    assert_int_equal(
+        orpc__json_store_int(orpc__json_traits_of(PROTOBUF_C_TYPE_DOUBLE), 0, 1,
+                             &dv),
+        -1);
+    /* a type value protobuf-c does not have */
+    const orpc__json_traits *none = orpc__json_traits_of((ProtobufCType)99);
+    assert_int_equal(none->kind, ORPC__JSON_NONE);
+    assert_true(none->size > 0);
+    const char *why = NULL;
+    int32_t x = 0;
+    assert_int_equal(none->ops->parse(NULL, NULL, "1", 1, &x, NULL, 1, &why),
+                     ORPC__JSON_CV_BAD);
+}
+
+/* The fault is named by its JSON path however deep it is, and the reason
+ * survives a path too long for the detail (the path is cut in front). */
+static void test_error_paths(void **state)
+{
+    (void)state;
+    dec_err(ALL, "{\"rEnum\":[\"COLOR_RED\",\"green\",\"GREN\"]}",
+            "$.rEnum[2]: unknown enum value \"GREN\" of orpc.test.json.Color",
+            NULL);
+    dec_err(ALL, "{\"rNested\":[{},{\"child\":{\"a\":\"x\"}}]}",
+            "$.rNested[1].child.a: not an integer for int32", NULL);
+    dec_err(ALL, "{\"mInt64Nested\":{\"7\":{\"b\":false}}}",
+            "$.mInt64Nested[\"7\"].b: expected a string", NULL);
+    dec_err(WKT, "{\"ts\":\"x\"}", "$.ts: invalid timestamp \"x\"", NULL);
+    dec_err(WKT, "{\"mDur\":{\"x\":\"1\"}}",
+            "$.mDur[\"x\"]: invalid duration \"1\"", NULL);
+    dec_err(ALL, "{\"fBytes\":\"AQ=\"}", "$.fBytes: invalid base64", NULL);
+    dec_err(ALL, "{\"odd key\":1}", "$[\"odd key\"]: unknown field", NULL);
+    const orpc_json_opts d4 = {.max_depth = 4};
+    dec_deep(WKT, LIT("{\"st\":{\"a b\":{\"c\":[{\"d\":{}}]}}}"), &d4,
+             "$.st[\"a b\"][\"c\"][0]: nesting deeper than 4 levels", NULL);
+    /* A Struct 60 levels deep, refused at 50: the path is longer than the
+     * detail holds, so it loses its front. */
+    orpc__buf doc = {0};
+    orpc__buf_puts(&doc, "{\"st\":");
+    for (int i = 0; i < 60; i++) {
+        orpc__buf_puts(&doc, "{\"level\":");
+    }
+    orpc__buf_puts(&doc, "{}");
+    for (int i = 0; i < 61; i++) {
+        orpc__buf_putc(&doc, '}');
+    }
+    assert_false(doc.failed);
+    const orpc_json_opts d50 = {.max_depth = 50};
+    ProtobufCMessage *m = (ProtobufCMessage *)&m;
+    orpc_error_detail d = {0};
+    assert_int_equal(
+        orpc_json_decode(&m, WKT, doc.data, doc.len, &d50, NULL, &d),
+        ORPC_ETOOBIG);
+    assert_null(m);
+    assert_int_equal(d.code, ORPC_ETOOBIG);
+    assert_memory_equal(d.message, "$...[\"level\"][\"level\"]", 22);
+    const char *tail = "[\"level\"]: nesting deeper than 50 levels";
+    assert_true(strlen(d.message) > strlen(tail));
+    assert_string_equal(d.message + strlen(d.message) - strlen(tail), tail);
+    orpc__buf_free(&doc);
 }
 
 static void test_internal_json_value(void **state)
@@ -1469,24 +1671,26 @@ static void test_internal_json_value(void **state)
     json_t *v = json_loads("{\"fInt32\":1,\"rBool\":[true,1]}", 0, &err);
     assert_non_null(v);
     ProtobufCMessage *m = (ProtobufCMessage *)&m;
-    orpc_status st = orpc__json_decode_value(ALL, v, NULL, NULL, "$.body", &m);
-    assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
-    assert_string_equal(st.message, "$.body.rBool[1]: expected true or false");
+    orpc_error_detail d = {0};
+    assert_int_equal(
+        orpc__json_decode_value(&m, ALL, v, "$.body", NULL, NULL, &d),
+        ORPC_EPARSE);
+    assert_string_equal(d.message, "$.body.rBool[1]: expected true or false");
     assert_null(m);
-    orpc_status_clear(&st);
     json_decref(v);
     v = json_loads("{\"fInt32\":1}", 0, &err);
-    st = orpc__json_decode_value(ALL, v, NULL, NULL, NULL, &m);
-    assert_int_equal(st.code, ORPC_OK);
+    assert_int_equal(
+        orpc__json_decode_value(&m, ALL, v, NULL, NULL, NULL, NULL), 0);
     json_t *out = NULL;
     const orpc_json_opts legacy = {.legacy = 1};
-    assert_int_equal(orpc__json_encode_value(ALL, m, &legacy, &out), 0);
+    assert_int_equal(orpc__json_encode_value(&out, ALL, m, &legacy, NULL), 0);
     assert_int_equal(json_integer_value(json_object_get(out, "f_int32")), 1);
     json_decref(out);
     json_decref(v);
     protobuf_c_message_free_unpacked(m, NULL);
-    assert_int_equal(orpc__json_encode_value(ALL, NULL, NULL, &out),
+    assert_int_equal(orpc__json_encode_value(&out, ALL, NULL, NULL, &d),
                      ORPC_EINVAL);
+    assert_int_equal(d.code, ORPC_EINVAL);
     assert_null(out);
 }
 
@@ -1513,7 +1717,7 @@ static void test_without_tables(void **state)
     assert_same_message(m, back);
     protobuf_c_message_free_unpacked(back, NULL);
     /* Legacy spellings need the table too. */
-    dec_err(&bare, "{\"fEnum\":\"red\"}", "$.fEnum: unknown value", NULL);
+    dec_err(&bare, "{\"fEnum\":\"red\"}", "$.fEnum: unknown enum value", NULL);
     dec_err(&bare, "{\"f_enum\":\"COLOR_RED\",\"fEnum\":null}",
             "$.fEnum: field \"f_enum\" given twice", NULL);
     free(out);
@@ -1737,13 +1941,12 @@ static void test_proto2_and_missing_values(void **state)
     /* A list element or map entry that is not there is an error. */
     m.n_m_string_value = 0;
     m.m_int64_nested = NULL;
-    char *out = NULL;
-    assert_int_equal(orpc_json_encode(ALL, &m.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(ALL, &m.base, NULL, ORPC_EINVAL,
+              "$.mInt64Nested[0]: map entry missing");
     m.n_m_int64_nested = 0;
     m.n_r_int32 = 2;
-    assert_int_equal(orpc_json_encode(ALL, &m.base, NULL, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(ALL, &m.base, NULL, ORPC_EINVAL,
+              "$.rInt32: 2 elements counted, none stored");
     /* Depth limits of Struct and ListValue on output. */
     Google__Protobuf__Value v[3];
     Google__Protobuf__ListValue l[3];
@@ -1765,9 +1968,8 @@ static void test_proto2_and_missing_values(void **state)
     assert_enc(&google__protobuf__value__orpc_info, &v[0].base, &d2,
                "[[null]]");
     const orpc_json_opts d1 = {.max_depth = 1};
-    assert_int_equal(orpc_json_encode(&google__protobuf__value__orpc_info,
-                                      &v[0].base, &d1, &out, NULL),
-                     ORPC_EINVAL);
+    enc_fails(&google__protobuf__value__orpc_info, &v[0].base, &d1,
+              ORPC_ETOOBIG, "$[0]: nesting deeper than 1 levels");
 }
 
 int main(void)
@@ -1797,6 +1999,8 @@ int main(void)
         cmocka_unit_test(test_wrong_types_everywhere),
         cmocka_unit_test(test_allocator_and_oom),
         cmocka_unit_test(test_api_edges),
+        cmocka_unit_test(test_traits_table),
+        cmocka_unit_test(test_error_paths),
         cmocka_unit_test(test_internal_json_value),
         cmocka_unit_test(test_without_tables),
         cmocka_unit_test(test_proto2_and_missing_values),

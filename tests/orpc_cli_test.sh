@@ -106,7 +106,7 @@ if [ $rc -eq 3 ] && grep -q -- "--legacy-url" "$work/err.txt"; then ok "call wit
 "$orpc" call --legacy-url "$url" -d '{"job_id": "x"}' \
     opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
 rc=$?
-if [ $rc -eq 3 ]; then ok "call with a bad request: INVALID_ARGUMENT exit 3"; else bad "call bad request" "exit $rc"; fi
+if [ $rc -eq 3 ] && grep -q 'request: \$\.job_id: ' "$work/err.txt"; then ok "call with a bad request: INVALID_ARGUMENT exit 3, the path named"; else bad "call bad request" "exit $rc $(cat "$work/err.txt")"; fi
 
 # call, gRPC path
 "$orpc" call --mode grpc --target "127.0.0.1:$gport" -d '{"response_size": 3}' \

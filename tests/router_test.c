@@ -172,9 +172,10 @@ static void test_every_route_in_legacy_mode(void **state)
         OPSCONDUCTOR__JOBS__V1__RUN_JOB_REQUEST__INIT;
     run.job_id = 7;
     ProtobufCMessage *payload = NULL;
-    st = orpc_json_decode(&google__protobuf__struct__orpc_info,
-                          "{\"scheduled\": true}", 19, NULL, NULL, &payload);
-    assert_int_equal(st.code, ORPC_OK);
+    assert_int_equal(
+        orpc_json_decode(&payload, &google__protobuf__struct__orpc_info,
+                         "{\"scheduled\": true}", 19, NULL, NULL, NULL),
+        0);
     run.payload = (Google__Protobuf__Struct *)payload;
     Opsconductor__Jobs__V1__RunJobResponse *rr = NULL;
     st = opsconductor__jobs__v1__jobs_service__client__run_job(jobs, &run, &rr,
@@ -196,9 +197,10 @@ static void test_every_route_in_legacy_mode(void **state)
         OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_EMAIL;
     n.destination = "ops@example.org";
     const char *email = "{\"subject\": \"s\", \"body\": \"b\"}";
-    st = orpc_json_decode(&google__protobuf__struct__orpc_info, email,
-                          strlen(email), NULL, NULL, &payload);
-    assert_int_equal(st.code, ORPC_OK);
+    assert_int_equal(orpc_json_decode(&payload,
+                                      &google__protobuf__struct__orpc_info,
+                                      email, strlen(email), NULL, NULL, NULL),
+                     0);
     n.payload = (Google__Protobuf__Struct *)payload;
     Opsconductor__Notification__V1__SendNotificationResponse *nr = NULL;
     st =
@@ -281,11 +283,11 @@ grpc_get_job(orpc_ctx *ctx, const Opsconductor__Jobs__V1__GetJobRequest *req,
 {
     (void)ud;
     ProtobufCMessage *s = NULL;
-    orpc_status st = orpc_json_decode(
-        &google__protobuf__struct__orpc_info, "{\"name\": \"from-grpc\"}", 21,
-        NULL, orpc_arena_allocator(orpc_ctx_arena(ctx)), &s);
-    if (st.code != ORPC_OK)
-        return st;
+    orpc_error_detail jd;
+    if (orpc_json_decode(&s, &google__protobuf__struct__orpc_info,
+                         "{\"name\": \"from-grpc\"}", 21, NULL,
+                         orpc_arena_allocator(orpc_ctx_arena(ctx)), &jd) != 0)
+        return orpc_status_new(ORPC_INTERNAL, jd.message);
     (void)req;
     resp->job = (Google__Protobuf__Struct *)s;
     return ORPC_STATUS_OK;
@@ -302,11 +304,11 @@ static orpc_status grpc_get_job_status(
     const char *j = "{\"job_id\": 7, \"status\": \"failed\", "
                     "\"updated_at\": \"2030-01-01T00:00:00Z\"}";
     ProtobufCMessage *s = NULL;
-    orpc_status st =
-        orpc_json_decode(&google__protobuf__struct__orpc_info, j, strlen(j),
-                         NULL, orpc_arena_allocator(orpc_ctx_arena(ctx)), &s);
-    if (st.code != ORPC_OK)
-        return st;
+    orpc_error_detail jd;
+    if (orpc_json_decode(&s, &google__protobuf__struct__orpc_info, j, strlen(j),
+                         NULL, orpc_arena_allocator(orpc_ctx_arena(ctx)),
+                         &jd) != 0)
+        return orpc_status_new(ORPC_INTERNAL, jd.message);
     resp->status = (Google__Protobuf__Struct *)s;
     return ORPC_STATUS_OK;
 }

@@ -491,7 +491,7 @@ static orpc_status do_call(orpc_client *client, const orpc_method_desc *m,
         orpc_status st = orpc_client_invoke(client, m, req, &resp, o);
         if (st.code == ORPC_OK) {
             char *out = NULL;
-            if (orpc_json_encode(m->output, resp, NULL, &out, NULL) == 0)
+            if (orpc_json_encode(&out, NULL, m->output, resp, NULL, NULL) == 0)
                 puts(out);
             free(out);
             protobuf_c_message_free_unpacked(resp, NULL);
@@ -511,7 +511,7 @@ static orpc_status do_call(orpc_client *client, const orpc_method_desc *m,
     ProtobufCMessage *msg;
     while (orpc_call_recv(call, &msg) == 1) {
         char *out = NULL;
-        if (orpc_json_encode(m->output, msg, NULL, &out, NULL) == 0)
+        if (orpc_json_encode(&out, NULL, m->output, msg, NULL, NULL) == 0)
             puts(out);
         free(out);
         protobuf_c_message_free_unpacked(msg, NULL);
@@ -603,13 +603,15 @@ static int cmd_call(int argc, char **argv)
         fprintf(stderr, "orpc: cannot read %s\n", data);
         goto out;
     }
-    orpc_status st =
-        orpc_json_decode(m->input, json, strlen(json), NULL, NULL, &req);
+    orpc_error_detail jd;
+    int jrc =
+        orpc_json_decode(&req, m->input, json, strlen(json), NULL, NULL, &jd);
     free(json);
-    if (st.code != ORPC_OK) {
-        fprintf(stderr, "orpc: request: %s\n", st.message ? st.message : "");
-        code = st.code;
-        orpc_status_clear(&st);
+    if (jrc != 0) {
+        /* exits as the call would end: the request is INVALID_ARGUMENT */
+        fprintf(stderr, "orpc: request: %s\n", jd.message);
+        code = jrc == ORPC_ENOMEM ? ORPC_RESOURCE_EXHAUSTED
+                                  : ORPC_INVALID_ARGUMENT;
         goto out;
     }
     if ((code = make_client(&ca, m, &client, &routes)) != 0)
@@ -617,7 +619,7 @@ static int cmd_call(int argc, char **argv)
     orpc_served_by by = ORPC_SERVED_NONE;
     orpc_call_opts o = {
         .timeout_ms = timeout, .metadata = md, .served_by = &by};
-    st = do_call(client, m, req, &o);
+    orpc_status st = do_call(client, m, req, &o);
     code = st.code;
     if (st.code != ORPC_OK)
         fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),

@@ -124,7 +124,7 @@ static void shadow_compare(routed *r, mirror *mi)
             mi->primary_json ? json_loads(mi->primary_json, 0, &e) : NULL;
         json_t *b = NULL;
         orpc_json_opts jo = {.emit_defaults = 1};
-        if (orpc_json_encode(mi->m->output, resp, &jo, &mine, NULL) == 0)
+        if (orpc_json_encode(&mine, NULL, mi->m->output, resp, &jo, NULL) == 0)
             b = json_loads(mine, 0, &e);
         orpc__routes_ignored_fields(r->routes, mi->m, ign, sizeof(ign));
         if (a && b) {
@@ -192,8 +192,8 @@ void orpc__shadow_mirror(routed *r, const orpc_method_desc *m,
         return;
     mi->req = orpc__copy_message(req);
     orpc_json_opts jo = {.emit_defaults = 1};
-    if (resp != NULL &&
-        orpc_json_encode(m->output, resp, &jo, &mi->primary_json, NULL) != 0)
+    if (resp != NULL && orpc_json_encode(&mi->primary_json, NULL, m->output,
+                                         resp, &jo, NULL) != 0)
         mi->primary_json = NULL;
     if (mi->req == NULL) {
         mirror_free(mi);

@@ -15,9 +15,10 @@
  *            skipped)
  *
  * Checked beyond "no crash, no leak, no UB":
- *   - the status is OK or INVALID_ARGUMENT; an error leaves |*out| NULL and
- *     has a message that starts with the JSON path ("$") and is valid UTF-8
- *     without control characters (it names input keys, escaped);
+ *   - the result is 0, ORPC_EPARSE or ORPC_ETOOBIG; an error leaves |*out|
+ *     NULL and fills the detail with its code and a message that starts
+ *     with the JSON path ("$") and is valid UTF-8 without control
+ *     characters (it names input keys, escaped);
  *   - every allocation of the message goes through the caller's allocator
  *     and is given back to it (a tagged allocator; live count 0 after
  *     protobuf_c_message_free_unpacked());
@@ -52,7 +53,7 @@
 #include <protobuf-c/protobuf-c.h>
 
 #include <orpc/compat/json.h>
-#include <orpc/status.h>
+#include <orpc/error.h>
 
 #include "fuzz.h"
 #include "google/protobuf/any.orpc.h"
@@ -369,15 +370,18 @@ static int any_msg(const ProtobufCMessageDescriptor *root,
 
 /* ---- checks -------------------------------------------------------------- */
 
-static void check_error(const orpc_status *st, const ProtobufCMessage *m)
+static void check_error(int rc, const orpc_error_detail *d,
+                        const ProtobufCMessage *m)
 {
-    CHECK(st->code == ORPC_INVALID_ARGUMENT);
+    CHECK(rc == ORPC_EPARSE || rc == ORPC_ETOOBIG);
+    CHECK(d->code == rc);
     CHECK(m == NULL);
-    CHECK(st->message != NULL && st->message[0] == '$');
-    size_t n = strlen(st->message);
-    CHECK(utf8_ok((const uint8_t *)st->message, n));
+    CHECK(d->message[0] == '$');
+    size_t n = strlen(d->message);
+    CHECK(n < sizeof d->message);
+    CHECK(utf8_ok((const uint8_t *)d->message, n));
     for (size_t i = 0; i < n; i++) {
-        CHECK((unsigned char)st->message[i] >= 0x20);
+        CHECK((unsigned char)d->message[i] >= 0x20);
     }
 }
 
@@ -425,10 +429,11 @@ static void round_trip(const orpc_message_info *info, const ProtobufCMessage *m,
 {
     char *text = NULL;
     size_t tlen = 0;
-    int rc = orpc_json_encode(info, m, eo, &text, &tlen);
+    orpc_error_detail d;
+    int rc = orpc_json_encode(&text, &tlen, info, m, eo, &d);
     if (rc != 0) {
-        fprintf(stderr, "encode of a decoded %s failed: %d\n",
-                info->descriptor->name, rc);
+        fprintf(stderr, "encode of a decoded %s failed: %s: %s\n",
+                info->descriptor->name, orpc_err_name(rc), d.message);
     }
     CHECK(rc == 0);
     CHECK(text != NULL && tlen == strlen(text));
@@ -437,16 +442,14 @@ static void round_trip(const orpc_message_info *info, const ProtobufCMessage *m,
     orpc_json_opts strict = {.max_depth = eo->max_depth};
     ProtobufCMessage *m2 = NULL;
     long live = tag_live;
-    orpc_status st =
-        orpc_json_decode(info, text, tlen, &strict, &tag_allocator, &m2);
-    if (st.code != ORPC_OK) {
+    rc = orpc_json_decode(&m2, info, text, tlen, &strict, &tag_allocator, &d);
+    if (rc != 0) {
         fprintf(stderr,
                 "orpc cannot read what it wrote (%s, legacy %d):\n%s\n"
                 "error: %s\n",
-                info->descriptor->name, eo->legacy, text,
-                st.message ? st.message : "(none)");
+                info->descriptor->name, eo->legacy, text, d.message);
     }
-    CHECK(st.code == ORPC_OK);
+    CHECK(rc == 0);
     size_t len2;
     uint8_t *bytes2 = pack(m2, &len2);
     if (len2 != len || memcmp(bytes2, bytes, len) != 0) {
@@ -459,7 +462,7 @@ static void round_trip(const orpc_message_info *info, const ProtobufCMessage *m,
     if (fixed) {
         char *text2 = NULL;
         size_t tlen2 = 0;
-        CHECK(orpc_json_encode(info, m2, eo, &text2, &tlen2) == 0);
+        CHECK(orpc_json_encode(&text2, &tlen2, info, m2, eo, NULL) == 0);
         if (tlen2 != tlen || memcmp(text2, text, tlen) != 0) {
             fprintf(stderr, "encoding is no fixed point:\n%s\n%s\n", text,
                     text2);
@@ -515,8 +518,7 @@ static void check_unrelated_member(const orpc_message_info *info,
 
     ProtobufCMessage *m = NULL;
     long live = tag_live;
-    orpc_status st = orpc_json_decode(info, text, pos, o, &tag_allocator, &m);
-    if (st.code == ORPC_OK) {
+    if (orpc_json_decode(&m, info, text, pos, o, &tag_allocator, NULL) == 0) {
         size_t len2;
         uint8_t *bytes2 = pack(m, &len2);
         if (len2 != blen || memcmp(bytes2, bytes, blen) != 0) {
@@ -528,7 +530,6 @@ static void check_unrelated_member(const orpc_message_info *info,
         protobuf_c_message_free_unpacked(m, &tag_allocator);
     }
     CHECK(tag_live == live);
-    orpc_status_clear(&st);
     free(text);
 }
 
@@ -554,11 +555,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     ProtobufCMessage *m = (ProtobufCMessage *)&o; /* must be reset */
     CHECK(tag_live == 0);
-    orpc_status st = orpc_json_decode(info, json, len, &o, &tag_allocator, &m);
-    if (st.code != ORPC_OK) {
-        check_error(&st, m);
+    orpc_error_detail d;
+    int rc = orpc_json_decode(&m, info, json, len, &o, &tag_allocator, &d);
+    if (rc != 0) {
+        check_error(rc, &d, m);
         CHECK(tag_live == 0);
-        orpc_status_clear(&st);
         free(json);
         return 0;
     }

@@ -1,0 +1,410 @@
+/*
+ * common_test.c — the private helpers of common/ that have no module of
+ * their own to be tested with: orpc__buf (growth, the sticky failure flag
+ * under a failing allocator, truncate, take, printf) and base64 (the RFC
+ * 4648 section 10 vectors in both alphabets with and without padding, and
+ * the decoder's refusals).
+ *
+ * The failing allocator is test_alloc.h's, seen through a
+ * ProtobufCAllocator (what orpc__buf takes), so the counts of leaks and
+ * refusals mean what they mean in the other unit tests.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include <orpc/error.h>
+
+#include "common/base64.h"
+#include "common/buf.h"
+#include "test_alloc.h"
+
+/* ---- test_alloc.h as a ProtobufCAllocator -------------------------------- */
+
+typedef struct pb_ta {
+    test_alloc ta;
+    orpc_mem mem;
+    ProtobufCAllocator pb;
+} pb_ta;
+
+static void *pb_ta_alloc(void *ud, size_t n)
+{
+    pb_ta *a = ud;
+    return a->mem.malloc(n, a->mem.user_data);
+}
+
+static void pb_ta_free(void *ud, void *p)
+{
+    pb_ta *a = ud;
+    a->mem.free(p, a->mem.user_data);
+}
+
+static ProtobufCAllocator *pb_ta_init(pb_ta *a, long budget)
+{
+    a->mem = ta_mem(&a->ta, budget);
+    a->pb.alloc = pb_ta_alloc;
+    a->pb.free = pb_ta_free;
+    a->pb.allocator_data = a;
+    return &a->pb;
+}
+
+/* ---- orpc__buf ----------------------------------------------------------- */
+
+static void test_buf_empty(void **state)
+{
+    (void)state;
+    orpc__buf b = {0};
+    assert_string_equal(orpc__buf_str(&b), "");
+    assert_null(b.data);
+    orpc__buf_truncate(&b, 0); /* nothing allocated: a no-op */
+    assert_null(b.data);
+    size_t len = 99;
+    char *s = orpc__buf_take(&b, &len); /* an empty string, allocated */
+    assert_non_null(s);
+    assert_string_equal(s, "");
+    assert_int_equal(len, 0);
+    free(s);
+    orpc__buf_free(&b);
+    orpc__buf_free(&b); /* twice is fine */
+}
+
+static void test_buf_growth(void **state)
+{
+    (void)state;
+    pb_ta a;
+    orpc__buf b;
+    orpc__buf_init(&b, pb_ta_init(&a, -1));
+    char want[5001];
+    for (size_t i = 0; i < 5000; i++) {
+        char c = (char)('a' + i % 26);
+        orpc__buf_putc(&b, c);
+        want[i] = c;
+        assert_int_equal(b.len, i + 1);
+        assert_int_equal(b.data[b.len], '\0');
+        assert_true(b.cap > b.len);
+    }
+    want[5000] = '\0';
+    assert_false(b.failed);
+    assert_string_equal(orpc__buf_str(&b), want);
+    /* doubling from 64: 64, 128, ..., 8192 — 8 blocks for 5000 bytes, and
+     * one live */
+    assert_int_equal(b.cap, 8192);
+    assert_int_equal(a.ta.calls, 8);
+    assert_int_equal(a.ta.live, 1);
+    orpc__buf_free(&b);
+    assert_int_equal(a.ta.live, 0);
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+}
+
+/* A reserve on an empty buffer is exact (decoded bytes kept in a message
+ * take only their size); growth after it still doubles. */
+static void test_buf_reserve_exact(void **state)
+{
+    (void)state;
+    orpc__buf b = {0};
+    assert_int_equal(orpc__buf_reserve(&b, 10), 0);
+    assert_int_equal(b.cap, 11);
+    assert_string_equal(orpc__buf_str(&b), "");
+    orpc__buf_puts(&b, "0123456789");
+    assert_int_equal(b.cap, 11); /* fits: no growth */
+    orpc__buf_putc(&b, 'x');
+    assert_int_equal(b.cap, 22);
+    assert_int_equal(orpc__buf_reserve(&b, 100), 0);
+    assert_int_equal(b.cap, 112);
+    orpc__buf_free(&b);
+    assert_int_equal(orpc__base64_decode(&b, "Zm9vYmFy", 8), 0);
+    assert_int_equal(b.cap, 7);
+    orpc__buf_free(&b);
+}
+
+static void test_buf_append_forms(void **state)
+{
+    (void)state;
+    orpc__buf b = {0};
+    orpc__buf_puts(&b, "ab");
+    orpc__buf_append(&b, "c\0d", 3); /* binary: the NUL is kept */
+    orpc__buf_putc(&b, 'e');
+    orpc__buf_printf(&b, "[%d:%s]", 42, "x");
+    orpc__buf_append(&b, NULL, 0);
+    assert_int_equal(b.len, 12);
+    assert_memory_equal(b.data, "abc\0de[42:x]", 13);
+    /* printf longer than its stack buffer */
+    char big[300];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    orpc__buf_printf(&b, "<%s>", big);
+    assert_int_equal(b.len, 12 + 301);
+    assert_int_equal(b.data[12], '<');
+    assert_int_equal(b.data[12 + 300], '>');
+    assert_int_equal(b.data[b.len], '\0');
+    orpc__buf_free(&b);
+}
+
+static void test_buf_truncate(void **state)
+{
+    (void)state;
+    orpc__buf b = {0};
+    orpc__buf_puts(&b, "$.items");
+    size_t mark = b.len;
+    orpc__buf_puts(&b, "[12]");
+    assert_string_equal(orpc__buf_str(&b), "$.items[12]");
+    size_t cap = b.cap;
+    orpc__buf_truncate(&b, mark);
+    assert_string_equal(orpc__buf_str(&b), "$.items");
+    assert_int_equal(b.cap, cap); /* the allocation stays */
+    orpc__buf_truncate(&b, 100);  /* past the end: no-op */
+    assert_string_equal(orpc__buf_str(&b), "$.items");
+    orpc__buf_truncate(&b, 0);
+    assert_string_equal(orpc__buf_str(&b), "");
+    orpc__buf_puts(&b, "again");
+    assert_string_equal(orpc__buf_str(&b), "again");
+    orpc__buf_free(&b);
+}
+
+static void test_buf_take(void **state)
+{
+    (void)state;
+    pb_ta a;
+    ProtobufCAllocator *pa = pb_ta_init(&a, -1);
+    orpc__buf b;
+    orpc__buf_init(&b, pa);
+    orpc__buf_puts(&b, "hello");
+    size_t len = 0;
+    char *s = orpc__buf_take(&b, &len);
+    assert_string_equal(s, "hello");
+    assert_int_equal(len, 5);
+    /* |b| is empty and reusable; the bytes are the caller's */
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_ptr_equal(b.alloc, pa);
+    orpc__buf_puts(&b, "next");
+    char *t = orpc__buf_take(&b, NULL);
+    assert_string_equal(t, "next");
+    assert_int_equal(a.ta.live, 2);
+    pa->free(pa->allocator_data, s); /* through the buffer's allocator */
+    pa->free(pa->allocator_data, t);
+    assert_int_equal(a.ta.live, 0);
+}
+
+/* Every allocation refused in turn: appends stop, |failed| sticks, take
+ * returns NULL, and nothing leaks. */
+static void test_buf_failing_allocator(void **state)
+{
+    (void)state;
+    for (long budget = 0; budget < 6; budget++) {
+        pb_ta a;
+        orpc__buf b;
+        orpc__buf_init(&b, pb_ta_init(&a, budget));
+        for (int i = 0; i < 100; i++) {
+            orpc__buf_puts(&b, "0123456789");
+        }
+        /* 1000 bytes need blocks of 64..1024: 5 allocations */
+        if (budget < 5) {
+            assert_true(b.failed);
+            assert_true(a.ta.failures > 0);
+            /* what was appended before the failure is intact */
+            assert_true(b.len < 1000);
+            assert_int_equal(b.len % 10, 0);
+            /* sticky: a later small append that would fit does nothing */
+            size_t len = b.len;
+            orpc__buf_putc(&b, 'x');
+            assert_int_equal(b.len, len);
+            assert_int_equal(orpc__buf_reserve(&b, 0), ORPC_ENOMEM);
+            size_t tl = 7;
+            assert_null(orpc__buf_take(&b, &tl));
+            assert_int_equal(tl, 0);
+            assert_false(b.failed); /* take freed it */
+        } else {
+            assert_false(b.failed);
+            assert_int_equal(b.len, 1000);
+            char *s = orpc__buf_take(&b, NULL);
+            assert_non_null(s);
+            a.pb.free(a.pb.allocator_data, s);
+        }
+        orpc__buf_free(&b);
+        assert_int_equal(a.ta.live, 0);
+    }
+}
+
+static void test_buf_overflow_refused(void **state)
+{
+    (void)state;
+    orpc__buf b = {0};
+    orpc__buf_putc(&b, 'a');
+    assert_int_equal(orpc__buf_reserve(&b, SIZE_MAX - 1), ORPC_ENOMEM);
+    assert_true(b.failed);
+    assert_null(orpc__buf_take(&b, NULL));
+}
+
+/* ---- base64 -------------------------------------------------------------- */
+
+/* RFC 4648 section 10, plus bytes that use the two alphabet-specific
+ * digits (0xfb 0xff -> "+/8" / "-_8"). */
+static const struct {
+    const char *bytes;
+    size_t n;
+    const char *padded;
+} VECTORS[] = {
+    {"", 0, ""},
+    {"f", 1, "Zg=="},
+    {"fo", 2, "Zm8="},
+    {"foo", 3, "Zm9v"},
+    {"foob", 4, "Zm9vYg=="},
+    {"fooba", 5, "Zm9vYmE="},
+    {"foobar", 6, "Zm9vYmFy"},
+    {"\xfb\xff", 2, "+/8="},
+    {"\xfb\xef\xbe", 3, "++++"},
+    {"\xff\xff\xff", 3, "////"},
+    {"\x00\x00\x00", 3, "AAAA"},
+};
+#define N_VECTORS (sizeof VECTORS / sizeof VECTORS[0])
+
+/* |s| with the URL alphabet and/or without padding. */
+static void respell(const char *s, unsigned flags, char *out)
+{
+    size_t j = 0;
+    for (; *s != '\0'; s++) {
+        char c = *s;
+        if (c == '=' && (flags & ORPC__BASE64_NOPAD)) {
+            continue;
+        }
+        if (flags & ORPC__BASE64_URL) {
+            c = c == '+' ? '-' : c == '/' ? '_' : c;
+        }
+        out[j++] = c;
+    }
+    out[j] = '\0';
+}
+
+static void test_base64_encode_vectors(void **state)
+{
+    (void)state;
+    static const unsigned FLAGS[] = {0, ORPC__BASE64_URL, ORPC__BASE64_NOPAD,
+                                     ORPC__BASE64_URL | ORPC__BASE64_NOPAD};
+    for (size_t i = 0; i < N_VECTORS; i++) {
+        for (size_t k = 0; k < 4; k++) {
+            char want[16];
+            char got[16];
+            respell(VECTORS[i].padded, FLAGS[k], want);
+            size_t n = orpc__base64_encoded_len(VECTORS[i].n, FLAGS[k]);
+            assert_int_equal(n, strlen(want));
+            memset(got, '#', sizeof got);
+            assert_int_equal(orpc__base64_encode(got, VECTORS[i].bytes,
+                                                 VECTORS[i].n, FLAGS[k]),
+                             n);
+            assert_string_equal(got, want);
+            orpc__buf b = {0};
+            orpc__buf_puts(&b, ">");
+            assert_int_equal(orpc__base64_append(&b, VECTORS[i].bytes,
+                                                 VECTORS[i].n, FLAGS[k]),
+                             0);
+            assert_string_equal(orpc__buf_str(&b) + 1, want);
+            orpc__buf_free(&b);
+        }
+    }
+    assert_int_equal(orpc__base64_encoded_len(SIZE_MAX, 0), SIZE_MAX);
+}
+
+static void test_base64_decode_vectors(void **state)
+{
+    (void)state;
+    static const unsigned FLAGS[] = {0, ORPC__BASE64_URL, ORPC__BASE64_NOPAD,
+                                     ORPC__BASE64_URL | ORPC__BASE64_NOPAD};
+    for (size_t i = 0; i < N_VECTORS; i++) {
+        for (size_t k = 0; k < 4; k++) {
+            char text[16];
+            respell(VECTORS[i].padded, FLAGS[k], text);
+            orpc__buf b = {0};
+            orpc__buf_puts(&b, "keep");
+            assert_int_equal(orpc__base64_decode(&b, text, strlen(text)), 0);
+            assert_int_equal(b.len, 4 + VECTORS[i].n);
+            assert_memory_equal(b.data, "keep", 4);
+            assert_memory_equal(b.data + 4, VECTORS[i].bytes, VECTORS[i].n);
+            assert_int_equal(b.data[b.len], '\0');
+            orpc__buf_free(&b);
+        }
+    }
+}
+
+static void test_base64_decode_refusals(void **state)
+{
+    (void)state;
+    static const char *const BAD[] = {
+        "Z",        /* one digit cannot carry a byte */
+        "Zm9vY",    /* ... nor can 4n + 1 */
+        "Zg=",      /* incomplete padding */
+        "Zg===",    /* too much */
+        "Z===",     /* too much */
+        "=",        /* padding alone */
+        "==",       /* ... */
+        "Zm8==",    /* padding where one digit is missing, not two */
+        "Zm9v=",    /* padding after a full group */
+        "Zg==Zg==", /* padding inside */
+        "Zm=v",     /* '=' in the middle */
+        "Zm9v\n",   /* whitespace and line breaks */
+        " Zm9v",    /* ... */
+        "Zm 9v",    /* ... */
+        "Zm9v!",    /* outside both alphabets */
+        "Zm9v.",    /* ... */
+        "+-==",     /* the two alphabets mixed */
+        "_/8=",     /* ... */
+        "Zh==",     /* stray bits: 'h' leaves 0001 unused */
+        "Zm9=",     /* stray bits: '9' leaves 01 unused */
+        "Zh",       /* ... unpadded too */
+    };
+    for (size_t i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+        orpc__buf b = {0};
+        orpc__buf_puts(&b, "keep");
+        int rc = orpc__base64_decode(&b, BAD[i], strlen(BAD[i]));
+        if (rc != ORPC_EPARSE) {
+            print_error("\"%s\": %d\n", BAD[i], rc);
+            fail();
+        }
+        assert_string_equal(orpc__buf_str(&b), "keep"); /* untouched */
+        orpc__buf_free(&b);
+    }
+    /* a NUL inside is garbage too, not the end of the text */
+    orpc__buf b = {0};
+    assert_int_equal(orpc__base64_decode(&b, "Zm\0v", 4), ORPC_EPARSE);
+    orpc__buf_free(&b);
+}
+
+static void test_base64_decode_failing_allocator(void **state)
+{
+    (void)state;
+    pb_ta a;
+    orpc__buf b;
+    orpc__buf_init(&b, pb_ta_init(&a, 0));
+    assert_int_equal(orpc__base64_decode(&b, "Zm9vYmFy", 8), ORPC_ENOMEM);
+    assert_true(b.failed);
+    orpc__buf_free(&b);
+    orpc__buf_init(&b, pb_ta_init(&a, 0));
+    assert_int_equal(orpc__base64_append(&b, "foo", 3, 0), ORPC_ENOMEM);
+    orpc__buf_free(&b);
+    assert_int_equal(a.ta.live, 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_empty),
+        cmocka_unit_test(test_buf_growth),
+        cmocka_unit_test(test_buf_reserve_exact),
+        cmocka_unit_test(test_buf_append_forms),
+        cmocka_unit_test(test_buf_truncate),
+        cmocka_unit_test(test_buf_take),
+        cmocka_unit_test(test_buf_failing_allocator),
+        cmocka_unit_test(test_buf_overflow_refused),
+        cmocka_unit_test(test_base64_encode_vectors),
+        cmocka_unit_test(test_base64_decode_vectors),
+        cmocka_unit_test(test_base64_decode_refusals),
+        cmocka_unit_test(test_base64_decode_failing_allocator),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
