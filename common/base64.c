@@ -105,7 +105,8 @@ static int digit(char c, unsigned *alphabets)
     return -1;
 }
 
-int orpc__base64_decode(orpc__buf *out, const char *s, size_t n)
+size_t orpc__base64_decode_raw(uint8_t *dst, const char *s, size_t n,
+                               unsigned flags)
 {
     size_t pad = 0;
     while (pad < 2 && pad < n && s[n - 1 - pad] == '=') {
@@ -114,28 +115,28 @@ int orpc__base64_decode(orpc__buf *out, const char *s, size_t n)
     size_t m = n - pad; /* digits */
     size_t rem = m % 4;
     if (rem == 1 || (pad > 0 && (n % 4 != 0 || pad != 4 - rem))) {
-        return ORPC_EPARSE;
+        return SIZE_MAX;
     }
     unsigned alphabets = 0;
     for (size_t i = 0; i < m; i++) {
-        if (digit(s[i], &alphabets) < 0 || alphabets == 3) {
-            return ORPC_EPARSE;
+        if (digit(s[i], &alphabets) < 0 || alphabets == 3 ||
+            ((flags & ORPC__BASE64_STD_ONLY) && alphabets == 2)) {
+            return SIZE_MAX;
         }
     }
     /* The last digit of a partial group carries 2 (rem 3) or 4 (rem 2)
-     * bits that no byte uses: they must be zero. */
-    if (rem != 0) {
+     * bits that no byte uses: they must be zero, unless told otherwise. */
+    if (rem != 0 && !(flags & ORPC__BASE64_ANY_BITS)) {
         int last = digit(s[m - 1], &alphabets);
         if (last & (rem == 3 ? 0x3 : 0xF)) {
-            return ORPC_EPARSE;
+            return SIZE_MAX;
         }
     }
     size_t len = m / 4 * 3 + (rem == 0 ? 0 : rem - 1);
-    int rc = orpc__buf_reserve(out, len);
-    if (rc != 0) {
-        return rc;
+    if (flags & ORPC__BASE64_CHECK) {
+        return len;
     }
-    uint8_t *o = (uint8_t *)out->data + out->len;
+    uint8_t *o = dst;
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < m; i++) {
@@ -147,7 +148,23 @@ int orpc__base64_decode(orpc__buf *out, const char *s, size_t n)
             acc &= (1u << bits) - 1;
         }
     }
-    out->len += len;
+    return len;
+}
+
+int orpc__base64_decode(orpc__buf *out, const char *s, size_t n)
+{
+    /* Checked before anything is reserved: a refused text costs nothing,
+     * and the reservation is exact. */
+    size_t len = orpc__base64_decode_raw(NULL, s, n, ORPC__BASE64_CHECK);
+    if (len == SIZE_MAX) {
+        return ORPC_EPARSE;
+    }
+    int rc = orpc__buf_reserve(out, len);
+    if (rc != 0) {
+        return rc;
+    }
+    out->len +=
+        orpc__base64_decode_raw((uint8_t *)out->data + out->len, s, n, 0);
     out->data[out->len] = '\0';
     return 0;
 }

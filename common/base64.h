@@ -13,12 +13,17 @@
 #define ORPC_COMMON_BASE64_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/buf.h"
 
 /* Encoding flags (0: standard alphabet, padded). */
 #define ORPC__BASE64_URL 0x1u   /* the URL-safe alphabet: '-' and '_' */
 #define ORPC__BASE64_NOPAD 0x2u /* no '=' padding */
+/* Decoding flags (0: either alphabet, unused bits zero). */
+#define ORPC__BASE64_STD_ONLY 0x4u /* refuse the URL-safe alphabet */
+#define ORPC__BASE64_ANY_BITS 0x8u /* let a last digit's unused bits be 1 */
+#define ORPC__BASE64_CHECK 0x10u   /* validate and measure; write nothing */
 
 /* The length of the encoding of |n| bytes with |flags|, without the NUL;
  * SIZE_MAX when it does not fit in a size_t. */
@@ -42,5 +47,13 @@ int orpc__base64_append(orpc__buf *b, const void *src, size_t n,
  * last digit to be zero.  0; ORPC_EPARSE when |s| is not such text (|out|
  * unchanged); ORPC_ENOMEM (b->failed set). */
 int orpc__base64_decode(orpc__buf *out, const char *s, size_t n);
+
+/* The decoder under both: decodes s[0..n) into |dst| (room for n / 4 * 3 +
+ * 2 bytes; NULL with ORPC__BASE64_CHECK) and returns the number of bytes,
+ * or SIZE_MAX when |s| is not base64 as |flags| read it (padding as
+ * above; ORPC__BASE64_STD_ONLY and ORPC__BASE64_ANY_BITS as gRPC's -bin
+ * metadata is read).  Nothing is written unless all of |s| is valid. */
+size_t orpc__base64_decode_raw(uint8_t *dst, const char *s, size_t n,
+                               unsigned flags);
 
 #endif

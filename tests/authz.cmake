@@ -21,10 +21,11 @@ set(ORPC_MD_FROM_HEADER_SRCS ${PROJECT_SOURCE_DIR}/rpc/src/grpc.c
 orpc_test(authz SOURCES ${PROJECT_SOURCE_DIR}/rpc/src/authz.c
                         ${PROJECT_SOURCE_DIR}/rpc/src/mem.c
                         ${ORPC_MD_FROM_HEADER_SRCS}
-          LIBS PkgConfig::JANSSON PkgConfig::NGHTTP2 ZLIB::ZLIB)
+          LIBS orpc_common PkgConfig::JANSSON PkgConfig::NGHTTP2 ZLIB::ZLIB)
 
 # metadata_test (registered in tests/CMakeLists.txt) covers
 # orpc__md_from_header too: the same sources compiled into it.
 target_sources(metadata_test PRIVATE ${ORPC_MD_FROM_HEADER_SRCS}
                                      ${PROJECT_SOURCE_DIR}/rpc/src/mem.c)
-target_link_libraries(metadata_test PRIVATE PkgConfig::NGHTTP2 ZLIB::ZLIB)
+target_link_libraries(metadata_test PRIVATE orpc_common PkgConfig::NGHTTP2
+                                            ZLIB::ZLIB)

@@ -22,6 +22,7 @@
 
 #include "common/base64.h"
 #include "common/buf.h"
+#include "common/pct.h"
 #include "test_alloc.h"
 
 /* ---- test_alloc.h as a ProtobufCAllocator -------------------------------- */
@@ -390,6 +391,80 @@ static void test_base64_decode_failing_allocator(void **state)
     assert_int_equal(a.ta.live, 0);
 }
 
+/* The raw decoder's flags, as gRPC's -bin metadata reads base64. */
+static void test_base64_decode_raw_flags(void **state)
+{
+    (void)state;
+    uint8_t out[16];
+    const unsigned bin = ORPC__BASE64_STD_ONLY | ORPC__BASE64_ANY_BITS;
+    assert_int_equal(orpc__base64_decode_raw(out, "Zm9vYg", 6, bin), 4);
+    assert_memory_equal(out, "foob", 4);
+    assert_int_equal(orpc__base64_decode_raw(out, "Zm9vYg==", 8, bin), 4);
+    /* stray bits pass with ANY_BITS, and only then */
+    assert_int_equal(orpc__base64_decode_raw(out, "Zh", 2, bin), 1);
+    assert_int_equal(out[0], 'f');
+    assert_int_equal(orpc__base64_decode_raw(out, "Zh", 2, 0), SIZE_MAX);
+    /* STD_ONLY refuses the URL-safe alphabet */
+    assert_int_equal(orpc__base64_decode_raw(out, "-_8", 3, 0), 2);
+    assert_int_equal(orpc__base64_decode_raw(out, "-_8", 3, bin), SIZE_MAX);
+    /* CHECK measures and writes nothing */
+    memset(out, 0x5a, sizeof out);
+    assert_int_equal(
+        orpc__base64_decode_raw(out, "Zm9v", 4, ORPC__BASE64_CHECK), 3);
+    assert_int_equal(out[0], 0x5a);
+    /* a refused text writes nothing either */
+    assert_int_equal(orpc__base64_decode_raw(out, "Zm9v!", 5, 0), SIZE_MAX);
+    assert_int_equal(out[0], 0x5a);
+}
+
+/* ---- percent-encoding -----------------------------------------------------
+ */
+
+static void test_pct_encode_sets(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        orpc__pct_set set;
+        const char *want;
+    } CASES[] = {
+        {"a-b_c.d~e", ORPC__PCT_UNRESERVED, "a-b_c.d~e"},
+        {"a/b c", ORPC__PCT_UNRESERVED, "a%2Fb%20c"},
+        {"shelves/1/books/2", ORPC__PCT_UNRESERVED_SLASH, "shelves/1/books/2"},
+        {"../x?y#z", ORPC__PCT_UNRESERVED_SLASH, "../x%3Fy%23z"},
+        {"caf\xc3\xa9", ORPC__PCT_UNRESERVED, "caf%C3%A9"},
+        {"100% done\n", ORPC__PCT_PRINTABLE, "100%25 done%0A"},
+        {"", ORPC__PCT_PRINTABLE, ""},
+    };
+    for (size_t i = 0; i < sizeof CASES / sizeof CASES[0]; i++) {
+        size_t n = strlen(CASES[i].in);
+        size_t len = orpc__pct_encoded_len(CASES[i].in, n, CASES[i].set);
+        assert_int_equal(len, strlen(CASES[i].want));
+        char got[64];
+        assert_int_equal(orpc__pct_encode(got, CASES[i].in, n, CASES[i].set),
+                         len);
+        assert_string_equal(got, CASES[i].want);
+        /* and back */
+        char back[64];
+        assert_int_equal(orpc__pct_decode(back, got, len), n);
+        assert_memory_equal(back, CASES[i].in, n);
+    }
+}
+
+static void test_pct_decode_lenient(void **state)
+{
+    (void)state;
+    char out[32];
+    /* escapes of either case; a '%' that starts no escape stays */
+    assert_int_equal(orpc__pct_decode(out, "%41%6a", 6), 2);
+    assert_string_equal(out, "Aj");
+    assert_int_equal(orpc__pct_decode(out, "50% off %zz %4", 14), 14);
+    assert_string_equal(out, "50% off %zz %4");
+    /* an escaped NUL is a byte like any other */
+    assert_int_equal(orpc__pct_decode(out, "a%00b", 5), 3);
+    assert_memory_equal(out, "a\0b", 3);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -404,6 +479,9 @@ int main(void)
         cmocka_unit_test(test_base64_encode_vectors),
         cmocka_unit_test(test_base64_decode_vectors),
         cmocka_unit_test(test_base64_decode_refusals),
+        cmocka_unit_test(test_base64_decode_raw_flags),
+        cmocka_unit_test(test_pct_encode_sets),
+        cmocka_unit_test(test_pct_decode_lenient),
         cmocka_unit_test(test_base64_decode_failing_allocator),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

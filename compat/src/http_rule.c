@@ -17,59 +17,26 @@
 
 #include <orpc/error.h>
 
-#include "json_internal.h"
+#include "common/buf.h"
 #include "common/path_template.h"
+#include "common/pct.h"
+#include "json_internal.h"
 
-/* ---- small growable string ---- */
+/* ---- text: common/buf.h, common/pct.h ---- */
 
-typedef struct sbuf {
-    char *p;
-    size_t len, cap;
-    int oom;
-} sbuf;
-
-static void sb_put(sbuf *b, const char *s, size_t n)
+/* Appends |s| percent-encoded; |keep_slash| for multi-segment variables. */
+static void buf_escaped(orpc__buf *b, const char *s, int keep_slash)
 {
-    if (b->oom)
+    orpc__pct_set set =
+        keep_slash ? ORPC__PCT_UNRESERVED_SLASH : ORPC__PCT_UNRESERVED;
+    size_t n = strlen(s);
+    size_t len = orpc__pct_encoded_len(s, n, set);
+    if (len == SIZE_MAX) {
+        b->failed = 1;
         return;
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 128;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *np = realloc(b->p, cap);
-        if (np == NULL) {
-            b->oom = 1;
-            return;
-        }
-        b->p = np;
-        b->cap = cap;
     }
-    memcpy(b->p + b->len, s, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-}
-
-static void sb_puts(sbuf *b, const char *s) { sb_put(b, s, strlen(s)); }
-
-static int unreserved(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-           (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
-           c == '~';
-}
-
-/* Percent-encodes |s|; |keep_slash| for multi-segment variables. */
-static void sb_escaped(sbuf *b, const char *s, int keep_slash)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (unreserved(*p) || (keep_slash && *p == '/')) {
-            sb_put(b, (const char *)p, 1);
-        } else {
-            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            sb_put(b, e, 3);
-        }
-    }
+    if (orpc__buf_reserve(b, len) == 0)
+        b->len += orpc__pct_encode(b->data + b->len, s, n, set);
 }
 
 /* ---- fields ---- */
@@ -92,8 +59,7 @@ static int field_set(const ProtobufCMessage *msg,
     if (f->flags & PROTOBUF_C_FIELD_FLAG_ONEOF)
         return *(const uint32_t *)(base + f->quantifier_offset) == f->id;
     if (f->label == PROTOBUF_C_LABEL_OPTIONAL && f->quantifier_offset &&
-        f->type != PROTOBUF_C_TYPE_MESSAGE &&
-        f->type != PROTOBUF_C_TYPE_STRING)
+        f->type != PROTOBUF_C_TYPE_MESSAGE && f->type != PROTOBUF_C_TYPE_STRING)
         return *(const protobuf_c_boolean *)(base + f->quantifier_offset);
     switch (f->type) {
     case PROTOBUF_C_TYPE_MESSAGE:
@@ -162,8 +128,7 @@ static int resolve(const orpc_message_info *mi, const ProtobufCMessage *msg,
         const orpc_field_info *fi = info_of(mi, f);
         if (f->type != PROTOBUF_C_TYPE_MESSAGE || fi == NULL)
             return -1;
-        msg = *(const ProtobufCMessage *const *)((const char *)msg +
-                                                 f->offset);
+        msg = *(const ProtobufCMessage *const *)((const char *)msg + f->offset);
         mi = fi->message;
         p = dot + 1;
     }
@@ -218,11 +183,10 @@ static void prune(json_t *obj, const orpc_message_info *mi, const bound *b,
 }
 
 /* Query parameters for the set fields of |msg| not bound elsewhere. */
-static int add_query(sbuf *q, const orpc_message_info *mi,
+static int add_query(orpc__buf *q, const orpc_message_info *mi,
                      const ProtobufCMessage *msg, const bound *b,
                      const char *prefix, const char *wprefix,
-                     const char *skip_top, const orpc_json_opts *jo,
-                     int depth)
+                     const char *skip_top, const orpc_json_opts *jo, int depth)
 {
     if (depth > 8 || mi == NULL || msg == NULL)
         return 0;
@@ -257,16 +221,26 @@ static int add_query(sbuf *q, const orpc_message_info *mi,
             count = *(const size_t *)((const char *)msg + f->quantifier_offset);
             items = *(const char *const *)base;
             switch (f->type) {
-            case PROTOBUF_C_TYPE_STRING: elem = sizeof(char *); break;
-            case PROTOBUF_C_TYPE_BYTES: elem = sizeof(ProtobufCBinaryData); break;
+            case PROTOBUF_C_TYPE_STRING:
+                elem = sizeof(char *);
+                break;
+            case PROTOBUF_C_TYPE_BYTES:
+                elem = sizeof(ProtobufCBinaryData);
+                break;
             case PROTOBUF_C_TYPE_INT64:
             case PROTOBUF_C_TYPE_SINT64:
             case PROTOBUF_C_TYPE_SFIXED64:
             case PROTOBUF_C_TYPE_UINT64:
             case PROTOBUF_C_TYPE_FIXED64:
-            case PROTOBUF_C_TYPE_DOUBLE: elem = 8; break;
-            case PROTOBUF_C_TYPE_BOOL: elem = sizeof(protobuf_c_boolean); break;
-            default: elem = 4; break;
+            case PROTOBUF_C_TYPE_DOUBLE:
+                elem = 8;
+                break;
+            case PROTOBUF_C_TYPE_BOOL:
+                elem = sizeof(protobuf_c_boolean);
+                break;
+            default:
+                elem = 4;
+                break;
             }
         }
         for (size_t k = 0; k < count; k++) {
@@ -274,14 +248,14 @@ static int add_query(sbuf *q, const orpc_message_info *mi,
             int rc = orpc__json_scalar_text(f, fi, items + k * elem, jo, &text);
             if (rc != 0)
                 return rc;
-            sb_puts(q, q->len ? "&" : "?");
-            sb_escaped(q, name, 0);
-            sb_puts(q, "=");
-            sb_escaped(q, text, 0);
+            orpc__buf_puts(q, q->len ? "&" : "?");
+            buf_escaped(q, name, 0);
+            orpc__buf_puts(q, "=");
+            buf_escaped(q, text, 0);
             free(text);
         }
     }
-    return q->oom ? ORPC_ENOMEM : 0;
+    return q->failed ? ORPC_ENOMEM : 0;
 }
 
 void orpc__http_request_clear(orpc__http_request *r)
@@ -302,19 +276,17 @@ static orpc_status oom(void)
 orpc_status orpc__http_build(const orpc_method_desc *m,
                              const orpc_http_rule *rule,
                              const ProtobufCMessage *msg,
-                             const orpc_json_opts *jo,
-                             orpc__http_request *out)
+                             const orpc_json_opts *jo, orpc__http_request *out)
 {
     orpc_path_template *t = NULL;
-    sbuf path = {0}, query = {0};
+    orpc__buf path = {0}, query = {0};
     bound b = {.n = 0};
     orpc_status st = ORPC_STATUS_OK;
     char err[128];
     memset(out, 0, sizeof(*out));
     if (rule == NULL)
         rule = m->http;
-    if (rule == NULL || msg == NULL ||
-        msg->descriptor != m->input->descriptor)
+    if (rule == NULL || msg == NULL || msg->descriptor != m->input->descriptor)
         return orpc_status_errorf(ORPC_INVALID_ARGUMENT,
                                   "%s: no HTTP rule, or not its request type",
                                   m->path);
@@ -328,11 +300,11 @@ orpc_status orpc__http_build(const orpc_method_desc *m,
     /* path */
     for (size_t i = 0; i < t->n_segments && st.code == ORPC_OK;) {
         const orpc_tmpl_segment *s = &t->segments[i];
-        sb_puts(&path, "/");
+        orpc__buf_puts(&path, "/");
         if (s->var < 0) {
-            sb_puts(&path, s->literal ? s->literal
-                                      : (s->kind == ORPC_TMPL_STAR ? "*"
-                                                                   : "**"));
+            orpc__buf_puts(
+                &path, s->literal ? s->literal
+                                  : (s->kind == ORPC_TMPL_STAR ? "*" : "**"));
             i++;
             continue;
         }
@@ -348,28 +320,28 @@ orpc_status orpc__http_build(const orpc_method_desc *m,
             break;
         }
         char *text = NULL;
-        int rc = orpc__json_scalar_text(f, info_of(fmi, f),
-                                        (const char *)fmsg + f->offset, jo,
-                                        &text);
+        int rc = orpc__json_scalar_text(
+            f, info_of(fmi, f), (const char *)fmsg + f->offset, jo, &text);
         if (rc != 0) {
-            st = rc == ORPC_ENOMEM ? oom()
-                                   : orpc_status_errorf(
-                                         ORPC_INVALID_ARGUMENT,
+            st =
+                rc == ORPC_ENOMEM
+                    ? oom()
+                    : orpc_status_errorf(ORPC_INVALID_ARGUMENT,
                                          "%s: path field '%s' has no text form",
                                          m->path, v->field_path);
             break;
         }
-        int single = v->count == 1 && t->segments[v->first].kind ==
-                                          ORPC_TMPL_STAR;
-        sb_escaped(&path, text, !single);
+        int single =
+            v->count == 1 && t->segments[v->first].kind == ORPC_TMPL_STAR;
+        buf_escaped(&path, text, !single);
         free(text);
         if (b.n < sizeof(b.paths) / sizeof(b.paths[0]))
             b.paths[b.n++] = v->field_path;
         i = v->first + v->count;
     }
     if (st.code == ORPC_OK && t->verb) {
-        sb_puts(&path, ":");
-        sb_puts(&path, t->verb);
+        orpc__buf_puts(&path, ":");
+        orpc__buf_puts(&path, t->verb);
     }
     /* body */
     const char *body_field = NULL;
@@ -448,7 +420,8 @@ orpc_status orpc__http_build(const orpc_method_desc *m,
             break;
         size_t n = strlen(fi->legacy_header->name) +
                    strlen(fi->legacy_header->prefix) + strlen(val) + 3;
-        char **nh = realloc(out->headers, (out->n_headers + 1) * sizeof(char *));
+        char **nh =
+            realloc(out->headers, (out->n_headers + 1) * sizeof(char *));
         char *h = malloc(n);
         if (nh == NULL || h == NULL) {
             if (nh)
@@ -462,16 +435,18 @@ orpc_status orpc__http_build(const orpc_method_desc *m,
         out->headers = nh;
         out->headers[out->n_headers++] = h;
     }
-    if (st.code == ORPC_OK && (path.oom || query.oom))
+    if (st.code == ORPC_OK && (path.failed || query.failed))
         st = oom();
     if (st.code == ORPC_OK) {
-        sb_put(&path, query.p ? query.p : "", query.len);
-        out->path = path.p;
-        path.p = NULL;
-        out->verb = rule->verb;
+        orpc__buf_append(&path, orpc__buf_str(&query), query.len);
+        out->path = orpc__buf_take(&path, NULL);
+        if (out->path == NULL)
+            st = oom();
+        else
+            out->verb = rule->verb;
     }
-    free(path.p);
-    free(query.p);
+    orpc__buf_free(&path);
+    orpc__buf_free(&query);
     orpc__path_template_free(t);
     if (st.code != ORPC_OK)
         orpc__http_request_clear(out);
@@ -492,8 +467,7 @@ orpc_status orpc__http_decode_response(const orpc_method_desc *m,
     if (len == 0) {
         v = json_object();
     } else {
-        v = json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES,
-                       &e);
+        v = json_loadb(body, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &e);
         if (v == NULL)
             return orpc_status_errorf(ORPC_INTERNAL,
                                       "%s: the legacy reply is not JSON: %s "
@@ -510,9 +484,8 @@ orpc_status orpc__http_decode_response(const orpc_method_desc *m,
         if (wrap == NULL || f == NULL ||
             json_object_set_new(wrap, wire_name(f, fi, jo), v) != 0) {
             json_decref(wrap);
-            return orpc_status_errorf(ORPC_INTERNAL,
-                                      "%s: cannot map the legacy reply",
-                                      m->path);
+            return orpc_status_errorf(
+                ORPC_INTERNAL, "%s: cannot map the legacy reply", m->path);
         }
         v = wrap;
     }

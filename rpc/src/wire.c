@@ -53,6 +53,8 @@
 #include <string.h>
 #include <zlib.h>
 
+#include "common/base64.h"
+#include "common/pct.h"
 #include "mem.h"
 
 /* ---- byte buffer -------------------------------------------------------- */
@@ -532,62 +534,25 @@ size_t orpc__timeout_format(int64_t ns, char *buf)
     return n + 1;
 }
 
-/* ---- grpc-message percent-encoding ------------------------------------- */
-
-static const char hex_upper[] = "0123456789ABCDEF";
-
-static int pct_raw(unsigned char c)
-{
-    return c >= 0x20 && c <= 0x7E && c != '%';
-}
-
-static int hex_val(unsigned char c)
-{
-    if (c >= '0' && c <= '9') {
-        return c - '0';
-    }
-    if (c >= 'A' && c <= 'F') {
-        return c - 'A' + 10;
-    }
-    if (c >= 'a' && c <= 'f') {
-        return c - 'a' + 10;
-    }
-    return -1;
-}
+/* ---- grpc-message percent-encoding (common/pct.c) ------------------------ */
 
 int orpc__percent_encode(const char *in, size_t len, orpc__bytes *out)
 {
-    const unsigned char *p = (const unsigned char *)in;
-    size_t need = 1; /* the NUL */
-    for (size_t i = 0; i < len; i++) {
-        size_t n = pct_raw(p[i]) ? 1 : 3;
-        if (need > SIZE_MAX - n) {
-            return ORPC_ENOMEM;
-        }
-        need += n;
+    size_t need = orpc__pct_encoded_len(in, len, ORPC__PCT_PRINTABLE);
+    if (need == SIZE_MAX) {
+        return ORPC_ENOMEM;
     }
-    int rc = orpc__bytes_reserve(out, need);
+    int rc = orpc__bytes_reserve(out, need + 1);
     if (rc != 0) {
         return rc;
     }
-    uint8_t *o = out->data + out->len;
-    for (size_t i = 0; i < len; i++) {
-        if (pct_raw(p[i])) {
-            *o++ = p[i];
-        } else {
-            *o++ = '%';
-            *o++ = (uint8_t)hex_upper[p[i] >> 4];
-            *o++ = (uint8_t)hex_upper[p[i] & 0x0F];
-        }
-    }
-    out->len = (size_t)(o - out->data);
-    bytes_terminate(out);
+    out->len += orpc__pct_encode((char *)out->data + out->len, in, len,
+                                 ORPC__PCT_PRINTABLE);
     return 0;
 }
 
 int orpc__percent_decode(const char *in, size_t len, orpc__bytes *out)
 {
-    const unsigned char *p = (const unsigned char *)in;
     if (len == SIZE_MAX) {
         return ORPC_ENOMEM;
     }
@@ -595,19 +560,7 @@ int orpc__percent_decode(const char *in, size_t len, orpc__bytes *out)
     if (rc != 0) {
         return rc;
     }
-    uint8_t *o = out->data + out->len;
-    for (size_t i = 0; i < len; i++) {
-        int hi, lo;
-        if (p[i] == '%' && len - i >= 3 && (hi = hex_val(p[i + 1])) >= 0 &&
-            (lo = hex_val(p[i + 2])) >= 0) {
-            *o++ = (uint8_t)(hi << 4 | lo);
-            i += 2;
-        } else {
-            *o++ = p[i]; /* includes a '%' that starts no valid escape */
-        }
-    }
-    out->len = (size_t)(o - out->data);
-    bytes_terminate(out);
+    out->len += orpc__pct_decode((char *)out->data + out->len, in, len);
     return 0;
 }
 
@@ -678,109 +631,40 @@ int orpc__utf8_repair(orpc__bytes *b)
     return 0;
 }
 
-/* ---- base64 for -bin metadata -------------------------------------------- */
+/* ---- base64 for -bin metadata (common/base64.c) ---------------------------
+ */
 
-static const char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static int b64_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z') {
-        return c - 'A';
-    }
-    if (c >= 'a' && c <= 'z') {
-        return c - 'a' + 26;
-    }
-    if (c >= '0' && c <= '9') {
-        return c - '0' + 52;
-    }
-    if (c == '+') {
-        return 62;
-    }
-    if (c == '/') {
-        return 63;
-    }
-    return -1;
-}
-
+/* gRPC sends -bin values unpadded in the standard alphabet, and reads them
+ * padded or not; their last digit's unused bits are not checked, as other
+ * implementations do not check them either. */
 int orpc__b64_encode(const uint8_t *in, size_t len, orpc__bytes *out)
 {
-    if (len / 3 > (SIZE_MAX - 4) / 4) {
+    size_t olen = orpc__base64_encoded_len(len, ORPC__BASE64_NOPAD);
+    if (olen == SIZE_MAX) {
         return ORPC_ENOMEM;
     }
-    size_t rem = len % 3;
-    size_t olen = len / 3 * 4 + (rem == 0 ? 0 : rem + 1);
     int rc = orpc__bytes_reserve(out, olen + 1);
     if (rc != 0) {
         return rc;
     }
-    uint8_t *o = out->data + out->len;
-    size_t i = 0;
-    for (; len - i >= 3; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 |
-                     (uint32_t)in[i + 2];
-        *o++ = (uint8_t)b64_alphabet[v >> 18];
-        *o++ = (uint8_t)b64_alphabet[(v >> 12) & 63];
-        *o++ = (uint8_t)b64_alphabet[(v >> 6) & 63];
-        *o++ = (uint8_t)b64_alphabet[v & 63];
-    }
-    if (rem != 0) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (rem == 2) {
-            v |= (uint32_t)in[i + 1] << 8;
-        }
-        *o++ = (uint8_t)b64_alphabet[v >> 18];
-        *o++ = (uint8_t)b64_alphabet[(v >> 12) & 63];
-        if (rem == 2) {
-            *o++ = (uint8_t)b64_alphabet[(v >> 6) & 63];
-        }
-    }
-    out->len += olen;
-    bytes_terminate(out);
+    out->len += orpc__base64_encode((char *)out->data + out->len, in, len,
+                                    ORPC__BASE64_NOPAD);
     return 0;
 }
 
 int orpc__b64_decode(const char *in, size_t len, orpc__bytes *out)
 {
-    const unsigned char *p = (const unsigned char *)in;
-    /* Padding is accepted only in its complete form: a length that is a
-     * multiple of 4 ending in "=" or "==". */
-    if (len > 0 && len % 4 == 0 && p[len - 1] == '=') {
-        len -= p[len - 2] == '=' ? 2 : 1;
+    const unsigned flags = ORPC__BASE64_STD_ONLY | ORPC__BASE64_ANY_BITS;
+    size_t olen =
+        orpc__base64_decode_raw(NULL, in, len, flags | ORPC__BASE64_CHECK);
+    if (olen == SIZE_MAX) {
+        return ORPC_EINVAL; /* ',', whitespace, misplaced '=', ... */
     }
-    if (len % 4 == 1) {
-        return ORPC_EINVAL;
-    }
-    size_t olen = len / 4 * 3 + (len % 4 == 0 ? 0 : len % 4 - 1);
     int rc = orpc__bytes_reserve(out, olen + 1);
     if (rc != 0) {
         return rc;
     }
-    /* Written past out->len and only committed when all of |in| is valid. */
-    uint8_t *o = out->data + out->len;
-    uint32_t acc = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64_val(p[i]);
-        if (v < 0) {
-            return ORPC_EINVAL; /* ',', whitespace, misplaced '=', ... */
-        }
-        acc = acc << 6 | (uint32_t)v;
-        if (++n == 4) {
-            *o++ = (uint8_t)(acc >> 16);
-            *o++ = (uint8_t)(acc >> 8);
-            *o++ = (uint8_t)acc;
-            acc = 0;
-            n = 0;
-        }
-    }
-    if (n == 2) {
-        *o++ = (uint8_t)(acc >> 4);
-    } else if (n == 3) {
-        *o++ = (uint8_t)(acc >> 10);
-        *o++ = (uint8_t)(acc >> 2);
-    }
-    out->len += olen;
+    out->len += orpc__base64_decode_raw(out->data + out->len, in, len, flags);
     bytes_terminate(out);
     return 0;
 }
