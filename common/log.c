@@ -39,7 +39,7 @@ void orpc__log_stderr(const char *component, orpc_log_level level,
 int orpc__fail(orpc_error_detail *detail, orpc_log_fn log, void *log_user_data,
                const char *component, int code, const char *fmt, ...)
 {
-    char msg[sizeof(detail->message)];
+    char msg[ORPC_ERROR_DETAIL_SIZE];
     va_list ap;
     va_start(ap, fmt);
     (void)vsnprintf(msg, sizeof msg, fmt, ap);

@@ -3,8 +3,8 @@
 clang too, warnings as errors.
 
 make test builds with gcc; this reruns every compile command of the
-project's own sources (rpc/, compat/, tests/, examples/; not generated code
-or protoc-c output) from BUILD_DIR/compile_commands.json with clang and
+project's own sources (rpc/, compat/, clients/, common/, tests/,
+examples/, tools/; not generated code or protoc-c output) from BUILD_DIR/compile_commands.json with clang and
 -fsyntax-only, so a construct only gcc accepts fails the test suite.
 Prints "N passed, M failed" and exits 1 on any failure.
 """
@@ -19,7 +19,8 @@ def main():
     build, src = sys.argv[1], os.path.realpath(sys.argv[2])
     with open(os.path.join(build, "compile_commands.json")) as f:
         entries = json.load(f)
-    ours = ("rpc/", "compat/", "clients/", "tests/", "examples/", "tools/")
+    ours = ("rpc/", "compat/", "clients/", "common/", "tests/", "examples/",
+            "tools/")
     passed = failed = 0
     seen = set()
     for e in entries:

@@ -664,7 +664,7 @@ static int report(int rc, const char *msg, orpc_log_fn log, void *log_ud,
 int orpc_env_new(orpc_env **out, const orpc_env_opts *opts,
                  orpc_error_detail *detail)
 {
-    char msg[sizeof(detail->message)] = "";
+    char msg[ORPC_ERROR_DETAIL_SIZE] = "";
     int rc = env_new(out, opts, msg, sizeof msg);
     return report(rc, msg, opts ? opts->log : NULL,
                   opts ? opts->log_user_data : NULL, detail);
@@ -673,7 +673,7 @@ int orpc_env_new(orpc_env **out, const orpc_env_opts *opts,
 int orpc_env_client_new(orpc_client **out, orpc_env *env,
                         const orpc_service_desc *svc, orpc_error_detail *detail)
 {
-    char msg[sizeof(detail->message)] = "";
+    char msg[ORPC_ERROR_DETAIL_SIZE] = "";
     int rc = env_client_new(out, env, svc, msg, sizeof msg);
     return report(rc, msg, env ? env->log : NULL, env ? env->log_ud : NULL,
                   detail);
@@ -682,7 +682,7 @@ int orpc_env_client_new(orpc_client **out, orpc_env *env,
 int orpc_client_new_from_env(orpc_client **out, const orpc_service_desc *svc,
                              orpc_error_detail *detail)
 {
-    char msg[sizeof(detail->message)] = "";
+    char msg[ORPC_ERROR_DETAIL_SIZE] = "";
     if (out == NULL || svc == NULL)
         return report(ORPC_EINVAL, "orpc_client_new_from_env: NULL argument",
                       NULL, NULL, detail);
@@ -691,7 +691,7 @@ int orpc_client_new_from_env(orpc_client **out, const orpc_service_desc *svc,
     if (rc == 0) {
         rc = env_client_new(out, env, svc, msg, sizeof msg);
         orpc_env_free(env); /* the client holds what it uses */
-    } else if (out != NULL) {
+    } else {
         *out = NULL;
     }
     return report(rc, msg, NULL, NULL, detail);

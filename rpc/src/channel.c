@@ -177,7 +177,7 @@ int orpc_channel_new(orpc_channel **out, const char *target,
                      orpc_error_detail *detail)
 {
     char err[200];
-    char why[sizeof(detail->message)];
+    char why[ORPC_ERROR_DETAIL_SIZE];
     orpc_log_fn log = opts ? opts->log : NULL;
     void *log_ud = opts ? opts->log_user_data : NULL;
     if (out == NULL || target == NULL)

@@ -54,6 +54,9 @@ typedef enum orpc_err {
 #undef ORPC_ERR_ENUM_
 } orpc_err;
 
+/** Bytes of an orpc_error_detail's message, its NUL included. */
+#define ORPC_ERROR_DETAIL_SIZE 256
+
 /**
  * Why a constructor or loader failed, for the caller to show: every function
  * that takes one (as its last parameter, always optional) fills it when it
@@ -67,8 +70,9 @@ typedef enum orpc_err {
  * allocated.
  */
 typedef struct orpc_error_detail {
-    int code;          /**< the ORPC_E* code the function returned */
-    char message[256]; /**< NUL-terminated, truncated to fit */
+    int code; /**< the ORPC_E* code the function returned */
+    /** NUL-terminated, truncated to fit */
+    char message[ORPC_ERROR_DETAIL_SIZE];
 } orpc_error_detail;
 
 /**
