@@ -66,6 +66,9 @@ typedef enum orpc_err {
  *
  * A function given a detail does not also log the failure; given NULL, it
  * reports through the object's logger, or to stderr when there is none.
+ * The exception is the JSON mapping (orpc/compat/json.h): a request that
+ * does not decode is the peer's fault, and logging it would let a peer
+ * flood the log, so there the code alone says it.
  * Ownership: the caller's (usually on its stack); nothing in it is
  * allocated.
  */
