@@ -176,7 +176,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
     if (f->hd.type != NGHTTP2_HEADERS)
         return 0;
     orpc_call *c = nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-    if (c == NULL)
+    /* A call already ended (a local failure, a deadline) has returned to
+     * its caller, who may have freed the metadata it asked the headers
+     * into: nothing more of the stream reaches it. */
+    if (c == NULL || c->io_finished)
         return 0;
     if (!c->response_bytes) {
         c->response_bytes = 1;
