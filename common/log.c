@@ -36,6 +36,19 @@ void orpc__log_stderr(const char *component, orpc_log_level level,
     (void)w; /* nowhere left to report a failed write to stderr */
 }
 
+void orpc__logv(orpc_log_fn log, void *log_user_data, const char *component,
+                orpc_log_level level, const char *fmt, va_list ap)
+{
+    if (log == NULL && level > ORPC_LOG_WARN)
+        return;
+    char buf[512];
+    (void)vsnprintf(buf, sizeof buf, fmt, ap);
+    if (log == NULL)
+        orpc__log_stderr(component, level, buf);
+    else
+        log(level, buf, log_user_data);
+}
+
 int orpc__fail(orpc_error_detail *detail, orpc_log_fn log, void *log_user_data,
                const char *component, int code, const char *fmt, ...)
 {

@@ -6,6 +6,8 @@
 #ifndef ORPC_LOG_H
 #define ORPC_LOG_H
 
+#include <stdarg.h>
+
 #include <orpc/common.h>
 #include <orpc/error.h>
 
@@ -13,6 +15,12 @@
  * lines from several threads do not interleave.  Any thread. */
 void orpc__log_stderr(const char *component, orpc_log_level level,
                       const char *msg);
+
+/* One line at |level|: to |log| when there is one, else (warnings and
+ * errors only) to stderr under |component|.  Any thread. */
+void orpc__logv(orpc_log_fn log, void *log_user_data, const char *component,
+                orpc_log_level level, const char *fmt, va_list ap)
+    ORPC_PRINTF(5, 0);
 
 /* Reports a failure in one place only: fills |detail| when the caller gave
  * one; otherwise sends "<message>" to |log| at ERROR level, or to stderr

@@ -48,17 +48,10 @@ void orpc__ch_set_state(orpc_channel *ch, orpc_channel_state st)
 
 void orpc__ch_log(orpc_channel *ch, orpc_log_level lvl, const char *fmt, ...)
 {
-    char buf[512];
     va_list ap;
-    if (ch->opts.log == NULL && lvl > ORPC_LOG_WARN)
-        return;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    orpc__logv(ch->opts.log, ch->opts.log_user_data, "channel", lvl, fmt, ap);
     va_end(ap);
-    if (ch->opts.log == NULL)
-        orpc__log_stderr("channel", lvl, buf);
-    else
-        ch->opts.log(lvl, buf, ch->opts.log_user_data);
 }
 
 /* ====================================================================== */

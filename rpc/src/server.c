@@ -48,17 +48,10 @@
 
 void orpc__srv_log(orpc_server *s, orpc_log_level lvl, const char *fmt, ...)
 {
-    char buf[512];
     va_list ap;
-    if (s->opts.log == NULL && lvl > ORPC_LOG_WARN)
-        return;
     va_start(ap, fmt);
-    vsnprintf(buf, sizeof(buf), fmt, ap);
+    orpc__logv(s->opts.log, s->opts.log_user_data, "server", lvl, fmt, ap);
     va_end(ap);
-    if (s->opts.log == NULL)
-        orpc__log_stderr("server", lvl, buf);
-    else
-        s->opts.log(lvl, buf, s->opts.log_user_data);
 }
 
 static unsigned ncpus(void)
@@ -320,7 +313,8 @@ int orpc_server_add_service(orpc_server *srv, const orpc_service_desc *service,
 
 /* ---- IO thread stop: close listeners, connections ---- */
 
-static void close_all(orpc__srv_io *sio)
+/* Stops accepting: closes this IO thread's listening handles. */
+static void close_listeners(orpc__srv_io *sio)
 {
     for (int i = 0; i < sio->n_tcp; i++)
         if (!uv_is_closing((uv_handle_t *)&sio->tcp[i]))
@@ -328,6 +322,11 @@ static void close_all(orpc__srv_io *sio)
     for (int i = 0; i < sio->n_pipe; i++)
         if (!uv_is_closing((uv_handle_t *)&sio->pipe[i]))
             uv_close((uv_handle_t *)&sio->pipe[i], NULL);
+}
+
+static void close_all(orpc__srv_io *sio)
+{
+    close_listeners(sio);
     for (orpc__sconn *sc = sio->conns; sc; sc = sc->next)
         orpc__conn_close(sc->conn, "server stopped");
     if (!uv_is_closing((uv_handle_t *)&sio->grace_timer))
@@ -353,12 +352,7 @@ static void shutdown_task(orpc__task *t, void *arg)
 {
     orpc__srv_io *sio = arg;
     (void)t;
-    for (int i = 0; i < sio->n_tcp; i++)
-        if (!uv_is_closing((uv_handle_t *)&sio->tcp[i]))
-            uv_close((uv_handle_t *)&sio->tcp[i], NULL);
-    for (int i = 0; i < sio->n_pipe; i++)
-        if (!uv_is_closing((uv_handle_t *)&sio->pipe[i]))
-            uv_close((uv_handle_t *)&sio->pipe[i], NULL);
+    close_listeners(sio);
     for (orpc__sconn *sc = sio->conns; sc; sc = sc->next) {
         nghttp2_session *s = sc->conn->session;
         if (s == NULL)

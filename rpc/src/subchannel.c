@@ -206,6 +206,21 @@ static const orpc__conn_hooks cconn_hooks = {cconn_handshake, cconn_closed};
 
 static void try_next_addr(subchannel *sub);
 
+/* A connect to one address failed: the next address, or, when none is
+ * left, the subchannel's failure with |why|. */
+static void next_addr_or_fail(subchannel *sub, const char *why)
+{
+    if (sub->next_addr) {
+        try_next_addr(sub);
+        return;
+    }
+    if (sub->addrs) {
+        uv_freeaddrinfo(sub->addrs);
+        sub->addrs = NULL;
+    }
+    connect_failed(sub, why);
+}
+
 static void connect_timeout(uv_timer_t *t)
 {
     subchannel *sub = t->data;
@@ -243,16 +258,8 @@ void orpc__sub_on_connected(uv_connect_t *req, int status)
         }
         orpc__ch_log(ch, ORPC_LOG_DEBUG, "connect failed: %s",
                      uv_strerror(status));
-        if (sub->next_addr) {
-            try_next_addr(sub);
-            return;
-        }
-        if (sub->addrs) {
-            uv_freeaddrinfo(sub->addrs);
-            sub->addrs = NULL;
-        }
-        connect_failed(sub, status == UV_ECANCELED ? "connect timed out"
-                                                   : uv_strerror(status));
+        next_addr_or_fail(sub, status == UV_ECANCELED ? "connect timed out"
+                                                      : uv_strerror(status));
         return;
     }
     sub->connecting = 0;
@@ -335,15 +342,7 @@ static void try_next_addr(subchannel *sub)
         orpc__mem_free(&sub->ch->mem, conn->user_data);
         uv_close(&conn->h.handle, orpc__sub_pending_conn_closed);
         conn->h.handle.data = conn;
-        if (sub->next_addr) {
-            try_next_addr(sub);
-            return;
-        }
-        if (sub->addrs) {
-            uv_freeaddrinfo(sub->addrs);
-            sub->addrs = NULL;
-        }
-        connect_failed(sub, "connect failed");
+        next_addr_or_fail(sub, "connect failed");
         return;
     }
     int64_t t = sub->ch->opts.connect_timeout_ms;
