@@ -8,6 +8,7 @@
  */
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <setjmp.h>
@@ -607,7 +608,14 @@ static void test_shadow_grpc_watch_and_stats(void **state)
     snprintf(stats, sizeof(stats), "%s/stats-%d.json", g_dir, (int)getpid());
     orpc_routes *routes;
     assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
-    assert_string_equal(orpc_routes_stats_file(routes), stats);
+    char got[PATH_MAX];
+    assert_int_equal(orpc_routes_stats_file(routes, got, sizeof got), 0);
+    assert_string_equal(got, stats);
+    char tiny[4];
+    assert_int_equal(orpc_routes_stats_file(routes, tiny, sizeof tiny),
+                     ORPC_ETOOBIG);
+    assert_int_equal(orpc_routes_stats_glob(routes, got, sizeof got), 0);
+    assert_non_null(strstr(got, "stats-*.json"));
     uv_mutex_init(&g_log_lock);
     g_log[0] = '\0';
     assert_int_equal(orpc_routes_watch(routes, SIGHUP, logger, NULL), 0);

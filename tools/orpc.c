@@ -32,6 +32,7 @@
  * would have got had it been sent (EXIT_* below).
  */
 #include <glob.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -245,9 +246,11 @@ static int cmd_routes(int argc, char **argv)
         json_decref(sum);
         return EXIT_BAD_CONFIG;
     }
-    const char *pattern = orpc_routes_stats_glob(routes);
+    char pattern[PATH_MAX];
     glob_t g;
-    if (!explicit_stats && pattern != NULL && glob(pattern, 0, NULL, &g) == 0) {
+    if (!explicit_stats &&
+        orpc_routes_stats_glob(routes, pattern, sizeof pattern) == 0 &&
+        glob(pattern, 0, NULL, &g) == 0) {
         for (size_t i = 0; i < g.gl_pathc && i < 4096; i++)
             if (strstr(g.gl_pathv[i], ".tmp.") == NULL &&
                 add_stats(sum, g.gl_pathv[i]) == 0)

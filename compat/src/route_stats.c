@@ -5,8 +5,9 @@
  * Design notes: counters are kept per method descriptor in a small array
  * under the table's |lock| (one entry per method ever called; a call adds
  * one), outside the route set, so a reload keeps them.  The file is
- * written whole to "<file>.tmp.<pid>" and renamed over the old one: a
- * reader sees the previous counters or the new ones, never a torn file.
+ * written whole to a fresh "<file>.tmp.XXXXXX" (mkstemp) and renamed over
+ * the old one: a reader sees the previous counters or the new ones, never
+ * a torn file, and two writers never share a temporary file.
  *
  * Locking theory: see router_internal.h.  The counters are copied into a
  * JSON tree under |lock|; the file is written with no lock held.
@@ -16,6 +17,8 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <sys/stat.h>
 
 #include <jansson.h>
 #include <uv.h>
@@ -103,17 +106,25 @@ int orpc_routes_write_stats(orpc_routes *t)
     t->dirty = 0;
     uv_mutex_unlock(&t->lock);
     json_object_set_new(root, "methods", methods);
-    size_t n = strlen(path) + 32;
+    size_t n = strlen(path) + 16;
     char *tmp = malloc(n);
     int rc = ORPC_ENOMEM;
     if (tmp != NULL) {
-        snprintf(tmp, n, "%s.tmp.%d", path, (int)getpid());
-        rc = json_dump_file(root, tmp, JSON_INDENT(1) | JSON_SORT_KEYS) == 0 &&
-                     rename(tmp, path) == 0
-                 ? 0
-                 : ORPC_ESYS;
-        if (rc != 0)
-            unlink(tmp);
+        /* a name of its own per write, so two writers (the watcher and a
+         * manual orpc_routes_write_stats()) never share a temporary file */
+        snprintf(tmp, n, "%s.tmp.XXXXXX", path);
+        int fd = mkstemp(tmp);
+        rc = ORPC_ESYS;
+        if (fd >= 0) {
+            int ok =
+                fchmod(fd, 0644) == 0 &&
+                json_dumpfd(root, fd, JSON_INDENT(1) | JSON_SORT_KEYS) == 0;
+            ok = close(fd) == 0 && ok;
+            if (ok && rename(tmp, path) == 0)
+                rc = 0;
+            else
+                unlink(tmp);
+        }
     }
     free(tmp);
     free(path);

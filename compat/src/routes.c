@@ -515,14 +515,30 @@ orpc_route_mode orpc_routes_mode(const orpc_routes *ct,
     return mode;
 }
 
-const char *orpc_routes_stats_file(const orpc_routes *t)
+/* Copies |s| (read under the table's lock) into |buf|. */
+static int copy_name(const orpc_routes *ct, int glob, char *buf, size_t len)
 {
-    return t ? t->set.stats_file : NULL;
+    orpc_routes *t = (orpc_routes *)ct;
+    if (t == NULL || buf == NULL || len == 0)
+        return ORPC_EINVAL;
+    buf[0] = '\0';
+    uv_rwlock_rdlock(&t->rw);
+    const char *s = glob ? t->set.stats_glob : t->set.stats_file;
+    int rc = s == NULL ? ORPC_ENOTFOUND : strlen(s) >= len ? ORPC_ETOOBIG : 0;
+    if (rc == 0)
+        memcpy(buf, s, strlen(s) + 1);
+    uv_rwlock_rdunlock(&t->rw);
+    return rc;
 }
 
-const char *orpc_routes_stats_glob(const orpc_routes *t)
+int orpc_routes_stats_file(const orpc_routes *t, char *buf, size_t len)
 {
-    return t ? t->set.stats_glob : NULL;
+    return copy_name(t, 0, buf, len);
+}
+
+int orpc_routes_stats_glob(const orpc_routes *t, char *buf, size_t len)
+{
+    return copy_name(t, 1, buf, len);
 }
 
 /* Copies the ignore list of |m| into |buf| (empty: none). */

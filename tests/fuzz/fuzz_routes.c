@@ -35,6 +35,7 @@
  * libFuzzer.
  */
 #include <ctype.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -390,10 +391,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     orpc_route_mode modes[MAX_METHODS];
     check_modes(rt, &ref, modes, 1);
 
-    const char *sf = orpc_routes_stats_file(rt);
-    const char *sg = orpc_routes_stats_glob(rt);
-    CHECK((sf == NULL) == (sg == NULL));
-    if (!ref.undecided) {
+    char sfb[PATH_MAX], sgb[PATH_MAX];
+    int sfr = orpc_routes_stats_file(rt, sfb, sizeof sfb);
+    int sgr = orpc_routes_stats_glob(rt, sgb, sizeof sgb);
+    CHECK(sfr == 0 || sfr == ORPC_ENOTFOUND || sfr == ORPC_ETOOBIG);
+    const char *sf = sfr == 0 ? sfb : NULL;
+    const char *sg = sgr == 0 ? sgb : NULL;
+    CHECK((sfr == ORPC_ENOTFOUND) == (sgr == ORPC_ENOTFOUND));
+    if (!ref.undecided && sfr != ORPC_ETOOBIG && sgr != ORPC_ETOOBIG) {
         CHECK((sf == NULL) == (ref.stats == NULL));
         if (sf != NULL) {
             char pid[32];

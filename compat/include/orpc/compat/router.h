@@ -205,34 +205,37 @@ ORPC_EXTERN int orpc_routes_watch(orpc_routes *routes, int reload_signal,
  * cannot be written.
  *
  * Ownership: keeps nothing.
- * Threads: any thread, but not at the same time as another write of the
- * same table (the watcher's once a second included): writers of a process
- * share one temporary file name.
+ * Threads: any thread, the watcher's own writes going on included (each
+ * write has a temporary file of its own; the last rename wins).
  */
 ORPC_EXTERN int orpc_routes_write_stats(orpc_routes *routes);
 
 /**
  * @function
- * The stats file configured for |routes| (`{pid}` expanded), or NULL.
+ * Copies the stats file configured for |routes| (`{pid}` expanded) into
+ * |buf| (of |len| bytes).
  *
- * Ownership: borrowed from the table until its next reload (or its last
- * orpc_routes_unref()).
- * Threads: any thread while no reload of the table can run, since a reload
- * frees the string (e.g. before orpc_routes_watch(), or on the thread that
- * reloads).
+ * Returns 0; ORPC_ENOTFOUND (none configured; |buf| is ""); ORPC_ETOOBIG
+ * (|buf| too small; PATH_MAX always fits); ORPC_EINVAL.
+ * Ownership: copies into the caller's |buf|: a reload may replace the name
+ * at any time.
+ * Threads: any thread, also while the table reloads.
  */
-ORPC_EXTERN const char *orpc_routes_stats_file(const orpc_routes *routes);
+ORPC_EXTERN int orpc_routes_stats_file(const orpc_routes *routes, char *buf,
+                                       size_t len);
 
 /**
  * @function
  * The stats file's name with `{pid}` as `*`: a glob(3) pattern matching the
  * files of every process using the same configuration (what `orpc routes`
- * sums up), or NULL.
+ * sums up), copied into |buf| (of |len| bytes).
  *
+ * Returns as orpc_routes_stats_file().
  * Ownership: as orpc_routes_stats_file().
  * Threads: as orpc_routes_stats_file().
  */
-ORPC_EXTERN const char *orpc_routes_stats_glob(const orpc_routes *routes);
+ORPC_EXTERN int orpc_routes_stats_glob(const orpc_routes *routes, char *buf,
+                                       size_t len);
 
 /**
  * @function
