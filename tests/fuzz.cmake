@@ -148,17 +148,18 @@ orpc_fuzz_target(fuzz_routes
 # The gRPC server's whole input path, through a real server on loopback.
 # The runner links liborpc; the libFuzzer build compiles the runtime
 # (rpc/src and the well-known types) and the grpc.testing code in, so that
-# all of it carries coverage instrumentation.  Generated code is not held
-# to orpc's -Werror.
+# all of it carries coverage instrumentation, and links the private
+# helpers (common/) as liborpc does.  Generated code is not held to orpc's
+# -Werror.
 get_target_property(_fuzz_orpc_srcs orpc SOURCES)
 get_target_property(_fuzz_testing_srcs orpc_testing_protos SOURCES)
 set(_fuzz_gen_srcs ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs})
 list(FILTER _fuzz_gen_srcs INCLUDE REGEX "\\.(pb-c|orpc)\\.c$")
 set_source_files_properties(${_fuzz_gen_srcs} PROPERTIES
                             COMPILE_OPTIONS "-Wno-error")
-set(_fuzz_h2_libs PkgConfig::PROTOBUF_C PkgConfig::LIBUV PkgConfig::NGHTTP2
-    PkgConfig::JANSSON OpenSSL::SSL OpenSSL::Crypto ZLIB::ZLIB
-    Threads::Threads)
+set(_fuzz_h2_libs orpc_common PkgConfig::PROTOBUF_C PkgConfig::LIBUV
+    PkgConfig::NGHTTP2 PkgConfig::JANSSON OpenSSL::SSL OpenSSL::Crypto
+    ZLIB::ZLIB Threads::Threads)
 orpc_fuzz_target(fuzz_h2_server
     LIBS orpc orpc_protos PkgConfig::NGHTTP2 Threads::Threads
     FUZZ_SOURCES ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs}
