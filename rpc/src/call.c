@@ -25,7 +25,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 static void channel_call_release(orpc_channel *ch);
 

@@ -31,7 +31,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 #include "tls_internal.h"
 
 /* Stop pulling frames from nghttp2 while this much waits to be written. */
@@ -152,8 +152,8 @@ static void *h2_hook_realloc(void *ptr, size_t size, void *mem_user_data)
 
 /*
  * Hooks without realloc cannot move a block whose size they do not know
- * (mem.h), and nghttp2 does grow some (its priority queue, buffers): each
- * block then carries its size in front.
+ * (common/mem.h), and nghttp2 does grow some (its priority queue,
+ * buffers): each block then carries its size in front.
  */
 typedef union h2_sized {
     size_t size;

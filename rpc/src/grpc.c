@@ -14,7 +14,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 /* ---- send queue ---- */
 

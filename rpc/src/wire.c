@@ -54,8 +54,8 @@
 #include <zlib.h>
 
 #include "common/base64.h"
+#include "common/mem.h"
 #include "common/pct.h"
-#include "mem.h"
 
 /* ---- byte buffer -------------------------------------------------------- */
 

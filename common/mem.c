@@ -1,17 +1,18 @@
 /*
- * mem.c — owns the defaults of the per-object allocator hooks (orpc_mem).
+ * common/mem.c — owns the defaults of the per-object allocator hooks
+ * (orpc_mem).
  *
  * Shaped as four thin wrappers rather than a filled-in copy of the struct so
  * that an orpc_mem copied from the user keeps its NULLs: a NULL hook means
  * "the C library" at the moment of the call, and the fallbacks below keep a
- * block and its free on the same allocator (see mem.h for the exact rules).
- * No global state: the hooks travel with each object.
+ * block and its free on the same allocator (see common/mem.h for the exact
+ * rules).  No global state: the hooks travel with each object.
  *
  * Also what the hooks build for the rest of the runtime: string copies, a
  * ProtobufCAllocator, and statuses (the orpc__status_*_mem() functions,
  * which status.c's public ones call with NULL hooks).
  */
-#include "mem.h"
+#include "common/mem.h"
 
 #include <orpc/error.h>
 
