@@ -9,8 +9,9 @@
  * rules).  No global state: the hooks travel with each object.
  *
  * Also what the hooks build for the rest of the runtime: string copies, a
- * ProtobufCAllocator, and statuses (the orpc__status_*_mem() functions,
- * which status.c's public ones call with NULL hooks).
+ * ProtobufCAllocator (and hooks over one, for common/buf.h), and statuses
+ * (the orpc__status_*_mem() functions, which status.c's public ones call
+ * with NULL hooks).
  */
 #include "common/mem.h"
 
@@ -131,6 +132,29 @@ void orpc__mem_pb_allocator(ProtobufCAllocator *out, const orpc_mem *mem)
     out->free = pb_free;
     /* The hooks only read it. */
     out->allocator_data = (void *)(uintptr_t)mem;
+}
+
+static void *from_pb_malloc(size_t size, void *user_data)
+{
+    ProtobufCAllocator *a = user_data;
+    return a->alloc(a->allocator_data, size);
+}
+
+static void from_pb_free(void *ptr, void *user_data)
+{
+    ProtobufCAllocator *a = user_data;
+    if (ptr != NULL) { /* orpc_mem's free takes NULL; an allocator's may not */
+        a->free(a->allocator_data, ptr);
+    }
+}
+
+void orpc__mem_from_pb(orpc_mem *out, ProtobufCAllocator *a)
+{
+    if (a == NULL) {
+        orpc__mem_copy(out, NULL);
+        return;
+    }
+    *out = (orpc_mem){a, from_pb_malloc, from_pb_free, NULL, NULL};
 }
 
 /* ---- statuses built with an object's hooks (see status.c) ---- */

@@ -69,6 +69,16 @@ char *orpc__mem_strndup(const orpc_mem *mem, const char *s, size_t n);
 void orpc__mem_pb_allocator(ProtobufCAllocator *out, const orpc_mem *mem);
 
 /*
+ * The reverse: hooks that allocate and free through |a| (NULL: the C
+ * library, as protobuf-c's own default is), which must outlive them, so
+ * that code written against orpc_mem (common/buf.h) can build blocks that
+ * end up in a message freed with |a|.  They have no calloc and no realloc
+ * (a ProtobufCAllocator has neither): growing a block allocates, copies and
+ * frees (orpc__mem_grow()).
+ */
+void orpc__mem_from_pb(orpc_mem *out, ProtobufCAllocator *a);
+
+/*
  * Statuses built with an object's hooks: the same as orpc_status_new(),
  * orpc_status_errorf(), orpc_status_set_details(), orpc_status_copy() and
  * orpc_status_clear(), with |mem| instead of the C library (those are
