@@ -1,13 +1,14 @@
 /*
- * wire_test.c — the wire formats of wire.h: the byte buffer; the deframer
- * (split at every offset and every pair of offsets, many messages in one
- * piece, zero-length messages, zero-copy delivery, over-limit and bad-flag
- * refusal before anything is buffered, partial detection, memory that grows
- * with the bytes received); gzip (round trips, a known vector, the max_out
- * edge, a 10 MB bomb against a 1 MB limit with bounded memory, corrupt,
- * truncated and trailing-garbage streams); grpc-timeout parse and format;
- * grpc-message percent-encoding; base64 (checked against OpenSSL's encoder);
- * and a failing-allocator sweep over every allocating function.
+ * wire_test.c — the wire formats of wire.h (their buffer, orpc__buf, is
+ * common_test.c's): the deframer (split at every offset and every pair of
+ * offsets, many messages in one piece, zero-length messages, zero-copy
+ * delivery, over-limit and bad-flag refusal before anything is buffered,
+ * partial detection, memory that grows with the bytes received); gzip (round
+ * trips, a known vector, the max_out edge, a 10 MB bomb against a 1 MB limit
+ * with bounded memory, corrupt, truncated and trailing-garbage streams);
+ * grpc-timeout parse and format; grpc-message percent-encoding; base64 (checked
+ * against OpenSSL's encoder); and a failing-allocator sweep over every
+ * allocating function.
  *
  * The test allocator (test_alloc.h) counts live blocks and bytes and their
  * peak, and refuses allocations once its budget is spent.
@@ -46,48 +47,6 @@ static void rng_fill(uint32_t *s, uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         p[i] = (uint8_t)rng_next(s);
     }
-}
-
-/* ---- byte buffer -------------------------------------------------------- */
-
-static void test_bytes_basics(void **state)
-{
-    (void)state;
-    test_alloc ta;
-    orpc_mem m = ta_mem(&ta, -1);
-    orpc__buf b;
-    orpc__buf_init(&b, &m);
-    assert_null(b.data);
-    assert_int_equal(b.len, 0);
-    assert_int_equal(orpc__buf_append(&b, NULL, 0), 0);
-    assert_int_equal(ta.calls, 0);
-    assert_int_equal(orpc__buf_append(&b, "hello", 5), 0);
-    assert_int_equal(orpc__buf_append(&b, " world", 6), 0);
-    assert_int_equal(b.len, 11);
-    assert_memory_equal(b.data, "hello world", 11);
-    assert_int_equal(orpc__buf_reserve(&b, 1000), 0);
-    assert_true(b.cap >= 1011);
-    assert_int_equal(orpc__buf_reserve(&b, SIZE_MAX), ORPC_ENOMEM);
-    orpc__buf_consume(&b, 6);
-    assert_int_equal(b.len, 5);
-    assert_memory_equal(b.data, "world", 5);
-    orpc__buf_consume(&b, 99);
-    assert_int_equal(b.len, 0);
-    orpc__buf_free(&b);
-    assert_null(b.data);
-    assert_int_equal(ta.live, 0);
-    orpc__buf_free(&b); /* twice is harmless */
-    orpc__buf_free(NULL);
-
-    /* Growth of many small appends stays geometric. */
-    orpc__buf_init(&b, &m);
-    ta.calls = 0;
-    for (int i = 0; i < 100000; i++) {
-        assert_int_equal(orpc__buf_append(&b, "x", 1), 0);
-    }
-    assert_true(ta.calls < 20);
-    orpc__buf_free(&b);
-    assert_int_equal(ta.live, 0);
 }
 
 /* ---- deframer ------------------------------------------------------------ */
@@ -1162,7 +1121,6 @@ static void test_failing_allocator(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bytes_basics),
         cmocka_unit_test(test_msg_header),
         cmocka_unit_test(test_deframe_split_every_offset),
         cmocka_unit_test(test_deframe_split_every_pair),
