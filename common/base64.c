@@ -76,7 +76,7 @@ int orpc__base64_append(orpc__buf *b, const void *src, size_t n, unsigned flags)
     if (rc != 0) {
         return rc;
     }
-    b->len += orpc__base64_encode(b->data + b->len, src, n, flags);
+    b->len += orpc__base64_encode((char *)b->data + b->len, src, n, flags);
     return 0;
 }
 
@@ -163,8 +163,7 @@ int orpc__base64_decode(orpc__buf *out, const char *s, size_t n)
     if (rc != 0) {
         return rc;
     }
-    out->len +=
-        orpc__base64_decode_raw((uint8_t *)out->data + out->len, s, n, 0);
+    out->len += orpc__base64_decode_raw(out->data + out->len, s, n, 0);
     out->data[out->len] = '\0';
     return 0;
 }

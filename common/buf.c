@@ -1,75 +1,80 @@
 /*
  * common/buf.c — owns orpc__buf (common/buf.h): growth, the sticky failure
- * flag and the hand-over of the bytes.
+ * flag, the NUL after the bytes and the hand-over of the bytes.
  *
- * Appends grow the block by doubling from 64 bytes, so n appended bytes
- * cost O(n) copies; an explicit reserve on an empty buffer allocates just
- * what it asks, so bytes whose size is known (decoded base64 stored in a
- * message) take no more room than they need.  A
- * ProtobufCAllocator has no realloc: with one, growing allocates the new
- * block and copies; without one, realloc(3) may extend in place.
+ * One growth function serves every way in: an empty buffer gets |first|
+ * bytes (64 for appends, 0 — just what is asked — for reserves), a full
+ * one at least doubles, and nothing grows past |max| (the buffer's own
+ * bound, SIZE_MAX / 2, unless the caller gives a smaller one), so the
+ * doubling and the NUL's extra byte cannot overflow.  Blocks move through
+ * orpc__mem_grow(), which uses the hooks' realloc when there is one (or
+ * libc's) and otherwise allocates, copies and frees: a ProtobufCAllocator
+ * seen as an orpc_mem has no realloc.  An append that fits costs the two
+ * checks (|failed|, room), a memcpy and the NUL's store; only growing calls
+ * out.
  */
 #include "common/buf.h"
 
 #include <stdarg.h>
-#include <stdint.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include <orpc/error.h>
 
-#define BUF_MIN_CAP 64u
+#include "common/mem.h"
 
-void orpc__buf_init(orpc__buf *b, ProtobufCAllocator *alloc)
+#define BUF_MIN_CAP 64u
+#define BUF_MAX_CAP (SIZE_MAX / 2)
+
+void orpc__buf_init(orpc__buf *b, const orpc_mem *mem)
 {
     memset(b, 0, sizeof *b);
-    b->alloc = alloc;
+    b->mem = mem;
 }
 
-/* b->data moved to a block of |cap| bytes, contents and NUL kept; NULL
- * (b->data untouched) when memory runs out. */
-static char *grow(orpc__buf *b, size_t cap)
+void orpc__buf_free(orpc__buf *b)
 {
-    if (b->alloc == NULL) {
-        return realloc(b->data, cap);
+    if (b == NULL) {
+        return;
     }
-    char *p = b->alloc->alloc(b->alloc->allocator_data, cap);
-    if (p != NULL && b->data != NULL) {
-        memcpy(p, b->data, b->len + 1);
-        b->alloc->free(b->alloc->allocator_data, b->data);
+    if (b->data != NULL) {
+        orpc__mem_free(b->mem, b->data);
     }
-    return p;
+    b->data = NULL;
+    b->len = 0;
+    b->cap = 0;
+    b->failed = 0;
 }
 
-/* Room for |n| more bytes and the NUL.  A buffer that grows gets at least
- * twice its capacity; an empty one gets |first| bytes, or just what is
- * needed if that is more. */
-static int ensure(orpc__buf *b, size_t n, size_t first)
+static int fail(orpc__buf *b)
 {
-    if (b->failed) {
-        return ORPC_ENOMEM;
+    b->failed = 1;
+    return ORPC_ENOMEM;
+}
+
+/* Room for |n| more bytes and the NUL, for a buffer that has not failed
+ * and lacks it (or has nothing allocated): see the file comment. */
+static int grow(orpc__buf *b, size_t n, size_t first, size_t max)
+{
+    if (max > BUF_MAX_CAP) {
+        max = BUF_MAX_CAP;
     }
-    if (b->data != NULL && b->cap - b->len > n) {
-        return 0;
+    if (b->len > max || n > max - b->len) {
+        return fail(b);
     }
-    if (n >= SIZE_MAX / 2 - b->len) {
-        b->failed = 1;
-        return ORPC_ENOMEM;
-    }
-    size_t need = b->len + n + 1;
-    size_t cap = b->cap == 0 ? first : b->cap <= SIZE_MAX / 2 ? b->cap * 2 : 0;
+    size_t need = b->len + n;
+    size_t cap = b->cap == 0 ? first : b->cap * 2; /* cap <= BUF_MAX_CAP */
     if (cap < need) {
         cap = need;
     }
-    char *p = grow(b, cap);
+    if (cap > max) {
+        cap = max;
+    }
+    uint8_t *p = orpc__mem_grow(b->mem, b->data, b->len, cap + 1);
     if (p == NULL) {
-        b->failed = 1;
-        return ORPC_ENOMEM;
+        return fail(b);
     }
-    if (b->data == NULL) {
-        p[0] = '\0';
-    }
+    p[b->len] = '\0';
     b->data = p;
     b->cap = cap;
     return 0;
@@ -77,32 +82,51 @@ static int ensure(orpc__buf *b, size_t n, size_t first)
 
 int orpc__buf_reserve(orpc__buf *b, size_t n)
 {
-    return ensure(b, n, 0);
+    return orpc__buf_reserve_max(b, n, BUF_MAX_CAP);
 }
 
-void orpc__buf_append(orpc__buf *b, const void *p, size_t n)
+int orpc__buf_reserve_max(orpc__buf *b, size_t n, size_t max)
 {
-    if (ensure(b, n, BUF_MIN_CAP) != 0) {
-        return;
+    if (b->failed) {
+        return ORPC_ENOMEM;
     }
-    if (n > 0) {
-        memcpy(b->data + b->len, p, n);
+    if (b->data != NULL && b->cap - b->len >= n) {
+        return 0;
     }
+    return grow(b, n, 0, max);
+}
+
+int orpc__buf_append(orpc__buf *b, const void *p, size_t n)
+{
+    if (b->failed) {
+        return ORPC_ENOMEM;
+    }
+    if (n == 0) {
+        return 0;
+    }
+    if (b->cap - b->len < n) { /* also an empty buffer: cap 0, n > 0 */
+        int rc = grow(b, n, BUF_MIN_CAP, BUF_MAX_CAP);
+        if (rc != 0) {
+            return rc;
+        }
+    }
+    memcpy(b->data + b->len, p, n);
     b->len += n;
     b->data[b->len] = '\0';
+    return 0;
 }
 
-void orpc__buf_puts(orpc__buf *b, const char *s)
+int orpc__buf_puts(orpc__buf *b, const char *s)
 {
-    orpc__buf_append(b, s, strlen(s));
+    return orpc__buf_append(b, s, strlen(s));
 }
 
-void orpc__buf_putc(orpc__buf *b, char c)
+int orpc__buf_putc(orpc__buf *b, char c)
 {
-    orpc__buf_append(b, &c, 1);
+    return orpc__buf_append(b, &c, 1);
 }
 
-void orpc__buf_printf(orpc__buf *b, const char *fmt, ...)
+int orpc__buf_printf(orpc__buf *b, const char *fmt, ...)
 {
     char small[128];
     va_list ap;
@@ -111,19 +135,33 @@ void orpc__buf_printf(orpc__buf *b, const char *fmt, ...)
     va_end(ap);
     if (n < 0) {
         b->failed = 1; /* an encoding error: the text is not what was asked */
-        return;
+        return ORPC_EINVAL;
     }
     if ((size_t)n < sizeof small) {
-        orpc__buf_append(b, small, (size_t)n);
-        return;
+        return orpc__buf_append(b, small, (size_t)n);
     }
-    if (orpc__buf_reserve(b, (size_t)n) != 0) {
-        return;
+    int rc = orpc__buf_reserve(b, (size_t)n);
+    if (rc != 0) {
+        return rc;
     }
     va_start(ap, fmt);
-    (void)vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
+    (void)vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
     va_end(ap);
     b->len += (size_t)n;
+    return 0;
+}
+
+void orpc__buf_consume(orpc__buf *b, size_t n)
+{
+    if (n >= b->len) {
+        b->len = 0;
+    } else {
+        memmove(b->data, b->data + n, b->len - n);
+        b->len -= n;
+    }
+    if (b->data != NULL) {
+        b->data[b->len] = '\0';
+    }
 }
 
 void orpc__buf_truncate(orpc__buf *b, size_t len)
@@ -136,7 +174,7 @@ void orpc__buf_truncate(orpc__buf *b, size_t len)
 
 const char *orpc__buf_str(const orpc__buf *b)
 {
-    return b->data != NULL ? b->data : "";
+    return b->data != NULL ? (const char *)b->data : "";
 }
 
 char *orpc__buf_take(orpc__buf *b, size_t *len)
@@ -148,7 +186,7 @@ char *orpc__buf_take(orpc__buf *b, size_t *len)
         orpc__buf_free(b);
         return NULL;
     }
-    char *p = b->data;
+    char *p = (char *)b->data;
     if (len != NULL) {
         *len = b->len;
     }
@@ -156,19 +194,4 @@ char *orpc__buf_take(orpc__buf *b, size_t *len)
     b->len = 0;
     b->cap = 0;
     return p;
-}
-
-void orpc__buf_free(orpc__buf *b)
-{
-    if (b->data != NULL) {
-        if (b->alloc == NULL) {
-            free(b->data);
-        } else {
-            b->alloc->free(b->alloc->allocator_data, b->data);
-        }
-    }
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
-    b->failed = 0;
 }

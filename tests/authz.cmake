@@ -4,8 +4,9 @@
 # metadata that the engine matches headers against.
 #
 # authz.c's functions are internal (orpc__ prefix, hidden in liborpc), so
-# the test compiles rpc/src/authz.c and rpc/src/mem.c itself and links
-# jansson, the JSON parser the engine uses.  It also compiles grpc.c (with
+# the test compiles rpc/src/authz.c itself and links orpc_common (its
+# allocator helpers, common/mem.c) and jansson, the JSON parser the engine
+# uses.  It also compiles grpc.c (with
 # wire.c, its base64, which needs zlib; grpc.h includes nghttp2.h) to check
 # that a policy is refused on exactly the header keys orpc__md_from_header
 # never presents.  orpc_metadata (the request headers) comes from liborpc,
@@ -19,13 +20,11 @@ set(ORPC_MD_FROM_HEADER_SRCS ${PROJECT_SOURCE_DIR}/rpc/src/grpc.c
                              ${PROJECT_SOURCE_DIR}/rpc/src/wire.c)
 
 orpc_test(authz SOURCES ${PROJECT_SOURCE_DIR}/rpc/src/authz.c
-                        ${PROJECT_SOURCE_DIR}/rpc/src/mem.c
                         ${ORPC_MD_FROM_HEADER_SRCS}
           LIBS orpc_common PkgConfig::JANSSON PkgConfig::NGHTTP2 ZLIB::ZLIB)
 
 # metadata_test (registered in tests/CMakeLists.txt) covers
 # orpc__md_from_header too: the same sources compiled into it.
-target_sources(metadata_test PRIVATE ${ORPC_MD_FROM_HEADER_SRCS}
-                                     ${PROJECT_SOURCE_DIR}/rpc/src/mem.c)
+target_sources(metadata_test PRIVATE ${ORPC_MD_FROM_HEADER_SRCS})
 target_link_libraries(metadata_test PRIVATE orpc_common PkgConfig::NGHTTP2
                                             ZLIB::ZLIB)

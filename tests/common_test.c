@@ -1,13 +1,17 @@
 /*
  * common_test.c — the private helpers of common/ that have no module of
- * their own to be tested with: orpc__buf (growth, the sticky failure flag
- * under a failing allocator, truncate, take, printf) and base64 (the RFC
- * 4648 section 10 vectors in both alphabets with and without padding, and
- * the decoder's refusals).
+ * their own to be tested with: orpc__buf (growth, the NUL after the bytes,
+ * the error returns and the sticky failure flag under a failing allocator,
+ * reserve_max's bound, consume, truncate, take, printf), the orpc_mem view
+ * of a ProtobufCAllocator, base64 (the RFC 4648 section 10 vectors in both
+ * alphabets with and without padding, and the decoder's refusals) and
+ * percent-encoding.
  *
- * The failing allocator is test_alloc.h's, seen through a
- * ProtobufCAllocator (what orpc__buf takes), so the counts of leaks and
- * refusals mean what they mean in the other unit tests.
+ * The failing allocator is test_alloc.h's, given to orpc__buf as it is (an
+ * orpc_mem with every hook, realloc included) and through a
+ * ProtobufCAllocator seen as hooks (orpc__mem_from_pb(): malloc and free
+ * only, as JSON decoding gives it), so the counts of leaks and refusals
+ * mean what they mean in the other unit tests.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -22,15 +26,17 @@
 
 #include "common/base64.h"
 #include "common/buf.h"
+#include "common/mem.h"
 #include "common/pct.h"
 #include "test_alloc.h"
 
-/* ---- test_alloc.h as a ProtobufCAllocator -------------------------------- */
+/* ---- test_alloc.h as a ProtobufCAllocator, and that as hooks ------------- */
 
 typedef struct pb_ta {
     test_alloc ta;
     orpc_mem mem;
     ProtobufCAllocator pb;
+    orpc_mem view; /* |pb| as hooks, for orpc__buf */
 } pb_ta;
 
 static void *pb_ta_alloc(void *ud, size_t n)
@@ -45,16 +51,59 @@ static void pb_ta_free(void *ud, void *p)
     a->mem.free(p, a->mem.user_data);
 }
 
-static ProtobufCAllocator *pb_ta_init(pb_ta *a, long budget)
+static const orpc_mem *pb_ta_init(pb_ta *a, long budget)
 {
     a->mem = ta_mem(&a->ta, budget);
     a->pb.alloc = pb_ta_alloc;
     a->pb.free = pb_ta_free;
     a->pb.allocator_data = a;
-    return &a->pb;
+    orpc__mem_from_pb(&a->view, &a->pb);
+    return &a->view;
+}
+
+/* The hooks under test: test_alloc.h's own, or the same allocator through
+ * a ProtobufCAllocator. */
+static const orpc_mem *hooks(pb_ta *a, int via_pb, long budget)
+{
+    const orpc_mem *view = pb_ta_init(a, budget);
+    return via_pb ? view : &a->mem;
 }
 
 /* ---- orpc__buf ----------------------------------------------------------- */
+
+static void test_buf_basics(void **state)
+{
+    (void)state;
+    for (int via_pb = 0; via_pb < 2; via_pb++) {
+        pb_ta a;
+        orpc__buf b;
+        orpc__buf_init(&b, hooks(&a, via_pb, -1));
+        assert_null(b.data);
+        assert_int_equal(orpc__buf_append(&b, NULL, 0), 0);
+        assert_int_equal(a.ta.calls, 0); /* nothing appended, nothing kept */
+        assert_int_equal(orpc__buf_append(&b, "hello", 5), 0);
+        assert_int_equal(orpc__buf_append(&b, " world", 6), 0);
+        assert_int_equal(b.len, 11);
+        assert_string_equal(orpc__buf_str(&b), "hello world");
+        assert_int_equal(orpc__buf_reserve(&b, 1000), 0);
+        assert_true(b.cap >= 1011);
+        assert_string_equal(orpc__buf_str(&b), "hello world"); /* moved */
+        orpc__buf_free(&b);
+        assert_null(b.data);
+        assert_int_equal(a.ta.live, 0);
+        orpc__buf_free(&b); /* twice is harmless */
+        orpc__buf_free(NULL);
+
+        /* Many small appends grow geometrically. */
+        a.ta.calls = 0;
+        for (int i = 0; i < 100000; i++) {
+            assert_int_equal(orpc__buf_append(&b, "x", 1), 0);
+        }
+        assert_true(a.ta.calls < 20);
+        orpc__buf_free(&b);
+        assert_int_equal(a.ta.live, 0);
+    }
+}
 
 static void test_buf_empty(void **state)
 {
@@ -87,7 +136,7 @@ static void test_buf_growth(void **state)
         want[i] = c;
         assert_int_equal(b.len, i + 1);
         assert_int_equal(b.data[b.len], '\0');
-        assert_true(b.cap > b.len);
+        assert_true(b.cap >= b.len);
     }
     want[5000] = '\0';
     assert_false(b.failed);
@@ -110,17 +159,17 @@ static void test_buf_reserve_exact(void **state)
     (void)state;
     orpc__buf b = {0};
     assert_int_equal(orpc__buf_reserve(&b, 10), 0);
-    assert_int_equal(b.cap, 11);
+    assert_int_equal(b.cap, 10);
     assert_string_equal(orpc__buf_str(&b), "");
     orpc__buf_puts(&b, "0123456789");
-    assert_int_equal(b.cap, 11); /* fits: no growth */
+    assert_int_equal(b.cap, 10); /* fits: no growth */
     orpc__buf_putc(&b, 'x');
-    assert_int_equal(b.cap, 22);
+    assert_int_equal(b.cap, 20);
     assert_int_equal(orpc__buf_reserve(&b, 100), 0);
-    assert_int_equal(b.cap, 112);
+    assert_int_equal(b.cap, 111);
     orpc__buf_free(&b);
     assert_int_equal(orpc__base64_decode(&b, "Zm9vYmFy", 8), 0);
-    assert_int_equal(b.cap, 7);
+    assert_int_equal(b.cap, 6);
     orpc__buf_free(&b);
 }
 
@@ -172,9 +221,10 @@ static void test_buf_take(void **state)
 {
     (void)state;
     pb_ta a;
-    ProtobufCAllocator *pa = pb_ta_init(&a, -1);
+    const orpc_mem *view = pb_ta_init(&a, -1);
+    ProtobufCAllocator *pa = &a.pb;
     orpc__buf b;
-    orpc__buf_init(&b, pa);
+    orpc__buf_init(&b, view);
     orpc__buf_puts(&b, "hello");
     size_t len = 0;
     char *s = orpc__buf_take(&b, &len);
@@ -183,7 +233,7 @@ static void test_buf_take(void **state)
     /* |b| is empty and reusable; the bytes are the caller's */
     assert_null(b.data);
     assert_int_equal(b.len, 0);
-    assert_ptr_equal(b.alloc, pa);
+    assert_ptr_equal(b.mem, view);
     orpc__buf_puts(&b, "next");
     char *t = orpc__buf_take(&b, NULL);
     assert_string_equal(t, "next");
@@ -198,10 +248,12 @@ static void test_buf_take(void **state)
 static void test_buf_failing_allocator(void **state)
 {
     (void)state;
-    for (long budget = 0; budget < 6; budget++) {
+    for (long k = 0; k < 12; k++) {
+        long budget = k / 2;
         pb_ta a;
+        const orpc_mem *mem = hooks(&a, (int)(k % 2), budget);
         orpc__buf b;
-        orpc__buf_init(&b, pb_ta_init(&a, budget));
+        orpc__buf_init(&b, mem);
         for (int i = 0; i < 100; i++) {
             orpc__buf_puts(&b, "0123456789");
         }
@@ -226,11 +278,129 @@ static void test_buf_failing_allocator(void **state)
             assert_int_equal(b.len, 1000);
             char *s = orpc__buf_take(&b, NULL);
             assert_non_null(s);
-            a.pb.free(a.pb.allocator_data, s);
+            orpc__mem_free(mem, s);
         }
         orpc__buf_free(&b);
         assert_int_equal(a.ta.live, 0);
     }
+}
+
+/* Out of memory, each call returns ORPC_ENOMEM and sets |failed|; from
+ * then on everything that could allocate fails at once, even what would
+ * fit, and leaves the bytes alone, until a free. */
+static void test_buf_append_errors(void **state)
+{
+    (void)state;
+    char big[200];
+    memset(big, 'z', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    for (int via_pb = 0; via_pb < 2; via_pb++) {
+        pb_ta a;
+        orpc__buf b;
+        orpc__buf_init(&b, hooks(&a, via_pb, 1));
+        assert_int_equal(orpc__buf_puts(&b, "0123456789"), 0); /* 64 bytes */
+        assert_int_equal(orpc__buf_append(&b, big, 100), ORPC_ENOMEM);
+        assert_true(b.failed);
+        assert_string_equal(orpc__buf_str(&b), "0123456789");
+        assert_int_equal(orpc__buf_putc(&b, 'x'), ORPC_ENOMEM); /* fits */
+        assert_int_equal(orpc__buf_puts(&b, "y"), ORPC_ENOMEM);
+        assert_int_equal(orpc__buf_printf(&b, "%d", 1), ORPC_ENOMEM);
+        assert_int_equal(orpc__buf_append(&b, NULL, 0), ORPC_ENOMEM);
+        assert_int_equal(orpc__buf_reserve(&b, 0), ORPC_ENOMEM);
+        assert_int_equal(orpc__buf_reserve_max(&b, 1, 64), ORPC_ENOMEM);
+        assert_string_equal(orpc__buf_str(&b), "0123456789");
+        /* consume and truncate still work, and keep the flag */
+        orpc__buf_consume(&b, 2);
+        orpc__buf_truncate(&b, 4);
+        assert_string_equal(orpc__buf_str(&b), "2345");
+        assert_true(b.failed);
+        orpc__buf_free(&b); /* clears it */
+        assert_false(b.failed);
+        assert_int_equal(orpc__buf_puts(&b, "ok"), ORPC_ENOMEM); /* budget */
+        assert_int_equal(a.ta.failures, 2);
+        assert_int_equal(a.ta.live, 0);
+
+        /* A printf longer than its stack buffer fails the same way. */
+        orpc__buf_init(&b, hooks(&a, via_pb, 0));
+        assert_int_equal(orpc__buf_printf(&b, "<%s>", big), ORPC_ENOMEM);
+        assert_true(b.failed);
+        assert_int_equal(b.len, 0);
+        assert_null(orpc__buf_take(&b, NULL));
+        assert_int_equal(a.ta.live, 0);
+    }
+}
+
+/* Drops bytes from the front in place, the NUL with them. */
+static void test_buf_consume(void **state)
+{
+    (void)state;
+    orpc__buf b = {0};
+    orpc__buf_consume(&b, 3); /* nothing allocated: stays empty */
+    assert_null(b.data);
+    assert_int_equal(b.len, 0);
+    assert_int_equal(orpc__buf_puts(&b, "hello world"), 0);
+    const uint8_t *block = b.data;
+    size_t cap = b.cap;
+    orpc__buf_consume(&b, 0);
+    assert_string_equal(orpc__buf_str(&b), "hello world");
+    orpc__buf_consume(&b, 6);
+    assert_int_equal(b.len, 5);
+    assert_string_equal(orpc__buf_str(&b), "world");
+    assert_ptr_equal(b.data, block);
+    assert_int_equal(b.cap, cap);
+    orpc__buf_consume(&b, 99); /* past the end: empties */
+    assert_int_equal(b.len, 0);
+    assert_string_equal(orpc__buf_str(&b), "");
+    assert_ptr_equal(b.data, block); /* the allocation stays */
+    assert_int_equal(orpc__buf_puts(&b, "again"), 0);
+    assert_string_equal(orpc__buf_str(&b), "again");
+    orpc__buf_free(&b);
+}
+
+/* reserve_max grows as reserve does, but never past its bound. */
+static void test_buf_reserve_max(void **state)
+{
+    (void)state;
+    static const char fill[64] = {0};
+    orpc__buf b = {0};
+    assert_int_equal(orpc__buf_reserve_max(&b, 10, 100), 0);
+    assert_int_equal(b.cap, 10); /* exact on an empty buffer */
+    assert_int_equal(orpc__buf_append(&b, fill, 10), 0);
+    assert_int_equal(orpc__buf_reserve_max(&b, 50, 100), 0);
+    assert_int_equal(b.cap, 60); /* what it needs: more than double */
+    assert_int_equal(orpc__buf_append(&b, fill, 50), 0);
+    assert_int_equal(orpc__buf_reserve_max(&b, 30, 100), 0);
+    assert_int_equal(b.cap, 100); /* double (120), held to the bound */
+    assert_int_equal(orpc__buf_append(&b, fill, 30), 0);
+    assert_int_equal(orpc__buf_reserve_max(&b, 10, 100), 0); /* fits */
+    assert_int_equal(b.cap, 100);
+    assert_false(b.failed);
+    assert_int_equal(orpc__buf_reserve_max(&b, 11, 100), ORPC_ENOMEM);
+    assert_true(b.failed);
+    assert_int_equal(b.len, 90);
+    orpc__buf_free(&b);
+}
+
+/* Code that writes into |data| itself may fill it up to |cap|: the block
+ * has one byte more, for the NUL (ASan checks the writes). */
+static void test_buf_direct_write(void **state)
+{
+    (void)state;
+    pb_ta a;
+    orpc__buf b;
+    orpc__buf_init(&b, hooks(&a, 0, -1));
+    assert_int_equal(orpc__buf_reserve(&b, 7), 0);
+    assert_int_equal(b.cap, 7);
+    memcpy(b.data + b.len, "1234567", 7);
+    b.len += 7;
+    b.data[b.len] = '\0';
+    assert_int_equal(a.ta.max_size, 8);
+    assert_string_equal(orpc__buf_str(&b), "1234567");
+    /* growing keeps the bytes and writes a NUL after them */
+    assert_int_equal(orpc__buf_reserve(&b, 100), 0);
+    assert_string_equal(orpc__buf_str(&b), "1234567");
+    orpc__buf_free(&b);
+    assert_int_equal(a.ta.live, 0);
 }
 
 static void test_buf_overflow_refused(void **state)
@@ -241,6 +411,36 @@ static void test_buf_overflow_refused(void **state)
     assert_int_equal(orpc__buf_reserve(&b, SIZE_MAX - 1), ORPC_ENOMEM);
     assert_true(b.failed);
     assert_null(orpc__buf_take(&b, NULL));
+}
+
+/* ---- orpc__mem_from_pb ------------------------------------------------ */
+
+/* NULL gives the C library's hooks; an allocator gives malloc and free
+ * only, through which blocks still grow (allocate, copy, free). */
+static void test_mem_from_pb(void **state)
+{
+    (void)state;
+    orpc_mem m;
+    orpc__mem_from_pb(&m, NULL);
+    assert_true(orpc__mem_is_libc(&m));
+
+    pb_ta a;
+    const orpc_mem *view = pb_ta_init(&a, -1);
+    assert_non_null(view->malloc);
+    assert_non_null(view->free);
+    assert_null(view->calloc);
+    assert_null(view->realloc);
+    char *p = orpc__mem_malloc(view, 4);
+    assert_non_null(p);
+    memcpy(p, "abc", 4);
+    p = orpc__mem_grow(view, p, 4, 100);
+    assert_non_null(p);
+    assert_string_equal(p, "abc");
+    assert_int_equal(a.ta.calls, 2);
+    assert_int_equal(a.ta.live, 1);
+    orpc__mem_free(view, p);
+    orpc__mem_free(view, NULL); /* never reaches the allocator */
+    assert_int_equal(a.ta.live, 0);
 }
 
 /* ---- base64 -------------------------------------------------------------- */
@@ -468,6 +668,7 @@ static void test_pct_decode_lenient(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_buf_basics),
         cmocka_unit_test(test_buf_empty),
         cmocka_unit_test(test_buf_growth),
         cmocka_unit_test(test_buf_reserve_exact),
@@ -475,7 +676,12 @@ int main(void)
         cmocka_unit_test(test_buf_truncate),
         cmocka_unit_test(test_buf_take),
         cmocka_unit_test(test_buf_failing_allocator),
+        cmocka_unit_test(test_buf_append_errors),
+        cmocka_unit_test(test_buf_consume),
+        cmocka_unit_test(test_buf_reserve_max),
+        cmocka_unit_test(test_buf_direct_write),
         cmocka_unit_test(test_buf_overflow_refused),
+        cmocka_unit_test(test_mem_from_pb),
         cmocka_unit_test(test_base64_encode_vectors),
         cmocka_unit_test(test_base64_decode_vectors),
         cmocka_unit_test(test_base64_decode_refusals),

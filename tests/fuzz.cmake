@@ -120,12 +120,12 @@ orpc_fuzz_target(fuzz_path_template
     SOURCES ${_src}/common/path_template.c
     INCLUDES ${_src})
 
-# authz.c's orpc__ functions are hidden: compiled in with mem.c, as
-# authz.cmake does; orpc_metadata comes from liborpc.
+# authz.c's orpc__ functions are hidden: compiled in with its allocator
+# helpers (common/mem.c); orpc_metadata comes from liborpc.
 orpc_fuzz_target(fuzz_authz
-    SOURCES ${_src}/rpc/src/authz.c ${_src}/rpc/src/mem.c
+    SOURCES ${_src}/rpc/src/authz.c ${_src}/common/mem.c
     LIBS orpc PkgConfig::JANSSON
-    INCLUDES ${_src}/rpc/include ${_src}/rpc/src)
+    INCLUDES ${_src} ${_src}/rpc/include ${_src}/rpc/src)
 
 # orpc__legacy_status is hidden: legacy_http.c compiled in, as
 # legacy_http.cmake does.

@@ -1653,7 +1653,7 @@ static void test_error_paths(void **state)
     ProtobufCMessage *m = (ProtobufCMessage *)&m;
     orpc_error_detail d = {0};
     assert_int_equal(
-        orpc_json_decode(&m, WKT, doc.data, doc.len, &d50, NULL, &d),
+        orpc_json_decode(&m, WKT, orpc__buf_str(&doc), doc.len, &d50, NULL, &d),
         ORPC_ETOOBIG);
     assert_null(m);
     assert_int_equal(d.code, ORPC_ETOOBIG);

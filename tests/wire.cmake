@@ -3,19 +3,19 @@
 # targets in fuzz/ (tests fuzz_deframer and fuzz_wire).
 #
 # wire.c's functions are internal (orpc__ prefix, hidden in liborpc), so the
-# test and the runners compile rpc/src/wire.c and rpc/src/mem.c themselves.
-# Its base64 and percent-encoding come from the private helper library
+# test and the runners compile rpc/src/wire.c themselves.  Its allocator
+# helpers, base64 and percent-encoding come from the private helper library
 # (common/), linked as orpc_common, or compiled in for the libFuzzer builds.
 # OpenSSL::Crypto is only for the test, which checks orpc's base64 encoder
 # against EVP_EncodeBlock.
 find_package(ZLIB REQUIRED)
 find_package(OpenSSL REQUIRED)
 
-set(ORPC_WIRE_SRCS ${PROJECT_SOURCE_DIR}/rpc/src/wire.c
-                   ${PROJECT_SOURCE_DIR}/rpc/src/mem.c)
+set(ORPC_WIRE_SRCS ${PROJECT_SOURCE_DIR}/rpc/src/wire.c)
 
 set(ORPC_WIRE_COMMON_SRCS ${PROJECT_SOURCE_DIR}/common/base64.c
                           ${PROJECT_SOURCE_DIR}/common/buf.c
+                          ${PROJECT_SOURCE_DIR}/common/mem.c
                           ${PROJECT_SOURCE_DIR}/common/pct.c)
 
 orpc_test(wire SOURCES ${ORPC_WIRE_SRCS} test_alloc.c

@@ -1,13 +1,14 @@
 /*
- * wire_test.c — the wire formats of wire.h: the byte buffer; the deframer
- * (split at every offset and every pair of offsets, many messages in one
- * piece, zero-length messages, zero-copy delivery, over-limit and bad-flag
- * refusal before anything is buffered, partial detection, memory that grows
- * with the bytes received); gzip (round trips, a known vector, the max_out
- * edge, a 10 MB bomb against a 1 MB limit with bounded memory, corrupt,
- * truncated and trailing-garbage streams); grpc-timeout parse and format;
- * grpc-message percent-encoding; base64 (checked against OpenSSL's encoder);
- * and a failing-allocator sweep over every allocating function.
+ * wire_test.c — the wire formats of wire.h (their buffer, orpc__buf, is
+ * common_test.c's): the deframer (split at every offset and every pair of
+ * offsets, many messages in one piece, zero-length messages, zero-copy
+ * delivery, over-limit and bad-flag refusal before anything is buffered,
+ * partial detection, memory that grows with the bytes received); gzip (round
+ * trips, a known vector, the max_out edge, a 10 MB bomb against a 1 MB limit
+ * with bounded memory, corrupt, truncated and trailing-garbage streams);
+ * grpc-timeout parse and format; grpc-message percent-encoding; base64 (checked
+ * against OpenSSL's encoder); and a failing-allocator sweep over every
+ * allocating function.
  *
  * The test allocator (test_alloc.h) counts live blocks and bytes and their
  * peak, and refuses allocations once its budget is spent.
@@ -46,48 +47,6 @@ static void rng_fill(uint32_t *s, uint8_t *p, size_t n)
     for (size_t i = 0; i < n; i++) {
         p[i] = (uint8_t)rng_next(s);
     }
-}
-
-/* ---- byte buffer -------------------------------------------------------- */
-
-static void test_bytes_basics(void **state)
-{
-    (void)state;
-    test_alloc ta;
-    orpc_mem m = ta_mem(&ta, -1);
-    orpc__bytes b;
-    orpc__bytes_init(&b, &m);
-    assert_null(b.data);
-    assert_int_equal(b.len, 0);
-    assert_int_equal(orpc__bytes_append(&b, NULL, 0), 0);
-    assert_int_equal(ta.calls, 0);
-    assert_int_equal(orpc__bytes_append(&b, "hello", 5), 0);
-    assert_int_equal(orpc__bytes_append(&b, " world", 6), 0);
-    assert_int_equal(b.len, 11);
-    assert_memory_equal(b.data, "hello world", 11);
-    assert_int_equal(orpc__bytes_reserve(&b, 1000), 0);
-    assert_true(b.cap >= 1011);
-    assert_int_equal(orpc__bytes_reserve(&b, SIZE_MAX), ORPC_ENOMEM);
-    orpc__bytes_consume(&b, 6);
-    assert_int_equal(b.len, 5);
-    assert_memory_equal(b.data, "world", 5);
-    orpc__bytes_consume(&b, 99);
-    assert_int_equal(b.len, 0);
-    orpc__bytes_free(&b);
-    assert_null(b.data);
-    assert_int_equal(ta.live, 0);
-    orpc__bytes_free(&b); /* twice is harmless */
-    orpc__bytes_free(NULL);
-
-    /* Growth of many small appends stays geometric. */
-    orpc__bytes_init(&b, &m);
-    ta.calls = 0;
-    for (int i = 0; i < 100000; i++) {
-        assert_int_equal(orpc__bytes_append(&b, "x", 1), 0);
-    }
-    assert_true(ta.calls < 20);
-    orpc__bytes_free(&b);
-    assert_int_equal(ta.live, 0);
 }
 
 /* ---- deframer ------------------------------------------------------------ */
@@ -520,27 +479,27 @@ static const uint8_t gz_hello[] = {
 static void test_gzip_known_vector(void **state)
 {
     (void)state;
-    orpc__bytes out;
-    orpc__bytes_init(&out, NULL);
+    orpc__buf out;
+    orpc__buf_init(&out, NULL);
     assert_int_equal(
         orpc__gzip_decompress(gz_hello, sizeof(gz_hello), 100, &out), 0);
     assert_int_equal(out.len, 12);
     assert_memory_equal(out.data, "hello, gzip\n", 12);
-    orpc__bytes_free(&out);
+    orpc__buf_free(&out);
 }
 
 static void gzip_round_trip(const uint8_t *in, size_t len)
 {
-    orpc__bytes z, out;
-    orpc__bytes_init(&z, NULL);
-    orpc__bytes_init(&out, NULL);
-    assert_int_equal(orpc__bytes_append(&z, "pre", 3), 0);
+    orpc__buf z, out;
+    orpc__buf_init(&z, NULL);
+    orpc__buf_init(&out, NULL);
+    assert_int_equal(orpc__buf_append(&z, "pre", 3), 0);
     assert_int_equal(orpc__gzip_compress(in, len, &z), 0);
     assert_memory_equal(z.data, "pre", 3); /* appended */
     assert_true(z.len >= 3 + 18);
     assert_int_equal(z.data[3], 0x1f);
     assert_int_equal(z.data[4], 0x8b);
-    assert_int_equal(orpc__bytes_append(&out, "xy", 2), 0);
+    assert_int_equal(orpc__buf_append(&out, "xy", 2), 0);
     assert_int_equal(orpc__gzip_decompress(z.data + 3, z.len - 3, len, &out),
                      0);
     assert_int_equal(out.len, 2 + len);
@@ -553,8 +512,8 @@ static void gzip_round_trip(const uint8_t *in, size_t len)
             ORPC_ETOOBIG);
         assert_int_equal(out.len, 2 + len);
     }
-    orpc__bytes_free(&z);
-    orpc__bytes_free(&out);
+    orpc__buf_free(&z);
+    orpc__buf_free(&out);
 }
 
 static void test_gzip_round_trip(void **state)
@@ -582,16 +541,16 @@ static void test_gzip_bomb(void **state)
     size_t n = 10u << 20;
     uint8_t *zeros = calloc(1, n);
     assert_non_null(zeros);
-    orpc__bytes z;
-    orpc__bytes_init(&z, NULL);
+    orpc__buf z;
+    orpc__buf_init(&z, NULL);
     assert_int_equal(orpc__gzip_compress(zeros, n, &z), 0);
     free(zeros);
     assert_true(z.len < 64 * 1024); /* ~10 KB */
 
     test_alloc ta;
     orpc_mem m = ta_mem(&ta, -1);
-    orpc__bytes out;
-    orpc__bytes_init(&out, &m);
+    orpc__buf out;
+    orpc__buf_init(&out, &m);
     size_t max = 1u << 20;
     assert_int_equal(orpc__gzip_decompress(z.data, z.len, max, &out),
                      ORPC_ETOOBIG);
@@ -605,29 +564,29 @@ static void test_gzip_bomb(void **state)
     /* A limit of 0, and the bound counted from what |out| already held. */
     assert_int_equal(orpc__gzip_decompress(z.data, z.len, 0, &out),
                      ORPC_ETOOBIG);
-    assert_int_equal(orpc__bytes_append(&out, "abc", 3), 0);
+    assert_int_equal(orpc__buf_append(&out, "abc", 3), 0);
     assert_int_equal(orpc__gzip_decompress(z.data, z.len, 1000, &out),
                      ORPC_ETOOBIG);
     assert_int_equal(out.len, 3);
     assert_true(out.cap <= max);
-    orpc__bytes_free(&out);
+    orpc__buf_free(&out);
     assert_int_equal(ta.live, 0);
 
     /* The same stream with enough room decompresses. */
-    orpc__bytes_init(&out, NULL);
+    orpc__buf_init(&out, NULL);
     assert_int_equal(orpc__gzip_decompress(z.data, z.len, n, &out), 0);
     assert_int_equal(out.len, n);
     assert_true(out.cap <= n);
-    orpc__bytes_free(&out);
-    orpc__bytes_free(&z);
+    orpc__buf_free(&out);
+    orpc__buf_free(&z);
 }
 
 static void test_gzip_bad_streams(void **state)
 {
     (void)state;
-    orpc__bytes z, out;
-    orpc__bytes_init(&z, NULL);
-    orpc__bytes_init(&out, NULL);
+    orpc__buf z, out;
+    orpc__buf_init(&z, NULL);
+    orpc__buf_init(&out, NULL);
     uint8_t text[4000];
     for (size_t i = 0; i < sizeof(text); i++) {
         text[i] = (uint8_t)("lorem ipsum dolor "[i % 18] + i / 500);
@@ -675,21 +634,21 @@ static void test_gzip_bad_streams(void **state)
 
     /* Trailing garbage: one byte, zeros, a second gzip member. */
     size_t good = z.len;
-    assert_int_equal(orpc__bytes_append(&z, "\0", 1), 0);
+    assert_int_equal(orpc__buf_append(&z, "\0", 1), 0);
     assert_int_equal(orpc__gzip_decompress(z.data, z.len, 10000, &out),
                      ORPC_EPROTO);
     z.len = good;
-    assert_int_equal(orpc__bytes_append(&z, "\0\0\0\0\0\0\0\0", 8), 0);
+    assert_int_equal(orpc__buf_append(&z, "\0\0\0\0\0\0\0\0", 8), 0);
     assert_int_equal(orpc__gzip_decompress(z.data, z.len, 10000, &out),
                      ORPC_EPROTO);
     z.len = good;
-    assert_int_equal(orpc__bytes_append(&z, gz_hello, sizeof(gz_hello)), 0);
+    assert_int_equal(orpc__buf_append(&z, gz_hello, sizeof(gz_hello)), 0);
     assert_int_equal(orpc__gzip_decompress(z.data, z.len, 10000, &out),
                      ORPC_EPROTO);
     assert_int_equal(out.len, 0);
 
-    orpc__bytes_free(&z);
-    orpc__bytes_free(&out);
+    orpc__buf_free(&z);
+    orpc__buf_free(&out);
 }
 
 /* ---- grpc-timeout -------------------------------------------------------- */
@@ -834,23 +793,23 @@ static void test_timeout_format(void **state)
 
 static void pct_enc_is(const char *in, size_t len, const char *want)
 {
-    orpc__bytes out;
-    orpc__bytes_init(&out, NULL);
+    orpc__buf out;
+    orpc__buf_init(&out, NULL);
     assert_int_equal(orpc__percent_encode(in, len, &out), 0);
     assert_int_equal(out.len, strlen(want));
     assert_string_equal((const char *)out.data, want);
-    orpc__bytes_free(&out);
+    orpc__buf_free(&out);
 }
 
 static void pct_dec_is(const char *in, const char *want, size_t want_len)
 {
-    orpc__bytes out;
-    orpc__bytes_init(&out, NULL);
+    orpc__buf out;
+    orpc__buf_init(&out, NULL);
     assert_int_equal(orpc__percent_decode(in, strlen(in), &out), 0);
     assert_int_equal(out.len, want_len);
     assert_memory_equal(out.data, want, want_len);
     assert_int_equal(out.data[out.len], '\0');
-    orpc__bytes_free(&out);
+    orpc__buf_free(&out);
 }
 
 static void test_percent_encode(void **state)
@@ -870,28 +829,28 @@ static void test_percent_encode(void **state)
     pct_enc_is("100% sure", 9, "100%25 sure");
 
     /* Appends, NUL-terminated, not counted. */
-    orpc__bytes out;
-    orpc__bytes_init(&out, NULL);
-    assert_int_equal(orpc__bytes_append(&out, "A:", 2), 0);
+    orpc__buf out;
+    orpc__buf_init(&out, NULL);
+    assert_int_equal(orpc__buf_append(&out, "A:", 2), 0);
     assert_int_equal(orpc__percent_encode("%", 1, &out), 0);
     assert_int_equal(out.len, 5);
     assert_string_equal((const char *)out.data, "A:%25");
-    orpc__bytes_free(&out);
+    orpc__buf_free(&out);
 }
 
 /* grpc-message is UTF-8 once decoded: what is not becomes U+FFFD. */
 static void repair_case(const char *in, size_t n, const char *want)
 {
-    orpc__bytes b;
-    orpc__bytes_init(&b, NULL);
-    assert_int_equal(orpc__bytes_append(&b, in, n), 0);
-    assert_int_equal(orpc__bytes_reserve(&b, 1), 0);
+    orpc__buf b;
+    orpc__buf_init(&b, NULL);
+    assert_int_equal(orpc__buf_append(&b, in, n), 0);
+    assert_int_equal(orpc__buf_reserve(&b, 1), 0);
     b.data[b.len] = '\0';
     assert_int_equal(orpc__utf8_repair(&b), 0);
     assert_int_equal(b.len, strlen(want));
     assert_memory_equal(b.data, want, b.len);
     assert_int_equal(b.data[b.len], 0);
-    orpc__bytes_free(&b);
+    orpc__buf_free(&b);
 }
 
 static void test_utf8_repair(void **state)
@@ -944,9 +903,9 @@ static void test_percent_all_bytes(void **state)
     for (int i = 0; i < 256; i++) {
         all[i] = (char)i;
     }
-    orpc__bytes enc, dec;
-    orpc__bytes_init(&enc, NULL);
-    orpc__bytes_init(&dec, NULL);
+    orpc__buf enc, dec;
+    orpc__buf_init(&enc, NULL);
+    orpc__buf_init(&dec, NULL);
     assert_int_equal(orpc__percent_encode(all, 256, &enc), 0);
     size_t raw = 0;
     for (int i = 0; i < 256; i++) {
@@ -961,23 +920,23 @@ static void test_percent_all_bytes(void **state)
         orpc__percent_decode((const char *)enc.data, enc.len, &dec), 0);
     assert_int_equal(dec.len, 256);
     assert_memory_equal(dec.data, all, 256);
-    orpc__bytes_free(&enc);
-    orpc__bytes_free(&dec);
+    orpc__buf_free(&enc);
+    orpc__buf_free(&dec);
 }
 
 /* ---- base64 -------------------------------------------------------------- */
 
 static void b64_dec_is(const char *in, const char *want, size_t want_len)
 {
-    orpc__bytes out;
-    orpc__bytes_init(&out, NULL);
+    orpc__buf out;
+    orpc__buf_init(&out, NULL);
     assert_int_equal(orpc__b64_decode(in, strlen(in), &out), 0);
     assert_int_equal(out.len, want_len);
     if (want_len > 0) {
         assert_memory_equal(out.data, want, want_len);
     }
     assert_int_equal(out.data[out.len], '\0');
-    orpc__bytes_free(&out);
+    orpc__buf_free(&out);
 }
 
 static void test_b64_vectors(void **state)
@@ -996,14 +955,14 @@ static void test_b64_vectors(void **state)
         {"foobar", "Zm9vYmFy", "Zm9vYmFy"},
     };
     for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
-        orpc__bytes out;
-        orpc__bytes_init(&out, NULL);
+        orpc__buf out;
+        orpc__buf_init(&out, NULL);
         assert_int_equal(orpc__b64_encode((const uint8_t *)v[i].plain,
                                           strlen(v[i].plain), &out),
                          0);
         assert_int_equal(out.len, strlen(v[i].unpadded));
         assert_string_equal((const char *)out.data, v[i].unpadded);
-        orpc__bytes_free(&out);
+        orpc__buf_free(&out);
         b64_dec_is(v[i].unpadded, v[i].plain, strlen(v[i].plain));
         b64_dec_is(v[i].padded, v[i].plain, strlen(v[i].plain));
     }
@@ -1030,19 +989,19 @@ static void test_b64_invalid(void **state)
     };
     /* clang-format on */
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        orpc__bytes out;
-        orpc__bytes_init(&out, NULL);
-        assert_int_equal(orpc__bytes_append(&out, "keep", 4), 0);
+        orpc__buf out;
+        orpc__buf_init(&out, NULL);
+        assert_int_equal(orpc__buf_append(&out, "keep", 4), 0);
         assert_int_equal(orpc__b64_decode(bad[i], strlen(bad[i]), &out),
                          ORPC_EINVAL);
         assert_int_equal(out.len, 4); /* nothing appended */
-        orpc__bytes_free(&out);
+        orpc__buf_free(&out);
     }
     /* A NUL inside the counted length is just another bad character. */
-    orpc__bytes out;
-    orpc__bytes_init(&out, NULL);
+    orpc__buf out;
+    orpc__buf_init(&out, NULL);
     assert_int_equal(orpc__b64_decode("Zm\0v", 4, &out), ORPC_EINVAL);
-    orpc__bytes_free(&out);
+    orpc__buf_free(&out);
 }
 
 static void test_b64_round_trip(void **state)
@@ -1058,9 +1017,9 @@ static void test_b64_round_trip(void **state)
             } else if (rep == 1) {
                 memset(in, 0xFF, len);
             }
-            orpc__bytes enc, dec;
-            orpc__bytes_init(&enc, NULL);
-            orpc__bytes_init(&dec, NULL);
+            orpc__buf enc, dec;
+            orpc__buf_init(&enc, NULL);
+            orpc__buf_init(&dec, NULL);
             assert_int_equal(orpc__b64_encode(in, len, &enc), 0);
             assert_int_equal(enc.len, (len * 4 + 2) / 3);
             assert_int_not_equal(enc.len % 4, 1);
@@ -1087,8 +1046,8 @@ static void test_b64_round_trip(void **state)
             if (len > 0) {
                 assert_memory_equal(dec.data, in, len);
             }
-            orpc__bytes_free(&enc);
-            orpc__bytes_free(&dec);
+            orpc__buf_free(&enc);
+            orpc__buf_free(&dec);
         }
     }
 }
@@ -1098,36 +1057,36 @@ static void test_b64_round_trip(void **state)
 /* Runs |op| with an allocation budget of 0, 1, 2, ... until it succeeds:
  * every failure must be ORPC_ENOMEM and leave nothing allocated but what
  * |out| holds. */
-typedef int (*alloc_op)(orpc__bytes *out);
+typedef int (*alloc_op)(orpc__buf *out);
 
 static const uint8_t sweep_text[] = "sweep sweep sweep sweep sweep sweep";
 
-static int op_compress(orpc__bytes *out)
+static int op_compress(orpc__buf *out)
 {
     return orpc__gzip_compress(sweep_text, sizeof(sweep_text), out);
 }
 
-static int op_decompress(orpc__bytes *out)
+static int op_decompress(orpc__buf *out)
 {
     return orpc__gzip_decompress(gz_hello, sizeof(gz_hello), 100, out);
 }
 
-static int op_pct_encode(orpc__bytes *out)
+static int op_pct_encode(orpc__buf *out)
 {
     return orpc__percent_encode("a%b", 3, out);
 }
 
-static int op_pct_decode(orpc__bytes *out)
+static int op_pct_decode(orpc__buf *out)
 {
     return orpc__percent_decode("a%25b", 5, out);
 }
 
-static int op_b64_encode(orpc__bytes *out)
+static int op_b64_encode(orpc__buf *out)
 {
     return orpc__b64_encode(sweep_text, 5, out);
 }
 
-static int op_b64_decode(orpc__bytes *out)
+static int op_b64_decode(orpc__buf *out)
 {
     return orpc__b64_decode("Zm9vYg", 6, out);
 }
@@ -1142,8 +1101,8 @@ static void test_failing_allocator(void **state)
         for (long budget = 0; budget < 100 && !done; budget++) {
             test_alloc ta;
             orpc_mem m = ta_mem(&ta, budget);
-            orpc__bytes out;
-            orpc__bytes_init(&out, &m);
+            orpc__buf out;
+            orpc__buf_init(&out, &m);
             int rc = ops[i](&out);
             if (rc == 0) {
                 done = 1;
@@ -1152,7 +1111,7 @@ static void test_failing_allocator(void **state)
                 assert_int_equal(rc, ORPC_ENOMEM);
                 assert_int_equal(out.len, 0);
             }
-            orpc__bytes_free(&out);
+            orpc__buf_free(&out);
             assert_int_equal(ta.live, 0);
         }
         assert_true(done);
@@ -1162,7 +1121,6 @@ static void test_failing_allocator(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_bytes_basics),
         cmocka_unit_test(test_msg_header),
         cmocka_unit_test(test_deframe_split_every_offset),
         cmocka_unit_test(test_deframe_split_every_pair),

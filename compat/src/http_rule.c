@@ -36,7 +36,7 @@ static void buf_escaped(orpc__buf *b, const char *s, int keep_slash)
         return;
     }
     if (orpc__buf_reserve(b, len) == 0)
-        b->len += orpc__pct_encode(b->data + b->len, s, n, set);
+        b->len += orpc__pct_encode((char *)b->data + b->len, s, n, set);
 }
 
 /* ---- fields ---- */

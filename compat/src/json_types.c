@@ -39,6 +39,7 @@
 #include <orpc/error.h>
 
 #include "common/base64.h"
+#include "common/mem.h"
 
 /* ------------------------------------------------------------------ */
 /* Memory                                                              */
@@ -232,7 +233,7 @@ static int enc_bytes(const ProtobufCFieldDescriptor *f,
         0) {
         return ORPC_ENOMEM;
     }
-    *out = json_stringn_nocheck(t.data, t.len);
+    *out = json_stringn_nocheck(orpc__buf_str(&t), t.len);
     orpc__buf_free(&t);
     return *out != NULL ? 0 : ORPC_ENOMEM;
 }
@@ -354,15 +355,17 @@ static int parse_string(const ProtobufCFieldDescriptor *f,
 }
 
 /* Base64 (either alphabet, padded or not) into a bytes member, allocated
- * with |a|; no data for no bytes. */
+ * with |a| (the buffer sees it as orpc_mem hooks); no data for no bytes. */
 static int parse_bytes(const ProtobufCFieldDescriptor *f,
                        const orpc_enum_info *ei, const char *s, size_t n,
                        void *member, ProtobufCAllocator *a, int bool_text,
                        const char **why)
 {
     ProtobufCBinaryData *out = member;
+    orpc_mem mem;
+    orpc__mem_from_pb(&mem, a);
     orpc__buf b;
-    orpc__buf_init(&b, a);
+    orpc__buf_init(&b, &mem);
     int rc = orpc__base64_decode(&b, s, n);
     if (rc != 0) {
         orpc__buf_free(&b);

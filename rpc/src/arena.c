@@ -32,7 +32,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 /* Alignment of every allocation: enough for any type on the platforms orpc
  * supports (max_align_t is 16 bytes on x86-64 and AArch64). */

@@ -52,7 +52,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 typedef enum mkind { M_EXACT, M_PREFIX, M_SUFFIX, M_PRESENT } mkind;
 

@@ -25,7 +25,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 static void channel_call_release(orpc_channel *ch);
 
@@ -39,8 +39,8 @@ static void call_unref(orpc_call *c)
     orpc_channel *ch = c->ch;
     orpc__sendq_clear(&c->sendq);
     orpc__in_free(&c->in);
-    orpc__bytes_free(&c->status_msg);
-    orpc__bytes_free(&c->status_details);
+    orpc__buf_free(&c->status_msg);
+    orpc__buf_free(&c->status_details);
     orpc__status_clear_mem(&ch->mem, &c->status);
     orpc_metadata_free(c->md);
     orpc_metadata_free(c->headers);
@@ -89,8 +89,8 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     orpc__in_init(&c->in, &c->lock, &c->cond, &ch->mem, NULL,
                   ch->opts.max_recv_message_size, WINDOW, NULL, 0);
     c->sendq.mem = &ch->mem;
-    orpc__bytes_init(&c->status_msg, &ch->mem);
-    orpc__bytes_init(&c->status_details, &ch->mem);
+    orpc__buf_init(&c->status_msg, &ch->mem);
+    orpc__buf_init(&c->status_details, &ch->mem);
     int64_t timeout = opts && opts->timeout_ms > 0
                           ? opts->timeout_ms
                           : ch->opts.default_timeout_ms;

@@ -36,7 +36,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 void orpc__ch_set_state(orpc_channel *ch, orpc_channel_state st)
 {

@@ -16,7 +16,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
@@ -51,15 +51,19 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         c->got_status = 1;
         c->status_code = orpc__parse_status_code(value, valuelen);
     } else if (orpc__name_is(name, namelen, "grpc-message")) {
+        /* orpc_status.message is UTF-8 (status.h), whatever was sent.
+         * Out of memory, the message is dropped (freed: |failed| would
+         * stick to a later grpc-message). */
         c->status_msg.len = 0;
-        /* orpc_status.message is UTF-8 (status.h), whatever was sent */
         if (orpc__percent_decode((const char *)value, valuelen,
                                  &c->status_msg) != 0 ||
             orpc__utf8_repair(&c->status_msg) != 0)
-            c->status_msg.len = 0;
+            orpc__buf_free(&c->status_msg);
     } else if (orpc__name_is(name, namelen, "grpc-status-details-bin")) {
         c->status_details.len = 0;
-        orpc__b64_decode((const char *)value, valuelen, &c->status_details);
+        if (orpc__b64_decode((const char *)value, valuelen,
+                             &c->status_details) != 0)
+            orpc__buf_free(&c->status_details);
     } else if (orpc__name_is(name, namelen, "grpc-encoding")) {
         c->resp_gzip = orpc__name_is(value, valuelen, "gzip");
     } else {

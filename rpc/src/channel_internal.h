@@ -48,8 +48,8 @@ struct orpc_call {
     int in_trailers;
     int got_status;
     int status_code;
-    orpc__bytes status_msg;
-    orpc__bytes status_details;
+    orpc__buf status_msg;
+    orpc__buf status_details;
     uv_timer_t timer;
     int timer_started;
     int submitted;

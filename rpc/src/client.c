@@ -16,8 +16,8 @@
 #include <orpc/error.h>
 
 #include "common/log.h"
+#include "common/mem.h"
 #include "io.h"
-#include "mem.h"
 
 struct orpc_client {
     orpc_mem mem; /* the client's own allocation */

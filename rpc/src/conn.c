@@ -31,7 +31,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 #include "tls_internal.h"
 
 /* Stop pulling frames from nghttp2 while this much waits to be written. */
@@ -152,8 +152,8 @@ static void *h2_hook_realloc(void *ptr, size_t size, void *mem_user_data)
 
 /*
  * Hooks without realloc cannot move a block whose size they do not know
- * (mem.h), and nghttp2 does grow some (its priority queue, buffers): each
- * block then carries its size in front.
+ * (common/mem.h), and nghttp2 does grow some (its priority queue,
+ * buffers): each block then carries its size in front.
  */
 typedef union h2_sized {
     size_t size;
@@ -248,8 +248,8 @@ int orpc__conn_init(orpc__conn *c, const orpc_mem *mem, orpc__io *io,
     c->max_out = CONN_MAX_OUT;
     c->tp = &plain_transport;
     c->flush.fn = flush_cb;
-    orpc__bytes_init(&c->out, mem);
-    orpc__bytes_init(&c->inflight, mem);
+    orpc__buf_init(&c->out, mem);
+    orpc__buf_init(&c->inflight, mem);
     rc = is_pipe ? uv_pipe_init(&io->loop, &c->h.pipe, 0)
                  : uv_tcp_init(&io->loop, &c->h.tcp);
     if (rc != 0)
@@ -295,8 +295,8 @@ static void on_closed(uv_handle_t *h)
     nghttp2_session_del(c->session);
     if (c->ssl)
         SSL_free(c->ssl);
-    orpc__bytes_free(&c->out);
-    orpc__bytes_free(&c->inflight);
+    orpc__buf_free(&c->out);
+    orpc__buf_free(&c->inflight);
     orpc__mem_free(c->mem, c->peer_identity);
     orpc__peer_names_free(c->mem, &c->names);
     orpc__mem_free(c->mem, c);
@@ -356,7 +356,7 @@ static int plain_handshake(orpc__conn *c)
 
 static int plain_output(orpc__conn *c, const uint8_t *p, size_t n)
 {
-    if (orpc__bytes_append(&c->out, p, n) != 0) {
+    if (orpc__buf_append(&c->out, p, n) != 0) {
         orpc__conn_close(c, "out of memory");
         return -1;
     }
@@ -444,7 +444,7 @@ static int tls_drain(orpc__conn *c)
     BIO *w = SSL_get_wbio(c->ssl);
     size_t pending;
     while ((pending = BIO_ctrl_pending(w)) > 0) {
-        if (orpc__bytes_reserve(&c->out, pending) != 0)
+        if (orpc__buf_reserve(&c->out, pending) != 0)
             return -1;
         int r = BIO_read(w, c->out.data + c->out.len, (int)pending);
         if (r <= 0)
@@ -517,8 +517,8 @@ static void write_cb(uv_write_t *req, int status)
      * allocate again per burst is expensive times ten thousand idle
      * connections. */
     if (c->out.len == 0) {
-        orpc__bytes_free(&c->inflight);
-        orpc__bytes_free(&c->out);
+        orpc__buf_free(&c->inflight);
+        orpc__buf_free(&c->out);
     }
     if (status < 0) {
         orpc__conn_close(c, "write failed");
@@ -576,14 +576,14 @@ void orpc__conn_flush(orpc__conn *c)
         if (done == c->out.len) {
             c->out.len = 0;
             if (c->out.cap > 64 * 1024)
-                orpc__bytes_free(&c->out); /* a burst is over */
+                orpc__buf_free(&c->out); /* a burst is over */
             if (nghttp2_session_want_write(c->session) || c->close_after_flush)
                 orpc__conn_kick(c); /* more to pull, or a close to do */
             else if (!nghttp2_session_want_read(c->session))
                 orpc__conn_close(c, "session finished");
             return;
         }
-        orpc__bytes tmp = c->inflight;
+        orpc__buf tmp = c->inflight;
         c->inflight = c->out;
         c->out = tmp;
         c->out.len = 0;

@@ -72,8 +72,8 @@ struct orpc__conn {
     const orpc__transport *tp; /* plaintext or TLS */
     SSL *ssl;                  /* NULL for h2c */
     int handshake_done;
-    orpc__bytes out;      /* bytes waiting for the next write */
-    orpc__bytes inflight; /* bytes of the write in progress */
+    orpc__buf out;      /* bytes waiting for the next write */
+    orpc__buf inflight; /* bytes of the write in progress */
     uv_write_t wreq;
     int writing;
     orpc__flush flush;     /* queued on the io for the end of the turn */

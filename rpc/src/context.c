@@ -14,7 +14,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 const orpc_method_desc *orpc_ctx_method(const orpc_ctx *ctx)
 {

@@ -14,7 +14,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 /* ---- send queue ---- */
 
@@ -84,8 +84,8 @@ orpc__chunk *orpc__encode_message(const orpc_mem *mem,
     protobuf_c_message_pack(msg, c->data + ORPC__MSG_HEADER);
     orpc__msg_header(c->data, 0, (uint32_t)n);
     if (gzip && n > 0) {
-        orpc__bytes z;
-        orpc__bytes_init(&z, mem);
+        orpc__buf z;
+        orpc__buf_init(&z, mem);
         if (orpc__gzip_compress(c->data + ORPC__MSG_HEADER, n, &z) == 0 &&
             z.len < n) {
             orpc__chunk *zc =
@@ -100,7 +100,7 @@ orpc__chunk *orpc__encode_message(const orpc_mem *mem,
                 c = zc;
             }
         }
-        orpc__bytes_free(&z);
+        orpc__buf_free(&z);
     }
     return c;
 }
@@ -143,9 +143,9 @@ ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
                                        size_t max, ProtobufCAllocator *alloc,
                                        const orpc_mem *mem, orpc_status *st)
 {
-    orpc__bytes z;
+    orpc__buf z;
     ProtobufCMessage *m;
-    orpc__bytes_init(&z, mem);
+    orpc__buf_init(&z, mem);
     if (compressed) {
         if (!encoding_gzip) {
             *st = orpc__status_new_mem(mem, ORPC_INTERNAL,
@@ -159,7 +159,7 @@ ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
                                           "decompressed message larger than "
                                           "%zu bytes",
                                           max);
-            orpc__bytes_free(&z);
+            orpc__buf_free(&z);
             return NULL;
         }
         if (rc != 0) {
@@ -168,7 +168,7 @@ ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
                                              "out of memory decompressing")
                       : orpc__status_new_mem(mem, ORPC_INTERNAL,
                                              "message does not decompress");
-            orpc__bytes_free(&z);
+            orpc__buf_free(&z);
             return NULL;
         }
         p = z.data ? z.data : (const uint8_t *)"";
@@ -177,7 +177,7 @@ ProtobufCMessage *orpc__decode_message(const ProtobufCMessageDescriptor *desc,
     unpack_guard g = {{guard_alloc, guard_free, NULL}, alloc, 0};
     g.a.allocator_data = &g;
     m = protobuf_c_message_unpack(desc, &g.a, len, p);
-    orpc__bytes_free(&z);
+    orpc__buf_free(&z);
     if (m == NULL && g.oom)
         *st =
             orpc__status_errorf_mem(mem, ORPC_RESOURCE_EXHAUSTED,
@@ -262,8 +262,8 @@ int orpc__md_from_header_mem(orpc_metadata *md, const orpc_mem *mem,
 
     /* -bin: each ','-separated piece, without the spaces and tabs around
      * it, is one base64 value (padded or not). */
-    orpc__bytes b;
-    orpc__bytes_init(&b, mem);
+    orpc__buf b;
+    orpc__buf_init(&b, mem);
     int rc = 0;
     size_t start = 0;
     for (size_t i = 0; i <= valuelen && rc == 0; i++) {
@@ -281,7 +281,7 @@ int orpc__md_from_header_mem(orpc_metadata *md, const orpc_mem *mem,
                                    b.len);
         start = i + 1;
     }
-    orpc__bytes_free(&b);
+    orpc__buf_free(&b);
     return rc;
 }
 
@@ -397,13 +397,13 @@ int orpc__hdrs_add_md(orpc__hdrs *h, const orpc_metadata *md)
         orpc_metadata_at(md, i, &k, &v, &len);
         size_t kl = strlen(k);
         if (kl > 4 && strcmp(k + kl - 4, "-bin") == 0) {
-            orpc__bytes b;
-            orpc__bytes_init(&b, h->mem);
+            orpc__buf b;
+            orpc__buf_init(&b, h->mem);
             int rc = orpc__b64_encode(v, len, &b);
             if (rc == 0)
                 rc = orpc__hdrs_add(h, k, b.data ? b.data : (uint8_t *)"",
                                     b.len);
-            orpc__bytes_free(&b);
+            orpc__buf_free(&b);
             if (rc != 0)
                 return rc;
         } else if (orpc__hdrs_add(h, k, v, len) != 0) {
@@ -438,22 +438,22 @@ int orpc__hdrs_add_status(orpc__hdrs *h, const orpc_status *st)
     if (orpc__hdrs_add_static(h, "grpc-status", codes[c]) != 0)
         return ORPC_ENOMEM;
     if (st->message != NULL && st->message[0] != '\0') {
-        orpc__bytes b;
-        orpc__bytes_init(&b, h->mem);
+        orpc__buf b;
+        orpc__buf_init(&b, h->mem);
         int rc = orpc__percent_encode(st->message, strlen(st->message), &b);
         if (rc == 0)
             rc = orpc__hdrs_add(h, "grpc-message", b.data, b.len);
-        orpc__bytes_free(&b);
+        orpc__buf_free(&b);
         if (rc != 0)
             return rc;
     }
     if (st->details != NULL && st->details_len > 0) {
-        orpc__bytes b;
-        orpc__bytes_init(&b, h->mem);
+        orpc__buf b;
+        orpc__buf_init(&b, h->mem);
         int rc = orpc__b64_encode(st->details, st->details_len, &b);
         if (rc == 0)
             rc = orpc__hdrs_add(h, "grpc-status-details-bin", b.data, b.len);
-        orpc__bytes_free(&b);
+        orpc__buf_free(&b);
         if (rc != 0)
             return rc;
     }

@@ -28,7 +28,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 #define MD_KEY_MAX ((size_t)1024)
 #define MD_VALUE_MAX ((size_t)1024 * 1024)

@@ -43,7 +43,7 @@
 
 #include "common/detail.h"
 #include "common/log.h"
-#include "mem.h"
+#include "common/mem.h"
 #include "tls_internal.h"
 
 void orpc__srv_log(orpc_server *s, orpc_log_level lvl, const char *fmt, ...)

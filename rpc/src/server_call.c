@@ -31,7 +31,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 static void ctx_unref(orpc_ctx *ctx)
 {

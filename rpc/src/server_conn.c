@@ -13,7 +13,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 /*
  * A connection's timer: a client must finish its handshake (TLS, the

@@ -19,7 +19,7 @@
 #include <orpc/error.h>
 
 #include "authz.h"
-#include "mem.h"
+#include "common/mem.h"
 
 static orpc__sconn *sconn_of(void *user_data)
 {

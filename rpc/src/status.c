@@ -10,10 +10,10 @@
  *     taking an orpc_mem: a status outlives the objects that produce it and
  *     is freed by whoever holds it, with orpc_status_clear().  Servers and
  *     channels keep their own statuses with their hooks, through the
- *     orpc__status_*_mem() twins in mem.c (compiled alone into tests that
- *     build statuses without the rest of the library), of which these are
- *     the libc versions; a status crosses to the application as a copy in
- *     libc memory.
+ *     orpc__status_*_mem() twins in common/mem.c (in orpc_common, which
+ *     tests that build statuses without the rest of the library link), of
+ *     which these are the libc versions; a status crosses to the
+ *     application as a copy in libc memory.
  *   - A code outside 0–16 is stored as ORPC_UNKNOWN, as gRPC does with an
  *     unrecognised grpc-status, so that every status holds a valid code.
  *   - Names and the HTTP column come from ORPC_CODE_MAP (orpc/status.h);
@@ -25,7 +25,7 @@
 
 #include <stdarg.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 orpc_status orpc_status_new(orpc_code code, const char *message)
 {

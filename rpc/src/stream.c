@@ -17,7 +17,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 void orpc__in_init(orpc__instream *in, uv_mutex_t *lock, uv_cond_t *cond,
                    const orpc_mem *mem, ProtobufCAllocator *pb,

@@ -15,7 +15,7 @@
 
 #include <orpc/error.h>
 
-#include "mem.h"
+#include "common/mem.h"
 
 void orpc__sub_fail_waiting(subchannel *sub, const char *why)
 {

@@ -23,7 +23,7 @@
  * - A unix: target has no host name to check the certificate against, so a
  *   TLS channel to one must name the server (orpc__tls_check_client_target).
  */
-#include "mem.h"
+#include "common/mem.h"
 #include "tls_internal.h"
 
 #include <errno.h>
@@ -397,7 +397,8 @@ int orpc__tls_alpn_is_h2(SSL *ssl)
 
 /* A copy of |len| bytes at |s|, NUL-terminated, allocated with |mem|.
  * (Not orpc__mem_strndup(): rpc_mtls_test.c compiles this file without
- * mem.c; the inline malloc and free of mem.h are all it uses.) */
+ * common/mem.c; the inline malloc and free of common/mem.h are all it
+ * uses.) */
 static char *tls_strndup(const orpc_mem *mem, const char *s, size_t len)
 {
     char *p = orpc__mem_malloc(mem, len + 1);

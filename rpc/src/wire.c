@@ -1,15 +1,14 @@
 /*
  * wire.c — owns the gRPC wire formats that are not HTTP/2 itself (wire.h):
- * the growable byte buffer, length-prefixed message framing, gzip,
- * grpc-timeout, grpc-message percent-encoding and base64 for "-bin"
- * metadata.  No I/O and no global state; every input is untrusted.
+ * length-prefixed message framing, gzip, grpc-timeout, grpc-message
+ * percent-encoding and base64 for "-bin" metadata.  No I/O and no global
+ * state; every input is untrusted.
  *
  * Design notes:
- *   - Byte buffer.  Grows geometrically (from 64 bytes, doubling) through
- *     orpc__mem_grow(), so it works with any set of orpc_mem hooks.  |mem| is
- *     borrowed: it must outlive the buffer.  Internally every growth can be
- *     capped (bytes_grow's |limit|) so the deframer and the gzip decoder
- *     never hold more than the size they were told to accept.
+ *   - Buffers.  Output goes to orpc__buf (common/buf.h), which grows
+ *     geometrically through its orpc_mem.  The deframer and the gzip
+ *     decoder grow theirs with orpc__buf_reserve_max(), so that they never
+ *     hold more than the size they were told to accept.
  *   - Deframer.  A two-state machine, HEADER -> BODY -> HEADER; a negative
  *     state is the sticky error.  Header bytes are collected in d->hdr only
  *     when the 5-byte prefix is split across pieces.  The declared length is
@@ -54,96 +53,9 @@
 #include <zlib.h>
 
 #include "common/base64.h"
+#include "common/buf.h"
+#include "common/mem.h"
 #include "common/pct.h"
-#include "mem.h"
-
-/* ---- byte buffer -------------------------------------------------------- */
-
-#define BYTES_MIN_CAP 64
-
-void orpc__bytes_init(orpc__bytes *b, const orpc_mem *mem)
-{
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
-    b->mem = mem;
-}
-
-void orpc__bytes_free(orpc__bytes *b)
-{
-    if (b == NULL) {
-        return;
-    }
-    if (b->data != NULL) {
-        orpc__mem_free(b->mem, b->data);
-    }
-    b->data = NULL;
-    b->len = 0;
-    b->cap = 0;
-}
-
-/* Makes cap >= |need| (need <= limit), growing geometrically but never past
- * |limit|.  0 or ORPC_ENOMEM. */
-static int bytes_grow(orpc__bytes *b, size_t need, size_t limit)
-{
-    if (need <= b->cap) {
-        return 0;
-    }
-    size_t cap = b->cap == 0             ? BYTES_MIN_CAP
-                 : b->cap > SIZE_MAX / 2 ? SIZE_MAX
-                                         : b->cap * 2;
-    if (cap < need) {
-        cap = need;
-    }
-    if (cap > limit) {
-        cap = limit;
-    }
-    uint8_t *p = orpc__mem_grow(b->mem, b->data, b->len, cap);
-    if (p == NULL) {
-        return ORPC_ENOMEM;
-    }
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
-int orpc__bytes_reserve(orpc__bytes *b, size_t extra)
-{
-    if (extra > SIZE_MAX - b->len) {
-        return ORPC_ENOMEM;
-    }
-    return bytes_grow(b, b->len + extra, SIZE_MAX);
-}
-
-int orpc__bytes_append(orpc__bytes *b, const void *p, size_t n)
-{
-    if (n == 0) {
-        return 0;
-    }
-    int rc = orpc__bytes_reserve(b, n);
-    if (rc != 0) {
-        return rc;
-    }
-    memcpy(b->data + b->len, p, n);
-    b->len += n;
-    return 0;
-}
-
-void orpc__bytes_consume(orpc__bytes *b, size_t n)
-{
-    if (n >= b->len) {
-        b->len = 0;
-        return;
-    }
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
-}
-
-/* Writes the terminating NUL after b->len (room must have been reserved). */
-static void bytes_terminate(orpc__bytes *b)
-{
-    b->data[b->len] = '\0';
-}
 
 /* ---- length-prefixed messages -------------------------------------------- */
 
@@ -168,7 +80,7 @@ void orpc__deframer_init(orpc__deframer *d, size_t max, const orpc_mem *mem)
     memset(d, 0, sizeof(*d));
     d->state = DF_HEADER;
     d->max = max;
-    orpc__bytes_init(&d->buf, mem);
+    orpc__buf_init(&d->buf, mem);
 }
 
 void orpc__deframer_free(orpc__deframer *d)
@@ -176,7 +88,7 @@ void orpc__deframer_free(orpc__deframer *d)
     if (d == NULL) {
         return;
     }
-    orpc__bytes_free(&d->buf);
+    orpc__buf_free(&d->buf);
     d->state = DF_HEADER;
     d->hdr_have = 0;
 }
@@ -245,7 +157,7 @@ int orpc__deframer_feed(orpc__deframer *d, const uint8_t *data, size_t len,
          * valid, so the buffer can be reused (or released if oversized). */
         d->buf.len = 0;
         if (d->buf.cap > DF_KEEP_CAP && d->len < d->buf.cap / 4) {
-            orpc__bytes_free(&d->buf);
+            orpc__buf_free(&d->buf);
         }
         d->state = DF_BODY;
     }
@@ -266,7 +178,7 @@ int orpc__deframer_feed(orpc__deframer *d, const uint8_t *data, size_t len,
         take = len - pos;
     }
     if (take > 0) {
-        rc = bytes_grow(&d->buf, d->buf.len + take, d->len);
+        rc = orpc__buf_reserve_max(&d->buf, take, d->len);
         if (rc != 0) {
             d->state = rc;
             *consumed = pos;
@@ -339,13 +251,13 @@ static void gz_refill(z_stream *zs, size_t *in_left)
     }
 }
 
-static uInt gz_room(const orpc__bytes *b, size_t limit)
+static uInt gz_room(const orpc__buf *b, size_t limit)
 {
     size_t room = (b->cap < limit ? b->cap : limit) - b->len;
     return room > UINT_MAX ? UINT_MAX : (uInt)room;
 }
 
-int orpc__gzip_compress(const uint8_t *in, size_t len, orpc__bytes *out)
+int orpc__gzip_compress(const uint8_t *in, size_t len, orpc__buf *out)
 {
     z_stream zs;
     size_t start = out->len;
@@ -362,12 +274,12 @@ int orpc__gzip_compress(const uint8_t *in, size_t len, orpc__bytes *out)
     }
     /* One reservation is enough for all but huge inputs. */
     uLong bound = deflateBound(&zs, len > ULONG_MAX ? ULONG_MAX : (uLong)len);
-    rc = orpc__bytes_reserve(out, bound);
+    rc = orpc__buf_reserve(out, bound);
     zs.next_in = in;
     while (rc == 0) {
         gz_refill(&zs, &in_left);
         if (out->len == out->cap) {
-            rc = orpc__bytes_reserve(out, GZ_STEP);
+            rc = orpc__buf_reserve(out, GZ_STEP);
             if (rc != 0) {
                 break;
             }
@@ -393,7 +305,7 @@ int orpc__gzip_compress(const uint8_t *in, size_t len, orpc__bytes *out)
 }
 
 int orpc__gzip_decompress(const uint8_t *in, size_t len, size_t max_out,
-                          orpc__bytes *out)
+                          orpc__buf *out)
 {
     z_stream zs;
     size_t start = out->len;
@@ -425,7 +337,7 @@ int orpc__gzip_decompress(const uint8_t *in, size_t len, size_t max_out,
                 if (step > limit - out->len) {
                     step = limit - out->len;
                 }
-                rc = bytes_grow(out, out->len + step, limit);
+                rc = orpc__buf_reserve_max(out, step, limit);
                 if (rc != 0) {
                     break;
                 }
@@ -536,13 +448,14 @@ size_t orpc__timeout_format(int64_t ns, char *buf)
 
 /* ---- grpc-message percent-encoding (common/pct.c) ------------------------ */
 
-int orpc__percent_encode(const char *in, size_t len, orpc__bytes *out)
+int orpc__percent_encode(const char *in, size_t len, orpc__buf *out)
 {
     size_t need = orpc__pct_encoded_len(in, len, ORPC__PCT_PRINTABLE);
     if (need == SIZE_MAX) {
+        out->failed = 1;
         return ORPC_ENOMEM;
     }
-    int rc = orpc__bytes_reserve(out, need + 1);
+    int rc = orpc__buf_reserve(out, need);
     if (rc != 0) {
         return rc;
     }
@@ -551,12 +464,9 @@ int orpc__percent_encode(const char *in, size_t len, orpc__bytes *out)
     return 0;
 }
 
-int orpc__percent_decode(const char *in, size_t len, orpc__bytes *out)
+int orpc__percent_decode(const char *in, size_t len, orpc__buf *out)
 {
-    if (len == SIZE_MAX) {
-        return ORPC_ENOMEM;
-    }
-    int rc = orpc__bytes_reserve(out, len + 1); /* decoding never grows */
+    int rc = orpc__buf_reserve(out, len); /* decoding never grows */
     if (rc != 0) {
         return rc;
     }
@@ -599,34 +509,30 @@ static size_t utf8_seq(const uint8_t *p, size_t n)
     return len;
 }
 
-int orpc__utf8_repair(orpc__bytes *b)
+int orpc__utf8_repair(orpc__buf *b)
 {
     size_t i = 0;
     while (i < b->len && utf8_seq(b->data + i, b->len - i) > 0)
         i += utf8_seq(b->data + i, b->len - i);
     if (i == b->len)
         return 0; /* the common case: nothing to repair */
-    orpc__bytes out;
-    orpc__bytes_init(&out, b->mem);
-    if (orpc__bytes_append(&out, b->data, i) != 0)
-        return ORPC_ENOMEM;
+    orpc__buf out;
+    orpc__buf_init(&out, b->mem);
+    orpc__buf_append(&out, b->data, i);
     static const uint8_t fffd[3] = {0xEF, 0xBF, 0xBD};
     while (i < b->len) {
         size_t k = utf8_seq(b->data + i, b->len - i);
-        int rc = k > 0 ? orpc__bytes_append(&out, b->data + i, k)
-                       : orpc__bytes_append(&out, fffd, sizeof(fffd));
-        if (rc != 0) {
-            orpc__bytes_free(&out);
-            return ORPC_ENOMEM;
-        }
+        if (k > 0)
+            orpc__buf_append(&out, b->data + i, k);
+        else
+            orpc__buf_append(&out, fffd, sizeof(fffd));
         i += k > 0 ? k : 1;
     }
-    if (orpc__bytes_reserve(&out, 1) != 0) {
-        orpc__bytes_free(&out);
+    if (out.failed) { /* checked once: a failed append appends nothing */
+        orpc__buf_free(&out);
         return ORPC_ENOMEM;
     }
-    out.data[out.len] = '\0';
-    orpc__bytes_free(b);
+    orpc__buf_free(b);
     *b = out;
     return 0;
 }
@@ -637,13 +543,14 @@ int orpc__utf8_repair(orpc__bytes *b)
 /* gRPC sends -bin values unpadded in the standard alphabet, and reads them
  * padded or not; their last digit's unused bits are not checked, as other
  * implementations do not check them either. */
-int orpc__b64_encode(const uint8_t *in, size_t len, orpc__bytes *out)
+int orpc__b64_encode(const uint8_t *in, size_t len, orpc__buf *out)
 {
     size_t olen = orpc__base64_encoded_len(len, ORPC__BASE64_NOPAD);
     if (olen == SIZE_MAX) {
+        out->failed = 1;
         return ORPC_ENOMEM;
     }
-    int rc = orpc__bytes_reserve(out, olen + 1);
+    int rc = orpc__buf_reserve(out, olen);
     if (rc != 0) {
         return rc;
     }
@@ -652,7 +559,7 @@ int orpc__b64_encode(const uint8_t *in, size_t len, orpc__bytes *out)
     return 0;
 }
 
-int orpc__b64_decode(const char *in, size_t len, orpc__bytes *out)
+int orpc__b64_decode(const char *in, size_t len, orpc__buf *out)
 {
     const unsigned flags = ORPC__BASE64_STD_ONLY | ORPC__BASE64_ANY_BITS;
     size_t olen =
@@ -660,11 +567,11 @@ int orpc__b64_decode(const char *in, size_t len, orpc__bytes *out)
     if (olen == SIZE_MAX) {
         return ORPC_EINVAL; /* ',', whitespace, misplaced '=', ... */
     }
-    int rc = orpc__bytes_reserve(out, olen + 1);
+    int rc = orpc__buf_reserve(out, olen);
     if (rc != 0) {
         return rc;
     }
     out->len += orpc__base64_decode_raw(out->data + out->len, in, len, flags);
-    bytes_terminate(out);
+    out->data[out->len] = '\0';
     return 0;
 }

@@ -6,6 +6,9 @@
  * Pure functions and small state machines with no I/O, so each can be tested
  * and fuzzed on its own.  Every input is untrusted: lengths are bounded by
  * the caller's limits and malformed input is an error code, never a crash.
+ * Output is appended to an orpc__buf (common/buf.h), allocated through its
+ * hooks; when one of these runs out of memory growing it, the buffer's
+ * sticky |failed| is set, as by any append.
  */
 #ifndef ORPC_WIRE_H
 #define ORPC_WIRE_H
@@ -16,23 +19,7 @@
 #include <orpc/common.h>
 #include <orpc/error.h>
 
-/* ---- byte buffer -------------------------------------------------------- */
-
-/* A growable byte buffer using |mem| (NULL: libc). */
-typedef struct orpc__bytes {
-    uint8_t *data;
-    size_t len;
-    size_t cap;
-    const orpc_mem *mem;
-} orpc__bytes;
-
-void orpc__bytes_init(orpc__bytes *b, const orpc_mem *mem);
-void orpc__bytes_free(orpc__bytes *b);
-/* Makes room for |extra| more bytes; 0 or ORPC_ENOMEM. */
-int orpc__bytes_reserve(orpc__bytes *b, size_t extra);
-int orpc__bytes_append(orpc__bytes *b, const void *p, size_t n);
-/* Drops the first |n| bytes (memmove); n > len empties. */
-void orpc__bytes_consume(orpc__bytes *b, size_t n);
+#include "common/buf.h" /* the byte buffer of everything below */
 
 /* ---- length-prefixed messages -------------------------------------------- */
 
@@ -50,10 +37,10 @@ typedef struct orpc__deframer {
     int state; /* internal */
     uint8_t hdr[ORPC__MSG_HEADER];
     size_t hdr_have;
-    int compressed;  /* flag of the message being read */
-    uint32_t len;    /* its declared length */
-    orpc__bytes buf; /* its bytes when they span several pieces */
-    size_t max;      /* largest message accepted (declared length) */
+    int compressed; /* flag of the message being read */
+    uint32_t len;   /* its declared length */
+    orpc__buf buf;  /* its bytes when they span several pieces */
+    size_t max;     /* largest message accepted (declared length) */
 } orpc__deframer;
 
 void orpc__deframer_init(orpc__deframer *d, size_t max, const orpc_mem *mem);
@@ -84,14 +71,14 @@ size_t orpc__deframer_body_len(const orpc__deframer *d);
 /* ---- gzip ------------------------------------------------------------- */
 
 /* gzip-compresses |len| bytes, appending to |out|.  0 or ORPC_ENOMEM. */
-int orpc__gzip_compress(const uint8_t *in, size_t len, orpc__bytes *out);
+int orpc__gzip_compress(const uint8_t *in, size_t len, orpc__buf *out);
 
 /* Decompresses one gzip stream, appending to |out|; ORPC_ETOOBIG when the
  * result would exceed |max_out| (checked while inflating: a small bomb never
  * allocates more than max_out), ORPC_EPROTO when |in| is not exactly one
  * valid gzip stream, ORPC_ENOMEM. */
 int orpc__gzip_decompress(const uint8_t *in, size_t len, size_t max_out,
-                          orpc__bytes *out);
+                          orpc__buf *out);
 
 /* ---- grpc-timeout -------------------------------------------------------- */
 
@@ -110,29 +97,29 @@ size_t orpc__timeout_format(int64_t ns, char *buf);
 /* Percent-encodes |len| bytes for grpc-message: 0x20–0x24 and 0x26–0x7E stay,
  * everything else becomes %XX (upper-case hex).  Appends to |out| with a
  * terminating NUL not counted in out->len.  0 or ORPC_ENOMEM. */
-int orpc__percent_encode(const char *in, size_t len, orpc__bytes *out);
+int orpc__percent_encode(const char *in, size_t len, orpc__buf *out);
 
 /* Decodes; never fails on bad input: a '%' not followed by two hex digits is
  * kept as is.  Appends to |out| NUL-terminated.  0 or ORPC_ENOMEM. */
-int orpc__percent_decode(const char *in, size_t len, orpc__bytes *out);
+int orpc__percent_decode(const char *in, size_t len, orpc__buf *out);
 
 /* Makes |b| (|len| bytes, NUL-terminated) valid UTF-8 without NULs: each
  * byte that does not start or continue a well-formed sequence (overlong
  * forms, surrogates and code points past U+10FFFF included) and each NUL
  * becomes U+FFFD, as gRPC's other implementations do with a grpc-message
  * that is not UTF-8.  0 or ORPC_ENOMEM (|b| unchanged). */
-int orpc__utf8_repair(orpc__bytes *b);
+int orpc__utf8_repair(orpc__buf *b);
 
 /* ---- base64 for -bin metadata -------------------------------------------- */
 
 /* Standard base64 without padding (what gRPC emits); appends NUL-terminated.
  * 0 or ORPC_ENOMEM. */
-int orpc__b64_encode(const uint8_t *in, size_t len, orpc__bytes *out);
+int orpc__b64_encode(const uint8_t *in, size_t len, orpc__buf *out);
 
 /* Decodes one standard base64 value, padded or not (callers split a header
  * on ',' first: each piece is its own metadata value), appending
  * NUL-terminated.  ORPC_EINVAL on a character outside the alphabet, ',',
  * misplaced padding or an impossible length; ORPC_ENOMEM. */
-int orpc__b64_decode(const char *in, size_t len, orpc__bytes *out);
+int orpc__b64_decode(const char *in, size_t len, orpc__buf *out);
 
 #endif /* ORPC_WIRE_H */

@@ -38,17 +38,17 @@
 
 #define GZ_MAX (64 * 1024)
 
-static int same(const orpc__bytes *b, const void *p, size_t n)
+static int same(const orpc__buf *b, const void *p, size_t n)
 {
     return b->len == n && (n == 0 || memcmp(b->data, p, n) == 0);
 }
 
 static void fuzz_gzip(const uint8_t *data, size_t size)
 {
-    orpc__bytes out, z, again;
-    orpc__bytes_init(&out, NULL);
-    orpc__bytes_init(&z, NULL);
-    orpc__bytes_init(&again, NULL);
+    orpc__buf out, z, again;
+    orpc__buf_init(&out, NULL);
+    orpc__buf_init(&z, NULL);
+    orpc__buf_init(&again, NULL);
 
     int rc = orpc__gzip_decompress(data, size, GZ_MAX, &out);
     CHECK(rc == 0 || rc == ORPC_ETOOBIG || rc == ORPC_EPROTO);
@@ -69,9 +69,9 @@ static void fuzz_gzip(const uint8_t *data, size_t size)
     CHECK(orpc__gzip_decompress(z.data, z.len, size, &again) == 0);
     CHECK(same(&again, data, size));
 
-    orpc__bytes_free(&out);
-    orpc__bytes_free(&z);
-    orpc__bytes_free(&again);
+    orpc__buf_free(&out);
+    orpc__buf_free(&z);
+    orpc__buf_free(&again);
 }
 
 /* The grammar, said another way: 1-8 digits, then one of "HMSmun". */
@@ -123,10 +123,10 @@ static void fuzz_timeout(const uint8_t *data, size_t size)
 
 static void fuzz_percent(const uint8_t *data, size_t size)
 {
-    orpc__bytes dec, enc, back;
-    orpc__bytes_init(&dec, NULL);
-    orpc__bytes_init(&enc, NULL);
-    orpc__bytes_init(&back, NULL);
+    orpc__buf dec, enc, back;
+    orpc__buf_init(&dec, NULL);
+    orpc__buf_init(&enc, NULL);
+    orpc__buf_init(&back, NULL);
 
     CHECK(orpc__percent_decode((const char *)data, size, &dec) == 0);
     CHECK(dec.len <= size);
@@ -140,17 +140,17 @@ static void fuzz_percent(const uint8_t *data, size_t size)
     CHECK(orpc__percent_decode((const char *)enc.data, enc.len, &back) == 0);
     CHECK(same(&back, data, size));
 
-    orpc__bytes_free(&dec);
-    orpc__bytes_free(&enc);
-    orpc__bytes_free(&back);
+    orpc__buf_free(&dec);
+    orpc__buf_free(&enc);
+    orpc__buf_free(&back);
 }
 
 static void fuzz_b64(const uint8_t *data, size_t size)
 {
-    orpc__bytes dec, enc, back;
-    orpc__bytes_init(&dec, NULL);
-    orpc__bytes_init(&enc, NULL);
-    orpc__bytes_init(&back, NULL);
+    orpc__buf dec, enc, back;
+    orpc__buf_init(&dec, NULL);
+    orpc__buf_init(&enc, NULL);
+    orpc__buf_init(&back, NULL);
 
     int rc = orpc__b64_decode((const char *)data, size, &dec);
     CHECK(rc == 0 || rc == ORPC_EINVAL);
@@ -177,9 +177,9 @@ static void fuzz_b64(const uint8_t *data, size_t size)
     CHECK(orpc__b64_decode((const char *)enc.data, enc.len, &back) == 0);
     CHECK(same(&back, data, size));
 
-    orpc__bytes_free(&dec);
-    orpc__bytes_free(&enc);
-    orpc__bytes_free(&back);
+    orpc__buf_free(&dec);
+    orpc__buf_free(&enc);
+    orpc__buf_free(&back);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -216,8 +216,8 @@ static size_t gen_input(uint32_t *st, uint8_t *out, size_t cap)
                                            "+1S", "12345678u"};
     uint8_t tmp[4096];
     size_t n = rng_next(st) % sizeof(tmp);
-    orpc__bytes b;
-    orpc__bytes_init(&b, NULL);
+    orpc__buf b;
+    orpc__buf_init(&b, NULL);
     size_t len = 0;
     switch (rng_next(st) % 6) {
     case 0: /* random bytes */
@@ -280,7 +280,7 @@ static size_t gen_input(uint32_t *st, uint8_t *out, size_t cap)
         }
         break;
     }
-    orpc__bytes_free(&b);
+    orpc__buf_free(&b);
     return len;
 }
 

@@ -1,14 +1,16 @@
 /*
- * mem.h — internal: the allocator hooks of orpc/common.h applied with their
- * defaults.  Every object that takes an `const orpc_mem *` copies it with
- * orpc__mem_copy() and allocates through these helpers, so the rule "NULL
- * means the C library" lives in one place.
+ * common/mem.h — private: the allocator hooks of orpc/common.h applied with
+ * their defaults.  Every object that takes an `const orpc_mem *` copies it
+ * with orpc__mem_copy() and allocates through these helpers, so the rule
+ * "NULL means the C library" lives in one place.  In common/ rather than
+ * beside the runtime so that the helpers there (common/buf.h) allocate
+ * through the same hooks, whichever library they are linked into.
  *
  * Thread-safety: the helpers hold no state; they are as thread-safe as the
  * hooks they call.
  */
-#ifndef ORPC_MEM_H
-#define ORPC_MEM_H
+#ifndef ORPC_COMMON_MEM_H
+#define ORPC_COMMON_MEM_H
 
 #include <stdarg.h>
 #include <stddef.h>
@@ -67,12 +69,23 @@ char *orpc__mem_strndup(const orpc_mem *mem, const char *s, size_t n);
 void orpc__mem_pb_allocator(ProtobufCAllocator *out, const orpc_mem *mem);
 
 /*
+ * The reverse: hooks that allocate and free through |a| (NULL: the C
+ * library, as protobuf-c's own default is), which must outlive them, so
+ * that code written against orpc_mem (common/buf.h) can build blocks that
+ * end up in a message freed with |a|.  They have no calloc and no realloc
+ * (a ProtobufCAllocator has neither): growing a block allocates, copies and
+ * frees (orpc__mem_grow()).
+ */
+void orpc__mem_from_pb(orpc_mem *out, ProtobufCAllocator *a);
+
+/*
  * Statuses built with an object's hooks: the same as orpc_status_new(),
  * orpc_status_errorf(), orpc_status_set_details(), orpc_status_copy() and
  * orpc_status_clear(), with |mem| instead of the C library (those are
- * these with NULL; they live here, not in status.c, because several tests
- * compile mem.c alone with the code they check).  A
- * status made with one set of hooks is cleared with the same set.  The
+ * these with NULL; they live here, not in status.c, because tests that
+ * compile runtime files alone with the code they check find them in
+ * orpc_common).  A status made with one set of hooks is cleared with the
+ * same set.  The
  * public functions use libc, because the application frees what it is
  * handed with orpc_status_clear(): statuses an object keeps for itself are
  * made with its hooks and copied (orpc__status_copy_mem(NULL, ...)) when
@@ -99,7 +112,7 @@ void orpc__status_clear_mem(const orpc_mem *mem, orpc_status *st);
 orpc_status orpc__status_adopt_mem(const orpc_mem *mem, orpc_status st);
 
 /* malloc and free are inline: some files are also compiled into tests
- * alone (rpc_mtls_test.c includes tls.c), without mem.c.  The hooks are
+ * alone (rpc_mtls_test.c includes tls.c), without common/mem.c.  The hooks are
  * called as (mem->free)(...): such a test may define free() as a macro. */
 static inline void *orpc__mem_malloc(const orpc_mem *mem, size_t size)
 {
@@ -118,4 +131,4 @@ static inline void orpc__mem_free(const orpc_mem *mem, void *ptr)
     free(ptr);
 }
 
-#endif /* ORPC_MEM_H */
+#endif /* ORPC_COMMON_MEM_H */

@@ -1,17 +1,19 @@
 /*
- * mem.c — owns the defaults of the per-object allocator hooks (orpc_mem).
+ * common/mem.c — owns the defaults of the per-object allocator hooks
+ * (orpc_mem).
  *
  * Shaped as four thin wrappers rather than a filled-in copy of the struct so
  * that an orpc_mem copied from the user keeps its NULLs: a NULL hook means
  * "the C library" at the moment of the call, and the fallbacks below keep a
- * block and its free on the same allocator (see mem.h for the exact rules).
- * No global state: the hooks travel with each object.
+ * block and its free on the same allocator (see common/mem.h for the exact
+ * rules).  No global state: the hooks travel with each object.
  *
  * Also what the hooks build for the rest of the runtime: string copies, a
- * ProtobufCAllocator, and statuses (the orpc__status_*_mem() functions,
- * which status.c's public ones call with NULL hooks).
+ * ProtobufCAllocator (and hooks over one, for common/buf.h), and statuses
+ * (the orpc__status_*_mem() functions, which status.c's public ones call
+ * with NULL hooks).
  */
-#include "mem.h"
+#include "common/mem.h"
 
 #include <orpc/error.h>
 
@@ -130,6 +132,29 @@ void orpc__mem_pb_allocator(ProtobufCAllocator *out, const orpc_mem *mem)
     out->free = pb_free;
     /* The hooks only read it. */
     out->allocator_data = (void *)(uintptr_t)mem;
+}
+
+static void *from_pb_malloc(size_t size, void *user_data)
+{
+    ProtobufCAllocator *a = user_data;
+    return a->alloc(a->allocator_data, size);
+}
+
+static void from_pb_free(void *ptr, void *user_data)
+{
+    ProtobufCAllocator *a = user_data;
+    if (ptr != NULL) { /* orpc_mem's free takes NULL; an allocator's may not */
+        a->free(a->allocator_data, ptr);
+    }
+}
+
+void orpc__mem_from_pb(orpc_mem *out, ProtobufCAllocator *a)
+{
+    if (a == NULL) {
+        orpc__mem_copy(out, NULL);
+        return;
+    }
+    *out = (orpc_mem){a, from_pb_malloc, from_pb_free, NULL, NULL};
 }
 
 /* ---- statuses built with an object's hooks (see status.c) ---- */
