@@ -19,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -503,6 +504,229 @@ static void test_modes(void **state)
     write_file(file, "no equals sign\n");
     assert_int_equal(orpc_routes_load(&routes, file, &detail), ORPC_ECONFIG);
     assert_non_null(strstr(detail.message, ":1:"));
+}
+
+/* ---- a gRPC server that fails after reading the request ---- */
+
+/* What the raw peer does once a request's HEADERS frame has arrived. */
+typedef enum {
+    DROP_AFTER_REQUEST, /* read the whole request, then close: it "ran" */
+    REFUSE_WITH_GOAWAY  /* GOAWAY with last stream 0: nothing processed */
+} peer_mode;
+
+typedef struct raw_peer {
+    int fd; /* listening */
+    int port;
+    peer_mode mode;
+    int requests; /* HEADERS frames seen */
+    pthread_t thread;
+} raw_peer;
+
+/* Reads exactly |n| bytes within 5 s; 0, or -1 (closed, timed out). */
+static int read_full(int fd, uint8_t *buf, size_t n)
+{
+    size_t got = 0;
+    while (got < n) {
+        struct timeval tv = {.tv_sec = 5};
+        fd_set rs;
+        FD_ZERO(&rs);
+        FD_SET(fd, &rs);
+        if (select(fd + 1, &rs, NULL, NULL, &tv) <= 0)
+            return -1;
+        ssize_t r = read(fd, buf + got, n - got);
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* Serves up to 4 connections (bounded): SETTINGS, then frames until the
+ * request is in, then what |mode| says. */
+static void *raw_peer_main(void *arg)
+{
+    raw_peer *p = arg;
+    static const uint8_t settings[9] = {0, 0, 0, 4, 0, 0, 0, 0, 0};
+    static const uint8_t settings_ack[9] = {0, 0, 0, 4, 1, 0, 0, 0, 0};
+    /* GOAWAY: last stream 0, NO_ERROR: every stream is unprocessed */
+    static const uint8_t goaway[17] = {0, 0, 8, 7, 0, 0, 0, 0, 0,
+                                       0, 0, 0, 0, 0, 0, 0, 0};
+    for (int n = 0; n < 4; n++) {
+        struct timeval tv = {.tv_sec = 10};
+        fd_set rs;
+        FD_ZERO(&rs);
+        FD_SET(p->fd, &rs);
+        if (select(p->fd + 1, &rs, NULL, NULL, &tv) <= 0)
+            break;
+        int c = accept(p->fd, NULL, NULL);
+        if (c < 0)
+            break;
+        uint8_t buf[16384 + 24];
+        int ok = write(c, settings, sizeof settings) == sizeof settings &&
+                 read_full(c, buf, 24) == 0; /* the client preface */
+        /* frames until the request's END_STREAM (bounded by 64 frames) */
+        for (int f = 0; ok && f < 64; f++) {
+            if (read_full(c, buf, 9) != 0) {
+                ok = 0;
+                break;
+            }
+            size_t len = (size_t)buf[0] << 16 | (size_t)buf[1] << 8 | buf[2];
+            uint8_t type = buf[3], flags = buf[4];
+            if (len > 16384 || (len > 0 && read_full(c, buf, len) != 0)) {
+                ok = 0;
+                break;
+            }
+            if (type == 4 && !(flags & 1) && write(c, settings_ack, 9) != 9) {
+                ok = 0;
+                break;
+            }
+            if (type == 1) { /* HEADERS: a request */
+                __atomic_add_fetch(&p->requests, 1, __ATOMIC_SEQ_CST);
+                if (p->mode == REFUSE_WITH_GOAWAY) {
+                    ok = write(c, goaway, sizeof goaway) == sizeof goaway;
+                    /* a graceful close: unread bytes would turn it into a
+                     * reset, which may overtake the GOAWAY */
+                    shutdown(c, SHUT_WR);
+                    for (int k = 0; k < 64 && read_full(c, buf, 1) == 0; k++)
+                        ;
+                    break;
+                }
+            }
+            if ((type == 0 || type == 1) && (flags & 1))
+                break; /* END_STREAM: the whole request is here */
+        }
+        close(c); /* the request was read: the connection drops */
+    }
+    return NULL;
+}
+
+static void raw_peer_start(raw_peer *p, peer_mode mode)
+{
+    memset(p, 0, sizeof *p);
+    p->mode = mode;
+    p->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(p->fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(p->fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(p->fd, 8), 0);
+    assert_int_equal(getsockname(p->fd, (struct sockaddr *)&a, &al), 0);
+    p->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&p->thread, NULL, raw_peer_main, p), 0);
+}
+
+static void raw_peer_stop(raw_peer *p)
+{
+    shutdown(p->fd, SHUT_RDWR);
+    pthread_join(p->thread, NULL);
+    close(p->fd);
+}
+
+/* RunJob of job 7 through |c|: its code, the side and how far it got. */
+static orpc_code run_job(orpc_client *c, orpc_served_by *by,
+                         orpc_call_reach *reach)
+{
+    Opsconductor__Jobs__V1__RunJobRequest run =
+        OPSCONDUCTOR__JOBS__V1__RUN_JOB_REQUEST__INIT;
+    run.job_id = 7;
+    Opsconductor__Jobs__V1__RunJobResponse *rr = NULL;
+    *by = (orpc_served_by)-1;
+    *reach = (orpc_call_reach)-1;
+    orpc_call_opts o = {.timeout_ms = 5000, .served_by = by, .reached = reach};
+    orpc_status st =
+        opsconductor__jobs__v1__jobs_service__client__run_job(c, &run, &rr, &o);
+    orpc_code code = st.code;
+    if (rr != NULL)
+        opsconductor__jobs__v1__run_job_response__free_unpacked(rr, NULL);
+    orpc_status_clear(&st);
+    return code;
+}
+
+/* Fallback sends to the legacy side only what provably ran nowhere: a
+ * connection lost after RunJob's request went out is UNAVAILABLE, not a
+ * second run; a refused stream, or a repeatable method, falls back. */
+static void test_fallback_only_when_safe(void **state)
+{
+    (void)state;
+    char file[128], target[64];
+    orpc_error_detail detail = {0};
+    snprintf(file, sizeof(file), "%s/routes.conf", g_dir);
+    write_file(file, "* = fallback\n");
+    orpc_routes *routes;
+    assert_int_equal(orpc_routes_load(&routes, file, &detail), 0);
+
+    raw_peer p;
+    raw_peer_start(&p, DROP_AFTER_REQUEST);
+    snprintf(target, sizeof target, "127.0.0.1:%d", p.port);
+    orpc_channel *ch;
+    assert_int_equal(orpc_channel_new(&ch, target,
+                                      &(orpc_channel_opts){.plaintext = 1},
+                                      NULL, NULL),
+                     0);
+    orpc_client *c = legacy_client(
+        &opsconductor__jobs__v1__jobs_service__orpc_desc, routes, ch);
+    orpc_served_by by;
+    orpc_call_reach reach;
+    /* RunJob reached the server, which then vanished: it may have run */
+    assert_int_equal(run_job(c, &by, &reach), ORPC_UNAVAILABLE);
+    assert_int_equal(by, ORPC_SERVED_GRPC);
+    assert_int_equal(reach, ORPC_REACH_SENT);
+    assert_int_equal(__atomic_load_n(&p.requests, __ATOMIC_SEQ_CST), 1);
+    /* GetJob is a GET: doing it twice is doing it once, so it falls back */
+    orpc_code code;
+    (void)job_name(c, &code);
+    assert_int_equal(code, ORPC_OK);
+    assert_int_equal(g_served, ORPC_SERVED_LEGACY);
+    orpc_route_stats rs;
+    assert_int_equal(
+        orpc_routes_stats(
+            routes, opsconductor__jobs__v1__jobs_service__method__run_job, &rs),
+        0);
+    assert_int_equal(rs.fallbacks, 0);
+    assert_int_equal(rs.grpc, 1);
+    orpc_client_free(c);
+    orpc_channel_unref(ch);
+    raw_peer_stop(&p);
+
+    /* A server that refuses the stream unprocessed (GOAWAY, last stream 0):
+     * RunJob ran nowhere, so the legacy side may run it */
+    raw_peer_start(&p, REFUSE_WITH_GOAWAY);
+    snprintf(target, sizeof target, "127.0.0.1:%d", p.port);
+    assert_int_equal(orpc_channel_new(&ch, target,
+                                      &(orpc_channel_opts){.plaintext = 1},
+                                      NULL, NULL),
+                     0);
+    c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
+                      ch);
+    assert_int_equal(run_job(c, &by, &reach), ORPC_OK);
+    assert_int_equal(by, ORPC_SERVED_LEGACY);
+    assert_int_equal(reach, ORPC_REACH_REFUSED);
+    assert_true(__atomic_load_n(&p.requests, __ATOMIC_SEQ_CST) >= 1);
+    assert_int_equal(
+        orpc_routes_stats(
+            routes, opsconductor__jobs__v1__jobs_service__method__run_job, &rs),
+        0);
+    assert_int_equal(rs.fallbacks, 1);
+    orpc_client_free(c);
+    orpc_channel_unref(ch);
+    raw_peer_stop(&p);
+
+    /* No server at all: nothing was sent, RunJob falls back */
+    int dead = p.port; /* closed now */
+    snprintf(target, sizeof target, "127.0.0.1:%d", dead);
+    assert_int_equal(orpc_channel_new(&ch, target,
+                                      &(orpc_channel_opts){.plaintext = 1},
+                                      NULL, NULL),
+                     0);
+    c = legacy_client(&opsconductor__jobs__v1__jobs_service__orpc_desc, routes,
+                      ch);
+    assert_int_equal(run_job(c, &by, &reach), ORPC_OK);
+    assert_int_equal(by, ORPC_SERVED_LEGACY);
+    assert_int_equal(reach, ORPC_REACH_NONE);
+    orpc_client_free(c);
+    orpc_channel_unref(ch);
+    orpc_routes_unref(routes);
 }
 
 static uv_mutex_t g_log_lock;
@@ -1358,6 +1582,7 @@ int main(void)
         cmocka_unit_test(test_every_route_in_legacy_mode),
         cmocka_unit_test(test_no_credentials_refused),
         cmocka_unit_test(test_modes),
+        cmocka_unit_test(test_fallback_only_when_safe),
         cmocka_unit_test(test_shadow),
         cmocka_unit_test(test_shadow_grpc_watch_and_stats),
         cmocka_unit_test(test_legacy_retries),

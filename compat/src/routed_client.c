@@ -139,9 +139,26 @@ static int repeatable(const orpc_method_desc *m)
 {
     if (m->idempotency != ORPC_IDEMPOTENCY_UNKNOWN)
         return 1;
+    if (m->http == NULL)
+        return 0;
     const char *v = m->http->verb;
     return strcmp(v, "GET") == 0 || strcmp(v, "PUT") == 0 ||
            strcmp(v, "DELETE") == 0;
+}
+
+/* May a gRPC failure of |m| be answered by the legacy side instead?  Only
+ * when the request provably ran nowhere — the server said UNIMPLEMENTED,
+ * or UNAVAILABLE with the request never sent or refused unprocessed — or
+ * when running it twice is the same as once.  A connection lost after the
+ * request went out may have run RunJob already: that failure stands. */
+static int fallback_safe(const orpc_method_desc *m, orpc_code code,
+                         orpc_call_reach reach)
+{
+    if (code == ORPC_UNIMPLEMENTED)
+        return 1;
+    if (code != ORPC_UNAVAILABLE)
+        return 0;
+    return reach != ORPC_REACH_SENT || repeatable(m);
 }
 
 orpc_status orpc__routed_legacy_invoke(routed *r, const orpc_method_desc *m,
@@ -265,17 +282,22 @@ static orpc_status routed_invoke(const orpc_method_desc *m,
         orpc__shadow_mirror(r, m, req, 1, st.code,
                             st.code == ORPC_OK ? *resp : NULL);
         return st;
-    case ORPC_ROUTE_FALLBACK:
+    case ORPC_ROUTE_FALLBACK: {
         if (r->channel == NULL)
             return via_legacy(r, m, req, resp, opts, C_FALLBACK);
-        st = orpc_channel_invoke(r->channel, m, req, resp, opts);
-        if (st.code == ORPC_UNAVAILABLE || st.code == ORPC_UNIMPLEMENTED) {
-            /* nothing came back from the gRPC side: the legacy one answers */
+        orpc_call_reach reach = ORPC_REACH_NONE;
+        orpc_call_opts o = opts ? *opts : (orpc_call_opts){0};
+        o.reached = &reach;
+        st = orpc_channel_invoke(r->channel, m, req, resp, &o);
+        if (opts && opts->reached)
+            *opts->reached = reach;
+        if (fallback_safe(m, st.code, reach)) {
             orpc_status_clear(&st);
             return via_legacy(r, m, req, resp, opts, C_FALLBACK);
         }
         served(r, m, opts, ORPC_SERVED_GRPC, C_GRPC);
         return st;
+    }
     case ORPC_ROUTE_LEGACY:
     default:
         return via_legacy(r, m, req, resp, opts, C_LEGACY);

@@ -99,6 +99,9 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     if (opts) {
         if (opts->served_by)
             *opts->served_by = ORPC_SERVED_GRPC;
+        if (opts->reached)
+            *opts->reached = ORPC_REACH_NONE;
+        c->reached_out = opts->reached;
         c->wait_for_ready = opts->wait_for_ready;
         c->headers_out = opts->headers_out;
         c->trailers_out = opts->trailers_out;
@@ -223,6 +226,8 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
         return;
     }
     c->io_finished = 1;
+    if (c->reached_out != NULL) /* before the caller can wake up */
+        *c->reached_out = c->reach;
     if (c->stream_open && c->conn && c->conn->session &&
         !nghttp2_session_get_stream_local_close(c->conn->session,
                                                 c->stream_id)) {
@@ -426,6 +431,7 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
     c->conn = conn;
     c->stream_id = id;
     c->submitted = 1;
+    c->reach = ORPC_REACH_SENT; /* from here a handler may see it */
     c->stream_open = 1;
     c->in.conn_partial = &conn->in_partial;
     c->in.conn_budget = 4 * ch->opts.max_recv_message_size;

@@ -297,6 +297,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         orpc__call_io_release(c, s);
         return 0;
     }
+    if (error == NGHTTP2_REFUSED_STREAM && !c->response_bytes)
+        c->reach = ORPC_REACH_REFUSED; /* the server did not process it */
     if (error == NGHTTP2_REFUSED_STREAM && !c->response_bytes &&
         c->req_copy != NULL && !c->retried) {
         /* Never processed: try again, once (gRFC A6's transparent retry);

@@ -32,6 +32,7 @@ struct orpc_call {
     int gzip;
     int wait_for_ready;
     orpc_metadata *headers_out, *trailers_out;
+    orpc_call_reach *reached_out; /* the caller's, written at completion */
 
     /* IO thread */
     subchannel *sub;
@@ -53,7 +54,8 @@ struct orpc_call {
     uv_timer_t timer;
     int timer_started;
     int submitted;
-    int stream_open; /* nghttp2 still has the stream (and our pointer) */
+    orpc_call_reach reach; /* how far the request got (IO thread) */
+    int stream_open;       /* nghttp2 still has the stream (and our pointer) */
     int io_finished;
     int io_released;
     orpc__chunk *req_copy; /* the request, kept for transparent retry */

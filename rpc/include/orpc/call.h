@@ -52,6 +52,22 @@ typedef enum orpc_served_by {
 } orpc_served_by;
 
 /**
+ * How far a call's request got (see orpc_call_opts.reached): what a caller
+ * needs to know before sending the same request somewhere else.
+ */
+typedef enum orpc_call_reach {
+    /** It never left this process: no connection could be made, or the
+     *  call ended before its stream was opened. */
+    ORPC_REACH_NONE = 0,
+    /** It was sent, and the server said it did not process it: the stream
+     *  was refused (REFUSED_STREAM) or was above a GOAWAY's last stream. */
+    ORPC_REACH_REFUSED = 1,
+    /** It was sent, and a handler may have run: sending it again may do
+     *  the work twice. */
+    ORPC_REACH_SENT = 2
+} orpc_call_reach;
+
+/**
  * Per-call options.  Pass NULL for all defaults, or zero-initialise and set
  * what applies; fields are only ever appended.
  */
@@ -74,6 +90,11 @@ typedef struct orpc_call_opts {
      *  asynchronous call, before its callback runs (keep it valid until
      *  then).  A shadow call's mirror is not counted here. */
     orpc_served_by *served_by;
+    /** When not NULL, set to how far the request got once the call ends
+     *  (ORPC_REACH_NONE when it starts); for an asynchronous call, before
+     *  its callback runs (keep it valid until then).  The routed client's
+     *  `fallback` mode uses it to send only what provably did not run. */
+    orpc_call_reach *reached;
 } orpc_call_opts;
 
 /**
