@@ -35,6 +35,7 @@ set(ORPC_PROVIDED_PROTOS
     google/api/http.proto
     google/api/annotations.proto
     google/rpc/status.proto
+    grpc/health/v1/health.proto
     orpc/options.proto)
 
 # _orpc_generate_one(<rel> <abs> <out_dir> <plugin> <mode> <import dirs...>)

@@ -1,9 +1,11 @@
 #!/bin/sh
 # orpc_cli_test.sh BUILD_DIR SOURCE_DIR — the `orpc` command end to end:
-# `list` (text and --json), `routes` under environment overrides, and
+# `list` (text and --json), `routes` under environment overrides,
 # `call` on the legacy path (against tests/legacy/legacy_server.py) and on
-# the gRPC path (against orpc-interop-server), with exit codes equal to the
-# gRPC status.  Loopback only; servers stopped on exit.
+# the gRPC path (against orpc-interop-server), and `health` (plaintext, TLS
+# and mutual TLS against orpc-interop-server; NOT_SERVING and UNKNOWN
+# against health_server), with exit codes equal to the gRPC status.
+# Loopback only; servers stopped on exit.
 set -u
 build=$1
 src=$2
@@ -247,6 +249,78 @@ if [ $rc -eq 14 ] && grep -q "UNAVAILABLE" "$work/err.txt"; then ok "unreachable
     grpc.testing.TestService/EmptyCall >/dev/null 2>&1
 rc=$?
 if [ $rc -eq 3 ]; then ok "bad --timeout: exit 3"; else bad "bad --timeout" "exit $rc"; fi
+
+# health: the built-in health service of every orpc server
+"$orpc" health --target "127.0.0.1:$gport" --plaintext >"$work/out.txt" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(cat "$work/out.txt")" = SERVING ]; then ok "health: SERVING, exit 0"; else bad "health" "exit $rc $(cat "$work/out.txt" "$work/err.txt")"; fi
+"$orpc" health --target "127.0.0.1:$gport" --plaintext --service grpc.testing.TestService \
+    >"$work/out.txt" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(cat "$work/out.txt")" = SERVING ]; then ok "health --service: a registered service is SERVING"; else bad "health --service" "exit $rc $(cat "$work/out.txt" "$work/err.txt")"; fi
+"$orpc" health --target "127.0.0.1:$gport" --plaintext --service no.such.Service \
+    >"$work/out.txt" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 5 ] && grep -q "^NOT_FOUND" "$work/err.txt"; then ok "health: unknown service, NOT_FOUND exit 5"; else bad "health unknown service" "exit $rc $(cat "$work/err.txt")"; fi
+# (before this test starts servers of its own, which might take $dead)
+"$orpc" health --target "127.0.0.1:$dead" --plaintext >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 14 ] && grep -q "UNAVAILABLE" "$work/err.txt"; then ok "health: unreachable target, UNAVAILABLE exit 14"; else bad "health unreachable" "exit $rc $(cat "$work/err.txt")"; fi
+"$build/bin/health_server" =NOT_SERVING app.Ready=SERVING app.Odd=UNKNOWN \
+    >"$work/health.out" 2>"$work/health.err" &
+pids="$pids $!"
+hport=$(wait_port "$work/health.out") || { echo "health_server did not start"; exit 1; }
+"$orpc" health --target "127.0.0.1:$hport" --plaintext >"$work/out.txt" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 14 ] && [ "$(cat "$work/out.txt")" = NOT_SERVING ]; then ok "health: NOT_SERVING, exit 14"; else bad "health NOT_SERVING" "exit $rc $(cat "$work/out.txt" "$work/err.txt")"; fi
+"$orpc" health --target "127.0.0.1:$hport" --plaintext --service app.Odd >"$work/out.txt" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 14 ] && [ "$(cat "$work/out.txt")" = UNKNOWN ]; then ok "health: UNKNOWN, exit 14"; else bad "health UNKNOWN" "exit $rc $(cat "$work/out.txt" "$work/err.txt")"; fi
+"$orpc" health --target "127.0.0.1:$hport" --plaintext --service app.Ready --timeout 3000 \
+    >"$work/out.txt" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && [ "$(cat "$work/out.txt")" = SERVING ]; then ok "health: one service SERVING while the server is not"; else bad "health app.Ready" "exit $rc $(cat "$work/out.txt" "$work/err.txt")"; fi
+for args in "--plaintext" \
+    "--target 127.0.0.1:$gport --plaintext --ca $work/ca.pem" \
+    "--target 127.0.0.1:$gport --cert $work/client.pem" \
+    "--target 127.0.0.1:$gport --plaintext --timeout soon" \
+    "--target 127.0.0.1:$gport --plaintext --bogus"; do
+    # shellcheck disable=SC2086
+    "$orpc" health $args >/dev/null 2>&1
+    rc=$?
+    if [ $rc -eq 3 ]; then ok "health $args: exit 3"; else bad "health $args" "exit $rc"; fi
+done
+# over TLS (and mutual TLS) against the interop server
+if sh "$src/scripts/gen-test-certs.sh" "$work/certs" >"$work/certs.log" 2>&1; then
+    c=$work/certs
+    "$build/bin/orpc-interop-server" --port=0 --use_tls=true --tls_cert="$c/server.pem" \
+        --tls_key="$c/server.key" >"$work/tls.out" 2>"$work/tls.err" &
+    pids="$pids $!"
+    tport=$(wait_port "$work/tls.out") || { echo "TLS interop server did not start"; exit 1; }
+    "$build/bin/orpc-interop-server" --port=0 --use_tls=true --tls_cert="$c/server.pem" \
+        --tls_key="$c/server.key" --tls_ca="$c/ca.pem" >"$work/mtls.out" 2>"$work/mtls.err" &
+    pids="$pids $!"
+    mport=$(wait_port "$work/mtls.out") || { echo "mTLS interop server did not start"; exit 1; }
+    "$orpc" health --target "127.0.0.1:$tport" --ca "$c/ca.pem" >"$work/out.txt" 2>"$work/err.txt"
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$(cat "$work/out.txt")" = SERVING ]; then ok "health --ca: SERVING over TLS"; else bad "health --ca" "exit $rc $(cat "$work/err.txt")"; fi
+    "$orpc" health --target "127.0.0.1:$tport" >/dev/null 2>"$work/err.txt"
+    rc=$?
+    if [ $rc -eq 14 ]; then ok "health over TLS without --ca: the test CA is not trusted, exit 14"; else bad "health TLS system trust" "exit $rc $(cat "$work/err.txt")"; fi
+    "$orpc" health --target "127.0.0.1:$mport" --ca "$c/ca.pem" --cert "$c/client.pem" \
+        --key "$c/client.key" >"$work/out.txt" 2>"$work/err.txt"
+    rc=$?
+    if [ $rc -eq 0 ] && [ "$(cat "$work/out.txt")" = SERVING ]; then ok "health --cert --key: SERVING over mutual TLS"; else bad "health mTLS" "exit $rc $(cat "$work/err.txt")"; fi
+    "$orpc" health --target "127.0.0.1:$mport" --ca "$c/ca.pem" >/dev/null 2>"$work/err.txt"
+    rc=$?
+    if [ $rc -ne 0 ]; then ok "health without a client certificate where one is required: exit $rc"; else bad "health mTLS without cert" "exit 0"; fi
+    "$orpc" health --target "127.0.0.1:$tport" --plaintext >/dev/null 2>"$work/err.txt"
+    rc=$?
+    if [ $rc -eq 14 ]; then ok "health --plaintext against TLS: exit 14"; else bad "health plaintext vs TLS" "exit $rc $(cat "$work/err.txt")"; fi
+else
+    bad "health over TLS" "gen-test-certs.sh: $(cat "$work/certs.log")"
+fi
+"$orpc" --help 2>&1 | grep -q "orpc health --target" && ok "--help shows orpc health" || bad "--help" "no orpc health"
 
 echo "$passed passed, $failed failed"
 [ $failed -eq 0 ]

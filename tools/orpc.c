@@ -1,6 +1,7 @@
 /*
  * orpc.c — the `orpc` command: call any compiled-in method over gRPC or the
- * legacy endpoint, list the services, and show what the router would do.
+ * legacy endpoint, ask a server's health service, list the services, and
+ * show what the router would do.
  *
  *   orpc call [--mode M] [--target host:port] [--legacy-url URL]
  *             [--ca F --cert F --key F] [-H 'k: v'] [-d JSON|@file]
@@ -8,6 +9,8 @@
  *             pkg.Service/Method
  *   orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS] [-v]
  *             pkg.Service/Method
+ *   orpc health --target host:port [--service NAME]
+ *               [--plaintext | --ca F [--cert F --key F]] [--timeout MS]
  *   orpc list [--json]
  *   orpc routes [--config FILE] [--stats FILE]... [--json]
  *
@@ -21,6 +24,13 @@
  * call exactly as a service configured by its environment would
  * (orpc/clients.h): identity, routes, gRPC targets and TLS from the
  * variables, no flags.
+ *
+ * `health` asks a server's health service (grpc.health.v1.Health/Check)
+ * about NAME, or the server as a whole, and prints the status's name: it
+ * exits 0 only for SERVING, and 14 (UNAVAILABLE, what a call to a server
+ * that does not serve would get) when the answer is anything else.
+ * Without --plaintext it speaks TLS, verifying the server with --ca or
+ * the system's trust store; --cert and --key present a client certificate.
  *
  * `routes` prints each method's mode and, when the table names a stats
  * file (or --stats is given), the counters that long-running callers wrote
@@ -46,6 +56,7 @@
 #include <orpc/compat/router.h>
 #include <orpc/orpc.h>
 
+#include "grpc/health/v1/health.orpc.h"
 #include "grpc/testing/benchmark_service.orpc.h"
 #include "grpc/testing/test.orpc.h"
 #include "opsconductor/auth/v1/auth.orpc.h"
@@ -72,7 +83,8 @@ enum {
     EXIT_NO_RESOURCES = ORPC_RESOURCE_EXHAUSTED, /* 8: out of memory */
     EXIT_BAD_CONFIG = ORPC_FAILED_PRECONDITION,  /* 9: routes, environment */
     EXIT_NO_METHOD = ORPC_UNIMPLEMENTED,         /* 12: not compiled in */
-    EXIT_NO_CREDENTIALS = ORPC_UNAUTHENTICATED   /* 16: no identity */
+    EXIT_NO_CREDENTIALS = ORPC_UNAUTHENTICATED,  /* 16: no identity */
+    EXIT_NOT_SERVING = ORPC_UNAVAILABLE          /* 14: health: not SERVING */
 };
 
 static const char usage_text[] =
@@ -83,12 +95,15 @@ static const char usage_text[] =
     "                 [--timeout MS] [-v] pkg.Service/Method\n"
     "       orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS]\n"
     "                 [-v] pkg.Service/Method\n"
+    "       orpc health --target host:port [--service NAME]\n"
+    "                   [--plaintext | --ca F [--cert F --key F]]\n"
+    "                   [--timeout MS (default 5000)]\n"
     "       orpc list [--json]\n"
     "       orpc routes [--config FILE] [--stats FILE]... [--json]\n"
     "       orpc --help | --version\n"
     "\n"
     "exit status (gRPC status codes):\n"
-    "   0  OK: the call succeeded (list, routes: done)\n"
+    "   0  OK: the call succeeded (list, routes: done; health: SERVING)\n"
     "   1-16  the call's own gRPC status, e.g. 5 NOT_FOUND, 14 UNAVAILABLE\n"
     "         (no server reachable), 4 DEADLINE_EXCEEDED (--timeout)\n"
     "   3  INVALID_ARGUMENT also for bad flags, a bad -d JSON request or an\n"
@@ -98,6 +113,9 @@ static const char usage_text[] =
     "      (ORPC_ROUTES_FILE, --config, --env settings, --stats files)\n"
     "  12  UNIMPLEMENTED also for a method not compiled into orpc, and for\n"
     "      client and bidi streaming, which `orpc call` does not send\n"
+    "  14  UNAVAILABLE also when `orpc health` gets an answer other than\n"
+    "      SERVING (NOT_SERVING, UNKNOWN); it prints the status either way\n"
+    "      (an unknown --service is 5 NOT_FOUND)\n"
     "  16  UNAUTHENTICATED also when the legacy path has no credentials\n"
     "      (NAME_USERNAME / NAME_PASSWORD for --as NAME)\n";
 
@@ -643,6 +661,105 @@ out:
     return code;
 }
 
+/* ---- health ---- */
+
+static int cmd_health(int argc, char **argv)
+{
+    const char *target = NULL, *service = "", *ca = NULL, *cert = NULL,
+               *key = NULL;
+    int plaintext = 0;
+    long timeout = 5000;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+#define OPT(flag, var)                                                         \
+    if (strcmp(a, flag) == 0 && v) {                                           \
+        var = v;                                                               \
+        i++;                                                                   \
+        continue;                                                              \
+    }
+        OPT("--target", target)
+        OPT("--service", service)
+        OPT("--ca", ca)
+        OPT("--cert", cert)
+        OPT("--key", key)
+#undef OPT
+        if (strcmp(a, "--plaintext") == 0) {
+            plaintext = 1;
+            continue;
+        }
+        if (strcmp(a, "--timeout") == 0 && v) {
+            char *end = NULL;
+            timeout = strtol(v, &end, 10);
+            if (end == v || *end != '\0' || timeout < 0) {
+                fprintf(stderr, "orpc: --timeout wants milliseconds\n");
+                return EXIT_BAD_USAGE;
+            }
+            i++;
+            continue;
+        }
+        return usage();
+    }
+    if (target == NULL) {
+        fprintf(stderr, "orpc: health: --target host:port is required\n");
+        return EXIT_BAD_USAGE;
+    }
+    if (plaintext && (ca || cert || key)) {
+        fprintf(stderr, "orpc: health: --plaintext goes without --ca, --cert "
+                        "and --key\n");
+        return EXIT_BAD_USAGE;
+    }
+    if ((cert == NULL) != (key == NULL)) {
+        fprintf(stderr, "orpc: health: --cert and --key go together\n");
+        return EXIT_BAD_USAGE;
+    }
+    orpc_tls_opts tls = {.ca_file = ca, .cert_file = cert, .key_file = key};
+    orpc_channel_opts co = {.tls = plaintext ? NULL : &tls,
+                            .plaintext = plaintext};
+    orpc_channel *ch = NULL;
+    orpc_client *client = NULL;
+    orpc_error_detail why = {0};
+    int rc = orpc_channel_new(&ch, target, &co, NULL, &why);
+    if (rc == 0)
+        rc = orpc_client_new(&client, &grpc__health__v1__health__orpc_desc, ch,
+                             NULL, &why);
+    orpc_channel_unref(ch); /* the client holds its own reference */
+    if (rc != 0) {
+        fprintf(stderr, "orpc: --target %s: %s\n", target,
+                why.message[0] ? why.message : orpc_strerror(rc));
+        return rc == ORPC_ENOMEM ? EXIT_NO_RESOURCES : EXIT_BAD_USAGE;
+    }
+    Grpc__Health__V1__HealthCheckRequest req =
+        GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = (char *)service;
+    Grpc__Health__V1__HealthCheckResponse *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = timeout};
+    orpc_status st =
+        grpc__health__v1__health__client__check(client, &req, &resp, &o);
+    int code = st.code;
+    if (st.code == ORPC_OK) {
+        const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(
+            &grpc__health__v1__health_check_response__serving_status__descriptor,
+            (int)resp->status);
+        if (ev != NULL)
+            puts(ev->name);
+        else
+            printf("%d\n", (int)resp->status);
+        code =
+            resp->status ==
+                    GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING
+                ? 0
+                : EXIT_NOT_SERVING;
+        grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
+    } else {
+        fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
+                st.message ? st.message : "");
+    }
+    orpc_status_clear(&st);
+    orpc_client_free(client);
+    return code;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
@@ -658,6 +775,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "call") == 0)
         return cmd_call(argc - 2, argv + 2);
+    if (strcmp(argv[1], "health") == 0)
+        return cmd_health(argc - 2, argv + 2);
     if (strcmp(argv[1], "list") == 0)
         return cmd_list(argc - 2, argv + 2);
     if (strcmp(argv[1], "routes") == 0)

@@ -11,7 +11,8 @@
  *   handshake ends, for servers and clients alike: ALPN, the peer's
  *   identity and names, the owner's check.
  * - Output: at most one uv_write in flight.  While it is, new frames wait in
- *   nghttp2 (we do not pull them) and |out| collects only TLS records.  When
+ *   nghttp2 (we do not pull them; orpc__conn_pull(), before a server's
+ *   GOAWAY, is the exception) and |out| collects only TLS records.  When
  *   |out| passes max_out we stop pulling from nghttp2 altogether: a peer that
  *   does not read makes our data providers stall instead of our memory grow.
  * - Closing: the owner's on_close runs in the uv_close callback, after the
@@ -527,6 +528,34 @@ static void write_cb(uv_write_t *req, int status)
     orpc__conn_kick(c);
 }
 
+/* Pulls frames from the session into c->out while there is room.  0, or
+ * -1 when the connection is closing. */
+static int pull_frames(orpc__conn *c)
+{
+    while (c->out.len < c->max_out) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(c->session, &data);
+        if (n < 0) {
+            orpc__conn_close(c, nghttp2_strerror((int)n));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        if (c->tp->output(c, data, (size_t)n) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+void orpc__conn_pull(orpc__conn *c)
+{
+    if (c->closing || c->session == NULL || c->close_after_flush ||
+        (c->ssl != NULL && !c->handshake_done))
+        return;
+    if (pull_frames(c) == 0)
+        orpc__conn_kick(c);
+}
+
 void orpc__conn_flush(orpc__conn *c)
 {
     if (c->closing || c->session == NULL)
@@ -542,19 +571,8 @@ void orpc__conn_flush(orpc__conn *c)
      * one, so that a session with more to send cannot keep it open. */
     if (!c->writing && ready && (!c->close_after_flush || c->goaway_pull)) {
         c->goaway_pull = 0;
-        /* Pull frames while there is room. */
-        while (c->out.len < c->max_out) {
-            const uint8_t *data;
-            ssize_t n = nghttp2_session_mem_send(c->session, &data);
-            if (n < 0) {
-                orpc__conn_close(c, nghttp2_strerror((int)n));
-                return;
-            }
-            if (n == 0)
-                break;
-            if (c->tp->output(c, data, (size_t)n) != 0)
-                return;
-        }
+        if (pull_frames(c) != 0)
+            return;
     }
     if (c->tp->drain(c) != 0) {
         orpc__conn_close(c, "out of memory");

@@ -123,6 +123,13 @@ void orpc__conn_kick(orpc__conn *c);
  * end-of-turn check). */
 void orpc__conn_flush(orpc__conn *c);
 
+/* Pulls what the session has to send into the output buffer now, even
+ * while a write is in flight (up to the buffer's bound), and schedules the
+ * write: frames submitted afterwards follow these on the wire.  nghttp2
+ * sends control frames (a GOAWAY) ahead of DATA it has queued; pulling
+ * first keeps them in the order they were made. */
+void orpc__conn_pull(orpc__conn *c);
+
 /* Closes now (pending output is dropped). */
 void orpc__conn_close(orpc__conn *c, const char *reason);
 

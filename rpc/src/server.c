@@ -15,6 +15,7 @@
  *                    the worker pool or inline, deadlines, cancellation
  *   context.c        the orpc_ctx API handlers use
  *   stream.c         inbound messages and flow-control credit
+ *   health.c         the built-in grpc.health.v1.Health service
  *
  * Design notes:
  * - Threads.  N IO threads each run a loop with their own listening socket
@@ -262,6 +263,8 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     if (o->max_blocking_streams == 0)
         o->max_blocking_streams =
             o->max_worker_threads > 1 ? o->max_worker_threads / 2 : 1;
+    if (o->max_health_watchers == 0)
+        o->max_health_watchers = ORPC__DEFAULT_MAX_HEALTH_WATCHERS;
     srv->n_io = o->io_threads;
     uv_mutex_init(&srv->lock);
     uv_cond_init(&srv->cond);
@@ -271,6 +274,11 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     if (rc != 0) {
         orpc_server_free(srv);
         return rc;
+    }
+    if (!o->disable_health && orpc__health_new(srv) != 0) {
+        orpc_server_free(srv);
+        return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
+                          "out of memory creating the health service");
     }
     if (orpc__srv_h2_setup(srv) != 0) {
         orpc_server_free(srv);
@@ -357,6 +365,12 @@ static void shutdown_task(orpc__task *t, void *arg)
         nghttp2_session *s = sc->conn->session;
         if (s == NULL)
             continue;
+        /* What the calls queued before this task (the health watchers'
+         * NOT_SERVING among it) goes out ahead of the GOAWAY, which
+         * nghttp2 would otherwise send before any DATA it holds. */
+        orpc__conn_pull(sc->conn);
+        if (sc->conn->closing || sc->conn->session == NULL)
+            continue;
         sc->goaway = 1;
         nghttp2_submit_goaway(s, NGHTTP2_FLAG_NONE,
                               nghttp2_session_get_last_proc_stream_id(s),
@@ -375,6 +389,9 @@ int orpc_server_start(orpc_server *srv)
         return ORPC_EINVAL;
     if (srv->state != SRV_NEW || srv->n_listeners == 0)
         return ORPC_ESTATE;
+    int hrc = orpc__health_start(srv); /* registers grpc.health.v1.Health */
+    if (hrc != 0)
+        return hrc;
     int blocking = 0;
     for (size_t i = 0; i < srv->n_svcs; i++)
         blocking |= !srv->svcs[i].nonblocking;
@@ -449,6 +466,9 @@ int orpc_server_shutdown(orpc_server *srv, int64_t grace_ms)
     srv->grace_ms = grace_ms;
     uv_cond_broadcast(&srv->cond);
     uv_mutex_unlock(&srv->lock);
+    /* NOT_SERVING first: each watcher's task is posted before its IO
+     * thread's shutdown task, so the news is queued ahead of the GOAWAY. */
+    orpc__health_shutdown(srv);
     for (unsigned i = 0; i < srv->n_io; i++)
         orpc__io_post(&srv->ios[i].io, &srv->ios[i].shutdown_task);
     return 0;
@@ -598,6 +618,7 @@ static void srv_destroy(orpc_server *srv)
         orpc__mem_free(&srv->mem, srv->policy);
     }
     orpc__mem_free(&srv->mem, srv->policy_file);
+    orpc__health_free(srv);
     if (srv->lock_ok) {
         uv_mutex_destroy(&srv->lock);
         uv_cond_destroy(&srv->cond);

@@ -354,6 +354,14 @@ static void post_task(orpc_ctx *ctx)
     }
 }
 
+void orpc__ctx_wake(orpc_ctx *ctx)
+{
+    uv_mutex_lock(&ctx->lock);
+    ctx->resume_wanted = 1;
+    uv_mutex_unlock(&ctx->lock);
+    post_task(ctx);
+}
+
 /* Posts a orpc__ctx_pump to the IO thread; from the IO thread pumps at once. */
 void orpc__ctx_request_pump(orpc_ctx *ctx)
 {

@@ -91,6 +91,8 @@ struct orpc_ctx {
     int task_ref;        /* |task| is queued and holds a reference */
     int msg_nocompress;  /* orpc_ctx_set_message_compression(ctx, 0) */
     int last_compressed; /* flag of the last request message read */
+    void *rt_state;      /* a service of the runtime's own (health.c): its
+                            per-call state; the handler's thread */
 
     orpc__task task;
     orpc__job job;
@@ -152,6 +154,7 @@ struct orpc__srv_io {
 #define ORPC__DEFAULT_MAX_CALLS 10000u
 #define ORPC__DEFAULT_MAX_WORKERS 1024u
 #define ORPC__DEFAULT_MAX_QUEUED 1024u
+#define ORPC__DEFAULT_MAX_HEALTH_WATCHERS 1024u
 #define ORPC__WINDOW (1u << 20)
 
 enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED };
@@ -197,6 +200,7 @@ struct orpc_server {
     int refs;                     /* |lock|: the application + each call */
     atomic_uint calls;            /* streams with a call, all IO threads */
     atomic_uint blocking_streams; /* streaming calls holding a worker */
+    struct orpc__health *health;  /* NULL with |disable_health| (health.c) */
 };
 
 /* ---- server.c ---- */
@@ -249,6 +253,24 @@ void orpc__ctx_handler_release(orpc_ctx *ctx);
 void orpc__ctx_maybe_resume(orpc_ctx *ctx);
 /* Starts the handler (once), on the pool or inline; sheds past limits. */
 void orpc__ctx_dispatch(orpc_ctx *ctx);
+/* Runs a deferred non-blocking handler again on its IO thread, as news of
+ * its call would (any thread; a posted task, never inline). */
+void orpc__ctx_wake(orpc_ctx *ctx);
+
+/* ---- health.c: the built-in grpc.health.v1.Health ---- */
+
+/* Creates the status table (orpc_server_new()).  0 or ORPC_ENOMEM. */
+int orpc__health_new(orpc_server *srv);
+/* Registers the service and makes "" and the registered services SERVING
+ * unless set already (orpc_server_start(); again after a failed start it
+ * does nothing).  0 or ORPC_ENOMEM. */
+int orpc__health_start(orpc_server *srv);
+/* Every status NOT_SERVING for good; each watcher's call is woken to send
+ * it and end (orpc_server_shutdown(), before the IO threads' shutdown
+ * tasks are posted, so each watcher's task runs ahead of its thread's). */
+void orpc__health_shutdown(orpc_server *srv);
+/* Frees the table (the server's last reference: no watcher is left). */
+void orpc__health_free(orpc_server *srv);
 
 /* ---- server_h2.c ---- */
 

@@ -6,15 +6,18 @@
  * dispatches each call to the handler its service registered.  It runs N IO
  * threads, each with its own libuv loop and connections.  Handlers run on a
  * worker pool so blocking code never stalls IO, or inline on the IO thread
- * for services registered as non-blocking.
+ * for services registered as non-blocking.  Every server also answers gRPC
+ * health checks (grpc.health.v1.Health) unless told not to; the
+ * application reports its state with orpc_server_set_health().
  *
  * Life: orpc_server_new → register services → orpc_server_listen (one or
  * more) → orpc_server_start (or orpc_server_run) → orpc_server_shutdown →
  * orpc_server_free.
  *
  * Thread-safety: configure (register, listen) from one thread before
- * starting.  orpc_server_shutdown() and orpc_server_reload() may be called
- * from any thread, including handlers.
+ * starting.  orpc_server_shutdown(), orpc_server_reload() and
+ * orpc_server_set_health() may be called from any thread, including
+ * handlers.
  */
 #ifndef ORPC_SERVER_H
 #define ORPC_SERVER_H
@@ -111,6 +114,14 @@ typedef struct orpc_server_opts {
      *  default orpc_server_listen() on a port already in use fails with
      *  ORPC_EADDR. */
     int reuse_port;
+    /** Nonzero: no built-in health service (grpc.health.v1.Health, see
+     *  orpc_server_set_health()); calls to it are UNIMPLEMENTED.  By default
+     *  every server runs it. */
+    int disable_health;
+    /** Health Watch calls open at once; past it a new Watch ends
+     *  RESOURCE_EXHAUSTED.  Each costs a little memory and no thread.  0 for
+     *  1024. */
+    unsigned max_health_watchers;
 } orpc_server_opts;
 
 /**
@@ -120,6 +131,23 @@ typedef struct orpc_server_opts {
  */
 typedef orpc_status (*orpc_method_handler)(orpc_ctx *ctx, const void *impl,
                                            void *user_data);
+
+/**
+ * A serving status of the health service, as grpc.health.v1's
+ * HealthCheckResponse.ServingStatus numbers them.
+ */
+typedef enum orpc_health_status {
+    /** Known, but its state is not known (yet). */
+    ORPC_HEALTH_UNKNOWN = 0,
+    /** Ready for calls. */
+    ORPC_HEALTH_SERVING = 1,
+    /** Up, but send it no calls (draining, warming up, a backend down). */
+    ORPC_HEALTH_NOT_SERVING = 2,
+    /** Not a service the health service knows: Check answers NOT_FOUND,
+     *  Watch streams this status.  Given to orpc_server_set_health(), it
+     *  forgets the service. */
+    ORPC_HEALTH_SERVICE_UNKNOWN = 3
+} orpc_health_status;
 
 /** Per-service registration options. */
 typedef struct orpc_service_opts {
@@ -177,7 +205,9 @@ ORPC_EXTERN void orpc_server_free(orpc_server *srv);
  * @function
  * Registers |service|: |handlers| has service->n_methods entries, one per
  * method in order; a NULL entry answers UNIMPLEMENTED.  Generated
- * `<service>__register()` functions call this.
+ * `<service>__register()` functions call this.  A service named
+ * grpc.health.v1.Health replaces the built-in health service
+ * (orpc_server_set_health() then answers ORPC_ENOTSUP).
  *
  * Returns 0; ORPC_EINVAL; ORPC_EEXIST (a service of that name is already
  * registered); ORPC_ESTATE (server started); ORPC_ENOMEM.  Ownership:
@@ -214,7 +244,11 @@ ORPC_EXTERN int orpc_server_listen(orpc_server *srv, const char *address,
 
 /**
  * @function
- * Starts the IO and worker threads and returns.
+ * Starts the IO and worker threads and returns.  Unless
+ * |disable_health| is set (or the application registered its own
+ * grpc.health.v1.Health), the built-in health service is registered here:
+ * "" (the server as a whole) and every registered service whose status was
+ * not set before are SERVING from now on.
  *
  * Returns 0, ORPC_ESTATE (no listener, or already started), ORPC_ESYS.
  * Ownership: nothing changes hands.
@@ -237,9 +271,13 @@ ORPC_EXTERN int orpc_server_run(orpc_server *srv);
 
 /**
  * @function
- * Graceful shutdown: stops accepting, sends GOAWAY, lets calls in flight
- * finish for |grace_ms|, then cancels the rest.  Returns at once; use
- * orpc_server_wait() to wait for the end.
+ * Graceful shutdown: sets every health status to NOT_SERVING and tells the
+ * health watchers (their NOT_SERVING goes out before the GOAWAY on their
+ * connection, as far as the client's flow-control window lets it, and
+ * their Watch calls then end UNAVAILABLE, so load balancers stop sending
+ * before the connection drains), stops accepting, sends GOAWAY, lets calls
+ * in flight finish for |grace_ms|, then cancels the rest.  Returns at once;
+ * use orpc_server_wait() to wait for the end.
  *
  * Returns 0 or ORPC_ESTATE (not started).
  * Ownership: nothing changes hands.
@@ -269,6 +307,33 @@ ORPC_EXTERN int orpc_server_wait(orpc_server *srv);
  * Threads: any thread.
  */
 ORPC_EXTERN int orpc_server_reload(orpc_server *srv, orpc_error_detail *detail);
+
+/**
+ * @function
+ * Sets the serving status the built-in health service (gRPC's
+ * grpc.health.v1.Health: Check and Watch) reports for |service|: a
+ * fully-qualified service name, or "" for the server as a whole.  Any
+ * name may be given, registered or not; ORPC_HEALTH_SERVICE_UNKNOWN
+ * forgets it.  Watch calls on |service| receive the new status (a watcher
+ * that has not read the previous one yet gets only the latest).
+ *
+ * orpc_server_start() makes "" and every registered service whose status
+ * was not set before SERVING; orpc_server_shutdown() (and the signals of
+ * orpc_server_run()) makes every status NOT_SERVING for good.  Set a
+ * status before starting to begin otherwise (NOT_SERVING while warming
+ * up).
+ *
+ * Returns 0; ORPC_EINVAL (NULL, or |status| out of range); ORPC_ENOTSUP
+ * (|disable_health|, or the application registered its own
+ * grpc.health.v1.Health); ORPC_ESTATE (shutting down or stopped: the
+ * statuses stay NOT_SERVING); ORPC_ENOMEM.
+ *
+ * Ownership: copies |service|.
+ * Threads: any thread, handlers and IO threads included; it never blocks
+ * on a call.
+ */
+ORPC_EXTERN int orpc_server_set_health(orpc_server *srv, const char *service,
+                                       orpc_health_status status);
 
 #ifdef __cplusplus
 }
