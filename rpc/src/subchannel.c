@@ -224,10 +224,13 @@ static void next_addr_or_fail(subchannel *sub, const char *why)
 static void connect_timeout(uv_timer_t *t)
 {
     subchannel *sub = t->data;
-    if (!sub->connecting)
+    if (sub->dialing == NULL)
         return;
-    uv_cancel(
-        (uv_req_t *)&sub->creq); /* orpc__sub_on_connected sees ECANCELED */
+    /* uv_cancel() cancels no connect (only thread-pool requests): closing
+     * the socket does, completing it with ECANCELED, which
+     * orpc__sub_on_connected reports as a timeout (and frees). */
+    sub->dialing->h.handle.data = sub->dialing;
+    uv_close(&sub->dialing->h.handle, orpc__sub_pending_conn_closed);
 }
 
 void orpc__sub_pending_conn_closed(uv_handle_t *h)
