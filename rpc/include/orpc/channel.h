@@ -90,6 +90,11 @@ typedef struct orpc_channel_opts {
     int64_t keepalive_timeout_ms;
     /** Nonzero: keepalive pings also on connections without calls. */
     int keepalive_without_calls;
+    /** How calls are spread over the target's addresses: "pick_first"
+     *  (NULL or "", the default: the first address that connects, until
+     *  it fails) or "round_robin" (every READY address in turn).  Another
+     *  name is ORPC_ECONFIG. */
+    const char *lb_policy;
 } orpc_channel_opts;
 
 /** A channel's connectivity, as gRPC names its states. */
