@@ -199,9 +199,10 @@ void orpc__lb_update(orpc_channel *ch)
         if (ch->waiting != NULL || ch->lb_active)
             exit_idle(ch);
         dispatch(ch);
+        /* (the state first: a call that fails here finds it updated) */
+        orpc__ch_set_state(ch, aggregate(ch));
         if (ch->waiting != NULL && hopeless(ch))
             orpc__lb_fail_waiting(ch, ch->last_error);
-        orpc__ch_set_state(ch, aggregate(ch));
     } while (ch->lb_again);
     ch->lb_busy = 0;
 }
