@@ -51,7 +51,33 @@ typedef struct server {
 } server;
 
 static server g_srv[NSRV];
-static int g_port; /* the servers' common port */
+static int g_port;          /* the servers' common port */
+static int g_hold;          /* handlers wait while set (g_lock), 10 s at most */
+static char g_log[1 << 15]; /* the channel's log lines (g_lock) */
+static size_t g_log_len;
+
+static void logger(orpc_log_level lvl, const char *msg, void *ud)
+{
+    (void)lvl;
+    (void)ud;
+    uv_mutex_lock(&g_lock);
+    size_t n = strlen(msg);
+    if (g_log_len + n + 2 < sizeof(g_log)) {
+        memcpy(g_log + g_log_len, msg, n);
+        g_log_len += n;
+        g_log[g_log_len++] = '\n';
+        g_log[g_log_len] = '\0';
+    }
+    uv_mutex_unlock(&g_lock);
+}
+
+static int logged(const char *what)
+{
+    uv_mutex_lock(&g_lock);
+    int r = strstr(g_log, what) != NULL;
+    uv_mutex_unlock(&g_lock);
+    return r;
+}
 
 static int get(const int *v)
 {
@@ -73,13 +99,15 @@ static orpc_status unary_call(orpc_ctx *ctx,
                               const Grpc__Testing__SimpleRequest *req,
                               Grpc__Testing__SimpleResponse *resp, void *ud)
 {
-    (void)ctx;
     (void)req;
     (void)resp;
     server *s = ud;
     uv_mutex_lock(&g_lock);
     s->served++;
     uv_mutex_unlock(&g_lock);
+    for (int i = 0; i < 2000 && get(&g_hold) && !orpc_ctx_is_cancelled(ctx);
+         i++)
+        usleep(5000);
     return ORPC_STATUS_OK;
 }
 
@@ -566,6 +594,116 @@ static void test_reresolution(void **state)
     client_close(&c);
 }
 
+typedef struct async_state {
+    uv_mutex_t lock;
+    int done;
+    orpc_code code;
+} async_state;
+
+static void async_done(const orpc_status *st,
+                       Grpc__Testing__SimpleResponse *resp, void *ud)
+{
+    async_state *a = ud;
+    uv_mutex_lock(&a->lock);
+    a->done++;
+    a->code = st->code;
+    uv_mutex_unlock(&a->lock);
+    grpc__testing__simple_response__free_unpacked(resp, NULL);
+}
+
+static int async_done_count(async_state *a)
+{
+    uv_mutex_lock(&a->lock);
+    int n = a->done;
+    uv_mutex_unlock(&a->lock);
+    return n;
+}
+
+/* An address the resolver drops while a call runs on it: the call
+ * finishes there (the connection drains behind our GOAWAY, then closes),
+ * and no new call goes to it. */
+static void test_dropped_address_drains(void **state)
+{
+    (void)state;
+    char target[64];
+    snprintf(target, sizeof(target), "dns:///db.test:%d", g_port);
+    orpc_channel_opts co = lb_opts("round_robin");
+    co.log = logger;
+    co.log_user_data = NULL;
+    uv_mutex_lock(&g_lock);
+    g_log_len = 0;
+    g_log[0] = '\0';
+    uv_mutex_unlock(&g_lock);
+    client c;
+    client_open(&c, target, &co);
+    assert_int_equal(orpc__resolver_override(c.ch, "127.0.0.2,127.0.0.3", 1),
+                     0);
+    assert_true(warm_up(&c, 3));
+    reset_counts();
+    /* a call held at work on 127.0.0.2 (round_robin alternates: at most
+     * two calls to get one there) */
+    uv_mutex_lock(&g_lock);
+    g_hold = 1;
+    uv_mutex_unlock(&g_lock);
+    async_state a[2];
+    int n = 0;
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    orpc_call_opts o = {.timeout_ms = 20000};
+    while (n < 2 && get(&g_srv[0].served) == 0) {
+        memset(&a[n], 0, sizeof(a[n]));
+        uv_mutex_init(&a[n].lock);
+        assert_int_equal(grpc__testing__test_service__client__unary_call__async(
+                             c.cl, &req, &o, async_done, &a[n]),
+                         0);
+        n++;
+        for (int i = 0;
+             i < 1000 && get(&g_srv[0].served) + get(&g_srv[1].served) < n; i++)
+            usleep(5000);
+    }
+    assert_int_equal(get(&g_srv[0].served), 1);
+    /* the answer changes; a lost connection (127.0.0.3's server goes)
+     * re-resolves, and 127.0.0.2 is dropped with its call at work */
+    unsigned before = orpc__resolver_resolutions(c.ch);
+    assert_int_equal(orpc__resolver_override(c.ch, "127.0.0.3,127.0.0.4", 1),
+                     0);
+    server_stop(1);
+    for (int i = 0; i < 1000 && orpc__resolver_resolutions(c.ch) == before; i++)
+        usleep(5000);
+    assert_true(orpc__resolver_resolutions(c.ch) > before);
+    char line[96];
+    snprintf(line, sizeof(line),
+             "127.0.0.2:%d is no longer an address of the target", g_port);
+    for (int i = 0; i < 1000 && !logged(line); i++)
+        usleep(5000);
+    assert_true(logged(line));
+    uv_mutex_lock(&g_lock);
+    g_hold = 0;
+    uv_mutex_unlock(&g_lock);
+    /* the held call finishes on the dropped address */
+    async_state *on2 = &a[n - 1];
+    for (int i = 0; i < 2000 && async_done_count(on2) == 0; i++)
+        usleep(5000);
+    assert_int_equal(async_done_count(on2), 1);
+    assert_int_equal(on2->code, ORPC_OK);
+    /* then its connection ends */
+    snprintf(line, sizeof(line), "connection to 127.0.0.2:%d closed", g_port);
+    for (int i = 0; i < 1000 && !logged(line); i++)
+        usleep(5000);
+    assert_true(logged(line));
+    /* new calls: 127.0.0.4 only (127.0.0.3 has no server) */
+    reset_counts();
+    for (int i = 0; i < 10; i++)
+        assert_int_equal(unary_opts(&c, 1), ORPC_OK);
+    assert_int_equal(get(&g_srv[0].served), 0);
+    assert_int_equal(get(&g_srv[2].served), 10);
+    for (int k = 0; k < n; k++) {
+        for (int i = 0; i < 2000 && async_done_count(&a[k]) == 0; i++)
+            usleep(5000);
+        uv_mutex_destroy(&a[k].lock);
+    }
+    client_close(&c);
+}
+
 /* The channel's state from its subchannels': IDLE until asked; READY when
  * any is READY, whatever the others; TRANSIENT_FAILURE when every address
  * fails; a wait_for_ready call waits through it for an address that comes
@@ -668,6 +806,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dns_three_answers, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_reresolution, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dropped_address_drains, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_state_aggregation, setup,
                                         teardown),
         cmocka_unit_test(test_ipv6_list),
