@@ -269,12 +269,14 @@ void orpc__lb_resolve_failed(orpc_channel *ch, const char *why)
 {
     if (ch->stopping)
         return;
-    /* keep what we have; with nothing, calls fail until the retry (the
-     * resolver says when) */
-    snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
+    /* keep what we have (calls hear of their own failures, not this
+     * one); with nothing, calls fail until the retry (the resolver says
+     * when) */
     if (ch->n_subs > 0)
         orpc__ch_log(ch, ORPC_LOG_INFO, "resolving %s; keeping %zu address%s",
                      why, ch->n_subs, ch->n_subs == 1 ? "" : "es");
+    else
+        snprintf(ch->last_error, sizeof(ch->last_error), "%s", why);
     orpc__lb_update(ch);
 }
 
