@@ -294,8 +294,8 @@ subchannel *orpc__sub_new(orpc_channel *ch, const orpc__addr *addr);
 void orpc__sub_shutdown(subchannel *sub, const char *why, int now);
 /* The state, as described at struct subchannel. */
 orpc_channel_state orpc__sub_state(const subchannel *sub);
-/* The connection new calls may go to, if it still takes streams (one
- * going away is forgotten); with |ready|, only once SETTINGS came. */
+/* The connection new calls may go to, if it still takes streams; with
+ * |ready|, only once SETTINGS came. */
 orpc__conn *orpc__sub_usable(subchannel *sub, int ready);
 /* Starts a connection attempt, unless one runs, a connection exists or a
  * backoff waits. */

@@ -79,13 +79,14 @@ orpc__conn *orpc__sub_usable(subchannel *sub, int ready)
     orpc__conn *c = sub->conn;
     if (c == NULL)
         return NULL;
+    /* Going away (a failed TLS handshake sending its alert, nghttp2 out
+     * of memory ending the session): new calls go elsewhere.  It stays
+     * |conn| until its close, which is on the way, so that cconn_closed()
+     * still sees whether it was an attempt that failed (backoff) or a
+     * connection lost. */
     if (c->closing || c->close_after_flush || c->session == NULL ||
-        !nghttp2_session_want_read(c->session)) {
-        /* going away (e.g. nghttp2 ran out of memory and ended the
-         * session): its close is on the way; new calls go elsewhere */
-        sub->conn = NULL;
+        !nghttp2_session_want_read(c->session))
         return NULL;
-    }
     if (ready && !((cconn *)c->user_data)->established)
         return NULL;
     return c;
