@@ -177,7 +177,7 @@ void orpc__call_unlist(orpc_call *c)
         if (c->prev_io)
             c->prev_io->next_io = c->next_io;
         else
-            c->sub->waiting = c->next_io;
+            c->ch->waiting = c->next_io;
     } else if (c->listed == 2) {
         cconn *cc = c->cc;
         if (c->prev_io)
@@ -448,34 +448,7 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
 
 void orpc__call_enqueue(orpc_call *c)
 {
-    subchannel *sub = &c->ch->sub;
-    c->sub = sub;
-    if (sub->conn != NULL &&
-        (sub->conn->closing || sub->conn->close_after_flush ||
-         !nghttp2_session_want_read(sub->conn->session)))
-        sub->conn = NULL; /* going away (e.g. nghttp2 ran out of memory and
-                             ended the session): dial anew */
-    if (sub->conn != NULL) {
-        orpc__call_submit(c, sub->conn);
-        return;
-    }
-    if (sub->backing_off && !c->wait_for_ready) {
-        /* fail fast: the last attempt failed and the next is not due */
-        orpc__call_complete(c, orpc__status_errorf_mem(
-                                   &c->ch->mem, ORPC_UNAVAILABLE,
-                                   "cannot connect: %s (next attempt after a "
-                                   "backoff)",
-                                   sub->last_error));
-        return;
-    }
-    c->listed = 1;
-    c->prev_io = NULL;
-    c->next_io = sub->waiting;
-    if (sub->waiting)
-        sub->waiting->prev_io = c;
-    sub->waiting = c;
-    if (!sub->connecting && !sub->backing_off)
-        orpc__sub_connect(sub);
+    orpc__lb_enqueue(c); /* to a subchannel the policy picks (lb.c) */
 }
 
 static void call_io_task(orpc__task *t, void *arg)

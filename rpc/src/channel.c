@@ -4,8 +4,11 @@
  * lets calls outlive the application's last reference.
  *
  * The rest of the client, by job (each file says more at its top):
- *   subchannel.c   resolve, connect, backoff, keepalive; one connection
- *                  per subchannel for new calls
+ *   resolver.c     target forms, DNS resolution and re-resolution
+ *   lb.c           the balancer: pick_first, round_robin, waiting calls,
+ *                  the channel's state from its subchannels'
+ *   subchannel.c   one address: connect, backoff, keepalive; one
+ *                  connection per subchannel for new calls
  *   channel_h2.c   the client's HTTP/2 callbacks: response headers,
  *                  messages (through stream.c), trailers, stream close
  *   call.c         the call object of all four kinds and its API
@@ -13,12 +16,12 @@
  * Design notes:
  * - A channel owns one IO thread.  Calls are created on the caller's thread
  *   and handed to the IO thread through their embedded task; the IO thread
- *   alone touches connections, nghttp2 and timers.  A subchannel stands for
- *   one resolved address and keeps at most one usable connection; the shape
- *   (channel -> subchannels) is where resolution to several addresses and
- *   load balancing go.
- * - orpc_channel_unref() closes connections (their calls end UNAVAILABLE), a
- *   connect in progress and a pending resolution, then stops the thread.
+ *   alone touches connections, nghttp2 and timers.  The resolver turns the
+ *   target into addresses, the balancer keeps a subchannel per address and
+ *   picks one for each call (docs/runtime.md, "resolver → balancer →
+ *   subchannel").
+ * - orpc_channel_unref() closes connections (their calls end UNAVAILABLE),
+ *   connects in progress and a pending resolution, then stops the thread.
  *   Calls the application still holds keep the memory until finished.
  *
  * Locking theory: ch->lock guards the reference counts, the state and the
@@ -58,57 +61,33 @@ void orpc__ch_log(orpc_channel *ch, orpc_log_level lvl, const char *fmt, ...)
 /* channel                                                                 */
 /* ====================================================================== */
 
-/* 0, ORPC_EADDR (not a target) or ORPC_ENOMEM. */
-static int parse_target(orpc_channel *ch, const char *target)
+int orpc__ch_set_lb_policy(orpc_channel *ch, const char *name, char *why,
+                           size_t whylen)
 {
-    const orpc_mem *mem = &ch->mem;
-    if (strncmp(target, "unix:", 5) == 0) {
-        const char *p = target + 5;
-        if (strncmp(p, "//", 2) == 0)
-            p += 2;
-        if (*p == '\0')
-            return ORPC_EADDR;
-        ch->unix_path = orpc__mem_strdup(mem, p);
-        ch->authority = orpc__mem_strdup(mem, "localhost");
-        return ch->unix_path && ch->authority ? 0 : ORPC_ENOMEM;
-    }
-    if (strncmp(target, "dns:///", 7) == 0)
-        target += 7;
-    else if (strncmp(target, "dns:", 4) == 0)
-        target += 4;
-    const char *colon, *host;
-    size_t host_len;
-    if (target[0] == '[') {
-        const char *end = strchr(target, ']');
-        if (end == NULL || end[1] != ':')
-            return ORPC_EADDR;
-        host = target + 1;
-        host_len = (size_t)(end - target - 1);
-        colon = end + 1;
+    orpc__lb_kind kind;
+    if (name == NULL || name[0] == '\0' || strcmp(name, "pick_first") == 0) {
+        kind = ORPC__LB_PICK_FIRST;
+    } else if (strcmp(name, "round_robin") == 0) {
+        kind = ORPC__LB_ROUND_ROBIN;
     } else {
-        colon = strrchr(target, ':');
-        if (colon == NULL || colon == target)
-            return ORPC_EADDR;
-        host = target;
-        host_len = (size_t)(colon - target);
+        snprintf(why, whylen,
+                 "lb_policy \"%.60s\": not pick_first or round_robin", name);
+        return ORPC_ECONFIG;
     }
-    char *endp;
-    long port = strtol(colon + 1, &endp, 10);
-    if (colon[1] == '\0' || *endp != '\0' || port <= 0 || port > 65535)
-        return ORPC_EADDR;
-    ch->host = orpc__mem_strndup(mem, host, host_len);
-    ch->port = orpc__mem_strdup(mem, colon + 1);
-    ch->authority = orpc__mem_strdup(mem, target);
-    return ch->host && ch->port && ch->authority ? 0 : ORPC_ENOMEM;
+    if (kind == ch->lb_kind)
+        return 0;
+    ch->lb_kind = kind;
+    ch->pf_selected = NULL; /* pick_first takes the first connected */
+    if (orpc__io_on_thread(&ch->io))
+        orpc__lb_update(ch);
+    return 0;
 }
 
 /* The channel's strings, allocated with its hooks. */
 static void free_strings(orpc_channel *ch)
 {
     const orpc_mem *mem = &ch->mem;
-    orpc__mem_free(mem, ch->host);
-    orpc__mem_free(mem, ch->port);
-    orpc__mem_free(mem, ch->unix_path);
+    orpc__res_free(ch);
     orpc__mem_free(mem, ch->authority);
     orpc__mem_free(mem, ch->server_name);
     orpc__mem_free(mem, ch->expected_spiffe);
@@ -119,29 +98,16 @@ static void free_strings(orpc_channel *ch)
 void orpc__ch_io_stop(orpc__io *io, void *ud)
 {
     orpc_channel *ch = ud;
-    subchannel *sub = &ch->sub;
     (void)io;
     ch->stopping = 1;
     orpc__ch_set_state(ch, ORPC_CHANNEL_SHUTDOWN);
-    orpc__sub_fail_waiting(sub, "channel closed");
-    if (sub->conn)
-        orpc__conn_close(sub->conn, "channel closed");
-    /* An attempt under way ends now, not when the kernel gives up on a
-     * SYN nobody answers (minutes): closing the socket completes the
-     * connect with ECANCELED (orpc__sub_on_connected frees it); a resolution
-     * not yet started is cancelled, one running in the thread pool is waited
-     * for. */
-    if (sub->dialing != NULL) {
-        sub->dialing->h.handle.data = sub->dialing;
-        uv_close(&sub->dialing->h.handle, orpc__sub_pending_conn_closed);
-    }
-    if (sub->resolving)
-        uv_cancel((uv_req_t *)&sub->gai);
-    /* Close every connection still draining too: walk the loop. */
-    uv_timer_stop(&sub->connect_timer);
-    uv_close((uv_handle_t *)&sub->connect_timer, NULL);
-    uv_timer_stop(&sub->backoff_timer);
-    uv_close((uv_handle_t *)&sub->backoff_timer, NULL);
+    orpc__lb_fail_waiting(ch, "channel closed");
+    /* Connections close (their calls end UNAVAILABLE), attempts under way
+     * are cancelled by closing their sockets, a resolution not yet started
+     * is cancelled; connections still draining are closed by
+     * channel_stop_task's walk. */
+    orpc__lb_stop(ch);
+    orpc__res_stop(ch);
 }
 
 static void close_walk(uv_handle_t *h, void *arg)
@@ -192,15 +158,15 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         o->max_recv_message_size = ORPC_DEFAULT_MAX_RECV_MESSAGE;
     if (o->max_header_list_size == 0)
         o->max_header_list_size = ORPC_DEFAULT_MAX_HEADER_LIST;
-    int rc = parse_target(ch, target);
-    if (rc != 0) {
-        if (rc == ORPC_EADDR)
-            snprintf(why, sizeof why,
-                     "target \"%.120s\": not host:port, [v6]:port, "
-                     "dns:///host:port or unix:/path",
-                     target);
+    char *host = NULL;
+    int rc =
+        orpc__res_parse(ch, target, &ch->authority, &host, err, sizeof(err));
+    if (rc == ORPC_EADDR)
+        snprintf(why, sizeof why, "target \"%.100s\": %.120s", target, err);
+    if (rc == 0)
+        rc = orpc__ch_set_lb_policy(ch, o->lb_policy, why, sizeof(why));
+    if (rc != 0)
         goto fail;
-    }
     rc = ORPC_ENOMEM;
     if (o->authority) {
         orpc__mem_free(&ch->mem, ch->authority);
@@ -223,10 +189,11 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     rc = 0;
     o->authority = NULL;
     o->user_agent = NULL;
+    o->lb_policy = NULL;
     if (o->tls) {
         ch->is_tls = 1;
-        rc = orpc__tls_check_client_target(o->tls, ch->unix_path != NULL, err,
-                                           sizeof(err));
+        rc = orpc__tls_check_client_target(
+            o->tls, ch->res.kind == ORPC__TARGET_UNIX, err, sizeof(err));
         if (rc != 0) {
             snprintf(why, sizeof why, "tls: %s", err);
             goto fail;
@@ -237,7 +204,7 @@ int orpc_channel_new(orpc_channel **out, const char *target,
             rc = ORPC_ECONFIG;
             goto fail;
         }
-        const char *name = o->tls->server_name ? o->tls->server_name : ch->host;
+        const char *name = o->tls->server_name ? o->tls->server_name : host;
         ch->server_name = orpc__mem_strdup(&ch->mem, name);
         ch->expected_spiffe =
             orpc__mem_strdup(&ch->mem, o->tls->expected_spiffe_id);
@@ -264,14 +231,8 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         rc = ORPC_ESYS;
         goto fail;
     }
-    ch->sub.ch = ch;
-    uv_timer_init(&ch->io.loop, &ch->sub.connect_timer);
-    ch->sub.connect_timer.data = &ch->sub;
-    uv_unref((uv_handle_t *)&ch->sub.connect_timer);
-    uv_timer_init(&ch->io.loop, &ch->sub.backoff_timer);
-    ch->sub.backoff_timer.data = &ch->sub;
-    uv_unref((uv_handle_t *)&ch->sub.backoff_timer);
-    ch->sub.rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)ch) | 1;
+    orpc__res_init(ch);
+    ch->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)ch) | 1;
     orpc__task_init(&ch->connect_task, orpc__ch_connect_task, ch);
     if (orpc__io_start(&ch->io) != 0) {
         orpc__io_close_unstarted(&ch->io);
@@ -280,10 +241,12 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         rc = ORPC_ESYS;
         goto fail_io;
     }
+    orpc__mem_free(&ch->mem, host);
     *out = ch;
     return 0;
 fail:
 fail_io:
+    orpc__mem_free(&ch->mem, host);
     if (ch->cbs) {
         nghttp2_session_callbacks_del(ch->cbs);
         nghttp2_option_del(ch->h2opt);
@@ -310,11 +273,11 @@ orpc_channel *orpc_channel_ref(orpc_channel *ch)
 void orpc__ch_connect_task(orpc__task *t, void *arg)
 {
     orpc_channel *ch = arg;
-    subchannel *sub = &ch->sub;
     (void)t;
-    if (!ch->stopping && !sub->connecting && sub->conn == NULL &&
-        !sub->backing_off)
-        orpc__sub_connect(sub);
+    if (ch->stopping)
+        return;
+    ch->lb_active = 1; /* connect as a call would, without one */
+    orpc__lb_update(ch);
 }
 
 orpc_channel_state orpc_channel_get_state(orpc_channel *ch, int try_to_connect)
@@ -360,8 +323,6 @@ void orpc__ch_destroy(orpc_channel *ch)
     nghttp2_option_del(ch->h2opt);
     if (ch->ssl_ctx)
         SSL_CTX_free(ch->ssl_ctx);
-    if (ch->sub.addrs)
-        uv_freeaddrinfo(ch->sub.addrs);
     free_strings(ch);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;

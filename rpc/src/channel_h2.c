@@ -138,23 +138,14 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
 {
     orpc__conn *conn = user_data;
     if (f->hd.type == NGHTTP2_GOAWAY) {
-        cconn *cc = conn->user_data;
-        cc->goaway = 1;
-        if (cc->sub && cc->sub->conn == conn) {
-            cc->sub->conn = NULL; /* new calls dial a new connection */
-            if (!cc->sub->connecting)
-                orpc__ch_set_state(cc->sub->ch, ORPC_CHANNEL_IDLE);
-        }
+        orpc__sub_goaway(conn->user_data); /* new calls go elsewhere */
         return 0;
     }
     if (f->hd.type == NGHTTP2_SETTINGS && !(f->hd.flags & NGHTTP2_FLAG_ACK)) {
         cconn *cc = conn->user_data;
-        if (!cc->established && cc->sub) {
-            cc->established = 1; /* a server accepted us: backoff resets */
-            cc->sub->backoff_ms = 0;
+        if (!cc->established) {
             keepalive_start(cc);
-            if (cc->sub->conn == conn)
-                orpc__ch_set_state(cc->sub->ch, ORPC_CHANNEL_READY);
+            orpc__sub_established(cc); /* READY; the backoff resets */
         }
         return 0;
     }

@@ -35,11 +35,10 @@ struct orpc_call {
     orpc_call_reach *reached_out; /* the caller's, written at completion */
 
     /* IO thread */
-    subchannel *sub;
     orpc__conn *conn;
     cconn *cc; /* the connection's list the call is on (listed == 2) */
     int32_t stream_id;
-    struct orpc_call *next_io, *prev_io; /* in sub->waiting or conn list */
+    struct orpc_call *next_io, *prev_io; /* in ch->waiting or conn list */
     int listed;                          /* 1 waiting, 2 on a connection */
     int resp_gzip;
     size_t header_bytes; /* of the header block being received */
@@ -95,24 +94,37 @@ struct orpc_call {
     int async_over;           /* IO thread: on_done has run */
 };
 
+/* One address a target resolved to: IPv4 or IPv6 (with its port), or
+ * AF_UNIX for the channel's unix: path (kept in the resolver). */
+typedef struct orpc__addr {
+    struct sockaddr_storage sa;
+} orpc__addr;
+
+/*
+ * One address and its connection (subchannel.c).  Its state is derived
+ * (orpc__sub_state): TRANSIENT_FAILURE while backing off, READY once the
+ * server's SETTINGS came on |conn|, CONNECTING while dialing or waiting
+ * for them, IDLE otherwise.  Reference-counted: the channel's address list,
+ * each of its connections (cconn) and its two timers until closed hold
+ * one, so a subchannel dropped from the list lives until its last
+ * connection has drained.
+ */
 struct subchannel {
     orpc_channel *ch;
+    int refs;
+    int removed; /* no longer in the channel's address list */
+    orpc__addr addr;
+    char name[64];    /* "127.0.0.2:50051", "[::1]:50051", "unix:/p" */
     orpc__conn *conn; /* the connection new calls go to, or NULL */
     int connecting;
-    orpc_call *waiting; /* calls waiting for a connection */
-    uv_getaddrinfo_t gai;
-    int resolving; /* |gai| is pending */
     uv_connect_t creq;
     orpc__conn *dialing; /* the connection |creq| is connecting, or NULL */
     uv_timer_t connect_timer;
-    struct addrinfo *addrs, *next_addr;
-    int closing;
     /* gRPC's connection backoff (see connect_failed()) */
     uv_timer_t backoff_timer;
     int backing_off;     /* no attempt until the timer fires */
     int64_t backoff_ms;  /* the last backoff; 0: none since the last success */
     uint64_t attempt_ms; /* when the current attempt started (loop time) */
-    uint64_t rng;        /* jitter (xorshift64) */
     char last_error[160];
 };
 
@@ -126,6 +138,42 @@ struct cconn {
     int ping_out;          /* a keepalive PING awaits its ACK */
 };
 
+typedef enum orpc__target_kind {
+    ORPC__TARGET_DNS,  /* host:port, dns:///host:port: getaddrinfo */
+    ORPC__TARGET_IP,   /* ipv4:a:p,b:p  ipv6:[a]:p,[b]:p: fixed */
+    ORPC__TARGET_UNIX, /* unix:/path */
+} orpc__target_kind;
+
+/* The target and its resolution (resolver.c). */
+typedef struct orpc__resolver {
+    orpc__target_kind kind;
+    char *host, *port; /* DNS */
+    char *unix_path;   /* UNIX */
+    orpc__addr *fixed; /* IP: the addresses, in order */
+    size_t n_fixed;
+    /* IO thread */
+    uv_getaddrinfo_t gai;
+    int resolving;    /* |gai| pending, or an override answer due */
+    uv_timer_t timer; /* backoff, a re-resolution due, an override */
+    int timer_for;    /* what |timer| runs for (resolver.c) */
+    int backing_off;  /* no address yet; the next try waits */
+    int64_t backoff_ms;
+    uint64_t attempt_ms;
+    uint64_t last_ms; /* when the last resolution started */
+    int resolved;     /* one has completed */
+    int again;        /* a re-resolution was asked for meanwhile */
+    char last_error[160];
+    /* |ch->lock| (resolver_seam.h) */
+    char *override;          /* "a,b,c": answers replacing DNS, or NULL */
+    int64_t min_interval_ms; /* between re-resolutions; 0 for 30 s */
+    unsigned resolutions;    /* completed (answers delivered) */
+} orpc__resolver;
+
+typedef enum orpc__lb_kind {
+    ORPC__LB_PICK_FIRST = 0,
+    ORPC__LB_ROUND_ROBIN = 1,
+} orpc__lb_kind;
+
 struct orpc_channel {
     uv_mutex_t lock;
     int refs;      /* the application's (orpc_channel_ref/free, clients) */
@@ -136,7 +184,6 @@ struct orpc_channel {
      * sessions) and calls.  Response messages and statuses handed to the
      * application are libc's: the application frees them. */
     orpc_mem mem;
-    char *host, *port, *unix_path;
     char *authority;
     char *server_name;
     char *expected_spiffe;
@@ -145,7 +192,20 @@ struct orpc_channel {
     SSL_CTX *ssl_ctx;
     int is_tls;
     orpc__io io;
-    subchannel sub;
+    orpc__resolver res;
+    /* load balancing (lb.c; IO thread, but |lb_kind| is set before the
+     * IO thread starts) */
+    orpc__lb_kind lb_kind;
+    subchannel **subs; /* the resolved addresses, in the resolver's order */
+    size_t n_subs;
+    subchannel *pf_selected; /* pick_first: the subchannel calls go to */
+    size_t rr_next;          /* round_robin: where the next pick starts */
+    int lb_active; /* connect without a call waiting: round_robin always once
+                      started, pick_first for orpc_channel_get_state() */
+    int lb_busy, lb_again; /* orpc__lb_update() runs / is to run again */
+    orpc_call *waiting;    /* calls waiting for a subchannel, newest first */
+    char last_error[200];  /* the last failure, "address: why" */
+    uint64_t rng;          /* backoff jitter (xorshift64) */
     nghttp2_session_callbacks *cbs;
     nghttp2_option *h2opt;
     int stopping;
@@ -167,12 +227,84 @@ void orpc__ch_io_stop(orpc__io *io, void *ud);
 void orpc__ch_connect_task(orpc__task *t, void *arg);
 /* Frees the channel (the last of the application and its calls). */
 void orpc__ch_destroy(orpc_channel *ch);
+/* Chooses the load-balancing policy by name ("pick_first",
+ * "round_robin"; NULL or "" for pick_first): 0, or ORPC_ECONFIG with |why|
+ * naming it.  For the service config: before the channel's first call
+ * (orpc_channel_new), or on its IO thread. */
+int orpc__ch_set_lb_policy(orpc_channel *ch, const char *name, char *why,
+                           size_t whylen);
+
+/* ---- resolver.c ---- */
+
+/* Parses |target| into ch->res, with the default :authority and TLS server
+ * name in |*authority| and |*host| (allocated with ch->mem).  0,
+ * ORPC_EADDR with |why| saying what is wrong with it, or ORPC_ENOMEM. */
+int orpc__res_parse(orpc_channel *ch, const char *target, char **authority,
+                    char **host, char *why, size_t whylen);
+/* Initialises the resolver's timer on the channel's loop. */
+void orpc__res_init(orpc_channel *ch);
+/* IO thread: resolves the target now if it never was (the first call), or
+ * again after a failure's backoff; the answer goes to orpc__lb_set_addrs().
+ * A no-op while resolving or backing off. */
+void orpc__res_start(orpc_channel *ch);
+/* IO thread: a connection was lost or an attempt failed; DNS targets
+ * resolve again, at most once per 30 s (later, when sooner). */
+void orpc__res_refresh(orpc_channel *ch);
+/* IO thread: cancels a resolution, closes the timer (channel closing). */
+void orpc__res_stop(orpc_channel *ch);
+/* Frees what orpc__res_parse() made. */
+void orpc__res_free(orpc_channel *ch);
+/* Equal addresses (family, address, port). */
+int orpc__addr_equal(const orpc__addr *a, const orpc__addr *b);
+/* "127.0.0.2:50051", "[::1]:50051"; "unix:" for AF_UNIX. */
+void orpc__addr_name(const orpc__addr *a, char *buf, size_t len);
+
+/* ---- lb.c (IO thread) ---- */
+
+/* A call to place: onto a subchannel the policy picks, else waiting for
+ * one (the first call resolves the target), else, when every address is
+ * backing off and the call does not wait for ready, UNAVAILABLE. */
+void orpc__lb_enqueue(orpc_call *c);
+/* Something changed (a subchannel's connection or state, the addresses,
+ * a backoff ended): the policy connects what it wants connected, waiting
+ * calls go where they now can (or fail when nothing can take them), and
+ * the channel's state is recomputed.  Reentrant calls are folded into the
+ * running one. */
+void orpc__lb_update(orpc_channel *ch);
+/* The resolver's answer, |n| > 0 addresses: one subchannel each (those
+ * of addresses kept keep their connections; the others drain).  0, or
+ * ORPC_ENOMEM when the channel has no address after all. */
+int orpc__lb_set_addrs(orpc_channel *ch, const orpc__addr *addrs, size_t n);
+/* The resolution failed (|why| names the target): the addresses the
+ * channel has are kept. */
+void orpc__lb_resolve_failed(orpc_channel *ch, const char *why);
+/* Completes (UNAVAILABLE, "cannot connect: |why|") the calls waiting for a
+ * subchannel, but wait_for_ready ones while the channel lives. */
+void orpc__lb_fail_waiting(orpc_channel *ch, const char *why);
+/* The channel is closing: every subchannel shuts down. */
+void orpc__lb_stop(orpc_channel *ch);
 
 /* ---- subchannel.c (IO thread) ---- */
 
-/* Completes (UNAVAILABLE, |why|) the calls waiting for a connection, but
- * wait_for_ready ones while the channel lives. */
-void orpc__sub_fail_waiting(subchannel *sub, const char *why);
+/* A subchannel for |addr|, IDLE, holding the address list's reference;
+ * NULL without memory. */
+subchannel *orpc__sub_new(orpc_channel *ch, const orpc__addr *addr);
+/* Takes the subchannel out of service (dropped from the address list, or
+ * the channel closing): no more attempts; its connection closes now when
+ * |now| or it carries no call, else once its calls are done (a GOAWAY
+ * from our side).  Drops the list's reference. */
+void orpc__sub_shutdown(subchannel *sub, const char *why, int now);
+/* The state, as described at struct subchannel. */
+orpc_channel_state orpc__sub_state(const subchannel *sub);
+/* The connection new calls may go to, if it still takes streams; with
+ * |ready|, only once SETTINGS came. */
+orpc__conn *orpc__sub_usable(subchannel *sub, int ready);
+/* Starts a connection attempt, unless one runs, a connection exists or a
+ * backoff waits. */
+void orpc__sub_connect(subchannel *sub);
+/* A connection's GOAWAY (new calls go elsewhere) and SETTINGS (READY). */
+void orpc__sub_goaway(cconn *cc);
+void orpc__sub_established(cconn *cc);
 /* Keepalive timer of a connection; and a PING ACK that rearms it. */
 void orpc__sub_keepalive_fire(uv_timer_t *t);
 void orpc__sub_keepalive_acked(cconn *cc);
@@ -180,8 +312,10 @@ void orpc__sub_keepalive_acked(cconn *cc);
 void orpc__sub_pending_conn_closed(uv_handle_t *h);
 /* libuv's connect callback. */
 void orpc__sub_on_connected(uv_connect_t *req, int status);
-/* Starts a connection attempt (resolution first for host targets). */
-void orpc__sub_connect(subchannel *sub);
+/* The next backoff after a failure: |*backoff_ms| grows (gRPC's
+ * connection backoff with the channel's settings); returns it with ±20 %
+ * jitter. */
+int64_t orpc__backoff_next(orpc_channel *ch, int64_t *backoff_ms);
 
 /* ---- channel_h2.c ---- */
 

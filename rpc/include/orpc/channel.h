@@ -2,7 +2,8 @@
  * orpc/channel.h — a client's connection to one gRPC target.
  *
  * A channel resolves its target to addresses and keeps one subchannel (one
- * HTTP/2 connection) per address, multiplexing every call made through it:
+ * HTTP/2 connection) per address, multiplexing every call made through it;
+ * a load-balancing policy picks the subchannel of each call:
  *
  *     channel ──▶ subchannel per address ──▶ HTTP/2 connection ──▶ streams
  *
@@ -11,7 +12,12 @@
  * a GOAWAY moves new calls to a fresh connection.  The channel runs its own
  * IO thread with a libuv loop.
  *
- * Targets: "host:port", "[v6addr]:port", "dns:///host:port", "unix:/path".
+ * Targets: "host:port", "[v6addr]:port", "dns:///host:port" and
+ * "dns:host:port" (every A and AAAA address, resolved again when a
+ * connection is lost, at most every 30 s); "ipv4:a.b.c.d:port,..." and
+ * "ipv6:[v6addr]:port,..." (fixed addresses); "unix:/path".  Policies
+ * (orpc_channel_opts.lb_policy): "pick_first" (the default) and
+ * "round_robin".  docs/runtime.md tells how a call finds its subchannel.
  *
  * Thread-safety: a channel is thread-safe.  Any thread may start calls; a
  * blocking call blocks only its caller.  A channel is reference-counted:
@@ -90,6 +96,11 @@ typedef struct orpc_channel_opts {
     int64_t keepalive_timeout_ms;
     /** Nonzero: keepalive pings also on connections without calls. */
     int keepalive_without_calls;
+    /** How calls are spread over the target's addresses: "pick_first"
+     *  (NULL or "", the default: the first address that connects, until
+     *  it fails) or "round_robin" (every READY address in turn).  Another
+     *  name is ORPC_ECONFIG. */
+    const char *lb_policy;
 } orpc_channel_opts;
 
 /** A channel's connectivity, as gRPC names its states. */
@@ -100,8 +111,10 @@ typedef enum orpc_channel_state {
     ORPC_CHANNEL_CONNECTING = 1,
     /** Connected: a server accepted the connection (its SETTINGS came). */
     ORPC_CHANNEL_READY = 2,
-    /** The last attempt failed and the next waits for its backoff; calls
-     *  fail fast with UNAVAILABLE meanwhile (wait_for_ready ones wait). */
+    /** No address is connected or connecting, and the last attempt to
+     *  one failed; while every address (or the resolution) waits for its
+     *  backoff, calls fail fast with UNAVAILABLE (wait_for_ready ones
+     *  wait). */
     ORPC_CHANNEL_TRANSIENT_FAILURE = 3,
     /** orpc_channel_unref() has begun closing it. */
     ORPC_CHANNEL_SHUTDOWN = 4
@@ -112,8 +125,9 @@ typedef enum orpc_channel_state {
  * Creates a channel to |target|.  Nothing connects until the first call.
  *
  * Returns 0; ORPC_EINVAL (|out| or |target| NULL); ORPC_EADDR (the target
- * does not parse); ORPC_ECONFIG (neither TLS nor plaintext chosen, or TLS
- * material that does not load: |detail| names the setting and the file);
+ * does not parse: |detail| names it and says what is wrong); ORPC_ECONFIG
+ * (neither TLS nor plaintext chosen, TLS material that does not load:
+ * |detail| names the setting and the file, or an unknown lb_policy);
  * ORPC_ESYS; ORPC_ENOMEM.  On failure |*out| is NULL and the reason goes
  * to |detail| when given (NULL: to the logger in |opts|, or stderr).
  *
@@ -139,9 +153,12 @@ ORPC_EXTERN int orpc_channel_new(orpc_channel **out, const char *target,
 
 /**
  * @function
- * The channel's connectivity now (a snapshot: it may change at once).
- * With |try_to_connect| nonzero an IDLE channel starts connecting, as a
- * call would, without one: a readiness probe or a warm-up at start.  NULL is
+ * The channel's connectivity now (a snapshot: it may change at once),
+ * from its addresses' own: READY if any is READY; else CONNECTING if any
+ * is (or the target is being resolved for the first time); else
+ * TRANSIENT_FAILURE if any is backing off; else IDLE.  With
+ * |try_to_connect| nonzero an IDLE channel starts connecting, as a call
+ * would, without one: a readiness probe or a warm-up at start.  NULL is
  * SHUTDOWN.
  *
  * Ownership: nothing changes hands.
