@@ -89,6 +89,7 @@ static const orpc_service_desc jobs_svc = {
     jobs_methods,
     NULL,
     NULL,
+    NULL,
 };
 
 static const orpc_method_desc other_methods[1] = {
@@ -104,6 +105,7 @@ static const orpc_service_desc other_svc = {
     "pkg",
     1,
     other_methods,
+    NULL,
     NULL,
     NULL,
 };
@@ -133,6 +135,7 @@ static const orpc_service_desc later_svc = {
     &later_methods[0].base,
     NULL,
     NULL,
+    NULL,
 };
 /* ... and one whose elements are too small to hold what the runtime reads. */
 static const orpc_service_desc short_svc = {
@@ -143,6 +146,7 @@ static const orpc_service_desc short_svc = {
     "pkg",
     2,
     &later_methods[0].base,
+    NULL,
     NULL,
     NULL,
 };

@@ -33,11 +33,11 @@ extern "C" {
 /** Major version of the API; bumped only on incompatible change. */
 #define ORPC_VERSION_MAJOR 0
 /** Minor version; bumped when API is added. */
-#define ORPC_VERSION_MINOR 1
+#define ORPC_VERSION_MINOR 2
 /** Patch version. */
 #define ORPC_VERSION_PATCH 0
 /** Version as a string. */
-#define ORPC_VERSION_STRING "0.1.0"
+#define ORPC_VERSION_STRING "0.2.0"
 /** The version as one number, MAJOR * 1000000 + MINOR * 1000 + PATCH. */
 #define ORPC_VERSION_NUMBER                                                    \
     (ORPC_VERSION_MAJOR * 1000000 + ORPC_VERSION_MINOR * 1000 +                \

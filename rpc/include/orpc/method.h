@@ -187,6 +187,9 @@ struct orpc_service_desc {
     const char *legacy_url_env;
     /** orpc.service.legacy_default_url, or NULL. */
     const char *legacy_default_url;
+    /** The file that declares the service (server reflection reads its
+     * descriptor); NULL in tables generated before orpc 0.2. */
+    const struct orpc_file_desc *file;
 };
 
 /** Everything generated for one .proto file. */
@@ -208,6 +211,16 @@ typedef struct orpc_file_desc {
     size_t n_enums;
     /** Every enum of the file, nested ones included. */
     const orpc_enum_info *const *enums;
+    /* Appended in orpc 0.2 (tables generated earlier leave them 0): */
+    /** The file's serialized google.protobuf.FileDescriptorProto, without
+     * source_code_info; NULL when the table carries none. */
+    const uint8_t *descriptor;
+    /** Size of |descriptor| in bytes. */
+    size_t descriptor_size;
+    /** Number of entries in |dependencies|. */
+    size_t n_dependencies;
+    /** The files this one imports, in import order. */
+    const struct orpc_file_desc *const *dependencies;
 } orpc_file_desc;
 
 /**
