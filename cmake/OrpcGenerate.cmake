@@ -36,6 +36,8 @@ set(ORPC_PROVIDED_PROTOS
     google/api/annotations.proto
     google/rpc/status.proto
     grpc/health/v1/health.proto
+    grpc/reflection/v1/reflection.proto
+    grpc/reflection/v1alpha/reflection.proto
     orpc/options.proto)
 
 # _orpc_generate_one(<rel> <abs> <out_dir> <plugin> <mode> <import dirs...>)

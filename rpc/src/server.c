@@ -16,6 +16,7 @@
  *   context.c        the orpc_ctx API handlers use
  *   stream.c         inbound messages and flow-control credit
  *   health.c         the built-in grpc.health.v1.Health service
+ *   reflection.c     the built-in grpc.reflection.v1{,alpha} services
  *
  * Design notes:
  * - Threads.  N IO threads each run a loop with their own listening socket
@@ -390,6 +391,8 @@ int orpc_server_start(orpc_server *srv)
     if (srv->state != SRV_NEW || srv->n_listeners == 0)
         return ORPC_ESTATE;
     int hrc = orpc__health_start(srv); /* registers grpc.health.v1.Health */
+    if (hrc == 0) /* registers grpc.reflection.v1{,alpha}.ServerReflection */
+        hrc = orpc__reflection_start(srv);
     if (hrc != 0)
         return hrc;
     int blocking = 0;
@@ -619,6 +622,7 @@ static void srv_destroy(orpc_server *srv)
     }
     orpc__mem_free(&srv->mem, srv->policy_file);
     orpc__health_free(srv);
+    orpc__reflection_free(srv);
     if (srv->lock_ok) {
         uv_mutex_destroy(&srv->lock);
         uv_cond_destroy(&srv->cond);

@@ -201,6 +201,7 @@ struct orpc_server {
     atomic_uint calls;            /* streams with a call, all IO threads */
     atomic_uint blocking_streams; /* streaming calls holding a worker */
     struct orpc__health *health;  /* NULL with |disable_health| (health.c) */
+    struct orpc__reflection *reflection; /* reflection.c; NULL until start */
 };
 
 /* ---- server.c ---- */
@@ -271,6 +272,17 @@ int orpc__health_start(orpc_server *srv);
 void orpc__health_shutdown(orpc_server *srv);
 /* Frees the table (the server's last reference: no watcher is left). */
 void orpc__health_free(orpc_server *srv);
+
+/* ---- reflection.c: the built-in grpc.reflection.v1{,alpha} ---- */
+
+/* Registers both versions of ServerReflection (those the application has
+ * not registered itself) and gathers the registered services' files
+ * (orpc_server_start(), after orpc__health_start(); again after a failed
+ * start it does nothing).  Nothing with |disable_reflection|.  0 or
+ * ORPC_ENOMEM. */
+int orpc__reflection_start(orpc_server *srv);
+/* Frees the file list (orpc_server_free()). */
+void orpc__reflection_free(orpc_server *srv);
 
 /* ---- server_h2.c ---- */
 

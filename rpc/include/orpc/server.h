@@ -122,6 +122,11 @@ typedef struct orpc_server_opts {
      *  RESOURCE_EXHAUSTED.  Each costs a little memory and no thread.  0 for
      *  1024. */
     unsigned max_health_watchers;
+    /** Nonzero: no built-in server reflection (grpc.reflection.v1 and
+     *  v1alpha ServerReflection, answered from the descriptors
+     *  protoc-gen-orpc embeds); calls to it are UNIMPLEMENTED.  By default
+     *  every server runs it. */
+    int disable_reflection;
 } orpc_server_opts;
 
 /**
