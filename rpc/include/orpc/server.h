@@ -8,7 +8,9 @@
  * worker pool so blocking code never stalls IO, or inline on the IO thread
  * for services registered as non-blocking.  Every server also answers gRPC
  * health checks (grpc.health.v1.Health) unless told not to; the
- * application reports its state with orpc_server_set_health().
+ * application reports its state with orpc_server_set_health().  It also
+ * answers gRPC server reflection (grpc.reflection.v1 and v1alpha), from the
+ * descriptors protoc-gen-orpc embeds, unless |disable_reflection|.
  *
  * Life: orpc_server_new → register services → orpc_server_listen (one or
  * more) → orpc_server_start (or orpc_server_run) → orpc_server_shutdown →
