@@ -364,6 +364,7 @@ static void test_not_found(void **state)
     q3.file_containing_symbol = big;
     r = ask(s, &q3);
     assert_error(r, ORPC_INVALID_ARGUMENT);
+    assert_string_equal(r->original_request->file_containing_symbol, "");
     free_resp(r);
     free(big);
 

@@ -251,6 +251,7 @@ static int take_name(rstream *s, const char *str)
 {
     size_t n = str ? strlen(str) : 0;
     if (n > REFL_MAX_NAME) {
+        s->name[0] = '\0'; /* echoed empty, not the previous request's */
         answer_error(s, REFL_INVALID_ARGUMENT, "name longer than 1024 bytes");
         return -1;
     }
