@@ -57,6 +57,7 @@ struct orpc_ctx {
     int headers_too_big;
     int bad_metadata;
     int bad_timeout;
+    int prev_attempts; /* grpc-previous-rpc-attempts (gRFC A6) */
 
     /* IO thread state */
     int dispatched;
@@ -91,6 +92,7 @@ struct orpc_ctx {
     int task_ref;        /* |task| is queued and holds a reference */
     int msg_nocompress;  /* orpc_ctx_set_message_compression(ctx, 0) */
     int last_compressed; /* flag of the last request message read */
+    char pushback[24];   /* grpc-retry-pushback-ms to send, or "" */
 
     orpc__task task;
     orpc__job job;
