@@ -9,6 +9,9 @@
  *   channel_h2.c   the client's HTTP/2 callbacks: response headers,
  *                  messages (through stream.c), trailers, stream close
  *   call.c         the call object of all four kinds and its API
+ *   service_config.c, retry.c
+ *                  the service config (opts.service_config) and the
+ *                  retries it asks for
  *
  * Design notes:
  * - A channel owns one IO thread.  Calls are created on the caller's thread
@@ -124,6 +127,7 @@ void orpc__ch_io_stop(orpc__io *io, void *ud)
     ch->stopping = 1;
     orpc__ch_set_state(ch, ORPC_CHANNEL_SHUTDOWN);
     orpc__sub_fail_waiting(sub, "channel closed");
+    orpc__retry_chan_stop(ch);
     if (sub->conn)
         orpc__conn_close(sub->conn, "channel closed");
     /* An attempt under way ends now, not when the kernel gives up on a
@@ -223,6 +227,23 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     rc = 0;
     o->authority = NULL;
     o->user_agent = NULL;
+    if (o->service_config) {
+        orpc_error_detail sd;
+        rc = orpc__svc_config_parse(&ch->svc_config, o->service_config,
+                                    strlen(o->service_config), &ch->mem, &sd);
+        o->service_config = NULL;
+        if (rc != 0) {
+            snprintf(why, sizeof why, "service_config: %.*s",
+                     (int)(sizeof why - 17), sd.message);
+            goto fail;
+        }
+    }
+    if (orpc__retry_chan_init(&ch->retry, o, ch->svc_config) != 0) {
+        snprintf(why, sizeof why, "cannot create a mutex");
+        rc = ORPC_ESYS;
+        goto fail;
+    }
+    ch->retry_ready = 1;
     if (o->tls) {
         ch->is_tls = 1;
         rc = orpc__tls_check_client_target(o->tls, ch->unix_path != NULL, err,
@@ -291,6 +312,9 @@ fail_io:
     if (ch->ssl_ctx)
         SSL_CTX_free(ch->ssl_ctx);
     free_strings(ch);
+    orpc__svc_config_free(ch->svc_config);
+    if (ch->retry_ready)
+        orpc__retry_chan_destroy(&ch->retry);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;
     orpc__mem_free(&m, ch);
@@ -363,6 +387,8 @@ void orpc__ch_destroy(orpc_channel *ch)
     if (ch->sub.addrs)
         uv_freeaddrinfo(ch->sub.addrs);
     free_strings(ch);
+    orpc__svc_config_free(ch->svc_config);
+    orpc__retry_chan_destroy(&ch->retry);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;
     orpc__mem_free(&m, ch);
