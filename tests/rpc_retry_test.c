@@ -120,6 +120,18 @@ static orpc_status unary_call(orpc_ctx *ctx, const SimpleReq *req,
     int fail = note_attempt(ctx, &n, &code, pb);
     snprintf(v, sizeof v, "%d", n);
     if (fail) {
+        /* the reserved keys a handler may not set, and pushback values
+         * that are not 1-23 printable bytes, are refused */
+        static const char *const bad_values[] = {"", "1\n",
+                                                 "123456789012345678901234"};
+        for (size_t i = 0; i < 3; i++)
+            if (orpc_ctx_add_trailer(ctx, "grpc-retry-pushback-ms",
+                                     bad_values[i],
+                                     strlen(bad_values[i])) != ORPC_EINVAL)
+                handler_bad();
+        if (orpc_ctx_add_trailer(ctx, "grpc-retry-pushback", "1", 1) !=
+            ORPC_EINVAL)
+            handler_bad();
         if (orpc_ctx_add_trailer(ctx, "attempt", v, strlen(v)) != 0 ||
             (pb[0] != '\0' &&
              orpc_ctx_add_trailer(ctx, "grpc-retry-pushback-ms", pb,
