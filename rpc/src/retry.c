@@ -196,6 +196,9 @@ static void attempt_clear(orpc_call *c)
     c->got_status = 0;
     c->status_code = 0;
     c->response_bytes = 0;
+    /* no message came (nothing does before the response headers); the
+     * connection's partial-bytes counter may go with the connection */
+    c->in.conn_partial = NULL;
     orpc__buf_free(&c->status_msg);
     orpc__buf_free(&c->status_details);
     c->retry.pushback = 0;
