@@ -117,16 +117,16 @@ static void test_minimal_configs(void **state)
         "{}",
         " { \"methodConfig\": [] } ",
         "{\"methodConfig\": null, \"retryThrottling\": null}",
-        "{\"future\": {\"x\": [1, 2]}, \"methodConfig\": [{\"name\": "
-        "[{\"service\": \"a.B\", \"extra\": 1}], \"newKnob\": \"x\", "
-        "\"timeout\": null, \"retryPolicy\": {\"maxAttempts\": 2, "
-        "\"initialBackoff\": \"1s\", \"maxBackoff\": \"1s\", "
-        "\"backoffMultiplier\": \"1.5\", \"retryableStatusCodes\": [14], "
-        "\"perAttemptRecvTimeout\": \"1s\"}}]}",
+        ("{\"future\": {\"x\": [1, 2]}, \"methodConfig\": [{\"name\": "
+         "[{\"service\": \"a.B\", \"extra\": 1}], \"newKnob\": \"x\", "
+         "\"timeout\": null, \"retryPolicy\": {\"maxAttempts\": 2, "
+         "\"initialBackoff\": \"1s\", \"maxBackoff\": \"1s\", "
+         "\"backoffMultiplier\": \"1.5\", \"retryableStatusCodes\": [14], "
+         "\"perAttemptRecvTimeout\": \"1s\"}}]}"),
         "{\"methodConfig\": [{\"timeout\": \"1s\"}]}", /* no name: unused */
         "{\"loadBalancingPolicy\": \"ROUND_ROBIN\"}",
-        "{\"loadBalancingConfig\": [{\"pick_first\": "
-        "{\"shuffleAddressList\": true}}]}",
+        ("{\"loadBalancingConfig\": [{\"pick_first\": "
+         "{\"shuffleAddressList\": true}}]}"),
     };
     for (size_t i = 0; i < sizeof ok / sizeof *ok; i++) {
         orpc__svc_config *sc = parse_ok(ok[i]);
