@@ -320,6 +320,9 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         c->submitted = 0;
         c->conn = NULL;
         c->stream_id = 0;
+        /* (nor the connection, which may be freed before the retry is
+         * submitted: its partial-bytes counter is not ours any more) */
+        c->in.conn_partial = NULL;
         uv_mutex_lock(&c->lock);
         orpc__sendq_clear(&c->sendq);
         orpc__chunk *copy =
