@@ -316,6 +316,7 @@ static int setup(void **state)
                                        "JOBS_SERVICE_GRPC_TARGET",
                                        "JOBS_SERVICE_GRPC_SPIFFE_ID",
                                        "JOBS_SERVICE_GRPC_SERVER_NAME",
+                                       "JOBS_SERVICE_GRPC_SERVICE_CONFIG",
                                        "SERVICE_HTTP_TIMEOUT",
                                        "SERVICE_HTTP_MAX_RETRIES",
                                        "SERVICE_HTTP_RETRY_DELAY"};
@@ -710,6 +711,71 @@ static void client_refused(const orpc_service_desc *svc, const char *want,
     orpc_env_free(env);
 }
 
+static void write_file(const char *path, const char *text)
+{
+    char tmp[160];
+    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    assert_non_null(f);
+    assert_true(fputs(text, f) >= 0);
+    assert_int_equal(fclose(f), 0);
+    assert_int_equal(rename(tmp, path), 0);
+}
+
+/* <PREFIX>_GRPC_SERVICE_CONFIG: a file the channel's service config comes
+ * from.  Bad files are refused naming the variable, the file and (for a
+ * config that does not validate) the JSON path; a good one is used. */
+static void test_service_config_file(void **state)
+{
+    (void)state;
+    char good[128], bad[128];
+    path_in_dir(good, sizeof(good), "jobs-service-config.json");
+    path_in_dir(bad, sizeof(bad), "bad-service-config.json");
+    write_file(good,
+               "{\"methodConfig\": [{\"name\": [{\"service\": "
+               "\"opsconductor.jobs.v1.JobsService\"}], \"timeout\": \"30s\", "
+               "\"retryPolicy\": {\"maxAttempts\": 3, \"initialBackoff\": "
+               "\"0.1s\", \"maxBackoff\": \"1s\", \"backoffMultiplier\": 2, "
+               "\"retryableStatusCodes\": [\"UNAVAILABLE\"]}}]}");
+    write_file(bad, "{\"methodConfig\": [{\"retryPolicy\": {\"maxAttempts\": "
+                    "1}}]}");
+    setenv("JOBS_SERVICE_GRPC_SERVICE_CONFIG", good, 1);
+    client_refused(JOBS,
+                   "JOBS_SERVICE_GRPC_SERVICE_CONFIG is set but "
+                   "JOBS_SERVICE_GRPC_TARGET is not",
+                   NULL);
+    setenv("ORPC_PLAINTEXT", "1", 1);
+    setenv("JOBS_SERVICE_GRPC_TARGET", g_plain_target, 1);
+    setenv("JOBS_SERVICE_GRPC_SERVICE_CONFIG", "/nonexistent/sc.json", 1);
+    client_refused(JOBS,
+                   "JOBS_SERVICE_GRPC_SERVICE_CONFIG=/nonexistent/sc.json: no "
+                   "such file",
+                   NULL);
+    setenv("JOBS_SERVICE_GRPC_SERVICE_CONFIG", g_dir, 1);
+    client_refused(JOBS, "JOBS_SERVICE_GRPC_SERVICE_CONFIG=", "not a regular");
+    setenv("JOBS_SERVICE_GRPC_SERVICE_CONFIG", bad, 1);
+    client_refused(JOBS, bad,
+                   ": methodConfig[0].retryPolicy.maxAttempts: must be at "
+                   "least 2");
+    /* a good one: calls go through; and without one (another channel of
+     * the same target: the file is part of a channel's settings) too */
+    setenv("JOBS_SERVICE_GRPC_SERVICE_CONFIG", good, 1);
+    setenv("ORPC_ROUTE_JOBS", "grpc", 1);
+    orpc_env_opts eo = {.no_watch = 1};
+    orpc_env *env = env_of(&eo);
+    orpc_client *a = client_of(env, JOBS);
+    outcome o = get_job(a, 9, 5000);
+    assert_int_equal(o.code, ORPC_OK);
+    assert_int_equal(o.by, ORPC_SERVED_GRPC);
+    unsetenv("JOBS_SERVICE_GRPC_SERVICE_CONFIG");
+    orpc_client *b = client_of(env, JOBS);
+    o = get_job(b, 10, 5000);
+    assert_int_equal(o.code, ORPC_OK);
+    orpc_client_free(a);
+    orpc_client_free(b);
+    orpc_env_free(env);
+}
+
 static void test_config_errors(void **state)
 {
     (void)state;
@@ -901,17 +967,6 @@ static void test_slow_and_oversized_legacy_replies(void **state)
     orpc_client_free(c);
 }
 
-static void write_file(const char *path, const char *text)
-{
-    char tmp[160];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    assert_non_null(f);
-    assert_true(fputs(text, f) >= 0);
-    assert_int_equal(fclose(f), 0);
-    assert_int_equal(rename(tmp, path), 0);
-}
-
 /* Raises SIGHUP and polls (at most 200 x 10 ms) until GetJob is served by
  * |want|; returns the last outcome. */
 static outcome reload_until(orpc_client *c, orpc_served_by want)
@@ -993,6 +1048,7 @@ int main(void)
         cmocka_unit_test_setup(test_grpc_over_mtls, setup),
         cmocka_unit_test_setup(test_grpc_plaintext_and_no_target, setup),
         cmocka_unit_test_setup(test_config_errors, setup),
+        cmocka_unit_test_setup(test_service_config_file, setup),
         cmocka_unit_test_setup(test_slow_and_oversized_legacy_replies, setup),
         cmocka_unit_test_setup(test_sighup_reload, setup),
     };

@@ -6,13 +6,15 @@
  * TLS files, plaintext, legacy CA bundle), checked once when it is made,
  * plus the two things a process's clients share: one reference to the
  * routing table (ORPC_ROUTES_FILE and ORPC_ROUTE_*, reloaded on SIGHUP by
- * its watcher) and a list of gRPC channels, one per distinct target and
- * server-identity settings.  orpc_env_client_new() reads the service's own
- * variables (PREFIX_GRPC_*), finds or makes its channel, and hands table
- * and channel to orpc_routed_client_new(), which does the routing, the
- * legacy transport and the service tokens.  This file adds no behaviour to
- * calls: it only turns variables into those settings, and bad variables
- * into ORPC_ECONFIG with a message that names them.
+ * its watcher) and a list of gRPC channels, one per distinct target,
+ * server-identity settings and service config file.
+ * orpc_env_client_new() reads the service's own variables (PREFIX_GRPC_*),
+ * finds or makes its channel, and hands table and channel to
+ * orpc_routed_client_new(), which does the routing, the legacy transport
+ * and the service tokens.  This file adds no behaviour to calls: it only
+ * turns variables into those settings (a service config file into the
+ * channel's service_config), and bad variables into ORPC_ECONFIG with a
+ * message that names them.
  *
  * Ownership: everything shared is reference-counted.  The env holds one
  * reference to the table and one to each channel it made; every routed
@@ -33,6 +35,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -41,6 +44,7 @@
 #include <strings.h>
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <orpc/channel.h>
@@ -56,13 +60,15 @@
 #define URL_MAX 2048
 #define TARGET_MAX 512
 #define SERVER_NAME_MAX 253
-#define SECRET_MAX 1024 /* a username or password */
-#define PREFIX_MAX 96   /* a service's variable prefix */
-#define SHOW_MAX 96     /* of a value quoted in a message */
+#define SECRET_MAX 1024                  /* a username or password */
+#define PREFIX_MAX 96                    /* a service's variable prefix */
+#define SHOW_MAX 96                      /* of a value quoted in a message */
+#define SERVICE_CONFIG_MAX (1024 * 1024) /* a service config file */
 
 typedef struct env_channel {
     struct env_channel *next;
-    char *key; /* target '\n' expected SPIFFE ID '\n' server name */
+    char *key; /* target, expected SPIFFE ID, server name and service
+                  config file, '\n' between them */
     orpc_channel *ch;
 } env_channel;
 
@@ -382,20 +388,73 @@ static int check_server_name(const char *name, const char *v, char *err,
     return 0;
 }
 
+/* The service config file |path| (from variable |var|) in |*out|,
+ * NUL-terminated (free() it).  Never blocks on a FIFO. */
+static int read_service_config(const char *var, const char *path, char **out,
+                               char *err, size_t errlen)
+{
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0)
+        return errf(err, errlen, ORPC_ECONFIG, "%s=%.*s: %s", var, SHOW_MAX,
+                    path, errno == ENOENT ? "no such file" : "cannot be read");
+    struct stat st;
+    const char *why = NULL;
+    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))
+        why = "not a regular file";
+    else if (st.st_size > SERVICE_CONFIG_MAX)
+        why = "larger than 1 MiB";
+    char *buf = why ? NULL : malloc((size_t)st.st_size + 1);
+    size_t n = 0;
+    if (why == NULL && buf == NULL) {
+        close(fd);
+        return errf(err, errlen, ORPC_ENOMEM, "out of memory");
+    }
+    while (why == NULL && n < (size_t)st.st_size) {
+        ssize_t r = read(fd, buf + n, (size_t)st.st_size - n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0)
+            why = "cannot be read";
+        else if (r == 0)
+            break; /* shrank meanwhile: what is there */
+        else
+            n += (size_t)r;
+    }
+    close(fd);
+    if (why != NULL) {
+        free(buf);
+        return errf(err, errlen, ORPC_ECONFIG, "%s=%.*s: %s", var, SHOW_MAX,
+                    path, why);
+    }
+    buf[n] = '\0';
+    *out = buf;
+    return 0;
+}
+
+/* A service's service config file, if any, and the variable naming it. */
+typedef struct svc_config_file {
+    const char *var;  /* <PREFIX>_GRPC_SERVICE_CONFIG */
+    const char *path; /* NULL: none */
+} svc_config_file;
+
 /* Finds or makes the channel of |target| with these server-identity
- * settings.  The pointer is the env's (borrowed): the routed client takes
- * its own reference. */
+ * settings and service config file (read when the channel is made).  The
+ * pointer is the env's (borrowed): the routed client takes its own
+ * reference. */
 static int get_channel(orpc_env *env, const char *var, const char *target,
                        const char *spiffe, const char *server_name,
-                       orpc_channel **out, char *err, size_t errlen)
+                       const svc_config_file *cfg, orpc_channel **out,
+                       char *err, size_t errlen)
 {
     size_t klen = strlen(target) + strlen(spiffe ? spiffe : "") +
-                  strlen(server_name ? server_name : "") + 3;
+                  strlen(server_name ? server_name : "") +
+                  strlen(cfg->path ? cfg->path : "") + 4;
     char *key = malloc(klen);
     if (key == NULL)
         return errf(err, errlen, ORPC_ENOMEM, "out of memory");
-    snprintf(key, klen, "%s\n%s\n%s", target, spiffe ? spiffe : "",
-             server_name ? server_name : "");
+    snprintf(key, klen, "%s\n%s\n%s\n%s", target, spiffe ? spiffe : "",
+             server_name ? server_name : "", cfg->path ? cfg->path : "");
     int rc = 0;
     pthread_mutex_lock(&env->lock);
     env_channel *c = env->channels;
@@ -417,14 +476,25 @@ static int get_channel(orpc_env *env, const char *var, const char *target,
                             .log = env->log,
                             .log_user_data = env->log_ud};
     orpc_channel *ch = NULL;
+    char *config = NULL;
     c = calloc(1, sizeof(*c));
     if (c == NULL) {
         rc = ORPC_ENOMEM;
         errf(err, errlen, rc, "out of memory");
+    } else if (cfg->path != NULL &&
+               (rc = read_service_config(cfg->var, cfg->path, &config, err,
+                                         errlen)) != 0) {
+        /* (the message says which file and why) */
     } else {
         orpc_error_detail cd;
+        static const char sc[] = "service_config: ";
+        co.service_config = config;
         rc = orpc_channel_new(&ch, target, &co, NULL, &cd);
-        if (rc == ORPC_EADDR)
+        if (rc == ORPC_ECONFIG && cfg->path != NULL &&
+            strncmp(cd.message, sc, sizeof sc - 1) == 0)
+            rc = errf(err, errlen, ORPC_ECONFIG, "%s=%.*s: %s", cfg->var,
+                      SHOW_MAX, cfg->path, cd.message + sizeof sc - 1);
+        else if (rc == ORPC_EADDR)
             rc = errf(err, errlen, ORPC_ECONFIG,
                       "%s=%.*s: not a gRPC target (host:port, "
                       "dns:///host:port or unix:/path)",
@@ -437,6 +507,7 @@ static int get_channel(orpc_env *env, const char *var, const char *target,
         else if (rc != 0)
             rc = errf(err, errlen, rc, "%s: channel: %s", var, cd.message);
     }
+    free(config);
     if (rc == 0 && c != NULL) {
         c->key = key;
         c->ch = ch;
@@ -456,22 +527,28 @@ static int grpc_side(orpc_env *env, const char *prefix, orpc_channel **out,
                      char *err, size_t errlen)
 {
     char tvar[PREFIX_MAX + 32], svar[PREFIX_MAX + 32], nvar[PREFIX_MAX + 32];
-    const char *target, *spiffe, *name;
+    char cvar[PREFIX_MAX + 32];
+    const char *target, *spiffe, *name, *config;
     snprintf(tvar, sizeof(tvar), "%s_GRPC_TARGET", prefix);
     snprintf(svar, sizeof(svar), "%s_GRPC_SPIFFE_ID", prefix);
     snprintf(nvar, sizeof(nvar), "%s_GRPC_SERVER_NAME", prefix);
+    snprintf(cvar, sizeof(cvar), "%s_GRPC_SERVICE_CONFIG", prefix);
     int rc;
     *out = NULL;
     if ((rc = env_get(tvar, TARGET_MAX, 0, &target, err, errlen)) != 0 ||
         (rc = env_get(svar, ORPC_SPIFFE_ID_MAX, 0, &spiffe, err, errlen)) !=
             0 ||
-        (rc = env_get(nvar, SERVER_NAME_MAX, 0, &name, err, errlen)) != 0)
+        (rc = env_get(nvar, SERVER_NAME_MAX, 0, &name, err, errlen)) != 0 ||
+        (rc = env_get(cvar, FILE_MAX, 1, &config, err, errlen)) != 0)
         return rc;
     if (target == NULL) {
-        if (spiffe != NULL || name != NULL)
+        if (spiffe != NULL || name != NULL || config != NULL)
             return errf(err, errlen, ORPC_ECONFIG,
                         "%s is set but %s is not: set the gRPC target too",
-                        spiffe != NULL ? svar : nvar, tvar);
+                        spiffe != NULL ? svar
+                        : name != NULL ? nvar
+                                       : cvar,
+                        tvar);
         return 0; /* legacy only; gRPC-routed calls get UNAVAILABLE */
     }
     if (env->tls_ca == NULL) {
@@ -497,7 +574,8 @@ static int grpc_side(orpc_env *env, const char *prefix, orpc_channel **out,
     }
     if (name != NULL && (rc = check_server_name(nvar, name, err, errlen)) != 0)
         return rc;
-    return get_channel(env, tvar, target, spiffe, name, out, err, errlen);
+    svc_config_file cfg = {cvar, config};
+    return get_channel(env, tvar, target, spiffe, name, &cfg, out, err, errlen);
 }
 
 /* The legacy transport's numeric settings (LEGACY_API.md, "Client settings

@@ -10,7 +10,14 @@
  * - Calls beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS are not failed:
  *   nghttp2 holds submitted requests until a stream slot frees.
  * - Unary and server-streaming calls keep a copy of their request, for the
- *   one transparent retry of a refused stream (channel_h2.c).
+ *   one transparent retry of a refused stream (channel_h2.c), and unary
+ *   calls for the retries their service config asks for (retry.c).
+ * - The channel's service config (service_config.c) is applied when a call
+ *   is made: the method's timeout (the smaller of it and the call's own),
+ *   waitForReady, message limits (the smaller of them and the channel's),
+ *   retry policy.
+ * - A call has one timer: its deadline, or, between two attempts, the
+ *   backoff (which ends before the deadline, or there is no retry).
  * - Outgoing messages wait in c->sendq; orpc_call_send() blocks above
  *   CALL_SENDQ_LIMIT while nghttp2 drains it as the server's window allows.
  *
@@ -20,6 +27,8 @@
  */
 #include "channel_internal.h"
 
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -46,6 +55,7 @@ static void call_unref(orpc_call *c)
     orpc_metadata_free(c->headers);
     orpc_metadata_free(c->trailers);
     orpc__mem_free(&ch->mem, c->req_copy);
+    orpc__retry_release(c);
     uv_mutex_destroy(&c->lock);
     uv_cond_destroy(&c->cond);
     orpc__mem_free(&ch->mem, c);
@@ -83,26 +93,48 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     c->method = m;
     c->refs = 1; /* the caller */
     orpc__task_init(&c->task, call_io_task, c);
+    /* What the service config says for the method, over the channel's
+     * settings where it is stricter. */
+    const orpc__method_config *mc =
+        orpc__svc_config_method(ch->svc_config, m->path);
+    c->max_send = ch->opts.max_send_message_size;
+    c->max_recv = ch->opts.max_recv_message_size;
+    if (mc != NULL && mc->has_max_request && mc->max_request_bytes > 0 &&
+        (c->max_send == 0 || mc->max_request_bytes < c->max_send))
+        c->max_send = mc->max_request_bytes;
+    if (mc != NULL && mc->has_max_response && mc->max_response_bytes > 0 &&
+        mc->max_response_bytes < c->max_recv)
+        c->max_recv = mc->max_response_bytes;
+    orpc__retry_call_init(c, mc);
     /* Response messages go to the application, which frees them with
      * protobuf_c_message_free_unpacked(msg, NULL): they are unpacked with
      * libc (pb NULL); the rest of the call with the channel's hooks. */
-    orpc__in_init(&c->in, &c->lock, &c->cond, &ch->mem, NULL,
-                  ch->opts.max_recv_message_size, WINDOW, NULL, 0);
+    orpc__in_init(&c->in, &c->lock, &c->cond, &ch->mem, NULL, c->max_recv,
+                  WINDOW, NULL, 0);
     c->sendq.mem = &ch->mem;
     orpc__buf_init(&c->status_msg, &ch->mem);
     orpc__buf_init(&c->status_details, &ch->mem);
-    int64_t timeout = opts && opts->timeout_ms > 0
-                          ? opts->timeout_ms
-                          : ch->opts.default_timeout_ms;
-    c->deadline_ns =
-        timeout > 0 ? orpc__now_ns() + timeout * 1000000 : INT64_MAX;
+    int64_t timeout_ms = opts && opts->timeout_ms > 0
+                             ? opts->timeout_ms
+                             : ch->opts.default_timeout_ms;
+    int64_t timeout_ns = timeout_ms <= 0 ? 0
+                         : timeout_ms > INT64_MAX / 4000000
+                             ? INT64_MAX / 4
+                             : timeout_ms * 1000000;
+    if (mc != NULL && mc->timeout_ns > 0 &&
+        (timeout_ns == 0 || mc->timeout_ns < timeout_ns))
+        timeout_ns = mc->timeout_ns;
+    if (timeout_ns > INT64_MAX / 4)
+        timeout_ns = 0; /* centuries: none */
+    c->deadline_ns = timeout_ns > 0 ? orpc__now_ns() + timeout_ns : INT64_MAX;
+    c->wait_for_ready = mc != NULL && mc->wait_for_ready == 1;
     if (opts) {
         if (opts->served_by)
             *opts->served_by = ORPC_SERVED_GRPC;
         if (opts->reached)
             *opts->reached = ORPC_REACH_NONE;
         c->reached_out = opts->reached;
-        c->wait_for_ready = opts->wait_for_ready;
+        c->wait_for_ready |= opts->wait_for_ready != 0;
         c->headers_out = opts->headers_out;
         c->trailers_out = opts->trailers_out;
         if (opts->compression && strcmp(opts->compression, "gzip") == 0)
@@ -184,6 +216,11 @@ void orpc__call_unlist(orpc_call *c)
             c->prev_io->next_io = c->next_io;
         else
             cc->calls = c->next_io;
+    } else if (c->listed == 3) {
+        if (c->prev_io)
+            c->prev_io->next_io = c->next_io;
+        else
+            c->ch->retry.pending = c->next_io;
     }
     if (c->next_io)
         c->next_io->prev_io = c->prev_io;
@@ -225,9 +262,14 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
         orpc__status_clear_mem(mem, &st);
         return;
     }
+    /* how far the request got: the furthest any attempt went */
+    if (c->reach > c->reach_max)
+        c->reach_max = c->reach;
+    if (orpc__retry_check(c, &st))
+        return; /* another attempt follows (retry.c) */
     c->io_finished = 1;
     if (c->reached_out != NULL) /* before the caller can wake up */
-        *c->reached_out = c->reach;
+        *c->reached_out = c->reach_max;
     if (c->stream_open && c->conn && c->conn->session &&
         !nghttp2_session_get_stream_local_close(c->conn->session,
                                                 c->stream_id)) {
@@ -324,6 +366,7 @@ void orpc__call_deliver(orpc_call *c)
 
 void orpc__call_reset(orpc_call *c)
 {
+    c->reset_sent = 1;
     if (nghttp2_submit_rst_stream(c->conn->session, NGHTTP2_FLAG_NONE,
                                   c->stream_id, NGHTTP2_CANCEL) != 0) {
         /* No memory even for that: the stream would stay open (and the
@@ -341,9 +384,25 @@ void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg)
     orpc__call_complete(c, orpc__status_new_mem(&c->ch->mem, code, msg));
 }
 
-static void on_call_deadline(uv_timer_t *t)
+static void on_call_timer(uv_timer_t *t)
 {
-    orpc__call_fail(t->data, ORPC_DEADLINE_EXCEEDED, "deadline exceeded");
+    orpc_call *c = t->data;
+    if (c->retry.pending) {
+        orpc__retry_fire(c); /* the backoff is over */
+        return;
+    }
+    c->retry.final = 1; /* the deadline covers every attempt */
+    orpc__call_fail(c, ORPC_DEADLINE_EXCEEDED, "deadline exceeded");
+}
+
+void orpc__call_timer_arm(orpc_call *c, uint64_t ms)
+{
+    if (!c->timer_started) {
+        uv_timer_init(&c->ch->io.loop, &c->timer);
+        c->timer.data = c;
+        c->timer_started = 1;
+    }
+    uv_timer_start(&c->timer, on_call_timer, ms, 0);
 }
 
 /* ====================================================================== */
@@ -355,9 +414,10 @@ static ssize_t read_request(nghttp2_session *s, int32_t id, uint8_t *buf,
                             nghttp2_data_source *src, void *user_data)
 {
     orpc_call *c = src->ptr;
-    (void)s;
-    (void)id;
     (void)user_data;
+    if (c->conn == NULL || c->conn->session != s || c->stream_id != id)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* a retried
+                                                         attempt's stream */
     uv_mutex_lock(&c->lock);
     size_t n = orpc__sendq_read(&c->sendq, buf, len);
     int eof = c->send_closed && c->sendq.bytes == 0;
@@ -404,6 +464,11 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
         rc |= orpc__hdrs_add_static(&h, "grpc-encoding", "gzip");
     rc |= orpc__hdrs_add_static(&h, "grpc-accept-encoding", "identity,gzip");
     rc |= orpc__hdrs_add_str(&h, "user-agent", ch->user_agent);
+    if (c->retry.attempts > 0) {
+        char n[16];
+        int len = snprintf(n, sizeof n, "%d", c->retry.attempts);
+        rc |= orpc__hdrs_add(&h, "grpc-previous-rpc-attempts", n, (size_t)len);
+    }
     if (c->md)
         rc |= orpc__hdrs_add_md(&h, c->md);
     if (rc != 0) {
@@ -469,15 +534,11 @@ static void call_io_task(orpc__task *t, void *arg)
     if (!c->io_finished) {
         if (cancel) {
             orpc__call_fail(c, ORPC_CANCELLED, "cancelled by the client");
-        } else if (!c->submitted && c->listed == 0) {
+        } else if (!c->submitted && c->listed == 0 && !c->retry.pending) {
             if (c->deadline_ns != INT64_MAX) {
                 int64_t left = c->deadline_ns - orpc__now_ns();
-                uv_timer_init(&c->ch->io.loop, &c->timer);
-                c->timer.data = c;
-                c->timer_started = 1;
-                uv_timer_start(
-                    &c->timer, on_call_deadline,
-                    left > 0 ? (uint64_t)(left + 999999) / 1000000 : 0, 0);
+                orpc__call_timer_arm(
+                    c, left > 0 ? (uint64_t)(left + 999999) / 1000000 : 0);
             }
             orpc__call_enqueue(c);
         } else if (c->submitted && c->conn) {
@@ -504,8 +565,8 @@ static int queue_message(orpc_call *c, const ProtobufCMessage *msg,
     int err = 0;
     if (msg->descriptor != c->method->input->descriptor)
         return ORPC_EINVAL;
-    orpc__chunk *ck = orpc__encode_message(
-        &c->ch->mem, msg, c->gzip, c->ch->opts.max_send_message_size, &err);
+    orpc__chunk *ck =
+        orpc__encode_message(&c->ch->mem, msg, c->gzip, c->max_send, &err);
     if (ck == NULL)
         return err;
     if (keep_copy) {
@@ -513,6 +574,8 @@ static int queue_message(orpc_call *c, const ProtobufCMessage *msg,
         c->req_copy = orpc__mem_malloc(&c->ch->mem, sizeof(*ck) + ck->len);
         if (c->req_copy)
             memcpy(c->req_copy, ck, sizeof(*ck) + ck->len);
+        /* counted for retries, when the call has a retry policy */
+        orpc__retry_reserve(c, c->req_copy ? ck->len : SIZE_MAX);
     }
     uv_mutex_lock(&c->lock);
     orpc__sendq_push(&c->sendq, ck);
@@ -739,8 +802,8 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
     if (!c->is_async && orpc__io_on_any_thread())
         return ORPC_EBLOCKING;
     int err = 0;
-    orpc__chunk *ck = orpc__encode_message(
-        &c->ch->mem, msg, c->gzip, c->ch->opts.max_send_message_size, &err);
+    orpc__chunk *ck =
+        orpc__encode_message(&c->ch->mem, msg, c->gzip, c->max_send, &err);
     if (ck == NULL)
         return err;
     uv_mutex_lock(&c->lock);

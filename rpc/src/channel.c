@@ -12,6 +12,9 @@
  *   channel_h2.c   the client's HTTP/2 callbacks: response headers,
  *                  messages (through stream.c), trailers, stream close
  *   call.c         the call object of all four kinds and its API
+ *   service_config.c, retry.c
+ *                  the service config (opts.service_config) and the
+ *                  retries it asks for
  *
  * Design notes:
  * - A channel owns one IO thread.  Calls are created on the caller's thread
@@ -102,6 +105,7 @@ void orpc__ch_io_stop(orpc__io *io, void *ud)
     ch->stopping = 1;
     orpc__ch_set_state(ch, ORPC_CHANNEL_SHUTDOWN);
     orpc__lb_fail_waiting(ch, "channel closed");
+    orpc__retry_chan_stop(ch);
     /* Connections close (their calls end UNAVAILABLE), attempts under way
      * are cancelled by closing their sockets, a resolution not yet started
      * is cancelled; connections still draining are closed by
@@ -189,7 +193,34 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     rc = 0;
     o->authority = NULL;
     o->user_agent = NULL;
+    if (o->service_config) {
+        orpc_error_detail sd;
+        rc = orpc__svc_config_parse(&ch->svc_config, o->service_config,
+                                    strlen(o->service_config), &ch->mem, &sd);
+        o->service_config = NULL;
+        if (rc != 0) {
+            snprintf(why, sizeof why, "service_config: %.*s",
+                     (int)(sizeof why - 17), sd.message);
+            goto fail;
+        }
+        /* loadBalancingConfig, unless the options chose a policy */
+        orpc__sc_lb_policy lb = orpc__svc_config_lb(ch->svc_config);
+        if ((o->lb_policy == NULL || o->lb_policy[0] == '\0') &&
+            lb != ORPC__SC_LB_UNSET) {
+            rc = orpc__ch_set_lb_policy(
+                ch, lb == ORPC__SC_LB_ROUND_ROBIN ? "round_robin" : "pick_first",
+                why, sizeof(why));
+            if (rc != 0)
+                goto fail;
+        }
+    }
     o->lb_policy = NULL;
+    if (orpc__retry_chan_init(&ch->retry, o, ch->svc_config) != 0) {
+        snprintf(why, sizeof why, "cannot create a mutex");
+        rc = ORPC_ESYS;
+        goto fail;
+    }
+    ch->retry_ready = 1;
     if (o->tls) {
         ch->is_tls = 1;
         rc = orpc__tls_check_client_target(
@@ -254,6 +285,9 @@ fail_io:
     if (ch->ssl_ctx)
         SSL_CTX_free(ch->ssl_ctx);
     free_strings(ch);
+    orpc__svc_config_free(ch->svc_config);
+    if (ch->retry_ready)
+        orpc__retry_chan_destroy(&ch->retry);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;
     orpc__mem_free(&m, ch);
@@ -324,6 +358,8 @@ void orpc__ch_destroy(orpc_channel *ch)
     if (ch->ssl_ctx)
         SSL_CTX_free(ch->ssl_ctx);
     free_strings(ch);
+    orpc__svc_config_free(ch->svc_config);
+    orpc__retry_chan_destroy(&ch->retry);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;
     orpc__mem_free(&m, ch);

@@ -4,7 +4,9 @@
  * the server to it), response messages through the stream engine (one for
  * a unary call, flow-controlled for streams), trailers and the status they
  * carry, GOAWAY, SETTINGS, PING ACKs, and stream close with its one
- * transparent retry of a refused stream.
+ * transparent retry of a refused stream.  For retries (retry.c): response
+ * headers commit a call, grpc-retry-pushback-ms is noted, and a
+ * Trailers-Only response is judged before anything of it is published.
  *
  * Input is untrusted: whatever the server sends ends in a status, never in
  * unbounded memory.
@@ -66,6 +68,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
             orpc__buf_free(&c->status_details);
     } else if (orpc__name_is(name, namelen, "grpc-encoding")) {
         c->resp_gzip = orpc__name_is(value, valuelen, "gzip");
+    } else if (orpc__name_is(name, namelen, "grpc-retry-pushback-ms")) {
+        orpc__retry_pushback(c, value, valuelen);
     } else {
         uv_mutex_lock(&c->lock);
         orpc_metadata **md = c->in_trailers ? &c->trailers : &c->headers;
@@ -177,6 +181,16 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
     if (c == NULL || c->io_finished)
         return 0;
     if (!c->response_bytes) {
+        if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
+            orpc__retry_commit(c); /* response headers (gRFC A6) */
+        } else if (c->retry.policy != NULL) {
+            /* Trailers-Only: an attempt that is retried publishes
+             * nothing (its metadata, in c->headers, is dropped) */
+            orpc_status st = status_from_wire(c);
+            if (orpc__retry_check(c, &st))
+                return 0;
+            orpc__status_clear_mem(&c->ch->mem, &st);
+        }
         c->response_bytes = 1;
         uv_mutex_lock(&c->lock);
         c->headers_ready = 1;
@@ -222,9 +236,9 @@ static int decode_response(void *owner, const uint8_t *p, size_t len,
         return ORPC_ECALLBACK;
     }
     orpc_status st = ORPC_STATUS_OK;
-    ProtobufCMessage *m = orpc__decode_message(
-        c->method->output->descriptor, p, len, compressed, c->resp_gzip,
-        c->ch->opts.max_recv_message_size, NULL, &c->ch->mem, &st);
+    ProtobufCMessage *m =
+        orpc__decode_message(c->method->output->descriptor, p, len, compressed,
+                             c->resp_gzip, c->max_recv, NULL, &c->ch->mem, &st);
     if (m == NULL) {
         if (c->stream_open && c->conn && c->conn->session)
             orpc__call_reset(c);
@@ -299,6 +313,9 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         c->submitted = 0;
         c->conn = NULL;
         c->stream_id = 0;
+        /* (nor the connection, which may be freed before the retry is
+         * submitted: its partial-bytes counter is not ours any more) */
+        c->in.conn_partial = NULL;
         uv_mutex_lock(&c->lock);
         orpc__sendq_clear(&c->sendq);
         orpc__chunk *copy =

@@ -15,6 +15,8 @@
 #include "conn.h"
 #include "grpc.h"
 #include "io.h"
+#include "retry.h"
+#include "service_config.h"
 #include "stream.h"
 #include "tls_internal.h"
 
@@ -33,17 +35,21 @@ struct orpc_call {
     int wait_for_ready;
     orpc_metadata *headers_out, *trailers_out;
     orpc_call_reach *reached_out; /* the caller's, written at completion */
+    size_t max_send;        /* request message limit (0: none) */
+    size_t max_recv;        /* response message limit */
+    orpc__retry_call retry; /* retry.h */
 
     /* IO thread */
     orpc__conn *conn;
     cconn *cc; /* the connection's list the call is on (listed == 2) */
     int32_t stream_id;
-    struct orpc_call *next_io, *prev_io; /* in ch->waiting or conn list */
-    int listed;                          /* 1 waiting, 2 on a connection */
+    struct orpc_call *next_io, *prev_io; /* on the list |listed| says */
+    int listed; /* 1 ch->waiting, 2 on a connection, 3 retry backoff */
     int resp_gzip;
     size_t header_bytes; /* of the header block being received */
     int headers_too_big;
-    int retried; /* the one transparent retry gRFC A6 allows is used */
+    int retried;    /* the one transparent retry gRFC A6 allows is used */
+    int reset_sent; /* this attempt's stream was reset */
     int http_status;
     int in_trailers;
     int got_status;
@@ -53,7 +59,8 @@ struct orpc_call {
     uv_timer_t timer;
     int timer_started;
     int submitted;
-    orpc_call_reach reach; /* how far the request got (IO thread) */
+    orpc_call_reach reach;     /* how far this attempt got (IO thread) */
+    orpc_call_reach reach_max; /* ... and the furthest of all attempts */
     int stream_open;       /* nghttp2 still has the stream (and our pointer) */
     int io_finished;
     int io_released;
@@ -211,6 +218,11 @@ struct orpc_channel {
     int stopping;
     orpc_channel_state state; /* |lock|; written on the IO thread */
     orpc__task connect_task;  /* orpc_channel_get_state(try_to_connect) */
+    /* opts.service_config, parsed (NULL: none); orpc__svc_config_lb() is
+     * the load-balancing choice it makes */
+    orpc__svc_config *svc_config;
+    orpc__retry_chan retry; /* retry.h */
+    int retry_ready;        /* |retry| is initialised */
 };
 
 /* ---- channel.c ---- */
@@ -325,7 +337,8 @@ int orpc__ch_h2_setup(orpc_channel *ch);
 
 /* ---- call.c (IO thread) ---- */
 
-/* Takes the call off the list it is on (waiting, or a connection's). */
+/* Takes the call off the list it is on (waiting, a connection's, or the
+ * channel's retry backoff list). */
 void orpc__call_unlist(orpc_call *c);
 /* The IO side lets go, once nghttp2 has forgotten the stream (|s|: its
  * session, for credit still held; NULL when the connection is gone). */
@@ -341,6 +354,9 @@ void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg);
 void orpc__call_submit(orpc_call *c, orpc__conn *conn);
 /* Submits the call, or queues it until a connection is ready. */
 void orpc__call_enqueue(orpc_call *c);
+/* Starts (or restarts) the call's one timer: the deadline, or a retry
+ * backoff (orpc_call.retry.pending) that ends before it. */
+void orpc__call_timer_arm(orpc_call *c, uint64_t ms);
 /* An asynchronous call: hands queued messages to on_message (unless
  * paused), then on_done once the call is over; re-entry is a no-op. */
 void orpc__call_deliver(orpc_call *c);

@@ -94,12 +94,40 @@ int orpc_ctx_add_header(orpc_ctx *ctx, const char *key, const void *value,
     return add_md(ctx, &ctx->resp_headers, 1, key, value, len);
 }
 
+/* grpc-retry-pushback-ms, the one reserved trailer a handler sets: kept
+ * apart from the metadata (whose keys exclude grpc-*), sent by
+ * add_trailers() in server_call.c. */
+static int set_pushback(orpc_ctx *ctx, const void *value, size_t len)
+{
+    const char *v = value;
+    if ((v == NULL && len > 0) || len == 0 || len >= sizeof(ctx->pushback))
+        return ORPC_EINVAL;
+    for (size_t i = 0; i < len; i++)
+        if (v[i] < 0x20 || v[i] > 0x7e)
+            return ORPC_EINVAL;
+    uv_mutex_lock(&ctx->lock);
+    int done = ctx->finished;
+    if (!done) {
+        memcpy(ctx->pushback, v, len);
+        ctx->pushback[len] = '\0';
+    }
+    uv_mutex_unlock(&ctx->lock);
+    return done ? ORPC_ESTATE : 0;
+}
+
 int orpc_ctx_add_trailer(orpc_ctx *ctx, const char *key, const void *value,
                          size_t len)
 {
     if (ctx == NULL)
         return ORPC_EINVAL;
+    if (key != NULL && strcmp(key, "grpc-retry-pushback-ms") == 0)
+        return set_pushback(ctx, value, len);
     return add_md(ctx, &ctx->trailers, 0, key, value, len);
+}
+
+int orpc_ctx_previous_attempts(const orpc_ctx *ctx)
+{
+    return ctx ? ctx->prev_attempts : 0;
 }
 
 const char *orpc_ctx_peer_identity(const orpc_ctx *ctx)

@@ -180,6 +180,10 @@ static int add_trailers(orpc_ctx *ctx, orpc__hdrs *h)
         return -1;
     if (ctx->trailers && orpc__hdrs_add_md(h, ctx->trailers) != 0)
         return -1;
+    if (ctx->pushback[0] != '\0' &&
+        orpc__hdrs_add(h, "grpc-retry-pushback-ms", ctx->pushback,
+                       strlen(ctx->pushback)) != 0)
+        return -1;
     return 0;
 }
 

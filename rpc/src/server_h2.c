@@ -93,6 +93,13 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
             ctx->req_gzip = 1;
         else if (!orpc__name_is(value, valuelen, "identity"))
             ctx->bad_encoding = 1;
+    } else if (orpc__name_is(name, namelen, "grpc-previous-rpc-attempts")) {
+        int n = 0, ok = valuelen > 0 && valuelen <= 9;
+        for (size_t i = 0; ok && i < valuelen; i++) {
+            ok = value[i] >= '0' && value[i] <= '9';
+            n = n * 10 + (value[i] - '0');
+        }
+        ctx->prev_attempts = ok ? n : 0;
     } else if (orpc__name_is(name, namelen, "grpc-accept-encoding")) {
         for (size_t i = 0; i + 4 <= valuelen; i++)
             if (memcmp(value + i, "gzip", 4) == 0)

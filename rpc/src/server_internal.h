@@ -57,6 +57,7 @@ struct orpc_ctx {
     int headers_too_big;
     int bad_metadata;
     int bad_timeout;
+    int prev_attempts; /* grpc-previous-rpc-attempts (gRFC A6) */
 
     /* IO thread state */
     int dispatched;
@@ -93,6 +94,7 @@ struct orpc_ctx {
     int last_compressed; /* flag of the last request message read */
     void *rt_state;      /* a service of the runtime's own (health.c): its
                             per-call state; the handler's thread */
+    char pushback[24];   /* grpc-retry-pushback-ms to send, or "" */
 
     orpc__task task;
     orpc__job job;

@@ -101,6 +101,20 @@ typedef struct orpc_channel_opts {
      *  it fails) or "round_robin" (every READY address in turn).  Another
      *  name is ORPC_ECONFIG. */
     const char *lb_policy;
+    /** gRPC service config, as JSON text (grpc/service_config/
+     *  service_config.proto): per-method timeout, waitForReady, message
+     *  size limits and retryPolicy; retryThrottling; loadBalancingConfig.
+     *  NULL for none.  A config that does not parse or validate fails
+     *  orpc_channel_new() with ORPC_ECONFIG, |detail| naming the JSON path
+     *  of the fault.  docs/runtime.md, "Service config and retries", says
+     *  what is applied and what is not yet (hedging, streaming retries). */
+    const char *service_config;
+    /** Request bytes one call keeps for retries; 0 for 256 KiB.  A unary
+     *  call whose request is larger is never retried. */
+    size_t per_call_retry_buffer_size;
+    /** Request bytes the channel's calls keep for retries together; 0 for
+     *  16 MiB.  A call that would go over it is never retried. */
+    size_t retry_buffer_size;
 } orpc_channel_opts;
 
 /** A channel's connectivity, as gRPC names its states. */
@@ -127,7 +141,11 @@ typedef enum orpc_channel_state {
  * Returns 0; ORPC_EINVAL (|out| or |target| NULL); ORPC_EADDR (the target
  * does not parse: |detail| names it and says what is wrong); ORPC_ECONFIG
  * (neither TLS nor plaintext chosen, TLS material that does not load:
- * |detail| names the setting and the file, or an unknown lb_policy);
+ * |detail| names the setting and the file; an unknown lb_policy; or
+ * a service config that does not parse or validate: |detail| says
+ * "service_config: " and the JSON path of the fault, as in
+ * "service_config: methodConfig[0].retryPolicy.maxAttempts: must be at
+ * least 2");
  * ORPC_ESYS; ORPC_ENOMEM.  On failure |*out| is NULL and the reason goes
  * to |detail| when given (NULL: to the logger in |opts|, or stderr).
  *

@@ -127,6 +127,13 @@ ORPC_EXTERN int orpc_ctx_add_header(orpc_ctx *ctx, const char *key,
  * @function
  * Adds an entry to the trailers, sent with the status.
  *
+ * One reserved key is accepted besides the application's own:
+ * `grpc-retry-pushback-ms`, gRFC A6's server pushback, for a client that
+ * retries the call.  A non-negative number of milliseconds asks it to wait
+ * that long before its next attempt; a negative number (or anything else)
+ * asks it not to retry.  Its value is 1 to 23 printable ASCII bytes; a
+ * second one replaces the first.
+ *
  * Returns 0, ORPC_EINVAL, ORPC_ESTATE (status already sent) or ORPC_ENOMEM.
  *
  * Ownership: copies |key| and |value|.
@@ -134,6 +141,18 @@ ORPC_EXTERN int orpc_ctx_add_header(orpc_ctx *ctx, const char *key,
  */
 ORPC_EXTERN int orpc_ctx_add_trailer(orpc_ctx *ctx, const char *key,
                                      const void *value, size_t len);
+
+/**
+ * @function
+ * How many attempts of this RPC the client made before this one, from its
+ * `grpc-previous-rpc-attempts` header (gRFC A6: a client that retries sends
+ * it on every attempt after the first).  0 on a first attempt, from a
+ * client that does not retry, or when the header is malformed.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread while |ctx| is valid (it never changes).
+ */
+ORPC_EXTERN int orpc_ctx_previous_attempts(const orpc_ctx *ctx);
 
 /**
  * @function

@@ -1,0 +1,336 @@
+/*
+ * retry.c — retries of unary calls (gRFC A6), as the channel's service
+ * config asks for them: attempts, their backoff, the server's pushback,
+ * the channel's retry throttling and the buffer budget.
+ *
+ * Design notes.
+ *
+ * - One call, several attempts.  An attempt is one HTTP/2 stream of the
+ *   same orpc_call: when an attempt ends and the call may be retried,
+ *   orpc__retry_check() lets go of the stream (its nghttp2 user data is
+ *   cleared, so nothing more of it reaches the call; reset if our side is
+ *   still open), clears what the attempt received, and parks the call on
+ *   the channel's backoff list (listed == 3) with its one timer (call.c)
+ *   armed for the backoff.  orpc__retry_fire() then refills the send queue
+ *   from the request copy and enqueues the call as new.  The caller never
+ *   sees a failed attempt: not its status, not its headers (an attempt
+ *   that may be retried can only have had Trailers-Only, which
+ *   channel_h2.c holds back until this file has decided).
+ * - Where an attempt ends.  Every status a call can end with goes through
+ *   orpc__call_complete(), which asks orpc__retry_check() first: a server's
+ *   status, a reset stream, a lost connection, a fail-fast UNAVAILABLE
+ *   while the channel cannot connect.  Never retried: a call whose
+ *   deadline fired (the deadline covers all attempts), one the application
+ *   cancelled, one whose channel is closing.
+ * - The rules, in gRPC C-core's order: OK is a success for throttling; a
+ *   code not in retryableStatusCodes ends the call; otherwise the failure
+ *   is counted (throttling), then the call ends if retries are throttled
+ *   (tokens not above half of maxTokens), if it is committed (response
+ *   headers came, or its request was over the buffer budget), if
+ *   maxAttempts attempts have been made, or if the server's pushback says
+ *   so (negative or not a number).  A valid pushback sets the delay (and
+ *   resets the backoff to initialBackoff); otherwise the delay is random in
+ *   [0, backoff] and the backoff grows by the multiplier up to maxBackoff.
+ *   A retry that could not start before the deadline is not waited for:
+ *   the call ends with the attempt's status at once.
+ * - Budget.  A unary call keeps its request (one encoded message) for
+ *   replay.  With a retry policy those bytes are counted, per call and per
+ *   channel; a request that does not fit makes the call committed from the
+ *   start.  The bytes go back when the call commits or ends.
+ *
+ * Locking theory: only |buffered| of orpc__retry_chan is shared (callers'
+ * threads reserve, the IO thread or the last reference releases), under
+ * its own mutex, never held while calling anything else.  The rest runs
+ * on the channel's IO thread.
+ */
+#include "channel_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <orpc/error.h>
+
+#include "common/mem.h"
+
+int orpc__retry_chan_init(orpc__retry_chan *rc, const orpc_channel_opts *o,
+                          const orpc__svc_config *sc)
+{
+    memset(rc, 0, sizeof(*rc));
+    if (uv_mutex_init(&rc->lock) != 0)
+        return ORPC_ESYS;
+    rc->limit = o->retry_buffer_size ? o->retry_buffer_size
+                                     : ORPC__RETRY_CHANNEL_BUFFER;
+    rc->per_call = o->per_call_retry_buffer_size ? o->per_call_retry_buffer_size
+                                                 : ORPC__RETRY_CALL_BUFFER;
+    rc->throttling = orpc__svc_config_throttling(sc, &rc->max_milli_tokens,
+                                                 &rc->milli_token_ratio);
+    rc->milli_tokens = rc->max_milli_tokens;
+    rc->rng = (uv_hrtime() ^ (uint64_t)(uintptr_t)rc) | 1;
+    return 0;
+}
+
+void orpc__retry_chan_destroy(orpc__retry_chan *rc)
+{
+    uv_mutex_destroy(&rc->lock);
+}
+
+void orpc__retry_call_init(orpc_call *c, const orpc__method_config *mc)
+{
+    if (mc == NULL || mc->retry == NULL || c->method->kind != ORPC_CALL_UNARY)
+        return;
+    c->retry.policy = mc->retry;
+    c->retry.backoff_ns = mc->retry->initial_backoff_ns;
+}
+
+void orpc__retry_reserve(orpc_call *c, size_t len)
+{
+    orpc__retry_chan *rc = &c->ch->retry;
+    if (c->retry.policy == NULL)
+        return;
+    int ok = 0;
+    if (len <= rc->per_call) {
+        uv_mutex_lock(&rc->lock);
+        ok = len <= rc->limit - rc->buffered && rc->buffered <= rc->limit;
+        if (ok)
+            rc->buffered += len;
+        uv_mutex_unlock(&rc->lock);
+    }
+    if (ok)
+        c->retry.budget = len;
+    else
+        c->retry.committed = 1; /* over the budget: never replayed */
+}
+
+void orpc__retry_release(orpc_call *c)
+{
+    size_t n = c->retry.budget;
+    if (n == 0)
+        return;
+    c->retry.budget = 0;
+    orpc__retry_chan *rc = &c->ch->retry;
+    uv_mutex_lock(&rc->lock);
+    rc->buffered -= n;
+    uv_mutex_unlock(&rc->lock);
+}
+
+void orpc__retry_commit(orpc_call *c)
+{
+    c->retry.committed = 1;
+    orpc__retry_release(c);
+}
+
+void orpc__retry_pushback(orpc_call *c, const uint8_t *v, size_t len)
+{
+    /* gRFC A6: an int32 of milliseconds; negative or anything else that
+     * is not a number means "do not retry". */
+    int64_t ms = 0;
+    size_t i = 0;
+    int ok = len > 0 && len <= 10;
+    for (; ok && i < len; i++) {
+        ok = v[i] >= '0' && v[i] <= '9';
+        ms = ms * 10 + (v[i] - '0');
+    }
+    if (ok && ms <= INT32_MAX) {
+        c->retry.pushback = 1;
+        c->retry.pushback_ms = ms;
+    } else {
+        c->retry.pushback = -1;
+    }
+}
+
+/* Throttling (gRFC A6): a success adds tokenRatio, a failure takes one;
+ * retries go on while more than half of maxTokens is left. */
+static void throttle_success(orpc__retry_chan *rc)
+{
+    if (!rc->throttling)
+        return;
+    rc->milli_tokens += rc->milli_token_ratio;
+    if (rc->milli_tokens > rc->max_milli_tokens)
+        rc->milli_tokens = rc->max_milli_tokens;
+}
+
+/* Counts a failure; nonzero when retries may still go on. */
+static int throttle_failure(orpc__retry_chan *rc)
+{
+    if (!rc->throttling)
+        return 1;
+    rc->milli_tokens -= 1000;
+    if (rc->milli_tokens < 0)
+        rc->milli_tokens = 0;
+    return rc->milli_tokens > rc->max_milli_tokens / 2;
+}
+
+static uint64_t next_random(orpc__retry_chan *rc)
+{
+    rc->rng ^= rc->rng << 13;
+    rc->rng ^= rc->rng >> 7;
+    rc->rng ^= rc->rng << 17;
+    return rc->rng;
+}
+
+/* Lets go of the attempt's stream and forgets what it received: the call
+ * is as it was before its first submit, its request still queued. */
+static void attempt_clear(orpc_call *c)
+{
+    orpc__conn *conn = c->conn;
+    if (c->stream_open && conn != NULL && conn->session != NULL) {
+        orpc__call_unlist(c); /* (a reset that closes the connection
+                                 must not find the call on its list) */
+        if (!c->reset_sent && !nghttp2_session_get_stream_local_close(
+                                  conn->session, c->stream_id))
+            orpc__call_reset(c);
+        nghttp2_session_set_stream_user_data(conn->session, c->stream_id, NULL);
+    }
+    orpc__call_unlist(c);
+    c->conn = NULL;
+    c->cc = NULL;
+    c->stream_id = 0;
+    c->submitted = 0;
+    c->stream_open = 0;
+    c->reset_sent = 0;
+    c->resp_gzip = 0;
+    c->header_bytes = 0;
+    c->headers_too_big = 0;
+    c->http_status = 0;
+    c->in_trailers = 0;
+    c->got_status = 0;
+    c->status_code = 0;
+    c->response_bytes = 0;
+    /* no message came (nothing does before the response headers); the
+     * connection's partial-bytes counter may go with the connection */
+    c->in.conn_partial = NULL;
+    orpc__buf_free(&c->status_msg);
+    orpc__buf_free(&c->status_details);
+    c->retry.pushback = 0;
+    c->retry.final = 0;
+    uv_mutex_lock(&c->lock);
+    orpc_metadata_free(c->headers);
+    orpc_metadata_free(c->trailers);
+    c->headers = c->trailers = NULL;
+    c->headers_ready = 0;
+    orpc__sendq_clear(&c->sendq);
+    uv_mutex_unlock(&c->lock);
+}
+
+/* Why the call ends with this attempt; NULL when it may be retried. */
+static const char *no_retry(orpc_call *c, const orpc_status *st)
+{
+    orpc__retry_call *r = &c->retry;
+    orpc__retry_chan *rc = &c->ch->retry;
+    uv_mutex_lock(&c->lock);
+    int cancelled = c->cancel_requested;
+    uv_mutex_unlock(&c->lock);
+    if (cancelled)
+        return "cancelled"; /* (not an outcome the server chose) */
+    if (c->ch->stopping)
+        return "channel closing";
+    if (st->code == ORPC_OK) {
+        throttle_success(rc);
+        return "OK";
+    }
+    if ((unsigned)st->code >= ORPC_CODE_COUNT ||
+        !(r->policy->codes & (1u << st->code)))
+        return "not a retryable code";
+    if (!throttle_failure(rc))
+        return "throttled";
+    if (r->committed)
+        return "committed";
+    if (r->attempts >= r->policy->max_attempts)
+        return "maxAttempts reached";
+    if (r->pushback < 0)
+        return "server pushback";
+    if (c->req_copy == NULL)
+        return "no request copy";
+    return NULL;
+}
+
+int orpc__retry_check(orpc_call *c, orpc_status *st)
+{
+    orpc__retry_call *r = &c->retry;
+    orpc__retry_chan *rc = &c->ch->retry;
+    if (r->policy == NULL || r->final || c->io_finished)
+        return 0;
+    r->final = 1;
+    r->attempts++;
+    const char *why = no_retry(c, st);
+    int64_t delay_ns = 0;
+    if (why == NULL) {
+        if (r->pushback > 0) {
+            delay_ns = r->pushback_ms * 1000000;
+            r->backoff_ns = r->policy->initial_backoff_ns;
+        } else {
+            uint64_t span = (uint64_t)r->backoff_ns;
+            delay_ns = (int64_t)(next_random(rc) % (span + 1));
+            double next = (double)r->backoff_ns * r->policy->backoff_multiplier;
+            r->backoff_ns = next >= (double)r->policy->max_backoff_ns
+                                ? r->policy->max_backoff_ns
+                                : (int64_t)next;
+        }
+        if (c->deadline_ns != INT64_MAX &&
+            delay_ns >= c->deadline_ns - orpc__now_ns())
+            why = "the deadline comes first";
+    }
+    if (why != NULL) {
+        orpc__retry_release(c); /* the outcome: no replay any more */
+        orpc__ch_log(c->ch, ORPC_LOG_DEBUG,
+                     "%s: attempt %d ended %s: no retry (%s)", c->method->path,
+                     r->attempts, orpc_code_name(st->code), why);
+        return 0;
+    }
+    orpc__ch_log(c->ch, ORPC_LOG_DEBUG,
+                 "%s: attempt %d ended %s; retry in %lld ms", c->method->path,
+                 r->attempts, orpc_code_name(st->code),
+                 (long long)(delay_ns / 1000000));
+    orpc__status_clear_mem(&c->ch->mem, st);
+    attempt_clear(c);
+    /* wait on the channel's backoff list (closing the channel ends it) */
+    r->pending = 1;
+    c->listed = 3;
+    c->prev_io = NULL;
+    c->next_io = rc->pending;
+    if (rc->pending)
+        rc->pending->prev_io = c;
+    rc->pending = c;
+    orpc__call_timer_arm(c, ((uint64_t)delay_ns + 999999) / 1000000);
+    return 1;
+}
+
+void orpc__retry_fire(orpc_call *c)
+{
+    orpc_channel *ch = c->ch;
+    c->retry.pending = 0;
+    orpc__call_unlist(c);
+    if (c->deadline_ns != INT64_MAX) {
+        int64_t left = c->deadline_ns - orpc__now_ns();
+        orpc__call_timer_arm(c, left > 0 ? (uint64_t)(left + 999999) / 1000000
+                                         : 0);
+    }
+    orpc__chunk *copy =
+        orpc__mem_malloc(&ch->mem, sizeof(*copy) + c->req_copy->len);
+    if (copy == NULL) {
+        c->retry.final = 1;
+        orpc__call_complete(c, orpc__status_new_mem(&ch->mem,
+                                                    ORPC_RESOURCE_EXHAUSTED,
+                                                    "out of memory"));
+        return;
+    }
+    memcpy(copy, c->req_copy, sizeof(*copy) + c->req_copy->len);
+    copy->off = 0;
+    copy->next = NULL;
+    uv_mutex_lock(&c->lock);
+    orpc__sendq_push(&c->sendq, copy);
+    uv_mutex_unlock(&c->lock);
+    orpc__call_enqueue(c);
+}
+
+void orpc__retry_chan_stop(orpc_channel *ch)
+{
+    while (ch->retry.pending != NULL) {
+        orpc_call *c = ch->retry.pending;
+        orpc__call_unlist(c);
+        c->retry.pending = 0;
+        c->retry.final = 1;
+        orpc__call_complete(c, orpc__status_new_mem(&ch->mem, ORPC_UNAVAILABLE,
+                                                    "channel closed"));
+    }
+}

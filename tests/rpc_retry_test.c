@@ -1,0 +1,858 @@
+/*
+ * rpc_retry_test.c — the service config on channels (orpc_channel_opts.
+ * service_config) and the retries of unary calls it asks for (gRFC A6), on
+ * loopback against an orpc server whose handlers fail on purpose.
+ *
+ * The server counts the attempts it sees and records, per attempt, the
+ * grpc-previous-rpc-attempts the client sent (orpc_ctx_previous_attempts()).
+ * Assertions are about counts, order and statuses, never durations: where a
+ * delay matters (pushback, backoff, the deadline), the test makes it
+ * decisive by choosing values far apart (a pushback of a minute against a
+ * deadline of seconds).  Every wait is bounded.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include <orpc/orpc.h>
+
+#include "grpc/testing/test.orpc.h"
+
+typedef Grpc__Testing__SimpleRequest SimpleReq;
+typedef Grpc__Testing__SimpleResponse SimpleResp;
+typedef Grpc__Testing__StreamingOutputCallRequest OutReq;
+typedef Grpc__Testing__StreamingOutputCallResponse OutResp;
+
+#define MAX_SEEN 16
+
+/* ---- the server's side: what it does and what it saw (g.lock) ---- */
+
+static struct {
+    uv_mutex_t lock;
+    /* behaviour */
+    int fail_first;    /* UnaryCall: fail this many attempts ... */
+    int fail_all;      /* ... or every one */
+    orpc_code code;    /* with this code */
+    char pushback[24]; /* and this grpc-retry-pushback-ms ("": none) */
+    int stream_sends;  /* StreamingOutputCall: responses before failing */
+    /* seen */
+    int attempts;         /* UnaryCall and StreamingOutputCall attempts */
+    int prev[MAX_SEEN];   /* orpc_ctx_previous_attempts() per attempt */
+    int64_t remaining_ms; /* EmptyCall: the deadline it was given */
+    int empty_calls;
+    int bad; /* a handler's expectation failed */
+} g;
+
+static int get(const int *v)
+{
+    uv_mutex_lock(&g.lock);
+    int r = *v;
+    uv_mutex_unlock(&g.lock);
+    return r;
+}
+
+static void reset_server_state(void)
+{
+    uv_mutex_lock(&g.lock);
+    g.fail_first = g.fail_all = g.stream_sends = 0;
+    g.code = ORPC_UNAVAILABLE;
+    g.pushback[0] = '\0';
+    g.attempts = g.empty_calls = g.bad = 0;
+    g.remaining_ms = -1;
+    memset(g.prev, -1, sizeof g.prev);
+    uv_mutex_unlock(&g.lock);
+}
+
+static void set_behaviour(int fail_first, int fail_all, orpc_code code,
+                          const char *pushback)
+{
+    uv_mutex_lock(&g.lock);
+    g.fail_first = fail_first;
+    g.fail_all = fail_all;
+    g.code = code;
+    snprintf(g.pushback, sizeof g.pushback, "%s", pushback ? pushback : "");
+    uv_mutex_unlock(&g.lock);
+}
+
+/* Counts the attempt; 1 when it is to fail (|pb| gets the pushback). */
+static int note_attempt(orpc_ctx *ctx, int *n, orpc_code *code, char *pb)
+{
+    uv_mutex_lock(&g.lock);
+    *n = ++g.attempts;
+    if (*n <= MAX_SEEN)
+        g.prev[*n - 1] = orpc_ctx_previous_attempts(ctx);
+    int fail = g.fail_all || *n <= g.fail_first;
+    *code = g.code;
+    memcpy(pb, g.pushback, sizeof g.pushback);
+    uv_mutex_unlock(&g.lock);
+    return fail;
+}
+
+/* Notes a handler's broken expectation (asserted on the test's thread:
+ * cmocka's assertions must not run on the server's threads). */
+static void handler_bad(void)
+{
+    uv_mutex_lock(&g.lock);
+    g.bad++;
+    uv_mutex_unlock(&g.lock);
+}
+
+/* Fails as told (Trailers-Only, with trailer "attempt: N"), else answers
+ * with response_size bytes and header "attempt: N". */
+static orpc_status unary_call(orpc_ctx *ctx, const SimpleReq *req,
+                              SimpleResp *resp, void *ud)
+{
+    (void)ud;
+    int n;
+    orpc_code code;
+    char pb[sizeof g.pushback];
+    char v[16];
+    int fail = note_attempt(ctx, &n, &code, pb);
+    snprintf(v, sizeof v, "%d", n);
+    if (fail) {
+        /* the reserved keys a handler may not set, and pushback values
+         * that are not 1-23 printable bytes, are refused */
+        static const char *const bad_values[] = {"", "1\n",
+                                                 "123456789012345678901234"};
+        for (size_t i = 0; i < 3; i++)
+            if (orpc_ctx_add_trailer(ctx, "grpc-retry-pushback-ms",
+                                     bad_values[i],
+                                     strlen(bad_values[i])) != ORPC_EINVAL)
+                handler_bad();
+        if (orpc_ctx_add_trailer(ctx, "grpc-retry-pushback", "1", 1) !=
+            ORPC_EINVAL)
+            handler_bad();
+        if (orpc_ctx_add_trailer(ctx, "attempt", v, strlen(v)) != 0 ||
+            (pb[0] != '\0' &&
+             orpc_ctx_add_trailer(ctx, "grpc-retry-pushback-ms", pb,
+                                  strlen(pb)) != 0))
+            handler_bad();
+        return orpc_status_errorf(code, "planned failure of attempt %d", n);
+    }
+    if (orpc_ctx_add_header(ctx, "attempt", v, strlen(v)) != 0)
+        handler_bad();
+    Grpc__Testing__Payload *p =
+        orpc_arena_alloc(orpc_ctx_arena(ctx), sizeof(*p));
+    size_t len = (size_t)(req->response_size > 0 ? req->response_size : 0);
+    uint8_t *body = orpc_arena_alloc(orpc_ctx_arena(ctx), len + 1);
+    if (p == NULL || body == NULL)
+        return orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "arena");
+    grpc__testing__payload__init(p);
+    memset(body, 'x', len);
+    p->body.data = body;
+    p->body.len = len;
+    resp->payload = p;
+    return ORPC_STATUS_OK;
+}
+
+/* Waits for the call's end (cancellation or deadline), 10 s at most. */
+static orpc_status empty_call(orpc_ctx *ctx, const Grpc__Testing__Empty *req,
+                              Grpc__Testing__Empty *resp, void *ud)
+{
+    (void)req;
+    (void)resp;
+    (void)ud;
+    uv_mutex_lock(&g.lock);
+    g.empty_calls++;
+    g.remaining_ms = orpc_ctx_remaining_ms(ctx);
+    uv_mutex_unlock(&g.lock);
+    for (int i = 0; i < 2000 && !orpc_ctx_is_cancelled(ctx); i++)
+        usleep(5000);
+    return orpc_status_new(ORPC_CANCELLED, "gone");
+}
+
+/* Sends |stream_sends| responses, then fails UNAVAILABLE. */
+static orpc_status
+streaming_output(orpc_ctx *ctx, const OutReq *req,
+                 Grpc__Testing__TestService_StreamingOutputCall_ServerWriter *w,
+                 void *ud)
+{
+    (void)req;
+    (void)ud;
+    int n;
+    orpc_code code;
+    char pb[sizeof g.pushback];
+    (void)note_attempt(ctx, &n, &code, pb);
+    int sends = get(&g.stream_sends);
+    for (int i = 0; i < sends; i++) {
+        OutResp r = GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+        if (grpc__testing__test_service__server__streaming_output_call__send(
+                w, &r) != 0)
+            return orpc_status_new(ORPC_CANCELLED, "client went away");
+    }
+    return orpc_status_new(ORPC_UNAVAILABLE, "planned failure after sending");
+}
+
+static const Grpc__Testing__TestService_Handlers handlers = {
+    .unary_call = unary_call,
+    .empty_call = empty_call,
+    .streaming_output_call = streaming_output,
+};
+
+/* ---- fixture ---- */
+
+typedef struct fx {
+    orpc_server *srv;
+    char target[64];
+} fx;
+
+static int setup(void **state)
+{
+    fx *f = calloc(1, sizeof(*f));
+    assert_non_null(f);
+    orpc_server_opts o = {.plaintext = 1, .io_threads = 1};
+    assert_int_equal(orpc_server_new(&f->srv, &o, NULL, NULL), 0);
+    assert_int_equal(
+        grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
+        0);
+    int port;
+    assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &port, NULL), 0);
+    assert_int_equal(orpc_server_start(f->srv), 0);
+    snprintf(f->target, sizeof(f->target), "127.0.0.1:%d", port);
+    reset_server_state();
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    assert_int_equal(get(&g.bad), 0);
+    assert_int_equal(orpc_server_shutdown(f->srv, 2000), 0);
+    assert_int_equal(orpc_server_wait(f->srv), 0);
+    orpc_server_free(f->srv);
+    free(f);
+    return 0;
+}
+
+static orpc_channel *channel_to(const char *target, const char *config,
+                                const orpc_channel_opts *base)
+{
+    orpc_channel_opts co = {.plaintext = 1};
+    if (base != NULL)
+        co = *base;
+    co.plaintext = 1;
+    co.service_config = config;
+    orpc_channel *ch = NULL;
+    orpc_error_detail d = {0};
+    int rc = orpc_channel_new(&ch, target, &co, NULL, &d);
+    if (rc != 0)
+        fail_msg("channel refused: %s", d.message);
+    return ch;
+}
+
+#define SERVICE "\"grpc.testing.TestService\""
+
+/* A retry policy for every method of the test service, in a config. */
+static const char *retry_config(char *buf, size_t len, int max_attempts,
+                                const char *backoff, const char *codes,
+                                const char *extra)
+{
+    snprintf(buf, len,
+             "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE "}],"
+             " \"retryPolicy\": {\"maxAttempts\": %d,"
+             " \"initialBackoff\": \"%s\", \"maxBackoff\": \"%s\","
+             " \"backoffMultiplier\": 2, \"retryableStatusCodes\": [%s]}}]%s}",
+             max_attempts, backoff, backoff, codes, extra ? extra : "");
+    return buf;
+}
+
+/* A blocking UnaryCall; returns its code (response checked and freed). */
+static orpc_code unary(orpc_channel *ch, int response_size, int payload,
+                       const orpc_call_opts *opts)
+{
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+    uint8_t *body = NULL;
+    req.response_size = response_size;
+    if (payload > 0) {
+        body = calloc(1, (size_t)payload);
+        assert_non_null(body);
+        p.body.data = body;
+        p.body.len = (size_t)payload;
+        req.payload = &p;
+    }
+    ProtobufCMessage *resp = NULL;
+    orpc_status st =
+        orpc_channel_invoke(ch, grpc__testing__test_service__method__unary_call,
+                            &req.base, &resp, opts);
+    orpc_code code = st.code;
+    if (code == ORPC_OK) {
+        SimpleResp *r = (SimpleResp *)resp;
+        assert_non_null(r->payload);
+        assert_int_equal(r->payload->body.len, (size_t)response_size);
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    orpc_status_clear(&st);
+    free(body);
+    return code;
+}
+
+static const char *md_get(const orpc_metadata *md, const char *key)
+{
+    const uint8_t *v;
+    size_t len;
+    return orpc_metadata_get(md, key, &v, &len) == 0 ? (const char *)v : NULL;
+}
+
+static size_t md_count_key(const orpc_metadata *md, const char *key)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < orpc_metadata_count(md); i++) {
+        const char *k;
+        const uint8_t *v;
+        size_t len;
+        if (orpc_metadata_at(md, i, &k, &v, &len) == 0 && strcmp(k, key) == 0)
+            n++;
+    }
+    return n;
+}
+
+/* An asynchronous unary call's outcome (lock). */
+typedef struct async_res {
+    uv_mutex_t lock;
+    int done;
+    orpc_code code;
+    size_t len; /* response payload */
+} async_res;
+
+static void async_done(const orpc_status *st, ProtobufCMessage *resp, void *ud)
+{
+    async_res *r = ud;
+    uv_mutex_lock(&r->lock);
+    r->code = st->code;
+    if (resp != NULL) {
+        SimpleResp *sr = (SimpleResp *)resp;
+        r->len = sr->payload ? sr->payload->body.len : 0;
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    r->done = 1;
+    uv_mutex_unlock(&r->lock);
+}
+
+/* Waits (10 s at most) for |r| to be done; returns done. */
+static int async_wait(async_res *r)
+{
+    for (int i = 0; i < 2000; i++) {
+        uv_mutex_lock(&r->lock);
+        int done = r->done;
+        uv_mutex_unlock(&r->lock);
+        if (done)
+            return 1;
+        usleep(5000);
+    }
+    return 0;
+}
+
+/* ---- retries ---- */
+
+/* Fails UNAVAILABLE three times, then answers: the caller sees OK, the
+ * server four attempts with grpc-previous-rpc-attempts 0, 1, 2, 3, and the
+ * caller only the last attempt's metadata. */
+static void test_retry_until_success(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 5, "0.01s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(3, 0, ORPC_UNAVAILABLE, NULL);
+    orpc_metadata *headers, *trailers;
+    assert_int_equal(orpc_metadata_new(&headers, NULL), 0);
+    assert_int_equal(orpc_metadata_new(&trailers, NULL), 0);
+    orpc_call_opts opts = {
+        .timeout_ms = 20000, .headers_out = headers, .trailers_out = trailers};
+    assert_int_equal(unary(ch, 100, 10, &opts), ORPC_OK);
+    assert_int_equal(get(&g.attempts), 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(get(&g.prev[i]), i);
+    /* the failed attempts' "attempt" trailers never reach the caller */
+    assert_int_equal(md_count_key(headers, "attempt"), 1);
+    assert_string_equal(md_get(headers, "attempt"), "4");
+    assert_int_equal(md_count_key(trailers, "attempt"), 0);
+    orpc_metadata_free(headers);
+    orpc_metadata_free(trailers);
+
+    /* The same, asynchronously, without a deadline. */
+    reset_server_state();
+    set_behaviour(2, 0, ORPC_UNAVAILABLE, NULL);
+    async_res res = {.code = ORPC_UNKNOWN};
+    uv_mutex_init(&res.lock);
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    req.response_size = 7;
+    assert_int_equal(orpc_channel_invoke_async(
+                         ch, grpc__testing__test_service__method__unary_call,
+                         &req.base, NULL, async_done, &res),
+                     0);
+    assert_true(async_wait(&res));
+    assert_int_equal(res.code, ORPC_OK);
+    assert_int_equal(res.len, 7);
+    assert_int_equal(get(&g.attempts), 3);
+    assert_int_equal(get(&g.prev[0]), 0);
+    assert_int_equal(get(&g.prev[2]), 2);
+    uv_mutex_destroy(&res.lock);
+    orpc_channel_unref(ch);
+}
+
+/* A code not in retryableStatusCodes ends the call at once; a call of a
+ * method without a policy is never retried. */
+static void test_not_retryable(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 5, "0.01s", "\"UNAVAILABLE\", 10", NULL),
+        NULL);
+    set_behaviour(0, 1, ORPC_INTERNAL, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_INTERNAL);
+    assert_int_equal(get(&g.attempts), 1);
+    assert_int_equal(get(&g.prev[0]), 0);
+    orpc_channel_unref(ch);
+
+    /* the policy names another service: none for this one */
+    reset_server_state();
+    ch = channel_to(f->target,
+                    "{\"methodConfig\": [{\"name\": [{\"service\": \"x.Y\"}],"
+                    " \"retryPolicy\": {\"maxAttempts\": 5,"
+                    " \"initialBackoff\": \"0.01s\", \"maxBackoff\": \"0.01s\","
+                    " \"backoffMultiplier\": 1,"
+                    " \"retryableStatusCodes\": [\"UNAVAILABLE\"]}}]}",
+                    NULL);
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE);
+    assert_int_equal(get(&g.attempts), 1);
+    orpc_channel_unref(ch);
+}
+
+/* maxAttempts bounds the attempts (and more than 5 counts as 5). */
+static void test_max_attempts(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        int max, want;
+    } cases[] = {{2, 2}, {3, 3}, {9, 5}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char cfg[512];
+        reset_server_state();
+        orpc_channel *ch =
+            channel_to(f->target,
+                       retry_config(cfg, sizeof cfg, cases[k].max, "0.005s",
+                                    "\"UNAVAILABLE\"", NULL),
+                       NULL);
+        set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE);
+        assert_int_equal(get(&g.attempts), cases[k].want);
+        for (int i = 0; i < cases[k].want; i++)
+            assert_int_equal(get(&g.prev[i]), i);
+        orpc_channel_unref(ch);
+    }
+}
+
+/* Server pushback: a valid one sets the delay (a minute, against a
+ * 5-second deadline: the retry cannot start in time, so the call ends
+ * with the attempt's status at once); a small one overrides a long
+ * backoff (every attempt is made well within the deadline); a negative or
+ * malformed one stops the retries. */
+static void test_pushback(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_call_opts opts = {.timeout_ms = 5000};
+    static const struct {
+        const char *pushback;
+        const char *backoff;
+        int want;
+    } cases[] = {
+        {"60000", "0.001s", 1}, /* honoured: longer than the deadline */
+        {"1", "100s", 4},       /* honoured: shorter than the backoff */
+        {"0", "100s", 4},       {"-1", "0.001s", 1}, /* "do not retry" */
+        {"-500", "0.001s", 1},  {"soon", "0.001s", 1},
+        {"1.5", "0.001s", 1},   {"99999999999", "0.001s", 1}, /* not an int32 */
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        reset_server_state();
+        orpc_channel *ch =
+            channel_to(f->target,
+                       retry_config(cfg, sizeof cfg, 4, cases[k].backoff,
+                                    "\"UNAVAILABLE\"", NULL),
+                       NULL);
+        set_behaviour(0, 1, ORPC_UNAVAILABLE, cases[k].pushback);
+        assert_int_equal(unary(ch, 1, 0, &opts), ORPC_UNAVAILABLE);
+        if (get(&g.attempts) != cases[k].want)
+            fail_msg("pushback \"%s\": %d attempts, want %d", cases[k].pushback,
+                     get(&g.attempts), cases[k].want);
+        orpc_channel_unref(ch);
+    }
+    /* a pushback on a success changes nothing */
+    reset_server_state();
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 4, "0.001s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, "2");
+    assert_int_equal(unary(ch, 3, 0, &opts), ORPC_OK);
+    assert_int_equal(get(&g.attempts), 2);
+    orpc_channel_unref(ch);
+}
+
+/* Throttling (maxTokens 10, tokenRatio 1; a failed attempt takes a token,
+ * a success gives one, retries only while more than 5 are left): a
+ * failing call spends 5 tokens in 5 attempts, the next ones get no retry,
+ * four successes earn four back, and the next failing call gets one
+ * retry. */
+static void test_throttling(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch =
+        channel_to(f->target,
+                   retry_config(cfg, sizeof cfg, 5, "0.001s", "\"UNAVAILABLE\"",
+                                ", \"retryThrottling\": {\"maxTokens\": 10, "
+                                "\"tokenRatio\": 1}"),
+                   NULL);
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 10 -> 5 */
+    assert_int_equal(get(&g.attempts), 5);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 5 -> 4 */
+    assert_int_equal(get(&g.attempts), 1);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 4 -> 3 */
+    assert_int_equal(get(&g.attempts), 2);
+    reset_server_state();
+    for (int i = 0; i < 4; i++) /* 3 -> 7 */
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_OK);
+    assert_int_equal(get(&g.attempts), 4);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 7 -> 5 */
+    assert_int_equal(get(&g.attempts), 2);
+    /* a code that is not retryable costs no token */
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_INTERNAL, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_INTERNAL);
+    reset_server_state();
+    for (int i = 0; i < 2; i++) /* 5 -> 7 */
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_OK);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 7 -> 5 */
+    assert_int_equal(get(&g.attempts), 2);
+    /* and the bucket never holds more than maxTokens */
+    reset_server_state();
+    for (int i = 0; i < 20; i++) /* 5 -> 10 */
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_OK);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 10 -> 5 */
+    assert_int_equal(get(&g.attempts), 5);
+    orpc_channel_unref(ch);
+}
+
+/* StreamingOutputCall as if it were unary: the server sends a response
+ * (headers go out with it) and then fails: the call is committed and not
+ * retried.  Without the response, the failure is Trailers-Only and the
+ * call is retried. */
+static const orpc_method_desc streaming_as_unary = {
+    .name = "StreamingOutputCall",
+    .path = "/grpc.testing.TestService/StreamingOutputCall",
+    .kind = ORPC_CALL_UNARY,
+    .input = &grpc__testing__streaming_output_call_request__orpc_info,
+    .output = &grpc__testing__streaming_output_call_response__orpc_info,
+    .service = &grpc__testing__test_service__orpc_desc,
+};
+
+static void test_committed_after_headers(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.001s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    for (int sends = 1; sends >= 0; sends--) {
+        reset_server_state();
+        uv_mutex_lock(&g.lock);
+        g.stream_sends = sends;
+        uv_mutex_unlock(&g.lock);
+        OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+        ProtobufCMessage *resp = NULL;
+        orpc_status st = orpc_channel_invoke(ch, &streaming_as_unary, &req.base,
+                                             &resp, NULL);
+        assert_int_equal(st.code, ORPC_UNAVAILABLE);
+        assert_null(resp);
+        orpc_status_clear(&st);
+        assert_int_equal(get(&g.attempts), sends ? 1 : 3);
+    }
+    /* Real server streaming: never retried (streams are not, yet). */
+    reset_server_state();
+    OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    orpc_call *call;
+    assert_int_equal(
+        orpc_channel_call_start(
+            &call, ch,
+            grpc__testing__test_service__method__streaming_output_call,
+            &req.base, NULL),
+        0);
+    ProtobufCMessage *m;
+    assert_int_equal(orpc_call_recv(call, &m), ORPC_ECLOSED);
+    orpc_status st = orpc_call_finish(call);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    orpc_status_clear(&st);
+    assert_int_equal(get(&g.attempts), 1);
+    orpc_channel_unref(ch);
+}
+
+/* The request is kept for replays only within the buffer limits: over the
+ * per-call limit (or the channel's total), no retry. */
+static void test_buffer_limits(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    retry_config(cfg, sizeof cfg, 3, "0.001s", "\"UNAVAILABLE\"", NULL);
+    static const struct {
+        size_t per_call, total;
+        int payload, want;
+    } cases[] = {
+        {0, 0, 1000, 3},                       /* defaults: 256 KiB, 16 MiB */
+        {0, 0, 300000, 1},                     /* over 256 KiB */
+        {500, 0, 1000, 1},                     /* over the call's limit */
+        {2000, 0, 1000, 3}, {0, 500, 1000, 1}, /* over the channel's */
+        {0, 2000, 1000, 3},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        reset_server_state();
+        orpc_channel_opts co = {.per_call_retry_buffer_size = cases[k].per_call,
+                                .retry_buffer_size = cases[k].total};
+        orpc_channel *ch = channel_to(f->target, cfg, &co);
+        set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+        assert_int_equal(unary(ch, 1, cases[k].payload, NULL),
+                         ORPC_UNAVAILABLE);
+        if (get(&g.attempts) != cases[k].want)
+            fail_msg("case %zu: %d attempts, want %d", k, get(&g.attempts),
+                     cases[k].want);
+        /* the budget came back: the same call again retries the same */
+        reset_server_state();
+        set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+        assert_int_equal(unary(ch, 1, cases[k].payload, NULL),
+                         ORPC_UNAVAILABLE);
+        assert_int_equal(get(&g.attempts), cases[k].want);
+        orpc_channel_unref(ch);
+    }
+}
+
+/* The channel closes while a call waits out a long backoff: the call ends
+ * UNAVAILABLE and the channel's thread stops. */
+static void test_close_during_backoff(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 2, "100s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    async_res res = {.code = ORPC_UNKNOWN};
+    uv_mutex_init(&res.lock);
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    assert_int_equal(orpc_channel_invoke_async(
+                         ch, grpc__testing__test_service__method__unary_call,
+                         &req.base, NULL, async_done, &res),
+                     0);
+    for (int i = 0; i < 2000 && get(&g.attempts) < 1; i++)
+        usleep(5000);
+    assert_true(get(&g.attempts) >= 1);
+    orpc_channel_unref(ch);
+    assert_true(async_wait(&res));
+    assert_int_equal(res.code, ORPC_UNAVAILABLE);
+    assert_true(get(&g.attempts) <= 2);
+    uv_mutex_destroy(&res.lock);
+}
+
+/* ---- the other per-method settings ---- */
+
+/* The method's timeout: the smaller of it and the call's own. */
+static void test_method_timeout(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch =
+        channel_to(f->target,
+                   "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE
+                   ", \"method\": \"EmptyCall\"}], \"timeout\": \"0.2s\"}]}",
+                   NULL);
+    static const int64_t own[] = {0, 100000, 50};
+    for (size_t k = 0; k < sizeof own / sizeof *own; k++) {
+        reset_server_state();
+        Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT;
+        ProtobufCMessage *resp = NULL;
+        orpc_call_opts opts = {.timeout_ms = own[k]};
+        orpc_status st = orpc_channel_invoke(
+            ch, grpc__testing__test_service__method__empty_call, &req.base,
+            &resp, &opts);
+        assert_int_equal(st.code, ORPC_DEADLINE_EXCEEDED);
+        orpc_status_clear(&st);
+        /* (the server heard of the deadline, if the call reached it) */
+        uv_mutex_lock(&g.lock);
+        int64_t left = g.remaining_ms;
+        int calls = g.empty_calls;
+        uv_mutex_unlock(&g.lock);
+        assert_true(calls <= 1);
+        if (calls == 1)
+            assert_true(left >= 0 && left <= (own[k] == 50 ? 50 : 200));
+    }
+    /* other methods: no timeout from the config */
+    reset_server_state();
+    assert_int_equal(unary(ch, 5, 0, NULL), ORPC_OK);
+    orpc_channel_unref(ch);
+}
+
+/* The smaller of the channel's and the config's message limits. */
+static void test_message_limits(void **state)
+{
+    fx *f = *state;
+    const char *cfg =
+        "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE
+        ", \"method\": \"UnaryCall\"}], \"maxRequestMessageBytes\": 100, "
+        "\"maxResponseMessageBytes\": 100}]}";
+    orpc_channel *ch = channel_to(f->target, cfg, NULL);
+    assert_int_equal(unary(ch, 10, 10, NULL), ORPC_OK);
+    assert_int_equal(unary(ch, 1000, 10, NULL), ORPC_RESOURCE_EXHAUSTED);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(unary(ch, 10, 1000, NULL), ORPC_RESOURCE_EXHAUSTED);
+    assert_int_equal(get(&g.attempts), 2); /* refused before sending */
+    orpc_channel_unref(ch);
+    /* the channel's own limits, when smaller, still hold */
+    orpc_channel_opts co = {.max_send_message_size = 40,
+                            .max_recv_message_size = 40};
+    ch = channel_to(f->target, cfg, &co);
+    assert_int_equal(unary(ch, 10, 10, NULL), ORPC_OK);
+    assert_int_equal(unary(ch, 80, 10, NULL), ORPC_RESOURCE_EXHAUSTED);
+    assert_int_equal(unary(ch, 10, 80, NULL), ORPC_RESOURCE_EXHAUSTED);
+    orpc_channel_unref(ch);
+}
+
+/* waitForReady from the config: against a port nobody listens on, a call
+ * of that method waits for its deadline; another fails fast. */
+static void test_wait_for_ready(void **state)
+{
+    (void)state;
+    uv_tcp_t probe; /* a port that was free a moment ago */
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    uv_tcp_init(&loop, &probe);
+    struct sockaddr_in a;
+    uv_ip4_addr("127.0.0.1", 0, &a);
+    assert_int_equal(uv_tcp_bind(&probe, (const struct sockaddr *)&a, 0), 0);
+    struct sockaddr_in got;
+    int len = sizeof(got);
+    uv_tcp_getsockname(&probe, (struct sockaddr *)&got, &len);
+    uv_close((uv_handle_t *)&probe, NULL);
+    uv_run(&loop, UV_RUN_DEFAULT);
+    uv_loop_close(&loop);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", ntohs(got.sin_port));
+    orpc_channel *ch =
+        channel_to(target,
+                   "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE
+                   ", \"method\": \"UnaryCall\"}], \"waitForReady\": true}, "
+                   "{\"name\": [{\"service\": " SERVICE
+                   ", \"method\": \"EmptyCall\"}], \"waitForReady\": false}]}",
+                   NULL);
+    orpc_call_opts opts = {.timeout_ms = 300};
+    assert_int_equal(unary(ch, 1, 0, &opts), ORPC_DEADLINE_EXCEEDED);
+    Grpc__Testing__Empty req = GRPC__TESTING__EMPTY__INIT;
+    ProtobufCMessage *resp = NULL;
+    orpc_status st =
+        orpc_channel_invoke(ch, grpc__testing__test_service__method__empty_call,
+                            &req.base, &resp, &opts);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    orpc_status_clear(&st);
+    /* the call's own wait_for_ready still works where the config is
+     * silent or says false */
+    opts.wait_for_ready = 1;
+    st =
+        orpc_channel_invoke(ch, grpc__testing__test_service__method__empty_call,
+                            &req.base, &resp, &opts);
+    assert_int_equal(st.code, ORPC_DEADLINE_EXCEEDED);
+    orpc_status_clear(&st);
+    orpc_channel_unref(ch);
+}
+
+/* Configs that do not validate: orpc_channel_new() refuses them with
+ * ORPC_ECONFIG and the JSON path in the detail. */
+static void test_invalid_configs(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *json, *want;
+    } cases[] = {
+        {"{\"methodConfig\": [{\"name\": [{}], \"retryPolicy\": "
+         "{\"maxAttempts\": 1, \"initialBackoff\": \"1s\", "
+         "\"maxBackoff\": \"1s\", \"backoffMultiplier\": 2, "
+         "\"retryableStatusCodes\": [14]}}]}",
+         "service_config: methodConfig[0].retryPolicy.maxAttempts: must be "
+         "at least 2"},
+        {"{\"methodConfig\": [{}, {\"timeout\": \"soon\"}]}",
+         "service_config: methodConfig[1].timeout: must be a duration"},
+        {"{\"retryThrottling\": {\"maxTokens\": 5000, \"tokenRatio\": 1}}",
+         "service_config: retryThrottling.maxTokens: must be from 1 to 1000"},
+        {"{\"loadBalancingConfig\": [{\"grpclb\": {}}]}",
+         "service_config: loadBalancingConfig: no policy orpc supports"},
+        {"not json", "service_config: line 1 column "},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        orpc_channel_opts co = {.plaintext = 1,
+                                .service_config = cases[k].json};
+        orpc_channel *ch = (orpc_channel *)1;
+        orpc_error_detail d = {0};
+        assert_int_equal(orpc_channel_new(&ch, f->target, &co, NULL, &d),
+                         ORPC_ECONFIG);
+        assert_null(ch);
+        assert_int_equal(d.code, ORPC_ECONFIG);
+        if (strstr(d.message, cases[k].want) == NULL)
+            fail_msg("want \"%s\" in \"%s\"", cases[k].want, d.message);
+    }
+    /* a valid one works, load-balancing choice and all */
+    orpc_channel *ch = channel_to(
+        f->target, "{\"loadBalancingConfig\": [{\"round_robin\": {}}]}", NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_OK);
+    orpc_channel_unref(ch);
+}
+
+int main(void)
+{
+    uv_mutex_init(&g.lock);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_retry_until_success, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_not_retryable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_max_attempts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pushback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_committed_after_headers, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_buffer_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_close_during_backoff, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_method_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_message_limits, setup, teardown),
+        cmocka_unit_test(test_wait_for_ready),
+        cmocka_unit_test_setup_teardown(test_invalid_configs, setup, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    uv_mutex_destroy(&g.lock);
+    return rc;
+}
