@@ -378,6 +378,43 @@ static void test_round_robin_spreads(void **state)
     client_close(&c);
 }
 
+/* The service config's loadBalancingConfig chooses round_robin when the
+ * options do not; the options win when they do. */
+static void test_round_robin_from_service_config(void **state)
+{
+    (void)state;
+    char target[128];
+    ipv4_target(target, sizeof(target));
+    orpc_channel_opts co = lb_opts(NULL);
+    co.service_config = "{\"loadBalancingConfig\": [{\"round_robin\": {}}]}";
+    client c;
+    client_open(&c, target, &co);
+    assert_true(warm_up(&c, 7));
+    reset_counts();
+    const int n = 30;
+    for (int i = 0; i < n; i++)
+        assert_int_equal(unary(&c), ORPC_OK);
+    for (int k = 0; k < NSRV; k++) {
+        int got = get(&g_srv[k].served);
+        if (got < n / 3 - 1 || got > n / 3 + 1)
+            fail_msg("%s took %d of %d calls", g_srv[k].ip, got, n);
+    }
+    client_close(&c);
+    /* the options' pick_first wins over the config's round_robin */
+    co = lb_opts("pick_first");
+    co.service_config = "{\"loadBalancingConfig\": [{\"round_robin\": {}}]}";
+    client_open(&c, target, &co);
+    assert_true(warm_up(&c, 7));
+    reset_counts();
+    for (int i = 0; i < 9; i++)
+        assert_int_equal(unary(&c), ORPC_OK);
+    int busy = 0;
+    for (int k = 0; k < NSRV; k++)
+        busy += get(&g_srv[k].served) > 0;
+    assert_int_equal(busy, 1);
+    client_close(&c);
+}
+
 /* A server freed: at most the call in flight fails (sequential calls: one),
  * then the other two take every call; restarted on its address and port,
  * it is dialled again after its backoff and takes calls again. */
@@ -797,6 +834,8 @@ int main(void)
         cmocka_unit_test(test_targets),
         cmocka_unit_test_setup_teardown(test_round_robin_spreads, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_round_robin_from_service_config,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_robin_failover, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_pick_first_sticks, setup,

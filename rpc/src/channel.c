@@ -208,7 +208,8 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         if ((o->lb_policy == NULL || o->lb_policy[0] == '\0') &&
             lb != ORPC__SC_LB_UNSET) {
             rc = orpc__ch_set_lb_policy(
-                ch, lb == ORPC__SC_LB_ROUND_ROBIN ? "round_robin" : "pick_first",
+                ch,
+                lb == ORPC__SC_LB_ROUND_ROBIN ? "round_robin" : "pick_first",
                 why, sizeof(why));
             if (rc != 0)
                 goto fail;
