@@ -72,6 +72,16 @@ typedef struct parse {
 /* Bytes of a string from the file quoted in a message. */
 #define QUOTE_MAX 48
 
+/* |at|.|field| into |out|, cut to fit: a long path still names its end's
+ * parents, and the message still says what is wrong. */
+static void path_join(char out[PATH_MAX_LEN], const char *at,
+                      const char *field)
+{
+    int n = snprintf(out, PATH_MAX_LEN, "%s.%s", at, field);
+    if (n < 0)
+        out[0] = '\0';
+}
+
 static int fail(parse *p, const char *fmt, ...) ORPC_PRINTF(2, 3);
 
 static int fail(parse *p, const char *fmt, ...)
@@ -282,7 +292,7 @@ static int parse_retry(parse *p, json_t *v, const char *at,
                        orpc__retry_policy *r)
 {
     char here[PATH_MAX_LEN];
-    snprintf(here, sizeof here, "%s.retryPolicy", at);
+    path_join(here, at, "retryPolicy");
     if (!json_is_object(v))
         return fail(p, "%s: must be an object", here);
     uint32_t n;
@@ -318,7 +328,7 @@ static int parse_hedging(parse *p, json_t *v, const char *at,
                          orpc__hedging_policy *h)
 {
     char here[PATH_MAX_LEN];
-    snprintf(here, sizeof here, "%s.hedgingPolicy", at);
+    path_join(here, at, "hedgingPolicy");
     if (!json_is_object(v))
         return fail(p, "%s: must be an object", here);
     uint32_t n;
