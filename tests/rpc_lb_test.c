@@ -810,10 +810,8 @@ static void test_ipv6_list(void **state)
     assert_int_equal(
         grpc__testing__test_service__server__register(srv, &handlers, &six), 0);
     int port = 0;
-    if (orpc_server_listen(srv, "[::1]:0", &port, NULL) != 0) {
-        orpc_server_free(srv);
-        skip(); /* no IPv6 loopback here */
-    }
+    /* ::1 is there wherever the tests run (rpc_api_test listens on it) */
+    assert_int_equal(orpc_server_listen(srv, "[::1]:0", &port, NULL), 0);
     assert_int_equal(orpc_server_start(srv), 0);
     char target[128];
     snprintf(target, sizeof(target), "ipv6:[::1]:%d,[::1]:%d", port, port);

@@ -6,7 +6,6 @@
  * file_by_filename; each file sent once per stream with its imports;
  * NOT_FOUND for unknown names and extension queries with the stream going
  * on; over-long names; v1alpha answering the same; disable_reflection.
- * grpcurl, when installed, lists the services too (skipped otherwise).
  *
  * Every wait is bounded: calls carry deadlines.
  */
@@ -531,31 +530,6 @@ static void test_disabled(void **state)
     fx_close(&f);
 }
 
-/* grpcurl, when installed, lists the services through reflection; there is
- * no such outside client here otherwise, and the check is skipped. */
-static void test_grpcurl(void **state)
-{
-    (void)state;
-    if (system("command -v grpcurl >/dev/null 2>&1") != 0) {
-        skip();
-        return;
-    }
-    fx f;
-    fx_open(&f, (orpc_server_opts){0});
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd),
-             "timeout 20 grpcurl -plaintext 127.0.0.1:%d list", f.port);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    char out[4096];
-    size_t n = fread(out, 1, sizeof(out) - 1, p);
-    out[n] = '\0';
-    assert_int_equal(pclose(p), 0);
-    assert_non_null(strstr(out, "grpc.testing.TestService"));
-    assert_non_null(strstr(out, "grpc.reflection.v1.ServerReflection"));
-    fx_close(&f);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -566,7 +540,6 @@ int main(void)
         cmocka_unit_test(test_pipelined),
         cmocka_unit_test(test_v1alpha),
         cmocka_unit_test(test_disabled),
-        cmocka_unit_test(test_grpcurl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

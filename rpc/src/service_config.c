@@ -74,8 +74,7 @@ typedef struct parse {
 
 /* |at|.|field| into |out|, cut to fit: a long path still names its end's
  * parents, and the message still says what is wrong. */
-static void path_join(char out[PATH_MAX_LEN], const char *at,
-                      const char *field)
+static void path_join(char out[PATH_MAX_LEN], const char *at, const char *field)
 {
     int n = snprintf(out, PATH_MAX_LEN, "%s.%s", at, field);
     if (n < 0)
@@ -288,13 +287,9 @@ static int get_codes(parse *p, json_t *obj, const char *at, const char *key,
 /* ---------------------------------------------------------------------- */
 /* methodConfig                                                            */
 
-static int parse_retry(parse *p, json_t *v, const char *at,
-                       orpc__retry_policy *r)
+/* A policy's maxAttempts: required, at least 2, capped at 5 as gRPC does. */
+static int get_max_attempts(parse *p, json_t *v, const char *here, int *out)
 {
-    char here[PATH_MAX_LEN];
-    path_join(here, at, "retryPolicy");
-    if (!json_is_object(v))
-        return fail(p, "%s: must be an object", here);
     uint32_t n;
     int rc = get_uint32(p, v, here, "maxAttempts", &n);
     if (rc < 0)
@@ -303,8 +298,20 @@ static int parse_retry(parse *p, json_t *v, const char *at,
         return fail(p, "%s.maxAttempts: required", here);
     if (n < 2)
         return fail(p, "%s.maxAttempts: must be at least 2", here);
-    r->max_attempts =
-        n > ORPC__RETRY_MAX_ATTEMPTS ? ORPC__RETRY_MAX_ATTEMPTS : (int)n;
+    *out = n > ORPC__RETRY_MAX_ATTEMPTS ? ORPC__RETRY_MAX_ATTEMPTS : (int)n;
+    return 0;
+}
+
+static int parse_retry(parse *p, json_t *v, const char *at,
+                       orpc__retry_policy *r)
+{
+    char here[PATH_MAX_LEN];
+    path_join(here, at, "retryPolicy");
+    if (!json_is_object(v))
+        return fail(p, "%s: must be an object", here);
+    int rc = get_max_attempts(p, v, here, &r->max_attempts);
+    if (rc != 0)
+        return rc;
     static const char *const backoffs[] = {"initialBackoff", "maxBackoff"};
     int64_t *dst[] = {&r->initial_backoff_ns, &r->max_backoff_ns};
     for (int i = 0; i < 2; i++) {
@@ -331,16 +338,9 @@ static int parse_hedging(parse *p, json_t *v, const char *at,
     path_join(here, at, "hedgingPolicy");
     if (!json_is_object(v))
         return fail(p, "%s: must be an object", here);
-    uint32_t n;
-    int rc = get_uint32(p, v, here, "maxAttempts", &n);
-    if (rc < 0)
+    int rc = get_max_attempts(p, v, here, &h->max_attempts);
+    if (rc != 0)
         return rc;
-    if (rc > 0)
-        return fail(p, "%s.maxAttempts: required", here);
-    if (n < 2)
-        return fail(p, "%s.maxAttempts: must be at least 2", here);
-    h->max_attempts =
-        n > ORPC__RETRY_MAX_ATTEMPTS ? ORPC__RETRY_MAX_ATTEMPTS : (int)n;
     rc = get_duration(p, v, here, "hedgingDelay", 0, &h->delay_ns);
     if (rc < 0)
         return rc;
