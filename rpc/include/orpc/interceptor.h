@@ -21,7 +21,8 @@
  * call: they run inline on the thread the call's event happens on (a
  * caller's thread, an IO thread, a worker), so they must be quick and must
  * not block or call back into the call.  What a hook needs to carry from
- * on_start to on_end goes in its per-call slot (orpc_call_info_slot()).
+ * on_start to later hooks goes in its per-call slot: a pointer, NULL when
+ * the call starts, that on_start may set and the other hooks receive.
  */
 #ifndef ORPC_INTERCEPTOR_H
 #define ORPC_INTERCEPTOR_H
@@ -53,27 +54,29 @@ typedef struct orpc_call_info orpc_call_info;
 
 /**
  * The hooks.  Any may be NULL.  |user_data| is the interceptor's, given to
- * orpc_interceptor_new().
+ * orpc_interceptor_new(); |slot| is this interceptor's per-call pointer.
  */
 typedef struct orpc_interceptor_ops {
     /** Before the call.  Client: on the caller's thread, before the call is
      *  handed to the transport; the request metadata may still be added to
      *  (orpc_call_info_add_metadata()).  Server: once the method, caller
      *  identity and authorization are settled, before the handler runs.
-     *  Return ORPC_OK to go on, another code to end the call with it
-     *  (|why| may be set to a static message); the interceptors after it do
-     *  not start, those before it see on_end. */
-    orpc_code (*on_start)(orpc_call_info *info, const char **why,
+     *  May set |*slot|.  Return ORPC_OK to go on, another code to end the
+     *  call with it (|why| may be set to a static message); the
+     *  interceptors after it do not start, those before it see on_end. */
+    orpc_code (*on_start)(orpc_call_info *info, void **slot, const char **why,
                           void *user_data);
     /** One message went out (|outbound| nonzero) or came in, |bytes| on the
      *  wire (the gRPC frame's payload, compressed if it was).  Client: IO
-     *  thread; server: the handler's or the IO thread.  For streams this is
-     *  the per-message hook. */
-    void (*on_message)(orpc_call_info *info, int outbound, size_t bytes,
-                       void *user_data);
-    /** The call is over with |status| (borrowed).  Runs once for every call
-     *  whose on_start returned ORPC_OK, on the thread that completed it. */
-    void (*on_end)(orpc_call_info *info, const orpc_status *status,
+     *  thread; server: the handler's thread for what it sends, the IO
+     *  thread for what arrives (so the two directions may run at once).
+     *  For streams this is the per-message hook. */
+    void (*on_message)(orpc_call_info *info, void *slot, int outbound,
+                       size_t bytes, void *user_data);
+    /** The call is over with |status| (borrowed): free what |slot| holds.
+     *  Runs once for every call whose on_start returned ORPC_OK, on the
+     *  thread that completed it. */
+    void (*on_end)(orpc_call_info *info, void *slot, const orpc_status *status,
                    void *user_data);
     /** The interceptor's last reference went: release |user_data|. */
     void (*destroy)(void *user_data);
@@ -204,17 +207,6 @@ ORPC_EXTERN uint64_t orpc_call_info_start_ns(const orpc_call_info *info);
  */
 ORPC_EXTERN void orpc_call_info_counts(const orpc_call_info *info, int out,
                                        uint64_t *messages, uint64_t *bytes);
-
-/**
- * @function
- * This interceptor's per-call slot: a pointer-sized place, NULL when the
- * call starts, that on_start may set and later hooks read (free what it
- * points to in on_end).
- *
- * Ownership: the slot belongs to the running interceptor.
- * Threads: the hook's.
- */
-ORPC_EXTERN void **orpc_call_info_slot(orpc_call_info *info);
 
 #ifdef __cplusplus
 }
