@@ -1,0 +1,463 @@
+/*
+ * rpc_process_test.c — the client's call policy against servers that are
+ * real processes on loopback (tests/proc_server.c), killed with SIGKILL,
+ * restarted on their address and drained with SIGTERM:
+ *
+ * - a server killed mid-call: the call ends UNAVAILABLE; retried on a
+ *   second address when the retry policy has UNAVAILABLE, not retried (the
+ *   other server sees no call) when it has not;
+ * - a server restarted on the same port: the channel reconnects;
+ * - a server drained (SIGTERM: GOAWAY, grace) while three threads call in
+ *   a loop through an ipv4: target of two servers: no call fails;
+ * - retry throttling under sustained failure, and server pushback (a
+ *   delay honoured, a negative one stopping the retries), counted by the
+ *   server;
+ * - round_robin over 127.0.0.1, .2 and .3: every server takes calls; one
+ *   killed, the others take them all; restarted, it takes calls again;
+ * - the health service says NOT_SERVING during the drain, while the
+ *   connection still carries a call;
+ * - orpc-interop-client's --service_config (inline, @file, refused with the
+ *   bad field named).
+ *
+ * The paths of proc_server and orpc-interop-client come from CMake
+ * (PROC_SERVER, INTEROP_CLIENT).  A server prints "PORT <n>" once it
+ * serves; the test learns from it the ephemeral port, and from its stats
+ * call (CacheableUnaryCall) the calls it has begun and the time between
+ * the last two.  Every wait is bounded (a deadline of a few seconds,
+ * polled); every server started is recorded and, whatever an assertion
+ * does, killed and reaped by the teardown (and by an atexit() handler;
+ * the servers also die with this process, PR_SET_PDEATHSIG).  Durations
+ * are asserted only as lower bounds (a pushback), never as upper ones.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include <cmocka.h>
+
+#include <orpc/orpc.h>
+
+#include "grpc/health/v1/health.orpc.h"
+#include "grpc/testing/test.orpc.h"
+
+extern char **environ;
+
+typedef Grpc__Testing__SimpleRequest SimpleReq;
+typedef Grpc__Testing__SimpleResponse SimpleResp;
+
+/* ---- time ---- */
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+        ;
+}
+
+/* ---- child processes ---- */
+
+/* A server process: where it listens and who it says it is. */
+typedef struct proc {
+    pid_t pid; /* 0: not running (reaped) */
+    char ip[16];
+    int port;
+    char name[16];
+    char target[40]; /* "ip:port" */
+} proc;
+
+/* Every server a test starts lives in one of these slots, so the
+ * teardown (and atexit) can kill what is left. */
+#define NPROC 6
+static proc P[NPROC];
+
+static void kill_all(void)
+{
+    for (int i = 0; i < NPROC; i++)
+        if (P[i].pid > 0) {
+            kill(P[i].pid, SIGKILL);
+            while (waitpid(P[i].pid, NULL, 0) < 0 && errno == EINTR)
+                ;
+            P[i].pid = 0;
+        }
+}
+
+/* Starts |argv| (argv[0] a path) with its descriptor |fd| (1 or 2) on a
+ * pipe whose read end goes to |*rd|; its signals at their defaults and
+ * unblocked.  Returns the pid. */
+static pid_t spawn_piped(char *const argv[], int fd, int *rd)
+{
+    int p[2];
+    assert_int_equal(pipe2(p, O_CLOEXEC), 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawnattr_t at;
+    sigset_t none, dfl;
+    sigemptyset(&none);
+    sigemptyset(&dfl);
+    sigaddset(&dfl, SIGTERM);
+    sigaddset(&dfl, SIGINT);
+    sigaddset(&dfl, SIGPIPE);
+    assert_int_equal(posix_spawn_file_actions_init(&fa), 0);
+    assert_int_equal(posix_spawn_file_actions_adddup2(&fa, p[1], fd), 0);
+    assert_int_equal(posix_spawnattr_init(&at), 0);
+    assert_int_equal(posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK |
+                                                       POSIX_SPAWN_SETSIGDEF),
+                     0);
+    assert_int_equal(posix_spawnattr_setsigmask(&at, &none), 0);
+    assert_int_equal(posix_spawnattr_setsigdefault(&at, &dfl), 0);
+    pid_t pid;
+    int rc = posix_spawn(&pid, argv[0], &fa, &at, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    posix_spawnattr_destroy(&at);
+    close(p[1]);
+    if (rc != 0) {
+        close(p[0]);
+        fail_msg("cannot start %s: %s", argv[0], strerror(rc));
+    }
+    *rd = p[0];
+    return pid;
+}
+
+/* Reads from |fd| into |buf| until EOF, or (with |line|) a newline, for
+ * |ms| at most.  Returns the bytes read (NUL-terminated). */
+static size_t read_until(int fd, char *buf, size_t len, int line, int ms)
+{
+    size_t n = 0;
+    int64_t end = now_ms() + ms;
+    while (n + 1 < len && (!line || memchr(buf, '\n', n) == NULL)) {
+        int64_t left = end - now_ms();
+        if (left <= 0)
+            break;
+        struct pollfd pf = {.fd = fd, .events = POLLIN};
+        int r = poll(&pf, 1, (int)left);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        ssize_t got = read(fd, buf + n, len - 1 - n);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got <= 0)
+            break;
+        n += (size_t)got;
+        buf[n] = '\0';
+    }
+    buf[n] = '\0';
+    return n;
+}
+
+/* Waits up to |ms| for |pid| to end.  Returns its wait status, or -1 when
+ * it still runs. */
+static int reap(pid_t pid, int ms)
+{
+    int64_t end = now_ms() + ms;
+    for (;;) {
+        int ws;
+        pid_t r = waitpid(pid, &ws, WNOHANG);
+        if (r == pid)
+            return ws;
+        if (r < 0 && errno != EINTR)
+            fail_msg("waitpid(%d): %s", (int)pid, strerror(errno));
+        if (now_ms() >= end)
+            return -1;
+        sleep_ms(5);
+    }
+}
+
+/* Starts proc_server in |p| on |ip|:|port| (0: a free one) as |name|, with
+ * the flags in |extra| (NULL-terminated, or NULL), and waits (10 s at
+ * most) for its "PORT <n>" line. */
+static void proc_start(proc *p, const char *ip, int port, const char *name,
+                       const char *const *extra)
+{
+    assert_int_equal(p->pid, 0);
+    char listen_at[40];
+    snprintf(listen_at, sizeof(listen_at), "%s:%d", ip, port);
+    const char *argv[24] = {PROC_SERVER, "--listen", listen_at, "--name", name};
+    int argc = 5;
+    for (int i = 0; extra && extra[i]; i++) {
+        assert_true(argc < 23);
+        argv[argc++] = extra[i];
+    }
+    argv[argc] = NULL;
+    int rd;
+    p->pid = spawn_piped((char *const *)argv, 1, &rd);
+    char line[64];
+    read_until(rd, line, sizeof(line), 1, 10000);
+    close(rd);
+    int got = 0;
+    if (sscanf(line, "PORT %d", &got) != 1 || got <= 0 ||
+        (port != 0 && got != port))
+        fail_msg("%s on %s: no PORT line (got \"%s\")", name, listen_at, line);
+    snprintf(p->ip, sizeof(p->ip), "%s", ip);
+    snprintf(p->name, sizeof(p->name), "%s", name);
+    p->port = got;
+    snprintf(p->target, sizeof(p->target), "%s:%d", ip, got);
+}
+
+/* SIGKILL, reaped. */
+static void proc_kill(proc *p)
+{
+    assert_true(p->pid > 0);
+    kill(p->pid, SIGKILL);
+    int ws = reap(p->pid, 5000);
+    assert_true(ws != -1 && WIFSIGNALED(ws) && WTERMSIG(ws) == SIGKILL);
+    p->pid = 0;
+}
+
+/* ---- channels and calls ---- */
+
+/* A channel to |target| (plaintext) with |lb| (NULL: pick_first) and the
+ * service config |config| (NULL: none), reconnecting after a short
+ * backoff. */
+static orpc_channel *channel(const char *target, const char *lb,
+                             const char *config)
+{
+    orpc_channel_opts co = {.plaintext = 1,
+                            .lb_policy = lb,
+                            .service_config = config,
+                            .initial_backoff_ms = 100,
+                            .max_backoff_ms = 500,
+                            .connect_timeout_ms = 2000};
+    orpc_channel *ch = NULL;
+    orpc_error_detail d = {0};
+    if (orpc_channel_new(&ch, target, &co, NULL, &d) != 0)
+        fail_msg("channel to %s refused: %s", target, d.message);
+    return ch;
+}
+
+/* A service config retrying the test service's calls on the codes in
+ * |codes| (the inside of a JSON list), |extra| appended to the top
+ * object. */
+static const char *retry_policy(char *buf, size_t len, int attempts,
+                                const char *codes, const char *extra)
+{
+    snprintf(buf, len,
+             "{\"methodConfig\": [{\"name\": [{\"service\": "
+             "\"grpc.testing.TestService\"}], \"retryPolicy\": "
+             "{\"maxAttempts\": %d, \"initialBackoff\": \"0.01s\", "
+             "\"maxBackoff\": \"0.05s\", \"backoffMultiplier\": 2, "
+             "\"retryableStatusCodes\": [%s]}}]%s}",
+             attempts, codes, extra ? extra : "");
+    return buf;
+}
+
+/* The outcome of one UnaryCall: its code, and who answered when OK. */
+typedef struct outcome {
+    orpc_code code;
+    char who[16];
+    char msg[128];
+} outcome;
+
+static void outcome_set(outcome *o, const orpc_status *st,
+                        ProtobufCMessage *resp)
+{
+    o->code = st->code;
+    snprintf(o->msg, sizeof(o->msg), "%s", st->message ? st->message : "");
+    o->who[0] = '\0';
+    if (resp != NULL) {
+        const char *id = ((SimpleResp *)resp)->server_id;
+        snprintf(o->who, sizeof(o->who), "%s", id ? id : "");
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+}
+
+/* An asynchronous UnaryCall's outcome (under |lock|). */
+typedef struct pending {
+    pthread_mutex_t lock;
+    int done;
+    outcome out;
+} pending;
+
+static void pending_done(const orpc_status *st, ProtobufCMessage *resp,
+                         void *ud)
+{
+    pending *p = ud;
+    pthread_mutex_lock(&p->lock);
+    outcome_set(&p->out, st, resp);
+    p->done = 1;
+    pthread_mutex_unlock(&p->lock);
+}
+
+static void pending_start(pending *p, orpc_channel *ch)
+{
+    memset(p, 0, sizeof(*p));
+    pthread_mutex_init(&p->lock, NULL);
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    orpc_call_opts o = {.timeout_ms = 20000};
+    assert_int_equal(orpc_channel_invoke_async(
+                         ch, grpc__testing__test_service__method__unary_call,
+                         &req.base, &o, pending_done, p),
+                     0);
+}
+
+static int pending_is_done(pending *p)
+{
+    pthread_mutex_lock(&p->lock);
+    int d = p->done;
+    pthread_mutex_unlock(&p->lock);
+    return d;
+}
+
+/* Waits (|ms| at most) for the call to end; returns its outcome. */
+static outcome pending_wait(pending *p, int ms)
+{
+    int64_t end = now_ms() + ms;
+    while (!pending_is_done(p) && now_ms() < end)
+        sleep_ms(5);
+    if (!pending_is_done(p))
+        fail_msg("the call has not ended after %d ms", ms);
+    pthread_mutex_destroy(&p->lock);
+    return p->out;
+}
+
+/* ---- what a server saw (its stats call) ---- */
+
+typedef struct stats {
+    long long calls;  /* UnaryCall and EmptyCall calls begun */
+    long long gap_us; /* between the last two; -1 before two */
+} stats;
+
+static stats stats_of(const proc *p)
+{
+    orpc_channel *ch = channel(p->target, NULL, NULL);
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = 5000};
+    orpc_status st = orpc_channel_invoke(
+        ch, grpc__testing__test_service__method__cacheable_unary_call,
+        &req.base, &resp, &o);
+    stats s = {-1, -1};
+    char text[64] = "";
+    if (st.code == ORPC_OK) {
+        const Grpc__Testing__Payload *pl = ((SimpleResp *)resp)->payload;
+        if (pl && pl->body.len < sizeof(text))
+            memcpy(text, pl->body.data, pl->body.len);
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    orpc_code code = st.code;
+    orpc_status_clear(&st);
+    orpc_channel_unref(ch);
+    if (code != ORPC_OK ||
+        sscanf(text, "calls=%lld gap_us=%lld", &s.calls, &s.gap_us) != 2)
+        fail_msg("no stats from %s (%s)", p->name, orpc_code_name(code));
+    return s;
+}
+
+/* Waits (5 s at most) for |p| to have begun |n| calls. */
+static void wait_calls(const proc *p, long long n)
+{
+    int64_t end = now_ms() + 5000;
+    long long have;
+    while ((have = stats_of(p).calls) < n && now_ms() < end)
+        sleep_ms(10);
+    if (have < n)
+        fail_msg("%s began %lld calls in 5 s, want %lld", p->name, have, n);
+}
+
+/* ---- fixture ---- */
+
+static int setup(void **state)
+{
+    (void)state;
+    memset(P, 0, sizeof(P));
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    kill_all();
+    return 0;
+}
+
+static const char *const DELAYED[] = {"--delay-ms", "10000", NULL};
+
+/* ====================================================================== */
+/* a. a server killed mid-call                                            */
+/* ====================================================================== */
+
+/* |a| (slow) and |b| behind "ipv4:a,b" (pick_first: a takes the call)
+ * with the retry policy |config|: a is killed once the call reached it;
+ * returns the call's outcome. */
+static outcome kill_during_call(proc *a, proc *b, const char *config)
+{
+    char target[96];
+    snprintf(target, sizeof(target), "ipv4:%s,%s", a->target, b->target);
+    orpc_channel *ch = channel(target, NULL, config);
+    pending call;
+    pending_start(&call, ch);
+    wait_calls(a, 1);
+    proc_kill(a);
+    outcome r = pending_wait(&call, 5000);
+    orpc_channel_unref(ch);
+    return r;
+}
+
+static void test_kill_mid_call(void **state)
+{
+    (void)state;
+    /* alone: the call ends UNAVAILABLE */
+    proc_start(&P[0], "127.0.0.1", 0, "A", DELAYED);
+    orpc_channel *ch = channel(P[0].target, NULL, NULL);
+    pending call;
+    pending_start(&call, ch);
+    wait_calls(&P[0], 1);
+    proc_kill(&P[0]);
+    outcome r = pending_wait(&call, 5000);
+    orpc_channel_unref(ch);
+    if (r.code != ORPC_UNAVAILABLE)
+        fail_msg("killed mid-call: %s (%s), want UNAVAILABLE",
+                 orpc_code_name(r.code), r.msg);
+
+    /* UNAVAILABLE is retryable: the retry goes to the second address */
+    char cfg[512];
+    retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"", NULL);
+    proc_start(&P[0], "127.0.0.1", 0, "A", DELAYED);
+    proc_start(&P[1], "127.0.0.1", 0, "B", NULL);
+    r = kill_during_call(&P[0], &P[1], cfg);
+    if (r.code != ORPC_OK)
+        fail_msg("retried: %s (%s), want OK", orpc_code_name(r.code), r.msg);
+    assert_string_equal(r.who, "B");
+    assert_int_equal(stats_of(&P[1]).calls, 1);
+
+    /* a policy without UNAVAILABLE: no retry, B sees nothing */
+    retry_policy(cfg, sizeof(cfg), 3, "\"ABORTED\", \"INTERNAL\"", NULL);
+    proc_start(&P[2], "127.0.0.1", 0, "A", DELAYED);
+    proc_start(&P[3], "127.0.0.1", 0, "B", NULL);
+    r = kill_during_call(&P[2], &P[3], cfg);
+    if (r.code != ORPC_UNAVAILABLE)
+        fail_msg("not retryable: %s (%s), want UNAVAILABLE",
+                 orpc_code_name(r.code), r.msg);
+    assert_int_equal(stats_of(&P[3]).calls, 0);
+}
+
+int main(void)
+{
+    atexit(kill_all);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_kill_mid_call, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
