@@ -283,6 +283,21 @@ static void outcome_set(outcome *o, const orpc_status *st,
     }
 }
 
+/* A blocking UnaryCall, with |wfr| as wait_for_ready. */
+static outcome unary(orpc_channel *ch, int wfr, int64_t timeout_ms)
+{
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    ProtobufCMessage *resp = NULL;
+    orpc_call_opts o = {.timeout_ms = timeout_ms, .wait_for_ready = wfr};
+    orpc_status st =
+        orpc_channel_invoke(ch, grpc__testing__test_service__method__unary_call,
+                            &req.base, &resp, &o);
+    outcome r;
+    outcome_set(&r, &st, resp);
+    orpc_status_clear(&st);
+    return r;
+}
+
 /* An asynchronous UnaryCall's outcome (under |lock|). */
 typedef struct pending {
     pthread_mutex_t lock;
@@ -453,11 +468,51 @@ static void test_kill_mid_call(void **state)
     assert_int_equal(stats_of(&P[3]).calls, 0);
 }
 
+/* ====================================================================== */
+/* b. a server restarted on its port                                      */
+/* ====================================================================== */
+
+/* Killed, the server is gone (calls fail fast); restarted on the same
+ * port, the channel reconnects to it within a few seconds. */
+static void test_restart_same_port(void **state)
+{
+    (void)state;
+    proc_start(&P[0], "127.0.0.1", 0, "A1", NULL);
+    orpc_channel *ch = channel(P[0].target, NULL, NULL);
+    outcome r = unary(ch, 0, 5000);
+    assert_int_equal(r.code, ORPC_OK);
+    assert_string_equal(r.who, "A1");
+    int port = P[0].port;
+    proc_kill(&P[0]);
+    r = unary(ch, 0, 5000);
+    if (r.code != ORPC_UNAVAILABLE)
+        fail_msg("server gone: %s (%s), want UNAVAILABLE",
+                 orpc_code_name(r.code), r.msg);
+
+    proc_start(&P[0], "127.0.0.1", port, "A2", NULL);
+    /* the channel is connected again within the bound (its backoff is at
+     * most 500 ms) */
+    int64_t end = now_ms() + 5000;
+    orpc_channel_state st;
+    while ((st = orpc_channel_get_state(ch, 1)) != ORPC_CHANNEL_READY &&
+           now_ms() < end)
+        sleep_ms(10);
+    assert_int_equal(st, ORPC_CHANNEL_READY);
+    r = unary(ch, 0, 5000);
+    if (r.code != ORPC_OK)
+        fail_msg("after the restart: %s (%s)", orpc_code_name(r.code), r.msg);
+    assert_string_equal(r.who, "A2");
+    assert_int_equal(stats_of(&P[0]).calls, 1);
+    orpc_channel_unref(ch);
+}
+
 int main(void)
 {
     atexit(kill_all);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_kill_mid_call, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_restart_same_port, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
