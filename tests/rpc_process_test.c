@@ -226,6 +226,18 @@ static void proc_kill(proc *p)
     p->pid = 0;
 }
 
+/* Waits (|ms| at most) for a server sent SIGTERM to exit; it must exit 0
+ * (a sanitizer's report makes it exit otherwise). */
+static void proc_wait_exit(proc *p, int ms)
+{
+    int ws = reap(p->pid, ms);
+    if (ws == -1)
+        fail_msg("%s still runs %d ms after SIGTERM", p->name, ms);
+    p->pid = 0;
+    if (!WIFEXITED(ws) || WEXITSTATUS(ws) != 0)
+        fail_msg("%s ended with wait status 0x%x after SIGTERM", p->name, ws);
+}
+
 /* ---- channels and calls ---- */
 
 /* A channel to |target| (plaintext) with |lb| (NULL: pick_first) and the
@@ -506,6 +518,102 @@ static void test_restart_same_port(void **state)
     orpc_channel_unref(ch);
 }
 
+/* ====================================================================== */
+/* c. a server drained (SIGTERM) under load                               */
+/* ====================================================================== */
+
+#define LOAD_THREADS 3
+
+/* One calling thread's loop and what it got (read after the join). */
+typedef struct load {
+    orpc_channel *ch;
+    int64_t until;
+    int ok, failed;
+    int by_a, by_b; /* answered by "A", by "B" */
+    char first_failure[160];
+} load;
+
+static void *load_loop(void *arg)
+{
+    load *l = arg;
+    while (now_ms() < l->until) {
+        outcome r = unary(l->ch, 1, 5000);
+        if (r.code == ORPC_OK) {
+            l->ok++;
+            l->by_a += strcmp(r.who, "A") == 0;
+            l->by_b += strcmp(r.who, "B") == 0;
+        } else if (l->failed++ == 0) {
+            snprintf(l->first_failure, sizeof(l->first_failure), "%s (%s)",
+                     orpc_code_name(r.code), r.msg);
+        }
+    }
+    return NULL;
+}
+
+/* |a| and |b| behind "ipv4:a,b" with |lb|; LOAD_THREADS threads call
+ * (wait_for_ready; with |retry|, also a retry policy for UNAVAILABLE) for
+ * 1 s, and a gets SIGTERM 300 ms in: it must exit 0 within its grace, and
+ * no call fail. */
+static void drain_under_load(proc *a, proc *b, const char *lb, int retry)
+{
+    static const char *const slow[] = {"--delay-ms", "20", "--grace-ms", "3000",
+                                       NULL};
+    proc_start(a, "127.0.0.1", 0, "A", slow);
+    proc_start(b, "127.0.0.1", 0, "B", slow);
+    char target[96], cfg[512];
+    snprintf(target, sizeof(target), "ipv4:%s,%s", a->target, b->target);
+    orpc_channel *ch = channel(
+        target, lb,
+        retry ? retry_policy(cfg, sizeof(cfg), 5, "\"UNAVAILABLE\"", NULL)
+              : NULL);
+    outcome r = unary(ch, 1, 5000); /* connected */
+    assert_int_equal(r.code, ORPC_OK);
+
+    load l[LOAD_THREADS];
+    pthread_t t[LOAD_THREADS];
+    int64_t until = now_ms() + 1000;
+    for (int i = 0; i < LOAD_THREADS; i++) {
+        memset(&l[i], 0, sizeof(l[i]));
+        l[i].ch = ch;
+        l[i].until = until;
+        assert_int_equal(pthread_create(&t[i], NULL, load_loop, &l[i]), 0);
+    }
+    sleep_ms(300);
+    kill(a->pid, SIGTERM);
+    proc_wait_exit(a, 10000);
+    int ok = 0, failed = 0, by_a = 0, by_b = 0;
+    const char *why = NULL;
+    for (int i = 0; i < LOAD_THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ok += l[i].ok;
+        failed += l[i].failed;
+        by_a += l[i].by_a;
+        by_b += l[i].by_b;
+        if (l[i].failed && why == NULL)
+            why = l[i].first_failure;
+    }
+    orpc_channel_unref(ch);
+    proc_kill(b);
+    if (failed != 0)
+        fail_msg("%s%s: %d of %d calls failed across the drain, the first: "
+                 "%s",
+                 lb, retry ? " with retries" : "", failed, ok + failed, why);
+    print_message("%s: %d calls, %d by A (drained), %d by B\n", lb, ok, by_a,
+                  by_b);
+    assert_int_equal(by_a + by_b, ok);
+    assert_true(by_a > 0);
+    assert_true(by_b > 0);
+}
+
+static void test_drain_under_load(void **state)
+{
+    (void)state;
+    /* wait_for_ready alone is enough: the streams a GOAWAY refuses are the
+     * runtime's to replay */
+    drain_under_load(&P[0], &P[1], "round_robin", 0);
+    drain_under_load(&P[2], &P[3], "pick_first", 1);
+}
+
 int main(void)
 {
     atexit(kill_all);
@@ -513,6 +621,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_kill_mid_call, setup, teardown),
         cmocka_unit_test_setup_teardown(test_restart_same_port, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_drain_under_load, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
