@@ -614,6 +614,92 @@ static void test_drain_under_load(void **state)
     drain_under_load(&P[2], &P[3], "pick_first", 1);
 }
 
+/* ====================================================================== */
+/* d. retry throttling, e. pushback                                       */
+/* ====================================================================== */
+
+static const char *const FAIL_EVERY[] = {"--fail", "UNAVAILABLE",
+                                         "--fail-every", NULL};
+
+/* Under sustained failure (every call UNAVAILABLE, 3 attempts allowed),
+ * the token bucket (maxTokens 10, tokenRatio 0.1: a failed attempt takes
+ * a token, retries only while more than 5 are left) lets the first call
+ * make 3 attempts (10 -> 7), the second 2 (7 -> 5), and from then on every
+ * call makes 1: the server counts them. */
+static void test_throttling(void **state)
+{
+    (void)state;
+    proc_start(&P[0], "127.0.0.1", 0, "F", FAIL_EVERY);
+    char cfg[512];
+    orpc_channel *ch =
+        channel(P[0].target, NULL,
+                retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"",
+                             ", \"retryThrottling\": {\"maxTokens\": 10, "
+                             "\"tokenRatio\": 0.1}"));
+    static const long long want[] = {3, 2, 1, 1, 1, 1, 1, 1, 1, 1};
+    long long before = 0;
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        outcome r = unary(ch, 0, 5000);
+        assert_int_equal(r.code, ORPC_UNAVAILABLE);
+        long long calls = stats_of(&P[0]).calls;
+        if (calls - before != want[i])
+            fail_msg("call %zu: %lld attempts, want %lld", i + 1,
+                     calls - before, want[i]);
+        before = calls;
+    }
+    orpc_channel_unref(ch);
+}
+
+/* A pushback of 300 ms: the retry reaches the server no sooner (it
+ * measures the gap between the two attempts), although the policy's own
+ * backoff is 10 ms; a negative pushback: no retry, where the same policy
+ * without it makes all 3 attempts. */
+static void test_pushback(void **state)
+{
+    (void)state;
+    static const char *const once[] = {
+        "--fail", "UNAVAILABLE", "--fail-first", "1", "--pushback-ms",
+        "300",    NULL};
+    static const char *const never[] = {
+        "--fail", "UNAVAILABLE", "--fail-every", "--pushback-ms", "-1", NULL};
+    char cfg[512];
+    retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"", NULL);
+    proc_start(&P[0], "127.0.0.1", 0, "P300", once);
+    proc_start(&P[1], "127.0.0.1", 0, "PNEG", never);
+    proc_start(&P[2], "127.0.0.1", 0, "F", FAIL_EVERY);
+
+    orpc_channel *ch = channel(P[0].target, NULL, cfg);
+    int64_t t0 = now_ms();
+    outcome r = unary(ch, 0, 5000);
+    int64_t took = now_ms() - t0;
+    orpc_channel_unref(ch);
+    if (r.code != ORPC_OK)
+        fail_msg("pushback 300: %s (%s)", orpc_code_name(r.code), r.msg);
+    stats s = stats_of(&P[0]);
+    assert_int_equal(s.calls, 2);
+    /* (the server's clock is in microseconds; the client's timers in
+     * whole milliseconds, rounded down: 1 ms of slack) */
+    if (s.gap_us < 299000 || took < 299)
+        fail_msg("the retry came %lld us after the first attempt (the call "
+                 "took %lld ms), want 300 ms at least",
+                 s.gap_us, (long long)took);
+    print_message("pushback 300 ms: the retry came %lld us after the first "
+                  "attempt\n",
+                  s.gap_us);
+
+    ch = channel(P[1].target, NULL, cfg);
+    r = unary(ch, 0, 5000);
+    orpc_channel_unref(ch);
+    assert_int_equal(r.code, ORPC_UNAVAILABLE);
+    assert_int_equal(stats_of(&P[1]).calls, 1);
+
+    ch = channel(P[2].target, NULL, cfg);
+    r = unary(ch, 0, 5000);
+    orpc_channel_unref(ch);
+    assert_int_equal(r.code, ORPC_UNAVAILABLE);
+    assert_int_equal(stats_of(&P[2]).calls, 3);
+}
+
 int main(void)
 {
     atexit(kill_all);
@@ -622,6 +708,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_same_port, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drain_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_throttling, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pushback, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
