@@ -700,6 +700,97 @@ static void test_pushback(void **state)
     assert_int_equal(stats_of(&P[2]).calls, 3);
 }
 
+/* ====================================================================== */
+/* f. round_robin over three processes                                    */
+/* ====================================================================== */
+
+/* Calls (wait_for_ready, 500 ms each) until one is answered by |name|, for
+ * |ms| at most; every call meanwhile must succeed unless |may_fail|.
+ * Returns the calls made. */
+static int call_until(orpc_channel *ch, const char *name, int ms, int may_fail)
+{
+    int64_t end = now_ms() + ms;
+    int n = 0;
+    for (;;) {
+        outcome r = unary(ch, 1, 500);
+        n++;
+        if (r.code == ORPC_OK && strcmp(r.who, name) == 0)
+            return n;
+        if (r.code != ORPC_OK && !may_fail)
+            fail_msg("call %d waiting for %s: %s (%s)", n, name,
+                     orpc_code_name(r.code), r.msg);
+        if (now_ms() >= end)
+            fail_msg("%s took no call in %d ms (%d calls)", name, ms, n);
+        sleep_ms(5);
+    }
+}
+
+/* |n| calls (wait_for_ready) through |ch|; the successes counted by who
+ * answered in |by| (per name in |names|), the first failure in |why|.
+ * Returns the failures. */
+static int spread(orpc_channel *ch, int n, const char *const names[3],
+                  int by[3], char *why, size_t len)
+{
+    int failed = 0;
+    memset(by, 0, 3 * sizeof(int));
+    for (int i = 0; i < n; i++) {
+        outcome r = unary(ch, 1, 5000);
+        if (r.code != ORPC_OK) {
+            if (failed++ == 0)
+                snprintf(why, len, "%s (%s)", orpc_code_name(r.code), r.msg);
+            continue;
+        }
+        for (int k = 0; k < 3; k++)
+            by[k] += strcmp(r.who, names[k]) == 0;
+    }
+    return failed;
+}
+
+/* Three servers on 127.0.0.1, .2 and .3 behind one ipv4: target with
+ * round_robin: each takes some of 30 calls; one killed, the other two
+ * take every call once the channel has seen the connection go (at most
+ * the first call after the kill may fail: none is in flight); restarted
+ * on its address and port, it takes calls again within a few seconds. */
+static void test_round_robin_processes(void **state)
+{
+    (void)state;
+    static const char *const ip[3] = {"127.0.0.1", "127.0.0.2", "127.0.0.3"};
+    static const char *const names[3] = {"S1", "S2", "S3"};
+    for (int k = 0; k < 3; k++)
+        proc_start(&P[k], ip[k], 0, names[k], NULL);
+    char target[160], why[160] = "";
+    snprintf(target, sizeof(target), "ipv4:%s,%s,%s", P[0].target, P[1].target,
+             P[2].target);
+    orpc_channel *ch = channel(target, "round_robin", NULL);
+    for (int k = 0; k < 3; k++) /* each connected */
+        call_until(ch, names[k], 5000, 0);
+    int by[3];
+    assert_int_equal(spread(ch, 30, names, by, why, sizeof(why)), 0);
+    print_message("30 calls over three: %d, %d, %d\n", by[0], by[1], by[2]);
+    for (int k = 0; k < 3; k++)
+        assert_true(by[k] > 0);
+
+    int port = P[1].port;
+    proc_kill(&P[1]);
+    int failed = spread(ch, 30, names, by, why, sizeof(why));
+    print_message("S2 killed: %d of the next 30 calls failed%s%s\n", failed,
+                  failed ? ", the first: " : "", failed ? why : "");
+    assert_in_range(failed, 0, 1);
+    assert_int_equal(by[1], 0);
+    assert_int_equal(spread(ch, 30, names, by, why, sizeof(why)), 0);
+    assert_int_equal(by[1], 0);
+    assert_true(by[0] > 0 && by[2] > 0);
+    assert_int_equal(by[0] + by[2], 30);
+
+    proc_start(&P[1], ip[1], port, "S2", NULL);
+    int n = call_until(ch, "S2", 5000, 0);
+    print_message("S2 restarted: it answered call %d after that\n", n);
+    assert_int_equal(spread(ch, 30, names, by, why, sizeof(why)), 0);
+    for (int k = 0; k < 3; k++)
+        assert_true(by[k] > 0);
+    orpc_channel_unref(ch);
+}
+
 int main(void)
 {
     atexit(kill_all);
@@ -710,6 +801,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_drain_under_load, setup, teardown),
         cmocka_unit_test_setup_teardown(test_throttling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_round_robin_processes, setup,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
