@@ -791,6 +791,73 @@ static void test_round_robin_processes(void **state)
     orpc_channel_unref(ch);
 }
 
+/* ====================================================================== */
+/* g. health during the drain                                             */
+/* ====================================================================== */
+
+typedef Grpc__Health__V1__HealthCheckRequest HealthReq;
+typedef Grpc__Health__V1__HealthCheckResponse HealthResp;
+
+/* The next status a Watch receives, or -1 when its stream ended. */
+static int watch_next(Grpc__Health__V1__Health_Watch_Reader *w)
+{
+    HealthResp *resp = NULL;
+    if (grpc__health__v1__health__client__watch__recv(w, &resp) != 1)
+        return -1;
+    int st = (int)resp->status;
+    grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
+    return st;
+}
+
+/* A server with a slow call in flight gets SIGTERM: a Watch on the same
+ * connection receives NOT_SERVING while that call is still running (the
+ * connection is up), then ends UNAVAILABLE; the call completes within the
+ * grace period and the server exits 0. */
+static void test_health_during_drain(void **state)
+{
+    (void)state;
+    static const char *const slow[] = {"--delay-ms", "1500", "--grace-ms",
+                                       "5000", NULL};
+    proc_start(&P[0], "127.0.0.1", 0, "H", slow);
+    orpc_channel *ch = channel(P[0].target, NULL, NULL);
+    orpc_client *hc;
+    assert_int_equal(orpc_client_new(&hc, &grpc__health__v1__health__orpc_desc,
+                                     ch, NULL, NULL),
+                     0);
+    HealthReq req = GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
+    req.service = "";
+    Grpc__Health__V1__Health_Watch_Reader *w = NULL;
+    orpc_call_opts o = {.timeout_ms = 10000};
+    assert_int_equal(grpc__health__v1__health__client__watch(hc, &req, &o, &w),
+                     0);
+    assert_int_equal(watch_next(w), ORPC_HEALTH_SERVING);
+
+    pending call;
+    pending_start(&call, ch);
+    wait_calls(&P[0], 1);
+    kill(P[0].pid, SIGTERM);
+    int st = watch_next(w);
+    int call_done = pending_is_done(&call);
+    int after = watch_next(w); /* -1: the watch is over */
+    orpc_status end = grpc__health__v1__health__client__watch__finish(w);
+    orpc_code end_code = end.code;
+    orpc_status_clear(&end);
+    outcome r = pending_wait(&call, 10000);
+    proc_wait_exit(&P[0], 10000);
+    orpc_client_free(hc);
+    orpc_channel_unref(ch);
+
+    if (st != ORPC_HEALTH_NOT_SERVING)
+        fail_msg("the watch got %d after SIGTERM, want NOT_SERVING", st);
+    assert_false(call_done); /* the connection was still carrying it */
+    assert_int_equal(after, -1);
+    assert_int_equal(end_code, ORPC_UNAVAILABLE);
+    if (r.code != ORPC_OK)
+        fail_msg("the call in flight: %s (%s), want OK (drained)",
+                 orpc_code_name(r.code), r.msg);
+    assert_string_equal(r.who, "H");
+}
+
 int main(void)
 {
     atexit(kill_all);
@@ -802,6 +869,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_throttling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_robin_processes, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_health_during_drain, setup,
                                         teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
