@@ -858,6 +858,96 @@ static void test_health_during_drain(void **state)
     assert_string_equal(r.who, "H");
 }
 
+/* ====================================================================== */
+/* h. orpc-interop-client --service_config                                */
+/* ====================================================================== */
+
+/* Runs orpc-interop-client (in slot |p|, so the teardown can kill it) with
+ * |args|, 30 s at most; its stderr goes to |err|.  Returns its exit code. */
+static int interop_client(proc *p, const char *const *args, char *err,
+                          size_t len)
+{
+    const char *argv[16] = {INTEROP_CLIENT};
+    int argc = 1;
+    for (int i = 0; args[i]; i++) {
+        assert_true(argc < 15);
+        argv[argc++] = args[i];
+    }
+    argv[argc] = NULL;
+    int rd;
+    p->pid = spawn_piped((char *const *)argv, 2, &rd);
+    snprintf(p->name, sizeof(p->name), "client");
+    read_until(rd, err, len, 0, 30000);
+    close(rd);
+    int ws = reap(p->pid, 30000);
+    if (ws == -1)
+        fail_msg("orpc-interop-client still runs after 30 s");
+    p->pid = 0;
+    if (!WIFEXITED(ws))
+        fail_msg("orpc-interop-client: wait status 0x%x; stderr: %s", ws, err);
+    return WEXITSTATUS(ws);
+}
+
+/* The flag's config reaches the channel: a server that fails the first
+ * call UNAVAILABLE passes empty_unary with a retry policy given inline or
+ * in a file (two attempts), and fails it without one (one attempt).  A
+ * config the channel refuses, or a file that is not there: exit 2, the
+ * fault named. */
+static void test_interop_client_service_config(void **state)
+{
+    (void)state;
+    proc *client = &P[NPROC - 1];
+    char err[2048], port[32], cfg[512], file_flag[64];
+    const char *bad[] = {
+        "--server_port=1", "--test_case=empty_unary",
+        "--service_config={\"methodConfig\": [{\"name\": [{}], "
+        "\"retryPolicy\": {\"maxAttempts\": 1, \"initialBackoff\": \"1s\", "
+        "\"maxBackoff\": \"1s\", \"backoffMultiplier\": 2, "
+        "\"retryableStatusCodes\": [\"UNAVAILABLE\"]}}]}",
+        NULL};
+    assert_int_equal(interop_client(client, bad, err, sizeof(err)), 2);
+    if (strstr(err, "methodConfig[0].retryPolicy.maxAttempts") == NULL)
+        fail_msg("the refusal does not name the field: %s", err);
+    bad[2] = "--service_config=@/nonexistent/orpc-config.json";
+    assert_int_equal(interop_client(client, bad, err, sizeof(err)), 2);
+    assert_non_null(strstr(err, "/nonexistent/orpc-config.json"));
+
+    static const char *const fail_once[] = {"--fail", "UNAVAILABLE",
+                                            "--fail-first", "1", NULL};
+    retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"", NULL);
+    char path[] = "/tmp/orpc-process-test-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    ssize_t wrote = write(fd, cfg, strlen(cfg));
+    close(fd);
+    assert_int_equal(wrote, (ssize_t)strlen(cfg));
+    snprintf(file_flag, sizeof(file_flag), "--service_config=@%s", path);
+    char inline_flag[600];
+    snprintf(inline_flag, sizeof(inline_flag), "--service_config=%s", cfg);
+    const char *flags[] = {inline_flag, file_flag, NULL};
+    for (int k = 0; k < 3; k++) {
+        proc_start(&P[k], "127.0.0.1", 0, "S", fail_once);
+        snprintf(port, sizeof(port), "--server_port=%d", P[k].port);
+        const char *args[] = {"--server_host=127.0.0.1", port,
+                              "--test_case=empty_unary", flags[k], NULL};
+        int rc = interop_client(client, args, err, sizeof(err));
+        long long calls = stats_of(&P[k]).calls;
+        if (flags[k] != NULL && (rc != 0 || calls != 2)) {
+            unlink(path);
+            fail_msg("%s: exit %d, %lld attempts (want 0, 2); stderr: %s",
+                     flags[k], rc, calls, err);
+        }
+        if (flags[k] == NULL &&
+            (rc != 1 || calls != 1 || strstr(err, "UNAVAILABLE") == NULL)) {
+            unlink(path);
+            fail_msg("without the flag: exit %d, %lld attempts (want 1, 1); "
+                     "stderr: %s",
+                     rc, calls, err);
+        }
+    }
+    unlink(path);
+}
+
 int main(void)
 {
     atexit(kill_all);
@@ -872,6 +962,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_health_during_drain, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_interop_client_service_config,
+                                        setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
