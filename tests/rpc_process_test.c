@@ -310,7 +310,9 @@ static outcome unary(orpc_channel *ch, int wfr, int64_t timeout_ms)
     return r;
 }
 
-/* An asynchronous UnaryCall's outcome (under |lock|). */
+/* An asynchronous UnaryCall's outcome (under |lock|).  The tests keep
+ * theirs in static storage: a call that a failed assertion leaves behind
+ * may still complete into it. */
 typedef struct pending {
     pthread_mutex_t lock;
     int done;
@@ -433,7 +435,7 @@ static outcome kill_during_call(proc *a, proc *b, const char *config)
     char target[96];
     snprintf(target, sizeof(target), "ipv4:%s,%s", a->target, b->target);
     orpc_channel *ch = channel(target, NULL, config);
-    pending call;
+    static pending call;
     pending_start(&call, ch);
     wait_calls(a, 1);
     proc_kill(a);
@@ -448,7 +450,7 @@ static void test_kill_mid_call(void **state)
     /* alone: the call ends UNAVAILABLE */
     proc_start(&P[0], "127.0.0.1", 0, "A", DELAYED);
     orpc_channel *ch = channel(P[0].target, NULL, NULL);
-    pending call;
+    static pending call;
     pending_start(&call, ch);
     wait_calls(&P[0], 1);
     proc_kill(&P[0]);
@@ -580,7 +582,6 @@ static void drain_under_load(proc *a, proc *b, const char *lb, int retry)
     }
     sleep_ms(300);
     kill(a->pid, SIGTERM);
-    proc_wait_exit(a, 10000);
     int ok = 0, failed = 0, by_a = 0, by_b = 0;
     const char *why = NULL;
     for (int i = 0; i < LOAD_THREADS; i++) {
@@ -592,7 +593,9 @@ static void drain_under_load(proc *a, proc *b, const char *lb, int retry)
         if (l[i].failed && why == NULL)
             why = l[i].first_failure;
     }
+    /* (asserting only now that the threads are done with |l|) */
     orpc_channel_unref(ch);
+    proc_wait_exit(a, 10000);
     proc_kill(b);
     if (failed != 0)
         fail_msg("%s%s: %d of %d calls failed across the drain, the first: "
@@ -832,7 +835,7 @@ static void test_health_during_drain(void **state)
                      0);
     assert_int_equal(watch_next(w), ORPC_HEALTH_SERVING);
 
-    pending call;
+    static pending call;
     pending_start(&call, ch);
     wait_calls(&P[0], 1);
     kill(P[0].pid, SIGTERM);
