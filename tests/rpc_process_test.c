@@ -428,58 +428,65 @@ static const char *const DELAYED[] = {"--delay-ms", "10000", NULL};
 /* a. a server killed mid-call                                            */
 /* ====================================================================== */
 
-/* |a| (slow) and |b| behind "ipv4:a,b" (pick_first: a takes the call)
- * with the retry policy |config|: a is killed once the call reached it;
- * returns the call's outcome. */
-static outcome kill_during_call(proc *a, proc *b, const char *config)
+#define IN_FLIGHT 3
+
+/* IN_FLIGHT calls through "ipv4:a" or "ipv4:a,b" (pick_first: a, which is
+ * slow, takes them) with the service config |config|; a is killed once
+ * they have all reached it.  Each call's outcome goes to |out|. */
+static void kill_during_calls(proc *a, proc *b, const char *config,
+                              outcome out[IN_FLIGHT])
 {
     char target[96];
-    snprintf(target, sizeof(target), "ipv4:%s,%s", a->target, b->target);
+    snprintf(target, sizeof(target), "ipv4:%s%s%s", a->target, b ? "," : "",
+             b ? b->target : "");
     orpc_channel *ch = channel(target, NULL, config);
-    static pending call;
-    pending_start(&call, ch);
-    wait_calls(a, 1);
+    static pending calls[IN_FLIGHT];
+    for (int i = 0; i < IN_FLIGHT; i++)
+        pending_start(&calls[i], ch);
+    wait_calls(a, IN_FLIGHT);
     proc_kill(a);
-    outcome r = pending_wait(&call, 5000);
+    for (int i = 0; i < IN_FLIGHT; i++)
+        out[i] = pending_wait(&calls[i], 5000);
     orpc_channel_unref(ch);
-    return r;
+}
+
+/* Every outcome in |out| must be |code| (and OK ones answered by |who|). */
+static void expect_all(const outcome out[IN_FLIGHT], orpc_code code,
+                       const char *who, const char *what)
+{
+    for (int i = 0; i < IN_FLIGHT; i++)
+        if (out[i].code != code ||
+            (code == ORPC_OK && strcmp(out[i].who, who) != 0))
+            fail_msg("%s: call %d got %s (%s%s%s), want %s", what, i,
+                     orpc_code_name(out[i].code), out[i].msg,
+                     out[i].code == ORPC_OK ? "from " : "", out[i].who,
+                     orpc_code_name(code));
 }
 
 static void test_kill_mid_call(void **state)
 {
     (void)state;
-    /* alone: the call ends UNAVAILABLE */
+    outcome out[IN_FLIGHT];
+    /* alone: the calls end UNAVAILABLE */
     proc_start(&P[0], "127.0.0.1", 0, "A", DELAYED);
-    orpc_channel *ch = channel(P[0].target, NULL, NULL);
-    static pending call;
-    pending_start(&call, ch);
-    wait_calls(&P[0], 1);
-    proc_kill(&P[0]);
-    outcome r = pending_wait(&call, 5000);
-    orpc_channel_unref(ch);
-    if (r.code != ORPC_UNAVAILABLE)
-        fail_msg("killed mid-call: %s (%s), want UNAVAILABLE",
-                 orpc_code_name(r.code), r.msg);
+    kill_during_calls(&P[0], NULL, NULL, out);
+    expect_all(out, ORPC_UNAVAILABLE, NULL, "killed mid-call");
 
-    /* UNAVAILABLE is retryable: the retry goes to the second address */
+    /* UNAVAILABLE is retryable: the retries go to the second address */
     char cfg[512];
     retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"", NULL);
     proc_start(&P[0], "127.0.0.1", 0, "A", DELAYED);
     proc_start(&P[1], "127.0.0.1", 0, "B", NULL);
-    r = kill_during_call(&P[0], &P[1], cfg);
-    if (r.code != ORPC_OK)
-        fail_msg("retried: %s (%s), want OK", orpc_code_name(r.code), r.msg);
-    assert_string_equal(r.who, "B");
-    assert_int_equal(stats_of(&P[1]).calls, 1);
+    kill_during_calls(&P[0], &P[1], cfg, out);
+    expect_all(out, ORPC_OK, "B", "retried");
+    assert_int_equal(stats_of(&P[1]).calls, IN_FLIGHT);
 
     /* a policy without UNAVAILABLE: no retry, B sees nothing */
     retry_policy(cfg, sizeof(cfg), 3, "\"ABORTED\", \"INTERNAL\"", NULL);
     proc_start(&P[2], "127.0.0.1", 0, "A", DELAYED);
     proc_start(&P[3], "127.0.0.1", 0, "B", NULL);
-    r = kill_during_call(&P[2], &P[3], cfg);
-    if (r.code != ORPC_UNAVAILABLE)
-        fail_msg("not retryable: %s (%s), want UNAVAILABLE",
-                 orpc_code_name(r.code), r.msg);
+    kill_during_calls(&P[2], &P[3], cfg, out);
+    expect_all(out, ORPC_UNAVAILABLE, NULL, "not retryable");
     assert_int_equal(stats_of(&P[3]).calls, 0);
 }
 
