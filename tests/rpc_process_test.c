@@ -330,12 +330,14 @@ static void pending_done(const orpc_status *st, ProtobufCMessage *resp,
     pthread_mutex_unlock(&p->lock);
 }
 
-static void pending_start(pending *p, orpc_channel *ch)
+/* Starts an asynchronous UnaryCall (20 s deadline), with |wfr| as
+ * wait_for_ready. */
+static void pending_start(pending *p, orpc_channel *ch, int wfr)
 {
     memset(p, 0, sizeof(*p));
     pthread_mutex_init(&p->lock, NULL);
     SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
-    orpc_call_opts o = {.timeout_ms = 20000};
+    orpc_call_opts o = {.timeout_ms = 20000, .wait_for_ready = wfr};
     assert_int_equal(orpc_channel_invoke_async(
                          ch, grpc__testing__test_service__method__unary_call,
                          &req.base, &o, pending_done, p),
@@ -442,7 +444,7 @@ static void kill_during_calls(proc *a, proc *b, const char *config,
     orpc_channel *ch = channel(target, NULL, config);
     static pending calls[IN_FLIGHT];
     for (int i = 0; i < IN_FLIGHT; i++)
-        pending_start(&calls[i], ch);
+        pending_start(&calls[i], ch, 0);
     wait_calls(a, IN_FLIGHT);
     proc_kill(a);
     for (int i = 0; i < IN_FLIGHT; i++)
@@ -494,8 +496,9 @@ static void test_kill_mid_call(void **state)
 /* b. a server restarted on its port                                      */
 /* ====================================================================== */
 
-/* Killed, the server is gone (calls fail fast); restarted on the same
- * port, the channel reconnects to it within a few seconds. */
+/* Killed, the server is gone (calls fail fast, wait_for_ready ones wait);
+ * restarted on the same port, the channel reconnects to it within a few
+ * seconds and the waiting call goes through. */
 static void test_restart_same_port(void **state)
 {
     (void)state;
@@ -510,8 +513,17 @@ static void test_restart_same_port(void **state)
     if (r.code != ORPC_UNAVAILABLE)
         fail_msg("server gone: %s (%s), want UNAVAILABLE",
                  orpc_code_name(r.code), r.msg);
+    static pending waiting;
+    pending_start(&waiting, ch, 1);
+    sleep_ms(300);
+    assert_false(pending_is_done(&waiting));
 
     proc_start(&P[0], "127.0.0.1", port, "A2", NULL);
+    r = pending_wait(&waiting, 5000);
+    if (r.code != ORPC_OK)
+        fail_msg("the call waiting for the restart: %s (%s)",
+                 orpc_code_name(r.code), r.msg);
+    assert_string_equal(r.who, "A2");
     /* the channel is connected again within the bound (its backoff is at
      * most 500 ms) */
     int64_t end = now_ms() + 5000;
@@ -524,7 +536,7 @@ static void test_restart_same_port(void **state)
     if (r.code != ORPC_OK)
         fail_msg("after the restart: %s (%s)", orpc_code_name(r.code), r.msg);
     assert_string_equal(r.who, "A2");
-    assert_int_equal(stats_of(&P[0]).calls, 1);
+    assert_int_equal(stats_of(&P[0]).calls, 2);
     orpc_channel_unref(ch);
 }
 
@@ -850,7 +862,7 @@ static void test_health_during_drain(void **state)
     assert_int_equal(watch_next(w), ORPC_HEALTH_SERVING);
 
     static pending call;
-    pending_start(&call, ch);
+    pending_start(&call, ch, 0);
     wait_calls(&P[0], 1);
     kill(P[0].pid, SIGTERM);
     int st = watch_next(w);
