@@ -8,7 +8,9 @@
  *   other server sees no call) when it has not;
  * - a server restarted on the same port: the channel reconnects;
  * - a server drained (SIGTERM: GOAWAY, grace) while three threads call in
- *   a loop through an ipv4: target of two servers: no call fails;
+ *   a loop through an ipv4: target of two servers: no call fails; a call
+ *   that outlives the grace ends UNAVAILABLE, retried elsewhere if the
+ *   policy says so;
  * - retry throttling under sustained failure, and server pushback (a
  *   delay honoured, a negative one stopping the retries), counted by the
  *   server;
@@ -643,6 +645,40 @@ static void test_drain_under_load(void **state)
     drain_under_load(&P[4], &P[0], "pick_first", 0, 0);
 }
 
+/* A call that outlives the drain's grace period (300 ms, the handler
+ * takes 10 s): the server ends it with the connection and exits 0; the
+ * call ends UNAVAILABLE, and with a retry policy for UNAVAILABLE it is
+ * retried on the second address. */
+static void test_drain_grace_expires(void **state)
+{
+    (void)state;
+    static const char *const slow[] = {"--delay-ms", "10000", "--grace-ms",
+                                       "300", NULL};
+    for (int retry = 0; retry <= 1; retry++) {
+        proc *a = &P[2 * retry], *b = &P[2 * retry + 1];
+        proc_start(a, "127.0.0.1", 0, "A", slow);
+        proc_start(b, "127.0.0.1", 0, "B", NULL);
+        char target[96], cfg[512];
+        snprintf(target, sizeof(target), "ipv4:%s,%s", a->target, b->target);
+        orpc_channel *ch = channel(
+            target, NULL,
+            retry ? retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"", NULL)
+                  : NULL);
+        static pending call;
+        pending_start(&call, ch, 0);
+        wait_calls(a, 1);
+        kill(a->pid, SIGTERM);
+        outcome r = pending_wait(&call, 10000);
+        orpc_channel_unref(ch);
+        proc_wait_exit(a, 10000);
+        if (r.code != (retry ? ORPC_OK : ORPC_UNAVAILABLE))
+            fail_msg("past the grace%s: %s (%s)", retry ? ", retried" : "",
+                     orpc_code_name(r.code), r.msg);
+        assert_int_equal(stats_of(b).calls, retry);
+        proc_kill(b);
+    }
+}
+
 /* ====================================================================== */
 /* d. retry throttling, e. pushback                                       */
 /* ====================================================================== */
@@ -985,6 +1021,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_restart_same_port, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_drain_under_load, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_drain_grace_expires, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_throttling, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pushback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_round_robin_processes, setup,
