@@ -266,6 +266,22 @@ static orpc_channel *channel(const char *target, const char *lb,
     return ch;
 }
 
+/* Starts "A" in |a| with the flags |fa| and, unless |b| is NULL, "B" in
+ * |b| with |fb| (both on 127.0.0.1, as proc_start()); returns a channel
+ * to "ipv4:a,b" (or "ipv4:a") with |lb| and |config| (as channel()). */
+static orpc_channel *start_pair(proc *a, const char *const *fa, proc *b,
+                                const char *const *fb, const char *lb,
+                                const char *config)
+{
+    proc_start(a, "127.0.0.1", 0, "A", fa);
+    if (b != NULL)
+        proc_start(b, "127.0.0.1", 0, "B", fb);
+    char target[96];
+    snprintf(target, sizeof(target), "ipv4:%s%s%s", a->target, b ? "," : "",
+             b ? b->target : "");
+    return channel(target, lb, config);
+}
+
 /* A service config retrying the test service's calls on the codes in
  * |codes| (the inside of a JSON list), |extra| appended to the top
  * object. */
@@ -438,16 +454,14 @@ static const char *const DELAYED[] = {"--delay-ms", "10000", NULL};
 
 #define IN_FLIGHT 3
 
-/* IN_FLIGHT calls through "ipv4:a" or "ipv4:a,b" (pick_first: a, which is
- * slow, takes them) with the service config |config|; a is killed once
- * they have all reached it.  Each call's outcome goes to |out|. */
+/* A slow A in |a| and, unless |b| is NULL, B in |b|, behind "ipv4:a,b"
+ * (pick_first: A takes the calls) with the service config |config|:
+ * IN_FLIGHT calls, and A killed once they have all reached it.  Each
+ * call's outcome goes to |out|. */
 static void kill_during_calls(proc *a, proc *b, const char *config,
                               outcome out[IN_FLIGHT])
 {
-    char target[96];
-    snprintf(target, sizeof(target), "ipv4:%s%s%s", a->target, b ? "," : "",
-             b ? b->target : "");
-    orpc_channel *ch = channel(target, NULL, config);
+    orpc_channel *ch = start_pair(a, DELAYED, b, NULL, NULL, config);
     static pending calls[IN_FLIGHT];
     for (int i = 0; i < IN_FLIGHT; i++)
         pending_start(&calls[i], ch, 0);
@@ -476,23 +490,18 @@ static void test_kill_mid_call(void **state)
     (void)state;
     outcome out[IN_FLIGHT];
     /* alone: the calls end UNAVAILABLE */
-    proc_start(&P[0], "127.0.0.1", 0, "A", DELAYED);
     kill_during_calls(&P[0], NULL, NULL, out);
     expect_all(out, ORPC_UNAVAILABLE, NULL, "killed mid-call");
 
     /* UNAVAILABLE is retryable: the retries go to the second address */
     char cfg[512];
     retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"", NULL);
-    proc_start(&P[0], "127.0.0.1", 0, "A", DELAYED);
-    proc_start(&P[1], "127.0.0.1", 0, "B", NULL);
     kill_during_calls(&P[0], &P[1], cfg, out);
     expect_all(out, ORPC_OK, "B", "retried");
     assert_int_equal(stats_of(&P[1]).calls, IN_FLIGHT);
 
     /* a policy without UNAVAILABLE: no retry, B sees nothing */
     retry_policy(cfg, sizeof(cfg), 3, "\"ABORTED\", \"INTERNAL\"", NULL);
-    proc_start(&P[2], "127.0.0.1", 0, "A", DELAYED);
-    proc_start(&P[3], "127.0.0.1", 0, "B", NULL);
     kill_during_calls(&P[2], &P[3], cfg, out);
     expect_all(out, ORPC_UNAVAILABLE, NULL, "not retryable");
     assert_int_equal(stats_of(&P[3]).calls, 0);
@@ -581,13 +590,10 @@ static void drain_under_load(proc *a, proc *b, const char *lb, int wfr,
 {
     static const char *const slow[] = {"--delay-ms", "20", "--grace-ms", "3000",
                                        NULL};
-    proc_start(a, "127.0.0.1", 0, "A", slow);
-    proc_start(b, "127.0.0.1", 0, "B", slow);
-    char target[96], cfg[512];
-    snprintf(target, sizeof(target), "ipv4:%s,%s", a->target, b->target);
-    orpc_channel *ch = channel(
-        target, lb,
-        retry ? retry_policy(cfg, sizeof(cfg), 5, "\"UNAVAILABLE\"", NULL)
+    char cfg[512];
+    orpc_channel *ch = start_pair(
+        a, slow, b, slow, lb,
+        retry ? retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"", NULL)
               : NULL);
     outcome r = unary(ch, 1, 5000); /* connected */
     assert_int_equal(r.code, ORPC_OK);
@@ -652,12 +658,9 @@ static void test_drain_grace_expires(void **state)
                                        "300", NULL};
     for (int retry = 0; retry <= 1; retry++) {
         proc *a = &P[2 * retry], *b = &P[2 * retry + 1];
-        proc_start(a, "127.0.0.1", 0, "A", slow);
-        proc_start(b, "127.0.0.1", 0, "B", NULL);
-        char target[96], cfg[512];
-        snprintf(target, sizeof(target), "ipv4:%s,%s", a->target, b->target);
-        orpc_channel *ch = channel(
-            target, NULL,
+        char cfg[512];
+        orpc_channel *ch = start_pair(
+            a, slow, b, NULL, NULL,
             retry ? retry_policy(cfg, sizeof(cfg), 3, "\"UNAVAILABLE\"", NULL)
                   : NULL);
         static pending call;
