@@ -62,6 +62,11 @@ int orpc__cli_src_given(const orpc__cli_src *s);
 int orpc__cli_channel(const orpc__cli_conn *c, int ca_elsewhere,
                       orpc_channel **out);
 
+/* Prints a call's failure, "CODE: message", on stderr; over TLS, when
+ * the handshake is what failed, also says so and names --plaintext. */
+void orpc__cli_report(const orpc__cli_conn *c, orpc_code code,
+                      const char *message);
+
 /* Reads the file |path| (at most |max| bytes; "-" is stdin) into a
  * NUL-terminated allocation (the caller frees it), its length to |*len|;
  * NULL when it cannot be read or is larger. */

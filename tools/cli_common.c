@@ -98,6 +98,21 @@ int orpc__cli_channel(const orpc__cli_conn *c, int ca_elsewhere,
     return 0;
 }
 
+void orpc__cli_report(const orpc__cli_conn *c, orpc_code code,
+                      const char *message)
+{
+    message = message ? message : "";
+    fprintf(stderr, "%s: %s\n", orpc_code_name(code), message);
+    /* OpenSSL's words for a peer that does not speak TLS */
+    if (c && c->target && !c->plaintext && code == ORPC_UNAVAILABLE &&
+        (strstr(message, "wrong version number") || strstr(message, "TLS") ||
+         strstr(message, "SSL") || strstr(message, "handshake")))
+        fprintf(stderr,
+                "orpc: the TLS handshake with %s failed; if the "
+                "server speaks cleartext HTTP/2, pass --plaintext\n",
+                c->target);
+}
+
 char *orpc__cli_read_file(const char *path, size_t max, size_t *len)
 {
     FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");

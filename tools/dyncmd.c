@@ -232,7 +232,7 @@ int orpc__cli_dyn_list(const orpc__cli_conn *c, const orpc__cli_src *s,
         }
         code = orpc__refl_list(refl, &names, &n);
         if (code != 0) {
-            fprintf(stderr, "orpc: %s\n", orpc__refl_error(refl));
+            orpc__cli_report(c, (orpc_code)code, orpc__refl_error(refl));
             goto out;
         }
     }
@@ -244,7 +244,7 @@ int orpc__cli_dyn_list(const orpc__cli_conn *c, const orpc__cli_src *s,
         if (refl && !orpc__dpool_service(pool, names[i])) {
             int rc = orpc__refl_fetch(refl, names[i], pool);
             if (rc != 0 && service) {
-                fprintf(stderr, "orpc: %s\n", orpc__refl_error(refl));
+                orpc__cli_report(c, (orpc_code)rc, orpc__refl_error(refl));
                 code = rc;
                 goto out;
             }
@@ -348,10 +348,10 @@ static int encode_requests(const orpc__dpool *pool, const char *type,
 }
 
 /* Makes the call and prints the responses; the exit code. */
-static int run_call(orpc_channel *ch, const orpc_method_desc *md,
-                    const orpc__dpool *pool, const char *out_type,
-                    ProtobufCMessage **reqs, size_t n_reqs,
-                    const orpc_call_opts *o)
+static int run_call(const orpc__cli_conn *c, orpc_channel *ch,
+                    const orpc_method_desc *md, const orpc__dpool *pool,
+                    const char *out_type, ProtobufCMessage **reqs,
+                    size_t n_reqs, const orpc_call_opts *o)
 {
     orpc_status st;
     int printed = 0;
@@ -386,8 +386,7 @@ static int run_call(orpc_channel *ch, const orpc_method_desc *md,
     }
     int code = st.code;
     if (st.code != ORPC_OK)
-        fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
-                st.message ? st.message : "");
+        orpc__cli_report(c, st.code, st.message);
     orpc_status_clear(&st);
     return code ? code : printed;
 }
@@ -425,7 +424,7 @@ int orpc__cli_dyn_call(const orpc__cli_conn *c, const orpc__cli_src *s,
         }
         code = orpc__refl_fetch(refl, svc, pool);
         if (code != 0)
-            fprintf(stderr, "orpc: %s: %s\n", svc, orpc__refl_error(refl));
+            orpc__cli_report(c, (orpc_code)code, orpc__refl_error(refl));
         orpc__refl_free(refl);
         if (code != 0)
             goto out;
@@ -465,7 +464,7 @@ int orpc__cli_dyn_call(const orpc__cli_conn *c, const orpc__cli_src *s,
         goto out;
     }
     orpc_call_opts o = {.timeout_ms = c->timeout_ms, .metadata = md};
-    code = run_call(ch, &dm, pool, bare(m->output_type), reqs, n_reqs, &o);
+    code = run_call(c, ch, &dm, pool, bare(m->output_type), reqs, n_reqs, &o);
 out:
     for (size_t i = 0; i < n_reqs; i++)
         protobuf_c_message_free_unpacked(reqs[i], NULL);

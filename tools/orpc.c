@@ -660,8 +660,7 @@ static int cmd_call(int argc, char **argv)
     orpc_status st = do_call(client, m, req, &o);
     code = st.code;
     if (st.code != ORPC_OK)
-        fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
-                st.message ? st.message : "");
+        orpc__cli_report(&ca.conn, st.code, st.message);
     orpc_status_clear(&st);
     if (verbose)
         fprintf(stderr, "served-by: %s\n",
@@ -733,8 +732,7 @@ static int cmd_health(int argc, char **argv)
                 : EXIT_NOT_SERVING;
         grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
     } else {
-        fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
-                st.message ? st.message : "");
+        orpc__cli_report(&conn, st.code, st.message);
     }
     orpc_status_clear(&st);
     orpc_client_free(client);

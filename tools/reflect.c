@@ -121,8 +121,7 @@ static int ask(orpc__refl *r, Req *q, Resp **out)
             if (a->message_response_case == RS(ERROR_RESPONSE)) {
                 int code = a->error_response ? a->error_response->error_code
                                              : ORPC_UNKNOWN;
-                snprintf(r->err, sizeof r->err, "server reflection: %s: %s",
-                         orpc_code_name((orpc_code)code),
+                snprintf(r->err, sizeof r->err, "server reflection: %s",
                          a->error_response && a->error_response->error_message
                              ? a->error_response->error_message
                              : "");
@@ -134,8 +133,7 @@ static int ask(orpc__refl *r, Req *q, Resp **out)
         }
         orpc_status st = end_stream(r);
         int code = st.code != ORPC_OK ? (int)st.code : ORPC_INTERNAL;
-        snprintf(r->err, sizeof r->err, "server reflection: %s: %s",
-                 orpc_code_name((orpc_code)code),
+        snprintf(r->err, sizeof r->err, "server reflection: %s",
                  st.message ? st.message : "the stream ended unanswered");
         orpc_status_clear(&st);
         if (code == ORPC_UNIMPLEMENTED && !r->answered &&
