@@ -505,6 +505,26 @@ head -c 5000000 /dev/zero >"$work/big.protoset"
 "$orpc" list --protoset "$work/big.protoset" >/dev/null 2>"$work/err.txt"
 rc=$?
 if [ $rc -eq 3 ] && grep -q "over 4194304 bytes" "$work/err.txt"; then ok "list --protoset over 4 MiB refused: exit 3"; else bad "big protoset" "exit $rc $(cat "$work/err.txt")"; fi
+# a descriptor nested 5000 deep (protobuf-c's unpack would recurse that
+# deep): refused before it is unpacked
+/usr/bin/python3 - "$work/deep.protoset" <<'PY'
+import sys
+def v(n):
+    out = b""
+    while n >= 0x80:
+        out += bytes([n & 0x7f | 0x80]); n >>= 7
+    return out + bytes([n])
+def ld(field, body):
+    return v(field << 3 | 2) + v(len(body)) + body
+m = ld(1, b"M")
+for _ in range(5000):
+    m = ld(1, b"M") + ld(3, m)   # DescriptorProto.nested_type
+f = ld(1, b"deep.proto") + ld(4, m)  # FileDescriptorProto.message_type
+open(sys.argv[1], "wb").write(ld(1, f))  # FileDescriptorSet.file
+PY
+"$orpc" list --protoset "$work/deep.protoset" >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 3 ] && grep -q "nested over 100 deep" "$work/err.txt"; then ok "list --protoset nested 5000 deep refused: exit 3"; else bad "deep protoset" "exit $rc $(cat "$work/err.txt")"; fi
 "$orpc" list --plaintext >/dev/null 2>"$work/err.txt"
 rc=$?
 if [ $rc -eq 3 ]; then ok "list --plaintext without --target: exit 3"; else bad "list --plaintext alone" "exit $rc"; fi

@@ -10,13 +10,19 @@
  *   saves.
  * - Bounds: the serialized bytes of all files together and the number of
  *   files are capped (descpool.h), so a server or a file cannot make the
- *   command hold more than that.
+ *   command hold more than that; bytes nested deeper than DPOOL_MAX_DEPTH
+ *   are refused before protobuf-c (whose unpack recurses without a limit)
+ *   unpacks them; name lookups descend at most 64 nested types.
  */
 #include "descpool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Deepest nesting of messages in descriptor bytes (each nested message
+ * type is a level, each field of it one more). */
+#define DPOOL_MAX_DEPTH 100
 
 struct orpc__dpool {
     Google__Protobuf__FileDescriptorProto **files;
@@ -97,12 +103,75 @@ static int adopt(orpc__dpool *p, Google__Protobuf__FileDescriptorProto *f,
     return 0;
 }
 
+/* Nonzero when data[0..len), read as a message of type |d|, nests its
+ * messages at most DPOOL_MAX_DEPTH deep.  protobuf-c's unpack recurses
+ * once per level without a limit, so hostile descriptor bytes (a
+ * DescriptorProto nested a million times in 4 MiB) are measured first,
+ * walking the wire format with the schema: only the fields that the schema
+ * says are messages are descended into.  Malformed bytes pass here and
+ * fail in the unpack. */
+static int depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p,
+                    size_t len, int depth)
+{
+    if (depth > DPOOL_MAX_DEPTH)
+        return 0;
+    const uint8_t *end = p + len;
+    while (p < end) {
+        uint64_t tag = 0, n = 0;
+        int shift = 0;
+        do {
+            if (p == end || shift > 63)
+                return 1;
+            tag |= (uint64_t)(*p & 0x7f) << shift;
+            shift += 7;
+        } while (*p++ & 0x80);
+        int wt = (int)(tag & 7);
+        if (wt == 0) {
+            while (p < end && (*p & 0x80))
+                p++;
+            if (p == end)
+                return 1;
+            p++;
+        } else if (wt == 1 || wt == 5) {
+            if ((size_t)(end - p) < (wt == 1 ? 8u : 4u))
+                return 1;
+            p += wt == 1 ? 8 : 4;
+        } else if (wt == 2) {
+            shift = 0;
+            do {
+                if (p == end || shift > 63)
+                    return 1;
+                n |= (uint64_t)(*p & 0x7f) << shift;
+                shift += 7;
+            } while (*p++ & 0x80);
+            if (n > (uint64_t)(end - p))
+                return 1;
+            const ProtobufCFieldDescriptor *f =
+                protobuf_c_message_descriptor_get_field(d,
+                                                        (unsigned)(tag >> 3));
+            if (f && f->type == PROTOBUF_C_TYPE_MESSAGE &&
+                !depth_ok(f->descriptor, p, (size_t)n, depth + 1))
+                return 0;
+            p += n;
+        } else {
+            return 1;
+        }
+    }
+    return 1;
+}
+
 int orpc__dpool_add_file(orpc__dpool *p, const uint8_t *data, size_t len,
                          char *err, size_t errlen)
 {
     if (len > ORPC__DPOOL_MAX_BYTES) {
         snprintf(err, errlen, "a file descriptor of %zu bytes (limit %u)", len,
                  ORPC__DPOOL_MAX_BYTES);
+        return -1;
+    }
+    if (!depth_ok(&google__protobuf__file_descriptor_proto__descriptor, data,
+                  len, 0)) {
+        snprintf(err, errlen, "a file descriptor nested over %d deep",
+                 DPOOL_MAX_DEPTH);
         return -1;
     }
     Google__Protobuf__FileDescriptorProto *f =
@@ -120,6 +189,12 @@ int orpc__dpool_add_set(orpc__dpool *p, const uint8_t *data, size_t len,
     if (len > ORPC__DPOOL_MAX_BYTES) {
         snprintf(err, errlen, "a descriptor set of %zu bytes (limit %u)", len,
                  ORPC__DPOOL_MAX_BYTES);
+        return -1;
+    }
+    if (!depth_ok(&google__protobuf__file_descriptor_set__descriptor, data, len,
+                  0)) {
+        snprintf(err, errlen, "a descriptor set nested over %d deep",
+                 DPOOL_MAX_DEPTH);
         return -1;
     }
     Google__Protobuf__FileDescriptorSet *set =
