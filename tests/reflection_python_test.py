@@ -141,26 +141,20 @@ def greeter_file():
     kind = f.enum_type.add(name="Kind")
     kind.value.add(name="KIND_UNSPECIFIED", number=0)
     kind.value.add(name="LOUD", number=1)
-    req = f.message_type.add(name="HelloRequest")
-    req.field.add(name="name", number=1, type=T.TYPE_STRING,
-                  label=T.LABEL_OPTIONAL, json_name="name")
-    req.field.add(name="times", number=2, type=T.TYPE_INT64,
-                  label=T.LABEL_OPTIONAL, json_name="times")
-    req.field.add(name="tags", number=3, type=T.TYPE_STRING,
-                  label=T.LABEL_REPEATED, json_name="tags")
-    req.field.add(name="kind", number=4, type=T.TYPE_ENUM,
-                  type_name=".pyecho.Kind", label=T.LABEL_OPTIONAL,
-                  json_name="kind")
-    rep = f.message_type.add(name="HelloReply")
-    rep.field.add(name="message", number=1, type=T.TYPE_STRING,
-                  label=T.LABEL_OPTIONAL, json_name="message")
-    rep.field.add(name="total_count", number=2, type=T.TYPE_UINT64,
-                  label=T.LABEL_OPTIONAL, json_name="totalCount")
-    rep.field.add(name="tags", number=3, type=T.TYPE_STRING,
-                  label=T.LABEL_REPEATED, json_name="tags")
-    rep.field.add(name="kind", number=4, type=T.TYPE_ENUM,
-                  type_name=".pyecho.Kind", label=T.LABEL_OPTIONAL,
-                  json_name="kind")
+    fields = [("name", T.TYPE_STRING), ("times", T.TYPE_INT64),
+              ("tags", T.TYPE_STRING), ("kind", T.TYPE_ENUM)]
+    for msg in ("HelloRequest", "HelloReply"):
+        m = f.message_type.add(name=msg)
+        if msg == "HelloReply":  # "message", "total_count" (a uint64)
+            fields[:2] = [("message", T.TYPE_STRING),
+                          ("total_count", T.TYPE_UINT64)]
+        for number, (name, typ) in enumerate(fields, 1):
+            m.field.add(name=name, number=number, type=typ,
+                        label=T.LABEL_REPEATED if name == "tags"
+                        else T.LABEL_OPTIONAL,
+                        type_name=".pyecho.Kind" if name == "kind" else None,
+                        json_name="totalCount" if name == "total_count"
+                        else name)
     svc = f.service.add(name="Greeter")
     svc.method.add(name="SayHello", input_type=".pyecho.HelloRequest",
                    output_type=".pyecho.HelloReply")

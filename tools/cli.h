@@ -52,6 +52,10 @@ typedef struct orpc__cli_src {
 int orpc__cli_conn_flag(orpc__cli_conn *c, int argc, char **argv, int *i);
 int orpc__cli_src_flag(orpc__cli_src *s, int argc, char **argv, int *i);
 
+/* Either of the two above (|s| NULL: connection flags only). */
+int orpc__cli_flag(orpc__cli_conn *c, orpc__cli_src *s, int argc, char **argv,
+                   int *i);
+
 /* Nonzero when |s| names any descriptor source. */
 int orpc__cli_src_given(const orpc__cli_src *s);
 

@@ -62,6 +62,13 @@ int orpc__cli_src_flag(orpc__cli_src *s, int argc, char **argv, int *i)
     return 1;
 }
 
+int orpc__cli_flag(orpc__cli_conn *c, orpc__cli_src *s, int argc, char **argv,
+                   int *i)
+{
+    int rc = orpc__cli_conn_flag(c, argc, argv, i);
+    return rc == 0 && s ? orpc__cli_src_flag(s, argc, argv, i) : rc;
+}
+
 int orpc__cli_src_given(const orpc__cli_src *s)
 {
     return s->protoset != NULL || s->n_protos > 0;

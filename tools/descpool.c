@@ -160,49 +160,44 @@ static int depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p,
     return 1;
 }
 
+/* Unpacks data[0..len) as a |d| (|what| in messages) once it is within the
+ * bounds; NULL with |err| otherwise. */
+static ProtobufCMessage *unpack(const ProtobufCMessageDescriptor *d,
+                                const char *what, const uint8_t *data,
+                                size_t len, char *err, size_t errlen)
+{
+    ProtobufCMessage *m = NULL;
+    if (len > ORPC__DPOOL_MAX_BYTES)
+        snprintf(err, errlen, "a %s of %zu bytes (limit %u)", what, len,
+                 ORPC__DPOOL_MAX_BYTES);
+    else if (!depth_ok(d, data, len, 0))
+        snprintf(err, errlen, "a %s nested over %d deep", what,
+                 DPOOL_MAX_DEPTH);
+    else if ((m = protobuf_c_message_unpack(d, NULL, len, data)) == NULL)
+        snprintf(err, errlen, "not a %s", d->short_name);
+    return m;
+}
+
 int orpc__dpool_add_file(orpc__dpool *p, const uint8_t *data, size_t len,
                          char *err, size_t errlen)
 {
-    if (len > ORPC__DPOOL_MAX_BYTES) {
-        snprintf(err, errlen, "a file descriptor of %zu bytes (limit %u)", len,
-                 ORPC__DPOOL_MAX_BYTES);
-        return -1;
-    }
-    if (!depth_ok(&google__protobuf__file_descriptor_proto__descriptor, data,
-                  len, 0)) {
-        snprintf(err, errlen, "a file descriptor nested over %d deep",
-                 DPOOL_MAX_DEPTH);
-        return -1;
-    }
-    Google__Protobuf__FileDescriptorProto *f =
-        google__protobuf__file_descriptor_proto__unpack(NULL, len, data);
-    if (f == NULL) {
-        snprintf(err, errlen, "not a FileDescriptorProto");
-        return -1;
-    }
-    return adopt(p, f, len, err, errlen);
+    ProtobufCMessage *f =
+        unpack(&google__protobuf__file_descriptor_proto__descriptor,
+               "file descriptor", data, len, err, errlen);
+    return f ? adopt(p, (Google__Protobuf__FileDescriptorProto *)f, len, err,
+                     errlen)
+             : -1;
 }
 
 int orpc__dpool_add_set(orpc__dpool *p, const uint8_t *data, size_t len,
                         char *err, size_t errlen)
 {
-    if (len > ORPC__DPOOL_MAX_BYTES) {
-        snprintf(err, errlen, "a descriptor set of %zu bytes (limit %u)", len,
-                 ORPC__DPOOL_MAX_BYTES);
-        return -1;
-    }
-    if (!depth_ok(&google__protobuf__file_descriptor_set__descriptor, data, len,
-                  0)) {
-        snprintf(err, errlen, "a descriptor set nested over %d deep",
-                 DPOOL_MAX_DEPTH);
-        return -1;
-    }
     Google__Protobuf__FileDescriptorSet *set =
-        google__protobuf__file_descriptor_set__unpack(NULL, len, data);
-    if (set == NULL) {
-        snprintf(err, errlen, "not a FileDescriptorSet");
+        (Google__Protobuf__FileDescriptorSet *)unpack(
+            &google__protobuf__file_descriptor_set__descriptor,
+            "descriptor set", data, len, err, errlen);
+    if (set == NULL)
         return -1;
-    }
     int rc = 0;
     for (size_t i = 0; i < set->n_file && rc == 0; i++) {
         size_t n = google__protobuf__file_descriptor_proto__get_packed_size(

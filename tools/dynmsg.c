@@ -277,6 +277,35 @@ static int json_float(ctx *c, const json_t *v, double *d)
 static int encode_msg(ctx *c, const orpc__dmsg *m, const json_t *in,
                       orpc__buf *b, int depth);
 
+/* Writes the integer |v| as the integer field type |type| reads it: range
+ * (32 or 64 bits, signed or not), then varint, zigzag or fixed width. */
+static int encode_int(ctx *c, int type, const json_t *v, orpc__buf *b)
+{
+    int is32 = type == T(INT32) || type == T(SINT32) || type == T(SFIXED32) ||
+               type == T(UINT32) || type == T(FIXED32);
+    int is_signed = type == T(INT32) || type == T(SINT32) ||
+                    type == T(SFIXED32) || type == T(INT64) ||
+                    type == T(SINT64) || type == T(SFIXED64);
+    int64_t s = 0;
+    uint64_t u = 0;
+    if (json_int(c, v, is_signed, &s, &u) != 0)
+        return -1;
+    if (is32 && (is_signed ? s < INT32_MIN || s > INT32_MAX : u > UINT32_MAX))
+        return fail(c, "out of range for a 32-bit integer");
+    uint64_t w = is_signed ? (uint64_t)s : u;
+    if (type == T(SINT32))
+        w = (uint32_t)(((uint32_t)s << 1) ^ (uint32_t)(s >> 31));
+    else if (type == T(SINT64))
+        w = ((uint64_t)s << 1) ^ (uint64_t)(s >> 63);
+    if (type == T(FIXED32) || type == T(SFIXED32))
+        put_fixed(b, (uint32_t)w, 4);
+    else if (type == T(FIXED64) || type == T(SFIXED64))
+        put_fixed(b, w, 8);
+    else
+        put_varint(b, w);
+    return 0;
+}
+
 /* Writes the value |v| of field |f| (no tag) to |b|. */
 static int encode_value(ctx *c, const Field *f, const json_t *v, orpc__buf *b,
                         int depth)
@@ -288,49 +317,14 @@ static int encode_value(ctx *c, const Field *f, const json_t *v, orpc__buf *b,
     case T(INT32):
     case T(SINT32):
     case T(SFIXED32):
-        if (json_int(c, v, 1, &s, &u) != 0)
-            return -1;
-        if (s < INT32_MIN || s > INT32_MAX)
-            return fail(c, "out of range for a 32-bit integer");
-        if (f->type == T(SINT32))
-            put_varint(b, (uint32_t)(((uint32_t)s << 1) ^ (uint32_t)(s >> 31)));
-        else if (f->type == T(SFIXED32))
-            put_fixed(b, (uint32_t)s, 4);
-        else
-            put_varint(b, (uint64_t)s);
-        return 0;
     case T(UINT32):
     case T(FIXED32):
-        if (json_int(c, v, 0, &s, &u) != 0)
-            return -1;
-        if (u > UINT32_MAX)
-            return fail(c, "out of range for a 32-bit integer");
-        if (f->type == T(FIXED32))
-            put_fixed(b, u, 4);
-        else
-            put_varint(b, u);
-        return 0;
     case T(INT64):
     case T(SINT64):
     case T(SFIXED64):
-        if (json_int(c, v, 1, &s, &u) != 0)
-            return -1;
-        if (f->type == T(SINT64))
-            put_varint(b, ((uint64_t)s << 1) ^ (uint64_t)(s >> 63));
-        else if (f->type == T(SFIXED64))
-            put_fixed(b, (uint64_t)s, 8);
-        else
-            put_varint(b, (uint64_t)s);
-        return 0;
     case T(UINT64):
     case T(FIXED64):
-        if (json_int(c, v, 0, &s, &u) != 0)
-            return -1;
-        if (f->type == T(FIXED64))
-            put_fixed(b, u, 8);
-        else
-            put_varint(b, u);
-        return 0;
+        return encode_int(c, (int)f->type, v, b);
     case T(BOOL):
         if (!json_is_boolean(v))
             return fail(c, "not a boolean");

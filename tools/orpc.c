@@ -162,9 +162,7 @@ static int cmd_list(int argc, char **argv)
     orpc__cli_conn conn = {0};
     orpc__cli_src src = {0};
     for (int i = 0; i < argc; i++) {
-        int rc = orpc__cli_conn_flag(&conn, argc, argv, &i);
-        if (rc == 0)
-            rc = orpc__cli_src_flag(&src, argc, argv, &i);
+        int rc = orpc__cli_flag(&conn, &src, argc, argv, &i);
         if (rc < 0)
             return EXIT_BAD_USAGE;
         if (rc > 0)
@@ -552,9 +550,7 @@ static int cmd_call(int argc, char **argv)
     if (orpc_metadata_new(&md, NULL) != 0)
         return EXIT_NO_RESOURCES;
     for (int i = 0; i < argc; i++) {
-        int rc = orpc__cli_conn_flag(&ca.conn, argc, argv, &i);
-        if (rc == 0)
-            rc = orpc__cli_src_flag(&src, argc, argv, &i);
+        int rc = orpc__cli_flag(&ca.conn, &src, argc, argv, &i);
         if (rc < 0)
             goto out;
         if (rc > 0)
