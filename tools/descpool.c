@@ -110,6 +110,22 @@ static int adopt(orpc__dpool *p, Google__Protobuf__FileDescriptorProto *f,
  * walking the wire format with the schema: only the fields that the schema
  * says are messages are descended into.  Malformed bytes pass here and
  * fail in the unpack. */
+/* Reads a varint at *p (before |end|) into |*v|; 0, or -1 when it runs
+ * past |end| or over 64 bits. */
+static int varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    *v = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p == end)
+            return -1;
+        uint8_t byte = *(*p)++;
+        *v |= (uint64_t)(byte & 0x7f) << shift;
+        if ((byte & 0x80) == 0)
+            return 0;
+    }
+    return -1;
+}
+
 static int depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p,
                     size_t len, int depth)
 {
@@ -117,34 +133,19 @@ static int depth_ok(const ProtobufCMessageDescriptor *d, const uint8_t *p,
         return 0;
     const uint8_t *end = p + len;
     while (p < end) {
-        uint64_t tag = 0, n = 0;
-        int shift = 0;
-        do {
-            if (p == end || shift > 63)
-                return 1;
-            tag |= (uint64_t)(*p & 0x7f) << shift;
-            shift += 7;
-        } while (*p++ & 0x80);
+        uint64_t tag, n;
+        if (varint(&p, end, &tag) != 0)
+            return 1;
         int wt = (int)(tag & 7);
         if (wt == 0) {
-            while (p < end && (*p & 0x80))
-                p++;
-            if (p == end)
+            if (varint(&p, end, &n) != 0)
                 return 1;
-            p++;
         } else if (wt == 1 || wt == 5) {
             if ((size_t)(end - p) < (wt == 1 ? 8u : 4u))
                 return 1;
             p += wt == 1 ? 8 : 4;
         } else if (wt == 2) {
-            shift = 0;
-            do {
-                if (p == end || shift > 63)
-                    return 1;
-                n |= (uint64_t)(*p & 0x7f) << shift;
-                shift += 7;
-            } while (*p++ & 0x80);
-            if (n > (uint64_t)(end - p))
+            if (varint(&p, end, &n) != 0 || n > (uint64_t)(end - p))
                 return 1;
             const ProtobufCFieldDescriptor *f =
                 protobuf_c_message_descriptor_get_field(d,
