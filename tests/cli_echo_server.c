@@ -14,6 +14,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <orpc/orpc.h>
 
@@ -21,19 +22,20 @@
 
 typedef Orpc__Test__Json__AllTypes AllTypes;
 
-/* *out = a copy of |in| in the call's arena. */
-static orpc_status copy(orpc_ctx *ctx, const AllTypes *in, AllTypes *out)
+/* *out = a copy of |in| (of |out|'s type) in the call's arena. */
+static orpc_status copy(orpc_ctx *ctx, const ProtobufCMessage *in,
+                        ProtobufCMessage *out)
 {
-    size_t n = protobuf_c_message_get_packed_size(&in->base);
+    size_t n = protobuf_c_message_get_packed_size(in);
     uint8_t *buf = orpc_arena_alloc(orpc_ctx_arena(ctx), n + 1);
     if (buf == NULL)
         return orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "no memory");
-    protobuf_c_message_pack(&in->base, buf);
-    AllTypes *c = orpc__test__json__all_types__unpack(
-        orpc_arena_allocator(orpc_ctx_arena(ctx)), n, buf);
+    protobuf_c_message_pack(in, buf);
+    ProtobufCMessage *c = protobuf_c_message_unpack(
+        in->descriptor, orpc_arena_allocator(orpc_ctx_arena(ctx)), n, buf);
     if (c == NULL)
         return orpc_status_new(ORPC_INTERNAL, "cannot copy the request");
-    *out = *c;
+    memcpy(out, c, in->descriptor->sizeof_message);
     return ORPC_STATUS_OK;
 }
 
@@ -41,7 +43,15 @@ static orpc_status echo(orpc_ctx *ctx, const AllTypes *req, AllTypes *resp,
                         void *ud)
 {
     (void)ud;
-    return copy(ctx, req, resp);
+    return copy(ctx, &req->base, &resp->base);
+}
+
+static orpc_status echo_well_known(orpc_ctx *ctx,
+                                   const Orpc__Test__Json__WellKnown *req,
+                                   Orpc__Test__Json__WellKnown *resp, void *ud)
+{
+    (void)ud;
+    return copy(ctx, &req->base, &resp->base);
 }
 
 static orpc_status expand(orpc_ctx *ctx, const AllTypes *req,
@@ -67,15 +77,14 @@ static orpc_status collect(orpc_ctx *ctx,
     while (orpc__test__cli__echo__server__collect__recv(call, &req) == 1) {
         n++;
         orpc_status_clear(&st);
-        st = copy(ctx, req, resp);
+        st = copy(ctx, &req->base, &resp->base);
     }
     resp->f_int32 = n;
     return st;
 }
 
 static orpc_status chat(orpc_ctx *ctx,
-                        Orpc__Test__Cli__Echo_Chat_ServerStream *call,
-                        void *ud)
+                        Orpc__Test__Cli__Echo_Chat_ServerStream *call, void *ud)
 {
     (void)ctx;
     (void)ud;
@@ -86,8 +95,12 @@ static orpc_status chat(orpc_ctx *ctx,
     return ORPC_STATUS_OK;
 }
 
-static const Orpc__Test__Cli__Echo_Handlers handlers = {
-    .echo = echo, .expand = expand, .collect = collect, .chat = chat};
+static const Orpc__Test__Cli__Echo_Handlers handlers = {.echo = echo,
+                                                        .expand = expand,
+                                                        .collect = collect,
+                                                        .echo_well_known =
+                                                            echo_well_known,
+                                                        .chat = chat};
 
 int main(void)
 {

@@ -361,7 +361,7 @@ else
 fi
 "$orpc" list --target "$et" --plaintext orpc.test.cli.Echo >"$work/out.txt" 2>"$work/err.txt"
 rc=$?
-if [ $rc -eq 0 ] && [ "$(wc -l <"$work/out.txt")" -eq 4 ] &&
+if [ $rc -eq 0 ] && [ "$(wc -l <"$work/out.txt")" -eq 5 ] &&
     grep -q "^orpc.test.cli.Echo/Collect	client_streaming	orpc.test.json.AllTypes	orpc.test.json.AllTypes$" "$work/out.txt"; then
     ok "list --target SERVICE: methods with types and kinds"
 else
@@ -423,6 +423,35 @@ if [ $rc -eq 0 ] && [ "$(cat "$work/out.json")" = '{"fInt64":"12","fUint64":"34"
 else
     bad "call --target canonical" "exit $rc $(cat "$work/out.json" "$work/err.txt")"
 fi
+cat >"$work/wk.json" <<'JSON'
+{"ts": "2024-02-29T23:59:59.500Z", "dur": "-1.000000001s",
+ "wDouble": 1.5, "wFloat": 0, "wInt64": "-5", "wUint64": "18446744073709551615",
+ "wInt32": 7, "wUint32": 0, "wBool": false, "wString": "s", "wBytes": "AQ==",
+ "st": {"a": 1, "b": [true, null, "x", {"c": {}}], "d": null},
+ "val": [1, "two"], "lv": [{}, []], "fm": "fooBar,a.bC", "empty": {},
+ "rTs": ["1970-01-01T00:00:00Z", "0001-01-01T00:00:00.000001Z"],
+ "rWInt32": [1, 0], "rVal": [null, 2.5, {"k": "v"}],
+ "mDur": {"x": "3s", "y": "0.250s"}, "mWString": {"k": ""}}
+JSON
+"$orpc" call --target "$et" --plaintext -d "@$work/wk.json" orpc.test.cli.Echo/EchoWellKnown \
+    >"$work/out.json" 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 0 ] && /usr/bin/python3 - "$work/wk.json" "$work/out.json" <<'PY'
+import json, sys
+want = json.load(open(sys.argv[1]))
+got = json.load(open(sys.argv[2]))
+want["mDur"]["y"] = "0.250s"  # canonical: 3, 6 or 9 digits
+assert got == want, {k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
+PY
+then ok "call --target: well-known types in their JSON forms (Timestamp, Duration, wrappers, Struct, Value, ListValue, FieldMask)"; else bad "call --target well-known types" "exit $rc $(cat "$work/out.json" "$work/err.txt")"; fi
+for case in '{"ts": "yesterday"}|not a timestamp' '{"dur": "5m"}|not a duration' \
+    '{"ts": "10000-01-01T00:00:00Z"}|not a timestamp' '{"st": [1]}|not an object (a Struct)'; do
+    req=${case%%|*}
+    want=${case#*|}
+    "$orpc" call --target "$et" --plaintext -d "$req" orpc.test.cli.Echo/EchoWellKnown >/dev/null 2>"$work/err.txt"
+    rc=$?
+    if [ $rc -eq 3 ] && grep -q "$want" "$work/err.txt"; then ok "call --target bad well-known $req: exit 3"; else bad "bad well-known $req" "exit $rc $(cat "$work/err.txt")"; fi
+done
 "$orpc" call --target "$et" --plaintext -d '{"fInt32": 3, "fString": "s"}' \
     orpc.test.cli.Echo/Expand >"$work/out.json" 2>"$work/err.txt"
 rc=$?
@@ -488,7 +517,7 @@ fi
 # shellcheck disable=SC2086
 TMPDIR=$work/tmp "$orpc" list --proto cli_echo.proto $pi orpc.test.cli.Echo >"$work/out.txt" 2>"$work/err.txt"
 rc=$?
-if [ $rc -eq 0 ] && [ "$(wc -l <"$work/out.txt")" -eq 4 ] && [ -z "$(ls "$work/tmp")" ]; then ok "list --proto -I (temporary file removed)"; else bad "list --proto" "exit $rc $(cat "$work/out.txt" "$work/err.txt") $(ls "$work/tmp")"; fi
+if [ $rc -eq 0 ] && [ "$(wc -l <"$work/out.txt")" -eq 5 ] && [ -z "$(ls "$work/tmp")" ]; then ok "list --proto -I (temporary file removed)"; else bad "list --proto" "exit $rc $(cat "$work/out.txt" "$work/err.txt") $(ls "$work/tmp")"; fi
 # shellcheck disable=SC2086
 TMPDIR=$work/tmp "$orpc" call --target "$et" --plaintext --proto cli_echo.proto $pi \
     -d '{"fInt32": 2, "rEnum": ["COLOR_BLUE"]}' orpc.test.cli.Echo/Expand >"$work/out.json" 2>"$work/err.txt"

@@ -19,8 +19,8 @@
  *   strings, accepted as numbers or strings), NaN and Infinity, bytes as
  *   base64 (either alphabet in, standard out), enums by name (numbers
  *   accepted), nested messages, repeated, maps, oneofs (two members of one
- *   oneof refused).  Well-known types are treated as the plain messages
- *   they are; groups are refused.
+ *   oneof refused), the special forms of the well-known types (wkt.c;
+ *   Any excepted, which stays a plain message); groups are refused.
  * - Input is untrusted: nesting is at most ORPC__DYN_MAX_DEPTH, lengths are
  *   checked against what is left before anything is read, and text fields
  *   must be UTF-8 (jansson checks).
@@ -35,6 +35,7 @@
 #include <string.h>
 
 #include "common/base64.h"
+#include "wkt.h"
 
 typedef Google__Protobuf__FieldDescriptorProto Field;
 #define T(x) GOOGLE__PROTOBUF__FIELD_DESCRIPTOR_PROTO__TYPE__TYPE_##x
@@ -168,6 +169,14 @@ static int field_message(ctx *c, const Field *f, orpc__dmsg *out)
     if (f->type_name && orpc__dpool_message(c->pool, f->type_name, out))
         return 1;
     return fail(c, "type %s is not in the descriptors", f->type_name) + 1;
+}
+
+/* Nonzero for a google.protobuf.Value field, for which JSON null is a
+ * value (NULL_VALUE), not "unset". */
+static int null_is_value(const Field *f)
+{
+    return f->type == T(MESSAGE) && f->type_name &&
+           orpc__wkt_is_value(f->type_name);
 }
 
 static int is_map(ctx *c, const Field *f, orpc__dmsg *entry)
@@ -389,8 +398,13 @@ static int encode_value(ctx *c, const Field *f, const json_t *v, orpc__buf *b,
         orpc__dmsg sub;
         if (!field_message(c, f, &sub))
             return -1;
+        char why[256];
+        json_t *plain = orpc__wkt_to_plain(f->type_name, v, why, sizeof why);
+        if (plain == NULL)
+            return fail(c, "%s", why);
         orpc__buf tmp = {0};
-        int rc = encode_msg(c, &sub, v, &tmp, depth + 1);
+        int rc = encode_msg(c, &sub, plain, &tmp, depth + 1);
+        json_decref(plain);
         if (rc == 0) {
             put_varint(b, tmp.len);
             orpc__buf_append(b, tmp.data, tmp.len);
@@ -440,7 +454,7 @@ static int encode_field(ctx *c, const orpc__dmsg *m, const Field *f,
             put_tag(&e, 1, wire_type(kf));
             int rc = encode_value(c, kf, k, &e, depth);
             json_decref(k);
-            if (rc == 0 && !json_is_null(val)) {
+            if (rc == 0 && (!json_is_null(val) || null_is_value(vf))) {
                 put_tag(&e, 2, wire_type(vf));
                 rc = encode_value(c, vf, val, &e, depth + 1);
             }
@@ -503,7 +517,7 @@ static int encode_msg(ctx *c, const orpc__dmsg *m, const json_t *in,
         const Field *f = field_by_json(m, key);
         if (f == NULL)
             return fail(c, "no such field in %s", m->msg->name);
-        if (json_is_null(v)) {
+        if (json_is_null(v) && !null_is_value(f)) {
             pop(c, old);
             continue;
         }
@@ -528,7 +542,13 @@ int orpc__dyn_encode(const orpc__dpool *p, const char *type, const json_t *in,
     orpc__dmsg m;
     if (!orpc__dpool_message(p, type, &m))
         return fail(&c, "type %s is not in the descriptors", type);
-    return encode_msg(&c, &m, in, out, 0);
+    char why[256];
+    json_t *plain = orpc__wkt_to_plain(type, in, why, sizeof why);
+    if (plain == NULL)
+        return fail(&c, "%s", why);
+    int rc = encode_msg(&c, &m, plain, out, 0);
+    json_decref(plain);
+    return rc;
 }
 
 /* ---- decoding ---- */
@@ -670,7 +690,8 @@ static json_t *len_json(ctx *c, const Field *f, const uint8_t *p, size_t n,
     orpc__dmsg sub;
     if (!field_message(c, f, &sub))
         return NULL;
-    return decode_msg(c, &sub, p, n, depth + 1);
+    json_t *plain = decode_msg(c, &sub, p, n, depth + 1);
+    return plain ? orpc__wkt_from_plain(f->type_name, plain) : NULL;
 }
 
 /* The map key of |entry| (a decoded entry object) as a JSON object key. */
@@ -846,7 +867,8 @@ json_t *orpc__dyn_decode(const orpc__dpool *p, const char *type,
         fail(&c, "type %s is not in the descriptors", type);
         return NULL;
     }
-    return decode_msg(&c, &m, data, len, 0);
+    json_t *plain = decode_msg(&c, &m, data, len, 0);
+    return plain ? orpc__wkt_from_plain(type, plain) : NULL;
 }
 
 /* ---- output ---- */

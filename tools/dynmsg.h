@@ -28,7 +28,8 @@ int orpc__dyn_encode(const orpc__dpool *p, const char *type, const json_t *in,
 
 /* Decodes the wire bytes data[0..len) of a message of type |type| into a
  * new JSON object (the caller decrefs it): 64-bit integers as strings,
- * bytes as base64, enums by name, fields in declaration order, proto3's
+ * bytes as base64, enums by name, well-known types in their special
+ * forms (Any excepted), fields in declaration order, proto3's
  * implicit-presence fields left out when they hold their default.  NULL
  * with |err| on malformed input. */
 json_t *orpc__dyn_decode(const orpc__dpool *p, const char *type,
