@@ -4,14 +4,18 @@
  * show what the router would do.
  *
  *   orpc call [--mode M] [--target host:port] [--legacy-url URL]
- *             [--ca F --cert F --key F] [-H 'k: v'] [-d JSON|@file]
- *             [--as NAME] [--auth-url URL] [--timeout MS] [-v]
- *             pkg.Service/Method
+ *             [--plaintext | --ca F --cert F --key F] [-H 'k: v']
+ *             [-d JSON|@file] [--as NAME] [--auth-url URL] [--timeout MS]
+ *             [-v] pkg.Service/Method
+ *   orpc call --target host:port [--plaintext | --ca F ...]
+ *             [--protoset F | --proto F [-I DIR]...] [-d JSON...]
+ *             pkg.Service/Method          (a method not compiled in)
  *   orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS] [-v]
  *             pkg.Service/Method
  *   orpc health --target host:port [--service NAME]
  *               [--plaintext | --ca F [--cert F --key F]] [--timeout MS]
- *   orpc list [--json]
+ *   orpc list [--json] [--target host:port | --protoset F | --proto F]
+ *             [SERVICE]
  *   orpc routes [--config FILE] [--stats FILE]... [--json]
  *
  * `call` prints the response as JSON and exits with the call's gRPC status
@@ -24,6 +28,12 @@
  * call exactly as a service configured by its environment would
  * (orpc/clients.h): identity, routes, gRPC targets and TLS from the
  * variables, no flags.
+ *
+ * A method that is not compiled in (or any method, with --protoset or
+ * --proto) is called through its descriptors: dyncmd.c fetches them by
+ * server reflection or reads them from the files, and `list` does the same
+ * with --target, --protoset or --proto (docs/cli.md).  Every gRPC
+ * connection is TLS unless --plaintext (cli_common.c makes them all).
  *
  * `health` asks a server's health service (grpc.health.v1.Health/Check)
  * about NAME, or the server as a whole, and prints the status's name: it
