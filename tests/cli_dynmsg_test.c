@@ -158,8 +158,12 @@ static void test_well_known_matches_compat(void **state)
         " \"wDouble\": 1.5, \"wInt64\": \"-5\", \"wUint32\": 0, \"wBool\":"
         " false, \"wString\": \"s\", \"wBytes\": \"AQ==\", \"st\": {\"a\": 1,"
         " \"b\": [true, null]}, \"val\": \"v\", \"lv\": [{}, []], \"fm\":"
-        " \"fooBar,a.bC\", \"empty\": {}, \"rTs\": [\"1970-01-01T00:00:00Z\"],"
-        " \"mDur\": {\"x\": \"3s\"}}";
+        " \"fooBar,a.bC\", \"empty\": {}, \"any\": {\"@type\":"
+        " \"type.googleapis.com/orpc.test.json.Nested\", \"a\": 1, \"child\":"
+        " {\"b\": \"x\"}}, \"rTs\": [\"1970-01-01T00:00:00Z\"], \"rAny\":"
+        " [{\"@type\": \"type.googleapis.com/google.protobuf.Duration\","
+        " \"value\": \"1.500s\"}, {\"@type\": \"t/google.protobuf.Struct\","
+        " \"value\": {\"k\": [1]}}], \"mDur\": {\"x\": \"3s\"}}";
     char err[512] = "";
     json_t *in = json_loads(req, 0, NULL);
     orpc__buf mine = {0}, a = {0}, b = {0};

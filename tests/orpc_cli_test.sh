@@ -431,7 +431,10 @@ cat >"$work/wk.json" <<'JSON'
  "val": [1, "two"], "lv": [{}, []], "fm": "fooBar,a.bC", "empty": {},
  "rTs": ["1970-01-01T00:00:00Z", "0001-01-01T00:00:00.000001Z"],
  "rWInt32": [1, 0], "rVal": [null, 2.5, {"k": "v"}],
- "mDur": {"x": "3s", "y": "0.250s"}, "mWString": {"k": ""}}
+ "mDur": {"x": "3s", "y": "0.250s"}, "mWString": {"k": ""},
+ "any": {"@type": "type.googleapis.com/orpc.test.json.Nested", "a": 2},
+ "rAny": [{"@type": "type.googleapis.com/google.protobuf.Timestamp",
+           "value": "2000-01-01T00:00:00Z"}]}
 JSON
 "$orpc" call --target "$et" --plaintext -d "@$work/wk.json" orpc.test.cli.Echo/EchoWellKnown \
     >"$work/out.json" 2>"$work/err.txt"
@@ -443,9 +446,11 @@ got = json.load(open(sys.argv[2]))
 want["mDur"]["y"] = "0.250s"  # canonical: 3, 6 or 9 digits
 assert got == want, {k: (want.get(k), got.get(k)) for k in set(want) | set(got) if want.get(k) != got.get(k)}
 PY
-then ok "call --target: well-known types in their JSON forms (Timestamp, Duration, wrappers, Struct, Value, ListValue, FieldMask)"; else bad "call --target well-known types" "exit $rc $(cat "$work/out.json" "$work/err.txt")"; fi
+then ok "call --target: well-known types in their JSON forms (Timestamp, Duration, wrappers, Struct, Value, ListValue, FieldMask, Any)"; else bad "call --target well-known types" "exit $rc $(cat "$work/out.json" "$work/err.txt")"; fi
 for case in '{"ts": "yesterday"}|not a timestamp' '{"dur": "5m"}|not a duration' \
-    '{"ts": "10000-01-01T00:00:00Z"}|not a timestamp' '{"st": [1]}|not an object (a Struct)'; do
+    '{"ts": "10000-01-01T00:00:00Z"}|not a timestamp' '{"st": [1]}|not an object (a Struct)' \
+    '{"any": {"@type": "x/no.Such"}}|no.Such: the type is not in the descriptors' \
+    '{"any": {"a": 1}}|an Any without'; do
     req=${case%%|*}
     want=${case#*|}
     "$orpc" call --target "$et" --plaintext -d "$req" orpc.test.cli.Echo/EchoWellKnown >/dev/null 2>"$work/err.txt"

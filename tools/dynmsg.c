@@ -19,8 +19,9 @@
  *   strings, accepted as numbers or strings), NaN and Infinity, bytes as
  *   base64 (either alphabet in, standard out), enums by name (numbers
  *   accepted), nested messages, repeated, maps, oneofs (two members of one
- *   oneof refused), the special forms of the well-known types (wkt.c;
- *   Any excepted, which stays a plain message); groups are refused.
+ *   oneof refused), the special forms of the well-known types (wkt.c),
+ *   Any as {"@type": URL, ...} when the pool has the type its URL names
+ *   (else, decoding, the plain {"typeUrl", "value"}); groups are refused.
  * - Input is untrusted: nesting is at most ORPC__DYN_MAX_DEPTH, lengths are
  *   checked against what is left before anything is read, and text fields
  *   must be UTF-8 (jansson checks).
@@ -286,6 +287,62 @@ static int json_float(ctx *c, const json_t *v, double *d)
 static int encode_msg(ctx *c, const orpc__dmsg *m, const json_t *in,
                       orpc__buf *b, int depth);
 
+static int is_any(const char *type)
+{
+    return strcmp(type[0] == '.' ? type + 1 : type, "google.protobuf.Any") == 0;
+}
+
+/* The type named by an Any's type URL ("type.googleapis.com/pkg.Msg"),
+ * looked up in the pool; 0 when it is not there. */
+static int any_type(ctx *c, const char *url, orpc__dmsg *m, const char **name)
+{
+    const char *slash = strrchr(url, '/');
+    *name = slash ? slash + 1 : url;
+    return (*name)[0] != '\0' && orpc__dpool_message(c->pool, *name, m);
+}
+
+/* {"@type": URL, ...} -> the plain Any {"typeUrl": URL, "value": base64 of
+ * the packed message}: the fields (or, for a well-known type with a
+ * special form, "value") encoded as the type the URL names. */
+static json_t *any_to_plain(ctx *c, const json_t *v, int depth)
+{
+    const char *url = json_string_value(json_object_get(v, "@type")), *name;
+    orpc__dmsg m;
+    if (!json_is_object(v) || url == NULL) {
+        fail(c, "an Any without \"@type\"");
+        return NULL;
+    }
+    if (!any_type(c, url, &m, &name)) {
+        fail(c, "Any of type %s: the type is not in the descriptors", url);
+        return NULL;
+    }
+    json_t *body;
+    char why[256];
+    if (orpc__wkt_is_special(name)) {
+        body = orpc__wkt_to_plain(name, json_object_get(v, "value"), why,
+                                  sizeof why);
+        if (body == NULL) {
+            fail(c, "Any of type %s: %s", url, why);
+            return NULL;
+        }
+    } else {
+        body = json_deep_copy(v);
+        json_object_del(body, "@type");
+    }
+    orpc__buf bytes = {0}, text = {0};
+    int rc = body ? encode_msg(c, &m, body, &bytes, depth + 1) : -1;
+    json_decref(body);
+    json_t *out = NULL;
+    if (rc == 0 &&
+        orpc__base64_append(&text, bytes.data ? bytes.data : (uint8_t *)"",
+                            bytes.len, 0) == 0)
+        out = json_pack("{s:s, s:s}", "typeUrl", url, "value",
+                        text.data ? (char *)text.data : "");
+    orpc__buf_free(&bytes);
+    orpc__buf_free(&text);
+    return out;
+}
+
 /* Writes the integer |v| as the integer field type |type| reads it: range
  * (32 or 64 bits, signed or not), then varint, zigzag or fixed width. */
 static int encode_int(ctx *c, int type, const json_t *v, orpc__buf *b)
@@ -399,9 +456,12 @@ static int encode_value(ctx *c, const Field *f, const json_t *v, orpc__buf *b,
         if (!field_message(c, f, &sub))
             return -1;
         char why[256];
-        json_t *plain = orpc__wkt_to_plain(f->type_name, v, why, sizeof why);
+        json_t *plain =
+            is_any(f->type_name)
+                ? any_to_plain(c, v, depth)
+                : orpc__wkt_to_plain(f->type_name, v, why, sizeof why);
         if (plain == NULL)
-            return fail(c, "%s", why);
+            return is_any(f->type_name) ? -1 : fail(c, "%s", why);
         orpc__buf tmp = {0};
         int rc = encode_msg(c, &sub, plain, &tmp, depth + 1);
         json_decref(plain);
@@ -670,6 +730,40 @@ static json_t *scalar_json(ctx *c, const Field *f, uint64_t raw)
     }
 }
 
+/* The plain Any |plain| (taken) -> {"@type": URL, ...the message's
+ * fields} or, for a well-known type with a special form, {"@type": URL,
+ * "value": ...}.  An Any whose type the pool does not have stays plain. */
+static json_t *any_from_plain(ctx *c, json_t *plain, int depth)
+{
+    const char *url = json_string_value(json_object_get(plain, "typeUrl"));
+    const char *b64 = json_string_value(json_object_get(plain, "value"));
+    const char *name;
+    orpc__dmsg m;
+    if (url == NULL || !any_type(c, url, &m, &name))
+        return plain;
+    orpc__buf bytes = {0};
+    if (b64 && orpc__base64_decode(&bytes, b64, strlen(b64)) != 0) {
+        orpc__buf_free(&bytes);
+        return plain;
+    }
+    json_t *body = decode_msg(c, &m, bytes.data, bytes.len, depth + 1);
+    orpc__buf_free(&bytes);
+    if (body == NULL) {
+        json_decref(plain);
+        return NULL;
+    }
+    body = orpc__wkt_from_plain(name, body);
+    json_t *out = json_pack("{s:s}", "@type", url);
+    if (orpc__wkt_is_special(name))
+        json_object_set_new(out, "value", body);
+    else {
+        json_object_update(out, body);
+        json_decref(body);
+    }
+    json_decref(plain);
+    return out;
+}
+
 /* The JSON value of a length-delimited field. */
 static json_t *len_json(ctx *c, const Field *f, const uint8_t *p, size_t n,
                         int depth)
@@ -691,6 +785,8 @@ static json_t *len_json(ctx *c, const Field *f, const uint8_t *p, size_t n,
     if (!field_message(c, f, &sub))
         return NULL;
     json_t *plain = decode_msg(c, &sub, p, n, depth + 1);
+    if (plain && is_any(f->type_name))
+        return any_from_plain(c, plain, depth);
     return plain ? orpc__wkt_from_plain(f->type_name, plain) : NULL;
 }
 

@@ -2,8 +2,8 @@
  * wkt.c — the special proto3 JSON forms of the well-known types for the
  * `orpc` command's dynamic codec (dynmsg.c): Timestamp and Duration as
  * strings, the nine wrappers as their bare value, Struct / Value /
- * ListValue as plain JSON, FieldMask as one string.  Any keeps its plain
- * message form (it would need the packed type's descriptor).
+ * ListValue as plain JSON, FieldMask as one string.  (Any needs the
+ * descriptor of the type it packs: the codec handles it, dynmsg.c.)
  *
  * Design notes:
  * - Each function converts one level between the special form and the
@@ -59,6 +59,11 @@ static wkt kind_of(const char *type)
         if (strcmp(type + 16, table[i].name) == 0)
             return table[i].kind;
     return WKT_NONE;
+}
+
+int orpc__wkt_is_special(const char *type)
+{
+    return kind_of(type) != WKT_NONE;
 }
 
 int orpc__wkt_is_value(const char *type)

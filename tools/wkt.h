@@ -23,6 +23,9 @@ json_t *orpc__wkt_to_plain(const char *type, const json_t *in, char *err,
  * |type|; |in| itself for other types. */
 json_t *orpc__wkt_from_plain(const char *type, json_t *in);
 
+/* Nonzero for the types with a special form (not Any, not Empty). */
+int orpc__wkt_is_special(const char *type);
+
 /* Nonzero for google.protobuf.Value, whose JSON null is a value. */
 int orpc__wkt_is_value(const char *type);
 
