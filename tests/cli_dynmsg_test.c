@@ -96,42 +96,51 @@ static const char *const requests[] = {
     " \"oValue\": {\"k\": 1}}",
 };
 
+/* Encodes |json| as |type| with the dynamic encoder and with compat, and
+ * checks that protobuf-c reads both to the same message; then decodes
+ * compat's bytes with the dynamic decoder into |*text| (the caller frees
+ * it) and compat's own JSON of the message into |*reftext|. */
+static void against_compat(orpc__dpool *p, const char *type,
+                           const orpc_message_info *info, const char *json,
+                           char **text, char **reftext)
+{
+    char err[512] = "";
+    json_t *in = json_loads(json, 0, NULL);
+    assert_non_null(in);
+    orpc__buf mine = {0}, a = {0}, b = {0};
+    if (orpc__dyn_encode(p, type, in, &mine, err, sizeof err) != 0)
+        fail_msg("encode %s: %s", json, err);
+    json_decref(in);
+    ProtobufCMessage *ref = NULL;
+    orpc_error_detail d;
+    assert_int_equal(
+        orpc_json_decode(&ref, info, json, strlen(json), NULL, NULL, &d), 0);
+    size_t n = protobuf_c_message_get_packed_size(ref);
+    uint8_t *refbytes = malloc(n + 1);
+    protobuf_c_message_pack(ref, refbytes);
+    canonical(info->descriptor, mine.data, mine.len, &a);
+    canonical(info->descriptor, refbytes, n, &b);
+    assert_int_equal(a.len, b.len);
+    assert_memory_equal(a.data, b.data, a.len);
+    json_t *got = orpc__dyn_decode(p, type, refbytes, n, err, sizeof err);
+    if (got == NULL)
+        fail_msg("decode %s: %s", json, err);
+    *text = orpc__dyn_dumps(got);
+    assert_int_equal(orpc_json_encode(reftext, NULL, info, ref, NULL, NULL), 0);
+    json_decref(got);
+    free(refbytes);
+    protobuf_c_message_free_unpacked(ref, NULL);
+    orpc__buf_free(&mine);
+    orpc__buf_free(&a);
+    orpc__buf_free(&b);
+}
+
 static void test_encode_matches_compat(void **state)
 {
-    orpc__dpool *p = *state;
     for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++) {
-        char err[512] = "";
-        json_t *in = json_loads(requests[i], 0, NULL);
-        assert_non_null(in);
-        orpc__buf mine = {0}, a = {0}, b = {0};
-        int rc = orpc__dyn_encode(p, ALL, in, &mine, err, sizeof err);
-        if (rc != 0)
-            fail_msg("request %zu: %s", i, err);
-        ProtobufCMessage *ref = NULL;
-        orpc_error_detail d;
-        assert_int_equal(
-            orpc_json_decode(&ref, &orpc__test__json__all_types__orpc_info,
-                             requests[i], strlen(requests[i]), NULL, NULL, &d),
-            0);
-        size_t n = protobuf_c_message_get_packed_size(ref);
-        uint8_t *refbytes = malloc(n + 1);
-        protobuf_c_message_pack(ref, refbytes);
-        canonical(&orpc__test__json__all_types__descriptor, mine.data, mine.len,
-                  &a);
-        canonical(&orpc__test__json__all_types__descriptor, refbytes, n, &b);
-        assert_int_equal(a.len, b.len);
-        assert_memory_equal(a.data, b.data, a.len);
-
-        /* and back: the dynamic decoder's JSON equals compat's */
-        json_t *got = orpc__dyn_decode(p, ALL, refbytes, n, err, sizeof err);
-        if (got == NULL)
-            fail_msg("decode %zu: %s", i, err);
-        char *text = orpc__dyn_dumps(got), *reftext = NULL;
-        assert_int_equal(
-            orpc_json_encode(&reftext, NULL,
-                             &orpc__test__json__all_types__orpc_info, ref, NULL,
-                             NULL),
-            0);
+        char *text, *reftext;
+        against_compat(*state, ALL, &orpc__test__json__all_types__orpc_info,
+                       requests[i], &text, &reftext);
         json_t *x = json_loads(text, 0, NULL),
                *y = json_loads(reftext, 0, NULL);
         if (!json_equal(x, y))
@@ -140,19 +149,11 @@ static void test_encode_matches_compat(void **state)
         json_decref(y);
         free(text);
         free(reftext);
-        json_decref(got);
-        free(refbytes);
-        protobuf_c_message_free_unpacked(ref, NULL);
-        json_decref(in);
-        orpc__buf_free(&mine);
-        orpc__buf_free(&a);
-        orpc__buf_free(&b);
     }
 }
 
 static void test_well_known_matches_compat(void **state)
 {
-    orpc__dpool *p = *state;
     const char *req =
         "{\"ts\": \"2024-02-29T23:59:59.500Z\", \"dur\": \"-1.000000001s\","
         " \"wDouble\": 1.5, \"wInt64\": \"-5\", \"wUint32\": 0, \"wBool\":"
@@ -164,40 +165,19 @@ static void test_well_known_matches_compat(void **state)
         " [{\"@type\": \"type.googleapis.com/google.protobuf.Duration\","
         " \"value\": \"1.500s\"}, {\"@type\": \"t/google.protobuf.Struct\","
         " \"value\": {\"k\": [1]}}], \"mDur\": {\"x\": \"3s\"}}";
-    char err[512] = "";
+    char *text, *reftext;
+    against_compat(*state, WK, &orpc__test__json__well_known__orpc_info, req,
+                   &text, &reftext);
+    /* as text, the request's own spelling: a Value's number is a double,
+     * 1 prints as 1 */
     json_t *in = json_loads(req, 0, NULL);
-    orpc__buf mine = {0}, a = {0}, b = {0};
-    if (orpc__dyn_encode(p, WK, in, &mine, err, sizeof err) != 0)
-        fail_msg("%s", err);
-    ProtobufCMessage *ref = NULL;
-    orpc_error_detail d;
-    assert_int_equal(orpc_json_decode(&ref,
-                                      &orpc__test__json__well_known__orpc_info,
-                                      req, strlen(req), NULL, NULL, &d),
-                     0);
-    size_t n = protobuf_c_message_get_packed_size(ref);
-    uint8_t *refbytes = malloc(n + 1);
-    protobuf_c_message_pack(ref, refbytes);
-    canonical(&orpc__test__json__well_known__descriptor, mine.data, mine.len,
-              &a);
-    canonical(&orpc__test__json__well_known__descriptor, refbytes, n, &b);
-    assert_int_equal(a.len, b.len);
-    assert_memory_equal(a.data, b.data, a.len);
-    json_t *got = orpc__dyn_decode(p, WK, refbytes, n, err, sizeof err);
-    assert_non_null(got);
-    /* as text: a Value's number is a double, 1 prints as 1 */
-    char *t = orpc__dyn_dumps(got), *want = orpc__dyn_dumps(in);
-    if (strcmp(t, want) != 0)
-        fail_msg("got %s\nwant %s", t, want);
-    free(t);
-    free(want);
-    json_decref(got);
-    free(refbytes);
-    protobuf_c_message_free_unpacked(ref, NULL);
+    char *want = orpc__dyn_dumps(in);
+    if (strcmp(text, want) != 0)
+        fail_msg("got %s\nwant %s", text, want);
     json_decref(in);
-    orpc__buf_free(&mine);
-    orpc__buf_free(&a);
-    orpc__buf_free(&b);
+    free(want);
+    free(text);
+    free(reftext);
 }
 
 static void test_raw_round_trip(void **state)
