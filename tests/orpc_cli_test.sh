@@ -475,6 +475,7 @@ for case in 'Echo|{"nope": 1}|\$\.nope: no such field' \
     'Echo|{"fInt32": 3000000000}|out of range' \
     'Echo|{"fBytes": "***"}|not base64' \
     'Echo|{"fEnum": "COLOR_PINK"}|no enum value' \
+    'Echo|{"fInt32": 1, "fInt32": 2}|duplicate object key' \
     'EchoWellKnown|{"ts": "yesterday"}|not a timestamp' \
     'EchoWellKnown|{"dur": "5m"}|not a duration' \
     'EchoWellKnown|{"ts": "10000-01-01T00:00:00Z"}|not a timestamp' \

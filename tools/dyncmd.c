@@ -249,8 +249,13 @@ int orpc__cli_dyn_list(const orpc__cli_conn *c, const orpc__cli_src *s,
                 goto out;
             }
         }
-        if (list_service(pool, names[i], service != NULL, rows) != 0 &&
-            !as_json)
+        if (list_service(pool, names[i], service != NULL, rows) == 0)
+            continue;
+        if (rows) /* listed, but its descriptor could not be had */
+            json_array_append_new(rows,
+                                  json_pack("{s:s, s:s}", "service", names[i],
+                                            "error", "no descriptor"));
+        else
             printf("%s\t(no descriptor)\n", names[i]);
     }
     if (service && !found) {
@@ -311,7 +316,9 @@ static int encode_requests(const orpc__dpool *pool, const char *type,
             break;
         json_error_t je;
         json_t *v = json_loadb(data + at, len - at,
-                               JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY, &je);
+                               JSON_DISABLE_EOF_CHECK | JSON_DECODE_ANY |
+                                   JSON_REJECT_DUPLICATES,
+                               &je);
         if (v == NULL) {
             fprintf(stderr, "orpc: request: %s\n", je.text);
             return EXIT_BAD_USAGE;
