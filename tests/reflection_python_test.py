@@ -19,6 +19,7 @@ with /usr/bin/python3 (Debian's, which has grpcio and protobuf).
 """
 import json
 import os
+import select
 import subprocess
 import sys
 import time
@@ -63,12 +64,18 @@ def start(argv):
     p = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
     deadline = time.time() + 10
     while time.time() < deadline:
+        # bounded: wait for a line at most until the deadline
+        ready, _, _ = select.select([p.stdout], [], [],
+                                   max(0.0, deadline - time.time()))
+        if not ready:
+            break
         line = p.stdout.readline()
         if line.startswith("listening on "):
             return p, int(line.split()[2])
         if not line and p.poll() is not None:
             break
     p.kill()
+    p.wait(10)
     raise SystemExit("%s did not start" % argv[0])
 
 
