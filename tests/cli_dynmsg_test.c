@@ -92,8 +92,8 @@ static const char *const requests[] = {
     " {\"-8\": 1.25}, \"mSfixed64String\": {\"-9\": \"s\"}, \"mBoolString\":"
     " {\"true\": \"t\"}, \"oNested\": {\"b\": \"one\"}, \"optInt32\": 0,"
     " \"customName\": 4}",
-    "{\"mStringValue\": {\"a\": [1, \"x\", null, {\"b\": false}]},"
-    " \"oValue\": {\"k\": 1}}",
+    ("{\"mStringValue\": {\"a\": [1, \"x\", null, {\"b\": false}]},"
+     " \"oValue\": {\"k\": 1}}"),
 };
 
 /* Encodes |json| as |type| with the dynamic encoder and with compat, and

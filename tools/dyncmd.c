@@ -136,6 +136,12 @@ static const char *kind_of(const Google__Protobuf__MethodDescriptorProto *m)
     return orpc_call_kind_name(kind(m));
 }
 
+/* Descriptor strings are optional: "" for an absent one. */
+static const char *nz(const char *s)
+{
+    return s ? s : "";
+}
+
 static const char *bare(const char *type)
 {
     return type && type[0] == '.' ? type + 1 : type ? type : "";
@@ -155,14 +161,14 @@ static int list_service(const orpc__dpool *pool, const char *name, int detailed,
         if (rows)
             json_array_append_new(
                 rows, json_pack("{s:s, s:s, s:s, s:s, s:s}", "service", name,
-                                "method", m->name ? m->name : "", "kind",
-                                kind_of(m), "request", bare(m->input_type),
-                                "response", bare(m->output_type)));
+                                "method", nz(m->name), "kind", kind_of(m),
+                                "request", bare(m->input_type), "response",
+                                bare(m->output_type)));
         else if (detailed)
-            printf("%s/%s\t%s\t%s\t%s\n", name, m->name, kind_of(m),
+            printf("%s/%s\t%s\t%s\t%s\n", name, nz(m->name), kind_of(m),
                    bare(m->input_type), bare(m->output_type));
         else
-            printf("%s/%s\t%s\n", name, m->name, kind_of(m));
+            printf("%s/%s\t%s\n", name, nz(m->name), kind_of(m));
     }
     return 0;
 }
@@ -178,13 +184,13 @@ static int pool_services(const orpc__dpool *pool, char ***names, size_t *n)
         for (size_t s = 0; s < fd->n_service; s++) {
             count++;
             bytes += strlen(fd->package ? fd->package : "") + 1 +
-                     strlen(fd->service[s]->name) + 1;
+                     strlen(nz(fd->service[s]->name)) + 1;
         }
     }
     char **out = malloc(count * sizeof(char *) + bytes + 1);
     if (out == NULL)
         return -1;
-    char *at = (char *)(out + count);
+    char *at = (char *)(out + count), *limit = at + bytes + 1;
     size_t k = 0;
     for (size_t f = 0; f < orpc__dpool_n_files(pool); f++) {
         const Google__Protobuf__FileDescriptorProto *fd =
@@ -192,9 +198,9 @@ static int pool_services(const orpc__dpool *pool, char ***names, size_t *n)
         for (size_t s = 0; s < fd->n_service; s++) {
             const char *pkg = fd->package ? fd->package : "";
             out[k++] = at;
-            at += sprintf(at, "%s%s%s", pkg, pkg[0] ? "." : "",
-                          fd->service[s]->name) +
-                  1;
+            int w = snprintf(at, (size_t)(limit - at), "%s%s%s", pkg,
+                             pkg[0] ? "." : "", nz(fd->service[s]->name));
+            at += w > 0 ? w + 1 : 1;
         }
     }
     *names = out;

@@ -562,7 +562,8 @@ static int encode_msg(ctx *c, const orpc__dmsg *m, const json_t *in,
     if (depth > ORPC__DYN_MAX_DEPTH)
         return fail(c, "messages nested too deep");
     if (!json_is_object(in))
-        return fail(c, "not an object (message %s)", m->msg->name);
+        return fail(c, "not an object (message %s)",
+                    m->msg->name ? m->msg->name : "");
     int32_t oneof_set[64];
     const char *oneof_by[64];
     for (size_t i = 0; i < 64; i++) {
@@ -576,7 +577,8 @@ static int encode_msg(ctx *c, const orpc__dmsg *m, const json_t *in,
         size_t old = push(c, ".%s", key);
         const Field *f = field_by_json(m, key);
         if (f == NULL)
-            return fail(c, "no such field in %s", m->msg->name);
+            return fail(c, "no such field in %s",
+                        m->msg->name ? m->msg->name : "");
         if (json_is_null(v) && !null_is_value(f)) {
             pop(c, old);
             continue;
