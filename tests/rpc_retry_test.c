@@ -597,22 +597,37 @@ static void test_committed_after_headers(void **state)
         orpc_status_clear(&st);
         assert_int_equal(get(&g.attempts), sends ? 1 : 3);
     }
-    /* Real server streaming: never retried (streams are not, yet). */
-    reset_server_state();
-    OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
-    orpc_call *call;
-    assert_int_equal(
-        orpc_channel_call_start(
-            &call, ch,
-            grpc__testing__test_service__method__streaming_output_call,
-            &req.base, NULL),
-        0);
-    ProtobufCMessage *m;
-    assert_int_equal(orpc_call_recv(call, &m), ORPC_ECLOSED);
-    orpc_status st = orpc_call_finish(call);
-    assert_int_equal(st.code, ORPC_UNAVAILABLE);
-    orpc_status_clear(&st);
-    assert_int_equal(get(&g.attempts), 1);
+    /* Real server streaming: retried while nothing came (Trailers-Only),
+     * committed by the response headers that come with a message. */
+    for (int sends = 1; sends >= 0; sends--) {
+        reset_server_state();
+        uv_mutex_lock(&g.lock);
+        g.stream_sends = sends;
+        uv_mutex_unlock(&g.lock);
+        OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+        orpc_call *call;
+        assert_int_equal(
+            orpc_channel_call_start(
+                &call, ch,
+                grpc__testing__test_service__method__streaming_output_call,
+                &req.base, NULL),
+            0);
+        ProtobufCMessage *m = NULL;
+        int got = 0, rc;
+        while ((rc = orpc_call_recv(call, &m)) == 1) {
+            protobuf_c_message_free_unpacked(m, NULL);
+            got++;
+        }
+        assert_int_equal(rc, ORPC_ECLOSED);
+        assert_int_equal(got, sends);
+        orpc_status st = orpc_call_finish(call);
+        assert_int_equal(st.code, ORPC_UNAVAILABLE);
+        orpc_status_clear(&st);
+        assert_int_equal(get(&g.attempts), sends ? 1 : 3);
+        assert_int_equal(get(&g.prev[0]), 0);
+        if (!sends)
+            assert_int_equal(get(&g.prev[2]), 2);
+    }
     orpc_channel_unref(ch);
 }
 

@@ -10,8 +10,10 @@
  * - Calls beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS are not failed:
  *   nghttp2 holds submitted requests until a stream slot frees.
  * - Unary and server-streaming calls keep a copy of their request, for the
- *   one transparent retry of a refused stream (channel_h2.c), and unary
- *   calls for the retries their service config asks for (retry.c).
+ *   one transparent retry of a refused stream (channel_h2.c) and for the
+ *   retries their service config asks for (retry.c); client- and
+ *   bidi-streaming calls with a retry policy keep what they send until
+ *   they commit (retry.c).
  * - The channel's service config (service_config.c) is applied when a call
  *   is made: the method's timeout (the smaller of it and the call's own),
  *   waitForReady, message limits (the smaller of them and the channel's),
@@ -830,6 +832,7 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
         uv_cond_wait(&c->cond, &c->lock);
         c->send_waiting--;
     }
+    orpc__retry_keep_locked(c, ck); /* for replays, if retried (retry.c) */
     orpc__sendq_push(&c->sendq, ck);
     post_call_locked(c); /* unlocks */
     return 0;

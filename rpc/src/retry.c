@@ -1,21 +1,34 @@
 /*
- * retry.c — retries of unary calls (gRFC A6), as the channel's service
- * config asks for them: attempts, their backoff, the server's pushback,
- * the channel's retry throttling and the buffer budget.
+ * retry.c — retries of calls of every kind (gRFC A6), as the channel's
+ * service config asks for them: attempts, their backoff, the server's
+ * pushback, the channel's retry throttling, the buffer budget, and the
+ * replay of what a call sent (also for channel_h2.c's transparent retry).
  *
  * Design notes.
  *
  * - One call, several attempts.  An attempt is one HTTP/2 stream of the
  *   same orpc_call: when an attempt ends and the call may be retried,
- *   orpc__retry_check() lets go of the stream (its nghttp2 user data is
- *   cleared, so nothing more of it reaches the call; reset if our side is
- *   still open), clears what the attempt received, and parks the call on
- *   the channel's backoff list (listed == 3) with its one timer (call.c)
- *   armed for the backoff.  orpc__retry_fire() then refills the send queue
- *   from the request copy and enqueues the call as new.  The caller never
- *   sees a failed attempt: not its status, not its headers (an attempt
- *   that may be retried can only have had Trailers-Only, which
- *   channel_h2.c holds back until this file has decided).
+ *   orpc__retry_check() refills the send queue with what the call sent
+ *   (orpc__retry_replay()), lets go of the stream (its nghttp2 user data
+ *   is cleared, so nothing more of it reaches the call; reset if our side
+ *   is still open), clears what the attempt received, and parks the call
+ *   on the channel's backoff list (listed == 3) with its one timer
+ *   (call.c) armed for the backoff.  orpc__retry_fire() then enqueues the
+ *   call as new.  The caller never sees a failed attempt: not its status,
+ *   not its headers (an attempt that may be retried can only have had
+ *   Trailers-Only, which channel_h2.c holds back until this file has
+ *   decided; on_headers and messages come only after response headers,
+ *   which commit the call).
+ * - What is replayed.  A unary or server-streaming call has one request
+ *   message, given at its start: it keeps a copy (c->req_copy) for its
+ *   whole life.  A client- or bidi-streaming call with a retry policy
+ *   keeps a copy of every message it sends (c->retry.kept, appended by
+ *   orpc_call_send() under the call's lock, in the order of the send
+ *   queue) until it commits.  A replay puts copies of them in a fresh
+ *   send queue; the half-close follows once the queue is drained, as for
+ *   the first attempt (send_closed is the call's, not the attempt's).
+ *   Messages sent while the call waits out a backoff go to the refilled
+ *   queue and are kept like any other.
  * - Where an attempt ends.  Every status a call can end with goes through
  *   orpc__call_complete(), which asks orpc__retry_check() first: a server's
  *   status, a reset stream, a lost connection, a fail-fast UNAVAILABLE
@@ -26,22 +39,31 @@
  *   code not in retryableStatusCodes ends the call; otherwise the failure
  *   is counted (throttling), then the call ends if retries are throttled
  *   (tokens not above half of maxTokens), if it is committed (response
- *   headers came, or its request was over the buffer budget), if
+ *   headers came, or what it sent went over the buffer budget), if
  *   maxAttempts attempts have been made, or if the server's pushback says
  *   so (negative or not a number).  A valid pushback sets the delay (and
  *   resets the backoff to initialBackoff); otherwise the delay is random in
  *   [0, backoff] and the backoff grows by the multiplier up to maxBackoff.
  *   A retry that could not start before the deadline is not waited for:
  *   the call ends with the attempt's status at once.
- * - Budget.  A unary call keeps its request (one encoded message) for
- *   replay.  With a retry policy those bytes are counted, per call and per
- *   channel; a request that does not fit makes the call committed from the
- *   start.  The bytes go back when the call commits or ends.
+ * - Budget.  With a retry policy the bytes a call keeps for replays are
+ *   counted, per call and per channel: a unary call's request up front
+ *   (one that does not fit makes the call committed from the start), a
+ *   streaming call's messages as they are sent (the first that does not
+ *   fit commits the call and frees what it kept).  The bytes go back when
+ *   the call commits or ends.
+ * - Counters (orpc__retry_counts()): retries (attempts beyond the first),
+ *   hedges (none yet: hedgingPolicy is parsed, calls do not hedge),
+ *   retries refused by throttling, transparent retries; atomic, for
+ *   metrics.
  *
- * Locking theory: only |buffered| of orpc__retry_chan is shared (callers'
+ * Locking theory: |buffered| of orpc__retry_chan is shared (callers'
  * threads reserve, the IO thread or the last reference releases), under
- * its own mutex, never held while calling anything else.  The rest runs
- * on the channel's IO thread.
+ * its own mutex, never held while calling anything else; it is taken
+ * inside a call's lock, never the other way round.  A streaming call's
+ * kept messages, |keep| and |budget| are shared between its sender and
+ * the IO thread, under the call's lock.  The counters are atomic.  The
+ * rest runs on the channel's IO thread.
  */
 #include "channel_internal.h"
 
@@ -74,35 +96,73 @@ void orpc__retry_chan_destroy(orpc__retry_chan *rc)
     uv_mutex_destroy(&rc->lock);
 }
 
+/* A call whose request is one message, given at its start (unary and
+ * server-streaming): it keeps a copy (c->req_copy); the others keep what
+ * they send (c->retry.kept). */
+static int single_request(const orpc_call *c)
+{
+    return c->method->kind == ORPC_CALL_UNARY ||
+           c->method->kind == ORPC_CALL_SERVER_STREAMING;
+}
+
 void orpc__retry_call_init(orpc_call *c, const orpc__method_config *mc)
 {
-    if (mc == NULL || mc->retry == NULL || c->method->kind != ORPC_CALL_UNARY)
+    if (mc == NULL || mc->retry == NULL)
         return;
     c->retry.policy = mc->retry;
     c->retry.backoff_ns = mc->retry->initial_backoff_ns;
+    c->retry.keep = !single_request(c);
+}
+
+void orpc__retry_count(orpc_channel *ch, int which)
+{
+    atomic_fetch_add_explicit(&ch->retry.counts[which], 1,
+                              memory_order_relaxed);
+}
+
+void orpc__retry_counts(orpc_channel *ch, uint64_t out[4])
+{
+    for (int i = 0; i < ORPC__RETRY_N_COUNTS; i++)
+        out[i] =
+            atomic_load_explicit(&ch->retry.counts[i], memory_order_relaxed);
+}
+
+/* Takes |len| more bytes of the budget for the call (whose |budget| the
+ * caller guards): 1, or 0 when they do not fit, per call or in total. */
+static int budget_take(orpc_call *c, size_t len)
+{
+    orpc__retry_chan *rc = &c->ch->retry;
+    size_t mine = c->retry.budget;
+    if (len > rc->per_call || mine > rc->per_call - len)
+        return 0;
+    uv_mutex_lock(&rc->lock);
+    int ok = len <= rc->limit - rc->buffered && rc->buffered <= rc->limit;
+    if (ok)
+        rc->buffered += len;
+    uv_mutex_unlock(&rc->lock);
+    if (ok)
+        c->retry.budget = mine + len;
+    return ok;
 }
 
 void orpc__retry_reserve(orpc_call *c, size_t len)
 {
-    orpc__retry_chan *rc = &c->ch->retry;
     if (c->retry.policy == NULL)
         return;
-    int ok = 0;
-    if (len <= rc->per_call) {
-        uv_mutex_lock(&rc->lock);
-        ok = len <= rc->limit - rc->buffered && rc->buffered <= rc->limit;
-        if (ok)
-            rc->buffered += len;
-        uv_mutex_unlock(&rc->lock);
-    }
-    if (ok)
-        c->retry.budget = len;
-    else
+    if (!budget_take(c, len))
         c->retry.committed = 1; /* over the budget: never replayed */
 }
 
-void orpc__retry_release(orpc_call *c)
+/* Gives the budget back and frees the kept messages (call lock held). */
+static void release_locked(orpc_call *c)
 {
+    c->retry.keep = 0;
+    while (c->retry.kept != NULL) {
+        orpc__chunk *k = c->retry.kept;
+        c->retry.kept = k->next;
+        orpc__mem_free(&c->ch->mem, k);
+    }
+    c->retry.kept_tail = NULL;
     size_t n = c->retry.budget;
     if (n == 0)
         return;
@@ -113,10 +173,80 @@ void orpc__retry_release(orpc_call *c)
     uv_mutex_unlock(&rc->lock);
 }
 
+void orpc__retry_release(orpc_call *c)
+{
+    uv_mutex_lock(&c->lock);
+    release_locked(c);
+    uv_mutex_unlock(&c->lock);
+}
+
+/* A copy of |k| for a send queue, or NULL. */
+static orpc__chunk *chunk_copy(orpc_call *c, const orpc__chunk *k)
+{
+    orpc__chunk *copy = orpc__mem_malloc(&c->ch->mem, sizeof(*k) + k->len);
+    if (copy != NULL) {
+        memcpy(copy, k, sizeof(*k) + k->len);
+        copy->off = 0;
+        copy->next = NULL;
+    }
+    return copy;
+}
+
+void orpc__retry_keep_locked(orpc_call *c, const orpc__chunk *msg)
+{
+    if (!c->retry.keep)
+        return;
+    orpc__chunk *copy = NULL;
+    if (!budget_take(c, msg->len) || (copy = chunk_copy(c, msg)) == NULL) {
+        release_locked(c); /* over the budget: committed (gRFC A6) */
+        return;
+    }
+    if (c->retry.kept_tail != NULL)
+        c->retry.kept_tail->next = copy;
+    else
+        c->retry.kept = copy;
+    c->retry.kept_tail = copy;
+}
+
 void orpc__retry_commit(orpc_call *c)
 {
     c->retry.committed = 1;
     orpc__retry_release(c);
+}
+
+int orpc__retry_can_replay(orpc_call *c)
+{
+    if (single_request(c))
+        return c->req_copy != NULL;
+    uv_mutex_lock(&c->lock);
+    int keep = c->retry.keep;
+    uv_mutex_unlock(&c->lock);
+    return keep;
+}
+
+int orpc__retry_replay(orpc_call *c)
+{
+    orpc__sendq q = {.mem = &c->ch->mem};
+    /* (under the lock: a sender adds to |kept| and to the queue at once) */
+    uv_mutex_lock(&c->lock);
+    const orpc__chunk *from = single_request(c) ? c->req_copy : c->retry.kept;
+    for (; from != NULL; from = from->next) {
+        orpc__chunk *copy = chunk_copy(c, from);
+        if (copy == NULL) {
+            uv_mutex_unlock(&c->lock);
+            orpc__sendq_clear(&q);
+            return ORPC_ENOMEM;
+        }
+        orpc__sendq_push(&q, copy);
+        if (single_request(c))
+            break; /* (one message: its |next| means nothing) */
+    }
+    orpc__sendq_clear(&c->sendq);
+    c->sendq.head = q.head;
+    c->sendq.tail = q.tail;
+    c->sendq.bytes = q.bytes;
+    uv_mutex_unlock(&c->lock);
+    return 0;
 }
 
 void orpc__retry_pushback(orpc_call *c, const uint8_t *v, size_t len)
@@ -169,7 +299,8 @@ static uint64_t next_random(orpc__retry_chan *rc)
 }
 
 /* Lets go of the attempt's stream and forgets what it received: the call
- * is as it was before its first submit, its request still queued. */
+ * is as it was before its first submit (orpc__retry_replay() has queued
+ * its request again). */
 static void attempt_clear(orpc_call *c)
 {
     orpc__conn *conn = c->conn;
@@ -208,7 +339,6 @@ static void attempt_clear(orpc_call *c)
     orpc_metadata_free(c->trailers);
     c->headers = c->trailers = NULL;
     c->headers_ready = 0;
-    orpc__sendq_clear(&c->sendq);
     uv_mutex_unlock(&c->lock);
 }
 
@@ -231,16 +361,19 @@ static const char *no_retry(orpc_call *c, const orpc_status *st)
     if ((unsigned)st->code >= ORPC_CODE_COUNT ||
         !(r->policy->codes & (1u << st->code)))
         return "not a retryable code";
-    if (!throttle_failure(rc))
+    if (!throttle_failure(rc)) {
+        orpc__retry_count(c->ch, ORPC__RETRY_N_THROTTLED);
         return "throttled";
+    }
     if (r->committed)
         return "committed";
     if (r->attempts >= r->policy->max_attempts)
         return "maxAttempts reached";
     if (r->pushback < 0)
         return "server pushback";
-    if (c->req_copy == NULL)
-        return "no request copy";
+    if (!orpc__retry_can_replay(c))
+        return single_request(c) ? "no request copy"
+                                 : "committed (over the buffer budget)";
     return NULL;
 }
 
@@ -269,6 +402,8 @@ int orpc__retry_check(orpc_call *c, orpc_status *st)
         if (c->deadline_ns != INT64_MAX &&
             delay_ns >= c->deadline_ns - orpc__now_ns())
             why = "the deadline comes first";
+        else if (orpc__retry_replay(c) != 0)
+            why = "out of memory";
     }
     if (why != NULL) {
         orpc__retry_release(c); /* the outcome: no replay any more */
@@ -281,6 +416,7 @@ int orpc__retry_check(orpc_call *c, orpc_status *st)
                  "%s: attempt %d ended %s; retry in %lld ms", c->method->path,
                  r->attempts, orpc_code_name(st->code),
                  (long long)(delay_ns / 1000000));
+    orpc__retry_count(c->ch, ORPC__RETRY_N_RETRIES);
     orpc__status_clear_mem(&c->ch->mem, st);
     attempt_clear(c);
     /* wait on the channel's backoff list (closing the channel ends it) */
@@ -297,7 +433,6 @@ int orpc__retry_check(orpc_call *c, orpc_status *st)
 
 void orpc__retry_fire(orpc_call *c)
 {
-    orpc_channel *ch = c->ch;
     c->retry.pending = 0;
     orpc__call_unlist(c);
     if (c->deadline_ns != INT64_MAX) {
@@ -305,22 +440,7 @@ void orpc__retry_fire(orpc_call *c)
         orpc__call_timer_arm(c, left > 0 ? (uint64_t)(left + 999999) / 1000000
                                          : 0);
     }
-    orpc__chunk *copy =
-        orpc__mem_malloc(&ch->mem, sizeof(*copy) + c->req_copy->len);
-    if (copy == NULL) {
-        c->retry.final = 1;
-        orpc__call_complete(c, orpc__status_new_mem(&ch->mem,
-                                                    ORPC_RESOURCE_EXHAUSTED,
-                                                    "out of memory"));
-        return;
-    }
-    memcpy(copy, c->req_copy, sizeof(*copy) + c->req_copy->len);
-    copy->off = 0;
-    copy->next = NULL;
-    uv_mutex_lock(&c->lock);
-    orpc__sendq_push(&c->sendq, copy);
-    uv_mutex_unlock(&c->lock);
-    orpc__call_enqueue(c);
+    orpc__call_enqueue(c); /* (its send queue was refilled already) */
 }
 
 void orpc__retry_chan_stop(orpc_channel *ch)
