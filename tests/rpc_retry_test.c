@@ -34,6 +34,7 @@ typedef Grpc__Testing__StreamingOutputCallRequest OutReq;
 typedef Grpc__Testing__StreamingOutputCallResponse OutResp;
 
 #define MAX_SEEN 16
+#define MAX_MSGS 8
 
 /* ---- the server's side: what it does and what it saw (g.lock) ---- */
 
@@ -45,12 +46,19 @@ static struct {
     orpc_code code;    /* with this code */
     char pushback[24]; /* and this grpc-retry-pushback-ms ("": none) */
     int stream_sends;  /* StreamingOutputCall: responses before failing */
+    int fail_at_msg;   /* client/bidi streams: fail at this message (0:
+                          at the end of the request stream) */
+    int reply_first;   /* FullDuplexCall: a failing attempt answers its
+                          messages before failing (headers: committed) */
     /* seen */
     int attempts;         /* UnaryCall and StreamingOutputCall attempts */
     int prev[MAX_SEEN];   /* orpc_ctx_previous_attempts() per attempt */
     int64_t remaining_ms; /* EmptyCall: the deadline it was given */
     int empty_calls;
-    int bad; /* a handler's expectation failed */
+    int failed;                    /* attempts that failed on purpose */
+    int nmsgs[MAX_SEEN];           /* request messages per attempt ... */
+    int sizes[MAX_SEEN][MAX_MSGS]; /* ... and their payload sizes */
+    int bad;                       /* a handler's expectation failed */
 } g;
 
 static int get(const int *v)
@@ -65,6 +73,9 @@ static void reset_server_state(void)
 {
     uv_mutex_lock(&g.lock);
     g.fail_first = g.fail_all = g.stream_sends = 0;
+    g.fail_at_msg = g.reply_first = g.failed = 0;
+    memset(g.nmsgs, 0, sizeof g.nmsgs);
+    memset(g.sizes, 0, sizeof g.sizes);
     g.code = ORPC_UNAVAILABLE;
     g.pushback[0] = '\0';
     g.attempts = g.empty_calls = g.bad = 0;
@@ -193,10 +204,99 @@ streaming_output(orpc_ctx *ctx, const OutReq *req,
     return orpc_status_new(ORPC_UNAVAILABLE, "planned failure after sending");
 }
 
+/* Notes request message |i| (from 1) of attempt |n|; returns 1 when the
+ * attempt (failing when |fail|) is to fail now: at message fail_at_msg,
+ * or with |i| 0 (the end of the request stream) when that is 0. */
+static int note_msg(int n, int i, size_t size, int fail)
+{
+    uv_mutex_lock(&g.lock);
+    if (i > 0 && n <= MAX_SEEN) {
+        g.nmsgs[n - 1] = i;
+        if (i <= MAX_MSGS)
+            g.sizes[n - 1][i - 1] = (int)size;
+    }
+    int now = fail && i == g.fail_at_msg;
+    if (now)
+        g.failed++;
+    uv_mutex_unlock(&g.lock);
+    return now;
+}
+
+/* Reads the request stream, failing as told (Trailers-Only, before any
+ * response); else answers with the sum of the payload sizes. */
+static orpc_status
+streaming_input(orpc_ctx *ctx,
+                Grpc__Testing__TestService_StreamingInputCall_ServerReader *rd,
+                Grpc__Testing__StreamingInputCallResponse *resp, void *ud)
+{
+    (void)ud;
+    int n;
+    orpc_code code;
+    char pb[sizeof g.pushback];
+    int fail = note_attempt(ctx, &n, &code, pb);
+    const Grpc__Testing__StreamingInputCallRequest *req;
+    int i = 0, sum = 0, rc;
+    while (
+        (rc = grpc__testing__test_service__server__streaming_input_call__recv(
+             rd, &req)) == 1) {
+        size_t size = req->payload ? req->payload->body.len : 0;
+        sum += (int)size;
+        if (note_msg(n, ++i, size, fail))
+            return orpc_status_errorf(code, "planned failure at message %d", i);
+    }
+    if (rc < 0)
+        return orpc_status_new(ORPC_CANCELLED, "client went away");
+    if (note_msg(n, 0, 0, fail))
+        return orpc_status_errorf(code, "planned failure at the end");
+    resp->aggregated_payload_size = sum;
+    return ORPC_STATUS_OK;
+}
+
+/* Echoes each request's payload size as a response (a failing attempt
+ * only with reply_first), failing as told. */
+static orpc_status
+full_duplex(orpc_ctx *ctx,
+            Grpc__Testing__TestService_FullDuplexCall_ServerStream *st,
+            void *ud)
+{
+    (void)ud;
+    int n;
+    orpc_code code;
+    char pb[sizeof g.pushback];
+    int fail = note_attempt(ctx, &n, &code, pb);
+    int reply = !fail || get(&g.reply_first);
+    const OutReq *req;
+    int i = 0, rc;
+    while ((rc = grpc__testing__test_service__server__full_duplex_call__recv(
+                st, &req)) == 1) {
+        size_t size = req->payload ? req->payload->body.len : 0;
+        if (reply) {
+            OutResp r = GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+            Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+            uint8_t body[64] = {0};
+            p.body.data = body;
+            p.body.len = size < sizeof body ? size : sizeof body;
+            r.payload = &p;
+            if (grpc__testing__test_service__server__full_duplex_call__send(
+                    st, &r) != 0)
+                return orpc_status_new(ORPC_CANCELLED, "client went away");
+        }
+        if (note_msg(n, ++i, size, fail))
+            return orpc_status_errorf(code, "planned failure at message %d", i);
+    }
+    if (rc < 0)
+        return orpc_status_new(ORPC_CANCELLED, "client went away");
+    if (note_msg(n, 0, 0, fail))
+        return orpc_status_errorf(code, "planned failure at the end");
+    return ORPC_STATUS_OK;
+}
+
 static const Grpc__Testing__TestService_Handlers handlers = {
     .unary_call = unary_call,
     .empty_call = empty_call,
     .streaming_output_call = streaming_output,
+    .streaming_input_call = streaming_input,
+    .full_duplex_call = full_duplex,
 };
 
 /* ---- fixture ---- */
@@ -697,6 +797,345 @@ static void test_close_during_backoff(void **state)
     uv_mutex_destroy(&res.lock);
 }
 
+/* ---- retries of streaming calls ---- */
+
+static void set_stream_failure(int fail_at_msg, int reply_first)
+{
+    uv_mutex_lock(&g.lock);
+    g.fail_at_msg = fail_at_msg;
+    g.reply_first = reply_first;
+    uv_mutex_unlock(&g.lock);
+}
+
+/* Waits (10 s at most) until |*v| is at least |want|; returns 1 if so. */
+static int wait_at_least(const int *v, int want)
+{
+    for (int i = 0; i < 2000 && get(v) < want; i++)
+        usleep(5000);
+    return get(v) >= want;
+}
+
+/* Sends a StreamingInputCall message with |size| bytes of payload. */
+static int send_input(orpc_call *call, int size)
+{
+    Grpc__Testing__StreamingInputCallRequest req =
+        GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+    uint8_t *body = calloc(1, (size_t)size + 1);
+    assert_non_null(body);
+    p.body.data = body;
+    p.body.len = (size_t)size;
+    req.payload = &p;
+    int rc = orpc_call_send(call, &req.base);
+    free(body);
+    return rc;
+}
+
+/* A FullDuplexCall request with |size| bytes of payload (body: 64 max). */
+static int send_duplex(orpc_call *call, int size)
+{
+    static uint8_t body[64];
+    OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+    p.body.data = body;
+    p.body.len = (size_t)size;
+    req.payload = &p;
+    return orpc_call_send(call, &req.base);
+}
+
+/* A client-streaming call of the messages of |sizes|; its code, with the
+ * server's sum in |*sum| when OK.  With |pause_after_first|, the second
+ * message waits until the server has failed an attempt. */
+static orpc_code client_stream(orpc_channel *ch, const int *sizes, int n,
+                               int pause_after_first, int *sum)
+{
+    orpc_call *call;
+    orpc_call_opts opts = {.timeout_ms = 20000};
+    assert_int_equal(
+        orpc_channel_call_start(
+            &call, ch,
+            grpc__testing__test_service__method__streaming_input_call, NULL,
+            &opts),
+        0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(send_input(call, sizes[i]), 0);
+        if (i == 0 && pause_after_first)
+            assert_true(wait_at_least(&g.failed, 1));
+    }
+    ProtobufCMessage *resp = NULL;
+    orpc_status st = orpc_call_finish_response(call, &resp);
+    orpc_code code = st.code;
+    orpc_status_clear(&st);
+    *sum = -1;
+    if (code == ORPC_OK) {
+        assert_non_null(resp);
+        *sum = ((Grpc__Testing__StreamingInputCallResponse *)resp)
+                   ->aggregated_payload_size;
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    return code;
+}
+
+/* A client-streaming call whose first attempt fails UNAVAILABLE before
+ * any response (Trailers-Only) is retried with everything it sent: the
+ * failure at the first message (the rest is sent after it, during the
+ * backoff or the next attempt) or at the end of the stream (after the
+ * half-close, which is replayed too).  The second attempt sees all four
+ * messages in order, with grpc-previous-rpc-attempts 1; the caller sees
+ * OK. */
+static void test_stream_retry(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.05s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    static const int sizes[] = {1, 2, 3, 4};
+    for (int at = 1; at >= 0; at--) {
+        reset_server_state();
+        set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+        set_stream_failure(at, 0);
+        int sum;
+        assert_int_equal(client_stream(ch, sizes, 4, at == 1, &sum), ORPC_OK);
+        assert_int_equal(sum, 10);
+        assert_int_equal(get(&g.attempts), 2);
+        assert_int_equal(get(&g.failed), 1);
+        assert_int_equal(get(&g.prev[0]), 0);
+        assert_int_equal(get(&g.prev[1]), 1);
+        assert_int_equal(get(&g.nmsgs[0]), at ? 1 : 4);
+        assert_int_equal(get(&g.nmsgs[1]), 4);
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(get(&g.sizes[1][i]), sizes[i]);
+    }
+    /* every attempt failing: maxAttempts (3) of them, then the status */
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    int sum;
+    assert_int_equal(client_stream(ch, sizes, 4, 0, &sum), ORPC_UNAVAILABLE);
+    assert_int_equal(get(&g.attempts), 3);
+    assert_int_equal(get(&g.nmsgs[2]), 4);
+    assert_int_equal(get(&g.prev[2]), 2);
+    orpc_channel_unref(ch);
+}
+
+/* A blocking bidi call: the first attempt fails at the first message
+ * without answering; the second answers each of the three: the caller
+ * reads three responses (never anything of the first attempt) and OK. */
+static void test_bidi_retry(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.05s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(1, 0);
+    orpc_metadata *headers;
+    assert_int_equal(orpc_metadata_new(&headers, NULL), 0);
+    orpc_call_opts opts = {.timeout_ms = 20000, .headers_out = headers};
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, &opts),
+                     0);
+    assert_int_equal(send_duplex(call, 5), 0);
+    assert_true(wait_at_least(&g.failed, 1));
+    assert_int_equal(send_duplex(call, 6), 0);
+    assert_int_equal(send_duplex(call, 7), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    ProtobufCMessage *m;
+    int got = 0, rc;
+    while ((rc = orpc_call_recv(call, &m)) == 1) {
+        OutResp *r = (OutResp *)m;
+        assert_non_null(r->payload);
+        assert_int_equal(r->payload->body.len, (size_t)(5 + got));
+        protobuf_c_message_free_unpacked(m, NULL);
+        got++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(got, 3);
+    orpc_status st = orpc_call_finish(call);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.prev[1]), 1);
+    assert_int_equal(get(&g.nmsgs[1]), 3);
+    orpc_metadata_free(headers);
+    orpc_channel_unref(ch);
+}
+
+/* An asynchronous bidi call's outcome (lock). */
+typedef struct bidi_res {
+    uv_mutex_t lock;
+    int headers, done;
+    int sizes[8], n;
+    orpc_code code;
+} bidi_res;
+
+static void bidi_on_headers(orpc_call *call, const orpc_metadata *md, void *ud)
+{
+    (void)call;
+    (void)md;
+    bidi_res *r = ud;
+    uv_mutex_lock(&r->lock);
+    r->headers++;
+    uv_mutex_unlock(&r->lock);
+}
+
+static void bidi_on_message(orpc_call *call, ProtobufCMessage *msg, void *ud)
+{
+    (void)call;
+    bidi_res *r = ud;
+    OutResp *resp = (OutResp *)msg;
+    uv_mutex_lock(&r->lock);
+    if (r->n < 8)
+        r->sizes[r->n] = resp->payload ? (int)resp->payload->body.len : -1;
+    r->n++;
+    uv_mutex_unlock(&r->lock);
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+static void bidi_on_done(orpc_call *call, const orpc_status *st, void *ud)
+{
+    (void)call;
+    bidi_res *r = ud;
+    uv_mutex_lock(&r->lock);
+    r->code = st->code;
+    r->done = 1;
+    uv_mutex_unlock(&r->lock);
+}
+
+/* The same, asynchronously: one on_headers, three messages, OK. */
+static void test_bidi_retry_async(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.05s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(1, 0);
+    bidi_res res = {.code = ORPC_UNKNOWN};
+    uv_mutex_init(&res.lock);
+    orpc_call_callbacks cbs = {.on_headers = bidi_on_headers,
+                               .on_message = bidi_on_message,
+                               .on_done = bidi_on_done};
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start_async(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, NULL, &cbs, &res),
+                     0);
+    assert_int_equal(send_duplex(call, 5), 0);
+    assert_true(wait_at_least(&g.failed, 1));
+    assert_int_equal(send_duplex(call, 6), 0);
+    assert_int_equal(send_duplex(call, 7), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    for (int i = 0; i < 2000; i++) {
+        uv_mutex_lock(&res.lock);
+        int done = res.done;
+        uv_mutex_unlock(&res.lock);
+        if (done)
+            break;
+        usleep(5000);
+    }
+    uv_mutex_lock(&res.lock);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.code, ORPC_OK);
+    assert_int_equal(res.headers, 1);
+    assert_int_equal(res.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(res.sizes[i], 5 + i);
+    uv_mutex_unlock(&res.lock);
+    orpc_call_unref(call);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.prev[1]), 1);
+    uv_mutex_destroy(&res.lock);
+    orpc_channel_unref(ch);
+}
+
+/* A bidi attempt that answered (response headers: committed) and then
+ * fails is not retried: the caller gets what it was sent, then the
+ * status. */
+static void test_stream_committed_after_headers(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.001s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(2, 1);
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, NULL),
+                     0);
+    assert_int_equal(send_duplex(call, 5), 0);
+    assert_int_equal(send_duplex(call, 6), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    ProtobufCMessage *m;
+    int got = 0, rc;
+    while ((rc = orpc_call_recv(call, &m)) == 1) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        got++;
+    }
+    assert_int_equal(rc, ORPC_ECLOSED);
+    assert_int_equal(got, 2);
+    orpc_status st = orpc_call_finish(call);
+    assert_int_equal(st.code, ORPC_UNAVAILABLE);
+    orpc_status_clear(&st);
+    assert_int_equal(get(&g.attempts), 1);
+    orpc_channel_unref(ch);
+}
+
+/* What a streaming call keeps for replays is bounded: four messages of
+ * about 108 bytes go over a budget of 300 (per call, or the channel's
+ * total), which commits the call: the failure at the end of the stream is
+ * not retried.  Within a budget of 2000 it is.  Each case runs twice: the
+ * budget comes back when a call ends. */
+static void test_stream_buffer_limits(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    retry_config(cfg, sizeof cfg, 3, "0.001s", "\"UNAVAILABLE\"", NULL);
+    static const struct {
+        size_t per_call, total;
+        orpc_code want;
+        int attempts;
+    } cases[] = {
+        {300, 0, ORPC_UNAVAILABLE, 1},
+        {0, 300, ORPC_UNAVAILABLE, 1},
+        {2000, 0, ORPC_OK, 2},
+        {0, 2000, ORPC_OK, 2},
+    };
+    static const int sizes[] = {100, 100, 100, 100};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        orpc_channel_opts co = {.per_call_retry_buffer_size = cases[k].per_call,
+                                .retry_buffer_size = cases[k].total};
+        orpc_channel *ch = channel_to(f->target, cfg, &co);
+        for (int round = 0; round < 2; round++) {
+            reset_server_state();
+            set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+            set_stream_failure(0, 0);
+            int sum;
+            orpc_code code = client_stream(ch, sizes, 4, 0, &sum);
+            if (code != cases[k].want || get(&g.attempts) != cases[k].attempts)
+                fail_msg("case %zu round %d: %s after %d attempts", k, round,
+                         orpc_code_name(code), get(&g.attempts));
+            if (code == ORPC_OK)
+                assert_int_equal(sum, 400);
+        }
+        orpc_channel_unref(ch);
+    }
+}
+
 /* ---- the other per-method settings ---- */
 
 /* The method's timeout: the smaller of it and the call's own. */
@@ -861,6 +1300,13 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_buffer_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_during_backoff, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_stream_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bidi_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bidi_retry_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_committed_after_headers,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_buffer_limits, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_method_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_limits, setup, teardown),
