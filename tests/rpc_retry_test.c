@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <uv.h>
@@ -27,6 +28,7 @@
 #include <orpc/orpc.h>
 
 #include "grpc/testing/test.orpc.h"
+#include "h2peer.h"
 
 typedef Grpc__Testing__SimpleRequest SimpleReq;
 typedef Grpc__Testing__SimpleResponse SimpleResp;
@@ -1136,6 +1138,199 @@ static void test_stream_buffer_limits(void **state)
     }
 }
 
+/* ---- the transparent retry of streams a GOAWAY left unprocessed ---- */
+
+/* A raw HTTP/2 server (h2peer.c) that answers a connection's first
+ * request with GOAWAY (last stream 0: nothing processed), on every
+ * connection or on the first only; the others it answers with an empty
+ * message and OK once the request stream ends.  Counts under g.lock. */
+typedef struct goaway_peer {
+    int lfd, port;
+    int refuse_all;
+    uv_thread_t thread;
+    /* g.lock */
+    int stop;
+    int conns, streams; /* connections accepted, request HEADERS seen */
+    int answered;
+    size_t bytes; /* DATA of the request answered */
+} goaway_peer;
+
+/* Serves one connection until it closes, or (refused, or |stop|) a
+ * short while after. */
+static void goaway_conn(goaway_peer *r, h2p *p, int refuse)
+{
+    h2p_frame f;
+    h2p_head h;
+    uint32_t id = 0;
+    size_t bytes = 0;
+    int idle = 0;
+    for (int i = 0; i < 10000; i++) {
+        int t = h2p_read_frame(p, 50, &f);
+        if (t == -2) {
+            uv_mutex_lock(&g.lock);
+            int stop = r->stop;
+            uv_mutex_unlock(&g.lock);
+            if (stop || (refuse && id != 0 && ++idle >= 4))
+                break; /* (a refused one: the GOAWAY had time to land) */
+            continue;
+        }
+        if (t < 0)
+            break;
+        int end = 0;
+        if (t == H2P_HEADERS && id == 0) {
+            h2p_decode(p, f.payload, f.len, &h);
+            id = f.stream;
+            uv_mutex_lock(&g.lock);
+            r->streams++;
+            uv_mutex_unlock(&g.lock);
+            if (refuse) {
+                h2p_goaway(p, 0, NGHTTP2_NO_ERROR);
+                continue;
+            }
+            end = f.flags & 1;
+        } else if (t == H2P_DATA && f.stream == id && id != 0 && !refuse) {
+            bytes += f.len;
+            end = f.flags & 1;
+        }
+        if (end) {
+            uv_mutex_lock(&g.lock);
+            r->answered++;
+            r->bytes = bytes;
+            uv_mutex_unlock(&g.lock);
+            h2p_grpc_ok(p, id, NULL, 0);
+        }
+    }
+}
+
+static void goaway_peer_run(void *arg)
+{
+    goaway_peer *r = arg;
+    h2p *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return;
+    for (;;) {
+        uv_mutex_lock(&g.lock);
+        int stop = r->stop;
+        int first = r->conns == 0;
+        uv_mutex_unlock(&g.lock);
+        if (stop)
+            break;
+        memset(p, 0, sizeof(*p));
+        p->fd = -1;
+        if (h2p_accept(p, r->lfd, 50) != 0) {
+            if (p->def != NULL)
+                h2p_close(p);
+            continue;
+        }
+        uv_mutex_lock(&g.lock);
+        r->conns++;
+        uv_mutex_unlock(&g.lock);
+        goaway_conn(r, p, r->refuse_all || first);
+        h2p_close(p);
+    }
+    free(p);
+}
+
+static void goaway_peer_start(goaway_peer *r, int refuse_all)
+{
+    memset(r, 0, sizeof(*r));
+    r->refuse_all = refuse_all;
+    r->lfd = h2p_listen(&r->port);
+    assert_true(r->lfd >= 0);
+    assert_int_equal(uv_thread_create(&r->thread, goaway_peer_run, r), 0);
+}
+
+static void goaway_peer_stop(goaway_peer *r)
+{
+    uv_mutex_lock(&g.lock);
+    r->stop = 1;
+    uv_mutex_unlock(&g.lock);
+    uv_thread_join(&r->thread);
+    close(r->lfd);
+}
+
+/* A unary call whose stream is above a GOAWAY's last stream id was never
+ * processed: it goes again, once, on a new connection (not an attempt
+ * of a retry policy: the channel has none), and succeeds there; the
+ * request got to a server that may have run it (REACH_SENT).  When every
+ * connection refuses it, the second refusal ends it UNAVAILABLE with
+ * REACH_REFUSED. */
+static void test_goaway_transparent_retry(void **state)
+{
+    (void)state;
+    for (int refuse_all = 0; refuse_all <= 1; refuse_all++) {
+        goaway_peer r;
+        goaway_peer_start(&r, refuse_all);
+        char target[64];
+        snprintf(target, sizeof target, "127.0.0.1:%d", r.port);
+        orpc_channel *ch = channel_to(target, NULL, NULL);
+        SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+        req.response_size = 3;
+        ProtobufCMessage *resp = NULL;
+        orpc_call_reach reach = ORPC_REACH_NONE;
+        orpc_call_opts opts = {.timeout_ms = 10000, .reached = &reach};
+        orpc_status st = orpc_channel_invoke(
+            ch, grpc__testing__test_service__method__unary_call, &req.base,
+            &resp, &opts);
+        if (refuse_all) {
+            assert_int_equal(st.code, ORPC_UNAVAILABLE);
+            assert_int_equal(reach, ORPC_REACH_REFUSED);
+        } else {
+            assert_int_equal(st.code, ORPC_OK);
+            assert_non_null(resp);
+            protobuf_c_message_free_unpacked(resp, NULL);
+            assert_int_equal(reach, ORPC_REACH_SENT);
+        }
+        orpc_status_clear(&st);
+        orpc_channel_unref(ch);
+        goaway_peer_stop(&r);
+        assert_int_equal(r.streams, 2); /* one transparent retry, no more */
+        assert_int_equal(r.conns, 2);   /* on a new connection */
+        assert_int_equal(r.answered, refuse_all ? 0 : 1);
+        if (!refuse_all) /* the whole request, framed */
+            assert_int_equal(
+                r.bytes,
+                5 + grpc__testing__simple_request__get_packed_size(&req));
+    }
+}
+
+/* The same for a client-streaming call with a retry policy (which keeps
+ * what the call sends; its retryable codes leave UNAVAILABLE out, so only
+ * the transparent retry can save the call): what it sent on the refused
+ * stream (and after) goes again, whole, on the new connection. */
+static void test_goaway_transparent_retry_stream(void **state)
+{
+    (void)state;
+    goaway_peer r;
+    goaway_peer_start(&r, 0);
+    char target[64], cfg[512];
+    snprintf(target, sizeof target, "127.0.0.1:%d", r.port);
+    orpc_channel *ch = channel_to(
+        target, retry_config(cfg, sizeof cfg, 2, "0.001s", "\"ABORTED\"", NULL),
+        NULL);
+    static const int sizes[] = {10, 20, 30};
+    size_t want = 0;
+    for (int i = 0; i < 3; i++) {
+        Grpc__Testing__StreamingInputCallRequest q =
+            GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+        Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+        p.body.len = (size_t)sizes[i];
+        q.payload = &p;
+        want +=
+            5 +
+            grpc__testing__streaming_input_call_request__get_packed_size(&q);
+    }
+    int sum;
+    assert_int_equal(client_stream(ch, sizes, 3, 0, &sum), ORPC_OK);
+    assert_int_equal(sum, 0); /* (the peer's empty answer) */
+    orpc_channel_unref(ch);
+    goaway_peer_stop(&r);
+    assert_int_equal(r.streams, 2);
+    assert_int_equal(r.conns, 2);
+    assert_int_equal(r.answered, 1);
+    assert_int_equal(r.bytes, want);
+}
+
 /* ---- the other per-method settings ---- */
 
 /* The method's timeout: the smaller of it and the call's own. */
@@ -1308,6 +1503,8 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_buffer_limits, setup,
                                         teardown),
+        cmocka_unit_test(test_goaway_transparent_retry),
+        cmocka_unit_test(test_goaway_transparent_retry_stream),
         cmocka_unit_test_setup_teardown(test_method_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_limits, setup, teardown),
         cmocka_unit_test(test_wait_for_ready),
