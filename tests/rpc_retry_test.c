@@ -52,13 +52,17 @@ static struct {
                           at the end of the request stream) */
     int reply_first;   /* FullDuplexCall: a failing attempt answers its
                           messages before failing (headers: committed) */
+    int hang_first;    /* UnaryCall: attempts up to this one hang until
+                          cancelled (10 s at most) ... */
+    int hang_all;      /* ... or every one */
     /* seen */
     int attempts;         /* UnaryCall and StreamingOutputCall attempts */
     int prev[MAX_SEEN];   /* orpc_ctx_previous_attempts() per attempt */
     int64_t remaining_ms; /* EmptyCall: the deadline it was given */
     int empty_calls;
-    int failed;                    /* attempts that failed on purpose */
-    int nmsgs[MAX_SEEN];           /* request messages per attempt ... */
+    int failed;          /* attempts that failed on purpose */
+    int cancelled;       /* hanging attempts that saw their cancellation */
+    int nmsgs[MAX_SEEN]; /* request messages per attempt ... */
     int sizes[MAX_SEEN][MAX_MSGS]; /* ... and their payload sizes */
     int bad;                       /* a handler's expectation failed */
 } g;
@@ -76,6 +80,7 @@ static void reset_server_state(void)
     uv_mutex_lock(&g.lock);
     g.fail_first = g.fail_all = g.stream_sends = 0;
     g.fail_at_msg = g.reply_first = g.failed = 0;
+    g.hang_first = g.hang_all = g.cancelled = 0;
     memset(g.nmsgs, 0, sizeof g.nmsgs);
     memset(g.sizes, 0, sizeof g.sizes);
     g.code = ORPC_UNAVAILABLE;
@@ -132,6 +137,17 @@ static orpc_status unary_call(orpc_ctx *ctx, const SimpleReq *req,
     char v[16];
     int fail = note_attempt(ctx, &n, &code, pb);
     snprintf(v, sizeof v, "%d", n);
+    uv_mutex_lock(&g.lock);
+    int hang = g.hang_all || n <= g.hang_first;
+    uv_mutex_unlock(&g.lock);
+    if (hang) {
+        for (int i = 0; i < 2000 && !orpc_ctx_is_cancelled(ctx); i++)
+            usleep(5000);
+        uv_mutex_lock(&g.lock);
+        g.cancelled += orpc_ctx_is_cancelled(ctx) != 0;
+        uv_mutex_unlock(&g.lock);
+        return orpc_status_new(ORPC_CANCELLED, "hung up");
+    }
     if (fail) {
         /* the reserved keys a handler may not set, and pushback values
          * that are not 1-23 printable bytes, are refused */
@@ -1138,6 +1154,194 @@ static void test_stream_buffer_limits(void **state)
     }
 }
 
+/* ---- hedging ---- */
+
+/* A hedging policy for every method of the test service, in a config. */
+static const char *hedge_config(char *buf, size_t len, int max_attempts,
+                                const char *delay, const char *codes,
+                                const char *extra)
+{
+    snprintf(buf, len,
+             "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE "}],"
+             " \"hedgingPolicy\": {\"maxAttempts\": %d,"
+             " \"hedgingDelay\": \"%s\", \"nonFatalStatusCodes\": [%s]}}]%s}",
+             max_attempts, delay, codes, extra ? extra : "");
+    return buf;
+}
+
+static void set_hang(int first, int all)
+{
+    uv_mutex_lock(&g.lock);
+    g.hang_first = first;
+    g.hang_all = all;
+    uv_mutex_unlock(&g.lock);
+}
+
+/* The first attempt hangs; the hedge started after hedgingDelay answers
+ * at once: its answer is the call's (its headers only), the first
+ * attempt is cancelled (the server sees it) and no third starts.  Also
+ * asynchronously. */
+static void test_hedge_first_answer_wins(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target, hedge_config(cfg, sizeof cfg, 3, "0.1s", "", NULL), NULL);
+    set_hang(1, 0);
+    orpc_metadata *headers;
+    assert_int_equal(orpc_metadata_new(&headers, NULL), 0);
+    orpc_call_reach reach = ORPC_REACH_NONE;
+    orpc_call_opts opts = {
+        .timeout_ms = 20000, .headers_out = headers, .reached = &reach};
+    assert_int_equal(unary(ch, 10, 0, &opts), ORPC_OK);
+    assert_int_equal(reach, ORPC_REACH_SENT);
+    assert_int_equal(md_count_key(headers, "attempt"), 1);
+    assert_string_equal(md_get(headers, "attempt"), "2");
+    orpc_metadata_free(headers);
+    assert_true(wait_at_least(&g.cancelled, 1));
+    usleep(300000); /* (a third attempt would have started by now) */
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.prev[0]), 0);
+    assert_int_equal(get(&g.prev[1]), 1);
+
+    reset_server_state();
+    set_hang(1, 0);
+    async_res res = {.code = ORPC_UNKNOWN};
+    uv_mutex_init(&res.lock);
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    req.response_size = 7;
+    assert_int_equal(orpc_channel_invoke_async(
+                         ch, grpc__testing__test_service__method__unary_call,
+                         &req.base, NULL, async_done, &res),
+                     0);
+    assert_true(async_wait(&res));
+    assert_int_equal(res.code, ORPC_OK);
+    assert_int_equal(res.len, 7);
+    assert_true(wait_at_least(&g.cancelled, 1));
+    assert_int_equal(get(&g.attempts), 2);
+    uv_mutex_destroy(&res.lock);
+    orpc_channel_unref(ch);
+}
+
+/* hedgingDelay is waited for: with 100 s, a hanging first attempt is the
+ * only one before a 1-second deadline.  With 50 ms, attempts start until
+ * maxAttempts are in flight (3; 9 counts as 5), all hanging until the
+ * deadline cancels them. */
+static void test_hedge_delay_and_max_attempts(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *delay;
+        int max, want;
+    } cases[] = {{"100s", 3, 1}, {"0.05s", 3, 3}, {"0.05s", 9, 5}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        char cfg[512];
+        reset_server_state();
+        set_hang(0, 1);
+        orpc_channel *ch =
+            channel_to(f->target,
+                       hedge_config(cfg, sizeof cfg, cases[k].max,
+                                    cases[k].delay, "", NULL),
+                       NULL);
+        orpc_call_opts opts = {.timeout_ms = 1000};
+        assert_int_equal(unary(ch, 1, 0, &opts), ORPC_DEADLINE_EXCEEDED);
+        assert_true(wait_at_least(&g.cancelled, cases[k].want));
+        if (get(&g.attempts) != cases[k].want)
+            fail_msg("case %zu: %d attempts, want %d", k, get(&g.attempts),
+                     cases[k].want);
+        for (int i = 0; i < cases[k].want; i++)
+            assert_int_equal(get(&g.prev[i]), i);
+        orpc_channel_unref(ch);
+    }
+}
+
+/* A status in nonFatalStatusCodes does not end the call while another
+ * attempt may start: the next starts at once (not after the 100 s
+ * delay); the last attempt's status is the call's.  A fatal status (and
+ * OK) ends the call at once. */
+static void test_hedge_non_fatal(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        hedge_config(cfg, sizeof cfg, 3, "100s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    orpc_call_opts opts = {.timeout_ms = 20000};
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, &opts), ORPC_UNAVAILABLE);
+    assert_int_equal(get(&g.attempts), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(get(&g.prev[i]), i);
+    reset_server_state();
+    set_behaviour(2, 0, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 4, 0, &opts), ORPC_OK);
+    assert_int_equal(get(&g.attempts), 3);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_INTERNAL, NULL);
+    assert_int_equal(unary(ch, 1, 0, &opts), ORPC_INTERNAL);
+    assert_int_equal(get(&g.attempts), 1);
+    orpc_channel_unref(ch);
+}
+
+/* Pushback on a non-fatal status: negative stops hedging; a minute
+ * against a 3-second deadline means no next attempt (the call ends at
+ * once); 1 ms lets the next start. */
+static void test_hedge_pushback(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        hedge_config(cfg, sizeof cfg, 3, "100s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    static const struct {
+        const char *pushback;
+        int want;
+    } cases[] = {{"-1", 1}, {"60000", 1}, {"1", 3}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        reset_server_state();
+        set_behaviour(0, 1, ORPC_UNAVAILABLE, cases[k].pushback);
+        orpc_call_opts opts = {.timeout_ms = 3000};
+        assert_int_equal(unary(ch, 1, 0, &opts), ORPC_UNAVAILABLE);
+        if (get(&g.attempts) != cases[k].want)
+            fail_msg("pushback \"%s\": %d attempts, want %d", cases[k].pushback,
+                     get(&g.attempts), cases[k].want);
+    }
+    orpc_channel_unref(ch);
+}
+
+/* Throttling (maxTokens 10, tokenRatio 1): a non-fatal failure takes a
+ * token, and no hedge starts unless more than 5 are left: a failing call
+ * spends 5 tokens in 5 attempts, the next gets no hedge; two successes
+ * earn two back, and the next failing call gets one hedge. */
+static void test_hedge_throttled(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch =
+        channel_to(f->target,
+                   hedge_config(cfg, sizeof cfg, 5, "100s", "\"UNAVAILABLE\"",
+                                ", \"retryThrottling\": {\"maxTokens\": 10, "
+                                "\"tokenRatio\": 1}"),
+                   NULL);
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 10 -> 5 */
+    assert_int_equal(get(&g.attempts), 5);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 5 -> 4 */
+    assert_int_equal(get(&g.attempts), 1);
+    reset_server_state();
+    for (int i = 0; i < 3; i++) /* 4 -> 7 */
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_OK);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 7 -> 5 */
+    assert_int_equal(get(&g.attempts), 2);
+    orpc_channel_unref(ch);
+}
+
 /* ---- the transparent retry of streams a GOAWAY left unprocessed ---- */
 
 /* A raw HTTP/2 server (h2peer.c) that answers a connection's first
@@ -1503,6 +1707,13 @@ int main(void)
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream_buffer_limits, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_first_answer_wins, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_delay_and_max_attempts,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_non_fatal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_pushback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_throttled, setup, teardown),
         cmocka_unit_test(test_goaway_transparent_retry),
         cmocka_unit_test(test_goaway_transparent_retry_stream),
         cmocka_unit_test_setup_teardown(test_method_timeout, setup, teardown),

@@ -161,6 +161,36 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     return 0;
 }
 
+orpc_call *orpc__call_attempt_new(orpc_call *parent)
+{
+    orpc_call *c;
+    if (call_new(&c, parent->ch, parent->method, NULL) != 0)
+        return NULL;
+    c->retry.policy = NULL; /* (the config's, which the parent applies) */
+    c->retry.hedging = NULL;
+    c->deadline_ns = parent->deadline_ns;
+    c->wait_for_ready = parent->wait_for_ready;
+    c->gzip = parent->gzip;
+    c->send_closed = 1;
+    const orpc_mem *mem = &c->ch->mem;
+    if (parent->md != NULL && (orpc_metadata_new(&c->md, mem) != 0 ||
+                               orpc_metadata_add_all(c->md, parent->md) != 0))
+        goto fail;
+    const orpc__chunk *req = parent->req_copy;
+    if (req != NULL) {
+        c->req_copy = orpc__mem_malloc(mem, sizeof(*req) + req->len);
+        if (c->req_copy == NULL)
+            goto fail;
+        memcpy(c->req_copy, req, sizeof(*req) + req->len);
+    }
+    if (orpc__retry_replay(c) != 0)
+        goto fail;
+    return c;
+fail:
+    call_unref(c);
+    return NULL;
+}
+
 /* post_call() for a caller that holds c->lock: claims the task in the
  * same critical section, then unlocks (the common path of a streaming
  * send: one lock instead of two). */
@@ -389,8 +419,8 @@ void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg)
 static void on_call_timer(uv_timer_t *t)
 {
     orpc_call *c = t->data;
-    if (c->retry.pending) {
-        orpc__retry_fire(c); /* the backoff is over */
+    if (c->retry.pending || c->retry.hedge_due) {
+        orpc__retry_fire(c); /* the backoff is over, or a hedge is due */
         return;
     }
     c->retry.final = 1; /* the deadline covers every attempt */
@@ -515,6 +545,10 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
 
 void orpc__call_enqueue(orpc_call *c)
 {
+    if (c->retry.hedging != NULL) {
+        orpc__retry_hedge_start(c); /* its attempts are enqueued (retry.c) */
+        return;
+    }
     orpc__lb_enqueue(c); /* to a subchannel the policy picks (lb.c) */
 }
 

@@ -35,9 +35,9 @@ struct orpc_call {
     int wait_for_ready;
     orpc_metadata *headers_out, *trailers_out;
     orpc_call_reach *reached_out; /* the caller's, written at completion */
-    size_t max_send;        /* request message limit (0: none) */
-    size_t max_recv;        /* response message limit */
-    orpc__retry_call retry; /* retry.h */
+    size_t max_send;              /* request message limit (0: none) */
+    size_t max_recv;              /* response message limit */
+    orpc__retry_call retry;       /* retry.h */
 
     /* IO thread */
     orpc__conn *conn;
@@ -61,7 +61,7 @@ struct orpc_call {
     int submitted;
     orpc_call_reach reach;     /* how far this attempt got (IO thread) */
     orpc_call_reach reach_max; /* ... and the furthest of all attempts */
-    int stream_open;       /* nghttp2 still has the stream (and our pointer) */
+    int stream_open; /* nghttp2 still has the stream (and our pointer) */
     int io_finished;
     int io_released;
     orpc__chunk *req_copy; /* the request, kept for transparent retry */
@@ -352,8 +352,15 @@ void orpc__call_reset(orpc_call *c);
 void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg);
 /* Opens the call's stream on |conn|. */
 void orpc__call_submit(orpc_call *c, orpc__conn *conn);
-/* Submits the call, or queues it until a connection is ready. */
+/* Submits the call, or queues it until a connection is ready (a hedged
+ * call starts its first attempt instead). */
 void orpc__call_enqueue(orpc_call *c);
+/* A hedged attempt of |parent| (retry.c): an internal call of the same
+ * method, request, metadata and deadline, its request queued and its
+ * send side closed, ready to enqueue; its one reference is the IO side's
+ * and it arms no timer (its call's deadline covers it).  NULL without
+ * memory. */
+orpc_call *orpc__call_attempt_new(orpc_call *parent);
 /* Starts (or restarts) the call's one timer: the deadline, or a retry
  * backoff (orpc_call.retry.pending) that ends before it. */
 void orpc__call_timer_arm(orpc_call *c, uint64_t ms);

@@ -107,6 +107,11 @@ static int single_request(const orpc_call *c)
 
 void orpc__retry_call_init(orpc_call *c, const orpc__method_config *mc)
 {
+    if (mc != NULL && mc->hedging != NULL &&
+        c->method->kind == ORPC_CALL_UNARY) {
+        c->retry.hedging = mc->hedging;
+        return;
+    }
     if (mc == NULL || mc->retry == NULL)
         return;
     c->retry.policy = mc->retry;
@@ -147,7 +152,7 @@ static int budget_take(orpc_call *c, size_t len)
 
 void orpc__retry_reserve(orpc_call *c, size_t len)
 {
-    if (c->retry.policy == NULL)
+    if (c->retry.policy == NULL && c->retry.hedging == NULL)
         return;
     if (!budget_take(c, len))
         c->retry.committed = 1; /* over the budget: never replayed */
@@ -208,10 +213,14 @@ void orpc__retry_keep_locked(orpc_call *c, const orpc__chunk *msg)
     c->retry.kept_tail = copy;
 }
 
+static void hedge_commit(orpc_call *k);
+
 void orpc__retry_commit(orpc_call *c)
 {
     c->retry.committed = 1;
     orpc__retry_release(c);
+    if (c->retry.parent != NULL)
+        hedge_commit(c); /* a hedged attempt: the first to commit wins */
 }
 
 int orpc__retry_can_replay(orpc_call *c)
@@ -377,10 +386,19 @@ static const char *no_retry(orpc_call *c, const orpc_status *st)
     return NULL;
 }
 
+static int hedge_attempt_done(orpc_call *k, orpc_status *st);
+static void hedge_over(orpc_call *p);
+
 int orpc__retry_check(orpc_call *c, orpc_status *st)
 {
     orpc__retry_call *r = &c->retry;
     orpc__retry_chan *rc = &c->ch->retry;
+    if (r->parent != NULL && !c->io_finished)
+        return hedge_attempt_done(c, st);
+    if (r->hedging != NULL && !c->io_finished) {
+        hedge_over(c);
+        return 0;
+    }
     if (r->policy == NULL || r->final || c->io_finished)
         return 0;
     r->final = 1;
@@ -431,8 +449,14 @@ int orpc__retry_check(orpc_call *c, orpc_status *st)
     return 1;
 }
 
+static void hedge_fire(orpc_call *p);
+
 void orpc__retry_fire(orpc_call *c)
 {
+    if (c->retry.hedge_due) {
+        hedge_fire(c);
+        return;
+    }
     c->retry.pending = 0;
     orpc__call_unlist(c);
     if (c->deadline_ns != INT64_MAX) {
@@ -453,4 +477,245 @@ void orpc__retry_chan_stop(orpc_channel *ch)
         orpc__call_complete(c, orpc__status_new_mem(&ch->mem, ORPC_UNAVAILABLE,
                                                     "channel closed"));
     }
+}
+
+/* ====================================================================== */
+/* hedging                                                                 */
+/* ====================================================================== */
+
+static uint64_t ns_to_ms(int64_t ns)
+{
+    return ns > 0 ? ((uint64_t)ns + 999999) / 1000000 : 0;
+}
+
+/* Lets go of attempt |k| of |p|: off its list, its reach folded into the
+ * call's (the furthest any attempt went). */
+static void kid_detach(orpc_call *p, orpc_call *k)
+{
+    orpc__retry_call *r = &p->retry;
+    for (int i = 0; i < r->nkids; i++) {
+        if (r->kids[i] == k) {
+            r->kids[i] = r->kids[--r->nkids];
+            break;
+        }
+    }
+    k->retry.parent = NULL;
+    orpc_call_reach reach = k->reach > k->reach_max ? k->reach : k->reach_max;
+    if (reach > p->reach_max)
+        p->reach_max = reach;
+}
+
+/* Cancels every attempt of |p| in flight but |keep| (RST_STREAM CANCEL
+ * for those with a stream); they end on their own, unheard. */
+static void kids_cancel(orpc_call *p, orpc_call *keep)
+{
+    int i = 0;
+    while (i < p->retry.nkids) {
+        orpc_call *k = p->retry.kids[i];
+        if (k == keep) {
+            i++;
+            continue;
+        }
+        kid_detach(p, k);
+        orpc__call_fail(k, ORPC_CANCELLED, "another hedged attempt won");
+    }
+}
+
+/* Arms |p|'s timer: for the next attempt in |delay_ns| when one may still
+ * start before the deadline, else for the deadline alone. */
+static void hedge_schedule(orpc_call *p, int64_t delay_ns)
+{
+    orpc__retry_call *r = &p->retry;
+    int64_t left = p->deadline_ns == INT64_MAX
+                       ? INT64_MAX
+                       : p->deadline_ns - orpc__now_ns();
+    r->hedge_due = r->started < r->hedging->max_attempts && r->winner == NULL &&
+                   !r->hedge_stop && !r->committed && delay_ns < left;
+    if (r->hedge_due)
+        orpc__call_timer_arm(p, ns_to_ms(delay_ns));
+    else if (left != INT64_MAX)
+        orpc__call_timer_arm(p, ns_to_ms(left));
+    else if (p->timer_started)
+        uv_timer_stop(&p->timer);
+}
+
+/* 1 when another attempt of |p| may start now.  Throttled (gRFC A6: no
+ * hedges while the tokens are not above half of maxTokens), it stops
+ * hedging for good. */
+static int hedge_may_start(orpc_call *p)
+{
+    orpc__retry_call *r = &p->retry;
+    orpc__retry_chan *rc = &p->ch->retry;
+    if (r->winner != NULL || r->hedge_stop || r->committed ||
+        r->started >= r->hedging->max_attempts || p->ch->stopping ||
+        p->io_finished)
+        return 0;
+    uv_mutex_lock(&p->lock);
+    int cancelled = p->cancel_requested;
+    uv_mutex_unlock(&p->lock);
+    if (cancelled)
+        return 0;
+    if (rc->throttling && rc->milli_tokens <= rc->max_milli_tokens / 2) {
+        orpc__retry_count(p->ch, ORPC__RETRY_N_THROTTLED);
+        r->hedge_stop = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* Starts the next attempt of |p| and arms the timer for the one after.
+ * The attempt may end at once (a channel that cannot connect), and with
+ * it the call: |p| is held meanwhile. */
+static void hedge_next(orpc_call *p)
+{
+    orpc__retry_call *r = &p->retry;
+    uv_mutex_lock(&p->lock);
+    p->refs++;
+    uv_mutex_unlock(&p->lock);
+    orpc_call *k = orpc__call_attempt_new(p);
+    if (k == NULL) {
+        r->hedge_stop = 1;
+        if (r->nkids == 0)
+            orpc__call_complete(p, orpc__status_new_mem(&p->ch->mem,
+                                                        ORPC_RESOURCE_EXHAUSTED,
+                                                        "out of memory"));
+    } else {
+        k->retry.parent = p;
+        k->retry.attempts = r->started++; /* grpc-previous-rpc-attempts */
+        r->kids[r->nkids++] = k;
+        if (k->retry.attempts > 0)
+            orpc__retry_count(p->ch, ORPC__RETRY_N_HEDGES);
+        orpc__call_enqueue(k);
+    }
+    if (!p->io_finished)
+        hedge_schedule(p, r->hedging->delay_ns);
+    orpc_call_unref(p);
+}
+
+void orpc__retry_hedge_start(orpc_call *p)
+{
+    p->submitted = 1; /* (its attempts are: it has no stream of its own) */
+    hedge_next(p);
+}
+
+static void hedge_fire(orpc_call *p)
+{
+    p->retry.hedge_due = 0;
+    if (hedge_may_start(p))
+        hedge_next(p);
+    else
+        hedge_schedule(p, 0); /* the deadline alone */
+}
+
+/* Attempt |k| received response headers: it is the call's (gRFC A6's
+ * commit), every other attempt is cancelled and no more start. */
+static void hedge_commit(orpc_call *k)
+{
+    orpc_call *p = k->retry.parent;
+    if (p->retry.winner != NULL)
+        return;
+    p->retry.winner = k;
+    kids_cancel(p, k);
+    orpc__retry_commit(p); /* (its budget goes back) */
+    hedge_schedule(p, 0);
+}
+
+/* Attempt |k|'s outcome becomes its call's: the response message,
+ * headers, trailers and |*st| move to |p|, which completes; |k| ends with
+ * a status of its own. */
+static void hedge_finish(orpc_call *p, orpc_call *k, orpc_status *st)
+{
+    const orpc_mem *mem = &p->ch->mem;
+    kids_cancel(p, NULL);
+    uv_mutex_lock(&k->lock);
+    orpc__inmsg *m = orpc__in_take_locked(&k->in);
+    orpc_metadata *headers = k->headers, *trailers = k->trailers;
+    int ready = k->headers_ready;
+    k->headers = k->trailers = NULL;
+    uv_mutex_unlock(&k->lock);
+    uv_mutex_lock(&p->lock);
+    if (m != NULL) {
+        /* (its flow-control credit stays with |k|'s stream, given back
+         * when that closes) */
+        m->stream_credit = m->conn_credit = 0;
+        m->credited = 1;
+        m->next = NULL;
+        if (p->in.tail != NULL)
+            p->in.tail->next = m;
+        else
+            p->in.head = m;
+        p->in.tail = m;
+        p->in.queued++;
+        p->in.received++;
+    }
+    orpc_metadata_free(p->headers);
+    orpc_metadata_free(p->trailers);
+    p->headers = headers;
+    p->trailers = trailers;
+    p->headers_ready = ready;
+    (void)orpc_metadata_add_all(p->headers_out, p->headers);
+    uv_mutex_unlock(&p->lock);
+    orpc_status out = *st;
+    *st = orpc__status_new_mem(mem, ORPC_CANCELLED,
+                               "outcome handed to the hedged call");
+    orpc__call_complete(p, out);
+}
+
+/* Hedged attempt |k| ended with |*st| (before its own completion, which
+ * follows with |*st|).  Decides whether that is the call's outcome. */
+static int hedge_attempt_done(orpc_call *k, orpc_status *st)
+{
+    orpc_call *p = k->retry.parent;
+    orpc__retry_call *r = &p->retry;
+    orpc__retry_chan *rc = &p->ch->retry;
+    int won = r->winner == k;
+    kid_detach(p, k);
+    if (r->winner != NULL && !won)
+        return 0; /* (a loser that ended before its cancel) */
+    int fatal = (unsigned)st->code >= ORPC_CODE_COUNT ||
+                !(r->hedging->codes & (1u << st->code));
+    if (st->code == ORPC_OK) {
+        throttle_success(rc);
+    } else if (!fatal) {
+        (void)throttle_failure(rc);
+        if (!won) {
+            if (k->retry.pushback < 0)
+                r->hedge_stop = 1; /* the server says: no more */
+            int64_t delay =
+                k->retry.pushback > 0 ? k->retry.pushback_ms * 1000000 : 0;
+            int more = hedge_may_start(p);
+            if (more && r->nkids == 0 && p->deadline_ns != INT64_MAX &&
+                delay >= p->deadline_ns - orpc__now_ns())
+                more = 0; /* nothing in flight, and the next is too late */
+            orpc__ch_log(p->ch, ORPC_LOG_DEBUG,
+                         "%s: hedged attempt %d ended %s (not fatal); %s",
+                         p->method->path, k->retry.attempts + 1,
+                         orpc_code_name(st->code),
+                         more       ? "the next starts"
+                         : r->nkids ? "others in flight"
+                                    : "no more attempts");
+            if (more && delay > 0) {
+                hedge_schedule(p, delay); /* the server's pushback */
+                return 0;
+            }
+            if (more) {
+                hedge_next(p); /* at once (gRFC A6) */
+                return 0;
+            }
+            if (r->nkids > 0)
+                return 0;
+        }
+    }
+    hedge_finish(p, k, st);
+    return 0;
+}
+
+/* The hedged call completes (its outcome, its deadline, a cancel): the
+ * attempts still in flight are cancelled. */
+static void hedge_over(orpc_call *p)
+{
+    p->retry.hedge_due = 0;
+    p->retry.hedge_stop = 1;
+    kids_cancel(p, NULL);
+    orpc__retry_release(p);
 }

@@ -75,6 +75,16 @@ typedef struct orpc__retry_call {
     int64_t backoff_ns; /* the next backoff's upper bound */
     int pushback;       /* this attempt: 0 none, 1 |pushback_ms|, -1 stop */
     int64_t pushback_ms;
+    /* hedging (IO thread; |hedging| is set with |policy|) */
+    const orpc__hedging_policy *hedging; /* a hedged call: its policy */
+    struct orpc_call *kids[ORPC__RETRY_MAX_ATTEMPTS]; /* ... its attempts
+                                                         in flight */
+    int nkids;
+    int started;              /* ... attempts started */
+    int hedge_due;            /* ... its timer runs for the next attempt */
+    int hedge_stop;           /* ... no more attempts (pushback, throttle) */
+    struct orpc_call *winner; /* ... the attempt that committed */
+    struct orpc_call *parent; /* a hedged attempt: its call, until let go */
 } orpc__retry_call;
 
 struct orpc_call;
@@ -89,8 +99,8 @@ void orpc__retry_chan_destroy(orpc__retry_chan *rc);
  * UNAVAILABLE. */
 void orpc__retry_chan_stop(struct orpc_channel *ch);
 
-/* The call's policy (caller's thread, before it is posted): unary calls of
- * a method with a retryPolicy. */
+/* The call's policy (caller's thread, before it is posted): calls of a
+ * method with a retryPolicy; unary calls of one with a hedgingPolicy. */
 void orpc__retry_call_init(struct orpc_call *c, const orpc__method_config *mc);
 
 /* Takes |len| request bytes from the channel's budget for replays; when
@@ -138,7 +148,12 @@ void orpc__retry_pushback(struct orpc_call *c, const uint8_t *v, size_t len);
  */
 int orpc__retry_check(struct orpc_call *c, orpc_status *st);
 
-/* The backoff is over: the next attempt starts (IO thread). */
+/* The backoff is over, or (a hedged call) the next hedge is due: the next
+ * attempt starts (IO thread). */
 void orpc__retry_fire(struct orpc_call *c);
+
+/* A hedged call is enqueued: its first attempt starts, and the timer for
+ * the next (IO thread). */
+void orpc__retry_hedge_start(struct orpc_call *c);
 
 #endif /* ORPC_RETRY_H */
