@@ -1,8 +1,9 @@
 /*
- * retry.c — retries of calls of every kind (gRFC A6), as the channel's
- * service config asks for them: attempts, their backoff, the server's
- * pushback, the channel's retry throttling, the buffer budget, and the
- * replay of what a call sent (also for channel_h2.c's transparent retry).
+ * retry.c — retries of calls of every kind and hedging of unary calls
+ * (gRFC A6), as the channel's service config asks for them: attempts,
+ * their backoff, the server's pushback, the channel's retry throttling,
+ * the buffer budget, and the replay of what a call sent (also for
+ * channel_h2.c's transparent retry).
  *
  * Design notes.
  *
@@ -46,16 +47,48 @@
  *   [0, backoff] and the backoff grows by the multiplier up to maxBackoff.
  *   A retry that could not start before the deadline is not waited for:
  *   the call ends with the attempt's status at once.
- * - Budget.  With a retry policy the bytes a call keeps for replays are
- *   counted, per call and per channel: a unary call's request up front
- *   (one that does not fit makes the call committed from the start), a
- *   streaming call's messages as they are sent (the first that does not
- *   fit commits the call and frees what it kept).  The bytes go back when
- *   the call commits or ends.
- * - Counters (orpc__retry_counts()): retries (attempts beyond the first),
- *   hedges (none yet: hedgingPolicy is parsed, calls do not hedge),
- *   retries refused by throttling, transparent retries; atomic, for
- *   metrics.
+ * - Budget.  With a retry (or hedging) policy the bytes a call keeps for
+ *   replays are counted, per call and per channel: a unary call's request
+ *   up front (one that does not fit makes the call committed from the
+ *   start: never retried, never hedged), a streaming call's messages as
+ *   they are sent (the first that does not fit commits the call and frees
+ *   what it kept).  The bytes go back when the call commits or ends.
+ * - Hedging (unary calls with a hedgingPolicy).  A hedged call may have
+ *   several streams at once, so its attempts are not the call itself but
+ *   internal calls of their own (orpc__call_attempt_new(): same method,
+ *   request copy, metadata, deadline), each with its stream id, receive
+ *   state, headers and status, driven by the same code as any call
+ *   (channel_h2.c, the balancer, the transparent retry).  The hedged call
+ *   (the parent) has no stream: it lists its attempts in flight
+ *   (retry.kids), each attempt points back (retry.parent), and its one
+ *   timer runs for the next hedge (hedge_due) or its deadline.  What the
+ *   caller sees is the union: the parent's status, headers, trailers and
+ *   message are the winning attempt's, moved over in hedge_finish(); the
+ *   parent's reach is the furthest any attempt went.
+ *   + Start: the first attempt at once, the next every hedgingDelay while
+ *     fewer than maxAttempts have started, none is committed, pushback has
+ *     not said stop and throttling allows (tokens above half of
+ *     maxTokens).
+ *   + Commit: the first attempt with response headers wins
+ *     (orpc__retry_commit() -> hedge_commit()): the others are cancelled
+ *     (RST_STREAM CANCEL through orpc__call_fail()) and let go (their
+ *     completions no longer reach the parent), no more start.
+ *   + An attempt ends (orpc__call_complete() -> orpc__retry_check() ->
+ *     hedge_attempt_done(), before the attempt's own completion): the
+ *     winner's outcome, OK, or a fatal code (not in nonFatalStatusCodes)
+ *     is the call's: the rest are cancelled and the parent completes.  A
+ *     non-fatal code counts as a throttling failure and starts the next
+ *     attempt at once (after the server's pushback if it gave one;
+ *     negative: no more); with none to start, it is dropped while others
+ *     are in flight, and is the call's outcome when it was the last.
+ *   + The parent ends otherwise (its deadline, a cancel, a channel
+ *     closing): hedge_over() cancels the attempts in flight.
+ *   + Lifetimes: attempts hold no reference to the parent; the parent lets
+ *     go of each (retry.parent = NULL) before it can end, and holds itself
+ *     while it starts one (which may end, and end the call, at once).
+ * - Counters (orpc__retry_counts()): retries (attempts beyond a call's
+ *   first), hedges (hedged attempts beyond the first), retries and hedges
+ *   refused by throttling, transparent retries; atomic, for metrics.
  *
  * Locking theory: |buffered| of orpc__retry_chan is shared (callers'
  * threads reserve, the IO thread or the last reference releases), under

@@ -1,6 +1,7 @@
 /*
- * retry.h — internal: retries of calls of every kind (gRFC A6) as a
- * channel's service config asks for them, the replay of what a call sent
+ * retry.h — internal: retries of calls of every kind and hedging of unary
+ * calls (gRFC A6) as a channel's service config asks for them, the replay
+ * of what a call sent
  * (also for the transparent retry of a stream the server never
  * processed), and the per-channel state they share (the retry buffer
  * budget, retry throttling, counters).  retry.c says how.
