@@ -1,10 +1,9 @@
 /*
  * retry.h — internal: retries of calls of every kind and hedging of unary
  * calls (gRFC A6) as a channel's service config asks for them, the replay
- * of what a call sent
- * (also for the transparent retry of a stream the server never
- * processed), and the per-channel state they share (the retry buffer
- * budget, retry throttling, counters).  retry.c says how.
+ * of what a call sent (also for the transparent retry of a stream the
+ * server never processed), and the per-channel state they share (the
+ * retry buffer budget, retry throttling, counters).  retry.c says how.
  *
  * Threads: the budget (orpc__retry_chan.buffered) is shared by every
  * thread that starts calls and guarded by its lock; the counters are
