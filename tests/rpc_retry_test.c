@@ -625,6 +625,18 @@ static void test_pushback(void **state)
     orpc_channel_unref(ch);
 }
 
+/* The start of both throttling tests (maxTokens 10, maxAttempts 5):
+ * calls failing UNAVAILABLE spend 5 tokens in 5 attempts, then 1 in 1. */
+static void throttle_drain(orpc_channel *ch)
+{
+    for (int want = 5; want >= 1; want -= 4) {
+        reset_server_state();
+        set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE);
+        assert_int_equal(get(&g.attempts), want); /* 10 -> 5, 5 -> 4 */
+    }
+}
+
 /* Throttling (maxTokens 10, tokenRatio 1; a failed attempt takes a token,
  * a success gives one, retries only while more than 5 are left): a
  * failing call spends 5 tokens in 5 attempts, the next ones get no retry,
@@ -640,13 +652,7 @@ static void test_throttling(void **state)
                                 ", \"retryThrottling\": {\"maxTokens\": 10, "
                                 "\"tokenRatio\": 1}"),
                    NULL);
-    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
-    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 10 -> 5 */
-    assert_int_equal(get(&g.attempts), 5);
-    reset_server_state();
-    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
-    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 5 -> 4 */
-    assert_int_equal(get(&g.attempts), 1);
+    throttle_drain(ch);
     assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 4 -> 3 */
     assert_int_equal(get(&g.attempts), 2);
     reset_server_state();
@@ -1156,17 +1162,19 @@ static void test_stream_buffer_limits(void **state)
 
 /* ---- hedging ---- */
 
-/* A hedging policy for every method of the test service, in a config. */
-static const char *hedge_config(char *buf, size_t len, int max_attempts,
-                                const char *delay, const char *codes,
-                                const char *extra)
+/* A channel to |target| whose config gives every method of the test
+ * service a hedging policy. */
+static orpc_channel *hedged_channel(const char *target, int max_attempts,
+                                    const char *delay, const char *codes,
+                                    const char *extra)
 {
-    snprintf(buf, len,
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
              "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE "}],"
              " \"hedgingPolicy\": {\"maxAttempts\": %d,"
              " \"hedgingDelay\": \"%s\", \"nonFatalStatusCodes\": [%s]}}]%s}",
              max_attempts, delay, codes, extra ? extra : "");
-    return buf;
+    return channel_to(target, cfg, NULL);
 }
 
 static void set_hang(int first, int all)
@@ -1184,9 +1192,7 @@ static void set_hang(int first, int all)
 static void test_hedge_first_answer_wins(void **state)
 {
     fx *f = *state;
-    char cfg[512];
-    orpc_channel *ch = channel_to(
-        f->target, hedge_config(cfg, sizeof cfg, 3, "0.1s", "", NULL), NULL);
+    orpc_channel *ch = hedged_channel(f->target, 3, "0.1s", "", NULL);
     set_hang(1, 0);
     orpc_metadata *headers;
     assert_int_equal(orpc_metadata_new(&headers, NULL), 0);
@@ -1235,14 +1241,10 @@ static void test_hedge_delay_and_max_attempts(void **state)
         int max, want;
     } cases[] = {{"100s", 3, 1}, {"0.05s", 3, 3}, {"0.05s", 9, 5}};
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
-        char cfg[512];
         reset_server_state();
         set_hang(0, 1);
         orpc_channel *ch =
-            channel_to(f->target,
-                       hedge_config(cfg, sizeof cfg, cases[k].max,
-                                    cases[k].delay, "", NULL),
-                       NULL);
+            hedged_channel(f->target, cases[k].max, cases[k].delay, "", NULL);
         orpc_call_opts opts = {.timeout_ms = 1000};
         assert_int_equal(unary(ch, 1, 0, &opts), ORPC_DEADLINE_EXCEEDED);
         assert_true(wait_at_least(&g.cancelled, cases[k].want));
@@ -1262,11 +1264,8 @@ static void test_hedge_delay_and_max_attempts(void **state)
 static void test_hedge_non_fatal(void **state)
 {
     fx *f = *state;
-    char cfg[512];
-    orpc_channel *ch = channel_to(
-        f->target,
-        hedge_config(cfg, sizeof cfg, 3, "100s", "\"UNAVAILABLE\"", NULL),
-        NULL);
+    orpc_channel *ch =
+        hedged_channel(f->target, 3, "100s", "\"UNAVAILABLE\"", NULL);
     orpc_call_opts opts = {.timeout_ms = 20000};
     set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
     assert_int_equal(unary(ch, 1, 0, &opts), ORPC_UNAVAILABLE);
@@ -1290,11 +1289,8 @@ static void test_hedge_non_fatal(void **state)
 static void test_hedge_pushback(void **state)
 {
     fx *f = *state;
-    char cfg[512];
-    orpc_channel *ch = channel_to(
-        f->target,
-        hedge_config(cfg, sizeof cfg, 3, "100s", "\"UNAVAILABLE\"", NULL),
-        NULL);
+    orpc_channel *ch =
+        hedged_channel(f->target, 3, "100s", "\"UNAVAILABLE\"", NULL);
     static const struct {
         const char *pushback;
         int want;
@@ -1318,20 +1314,11 @@ static void test_hedge_pushback(void **state)
 static void test_hedge_throttled(void **state)
 {
     fx *f = *state;
-    char cfg[512];
     orpc_channel *ch =
-        channel_to(f->target,
-                   hedge_config(cfg, sizeof cfg, 5, "100s", "\"UNAVAILABLE\"",
-                                ", \"retryThrottling\": {\"maxTokens\": 10, "
-                                "\"tokenRatio\": 1}"),
-                   NULL);
-    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
-    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 10 -> 5 */
-    assert_int_equal(get(&g.attempts), 5);
-    reset_server_state();
-    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
-    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 5 -> 4 */
-    assert_int_equal(get(&g.attempts), 1);
+        hedged_channel(f->target, 5, "100s", "\"UNAVAILABLE\"",
+                       ", \"retryThrottling\": {\"maxTokens\": 10, "
+                       "\"tokenRatio\": 1}");
+    throttle_drain(ch);
     reset_server_state();
     for (int i = 0; i < 3; i++) /* 4 -> 7 */
         assert_int_equal(unary(ch, 1, 0, NULL), ORPC_OK);

@@ -321,15 +321,30 @@ static void throttle_success(orpc__retry_chan *rc)
         rc->milli_tokens = rc->max_milli_tokens;
 }
 
+/* Nonzero while retries and hedges may go on. */
+static int throttle_allows(const orpc__retry_chan *rc)
+{
+    return !rc->throttling || rc->milli_tokens > rc->max_milli_tokens / 2;
+}
+
 /* Counts a failure; nonzero when retries may still go on. */
 static int throttle_failure(orpc__retry_chan *rc)
 {
-    if (!rc->throttling)
-        return 1;
-    rc->milli_tokens -= 1000;
-    if (rc->milli_tokens < 0)
-        rc->milli_tokens = 0;
-    return rc->milli_tokens > rc->max_milli_tokens / 2;
+    if (rc->throttling) {
+        rc->milli_tokens -= 1000;
+        if (rc->milli_tokens < 0)
+            rc->milli_tokens = 0;
+    }
+    return throttle_allows(rc);
+}
+
+/* The application cancelled the call. */
+static int cancelled(orpc_call *c)
+{
+    uv_mutex_lock(&c->lock);
+    int r = c->cancel_requested;
+    uv_mutex_unlock(&c->lock);
+    return r;
 }
 
 static uint64_t next_random(orpc__retry_chan *rc)
@@ -389,10 +404,7 @@ static const char *no_retry(orpc_call *c, const orpc_status *st)
 {
     orpc__retry_call *r = &c->retry;
     orpc__retry_chan *rc = &c->ch->retry;
-    uv_mutex_lock(&c->lock);
-    int cancelled = c->cancel_requested;
-    uv_mutex_unlock(&c->lock);
-    if (cancelled)
+    if (cancelled(c))
         return "cancelled"; /* (not an outcome the server chose) */
     if (c->ch->stopping)
         return "channel closing";
@@ -581,14 +593,9 @@ static int hedge_may_start(orpc_call *p)
     orpc__retry_chan *rc = &p->ch->retry;
     if (r->winner != NULL || r->hedge_stop || r->committed ||
         r->started >= r->hedging->max_attempts || p->ch->stopping ||
-        p->io_finished)
+        p->io_finished || cancelled(p))
         return 0;
-    uv_mutex_lock(&p->lock);
-    int cancelled = p->cancel_requested;
-    uv_mutex_unlock(&p->lock);
-    if (cancelled)
-        return 0;
-    if (rc->throttling && rc->milli_tokens <= rc->max_milli_tokens / 2) {
+    if (!throttle_allows(rc)) {
         orpc__retry_count(p->ch, ORPC__RETRY_N_THROTTLED);
         r->hedge_stop = 1;
         return 0;
