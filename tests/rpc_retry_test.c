@@ -1329,6 +1329,30 @@ static void test_hedge_throttled(void **state)
     orpc_channel_unref(ch);
 }
 
+/* The channel closes while a hedged call's attempt hangs (the next is
+ * 100 s away): the call ends, not OK, the server sees the cancel and the
+ * channel's thread stops. */
+static void test_hedge_channel_close(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = hedged_channel(f->target, 3, "100s", "", NULL);
+    set_hang(0, 1);
+    async_res res = {.code = ORPC_OK};
+    uv_mutex_init(&res.lock);
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    assert_int_equal(orpc_channel_invoke_async(
+                         ch, grpc__testing__test_service__method__unary_call,
+                         &req.base, NULL, async_done, &res),
+                     0);
+    assert_true(wait_at_least(&g.attempts, 1));
+    orpc_channel_unref(ch);
+    assert_true(async_wait(&res));
+    assert_int_equal(res.code, ORPC_UNAVAILABLE);
+    assert_true(wait_at_least(&g.cancelled, 1));
+    assert_int_equal(get(&g.attempts), 1);
+    uv_mutex_destroy(&res.lock);
+}
+
 /* ---- the transparent retry of streams a GOAWAY left unprocessed ---- */
 
 /* A raw HTTP/2 server (h2peer.c) that answers a connection's first
@@ -1445,16 +1469,21 @@ static void goaway_peer_stop(goaway_peer *r)
  * of a retry policy: the channel has none), and succeeds there; the
  * request got to a server that may have run it (REACH_SENT).  When every
  * connection refuses it, the second refusal ends it UNAVAILABLE with
- * REACH_REFUSED. */
+ * REACH_REFUSED.  A hedged call's attempt is retried the same way. */
 static void test_goaway_transparent_retry(void **state)
 {
     (void)state;
-    for (int refuse_all = 0; refuse_all <= 1; refuse_all++) {
+    for (int round = 0; round < 3; round++) {
+        int refuse_all = round == 1;
         goaway_peer r;
         goaway_peer_start(&r, refuse_all);
         char target[64];
         snprintf(target, sizeof target, "127.0.0.1:%d", r.port);
-        orpc_channel *ch = channel_to(target, NULL, NULL);
+        /* round 2: a hedged call (its next attempt 100 s away): its
+         * attempt is retried transparently as any call */
+        orpc_channel *ch = round == 2
+                               ? hedged_channel(target, 3, "100s", "", NULL)
+                               : channel_to(target, NULL, NULL);
         SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
         req.response_size = 3;
         ProtobufCMessage *resp = NULL;
@@ -1701,6 +1730,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hedge_non_fatal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_pushback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_channel_close, setup,
+                                        teardown),
         cmocka_unit_test(test_goaway_transparent_retry),
         cmocka_unit_test(test_goaway_transparent_retry_stream),
         cmocka_unit_test_setup_teardown(test_method_timeout, setup, teardown),
