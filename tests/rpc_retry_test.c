@@ -1257,6 +1257,30 @@ static void test_hedge_delay_and_max_attempts(void **state)
     }
 }
 
+/* A request over per_call_retry_buffer_size is not kept for hedges: the
+ * call is committed from the start and has its first attempt only. */
+static void test_hedge_buffer_limit(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE "}],"
+             " \"hedgingPolicy\": {\"maxAttempts\": 3,"
+             " \"hedgingDelay\": \"0.05s\"}}]}");
+    for (int over = 0; over <= 1; over++) {
+        reset_server_state();
+        set_hang(0, 1);
+        orpc_channel_opts co = {.per_call_retry_buffer_size = 500};
+        orpc_channel *ch = channel_to(f->target, cfg, &co);
+        orpc_call_opts opts = {.timeout_ms = 1000};
+        assert_int_equal(unary(ch, 1, over ? 1000 : 10, &opts),
+                         ORPC_DEADLINE_EXCEEDED);
+        assert_true(wait_at_least(&g.cancelled, over ? 1 : 3));
+        assert_int_equal(get(&g.attempts), over ? 1 : 3);
+        orpc_channel_unref(ch);
+    }
+}
+
 /* A status in nonFatalStatusCodes does not end the call while another
  * attempt may start: the next starts at once (not after the 100 s
  * delay); the last attempt's status is the call's.  A fatal status (and
@@ -1727,6 +1751,8 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hedge_delay_and_max_attempts,
                                         setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_buffer_limit, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_hedge_non_fatal, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_pushback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_throttled, setup, teardown),

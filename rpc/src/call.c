@@ -177,12 +177,12 @@ orpc_call *orpc__call_attempt_new(orpc_call *parent)
                                orpc_metadata_add_all(c->md, parent->md) != 0))
         goto fail;
     const orpc__chunk *req = parent->req_copy;
-    if (req != NULL) {
-        c->req_copy = orpc__mem_malloc(mem, sizeof(*req) + req->len);
-        if (c->req_copy == NULL)
-            goto fail;
-        memcpy(c->req_copy, req, sizeof(*req) + req->len);
-    }
+    if (req == NULL) /* (no memory for it when the call was made) */
+        goto fail;
+    c->req_copy = orpc__mem_malloc(mem, sizeof(*req) + req->len);
+    if (c->req_copy == NULL)
+        goto fail;
+    memcpy(c->req_copy, req, sizeof(*req) + req->len);
     if (orpc__retry_replay(c) != 0)
         goto fail;
     return c;
