@@ -19,6 +19,7 @@ libprotobuf-dev libprotoc-dev grpc-proto golang-github-gogo-googleapis-dev
 libnghttp2-dev libssl-dev libuv1-dev libcurl4-openssl-dev libjansson-dev
 zlib1g-dev libcmocka-dev
 python3 python3-grpcio python3-protobuf openssl valgrind
+prometheus
 "
 # Benchmarks only (make bench): the peers orpc is measured against.
 BENCH_PKGS="libgrpc++-dev protobuf-compiler-grpc nghttp2-client"

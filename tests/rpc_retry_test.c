@@ -25,6 +25,7 @@
 #include <cmocka.h>
 #include <uv.h>
 
+#include <orpc/interceptor.h>
 #include <orpc/orpc.h>
 
 #include "grpc/testing/test.orpc.h"
@@ -1377,6 +1378,122 @@ static void test_hedge_channel_close(void **state)
     uv_mutex_destroy(&res.lock);
 }
 
+/* ---- what interceptors see of retries and hedges ---- */
+
+/* What a counting interceptor saw (g.lock). */
+static struct {
+    int starts, ends, in, out;
+    int code;
+} ics;
+
+static orpc_code ic_start(orpc_call_info *info, void **slot, const char **why,
+                          void *ud)
+{
+    (void)info, (void)slot, (void)why, (void)ud;
+    uv_mutex_lock(&g.lock);
+    ics.starts++;
+    uv_mutex_unlock(&g.lock);
+    return ORPC_OK;
+}
+
+static void ic_message(orpc_call_info *info, void *slot, int outbound,
+                       size_t bytes, void *ud)
+{
+    (void)info, (void)slot, (void)bytes, (void)ud;
+    uv_mutex_lock(&g.lock);
+    if (outbound)
+        ics.out++;
+    else
+        ics.in++;
+    uv_mutex_unlock(&g.lock);
+}
+
+static void ic_end(orpc_call_info *info, void *slot, const orpc_status *st,
+                   void *ud)
+{
+    (void)info, (void)slot, (void)ud;
+    uv_mutex_lock(&g.lock);
+    ics.ends++;
+    ics.code = (int)st->code;
+    uv_mutex_unlock(&g.lock);
+}
+
+/* A channel with the counting interceptor alone; |ics| cleared. */
+static orpc_channel *counted_channel(const char *target, const char *cfg,
+                                     orpc_interceptor **ic)
+{
+    static const orpc_interceptor_ops ops = {
+        .on_start = ic_start, .on_message = ic_message, .on_end = ic_end};
+    assert_int_equal(orpc_interceptor_new(ic, &ops, NULL), 0);
+    uv_mutex_lock(&g.lock);
+    memset(&ics, 0, sizeof ics);
+    ics.code = ORPC_UNKNOWN;
+    uv_mutex_unlock(&g.lock);
+    orpc_channel_opts co = {
+        .interceptors = ic, .n_interceptors = 1, .no_default_interceptors = 1};
+    return channel_to(target, cfg, &co);
+}
+
+/* Interceptors see one call whatever its attempts: a hedged call whose
+ * second attempt wins, a retried bidi call (the messages the application
+ * sent and got, once each). */
+static void test_interceptors_see_one_call(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE "}],"
+             " \"hedgingPolicy\": {\"maxAttempts\": 3,"
+             " \"hedgingDelay\": \"0.05s\"}}]}");
+    orpc_interceptor *ic;
+    orpc_channel *ch = counted_channel(f->target, cfg, &ic);
+    set_hang(1, 0);
+    orpc_call_opts opts = {.timeout_ms = 20000};
+    assert_int_equal(unary(ch, 10, 0, &opts), ORPC_OK);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&ics.starts), 1);
+    assert_int_equal(get(&ics.ends), 1);
+    assert_int_equal(get(&ics.out), 1);
+    assert_int_equal(get(&ics.in), 1);
+    assert_int_equal(get(&ics.code), ORPC_OK);
+    orpc_channel_unref(ch);
+    orpc_interceptor_unref(ic);
+
+    reset_server_state();
+    ch = counted_channel(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.01s", "\"UNAVAILABLE\"", NULL),
+        &ic);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(0, 0); /* at the end of the request stream */
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, &opts),
+                     0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(send_duplex(call, 5 + i), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    ProtobufCMessage *m;
+    int got = 0;
+    while (orpc_call_recv(call, &m) == 1) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        got++;
+    }
+    orpc_status st = orpc_call_finish(call);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    assert_int_equal(got, 3);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&ics.starts), 1);
+    assert_int_equal(get(&ics.ends), 1);
+    assert_int_equal(get(&ics.out), 3);
+    assert_int_equal(get(&ics.in), 3);
+    orpc_channel_unref(ch);
+    orpc_interceptor_unref(ic);
+}
+
 /* ---- the transparent retry of streams a GOAWAY left unprocessed ---- */
 
 /* A raw HTTP/2 server (h2peer.c) that answers a connection's first
@@ -1757,6 +1874,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hedge_pushback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_throttled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_channel_close, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_interceptors_see_one_call, setup,
                                         teardown),
         cmocka_unit_test(test_goaway_transparent_retry),
         cmocka_unit_test(test_goaway_transparent_retry_stream),

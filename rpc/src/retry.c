@@ -673,6 +673,9 @@ static void hedge_finish(orpc_call *p, orpc_call *k, orpc_status *st)
     int ready = k->headers_ready;
     k->headers = k->trailers = NULL;
     uv_mutex_unlock(&k->lock);
+    if (m != NULL) /* (the call's interceptors see the message it gets) */
+        orpc__chain_message(&p->ci, 0,
+                            protobuf_c_message_get_packed_size(m->msg));
     uv_mutex_lock(&p->lock);
     if (m != NULL) {
         /* (its flow-control credit stays with |k|'s stream, given back

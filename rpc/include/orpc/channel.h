@@ -31,7 +31,9 @@
 #include <orpc/call.h>
 #include <orpc/common.h>
 #include <orpc/error.h>
+#include <orpc/interceptor.h>
 #include <orpc/method.h>
+#include <orpc/metrics.h>
 #include <orpc/status.h>
 #include <orpc/tls.h>
 
@@ -115,6 +117,19 @@ typedef struct orpc_channel_opts {
     /** Request bytes the channel's calls keep for retries together; 0 for
      *  16 MiB.  A call that would go over it is never retried. */
     size_t retry_buffer_size;
+    /** The application's interceptors (orpc/interceptor.h), run after the
+     *  default ones in this order; the channel takes a reference to each.
+     *  At most ORPC_MAX_INTERCEPTORS in all, or ORPC_EINVAL. */
+    orpc_interceptor *const *interceptors;
+    /** Entries in |interceptors|. */
+    size_t n_interceptors;
+    /** Where the default metrics interceptor records (orpc/metrics.h; the
+     *  channel takes a reference); NULL: the channel makes its own
+     *  registry (orpc_channel_metrics()). */
+    orpc_metrics *metrics;
+    /** Nonzero: no default interceptors (trace propagation, metrics); only
+     *  |interceptors| run. */
+    int no_default_interceptors;
 } orpc_channel_opts;
 
 /** A channel's connectivity, as gRPC names its states. */
@@ -316,6 +331,18 @@ ORPC_EXTERN int orpc_channel_call_start_async(
  */
 ORPC_EXTERN int orpc_channel_peer_identity(orpc_channel *ch, char *buf,
                                            size_t len);
+
+/**
+ * @function
+ * The registry the channel's default metrics interceptor records into
+ * (orpc_channel_opts.metrics, or the channel's own); NULL when the channel
+ * runs without default interceptors.
+ *
+ * Ownership: borrowed while the caller holds its channel reference
+ * (orpc_metrics_ref() to keep it longer).
+ * Threads: any thread.
+ */
+ORPC_EXTERN orpc_metrics *orpc_channel_metrics(orpc_channel *ch);
 
 #ifdef __cplusplus
 }

@@ -11,8 +11,10 @@
 #include <orpc/common.h>
 #include <orpc/context.h>
 #include <orpc/error.h>
+#include <orpc/interceptor.h>
 #include <orpc/metadata.h>
 #include <orpc/method.h>
+#include <orpc/metrics.h>
 #include <orpc/server.h>
 #include <orpc/status.h>
 #include <orpc/tls.h>

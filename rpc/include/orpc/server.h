@@ -27,7 +27,9 @@
 #include <orpc/common.h>
 #include <orpc/context.h>
 #include <orpc/error.h>
+#include <orpc/interceptor.h>
 #include <orpc/method.h>
+#include <orpc/metrics.h>
 #include <orpc/status.h>
 #include <orpc/tls.h>
 
@@ -129,6 +131,24 @@ typedef struct orpc_server_opts {
      *  protoc-gen-orpc embeds); calls to it are UNIMPLEMENTED.  By default
      *  every server runs it. */
     int disable_reflection;
+    /** The application's interceptors (orpc/interceptor.h), run after the
+     *  default ones in this order; the server takes a reference to each.
+     *  At most ORPC_MAX_INTERCEPTORS in all, or ORPC_EINVAL. */
+    orpc_interceptor *const *interceptors;
+    /** Entries in |interceptors|. */
+    size_t n_interceptors;
+    /** Where the default metrics interceptor records (orpc/metrics.h; the
+     *  server takes a reference); NULL: the server makes its own registry
+     *  (orpc_server_metrics()). */
+    orpc_metrics *metrics;
+    /** Nonzero: no default interceptors (trace context, metrics); only
+     *  |interceptors| run. */
+    int no_default_interceptors;
+    /** host:port of the admin listener: plain HTTP/1.1 serving /metrics
+     *  (the registry above, Prometheus text) and /healthz (200 while the
+     *  health service says SERVING, else 503); NULL (the default) for
+     *  none.  Port 0 picks one (orpc_server_admin_port()). */
+    const char *admin_address;
 } orpc_server_opts;
 
 /**
@@ -341,6 +361,28 @@ ORPC_EXTERN int orpc_server_reload(orpc_server *srv, orpc_error_detail *detail);
  */
 ORPC_EXTERN int orpc_server_set_health(orpc_server *srv, const char *service,
                                        orpc_health_status status);
+
+/**
+ * @function
+ * The registry the server's default metrics interceptor records into
+ * (orpc_server_opts.metrics, or the server's own); NULL when the server
+ * runs without default interceptors.
+ *
+ * Ownership: borrowed while the server lives (orpc_metrics_ref() to keep
+ * it longer).
+ * Threads: any thread.
+ */
+ORPC_EXTERN orpc_metrics *orpc_server_metrics(orpc_server *srv);
+
+/**
+ * @function
+ * The port the admin listener is bound to (after orpc_server_new(), which
+ * binds it), or 0 when the server has none.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: any thread.
+ */
+ORPC_EXTERN int orpc_server_admin_port(const orpc_server *srv);
 
 #ifdef __cplusplus
 }
