@@ -687,6 +687,24 @@ static void test_throttling(void **state)
     orpc_channel_unref(ch);
 }
 
+/* Reads a blocking call's responses to the end (|*got| of them) and
+ * finishes it; returns its code (the last recv agreeing with it). */
+static orpc_code drain_call(orpc_call *call, int *got)
+{
+    ProtobufCMessage *m;
+    int rc;
+    *got = 0;
+    while ((rc = orpc_call_recv(call, &m)) == 1) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        (*got)++;
+    }
+    orpc_status st = orpc_call_finish(call);
+    orpc_code code = st.code;
+    orpc_status_clear(&st);
+    assert_int_equal(rc, code == ORPC_OK ? 0 : ORPC_ECLOSED);
+    return code;
+}
+
 /* StreamingOutputCall as if it were unary: the server sends a response
  * (headers go out with it) and then fails: the call is committed and not
  * retried.  Without the response, the failure is Trailers-Only and the
@@ -737,17 +755,9 @@ static void test_committed_after_headers(void **state)
                 grpc__testing__test_service__method__streaming_output_call,
                 &req.base, NULL),
             0);
-        ProtobufCMessage *m = NULL;
-        int got = 0, rc;
-        while ((rc = orpc_call_recv(call, &m)) == 1) {
-            protobuf_c_message_free_unpacked(m, NULL);
-            got++;
-        }
-        assert_int_equal(rc, ORPC_ECLOSED);
+        int got;
+        assert_int_equal(drain_call(call, &got), ORPC_UNAVAILABLE);
         assert_int_equal(got, sends);
-        orpc_status st = orpc_call_finish(call);
-        assert_int_equal(st.code, ORPC_UNAVAILABLE);
-        orpc_status_clear(&st);
         assert_int_equal(get(&g.attempts), sends ? 1 : 3);
         assert_int_equal(get(&g.prev[0]), 0);
         if (!sends)
@@ -1105,17 +1115,9 @@ static void test_stream_committed_after_headers(void **state)
     assert_int_equal(send_duplex(call, 5), 0);
     assert_int_equal(send_duplex(call, 6), 0);
     assert_int_equal(orpc_call_close_send(call), 0);
-    ProtobufCMessage *m;
-    int got = 0, rc;
-    while ((rc = orpc_call_recv(call, &m)) == 1) {
-        protobuf_c_message_free_unpacked(m, NULL);
-        got++;
-    }
-    assert_int_equal(rc, ORPC_ECLOSED);
+    int got;
+    assert_int_equal(drain_call(call, &got), ORPC_UNAVAILABLE);
     assert_int_equal(got, 2);
-    orpc_status st = orpc_call_finish(call);
-    assert_int_equal(st.code, ORPC_UNAVAILABLE);
-    orpc_status_clear(&st);
     assert_int_equal(get(&g.attempts), 1);
     orpc_channel_unref(ch);
 }
@@ -1475,15 +1477,8 @@ static void test_interceptors_see_one_call(void **state)
     for (int i = 0; i < 3; i++)
         assert_int_equal(send_duplex(call, 5 + i), 0);
     assert_int_equal(orpc_call_close_send(call), 0);
-    ProtobufCMessage *m;
-    int got = 0;
-    while (orpc_call_recv(call, &m) == 1) {
-        protobuf_c_message_free_unpacked(m, NULL);
-        got++;
-    }
-    orpc_status st = orpc_call_finish(call);
-    assert_int_equal(st.code, ORPC_OK);
-    orpc_status_clear(&st);
+    int got;
+    assert_int_equal(drain_call(call, &got), ORPC_OK);
     assert_int_equal(got, 3);
     assert_int_equal(get(&g.attempts), 2);
     assert_int_equal(get(&ics.starts), 1);
