@@ -314,8 +314,9 @@ static void test_file_by_filename(void **state)
     fx_close(&f);
 }
 
-/* Unknown names, extension queries and over-long names are error answers;
- * the stream goes on. */
+/* Unknown names, extension queries and over-long names are error answers
+ * (the extension numbers of a known type are an empty list); the stream
+ * goes on. */
 static void test_not_found(void **state)
 {
     (void)state;
@@ -349,6 +350,16 @@ static void test_not_found(void **state)
     q2.message_request_case =
         GRPC__REFLECTION__V1__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE;
     q2.all_extension_numbers_of_type = "grpc.testing.SimpleRequest";
+    r = ask(s, &q2);
+    /* a known type: its extension numbers (none), as gRPC's servers say */
+    assert_int_equal(
+        r->message_response_case,
+        GRPC__REFLECTION__V1__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE);
+    assert_string_equal(r->all_extension_numbers_response->base_type_name,
+                        "grpc.testing.SimpleRequest");
+    assert_int_equal(r->all_extension_numbers_response->n_extension_number, 0);
+    free_resp(r);
+    q2.all_extension_numbers_of_type = "grpc.testing.NoSuchType";
     r = ask(s, &q2);
     assert_error(r, ORPC_NOT_FOUND);
     free_resp(r);

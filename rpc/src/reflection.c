@@ -57,7 +57,7 @@ typedef struct orpc__reflection orpc__reflection;
 /* What a request asked, whichever version it came in. */
 enum { RQ_NONE, RQ_FILENAME, RQ_SYMBOL, RQ_EXTENSION, RQ_EXT_NUMBERS, RQ_LIST };
 
-enum { ANS_LIST, ANS_FILES, ANS_ERROR };
+enum { ANS_LIST, ANS_FILES, ANS_EXT_NUMBERS, ANS_ERROR };
 
 /* One stream's state (its call's arena). */
 typedef struct rstream {
@@ -236,8 +236,18 @@ static void answer(rstream *s)
                      s->rq == RQ_FILENAME ? "file not found"
                                           : "symbol not found");
         return;
-    case RQ_EXTENSION:
     case RQ_EXT_NUMBERS:
+        /* A known message: its extension numbers, none (orpc indexes no
+         * extensions), as gRPC's servers answer for a type without any. */
+        for (size_t i = 0; i < r->n_files; i++)
+            for (size_t j = 0; j < r->files[i]->n_messages; j++)
+                if (strcmp(r->files[i]->messages[j]->full_name, s->name) == 0) {
+                    s->ans = ANS_EXT_NUMBERS;
+                    return;
+                }
+        answer_error(s, REFL_NOT_FOUND, "type not found");
+        return;
+    case RQ_EXTENSION:
         answer_error(s, REFL_NOT_FOUND, "extensions are not supported");
         return;
     default:
@@ -305,168 +315,175 @@ static orpc_status io_status(int rc, const char *what)
  * L the function prefix (grpc__reflection__v1), U the macro prefix
  * (GRPC__REFLECTION__V1).
  */
-#define REFL_VERSION(V, L, U)                                                                  \
-    static void L##_take(rstream *s, const V##__ServerReflectionRequest *q)                    \
-    {                                                                                          \
-        take_host(s, q->host);                                                                 \
-        switch (q->message_request_case) {                                                     \
-        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:                 \
-            s->rq = RQ_FILENAME;                                                               \
-            if (take_name(s, q->file_by_filename) != 0)                                        \
-                return;                                                                        \
-            break;                                                                             \
-        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:           \
-            s->rq = RQ_SYMBOL;                                                                 \
-            if (take_name(s, q->file_containing_symbol) != 0)                                  \
-                return;                                                                        \
-            break;                                                                             \
-        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:        \
-            s->rq = RQ_EXTENSION;                                                              \
-            s->ext_number =                                                                    \
-                q->file_containing_extension                                                   \
-                    ? q->file_containing_extension->extension_number                           \
-                    : 0;                                                                       \
-            if (take_name(s,                                                                   \
-                          q->file_containing_extension                                         \
-                              ? q->file_containing_extension->containing_type                  \
-                              : "") != 0)                                                      \
-                return;                                                                        \
-            break;                                                                             \
-        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:    \
-            s->rq = RQ_EXT_NUMBERS;                                                            \
-            if (take_name(s, q->all_extension_numbers_of_type) != 0)                           \
-                return;                                                                        \
-            break;                                                                             \
-        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:                    \
-            s->rq = RQ_LIST;                                                                   \
-            if (take_name(s, q->list_services) != 0)                                           \
-                return;                                                                        \
-            break;                                                                             \
-        default:                                                                               \
-            s->rq = RQ_NONE;                                                                   \
-            s->name[0] = '\0';                                                                 \
-            break;                                                                             \
-        }                                                                                      \
-        answer(s);                                                                             \
-    }                                                                                          \
-                                                                                               \
-    static int L##_send(                                                                       \
-        rstream *s,                                                                            \
-        V##__ServerReflection_ServerReflectionInfo_ServerStream *call)                         \
-    {                                                                                          \
-        V##__ServerReflectionRequest q = U##__SERVER_REFLECTION_REQUEST__INIT;                 \
-        V##__ExtensionRequest ext = U##__EXTENSION_REQUEST__INIT;                              \
-        V##__ServerReflectionResponse p =                                                      \
-            U##__SERVER_REFLECTION_RESPONSE__INIT;                                             \
-        V##__FileDescriptorResponse fd = U##__FILE_DESCRIPTOR_RESPONSE__INIT;                  \
-        V##__ListServiceResponse ls = U##__LIST_SERVICE_RESPONSE__INIT;                        \
-        V##__ErrorResponse er = U##__ERROR_RESPONSE__INIT;                                     \
-        q.host = s->host;                                                                      \
-        switch (s->rq) {                                                                       \
-        case RQ_FILENAME:                                                                      \
-            q.message_request_case =                                                           \
-                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;              \
-            q.file_by_filename = s->name;                                                      \
-            break;                                                                             \
-        case RQ_SYMBOL:                                                                        \
-            q.message_request_case =                                                           \
-                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL;        \
-            q.file_containing_symbol = s->name;                                                \
-            break;                                                                             \
-        case RQ_EXTENSION:                                                                     \
-            q.message_request_case =                                                           \
-                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION;     \
-            ext.containing_type = s->name;                                                     \
-            ext.extension_number = s->ext_number;                                              \
-            q.file_containing_extension = &ext;                                                \
-            break;                                                                             \
-        case RQ_EXT_NUMBERS:                                                                   \
-            q.message_request_case =                                                           \
-                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE; \
-            q.all_extension_numbers_of_type = s->name;                                         \
-            break;                                                                             \
-        case RQ_LIST:                                                                          \
-            q.message_request_case =                                                           \
-                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES;                 \
-            q.list_services = s->name;                                                         \
-            break;                                                                             \
-        default:                                                                               \
-            break;                                                                             \
-        }                                                                                      \
-        p.valid_host = s->host;                                                                \
-        p.original_request = &q;                                                               \
-        if (s->ans == ANS_LIST) {                                                              \
-            V##__ServiceResponse *items = s->svc_items;                                        \
-            orpc_server *srv = s->srv;                                                         \
-            for (size_t i = 0; i < srv->n_svcs; i++) {                                         \
-                V##__ServiceResponse it = U##__SERVICE_RESPONSE__INIT;                         \
-                it.name = (char *)srv->svcs[i].desc->full_name;                                \
-                items[i] = it;                                                                 \
-                s->svc_ptrs[i] = &items[i];                                                    \
-            }                                                                                  \
-            ls.n_service = srv->n_svcs;                                                        \
-            ls.service = (V##__ServiceResponse **)s->svc_ptrs;                                 \
-            p.message_response_case =                                                          \
-                U##__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;      \
-            p.list_services_response = &ls;                                                    \
-        } else if (s->ans == ANS_FILES) {                                                      \
-            fd.n_file_descriptor_proto = s->n_bins;                                            \
-            fd.file_descriptor_proto = s->bins;                                                \
-            p.message_response_case =                                                          \
-                U##__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;    \
-            p.file_descriptor_response = &fd;                                                  \
-        } else {                                                                               \
-            er.error_code = s->err_code;                                                       \
-            er.error_message = s->err_msg;                                                     \
-            p.message_response_case =                                                          \
-                U##__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;              \
-            p.error_response = &er;                                                            \
-        }                                                                                      \
-        return L##__server_reflection__server__server_reflection_info__send(                   \
-            call, &p);                                                                         \
-    }                                                                                          \
-                                                                                               \
-    static orpc_status L##_info(                                                               \
-        orpc_ctx *ctx,                                                                         \
-        V##__ServerReflection_ServerReflectionInfo_ServerStream *call,                         \
-        void *user_data)                                                                       \
-    {                                                                                          \
-        rstream *s =                                                                           \
-            stream_state(ctx, user_data, sizeof(V##__ServiceResponse));                        \
-        if (s == NULL)                                                                         \
-            return orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "out of memory");                  \
-        for (;;) {                                                                             \
-            if (orpc_ctx_is_cancelled(ctx))                                                    \
-                return orpc_status_new(ORPC_CANCELLED, "cancelled");                           \
-            if (s->pending) {                                                                  \
-                int rc = L##_send(s, call);                                                    \
-                if (rc == ORPC_EAGAIN) {                                                       \
-                    orpc_ctx_defer(ctx);                                                       \
-                    return ORPC_STATUS_OK;                                                     \
-                }                                                                              \
-                if (rc != 0)                                                                   \
-                    return io_status(rc, "send");                                              \
-                s->pending = 0;                                                                \
-            }                                                                                  \
-            const V##__ServerReflectionRequest *q = NULL;                                      \
-            int rc =                                                                           \
-                L##__server_reflection__server__server_reflection_info__recv(                  \
-                    call, &q);                                                                 \
-            if (rc == ORPC_EAGAIN) {                                                           \
-                orpc_ctx_defer(ctx);                                                           \
-                return ORPC_STATUS_OK;                                                         \
-            }                                                                                  \
-            if (rc == 0)                                                                       \
-                return ORPC_STATUS_OK;                                                         \
-            if (rc < 0)                                                                        \
-                return io_status(rc, "receive");                                               \
-            L##_take(s, q);                                                                    \
-            s->pending = 1;                                                                    \
-        }                                                                                      \
-    }                                                                                          \
-                                                                                               \
-    static const V##__ServerReflection_Handlers L##_handlers = {                               \
-        .server_reflection_info = L##_info,                                                    \
+#define REFL_VERSION(V, L, U)                                                                     \
+    static void L##_take(rstream *s, const V##__ServerReflectionRequest *q)                       \
+    {                                                                                             \
+        take_host(s, q->host);                                                                    \
+        switch (q->message_request_case) {                                                        \
+        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME:                    \
+            s->rq = RQ_FILENAME;                                                                  \
+            if (take_name(s, q->file_by_filename) != 0)                                           \
+                return;                                                                           \
+            break;                                                                                \
+        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL:              \
+            s->rq = RQ_SYMBOL;                                                                    \
+            if (take_name(s, q->file_containing_symbol) != 0)                                     \
+                return;                                                                           \
+            break;                                                                                \
+        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION:           \
+            s->rq = RQ_EXTENSION;                                                                 \
+            s->ext_number =                                                                       \
+                q->file_containing_extension                                                      \
+                    ? q->file_containing_extension->extension_number                              \
+                    : 0;                                                                          \
+            if (take_name(s,                                                                      \
+                          q->file_containing_extension                                            \
+                              ? q->file_containing_extension->containing_type                     \
+                              : "") != 0)                                                         \
+                return;                                                                           \
+            break;                                                                                \
+        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE:       \
+            s->rq = RQ_EXT_NUMBERS;                                                               \
+            if (take_name(s, q->all_extension_numbers_of_type) != 0)                              \
+                return;                                                                           \
+            break;                                                                                \
+        case U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES:                       \
+            s->rq = RQ_LIST;                                                                      \
+            if (take_name(s, q->list_services) != 0)                                              \
+                return;                                                                           \
+            break;                                                                                \
+        default:                                                                                  \
+            s->rq = RQ_NONE;                                                                      \
+            s->name[0] = '\0';                                                                    \
+            break;                                                                                \
+        }                                                                                         \
+        answer(s);                                                                                \
+    }                                                                                             \
+                                                                                                  \
+    static int L##_send(                                                                          \
+        rstream *s,                                                                               \
+        V##__ServerReflection_ServerReflectionInfo_ServerStream *call)                            \
+    {                                                                                             \
+        V##__ServerReflectionRequest q = U##__SERVER_REFLECTION_REQUEST__INIT;                    \
+        V##__ExtensionRequest ext = U##__EXTENSION_REQUEST__INIT;                                 \
+        V##__ServerReflectionResponse p =                                                         \
+            U##__SERVER_REFLECTION_RESPONSE__INIT;                                                \
+        V##__FileDescriptorResponse fd = U##__FILE_DESCRIPTOR_RESPONSE__INIT;                     \
+        V##__ListServiceResponse ls = U##__LIST_SERVICE_RESPONSE__INIT;                           \
+        V##__ErrorResponse er = U##__ERROR_RESPONSE__INIT;                                        \
+        V##__ExtensionNumberResponse en =                                                         \
+            U##__EXTENSION_NUMBER_RESPONSE__INIT;                                                 \
+        q.host = s->host;                                                                         \
+        switch (s->rq) {                                                                          \
+        case RQ_FILENAME:                                                                         \
+            q.message_request_case =                                                              \
+                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_BY_FILENAME;                 \
+            q.file_by_filename = s->name;                                                         \
+            break;                                                                                \
+        case RQ_SYMBOL:                                                                           \
+            q.message_request_case =                                                              \
+                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_SYMBOL;           \
+            q.file_containing_symbol = s->name;                                                   \
+            break;                                                                                \
+        case RQ_EXTENSION:                                                                        \
+            q.message_request_case =                                                              \
+                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_FILE_CONTAINING_EXTENSION;        \
+            ext.containing_type = s->name;                                                        \
+            ext.extension_number = s->ext_number;                                                 \
+            q.file_containing_extension = &ext;                                                   \
+            break;                                                                                \
+        case RQ_EXT_NUMBERS:                                                                      \
+            q.message_request_case =                                                              \
+                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_ALL_EXTENSION_NUMBERS_OF_TYPE;    \
+            q.all_extension_numbers_of_type = s->name;                                            \
+            break;                                                                                \
+        case RQ_LIST:                                                                             \
+            q.message_request_case =                                                              \
+                U##__SERVER_REFLECTION_REQUEST__MESSAGE_REQUEST_LIST_SERVICES;                    \
+            q.list_services = s->name;                                                            \
+            break;                                                                                \
+        default:                                                                                  \
+            break;                                                                                \
+        }                                                                                         \
+        p.valid_host = s->host;                                                                   \
+        p.original_request = &q;                                                                  \
+        if (s->ans == ANS_LIST) {                                                                 \
+            V##__ServiceResponse *items = s->svc_items;                                           \
+            orpc_server *srv = s->srv;                                                            \
+            for (size_t i = 0; i < srv->n_svcs; i++) {                                            \
+                V##__ServiceResponse it = U##__SERVICE_RESPONSE__INIT;                            \
+                it.name = (char *)srv->svcs[i].desc->full_name;                                   \
+                items[i] = it;                                                                    \
+                s->svc_ptrs[i] = &items[i];                                                       \
+            }                                                                                     \
+            ls.n_service = srv->n_svcs;                                                           \
+            ls.service = (V##__ServiceResponse **)s->svc_ptrs;                                    \
+            p.message_response_case =                                                             \
+                U##__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_LIST_SERVICES_RESPONSE;         \
+            p.list_services_response = &ls;                                                       \
+        } else if (s->ans == ANS_FILES) {                                                         \
+            fd.n_file_descriptor_proto = s->n_bins;                                               \
+            fd.file_descriptor_proto = s->bins;                                                   \
+            p.message_response_case =                                                             \
+                U##__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_FILE_DESCRIPTOR_RESPONSE;       \
+            p.file_descriptor_response = &fd;                                                     \
+        } else if (s->ans == ANS_EXT_NUMBERS) {                                                   \
+            en.base_type_name = s->name;                                                          \
+            p.message_response_case =                                                             \
+                U##__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ALL_EXTENSION_NUMBERS_RESPONSE; \
+            p.all_extension_numbers_response = &en;                                               \
+        } else {                                                                                  \
+            er.error_code = s->err_code;                                                          \
+            er.error_message = s->err_msg;                                                        \
+            p.message_response_case =                                                             \
+                U##__SERVER_REFLECTION_RESPONSE__MESSAGE_RESPONSE_ERROR_RESPONSE;                 \
+            p.error_response = &er;                                                               \
+        }                                                                                         \
+        return L##__server_reflection__server__server_reflection_info__send(                      \
+            call, &p);                                                                            \
+    }                                                                                             \
+                                                                                                  \
+    static orpc_status L##_info(                                                                  \
+        orpc_ctx *ctx,                                                                            \
+        V##__ServerReflection_ServerReflectionInfo_ServerStream *call,                            \
+        void *user_data)                                                                          \
+    {                                                                                             \
+        rstream *s =                                                                              \
+            stream_state(ctx, user_data, sizeof(V##__ServiceResponse));                           \
+        if (s == NULL)                                                                            \
+            return orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "out of memory");                     \
+        for (;;) {                                                                                \
+            if (orpc_ctx_is_cancelled(ctx))                                                       \
+                return orpc_status_new(ORPC_CANCELLED, "cancelled");                              \
+            if (s->pending) {                                                                     \
+                int rc = L##_send(s, call);                                                       \
+                if (rc == ORPC_EAGAIN) {                                                          \
+                    orpc_ctx_defer(ctx);                                                          \
+                    return ORPC_STATUS_OK;                                                        \
+                }                                                                                 \
+                if (rc != 0)                                                                      \
+                    return io_status(rc, "send");                                                 \
+                s->pending = 0;                                                                   \
+            }                                                                                     \
+            const V##__ServerReflectionRequest *q = NULL;                                         \
+            int rc =                                                                              \
+                L##__server_reflection__server__server_reflection_info__recv(                     \
+                    call, &q);                                                                    \
+            if (rc == ORPC_EAGAIN) {                                                              \
+                orpc_ctx_defer(ctx);                                                              \
+                return ORPC_STATUS_OK;                                                            \
+            }                                                                                     \
+            if (rc == 0)                                                                          \
+                return ORPC_STATUS_OK;                                                            \
+            if (rc < 0)                                                                           \
+                return io_status(rc, "receive");                                                  \
+            L##_take(s, q);                                                                       \
+            s->pending = 1;                                                                       \
+        }                                                                                         \
+    }                                                                                             \
+                                                                                                  \
+    static const V##__ServerReflection_Handlers L##_handlers = {                                  \
+        .server_reflection_info = L##_info,                                                       \
     };
 
 /* clang-format off */
