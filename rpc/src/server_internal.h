@@ -204,6 +204,7 @@ struct orpc_server {
     atomic_uint blocking_streams; /* streaming calls holding a worker */
     struct orpc__health *health;  /* NULL with |disable_health| (health.c) */
     struct orpc__reflection *reflection; /* reflection.c; NULL until start */
+    struct orpc__admin *admin; /* admin.c; NULL without admin_address */
 };
 
 /* ---- server.c ---- */
