@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <orpc/context.h>
 #include <orpc/error.h>
 
 #include "common/mem.h"
@@ -46,6 +47,13 @@ static void call_unref(orpc_call *c)
     if (left > 0)
         return;
     orpc_channel *ch = c->ch;
+    if (c->ci.started > 0 && !c->ci.ended) {
+        /* (a call freed before it completed, e.g. its channel's IO thread
+         * could not be reached) */
+        orpc_status st = {.code = ORPC_CANCELLED,
+                          .message = (char *)"call freed before it ended"};
+        orpc__chain_end(&c->ci, &st);
+    }
     orpc__sendq_clear(&c->sendq);
     orpc__in_free(&c->in);
     orpc__buf_free(&c->status_msg);
@@ -155,8 +163,37 @@ static int call_new(orpc_call **out, orpc_channel *ch,
             }
         }
     }
+    orpc__call_info_init(&c->ci, &ch->chain, m, ORPC_SIDE_CLIENT, &c->md,
+                         &ch->mem, ch->target);
+    if (opts && opts->parent)
+        c->ci.parent_md = orpc_ctx_metadata(opts->parent);
+    else if (orpc__call_info_active(&c->ci)) {
+        const orpc_ctx *cur = orpc__ctx_current();
+        c->ci.parent_md = cur ? orpc_ctx_metadata(cur) : NULL;
+    }
     *out = c;
     return 0;
+}
+
+/*
+ * Runs the interceptors' on_start (caller's thread, before the call is
+ * posted; |first_len| the payload bytes of a request already queued, or
+ * -1).  A refusal is kept for the IO thread, which ends the call with it
+ * the way any other failure ends (callbacks, the blocking caller).
+ */
+static void call_begin(orpc_call *c, ssize_t first_len)
+{
+    if (!orpc__call_info_active(&c->ci))
+        return;
+    const char *why = NULL;
+    orpc_code code = orpc__chain_start(&c->ci, &why);
+    if (code != ORPC_OK) {
+        c->refused = code;
+        c->refused_why = why;
+        return;
+    }
+    if (first_len >= 0)
+        orpc__chain_message(&c->ci, 1, (size_t)first_len);
 }
 
 /* post_call() for a caller that holds c->lock: claims the task in the
@@ -293,6 +330,12 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
                                   c->in.received == 0
                                       ? "server sent no response message"
                                       : "server sent more than one response");
+    }
+    if (orpc__call_info_active(&c->ci) && !c->ci.ended) {
+        /* the interceptors see the outcome before the caller does */
+        uv_mutex_unlock(&c->lock);
+        orpc__chain_end(&c->ci, &st);
+        uv_mutex_lock(&c->lock);
     }
     c->status = st;
     c->done = 1;
@@ -532,7 +575,9 @@ static void call_io_task(orpc__task *t, void *arg)
     orpc__in_take_owed_locked(&c->in, &owed);
     uv_mutex_unlock(&c->lock);
     if (!c->io_finished) {
-        if (cancel) {
+        if (c->refused != ORPC_OK) {
+            orpc__call_fail(c, c->refused, c->refused_why);
+        } else if (cancel) {
             orpc__call_fail(c, ORPC_CANCELLED, "cancelled by the client");
         } else if (!c->submitted && c->listed == 0 && !c->retry.pending) {
             if (c->deadline_ns != INT64_MAX) {
@@ -560,7 +605,7 @@ static void call_io_task(orpc__task *t, void *arg)
 /* ====================================================================== */
 
 static int queue_message(orpc_call *c, const ProtobufCMessage *msg,
-                         int keep_copy)
+                         int keep_copy, ssize_t *payload)
 {
     int err = 0;
     if (msg->descriptor != c->method->input->descriptor)
@@ -577,6 +622,7 @@ static int queue_message(orpc_call *c, const ProtobufCMessage *msg,
         /* counted for retries, when the call has a retry policy */
         orpc__retry_reserve(c, c->req_copy ? ck->len : SIZE_MAX);
     }
+    *payload = (ssize_t)ck->len - 5;
     uv_mutex_lock(&c->lock);
     orpc__sendq_push(&c->sendq, ck);
     uv_mutex_unlock(&c->lock);
@@ -612,7 +658,8 @@ orpc_status orpc_channel_invoke(orpc_channel *ch,
         return orpc_status_errorf(rc == ORPC_ENOMEM ? ORPC_RESOURCE_EXHAUSTED
                                                     : ORPC_INTERNAL,
                                   "cannot start call: %s", orpc_strerror(rc));
-    rc = queue_message(c, request, 1);
+    ssize_t len;
+    rc = queue_message(c, request, 1, &len);
     if (rc != 0) {
         call_unref(c);
         return orpc_status_new(
@@ -622,6 +669,7 @@ orpc_status orpc_channel_invoke(orpc_channel *ch,
                                 : "request is not the method's input type");
     }
     c->send_closed = 1;
+    call_begin(c, len);
     uv_mutex_lock(&c->lock);
     c->refs++; /* the IO side */
     uv_mutex_unlock(&c->lock);
@@ -641,12 +689,14 @@ static int start_async(orpc_channel *ch, const orpc_method_desc *method,
     int rc = call_new(&c, ch, method, opts);
     if (rc != 0)
         return rc;
-    rc = queue_message(c, request, 1);
+    ssize_t len;
+    rc = queue_message(c, request, 1, &len);
     if (rc != 0) {
         call_unref(c);
         return rc;
     }
     c->send_closed = 1;
+    call_begin(c, len);
     c->done_cb = done;
     c->typed_cb = typed;
     c->plain_cb = plain;
@@ -701,14 +751,16 @@ static int stream_start(orpc_call **out, orpc_channel *ch,
     int rc = call_new(&c, ch, method, opts);
     if (rc != 0)
         return rc;
+    ssize_t len = -1;
     if (server_stream) {
-        rc = queue_message(c, request, 1);
+        rc = queue_message(c, request, 1, &len);
         if (rc != 0) {
             call_unref(c);
             return rc;
         }
         c->send_closed = 1;
     }
+    call_begin(c, len);
     uv_mutex_lock(&c->lock);
     c->refs++; /* the IO side */
     if (cbs != NULL) {
@@ -830,8 +882,10 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
         uv_cond_wait(&c->cond, &c->lock);
         c->send_waiting--;
     }
+    size_t payload = ck->len - 5;
     orpc__sendq_push(&c->sendq, ck);
     post_call_locked(c); /* unlocks */
+    orpc__chain_message(&c->ci, 1, payload);
     return 0;
 }
 

@@ -222,6 +222,22 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         goto fail;
     }
     ch->retry_ready = 1;
+    ch->target = orpc__mem_strdup(&ch->mem, target);
+    if (ch->target == NULL) {
+        rc = ORPC_ENOMEM;
+        goto fail;
+    }
+    {
+        const char *cwhy = NULL;
+        rc = orpc__chain_build(&ch->chain, o->no_default_interceptors,
+                               o->interceptors, o->n_interceptors, &cwhy);
+        o->interceptors = NULL;
+        o->n_interceptors = 0;
+        if (rc != 0) {
+            snprintf(why, sizeof why, "interceptors: %s", cwhy);
+            goto fail;
+        }
+    }
     if (o->tls) {
         ch->is_tls = 1;
         rc = orpc__tls_check_client_target(
@@ -289,6 +305,8 @@ fail_io:
     orpc__svc_config_free(ch->svc_config);
     if (ch->retry_ready)
         orpc__retry_chan_destroy(&ch->retry);
+    orpc__chain_destroy(&ch->chain);
+    orpc__mem_free(&ch->mem, ch->target);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;
     orpc__mem_free(&m, ch);
@@ -361,6 +379,8 @@ void orpc__ch_destroy(orpc_channel *ch)
     free_strings(ch);
     orpc__svc_config_free(ch->svc_config);
     orpc__retry_chan_destroy(&ch->retry);
+    orpc__chain_destroy(&ch->chain);
+    orpc__mem_free(&ch->mem, ch->target);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;
     orpc__mem_free(&m, ch);

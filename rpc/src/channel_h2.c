@@ -245,6 +245,7 @@ static int decode_response(void *owner, const uint8_t *p, size_t len,
         orpc__call_complete(c, st);
         return ORPC_ECALLBACK;
     }
+    orpc__chain_message(&c->ci, 0, len);
     *out = m;
     return 0;
 }

@@ -14,6 +14,7 @@
 
 #include "conn.h"
 #include "grpc.h"
+#include "intercept.h"
 #include "io.h"
 #include "retry.h"
 #include "service_config.h"
@@ -35,9 +36,9 @@ struct orpc_call {
     int wait_for_ready;
     orpc_metadata *headers_out, *trailers_out;
     orpc_call_reach *reached_out; /* the caller's, written at completion */
-    size_t max_send;        /* request message limit (0: none) */
-    size_t max_recv;        /* response message limit */
-    orpc__retry_call retry; /* retry.h */
+    size_t max_send;              /* request message limit (0: none) */
+    size_t max_recv;              /* response message limit */
+    orpc__retry_call retry;       /* retry.h */
 
     /* IO thread */
     orpc__conn *conn;
@@ -61,7 +62,7 @@ struct orpc_call {
     int submitted;
     orpc_call_reach reach;     /* how far this attempt got (IO thread) */
     orpc_call_reach reach_max; /* ... and the furthest of all attempts */
-    int stream_open;       /* nghttp2 still has the stream (and our pointer) */
+    int stream_open; /* nghttp2 still has the stream (and our pointer) */
     int io_finished;
     int io_released;
     orpc__chunk *req_copy; /* the request, kept for transparent retry */
@@ -99,6 +100,12 @@ struct orpc_call {
     int ready_due;            /* shared: on_ready is to run from the task */
     int delivering;           /* IO thread: orpc__call_deliver() runs */
     int async_over;           /* IO thread: on_done has run */
+
+    /* interceptors (intercept.h): set up and started on the caller's
+     * thread before the call is posted; ended in orpc__call_complete() */
+    orpc_call_info ci;
+    orpc_code refused;       /* an interceptor refused the call ... */
+    const char *refused_why; /* ... saying this (static) */
 };
 
 /* One address a target resolved to: IPv4 or IPv6 (with its port), or
@@ -223,6 +230,8 @@ struct orpc_channel {
     orpc__svc_config *svc_config;
     orpc__retry_chan retry; /* retry.h */
     int retry_ready;        /* |retry| is initialised */
+    char *target;           /* as given, for logs and metrics */
+    orpc__chain chain;      /* interceptors (intercept.h) */
 };
 
 /* ---- channel.c ---- */

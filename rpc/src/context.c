@@ -16,6 +16,22 @@
 
 #include "common/mem.h"
 
+/* The server call whose handler runs on this thread (per thread, as errno
+ * is): the implicit parent of the calls the handler makes. */
+static _Thread_local orpc_ctx *current_ctx;
+
+struct orpc_ctx *orpc__ctx_current(void)
+{
+    return current_ctx;
+}
+
+struct orpc_ctx *orpc__ctx_swap_current(struct orpc_ctx *ctx)
+{
+    orpc_ctx *prev = current_ctx;
+    current_ctx = ctx;
+    return prev;
+}
+
 const orpc_method_desc *orpc_ctx_method(const orpc_ctx *ctx)
 {
     return ctx ? ctx->method : NULL;
@@ -249,8 +265,10 @@ int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg)
         }
         uv_cond_wait(&ctx->cond, &ctx->lock);
     }
+    size_t payload = c->len - 5;
     orpc__sendq_push(&ctx->sendq, c);
     uv_mutex_unlock(&ctx->lock);
+    orpc__chain_message(&ctx->ci, 1, payload);
     orpc__ctx_request_pump(ctx);
     return 0;
 }

@@ -36,6 +36,7 @@ struct orpc_call_info {
     orpc_metadata **md;  /* the request metadata, made on first add */
     const orpc_mem *mem; /* for that metadata */
     const char *peer;    /* borrowed from the call */
+    const orpc_metadata *parent_md; /* client: the handler's request's */
     uint64_t start_ns;
     size_t started;            /* interceptors whose on_start said OK */
     int starting;              /* on_start is running: metadata may be added */
@@ -81,5 +82,21 @@ void orpc__chain_message(orpc_call_info *ci, int outbound, size_t bytes);
 
 /* Runs on_end in reverse order, once. */
 void orpc__chain_end(orpc_call_info *ci, const orpc_status *st);
+
+/*
+ * Builds a channel's or server's chain (observe.c): the default
+ * interceptors unless |no_defaults|, then the application's.  0, or
+ * ORPC_EINVAL / ORPC_ENOMEM with |*why| set.
+ */
+int orpc__chain_build(orpc__chain *out, int no_defaults,
+                      orpc_interceptor *const *user, size_t n_user,
+                      const char **why);
+
+/* The server call whose handler runs on this thread, or NULL (context.c):
+ * its trace continues in the calls the handler makes. */
+struct orpc_ctx;
+struct orpc_ctx *orpc__ctx_current(void);
+/* Makes |ctx| the thread's running handler call; returns the previous. */
+struct orpc_ctx *orpc__ctx_swap_current(struct orpc_ctx *ctx);
 
 #endif /* ORPC_INTERCEPT_H */

@@ -282,6 +282,16 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
         return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
                           "out of memory creating the health service");
     }
+    const char *cwhy = NULL;
+    rc = orpc__chain_build(&srv->chain, o->no_default_interceptors,
+                           o->interceptors, o->n_interceptors, &cwhy);
+    o->interceptors = NULL;
+    o->n_interceptors = 0;
+    if (rc != 0) {
+        orpc_server_free(srv);
+        return orpc__fail(detail, log, log_ud, "server", rc, "interceptors: %s",
+                          cwhy);
+    }
     if (orpc__srv_h2_setup(srv) != 0) {
         orpc_server_free(srv);
         return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
@@ -637,6 +647,7 @@ static void srv_destroy(orpc_server *srv)
     orpc__mem_free(&srv->mem, srv->policy_file);
     orpc__health_free(srv);
     orpc__reflection_free(srv);
+    orpc__chain_destroy(&srv->chain);
     if (srv->lock_ok) {
         uv_mutex_destroy(&srv->lock);
         uv_cond_destroy(&srv->cond);

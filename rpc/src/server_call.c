@@ -41,6 +41,8 @@ static void ctx_unref(orpc_ctx *ctx)
     if (left > 0)
         return;
     orpc_server *srv = ctx->srv;
+    if (ctx->ci.started > 0 && !ctx->ci.ended) /* never settled */
+        orpc__chain_end(&ctx->ci, &ctx->status);
     orpc__in_free(&ctx->in);
     if (ctx->last_read) {
         protobuf_c_message_free_unpacked(ctx->last_read->msg, &srv->pb);
@@ -314,6 +316,9 @@ void orpc__ctx_settle(orpc_ctx *ctx, orpc_status st)
     ctx->status = st;
     uv_cond_broadcast(&ctx->cond);
     uv_mutex_unlock(&ctx->lock);
+    /* the first status is the call's, and it never changes: the
+     * interceptors see it now, once (the server's reference keeps them) */
+    orpc__chain_end(&ctx->ci, &ctx->status);
 }
 
 /* Ends the call now from the IO thread with |code| (before or instead of
@@ -408,12 +413,16 @@ void orpc__ctx_complete(orpc_ctx *ctx, orpc_status st)
                                             "limit"
                                           : "out of memory");
         } else {
+            size_t payload = c->len - 5;
             uv_mutex_lock(&ctx->lock);
-            if (!ctx->finished)
+            int pushed = !ctx->finished;
+            if (pushed)
                 orpc__sendq_push(&ctx->sendq, c);
             else
                 orpc__mem_free(mem, c);
             uv_mutex_unlock(&ctx->lock);
+            if (pushed)
+                orpc__chain_message(&ctx->ci, 1, payload);
         }
     }
     orpc__ctx_settle(ctx, st);
@@ -436,7 +445,10 @@ void orpc__ctx_handler_release(orpc_ctx *ctx)
 
 static void run_handler(orpc_ctx *ctx)
 {
+    /* the calls the handler makes continue its trace (observe.c) */
+    orpc_ctx *prev = orpc__ctx_swap_current(ctx);
     orpc_status st = ctx->handler(ctx, ctx->svc->impl, ctx->svc->user_data);
+    orpc__ctx_swap_current(prev);
     uv_mutex_lock(&ctx->lock);
     int deferred = ctx->deferred;
     uv_mutex_unlock(&ctx->lock);

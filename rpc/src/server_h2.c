@@ -233,6 +233,20 @@ static void request_headers_done(orpc_ctx *ctx)
     ctx->svc = e;
     ctx->method = m;
     ctx->handler = h;
+    /* The interceptors start once the method is known and before the
+     * caller's identity and the policy are checked: a refused caller is
+     * logged and counted too. */
+    orpc__call_info_init(&ctx->ci, &srv->chain, m, ORPC_SIDE_SERVER, &ctx->md,
+                         &srv->mem,
+                         ctx->peer_identity ? ctx->peer_identity : ctx->peer);
+    if (orpc__call_info_active(&ctx->ci)) {
+        const char *why = NULL;
+        orpc_code code = orpc__chain_start(&ctx->ci, &why);
+        if (code != ORPC_OK) {
+            orpc__ctx_fail(ctx, code, why);
+            return;
+        }
+    }
     if (srv->opts.tls.require_client_cert && ctx->peer_identity == NULL) {
         /* mTLS: a verified certificate without exactly one valid SPIFFE
          * ID is no identity, and an anonymous caller goes no further. */
@@ -319,6 +333,7 @@ static int decode_request(void *owner, const uint8_t *p, size_t len,
         orpc__ctx_pump(ctx);
         return ORPC_ECALLBACK;
     }
+    orpc__chain_message(&ctx->ci, 0, len);
     if (single) {
         ctx->request = m;
         uv_mutex_lock(&ctx->lock);

@@ -9,6 +9,7 @@
 #include "common/pool.h"
 #include "conn.h"
 #include "grpc.h"
+#include "intercept.h"
 #include "io.h"
 #include "stream.h"
 
@@ -98,6 +99,9 @@ struct orpc_ctx {
 
     orpc__task task;
     orpc__job job;
+    /* interceptors (intercept.h): started on the IO thread once the method
+     * is known, ended when the status is settled */
+    orpc_call_info ci;
 };
 
 struct orpc__sconn {
@@ -204,6 +208,7 @@ struct orpc_server {
     atomic_uint blocking_streams; /* streaming calls holding a worker */
     struct orpc__health *health;  /* NULL with |disable_health| (health.c) */
     struct orpc__reflection *reflection; /* reflection.c; NULL until start */
+    orpc__chain chain;                   /* interceptors (intercept.h) */
     struct orpc__admin *admin; /* admin.c; NULL without admin_address */
 };
 

@@ -95,6 +95,11 @@ typedef struct orpc_call_opts {
      *  its callback runs (keep it valid until then).  The routed client's
      *  `fallback` mode uses it to send only what provably did not run. */
     orpc_call_reach *reached;
+    /** The server call this call is made on behalf of: its trace context
+     *  (`traceparent`, `tracestate`) continues in this call.  NULL: the
+     *  handler running on this thread, if any (orpc/observe.h).  Borrowed
+     *  until the call starts. */
+    const struct orpc_ctx *parent;
 } orpc_call_opts;
 
 /**
