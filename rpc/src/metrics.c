@@ -12,6 +12,17 @@
  *   atomics (a fixed array of 17 codes, twice on the client for the
  *   served_by label; the histogram's buckets).  Nothing is allocated per
  *   call.
+ * - Each series keeps NSHARDS copies of its counters (shards), each owned
+ *   by one thread, which claims a free one (compare-and-swap of |owner|)
+ *   the first time it counts a call of that series, and from then on
+ *   updates it with plain relaxed loads and stores: one writer, so no
+ *   locked read-modify-write, and no cache line shared with the other
+ *   threads.  A thread that finds every shard taken counts into |shared|
+ *   with atomic adds.  A page adds all of them up.  A dead thread's shard
+ *   stays its own (with its counts); a new thread that gets the same id
+ *   carries on with it, still one writer at a time.
+ * - in_flight is no counter of its own: a page computes it as started
+ *   minus finished, which saves two atomics per call.
  * - Finding the series takes no lock: a fixed table of buckets, each an
  *   append-only list of aliases (method descriptor pointer + side ->
  *   series), read with acquire loads.  Only a miss takes |lock|, looks the
@@ -58,6 +69,7 @@
 #define MAX_SERIES 1024
 #define MAX_ALIASES 4096
 #define MAX_NAMED 4096
+#define NSHARDS 8 /* a power of two */
 
 /* Upper bounds of the latency buckets, in ns and as the page writes them. */
 static const uint64_t bucket_ns[NBUCKETS] = {
@@ -68,18 +80,39 @@ static const char *const bucket_le[NBUCKETS] = {
     "0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05",
     "0.1",    "0.25",  "0.5",    "1",     "2.5",  "5",     "10"};
 
+/* A series' counters: one shard per group of threads (see the design
+ * notes), 448 bytes, so a shard fills whole cache lines. */
+typedef struct shard {
+    _Atomic uintptr_t owner; /* the one thread writing it; 0: free */
+    _Atomic uint64_t started;
+    _Atomic uint64_t handled[2][ORPC_CODE_COUNT]; /* [legacy][code] */
+    _Atomic uint64_t buckets[NBUCKETS + 1];       /* last: over 10 s */
+    _Atomic uint64_t sum_ns;
+    _Atomic uint64_t msgs[2];  /* [0] received, [1] sent */
+    _Atomic uint64_t bytes[2]; /* ... their payload bytes */
+    uint64_t spare[8];         /* to 512 bytes: 8 cache lines */
+} shard;
+
+_Static_assert(sizeof(shard) % 64 == 0, "a shard fills whole cache lines");
+
+/* The sum of a series' shards, read for a page. */
+typedef struct totals {
+    uint64_t started;
+    uint64_t ended;
+    uint64_t handled[2][ORPC_CODE_COUNT];
+    uint64_t buckets[NBUCKETS + 1];
+    uint64_t sum_ns;
+    uint64_t msgs[2];
+    uint64_t bytes[2];
+} totals;
+
 /* One method at one side. */
 typedef struct mseries {
     char *path; /* the method label */
     orpc_call_side side;
-    _Atomic uint64_t started;
-    _Atomic int64_t in_flight;
-    _Atomic uint64_t handled[2][ORPC_CODE_COUNT]; /* [legacy][code] */
-    _Atomic uint64_t buckets[NBUCKETS + 1];       /* last: over 10 s */
-    _Atomic uint64_t sum_ns;
-    _Atomic uint64_t msgs[2];       /* [0] received, [1] sent */
-    _Atomic uint64_t bytes[2];      /* ... their payload bytes */
     _Atomic(struct mseries *) next; /* creation order */
+    shard sh[NSHARDS];
+    shard shared; /* the threads that found no free shard; never owned */
 } mseries;
 
 /* A descriptor pointer (and side) that leads to a series. */
@@ -277,7 +310,39 @@ static mseries *series_for(orpc_metrics *m, const orpc_method_desc *d,
 
 /* ---- the interceptor ----------------------------------------------------- */
 
-#define INC(x, n) atomic_fetch_add_explicit(&(x), (n), memory_order_relaxed)
+/* The calling thread's shard of |s|, claimed if it has none; |*own| set
+ * when the thread owns it (else it is |shared|). */
+static shard *my_shard(mseries *s, int *own)
+{
+    uintptr_t self = (uintptr_t)uv_thread_self();
+    uint64_t h = (uint64_t)self * 0x9E3779B97F4A7C15ull;
+    for (unsigned k = 0; k < NSHARDS; k++) {
+        shard *sh = &s->sh[((h >> 60) + k) & (NSHARDS - 1)];
+        uintptr_t o = atomic_load_explicit(&sh->owner, memory_order_relaxed);
+        if (o == 0 && atomic_compare_exchange_strong_explicit(
+                          &sh->owner, &o, self, memory_order_relaxed,
+                          memory_order_relaxed))
+            o = self;
+        if (o == self) {
+            *own = 1;
+            return sh;
+        }
+    }
+    *own = 0;
+    return &s->shared;
+}
+
+/* Adds |n| to |c| of a shard: a plain update by its owner, an atomic add
+ * on the shared one. */
+static inline void add(_Atomic uint64_t *c, uint64_t n, int own)
+{
+    if (own)
+        atomic_store_explicit(c,
+                              atomic_load_explicit(c, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+    else
+        atomic_fetch_add_explicit(c, n, memory_order_relaxed);
+}
 
 static orpc_code mi_start(orpc_call_info *info, void **slot, const char **why,
                           void *user_data)
@@ -286,8 +351,9 @@ static orpc_code mi_start(orpc_call_info *info, void **slot, const char **why,
     mseries *s = series_for(user_data, orpc_call_info_method(info),
                             orpc_call_info_side(info));
     if (s != NULL) {
-        INC(s->started, 1);
-        INC(s->in_flight, 1);
+        int own;
+        shard *sh = my_shard(s, &own);
+        add(&sh->started, 1, own);
     }
     *slot = s;
     return ORPC_OK;
@@ -301,8 +367,10 @@ static void mi_message(orpc_call_info *info, void *slot, int outbound,
     if (s == NULL)
         return;
     int d = outbound != 0;
-    INC(s->msgs[d], 1);
-    INC(s->bytes[d], bytes);
+    int own;
+    shard *sh = my_shard(s, &own);
+    add(&sh->msgs[d], 1, own);
+    add(&sh->bytes[d], bytes, own);
 }
 
 static void mi_end(orpc_call_info *info, void *slot, const orpc_status *status,
@@ -312,20 +380,21 @@ static void mi_end(orpc_call_info *info, void *slot, const orpc_status *status,
     mseries *s = slot;
     if (s == NULL)
         return;
-    atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+    int own;
+    shard *sh = my_shard(s, &own);
     unsigned code = status ? (unsigned)status->code : (unsigned)ORPC_UNKNOWN;
     if (code >= ORPC_CODE_COUNT)
         code = ORPC_UNKNOWN;
     int legacy = s->side == ORPC_SIDE_CLIENT &&
                  orpc_call_info_served_by(info) == ORPC_SERVED_LEGACY;
-    INC(s->handled[legacy][code], 1);
+    add(&sh->handled[legacy][code], 1, own);
     uint64_t now = uv_hrtime(), start = orpc_call_info_start_ns(info);
     uint64_t ns = now > start ? now - start : 0;
     size_t b = 0;
     while (b < NBUCKETS && ns > bucket_ns[b])
         b++;
-    INC(s->buckets[b], 1);
-    INC(s->sum_ns, ns);
+    add(&sh->buckets[b], 1, own);
+    add(&sh->sum_ns, ns, own);
 }
 
 static void mi_destroy(void *user_data)
@@ -458,7 +527,7 @@ int orpc_metrics_counter_add(orpc_metrics *m, const char *name,
     }
     uv_mutex_unlock(&m->lock);
     if (s != NULL)
-        INC(s->value, delta);
+        atomic_fetch_add_explicit(&s->value, delta, memory_order_relaxed);
     orpc__buf_free(&lb);
     return rc;
 }
@@ -651,14 +720,44 @@ static const struct {
 
 #define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
 
+/* Adds up |s|'s shards. */
+static void sum_shards(const mseries *s, totals *t)
+{
+    memset(t, 0, sizeof(*t));
+    for (int i = 0; i <= NSHARDS; i++) { /* |shared| too */
+        const shard *h = i < NSHARDS ? &s->sh[i] : &s->shared;
+        for (int sb = 0; sb < 2; sb++)
+            for (int c = 0; c < ORPC_CODE_COUNT; c++)
+                t->handled[sb][c] += LOAD(h->handled[sb][c]);
+        for (int k = 0; k <= NBUCKETS; k++)
+            t->buckets[k] += LOAD(h->buckets[k]);
+        t->sum_ns += LOAD(h->sum_ns);
+        for (int d = 0; d < 2; d++) {
+            t->msgs[d] += LOAD(h->msgs[d]);
+            t->bytes[d] += LOAD(h->bytes[d]);
+        }
+    }
+    /* started after ended: a call counted as ended was counted as started
+     * before, so in_flight = started - ended stays >= 0 (clamped, for
+     * what relaxed reads of different shards may show) */
+    for (int sb = 0; sb < 2; sb++)
+        for (int c = 0; c < ORPC_CODE_COUNT; c++)
+            t->ended += t->handled[sb][c];
+    for (int i = 0; i < NSHARDS; i++)
+        t->started += LOAD(s->sh[i].started);
+    t->started += LOAD(s->shared.started);
+}
+
 static void put_method_sample(orpc__buf *b, const char *prefix, int f,
                               const mseries *s)
 {
+    totals tt, *t = &tt;
+    sum_shards(s, t);
     const char *name = families[f].suffix;
     if (f == F_HANDLED) {
         for (int sb = 0; sb < (s->side == ORPC_SIDE_CLIENT ? 2 : 1); sb++)
             for (int c = 0; c < ORPC_CODE_COUNT; c++) {
-                uint64_t v = LOAD(s->handled[sb][c]);
+                uint64_t v = t->handled[sb][c];
                 if (v == 0)
                     continue;
                 orpc__buf_printf(b, "%s%s{method=\"", prefix, name);
@@ -674,7 +773,7 @@ static void put_method_sample(orpc__buf *b, const char *prefix, int f,
     if (f == F_SECONDS) {
         uint64_t cum = 0;
         for (int i = 0; i <= NBUCKETS; i++) {
-            cum += LOAD(s->buckets[i]);
+            cum += t->buckets[i];
             orpc__buf_printf(b, "%shandling_seconds_bucket{method=\"", prefix);
             put_escaped(b, s->path, 1);
             orpc__buf_printf(b, "\",le=\"%s\"} %" PRIu64 "\n",
@@ -686,7 +785,7 @@ static void put_method_sample(orpc__buf *b, const char *prefix, int f,
                              tail[i]);
             put_escaped(b, s->path, 1);
             orpc__buf_puts(b, "\"} ");
-            uint64_t ns = LOAD(s->sum_ns);
+            uint64_t ns = t->sum_ns;
             if (i == 0) /* seconds, exactly */
                 orpc__buf_printf(b, "%" PRIu64 ".%09" PRIu64, ns / 1000000000u,
                                  ns % 1000000000u);
@@ -701,17 +800,18 @@ static void put_method_sample(orpc__buf *b, const char *prefix, int f,
     orpc__buf_puts(b, "\"} ");
     switch (f) {
     case F_STARTED:
-        orpc__buf_printf(b, "%" PRIu64, LOAD(s->started));
+        orpc__buf_printf(b, "%" PRIu64, t->started);
         break;
     case F_IN_FLIGHT:
-        orpc__buf_printf(b, "%" PRId64, LOAD(s->in_flight));
+        orpc__buf_printf(b, "%" PRIu64,
+                         t->started > t->ended ? t->started - t->ended : 0);
         break;
     default: /* the four message counters, in families' order */
         orpc__buf_printf(b, "%" PRIu64,
-                         f == F_MSG_RECV     ? LOAD(s->msgs[0])
-                         : f == F_MSG_SENT   ? LOAD(s->msgs[1])
-                         : f == F_BYTES_RECV ? LOAD(s->bytes[0])
-                                             : LOAD(s->bytes[1]));
+                         f == F_MSG_RECV     ? t->msgs[0]
+                         : f == F_MSG_SENT   ? t->msgs[1]
+                         : f == F_BYTES_RECV ? t->bytes[0]
+                                             : t->bytes[1]);
     }
     orpc__buf_putc(b, '\n');
 }
