@@ -30,6 +30,7 @@
 
 #include <orpc/compat/json.h>
 #include <orpc/compat/router.h>
+#include <orpc/observe.h>
 #include <orpc/orpc.h>
 
 #include "opsconductor/auth/v1/auth.orpc.h"
@@ -1186,6 +1187,143 @@ static void test_legacy_async(void **state)
     uv_mutex_destroy(&g_async_lock);
 }
 
+/* Legacy calls run the routed client's chain (served_by legacy, the base
+ * URL as peer, the request and response bodies counted) and carry the
+ * trace context as the traceparent/tracestate headers; a chain that
+ * refuses stops the call before anything is sent. */
+static char g_ic_line[1024];
+static orpc_served_by g_ic_by;
+static const char *g_ic_peer;
+static uint64_t g_ic_bytes[2];
+
+static void ic_sink(orpc_log_level level, const char *line, size_t len,
+                    void *ud)
+{
+    (void)level;
+    (void)ud;
+    snprintf(g_ic_line, sizeof g_ic_line, "%.*s", (int)len, line);
+}
+
+static void ic_end(orpc_call_info *ci, void *slot, const orpc_status *st,
+                   void *ud)
+{
+    (void)slot;
+    (void)st;
+    (void)ud;
+    g_ic_by = orpc_call_info_served_by(ci);
+    g_ic_peer = orpc_call_info_peer(ci);
+    orpc_call_info_counts(ci, 0, NULL, &g_ic_bytes[0]);
+    orpc_call_info_counts(ci, 1, NULL, &g_ic_bytes[1]);
+}
+
+static orpc_code ic_refuse(orpc_call_info *ci, void **slot, const char **why,
+                           void *ud)
+{
+    (void)ci;
+    (void)slot;
+    (void)ud;
+    *why = "not today";
+    return ORPC_FAILED_PRECONDITION;
+}
+
+static void test_legacy_interceptors(void **state)
+{
+    (void)state;
+    char out[1 << 15];
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+    orpc_call_log_opts lo = {.level = ORPC_LOG_INFO, .sink = ic_sink};
+    orpc_interceptor *log = NULL, *rec = NULL, *no = NULL;
+    assert_int_equal(orpc_call_log_interceptor_new(&log, &lo), 0);
+    orpc_interceptor_ops ops = {.on_end = ic_end};
+    assert_int_equal(orpc_interceptor_new(&rec, &ops, NULL), 0);
+    orpc_interceptor_ops refuse = {.on_start = ic_refuse};
+    assert_int_equal(orpc_interceptor_new(&no, &refuse, NULL), 0);
+    orpc_interceptor *ics[] = {log, rec};
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.legacy_url = g_url,
+                          .identity = "scheduler-service",
+                          .interceptors = ics,
+                          .n_interceptors = 2};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
+        0);
+    Opsconductor__Jobs__V1__GetJobRequest g =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
+    g.job_id = 7;
+    Opsconductor__Jobs__V1__GetJobResponse *job = NULL;
+    orpc_metadata *md = NULL;
+    orpc_metadata_new(&md, NULL);
+    const char *tp = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    orpc_metadata_add_str(md, "traceparent", tp);
+    orpc_metadata_add_str(md, "tracestate", "congo=t61rcWkgMzE");
+    orpc_call_opts co = {.metadata = md};
+    orpc_status st =
+        opsconductor__jobs__v1__jobs_service__client__get_job(c, &g, &job, &co);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    protobuf_c_message_free_unpacked(&job->base, NULL);
+    assert_int_equal(g_ic_by, ORPC_SERVED_LEGACY);
+    assert_string_equal(g_ic_peer, g_url);
+    assert_true(g_ic_bytes[0] > 0);
+    assert_non_null(strstr(g_ic_line, " served_by=legacy "));
+    assert_non_null(strstr(g_ic_line, " side=client "));
+    assert_non_null(
+        strstr(g_ic_line, " trace_id=0af7651916cd43dd8448eb211c80319c"));
+    /* the headers reached the legacy service as sent */
+    assert_int_equal(
+        fx("GET", "/_fixture/requests?path=/jobs/7", NULL, out, sizeof(out)),
+        200);
+    json_t *l = json_loads(out, 0, NULL);
+    assert_true(json_array_size(l) == 1);
+    json_t *h = json_object_get(json_array_get(l, 0), "headers");
+    assert_string_equal(json_string_value(json_object_get(h, "traceparent")),
+                        tp);
+    assert_string_equal(json_string_value(json_object_get(h, "tracestate")),
+                        "congo=t61rcWkgMzE");
+    json_decref(l);
+    /* without one, the default chain starts a trace */
+    co.metadata = NULL;
+    st =
+        opsconductor__jobs__v1__jobs_service__client__get_job(c, &g, &job, &co);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    protobuf_c_message_free_unpacked(&job->base, NULL);
+    assert_int_equal(
+        fx("GET", "/_fixture/requests?path=/jobs/7", NULL, out, sizeof(out)),
+        200);
+    l = json_loads(out, 0, NULL);
+    assert_true(json_array_size(l) == 2);
+    h = json_object_get(json_array_get(l, 1), "headers");
+    const char *fresh = json_string_value(json_object_get(h, "traceparent"));
+    assert_non_null(fresh);
+    assert_int_equal(strlen(fresh), 55);
+    assert_memory_not_equal(fresh + 3, tp + 3, 32);
+    json_decref(l);
+    orpc_client_free(c);
+    /* an interceptor that refuses: nothing is sent */
+    o.interceptors = &no;
+    o.n_interceptors = 1;
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
+        0);
+    st = opsconductor__jobs__v1__jobs_service__client__get_job(c, &g, &job,
+                                                               NULL);
+    assert_int_equal(st.code, ORPC_FAILED_PRECONDITION);
+    assert_string_equal(st.message, "not today");
+    orpc_status_clear(&st);
+    assert_int_equal(fx_count("/jobs/7"), 2);
+    orpc_client_free(c);
+    orpc_metadata_free(md);
+    orpc_interceptor_unref(log);
+    orpc_interceptor_unref(rec);
+    orpc_interceptor_unref(no);
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+}
+
 /* A client made while its service was routed to gRPC, then moved to the
  * legacy side by a reload: with credentials it logs in then; without, its
  * calls are refused before anything is sent. */
@@ -1588,6 +1726,7 @@ int main(void)
         cmocka_unit_test(test_legacy_retries),
         cmocka_unit_test(test_legacy_pool_from_env),
         cmocka_unit_test(test_legacy_async),
+        cmocka_unit_test(test_legacy_interceptors),
         cmocka_unit_test(test_reload_to_legacy_credentials),
         cmocka_unit_test(test_routes_new_set_and_write_stats),
         cmocka_unit_test(test_routes_file_errors),

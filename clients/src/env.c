@@ -20,6 +20,8 @@
  * reference to the table and one to each channel it made; every routed
  * client takes its own.  orpc_env_free() drops the env's, so clients
  * outlive their env, and the table's watcher stops with the last client.
+ * The call log interceptor (SERVICE_COMM_LOG_ENABLED) is shared the same
+ * way by every channel and routed client the env makes.
  * Nothing is global: two envs in one process are independent.
  *
  * Locking theory: |lock| guards |channels| (the list and its entries), the
@@ -84,6 +86,9 @@ struct orpc_env {
     void *log_ud;
     pthread_mutex_t lock; /* guards |channels| */
     env_channel *channels;
+    /* the call log (SERVICE_COMM_LOG_ENABLED), run by every channel and
+     * routed client the env makes; NULL when off */
+    orpc_interceptor *call_log;
 };
 
 /* ---- messages and variables ---- */
@@ -246,7 +251,18 @@ static int read_settings(orpc_env *env, const orpc_env_opts *opts, char *err,
     if (v != NULL &&
         (rc = check_readable("ORPC_LEGACY_CA_FILE", v, err, errlen)) != 0)
         return rc;
-    return dup_opt(v, &env->legacy_ca);
+    if ((rc = dup_opt(v, &env->legacy_ca)) != 0)
+        return rc;
+    /* the call log, as today's clients read its settings */
+    orpc_call_log_opts lo = {.sink = opts->call_log,
+                             .user_data = opts->call_log_user_data};
+    orpc_error_detail ld;
+    int on = 0;
+    if ((rc = orpc_call_log_opts_from_env(&lo, &on, &ld)) != 0)
+        return errf(err, errlen, rc, "%s", ld.message);
+    if (on && (rc = orpc_call_log_interceptor_new(&env->call_log, &lo)) != 0)
+        return rc;
+    return 0;
 }
 
 static int load_routes(orpc_env *env, const orpc_env_opts *opts, char *err,
@@ -322,6 +338,7 @@ void orpc_env_free(orpc_env *env)
         free(c);
     }
     orpc_routes_unref(env->routes);
+    orpc_interceptor_unref(env->call_log);
     free(env->identity);
     free(env->tls_ca);
     free(env->tls_cert);
@@ -474,7 +491,9 @@ static int get_channel(orpc_env *env, const char *var, const char *target,
     orpc_channel_opts co = {.tls = env->tls_ca != NULL ? &tls : NULL,
                             .plaintext = env->tls_ca == NULL && env->plaintext,
                             .log = env->log,
-                            .log_user_data = env->log_ud};
+                            .log_user_data = env->log_ud,
+                            .interceptors = &env->call_log,
+                            .n_interceptors = env->call_log != NULL};
     orpc_channel *ch = NULL;
     char *config = NULL;
     c = calloc(1, sizeof(*c));
@@ -718,7 +737,9 @@ static int env_client_new(orpc_client **out, orpc_env *env,
                            .identity = env->identity,
                            .ca_file = env->legacy_ca,
                            .log = env->log,
-                           .log_user_data = env->log_ud};
+                           .log_user_data = env->log_ud,
+                           .interceptors = &env->call_log,
+                           .n_interceptors = env->call_log != NULL};
     orpc_error_detail detail = {0};
     rc = orpc_routed_client_new(out, svc, &ro, &detail);
     if (rc == ORPC_ECONFIG)

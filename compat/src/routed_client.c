@@ -32,7 +32,9 @@
 #include <uv.h>
 
 #include <orpc/compat/router.h>
+#include <orpc/context.h>
 #include <orpc/error.h>
+#include <orpc/observe.h>
 
 #include "common/detail.h"
 #include "http_rule.h"
@@ -122,8 +124,35 @@ static void routed_free(void *ud)
     orpc__legacy_http_free(r->auth);
     orpc_channel_unref(r->channel);
     orpc_routes_unref(r->routes);
+    for (size_t i = 0; i < r->n_ics; i++)
+        orpc_interceptor_unref(r->ics[i]);
+    free(r->legacy_url);
     orpc_metrics_unref(r->metrics);
     free(r);
+}
+
+/* Adds |md|'s trace context to the request's headers (W3C Trace Context
+ * over HTTP: the same two headers).  Out of memory: the call goes on
+ * untraced. */
+static void add_trace_headers(orpc__http_request *hr, const orpc_metadata *md)
+{
+    static const char *const keys[] = {"traceparent", "tracestate"};
+    for (size_t k = 0; md != NULL && k < 2; k++) {
+        const uint8_t *v;
+        size_t len;
+        if (orpc_metadata_get(md, keys[k], &v, &len) != 0 || len > 512)
+            continue;
+        char **h = realloc(hr->headers, (hr->n_headers + 1) * sizeof(*h));
+        if (h == NULL)
+            return;
+        hr->headers = h;
+        size_t n = strlen(keys[k]) + 2 + len + 1;
+        if ((h[hr->n_headers] = malloc(n)) == NULL)
+            return;
+        snprintf(h[hr->n_headers], n, "%s: %.*s", keys[k], (int)len,
+                 (const char *)v);
+        hr->n_headers++;
+    }
 }
 
 static int has_auth_header(const orpc__http_request *hr)
@@ -165,7 +194,9 @@ static int fallback_safe(const orpc_method_desc *m, orpc_code code,
 orpc_status orpc__routed_legacy_invoke(routed *r, const orpc_method_desc *m,
                                        const ProtobufCMessage *req,
                                        ProtobufCMessage **resp,
-                                       const orpc_call_opts *opts)
+                                       const orpc_call_opts *opts,
+                                       orpc_call_info *ci,
+                                       const orpc_metadata *md)
 {
     orpc__http_request hr;
     orpc__http_reply reply = {0};
@@ -180,6 +211,8 @@ orpc_status orpc__routed_legacy_invoke(routed *r, const orpc_method_desc *m,
     orpc_status st = orpc__http_build(m, NULL, req, &r->jo, &hr);
     if (st.code != ORPC_OK)
         return st;
+    add_trace_headers(&hr, md);
+    orpc_call_info_message(ci, 1, hr.body_len);
     int64_t timeout =
         opts && opts->timeout_ms > 0 ? opts->timeout_ms : r->legacy_timeout_ms;
     if (r->tokens == NULL && !m->legacy_no_auth && !has_auth_header(&hr)) {
@@ -221,9 +254,11 @@ orpc_status orpc__routed_legacy_invoke(routed *r, const orpc_method_desc *m,
             timeout = 1;
     }
     orpc__http_request_clear(&hr);
-    if (st.code == ORPC_OK)
+    if (st.code == ORPC_OK) {
+        orpc_call_info_message(ci, 0, reply.len);
         st = orpc__http_decode_response(m, NULL, reply.body, reply.len, &r->jo,
                                         resp);
+    }
     orpc__http_reply_clear(&reply);
     return st;
 }
@@ -274,8 +309,38 @@ static orpc_status via_legacy(routed *r, const orpc_method_desc *m,
                               ProtobufCMessage **resp,
                               const orpc_call_opts *opts, counter c)
 {
-    orpc_status st = orpc__routed_legacy_invoke(r, m, req, resp, opts);
+    orpc_call_info *ci = NULL;
+    orpc_metadata *md = NULL; /* the call's, and what interceptors add */
+    if (r->n_ics > 0) {
+        if (opts && opts->metadata && orpc_metadata_count(opts->metadata) > 0 &&
+            (orpc_metadata_new(&md, NULL) != 0 ||
+             orpc_metadata_add_all(md, opts->metadata) != 0)) {
+            orpc_metadata_free(md);
+            served(r, m, opts, ORPC_SERVED_LEGACY, c);
+            return orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "out of memory");
+        }
+        orpc_call_info_params p = {
+            .interceptors = r->ics,
+            .n_interceptors = r->n_ics,
+            .method = m,
+            .side = ORPC_SIDE_CLIENT,
+            .served_by = ORPC_SERVED_LEGACY,
+            .peer = r->legacy_url,
+            .metadata = &md,
+            .parent_metadata =
+                opts && opts->parent ? orpc_ctx_metadata(opts->parent) : NULL};
+        const char *why = NULL;
+        orpc_code code = orpc_call_info_begin(&ci, &p, &why);
+        if (code != ORPC_OK) {
+            orpc_metadata_free(md);
+            served(r, m, opts, ORPC_SERVED_LEGACY, c);
+            return orpc_status_new(code, why);
+        }
+    }
+    orpc_status st = orpc__routed_legacy_invoke(r, m, req, resp, opts, ci, md);
     served(r, m, opts, ORPC_SERVED_LEGACY, c);
+    orpc_call_info_end(ci, &st);
+    orpc_metadata_free(md);
     return st;
 }
 
@@ -497,6 +562,37 @@ static int needs_token(const orpc_routes *t, const orpc_service_desc *s)
     return 0;
 }
 
+/* The legacy side's chain: the trace-context interceptor unless
+ * |no_default_interceptors|, then the application's; and the base URL the
+ * calls name as their peer. */
+static int set_interceptors(routed *r, const orpc_routed_opts *o,
+                            const char *base, orpc_error_detail *d)
+{
+    size_t n_user = o->n_interceptors;
+    if (n_user > 0 && o->interceptors == NULL)
+        return orpc__detail_set(d, ORPC_EINVAL,
+                                "n_interceptors is set but interceptors is "
+                                "NULL");
+    if (n_user + !o->no_default_interceptors > ORPC_MAX_INTERCEPTORS)
+        return orpc__detail_set(d, ORPC_EINVAL,
+                                "more interceptors than "
+                                "ORPC_MAX_INTERCEPTORS");
+    if (!o->no_default_interceptors) {
+        if (orpc_trace_interceptor_new(&r->ics[r->n_ics]) != 0)
+            return orpc__detail_set(d, ORPC_ENOMEM, "out of memory");
+        r->n_ics++;
+    }
+    for (size_t i = 0; i < n_user; i++) {
+        if (o->interceptors[i] == NULL)
+            return orpc__detail_set(d, ORPC_EINVAL,
+                                    "a NULL entry in interceptors");
+        r->ics[r->n_ics++] = orpc_interceptor_ref(o->interceptors[i]);
+    }
+    if (base != NULL && (r->legacy_url = strdup(base)) == NULL)
+        return orpc__detail_set(d, ORPC_ENOMEM, "out of memory");
+    return 0;
+}
+
 /* |name| as an integer in [lo, hi]; 0 (the transport's default) when unset
  * or out of range. */
 static long env_long(const char *name, long lo, long hi)
@@ -651,6 +747,8 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     if (base != NULL &&
         (rc = orpc__legacy_http_new(&r->legacy, base, &ho)) != 0)
         rc = http_failed(&d, rc, s->full_name, base_from, o);
+    if (rc == 0)
+        rc = set_interceptors(r, o, base, &d);
     /* Credentials are taken whenever they are configured, not only when
      * the table routes a method to a legacy endpoint now: a reload may. */
     char uname[160] = "", pname[160] = "";

@@ -151,6 +151,10 @@ typedef struct routed {
     int max_retries;        /* legacy retries of repeatable calls */
     int64_t retry_delay_ms; /* between them */
     orpc_json_opts jo;
+    char *legacy_url; /* the base URL, the legacy calls' peer */
+    /* the legacy calls' interceptors (references), defaults first */
+    orpc_interceptor *ics[ORPC_MAX_INTERCEPTORS];
+    size_t n_ics;
     orpc_metrics *metrics; /* a reference, or NULL */
 } routed;
 
@@ -169,11 +173,15 @@ int orpc__routed_submit(routed *r, task *t);
 ProtobufCMessage *orpc__copy_message(const ProtobufCMessage *m);
 
 /* The call over the legacy endpoint of |m|'s google.api.http rule,
- * retried where a repeat is harmless; blocks. */
+ * retried where a repeat is harmless; blocks.  |ci| (or NULL) hears of the
+ * request and response bodies; the trace context of |md| (or NULL) goes
+ * along as the traceparent and tracestate headers. */
 orpc_status orpc__routed_legacy_invoke(routed *r, const orpc_method_desc *m,
                                        const ProtobufCMessage *req,
                                        ProtobufCMessage **resp,
-                                       const orpc_call_opts *opts);
+                                       const orpc_call_opts *opts,
+                                       orpc_call_info *ci,
+                                       const orpc_metadata *md);
 
 /* ---- shadow comparison (shadow.c) ---- */
 

@@ -110,7 +110,7 @@ static void shadow_compare(routed *r, mirror *mi)
     const char *bn = mi->to_legacy ? "legacy" : "gRPC";
     orpc_status st =
         mi->to_legacy
-            ? orpc__routed_legacy_invoke(r, mi->m, mi->req, &resp, &o)
+            ? orpc__routed_legacy_invoke(r, mi->m, mi->req, &resp, &o, NULL, NULL)
             : orpc_channel_invoke(r->channel, mi->m, mi->req, &resp, &o);
     int match = st.code == mi->primary_code;
     char why[600] = "";

@@ -423,7 +423,12 @@ void orpc__hdrs_finish(orpc__hdrs *h)
         h->nv[i].namelen = o[1];
         h->nv[i].value = o[3] ? h->str + o[2] : (uint8_t *)"";
         h->nv[i].valuelen = o[3];
-        h->nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+        /* A traceparent is new on every call: indexed, it would only push
+         * the headers that do repeat out of the peer's HPACK table. */
+        h->nv[i].flags =
+            o[1] == 11 && memcmp(h->str + o[0], "traceparent", 11) == 0
+                ? NGHTTP2_NV_FLAG_NO_INDEX
+                : NGHTTP2_NV_FLAG_NONE;
     }
 }
 

@@ -25,6 +25,7 @@
 
 #include <orpc/error.h>
 #include <orpc/metadata.h>
+#include <orpc/status.h>
 
 struct orpc_interceptor {
     atomic_int refs;
@@ -177,6 +178,66 @@ void orpc__chain_end(orpc_call_info *ci, const orpc_status *st)
     if (!orpc__call_info_active(ci))
         return;
     end_started(ci, st);
+}
+
+/* ---- chains run by other transports ------------------------------------ */
+
+/* A call info with a chain of its own (the references it holds). */
+typedef struct ext_info {
+    orpc_call_info ci; /* first: the public pointer */
+    orpc__chain chain;
+} ext_info;
+
+orpc_code orpc_call_info_begin(orpc_call_info **out,
+                               const orpc_call_info_params *p, const char **why)
+{
+    static const char *dummy;
+    if (why == NULL)
+        why = &dummy;
+    if (out == NULL || p == NULL || p->method == NULL) {
+        *why = "orpc_call_info_begin: NULL argument";
+        return ORPC_INVALID_ARGUMENT;
+    }
+    *out = NULL;
+    ext_info *x = calloc(1, sizeof(*x));
+    if (x == NULL) {
+        *why = "out of memory";
+        return ORPC_RESOURCE_EXHAUSTED;
+    }
+    if (orpc__chain_init(&x->chain, NULL, 0, p->interceptors, p->n_interceptors,
+                         why) != 0) {
+        free(x);
+        return ORPC_INVALID_ARGUMENT;
+    }
+    orpc__call_info_init(&x->ci, &x->chain, p->method, p->side, p->metadata,
+                         p->mem, p->peer);
+    x->ci.served_by = p->served_by;
+    x->ci.parent_md = p->parent_metadata;
+    orpc_code code = orpc__chain_start(&x->ci, why);
+    if (code != ORPC_OK) {
+        orpc__chain_destroy(&x->chain);
+        free(x);
+        return code;
+    }
+    *out = &x->ci;
+    return ORPC_OK;
+}
+
+void orpc_call_info_message(orpc_call_info *info, int outbound, size_t bytes)
+{
+    if (info != NULL)
+        orpc__chain_message(info, outbound, bytes);
+}
+
+void orpc_call_info_end(orpc_call_info *info, const orpc_status *status)
+{
+    if (info == NULL)
+        return;
+    ext_info *x = (ext_info *)info;
+    orpc_status ok = ORPC_STATUS_OK;
+    orpc__chain_end(info, status ? status : &ok);
+    orpc__chain_destroy(&x->chain);
+    free(x);
 }
 
 /* ---- what a hook sees ---------------------------------------------------- */

@@ -7,6 +7,7 @@
  *                     --seconds=T --req_size=B --resp_size=B
  *                     [--rpc=unary|streaming] [--warmup=S] [--tls_ca=FILE]
  *                     [--stream_api=async|blocking] [--stream_threads=N]
+ *                     [--interceptors=default|none]
  *
  * C channels, each a separate orpc_channel (its own IO thread and HTTP/2
  * connection), each with M RPCs in flight at all times:
@@ -438,7 +439,8 @@ static void usage(const char *msg)
             "usage: orpc-bench-client --target=host:port --channels=C "
             "--outstanding=M --seconds=T --req_size=B --resp_size=B "
             "[--rpc=unary|streaming] [--warmup=S] [--tls_ca=FILE] "
-            "[--stream_api=async|blocking] [--stream_threads=N]\n",
+            "[--stream_api=async|blocking] [--stream_threads=N] "
+            "[--interceptors=default|none]\n",
             msg);
     exit(2);
 }
@@ -487,6 +489,7 @@ int main(int argc, char **argv)
     int streaming = 0, start_failed = 0;
     long stream_threads = 0;
     int blocking_streams = 0;
+    int no_interceptors = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((v = flag(a, "--target")))
@@ -514,6 +517,11 @@ int main(int argc, char **argv)
                 blocking_streams = 1;
             else
                 usage("--stream_api must be async or blocking");
+        } else if ((v = flag(a, "--interceptors"))) {
+            if (strcmp(v, "none") == 0)
+                no_interceptors = 1;
+            else if (strcmp(v, "default") != 0)
+                usage("--interceptors must be default or none");
         } else if ((v = flag(a, "--rpc"))) {
             if (strcmp(v, "unary") == 0)
                 streaming = 0;
@@ -554,6 +562,7 @@ int main(int argc, char **argv)
     co.tls = ca ? &tls : NULL;
     co.plaintext = ca == NULL;
     co.log = log_stderr;
+    co.no_default_interceptors = no_interceptors;
     size_t nch = (size_t)channels;
     orpc_client **clients = calloc(nch, sizeof(*clients));
     run.clients = clients;

@@ -4,7 +4,10 @@
  *
  *   orpc-bench-server --port=N [--threads=N] [--host=ADDR]
  *                     [--tls_cert=FILE --tls_key=FILE]
+ *                     [--interceptors=default|none]
  *
+ * --interceptors=none runs without the default interceptor chain (trace
+ * context, metrics): tests/bench/interceptors.sh measures what it costs.
  * The service is registered non-blocking: its handlers run inline on the IO
  * threads (orpc/context.h, "Non-blocking services"), as a server built for
  * throughput would do with handlers that never wait.
@@ -149,7 +152,8 @@ static int send_response(PingPong *s, int32_t size)
         p.body.len = (size_t)size;
         r.payload = &p;
     }
-    int rc = grpc__testing__benchmark_service__server__streaming_call__send(s, &r);
+    int rc =
+        grpc__testing__benchmark_service__server__streaming_call__send(s, &r);
     free(big);
     return rc;
 }
@@ -210,7 +214,7 @@ static void usage(const char *msg)
     fprintf(stderr,
             "orpc-bench-server: %s\n"
             "usage: orpc-bench-server --port=N [--threads=N] [--host=ADDR] "
-            "[--tls_cert=FILE --tls_key=FILE]\n",
+            "[--tls_cert=FILE --tls_key=FILE] [--interceptors=default|none]\n",
             msg);
     exit(2);
 }
@@ -245,6 +249,7 @@ int main(int argc, char **argv)
 {
     long port = -1, threads = 0;
     const char *host = "127.0.0.1", *cert = NULL, *key = NULL, *v;
+    int no_interceptors = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((v = flag(a, "--port")))
@@ -257,7 +262,12 @@ int main(int argc, char **argv)
             cert = v;
         else if ((v = flag(a, "--tls_key")))
             key = v;
-        else {
+        else if ((v = flag(a, "--interceptors"))) {
+            if (strcmp(v, "none") == 0)
+                no_interceptors = 1;
+            else if (strcmp(v, "default") != 0)
+                usage("--interceptors must be default or none");
+        } else {
             char m[256];
             snprintf(m, sizeof(m), "unknown argument %s", a);
             usage(m);
@@ -271,6 +281,7 @@ int main(int argc, char **argv)
     orpc_server_opts o = {0};
     o.io_threads = (unsigned)threads;
     o.log = log_stderr;
+    o.no_default_interceptors = no_interceptors;
     if (cert) {
         o.tls.cert_file = cert;
         o.tls.key_file = key;

@@ -72,6 +72,7 @@
 #include <orpc/common.h>
 #include <orpc/compat/router.h>
 #include <orpc/method.h>
+#include <orpc/observe.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -95,12 +96,20 @@ typedef struct orpc_env_opts {
     /** 1: do not start the routing table's watcher (no SIGHUP reload, no
      *  periodic stats file). */
     int no_watch;
+    /** Where the call log goes (orpc/observe.h: one line per call, both
+     *  sides), when SERVICE_COMM_LOG_ENABLED says to log (the default);
+     *  NULL: stderr. */
+    orpc_call_log_sink call_log;
+    /** Passed to |call_log|. */
+    void *call_log_user_data;
 } orpc_env_opts;
 
 /**
  * @function
  * Reads the process-wide settings (ORPC_IDENTITY, ORPC_ROUTES_FILE,
- * ORPC_TLS_*, ORPC_PLAINTEXT, ORPC_LEGACY_CA_FILE), loads the routing table
+ * ORPC_TLS_*, ORPC_PLAINTEXT, ORPC_LEGACY_CA_FILE; the call log's
+ * SERVICE_COMM_LOG_ENABLED, LOG_LEVEL, ORPC_CALL_LOG_FORMAT), loads the
+ * routing table
  * and, unless |opts|->no_watch, starts its watcher on SIGHUP
  * (orpc_routes_watch(); libuv then handles SIGHUP for the process while
  * the table lives).  |opts| may be NULL.

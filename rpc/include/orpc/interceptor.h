@@ -59,18 +59,21 @@ typedef struct orpc_call_info orpc_call_info;
 typedef struct orpc_interceptor_ops {
     /** Before the call.  Client: on the caller's thread, before the call is
      *  handed to the transport; the request metadata may still be added to
-     *  (orpc_call_info_add_metadata()).  Server: once the method, caller
-     *  identity and authorization are settled, before the handler runs.
+     *  (orpc_call_info_add_metadata()).  Server: on the IO thread once the
+     *  method is known, before the caller's identity is checked against
+     *  the authorization policy (refused callers are seen too) and before
+     *  the request message arrives.
      *  May set |*slot|.  Return ORPC_OK to go on, another code to end the
      *  call with it (|why| may be set to a static message); the
      *  interceptors after it do not start, those before it see on_end. */
     orpc_code (*on_start)(orpc_call_info *info, void **slot, const char **why,
                           void *user_data);
     /** One message went out (|outbound| nonzero) or came in, |bytes| on the
-     *  wire (the gRPC frame's payload, compressed if it was).  Client: IO
-     *  thread; server: the handler's thread for what it sends, the IO
-     *  thread for what arrives (so the two directions may run at once).
-     *  For streams this is the per-message hook. */
+     *  wire (the gRPC frame's payload, compressed if it was).  What goes out
+     *  is seen on the thread that sends it (the caller's, the handler's),
+     *  what comes in on the IO thread, so the two directions of a stream
+     *  may run at once.  A message is counted once even when a retry sends
+     *  it again.  For streams this is the per-message hook. */
     void (*on_message)(orpc_call_info *info, void *slot, int outbound,
                        size_t bytes, void *user_data);
     /** The call is over with |status| (borrowed): free what |slot| holds.
@@ -169,8 +172,9 @@ ORPC_EXTERN int orpc_call_info_add_metadata(orpc_call_info *info,
 /**
  * @function
  * Who is at the other end: a server call's caller identity (its SPIFFE ID,
- * or the legacy identity of a legacy caller), a client call's target.
- * NULL when not known (a cleartext caller).
+ * or the legacy identity of a legacy caller) or, without one, its address
+ * ("127.0.0.1:51234"); a client call's target as the channel was given
+ * it, or a routed client's legacy URL.
  *
  * Ownership: borrowed for the hook.
  * Threads: the hook's.
@@ -207,6 +211,75 @@ ORPC_EXTERN uint64_t orpc_call_info_start_ns(const orpc_call_info *info);
  */
 ORPC_EXTERN void orpc_call_info_counts(const orpc_call_info *info, int out,
                                        uint64_t *messages, uint64_t *bytes);
+
+/* ---- chains run by other transports ---------------------------------- */
+
+/** What orpc_call_info_begin() needs to know of a call. */
+typedef struct orpc_call_info_params {
+    /** The chain, run in order (at most ORPC_MAX_INTERCEPTORS). */
+    orpc_interceptor *const *interceptors;
+    /** Entries in |interceptors|. */
+    size_t n_interceptors;
+    /** The call's method (static). */
+    const orpc_method_desc *method;
+    /** Client or server. */
+    orpc_call_side side;
+    /** The side that carries the call. */
+    orpc_served_by served_by;
+    /** As orpc_call_info_peer(); borrowed until orpc_call_info_end(). */
+    const char *peer;
+    /** The request metadata: on_start may add to it (made with |mem| if
+     *  *metadata is NULL); borrowed until orpc_call_info_end(). */
+    orpc_metadata **metadata;
+    /** Allocates that metadata; NULL for libc. */
+    const orpc_mem *mem;
+    /** Client: the request metadata of the server call this one is made
+     *  for (its trace continues), or NULL. */
+    const orpc_metadata *parent_metadata;
+} orpc_call_info_params;
+
+/**
+ * @function
+ * Runs a chain's on_start for a call that a transport outside orpc's
+ * channels and servers carries (the compat layer's legacy calls, issue
+ * by issue more of them); the transport then reports messages with
+ * orpc_call_info_message() and the end with orpc_call_info_end().
+ *
+ * Returns ORPC_OK with |*out| set; or the code the call must end with and
+ * |*why| its message (static), |*out| NULL: an interceptor refused it
+ * (those before it have seen on_end), ORPC_INVALID_ARGUMENT (bad
+ * parameters), ORPC_RESOURCE_EXHAUSTED (out of memory).
+ *
+ * Ownership: takes references to the interceptors until
+ * orpc_call_info_end(), which frees |*out|.
+ * Threads: the call's; the three functions in order, from one thread at a
+ * time.
+ */
+ORPC_EXTERN orpc_code orpc_call_info_begin(orpc_call_info **out,
+                                           const orpc_call_info_params *p,
+                                           const char **why);
+
+/**
+ * @function
+ * Reports one message of a call begun with orpc_call_info_begin().  NULL
+ * |info| is a no-op.
+ *
+ * Ownership: nothing changes hands.
+ * Threads: the call's.
+ */
+ORPC_EXTERN void orpc_call_info_message(orpc_call_info *info, int outbound,
+                                        size_t bytes);
+
+/**
+ * @function
+ * Ends a call begun with orpc_call_info_begin(): runs on_end in reverse
+ * order with |status|, then frees |info|.  NULL |info| is a no-op.
+ *
+ * Ownership: frees |info|; borrows |status| for the call.
+ * Threads: the call's.
+ */
+ORPC_EXTERN void orpc_call_info_end(orpc_call_info *info,
+                                    const orpc_status *status);
 
 #ifdef __cplusplus
 }

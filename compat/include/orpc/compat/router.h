@@ -323,6 +323,18 @@ typedef struct orpc_routed_opts {
     orpc_log_fn log;
     /** Passed to |log|. */
     void *log_user_data;
+    /** Interceptors (orpc/interceptor.h) run around the calls this client
+     *  sends to the legacy side, after the default ones (trace context),
+     *  with orpc_call_info_served_by() ORPC_SERVED_LEGACY and the legacy
+     *  base URL as the peer; the client takes a reference to each.  Calls
+     *  it sends over gRPC run the channel's chain instead (give the channel
+     *  the same interceptors: orpc_env_client_new() does).  At most
+     *  ORPC_MAX_INTERCEPTORS - 1. */
+    orpc_interceptor *const *interceptors;
+    /** Entries in |interceptors|. */
+    size_t n_interceptors;
+    /** Nonzero: no default interceptors on the legacy side. */
+    int no_default_interceptors;
     /** Where the client counts its routing (orpc/metrics.h: the
      *  orpc_router_* counters of docs/metrics.md); the client takes a
      *  reference.  NULL: none. */
