@@ -29,6 +29,7 @@
 
 #include "intercept.h"
 #include "metrics_internal.h"
+#include "tests/metrics_page.h"
 #include "tests/test_alloc.h"
 
 static const orpc_method_desc m_get = {.name = "Get", .path = "/pkg.Svc/Get"};
@@ -85,35 +86,17 @@ static char *page(orpc_metrics *m)
     return p;
 }
 
-/* The value of the sample whose name and labels are |key| (the whole line
- * before the space); fails the test when there is no such line. */
+/* The value of the sample |key|; fails the test when there is none. */
 static double value(const char *p, const char *key)
 {
-    size_t k = strlen(key);
-    for (const char *l = p; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l)
-        if (strncmp(l, key, k) == 0 && l[k] == ' ')
-            return strtod(l + k + 1, NULL);
-    fail_msg("no sample %s in:\n%s", key, p);
-    return -1;
+    if (page_find(p, key, 1) == NULL)
+        fail_msg("no sample %s in:\n%s", key, p);
+    return page_value(p, key);
 }
 
 static int has_line(const char *p, const char *prefix)
 {
-    size_t k = strlen(prefix);
-    for (const char *l = p; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l)
-        if (strncmp(l, prefix, k) == 0)
-            return 1;
-    return 0;
-}
-
-static int count_lines(const char *p, const char *prefix)
-{
-    int n = 0;
-    size_t k = strlen(prefix);
-    for (const char *l = p; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l)
-        if (strncmp(l, prefix, k) == 0)
-            n++;
-    return n;
+    return page_find(p, prefix, 0) != NULL;
 }
 
 #define MS 1000000ull
@@ -252,9 +235,9 @@ static void test_histogram(void **state)
     double sum =
         value(p, "orpc_client_handling_seconds_sum{method=\"/pkg.Svc/Put\"}");
     assert_true(sum >= 20.3312 && sum < 20.3312 + 1.0);
-    assert_int_equal(count_lines(p, "orpc_client_handling_seconds_bucket"), 15);
-    assert_int_equal(count_lines(p, "# TYPE orpc_client_handling_seconds "
-                                    "histogram"),
+    assert_int_equal(page_count(p, "orpc_client_handling_seconds_bucket"), 15);
+    assert_int_equal(page_count(p, "# TYPE orpc_client_handling_seconds "
+                                   "histogram"),
                      1);
     free(p);
     fx_free(&f);
@@ -294,15 +277,15 @@ static void test_escaping_and_families(void **state)
     assert_int_equal(value(p, "app_plain_total"), 7);
     assert_true(
         has_line(p, "# HELP app_things_total Things.\\\\ With a\\nnewline.\n"));
-    assert_int_equal(count_lines(p, "# HELP app_things_total "), 1);
-    assert_int_equal(count_lines(p, "# TYPE app_things_total counter"), 1);
-    assert_int_equal(count_lines(p, "# TYPE app_plain_total counter"), 1);
+    assert_int_equal(page_count(p, "# HELP app_things_total "), 1);
+    assert_int_equal(page_count(p, "# TYPE app_things_total counter"), 1);
+    assert_int_equal(page_count(p, "# TYPE app_plain_total counter"), 1);
     assert_false(has_line(p, "# HELP app_plain_total"));
     /* two methods, one family header */
-    assert_int_equal(count_lines(p, "# TYPE orpc_server_started_total counter"),
+    assert_int_equal(page_count(p, "# TYPE orpc_server_started_total counter"),
                      1);
-    assert_int_equal(count_lines(p, "# HELP orpc_server_started_total "), 1);
-    assert_int_equal(count_lines(p, "orpc_server_started_total{"), 2);
+    assert_int_equal(page_count(p, "# HELP orpc_server_started_total "), 1);
+    assert_int_equal(page_count(p, "orpc_server_started_total{"), 2);
     /* no client calls: no client families */
     assert_false(has_line(p, "# TYPE orpc_client_"));
     /* no raw newline inside a sample: every line is a comment or a sample
@@ -433,9 +416,9 @@ static void test_collectors(void **state)
     assert_int_equal(b.runs, 1);
     assert_int_equal(value(p, "test_level{who=\"a\"}"), 1.5);
     assert_int_equal(value(p, "test_events_total{who=\"b\"}"), 4);
-    assert_int_equal(count_lines(p, "# HELP test_level A level."), 1);
-    assert_int_equal(count_lines(p, "# TYPE test_level gauge"), 1);
-    assert_int_equal(count_lines(p, "# TYPE test_events_total counter"), 1);
+    assert_int_equal(page_count(p, "# HELP test_level A level."), 1);
+    assert_int_equal(page_count(p, "# TYPE test_level gauge"), 1);
+    assert_int_equal(page_count(p, "# TYPE test_events_total counter"), 1);
     /* a family's samples are together, in the order they were emitted */
     const char *ea = strstr(p, "test_events_total{who=\"a\"}");
     const char *eb = strstr(p, "test_events_total{who=\"b\"}");

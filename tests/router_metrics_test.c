@@ -23,6 +23,7 @@
 #include <orpc/orpc.h>
 
 #include "opsconductor/jobs/v1/jobs.orpc.h"
+#include "tests/metrics_page.h"
 
 static orpc_status get_job(orpc_ctx *ctx,
                            const Opsconductor__Jobs__V1__GetJobRequest *req,
@@ -65,15 +66,6 @@ static orpc_code call_get_job_status(orpc_client *c)
     orpc_status_clear(&st);
     opsconductor__jobs__v1__get_job_status_response__free_unpacked(r, NULL);
     return code;
-}
-
-static double value(const char *p, const char *key)
-{
-    size_t k = strlen(key);
-    for (const char *l = p; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l)
-        if (strncmp(l, key, k) == 0 && l[k] == ' ')
-            return strtod(l + k + 1, NULL);
-    return -1;
 }
 
 static orpc_client *routed(const char *routes_text, orpc_channel *ch,
@@ -150,8 +142,8 @@ static void test_router_counters(void **state)
     for (int i = 0; i < 500 && mism < 1; i++) {
         free(p);
         assert_int_equal(orpc_metrics_prometheus(m, &p, NULL), 0);
-        mism = value(p, "orpc_router_shadow_total{" GET_JOB
-                        ",result=\"mismatch\"}");
+        mism = page_value(p, "orpc_router_shadow_total{" GET_JOB
+                             ",result=\"mismatch\"}");
         if (mism < 1)
             usleep(10000);
     }
@@ -160,22 +152,25 @@ static void test_router_counters(void **state)
     free(p);
     assert_int_equal(orpc_metrics_prometheus(m, &p, NULL), 0);
     /* the legacy side failed where gRPC answered: a mismatch */
+    assert_int_equal(page_value(p, "orpc_router_shadow_total{" GET_JOB
+                                   ",result=\"mismatch\"}"),
+                     1);
     assert_int_equal(
-        value(p, "orpc_router_shadow_total{" GET_JOB ",result=\"mismatch\"}"),
-        1);
-    assert_int_equal(
-        value(p, "orpc_router_shadow_total{" GET_JOB ",result=\"match\"}"), -1);
-    assert_int_equal(
-        value(p, "orpc_router_calls_total{" GET_JOB ",served_by=\"grpc\"}"), 4);
-    assert_int_equal(
-        value(p, "orpc_router_calls_total{" GET_JOB ",served_by=\"legacy\"}"),
+        page_value(p, "orpc_router_shadow_total{" GET_JOB ",result=\"match\"}"),
         -1);
-    assert_int_equal(value(p, "orpc_router_calls_total{" GET_STATUS
-                              ",served_by=\"legacy\"}"),
+    assert_int_equal(page_value(p, "orpc_router_calls_total{" GET_JOB
+                                   ",served_by=\"grpc\"}"),
+                     4);
+    assert_int_equal(page_value(p, "orpc_router_calls_total{" GET_JOB
+                                   ",served_by=\"legacy\"}"),
+                     -1);
+    assert_int_equal(page_value(p, "orpc_router_calls_total{" GET_STATUS
+                                   ",served_by=\"legacy\"}"),
                      2);
-    assert_int_equal(value(p, "orpc_router_fallbacks_total{" GET_STATUS "}"),
-                     2);
-    assert_int_equal(value(p, "orpc_router_fallbacks_total{" GET_JOB "}"), -1);
+    assert_int_equal(
+        page_value(p, "orpc_router_fallbacks_total{" GET_STATUS "}"), 2);
+    assert_int_equal(page_value(p, "orpc_router_fallbacks_total{" GET_JOB "}"),
+                     -1);
     assert_non_null(strstr(p, "# TYPE orpc_router_calls_total counter\n"));
     free(p);
 
@@ -185,8 +180,9 @@ static void test_router_counters(void **state)
     orpc_client_free(c);
     orpc_routes_unref(routes);
     assert_int_equal(orpc_metrics_prometheus(m, &p, NULL), 0);
-    assert_int_equal(
-        value(p, "orpc_router_calls_total{" GET_JOB ",served_by=\"grpc\"}"), 4);
+    assert_int_equal(page_value(p, "orpc_router_calls_total{" GET_JOB
+                                   ",served_by=\"grpc\"}"),
+                     4);
     free(p);
 
     orpc_metrics_unref(m);

@@ -31,6 +31,7 @@
 #include <orpc/orpc.h>
 
 #include "grpc/testing/test.orpc.h"
+#include "tests/metrics_page.h"
 
 typedef Grpc__Testing__SimpleRequest SimpleReq;
 typedef Grpc__Testing__SimpleResponse SimpleResp;
@@ -103,15 +104,6 @@ static void calls(void *arg)
         if (resp)
             protobuf_c_message_free_unpacked(resp, NULL);
     }
-}
-
-static double value(const char *p, const char *key)
-{
-    size_t k = strlen(key);
-    for (const char *l = p; l && *l; l = strchr(l, '\n'), l = l ? l + 1 : l)
-        if (strncmp(l, key, k) == 0 && l[k] == ' ')
-            return strtod(l + k + 1, NULL);
-    return -1;
 }
 
 /* GET /metrics from the admin listener at |port|: the body (malloc'd). */
@@ -239,25 +231,29 @@ static void test_calls_counted_both_sides(void **state)
     /* the client's page: the calls are over when invoke returns */
     char *p = NULL;
     assert_int_equal(orpc_metrics_prometheus(mc, &p, NULL), 0);
-    assert_int_equal(value(p, "orpc_client_started_total{" METHOD "}"), N + M);
-    assert_int_equal(value(p, "orpc_client_handled_total{" METHOD
-                              ",code=\"OK\",served_by=\"grpc\"}"),
+    assert_int_equal(page_value(p, "orpc_client_started_total{" METHOD "}"),
+                     N + M);
+    assert_int_equal(page_value(p, "orpc_client_handled_total{" METHOD
+                                   ",code=\"OK\",served_by=\"grpc\"}"),
                      N);
-    assert_int_equal(value(p, "orpc_client_handled_total{" METHOD
-                              ",code=\"NOT_FOUND\",served_by=\"grpc\"}"),
+    assert_int_equal(page_value(p, "orpc_client_handled_total{" METHOD
+                                   ",code=\"NOT_FOUND\",served_by=\"grpc\"}"),
                      M);
-    assert_int_equal(value(p, "orpc_client_in_flight{" METHOD "}"), 0);
-    assert_int_equal(value(p, "orpc_client_handling_seconds_count{" METHOD "}"),
+    assert_int_equal(page_value(p, "orpc_client_in_flight{" METHOD "}"), 0);
+    assert_int_equal(
+        page_value(p, "orpc_client_handling_seconds_count{" METHOD "}"), N + M);
+    assert_int_equal(page_value(p, "orpc_client_handling_seconds_bucket{" METHOD
+                                   ",le=\"+Inf\"}"),
+                     N + M);
+    assert_int_equal(page_value(p, "orpc_client_msg_sent_total{" METHOD "}"),
                      N + M);
     assert_int_equal(
-        value(p, "orpc_client_handling_seconds_bucket{" METHOD ",le=\"+Inf\"}"),
-        N + M);
-    assert_int_equal(value(p, "orpc_client_msg_sent_total{" METHOD "}"), N + M);
-    assert_int_equal(value(p, "orpc_client_msg_received_total{" METHOD "}"), N);
-    assert_int_equal(value(p, "orpc_client_sent_bytes_total{" METHOD "}"),
+        page_value(p, "orpc_client_msg_received_total{" METHOD "}"), N);
+    assert_int_equal(page_value(p, "orpc_client_sent_bytes_total{" METHOD "}"),
                      (double)(N * ok_req + M * bad_req));
-    assert_int_equal(value(p, "orpc_client_received_bytes_total{" METHOD "}"),
-                     (double)(N * ok_resp));
+    assert_int_equal(
+        page_value(p, "orpc_client_received_bytes_total{" METHOD "}"),
+        (double)(N * ok_resp));
     /* no server series on the client's registry */
     assert_null(strstr(p, "orpc_server_"));
     free(p);
@@ -268,24 +264,28 @@ static void test_calls_counted_both_sides(void **state)
     for (int i = 0; i < 500; i++) {
         free(p);
         p = scrape(admin);
-        if (value(p, "orpc_server_in_flight{" METHOD "}") == 0 &&
-            value(p, "orpc_server_handling_seconds_count{" METHOD "}") == N + M)
+        if (page_value(p, "orpc_server_in_flight{" METHOD "}") == 0 &&
+            page_value(p, "orpc_server_handling_seconds_count{" METHOD "}") ==
+                N + M)
             break;
         usleep(10000);
     }
-    assert_int_equal(value(p, "orpc_server_started_total{" METHOD "}"), N + M);
-    assert_int_equal(
-        value(p, "orpc_server_handled_total{" METHOD ",code=\"OK\"}"), N);
-    assert_int_equal(
-        value(p, "orpc_server_handled_total{" METHOD ",code=\"NOT_FOUND\"}"),
-        M);
-    assert_int_equal(value(p, "orpc_server_in_flight{" METHOD "}"), 0);
-    assert_int_equal(value(p, "orpc_server_msg_received_total{" METHOD "}"),
+    assert_int_equal(page_value(p, "orpc_server_started_total{" METHOD "}"),
                      N + M);
-    assert_int_equal(value(p, "orpc_server_msg_sent_total{" METHOD "}"), N);
-    assert_int_equal(value(p, "orpc_server_received_bytes_total{" METHOD "}"),
-                     (double)(N * ok_req + M * bad_req));
-    assert_int_equal(value(p, "orpc_server_sent_bytes_total{" METHOD "}"),
+    assert_int_equal(
+        page_value(p, "orpc_server_handled_total{" METHOD ",code=\"OK\"}"), N);
+    assert_int_equal(page_value(p, "orpc_server_handled_total{" METHOD
+                                   ",code=\"NOT_FOUND\"}"),
+                     M);
+    assert_int_equal(page_value(p, "orpc_server_in_flight{" METHOD "}"), 0);
+    assert_int_equal(
+        page_value(p, "orpc_server_msg_received_total{" METHOD "}"), N + M);
+    assert_int_equal(page_value(p, "orpc_server_msg_sent_total{" METHOD "}"),
+                     N);
+    assert_int_equal(
+        page_value(p, "orpc_server_received_bytes_total{" METHOD "}"),
+        (double)(N * ok_req + M * bad_req));
+    assert_int_equal(page_value(p, "orpc_server_sent_bytes_total{" METHOD "}"),
                      (double)(N * ok_resp));
     assert_null(strstr(p, "orpc_client_"));
     check_promtool(p);

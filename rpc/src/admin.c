@@ -35,6 +35,8 @@
  */
 #include "admin.h"
 
+#include "server_internal.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -333,39 +335,6 @@ static void run(void *arg)
     uv_run(&a->loop, UV_RUN_DEFAULT);
 }
 
-static int parse_address(const char *address, struct sockaddr_storage *ss)
-{
-    char host[64];
-    const char *colon;
-    memset(ss, 0, sizeof(*ss));
-    if (address[0] == '[') {
-        const char *end = strchr(address, ']');
-        if (end == NULL || end[1] != ':' ||
-            (size_t)(end - address - 1) >= sizeof(host))
-            return -1;
-        memcpy(host, address + 1, (size_t)(end - address - 1));
-        host[end - address - 1] = '\0';
-        colon = end + 1;
-    } else {
-        colon = strrchr(address, ':');
-        if (colon == NULL || (size_t)(colon - address) >= sizeof(host))
-            return -1;
-        memcpy(host, address, (size_t)(colon - address));
-        host[colon - address] = '\0';
-    }
-    char *endp;
-    long port = strtol(colon + 1, &endp, 10);
-    if (colon[1] == '\0' || *endp != '\0' || port < 0 || port > 65535)
-        return -1;
-    if (strcmp(host, "localhost") == 0)
-        strcpy(host, "127.0.0.1");
-    if (uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0)
-        return 0;
-    if (uv_ip6_addr(host, (int)port, (struct sockaddr_in6 *)ss) == 0)
-        return 0;
-    return -1;
-}
-
 /* Undoes a start that failed after the loop was made. */
 static void abandon(orpc__admin *a)
 {
@@ -384,10 +353,9 @@ int orpc__admin_start(orpc__admin **out, const char *address, orpc_server *srv,
         return orpc__detail_set(detail, ORPC_EINVAL, "admin_address: missing");
     *out = NULL;
     struct sockaddr_storage ss;
-    if (parse_address(address, &ss) != 0)
+    if (orpc__parse_hostport(address, &ss) != 0)
         return orpc__detail_set(detail, ORPC_EADDR,
-                                "admin_address: %s: not a numeric host:port",
-                                address);
+                                "admin_address: %s: not a host:port", address);
     orpc__admin *a = calloc(1, sizeof(*a));
     if (a == NULL)
         return orpc__detail_set(detail, ORPC_ENOMEM,

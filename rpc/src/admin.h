@@ -18,8 +18,8 @@
 typedef struct orpc__admin orpc__admin;
 
 /*
- * Binds |address| ("host:port", numeric IPv4, [IPv6] or localhost; port
- * 0 picks one) and starts serving.  /metrics renders |metrics| (a
+ * Binds |address| ("host:port" as orpc_server_listen() takes it; port 0
+ * picks one) and starts serving.  /metrics renders |metrics| (a
  * reference is taken; NULL: an empty page); /healthz reads |srv|'s health
  * (orpc__health_overall()), so |srv| must outlive the listener.
  * 0; ORPC_EINVAL (NULL |out| or |address|); ORPC_EADDR (an address that

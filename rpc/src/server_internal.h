@@ -292,6 +292,13 @@ int orpc__reflection_start(orpc_server *srv);
 /* Frees the file list (orpc_server_free()). */
 void orpc__reflection_free(orpc_server *srv);
 
+/* ---- server_listen.c ---- */
+
+/* Parses "host:port" (an IPv4 or [IPv6] literal, localhost, "*" or an
+ * empty host for any, or a name: its first address, a blocking lookup)
+ * into |ss|.  0 or -1.  Any thread (the admin listener's too). */
+int orpc__parse_hostport(const char *addr, struct sockaddr_storage *ss);
+
 /* ---- server_h2.c ---- */
 
 /* Creates the callbacks and options every connection's session shares.
