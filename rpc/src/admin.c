@@ -215,7 +215,8 @@ static void serve(aconn *c, size_t end)
         respond_text(c, 404, "Not Found", "not found\n", head_only);
     } else if (!get) {
         respond(c, 405, "Method Not Allowed", "Allow: GET, HEAD\r\n",
-                "text/plain; charset=utf-8", "method not allowed\n", 19, 0);
+                "text/plain; charset=utf-8", "method not allowed\n",
+                strlen("method not allowed\n"), 0);
     } else if (healthz) {
         orpc_health_status st = orpc__health_get(a->srv, "");
         respond_text(c, st == ORPC_HEALTH_SERVING ? 200 : 503,
