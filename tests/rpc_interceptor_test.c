@@ -321,6 +321,13 @@ static void trail(int who, orpc_call_side side, char *out, size_t n)
     out[k] = '\0';
 }
 
+static void assert_trail(int who, orpc_call_side side, const char *want)
+{
+    char t[32];
+    trail(who, side, t, sizeof t);
+    assert_string_equal(t, want);
+}
+
 static const event *find(int who, char what)
 {
     for (int i = 0; i < g.n_ev; i++)
@@ -362,13 +369,9 @@ static void test_unary_order_and_counts(void **state)
     assert_int_equal(st.code, ORPC_OK);
     orpc_status_clear(&st);
     wait_events(12); /* server s,m,m,e; client 2 × (s,m,m,e) */
-    char t[32];
-    trail(11, ORPC_SIDE_CLIENT, t, sizeof t);
-    assert_string_equal(t, "smme");
-    trail(12, ORPC_SIDE_CLIENT, t, sizeof t);
-    assert_string_equal(t, "smme");
-    trail(1, ORPC_SIDE_SERVER, t, sizeof t);
-    assert_string_equal(t, "smme");
+    assert_trail(11, ORPC_SIDE_CLIENT, "smme");
+    assert_trail(12, ORPC_SIDE_CLIENT, "smme");
+    assert_trail(1, ORPC_SIDE_SERVER, "smme");
     uv_mutex_lock(&g.lock);
     /* start order c1 then c2; end order c2 then c1 */
     int s11 = -1, s12 = -1, e11 = -1, e12 = -1;
@@ -444,11 +447,8 @@ static void test_streaming_messages(void **state)
     orpc_status_clear(&st);
     assert_int_equal(got, 3);
     wait_events(12);
-    char t[32];
-    trail(11, ORPC_SIDE_CLIENT, t, sizeof t);
-    assert_string_equal(t, "smmmme");
-    trail(1, ORPC_SIDE_SERVER, t, sizeof t);
-    assert_string_equal(t, "smmmme");
+    assert_trail(11, ORPC_SIDE_CLIENT, "smmmme");
+    assert_trail(1, ORPC_SIDE_SERVER, "smmmme");
     uv_mutex_lock(&g.lock);
     size_t in_sizes[3];
     int k = 0;
@@ -484,13 +484,9 @@ static void test_client_refuses(void **state)
     assert_int_equal(st.code, ORPC_PERMISSION_DENIED);
     assert_string_equal(st.message, "refused by the test's interceptor");
     orpc_status_clear(&st);
-    char t[32];
-    trail(11, ORPC_SIDE_CLIENT, t, sizeof t);
-    assert_string_equal(t, "se");
-    trail(12, ORPC_SIDE_CLIENT, t, sizeof t);
-    assert_string_equal(t, "s");
-    trail(13, ORPC_SIDE_CLIENT, t, sizeof t);
-    assert_string_equal(t, "");
+    assert_trail(11, ORPC_SIDE_CLIENT, "se");
+    assert_trail(12, ORPC_SIDE_CLIENT, "s");
+    assert_trail(13, ORPC_SIDE_CLIENT, "");
     uv_mutex_lock(&g.lock);
     assert_int_equal(find(11, 'e')->code, ORPC_PERMISSION_DENIED);
     assert_int_equal(g.handler_runs, 0);
@@ -530,11 +526,8 @@ static void test_server_refuses(void **state)
     assert_string_equal(st.message, "refused by the test's interceptor");
     orpc_status_clear(&st);
     wait_events(3);
-    char t[32];
-    trail(1, ORPC_SIDE_SERVER, t, sizeof t);
-    assert_string_equal(t, "se");
-    trail(2, ORPC_SIDE_SERVER, t, sizeof t);
-    assert_string_equal(t, "s");
+    assert_trail(1, ORPC_SIDE_SERVER, "se");
+    assert_trail(2, ORPC_SIDE_SERVER, "s");
     uv_mutex_lock(&g.lock);
     assert_int_equal(g.handler_runs, 0);
     assert_int_equal(find(1, 'e')->code, ORPC_UNAUTHENTICATED);

@@ -15,6 +15,13 @@
  *                       [--use_tls=true|false [--ca=F]
  *                        [--server_host_override=NAME] [--cert=F --key=F]]
  *                       [--rpc_timeout_s=S (default 20)]
+ *                       [--service_config=JSON | --service_config=@FILE]
+ *
+ * --service_config gives the channel a gRPC service config
+ * (orpc_channel_opts.service_config: retry policies, throttling, timeouts,
+ * loadBalancingConfig), as JSON text or, after "@", the file holding it.
+ * A config the channel refuses ends the run at once with exit code 2 and
+ * the channel's reason on stderr, which names the JSON path of the fault.
  *
  * --server_host_override names the host TLS must verify (and sends as SNI)
  * and is sent as :authority.  Every RPC carries a deadline and the whole run
@@ -820,7 +827,7 @@ static void usage(void)
             "usage: orpc-interop-client --server_port=N --test_case=NAME\n"
             "       [--server_host=HOST] [--use_tls=true|false] [--ca=FILE]\n"
             "       [--server_host_override=NAME] [--cert=FILE --key=FILE]\n"
-            "       [--rpc_timeout_s=S]\n"
+            "       [--rpc_timeout_s=S] [--service_config=JSON|@FILE]\n"
             "cases:");
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         fprintf(stderr, " %s", cases[i].name);
@@ -857,6 +864,35 @@ static int flag(const char *arg, const char *name, const char **value)
     return 0;
 }
 
+/* The text of --service_config: the flag's value, or the contents of the
+ * file after "@" (NUL-terminated, the caller frees it).  NULL, with the
+ * reason on stderr, when the file cannot be read. */
+static char *service_config_text(const char *v)
+{
+    if (v[0] != '@')
+        return strdup(v);
+    FILE *f = fopen(v + 1, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "orpc-interop-client: --service_config: %s: %s\n",
+                v + 1, strerror(errno));
+        return NULL;
+    }
+    char *text = NULL;
+    size_t cap = 0;
+    /* (the whole file: JSON holds no NUL) */
+    if (getdelim(&text, &cap, '\0', f) < 0) {
+        free(text);
+        text = ferror(f) ? NULL : strdup("");
+        if (text == NULL)
+            fprintf(stderr,
+                    "orpc-interop-client: --service_config: %s: cannot read "
+                    "it\n",
+                    v + 1);
+    }
+    fclose(f);
+    return text;
+}
+
 static void on_channel_log(orpc_log_level level, const char *msg, void *ud)
 {
     (void)ud;
@@ -867,7 +903,7 @@ static void on_channel_log(orpc_log_level level, const char *msg, void *ud)
 int main(int argc, char **argv)
 {
     const char *host = "localhost", *override = NULL, *ca = NULL;
-    const char *cert = NULL, *key = NULL, *name = NULL;
+    const char *cert = NULL, *key = NULL, *name = NULL, *config = NULL;
     long port = -1;
     int use_tls = 0, use_test_ca = 0;
     for (int i = 1; i < argc; i++) {
@@ -904,6 +940,8 @@ int main(int argc, char **argv)
             cert = v;
         } else if (flag(argv[i], "key", &v) && v) {
             key = v;
+        } else if (flag(argv[i], "service_config", &v) && v) {
+            config = v;
         } else if (flag(argv[i], "rpc_timeout_s", &v) && v) {
             char *end;
             double s = strtod(v, &end);
@@ -975,10 +1013,25 @@ int main(int argc, char **argv)
     }
     /* gRPC's --server_host_override also names the :authority. */
     co.authority = override;
+    char *config_text = NULL;
+    if (config != NULL && (config_text = service_config_text(config)) == NULL)
+        return 2;
+    co.service_config = config_text;
     orpc_channel *ch;
-    int rc = orpc_channel_new(&ch, target, &co, NULL, NULL);
-    if (rc != 0)
+    orpc_error_detail why = {0};
+    int rc = orpc_channel_new(&ch, target, &co, NULL, &why);
+    free(config_text); /* (copied by the channel) */
+    if (rc == ORPC_ECONFIG && config != NULL &&
+        strncmp(why.message, "service_config", 14) == 0) {
+        fprintf(stderr, "orpc-interop-client: bad --service_config: %s\n",
+                why.message);
+        return 2;
+    }
+    if (rc != 0) {
+        /* (what the channel's logger would have said without |why|) */
+        fprintf(stderr, "orpc-interop-client: [orpc] %s\n", why.message);
         fail("cannot create a channel to %s: %s", target, orpc_strerror(rc));
+    }
     if (orpc_client_new(&client, &grpc__testing__test_service__orpc_desc, ch,
                         NULL, NULL) != 0 ||
         orpc_client_new(&unimpl,
