@@ -2,7 +2,9 @@
  * router_metrics_test.c — a routed client given orpc_routed_opts.metrics
  * counts its routing into that registry (compat/src/routed_client.c,
  * shadow.c): orpc_router_calls_total by served_by, fallbacks_total, and
- * shadow_total.  The gRPC side is a JobsService on loopback that answers
+ * shadow_total; and the metrics interceptor on the channel and on the
+ * routed client's legacy side counts each side's calls under its
+ * served_by.  The gRPC side is a JobsService on loopback that answers
  * GetJob only; the legacy side is a closed loopback port, so legacy calls
  * fail fast (UNAVAILABLE) and the counts are what the routing decided.
  *
@@ -68,8 +70,11 @@ static orpc_code call_get_job_status(orpc_client *c)
     return code;
 }
 
+/* A routed client of |routes_text| over |ch|, counting into |m| (may be
+ * NULL), with |ic| (may be NULL) around its legacy calls. */
 static orpc_client *routed(const char *routes_text, orpc_channel *ch,
-                           orpc_metrics *m, orpc_routes **routes)
+                           orpc_metrics *m, orpc_interceptor *ic,
+                           orpc_routes **routes)
 {
     char file[] = "/tmp/orpc_router_metrics_XXXXXX";
     int fd = mkstemp(file);
@@ -89,6 +94,8 @@ static orpc_client *routed(const char *routes_text, orpc_channel *ch,
                           .password = "p",
                           .legacy_timeout_ms = 2000,
                           .legacy_max_retries = -1,
+                          .interceptors = ic ? &ic : NULL,
+                          .n_interceptors = ic ? 1 : 0,
                           .metrics = m};
     orpc_client *c = NULL;
     if (orpc_routed_client_new(
@@ -114,30 +121,56 @@ static void test_router_counters(void **state)
     assert_int_equal(orpc_server_start(srv), 0);
     char target[64];
     snprintf(target, sizeof(target), "127.0.0.1:%d", port);
-    orpc_channel *ch = NULL;
-    orpc_channel_opts co = {.plaintext = 1};
-    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
     orpc_metrics *m = NULL;
     assert_int_equal(orpc_metrics_new(&m, NULL, NULL), 0);
+    /* the metrics interceptor on the channel and on the legacy side too:
+     * orpc_client_* series with served_by */
+    orpc_interceptor *ic = NULL;
+    assert_int_equal(orpc_metrics_interceptor_new(&ic, m), 0);
+    orpc_channel *ch = NULL;
+    orpc_channel_opts co = {
+        .plaintext = 1, .interceptors = &ic, .n_interceptors = 1};
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
 
     /* GetJob over gRPC; GetJobStatus is UNIMPLEMENTED there: it falls back
      * to the legacy side, which is down */
     orpc_routes *routes = NULL;
     orpc_client *c = routed("opsconductor.jobs.v1.JobsService/GetJob = grpc\n"
                             "* = fallback\n",
-                            ch, m, &routes);
+                            ch, m, ic, &routes);
     for (int i = 0; i < 3; i++)
         assert_int_equal(call_get_job(c), ORPC_OK);
-    assert_int_not_equal(call_get_job_status(c), ORPC_OK);
-    assert_int_not_equal(call_get_job_status(c), ORPC_OK);
+    orpc_code legacy_code = call_get_job_status(c);
+    assert_int_not_equal(legacy_code, ORPC_OK);
+    assert_int_equal(call_get_job_status(c), legacy_code);
     orpc_client_free(c);
     orpc_routes_unref(routes);
+    char *p = NULL;
+    assert_int_equal(orpc_metrics_prometheus(m, &p, NULL), 0);
+    /* each side's calls under its served_by: the channel's, and the legacy
+     * calls the fallbacks made */
+    assert_int_equal(page_value(p, "orpc_client_handled_total{" GET_JOB
+                                   ",code=\"OK\",served_by=\"grpc\"}"),
+                     3);
+    assert_int_equal(page_value(p, "orpc_client_handled_total{" GET_STATUS
+                                   ",code=\"UNIMPLEMENTED\",served_by="
+                                   "\"grpc\"}"),
+                     2);
+    char key[256];
+    snprintf(key, sizeof(key),
+             "orpc_client_handled_total{" GET_STATUS
+             ",code=\"%s\",served_by=\"legacy\"}",
+             orpc_code_name(legacy_code));
+    assert_int_equal(page_value(p, key), 2);
+    assert_int_equal(page_value(p, "orpc_client_started_total{" GET_STATUS "}"),
+                     4);
+    free(p);
 
     /* shadow-grpc: gRPC answers, the legacy side is asked off the path */
-    c = routed("opsconductor.jobs.v1.JobsService = shadow-grpc\n", ch, m,
+    c = routed("opsconductor.jobs.v1.JobsService = shadow-grpc\n", ch, m, NULL,
                &routes);
     assert_int_equal(call_get_job(c), ORPC_OK);
-    char *p = NULL;
+    p = NULL;
     double mism = -1;
     for (int i = 0; i < 500 && mism < 1; i++) {
         free(p);
@@ -175,7 +208,7 @@ static void test_router_counters(void **state)
     free(p);
 
     /* without a registry the client counts nowhere, and works */
-    c = routed("* = grpc\n", ch, NULL, &routes);
+    c = routed("* = grpc\n", ch, NULL, NULL, &routes);
     assert_int_equal(call_get_job(c), ORPC_OK);
     orpc_client_free(c);
     orpc_routes_unref(routes);
@@ -187,6 +220,7 @@ static void test_router_counters(void **state)
 
     orpc_metrics_unref(m);
     orpc_channel_unref(ch);
+    orpc_interceptor_unref(ic);
     assert_int_equal(orpc_server_shutdown(srv, 100), 0);
     assert_int_equal(orpc_server_wait(srv), 0);
     orpc_server_free(srv);
