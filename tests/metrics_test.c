@@ -490,7 +490,7 @@ static void record(void *arg)
 typedef struct scraper {
     orpc_metrics *m;
     atomic_int stop;
-    int pages;
+    atomic_int pages;
 } scraper;
 
 static void scrape(void *arg)
@@ -499,7 +499,7 @@ static void scrape(void *arg)
     while (!atomic_load(&s->stop)) {
         char *p = NULL;
         if (orpc_metrics_prometheus(s->m, &p, NULL) == 0)
-            s->pages++;
+            atomic_fetch_add(&s->pages, 1);
         free(p);
     }
 }
@@ -513,6 +513,7 @@ static void test_threads(void **state)
     worker w[THREADS];
     scraper sc = {.m = f.m};
     atomic_init(&sc.stop, 0);
+    atomic_init(&sc.pages, 0);
     assert_int_equal(uv_thread_create(&st, scrape, &sc), 0);
     for (int i = 0; i < THREADS; i++) {
         w[i] = (worker){&f, i + 1};
@@ -520,9 +521,12 @@ static void test_threads(void **state)
     }
     for (int i = 0; i < THREADS; i++)
         uv_thread_join(&t[i]);
+    /* at least one page rendered while they ran or after (bounded) */
+    for (int i = 0; i < 1000 && atomic_load(&sc.pages) == 0; i++)
+        uv_sleep(10);
     atomic_store(&sc.stop, 1);
     uv_thread_join(&st);
-    assert_true(sc.pages > 0);
+    assert_true(atomic_load(&sc.pages) > 0);
     char *p = page(f.m);
     const int per = THREADS * CALLS / 2; /* per method */
     const char *paths[2] = {"/pkg.Svc/Get", "/pkg.Svc/Put"};
@@ -557,6 +561,42 @@ static void test_threads(void **state)
     }
     free(p);
     fx_free(&f);
+}
+
+/* Collectors come and go (channels made and freed) while pages are
+ * rendered: a removed collector is never run again, and a page has a
+ * channel's series whole or not at all. */
+static void test_collectors_come_and_go(void **state)
+{
+    (void)state;
+    orpc_metrics *m = NULL;
+    assert_int_equal(orpc_metrics_new(&m, NULL, NULL), 0);
+    scraper sc = {.m = m};
+    atomic_init(&sc.stop, 0);
+    atomic_init(&sc.pages, 0);
+    uv_thread_t st;
+    assert_int_equal(uv_thread_create(&st, scrape, &sc), 0);
+    /* until the scraper rendered 200 pages meanwhile (or 10 s passed) */
+    uint64_t deadline = uv_hrtime() + 10000000000ull;
+    for (int i = 0;
+         i < 2000 || (atomic_load(&sc.pages) < 200 && uv_hrtime() < deadline);
+         i++) {
+        orpc__chan_counters *cc = malloc(sizeof(*cc));
+        assert_non_null(cc);
+        orpc__chan_counters_init(cc, "127.0.0.1:9", NULL);
+        orpc__chan_counters_state(cc, ORPC_CHANNEL_READY);
+        assert_int_equal(
+            orpc__metrics_collector_add(m, orpc__chan_metrics_collect, cc), 0);
+        orpc__metrics_collector_remove(m, cc);
+        free(cc); /* a scrape that ran it is over */
+    }
+    atomic_store(&sc.stop, 1);
+    uv_thread_join(&st);
+    assert_true(atomic_load(&sc.pages) >= 200);
+    char *p = page(m);
+    assert_false(has_line(p, "orpc_client_channel_"));
+    free(p);
+    orpc_metrics_unref(m);
 }
 
 /* ---- a failing allocator ------------------------------------------------ */
@@ -682,6 +722,7 @@ int main(void)
         cmocka_unit_test(test_empty_page),
         cmocka_unit_test(test_collectors),
         cmocka_unit_test(test_threads),
+        cmocka_unit_test(test_collectors_come_and_go),
         cmocka_unit_test(test_failing_alloc),
         cmocka_unit_test(test_promtool),
     };
