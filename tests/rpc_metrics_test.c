@@ -4,7 +4,7 @@
  * from several threads (N that succeed, M that fail NOT_FOUND), and both
  * pages counting exactly N and M with the messages and payload bytes each
  * way; the server's page read over its admin listener and checked by
- * promtool.
+ * promtool.  Then a server stream: every message counted, on both sides.
  *
  * The interceptors are given explicitly, without the default chain
  * (no_default_interceptors), so the counts are the metrics interceptor's
@@ -40,6 +40,7 @@ typedef Grpc__Testing__SimpleResponse SimpleResp;
 #define PER_THREAD 25
 #define RESP_SIZE 10
 #define METHOD "method=\"/grpc.testing.TestService/UnaryCall\""
+#define SMETHOD "method=\"/grpc.testing.TestService/StreamingOutputCall\""
 
 static orpc_status unary_call(orpc_ctx *ctx, const SimpleReq *req,
                               SimpleResp *resp, void *ud)
@@ -61,8 +62,29 @@ static orpc_status unary_call(orpc_ctx *ctx, const SimpleReq *req,
     return ORPC_STATUS_OK;
 }
 
-static const Grpc__Testing__TestService_Handlers handlers = {.unary_call =
-                                                                 unary_call};
+/* One response of RESP_SIZE bytes per response parameter. */
+static orpc_status streaming_output(
+    orpc_ctx *ctx, const Grpc__Testing__StreamingOutputCallRequest *req,
+    Grpc__Testing__TestService_StreamingOutputCall_ServerWriter *w, void *ud)
+{
+    (void)ctx, (void)ud;
+    for (size_t i = 0; i < req->n_response_parameters; i++) {
+        Grpc__Testing__StreamingOutputCallResponse r =
+            GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+        Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+        uint8_t body[RESP_SIZE] = {0};
+        p.body.data = body;
+        p.body.len = RESP_SIZE;
+        r.payload = &p;
+        if (grpc__testing__test_service__server__streaming_output_call__send(
+                w, &r) != 0)
+            return orpc_status_new(ORPC_CANCELLED, "client went away");
+    }
+    return ORPC_STATUS_OK;
+}
+
+static const Grpc__Testing__TestService_Handlers handlers = {
+    .unary_call = unary_call, .streaming_output_call = streaming_output};
 
 /* The request of call |i|: every fifth asks for NOT_FOUND. */
 static void make_request(int i, SimpleReq *req, Grpc__Testing__EchoStatus *es)
@@ -289,6 +311,84 @@ static void test_calls_counted_both_sides(void **state)
                      (double)(N * ok_resp));
     assert_null(strstr(p, "orpc_client_"));
     check_promtool(p);
+    free(p);
+
+    /* a server stream: each message counted as it goes */
+    enum { STREAM_MSGS = 7 };
+    orpc_client *cl = NULL;
+    assert_int_equal(orpc_client_new(&cl,
+                                     &grpc__testing__test_service__orpc_desc,
+                                     ch, NULL, NULL),
+                     0);
+    Grpc__Testing__StreamingOutputCallRequest sreq =
+        GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__ResponseParameters rp =
+        GRPC__TESTING__RESPONSE_PARAMETERS__INIT;
+    Grpc__Testing__ResponseParameters *rps[STREAM_MSGS];
+    for (int i = 0; i < STREAM_MSGS; i++)
+        rps[i] = &rp;
+    sreq.response_parameters = rps;
+    sreq.n_response_parameters = STREAM_MSGS;
+    Grpc__Testing__TestService_StreamingOutputCall_Reader *rd = NULL;
+    orpc_call_opts so2 = {.timeout_ms = 10000};
+    assert_int_equal(grpc__testing__test_service__client__streaming_output_call(
+                         cl, &sreq, &so2, &rd),
+                     0);
+    int got = 0;
+    Grpc__Testing__StreamingOutputCallResponse *r = NULL;
+    while (grpc__testing__test_service__client__streaming_output_call__recv(
+               rd, &r) == 1) {
+        got++;
+        grpc__testing__streaming_output_call_response__free_unpacked(r, NULL);
+        if (got == 3) {
+            /* mid-stream: at least the three read (the IO thread counts
+             * them as they arrive, maybe ahead of the reader) */
+            assert_int_equal(orpc_metrics_prometheus(mc, &p, NULL), 0);
+            double n =
+                page_value(p, "orpc_client_msg_received_total{" SMETHOD "}");
+            assert_true(n >= 3 && n <= STREAM_MSGS);
+            free(p);
+        }
+    }
+    assert_int_equal(got, STREAM_MSGS);
+    orpc_status sst =
+        grpc__testing__test_service__client__streaming_output_call__finish(rd);
+    assert_int_equal(sst.code, ORPC_OK);
+    orpc_status_clear(&sst);
+    orpc_client_free(cl);
+    Grpc__Testing__StreamingOutputCallResponse one =
+        GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+    one.payload = &pl;
+    size_t one_size = protobuf_c_message_get_packed_size(&one.base);
+    assert_int_equal(orpc_metrics_prometheus(mc, &p, NULL), 0);
+    assert_int_equal(
+        page_value(p, "orpc_client_msg_received_total{" SMETHOD "}"),
+        STREAM_MSGS);
+    assert_int_equal(
+        page_value(p, "orpc_client_received_bytes_total{" SMETHOD "}"),
+        (double)(STREAM_MSGS * one_size));
+    assert_int_equal(page_value(p, "orpc_client_msg_sent_total{" SMETHOD "}"),
+                     1);
+    assert_int_equal(page_value(p, "orpc_client_handled_total{" SMETHOD
+                                   ",code=\"OK\",served_by=\"grpc\"}"),
+                     1);
+    assert_int_equal(page_value(p, "orpc_client_in_flight{" SMETHOD "}"), 0);
+    free(p);
+    p = NULL;
+    for (int i = 0; i < 500; i++) {
+        free(p);
+        p = scrape(admin);
+        if (page_value(p, "orpc_server_handling_seconds_count{" SMETHOD "}") ==
+            1)
+            break;
+        usleep(10000);
+    }
+    assert_int_equal(page_value(p, "orpc_server_msg_sent_total{" SMETHOD "}"),
+                     STREAM_MSGS);
+    assert_int_equal(page_value(p, "orpc_server_sent_bytes_total{" SMETHOD "}"),
+                     (double)(STREAM_MSGS * one_size));
+    assert_int_equal(
+        page_value(p, "orpc_server_handled_total{" SMETHOD ",code=\"OK\"}"), 1);
     free(p);
 
     orpc_channel_unref(ch);
