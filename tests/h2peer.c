@@ -290,6 +290,39 @@ void h2p_prefix(uint8_t out[5], uint32_t len)
     out[4] = (uint8_t)len;
 }
 
+int h2p_goaway(h2p *p, uint32_t last_stream, uint32_t error)
+{
+    uint8_t b[8] = {(uint8_t)(last_stream >> 24 & 0x7f),
+                    (uint8_t)(last_stream >> 16),
+                    (uint8_t)(last_stream >> 8),
+                    (uint8_t)last_stream,
+                    (uint8_t)(error >> 24),
+                    (uint8_t)(error >> 16),
+                    (uint8_t)(error >> 8),
+                    (uint8_t)error};
+    return h2p_write_frame(p, H2P_GOAWAY, 0, 0, b, sizeof b);
+}
+
+int h2p_grpc_ok(h2p *p, uint32_t stream, const void *msg, size_t len)
+{
+    nghttp2_nv head[] = {NV(":status", "200"),
+                         NV("content-type", "application/grpc")};
+    nghttp2_nv trailers[] = {NV("grpc-status", "0")};
+    uint8_t *m = malloc(5 + len);
+    if (m == NULL)
+        return -1;
+    h2p_prefix(m, (uint32_t)len);
+    if (len > 0)
+        memcpy(m + 5, msg, len);
+    int rc = h2p_headers(p, stream, head, 2, 0);
+    if (rc == 0)
+        rc = h2p_data(p, stream, m, 5 + len, 0);
+    if (rc == 0)
+        rc = h2p_headers(p, stream, trailers, 1, 1);
+    free(m);
+    return rc;
+}
+
 size_t h2p_rss(void)
 {
     FILE *f = fopen("/proc/self/statm", "r");

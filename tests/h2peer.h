@@ -100,6 +100,14 @@ int64_t h2p_window(const h2p *p, uint32_t stream);
 /* A gRPC message prefix (uncompressed, |len| bytes follow). */
 void h2p_prefix(uint8_t out[5], uint32_t len);
 
+/* Sends GOAWAY with |last_stream| and the error code |error|. */
+int h2p_goaway(h2p *p, uint32_t last_stream, uint32_t error);
+
+/* Answers |stream| as a gRPC server would: response headers, one message
+ * of the |len| bytes at |msg| (the prefix is added), trailers with
+ * grpc-status 0.  Within the windows for small messages only. */
+int h2p_grpc_ok(h2p *p, uint32_t stream, const void *msg, size_t len);
+
 /* Resident set size of this process in bytes (from /proc), or 0. */
 size_t h2p_rss(void);
 

@@ -20,13 +20,16 @@
 #include <unistd.h>
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <uv.h>
 
+#include <orpc/interceptor.h>
 #include <orpc/orpc.h>
 
 #include "grpc/testing/test.orpc.h"
+#include "h2peer.h"
 
 typedef Grpc__Testing__SimpleRequest SimpleReq;
 typedef Grpc__Testing__SimpleResponse SimpleResp;
@@ -34,6 +37,7 @@ typedef Grpc__Testing__StreamingOutputCallRequest OutReq;
 typedef Grpc__Testing__StreamingOutputCallResponse OutResp;
 
 #define MAX_SEEN 16
+#define MAX_MSGS 8
 
 /* ---- the server's side: what it does and what it saw (g.lock) ---- */
 
@@ -45,12 +49,23 @@ static struct {
     orpc_code code;    /* with this code */
     char pushback[24]; /* and this grpc-retry-pushback-ms ("": none) */
     int stream_sends;  /* StreamingOutputCall: responses before failing */
+    int fail_at_msg;   /* client/bidi streams: fail at this message (0:
+                          at the end of the request stream) */
+    int reply_first;   /* FullDuplexCall: a failing attempt answers its
+                          messages before failing (headers: committed) */
+    int hang_first;    /* UnaryCall: attempts up to this one hang until
+                          cancelled (10 s at most) ... */
+    int hang_all;      /* ... or every one */
     /* seen */
     int attempts;         /* UnaryCall and StreamingOutputCall attempts */
     int prev[MAX_SEEN];   /* orpc_ctx_previous_attempts() per attempt */
     int64_t remaining_ms; /* EmptyCall: the deadline it was given */
     int empty_calls;
-    int bad; /* a handler's expectation failed */
+    int failed;          /* attempts that failed on purpose */
+    int cancelled;       /* hanging attempts that saw their cancellation */
+    int nmsgs[MAX_SEEN]; /* request messages per attempt ... */
+    int sizes[MAX_SEEN][MAX_MSGS]; /* ... and their payload sizes */
+    int bad;                       /* a handler's expectation failed */
 } g;
 
 static int get(const int *v)
@@ -65,6 +80,10 @@ static void reset_server_state(void)
 {
     uv_mutex_lock(&g.lock);
     g.fail_first = g.fail_all = g.stream_sends = 0;
+    g.fail_at_msg = g.reply_first = g.failed = 0;
+    g.hang_first = g.hang_all = g.cancelled = 0;
+    memset(g.nmsgs, 0, sizeof g.nmsgs);
+    memset(g.sizes, 0, sizeof g.sizes);
     g.code = ORPC_UNAVAILABLE;
     g.pushback[0] = '\0';
     g.attempts = g.empty_calls = g.bad = 0;
@@ -119,6 +138,17 @@ static orpc_status unary_call(orpc_ctx *ctx, const SimpleReq *req,
     char v[16];
     int fail = note_attempt(ctx, &n, &code, pb);
     snprintf(v, sizeof v, "%d", n);
+    uv_mutex_lock(&g.lock);
+    int hang = g.hang_all || n <= g.hang_first;
+    uv_mutex_unlock(&g.lock);
+    if (hang) {
+        for (int i = 0; i < 2000 && !orpc_ctx_is_cancelled(ctx); i++)
+            usleep(5000);
+        uv_mutex_lock(&g.lock);
+        g.cancelled += orpc_ctx_is_cancelled(ctx) != 0;
+        uv_mutex_unlock(&g.lock);
+        return orpc_status_new(ORPC_CANCELLED, "hung up");
+    }
     if (fail) {
         /* the reserved keys a handler may not set, and pushback values
          * that are not 1-23 printable bytes, are refused */
@@ -193,10 +223,99 @@ streaming_output(orpc_ctx *ctx, const OutReq *req,
     return orpc_status_new(ORPC_UNAVAILABLE, "planned failure after sending");
 }
 
+/* Notes request message |i| (from 1) of attempt |n|; returns 1 when the
+ * attempt (failing when |fail|) is to fail now: at message fail_at_msg,
+ * or with |i| 0 (the end of the request stream) when that is 0. */
+static int note_msg(int n, int i, size_t size, int fail)
+{
+    uv_mutex_lock(&g.lock);
+    if (i > 0 && n <= MAX_SEEN) {
+        g.nmsgs[n - 1] = i;
+        if (i <= MAX_MSGS)
+            g.sizes[n - 1][i - 1] = (int)size;
+    }
+    int now = fail && i == g.fail_at_msg;
+    if (now)
+        g.failed++;
+    uv_mutex_unlock(&g.lock);
+    return now;
+}
+
+/* Reads the request stream, failing as told (Trailers-Only, before any
+ * response); else answers with the sum of the payload sizes. */
+static orpc_status
+streaming_input(orpc_ctx *ctx,
+                Grpc__Testing__TestService_StreamingInputCall_ServerReader *rd,
+                Grpc__Testing__StreamingInputCallResponse *resp, void *ud)
+{
+    (void)ud;
+    int n;
+    orpc_code code;
+    char pb[sizeof g.pushback];
+    int fail = note_attempt(ctx, &n, &code, pb);
+    const Grpc__Testing__StreamingInputCallRequest *req;
+    int i = 0, sum = 0, rc;
+    while (
+        (rc = grpc__testing__test_service__server__streaming_input_call__recv(
+             rd, &req)) == 1) {
+        size_t size = req->payload ? req->payload->body.len : 0;
+        sum += (int)size;
+        if (note_msg(n, ++i, size, fail))
+            return orpc_status_errorf(code, "planned failure at message %d", i);
+    }
+    if (rc < 0)
+        return orpc_status_new(ORPC_CANCELLED, "client went away");
+    if (note_msg(n, 0, 0, fail))
+        return orpc_status_errorf(code, "planned failure at the end");
+    resp->aggregated_payload_size = sum;
+    return ORPC_STATUS_OK;
+}
+
+/* Echoes each request's payload size as a response (a failing attempt
+ * only with reply_first), failing as told. */
+static orpc_status
+full_duplex(orpc_ctx *ctx,
+            Grpc__Testing__TestService_FullDuplexCall_ServerStream *st,
+            void *ud)
+{
+    (void)ud;
+    int n;
+    orpc_code code;
+    char pb[sizeof g.pushback];
+    int fail = note_attempt(ctx, &n, &code, pb);
+    int reply = !fail || get(&g.reply_first);
+    const OutReq *req;
+    int i = 0, rc;
+    while ((rc = grpc__testing__test_service__server__full_duplex_call__recv(
+                st, &req)) == 1) {
+        size_t size = req->payload ? req->payload->body.len : 0;
+        if (reply) {
+            OutResp r = GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+            Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+            uint8_t body[64] = {0};
+            p.body.data = body;
+            p.body.len = size < sizeof body ? size : sizeof body;
+            r.payload = &p;
+            if (grpc__testing__test_service__server__full_duplex_call__send(
+                    st, &r) != 0)
+                return orpc_status_new(ORPC_CANCELLED, "client went away");
+        }
+        if (note_msg(n, ++i, size, fail))
+            return orpc_status_errorf(code, "planned failure at message %d", i);
+    }
+    if (rc < 0)
+        return orpc_status_new(ORPC_CANCELLED, "client went away");
+    if (note_msg(n, 0, 0, fail))
+        return orpc_status_errorf(code, "planned failure at the end");
+    return ORPC_STATUS_OK;
+}
+
 static const Grpc__Testing__TestService_Handlers handlers = {
     .unary_call = unary_call,
     .empty_call = empty_call,
     .streaming_output_call = streaming_output,
+    .streaming_input_call = streaming_input,
+    .full_duplex_call = full_duplex,
 };
 
 /* ---- fixture ---- */
@@ -507,6 +626,18 @@ static void test_pushback(void **state)
     orpc_channel_unref(ch);
 }
 
+/* The start of both throttling tests (maxTokens 10, maxAttempts 5):
+ * calls failing UNAVAILABLE spend 5 tokens in 5 attempts, then 1 in 1. */
+static void throttle_drain(orpc_channel *ch)
+{
+    for (int want = 5; want >= 1; want -= 4) {
+        reset_server_state();
+        set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE);
+        assert_int_equal(get(&g.attempts), want); /* 10 -> 5, 5 -> 4 */
+    }
+}
+
 /* Throttling (maxTokens 10, tokenRatio 1; a failed attempt takes a token,
  * a success gives one, retries only while more than 5 are left): a
  * failing call spends 5 tokens in 5 attempts, the next ones get no retry,
@@ -522,13 +653,7 @@ static void test_throttling(void **state)
                                 ", \"retryThrottling\": {\"maxTokens\": 10, "
                                 "\"tokenRatio\": 1}"),
                    NULL);
-    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
-    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 10 -> 5 */
-    assert_int_equal(get(&g.attempts), 5);
-    reset_server_state();
-    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
-    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 5 -> 4 */
-    assert_int_equal(get(&g.attempts), 1);
+    throttle_drain(ch);
     assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 4 -> 3 */
     assert_int_equal(get(&g.attempts), 2);
     reset_server_state();
@@ -560,6 +685,24 @@ static void test_throttling(void **state)
     assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 10 -> 5 */
     assert_int_equal(get(&g.attempts), 5);
     orpc_channel_unref(ch);
+}
+
+/* Reads a blocking call's responses to the end (|*got| of them) and
+ * finishes it; returns its code (the last recv agreeing with it). */
+static orpc_code drain_call(orpc_call *call, int *got)
+{
+    ProtobufCMessage *m;
+    int rc;
+    *got = 0;
+    while ((rc = orpc_call_recv(call, &m)) == 1) {
+        protobuf_c_message_free_unpacked(m, NULL);
+        (*got)++;
+    }
+    orpc_status st = orpc_call_finish(call);
+    orpc_code code = st.code;
+    orpc_status_clear(&st);
+    assert_int_equal(rc, code == ORPC_OK ? 0 : ORPC_ECLOSED);
+    return code;
 }
 
 /* StreamingOutputCall as if it were unary: the server sends a response
@@ -597,22 +740,29 @@ static void test_committed_after_headers(void **state)
         orpc_status_clear(&st);
         assert_int_equal(get(&g.attempts), sends ? 1 : 3);
     }
-    /* Real server streaming: never retried (streams are not, yet). */
-    reset_server_state();
-    OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
-    orpc_call *call;
-    assert_int_equal(
-        orpc_channel_call_start(
-            &call, ch,
-            grpc__testing__test_service__method__streaming_output_call,
-            &req.base, NULL),
-        0);
-    ProtobufCMessage *m;
-    assert_int_equal(orpc_call_recv(call, &m), ORPC_ECLOSED);
-    orpc_status st = orpc_call_finish(call);
-    assert_int_equal(st.code, ORPC_UNAVAILABLE);
-    orpc_status_clear(&st);
-    assert_int_equal(get(&g.attempts), 1);
+    /* Real server streaming: retried while nothing came (Trailers-Only),
+     * committed by the response headers that come with a message. */
+    for (int sends = 1; sends >= 0; sends--) {
+        reset_server_state();
+        uv_mutex_lock(&g.lock);
+        g.stream_sends = sends;
+        uv_mutex_unlock(&g.lock);
+        OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+        orpc_call *call;
+        assert_int_equal(
+            orpc_channel_call_start(
+                &call, ch,
+                grpc__testing__test_service__method__streaming_output_call,
+                &req.base, NULL),
+            0);
+        int got;
+        assert_int_equal(drain_call(call, &got), ORPC_UNAVAILABLE);
+        assert_int_equal(got, sends);
+        assert_int_equal(get(&g.attempts), sends ? 1 : 3);
+        assert_int_equal(get(&g.prev[0]), 0);
+        if (!sends)
+            assert_int_equal(get(&g.prev[2]), 2);
+    }
     orpc_channel_unref(ch);
 }
 
@@ -680,6 +830,861 @@ static void test_close_during_backoff(void **state)
     assert_int_equal(res.code, ORPC_UNAVAILABLE);
     assert_true(get(&g.attempts) <= 2);
     uv_mutex_destroy(&res.lock);
+}
+
+/* ---- retries of streaming calls ---- */
+
+static void set_stream_failure(int fail_at_msg, int reply_first)
+{
+    uv_mutex_lock(&g.lock);
+    g.fail_at_msg = fail_at_msg;
+    g.reply_first = reply_first;
+    uv_mutex_unlock(&g.lock);
+}
+
+/* Waits (10 s at most) until |*v| is at least |want|; returns 1 if so. */
+static int wait_at_least(const int *v, int want)
+{
+    for (int i = 0; i < 2000 && get(v) < want; i++)
+        usleep(5000);
+    return get(v) >= want;
+}
+
+/* Sends a StreamingInputCall message with |size| bytes of payload. */
+static int send_input(orpc_call *call, int size)
+{
+    Grpc__Testing__StreamingInputCallRequest req =
+        GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+    uint8_t *body = calloc(1, (size_t)size + 1);
+    assert_non_null(body);
+    p.body.data = body;
+    p.body.len = (size_t)size;
+    req.payload = &p;
+    int rc = orpc_call_send(call, &req.base);
+    free(body);
+    return rc;
+}
+
+/* A FullDuplexCall request with |size| bytes of payload (body: 64 max). */
+static int send_duplex(orpc_call *call, int size)
+{
+    static uint8_t body[64];
+    OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+    p.body.data = body;
+    p.body.len = (size_t)size;
+    req.payload = &p;
+    return orpc_call_send(call, &req.base);
+}
+
+/* A client-streaming call of the messages of |sizes|; its code, with the
+ * server's sum in |*sum| when OK.  With |pause_after_first|, the second
+ * message waits until the server has failed an attempt. */
+static orpc_code client_stream(orpc_channel *ch, const int *sizes, int n,
+                               int pause_after_first, int *sum)
+{
+    orpc_call *call;
+    orpc_call_opts opts = {.timeout_ms = 20000};
+    assert_int_equal(
+        orpc_channel_call_start(
+            &call, ch,
+            grpc__testing__test_service__method__streaming_input_call, NULL,
+            &opts),
+        0);
+    for (int i = 0; i < n; i++) {
+        assert_int_equal(send_input(call, sizes[i]), 0);
+        if (i == 0 && pause_after_first)
+            assert_true(wait_at_least(&g.failed, 1));
+    }
+    ProtobufCMessage *resp = NULL;
+    orpc_status st = orpc_call_finish_response(call, &resp);
+    orpc_code code = st.code;
+    orpc_status_clear(&st);
+    *sum = -1;
+    if (code == ORPC_OK) {
+        assert_non_null(resp);
+        *sum = ((Grpc__Testing__StreamingInputCallResponse *)resp)
+                   ->aggregated_payload_size;
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    return code;
+}
+
+/* A client-streaming call whose first attempt fails UNAVAILABLE before
+ * any response (Trailers-Only) is retried with everything it sent: the
+ * failure at the first message (the rest is sent after it, during the
+ * backoff or the next attempt) or at the end of the stream (after the
+ * half-close, which is replayed too).  The second attempt sees all four
+ * messages in order, with grpc-previous-rpc-attempts 1; the caller sees
+ * OK. */
+static void test_stream_retry(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.05s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    static const int sizes[] = {1, 2, 3, 4};
+    for (int at = 1; at >= 0; at--) {
+        reset_server_state();
+        set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+        set_stream_failure(at, 0);
+        int sum;
+        assert_int_equal(client_stream(ch, sizes, 4, at == 1, &sum), ORPC_OK);
+        assert_int_equal(sum, 10);
+        assert_int_equal(get(&g.attempts), 2);
+        assert_int_equal(get(&g.failed), 1);
+        assert_int_equal(get(&g.prev[0]), 0);
+        assert_int_equal(get(&g.prev[1]), 1);
+        assert_int_equal(get(&g.nmsgs[0]), at ? 1 : 4);
+        assert_int_equal(get(&g.nmsgs[1]), 4);
+        for (int i = 0; i < 4; i++)
+            assert_int_equal(get(&g.sizes[1][i]), sizes[i]);
+    }
+    /* every attempt failing: maxAttempts (3) of them, then the status */
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    int sum;
+    assert_int_equal(client_stream(ch, sizes, 4, 0, &sum), ORPC_UNAVAILABLE);
+    assert_int_equal(get(&g.attempts), 3);
+    assert_int_equal(get(&g.nmsgs[2]), 4);
+    assert_int_equal(get(&g.prev[2]), 2);
+    orpc_channel_unref(ch);
+}
+
+/* A blocking bidi call: the first attempt fails at the first message
+ * without answering; the second answers each of the three: the caller
+ * reads three responses (never anything of the first attempt) and OK. */
+static void test_bidi_retry(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.05s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(1, 0);
+    orpc_metadata *headers;
+    assert_int_equal(orpc_metadata_new(&headers, NULL), 0);
+    orpc_call_opts opts = {.timeout_ms = 20000, .headers_out = headers};
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, &opts),
+                     0);
+    assert_int_equal(send_duplex(call, 5), 0);
+    assert_true(wait_at_least(&g.failed, 1));
+    assert_int_equal(send_duplex(call, 6), 0);
+    assert_int_equal(send_duplex(call, 7), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    ProtobufCMessage *m;
+    int got = 0, rc;
+    while ((rc = orpc_call_recv(call, &m)) == 1) {
+        OutResp *r = (OutResp *)m;
+        assert_non_null(r->payload);
+        assert_int_equal(r->payload->body.len, (size_t)(5 + got));
+        protobuf_c_message_free_unpacked(m, NULL);
+        got++;
+    }
+    assert_int_equal(rc, 0);
+    assert_int_equal(got, 3);
+    orpc_status st = orpc_call_finish(call);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.prev[1]), 1);
+    assert_int_equal(get(&g.nmsgs[1]), 3);
+    orpc_metadata_free(headers);
+    orpc_channel_unref(ch);
+}
+
+/* An asynchronous bidi call's outcome (lock). */
+typedef struct bidi_res {
+    uv_mutex_t lock;
+    int headers, done;
+    int sizes[8], n;
+    orpc_code code;
+} bidi_res;
+
+static void bidi_on_headers(orpc_call *call, const orpc_metadata *md, void *ud)
+{
+    (void)call;
+    (void)md;
+    bidi_res *r = ud;
+    uv_mutex_lock(&r->lock);
+    r->headers++;
+    uv_mutex_unlock(&r->lock);
+}
+
+static void bidi_on_message(orpc_call *call, ProtobufCMessage *msg, void *ud)
+{
+    (void)call;
+    bidi_res *r = ud;
+    OutResp *resp = (OutResp *)msg;
+    uv_mutex_lock(&r->lock);
+    if (r->n < 8)
+        r->sizes[r->n] = resp->payload ? (int)resp->payload->body.len : -1;
+    r->n++;
+    uv_mutex_unlock(&r->lock);
+    protobuf_c_message_free_unpacked(msg, NULL);
+}
+
+static void bidi_on_done(orpc_call *call, const orpc_status *st, void *ud)
+{
+    (void)call;
+    bidi_res *r = ud;
+    uv_mutex_lock(&r->lock);
+    r->code = st->code;
+    r->done = 1;
+    uv_mutex_unlock(&r->lock);
+}
+
+/* The same, asynchronously: one on_headers, three messages, OK. */
+static void test_bidi_retry_async(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.05s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(1, 0);
+    bidi_res res = {.code = ORPC_UNKNOWN};
+    uv_mutex_init(&res.lock);
+    orpc_call_callbacks cbs = {.on_headers = bidi_on_headers,
+                               .on_message = bidi_on_message,
+                               .on_done = bidi_on_done};
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start_async(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, NULL, &cbs, &res),
+                     0);
+    assert_int_equal(send_duplex(call, 5), 0);
+    assert_true(wait_at_least(&g.failed, 1));
+    assert_int_equal(send_duplex(call, 6), 0);
+    assert_int_equal(send_duplex(call, 7), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    for (int i = 0; i < 2000; i++) {
+        uv_mutex_lock(&res.lock);
+        int done = res.done;
+        uv_mutex_unlock(&res.lock);
+        if (done)
+            break;
+        usleep(5000);
+    }
+    uv_mutex_lock(&res.lock);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.code, ORPC_OK);
+    assert_int_equal(res.headers, 1);
+    assert_int_equal(res.n, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(res.sizes[i], 5 + i);
+    uv_mutex_unlock(&res.lock);
+    orpc_call_unref(call);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.prev[1]), 1);
+    uv_mutex_destroy(&res.lock);
+    orpc_channel_unref(ch);
+}
+
+/* A bidi attempt that answered (response headers: committed) and then
+ * fails is not retried: the caller gets what it was sent, then the
+ * status. */
+static void test_stream_committed_after_headers(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    orpc_channel *ch = channel_to(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.001s", "\"UNAVAILABLE\"", NULL),
+        NULL);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(2, 1);
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, NULL),
+                     0);
+    assert_int_equal(send_duplex(call, 5), 0);
+    assert_int_equal(send_duplex(call, 6), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    int got;
+    assert_int_equal(drain_call(call, &got), ORPC_UNAVAILABLE);
+    assert_int_equal(got, 2);
+    assert_int_equal(get(&g.attempts), 1);
+    orpc_channel_unref(ch);
+}
+
+/* What a streaming call keeps for replays is bounded: four messages of
+ * about 108 bytes go over a budget of 300 (per call, or the channel's
+ * total), which commits the call: the failure at the end of the stream is
+ * not retried.  Within a budget of 2000 it is.  Each case runs twice: the
+ * budget comes back when a call ends. */
+static void test_stream_buffer_limits(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    retry_config(cfg, sizeof cfg, 3, "0.001s", "\"UNAVAILABLE\"", NULL);
+    static const struct {
+        size_t per_call, total;
+        orpc_code want;
+        int attempts;
+    } cases[] = {
+        {300, 0, ORPC_UNAVAILABLE, 1},
+        {0, 300, ORPC_UNAVAILABLE, 1},
+        {2000, 0, ORPC_OK, 2},
+        {0, 2000, ORPC_OK, 2},
+    };
+    static const int sizes[] = {100, 100, 100, 100};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        orpc_channel_opts co = {.per_call_retry_buffer_size = cases[k].per_call,
+                                .retry_buffer_size = cases[k].total};
+        orpc_channel *ch = channel_to(f->target, cfg, &co);
+        for (int round = 0; round < 2; round++) {
+            reset_server_state();
+            set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+            set_stream_failure(0, 0);
+            int sum;
+            orpc_code code = client_stream(ch, sizes, 4, 0, &sum);
+            if (code != cases[k].want || get(&g.attempts) != cases[k].attempts)
+                fail_msg("case %zu round %d: %s after %d attempts", k, round,
+                         orpc_code_name(code), get(&g.attempts));
+            if (code == ORPC_OK)
+                assert_int_equal(sum, 400);
+        }
+        orpc_channel_unref(ch);
+    }
+}
+
+/* ---- hedging ---- */
+
+/* A channel to |target| whose config gives every method of the test
+ * service a hedging policy. */
+static orpc_channel *hedged_channel(const char *target, int max_attempts,
+                                    const char *delay, const char *codes,
+                                    const char *extra)
+{
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE "}],"
+             " \"hedgingPolicy\": {\"maxAttempts\": %d,"
+             " \"hedgingDelay\": \"%s\", \"nonFatalStatusCodes\": [%s]}}]%s}",
+             max_attempts, delay, codes, extra ? extra : "");
+    return channel_to(target, cfg, NULL);
+}
+
+static void set_hang(int first, int all)
+{
+    uv_mutex_lock(&g.lock);
+    g.hang_first = first;
+    g.hang_all = all;
+    uv_mutex_unlock(&g.lock);
+}
+
+/* The first attempt hangs; the hedge started after hedgingDelay answers
+ * at once: its answer is the call's (its headers only), the first
+ * attempt is cancelled (the server sees it) and no third starts.  Also
+ * asynchronously. */
+static void test_hedge_first_answer_wins(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = hedged_channel(f->target, 3, "0.1s", "", NULL);
+    set_hang(1, 0);
+    orpc_metadata *headers;
+    assert_int_equal(orpc_metadata_new(&headers, NULL), 0);
+    orpc_call_reach reach = ORPC_REACH_NONE;
+    orpc_call_opts opts = {
+        .timeout_ms = 20000, .headers_out = headers, .reached = &reach};
+    assert_int_equal(unary(ch, 10, 0, &opts), ORPC_OK);
+    assert_int_equal(reach, ORPC_REACH_SENT);
+    assert_int_equal(md_count_key(headers, "attempt"), 1);
+    assert_string_equal(md_get(headers, "attempt"), "2");
+    orpc_metadata_free(headers);
+    assert_true(wait_at_least(&g.cancelled, 1));
+    usleep(300000); /* (a third attempt would have started by now) */
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.prev[0]), 0);
+    assert_int_equal(get(&g.prev[1]), 1);
+
+    reset_server_state();
+    set_hang(1, 0);
+    async_res res = {.code = ORPC_UNKNOWN};
+    uv_mutex_init(&res.lock);
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    req.response_size = 7;
+    assert_int_equal(orpc_channel_invoke_async(
+                         ch, grpc__testing__test_service__method__unary_call,
+                         &req.base, NULL, async_done, &res),
+                     0);
+    assert_true(async_wait(&res));
+    assert_int_equal(res.code, ORPC_OK);
+    assert_int_equal(res.len, 7);
+    assert_true(wait_at_least(&g.cancelled, 1));
+    assert_int_equal(get(&g.attempts), 2);
+    uv_mutex_destroy(&res.lock);
+    orpc_channel_unref(ch);
+}
+
+/* hedgingDelay is waited for: with 100 s, a hanging first attempt is the
+ * only one before a 1-second deadline.  With 50 ms, attempts start until
+ * maxAttempts are in flight (3; 9 counts as 5), all hanging until the
+ * deadline cancels them. */
+static void test_hedge_delay_and_max_attempts(void **state)
+{
+    fx *f = *state;
+    static const struct {
+        const char *delay;
+        int max, want;
+    } cases[] = {{"100s", 3, 1}, {"0.05s", 3, 3}, {"0.05s", 9, 5}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        reset_server_state();
+        set_hang(0, 1);
+        orpc_channel *ch =
+            hedged_channel(f->target, cases[k].max, cases[k].delay, "", NULL);
+        orpc_call_opts opts = {.timeout_ms = 1000};
+        assert_int_equal(unary(ch, 1, 0, &opts), ORPC_DEADLINE_EXCEEDED);
+        assert_true(wait_at_least(&g.cancelled, cases[k].want));
+        if (get(&g.attempts) != cases[k].want)
+            fail_msg("case %zu: %d attempts, want %d", k, get(&g.attempts),
+                     cases[k].want);
+        for (int i = 0; i < cases[k].want; i++)
+            assert_int_equal(get(&g.prev[i]), i);
+        orpc_channel_unref(ch);
+    }
+}
+
+/* A request over per_call_retry_buffer_size is not kept for hedges: the
+ * call is committed from the start and has its first attempt only. */
+static void test_hedge_buffer_limit(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE "}],"
+             " \"hedgingPolicy\": {\"maxAttempts\": 3,"
+             " \"hedgingDelay\": \"0.05s\"}}]}");
+    for (int over = 0; over <= 1; over++) {
+        reset_server_state();
+        set_hang(0, 1);
+        orpc_channel_opts co = {.per_call_retry_buffer_size = 500};
+        orpc_channel *ch = channel_to(f->target, cfg, &co);
+        orpc_call_opts opts = {.timeout_ms = 1000};
+        assert_int_equal(unary(ch, 1, over ? 1000 : 10, &opts),
+                         ORPC_DEADLINE_EXCEEDED);
+        assert_true(wait_at_least(&g.cancelled, over ? 1 : 3));
+        assert_int_equal(get(&g.attempts), over ? 1 : 3);
+        orpc_channel_unref(ch);
+    }
+}
+
+/* A status in nonFatalStatusCodes does not end the call while another
+ * attempt may start: the next starts at once (not after the 100 s
+ * delay); the last attempt's status is the call's.  A fatal status (and
+ * OK) ends the call at once. */
+static void test_hedge_non_fatal(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch =
+        hedged_channel(f->target, 3, "100s", "\"UNAVAILABLE\"", NULL);
+    orpc_call_opts opts = {.timeout_ms = 20000};
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, &opts), ORPC_UNAVAILABLE);
+    assert_int_equal(get(&g.attempts), 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(get(&g.prev[i]), i);
+    reset_server_state();
+    set_behaviour(2, 0, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 4, 0, &opts), ORPC_OK);
+    assert_int_equal(get(&g.attempts), 3);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_INTERNAL, NULL);
+    assert_int_equal(unary(ch, 1, 0, &opts), ORPC_INTERNAL);
+    assert_int_equal(get(&g.attempts), 1);
+    orpc_channel_unref(ch);
+}
+
+/* Pushback on a non-fatal status: negative stops hedging; a minute
+ * against a 3-second deadline means no next attempt (the call ends at
+ * once); 1 ms lets the next start. */
+static void test_hedge_pushback(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch =
+        hedged_channel(f->target, 3, "100s", "\"UNAVAILABLE\"", NULL);
+    static const struct {
+        const char *pushback;
+        int want;
+    } cases[] = {{"-1", 1}, {"60000", 1}, {"1", 3}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        reset_server_state();
+        set_behaviour(0, 1, ORPC_UNAVAILABLE, cases[k].pushback);
+        orpc_call_opts opts = {.timeout_ms = 3000};
+        assert_int_equal(unary(ch, 1, 0, &opts), ORPC_UNAVAILABLE);
+        if (get(&g.attempts) != cases[k].want)
+            fail_msg("pushback \"%s\": %d attempts, want %d", cases[k].pushback,
+                     get(&g.attempts), cases[k].want);
+    }
+    orpc_channel_unref(ch);
+}
+
+/* Throttling (maxTokens 10, tokenRatio 1): a non-fatal failure takes a
+ * token, and no hedge starts unless more than 5 are left: a failing call
+ * spends 5 tokens in 5 attempts, the next gets no hedge; two successes
+ * earn two back, and the next failing call gets one hedge. */
+static void test_hedge_throttled(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch =
+        hedged_channel(f->target, 5, "100s", "\"UNAVAILABLE\"",
+                       ", \"retryThrottling\": {\"maxTokens\": 10, "
+                       "\"tokenRatio\": 1}");
+    throttle_drain(ch);
+    reset_server_state();
+    for (int i = 0; i < 3; i++) /* 4 -> 7 */
+        assert_int_equal(unary(ch, 1, 0, NULL), ORPC_OK);
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    assert_int_equal(unary(ch, 1, 0, NULL), ORPC_UNAVAILABLE); /* 7 -> 5 */
+    assert_int_equal(get(&g.attempts), 2);
+    orpc_channel_unref(ch);
+}
+
+/* The channel closes while a hedged call's attempt hangs (the next is
+ * 100 s away): the call ends, not OK, the server sees the cancel and the
+ * channel's thread stops. */
+static void test_hedge_channel_close(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = hedged_channel(f->target, 3, "100s", "", NULL);
+    set_hang(0, 1);
+    async_res res = {.code = ORPC_OK};
+    uv_mutex_init(&res.lock);
+    SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    assert_int_equal(orpc_channel_invoke_async(
+                         ch, grpc__testing__test_service__method__unary_call,
+                         &req.base, NULL, async_done, &res),
+                     0);
+    assert_true(wait_at_least(&g.attempts, 1));
+    orpc_channel_unref(ch);
+    assert_true(async_wait(&res));
+    assert_int_equal(res.code, ORPC_UNAVAILABLE);
+    assert_true(wait_at_least(&g.cancelled, 1));
+    assert_int_equal(get(&g.attempts), 1);
+    uv_mutex_destroy(&res.lock);
+}
+
+/* ---- what interceptors see of retries and hedges ---- */
+
+/* What a counting interceptor saw (g.lock). */
+static struct {
+    int starts, ends, in, out;
+    int code;
+} ics;
+
+static orpc_code ic_start(orpc_call_info *info, void **slot, const char **why,
+                          void *ud)
+{
+    (void)info, (void)slot, (void)why, (void)ud;
+    uv_mutex_lock(&g.lock);
+    ics.starts++;
+    uv_mutex_unlock(&g.lock);
+    return ORPC_OK;
+}
+
+static void ic_message(orpc_call_info *info, void *slot, int outbound,
+                       size_t bytes, void *ud)
+{
+    (void)info, (void)slot, (void)bytes, (void)ud;
+    uv_mutex_lock(&g.lock);
+    if (outbound)
+        ics.out++;
+    else
+        ics.in++;
+    uv_mutex_unlock(&g.lock);
+}
+
+static void ic_end(orpc_call_info *info, void *slot, const orpc_status *st,
+                   void *ud)
+{
+    (void)info, (void)slot, (void)ud;
+    uv_mutex_lock(&g.lock);
+    ics.ends++;
+    ics.code = (int)st->code;
+    uv_mutex_unlock(&g.lock);
+}
+
+/* A channel with the counting interceptor alone; |ics| cleared. */
+static orpc_channel *counted_channel(const char *target, const char *cfg,
+                                     orpc_interceptor **ic)
+{
+    static const orpc_interceptor_ops ops = {
+        .on_start = ic_start, .on_message = ic_message, .on_end = ic_end};
+    assert_int_equal(orpc_interceptor_new(ic, &ops, NULL), 0);
+    uv_mutex_lock(&g.lock);
+    memset(&ics, 0, sizeof ics);
+    ics.code = ORPC_UNKNOWN;
+    uv_mutex_unlock(&g.lock);
+    orpc_channel_opts co = {
+        .interceptors = ic, .n_interceptors = 1, .no_default_interceptors = 1};
+    return channel_to(target, cfg, &co);
+}
+
+/* Interceptors see one call whatever its attempts: a hedged call whose
+ * second attempt wins, a retried bidi call (the messages the application
+ * sent and got, once each). */
+static void test_interceptors_see_one_call(void **state)
+{
+    fx *f = *state;
+    char cfg[512];
+    snprintf(cfg, sizeof cfg,
+             "{\"methodConfig\": [{\"name\": [{\"service\": " SERVICE "}],"
+             " \"hedgingPolicy\": {\"maxAttempts\": 3,"
+             " \"hedgingDelay\": \"0.05s\"}}]}");
+    orpc_interceptor *ic;
+    orpc_channel *ch = counted_channel(f->target, cfg, &ic);
+    set_hang(1, 0);
+    orpc_call_opts opts = {.timeout_ms = 20000};
+    assert_int_equal(unary(ch, 10, 0, &opts), ORPC_OK);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&ics.starts), 1);
+    assert_int_equal(get(&ics.ends), 1);
+    assert_int_equal(get(&ics.out), 1);
+    assert_int_equal(get(&ics.in), 1);
+    assert_int_equal(get(&ics.code), ORPC_OK);
+    orpc_channel_unref(ch);
+    orpc_interceptor_unref(ic);
+
+    reset_server_state();
+    ch = counted_channel(
+        f->target,
+        retry_config(cfg, sizeof cfg, 3, "0.01s", "\"UNAVAILABLE\"", NULL),
+        &ic);
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(0, 0); /* at the end of the request stream */
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, &opts),
+                     0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(send_duplex(call, 5 + i), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    int got;
+    assert_int_equal(drain_call(call, &got), ORPC_OK);
+    assert_int_equal(got, 3);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&ics.starts), 1);
+    assert_int_equal(get(&ics.ends), 1);
+    assert_int_equal(get(&ics.out), 3);
+    assert_int_equal(get(&ics.in), 3);
+    orpc_channel_unref(ch);
+    orpc_interceptor_unref(ic);
+}
+
+/* ---- the transparent retry of streams a GOAWAY left unprocessed ---- */
+
+/* A raw HTTP/2 server (h2peer.c) that answers a connection's first
+ * request with GOAWAY (last stream 0: nothing processed), on every
+ * connection or on the first only; the others it answers with an empty
+ * message and OK once the request stream ends.  Counts under g.lock. */
+typedef struct goaway_peer {
+    int lfd, port;
+    int refuse_all;
+    uv_thread_t thread;
+    /* g.lock */
+    int stop;
+    int conns, streams; /* connections accepted, request HEADERS seen */
+    int answered;
+    size_t bytes; /* DATA of the request answered */
+} goaway_peer;
+
+/* Serves one connection until it closes, or (refused, or |stop|) a
+ * short while after. */
+static void goaway_conn(goaway_peer *r, h2p *p, int refuse)
+{
+    h2p_frame f;
+    h2p_head h;
+    uint32_t id = 0;
+    size_t bytes = 0;
+    int idle = 0;
+    for (int i = 0; i < 10000; i++) {
+        int t = h2p_read_frame(p, 50, &f);
+        if (t == -2) {
+            uv_mutex_lock(&g.lock);
+            int stop = r->stop;
+            uv_mutex_unlock(&g.lock);
+            if (stop || (refuse && id != 0 && ++idle >= 4))
+                break; /* (a refused one: the GOAWAY had time to land) */
+            continue;
+        }
+        if (t < 0)
+            break;
+        int end = 0;
+        if (t == H2P_HEADERS && id == 0) {
+            h2p_decode(p, f.payload, f.len, &h);
+            id = f.stream;
+            uv_mutex_lock(&g.lock);
+            r->streams++;
+            uv_mutex_unlock(&g.lock);
+            if (refuse) {
+                h2p_goaway(p, 0, NGHTTP2_NO_ERROR);
+                continue;
+            }
+            end = f.flags & 1;
+        } else if (t == H2P_DATA && f.stream == id && id != 0 && !refuse) {
+            bytes += f.len;
+            end = f.flags & 1;
+        }
+        if (end) {
+            uv_mutex_lock(&g.lock);
+            r->answered++;
+            r->bytes = bytes;
+            uv_mutex_unlock(&g.lock);
+            h2p_grpc_ok(p, id, NULL, 0);
+        }
+    }
+}
+
+static void goaway_peer_run(void *arg)
+{
+    goaway_peer *r = arg;
+    h2p *p = malloc(sizeof(*p));
+    if (p == NULL)
+        return;
+    for (;;) {
+        uv_mutex_lock(&g.lock);
+        int stop = r->stop;
+        int first = r->conns == 0;
+        uv_mutex_unlock(&g.lock);
+        if (stop)
+            break;
+        memset(p, 0, sizeof(*p));
+        p->fd = -1;
+        if (h2p_accept(p, r->lfd, 50) != 0) {
+            if (p->def != NULL)
+                h2p_close(p);
+            continue;
+        }
+        uv_mutex_lock(&g.lock);
+        r->conns++;
+        uv_mutex_unlock(&g.lock);
+        goaway_conn(r, p, r->refuse_all || first);
+        h2p_close(p);
+    }
+    free(p);
+}
+
+static void goaway_peer_start(goaway_peer *r, int refuse_all)
+{
+    memset(r, 0, sizeof(*r));
+    r->refuse_all = refuse_all;
+    r->lfd = h2p_listen(&r->port);
+    assert_true(r->lfd >= 0);
+    assert_int_equal(uv_thread_create(&r->thread, goaway_peer_run, r), 0);
+}
+
+static void goaway_peer_stop(goaway_peer *r)
+{
+    uv_mutex_lock(&g.lock);
+    r->stop = 1;
+    uv_mutex_unlock(&g.lock);
+    uv_thread_join(&r->thread);
+    close(r->lfd);
+}
+
+/* A unary call whose stream is above a GOAWAY's last stream id was never
+ * processed: it goes again, once, on a new connection (not an attempt
+ * of a retry policy: the channel has none), and succeeds there; the
+ * request got to a server that may have run it (REACH_SENT).  When every
+ * connection refuses it, the second refusal ends it UNAVAILABLE with
+ * REACH_REFUSED.  A hedged call's attempt is retried the same way. */
+static void test_goaway_transparent_retry(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        int refuse_all = round == 1;
+        goaway_peer r;
+        goaway_peer_start(&r, refuse_all);
+        char target[64];
+        snprintf(target, sizeof target, "127.0.0.1:%d", r.port);
+        /* round 2: a hedged call (its next attempt 100 s away): its
+         * attempt is retried transparently as any call */
+        orpc_channel *ch = round == 2
+                               ? hedged_channel(target, 3, "100s", "", NULL)
+                               : channel_to(target, NULL, NULL);
+        SimpleReq req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+        req.response_size = 3;
+        ProtobufCMessage *resp = NULL;
+        orpc_call_reach reach = ORPC_REACH_NONE;
+        orpc_call_opts opts = {.timeout_ms = 10000, .reached = &reach};
+        orpc_status st = orpc_channel_invoke(
+            ch, grpc__testing__test_service__method__unary_call, &req.base,
+            &resp, &opts);
+        if (refuse_all) {
+            assert_int_equal(st.code, ORPC_UNAVAILABLE);
+            assert_int_equal(reach, ORPC_REACH_REFUSED);
+        } else {
+            assert_int_equal(st.code, ORPC_OK);
+            assert_non_null(resp);
+            protobuf_c_message_free_unpacked(resp, NULL);
+            assert_int_equal(reach, ORPC_REACH_SENT);
+        }
+        orpc_status_clear(&st);
+        orpc_channel_unref(ch);
+        goaway_peer_stop(&r);
+        assert_int_equal(r.streams, 2); /* one transparent retry, no more */
+        assert_int_equal(r.conns, 2);   /* on a new connection */
+        assert_int_equal(r.answered, refuse_all ? 0 : 1);
+        if (!refuse_all) /* the whole request, framed */
+            assert_int_equal(
+                r.bytes,
+                5 + grpc__testing__simple_request__get_packed_size(&req));
+    }
+}
+
+/* The same for a client-streaming call with a retry policy (which keeps
+ * what the call sends; its retryable codes leave UNAVAILABLE out, so only
+ * the transparent retry can save the call): what it sent on the refused
+ * stream (and after) goes again, whole, on the new connection. */
+static void test_goaway_transparent_retry_stream(void **state)
+{
+    (void)state;
+    goaway_peer r;
+    goaway_peer_start(&r, 0);
+    char target[64], cfg[512];
+    snprintf(target, sizeof target, "127.0.0.1:%d", r.port);
+    orpc_channel *ch = channel_to(
+        target, retry_config(cfg, sizeof cfg, 2, "0.001s", "\"ABORTED\"", NULL),
+        NULL);
+    static const int sizes[] = {10, 20, 30};
+    size_t want = 0;
+    for (int i = 0; i < 3; i++) {
+        Grpc__Testing__StreamingInputCallRequest q =
+            GRPC__TESTING__STREAMING_INPUT_CALL_REQUEST__INIT;
+        Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+        p.body.len = (size_t)sizes[i];
+        q.payload = &p;
+        want +=
+            5 +
+            grpc__testing__streaming_input_call_request__get_packed_size(&q);
+    }
+    int sum;
+    assert_int_equal(client_stream(ch, sizes, 3, 0, &sum), ORPC_OK);
+    assert_int_equal(sum, 0); /* (the peer's empty answer) */
+    orpc_channel_unref(ch);
+    goaway_peer_stop(&r);
+    assert_int_equal(r.streams, 2);
+    assert_int_equal(r.conns, 2);
+    assert_int_equal(r.answered, 1);
+    assert_int_equal(r.bytes, want);
 }
 
 /* ---- the other per-method settings ---- */
@@ -847,6 +1852,28 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_buffer_limits, setup, teardown),
         cmocka_unit_test_setup_teardown(test_close_during_backoff, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_stream_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bidi_retry, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bidi_retry_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_committed_after_headers,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_buffer_limits, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_first_answer_wins, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_delay_and_max_attempts,
+                                        setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_buffer_limit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_non_fatal, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_pushback, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_throttled, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_channel_close, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_interceptors_see_one_call, setup,
+                                        teardown),
+        cmocka_unit_test(test_goaway_transparent_retry),
+        cmocka_unit_test(test_goaway_transparent_retry_stream),
         cmocka_unit_test_setup_teardown(test_method_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_limits, setup, teardown),
         cmocka_unit_test(test_wait_for_ready),

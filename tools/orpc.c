@@ -4,14 +4,18 @@
  * show what the router would do.
  *
  *   orpc call [--mode M] [--target host:port] [--legacy-url URL]
- *             [--ca F --cert F --key F] [-H 'k: v'] [-d JSON|@file]
- *             [--as NAME] [--auth-url URL] [--timeout MS] [-v]
- *             pkg.Service/Method
+ *             [--plaintext | --ca F --cert F --key F] [-H 'k: v']
+ *             [-d JSON|@file] [--as NAME] [--auth-url URL] [--timeout MS]
+ *             [-v] pkg.Service/Method
+ *   orpc call --target host:port [--plaintext | --ca F ...]
+ *             [--protoset F | --proto F [-I DIR]...] [-d JSON...]
+ *             pkg.Service/Method          (a method not compiled in)
  *   orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS] [-v]
  *             pkg.Service/Method
  *   orpc health --target host:port [--service NAME]
  *               [--plaintext | --ca F [--cert F --key F]] [--timeout MS]
- *   orpc list [--json]
+ *   orpc list [--json] [--target host:port | --protoset F | --proto F]
+ *             [SERVICE]
  *   orpc routes [--config FILE] [--stats FILE]... [--json]
  *
  * `call` prints the response as JSON and exits with the call's gRPC status
@@ -24,6 +28,12 @@
  * call exactly as a service configured by its environment would
  * (orpc/clients.h): identity, routes, gRPC targets and TLS from the
  * variables, no flags.
+ *
+ * A method that is not compiled in (or any method, with --protoset or
+ * --proto) is called through its descriptors: dyncmd.c fetches them by
+ * server reflection or reads them from the files, and `list` does the same
+ * with --target, --protoset or --proto (docs/cli.md).  Every gRPC
+ * connection is TLS unless --plaintext (cli_common.c makes them all).
  *
  * `health` asks a server's health service (grpc.health.v1.Health/Check)
  * about NAME, or the server as a whole, and prints the status's name: it
@@ -65,6 +75,8 @@
 #include "opsconductor/notification/v1/notification.orpc.h"
 #include "opsconductor/user/v1/user.orpc.h"
 
+#include "cli.h"
+
 /* Every compiled-in file: the OpsConductor services and grpc.testing. */
 static const orpc_file_desc *const files[] = {
     &opsconductor_auth_v1_auth_proto__orpc_file,
@@ -77,28 +89,26 @@ static const orpc_file_desc *const files[] = {
 };
 #define N_FILES (sizeof(files) / sizeof(files[0]))
 
-/* Local problems, as the gRPC code the call would have got. */
-enum {
-    EXIT_BAD_USAGE = ORPC_INVALID_ARGUMENT,      /* 3: flags, JSON, files */
-    EXIT_NO_RESOURCES = ORPC_RESOURCE_EXHAUSTED, /* 8: out of memory */
-    EXIT_BAD_CONFIG = ORPC_FAILED_PRECONDITION,  /* 9: routes, environment */
-    EXIT_NO_METHOD = ORPC_UNIMPLEMENTED,         /* 12: not compiled in */
-    EXIT_NO_CREDENTIALS = ORPC_UNAUTHENTICATED,  /* 16: no identity */
-    EXIT_NOT_SERVING = ORPC_UNAVAILABLE          /* 14: health: not SERVING */
-};
-
 static const char usage_text[] =
     "usage: orpc call [--mode grpc|legacy|fallback|shadow|shadow-grpc]\n"
     "                 [--target host:port] [--legacy-url URL]\n"
-    "                 [--ca F --cert F --key F] [-H 'k: v']\n"
+    "                 [--plaintext | --ca F [--cert F --key F]] [-H 'k: v']\n"
     "                 [-d JSON|@file] [--as NAME] [--auth-url URL]\n"
     "                 [--timeout MS] [-v] pkg.Service/Method\n"
+    "       orpc call --target host:port [--plaintext | --ca F ...]\n"
+    "                 [--protoset F | --proto F [-I DIR]...] [-H 'k: v']\n"
+    "                 [-d JSON...|@file] [--timeout MS] pkg.Service/Method\n"
+    "                 (a method not compiled in: its descriptors from server\n"
+    "                 reflection, or the files; -d holds one JSON object per\n"
+    "                 request for client and bidi streaming)\n"
     "       orpc call --env [-H 'k: v'] [-d JSON|@file] [--timeout MS]\n"
     "                 [-v] pkg.Service/Method\n"
     "       orpc health --target host:port [--service NAME]\n"
     "                   [--plaintext | --ca F [--cert F --key F]]\n"
     "                   [--timeout MS (default 5000)]\n"
     "       orpc list [--json]\n"
+    "       orpc list [--json] (--target host:port [--plaintext | --ca F ...]\n"
+    "                 | --protoset F | --proto F [-I DIR]...) [SERVICE]\n"
     "       orpc routes [--config FILE] [--stats FILE]... [--json]\n"
     "       orpc --help | --version\n"
     "\n"
@@ -111,13 +121,18 @@ static const char usage_text[] =
     "   8  RESOURCE_EXHAUSTED also when orpc runs out of memory\n"
     "   9  FAILED_PRECONDITION also for a bad routing table or environment\n"
     "      (ORPC_ROUTES_FILE, --config, --env settings, --stats files)\n"
-    "  12  UNIMPLEMENTED also for a method not compiled into orpc, and for\n"
-    "      client and bidi streaming, which `orpc call` does not send\n"
+    "  12  UNIMPLEMENTED also for a method neither compiled into orpc nor\n"
+    "      in the descriptors, and for client and bidi streaming of a\n"
+    "      compiled-in method, which `orpc call` does not send\n"
+    "  13  INTERNAL also for a response or a descriptor that does not parse\n"
     "  14  UNAVAILABLE also when `orpc health` gets an answer other than\n"
     "      SERVING (NOT_SERVING, UNKNOWN); it prints the status either way\n"
     "      (an unknown --service is 5 NOT_FOUND)\n"
     "  16  UNAUTHENTICATED also when the legacy path has no credentials\n"
-    "      (NAME_USERNAME / NAME_PASSWORD for --as NAME)\n";
+    "      (NAME_USERNAME / NAME_PASSWORD for --as NAME)\n"
+    "\n"
+    "Without --plaintext every gRPC connection is TLS, verified with --ca or\n"
+    "the system's trust store.\n";
 
 /* Prints the usage to stderr and returns EXIT_BAD_USAGE. */
 static int usage(void)
@@ -152,7 +167,30 @@ static json_t *rule_json(const orpc_http_rule *r)
 
 static int cmd_list(int argc, char **argv)
 {
-    int as_json = argc > 0 && strcmp(argv[0], "--json") == 0;
+    int as_json = 0;
+    const char *service = NULL;
+    orpc__cli_conn conn = {0};
+    orpc__cli_src src = {0};
+    for (int i = 0; i < argc; i++) {
+        int rc = orpc__cli_flag(&conn, &src, argc, argv, &i);
+        if (rc < 0)
+            return EXIT_BAD_USAGE;
+        if (rc > 0)
+            continue;
+        if (strcmp(argv[i], "--json") == 0)
+            as_json = 1;
+        else if (argv[i][0] != '-' && service == NULL)
+            service = argv[i];
+        else
+            return usage();
+    }
+    if (conn.target || orpc__cli_src_given(&src))
+        return orpc__cli_dyn_list(&conn, &src, service, as_json);
+    if (service || conn.ca || conn.cert || conn.key || conn.plaintext) {
+        fprintf(stderr, "orpc: list: SERVICE, --plaintext, --ca, --cert and "
+                        "--key go with --target, --protoset or --proto\n");
+        return EXIT_BAD_USAGE;
+    }
     json_t *all = json_array();
     for (size_t f = 0; f < N_FILES; f++)
         for (size_t s = 0; s < files[f]->n_services; s++) {
@@ -322,39 +360,12 @@ static int cmd_routes(int argc, char **argv)
 
 /* ---- call ---- */
 
+/* -d's text: the argument itself, or the file (or stdin) after '@'. */
 static char *read_data(const char *arg)
 {
     if (arg[0] != '@')
         return strdup(arg);
-    FILE *f = strcmp(arg + 1, "-") == 0 ? stdin : fopen(arg + 1, "r");
-    if (f == NULL)
-        return NULL;
-    size_t cap = 4096, n = 0;
-    char *buf = malloc(cap);
-    size_t r;
-    while (buf && (r = fread(buf + n, 1, cap - n - 1, f)) > 0) {
-        n += r;
-        if (n + 1 == cap) {
-            if (cap >= 64u << 20) { /* bounded: 64 MiB of input */
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            cap *= 2;
-            char *nb = realloc(buf, cap);
-            if (nb == NULL) {
-                free(buf);
-                buf = NULL;
-                break;
-            }
-            buf = nb;
-        }
-    }
-    if (f != stdin)
-        fclose(f);
-    if (buf)
-        buf[n] = '\0';
-    return buf;
+    return orpc__cli_read_file(arg + 1, 64u << 20, NULL); /* bounded */
 }
 
 static void log_stderr(orpc_log_level level, const char *msg, void *ud)
@@ -391,8 +402,9 @@ static void report_shadow(const orpc_routes *routes, const orpc_method_desc *m,
 /* How `orpc call` reaches the method: flags, or (--env) a service's
  * environment. */
 typedef struct call_args {
-    const char *mode, *target, *legacy_url, *ca, *cert, *key, *auth_url;
-    const char *as; /* NULL: orpc-cli */
+    const char *mode, *legacy_url, *auth_url;
+    const char *as;      /* NULL: orpc-cli */
+    orpc__cli_conn conn; /* the gRPC side; conn.ca also for the legacy one */
     int from_env;
 } call_args;
 
@@ -408,13 +420,14 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
     *routes = NULL;
     if (a->from_env) {
         /* exactly what a service would do: orpc/clients.h */
-        if (a->mode || a->target || a->legacy_url || a->ca || a->cert ||
-            a->key || a->auth_url || a->as) {
+        if (a->mode || a->conn.target || a->legacy_url || a->conn.ca ||
+            a->conn.cert || a->conn.key || a->conn.plaintext || a->auth_url ||
+            a->as) {
             fprintf(stderr, "orpc: --env takes every setting from the "
                             "environment (ORPC_IDENTITY, ORPC_ROUTES_FILE, "
                             "<SERVICE>_GRPC_TARGET, ORPC_TLS_*, ...): drop "
-                            "--mode, --target, --legacy-url, --ca, --cert, "
-                            "--key, --as and --auth-url\n");
+                            "--mode, --target, --legacy-url, --plaintext, "
+                            "--ca, --cert, --key, --as and --auth-url\n");
             return EXIT_BAD_USAGE;
         }
         orpc_env *env;
@@ -454,17 +467,11 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
         }
     }
     orpc_channel *ch = NULL;
-    orpc_tls_opts tls = {
-        .ca_file = a->ca, .cert_file = a->cert, .key_file = a->key};
-    if (rc == 0 && a->target != NULL) {
-        orpc_channel_opts co = {.tls = a->ca ? &tls : NULL,
-                                .plaintext = !a->ca};
-        rc = orpc_channel_new(&ch, a->target, &co, NULL, NULL);
-        if (rc != 0) {
-            fprintf(stderr, "orpc: --target %s: %s\n", a->target,
-                    orpc_strerror(rc));
-            return rc == ORPC_ENOMEM ? EXIT_NO_RESOURCES : EXIT_BAD_USAGE;
-        }
+    if (rc == 0 && a->conn.target != NULL) {
+        /* TLS unless --plaintext; --ca may serve the legacy side alone */
+        int code = orpc__cli_channel(&a->conn, 1, &ch);
+        if (code != 0)
+            return code;
     }
     const char *as = a->as ? a->as : "orpc-cli";
     if (rc == 0) {
@@ -473,7 +480,7 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
                                .legacy_url = a->legacy_url,
                                .auth_url = a->auth_url,
                                .identity = as,
-                               .ca_file = a->ca,
+                               .ca_file = a->conn.ca,
                                .log = log_stderr};
         rc = orpc_routed_client_new(client, m->service, &ro, &detail);
         orpc_channel_unref(ch); /* the client holds its own reference */
@@ -543,8 +550,8 @@ static orpc_status do_call(orpc_client *client, const orpc_method_desc *m,
 static int cmd_call(int argc, char **argv)
 {
     call_args ca = {0};
+    orpc__cli_src src = {0};
     const char *data = "{}", *name = NULL;
-    long timeout = 0;
     int verbose = 0, code = EXIT_BAD_USAGE;
     orpc_metadata *md = NULL;
     ProtobufCMessage *req = NULL;
@@ -553,6 +560,11 @@ static int cmd_call(int argc, char **argv)
     if (orpc_metadata_new(&md, NULL) != 0)
         return EXIT_NO_RESOURCES;
     for (int i = 0; i < argc; i++) {
+        int rc = orpc__cli_flag(&ca.conn, &src, argc, argv, &i);
+        if (rc < 0)
+            goto out;
+        if (rc > 0)
+            continue;
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
 #define OPT(flag, var)                                                         \
@@ -562,27 +574,13 @@ static int cmd_call(int argc, char **argv)
         continue;                                                              \
     }
         OPT("--mode", ca.mode)
-        OPT("--target", ca.target)
         OPT("--legacy-url", ca.legacy_url)
-        OPT("--ca", ca.ca)
-        OPT("--cert", ca.cert)
-        OPT("--key", ca.key)
         OPT("-d", data)
         OPT("--as", ca.as)
         OPT("--auth-url", ca.auth_url)
 #undef OPT
         if (strcmp(a, "-v") == 0 || strcmp(a, "--env") == 0) {
             *(a[1] == 'v' ? &verbose : &ca.from_env) = 1;
-            continue;
-        }
-        if (strcmp(a, "--timeout") == 0 && v) {
-            char *end = NULL;
-            timeout = strtol(v, &end, 10);
-            if (end == v || *end != '\0' || timeout < 0) {
-                fprintf(stderr, "orpc: --timeout wants milliseconds\n");
-                goto out;
-            }
-            i++;
             continue;
         }
         if (strcmp(a, "-H") == 0 && v) {
@@ -613,9 +611,34 @@ static int cmd_call(int argc, char **argv)
         code = usage();
         goto out;
     }
-    const orpc_method_desc *m = find_method(name);
+    /* descriptors given, or a method not compiled in: the dynamic call */
+    const orpc_method_desc *m =
+        orpc__cli_src_given(&src) ? NULL : find_method(name);
+    if (m == NULL && !ca.from_env &&
+        (ca.conn.target || orpc__cli_src_given(&src))) {
+        if (ca.mode || ca.legacy_url || ca.as || ca.auth_url || verbose) {
+            fprintf(stderr,
+                    "orpc: %s is called through its descriptors, "
+                    "over gRPC only: drop --mode, --legacy-url, "
+                    "--as, --auth-url and -v\n",
+                    name);
+            goto out;
+        }
+        char *text = read_data(data);
+        if (text == NULL) {
+            fprintf(stderr, "orpc: cannot read %s\n", data);
+            goto out;
+        }
+        code = orpc__cli_dyn_call(&ca.conn, &src, name, text, md);
+        free(text);
+        goto out;
+    }
     if (m == NULL) {
-        fprintf(stderr, "orpc: no method %s (see `orpc list`)\n", name);
+        fprintf(stderr,
+                "orpc: no method %s (see `orpc list`; a method not "
+                "compiled in needs --target, --protoset or "
+                "--proto)\n",
+                name);
         code = EXIT_NO_METHOD;
         goto out;
     }
@@ -639,19 +662,18 @@ static int cmd_call(int argc, char **argv)
         goto out;
     orpc_served_by by = ORPC_SERVED_NONE;
     orpc_call_opts o = {
-        .timeout_ms = timeout, .metadata = md, .served_by = &by};
+        .timeout_ms = ca.conn.timeout_ms, .metadata = md, .served_by = &by};
     orpc_status st = do_call(client, m, req, &o);
     code = st.code;
     if (st.code != ORPC_OK)
-        fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
-                st.message ? st.message : "");
+        orpc__cli_report(&ca.conn, st.code, st.message);
     orpc_status_clear(&st);
     if (verbose)
         fprintf(stderr, "served-by: %s\n",
                 by == ORPC_SERVED_GRPC     ? "grpc"
                 : by == ORPC_SERVED_LEGACY ? "legacy"
                                            : "none");
-    report_shadow(routes, m, timeout);
+    report_shadow(routes, m, ca.conn.timeout_ms);
 out:
     orpc_client_free(client);
     orpc_routes_unref(routes);
@@ -665,67 +687,31 @@ out:
 
 static int cmd_health(int argc, char **argv)
 {
-    const char *target = NULL, *service = "", *ca = NULL, *cert = NULL,
-               *key = NULL;
-    int plaintext = 0;
-    long timeout = 5000;
+    const char *service = "";
+    orpc__cli_conn conn = {.timeout_ms = 5000};
     for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-#define OPT(flag, var)                                                         \
-    if (strcmp(a, flag) == 0 && v) {                                           \
-        var = v;                                                               \
-        i++;                                                                   \
-        continue;                                                              \
-    }
-        OPT("--target", target)
-        OPT("--service", service)
-        OPT("--ca", ca)
-        OPT("--cert", cert)
-        OPT("--key", key)
-#undef OPT
-        if (strcmp(a, "--plaintext") == 0) {
-            plaintext = 1;
+        int rc = orpc__cli_conn_flag(&conn, argc, argv, &i);
+        if (rc < 0)
+            return EXIT_BAD_USAGE;
+        if (rc > 0)
             continue;
-        }
-        if (strcmp(a, "--timeout") == 0 && v) {
-            char *end = NULL;
-            timeout = strtol(v, &end, 10);
-            if (end == v || *end != '\0' || timeout < 0) {
-                fprintf(stderr, "orpc: --timeout wants milliseconds\n");
-                return EXIT_BAD_USAGE;
-            }
-            i++;
+        if (strcmp(argv[i], "--service") == 0 && i + 1 < argc) {
+            service = argv[++i];
             continue;
         }
         return usage();
     }
-    if (target == NULL) {
-        fprintf(stderr, "orpc: health: --target host:port is required\n");
-        return EXIT_BAD_USAGE;
-    }
-    if (plaintext && (ca || cert || key)) {
-        fprintf(stderr, "orpc: health: --plaintext goes without --ca, --cert "
-                        "and --key\n");
-        return EXIT_BAD_USAGE;
-    }
-    if ((cert == NULL) != (key == NULL)) {
-        fprintf(stderr, "orpc: health: --cert and --key go together\n");
-        return EXIT_BAD_USAGE;
-    }
-    orpc_tls_opts tls = {.ca_file = ca, .cert_file = cert, .key_file = key};
-    orpc_channel_opts co = {.tls = plaintext ? NULL : &tls,
-                            .plaintext = plaintext};
     orpc_channel *ch = NULL;
     orpc_client *client = NULL;
     orpc_error_detail why = {0};
-    int rc = orpc_channel_new(&ch, target, &co, NULL, &why);
-    if (rc == 0)
-        rc = orpc_client_new(&client, &grpc__health__v1__health__orpc_desc, ch,
-                             NULL, &why);
+    int rc = orpc__cli_channel(&conn, 0, &ch);
+    if (rc != 0)
+        return rc;
+    rc = orpc_client_new(&client, &grpc__health__v1__health__orpc_desc, ch,
+                         NULL, &why);
     orpc_channel_unref(ch); /* the client holds its own reference */
     if (rc != 0) {
-        fprintf(stderr, "orpc: --target %s: %s\n", target,
+        fprintf(stderr, "orpc: --target %s: %s\n", conn.target,
                 why.message[0] ? why.message : orpc_strerror(rc));
         return rc == ORPC_ENOMEM ? EXIT_NO_RESOURCES : EXIT_BAD_USAGE;
     }
@@ -733,7 +719,7 @@ static int cmd_health(int argc, char **argv)
         GRPC__HEALTH__V1__HEALTH_CHECK_REQUEST__INIT;
     req.service = (char *)service;
     Grpc__Health__V1__HealthCheckResponse *resp = NULL;
-    orpc_call_opts o = {.timeout_ms = timeout};
+    orpc_call_opts o = {.timeout_ms = conn.timeout_ms};
     orpc_status st =
         grpc__health__v1__health__client__check(client, &req, &resp, &o);
     int code = st.code;
@@ -752,8 +738,7 @@ static int cmd_health(int argc, char **argv)
                 : EXIT_NOT_SERVING;
         grpc__health__v1__health_check_response__free_unpacked(resp, NULL);
     } else {
-        fprintf(stderr, "%s: %s\n", orpc_code_name(st.code),
-                st.message ? st.message : "");
+        orpc__cli_report(&conn, st.code, st.message);
     }
     orpc_status_clear(&st);
     orpc_client_free(client);

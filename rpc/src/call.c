@@ -10,8 +10,10 @@
  * - Calls beyond the peer's SETTINGS_MAX_CONCURRENT_STREAMS are not failed:
  *   nghttp2 holds submitted requests until a stream slot frees.
  * - Unary and server-streaming calls keep a copy of their request, for the
- *   one transparent retry of a refused stream (channel_h2.c), and unary
- *   calls for the retries their service config asks for (retry.c).
+ *   one transparent retry of a refused stream (channel_h2.c) and for the
+ *   retries their service config asks for (retry.c); client- and
+ *   bidi-streaming calls with a retry policy keep what they send until
+ *   they commit (retry.c).
  * - The channel's service config (service_config.c) is applied when a call
  *   is made: the method's timeout (the smaller of it and the call's own),
  *   waitForReady, message limits (the smaller of them and the channel's),
@@ -173,6 +175,36 @@ static int call_new(orpc_call **out, orpc_channel *ch,
     }
     *out = c;
     return 0;
+}
+
+orpc_call *orpc__call_attempt_new(orpc_call *parent)
+{
+    orpc_call *c;
+    if (call_new(&c, parent->ch, parent->method, NULL) != 0)
+        return NULL;
+    c->retry.policy = NULL; /* (the config's, which the parent applies) */
+    c->retry.hedging = NULL;
+    c->deadline_ns = parent->deadline_ns;
+    c->wait_for_ready = parent->wait_for_ready;
+    c->gzip = parent->gzip;
+    c->send_closed = 1;
+    const orpc_mem *mem = &c->ch->mem;
+    if (parent->md != NULL && (orpc_metadata_new(&c->md, mem) != 0 ||
+                               orpc_metadata_add_all(c->md, parent->md) != 0))
+        goto fail;
+    const orpc__chunk *req = parent->req_copy;
+    if (req == NULL) /* (no memory for it when the call was made) */
+        goto fail;
+    c->req_copy = orpc__mem_malloc(mem, sizeof(*req) + req->len);
+    if (c->req_copy == NULL)
+        goto fail;
+    memcpy(c->req_copy, req, sizeof(*req) + req->len);
+    if (orpc__retry_replay(c) != 0)
+        goto fail;
+    return c;
+fail:
+    call_unref(c);
+    return NULL;
 }
 
 /*
@@ -430,8 +462,8 @@ void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg)
 static void on_call_timer(uv_timer_t *t)
 {
     orpc_call *c = t->data;
-    if (c->retry.pending) {
-        orpc__retry_fire(c); /* the backoff is over */
+    if (c->retry.pending || c->retry.hedge_due) {
+        orpc__retry_fire(c); /* the backoff is over, or a hedge is due */
         return;
     }
     c->retry.final = 1; /* the deadline covers every attempt */
@@ -556,6 +588,10 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
 
 void orpc__call_enqueue(orpc_call *c)
 {
+    if (c->retry.hedging != NULL) {
+        orpc__retry_hedge_start(c); /* its attempts are enqueued (retry.c) */
+        return;
+    }
     orpc__lb_enqueue(c); /* to a subchannel the policy picks (lb.c) */
 }
 
@@ -882,6 +918,7 @@ int orpc_call_send(orpc_call *c, const ProtobufCMessage *msg)
         uv_cond_wait(&c->cond, &c->lock);
         c->send_waiting--;
     }
+    orpc__retry_keep_locked(c, ck); /* for replays, if retried (retry.c) */
     size_t payload = ck->len - 5;
     orpc__sendq_push(&c->sendq, ck);
     post_call_locked(c); /* unlocks */

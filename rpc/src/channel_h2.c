@@ -305,10 +305,12 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
     }
     if (error == NGHTTP2_REFUSED_STREAM && !c->response_bytes)
         c->reach = ORPC_REACH_REFUSED; /* the server did not process it */
-    if (error == NGHTTP2_REFUSED_STREAM && !c->response_bytes &&
-        c->req_copy != NULL && !c->retried) {
-        /* Never processed: try again, once (gRFC A6's transparent retry);
-         * a server that refuses it again is answered UNAVAILABLE. */
+    if (error == NGHTTP2_REFUSED_STREAM && !c->response_bytes && !c->retried &&
+        orpc__retry_can_replay(c)) {
+        /* Never processed (refused, or above a GOAWAY's last stream id):
+         * try again, once, on a connection that takes it (gRFC A6's
+         * transparent retry, not counted as an attempt); a server that
+         * refuses it again is answered UNAVAILABLE. */
         c->retried = 1; /* no response bytes came: c->in is untouched */
         orpc__call_unlist(c);
         c->submitted = 0;
@@ -317,17 +319,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         /* (nor the connection, which may be freed before the retry is
          * submitted: its partial-bytes counter is not ours any more) */
         c->in.conn_partial = NULL;
-        uv_mutex_lock(&c->lock);
-        orpc__sendq_clear(&c->sendq);
-        orpc__chunk *copy =
-            orpc__mem_malloc(&c->ch->mem, sizeof(*copy) + c->req_copy->len);
-        if (copy != NULL) {
-            memcpy(copy, c->req_copy, sizeof(*copy) + c->req_copy->len);
-            copy->off = 0;
-            orpc__sendq_push(&c->sendq, copy);
-        }
-        uv_mutex_unlock(&c->lock);
-        if (copy != NULL) {
+        if (orpc__retry_replay(c) == 0) {
+            orpc__retry_count(c->ch, ORPC__RETRY_N_TRANSPARENT);
             orpc__call_enqueue(c);
             return 0;
         }

@@ -361,8 +361,15 @@ void orpc__call_reset(orpc_call *c);
 void orpc__call_fail(orpc_call *c, orpc_code code, const char *msg);
 /* Opens the call's stream on |conn|. */
 void orpc__call_submit(orpc_call *c, orpc__conn *conn);
-/* Submits the call, or queues it until a connection is ready. */
+/* Submits the call, or queues it until a connection is ready (a hedged
+ * call starts its first attempt instead). */
 void orpc__call_enqueue(orpc_call *c);
+/* A hedged attempt of |parent| (retry.c): an internal call of the same
+ * method, request, metadata and deadline, its request queued and its
+ * send side closed, ready to enqueue; its one reference is the IO side's
+ * and it arms no timer (its call's deadline covers it).  NULL without
+ * memory. */
+orpc_call *orpc__call_attempt_new(orpc_call *parent);
 /* Starts (or restarts) the call's one timer: the deadline, or a retry
  * backoff (orpc_call.retry.pending) that ends before it. */
 void orpc__call_timer_arm(orpc_call *c, uint64_t ms);

@@ -40,7 +40,7 @@ typedef struct orpc__retry_policy {
     uint32_t codes; /* bit (1u << code) per retryable status code */
 } orpc__retry_policy;
 
-/* A hedgingPolicy: parsed and validated; calls do not hedge yet. */
+/* A hedgingPolicy (unary calls hedge: retry.c). */
 typedef struct orpc__hedging_policy {
     int max_attempts; /* 2..ORPC__RETRY_MAX_ATTEMPTS */
     int64_t delay_ns; /* hedgingDelay; 0 when not set */
