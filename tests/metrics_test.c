@@ -374,6 +374,19 @@ static void test_empty_page(void **state)
     orpc_metrics_unref(m);
 }
 
+/* The channel's retry counts, as retry.c keeps them (not compiled in):
+ * a made-up channel whose "address" holds its counts. */
+typedef struct fake_channel {
+    uint64_t counts[4];
+} fake_channel;
+
+void orpc__retry_counts(struct orpc_channel *ch, uint64_t out[4]);
+void orpc__retry_counts(struct orpc_channel *ch, uint64_t out[4])
+{
+    const fake_channel *f = (const fake_channel *)(void *)ch;
+    memcpy(out, f->counts, sizeof(f->counts));
+}
+
 typedef struct coll_state {
     int runs;
     const char *name;
@@ -395,7 +408,9 @@ static void test_collectors(void **state)
     assert_int_equal(orpc_metrics_new(&m, NULL, NULL), 0);
     coll_state a = {0, "a"}, b = {0, "b"};
     orpc__chan_counters cc;
-    orpc__chan_counters_init(&cc, "dns:///svc\"1\":443", NULL);
+    fake_channel fc = {{11, 12, 13, 14}};
+    orpc__chan_counters_init(&cc, "dns:///svc\"1\":443",
+                             (struct orpc_channel *)(void *)&fc);
     orpc__chan_counters_state(&cc, ORPC_CHANNEL_CONNECTING);
     orpc__chan_counters_state(&cc, ORPC_CHANNEL_READY);
     orpc__chan_counters_state(&cc, ORPC_CHANNEL_READY);
@@ -437,6 +452,16 @@ static void test_collectors(void **state)
     assert_int_equal(value(p, "orpc_client_channel_reconnects_total{target="
                               "\"dns:///svc\\\"1\\\":443\"}"),
                      1);
+    const char *rnames[4] = {"retries", "hedges", "throttled_retries",
+                             "transparent_retries"};
+    for (int i = 0; i < 4; i++) {
+        char key[160];
+        snprintf(key, sizeof(key),
+                 "orpc_client_channel_%s_total{target=\"dns:///svc\\\"1"
+                 "\\\":443\"}",
+                 rnames[i]);
+        assert_int_equal(value(p, key), 11 + i);
+    }
     free(p);
     orpc__metrics_collector_remove(m, &a);
     orpc__metrics_collector_remove(m, &a); /* twice: no-op */
@@ -692,7 +717,9 @@ static void test_promtool(void **state)
                                               "Shadow\\ results.\n", l, 3),
                      0);
     orpc__chan_counters cc;
-    orpc__chan_counters_init(&cc, "127.0.0.1:1", NULL);
+    fake_channel fc = {{1, 2, 3, 4}};
+    orpc__chan_counters_init(&cc, "127.0.0.1:1",
+                             (struct orpc_channel *)(void *)&fc);
     orpc__chan_counters_state(&cc, ORPC_CHANNEL_READY);
     assert_int_equal(
         orpc__metrics_collector_add(f.m, orpc__chan_metrics_collect, &cc), 0);

@@ -73,7 +73,8 @@ typedef struct orpc__chan_counters {
     _Atomic uint64_t state_changes[ORPC__CHAN_STATES];
     _Atomic uint64_t reconnects;
     const char *target;      /* the label value; borrowed from the channel */
-    struct orpc_channel *ch; /* for its retry counts; NULL: none */
+    struct orpc_channel *ch; /* its retry counts (orpc__retry_counts());
+                                NULL: the series are left out */
 } orpc__chan_counters;
 
 /* Zeroes |c| and sets its target and channel (borrowed for as long as
@@ -91,7 +92,9 @@ void orpc__chan_counters_reconnect(orpc__chan_counters *c);
 /*
  * The collector for a channel: orpc__metrics_collector_add(m,
  * orpc__chan_metrics_collect, &counters).  Emits the
- * orpc_client_channel_* families for |arg| (an orpc__chan_counters *).
+ * orpc_client_channel_* families for |arg| (an orpc__chan_counters *):
+ * state changes and reconnects, and the retry counts of its channel when
+ * it has one.
  */
 void orpc__chan_metrics_collect(orpc__metrics_sink *s, void *arg);
 
