@@ -601,6 +601,10 @@ static void test_collectors_come_and_go(void **state)
     atomic_init(&sc.pages, 0);
     uv_thread_t st;
     assert_int_equal(uv_thread_create(&st, scrape, &sc), 0);
+    /* a NULL registry: nothing to attach to */
+    orpc__chan_counters none;
+    assert_int_equal(orpc__chan_metrics_attach(NULL, &none, "x", NULL), 0);
+    orpc__chan_metrics_detach(NULL, &none);
     /* until the scraper rendered 200 pages meanwhile (or 10 s passed) */
     uint64_t deadline = uv_hrtime() + 10000000000ull;
     for (int i = 0;
@@ -608,11 +612,10 @@ static void test_collectors_come_and_go(void **state)
          i++) {
         orpc__chan_counters *cc = malloc(sizeof(*cc));
         assert_non_null(cc);
-        orpc__chan_counters_init(cc, "127.0.0.1:9", NULL);
+        assert_int_equal(orpc__chan_metrics_attach(m, cc, "127.0.0.1:9", NULL),
+                         0);
         orpc__chan_counters_state(cc, ORPC_CHANNEL_READY);
-        assert_int_equal(
-            orpc__metrics_collector_add(m, orpc__chan_metrics_collect, cc), 0);
-        orpc__metrics_collector_remove(m, cc);
+        orpc__chan_metrics_detach(m, cc);
         free(cc); /* a scrape that ran it is over */
     }
     atomic_store(&sc.stop, 1);

@@ -41,6 +41,19 @@ void orpc__chan_counters_reconnect(orpc__chan_counters *c)
     atomic_fetch_add_explicit(&c->reconnects, 1, memory_order_relaxed);
 }
 
+int orpc__chan_metrics_attach(orpc_metrics *m, orpc__chan_counters *c,
+                              const char *target, struct orpc_channel *ch)
+{
+    orpc__chan_counters_init(c, target, ch);
+    return m ? orpc__metrics_collector_add(m, orpc__chan_metrics_collect, c)
+             : 0;
+}
+
+void orpc__chan_metrics_detach(orpc_metrics *m, orpc__chan_counters *c)
+{
+    orpc__metrics_collector_remove(m, c);
+}
+
 void orpc__chan_metrics_collect(orpc__metrics_sink *s, void *arg)
 {
     orpc__chan_counters *c = arg;

@@ -90,6 +90,16 @@ void orpc__chan_counters_state(orpc__chan_counters *c,
 void orpc__chan_counters_reconnect(orpc__chan_counters *c);
 
 /*
+ * What a channel calls when it is made and freed: init |c| (target and
+ * channel borrowed until detach) and register its collector with |m|;
+ * and the reverse.  0, ORPC_EINVAL or ORPC_ENOMEM; a NULL |m| attaches
+ * nothing (0) and detaches nothing.
+ */
+int orpc__chan_metrics_attach(orpc_metrics *m, orpc__chan_counters *c,
+                              const char *target, struct orpc_channel *ch);
+void orpc__chan_metrics_detach(orpc_metrics *m, orpc__chan_counters *c);
+
+/*
  * The collector for a channel: orpc__metrics_collector_add(m,
  * orpc__chan_metrics_collect, &counters).  Emits the
  * orpc_client_channel_* families for |arg| (an orpc__chan_counters *):
