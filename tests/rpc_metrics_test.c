@@ -164,6 +164,19 @@ static char *scrape(int port)
     return out;
 }
 
+/* The admin listener's page once sample |key| reads |want| (the server
+ * finishes a call after its client has the answer), or after 5 s. */
+static char *scrape_until(int port, const char *key, double want)
+{
+    char *p = scrape(port);
+    for (int i = 0; i < 500 && page_value(p, key) != want; i++) {
+        usleep(10000);
+        free(p);
+        p = scrape(port);
+    }
+    return p;
+}
+
 static void check_promtool(const char *page)
 {
     char path[] = "/tmp/orpc_rpc_metrics_XXXXXX";
@@ -282,16 +295,8 @@ static void test_calls_counted_both_sides(void **state)
 
     /* the server's page over the admin listener; its last calls may still
      * be finishing their on_end when the client has its answer */
-    p = NULL;
-    for (int i = 0; i < 500; i++) {
-        free(p);
-        p = scrape(admin);
-        if (page_value(p, "orpc_server_in_flight{" METHOD "}") == 0 &&
-            page_value(p, "orpc_server_handling_seconds_count{" METHOD "}") ==
-                N + M)
-            break;
-        usleep(10000);
-    }
+    p = scrape_until(admin, "orpc_server_handling_seconds_count{" METHOD "}",
+                     N + M);
     assert_int_equal(page_value(p, "orpc_server_started_total{" METHOD "}"),
                      N + M);
     assert_int_equal(
@@ -374,15 +379,8 @@ static void test_calls_counted_both_sides(void **state)
                      1);
     assert_int_equal(page_value(p, "orpc_client_in_flight{" SMETHOD "}"), 0);
     free(p);
-    p = NULL;
-    for (int i = 0; i < 500; i++) {
-        free(p);
-        p = scrape(admin);
-        if (page_value(p, "orpc_server_handling_seconds_count{" SMETHOD "}") ==
-            1)
-            break;
-        usleep(10000);
-    }
+    p = scrape_until(admin, "orpc_server_handling_seconds_count{" SMETHOD "}",
+                     1);
     assert_int_equal(page_value(p, "orpc_server_msg_sent_total{" SMETHOD "}"),
                      STREAM_MSGS);
     assert_int_equal(page_value(p, "orpc_server_sent_bytes_total{" SMETHOD "}"),
