@@ -495,7 +495,7 @@ int orpc__chain_build(orpc__chain *out, int no_defaults,
                       orpc_interceptor *const *user, size_t n_user,
                       const char **why)
 {
-    orpc_interceptor *defaults[1];
+    orpc_interceptor *defaults[1] = {NULL};
     size_t n = 0;
     if (!no_defaults) {
         if (orpc_trace_interceptor_new(&defaults[n]) != 0) {
