@@ -35,20 +35,19 @@
  *
  * Locking theory: h->lock guards the table, the watcher list and its
  * count, and the flags.  It is taken on any thread (set_health, and
- * orpc__health_get() for the admin listener) and on IO
- * threads (the handlers).  Held, it may take a call's lock and an IO
+ * orpc__health_get() for the admin listener) and on IO threads (the
+ * handlers).  Held, it may take a call's lock and an IO
  * thread's task lock (orpc__ctx_wake() posts), never the reverse: the
  * handlers drop it before they send.  A watcher's |last| belongs to its
  * call's IO thread.
  */
 #include "server_internal.h"
 
-#include "admin.h"
-
 #include <string.h>
 
 #include <orpc/error.h>
 
+#include "admin.h"
 #include "common/mem.h"
 #include "grpc/health/v1/health.orpc.h"
 
