@@ -17,7 +17,8 @@
  * - At most MAX_CONNS connections are open.  At the bound the listener
  *   leaves the next connection unaccepted (libuv then stops polling the
  *   listening socket, and the kernel's backlog holds the rest); it is
- *   accepted when a connection closes.
+ *   accepted when a connection closes (or, when memory ran out accepting
+ *   it, 100 ms later).
  * - Each connection has one timer, READ_TIMEOUT_MS from its accept: a
  *   client that sends no complete head, or reads no response, by then is
  *   closed.  A slow client holds one of the MAX_CONNS places, never the
@@ -68,6 +69,7 @@ struct orpc__admin {
     uv_loop_t loop;
     uv_tcp_t listener;
     uv_async_t wake;
+    uv_timer_t retry; /* out of memory accepting: try again soon */
     uv_thread_t thread;
     orpc_server *srv;
     orpc_metrics *metrics;
@@ -81,6 +83,15 @@ struct orpc__admin {
 /* ---- connections --------------------------------------------------------- */
 
 static void accept_one(orpc__admin *a);
+
+static void on_retry(uv_timer_t *t)
+{
+    orpc__admin *a = t->data;
+    if (a->pending && !a->stopping && a->n_conns < MAX_CONNS) {
+        a->pending = 0;
+        accept_one(a);
+    }
+}
 
 static void conn_closed(uv_handle_t *h)
 {
@@ -285,7 +296,9 @@ static void accept_one(orpc__admin *a)
 {
     aconn *c = calloc(1, sizeof(*c));
     if (c == NULL) {
-        a->pending = 1; /* try again when a connection closes */
+        /* try again when a connection closes, or in 100 ms */
+        a->pending = 1;
+        uv_timer_start(&a->retry, on_retry, 100, 0);
         return;
     }
     c->a = a;
@@ -326,6 +339,7 @@ static void on_wake(uv_async_t *h)
     a->stopping = 1;
     uv_close((uv_handle_t *)&a->listener, NULL);
     uv_close((uv_handle_t *)&a->wake, NULL);
+    uv_close((uv_handle_t *)&a->retry, NULL);
     for (aconn *c = a->conns; c; c = c->next)
         conn_close(c);
 }
@@ -341,6 +355,7 @@ static void abandon(orpc__admin *a)
 {
     uv_close((uv_handle_t *)&a->listener, NULL);
     uv_close((uv_handle_t *)&a->wake, NULL);
+    uv_close((uv_handle_t *)&a->retry, NULL);
     uv_run(&a->loop, UV_RUN_DEFAULT);
     uv_loop_close(&a->loop);
     orpc_metrics_unref(a->metrics);
@@ -371,6 +386,8 @@ int orpc__admin_start(orpc__admin **out, const char *address, orpc_server *srv,
     }
     uv_tcp_init(&a->loop, &a->listener);
     uv_async_init(&a->loop, &a->wake, on_wake);
+    uv_timer_init(&a->loop, &a->retry);
+    a->retry.data = a;
     a->listener.data = a;
     a->wake.data = a;
     int rc = uv_tcp_bind(&a->listener, (const struct sockaddr *)&ss, 0);
