@@ -127,6 +127,7 @@ static void routed_free(void *ud)
     for (size_t i = 0; i < r->n_ics; i++)
         orpc_interceptor_unref(r->ics[i]);
     free(r->legacy_url);
+    orpc_metrics_unref(r->metrics);
     free(r);
 }
 
@@ -262,12 +263,45 @@ orpc_status orpc__routed_legacy_invoke(routed *r, const orpc_method_desc *m,
     return st;
 }
 
+void orpc__routed_count(routed *r, const orpc_method_desc *m, counter c)
+{
+    orpc__routes_count(r->routes, m, c);
+    if (r->metrics == NULL)
+        return;
+    const char *path = m && m->path ? m->path : "unknown";
+    static const char *const results[] = {[C_MATCH] = "match",
+                                          [C_MISMATCH] = "mismatch",
+                                          [C_DROPPED] = "dropped",
+                                          [C_UNMIRRORED] = "unmirrored"};
+    if (c == C_GRPC || c == C_LEGACY || c == C_FALLBACK) {
+        const char *l[] = {"method", path, "served_by",
+                           c == C_GRPC ? "grpc" : "legacy", NULL};
+        orpc_metrics_counter_add(r->metrics, "orpc_router_calls_total",
+                                 "Routed calls, by the side that served them.",
+                                 l, 1);
+    }
+    if (c == C_FALLBACK) {
+        const char *l[] = {"method", path, NULL};
+        orpc_metrics_counter_add(
+            r->metrics, "orpc_router_fallbacks_total",
+            "Routed calls that gRPC could not serve, sent to legacy.", l, 1);
+    } else if (c >= C_MATCH && c <= C_UNMIRRORED) {
+        const char *l[] = {"method", path, "result", results[c], NULL};
+        orpc_metrics_counter_add(
+            r->metrics, "orpc_router_shadow_total",
+            "Shadowed calls: answers compared (match, mismatch), mirrors "
+            "dropped (queue full, nowhere to send) and calls not mirrored "
+            "(side effects).",
+            l, 1);
+    }
+}
+
 static void served(routed *r, const orpc_method_desc *m,
                    const orpc_call_opts *opts, orpc_served_by by, counter c)
 {
     if (opts && opts->served_by)
         *opts->served_by = by;
-    orpc__routes_count(r->routes, m, c);
+    orpc__routed_count(r, m, c);
 }
 
 static orpc_status via_legacy(routed *r, const orpc_method_desc *m,
@@ -437,7 +471,7 @@ static int routed_invoke_async(const orpc_method_desc *m,
         int rc = orpc_channel_invoke_async_typed(r->channel, m, req, opts, done,
                                                  typed_cb, cb_ud);
         if (rc == 0)
-            orpc__routes_count(r->routes, m, C_GRPC);
+            orpc__routed_count(r, m, C_GRPC);
         return rc;
     }
     /* The legacy transport blocks: the call runs on one of the client's
@@ -482,7 +516,7 @@ static int routed_call_start(orpc_call **out, const orpc_method_desc *m,
         return ORPC_ENOTSUP;
     int rc = orpc_channel_call_start(out, r->channel, m, req, opts);
     if (rc == 0)
-        orpc__routes_count(r->routes, m, C_GRPC);
+        orpc__routed_count(r, m, C_GRPC);
     return rc;
 }
 
@@ -500,7 +534,7 @@ static int routed_call_start_async(orpc_call **out, const orpc_method_desc *m,
     int rc = orpc_channel_call_start_async(out, r->channel, m, req, opts, cbs,
                                            cb_ud);
     if (rc == 0)
-        orpc__routes_count(r->routes, m, C_GRPC);
+        orpc__routed_count(r, m, C_GRPC);
     return rc;
 }
 
@@ -661,6 +695,7 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
                                    o->log_user_data);
     r->svc = s;
     r->routes = orpc_routes_ref(o->routes);
+    r->metrics = orpc_metrics_ref(o->metrics);
     uv_mutex_init(&r->lock);
     r->log = o->log;
     r->log_ud = o->log_user_data;

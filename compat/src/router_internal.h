@@ -155,7 +155,12 @@ typedef struct routed {
     /* the legacy calls' interceptors (references), defaults first */
     orpc_interceptor *ics[ORPC_MAX_INTERCEPTORS];
     size_t n_ics;
+    orpc_metrics *metrics; /* a reference, or NULL */
 } routed;
+
+/* Counts |c| of |m| in the table's stats (orpc__routes_count()) and in
+ * the client's metrics registry, if it has one. */
+void orpc__routed_count(routed *r, const orpc_method_desc *m, counter c);
 
 /* Queues |t| on the client's pool, starting the pool with the first task.
  * A mirror is refused (1) when SHADOW_QUEUE of them wait.  Returns 0, 1,

@@ -141,7 +141,7 @@ static void shadow_compare(routed *r, mirror *mi)
         json_decref(b);
         free(mine);
     }
-    orpc__routes_count(r->routes, mi->m, match ? C_MATCH : C_MISMATCH);
+    orpc__routed_count(r, mi->m, match ? C_MATCH : C_MISMATCH);
     if (!match && r->log) {
         orpc_route_stats s = {0};
         orpc_routes_stats(r->routes, mi->m, &s);
@@ -180,11 +180,11 @@ void orpc__shadow_mirror(routed *r, const orpc_method_desc *m,
     if (m->idempotency != ORPC_NO_SIDE_EFFECTS &&
         strcmp(m->http->verb, "GET") != 0) {
         /* it would happen twice */
-        orpc__routes_count(r->routes, m, C_UNMIRRORED);
+        orpc__routed_count(r, m, C_UNMIRRORED);
         return;
     }
     if (to_legacy ? r->legacy == NULL : r->channel == NULL) {
-        orpc__routes_count(r->routes, m, C_DROPPED); /* nowhere to mirror to */
+        orpc__routed_count(r, m, C_DROPPED); /* nowhere to mirror to */
         return;
     }
     mirror *mi = calloc(1, sizeof(*mi));
@@ -206,7 +206,7 @@ void orpc__shadow_mirror(routed *r, const orpc_method_desc *m,
     mi->to_legacy = to_legacy;
     mi->primary_code = code;
     if (orpc__routed_submit(r, &mi->t) != 0) {
-        orpc__routes_count(r->routes, m, C_DROPPED);
+        orpc__routed_count(r, m, C_DROPPED);
         mirror_free(mi);
     }
 }

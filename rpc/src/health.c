@@ -34,8 +34,9 @@
  *   and orpc_server_set_health() answers ORPC_ENOTSUP.
  *
  * Locking theory: h->lock guards the table, the watcher list and its
- * count, and the flags.  It is taken on any thread (set_health) and on IO
- * threads (the handlers).  Held, it may take a call's lock and an IO
+ * count, and the flags.  It is taken on any thread (set_health, and
+ * orpc__health_get() for the admin listener) and on IO threads (the
+ * handlers).  Held, it may take a call's lock and an IO
  * thread's task lock (orpc__ctx_wake() posts), never the reverse: the
  * handlers drop it before they send.  A watcher's |last| belongs to its
  * call's IO thread.
@@ -46,6 +47,7 @@
 
 #include <orpc/error.h>
 
+#include "admin.h"
 #include "common/mem.h"
 #include "grpc/health/v1/health.orpc.h"
 
@@ -358,4 +360,16 @@ int orpc_server_set_health(orpc_server *srv, const char *service,
 out:
     uv_mutex_unlock(&h->lock);
     return rc;
+}
+
+orpc_health_status orpc__health_get(orpc_server *srv, const char *service)
+{
+    orpc__health *h = srv ? srv->health : NULL;
+    if (h == NULL || service == NULL)
+        return ORPC_HEALTH_SERVICE_UNKNOWN;
+    uv_mutex_lock(&h->lock);
+    orpc_health_status st =
+        h->replaced ? ORPC_HEALTH_SERVICE_UNKNOWN : status_locked(h, service);
+    uv_mutex_unlock(&h->lock);
+    return st;
 }

@@ -43,6 +43,7 @@
 #include <orpc/channel.h>
 #include <orpc/error.h>
 
+#include "admin.h"
 #include "common/detail.h"
 #include "common/log.h"
 #include "common/mem.h"
@@ -296,6 +297,17 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
         return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
                           "out of memory setting up HTTP/2");
     }
+    if (o->admin_address != NULL) {
+        orpc_error_detail d;
+        rc = orpc__admin_start(&srv->admin, o->admin_address, srv, o->metrics,
+                               &d);
+        if (rc != 0) {
+            orpc_server_free(srv);
+            return orpc__fail(detail, log, log_ud, "server", rc, "%s",
+                              d.message);
+        }
+    }
+    o->admin_address = NULL; /* not kept: the listener is bound */
     *out = srv;
     return 0;
 }
@@ -597,6 +609,8 @@ void orpc_server_free(orpc_server *srv)
 {
     if (srv == NULL)
         return;
+    orpc__admin_stop(srv->admin); /* it reads the health table */
+    srv->admin = NULL;
     if (srv->state == SRV_RUNNING)
         orpc_server_shutdown(srv, 0);
     if (srv->state == SRV_STOPPING)
@@ -646,4 +660,9 @@ static void srv_destroy(orpc_server *srv)
     orpc__mem_free(&srv->mem, srv->ios);
     orpc_mem mem = srv->mem;
     orpc__mem_free(&mem, srv);
+}
+
+int orpc_server_admin_port(const orpc_server *srv)
+{
+    return srv ? orpc__admin_port(srv->admin) : 0;
 }

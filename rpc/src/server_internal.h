@@ -209,6 +209,7 @@ struct orpc_server {
     struct orpc__health *health;  /* NULL with |disable_health| (health.c) */
     struct orpc__reflection *reflection; /* reflection.c; NULL until start */
     orpc__chain chain;                   /* interceptors (intercept.h) */
+    struct orpc__admin *admin; /* admin.c; NULL without admin_address */
 };
 
 /* ---- server.c ---- */
@@ -290,6 +291,13 @@ void orpc__health_free(orpc_server *srv);
 int orpc__reflection_start(orpc_server *srv);
 /* Frees the file list (orpc_server_free()). */
 void orpc__reflection_free(orpc_server *srv);
+
+/* ---- server_listen.c ---- */
+
+/* Parses "host:port" (an IPv4 or [IPv6] literal, localhost, "*" or an
+ * empty host for any, or a name: its first address, a blocking lookup)
+ * into |ss|.  0 or -1.  Any thread (the admin listener's too). */
+int orpc__parse_hostport(const char *addr, struct sockaddr_storage *ss);
 
 /* ---- server_h2.c ---- */
 

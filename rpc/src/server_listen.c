@@ -22,7 +22,7 @@
 
 #include <orpc/error.h>
 
-static int parse_hostport(const char *addr, struct sockaddr_storage *ss)
+int orpc__parse_hostport(const char *addr, struct sockaddr_storage *ss)
 {
     char host[256];
     const char *colon;
@@ -194,7 +194,7 @@ int orpc_server_listen(orpc_server *srv, const char *address, int *bound_port,
         return 0;
     }
     struct sockaddr_storage ss;
-    if (parse_hostport(address, &ss) != 0)
+    if (orpc__parse_hostport(address, &ss) != 0)
         return LISTEN_FAIL(ORPC_EADDR,
                            "listen %s: not host:port, [v6]:port or "
                            "unix:/path with a known host and a port of 0 to "

@@ -19,12 +19,16 @@
  * Usage:
  *   orpc-interop-server --port=N [--use_tls=true --tls_cert=F --tls_key=F
  *                       [--tls_ca=F]] [--bind_host=H] [--verbose=true]
+ *                       [--admin_port=N]
  *
  * --port=0 picks a free port.  The server listens on loopback (127.0.0.1 and
  * ::1, same port) unless --bind_host says otherwise, prints
  * "listening on <port>" on stdout once it serves, and runs until SIGTERM or
  * SIGINT.  --tls_ca requires and verifies client certificates.  Message
  * limits are the defaults, as gRPC's: 4 MiB received, no send limit.
+ * --admin_port=N opens the admin listener (GET /metrics, /healthz;
+ * docs/metrics.md) on 127.0.0.1:N, 0 picking a port, and prints
+ * "admin on <port>" before the "listening on" line.
  */
 #include <errno.h>
 #include <limits.h>
@@ -474,7 +478,8 @@ static void usage(void)
             "usage: orpc-interop-server --port=N [--use_tls=true|false]\n"
             "       [--tls_cert=FILE --tls_key=FILE [--tls_ca=FILE]]\n"
             "       [--authz_policy=FILE]\n"
-            "       [--bind_host=HOST] [--verbose=true|false]\n");
+            "       [--bind_host=HOST] [--verbose=true|false]\n"
+            "       [--admin_port=N]\n");
 }
 
 static int parse_bool(const char *v, int *out)
@@ -513,6 +518,7 @@ int main(int argc, char **argv)
     int use_tls = 0;
     const char *cert = NULL, *key = NULL, *ca = NULL, *bind_host = NULL;
     const char *policy = NULL;
+    long admin_port = -1;
     for (int i = 1; i < argc; i++) {
         const char *v;
         if (flag(argv[i], "port", &v) && v) {
@@ -541,6 +547,15 @@ int main(int argc, char **argv)
             ca = v;
         } else if (flag(argv[i], "authz_policy", &v) && v) {
             policy = v;
+        } else if (flag(argv[i], "admin_port", &v) && v) {
+            char *end;
+            errno = 0;
+            admin_port = strtol(v, &end, 10);
+            if (errno || *end || admin_port < 0 || admin_port > 65535) {
+                fprintf(stderr, "orpc-interop-server: bad --admin_port=%s\n",
+                        v);
+                return 2;
+            }
         } else if (flag(argv[i], "bind_host", &v) && v) {
             bind_host = v;
         } else {
@@ -578,8 +593,20 @@ int main(int argc, char **argv)
     } else {
         o.plaintext = 1;
     }
+    char admin_addr[32];
+    orpc_metrics *metrics = NULL; /* the calls' counts, for /metrics */
+    if (admin_port >= 0) {
+        snprintf(admin_addr, sizeof(admin_addr), "127.0.0.1:%ld", admin_port);
+        o.admin_address = admin_addr;
+        if (orpc_metrics_new(&metrics, NULL, NULL) != 0) {
+            fprintf(stderr, "orpc-interop-server: out of memory\n");
+            return 1;
+        }
+        o.metrics = metrics;
+    }
     orpc_server *srv;
     int rc = orpc_server_new(&srv, &o, NULL, NULL);
+    orpc_metrics_unref(metrics); /* the server holds its own reference */
     if (rc != 0) {
         fprintf(stderr, "orpc-interop-server: orpc_server_new: %s\n",
                 orpc_strerror(rc));
@@ -626,6 +653,8 @@ int main(int argc, char **argv)
         orpc_server_free(srv);
         return 1;
     }
+    if (admin_port >= 0)
+        printf("admin on %d\n", orpc_server_admin_port(srv));
     printf("listening on %d\n", bound);
     fflush(stdout);
     rc = orpc_server_run(srv);

@@ -90,6 +90,31 @@ ORPC_EXTERN int orpc_metrics_prometheus(orpc_metrics *m, char **out,
 ORPC_EXTERN int orpc_metrics_interceptor_new(orpc_interceptor **out,
                                              orpc_metrics *m);
 
+/**
+ * @function
+ * Adds |delta| to the counter |name| with |labels|, made on first use:
+ * for an application's or a library's own counts (routed clients record
+ * orpc_router_* through it).  |name| must be a Prometheus metric name
+ * ([a-zA-Z_:][a-zA-Z0-9_:]*), conventionally ending in _total, and not
+ * under orpc_client_ or orpc_server_ (the registry's own families).
+ * |labels| is NULL or a NULL-terminated array of name, value pairs
+ * ({"method", "/pkg.Svc/M", NULL}); label names as Prometheus's
+ * ([a-zA-Z_][a-zA-Z0-9_]*, not starting with "__"), values any UTF-8
+ * (escaped on the page).  The family's first |help| is kept (NULL: none).
+ * At most 4096 series are made this way per registry.
+ *
+ * Returns 0, ORPC_EINVAL (NULL |m| or |name|, a bad name, an odd label
+ * array), ORPC_ELIMIT (a new series past the bound) or ORPC_ENOMEM.
+ *
+ * Ownership: copies |name|, |help| and |labels|.
+ * Threads: any thread (a series is found under the registry's lock: not
+ * meant for a call's hot path).
+ */
+ORPC_EXTERN int orpc_metrics_counter_add(orpc_metrics *m, const char *name,
+                                         const char *help,
+                                         const char *const *labels,
+                                         uint64_t delta);
+
 #ifdef __cplusplus
 }
 #endif

@@ -52,6 +52,7 @@
 #include <orpc/common.h>
 #include <orpc/error.h>
 #include <orpc/method.h>
+#include <orpc/metrics.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -334,6 +335,10 @@ typedef struct orpc_routed_opts {
     size_t n_interceptors;
     /** Nonzero: no default interceptors on the legacy side. */
     int no_default_interceptors;
+    /** Where the client counts its routing (orpc/metrics.h: the
+     *  orpc_router_* counters of docs/metrics.md); the client takes a
+     *  reference.  NULL: none. */
+    orpc_metrics *metrics;
 } orpc_routed_opts;
 
 /**
@@ -351,10 +356,10 @@ typedef struct orpc_routed_opts {
  * |detail| the failure goes once to |opts|' |log|, else to stderr as
  * "orpc: error: router: <message>".
  *
- * Ownership: takes a reference to |opts|' routes and channel; copies its
- * strings; borrows |log_user_data| until the client is freed; |service|
- * must outlive the client (generated descriptors are static).  The caller
- * frees the client with orpc_client_free(), which waits for the shadow
+ * Ownership: takes a reference to |opts|' routes, channel and metrics;
+ * copies its strings; borrows |log_user_data| until the client is freed;
+ * |service| must outlive the client (generated descriptors are static).  The
+ * caller frees the client with orpc_client_free(), which waits for the shadow
  * mirrors and asynchronous legacy calls in progress (each bounded by the
  * legacy timeout) and discards the ones still queued (a discarded call
  * gets its callback with CANCELLED).
