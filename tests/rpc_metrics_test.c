@@ -397,10 +397,80 @@ static void test_calls_counted_both_sides(void **state)
     orpc_metrics_unref(mc);
 }
 
+/* Without options, a server and a channel record into registries of their
+ * own through the default chain: orpc_server_metrics() and
+ * orpc_channel_metrics() render the calls made, the channel's state
+ * changes, and the admin listener serves the server's; with
+ * no_default_interceptors there is none. */
+static void test_default_chain(void **state)
+{
+    (void)state;
+    orpc_server_opts so = {
+        .plaintext = 1, .io_threads = 1, .admin_address = "127.0.0.1:0"};
+    orpc_server *srv = NULL;
+    assert_int_equal(orpc_server_new(&srv, &so, NULL, NULL), 0);
+    assert_non_null(orpc_server_metrics(srv));
+    assert_int_equal(
+        grpc__testing__test_service__server__register(srv, &handlers, NULL), 0);
+    int port = 0;
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port, NULL), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    char target[64];
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    orpc_channel_opts co = {.plaintext = 1};
+    orpc_channel *ch = NULL;
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
+    assert_non_null(orpc_channel_metrics(ch));
+    enum { CALLS = 7 };
+    for (int i = 1; i <= CALLS; i++) {
+        SimpleReq req;
+        Grpc__Testing__EchoStatus es;
+        make_request(1, &req, &es);
+        ProtobufCMessage *resp = NULL;
+        orpc_status st = orpc_channel_invoke(
+            ch, grpc__testing__test_service__method__unary_call, &req.base,
+            &resp, NULL);
+        assert_int_equal(st.code, ORPC_OK);
+        protobuf_c_message_free_unpacked(resp, NULL);
+    }
+    char *p = NULL;
+    size_t len = 0;
+    assert_int_equal(
+        orpc_metrics_prometheus(orpc_channel_metrics(ch), &p, &len), 0);
+    assert_int_equal(page_value(p, "orpc_client_handled_total{" METHOD
+                                   ",code=\"OK\",served_by=\"grpc\"}"),
+                     CALLS);
+    char key[160];
+    snprintf(key, sizeof key,
+             "orpc_client_channel_state_changes_total{target=\"%s\","
+             "state=\"READY\"}",
+             target);
+    assert_int_equal(page_value(p, key), 1);
+    check_promtool(p);
+    free(p);
+    p = scrape_until(orpc_server_admin_port(srv),
+                     "orpc_server_handled_total{" METHOD ",code=\"OK\"}",
+                     CALLS);
+    assert_int_equal(
+        page_value(p, "orpc_server_handled_total{" METHOD ",code=\"OK\"}"),
+        CALLS);
+    free(p);
+    orpc_channel_unref(ch);
+    assert_int_equal(orpc_server_shutdown(srv, 2000), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
+    orpc_server_free(srv);
+
+    co.no_default_interceptors = 1;
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
+    assert_null(orpc_channel_metrics(ch));
+    orpc_channel_unref(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_calls_counted_both_sides),
+        cmocka_unit_test(test_default_chain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -47,9 +47,18 @@
 void orpc__ch_set_state(orpc_channel *ch, orpc_channel_state st)
 {
     uv_mutex_lock(&ch->lock);
-    if (ch->state != ORPC_CHANNEL_SHUTDOWN)
+    int changed = ch->state != ORPC_CHANNEL_SHUTDOWN && ch->state != st;
+    int reconnect = changed && st == ORPC_CHANNEL_READY && ch->was_ready;
+    if (changed)
         ch->state = st;
+    if (st == ORPC_CHANNEL_READY)
+        ch->was_ready = 1;
     uv_mutex_unlock(&ch->lock);
+    if (changed && ch->counters_attached) {
+        orpc__chan_counters_state(&ch->counters, st);
+        if (reconnect)
+            orpc__chan_counters_reconnect(&ch->counters);
+    }
 }
 
 void orpc__ch_log(orpc_channel *ch, orpc_log_level lvl, const char *fmt, ...)
@@ -229,8 +238,18 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     }
     {
         const char *cwhy = NULL;
+        /* the default chain's registry: the one given, or the channel's */
+        if (o->metrics != NULL)
+            ch->metrics = orpc_metrics_ref(o->metrics);
+        else if (!o->no_default_interceptors &&
+                 orpc_metrics_new(&ch->metrics, &ch->mem, NULL) != 0) {
+            rc = ORPC_ENOMEM;
+            goto fail;
+        }
+        o->metrics = NULL;
         rc = orpc__chain_build(&ch->chain, o->no_default_interceptors,
-                               o->interceptors, o->n_interceptors, &cwhy);
+                               ch->metrics, o->interceptors, o->n_interceptors,
+                               &cwhy);
         o->interceptors = NULL;
         o->n_interceptors = 0;
         if (rc != 0) {
@@ -274,6 +293,14 @@ int orpc_channel_new(orpc_channel **out, const char *target,
         rc = ORPC_ENOMEM;
         goto fail;
     }
+    if (ch->metrics != NULL) {
+        if (orpc__chan_metrics_attach(ch->metrics, &ch->counters, ch->target,
+                                      ch) != 0) {
+            rc = ORPC_ENOMEM;
+            goto fail;
+        }
+        ch->counters_attached = 1;
+    }
     if (orpc__io_init(&ch->io, 0, orpc__ch_io_stop, ch) != 0) {
         snprintf(why, sizeof why, "cannot create the IO loop");
         rc = ORPC_ESYS;
@@ -305,7 +332,10 @@ fail_io:
     orpc__svc_config_free(ch->svc_config);
     if (ch->retry_ready)
         orpc__retry_chan_destroy(&ch->retry);
+    if (ch->counters_attached)
+        orpc__chan_metrics_detach(ch->metrics, &ch->counters);
     orpc__chain_destroy(&ch->chain);
+    orpc_metrics_unref(ch->metrics);
     orpc__mem_free(&ch->mem, ch->target);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;
@@ -379,7 +409,10 @@ void orpc__ch_destroy(orpc_channel *ch)
     free_strings(ch);
     orpc__svc_config_free(ch->svc_config);
     orpc__retry_chan_destroy(&ch->retry);
+    if (ch->counters_attached)
+        orpc__chan_metrics_detach(ch->metrics, &ch->counters);
     orpc__chain_destroy(&ch->chain);
+    orpc_metrics_unref(ch->metrics);
     orpc__mem_free(&ch->mem, ch->target);
     uv_mutex_destroy(&ch->lock);
     orpc_mem m = ch->mem;
@@ -400,4 +433,9 @@ int orpc_channel_peer_identity(orpc_channel *ch, char *buf, size_t len)
         strcpy(buf, ch->peer_identity);
     uv_mutex_unlock(&ch->lock);
     return rc;
+}
+
+orpc_metrics *orpc_channel_metrics(orpc_channel *ch)
+{
+    return ch ? ch->metrics : NULL;
 }

@@ -16,6 +16,7 @@
 #include "grpc.h"
 #include "intercept.h"
 #include "io.h"
+#include "metrics_internal.h"
 #include "retry.h"
 #include "service_config.h"
 #include "stream.h"
@@ -228,10 +229,14 @@ struct orpc_channel {
     /* opts.service_config, parsed (NULL: none); orpc__svc_config_lb() is
      * the load-balancing choice it makes */
     orpc__svc_config *svc_config;
-    orpc__retry_chan retry; /* retry.h */
-    int retry_ready;        /* |retry| is initialised */
-    char *target;           /* as given, for logs and metrics */
-    orpc__chain chain;      /* interceptors (intercept.h) */
+    orpc__retry_chan retry;       /* retry.h */
+    int retry_ready;              /* |retry| is initialised */
+    char *target;                 /* as given, for logs and metrics */
+    orpc_metrics *metrics;        /* the default chain's registry, or NULL */
+    orpc__chan_counters counters; /* for it (metrics_internal.h) */
+    int counters_attached;
+    int was_ready; /* |lock|: READY once already (a later READY reconnects) */
+    orpc__chain chain; /* interceptors (intercept.h) */
 };
 
 /* ---- channel.c ---- */

@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include <orpc/interceptor.h>
+#include <orpc/metrics.h>
 
 /* A chain of interceptors (each a reference). */
 typedef struct orpc__chain {
@@ -85,10 +86,11 @@ void orpc__chain_end(orpc_call_info *ci, const orpc_status *st);
 
 /*
  * Builds a channel's or server's chain (observe.c): the default
- * interceptors unless |no_defaults|, then the application's.  0, or
- * ORPC_EINVAL / ORPC_ENOMEM with |*why| set.
+ * interceptors unless |no_defaults| (trace context, then metrics into
+ * |metrics|), then the application's.  0, or ORPC_EINVAL / ORPC_ENOMEM
+ * with |*why| set.
  */
-int orpc__chain_build(orpc__chain *out, int no_defaults,
+int orpc__chain_build(orpc__chain *out, int no_defaults, orpc_metrics *metrics,
                       orpc_interceptor *const *user, size_t n_user,
                       const char **why);
 

@@ -491,21 +491,29 @@ int orpc_call_log_opts_from_env(orpc_call_log_opts *opts, int *enabled,
 
 /* ---- default chains ------------------------------------------------------ */
 
-int orpc__chain_build(orpc__chain *out, int no_defaults,
+int orpc__chain_build(orpc__chain *out, int no_defaults, orpc_metrics *metrics,
                       orpc_interceptor *const *user, size_t n_user,
                       const char **why)
 {
-    orpc_interceptor *defaults[1] = {NULL};
+    orpc_interceptor *defaults[2] = {NULL, NULL};
     size_t n = 0;
     if (!no_defaults) {
-        if (orpc_trace_interceptor_new(&defaults[n]) != 0) {
-            *why = "out of memory creating the default interceptors";
-            return ORPC_ENOMEM;
-        }
+        if (orpc_trace_interceptor_new(&defaults[n]) != 0)
+            goto oom;
         n++;
+        if (metrics != NULL) {
+            if (orpc_metrics_interceptor_new(&defaults[n], metrics) != 0)
+                goto oom;
+            n++;
+        }
     }
     int rc = orpc__chain_init(out, defaults, n, user, n_user, why);
     for (size_t i = 0; i < n; i++)
         orpc_interceptor_unref(defaults[i]); /* the chain holds them */
     return rc;
+oom:
+    for (size_t i = 0; i < n; i++)
+        orpc_interceptor_unref(defaults[i]);
+    *why = "out of memory creating the default interceptors";
+    return ORPC_ENOMEM;
 }

@@ -283,8 +283,19 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
                           "out of memory creating the health service");
     }
     const char *cwhy = NULL;
-    rc = orpc__chain_build(&srv->chain, o->no_default_interceptors,
-                           o->interceptors, o->n_interceptors, &cwhy);
+    /* the default chain's registry: the one given, or the server's */
+    if (o->metrics != NULL)
+        srv->metrics = orpc_metrics_ref(o->metrics);
+    else if (!o->no_default_interceptors &&
+             orpc_metrics_new(&srv->metrics, &srv->mem, NULL) != 0) {
+        orpc_server_free(srv);
+        return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
+                          "out of memory creating the metrics registry");
+    }
+    o->metrics = NULL;
+    rc =
+        orpc__chain_build(&srv->chain, o->no_default_interceptors, srv->metrics,
+                          o->interceptors, o->n_interceptors, &cwhy);
     o->interceptors = NULL;
     o->n_interceptors = 0;
     if (rc != 0) {
@@ -299,7 +310,7 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
     }
     if (o->admin_address != NULL) {
         orpc_error_detail d;
-        rc = orpc__admin_start(&srv->admin, o->admin_address, srv, o->metrics,
+        rc = orpc__admin_start(&srv->admin, o->admin_address, srv, srv->metrics,
                                &d);
         if (rc != 0) {
             orpc_server_free(srv);
@@ -648,6 +659,7 @@ static void srv_destroy(orpc_server *srv)
     orpc__health_free(srv);
     orpc__reflection_free(srv);
     orpc__chain_destroy(&srv->chain);
+    orpc_metrics_unref(srv->metrics);
     if (srv->lock_ok) {
         uv_mutex_destroy(&srv->lock);
         uv_cond_destroy(&srv->cond);
@@ -665,4 +677,9 @@ static void srv_destroy(orpc_server *srv)
 int orpc_server_admin_port(const orpc_server *srv)
 {
     return srv ? orpc__admin_port(srv->admin) : 0;
+}
+
+orpc_metrics *orpc_server_metrics(orpc_server *srv)
+{
+    return srv ? srv->metrics : NULL;
 }

@@ -209,6 +209,7 @@ struct orpc_server {
     struct orpc__health *health;  /* NULL with |disable_health| (health.c) */
     struct orpc__reflection *reflection; /* reflection.c; NULL until start */
     orpc__chain chain;                   /* interceptors (intercept.h) */
+    orpc_metrics *metrics;     /* the default chain's registry, or NULL */
     struct orpc__admin *admin; /* admin.c; NULL without admin_address */
 };
 
