@@ -1283,25 +1283,44 @@ static void test_legacy_interceptors(void **state)
     assert_string_equal(json_string_value(json_object_get(h, "tracestate")),
                         "congo=t61rcWkgMzE");
     json_decref(l);
-    /* without one, the default chain starts a trace */
+    /* without one, the default chain sends none (the server starts the
+     * trace); a trace interceptor told to start client traces does */
     co.metadata = NULL;
     st =
         opsconductor__jobs__v1__jobs_service__client__get_job(c, &g, &job, &co);
     assert_int_equal(st.code, ORPC_OK);
     orpc_status_clear(&st);
     protobuf_c_message_free_unpacked(&job->base, NULL);
+    orpc_client_free(c);
+    orpc_trace_opts to = {.start_client_traces = 1};
+    orpc_interceptor *starter = NULL;
+    assert_int_equal(orpc_trace_interceptor_new(&starter, &to), 0);
+    o.interceptors = &starter;
+    o.n_interceptors = 1;
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
+        0);
+    orpc_interceptor_unref(starter);
+    st =
+        opsconductor__jobs__v1__jobs_service__client__get_job(c, &g, &job, &co);
+    assert_int_equal(st.code, ORPC_OK);
+    orpc_status_clear(&st);
+    protobuf_c_message_free_unpacked(&job->base, NULL);
+    orpc_client_free(c);
     assert_int_equal(
         fx("GET", "/_fixture/requests?path=/jobs/7", NULL, out, sizeof(out)),
         200);
     l = json_loads(out, 0, NULL);
-    assert_true(json_array_size(l) == 2);
+    assert_true(json_array_size(l) == 3);
     h = json_object_get(json_array_get(l, 1), "headers");
+    assert_null(json_object_get(h, "traceparent"));
+    h = json_object_get(json_array_get(l, 2), "headers");
     const char *fresh = json_string_value(json_object_get(h, "traceparent"));
     assert_non_null(fresh);
     assert_int_equal(strlen(fresh), 55);
     assert_memory_not_equal(fresh + 3, tp + 3, 32);
     json_decref(l);
-    orpc_client_free(c);
     /* an interceptor that refuses: nothing is sent */
     o.interceptors = &no;
     o.n_interceptors = 1;
@@ -1314,7 +1333,7 @@ static void test_legacy_interceptors(void **state)
     assert_int_equal(st.code, ORPC_FAILED_PRECONDITION);
     assert_string_equal(st.message, "not today");
     orpc_status_clear(&st);
-    assert_int_equal(fx_count("/jobs/7"), 2);
+    assert_int_equal(fx_count("/jobs/7"), 3);
     orpc_client_free(c);
     orpc_metadata_free(md);
     orpc_interceptor_unref(log);

@@ -728,8 +728,12 @@ static void test_call_log(void **state)
     lo.format = ORPC_CALL_LOG_LOGFMT;
     lo.level = ORPC_LOG_WARN;
     assert_int_equal(orpc_call_log_interceptor_new(&log, &lo), 0);
+    orpc_trace_opts to = {.start_client_traces = 1};
+    orpc_interceptor *starter = NULL;
+    assert_int_equal(orpc_trace_interceptor_new(&starter, &to), 0);
+    orpc_interceptor *cics[] = {starter, log};
     srv = server_with(NULL, 0, 0);
-    ch = channel_with(&log, 1, 0);
+    ch = channel_with(cics, 2, 0);
     reset();
     st = unary(ch, 1, ORPC_OK, NULL, NULL);
     orpc_status_clear(&st);
@@ -741,11 +745,27 @@ static void test_call_log(void **state)
     assert_non_null(strstr(g.lines[0], " code=ABORTED "));
     assert_non_null(strstr(g.lines[0], " peer=127.0.0.1:"));
     assert_non_null(strstr(g.lines[0], " error=\"a b=c\""));
-    assert_non_null(strstr(g.lines[0], " trace_id="));
+    /* the client started the trace the handler saw */
+    char want[64];
+    snprintf(want, sizeof want, " trace_id=%.32s ", g.handler_tp + 3);
+    assert_non_null(strstr(g.lines[0], want));
+    uv_mutex_unlock(&g.lock);
+    orpc_channel_unref(ch);
+    /* with the default chain alone, a call with no parent carries no trace
+     * (its server starts one): no trace id on the client's line */
+    ch = channel_with(&log, 1, 0);
+    reset();
+    st = unary(ch, 1, ORPC_ABORTED, "again", NULL);
+    orpc_status_clear(&st);
+    uv_mutex_lock(&g.lock);
+    assert_int_equal(g.n_lines, 1);
+    assert_null(strstr(g.lines[0], "trace_id="));
+    assert_int_equal(strlen(g.handler_tp), 55); /* started by the server */
     uv_mutex_unlock(&g.lock);
     orpc_channel_unref(ch);
     server_stop(srv);
     orpc_interceptor_unref(log);
+    orpc_interceptor_unref(starter);
 }
 
 /* LOG_LEVEL, SERVICE_COMM_LOG_ENABLED and ORPC_CALL_LOG_FORMAT. */

@@ -20,8 +20,8 @@
  * reference to the table and one to each channel it made; every routed
  * client takes its own.  orpc_env_free() drops the env's, so clients
  * outlive their env, and the table's watcher stops with the last client.
- * The call log interceptor (SERVICE_COMM_LOG_ENABLED) is shared the same
- * way by every channel and routed client the env makes.
+ * The call log's interceptors (SERVICE_COMM_LOG_ENABLED) are shared the
+ * same way by every channel and routed client the env makes.
  * Nothing is global: two envs in one process are independent.
  *
  * Locking theory: |lock| guards |channels| (the list and its entries), the
@@ -86,9 +86,12 @@ struct orpc_env {
     void *log_ud;
     pthread_mutex_t lock; /* guards |channels| */
     env_channel *channels;
-    /* the call log (SERVICE_COMM_LOG_ENABLED), run by every channel and
-     * routed client the env makes; NULL when off */
-    orpc_interceptor *call_log;
+    /* with the call log on (SERVICE_COMM_LOG_ENABLED): a trace interceptor
+     * that starts client traces (both sides' lines share the trace id),
+     * then the log, run by every channel and routed client the env makes;
+     * none when off */
+    orpc_interceptor *ics[2];
+    size_t n_ics;
 };
 
 /* ---- messages and variables ---- */
@@ -260,8 +263,15 @@ static int read_settings(orpc_env *env, const orpc_env_opts *opts, char *err,
     int on = 0;
     if ((rc = orpc_call_log_opts_from_env(&lo, &on, &ld)) != 0)
         return errf(err, errlen, rc, "%s", ld.message);
-    if (on && (rc = orpc_call_log_interceptor_new(&env->call_log, &lo)) != 0)
+    if (!on)
+        return 0;
+    orpc_trace_opts to = {.start_client_traces = 1};
+    if ((rc = orpc_trace_interceptor_new(&env->ics[0], &to)) != 0)
         return rc;
+    env->n_ics = 1;
+    if ((rc = orpc_call_log_interceptor_new(&env->ics[1], &lo)) != 0)
+        return rc;
+    env->n_ics = 2;
     return 0;
 }
 
@@ -338,7 +348,8 @@ void orpc_env_free(orpc_env *env)
         free(c);
     }
     orpc_routes_unref(env->routes);
-    orpc_interceptor_unref(env->call_log);
+    for (size_t i = 0; i < env->n_ics; i++)
+        orpc_interceptor_unref(env->ics[i]);
     free(env->identity);
     free(env->tls_ca);
     free(env->tls_cert);
@@ -492,8 +503,8 @@ static int get_channel(orpc_env *env, const char *var, const char *target,
                             .plaintext = env->tls_ca == NULL && env->plaintext,
                             .log = env->log,
                             .log_user_data = env->log_ud,
-                            .interceptors = &env->call_log,
-                            .n_interceptors = env->call_log != NULL};
+                            .interceptors = env->ics,
+                            .n_interceptors = env->n_ics};
     orpc_channel *ch = NULL;
     char *config = NULL;
     c = calloc(1, sizeof(*c));
@@ -738,8 +749,8 @@ static int env_client_new(orpc_client **out, orpc_env *env,
                            .ca_file = env->legacy_ca,
                            .log = env->log,
                            .log_user_data = env->log_ud,
-                           .interceptors = &env->call_log,
-                           .n_interceptors = env->call_log != NULL};
+                           .interceptors = env->ics,
+                           .n_interceptors = env->n_ics};
     orpc_error_detail detail = {0};
     rc = orpc_routed_client_new(out, svc, &ro, &detail);
     if (rc == ORPC_ECONFIG)

@@ -578,7 +578,7 @@ static int set_interceptors(routed *r, const orpc_routed_opts *o,
                                 "more interceptors than "
                                 "ORPC_MAX_INTERCEPTORS");
     if (!o->no_default_interceptors) {
-        if (orpc_trace_interceptor_new(&r->ics[r->n_ics]) != 0)
+        if (orpc_trace_interceptor_new(&r->ics[r->n_ics], NULL) != 0)
             return orpc__detail_set(d, ORPC_ENOMEM, "out of memory");
         r->n_ics++;
     }

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "common/mem.h"
+#include "metadata_internal.h"
 
 #define MD_KEY_MAX ((size_t)1024)
 #define MD_VALUE_MAX ((size_t)1024 * 1024)
@@ -59,10 +60,24 @@ struct orpc_metadata {
  *     :authority pseudo-header.
  * Pseudo-headers (":path", ...) need no entry: ':' is not a key character.
  */
-static const char *const md_reserved[] = {
-    "connection",        "keep-alive", "proxy-connection",
-    "transfer-encoding", "upgrade",    "te",
-    "content-type",      "user-agent", "host",
+static const struct {
+    const char *key;
+    size_t len;
+} md_reserved[] = {
+#define RESERVED(k)                                                            \
+    {                                                                          \
+        k, sizeof(k) - 1                                                       \
+    }
+    RESERVED("connection"),
+    RESERVED("keep-alive"),
+    RESERVED("proxy-connection"),
+    RESERVED("transfer-encoding"),
+    RESERVED("upgrade"),
+    RESERVED("te"),
+    RESERVED("content-type"),
+    RESERVED("user-agent"),
+    RESERVED("host"),
+#undef RESERVED
 };
 
 static int md_key_char(unsigned char c)
@@ -88,7 +103,8 @@ static size_t md_key_check(const char *key)
         return 0;
     }
     for (size_t i = 0; i < sizeof(md_reserved) / sizeof(md_reserved[0]); i++) {
-        if (strcmp(key, md_reserved[i]) == 0) {
+        if (n == md_reserved[i].len &&
+            memcmp(key, md_reserved[i].key, n) == 0) {
             return 0;
         }
     }
@@ -178,6 +194,12 @@ int orpc_metadata_add(orpc_metadata *md, const char *key, const void *value,
             }
         }
     }
+    return orpc__md_add_trusted(md, key, key_len, value, len);
+}
+
+int orpc__md_add_trusted(orpc_metadata *md, const char *key, size_t key_len,
+                         const void *value, size_t len)
+{
     int rc = md_reserve(md);
     if (rc != 0) {
         return rc;
@@ -187,7 +209,8 @@ int orpc_metadata_add(orpc_metadata *md, const char *key, const void *value,
     if (buf == NULL) {
         return ORPC_ENOMEM;
     }
-    memcpy(buf, key, key_len + 1);
+    memcpy(buf, key, key_len);
+    buf[key_len] = '\0';
     uint8_t *v = (uint8_t *)buf + key_len + 1;
     if (len > 0) {
         memcpy(v, value, len);

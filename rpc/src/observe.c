@@ -18,6 +18,7 @@
  *   elsewhere (a deferred call finished from another thread).
  */
 #include "intercept.h"
+#include "metadata_internal.h"
 
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -102,6 +103,7 @@ int orpc_trace_id(const orpc_metadata *md, char out[33])
 
 typedef struct trace_ic {
     _Atomic uint64_t seq;
+    int start_client_traces;
 } trace_ic;
 
 static uint64_t next_random(trace_ic *t)
@@ -114,11 +116,20 @@ static uint64_t next_random(trace_ic *t)
     return z ^ (z >> 31);
 }
 
+/* Two hex digits per byte from one table, most significant first. */
 static void hex64(char *out, uint64_t v)
 {
-    static const char digits[] = "0123456789abcdef";
-    for (int i = 15; i >= 0; i--, v >>= 4)
-        out[i] = digits[v & 15];
+    static const char pairs[] =
+        "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f"
+        "202122232425262728292a2b2c2d2e2f303132333435363738393a3b3c3d3e3f"
+        "404142434445464748494a4b4c4d4e4f505152535455565758595a5b5c5d5e5f"
+        "606162636465666768696a6b6c6d6e6f707172737475767778797a7b7c7d7e7f"
+        "808182838485868788898a8b8c8d8e8f909192939495969798999a9b9c9d9e9f"
+        "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf"
+        "c0c1c2c3c4c5c6c7c8c9cacbcccdcecfd0d1d2d3d4d5d6d7d8d9dadbdcdddedf"
+        "e0e1e2e3e4e5e6e7e8e9eaebecedeeeff0f1f2f3f4f5f6f7f8f9fafbfcfdfeff";
+    for (int i = 14; i >= 0; i -= 2, v >>= 8)
+        memcpy(out + i, pairs + 2 * (v & 0xff), 2);
 }
 
 /* Writes a traceparent: |trace| (32 hex) of the parent, or a new one;
@@ -153,8 +164,12 @@ static orpc_code tp_set(orpc_call_info *ci, const char *tp,
         if (state != NULL)
             orpc_metadata_remove(*ci->md, "tracestate");
     }
-    if (orpc_call_info_add_metadata(ci, "traceparent", tp, TP_LEN) != 0)
+    if (ci->md == NULL ||
+        (*ci->md == NULL && orpc_metadata_new(ci->md, ci->mem) != 0))
         return ORPC_OK; /* out of memory: the call goes on, untraced */
+    /* (a valid key and a value made here or validated: no checks again) */
+    if (orpc__md_add_trusted(*ci->md, "traceparent", 11, tp, TP_LEN) != 0)
+        return ORPC_OK;
     if (state != NULL && state_len > 0)
         (void)orpc_call_info_add_metadata(ci, "tracestate", state, state_len);
     return ORPC_OK;
@@ -174,6 +189,8 @@ static orpc_code trace_start(orpc_call_info *ci, void **slot, const char **why,
         return tp_set(ci, tp, NULL, 0);
     }
     const uint8_t *parent = tp_get(ci->parent_md);
+    if (parent == NULL && !t->start_client_traces)
+        return ORPC_OK; /* its server starts the trace */
     const uint8_t *state = NULL;
     size_t state_len = 0;
     if (parent != NULL &&
@@ -185,13 +202,15 @@ static orpc_code trace_start(orpc_call_info *ci, void **slot, const char **why,
     return tp_set(ci, tp, state, state_len);
 }
 
-int orpc_trace_interceptor_new(orpc_interceptor **out)
+int orpc_trace_interceptor_new(orpc_interceptor **out,
+                               const orpc_trace_opts *opts)
 {
     if (out == NULL)
         return ORPC_EINVAL;
     trace_ic *t = malloc(sizeof(*t));
     if (t == NULL)
         return ORPC_ENOMEM;
+    t->start_client_traces = opts != NULL && opts->start_client_traces;
     uint64_t seed;
     if (getrandom(&seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed)
         seed = uv_hrtime() ^ ((uint64_t)getpid() << 32) ^ (uintptr_t)t;
@@ -498,7 +517,7 @@ int orpc__chain_build(orpc__chain *out, int no_defaults, orpc_metrics *metrics,
     orpc_interceptor *defaults[2] = {NULL, NULL};
     size_t n = 0;
     if (!no_defaults) {
-        if (orpc_trace_interceptor_new(&defaults[n]) != 0)
+        if (orpc_trace_interceptor_new(&defaults[n], NULL) != 0)
             goto oom;
         n++;
         if (metrics != NULL) {

@@ -13,14 +13,18 @@
  * OK is logged at INFO, any other at WARN, with `error="<message>"`.
  *
  * Trace context: the trace interceptor, in every channel's and server's
- * default chain, makes sure each call carries a valid `traceparent`
+ * default chain, carries the W3C trace context
  * (https://www.w3.org/TR/trace-context/).  A server call that arrives
- * without one (or with a malformed one) starts a new trace: its handler
- * sees the new `traceparent` in orpc_ctx_metadata().  A client call made
- * while a handler runs (on the handler's thread, or with
+ * without a `traceparent` (or with a malformed one) starts a new trace:
+ * its handler sees the new `traceparent` in orpc_ctx_metadata().  A client
+ * call made while a handler runs (on the handler's thread, or with
  * orpc_call_opts.parent) continues the handler's trace with a new span id
- * and the same `tracestate`; other calls start a trace.  A `traceparent`
- * the application put in the call's metadata is left as it is.
+ * and the same `tracestate`.  A client call with no parent goes without
+ * one (its server starts the trace), unless the interceptor was made with
+ * orpc_trace_opts.start_client_traces (the service clients do so while
+ * they log calls, so both sides' log lines share the trace id).  A
+ * `traceparent` the application put in the call's metadata is left as it
+ * is.
  */
 #ifndef ORPC_OBSERVE_H
 #define ORPC_OBSERVE_H
@@ -97,16 +101,26 @@ ORPC_EXTERN int orpc_call_log_opts_from_env(orpc_call_log_opts *opts,
                                             int *enabled,
                                             orpc_error_detail *detail);
 
+/** Trace interceptor options (NULL: those of the default chains). */
+typedef struct orpc_trace_opts {
+    /** Nonzero: a client call with no parent and no `traceparent` of its
+     *  own starts a trace (a `traceparent` on the wire for every call);
+     *  zero: it goes without, and its server starts one. */
+    int start_client_traces;
+} orpc_trace_opts;
+
 /**
  * @function
- * Makes a trace-context interceptor (the one default chains hold).
+ * Makes a trace-context interceptor (default chains hold one made with
+ * NULL options).
  *
  * Returns 0, ORPC_EINVAL or ORPC_ENOMEM.
  *
- * Ownership: the caller owns the interceptor.
+ * Ownership: copies |opts|; the caller owns the interceptor.
  * Threads: any thread.
  */
-ORPC_EXTERN int orpc_trace_interceptor_new(orpc_interceptor **out);
+ORPC_EXTERN int orpc_trace_interceptor_new(orpc_interceptor **out,
+                                           const orpc_trace_opts *opts);
 
 /**
  * @function
