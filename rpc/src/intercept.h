@@ -39,8 +39,11 @@ struct orpc_call_info {
     const char *peer;    /* borrowed from the call */
     const orpc_metadata *parent_md; /* client: the handler's request's */
     uint64_t start_ns;
-    size_t started;            /* interceptors whose on_start said OK */
-    int starting;              /* on_start is running: metadata may be added */
+    size_t started; /* interceptors whose on_start said OK */
+    int starting;   /* on_start is running: metadata may be added */
+    /* "traceparent\0<55 characters>\0": the trace interceptor's entry in
+     * |*md| (borrowed, so the call's metadata takes no allocation) */
+    char trace_entry[12 + 56];
     int ended;                 /* on_end has run */
     _Atomic uint64_t msgs[2];  /* [0] received, [1] sent */
     _Atomic uint64_t bytes[2]; /* ... their payload bytes */

@@ -36,10 +36,13 @@
 #define MD_INITIAL_CAP ((size_t)8)
 
 typedef struct md_entry {
-    /* "key\0value\0" in one allocation; |value| points into it. */
+    /* "key\0value\0" in one allocation; |value| points into it.  A
+     * borrowed entry's strings belong to whoever added it (the runtime's
+     * own, orpc__md_add_borrowed()) and are not freed here. */
     char *key;
     uint8_t *value;
     size_t len;
+    int borrowed;
 } md_entry;
 
 struct orpc_metadata {
@@ -145,7 +148,8 @@ void orpc_metadata_free(orpc_metadata *md)
         return;
     }
     for (size_t i = 0; i < md->count; i++) {
-        orpc__mem_free(&md->mem, md->entries[i].key);
+        if (!md->entries[i].borrowed)
+            orpc__mem_free(&md->mem, md->entries[i].key);
     }
     orpc__mem_free(&md->mem, md->entries);
     orpc_mem mem = md->mem;
@@ -176,6 +180,9 @@ static int md_reserve(orpc_metadata *md)
     return 0;
 }
 
+static int md_add_unchecked(orpc_metadata *md, const char *key, size_t key_len,
+                            const void *value, size_t len);
+
 int orpc_metadata_add(orpc_metadata *md, const char *key, const void *value,
                       size_t len)
 {
@@ -194,11 +201,11 @@ int orpc_metadata_add(orpc_metadata *md, const char *key, const void *value,
             }
         }
     }
-    return orpc__md_add_trusted(md, key, key_len, value, len);
+    return md_add_unchecked(md, key, key_len, value, len);
 }
 
-int orpc__md_add_trusted(orpc_metadata *md, const char *key, size_t key_len,
-                         const void *value, size_t len)
+static int md_add_unchecked(orpc_metadata *md, const char *key, size_t key_len,
+                            const void *value, size_t len)
 {
     int rc = md_reserve(md);
     if (rc != 0) {
@@ -220,6 +227,22 @@ int orpc__md_add_trusted(orpc_metadata *md, const char *key, size_t key_len,
     e->key = buf;
     e->value = v;
     e->len = len;
+    e->borrowed = 0;
+    return 0;
+}
+
+int orpc__md_add_borrowed(orpc_metadata *md, char *key, uint8_t *value,
+                          size_t len)
+{
+    int rc = md_reserve(md);
+    if (rc != 0) {
+        return rc;
+    }
+    md_entry *e = &md->entries[md->count++];
+    e->key = key;
+    e->value = value;
+    e->len = len;
+    e->borrowed = 1;
     return 0;
 }
 
@@ -303,7 +326,8 @@ size_t orpc_metadata_remove(orpc_metadata *md, const char *key)
     size_t kept = 0;
     for (size_t i = 0; i < md->count; i++) {
         if (strcmp(md->entries[i].key, key) == 0) {
-            orpc__mem_free(&md->mem, md->entries[i].key);
+            if (!md->entries[i].borrowed)
+                orpc__mem_free(&md->mem, md->entries[i].key);
         } else {
             md->entries[kept++] = md->entries[i];
         }

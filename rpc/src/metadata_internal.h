@@ -9,11 +9,12 @@
 
 #include <orpc/metadata.h>
 
-/* Appends |key| (|key_len| bytes, a valid application key) and |value|
- * without checking either: for the runtime's own entries, whose key is a
- * constant and whose value it made or validated (a traceparent).  0 or
+/* Appends an entry whose strings stay |key|'s and |value|'s (both
+ * NUL-terminated, |len| bytes of value): nothing is copied, checked or,
+ * later, freed.  They must outlive |md| and every removal from it — the
+ * runtime's own entries in storage of the call that owns |md|.  0 or
  * ORPC_ENOMEM. */
-int orpc__md_add_trusted(orpc_metadata *md, const char *key, size_t key_len,
-                         const void *value, size_t len);
+int orpc__md_add_borrowed(orpc_metadata *md, char *key, uint8_t *value,
+                          size_t len);
 
 #endif /* ORPC_METADATA_INTERNAL_H */

@@ -106,14 +106,30 @@ typedef struct trace_ic {
     int start_client_traces;
 } trace_ic;
 
-static uint64_t next_random(trace_ic *t)
+/* The calling thread's splitmix64 sequence: seeded once per thread from
+ * the interceptor's shared one (one atomic add), then advanced without
+ * touching memory another thread writes — IO threads generating ids at
+ * once would otherwise bounce one cache line between cores. */
+static _Thread_local uint64_t tl_seq;
+static _Thread_local int tl_seeded;
+
+static uint64_t mix(uint64_t z)
 {
-    uint64_t z = atomic_fetch_add_explicit(&t->seq, 0x9e3779b97f4a7c15ull,
-                                           memory_order_relaxed) +
-                 0x9e3779b97f4a7c15ull;
     z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
     return z ^ (z >> 31);
+}
+
+static uint64_t next_random(trace_ic *t)
+{
+    if (!tl_seeded) {
+        uint64_t z = atomic_fetch_add_explicit(&t->seq, 0x9e3779b97f4a7c15ull,
+                                               memory_order_relaxed);
+        tl_seq = mix(z) ^ (uint64_t)(uintptr_t)&tl_seq;
+        tl_seeded = 1;
+    }
+    tl_seq += 0x9e3779b97f4a7c15ull;
+    return mix(tl_seq);
 }
 
 /* Two hex digits per byte from one table, most significant first. */
@@ -167,8 +183,12 @@ static orpc_code tp_set(orpc_call_info *ci, const char *tp,
     if (ci->md == NULL ||
         (*ci->md == NULL && orpc_metadata_new(ci->md, ci->mem) != 0))
         return ORPC_OK; /* out of memory: the call goes on, untraced */
-    /* (a valid key and a value made here or validated: no checks again) */
-    if (orpc__md_add_trusted(*ci->md, "traceparent", 11, tp, TP_LEN) != 0)
+    /* kept in the call's own storage: the entry costs no allocation (and
+     * a valid key and a value made here need no checks) */
+    memcpy(ci->trace_entry, "traceparent", 12);
+    memcpy(ci->trace_entry + 12, tp, TP_LEN + 1);
+    if (orpc__md_add_borrowed(*ci->md, ci->trace_entry,
+                              (uint8_t *)ci->trace_entry + 12, TP_LEN) != 0)
         return ORPC_OK;
     if (state != NULL && state_len > 0)
         (void)orpc_call_info_add_metadata(ci, "tracestate", state, state_len);

@@ -9,7 +9,8 @@
 #
 # Environment: BENCH_ROUNDS [3], BENCH_SECONDS [5], BENCH_WARMUP [1],
 # BENCH_THREADS [nproc], BENCH_BUILD [build].  Prints each measurement and
-# the medians with the ratio (default / none); --write-results puts them in
+# the medians with the ratio (default / none), of the throughput and of the
+# CPU time client and server spend per call; --write-results puts them in
 # tests/bench/RESULTS.md's "Interceptor chain" section.  Loopback only; every
 # server it starts is stopped on exit.  Exit 0 when every measurement
 # succeeded, 1 otherwise, 2 on bad usage.
@@ -51,9 +52,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# measure CHAIN: one server and one client run; prints the qps.
+# measure CHAIN: one server and one client run, both with --interceptors=
+# CHAIN; prints "QPS CPU_US": the calls per second, and the CPU time both
+# processes spent per call (user + system, whole runs, over the calls made)
+# — the steadier figure on a small machine, where the two share the cores.
 measure() {
-    local chain=$1 port out qps
+    local chain=$1 port out line qps cpu
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     out=$tmp/server-$chain.log
     "$server" --port="$port" --threads="$threads" --interceptors="$chain" >"$out" 2>&1 &
@@ -62,38 +66,66 @@ measure() {
         grep -q "listening on" "$out" 2>/dev/null && break
         sleep 0.1
     done
-    qps=$(timeout -k 5 $((warmup + seconds + 30)) "$client" --target="127.0.0.1:$port" \
+    line=$(timeout -k 5 $((warmup + seconds + 30)) python3 -c '
+import resource, subprocess, sys
+p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print(p.stdout.strip(), "client_cpu=%.6f" % (r.ru_utime + r.ru_stime))
+sys.exit(p.returncode)' "$client" --target="127.0.0.1:$port" \
         --channels=4 --outstanding=64 --seconds="$seconds" --warmup="$warmup" \
-        --req_size=100 --resp_size=100 --rpc=unary --interceptors="$chain" 2>"$tmp/client.err" |
-        sed -nE 's/^qps=([0-9.]+).*/\1/p') || true
+        --req_size=100 --resp_size=100 --rpc=unary --interceptors="$chain" 2>"$tmp/client.err") || true
+    # the server's CPU so far (utime + stime, in clock ticks)
+    local ticks
+    ticks=$(awk '{print $14 + $15}' "/proc/$spid/stat" 2>/dev/null || echo 0)
     kill -TERM "$spid" 2>/dev/null || true
     wait "$spid" 2>/dev/null || true
     spid=""
+    qps=$(sed -nE 's/^qps=([0-9.]+).*/\1/p' <<<"$line")
     [ -n "$qps" ] || { echo "interceptors.sh: $chain: no result: $(cat "$tmp/client.err")" >&2; return 1; }
-    echo "$qps"
+    cpu=$(awk -v line="$line" -v ticks="$ticks" -v hz="$(getconf CLK_TCK)" -v w="$warmup" -v s="$seconds" -v q="$qps" '
+        BEGIN { match(line, /client_cpu=[0-9.]+/); c = substr(line, RSTART + 11, RLENGTH - 11)
+                printf "%.2f", (c + ticks / hz) * 1e6 / (q * (w + s)) }')
+    echo "$qps $cpu"
 }
 
 median() { sort -n | awk '{v[NR]=$1} END {print (NR%2) ? v[(NR+1)/2] : (v[NR/2]+v[NR/2+1])/2}'; }
 
-none=() dflt=() failed=0
+none=() dflt=() paired=() cpu_none=() cpu_dflt=() failed=0
 for r in $(seq "$rounds"); do
+    qn="" qd=""
     for chain in none default; do
-        if q=$(measure "$chain"); then
-            echo "round $r: $chain: qps=$q" >&2
-            if [ "$chain" = none ]; then none+=("$q"); else dflt+=("$q"); fi
+        if res=$(measure "$chain"); then
+            read -r q c <<<"$res"
+            echo "round $r: $chain: qps=$q cpu_us_per_call=$c" >&2
+            if [ "$chain" = none ]; then
+                none+=("$q") cpu_none+=("$c") qn=$q
+            else
+                dflt+=("$q") cpu_dflt+=("$c") qd=$q
+            fi
         else
             failed=1
         fi
     done
+    # the two runs of a round are next to each other: their ratio is less
+    # exposed to the machine's drift than the medians of each
+    [ -z "$qn" ] || [ -z "$qd" ] || paired+=("$(awk -v a="$qd" -v b="$qn" 'BEGIN {printf "%.4f", a / b}')")
 done
 [ "${#none[@]}" -gt 0 ] && [ "${#dflt[@]}" -gt 0 ] || exit 1
 m_none=$(printf '%s\n' "${none[@]}" | median)
 m_dflt=$(printf '%s\n' "${dflt[@]}" | median)
 ratio=$(awk -v a="$m_dflt" -v b="$m_none" 'BEGIN {printf "%.3f", a / b}')
 cost=$(awk -v r="$ratio" 'BEGIN {printf "%.1f", (1 - r) * 100}')
+m_pair=$(printf '%s\n' "${paired[@]}" | median)
+c_none=$(printf '%s\n' "${cpu_none[@]}" | median)
+c_dflt=$(printf '%s\n' "${cpu_dflt[@]}" | median)
+c_ratio=$(awk -v a="$c_dflt" -v b="$c_none" 'BEGIN {printf "%.3f", a / b}')
+c_cost=$(awk -v r="$c_ratio" 'BEGIN {printf "%.1f", (r - 1) * 100}')
+pcost=$(awk -v r="$m_pair" 'BEGIN {printf "%.1f", (1 - r) * 100}')
 table="| unary 4×64, 100 B | none | default chain | default / none | cost |
 |---|---:|---:|---:|---:|
-| qps (median of $rounds) | $(printf '%.0f' "$m_none") | $(printf '%.0f' "$m_dflt") | $ratio | $cost % |"
+| qps (median of $rounds) | $(printf '%.0f' "$m_none") | $(printf '%.0f' "$m_dflt") | $ratio | $cost % |
+| median of the $rounds rounds' own ratios | | | $(printf '%.3f' "$m_pair") | $pcost % |
+| CPU µs per call, client + server (median) | $c_none | $c_dflt | $c_ratio | $c_cost % |"
 echo "$table"
 if [ "$write_results" = 1 ]; then
     results=$here/RESULTS.md

@@ -7,7 +7,7 @@
  *                     --seconds=T --req_size=B --resp_size=B
  *                     [--rpc=unary|streaming] [--warmup=S] [--tls_ca=FILE]
  *                     [--stream_api=async|blocking] [--stream_threads=N]
- *                     [--interceptors=default|none]
+ *                     [--interceptors=default|none|trace|metrics]
  *
  * C channels, each a separate orpc_channel (its own IO thread and HTTP/2
  * connection), each with M RPCs in flight at all times:
@@ -55,6 +55,7 @@
 
 #include <orpc/orpc.h>
 
+#include "bench_chain.h"
 #include "grpc/testing/benchmark_service.orpc.h"
 
 typedef Grpc__Testing__SimpleRequest SimpleRequest;
@@ -440,7 +441,7 @@ static void usage(const char *msg)
             "--outstanding=M --seconds=T --req_size=B --resp_size=B "
             "[--rpc=unary|streaming] [--warmup=S] [--tls_ca=FILE] "
             "[--stream_api=async|blocking] [--stream_threads=N] "
-            "[--interceptors=default|none]\n",
+            "[--interceptors=default|none|trace|metrics]\n",
             msg);
     exit(2);
 }
@@ -489,7 +490,7 @@ int main(int argc, char **argv)
     int streaming = 0, start_failed = 0;
     long stream_threads = 0;
     int blocking_streams = 0;
-    int no_interceptors = 0;
+    bench_chain chain = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((v = flag(a, "--target")))
@@ -518,10 +519,9 @@ int main(int argc, char **argv)
             else
                 usage("--stream_api must be async or blocking");
         } else if ((v = flag(a, "--interceptors"))) {
-            if (strcmp(v, "none") == 0)
-                no_interceptors = 1;
-            else if (strcmp(v, "default") != 0)
-                usage("--interceptors must be default or none");
+            if (bench_chain_parse(&chain, v) != 0)
+                usage("--interceptors must be default, none, trace or "
+                      "metrics");
         } else if ((v = flag(a, "--rpc"))) {
             if (strcmp(v, "unary") == 0)
                 streaming = 0;
@@ -562,7 +562,9 @@ int main(int argc, char **argv)
     co.tls = ca ? &tls : NULL;
     co.plaintext = ca == NULL;
     co.log = log_stderr;
-    co.no_default_interceptors = no_interceptors;
+    co.no_default_interceptors = chain.no_defaults;
+    co.interceptors = &chain.ic;
+    co.n_interceptors = chain.ic != NULL;
     size_t nch = (size_t)channels;
     orpc_client **clients = calloc(nch, sizeof(*clients));
     run.clients = clients;

@@ -4,7 +4,7 @@
  *
  *   orpc-bench-server --port=N [--threads=N] [--host=ADDR]
  *                     [--tls_cert=FILE --tls_key=FILE]
- *                     [--interceptors=default|none]
+ *                     [--interceptors=default|none|trace|metrics]
  *
  * --interceptors=none runs without the default interceptor chain (trace
  * context, metrics): tests/bench/interceptors.sh measures what it costs.
@@ -32,6 +32,7 @@
 
 #include <orpc/orpc.h>
 
+#include "bench_chain.h"
 #include "grpc/testing/benchmark_service.orpc.h"
 
 typedef Grpc__Testing__SimpleRequest SimpleRequest;
@@ -214,7 +215,8 @@ static void usage(const char *msg)
     fprintf(stderr,
             "orpc-bench-server: %s\n"
             "usage: orpc-bench-server --port=N [--threads=N] [--host=ADDR] "
-            "[--tls_cert=FILE --tls_key=FILE] [--interceptors=default|none]\n",
+            "[--tls_cert=FILE --tls_key=FILE] "
+            "[--interceptors=default|none|trace|metrics]\n",
             msg);
     exit(2);
 }
@@ -249,7 +251,7 @@ int main(int argc, char **argv)
 {
     long port = -1, threads = 0;
     const char *host = "127.0.0.1", *cert = NULL, *key = NULL, *v;
-    int no_interceptors = 0;
+    bench_chain chain = {0};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if ((v = flag(a, "--port")))
@@ -263,10 +265,9 @@ int main(int argc, char **argv)
         else if ((v = flag(a, "--tls_key")))
             key = v;
         else if ((v = flag(a, "--interceptors"))) {
-            if (strcmp(v, "none") == 0)
-                no_interceptors = 1;
-            else if (strcmp(v, "default") != 0)
-                usage("--interceptors must be default or none");
+            if (bench_chain_parse(&chain, v) != 0)
+                usage("--interceptors must be default, none, trace or "
+                      "metrics");
         } else {
             char m[256];
             snprintf(m, sizeof(m), "unknown argument %s", a);
@@ -281,7 +282,9 @@ int main(int argc, char **argv)
     orpc_server_opts o = {0};
     o.io_threads = (unsigned)threads;
     o.log = log_stderr;
-    o.no_default_interceptors = no_interceptors;
+    o.no_default_interceptors = chain.no_defaults;
+    o.interceptors = &chain.ic;
+    o.n_interceptors = chain.ic != NULL;
     if (cert) {
         o.tls.cert_file = cert;
         o.tls.key_file = key;
