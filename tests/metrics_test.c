@@ -62,7 +62,7 @@ static void call(fixture *f, const orpc_method_desc *m, orpc_call_side side,
                  orpc_served_by sb, uint64_t ns, orpc_code code, int in,
                  size_t in_bytes, int out, size_t out_bytes)
 {
-    orpc_call_info ci;
+    orpc_call_info ci = {0};
     orpc__call_info_init(&ci, &f->chain, m, side, NULL, NULL, NULL);
     ci.served_by = sb;
     ci.start_ns = uv_hrtime() - ns;
@@ -184,7 +184,7 @@ static void test_in_flight(void **state)
     (void)state;
     fixture f;
     fx_init(&f);
-    orpc_call_info a, b;
+    orpc_call_info a = {0}, b = {0};
     const char *why = NULL;
     orpc__call_info_init(&a, &f.chain, &m_put, ORPC_SIDE_SERVER, NULL, NULL,
                          NULL);
@@ -509,7 +509,7 @@ static void record(void *arg)
     worker *w = arg;
     const orpc_method_desc *ms[2] = {&m_get, &m_put};
     for (int i = 0; i < CALLS; i++) {
-        orpc_call_info ci;
+        orpc_call_info ci = {0};
         orpc__call_info_init(&ci, &w->f->chain, ms[i % 2], ORPC_SIDE_SERVER,
                              NULL, NULL, NULL);
         const char *why = NULL;
@@ -661,7 +661,7 @@ static void test_failing_alloc(void **state)
         orpc__chain chain;
         const char *why = NULL;
         assert_int_equal(orpc__chain_init(&chain, &ic, 1, NULL, 0, &why), 0);
-        orpc_call_info ci;
+        orpc_call_info ci = {0};
         orpc__call_info_init(&ci, &chain, &m_get, ORPC_SIDE_SERVER, NULL, NULL,
                              NULL);
         /* out of memory, the call goes on uncounted */

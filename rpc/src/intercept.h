@@ -62,7 +62,8 @@ int orpc__chain_init(orpc__chain *out, orpc_interceptor *const *defaults,
 /* Drops the chain's references. */
 void orpc__chain_destroy(orpc__chain *c);
 
-/* Sets |ci| up for one call (no hook runs). */
+/* Sets up |ci|, zeroed with the call it belongs to, for that call (no
+ * hook runs). */
 void orpc__call_info_init(orpc_call_info *ci, const orpc__chain *chain,
                           const orpc_method_desc *m, orpc_call_side side,
                           orpc_metadata **md, const orpc_mem *mem,

@@ -111,7 +111,7 @@ void orpc__call_info_init(orpc_call_info *ci, const orpc__chain *chain,
                           orpc_metadata **md, const orpc_mem *mem,
                           const char *peer)
 {
-    memset(ci, 0, sizeof(*ci));
+    /* |ci| is zeroed already: it is part of a call made with calloc */
     ci->chain = chain;
     ci->method = m;
     ci->side = side;
@@ -119,7 +119,8 @@ void orpc__call_info_init(orpc_call_info *ci, const orpc__chain *chain,
     ci->md = md;
     ci->mem = mem;
     ci->peer = peer;
-    ci->start_ns = uv_hrtime();
+    if (orpc__call_info_active(ci))
+        ci->start_ns = uv_hrtime();
 }
 
 static void end_started(orpc_call_info *ci, const orpc_status *st)
@@ -164,8 +165,18 @@ void orpc__chain_message(orpc_call_info *ci, int outbound, size_t bytes)
     if (!orpc__call_info_active(ci))
         return;
     int d = outbound != 0;
-    atomic_fetch_add_explicit(&ci->msgs[d], 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&ci->bytes[d], bytes, memory_order_relaxed);
+    /* One writer per direction (the IO thread receives; one thread sends
+     * at a time): plain relaxed stores, no locked read-modify-write on
+     * every message.  The atomics keep a reader on another thread (a
+     * server call's two directions) race-free. */
+    atomic_store_explicit(
+        &ci->msgs[d],
+        atomic_load_explicit(&ci->msgs[d], memory_order_relaxed) + 1,
+        memory_order_relaxed);
+    atomic_store_explicit(
+        &ci->bytes[d],
+        atomic_load_explicit(&ci->bytes[d], memory_order_relaxed) + bytes,
+        memory_order_relaxed);
     for (size_t i = 0; i < ci->started; i++) {
         orpc_interceptor *ic = ci->chain->ic[i];
         if (ic->ops.on_message)

@@ -34,6 +34,7 @@
 #define MD_KEY_MAX ((size_t)1024)
 #define MD_VALUE_MAX ((size_t)1024 * 1024)
 #define MD_INITIAL_CAP ((size_t)8)
+#define MD_INLINE ((size_t)4) /* entries kept in the list object itself */
 
 typedef struct md_entry {
     /* "key\0value\0" in one allocation; |value| points into it.  A
@@ -47,9 +48,12 @@ typedef struct md_entry {
 
 struct orpc_metadata {
     orpc_mem mem;
-    md_entry *entries;
+    md_entry *entries; /* |inline_entries| until more are needed */
     size_t count;
     size_t cap;
+    /* Most lists (a call's request metadata) hold a few entries: they need
+     * no allocation besides the list's own. */
+    md_entry inline_entries[MD_INLINE];
 };
 
 /*
@@ -135,9 +139,9 @@ int orpc_metadata_new(orpc_metadata **out, const orpc_mem *mem)
         return ORPC_ENOMEM;
     }
     orpc__mem_copy(&md->mem, mem);
-    md->entries = NULL;
+    md->entries = md->inline_entries;
     md->count = 0;
-    md->cap = 0;
+    md->cap = MD_INLINE;
     *out = md;
     return 0;
 }
@@ -151,7 +155,8 @@ void orpc_metadata_free(orpc_metadata *md)
         if (!md->entries[i].borrowed)
             orpc__mem_free(&md->mem, md->entries[i].key);
     }
-    orpc__mem_free(&md->mem, md->entries);
+    if (md->entries != md->inline_entries)
+        orpc__mem_free(&md->mem, md->entries);
     orpc_mem mem = md->mem;
     orpc__mem_free(&mem, md);
 }
@@ -162,16 +167,22 @@ static int md_reserve(orpc_metadata *md)
     if (md->count < md->cap) {
         return 0;
     }
-    size_t cap = md->cap == 0 ? MD_INITIAL_CAP : md->cap;
-    if (md->cap != 0) {
+    size_t cap = md->cap <= MD_INLINE ? MD_INITIAL_CAP : md->cap;
+    if (md->cap > MD_INLINE) {
         if (cap > SIZE_MAX / 2 / sizeof(md_entry)) {
             return ORPC_ENOMEM;
         }
         cap *= 2;
     }
-    md_entry *e =
-        orpc__mem_grow(&md->mem, md->entries, md->count * sizeof(md_entry),
-                       cap * sizeof(md_entry));
+    md_entry *e;
+    if (md->entries == md->inline_entries) {
+        e = orpc__mem_malloc(&md->mem, cap * sizeof(md_entry));
+        if (e != NULL)
+            memcpy(e, md->inline_entries, md->count * sizeof(md_entry));
+    } else {
+        e = orpc__mem_grow(&md->mem, md->entries, md->count * sizeof(md_entry),
+                           cap * sizeof(md_entry));
+    }
     if (e == NULL) {
         return ORPC_ENOMEM;
     }

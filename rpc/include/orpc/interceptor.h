@@ -204,7 +204,10 @@ ORPC_EXTERN uint64_t orpc_call_info_start_ns(const orpc_call_info *info);
 /**
  * @function
  * Messages and payload bytes so far: |out| nonzero for what this side
- * sent, zero for what it received.  Either pointer may be NULL.
+ * sent, zero for what it received.  Either pointer may be NULL.  Exact
+ * unless the application sends on one call from several threads at the
+ * same moment (then a message may go uncounted here; the metrics
+ * interceptor counts its own).
  *
  * Ownership: nothing changes hands.
  * Threads: the hook's.
