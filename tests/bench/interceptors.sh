@@ -133,7 +133,7 @@ if [ "$write_results" = 1 ]; then
 
 What the default interceptor chain (W3C trace context and metrics, call
 logs off) costs against none, orpc client and server alike: \`$command_line\`
-on $(nproc) cores, $(date -u +%Y-%m-%d).
+(release build) on $(nproc) cores, $(date -u +%Y-%m-%d).
 
 $table"
     python3 - "$results" "$section" <<'PY'
