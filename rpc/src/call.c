@@ -363,8 +363,13 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
                                       ? "server sent no response message"
                                       : "server sent more than one response");
     }
-    if (orpc__call_info_active(&c->ci) && !c->ci.ended) {
-        /* the interceptors see the outcome before the caller does */
+    /* The interceptors see the outcome before the caller does: a blocking
+     * caller wakes at the broadcast below, so for its call they run first
+     * (out of the lock); an asynchronous call's callbacks run after the
+     * lock is let go, so there they run then, with no second lock. */
+    int hooks = orpc__call_info_active(&c->ci) && !c->ci.ended;
+    int callbacks = c->is_async || c->done_cb || c->plain_cb;
+    if (hooks && !callbacks) {
         uv_mutex_unlock(&c->lock);
         orpc__chain_end(&c->ci, &st);
         uv_mutex_lock(&c->lock);
@@ -381,6 +386,8 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
     }
     uv_cond_broadcast(&c->cond);
     uv_mutex_unlock(&c->lock);
+    if (hooks && callbacks) /* |c->status| no longer changes */
+        orpc__chain_end(&c->ci, &c->status);
 
     if (c->is_async) {
         (void)orpc_metadata_add_all(c->trailers_out, c->trailers);

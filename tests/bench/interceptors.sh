@@ -8,7 +8,11 @@
 #   tests/bench/interceptors.sh [--write-results]
 #
 # Environment: BENCH_ROUNDS [3], BENCH_SECONDS [5], BENCH_WARMUP [1],
-# BENCH_THREADS [nproc], BENCH_BUILD [build].  Prints each measurement and
+# BENCH_THREADS [nproc], BENCH_BUILD [build], BENCH_PIN [1].  With
+# BENCH_PIN=1 (and two cores or more) the server runs one IO thread pinned
+# to core 0 and the client is pinned to core 1 (taskset): on a small
+# machine the two otherwise trade cores and throughput moves by ±10 % from
+# run to run, far more than the few percent measured here.  Prints each measurement and
 # the medians with the ratio (default / none), of the throughput and of the
 # CPU time client and server spend per call; --write-results puts them in
 # tests/bench/RESULTS.md's "Interceptor chain" section.  Loopback only; every
@@ -30,6 +34,11 @@ rounds=${BENCH_ROUNDS:-3}
 seconds=${BENCH_SECONDS:-5}
 warmup=${BENCH_WARMUP:-1}
 threads=${BENCH_THREADS:-$(nproc)}
+pin=${BENCH_PIN:-1}
+spin="" cpin=""
+if [ "$pin" = 1 ] && [ "$(nproc)" -ge 2 ] && command -v taskset >/dev/null; then
+    spin="taskset -c 0" cpin="taskset -c 1" threads=1
+fi
 build=${BENCH_BUILD:-$root/build}
 case "$build" in /*) ;; *) build=$root/$build ;; esac
 for v in rounds seconds warmup threads; do
@@ -42,7 +51,7 @@ client=$build/bin/orpc-bench-client
 for f in "$server" "$client"; do
     [ -x "$f" ] || { echo "interceptors.sh: $f is not built" >&2; exit 1; }
 done
-command_line="BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds tests/bench/interceptors.sh${*:+ $*}"
+command_line="BENCH_ROUNDS=$rounds BENCH_SECONDS=$seconds BENCH_PIN=${BENCH_PIN:-1} tests/bench/interceptors.sh${*:+ $*}"
 
 tmp=$(mktemp -d)
 spid=""
@@ -60,7 +69,7 @@ measure() {
     local chain=$1 port out line qps cpu
     port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     out=$tmp/server-$chain.log
-    "$server" --port="$port" --threads="$threads" --interceptors="$chain" >"$out" 2>&1 &
+    $spin "$server" --port="$port" --threads="$threads" --interceptors="$chain" >"$out" 2>&1 &
     spid=$!
     for _ in $(seq 100); do
         grep -q "listening on" "$out" 2>/dev/null && break
@@ -71,7 +80,7 @@ import resource, subprocess, sys
 p = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE, text=True)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print(p.stdout.strip(), "client_cpu=%.6f" % (r.ru_utime + r.ru_stime))
-sys.exit(p.returncode)' "$client" --target="127.0.0.1:$port" \
+sys.exit(p.returncode)' $cpin "$client" --target="127.0.0.1:$port" \
         --channels=4 --outstanding=64 --seconds="$seconds" --warmup="$warmup" \
         --req_size=100 --resp_size=100 --rpc=unary --interceptors="$chain" 2>"$tmp/client.err") || true
     # the server's CPU so far (utime + stime, in clock ticks)
@@ -133,7 +142,7 @@ if [ "$write_results" = 1 ]; then
 
 What the default interceptor chain (W3C trace context and metrics, call
 logs off) costs against none, orpc client and server alike: \`$command_line\`
-(release build) on $(nproc) cores, $(date -u +%Y-%m-%d).
+(release build) on $(nproc) cores, $(date -u +%Y-%m-%d)$([ -n "$spin" ] && echo "; server pinned to core 0 with one IO thread, client to core 1").
 
 $table"
     python3 - "$results" "$section" <<'PY'
