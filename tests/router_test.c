@@ -1136,7 +1136,8 @@ static void async_done(const orpc_status *st,
 }
 
 /* Asynchronous legacy calls, more than the client's threads at once: all
- * complete, each with its own callback and served_by record. */
+ * complete, each with its own callback and served_by record; past the
+ * queue's bound they are refused, not dropped. */
 static void test_legacy_async(void **state)
 {
     (void)state;
@@ -1181,6 +1182,52 @@ static void test_legacy_async(void **state)
         assert_int_equal(by[i], ORPC_SERVED_LEGACY);
     assert_int_equal(fx_count("/jobs/7"), N);
     orpc_client_free(c);
+
+    /* The queue is bounded: with 16 threads busy on slow calls and room
+     * for 2 more, further calls are refused at once with ORPC_ELIMIT
+     * (nothing sent); every accepted one completes. */
+    assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
+                     200);
+    assert_int_equal(
+        fx("POST", "/_fixture/config",
+           "{\"rules\":[{\"route\":\"GET /jobs/7\",\"delay_ms\":600}]}", out,
+           sizeof(out)),
+        200);
+    o.max_queued_legacy_calls = 2;
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, NULL),
+        0);
+    uv_mutex_lock(&g_async_lock);
+    g_async_done = g_async_ok = 0;
+    uv_mutex_unlock(&g_async_lock);
+    int accepted = 0, refused = 0;
+    for (int i = 0; i < N; i++) {
+        Opsconductor__Jobs__V1__GetJobRequest g =
+            OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
+        g.job_id = 7;
+        orpc_call_opts co = {.timeout_ms = 20000};
+        int rc = opsconductor__jobs__v1__jobs_service__client__get_job__async(
+            c, &g, &co, async_done, NULL);
+        if (rc == 0)
+            accepted++;
+        else if (rc == ORPC_ELIMIT)
+            refused++;
+        else
+            fail_msg("unexpected %d", rc);
+    }
+    /* 16 running and 2 waiting at most (fewer if a thread was slow to
+     * start: the pool starts one per call that finds none idle) */
+    assert_true(accepted >= 2 && accepted <= 18);
+    assert_int_equal(accepted + refused, N);
+    uv_mutex_lock(&g_async_lock);
+    for (int waits = 0; g_async_done < accepted && waits < 300; waits++)
+        uv_cond_timedwait(&g_async_cond, &g_async_lock, 100 * 1000000ULL);
+    assert_int_equal(g_async_done, accepted);
+    assert_int_equal(g_async_ok, accepted);
+    uv_mutex_unlock(&g_async_lock);
+    orpc_client_free(c);
+    assert_int_equal(fx_count("/jobs/7"), accepted);
     assert_int_equal(fx("POST", "/_fixture/reset", "{}", out, sizeof(out)),
                      200);
     uv_cond_destroy(&g_async_cond);

@@ -51,6 +51,8 @@ static void task_main(orpc__job *job)
     int stopping = r->stopping;
     if (t->is_mirror)
         r->mirrors_queued--;
+    else
+        r->calls_queued--;
     uv_mutex_unlock(&r->lock);
     if (stopping)
         t->discard(t);
@@ -66,17 +68,23 @@ int orpc__routed_submit(routed *r, task *t)
         uv_mutex_unlock(&r->lock);
         return 1;
     }
+    if (!t->is_mirror && r->calls_queued >= r->max_queued) {
+        uv_mutex_unlock(&r->lock);
+        return ORPC_ELIMIT;
+    }
     /* Started on demand: a client whose calls all go over gRPC never
      * starts a thread.  One thread stays once started; up to MAX_WORKERS
-     * run while work waits, and those leave again after 30 s idle.  Calls
-     * are never refused for want of room (docs/compat.md: an accepted call
-     * is never dropped), so the pool's own bound on its queue is out of
-     * reach; mirrors are bounded above. */
+     * run while work waits, and those leave again after 30 s idle.  The
+     * queue holds at most max_queued_legacy_calls calls (the pool refuses
+     * more with ORPC_ELIMIT, which the caller gets from
+     * orpc_client_invoke_async(): refused, never dropped once accepted)
+     * besides the SHADOW_QUEUE mirrors bounded above. */
     if (!r->pool_started) {
         /* a failed init started no thread (min is 1), and its mutex and
          * conditions hold nothing on Linux: as the server does, nothing
          * to undo, and the next task tries again */
-        if (orpc__pool_init(&r->pool, 1, MAX_WORKERS, UINT_MAX / 2) != 0) {
+        if (orpc__pool_init(&r->pool, 1, MAX_WORKERS,
+                            r->max_queued + SHADOW_QUEUE) != 0) {
             uv_mutex_unlock(&r->lock);
             return ORPC_ESYS;
         }
@@ -87,6 +95,8 @@ int orpc__routed_submit(routed *r, task *t)
     rc = orpc__pool_submit(&r->pool, &t->job);
     if (rc == 0 && t->is_mirror)
         r->mirrors_queued++;
+    else if (rc == 0)
+        r->calls_queued++;
     uv_mutex_unlock(&r->lock);
     return rc;
 }
@@ -702,6 +712,10 @@ int orpc_routed_client_new(orpc_client **out, const orpc_service_desc *s,
     r->jo.legacy = 1;
     r->jo.ignore_unknown = 1; /* legacy replies carry more than the proto */
     r->legacy_timeout_ms = o->legacy_timeout_ms;
+    r->max_queued = o->max_queued_legacy_calls > 0 &&
+                            o->max_queued_legacy_calls <= UINT_MAX / 4
+                        ? o->max_queued_legacy_calls
+                        : LEGACY_QUEUE;
     if (r->legacy_timeout_ms <= 0) {
         const char *t = getenv("SERVICE_HTTP_TIMEOUT");
         long secs = t ? strtol(t, NULL, 10) : 0;

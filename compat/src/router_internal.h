@@ -115,8 +115,9 @@ void orpc__routes_count(const orpc_routes *ct, const orpc_method_desc *m,
 
 /* ---- the routed client (routed_client.c) ---- */
 
-#define SHADOW_QUEUE 64 /* mirrors waiting at most; more are dropped */
-#define MAX_WORKERS 16  /* threads per routed client, started on demand */
+#define SHADOW_QUEUE 64   /* mirrors waiting at most; more are dropped */
+#define MAX_WORKERS 16    /* threads per routed client, started on demand */
+#define LEGACY_QUEUE 4096 /* default of max_queued_legacy_calls */
 
 struct routed;
 
@@ -151,7 +152,9 @@ typedef struct routed {
     int max_retries;        /* legacy retries of repeatable calls */
     int64_t retry_delay_ms; /* between them */
     orpc_json_opts jo;
-    char *legacy_url; /* the base URL, the legacy calls' peer */
+    char *legacy_url;      /* the base URL, the legacy calls' peer */
+    unsigned max_queued;   /* async legacy calls waiting for a thread ... */
+    unsigned calls_queued; /* ... and how many do (|lock|) */
     /* the legacy calls' interceptors (references), defaults first */
     orpc_interceptor *ics[ORPC_MAX_INTERCEPTORS];
     size_t n_ics;
@@ -163,7 +166,8 @@ typedef struct routed {
 void orpc__routed_count(routed *r, const orpc_method_desc *m, counter c);
 
 /* Queues |t| on the client's pool, starting the pool with the first task.
- * A mirror is refused (1) when SHADOW_QUEUE of them wait.  Returns 0, 1,
+ * A mirror is refused (1) when SHADOW_QUEUE of them wait, a call
+ * (ORPC_ELIMIT) when |max_queued| of them do.  Returns 0, 1, ORPC_ELIMIT,
  * ORPC_ESYS when no thread could be started, or what orpc__pool_submit()
  * returns. */
 int orpc__routed_submit(routed *r, task *t);

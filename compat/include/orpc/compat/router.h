@@ -339,6 +339,10 @@ typedef struct orpc_routed_opts {
      *  orpc_router_* counters of docs/metrics.md); the client takes a
      *  reference.  NULL: none. */
     orpc_metrics *metrics;
+    /** Asynchronous legacy calls waiting for one of the client's threads
+     *  (16 run at once); past it orpc_client_invoke_async() returns
+     *  ORPC_ELIMIT and nothing is sent.  0 for 4096. */
+    unsigned max_queued_legacy_calls;
 } orpc_routed_opts;
 
 /**
