@@ -238,18 +238,10 @@ int orpc_channel_new(orpc_channel **out, const char *target,
     }
     {
         const char *cwhy = NULL;
-        /* the default chain's registry: the one given, or the channel's */
-        if (o->metrics != NULL)
-            ch->metrics = orpc_metrics_ref(o->metrics);
-        else if (!o->no_default_interceptors &&
-                 orpc_metrics_new(&ch->metrics, &ch->mem, NULL) != 0) {
-            rc = ORPC_ENOMEM;
-            goto fail;
-        }
-        o->metrics = NULL;
         rc = orpc__chain_build(&ch->chain, o->no_default_interceptors,
-                               ch->metrics, o->interceptors, o->n_interceptors,
-                               &cwhy);
+                               o->metrics, &ch->mem, &ch->metrics,
+                               o->interceptors, o->n_interceptors, &cwhy);
+        o->metrics = NULL;
         o->interceptors = NULL;
         o->n_interceptors = 0;
         if (rc != 0) {

@@ -90,11 +90,14 @@ void orpc__chain_end(orpc_call_info *ci, const orpc_status *st);
 
 /*
  * Builds a channel's or server's chain (observe.c): the default
- * interceptors unless |no_defaults| (trace context, then metrics into
- * |metrics|), then the application's.  0, or ORPC_EINVAL / ORPC_ENOMEM
- * with |*why| set.
+ * interceptors unless |no_defaults| (trace context, then metrics), then the
+ * application's.  |*metrics| becomes the registry the defaults record
+ * into: a reference to |given|, or a new one made with |mem| (NULL with
+ * |no_defaults| and nothing given); the caller unrefs it.  0, or
+ * ORPC_EINVAL / ORPC_ENOMEM with |*why| set.
  */
-int orpc__chain_build(orpc__chain *out, int no_defaults, orpc_metrics *metrics,
+int orpc__chain_build(orpc__chain *out, int no_defaults, orpc_metrics *given,
+                      const orpc_mem *mem, orpc_metrics **metrics,
                       orpc_interceptor *const *user, size_t n_user,
                       const char **why);
 

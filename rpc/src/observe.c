@@ -530,18 +530,24 @@ int orpc_call_log_opts_from_env(orpc_call_log_opts *opts, int *enabled,
 
 /* ---- default chains ------------------------------------------------------ */
 
-int orpc__chain_build(orpc__chain *out, int no_defaults, orpc_metrics *metrics,
+int orpc__chain_build(orpc__chain *out, int no_defaults, orpc_metrics *given,
+                      const orpc_mem *mem, orpc_metrics **metrics,
                       orpc_interceptor *const *user, size_t n_user,
                       const char **why)
 {
     orpc_interceptor *defaults[2] = {NULL, NULL};
     size_t n = 0;
+    /* the defaults' registry: the one given, or one of the object's own */
+    if (given != NULL)
+        *metrics = orpc_metrics_ref(given);
+    else if (!no_defaults && orpc_metrics_new(metrics, mem, NULL) != 0)
+        goto oom;
     if (!no_defaults) {
         if (orpc_trace_interceptor_new(&defaults[n], NULL) != 0)
             goto oom;
         n++;
-        if (metrics != NULL) {
-            if (orpc_metrics_interceptor_new(&defaults[n], metrics) != 0)
+        if (*metrics != NULL) {
+            if (orpc_metrics_interceptor_new(&defaults[n], *metrics) != 0)
                 goto oom;
             n++;
         }

@@ -283,19 +283,10 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
                           "out of memory creating the health service");
     }
     const char *cwhy = NULL;
-    /* the default chain's registry: the one given, or the server's */
-    if (o->metrics != NULL)
-        srv->metrics = orpc_metrics_ref(o->metrics);
-    else if (!o->no_default_interceptors &&
-             orpc_metrics_new(&srv->metrics, &srv->mem, NULL) != 0) {
-        orpc_server_free(srv);
-        return orpc__fail(detail, log, log_ud, "server", ORPC_ENOMEM,
-                          "out of memory creating the metrics registry");
-    }
+    rc = orpc__chain_build(&srv->chain, o->no_default_interceptors, o->metrics,
+                           &srv->mem, &srv->metrics, o->interceptors,
+                           o->n_interceptors, &cwhy);
     o->metrics = NULL;
-    rc =
-        orpc__chain_build(&srv->chain, o->no_default_interceptors, srv->metrics,
-                          o->interceptors, o->n_interceptors, &cwhy);
     o->interceptors = NULL;
     o->n_interceptors = 0;
     if (rc != 0) {
