@@ -280,8 +280,11 @@ static void auth_close(void *state)
     auth *a = state;
     if (a == NULL)
         return;
-    while (a->oldest != NULL)
-        token_drop(a, a->oldest);
+    for (token *t = a->oldest, *next; t != NULL; t = next) {
+        next = t->newer;
+        free(t->username);
+        free(t);
+    }
     for (size_t i = 0; i < a->n_accounts; i++)
         free(a->names[i]);
     free(a->names);
@@ -337,7 +340,7 @@ static int load_accounts(auth *a, const char *path, char *err, size_t errlen)
         } else {
             *colon = '\0';
             for (size_t i = 0; i < a->n_accounts; i++)
-                if (strcmp(a->names[i], line) == 0)
+                if (a->names[i] != NULL && strcmp(a->names[i], line) == 0)
                     rc = -1;
             if (rc != 0) {
                 snprintf(err, errlen, "%s:%d: account %s listed twice", path,

@@ -36,6 +36,8 @@ void svc_log(const char *fmt, ...)
     char line[1024];
     va_list ap;
     va_start(ap, fmt);
+    /* NOLINTNEXTLINE(clang-analyzer-valist.Uninitialized): va_start above
+     * (the analyzer's false positive on x86-64's array-typed va_list) */
     int n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (n < 0)
@@ -122,7 +124,7 @@ enum { IDS_MAX = 1024, LINE_MAX_ = 4096 };
 
 void svc_identities_free(svc_identities *ids)
 {
-    for (size_t i = 0; i < ids->n; i++) {
+    for (size_t i = 0; ids->account && ids->spiffe && i < ids->n; i++) {
         free(ids->account[i]);
         free(ids->spiffe[i]);
     }
@@ -212,8 +214,8 @@ int svc_identities_load(svc_identities *ids, const char *path, char *err,
 const char *svc_identities_spiffe(const svc_identities *ids,
                                   const char *account)
 {
-    for (size_t i = 0; i < ids->n; i++)
-        if (strcmp(ids->account[i], account) == 0)
+    for (size_t i = 0; ids->account != NULL && i < ids->n; i++)
+        if (ids->account[i] != NULL && strcmp(ids->account[i], account) == 0)
             return ids->spiffe[i];
     return NULL;
 }

@@ -80,7 +80,7 @@ static const flag flags[] = {
      "auth: the accounts file (name:password lines)"},
     {"identities", F_STR, S(identities), 0, 0,
      "auth, jobs: `account spiffe-id` lines"},
-    {"token-ttl", F_INT, S(token_ttl_s), 1, 86400 * 30,
+    {"token-ttl", F_INT, S(token_ttl_s), 1, 2592000,
      "auth: token lifetime in seconds (3600)"},
     {"max-tokens", F_INT, S(max_tokens), 1, 10000000,
      "auth: live tokens kept (100000)"},
