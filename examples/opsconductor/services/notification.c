@@ -95,8 +95,14 @@ static orpc_status validate(const notify_req *r)
         OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_SLACK;
     if (!email && !slack)
         fault(msg, sizeof(msg), "type: Input should be 'email' or 'slack'");
-    if (r->destination == NULL || r->destination[0] == '\0')
+    if (r->destination == NULL || r->destination[0] == '\0') {
         fault(msg, sizeof(msg), "destination: Field required");
+    } else {
+        json_t *t = json_string(r->destination); /* NULL: not UTF-8 */
+        if (t == NULL)
+            fault(msg, sizeof(msg), "destination: not valid UTF-8");
+        json_decref(t);
+    }
     if (r->payload == NULL)
         fault(msg, sizeof(msg), "payload: Field required");
     else if (email) {
