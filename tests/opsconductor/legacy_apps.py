@@ -18,7 +18,8 @@ FIXTURE = os.path.join(ROOT, "tests", "legacy", "legacy_server.py")
 PY = "/usr/bin/python3"
 SERVICES = ("auth", "jobs", "notification", "credentials", "user")
 
-# The fixture's built-in accounts, plus two whose tokens live 1 s and 0 s.
+# The fixture's built-in accounts, plus three whose tokens live 64 s (a
+# caller keeps them 4 s), 1 s and 0 s.
 ACCOUNTS = {
     "scheduler-service": "scheduler-secret",
     "jobs-service": "jobs-secret",
@@ -27,6 +28,7 @@ ACCOUNTS = {
     "user-service": "user-secret",
     "auth-service": "auth-secret",
     "test-user": "test-password",
+    "ttl64-service": {"password": "ttl64-secret", "token_ttl": 64},
     "short-ttl-service": {"password": "short-secret", "token_ttl": 1},
     "zero-ttl-service": {"password": "zero-secret", "token_ttl": 0},
 }
