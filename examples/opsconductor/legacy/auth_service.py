@@ -1,4 +1,4 @@
-"""The legacy auth service (LEGACY_API.md): POST /login issues bearer
+"""The legacy auth service: POST /login issues bearer
 tokens, GET /verify checks them, GET /health.
 
 Accounts come from AUTH_ACCOUNTS_FILE (a JSON file) or AUTH_ACCOUNTS (the

@@ -3,7 +3,7 @@
 
 One calling service (e.g. the scheduler) reaching the five legacy services
 over JSON/HTTP with httpx, the way the platform's standardized clients do
-(LEGACY_API.md):
+(the legacy API; tests/legacy/README.md lists it route by route):
 
 - base URLs from AUTH_SERVICE_URL, JOBS_SERVICE_URL, NOTIFICATION_SERVICE_URL,
   CREDENTIALS_SERVICE_URL, USER_SERVICE_URL (defaults: the platform's);
@@ -139,7 +139,7 @@ def error_for(reply, service, method, path):
 # ---------------------------------------------------------------------------
 
 class Settings(object):
-    """The SERVICE_HTTP_* settings (LEGACY_API.md), from the environment."""
+    """The SERVICE_HTTP_* settings, from the environment."""
 
     def __init__(self, env=None):
         env = os.environ if env is None else env

@@ -1,4 +1,4 @@
-"""The legacy credentials service (LEGACY_API.md):
+"""The legacy credentials service:
 GET /credentials/{credential_id}, GET /targets/{target_id}/credentials,
 GET /health.  Credentials 1..20 belong to targets 1..5 (four each).
 

@@ -1,4 +1,4 @@
-"""The legacy jobs service (LEGACY_API.md): POST /jobs/{job_id}/run,
+"""The legacy jobs service: POST /jobs/{job_id}/run,
 GET /jobs/{job_id}, GET /jobs/{job_id}/status, GET /health.
 
 Jobs 1..100 exist (deterministic objects, legacy_common.job_obj).  A run is

@@ -1,4 +1,4 @@
-"""The legacy notification service (LEGACY_API.md): POST /notifications,
+"""The legacy notification service: POST /notifications,
 GET /health.
 
 `{"type": "email" | "slack", "destination": str, "payload": {...},

@@ -1,4 +1,4 @@
-"""The legacy user service (LEGACY_API.md): GET /users/{user_id},
+"""The legacy user service: GET /users/{user_id},
 GET /users/{user_id}/preferences (notification preferences), GET /health.
 Users 1..50 exist.
 
