@@ -34,13 +34,24 @@ ACCOUNTS = {
 }
 
 
+def _die_with_parent():
+    """In the child: SIGTERM when the test process dies (a ctest timeout
+    must not leave servers behind).  Linux's PR_SET_PDEATHSIG."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
 class Proc(object):
     def __init__(self, name, argv, env=None, log_dir=None):
         self.name = name
         self.log = open(os.path.join(log_dir, name + ".log"), "w+") \
             if log_dir else subprocess.DEVNULL
         self.p = subprocess.Popen(argv, stdout=subprocess.PIPE,
-                                  stderr=self.log, text=True, env=env)
+                                  stderr=self.log, text=True, env=env,
+                                  preexec_fn=_die_with_parent)
         line = [None]
 
         def first():

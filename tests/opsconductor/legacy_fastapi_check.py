@@ -22,7 +22,7 @@ def main():
                                           "client_check.py"),
              "--urls=" + apps.urls_arg(),
              "--short_ttl_account=short-ttl-service:short-secret"],
-            timeout=240)
+            timeout=180)
         rc = r.returncode
     finally:
         rcs = apps.stop()
