@@ -978,7 +978,7 @@ static void test_jobs(void **state)
     snprintf(ids, sizeof(ids), "--identities=%s/identities", dir);
     const char *extra[] = {db,
                            ids,
-                           "--run-delay-ms=200",
+                           "--run-delay-ms=1000",
                            "--finish-delay-ms=300",
                            "--max-watchers=3",
                            NULL};
@@ -1008,7 +1008,8 @@ static void test_jobs(void **state)
     assert_int_equal(strlen(result + strlen(head)), 29);
     free(result);
 
-    /* the lifecycle, watched: queued -> running -> succeeded */
+    /* the lifecycle, watched: queued -> running -> succeeded (the run
+     * waits 1 s in the queue, time enough for the watch to begin) */
     char seen[256];
     int64_t weid = 0;
     assert_int_equal(watch(c, 7, seen, sizeof(seen), &weid, 10), ORPC_OK);
