@@ -636,10 +636,10 @@ watch_job(orpc_ctx *ctx, const Opsconductor__Jobs__V1__WatchJobRequest *req,
     }
     int found = read_status(j, id, first.status, first.at, &first.exec_id);
     if (found == 1 && j->watchers >= j->cfg->max_watchers) {
+        long long open = (long long)j->watchers; /* read under the lock */
         pthread_mutex_unlock(&j->lock);
         return orpc_status_errorf(ORPC_RESOURCE_EXHAUSTED,
-                                  "%lld WatchJob calls are open already",
-                                  (long long)j->watchers);
+                                  "%lld WatchJob calls are open already", open);
     }
     if (found == 1)
         j->watchers++;

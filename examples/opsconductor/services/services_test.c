@@ -356,6 +356,10 @@ static int group_setup(void **state)
 static int group_teardown(void **state)
 {
     (void)state;
+    if (getenv("OPSC_TEST_KEEP") != NULL) { /* debugging: keep the logs */
+        fprintf(stderr, "kept %s\n", dir);
+        return 0;
+    }
     char *argv[] = {"/bin/rm", "-rf", dir, NULL};
     return run(argv) == 0 ? 0 : -1;
 }
@@ -1088,6 +1092,9 @@ static void test_jobs(void **state)
         } else {
             s = opsconductor__jobs__v1__jobs_service__client__watch_job__finish(
                 r2);
+            if (s.code != ORPC_RESOURCE_EXHAUSTED)
+                print_error("watch %d: %s: %s\n", i, orpc_code_name(s.code),
+                            s.message ? s.message : "");
             orpc_status_clear(&s);
             sleep_ms(50);
         }
