@@ -1186,9 +1186,16 @@ static void test_jobs_restart(void **state)
     assert_string_equal(before, "1:2:succeeded 2:3:failed 3:4:queued "
                                 "4:5:queued 5:6:queued 6:7:queued");
 
-    /* restarted on the same database: nothing lost, and what was under
-     * way goes on from where it was */
-    assert_int_equal(start(&p, "jobs", extra), 0);
+    /* restarted on the same database and the same port (callers keep
+     * their target): nothing lost, and what was under way goes on from
+     * where it was */
+    char same_port[64];
+    snprintf(same_port, sizeof(same_port), "--listen=127.0.0.1:%d", p.port);
+    const char *again[] = {db, "--run-delay-ms=1500", "--finish-delay-ms=100",
+                           same_port, NULL};
+    int old_port = p.port;
+    assert_int_equal(start(&p, "jobs", again), 0);
+    assert_int_equal(p.port, old_port);
     c = jobs_client(p.port, "scheduler");
     assert_int_equal(job_status(c, 2, st), ORPC_OK);
     assert_string_equal(st, "succeeded");
