@@ -122,8 +122,8 @@ struct orpc_http_exchange {
     /* IO thread */
     int ready; /* the answer is complete: write it */
     orpc_ctx *ctx;
-    int chunked; /* a streaming answer's head went out chunked */
-    int sealed;  /* cb_lock: on_status ran; late messages are dropped */
+    int chunked;    /* a streaming answer's head went out chunked */
+    int sealed;     /* cb_lock: on_status ran; late messages are dropped */
     int to_gateway; /* given to on_request: on_done is owed */
     /* references (lock) */
     uv_mutex_t lock;
@@ -223,36 +223,66 @@ static void x_unref(orpc_http_exchange *x)
 static const char *reason(int status)
 {
     switch (status) {
-    case 100: return "Continue";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 204: return "No Content";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 304: return "Not Modified";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 411: return "Length Required";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 417: return "Expectation Failed";
-    case 422: return "Unprocessable Content";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 499: return "Client Closed Request";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Unknown";
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 415:
+        return "Unsupported Media Type";
+    case 417:
+        return "Expectation Failed";
+    case 422:
+        return "Unprocessable Content";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 499:
+        return "Client Closed Request";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    default:
+        return "Unknown";
     }
 }
 
@@ -297,8 +327,7 @@ static void h1_error(orpc__h1 *h1, int status, const char *detail)
     h1->closing = 1;
     if (h1->sc->timer != NULL)
         uv_timer_stop(h1->sc->timer);
-    write_answer(c, status, "application/json", NULL, body, (size_t)n, 1, 1,
-                 0);
+    write_answer(c, status, "application/json", NULL, body, (size_t)n, 1, 1, 0);
     orpc__conn_close_after_flush(c, detail);
 }
 
@@ -458,7 +487,8 @@ static int on_headers_complete(http_parser *p)
     const uint8_t *ev;
     size_t elen;
     if (orpc_metadata_get(x->headers, "expect", &ev, &elen) == 0) {
-        if (elen != 12 || strncasecmp((const char *)ev, "100-continue", 12) != 0)
+        if (elen != 12 ||
+            strncasecmp((const char *)ev, "100-continue", 12) != 0)
             return fail_cb(h1, 417, "unsupported expectation");
         if (has_body && x->minor >= 1) {
             static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -591,8 +621,9 @@ static void dispatch(orpc__h1 *h1)
     }
     if (atomic_fetch_add(&srv->h1_pending, 1) >= srv->opts.http1_max_pending) {
         atomic_fetch_sub(&srv->h1_pending, 1);
-        set_error_body(x, 503, "server overloaded: too many HTTP requests "
-                               "wait for a worker");
+        set_error_body(x, 503,
+                       "server overloaded: too many HTTP requests "
+                       "wait for a worker");
         x->keep_alive = 0;
         x->ready = 1;
         orpc__conn_kick(h1->sc->conn);
@@ -788,8 +819,8 @@ static void h1_pull(orpc__conn *c)
         return;
     }
     orpc_ctx *ctx = x->ctx;
-    int streaming = ctx->method != NULL &&
-                    ctx->method->kind == ORPC_CALL_SERVER_STREAMING;
+    int streaming =
+        ctx->method != NULL && ctx->method->kind == ORPC_CALL_SERVER_STREAMING;
     uint8_t buf[16 * 1024];
     for (;;) {
         uv_mutex_lock(&ctx->lock);
@@ -865,7 +896,8 @@ static int start_h2(orpc__sconn *sc, const uint8_t *p, size_t n)
 static int is_tchar(uint8_t ch)
 {
     return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-           (ch >= '0' && ch <= '9') || (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch));
+           (ch >= '0' && ch <= '9') ||
+           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch));
 }
 
 /* What the first bytes say: 2 (HTTP/2 preface), 1 (an HTTP/1.x request
@@ -1089,8 +1121,8 @@ int orpc__h1_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg)
     /* the gateway encodes into the exchange's body; the bytes move to the
      * call's queue as one chunk */
     uv_mutex_lock(&x->cb_lock);
-    int rc = gw->on_message && !x->sealed ? gw->on_message(x, msg, srv->gw_ud)
-                                          : 0;
+    int rc =
+        gw->on_message && !x->sealed ? gw->on_message(x, msg, srv->gw_ud) : 0;
     size_t n = x->resp_body.len;
     orpc__chunk *c = NULL;
     if (rc == 0 && n > 0) {
@@ -1104,9 +1136,9 @@ int orpc__h1_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg)
     x->resp_body.len = 0;
     uv_mutex_unlock(&x->cb_lock);
     if (rc != 0) {
-        orpc__ctx_settle(ctx, orpc__status_new_mem(
-                                  &srv->mem, ORPC_INTERNAL,
-                                  "the response could not be encoded"));
+        orpc__ctx_settle(
+            ctx, orpc__status_new_mem(&srv->mem, ORPC_INTERNAL,
+                                      "the response could not be encoded"));
         orpc__ctx_request_pump(ctx);
         return ORPC_ECALLBACK;
     }
@@ -1263,8 +1295,8 @@ int orpc_http_call(orpc_http_exchange *x, const char *path,
         return ORPC_EINVAL;
     const orpc_mem *mem = &x->srv->mem;
     char *p = orpc__mem_strdup(mem, path);
-    char *id = opts && opts->identity ? orpc__mem_strdup(mem, opts->identity)
-                                      : NULL;
+    char *id =
+        opts && opts->identity ? orpc__mem_strdup(mem, opts->identity) : NULL;
     char *sct = opts && opts->stream_content_type
                     ? orpc__mem_strdup(mem, opts->stream_content_type)
                     : NULL;

@@ -125,8 +125,7 @@ static void on_deadline(uv_timer_t *t)
     orpc__ctx_maybe_resume(ctx);
 }
 
-const orpc__svc_entry *orpc__srv_find_method(orpc_server *srv,
-                                             const char *path,
+const orpc__svc_entry *orpc__srv_find_method(orpc_server *srv, const char *path,
                                              const orpc_method_desc **method,
                                              orpc_method_handler *handler)
 {

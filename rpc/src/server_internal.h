@@ -125,8 +125,8 @@ struct orpc__sconn {
     /* protocol selection (server_h1.c): the first bytes, until they say */
     uint8_t sniff[24];
     size_t n_sniff;
-    int legacy;                 /* accepted on a legacy listener: HTTP/1 only */
-    struct orpc__h1 *h1;        /* HTTP/1.1 state, or NULL */
+    int legacy;          /* accepted on a legacy listener: HTTP/1 only */
+    struct orpc__h1 *h1; /* HTTP/1.1 state, or NULL */
 };
 
 #define ORPC__SC_HANDSHAKE 0
@@ -319,8 +319,7 @@ int orpc__parse_hostport(const char *addr, struct sockaddr_storage *ss);
 
 /* The service and method of |path|: the entry (NULL: no such service),
  * |*method| NULL when the service has no such method. */
-const orpc__svc_entry *orpc__srv_find_method(orpc_server *srv,
-                                             const char *path,
+const orpc__svc_entry *orpc__srv_find_method(orpc_server *srv, const char *path,
                                              const orpc_method_desc **method,
                                              orpc_method_handler *handler);
 /* The checks between a call's request head and its handler, for HTTP/2
