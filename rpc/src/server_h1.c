@@ -668,14 +668,22 @@ static void h1_process(orpc__h1 *h1)
             else
                 h1_error(h1, 400, http_errno_description(e));
             return;
-        } else if (used < n) {
-            break; /* an upgrade: nothing after it is HTTP/1.1 */
         }
-        if (h1->active != NULL) {
-            if (h1->parser.upgrade)
-                h1->active->keep_alive = 0;
+        if (h1->parser.upgrade) {
+            /* (Upgrade or CONNECT: not served; what follows is not
+             * HTTP/1.1, so the connection ends with this answer) */
+            h1->in_off = h1->in.len;
+            if (h1->active == NULL) {
+                h1_error(h1, 400, "upgrade not supported");
+                return;
+            }
+            h1->closing = 1;
+            h1->active->keep_alive = 0;
+        }
+        if (h1->active != NULL)
             dispatch(h1);
-        }
+        else if (e == HPE_OK && used < n)
+            break; /* (not expected: the parser stopped without a reason) */
     }
     if (h1->in_off == h1->in.len) {
         h1->in.len = 0;
