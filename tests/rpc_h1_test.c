@@ -168,6 +168,10 @@ static int gw_request(orpc_http_exchange *x, void *ud)
     (void)ud;
     bump(&g_requests, 1);
     const char *t = orpc_http_target(x);
+    if (strcmp(t, "/sleep") == 0) {
+        usleep(400000);
+        return orpc_http_respond(x, 200, NULL, "slept", 5);
+    }
     if (strcmp(t, "/echo") == 0) {
         size_t len;
         const uint8_t *b = orpc_http_body(x, &len);
@@ -182,6 +186,8 @@ static int gw_request(orpc_http_exchange *x, void *ud)
     orpc_http_set_state(x, s);
     orpc_http_call_opts o = {0};
     o.identity = orpc_http_header(x, "x-identity");
+    const char *tmo = orpc_http_header(x, "x-timeout-ms");
+    o.timeout_ms = tmo ? atoi(tmo) : 0;
     if (strncmp(t, "/unary?", 7) == 0) {
         grpc__testing__simple_request__init(&s->unary);
         int size = atoi(t + 7);
@@ -982,6 +988,55 @@ static void test_on_done_once(void **state)
     stop(f);
 }
 
+/* A call past its deadline (timeout_ms) ends DEADLINE_EXCEEDED, and its
+ * handler is cancelled. */
+static void test_call_deadline(void **state)
+{
+    (void)state;
+    orpc_server_opts o = {0};
+    fx *f = start(&o, 1);
+    hresp r;
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(exchange(f->port,
+                              "GET /unary?-1 HTTP/1.1\r\nHost: x\r\n"
+                              "X-Timeout-Ms: 200\r\n\r\n",
+                              &r),
+                     500);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+    assert_true(ms >= 150 && ms < 3000);
+    char want[32];
+    snprintf(want, sizeof(want), "{\"code\":%d}", ORPC_DEADLINE_EXCEEDED);
+    assert_string_equal(r.body, want);
+    assert_true(wait_for(cancelled_one, NULL, 4000));
+    assert_true(wait_for(done_equals_requests, NULL, 4000));
+    stop(f);
+}
+
+/* Past http1_max_pending requests in on_request, the next is 503. */
+static void test_pending_bound_503(void **state)
+{
+    (void)state;
+    orpc_server_opts o = {.http1_max_pending = 1};
+    fx *f = start(&o, 1);
+    int a = dial(f->port), b = dial(f->port);
+    put(a, "GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (int i = 0; i < 200 && get(&g_requests) == 0; i++)
+        usleep(5000);
+    put(b, "GET /sleep HTTP/1.1\r\nHost: x\r\n\r\n");
+    hresp r;
+    g_rlen = 0;
+    assert_int_equal(read_resp(b, &r), 503);
+    assert_true(r.closed);
+    g_rlen = 0;
+    assert_int_equal(read_resp(a, &r), 200);
+    assert_string_equal(r.body, "slept");
+    close(a);
+    close(b);
+    assert_true(wait_for(done_equals_requests, NULL, 3000));
+    assert_int_equal(get(&g_requests), 1);
+    stop(f);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1025,6 +1080,8 @@ int main(void)
         cmocka_unit_test(test_tls_alpn_http11),
         cmocka_unit_test(test_legacy_listener_beside_mtls),
         cmocka_unit_test(test_on_done_once),
+        cmocka_unit_test(test_call_deadline),
+        cmocka_unit_test(test_pending_bound_503),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
