@@ -12,6 +12,13 @@
  * answers gRPC server reflection (grpc.reflection.v1 and v1alpha), from the
  * descriptors protoc-gen-orpc embeds, unless |disable_reflection|.
  *
+ * The same listeners serve JSON over HTTP/1.1 to callers not yet migrated
+ * (ALPN "http/1.1" on TLS; an HTTP/1.x request line instead of the HTTP/2
+ * preface in cleartext), answered by the gateway of
+ * orpc_server_set_gateway() (orpc/gateway.h), bounded by the http1_*
+ * options below; orpc_server_listen_legacy() adds a cleartext HTTP/1.1-only
+ * port beside TLS ones.  docs/runtime.md, "HTTP/1.1 on the same port".
+ *
  * Life: orpc_server_new → register services → orpc_server_listen (one or
  * more) → orpc_server_start (or orpc_server_run) → orpc_server_shutdown →
  * orpc_server_free.
