@@ -944,15 +944,18 @@ int orpc__sconn_sniff(orpc__conn *c, const uint8_t *p, size_t n)
     int kind = sniff(sc->sniff, sc->n_sniff);
     if (kind == 0)
         return 0;
-    if (kind < 0) {
-        orpc__conn_close(c, "neither HTTP/2 nor HTTP/1.x");
+    if (kind < 0 && sc->legacy) {
+        orpc__conn_close(c, "not HTTP/1.x");
         return -1;
     }
+    /* (neither: HTTP/2 refuses it as it always did — SETTINGS, a GOAWAY
+     * for the bad preface, close — which a TLS client that dialled a
+     * cleartext port reports as a failed handshake, not a silent close) */
     /* the sniffed bytes, then the rest of this read */
     uint8_t first[sizeof(sc->sniff)];
     size_t nf = sc->n_sniff;
     memcpy(first, sc->sniff, nf);
-    int rc = kind == 2 ? start_h2(sc, first, nf) : start_h1(sc, first, nf);
+    int rc = kind == 1 ? start_h1(sc, first, nf) : start_h2(sc, first, nf);
     if (rc != 0 || take == n || c->closing)
         return rc;
     if (c->in_hook != NULL)
