@@ -375,6 +375,9 @@ void orpc__call_enqueue(orpc_call *c);
  * and it arms no timer (its call's deadline covers it).  NULL without
  * memory. */
 orpc_call *orpc__call_attempt_new(orpc_call *parent);
+/* Runs the call's task later, from the loop (IO thread, where running it
+ * now would reenter nghttp2). */
+void orpc__call_post(orpc_call *c);
 /* Starts (or restarts) the call's one timer: the deadline, or a retry
  * backoff (orpc_call.retry.pending) that ends before it. */
 void orpc__call_timer_arm(orpc_call *c, uint64_t ms);
