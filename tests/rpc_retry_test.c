@@ -1971,6 +1971,69 @@ static void test_goaway_transparent_retry_stream(void **state)
     assert_int_equal(r.bytes, want);
 }
 
+/* A bidi call without a retry policy keeps what it sends until it
+ * commits, for the transparent retry: refused by a GOAWAY (never
+ * processed), it goes again, whole, on a new connection, once.  Over
+ * per_call_retry_buffer_size nothing is kept and the refusal is the
+ * call's outcome (UNAVAILABLE, one stream). */
+static void test_goaway_transparent_retry_bidi(void **state)
+{
+    (void)state;
+    for (int over = 0; over <= 1; over++) {
+        goaway_peer r;
+        goaway_peer_start(&r, 0);
+        char target[64];
+        snprintf(target, sizeof target, "127.0.0.1:%d", r.port);
+        orpc_channel_opts co = {.per_call_retry_buffer_size = over ? 40 : 0};
+        orpc_channel *ch = channel_to(target, NULL, &co);
+        orpc_call *call = start_call(
+            ch, grpc__testing__test_service__method__full_duplex_call, NULL,
+            NULL);
+        static const int sizes[] = {10, 20, 30};
+        size_t want = 0;
+        for (int i = 0; i < 3; i++) {
+            OutReq q = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+            Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+            p.body.len = (size_t)sizes[i];
+            q.payload = &p;
+            want +=
+                5 +
+                grpc__testing__streaming_output_call_request__get_packed_size(
+                    &q);
+            assert_int_equal(send_duplex(call, sizes[i]), 0);
+        }
+        assert_int_equal(orpc_call_close_send(call), 0);
+        int got[8], n;
+        assert_int_equal(drain_sizes(call, got, 8, &n),
+                         over ? ORPC_UNAVAILABLE : ORPC_OK);
+        orpc_channel_unref(ch);
+        goaway_peer_stop(&r);
+        assert_int_equal(r.streams, over ? 1 : 2);
+        assert_int_equal(r.answered, over ? 0 : 1);
+        if (!over)
+            assert_int_equal(r.bytes, want);
+    }
+}
+
+/* A bidi call without a retry policy that the server processed (it read
+ * the first message, then failed UNAVAILABLE) is not retried. */
+static void test_processed_stream_not_retried(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = channel_to(f->target, NULL, NULL);
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(1, 0);
+    orpc_call *call = start_call(
+        ch, grpc__testing__test_service__method__full_duplex_call, NULL, NULL);
+    assert_int_equal(send_duplex(call, 5), 0);
+    int sizes[8], got;
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_UNAVAILABLE);
+    usleep(100000);
+    assert_int_equal(get(&g.attempts), 1);
+    assert_int_equal(chan_counter(ch, f->target, "transparent_retries"), 0);
+    orpc_channel_unref(ch);
+}
+
 /* ---- the other per-method settings ---- */
 
 /* The method's timeout: the smaller of it and the call's own. */
@@ -2166,6 +2229,9 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_goaway_transparent_retry),
         cmocka_unit_test(test_goaway_transparent_retry_stream),
+        cmocka_unit_test(test_goaway_transparent_retry_bidi),
+        cmocka_unit_test_setup_teardown(test_processed_stream_not_retried,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_method_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_limits, setup, teardown),
         cmocka_unit_test(test_wait_for_ready),

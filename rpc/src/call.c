@@ -345,6 +345,8 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
     if (orpc__retry_check(c, &st))
         return; /* another attempt follows (retry.c) */
     c->io_finished = 1;
+    if (c->retry.policy == NULL && c->retry.hedging == NULL)
+        orpc__retry_release(c); /* kept for a transparent retry only */
     if (c->reached_out != NULL) /* before the caller can wake up */
         *c->reached_out = c->reach_max;
     if (c->stream_open && c->conn && c->conn->session &&

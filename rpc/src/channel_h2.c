@@ -327,6 +327,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         c->in.conn_partial = NULL;
         if (orpc__retry_replay(c) == 0) {
             orpc__retry_count(c->ch, ORPC__RETRY_N_TRANSPARENT);
+            if (c->retry.policy == NULL)
+                orpc__retry_release(c); /* (kept for this retry alone) */
             orpc__call_enqueue(c);
             return 0;
         }

@@ -25,8 +25,10 @@
  *   whole life.  A client- or bidi-streaming call with a retry policy
  *   keeps a copy of every message it sends (c->retry.kept, appended by
  *   orpc_call_send() under the call's lock, in the order of the send
- *   queue) until it commits; so does a hedged one (for the attempts that
- *   start later).  A replay puts copies of them in a fresh
+ *   queue) until it commits; so does one without a retry policy, for
+ *   the transparent retry alone (channel_h2.c; it lets go of them once that
+ *   one retry is used, or at its end), and a hedged one (for the attempts
+ *   that start later).  A replay puts copies of them in a fresh
  *   send queue; the half-close follows once the queue is drained, as for
  *   the first attempt (send_closed is the call's, not the attempt's).
  *   Messages sent while the call waits out a backoff go to the refilled
@@ -48,8 +50,10 @@
  *   [0, backoff] and the backoff grows by the multiplier up to maxBackoff.
  *   A retry that could not start before the deadline is not waited for:
  *   the call ends with the attempt's status at once.
- * - Budget.  With a retry (or hedging) policy the bytes a call keeps for
- *   replays are counted, per call and per channel: a unary call's request
+ * - Budget.  With a retry (or hedging) policy, and for a client- or
+ *   bidi-streaming call without (the transparent retry), the bytes a call
+ *   keeps for replays are counted, per call and per channel: a unary
+ *   call's request
  *   up front (one that does not fit makes the call committed from the
  *   start: never retried, never hedged), a streaming call's messages as
  *   they are sent (the first that does not fit commits the call and frees
@@ -166,8 +170,11 @@ void orpc__retry_call_init(orpc_call *c, const orpc__method_config *mc)
         c->retry.keep = !single_request(c); /* for the next attempts */
         return;
     }
-    if (mc == NULL || mc->retry == NULL)
+    if (mc == NULL || mc->retry == NULL) {
+        /* the transparent retry alone: kept until the call commits */
+        c->retry.keep = !single_request(c);
         return;
+    }
     c->retry.policy = mc->retry;
     c->retry.backoff_ns = mc->retry->initial_backoff_ns;
     c->retry.keep = !single_request(c);

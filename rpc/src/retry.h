@@ -102,7 +102,9 @@ void orpc__retry_chan_destroy(orpc__retry_chan *rc);
 void orpc__retry_chan_stop(struct orpc_channel *ch);
 
 /* The call's policy (caller's thread, before it is posted): calls of a
- * method with a retryPolicy or a hedgingPolicy. */
+ * method with a retryPolicy or a hedgingPolicy.  A client- or
+ * bidi-streaming call without either keeps what it sends until it commits,
+ * for the transparent retry alone. */
 void orpc__retry_call_init(struct orpc_call *c, const orpc__method_config *mc);
 
 /* Takes |len| request bytes from the channel's budget for replays; when

@@ -112,7 +112,8 @@ typedef struct orpc_channel_opts {
      *  docs/runtime.md, "Service config and retries", says what is
      *  applied and what is not yet. */
     const char *service_config;
-    /** Request bytes one call keeps for retries and hedges; 0 for
+    /** Request bytes one call keeps for retries, hedges and the
+     *  transparent retry of a client- or bidi-streaming call; 0 for
      *  256 KiB.  A unary call whose request is larger is never retried; a
      *  streaming call that sends more commits (a hedged one to its oldest
      *  attempt). */
