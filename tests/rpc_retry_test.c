@@ -59,6 +59,7 @@ static struct {
     int stream_ok;     /* StreamingOutputCall: fail or hang as UnaryCall
                           does, else send |stream_sends| responses of the
                           attempt's number of bytes and end OK */
+    int stream_size;   /* ... of this many bytes instead (16 KiB max) */
     /* seen */
     int attempts;         /* UnaryCall and StreamingOutputCall attempts */
     int prev[MAX_SEEN];   /* orpc_ctx_previous_attempts() per attempt */
@@ -85,6 +86,7 @@ static void reset_server_state(void)
     g.fail_first = g.fail_all = g.stream_sends = 0;
     g.fail_at_msg = g.reply_first = g.failed = 0;
     g.hang_first = g.hang_all = g.cancelled = g.stream_ok = 0;
+    g.stream_size = 0;
     memset(g.nmsgs, 0, sizeof g.nmsgs);
     memset(g.sizes, 0, sizeof g.sizes);
     g.code = ORPC_UNAVAILABLE;
@@ -228,11 +230,11 @@ streaming_output(orpc_ctx *ctx, const OutReq *req,
     orpc_code code;
     char pb[sizeof g.pushback];
     int fail = note_attempt(ctx, &n, &code, pb);
-    int ok = get(&g.stream_ok);
-    uint8_t body[MAX_SEEN] = {0};
+    int ok = get(&g.stream_ok), size = get(&g.stream_size);
+    static const uint8_t body[16384];
     Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
-    p.body.data = body;
-    p.body.len = n < MAX_SEEN ? (size_t)n : MAX_SEEN;
+    p.body.data = (uint8_t *)body;
+    p.body.len = (size_t)(size > 0 ? size : n);
     if (ok) {
         char v[16];
         snprintf(v, sizeof v, "%d", n);
@@ -1488,7 +1490,9 @@ static void set_stream_ok(int sends)
  * response; the hedge started after hedgingDelay answers three messages
  * (each of its attempt number's bytes): the caller reads those three
  * only, with the second attempt's headers, and OK; the first attempt's
- * handler sees its cancellation, and no third attempt starts. */
+ * handler sees its cancellation, and no third attempt starts.  Then the
+ * winner sends 1.6 MB, beyond the 1 MiB stream window: what the caller
+ * reads is credited back to the winner's stream, which goes on. */
 static void test_hedge_server_stream(void **state)
 {
     fx *f = *state;
@@ -1515,6 +1519,67 @@ static void test_hedge_server_stream(void **state)
     assert_int_equal(get(&g.prev[0]), 0);
     assert_int_equal(get(&g.prev[1]), 1);
     assert_int_equal(chan_counter(ch, f->target, "hedges"), 1);
+
+    reset_server_state();
+    set_hang(1, 0);
+    set_stream_ok(100);
+    uv_mutex_lock(&g.lock);
+    g.stream_size = 16384;
+    uv_mutex_unlock(&g.lock);
+    call = start_call(
+        ch, grpc__testing__test_service__method__streaming_output_call,
+        &req.base, NULL);
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_OK);
+    assert_int_equal(got, 100);
+    assert_int_equal(sizes[7], 16384);
+    assert_int_equal(get(&g.attempts), 2);
+    orpc_channel_unref(ch);
+}
+
+/* test_hedge_bidi_replay's call, asynchronously: one on_headers (the
+ * winner's), its four answers, OK. */
+static void test_hedge_bidi_async(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = hedged_channel(f->target, 2, "0.2s", "", NULL);
+    set_hang(1, 0);
+    bidi_res res = {.code = ORPC_UNKNOWN};
+    uv_mutex_init(&res.lock);
+    orpc_call_callbacks cbs = {.on_headers = bidi_on_headers,
+                               .on_message = bidi_on_message,
+                               .on_done = bidi_on_done};
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start_async(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, NULL, &cbs, &res),
+                     0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(send_duplex(call, 5 + i), 0);
+    assert_true(wait_at_least(&g.nmsgs[1], 3));
+    assert_true(wait_at_least(&g.cancelled, 1));
+    assert_int_equal(send_duplex(call, 8), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    for (int i = 0; i < 2000; i++) {
+        uv_mutex_lock(&res.lock);
+        int done = res.done;
+        uv_mutex_unlock(&res.lock);
+        if (done)
+            break;
+        usleep(5000);
+    }
+    uv_mutex_lock(&res.lock);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.code, ORPC_OK);
+    assert_int_equal(res.headers, 1);
+    assert_int_equal(res.n, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(res.sizes[i], 5 + i);
+    uv_mutex_unlock(&res.lock);
+    orpc_call_unref(call);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.nmsgs[0]), 3);
+    uv_mutex_destroy(&res.lock);
     orpc_channel_unref(ch);
 }
 
@@ -2221,6 +2286,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hedge_bidi_replay, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_bidi_async, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_stream_buffer_commit, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_hedge_stream_non_fatal, setup,

@@ -345,7 +345,9 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
     if (orpc__retry_check(c, &st))
         return; /* another attempt follows (retry.c) */
     c->io_finished = 1;
-    if (c->retry.policy == NULL && c->retry.hedging == NULL)
+    if (c->retry.policy == NULL && c->retry.hedging == NULL &&
+        (c->method->kind == ORPC_CALL_CLIENT_STREAMING ||
+         c->method->kind == ORPC_CALL_BIDI_STREAMING))
         orpc__retry_release(c); /* kept for a transparent retry only */
     if (c->reached_out != NULL) /* before the caller can wake up */
         *c->reached_out = c->reach_max;
