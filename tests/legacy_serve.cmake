@@ -17,3 +17,5 @@ orpc_test(legacy_serve
                Threads::Threads)
 target_include_directories(legacy_serve_test PRIVATE
     ${CMAKE_BINARY_DIR}/gen/tests)
+# test_default_verifier runs an AuthService on loopback (threads).
+set_tests_properties(legacy_serve PROPERTIES LABELS threaded)

@@ -1041,6 +1041,117 @@ static void test_connect(void **state)
     }
 }
 
+/* ---- the default verifier, against a real AuthService ------------------ */
+
+static int auth_verify_calls;
+
+static orpc_status auth_verify(orpc_ctx *ctx,
+                               const Opsconductor__Auth__V1__VerifyRequest *req,
+                               Opsconductor__Auth__V1__VerifyResponse *resp,
+                               void *ud)
+{
+    (void)ud;
+    __atomic_add_fetch(&auth_verify_calls, 1, __ATOMIC_SEQ_CST);
+    const char *user = NULL;
+    if (strcmp(req->token, "svc-token") == 0)
+        user = "{\"username\":\"scheduler-service\",\"service\":true}";
+    else if (strcmp(req->token, "user-token") == 0)
+        user = "{\"username\":\"alice\",\"id\":3,\"roles\":[\"viewer\"]}";
+    else if (strcmp(req->token, "nameless") == 0)
+        user = "{\"roles\":[]}";
+    else if (strcmp(req->token, "broken") == 0)
+        return orpc_status_new(ORPC_INTERNAL, "database down");
+    else
+        return orpc_status_new(ORPC_UNAUTHENTICATED,
+                               "Invalid or expired token");
+    ProtobufCMessage *st = NULL;
+    if (orpc_json_decode(&st, &google__protobuf__struct__orpc_info, user,
+                         strlen(user), NULL,
+                         orpc_arena_allocator(orpc_ctx_arena(ctx)), NULL) != 0)
+        return orpc_status_new(ORPC_INTERNAL, "struct");
+    resp->user = (Google__Protobuf__Struct *)st;
+    return ORPC_STATUS_OK;
+}
+
+static const Opsconductor__Auth__V1__AuthService_Handlers auth_handlers = {
+    .verify = auth_verify};
+
+static void test_default_verifier(void **state)
+{
+    (void)state;
+    orpc_server *srv = NULL;
+    orpc_channel *ch = NULL;
+    int port;
+    char target[64];
+    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
+    orpc_channel_opts co = {.plaintext = 1};
+    assert_int_equal(orpc_server_new(&srv, &so, NULL, NULL), 0);
+    assert_int_equal(opsconductor__auth__v1__auth_service__server__register(
+                         srv, &auth_handlers, NULL),
+                     0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port, NULL), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    snprintf(target, sizeof(target), "127.0.0.1:%d", port);
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
+
+    orpc__verify_ctx vc = {.channel = ch, .timeout_ms = 5000};
+    char *id = NULL;
+    assert_int_equal(orpc__verify_over_channel("svc-token", &id, &vc), 0);
+    assert_string_equal(id, "legacy-service:scheduler-service");
+    free(id);
+    assert_int_equal(orpc__verify_over_channel("user-token", &id, &vc), 0);
+    assert_string_equal(id, "legacy-user:alice");
+    free(id);
+    /* the auth service says no: a bad token (401) */
+    assert_int_equal(orpc__verify_over_channel("forged", &id, &vc),
+                     ORPC_EINVAL);
+    assert_null(id);
+    assert_int_equal(orpc__verify_over_channel("nameless", &id, &vc),
+                     ORPC_EINVAL);
+    /* it cannot judge: 503 */
+    assert_int_equal(orpc__verify_over_channel("broken", &id, &vc),
+                     ORPC_EAGAIN);
+
+    /* the public object: verdicts cached, the channel referenced */
+    orpc_legacy_serve *ls = NULL;
+    orpc_legacy_serve_opts lo = {.auth_channel = ch};
+    assert_int_equal(orpc_legacy_serve_new(&ls, &lo), 0);
+    orpc__auth a = {
+        .verify = orpc__verify_over_channel, .verify_ud = &vc, .cache = NULL};
+    orpc__token_cache cache;
+    orpc__token_cache_init(&cache);
+    a.cache = &cache;
+    orpc__serve_err e;
+    auth_verify_calls = 0;
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(
+            orpc__serve_authenticate(&a, "Bearer user-token", &id, &e), 0);
+        assert_string_equal(id, "legacy-user:alice");
+        free(id);
+    }
+    assert_int_equal(auth_verify_calls, 1);
+    assert_int_equal(orpc__serve_authenticate(&a, "Bearer forged", &id, &e),
+                     -1);
+    assert_int_equal(e.status, 401);
+    orpc__token_cache_destroy(&cache);
+    orpc_channel_unref(ch); /* the gateway still holds one */
+    assert_int_equal(orpc_legacy_serve_install(NULL, srv), ORPC_EINVAL);
+    orpc_legacy_serve_free(ls);
+    orpc_legacy_serve_free(NULL);
+    assert_int_equal(orpc_legacy_serve_new(NULL, NULL), ORPC_EINVAL);
+
+    /* the auth service gone: the verifier cannot judge (503, not 401) */
+    assert_int_equal(orpc_server_shutdown(srv, 100), 0);
+    assert_int_equal(orpc_server_wait(srv), 0);
+    orpc_server_free(srv);
+    assert_int_equal(orpc_channel_new(&ch, target, &co, NULL, NULL), 0);
+    vc.channel = ch;
+    vc.timeout_ms = 500;
+    assert_int_equal(orpc__verify_over_channel("user-token", &id, &vc),
+                     ORPC_EAGAIN);
+    orpc_channel_unref(ch);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1053,6 +1164,7 @@ int main(void)
         cmocka_unit_test(test_auth),
         cmocka_unit_test(test_identities),
         cmocka_unit_test(test_connect),
+        cmocka_unit_test(test_default_verifier),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
