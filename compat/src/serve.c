@@ -416,6 +416,11 @@ static void on_status(orpc_http_exchange *x, const orpc_status *st, void *ud)
                                            : orpc_code_name(st->code),
                                        &len);
         orpc_http_set_status(x, orpc__serve_http_status(st->code));
+        /* the exact code for orpc's own client, where HTTP has one status
+         * for several (legacy_http.c reads it; others ignore it) */
+        char code[16];
+        snprintf(code, sizeof(code), "%d", (int)st->code);
+        orpc_http_add_header(x, "Grpc-Status", code);
         if (st->code == ORPC_UNAUTHENTICATED)
             orpc_http_add_header(x, "WWW-Authenticate", "Bearer");
     }
