@@ -959,9 +959,9 @@ static void test_connect(void **state)
                      1);
     /* errors, with Connect's codes and HTTP statuses */
     expect_connect_error("POST", "/grpc.testing.TestService/Nope", &jh, "{}",
-                         ORPC_UNIMPLEMENTED, 501);
+                         ORPC_UNIMPLEMENTED, 404);
     expect_connect_error("POST", "/no.Such/Method", &jh, "{}",
-                         ORPC_UNIMPLEMENTED, 501);
+                         ORPC_UNIMPLEMENTED, 404);
     expect_connect_error("GET",
                          "/opsconductor.jobs.v1.JobsService/RunJob?encoding="
                          "json&message=%7B%7D",

@@ -380,7 +380,9 @@ int orpc__connect_parse(orpc__serve_method_fn find, void *find_ud,
     path[plen] = '\0';
     const orpc_method_desc *m = find(find_ud, path);
     if (m == NULL) {
+        /* Connect's answer to an unknown procedure: 404, unimplemented */
         *err = orpc_status_errorf(ORPC_UNIMPLEMENTED, "no method %s", path);
+        *http_status = 404;
         return -1;
     }
     out->m = m;

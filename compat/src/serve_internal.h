@@ -125,7 +125,8 @@ typedef const orpc_method_desc *(*orpc__serve_method_fn)(void *ud,
  * Connect path at all (not "/x.Y/Z": the caller goes on to other routes),
  * 0 with |*out| filled, or -1 with |*err| (an error status: the code
  * decides the HTTP status, orpc__connect_error_json the body) and
- * |*http_status| (nonzero for HTTP-level refusals: 405, 415). */
+ * |*http_status| (nonzero where Connect's table does not decide: 404 for an
+ * unknown method, 405, 414, 415). */
 int orpc__connect_parse(orpc__serve_method_fn find, void *find_ud,
                         const char *verb, const char *target,
                         const orpc_metadata *headers, orpc__serve_header_fn hdr,
