@@ -369,6 +369,11 @@ static void test_general_forms(void **state)
     j = request(&rt, "GET", "/v1/things/a/b/c:list", NULL, NULL, NULL);
     assert_string_equal(j, "{\"f_nested\":{\"b\":\"a/b/c\"}}");
     free(j);
+    /* a route with the custom verb wins over a plain one that also
+     * matches */
+    j = request(&rt, "GET", "/v1/things/x:list", NULL, NULL, NULL);
+    assert_string_equal(j, "{\"f_nested\":{\"b\":\"x\"}}");
+    free(j);
     /* body "f_nested" (a field): the body is that field's value */
     hdrs h = {{NULL}};
     j = request(&rt, "PATCH", "/v1/things/k?f_int32=4", &h,
@@ -968,6 +973,18 @@ static void test_connect(void **state)
                          &none, NULL, ORPC_UNIMPLEMENTED, 405);
     expect_connect_error("GET",
                          "/opsconductor.jobs.v1.JobsService/GetJob?message=x",
+                         &none, NULL, ORPC_INVALID_ARGUMENT, 400);
+    expect_connect_error("GET",
+                         "/opsconductor.jobs.v1.JobsService/GetJob?encoding="
+                         "&message=",
+                         &none, NULL, ORPC_UNIMPLEMENTED, 415);
+    expect_connect_error("GET",
+                         "/opsconductor.jobs.v1.JobsService/GetJob?encoding="
+                         "json&message=%7",
+                         &none, NULL, ORPC_INVALID_ARGUMENT, 400);
+    expect_connect_error("GET",
+                         "/opsconductor.jobs.v1.JobsService/GetJob?encoding="
+                         "json&message=%7B&connect=v2",
                          &none, NULL, ORPC_INVALID_ARGUMENT, 400);
     expect_connect_error("GET",
                          "/opsconductor.jobs.v1.JobsService/GetJob?encoding="

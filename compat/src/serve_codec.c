@@ -322,7 +322,7 @@ static int query_get(const char *q, const char *name, orpc__buf *out)
         if (n > nl && strncmp(p, name, nl) == 0 && p[nl] == '=') {
             const char *v = p + nl + 1;
             size_t vl = n - nl - 1;
-            if (orpc__buf_reserve(out, vl) != 0)
+            if (orpc__buf_reserve(out, vl + 1) != 0 || out->data == NULL)
                 return ORPC_ENOMEM;
             for (size_t i = 0; i < vl; i++) {
                 char c = v[i];

@@ -46,7 +46,7 @@ typedef struct orpc__lroute {
     const orpc_method_desc *m;
     const orpc_http_rule *rule;
     orpc_path_template *t;
-    size_t literals; /* literal segments: more wins a tie */
+    size_t literals; /* literal segments and verb: more wins a tie */
 } orpc__lroute;
 
 typedef struct orpc__lroutes {

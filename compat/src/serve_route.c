@@ -98,7 +98,7 @@ static int add_rule(orpc__lroutes *rt, const orpc_method_desc *m,
     r->m = m;
     r->rule = rule;
     r->t = t;
-    r->literals = 0;
+    r->literals = t->verb ? 1 : 0; /* a custom verb is one literal more */
     for (size_t i = 0; i < t->n_segments; i++)
         if (t->segments[i].kind == ORPC_TMPL_LITERAL && t->segments[i].var < 0)
             r->literals++;
