@@ -49,7 +49,7 @@ url=http://127.0.0.1:$lport
 # list
 "$orpc" list >"$work/list.txt"
 if grep -q "^opsconductor.jobs.v1.JobsService/RunJob	unary	POST /jobs/{job_id}/run$" "$work/list.txt" &&
-    grep -q "^opsconductor.jobs.v1.JobsService/WatchJob	server_streaming$" "$work/list.txt"; then
+    grep -q "^opsconductor.jobs.v1.JobsService/WatchJob	server_streaming	GET /jobs/{job_id}/events$" "$work/list.txt"; then
     ok "list"
 else
     bad "list" "$(head -3 "$work/list.txt")"

@@ -326,16 +326,17 @@ static int cmd_routes(int argc, char **argv)
                     orpc_route_mode_name(orpc_routes_mode(routes, md));
                 json_t *st = json_object_get(sum, md->path + 1);
                 if (as_json) {
-                    json_t *o = json_pack("{s:s, s:s, s:b}", "method",
-                                          md->path + 1, "mode", mode,
-                                          "legacy_endpoint", md->http != NULL);
+                    json_t *o = json_pack(
+                        "{s:s, s:s, s:b}", "method", md->path + 1, "mode", mode,
+                        "legacy_endpoint",
+                        orpc_routes_mode(NULL, md) != ORPC_ROUTE_GRPC);
                     if (st)
                         json_object_set(o, "stats", st);
                     json_array_append_new(all, o);
                     continue;
                 }
                 printf("%s\t%s", md->path + 1, mode);
-                if (md->http == NULL)
+                if (orpc_routes_mode(NULL, md) == ORPC_ROUTE_GRPC)
                     printf("\t(no legacy endpoint)");
                 if (st) {
                     printf("\t");

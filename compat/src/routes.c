@@ -493,8 +493,9 @@ orpc_route_mode orpc_routes_mode(const orpc_routes *ct,
 {
     orpc_routes *t = (orpc_routes *)ct; /* the lock is the mutable part */
     orpc_route_mode mode = ORPC_ROUTE_LEGACY;
-    if (m != NULL && m->http == NULL)
-        return ORPC_ROUTE_GRPC; /* no legacy endpoint to go to */
+    if (m != NULL && (m->http == NULL || m->kind != ORPC_CALL_UNARY))
+        return ORPC_ROUTE_GRPC; /* no legacy endpoint to go to (streams
+                                   travel over gRPC only) */
     if (t == NULL || m == NULL || m->service == NULL)
         return mode;
     const orpc_service_desc *s = m->service;

@@ -91,10 +91,15 @@ typedef struct orpc_gateway {
 } orpc_gateway;
 
 /**
- * Installs |gw| (borrowed: it must outlive the server) on |srv| before
- * orpc_server_start().  Without a gateway, HTTP/1.1 requests get `GET
- * /health` (200 or 503 from the health service) and 404 for the rest.
- * ORPC_EINVAL once started or without on_request.
+ * @function
+ * Installs |gw| on |srv| before orpc_server_start().  Without a gateway,
+ * HTTP/1.1 requests get `GET /health` (200 or 503 from the health
+ * service) and 404 for the rest.  Returns 0, or ORPC_EINVAL (NULL |srv|
+ * or |gw|, no on_request, or the server has started).
+ *
+ * Ownership: borrows |gw| and |user_data| until orpc_server_free() (both
+ * must outlive the server).
+ * Threads: the thread that configures the server, before it starts.
  */
 ORPC_EXTERN int orpc_server_set_gateway(struct orpc_server *srv,
                                         const orpc_gateway *gw,
@@ -102,41 +107,73 @@ ORPC_EXTERN int orpc_server_set_gateway(struct orpc_server *srv,
 
 /* ---- the request (valid until on_done) -------------------------------- */
 
-/** "GET", "POST", ... */
+/** "GET", "POST", ...
+ * Ownership: the exchange's, valid until on_done.
+ * Threads: the exchange's callbacks. */
 ORPC_EXTERN const char *orpc_http_method(const orpc_http_exchange *x);
 /** The request target as received: the path and any "?query", still
- *  percent-encoded. */
+ *  percent-encoded.
+ *  Ownership: the exchange's, valid until on_done.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN const char *orpc_http_target(const orpc_http_exchange *x);
 /** The value of header |name| (case-insensitive; repeated headers: the
- *  first), or NULL. */
+ *  first), or NULL.
+ *  Ownership: borrows |name|; the value is the exchange's, valid until
+ *  on_done.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN const char *orpc_http_header(const orpc_http_exchange *x,
                                          const char *name);
-/** Every request header (names lower-case), in order. */
+/** Every request header (names lower-case), in order.
+ *  Ownership: the exchange's, valid until on_done.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN const orpc_metadata *
 orpc_http_headers(const orpc_http_exchange *x);
-/** The body (possibly empty; never NULL) and its length. */
+/** The body (possibly empty; never NULL) and its length (|len| may be
+ *  NULL).
+ *  Ownership: the exchange's, valid until on_done.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN const uint8_t *orpc_http_body(const orpc_http_exchange *x,
                                           size_t *len);
-/** 1 for HTTP/1.x, 2 for HTTP/2. */
+/** 1 for HTTP/1.x, 2 for HTTP/2.
+ *  Ownership: nothing changes hands.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN int orpc_http_version(const orpc_http_exchange *x);
-/** "ip:port" of the peer. */
+/** "ip:port" of the peer.
+ *  Ownership: the exchange's, valid until on_done.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN const char *orpc_http_peer(const orpc_http_exchange *x);
-/** The SPIFFE ID of the peer's verified certificate, or NULL. */
+/** The SPIFFE ID of the peer's verified certificate, or NULL.
+ *  Ownership: the exchange's, valid until on_done.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN const char *
 orpc_http_peer_identity(const orpc_http_exchange *x);
-/** The server. */
+/** The server.
+ *  Ownership: borrowed; the server outlives its exchanges.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN struct orpc_server *
 orpc_http_server(const orpc_http_exchange *x);
 
-/** The gateway's own per-exchange pointer (NULL until set). */
+/** Sets the gateway's own per-exchange pointer.
+ *  Ownership: borrows |state|; the gateway frees it (on_done).
+ *  Threads: the exchange's callbacks (one at a time). */
 ORPC_EXTERN void orpc_http_set_state(orpc_http_exchange *x, void *state);
+/** The gateway's own per-exchange pointer (NULL until set).
+ *  Ownership: nothing changes hands.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN void *orpc_http_state(const orpc_http_exchange *x);
 
 /* ---- answers ---------------------------------------------------------- */
 
 /**
- * Answers without running a method (on_request only): |status| with
- * |content_type| (NULL for none) and |len| bytes of |body| (copied).
+ * @function
+ * Answers without running a method (on_request only): |status| (100 to
+ * 599 excluded 1xx) with |content_type| (NULL for none) and |len| bytes of
+ * |body|.  Headers added with orpc_http_add_header() go with it.  Returns
+ * 0, ORPC_EINVAL (a bad status or content type), ORPC_ESTATE (already
+ * answered, or a call was started) or ORPC_ENOMEM.
+ *
+ * Ownership: copies |content_type| and |body|.
+ * Threads: on_request's worker thread.
  */
 ORPC_EXTERN int orpc_http_respond(orpc_http_exchange *x, int status,
                                   const char *content_type, const void *body,
@@ -159,31 +196,50 @@ typedef struct orpc_http_call_opts {
 } orpc_http_call_opts;
 
 /**
+ * @function
  * Runs the method at |path| ("/pkg.Service/Method", a registered one;
- * unary or server-streaming) with |request| (of its input type, borrowed
- * until on_done) through the server's interceptors, policy and handler,
- * exactly as a gRPC call (on_request only).  ORPC_ENOTFOUND when no such
- * method is registered, ORPC_EINVAL for a client- or bidi-streaming one;
- * the exchange is then still the gateway's to answer.
+ * unary or server-streaming) with |request| (of its input type) through
+ * the server's interceptors, policy and handler, exactly as a gRPC call
+ * (on_request only).  The call starts once on_request has returned.
+ * ORPC_ENOTFOUND when no such method is registered, ORPC_EINVAL for a
+ * client- or bidi-streaming one (or NULL arguments), ORPC_ESTATE when the
+ * exchange was answered or a call started already, ORPC_ENOMEM; the
+ * exchange is then still the gateway's to answer.
+ *
+ * Ownership: borrows |request| until on_done; copies |path| and what
+ * |opts| points to.
+ * Threads: on_request's worker thread.
  */
 ORPC_EXTERN int orpc_http_call(orpc_http_exchange *x, const char *path,
                                const ProtobufCMessage *request,
                                const orpc_http_call_opts *opts);
 
 /** Sets the response's HTTP status (on_request, on_status before the head
- *  is out). */
+ *  is out; ignored after, or outside 200 to 599).
+ *  Ownership: nothing changes hands.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN void orpc_http_set_status(orpc_http_exchange *x, int status);
-/** Adds a response header (copied).  ORPC_EINVAL for names or values with
- *  characters HTTP forbids, or after the head is out. */
+/** Adds a response header.  ORPC_EINVAL for names or values with
+ *  characters HTTP forbids, or after the head is out; ORPC_ENOMEM.
+ *  Content-Length, Transfer-Encoding and Connection are the runtime's:
+ *  ORPC_EINVAL.
+ *  Ownership: copies |name| and |value|.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN int orpc_http_add_header(orpc_http_exchange *x, const char *name,
                                      const char *value);
-/** Appends to the response body (copied). */
+/** Appends to the response body.  0 or ORPC_ENOMEM.
+ *  Ownership: copies |p|.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN int orpc_http_body_append(orpc_http_exchange *x, const void *p,
                                       size_t len);
-/** Drops the body appended so far (not what is already sent). */
+/** Drops the body appended so far (not what is already sent).
+ *  Ownership: nothing changes hands.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN void orpc_http_body_reset(orpc_http_exchange *x);
 /** Nonzero once the response head is on its way (a streaming response
- *  sent its first message). */
+ *  sent its first message).
+ *  Ownership: nothing changes hands.
+ *  Threads: the exchange's callbacks. */
 ORPC_EXTERN int orpc_http_started(const orpc_http_exchange *x);
 
 /* ---- what the gateway needs of the server ---------------------------- */
@@ -191,8 +247,11 @@ ORPC_EXTERN int orpc_http_started(const orpc_http_exchange *x);
 struct orpc_service_desc;
 struct orpc_method_desc;
 
-/** The |i|th registered service (the runtime's own included), or NULL past
- *  the last. */
+/** The |i|th registered service (the runtime's own included, once
+ *  started), or NULL past the last.
+ *  Ownership: the server's, valid until orpc_server_free().
+ *  Threads: any thread once the server has started (on_start included);
+ *  before, the thread configuring it. */
 ORPC_EXTERN const struct orpc_service_desc *
 orpc_server_service(const struct orpc_server *srv, size_t i);
 

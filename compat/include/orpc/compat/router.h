@@ -240,7 +240,9 @@ ORPC_EXTERN int orpc_routes_stats_glob(const orpc_routes *routes, char *buf,
 
 /**
  * @function
- * The mode of |method| under |routes| (NULL routes: legacy).
+ * The mode of |method| under |routes| (NULL routes: legacy).  A method
+ * with no legacy endpoint to call — no google.api.http rule, or a
+ * streaming one (streams travel over gRPC only) — is always grpc.
  *
  * Ownership: borrows both for the call.
  * Threads: any thread, also during a reload (the old routes or the new).
