@@ -214,8 +214,12 @@ static void test_every_route(void **state)
     expect_request("GET", "/jobs/7?job_id=8&debug=1", NULL, NULL,
                    opsconductor__jobs__v1__jobs_service__method__get_job,
                    "{\"job_id\":7}");
-    /* WatchJob has no HTTP rule: not a route */
+    /* WatchJob (server streaming) is served as NDJSON */
+    expect_request("GET", "/jobs/7/events", NULL, NULL,
+                   opsconductor__jobs__v1__jobs_service__method__watch_job,
+                   "{\"job_id\":7}");
     expect_refused("GET", "/jobs/7/watch", NULL, 404, "Not Found");
+    expect_refused("POST", "/jobs/7/events", NULL, 405, NULL);
 }
 
 static void test_route_errors(void **state)
@@ -537,6 +541,24 @@ static void test_responses(void **state)
         0);
     /* an empty list is written (emit defaults): {"credentials": []} */
     assert_string_equal(body, "{\"credentials\":[]}");
+    free(body);
+    /* a stream's event, one line each (the glue appends the newline):
+     * the Timestamp as RFC 3339, an unset Struct left out */
+    Opsconductor__Jobs__V1__JobEvent ev =
+        OPSCONDUCTOR__JOBS__V1__JOB_EVENT__INIT;
+    Google__Protobuf__Timestamp ts = GOOGLE__PROTOBUF__TIMESTAMP__INIT;
+    ts.seconds = 1704067200;
+    ev.job_id = 7;
+    ev.status = "running";
+    ev.changed_at = &ts;
+    assert_int_equal(
+        orpc__serve_encode_legacy(
+            opsconductor__jobs__v1__jobs_service__method__watch_job, NULL,
+            &ev.base, &body, &len),
+        0);
+    assert_string_equal(body, "{\"job_id\":7,\"status\":\"running\","
+                              "\"changed_at\":\"2024-01-01T00:00:00Z\"}");
+    assert_null(memchr(body, '\n', len));
     free(body);
     /* an unset response_body field: null, read back as unset */
     Opsconductor__User__V1__GetUserResponse ur =
