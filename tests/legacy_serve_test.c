@@ -783,6 +783,87 @@ static void test_auth(void **state)
     orpc__token_cache_destroy(&cache);
 }
 
+/* on_request's legacy side whole: route, token (unless legacy_no_auth),
+ * call kind, request. */
+static void test_legacy_request(void **state)
+{
+    (void)state;
+    orpc__token_cache cache;
+    orpc__token_cache_init(&cache);
+    orpc__auth a = {.verify = test_verify, .cache = &cache};
+    orpc__legacy_call c;
+    orpc__serve_err e;
+    hdrs none = {{"Content-Type", "application/json", NULL}};
+    hdrs good = {{"Authorization", "Bearer good-7", NULL}};
+    hdrs bad = {{"Authorization", "Bearer nope", NULL}};
+    /* Login needs no token, and gets no identity */
+    const char *login = "{\"username\":\"a\",\"password\":\"b\"}";
+    assert_int_equal(orpc__serve_legacy_request(
+                         &g_rt, &a, "POST", "/login", hdr, &none,
+                         (const uint8_t *)login, strlen(login), &c, &e),
+                     0);
+    assert_ptr_equal(c.route->m,
+                     opsconductor__auth__v1__auth_service__method__login);
+    assert_null(c.identity);
+    orpc__legacy_call_clear(&c);
+    /* everything else does, before the path is even parsed */
+    assert_int_equal(orpc__serve_legacy_request(&g_rt, &a, "GET", "/jobs/abc",
+                                                hdr, &none, NULL, 0, &c, &e),
+                     -1);
+    assert_int_equal(e.status, 401);
+    assert_string_equal(e.detail, "Not authenticated");
+    assert_int_equal(orpc__serve_legacy_request(&g_rt, &a, "GET", "/jobs/1",
+                                                hdr, &bad, NULL, 0, &c, &e),
+                     -1);
+    assert_string_equal(e.detail, "Invalid or expired token");
+    assert_int_equal(orpc__serve_legacy_request(&g_rt, &a, "GET", "/jobs/1",
+                                                hdr, &good, NULL, 0, &c, &e),
+                     0);
+    assert_string_equal(c.identity, "legacy-user:alice");
+    assert_int_equal(((Opsconductor__Jobs__V1__GetJobRequest *)c.msg)->job_id,
+                     1);
+    orpc__legacy_call_clear(&c);
+    /* Verify: the token is checked, then also its request field */
+    assert_int_equal(orpc__serve_legacy_request(&g_rt, &a, "GET", "/verify",
+                                                hdr, &good, NULL, 0, &c, &e),
+                     0);
+    assert_string_equal(((Opsconductor__Auth__V1__VerifyRequest *)c.msg)->token,
+                        "good-7");
+    orpc__legacy_call_clear(&c);
+    /* with a token, bad values are still 400; unknown routes 404 first */
+    assert_int_equal(orpc__serve_legacy_request(&g_rt, &a, "GET", "/jobs/abc",
+                                                hdr, &good, NULL, 0, &c, &e),
+                     -1);
+    assert_int_equal(e.status, 400);
+    assert_int_equal(orpc__serve_legacy_request(&g_rt, &a, "GET", "/nope", hdr,
+                                                &none, NULL, 0, &c, &e),
+                     -1);
+    assert_int_equal(e.status, 404);
+    /* client and bidi streaming routes: 501 */
+    orpc_http_rule rule = {.verb = "POST", .path = "/batch", .body = "*"};
+    orpc_method_desc m =
+        *opsconductor__notification__v1__notification_service__method__send_batch;
+    m.http = &rule;
+    orpc_service_desc svc = {.magic = ORPC_SERVICE_DESC_MAGIC,
+                             .method_size = sizeof(orpc_method_desc),
+                             .name = "B",
+                             .full_name = "x.B",
+                             .n_methods = 1,
+                             .methods = &m};
+    orpc__lroutes rt = {0};
+    char err[128];
+    assert_int_equal(orpc__lroutes_add_service(&rt, &svc, err, sizeof(err)), 0);
+    assert_int_equal(orpc__serve_legacy_request(&rt, &a, "POST", "/batch", hdr,
+                                                &good, (const uint8_t *)"{}", 2,
+                                                &c, &e),
+                     -1);
+    assert_int_equal(e.status, 501);
+    assert_non_null(strstr(e.detail, "streaming"));
+    assert_non_null(strstr(e.detail, "HTTP/1.1"));
+    orpc__lroutes_free(&rt);
+    orpc__token_cache_destroy(&cache);
+}
+
 static void test_identities(void **state)
 {
     (void)state;
@@ -1208,6 +1289,7 @@ int main(void)
         cmocka_unit_test(test_responses),
         cmocka_unit_test(test_status_round_trip),
         cmocka_unit_test(test_auth),
+        cmocka_unit_test(test_legacy_request),
         cmocka_unit_test(test_identities),
         cmocka_unit_test(test_connect),
         cmocka_unit_test(test_default_verifier),

@@ -286,43 +286,33 @@ static int on_request(orpc_http_exchange *x, void *ud)
         strncmp(target, "/health", 7) == 0)
         return do_health(x);
     const orpc__lroutes *rt = routes_of(ls, orpc_http_server(x));
-    const orpc__lroute *r = NULL;
     orpc__serve_err e = {.status = 404};
     snprintf(e.detail, sizeof(e.detail), "Not Found");
-    if (rt != NULL && !ls->opts.no_legacy_routes &&
-        orpc__lroute_find(rt, verb, target, &r, &e) == 0) {
-        xstate *s = new_state(x, X_LEGACY);
-        if (s == NULL)
-            return ORPC_ENOMEM;
-        s->m = r->m;
-        s->rule = r->rule;
-        if (!r->m->legacy_no_auth &&
-            orpc__serve_authenticate(&ls->auth,
-                                     orpc_http_header(x, "authorization"),
-                                     &s->identity, &e) != 0)
-            return respond_err(x, &e);
-        if (r->m->kind == ORPC_CALL_CLIENT_STREAMING ||
-            r->m->kind == ORPC_CALL_BIDI_STREAMING) {
-            orpc__serve_err se = {.status = 501};
-            snprintf(se.detail, sizeof(se.detail),
-                     "%s is a %s method: streaming requests are not "
-                     "available over HTTP/1.1; use gRPC",
-                     r->m->path, orpc_call_kind_name(r->m->kind));
-            return respond_err(x, &se);
-        }
+    if (rt != NULL && !ls->opts.no_legacy_routes) {
+        orpc__legacy_call lc;
         size_t len = 0;
         const uint8_t *body = orpc_http_body(x, &len);
-        if (orpc__lroute_decode(r, target, hdr_of, x, body, len, &s->req, &e) !=
-            0)
-            return respond_err(x, &e);
-        orpc_http_call_opts co = {.identity = s->identity};
-        int rc = orpc_http_call(x, r->m->path, s->req, &co);
-        if (rc != 0) {
-            orpc__serve_err ce = {.status = 501};
-            snprintf(ce.detail, sizeof(ce.detail), "Not Implemented");
-            return respond_err(x, &ce);
+        if (orpc__serve_legacy_request(rt, &ls->auth, verb, target, hdr_of, x,
+                                       body, len, &lc, &e) == 0) {
+            xstate *s = new_state(x, X_LEGACY);
+            if (s == NULL) {
+                orpc__legacy_call_clear(&lc);
+                return ORPC_ENOMEM;
+            }
+            s->m = lc.route->m;
+            s->rule = lc.route->rule;
+            s->req = lc.msg;
+            s->identity = lc.identity; /* both freed by on_done */
+            orpc_http_call_opts co = {.identity = s->identity};
+            if (orpc_http_call(x, s->m->path, s->req, &co) != 0) {
+                orpc__serve_err ce = {.status = 501};
+                snprintf(ce.detail, sizeof(ce.detail), "Not Implemented");
+                return respond_err(x, &ce);
+            }
+            return 0;
         }
-        return 0;
+        if (e.status != 404)
+            return respond_err(x, &e);
     }
     if (e.status == 404 && !ls->opts.no_connect) {
         int taken = 0;

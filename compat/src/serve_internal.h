@@ -200,4 +200,27 @@ int orpc__verify_over_channel(const char *token, char **identity, void *ud);
 
 int64_t orpc__serve_now_ms(void);
 
+/* ---- a legacy request, whole ------------------------------------------ */
+
+/* What a legacy request becomes: the method to run, its request message
+ * (free with protobuf_c_message_free_unpacked(msg, NULL)) and the caller's
+ * identity (malloc'd; NULL for a legacy_no_auth method). */
+typedef struct orpc__legacy_call {
+    const orpc__lroute *route;
+    ProtobufCMessage *msg;
+    char *identity;
+} orpc__legacy_call;
+
+void orpc__legacy_call_clear(orpc__legacy_call *c);
+
+/* The whole of on_request's legacy side: the route (404, 405, 400), the
+ * bearer token unless the method is legacy_no_auth (401, 503), the call
+ * kind (501 for client and bidi streaming), the request message (400,
+ * 415).  0 with |out| filled, or -1 with |e|. */
+int orpc__serve_legacy_request(const orpc__lroutes *rt, const orpc__auth *auth,
+                               const char *verb, const char *target,
+                               orpc__serve_header_fn hdr, void *hdr_ud,
+                               const uint8_t *body, size_t len,
+                               orpc__legacy_call *out, orpc__serve_err *e);
+
 #endif

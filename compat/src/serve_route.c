@@ -704,3 +704,47 @@ fail:
     json_decref(doc);
     return -1;
 }
+
+/* ---- a legacy request, whole ------------------------------------------ */
+
+void orpc__legacy_call_clear(orpc__legacy_call *c)
+{
+    if (c->msg != NULL)
+        protobuf_c_message_free_unpacked(c->msg, NULL);
+    free(c->identity);
+    memset(c, 0, sizeof(*c));
+}
+
+int orpc__serve_legacy_request(const orpc__lroutes *rt, const orpc__auth *auth,
+                               const char *verb, const char *target,
+                               orpc__serve_header_fn hdr, void *hdr_ud,
+                               const uint8_t *body, size_t len,
+                               orpc__legacy_call *out, orpc__serve_err *e)
+{
+    memset(out, 0, sizeof(*out));
+    if (orpc__lroute_find(rt, verb, target, &out->route, e) != 0)
+        return -1;
+    const orpc_method_desc *m = out->route->m;
+    if (!m->legacy_no_auth &&
+        orpc__serve_authenticate(auth,
+                                 hdr ? hdr(hdr_ud, "authorization") : NULL,
+                                 &out->identity, e) != 0) {
+        orpc__legacy_call_clear(out);
+        return -1;
+    }
+    if (m->kind == ORPC_CALL_CLIENT_STREAMING ||
+        m->kind == ORPC_CALL_BIDI_STREAMING) {
+        set_err(e, 501,
+                "%.120s is a %s method: streaming requests are not available "
+                "over HTTP/1.1; use gRPC",
+                m->path, orpc_call_kind_name(m->kind));
+        orpc__legacy_call_clear(out);
+        return -1;
+    }
+    if (orpc__lroute_decode(out->route, target, hdr, hdr_ud, body, len,
+                            &out->msg, e) != 0) {
+        orpc__legacy_call_clear(out);
+        return -1;
+    }
+    return 0;
+}
