@@ -19,3 +19,15 @@ target_include_directories(legacy_serve_test PRIVATE
     ${CMAKE_BINARY_DIR}/gen/tests)
 # test_default_verifier runs an AuthService on loopback (threads).
 set_tests_properties(legacy_serve PROPERTIES LABELS threaded)
+
+# The glue (serve.c with ORPC_HAVE_GATEWAY) against a stand-in for the
+# runtime's side of orpc/gateway.h, defined in the test itself.
+orpc_test(legacy_serve_glue
+          SOURCES ${PROJECT_SOURCE_DIR}/compat/src/serve.c
+                  ${PROJECT_SOURCE_DIR}/compat/src/serve_route.c
+                  ${PROJECT_SOURCE_DIR}/compat/src/serve_codec.c
+                  ${PROJECT_SOURCE_DIR}/compat/src/serve_auth.c
+                  ${ORPC_JSON_SRCS}
+          LIBS orpc_protos orpc_common PkgConfig::JANSSON OpenSSL::Crypto
+               Threads::Threads)
+target_compile_definitions(legacy_serve_glue_test PRIVATE ORPC_HAVE_GATEWAY=1)
