@@ -276,8 +276,8 @@ static orpc_route_mode ref_route_of(const ref_table *t,
 {
     char key[512];
     orpc_route_mode mode;
-    if (m->http == NULL) {
-        return ORPC_ROUTE_GRPC;
+    if (m->http == NULL || m->kind != ORPC_CALL_UNARY) {
+        return ORPC_ROUTE_GRPC; /* no legacy endpoint; streams: gRPC only */
     }
     snprintf(key, sizeof(key), "%s/%s", m->service->full_name, m->name);
     if (ref_find(t, key, &mode) || ref_find(t, m->service->full_name, &mode) ||
