@@ -227,8 +227,8 @@ static const char *const TARGETS[] = {
     "/jobs/./7",
     "/jobs/7?job_id=1&x=%zz",
     "/opsconductor.jobs.v1.JobsService/GetJob?encoding=json&message=%7B%7D",
-    "/opsconductor.jobs.v1.JobsService/GetJob?encoding=proto&base64=1&message="
-    "CAc",
+    ("/opsconductor.jobs.v1.JobsService/GetJob?encoding=proto&base64=1"
+     "&message=CAc"),
     "/opsconductor.auth.v1.AuthService/Login",
     "/opsconductor.jobs.v1.JobsService/WatchJob",
 };
@@ -236,8 +236,8 @@ static const char *const BODIES[] = {
     "",
     "{}",
     "{\"username\":\"a\",\"password\":\"b\"}",
-    "{\"type\":\"email\",\"destination\":\"d\",\"payload\":{\"a\":[1,2,{}]},"
-    "\"template_id\":3}",
+    ("{\"type\":\"email\",\"destination\":\"d\",\"payload\":{\"a\":[1]},"
+     "\"template_id\":3}"),
     "{\"scheduled\":true}",
     "[[[[[[[[[[]]]]]]]]]]",
     "{\"job_id\":\"9223372036854775808\"}",
