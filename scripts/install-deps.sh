@@ -17,7 +17,7 @@ build-essential cmake pkg-config clang
 protobuf-compiler protobuf-c-compiler libprotobuf-c-dev
 libprotobuf-dev libprotoc-dev grpc-proto golang-github-gogo-googleapis-dev
 libnghttp2-dev libssl-dev libuv1-dev libcurl4-openssl-dev libjansson-dev
-zlib1g-dev libcmocka-dev libsqlite3-dev
+zlib1g-dev libcmocka-dev libhttp-parser-dev libsqlite3-dev
 python3 python3-grpcio python3-protobuf openssl valgrind
 python3-fastapi python3-uvicorn python3-httpx
 prometheus

@@ -344,9 +344,19 @@ static int feed_session(orpc__conn *c, const uint8_t *p, size_t n)
 
 /* ---- transports -------------------------------------------------------- */
 
+/* Plaintext to the session, or to the owner's hook while there is none. */
+static int feed(orpc__conn *c, const uint8_t *p, size_t n)
+{
+    if (c->in_hook != NULL)
+        return c->in_hook(c, p, n);
+    if (c->session == NULL)
+        return 0;
+    return feed_session(c, p, n);
+}
+
 static int plain_input(orpc__conn *c, const uint8_t *p, size_t n)
 {
-    return feed_session(c, p, n);
+    return feed(c, p, n);
 }
 
 static int plain_handshake(orpc__conn *c)
@@ -390,7 +400,8 @@ static int tls_handshake(orpc__conn *c)
         orpc__conn_close_after_flush(c, why); /* the alert goes out */
         return -1;
     }
-    if (!orpc__tls_alpn_is_h2(c->ssl)) {
+    /* (an owner sniffing the protocol takes any ALPN and decides) */
+    if (c->in_hook == NULL && !orpc__tls_alpn_is_h2(c->ssl)) {
         orpc__conn_close_after_flush(c, "peer did not negotiate ALPN h2");
         return -1;
     }
@@ -422,7 +433,7 @@ static int tls_input(orpc__conn *c, const uint8_t *data, size_t n)
     for (;;) {
         int r = SSL_read(c->ssl, plain, (int)sizeof(plain));
         if (r > 0) {
-            if (feed_session(c, plain, (size_t)r) != 0)
+            if (feed(c, plain, (size_t)r) != 0)
                 return -1;
             continue;
         }
@@ -558,7 +569,7 @@ void orpc__conn_pull(orpc__conn *c)
 
 void orpc__conn_flush(orpc__conn *c)
 {
-    if (c->closing || c->session == NULL)
+    if (c->closing)
         return;
     /* A client starts (or continues) its handshake here; a server's goes
      * on as the client's bytes arrive (tls_input). */
@@ -571,8 +582,13 @@ void orpc__conn_flush(orpc__conn *c)
      * one, so that a session with more to send cannot keep it open. */
     if (!c->writing && ready && (!c->close_after_flush || c->goaway_pull)) {
         c->goaway_pull = 0;
-        if (pull_frames(c) != 0)
+        if (c->session != NULL && pull_frames(c) != 0)
             return;
+        if (c->session == NULL && c->out_hook != NULL) {
+            c->out_hook(c);
+            if (c->closing)
+                return;
+        }
     }
     if (c->tp->drain(c) != 0) {
         orpc__conn_close(c, "out of memory");
@@ -595,7 +611,11 @@ void orpc__conn_flush(orpc__conn *c)
             c->out.len = 0;
             if (c->out.cap > 64 * 1024)
                 orpc__buf_free(&c->out); /* a burst is over */
-            if (nghttp2_session_want_write(c->session) || c->close_after_flush)
+            if (c->session == NULL) {
+                if (c->close_after_flush || c->out_hook != NULL)
+                    orpc__conn_kick(c);
+            } else if (nghttp2_session_want_write(c->session) ||
+                       c->close_after_flush)
                 orpc__conn_kick(c); /* more to pull, or a close to do */
             else if (!nghttp2_session_want_read(c->session))
                 orpc__conn_close(c, "session finished");
@@ -619,7 +639,7 @@ void orpc__conn_flush(orpc__conn *c)
         orpc__conn_close(c, c->close_reason);
         return;
     }
-    if (!nghttp2_session_want_read(c->session) &&
+    if (c->session != NULL && !nghttp2_session_want_read(c->session) &&
         !nghttp2_session_want_write(c->session))
         orpc__conn_close(c, "session finished");
 }
@@ -628,7 +648,6 @@ int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
                      const char *sni, nghttp2_session_callbacks *cbs,
                      nghttp2_option *opt)
 {
-    int rc;
     if (ssl_ctx != NULL) {
         c->ssl = SSL_new(ssl_ctx);
         BIO *r = BIO_new(BIO_s_mem()), *w = BIO_new(BIO_s_mem());
@@ -651,6 +670,20 @@ int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
                 return ORPC_ETLS;
         }
     }
+    if (cbs != NULL && orpc__conn_start_session(c, server_side, cbs, opt) != 0)
+        return ORPC_ENOMEM;
+    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0)
+        return ORPC_ESYS;
+    c->last_activity_ns = orpc__now_ns();
+    orpc__conn_kick(c);
+    return 0;
+}
+
+int orpc__conn_start_session(orpc__conn *c, int server_side,
+                             nghttp2_session_callbacks *cbs,
+                             nghttp2_option *opt)
+{
+    int rc;
     c->h2mem.mem_user_data = c;
     if (orpc__mem_is_libc(c->mem)) {
         c->h2mem.malloc = h2_malloc;
@@ -673,9 +706,32 @@ int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
              : nghttp2_session_client_new3(&c->session, cbs, c, opt, &c->h2mem);
     if (rc != 0)
         return ORPC_ENOMEM;
-    if (uv_read_start(&c->h.stream, alloc_cb, read_cb) != 0)
-        return ORPC_ESYS;
-    c->last_activity_ns = orpc__now_ns();
-    orpc__conn_kick(c);
+    c->in_hook = NULL;
+    c->out_hook = NULL;
     return 0;
+}
+
+int orpc__conn_write_raw(orpc__conn *c, const void *p, size_t n)
+{
+    if (c->closing)
+        return -1;
+    if (n == 0)
+        return 0;
+    return c->tp->output(c, p, n);
+}
+
+size_t orpc__conn_pending_out(const orpc__conn *c)
+{
+    return c->out.len + (c->writing ? c->inflight.len : 0);
+}
+
+void orpc__conn_pause_read(orpc__conn *c, int pause)
+{
+    if (c->closing || c->read_paused == pause)
+        return;
+    c->read_paused = pause;
+    if (pause)
+        uv_read_stop(&c->h.stream);
+    else
+        uv_read_start(&c->h.stream, alloc_cb, read_cb);
 }

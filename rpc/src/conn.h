@@ -97,6 +97,13 @@ struct orpc__conn {
     size_t in_partial;         /* bytes of incomplete inbound messages held by
                                   this connection's streams (stream.h) */
     int64_t last_activity_ns;
+    /* Server connections before (and instead of) a session: the owner's
+     * handler of the plaintext (protocol sniffing, then HTTP/1.1), and what
+     * it has for the wire when a flush finds no write in flight.  With
+     * |in_hook| set, TLS accepts any ALPN and the owner decides. */
+    int (*in_hook)(orpc__conn *c, const uint8_t *p, size_t n);
+    void (*out_hook)(orpc__conn *c);
+    int read_paused;
 };
 
 /* Initialises the socket handle of |c| on |io| (TCP or pipe).  |c| was
@@ -108,13 +115,31 @@ int orpc__conn_init(orpc__conn *c, const orpc_mem *mem, orpc__io *io,
 
 /*
  * Sets up TLS (when |ssl_ctx| is not NULL; |server_side| picks the role,
- * |sni| is sent by clients) and the nghttp2 session with |cbs| and |opt|,
- * then starts reading.  For clients the session is created now; the
+ * |sni| is sent by clients) and the nghttp2 session with |cbs| and |opt|
+ * (none when |cbs| is NULL: see orpc__conn_start_session()), then starts
+ * reading.  For clients the session is created now; the
  * connection preface is written on the first flush.
  */
 int orpc__conn_start(orpc__conn *c, SSL_CTX *ssl_ctx, int server_side,
                      const char *sni, nghttp2_session_callbacks *cbs,
                      nghttp2_option *opt);
+
+/* Creates the nghttp2 session of a connection started without one
+ * (orpc__conn_start() with NULL |cbs|: the owner sniffed the protocol) and
+ * takes the plaintext from now on.  0 or ORPC_ENOMEM. */
+int orpc__conn_start_session(orpc__conn *c, int server_side,
+                             nghttp2_session_callbacks *cbs,
+                             nghttp2_option *opt);
+
+/* Plaintext bytes for the wire from the owner of a connection without a
+ * session (HTTP/1.1), through TLS when there is TLS.  0 or -1 (closing). */
+int orpc__conn_write_raw(orpc__conn *c, const void *p, size_t n);
+
+/* Bytes encoded and not yet written (back-pressure for raw output). */
+size_t orpc__conn_pending_out(const orpc__conn *c);
+
+/* Stops (1) or resumes (0) reading from the socket. */
+void orpc__conn_pause_read(orpc__conn *c, int pause);
 
 /* Schedules a flush at the end of this turn. */
 void orpc__conn_kick(orpc__conn *c);

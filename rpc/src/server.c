@@ -267,6 +267,23 @@ int orpc_server_new(orpc_server **out, const orpc_server_opts *opts,
             o->max_worker_threads > 1 ? o->max_worker_threads / 2 : 1;
     if (o->max_health_watchers == 0)
         o->max_health_watchers = ORPC__DEFAULT_MAX_HEALTH_WATCHERS;
+    if (o->http1_max_request_line == 0)
+        o->http1_max_request_line = 8 * 1024;
+    if (o->http1_max_header_bytes == 0)
+        o->http1_max_header_bytes = 32 * 1024;
+    if (o->http1_max_headers == 0)
+        o->http1_max_headers = 100;
+    if (o->http1_max_body == 0)
+        o->http1_max_body = o->max_recv_message_size;
+    if (o->http1_header_timeout_ms <= 0)
+        o->http1_header_timeout_ms = 10000;
+    if (o->http1_body_timeout_ms <= 0)
+        o->http1_body_timeout_ms = 30000;
+    if (o->http1_idle_timeout_ms <= 0)
+        o->http1_idle_timeout_ms = 60000;
+    if (o->http1_max_pending == 0)
+        o->http1_max_pending =
+            o->max_queued_calls >= 8 ? o->max_queued_calls / 4 : 1;
     srv->n_io = o->io_threads;
     uv_mutex_init(&srv->lock);
     uv_cond_init(&srv->cond);
@@ -388,8 +405,10 @@ static void shutdown_task(orpc__task *t, void *arg)
     close_listeners(sio);
     for (orpc__sconn *sc = sio->conns; sc; sc = sc->next) {
         nghttp2_session *s = sc->conn->session;
-        if (s == NULL)
+        if (s == NULL) {
+            orpc__h1_shutdown(sc); /* HTTP/1.1, or not yet chosen */
             continue;
+        }
         /* What the calls queued before this task (the health watchers'
          * NOT_SERVING among it) goes out ahead of the GOAWAY, which
          * nghttp2 would otherwise send before any DATA it holds. */
@@ -419,7 +438,12 @@ int orpc_server_start(orpc_server *srv)
         hrc = orpc__reflection_start(srv);
     if (hrc != 0)
         return hrc;
-    int blocking = 0;
+    if (srv->gw != NULL && srv->gw->on_start != NULL) {
+        hrc = srv->gw->on_start(srv, srv->gw_ud);
+        if (hrc != 0)
+            return hrc;
+    }
+    int blocking = srv->gw != NULL; /* on_request runs on the workers */
     for (size_t i = 0; i < srv->n_svcs; i++)
         blocking |= !srv->svcs[i].nonblocking;
     if (blocking) { /* a server of non-blocking services needs no workers */
@@ -462,6 +486,7 @@ int orpc_server_start(orpc_server *srv)
                 ls->fds[0] = -1;
                 uv_listen((uv_stream_t *)p, 1024, orpc__srv_on_connection);
             } else {
+                sio->tcp_legacy[sio->n_tcp] = (unsigned char)ls->legacy;
                 uv_tcp_t *t = &sio->tcp[sio->n_tcp++];
                 uv_tcp_init(&sio->io.loop, t);
                 t->data = sio;
@@ -673,4 +698,23 @@ int orpc_server_admin_port(const orpc_server *srv)
 orpc_metrics *orpc_server_metrics(orpc_server *srv)
 {
     return srv ? srv->metrics : NULL;
+}
+
+int orpc_server_set_gateway(orpc_server *srv, const orpc_gateway *gw,
+                            void *user_data)
+{
+    if (srv == NULL || gw == NULL || gw->on_request == NULL ||
+        srv->state != SRV_NEW)
+        return ORPC_EINVAL;
+    srv->gw = gw;
+    srv->gw_ud = user_data;
+    return 0;
+}
+
+const struct orpc_service_desc *orpc_server_service(const orpc_server *srv,
+                                                    size_t i)
+{
+    if (srv == NULL || i >= srv->n_svcs)
+        return NULL;
+    return srv->svcs[i].desc;
 }

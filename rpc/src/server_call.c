@@ -43,6 +43,8 @@ static void ctx_unref(orpc_ctx *ctx)
     orpc_server *srv = ctx->srv;
     if (ctx->ci.started > 0 && !ctx->ci.ended) /* never settled */
         orpc__chain_end(&ctx->ci, &ctx->status);
+    if (ctx->x != NULL)
+        orpc__h1_ctx_freed(ctx);
     orpc__in_free(&ctx->in);
     if (ctx->last_read) {
         protobuf_c_message_free_unpacked(ctx->last_read->msg, &srv->pb);
@@ -263,6 +265,10 @@ static void ctx_reset(orpc_ctx *ctx, nghttp2_session *s)
 /* Submits whatever the call has for the wire now. */
 void orpc__ctx_pump(orpc_ctx *ctx)
 {
+    if (ctx->x != NULL) { /* an HTTP/1.1 exchange's call */
+        orpc__h1_ctx_pump(ctx);
+        return;
+    }
     nghttp2_session *s = orpc__ctx_session(ctx);
     if (s == NULL || ctx->stream_closed || ctx->io_done)
         return;
@@ -397,8 +403,16 @@ void orpc__ctx_complete(orpc_ctx *ctx, orpc_status st)
                                   "deadline exceeded");
     }
     int kind = ctx->method->kind;
-    if (st.code == ORPC_OK &&
+    if (st.code == ORPC_OK && ctx->x != NULL &&
         (kind == ORPC_CALL_UNARY || kind == ORPC_CALL_CLIENT_STREAMING)) {
+        /* an HTTP/1.1 exchange: the gateway encodes the response */
+        if (orpc__h1_ctx_message(ctx, ctx->response) != 0) {
+            orpc__status_clear_mem(mem, &st);
+            st = orpc__status_new_mem(mem, ORPC_INTERNAL,
+                                      "the response could not be encoded");
+        }
+    } else if (st.code == ORPC_OK && (kind == ORPC_CALL_UNARY ||
+                                      kind == ORPC_CALL_CLIENT_STREAMING)) {
         int err = 0;
         uv_mutex_lock(&ctx->lock);
         int gz = ctx->compress_resp && !ctx->msg_nocompress;

@@ -43,10 +43,19 @@ static void sconn_timer_fire(uv_timer_t *t)
         uv_timer_start(t, sconn_timer_fire, (uint64_t)o->keepalive_timeout_ms,
                        0);
         return;
+    case ORPC__SC_H1:
+        orpc__h1_timer(sc);
+        return;
     default:
         orpc__conn_close(sc->conn, "keepalive timeout");
         return;
     }
+}
+
+void orpc__sconn_timer_start(orpc__sconn *sc, int64_t ms)
+{
+    if (sc->timer != NULL)
+        uv_timer_start(sc->timer, sconn_timer_fire, (uint64_t)ms, 0);
 }
 
 /* The client's SETTINGS (its handshake is done) or a PING ACK: the next
@@ -118,6 +127,7 @@ static void sconn_closed(orpc__conn *c, const char *reason, void *user_data)
         orpc__ctx_maybe_resume(ctx);
         orpc__ctx_io_release(ctx, NULL);
     }
+    orpc__h1_closed(sc);
     if (sc->timer) {
         sc->timer->data = &sio->srv->mem;
         uv_close((uv_handle_t *)sc->timer, free_handle);
@@ -199,6 +209,7 @@ void orpc__srv_on_connection(uv_stream_t *l, int status)
     }
     sc->conn = c;
     sc->sio = sio;
+    sc->legacy = !is_pipe && sio->tcp_legacy[(uv_tcp_t *)l - sio->tcp];
     if (uv_accept(l, &c->h.stream) != 0) {
         sc->conn = c;
         c->hooks = NULL;
@@ -229,13 +240,34 @@ void orpc__srv_on_connection(uv_stream_t *l, int status)
         uv_tcp_nodelay(&c->h.tcp, 1);
         orpc__conn_set_peer_name(c);
     }
-    SSL_CTX *ssl_ctx = orpc__srv_ssl_ctx_get(srv);
-    int started = orpc__conn_start(c, ssl_ctx, 1, NULL, srv->cbs, srv->h2opt);
+    /* The protocol is not known yet: the first bytes (or ALPN) choose
+     * HTTP/2 or HTTP/1.1 (orpc__sconn_sniff()). */
+    SSL_CTX *ssl_ctx = sc->legacy ? NULL : orpc__srv_ssl_ctx_get(srv);
+    c->in_hook = orpc__sconn_sniff;
+    int started = orpc__conn_start(c, ssl_ctx, 1, NULL, NULL, NULL);
     if (ssl_ctx)
         SSL_CTX_free(ssl_ctx); /* the connection's SSL holds its own */
     if (started != 0) {
         orpc__conn_close(c, "cannot start connection");
         return;
+    }
+    sc->timer = orpc__mem_malloc(mem, sizeof(*sc->timer));
+    if (sc->timer != NULL) { /* without it the connection still works */
+        uv_timer_init(&sio->io.loop, sc->timer);
+        sc->timer->data = sc;
+        sc->phase = ORPC__SC_HANDSHAKE;
+        uv_timer_start(sc->timer, sconn_timer_fire,
+                       (uint64_t)srv->opts.handshake_timeout_ms, 0);
+    }
+}
+
+int orpc__sconn_start_h2(orpc__sconn *sc)
+{
+    orpc__conn *c = sc->conn;
+    orpc_server *srv = sc->sio->srv;
+    if (orpc__conn_start_session(c, 1, srv->cbs, srv->h2opt) != 0) {
+        orpc__conn_close(c, "out of memory");
+        return -1;
     }
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
@@ -248,19 +280,12 @@ void orpc__srv_on_connection(uv_stream_t *l, int status)
      * deadline) */
     if (nghttp2_submit_settings(c->session, NGHTTP2_FLAG_NONE, iv, 3) != 0) {
         orpc__conn_close(c, "out of memory");
-        return;
+        return -1;
     }
     nghttp2_session_set_local_window_size(c->session, NGHTTP2_FLAG_NONE, 0,
                                           8 * ORPC__WINDOW);
     orpc__conn_kick(c);
-    sc->timer = orpc__mem_malloc(mem, sizeof(*sc->timer));
-    if (sc->timer != NULL) { /* without it the connection still works */
-        uv_timer_init(&sio->io.loop, sc->timer);
-        sc->timer->data = sc;
-        sc->phase = ORPC__SC_HANDSHAKE;
-        uv_timer_start(sc->timer, sconn_timer_fire,
-                       (uint64_t)srv->opts.handshake_timeout_ms, 0);
-    }
+    return 0;
 }
 
 /* Connections quiet for a while give back their frame buffer's pages (the

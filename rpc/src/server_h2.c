@@ -125,9 +125,9 @@ static void on_deadline(uv_timer_t *t)
     orpc__ctx_maybe_resume(ctx);
 }
 
-static const orpc__svc_entry *find_service(orpc_server *srv, const char *path,
-                                           const orpc_method_desc **method,
-                                           orpc_method_handler *handler)
+const orpc__svc_entry *orpc__srv_find_method(orpc_server *srv, const char *path,
+                                             const orpc_method_desc **method,
+                                             orpc_method_handler *handler)
 {
     const char *slash;
     if (path == NULL || path[0] != '/' ||
@@ -182,9 +182,112 @@ static void http_error(orpc_ctx *ctx, const char *status, orpc_code code,
     orpc__ctx_kick(ctx);
 }
 
-static void request_headers_done(orpc_ctx *ctx)
+/* The checks between a call's request head and its handler (HTTP/2 and
+ * HTTP/1.1 exchanges alike); see server_internal.h. */
+int orpc__ctx_admit(orpc_ctx *ctx, const char *identity)
 {
     orpc_server *srv = ctx->srv;
+    const orpc_method_desc *m = NULL;
+    orpc_method_handler h = NULL;
+    const orpc__svc_entry *e = orpc__srv_find_method(srv, ctx->path, &m, &h);
+    if (e == NULL || m == NULL) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%s: %.200s",
+                 e == NULL ? "unknown service" : "unknown method",
+                 ctx->path ? ctx->path : "(no :path)");
+        orpc__ctx_fail(ctx, ORPC_UNIMPLEMENTED, msg);
+        return -1;
+    }
+    ctx->svc = e;
+    ctx->method = m;
+    ctx->handler = h;
+    /* The interceptors start once the method is known and before the
+     * caller's identity and the policy are checked: a refused caller is
+     * logged and counted too. */
+    orpc__call_info_init(&ctx->ci, &srv->chain, m, ORPC_SIDE_SERVER, &ctx->md,
+                         &srv->mem,
+                         ctx->peer_identity ? ctx->peer_identity : ctx->peer);
+    if (orpc__call_info_active(&ctx->ci)) {
+        const char *why = NULL;
+        orpc_code code = orpc__chain_start(&ctx->ci, &why);
+        if (code != ORPC_OK) {
+            orpc__ctx_fail(ctx, code, why);
+            return -1;
+        }
+    }
+    if (srv->opts.tls.require_client_cert && ctx->peer_identity == NULL) {
+        /* mTLS: a verified certificate without exactly one valid SPIFFE
+         * ID is no identity, and an anonymous caller goes no further. */
+        orpc__ctx_fail(
+            ctx, ORPC_UNAUTHENTICATED,
+            "client certificate carries no valid SPIFFE ID (exactly one "
+            "spiffe:// URI SAN is required)");
+        return -1;
+    }
+    policy_ref *pol = orpc__srv_policy_get(srv);
+    if (pol != NULL && ctx->sc == NULL) { /* the connection is gone */
+        orpc__srv_policy_put(srv, pol);
+        orpc__ctx_fail(ctx, ORPC_CANCELLED, "connection lost");
+        return -1;
+    }
+    if (pol != NULL) {
+        const orpc__peer_names *n = &ctx->sc->conn->names;
+        orpc__authz_peer peer = {
+            .tls = ctx->sc->conn->ssl != NULL,
+            .has_cert = n->has_cert,
+            .uri_sans = (const char *const *)n->uri,
+            .n_uri_sans = n->n_uri,
+            .dns_sans = (const char *const *)n->dns,
+            .n_dns_sans = n->n_dns,
+            .subject = n->subject,
+        };
+        if (identity != NULL) {
+            /* a gateway authenticated the caller (a bearer token): its
+             * identity is the one principal the policy matches, as the
+             * URI SAN of a verified certificate would be */
+            peer.tls = 1;
+            peer.has_cert = 1;
+            peer.uri_sans = &identity;
+            peer.n_uri_sans = 1;
+            peer.dns_sans = NULL;
+            peer.n_dns_sans = 0;
+            peer.subject = NULL;
+        }
+        const char *rule = NULL;
+        int allow =
+            orpc__authz_check(pol->authz, &peer, ctx->path, ctx->md, &rule);
+        if (!allow) {
+            char msg[200];
+            snprintf(msg, sizeof(msg), "%s is not allowed to call %s",
+                     ctx->peer_identity ? ctx->peer_identity
+                                        : "an unauthenticated caller",
+                     ctx->path);
+            orpc__srv_log(srv, ORPC_LOG_INFO, "denied %s%s%s", msg,
+                          rule ? " by rule " : " (no rule allows it)",
+                          rule ? rule : "");
+            orpc__srv_policy_put(srv, pol);
+            orpc__ctx_fail(ctx, ORPC_PERMISSION_DENIED, msg);
+            return -1;
+        }
+        orpc__srv_policy_put(srv, pol);
+    }
+    if (h == NULL) {
+        orpc__ctx_fail(ctx, ORPC_UNIMPLEMENTED, "method not implemented");
+        return -1;
+    }
+    if (ctx->deadline_ns != INT64_MAX) {
+        int64_t left = ctx->deadline_ns - orpc__now_ns();
+        uint64_t ms = left <= 0 ? 0 : (uint64_t)(left + 999999) / 1000000;
+        uv_timer_init(&ctx->sio->io.loop, &ctx->timer);
+        ctx->timer.data = ctx;
+        ctx->timer_started = 1;
+        uv_timer_start(&ctx->timer, on_deadline, ms, 0);
+    }
+    return 0;
+}
+
+static void request_headers_done(orpc_ctx *ctx)
+{
     if (ctx->headers_too_big) {
         orpc__ctx_fail(ctx, ORPC_RESOURCE_EXHAUSTED,
                        "request header list larger than the server accepts");
@@ -219,87 +322,10 @@ static void request_headers_done(orpc_ctx *ctx)
                        "unsupported grpc-encoding (identity and gzip are)");
         return;
     }
-    const orpc_method_desc *m = NULL;
-    orpc_method_handler h = NULL;
-    const orpc__svc_entry *e = find_service(srv, ctx->path, &m, &h);
-    if (e == NULL || m == NULL) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "%s: %.200s",
-                 e == NULL ? "unknown service" : "unknown method",
-                 ctx->path ? ctx->path : "(no :path)");
-        orpc__ctx_fail(ctx, ORPC_UNIMPLEMENTED, msg);
+    if (orpc__ctx_admit(ctx, NULL) != 0)
         return;
-    }
-    ctx->svc = e;
-    ctx->method = m;
-    ctx->handler = h;
-    /* The interceptors start once the method is known and before the
-     * caller's identity and the policy are checked: a refused caller is
-     * logged and counted too. */
-    orpc__call_info_init(&ctx->ci, &srv->chain, m, ORPC_SIDE_SERVER, &ctx->md,
-                         &srv->mem,
-                         ctx->peer_identity ? ctx->peer_identity : ctx->peer);
-    if (orpc__call_info_active(&ctx->ci)) {
-        const char *why = NULL;
-        orpc_code code = orpc__chain_start(&ctx->ci, &why);
-        if (code != ORPC_OK) {
-            orpc__ctx_fail(ctx, code, why);
-            return;
-        }
-    }
-    if (srv->opts.tls.require_client_cert && ctx->peer_identity == NULL) {
-        /* mTLS: a verified certificate without exactly one valid SPIFFE
-         * ID is no identity, and an anonymous caller goes no further. */
-        orpc__ctx_fail(
-            ctx, ORPC_UNAUTHENTICATED,
-            "client certificate carries no valid SPIFFE ID (exactly one "
-            "spiffe:// URI SAN is required)");
-        return;
-    }
-    policy_ref *pol = orpc__srv_policy_get(srv);
-    if (pol != NULL) {
-        const orpc__peer_names *n = &ctx->sc->conn->names;
-        orpc__authz_peer peer = {
-            .tls = ctx->sc->conn->ssl != NULL,
-            .has_cert = n->has_cert,
-            .uri_sans = (const char *const *)n->uri,
-            .n_uri_sans = n->n_uri,
-            .dns_sans = (const char *const *)n->dns,
-            .n_dns_sans = n->n_dns,
-            .subject = n->subject,
-        };
-        const char *rule = NULL;
-        int allow =
-            orpc__authz_check(pol->authz, &peer, ctx->path, ctx->md, &rule);
-        if (!allow) {
-            char msg[200];
-            snprintf(msg, sizeof(msg), "%s is not allowed to call %s",
-                     ctx->peer_identity ? ctx->peer_identity
-                                        : "an unauthenticated caller",
-                     ctx->path);
-            orpc__srv_log(srv, ORPC_LOG_INFO, "denied %s%s%s", msg,
-                          rule ? " by rule " : " (no rule allows it)",
-                          rule ? rule : "");
-            orpc__srv_policy_put(srv, pol);
-            orpc__ctx_fail(ctx, ORPC_PERMISSION_DENIED, msg);
-            return;
-        }
-        orpc__srv_policy_put(srv, pol);
-    }
-    if (h == NULL) {
-        orpc__ctx_fail(ctx, ORPC_UNIMPLEMENTED, "method not implemented");
-        return;
-    }
-    if (ctx->deadline_ns != INT64_MAX) {
-        int64_t left = ctx->deadline_ns - orpc__now_ns();
-        uint64_t ms = left <= 0 ? 0 : (uint64_t)(left + 999999) / 1000000;
-        uv_timer_init(&ctx->sio->io.loop, &ctx->timer);
-        ctx->timer.data = ctx;
-        ctx->timer_started = 1;
-        uv_timer_start(&ctx->timer, on_deadline, ms, 0);
-    }
-    if (m->kind == ORPC_CALL_CLIENT_STREAMING ||
-        m->kind == ORPC_CALL_BIDI_STREAMING)
+    int kind = ctx->method->kind;
+    if (kind == ORPC_CALL_CLIENT_STREAMING || kind == ORPC_CALL_BIDI_STREAMING)
         orpc__ctx_dispatch(ctx);
 }
 

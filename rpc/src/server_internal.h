@@ -4,6 +4,7 @@
 #ifndef ORPC_SERVER_INTERNAL_H
 #define ORPC_SERVER_INTERNAL_H
 
+#include <orpc/gateway.h>
 #include <orpc/server.h>
 
 #include "common/pool.h"
@@ -99,6 +100,9 @@ struct orpc_ctx {
 
     orpc__task task;
     orpc__job job;
+    /* an HTTP/1.1 exchange's call (server_h1.c), or NULL for HTTP/2: its
+     * response goes to the gateway, not to nghttp2 */
+    struct orpc_http_exchange *x;
     /* interceptors (intercept.h): started on the IO thread once the method
      * is known, ended when the status is settled */
     orpc_call_info ci;
@@ -118,11 +122,17 @@ struct orpc__sconn {
     uint64_t last_ping_ms; /* loop time of the last one; 0: none yet */
     int sent_data;         /* HEADERS or DATA sent since */
     int ping_strikes;
+    /* protocol selection (server_h1.c): the first bytes, until they say */
+    uint8_t sniff[24];
+    size_t n_sniff;
+    int legacy;          /* accepted on a legacy listener: HTTP/1 only */
+    struct orpc__h1 *h1; /* HTTP/1.1 state, or NULL */
 };
 
 #define ORPC__SC_HANDSHAKE 0
 #define ORPC__SC_IDLE 1
 #define ORPC__SC_PING 2
+#define ORPC__SC_H1 3 /* HTTP/1.1: server_h1.c runs the timer */
 
 #define ORPC__MAX_LISTENERS 16
 
@@ -132,6 +142,7 @@ struct orpc__srv_io {
     uv_tcp_t tcp[ORPC__MAX_LISTENERS];
     uv_pipe_t pipe[ORPC__MAX_LISTENERS];
     int n_tcp, n_pipe;
+    unsigned char tcp_legacy[ORPC__MAX_LISTENERS]; /* per tcp[]: legacy */
     orpc__sconn *conns;
     /* A connection that finds no memory for its objects is still accepted
      * (libuv stops accepting on a listener until the connection it
@@ -167,6 +178,7 @@ enum { SRV_NEW, SRV_RUNNING, SRV_STOPPING, SRV_STOPPED };
 
 typedef struct listener {
     int is_pipe;
+    int legacy; /* orpc_server_listen_legacy(): cleartext HTTP/1.1 */
     int fds[ORPC__MAX_LISTENERS]; /* one per IO thread (TCP) or one (pipe) */
     int n_fds;
     char path[108];
@@ -211,6 +223,9 @@ struct orpc_server {
     orpc__chain chain;                   /* interceptors (intercept.h) */
     orpc_metrics *metrics;     /* the default chain's registry, or NULL */
     struct orpc__admin *admin; /* admin.c; NULL without admin_address */
+    const orpc_gateway *gw;    /* orpc_server_set_gateway(), or NULL */
+    void *gw_ud;
+    atomic_uint h1_pending; /* exchanges waiting for or in on_request */
 };
 
 /* ---- server.c ---- */
@@ -302,6 +317,19 @@ int orpc__parse_hostport(const char *addr, struct sockaddr_storage *ss);
 
 /* ---- server_h2.c ---- */
 
+/* The service and method of |path|: the entry (NULL: no such service),
+ * |*method| NULL when the service has no such method. */
+const orpc__svc_entry *orpc__srv_find_method(orpc_server *srv, const char *path,
+                                             const orpc_method_desc **method,
+                                             orpc_method_handler *handler);
+/* The checks between a call's request head and its handler, for HTTP/2
+ * and HTTP/1.1 alike: method lookup, interceptors' start, the client
+ * certificate requirement, the authorization policy (with |identity| as
+ * the caller's one URI SAN when not NULL, else the connection's TLS
+ * names), the method's handler, the deadline timer.  0 when the call may
+ * go on to its handler; -1 when it was ended (orpc__ctx_fail()). */
+int orpc__ctx_admit(orpc_ctx *ctx, const char *identity);
+
 /* Creates the callbacks and options every connection's session shares.
  * 0 or -1. */
 int orpc__srv_h2_setup(orpc_server *srv);
@@ -319,5 +347,32 @@ void orpc__sconn_ping_received(orpc__sconn *sc);
 void orpc__srv_trim_idle(uv_timer_t *t);
 /* libuv's connection callback of every listener. */
 void orpc__srv_on_connection(uv_stream_t *l, int status);
+/* HTTP/2 chosen (by ALPN or the preface): creates the session, sends the
+ * server's SETTINGS.  0 or -1 (the connection is closing). */
+int orpc__sconn_start_h2(orpc__sconn *sc);
+/* (Re)starts the connection's timer for |ms| in its current phase. */
+void orpc__sconn_timer_start(orpc__sconn *sc, int64_t ms);
+
+/* ---- server_h1.c (IO thread unless said) ---- */
+
+/* The plaintext of a server connection until its protocol is known
+ * (orpc__conn.in_hook): the HTTP/2 preface, an HTTP/1.x request line, or
+ * ALPN on TLS decide. */
+int orpc__sconn_sniff(orpc__conn *c, const uint8_t *p, size_t n);
+/* The connection's timer fired in phase ORPC__SC_H1. */
+void orpc__h1_timer(orpc__sconn *sc);
+/* The connection is gone (after its calls were cancelled). */
+void orpc__h1_closed(orpc__sconn *sc);
+/* The server shuts down: close once the exchange in progress is answered. */
+void orpc__h1_shutdown(orpc__sconn *sc);
+/* The call of an exchange has news for the wire. */
+void orpc__h1_ctx_pump(orpc_ctx *ctx);
+/* A unary call's response message, to the gateway (the handler's thread).
+ * 0, or nonzero when the gateway could not encode it. */
+int orpc__h1_ctx_message(orpc_ctx *ctx, const ProtobufCMessage *msg);
+/* orpc_ctx_send() of an exchange's streaming call (the handler's thread). */
+int orpc__h1_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg);
+/* The call lets go of its exchange (its last reference; any thread). */
+void orpc__h1_ctx_freed(orpc_ctx *ctx);
 
 #endif

@@ -221,3 +221,16 @@ int orpc_server_listen(orpc_server *srv, const char *address, int *bound_port,
         *bound_port = port;
     return 0;
 }
+
+int orpc_server_listen_legacy(orpc_server *srv, const char *address,
+                              int *bound_port, orpc_error_detail *detail)
+{
+    if (address != NULL && strncmp(address, "unix:", 5) == 0)
+        return orpc__detail_set(detail, ORPC_EADDR,
+                                "orpc_server_listen_legacy: TCP addresses "
+                                "only");
+    int rc = orpc_server_listen(srv, address, bound_port, detail);
+    if (rc == 0)
+        srv->listeners[srv->n_listeners - 1].legacy = 1;
+    return rc;
+}

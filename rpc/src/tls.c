@@ -42,6 +42,9 @@
 #include <orpc/error.h>
 
 static const unsigned char alpn_h2[] = {2, 'h', '2'};
+/* A server's: h2 first; http/1.1 for the JSON callers (server_h1.c). */
+static const unsigned char alpn_server[] = {2,   'h', '2', 8,   'h', 't',
+                                            't', 'p', '/', '1', '.', '1'};
 
 /* The TLS 1.2 suites: ECDHE key exchange, AEAD ciphers (RFC 9113 §9.2.2 and
  * its Appendix A blocklist rule out static RSA, DHE, CBC and the rest).
@@ -279,8 +282,8 @@ static int select_h2(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     (void)ssl;
     (void)arg;
     unsigned char *sel = NULL;
-    if (SSL_select_next_proto(&sel, outlen, alpn_h2, sizeof(alpn_h2), in,
-                              inlen) != OPENSSL_NPN_NEGOTIATED)
+    if (SSL_select_next_proto(&sel, outlen, alpn_server, sizeof(alpn_server),
+                              in, inlen) != OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
     *out = sel;
     return SSL_TLSEXT_ERR_OK;

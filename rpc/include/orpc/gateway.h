@@ -126,8 +126,7 @@ ORPC_EXTERN const char *orpc_http_header(const orpc_http_exchange *x,
 /** Every request header (names lower-case), in order.
  *  Ownership: the exchange's, valid until on_done.
  *  Threads: the exchange's callbacks. */
-ORPC_EXTERN const orpc_metadata *
-orpc_http_headers(const orpc_http_exchange *x);
+ORPC_EXTERN const orpc_metadata *orpc_http_headers(const orpc_http_exchange *x);
 /** The body (possibly empty; never NULL) and its length (|len| may be
  *  NULL).
  *  Ownership: the exchange's, valid until on_done.
@@ -145,13 +144,11 @@ ORPC_EXTERN const char *orpc_http_peer(const orpc_http_exchange *x);
 /** The SPIFFE ID of the peer's verified certificate, or NULL.
  *  Ownership: the exchange's, valid until on_done.
  *  Threads: the exchange's callbacks. */
-ORPC_EXTERN const char *
-orpc_http_peer_identity(const orpc_http_exchange *x);
+ORPC_EXTERN const char *orpc_http_peer_identity(const orpc_http_exchange *x);
 /** The server.
  *  Ownership: borrowed; the server outlives its exchanges.
  *  Threads: the exchange's callbacks. */
-ORPC_EXTERN struct orpc_server *
-orpc_http_server(const orpc_http_exchange *x);
+ORPC_EXTERN struct orpc_server *orpc_http_server(const orpc_http_exchange *x);
 
 /** Sets the gateway's own per-exchange pointer.
  *  Ownership: borrows |state|; the gateway frees it (on_done).

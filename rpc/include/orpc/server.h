@@ -12,6 +12,13 @@
  * answers gRPC server reflection (grpc.reflection.v1 and v1alpha), from the
  * descriptors protoc-gen-orpc embeds, unless |disable_reflection|.
  *
+ * The same listeners serve JSON over HTTP/1.1 to callers not yet migrated
+ * (ALPN "http/1.1" on TLS; an HTTP/1.x request line instead of the HTTP/2
+ * preface in cleartext), answered by the gateway of
+ * orpc_server_set_gateway() (orpc/gateway.h), bounded by the http1_*
+ * options below; orpc_server_listen_legacy() adds a cleartext HTTP/1.1-only
+ * port beside TLS ones.  docs/runtime.md, "HTTP/1.1 on the same port".
+ *
  * Life: orpc_server_new → register services → orpc_server_listen (one or
  * more) → orpc_server_start (or orpc_server_run) → orpc_server_shutdown →
  * orpc_server_free.
@@ -149,6 +156,39 @@ typedef struct orpc_server_opts {
      *  health service says SERVING, else 503); NULL (the default) for
      *  none.  Port 0 picks one (orpc_server_admin_port()). */
     const char *admin_address;
+    /*
+     * HTTP/1.1 on the same listeners (orpc/gateway.h; docs/runtime.md,
+     * "HTTP/1.1 on the same port").  Each limit, when crossed, is answered
+     * with its status, a small JSON body {"detail": "..."} and
+     * "Connection: close", then the connection closes.
+     */
+    /** Longest request target, bytes (414 URI Too Long).  0 for 8 KiB. */
+    size_t http1_max_request_line;
+    /** Largest header section, bytes of names and values (431 Request
+     *  Header Fields Too Large).  0 for 32 KiB. */
+    size_t http1_max_header_bytes;
+    /** Most header fields in one request (431).  0 for 100. */
+    unsigned http1_max_headers;
+    /** Largest request body, bytes (413 Content Too Large; by its
+     *  Content-Length before reading it, or as chunks arrive).  0 for
+     *  |max_recv_message_size|. */
+    size_t http1_max_body;
+    /** The whole request head (request line and headers) must arrive
+     *  within this many ms of its first byte, or 408 Request Timeout
+     *  (slowloris).  0 for 10000. */
+    int http1_header_timeout_ms;
+    /** The body must arrive within this many ms after the head, or 408.
+     *  0 for 30000. */
+    int http1_body_timeout_ms;
+    /** A kept-alive connection without a request for this many ms is
+     *  closed (silently).  0 for 60000. */
+    int http1_idle_timeout_ms;
+    /** HTTP/1.1 requests at once, all connections, that wait for a worker
+     *  or run the gateway's on_request there; past it 503 Service
+     *  Unavailable, so a flood of them cannot take the workers and queue
+     *  gRPC calls need.  0 for a quarter of |max_queued_calls| (at least
+     *  1). */
+    unsigned http1_max_pending;
 } orpc_server_opts;
 
 /**
@@ -268,6 +308,27 @@ ORPC_EXTERN int orpc_server_add_service(orpc_server *srv,
  */
 ORPC_EXTERN int orpc_server_listen(orpc_server *srv, const char *address,
                                    int *bound_port, orpc_error_detail *detail);
+
+/**
+ * @function
+ * Like orpc_server_listen(), for callers that speak only HTTP/1.1 (the
+ * legacy side of a service during its migration, e.g. its old port 3006):
+ * a cleartext listener even when the server's other listeners are TLS
+ * (mutual or not).  It serves HTTP/1.1 only: a connection that opens with
+ * the HTTP/2 preface is closed, so gRPC keeps its TLS port.  Requests on
+ * it carry no TLS identity: only a gateway's orpc_http_call_opts.identity
+ * gives them one, and |tls.require_client_cert| or the authorization
+ * policy refuse calls without it as they would on the TLS port.  TCP
+ * addresses only ("host:port").
+ *
+ * Returns what orpc_server_listen() returns; ORPC_EADDR for "unix:".
+ *
+ * Ownership: copies |address|; writes |bound_port| and |detail| (optional).
+ * Threads: the thread that configures the server, before it starts.
+ */
+ORPC_EXTERN int orpc_server_listen_legacy(orpc_server *srv, const char *address,
+                                          int *bound_port,
+                                          orpc_error_detail *detail);
 
 /**
  * @function
