@@ -31,3 +31,10 @@ orpc_test(legacy_serve_glue
           LIBS orpc_protos orpc_common PkgConfig::JANSSON OpenSSL::Crypto
                Threads::Threads)
 target_compile_definitions(legacy_serve_glue_test PRIVATE ORPC_HAVE_GATEWAY=1)
+
+# The gateway on a real server over loopback HTTP/1.1 (needs the runtime's
+# side of orpc/gateway.h).
+if(ORPC_HAVE_GATEWAY)
+  orpc_test(legacy_serve_e2e LIBS orpc_compat orpc_protos TIMEOUT 120)
+  set_tests_properties(legacy_serve_e2e PROPERTIES LABELS threaded)
+endif()
