@@ -24,6 +24,7 @@
 #include <orpc/compat/serve.h>
 #include <orpc/orpc.h>
 
+#include "opsconductor/auth/v1/auth.orpc.h"
 #include "opsconductor/jobs/v1/jobs.orpc.h"
 
 static orpc_status struct_into(orpc_ctx *ctx, const char *json,
@@ -88,6 +89,26 @@ watch_job(orpc_ctx *ctx, const Opsconductor__Jobs__V1__WatchJobRequest *req,
 static const Opsconductor__Jobs__V1__JobsService_Handlers jobs = {
     .get_job = get_job, .run_job = run_job, .watch_job = watch_job};
 
+static orpc_status login(orpc_ctx *ctx,
+                         const Opsconductor__Auth__V1__LoginRequest *req,
+                         Opsconductor__Auth__V1__LoginResponse *resp, void *ud)
+{
+    (void)ctx;
+    (void)ud;
+    if (strcmp(req->username, "scheduler-service") != 0 ||
+        strcmp(req->password, "secret") != 0)
+        return orpc_status_new(ORPC_UNAUTHENTICATED, "Invalid credentials");
+    resp->access_token = "good";
+    resp->token_type = "bearer";
+    resp->_expires_in_case =
+        OPSCONDUCTOR__AUTH__V1__LOGIN_RESPONSE___EXPIRES_IN_EXPIRES_IN;
+    resp->expires_in = 3600;
+    return ORPC_STATUS_OK;
+}
+
+static const Opsconductor__Auth__V1__AuthService_Handlers auth = {.login =
+                                                                      login};
+
 static int verify(const char *token, char **identity, void *ud)
 {
     (void)ud;
@@ -108,6 +129,8 @@ static int setup(void **state)
     orpc_legacy_serve_opts lo = {.verify = verify};
     if (orpc_server_new(&g_srv, &so, NULL, NULL) != 0 ||
         opsconductor__jobs__v1__jobs_service__server__register(g_srv, &jobs,
+                                                               NULL) != 0 ||
+        opsconductor__auth__v1__auth_service__server__register(g_srv, &auth,
                                                                NULL) != 0 ||
         orpc_legacy_serve_new(&g_ls, &lo) != 0 ||
         orpc_legacy_serve_install(g_ls, g_srv) != 0 ||
@@ -262,12 +285,72 @@ static void test_connect_and_health(void **state)
     assert_string_equal(body_of(r), "{\"status\":\"healthy\"}");
 }
 
+/* orpc's routed client in legacy mode against the server's legacy side:
+ * it logs in (POST /login, legacy_no_auth), sends the token, and reads the
+ * replies and errors back to the same messages and codes. */
+static void test_orpc_to_itself(void **state)
+{
+    (void)state;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d", g_port);
+    orpc_client *c = NULL;
+    orpc_routed_opts o = {.legacy_url = url,
+                          .auth_url = url,
+                          .username = "scheduler-service",
+                          .password = "secret"};
+    orpc_error_detail d = {0};
+    assert_int_equal(
+        orpc_routed_client_new(
+            &c, &opsconductor__jobs__v1__jobs_service__orpc_desc, &o, &d),
+        0);
+    Opsconductor__Jobs__V1__GetJobRequest g =
+        OPSCONDUCTOR__JOBS__V1__GET_JOB_REQUEST__INIT;
+    Opsconductor__Jobs__V1__GetJobResponse *job = NULL;
+    g.job_id = 7;
+    orpc_status st = opsconductor__jobs__v1__jobs_service__client__get_job(
+        c, &g, &job, NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    char *json = NULL;
+    assert_int_equal(orpc_json_encode(&json, NULL,
+                                      &google__protobuf__struct__orpc_info,
+                                      &job->job->base, NULL, NULL),
+                     0);
+    assert_string_equal(json, "{\"id\":7,\"name\":\"backup\",\"owner\":null}");
+    free(json);
+    protobuf_c_message_free_unpacked(&job->base, NULL);
+    /* a handler's error comes back as its code and message */
+    g.job_id = 9;
+    job = NULL;
+    st = opsconductor__jobs__v1__jobs_service__client__get_job(c, &g, &job,
+                                                               NULL);
+    assert_int_equal(st.code, ORPC_NOT_FOUND);
+    assert_string_equal(st.message, "Job 9 not found");
+    orpc_status_clear(&st);
+    /* the identity the server saw is the token's */
+    Opsconductor__Jobs__V1__RunJobRequest rr =
+        OPSCONDUCTOR__JOBS__V1__RUN_JOB_REQUEST__INIT;
+    Opsconductor__Jobs__V1__RunJobResponse *res = NULL;
+    rr.job_id = 4;
+    st = opsconductor__jobs__v1__jobs_service__client__run_job(c, &rr, &res,
+                                                               NULL);
+    assert_int_equal(st.code, ORPC_OK);
+    assert_int_equal(orpc_json_encode(&json, NULL,
+                                      &google__protobuf__struct__orpc_info,
+                                      &res->result->base, NULL, NULL),
+                     0);
+    assert_non_null(strstr(json, "legacy-service:scheduler-service"));
+    free(json);
+    protobuf_c_message_free_unpacked(&res->base, NULL);
+    orpc_client_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_legacy_routes),
         cmocka_unit_test(test_ndjson),
         cmocka_unit_test(test_connect_and_health),
+        cmocka_unit_test(test_orpc_to_itself),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
