@@ -56,6 +56,10 @@ static struct {
     int hang_first;    /* UnaryCall: attempts up to this one hang until
                           cancelled (10 s at most) ... */
     int hang_all;      /* ... or every one */
+    int stream_ok;     /* StreamingOutputCall: fail or hang as UnaryCall
+                          does, else send |stream_sends| responses of the
+                          attempt's number of bytes and end OK */
+    int stream_size;   /* ... of this many bytes instead (16 KiB max) */
     /* seen */
     int attempts;         /* UnaryCall and StreamingOutputCall attempts */
     int prev[MAX_SEEN];   /* orpc_ctx_previous_attempts() per attempt */
@@ -81,7 +85,8 @@ static void reset_server_state(void)
     uv_mutex_lock(&g.lock);
     g.fail_first = g.fail_all = g.stream_sends = 0;
     g.fail_at_msg = g.reply_first = g.failed = 0;
-    g.hang_first = g.hang_all = g.cancelled = 0;
+    g.hang_first = g.hang_all = g.cancelled = g.stream_ok = 0;
+    g.stream_size = 0;
     memset(g.nmsgs, 0, sizeof g.nmsgs);
     memset(g.sizes, 0, sizeof g.sizes);
     g.code = ORPC_UNAVAILABLE;
@@ -126,6 +131,26 @@ static void handler_bad(void)
     uv_mutex_unlock(&g.lock);
 }
 
+/* 1 when attempt |n| is to hang (hang_first, hang_all). */
+static int hangs(int n)
+{
+    uv_mutex_lock(&g.lock);
+    int hang = g.hang_all || n <= g.hang_first;
+    uv_mutex_unlock(&g.lock);
+    return hang;
+}
+
+/* Waits until the call is cancelled (10 s at most), counting it. */
+static orpc_status hang_up(orpc_ctx *ctx)
+{
+    for (int i = 0; i < 2000 && !orpc_ctx_is_cancelled(ctx); i++)
+        usleep(5000);
+    uv_mutex_lock(&g.lock);
+    g.cancelled += orpc_ctx_is_cancelled(ctx) != 0;
+    uv_mutex_unlock(&g.lock);
+    return orpc_status_new(ORPC_CANCELLED, "hung up");
+}
+
 /* Fails as told (Trailers-Only, with trailer "attempt: N"), else answers
  * with response_size bytes and header "attempt: N". */
 static orpc_status unary_call(orpc_ctx *ctx, const SimpleReq *req,
@@ -138,17 +163,8 @@ static orpc_status unary_call(orpc_ctx *ctx, const SimpleReq *req,
     char v[16];
     int fail = note_attempt(ctx, &n, &code, pb);
     snprintf(v, sizeof v, "%d", n);
-    uv_mutex_lock(&g.lock);
-    int hang = g.hang_all || n <= g.hang_first;
-    uv_mutex_unlock(&g.lock);
-    if (hang) {
-        for (int i = 0; i < 2000 && !orpc_ctx_is_cancelled(ctx); i++)
-            usleep(5000);
-        uv_mutex_lock(&g.lock);
-        g.cancelled += orpc_ctx_is_cancelled(ctx) != 0;
-        uv_mutex_unlock(&g.lock);
-        return orpc_status_new(ORPC_CANCELLED, "hung up");
-    }
+    if (hangs(n))
+        return hang_up(ctx);
     if (fail) {
         /* the reserved keys a handler may not set, and pushback values
          * that are not 1-23 printable bytes, are refused */
@@ -201,7 +217,8 @@ static orpc_status empty_call(orpc_ctx *ctx, const Grpc__Testing__Empty *req,
     return orpc_status_new(ORPC_CANCELLED, "gone");
 }
 
-/* Sends |stream_sends| responses, then fails UNAVAILABLE. */
+/* Sends |stream_sends| responses, then fails UNAVAILABLE; with
+ * |stream_ok|, see there. */
 static orpc_status
 streaming_output(orpc_ctx *ctx, const OutReq *req,
                  Grpc__Testing__TestService_StreamingOutputCall_ServerWriter *w,
@@ -212,14 +229,33 @@ streaming_output(orpc_ctx *ctx, const OutReq *req,
     int n;
     orpc_code code;
     char pb[sizeof g.pushback];
-    (void)note_attempt(ctx, &n, &code, pb);
+    int fail = note_attempt(ctx, &n, &code, pb);
+    int ok = get(&g.stream_ok), size = get(&g.stream_size);
+    static const uint8_t body[16384];
+    Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+    p.body.data = (uint8_t *)body;
+    p.body.len = (size_t)(size > 0 ? size : n);
+    if (ok) {
+        char v[16];
+        snprintf(v, sizeof v, "%d", n);
+        if (hangs(n))
+            return hang_up(ctx);
+        if (fail)
+            return orpc_status_errorf(code, "planned failure of attempt %d", n);
+        if (orpc_ctx_add_header(ctx, "attempt", v, strlen(v)) != 0)
+            handler_bad();
+    }
     int sends = get(&g.stream_sends);
     for (int i = 0; i < sends; i++) {
         OutResp r = GRPC__TESTING__STREAMING_OUTPUT_CALL_RESPONSE__INIT;
+        if (ok)
+            r.payload = &p;
         if (grpc__testing__test_service__server__streaming_output_call__send(
                 w, &r) != 0)
             return orpc_status_new(ORPC_CANCELLED, "client went away");
     }
+    if (ok)
+        return ORPC_STATUS_OK;
     return orpc_status_new(ORPC_UNAVAILABLE, "planned failure after sending");
 }
 
@@ -283,7 +319,8 @@ full_duplex(orpc_ctx *ctx,
     orpc_code code;
     char pb[sizeof g.pushback];
     int fail = note_attempt(ctx, &n, &code, pb);
-    int reply = !fail || get(&g.reply_first);
+    int hang = hangs(n); /* reads what comes, answers nothing */
+    int reply = !hang && (!fail || get(&g.reply_first));
     const OutReq *req;
     int i = 0, rc;
     while ((rc = grpc__testing__test_service__server__full_duplex_call__recv(
@@ -303,6 +340,8 @@ full_duplex(orpc_ctx *ctx,
         if (note_msg(n, ++i, size, fail))
             return orpc_status_errorf(code, "planned failure at message %d", i);
     }
+    if (hang)
+        return hang_up(ctx); /* (at once when cancelled already) */
     if (rc < 0)
         return orpc_status_new(ORPC_CANCELLED, "client went away");
     if (note_msg(n, 0, 0, fail))
@@ -1167,9 +1206,10 @@ static void test_stream_buffer_limits(void **state)
 
 /* A channel to |target| whose config gives every method of the test
  * service a hedging policy. */
-static orpc_channel *hedged_channel(const char *target, int max_attempts,
-                                    const char *delay, const char *codes,
-                                    const char *extra)
+static orpc_channel *hedged_channel_opts(const char *target, int max_attempts,
+                                         const char *delay, const char *codes,
+                                         const char *extra,
+                                         const orpc_channel_opts *base)
 {
     char cfg[512];
     snprintf(cfg, sizeof cfg,
@@ -1177,7 +1217,14 @@ static orpc_channel *hedged_channel(const char *target, int max_attempts,
              " \"hedgingPolicy\": {\"maxAttempts\": %d,"
              " \"hedgingDelay\": \"%s\", \"nonFatalStatusCodes\": [%s]}}]%s}",
              max_attempts, delay, codes, extra ? extra : "");
-    return channel_to(target, cfg, NULL);
+    return channel_to(target, cfg, base);
+}
+
+static orpc_channel *hedged_channel(const char *target, int max_attempts,
+                                    const char *delay, const char *codes,
+                                    const char *extra)
+{
+    return hedged_channel_opts(target, max_attempts, delay, codes, extra, NULL);
 }
 
 static void set_hang(int first, int all)
@@ -1380,6 +1427,288 @@ static void test_hedge_channel_close(void **state)
     uv_mutex_destroy(&res.lock);
 }
 
+/* ---- hedging of streaming calls ---- */
+
+/* Starts a blocking call of |method| (|req| for a server stream) with a
+ * 20 s deadline and |headers_out| (may be NULL). */
+static orpc_call *start_call(orpc_channel *ch, const orpc_method_desc *method,
+                             const ProtobufCMessage *req,
+                             orpc_metadata *headers_out)
+{
+    orpc_call_opts opts = {.timeout_ms = 20000, .headers_out = headers_out};
+    orpc_call *call = NULL;
+    assert_int_equal(orpc_channel_call_start(&call, ch, method, req, &opts), 0);
+    return call;
+}
+
+/* Reads a blocking call's responses to the end, their payload sizes in
+ * |sizes| (|max|), |*got| of them; finishes it; returns its code. */
+static orpc_code drain_sizes(orpc_call *call, int *sizes, int max, int *got)
+{
+    ProtobufCMessage *m;
+    int rc;
+    *got = 0;
+    while ((rc = orpc_call_recv(call, &m)) == 1) {
+        OutResp *r = (OutResp *)m;
+        if (*got < max)
+            sizes[*got] = r->payload ? (int)r->payload->body.len : -1;
+        protobuf_c_message_free_unpacked(m, NULL);
+        (*got)++;
+    }
+    orpc_status st = orpc_call_finish(call);
+    orpc_code code = st.code;
+    orpc_status_clear(&st);
+    assert_int_equal(rc, code == ORPC_OK ? 0 : ORPC_ECLOSED);
+    return code;
+}
+
+/* The channel's counter orpc_client_channel_|name|_total for |target|
+ * (0 when not rendered). */
+static long chan_counter(orpc_channel *ch, const char *target, const char *name)
+{
+    char *page = NULL, key[200];
+    size_t len = 0;
+    assert_int_equal(
+        orpc_metrics_prometheus(orpc_channel_metrics(ch), &page, &len), 0);
+    snprintf(key, sizeof key, "\norpc_client_channel_%s_total{target=\"%s\"} ",
+             name, target);
+    const char *at = strstr(page, key);
+    long v = at ? strtol(at + strlen(key), NULL, 10) : 0;
+    free(page);
+    return v;
+}
+
+static void set_stream_ok(int sends)
+{
+    uv_mutex_lock(&g.lock);
+    g.stream_ok = 1;
+    g.stream_sends = sends;
+    uv_mutex_unlock(&g.lock);
+}
+
+/* A hedged server-streaming call: the first attempt stalls before any
+ * response; the hedge started after hedgingDelay answers three messages
+ * (each of its attempt number's bytes): the caller reads those three
+ * only, with the second attempt's headers, and OK; the first attempt's
+ * handler sees its cancellation, and no third attempt starts.  Then the
+ * winner sends 1.6 MB, beyond the 1 MiB stream window: what the caller
+ * reads is credited back to the winner's stream, which goes on. */
+static void test_hedge_server_stream(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = hedged_channel(f->target, 3, "0.5s", "", NULL);
+    set_hang(1, 0);
+    set_stream_ok(3);
+    orpc_metadata *headers;
+    assert_int_equal(orpc_metadata_new(&headers, NULL), 0);
+    OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    orpc_call *call = start_call(
+        ch, grpc__testing__test_service__method__streaming_output_call,
+        &req.base, headers);
+    int sizes[8], got;
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_OK);
+    assert_int_equal(got, 3);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(sizes[i], 2);
+    assert_int_equal(md_count_key(headers, "attempt"), 1);
+    assert_string_equal(md_get(headers, "attempt"), "2");
+    orpc_metadata_free(headers);
+    assert_true(wait_at_least(&g.cancelled, 1));
+    usleep(700000); /* (a third attempt would have started by now) */
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.prev[0]), 0);
+    assert_int_equal(get(&g.prev[1]), 1);
+    assert_int_equal(chan_counter(ch, f->target, "hedges"), 1);
+
+    reset_server_state();
+    set_hang(1, 0);
+    set_stream_ok(100);
+    uv_mutex_lock(&g.lock);
+    g.stream_size = 16384;
+    uv_mutex_unlock(&g.lock);
+    call = start_call(
+        ch, grpc__testing__test_service__method__streaming_output_call,
+        &req.base, NULL);
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_OK);
+    assert_int_equal(got, 100);
+    assert_int_equal(sizes[7], 16384);
+    assert_int_equal(get(&g.attempts), 2);
+    orpc_channel_unref(ch);
+}
+
+/* test_hedge_bidi_replay's call, asynchronously: one on_headers (the
+ * winner's), its four answers, OK. */
+static void test_hedge_bidi_async(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = hedged_channel(f->target, 2, "0.2s", "", NULL);
+    set_hang(1, 0);
+    bidi_res res = {.code = ORPC_UNKNOWN};
+    uv_mutex_init(&res.lock);
+    orpc_call_callbacks cbs = {.on_headers = bidi_on_headers,
+                               .on_message = bidi_on_message,
+                               .on_done = bidi_on_done};
+    orpc_call *call;
+    assert_int_equal(orpc_channel_call_start_async(
+                         &call, ch,
+                         grpc__testing__test_service__method__full_duplex_call,
+                         NULL, NULL, &cbs, &res),
+                     0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(send_duplex(call, 5 + i), 0);
+    assert_true(wait_at_least(&g.nmsgs[1], 3));
+    assert_true(wait_at_least(&g.cancelled, 1));
+    assert_int_equal(send_duplex(call, 8), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    for (int i = 0; i < 2000; i++) {
+        uv_mutex_lock(&res.lock);
+        int done = res.done;
+        uv_mutex_unlock(&res.lock);
+        if (done)
+            break;
+        usleep(5000);
+    }
+    uv_mutex_lock(&res.lock);
+    assert_int_equal(res.done, 1);
+    assert_int_equal(res.code, ORPC_OK);
+    assert_int_equal(res.headers, 1);
+    assert_int_equal(res.n, 4);
+    for (int i = 0; i < 4; i++)
+        assert_int_equal(res.sizes[i], 5 + i);
+    uv_mutex_unlock(&res.lock);
+    orpc_call_unref(call);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.nmsgs[0]), 3);
+    uv_mutex_destroy(&res.lock);
+    orpc_channel_unref(ch);
+}
+
+/* A hedged bidi call: the first attempt reads and stalls; the hedge,
+ * started after the application sent three messages, gets those three
+ * replayed (in order) and answers them, which commits the call to it and
+ * cancels the first; a fourth message then goes to it alone.  The caller
+ * reads the four answers of the second attempt and OK. */
+static void test_hedge_bidi_replay(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = hedged_channel(f->target, 2, "0.2s", "", NULL);
+    set_hang(1, 0);
+    orpc_call *call = start_call(
+        ch, grpc__testing__test_service__method__full_duplex_call, NULL, NULL);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(send_duplex(call, 5 + i), 0);
+    assert_true(wait_at_least(&g.nmsgs[0], 3));
+    assert_true(wait_at_least(&g.nmsgs[1], 3)); /* the replay */
+    assert_true(wait_at_least(&g.cancelled, 1));
+    assert_int_equal(send_duplex(call, 8), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    int sizes[8], got;
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_OK);
+    assert_int_equal(got, 4);
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(sizes[i], 5 + i);
+        assert_int_equal(get(&g.sizes[1][i]), 5 + i);
+    }
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.nmsgs[0]), 3);
+    assert_int_equal(get(&g.nmsgs[1]), 4);
+    assert_int_equal(get(&g.prev[1]), 1);
+    orpc_channel_unref(ch);
+}
+
+/* A hedged bidi call whose messages go over per_call_retry_buffer_size
+ * while two attempts are in flight (every attempt stalls) commits to the
+ * first: the second is cancelled at once and gets nothing more, the first
+ * gets the message, and no third attempt starts. */
+static void test_hedge_stream_buffer_commit(void **state)
+{
+    fx *f = *state;
+    orpc_channel_opts co = {.per_call_retry_buffer_size = 40};
+    orpc_channel *ch = hedged_channel_opts(f->target, 3, "1s", "", NULL, &co);
+    set_hang(0, 1);
+    orpc_call *call = start_call(
+        ch, grpc__testing__test_service__method__full_duplex_call, NULL, NULL);
+    assert_int_equal(send_duplex(call, 10), 0);
+    assert_true(wait_at_least(&g.nmsgs[1], 1)); /* two attempts, replayed */
+    assert_int_equal(send_duplex(call, 64), 0); /* over the buffer */
+    assert_true(wait_at_least(&g.cancelled, 1));
+    assert_true(wait_at_least(&g.nmsgs[0], 2));
+    usleep(1300000); /* (a third attempt would have started by now) */
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.nmsgs[1]), 1);
+    assert_int_equal(get(&g.sizes[0][1]), 64);
+    orpc_call_cancel(call);
+    int sizes[8], got;
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_CANCELLED);
+    assert_int_equal(got, 0);
+    assert_true(wait_at_least(&g.cancelled, 2));
+    orpc_channel_unref(ch);
+}
+
+/* Streaming calls and nonFatalStatusCodes: a non-fatal failure (before
+ * any response) starts the next hedge at once, not after the 100 s
+ * delay, and the last attempt's status is the call's; a fatal one ends
+ * the call at once.  A bidi call's next hedge gets what was sent before
+ * and after the failure. */
+static void test_hedge_stream_non_fatal(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch =
+        hedged_channel(f->target, 3, "100s", "\"UNAVAILABLE\"", NULL);
+    static const struct {
+        int fail_first, fail_all;
+        orpc_code code, want;
+        int attempts;
+    } cases[] = {{0, 1, ORPC_UNAVAILABLE, ORPC_UNAVAILABLE, 3},
+                 {2, 0, ORPC_UNAVAILABLE, ORPC_OK, 3},
+                 {0, 1, ORPC_INTERNAL, ORPC_INTERNAL, 1}};
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        reset_server_state();
+        set_stream_ok(2);
+        set_behaviour(cases[k].fail_first, cases[k].fail_all, cases[k].code,
+                      NULL);
+        OutReq req = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+        orpc_call *call = start_call(
+            ch, grpc__testing__test_service__method__streaming_output_call,
+            &req.base, NULL);
+        int sizes[8], got;
+        assert_int_equal(drain_sizes(call, sizes, 8, &got), cases[k].want);
+        assert_int_equal(got, cases[k].want == ORPC_OK ? 2 : 0);
+        if (got > 0)
+            assert_int_equal(sizes[0], 3); /* the third attempt's */
+        assert_int_equal(get(&g.attempts), cases[k].attempts);
+        for (int i = 0; i < cases[k].attempts; i++)
+            assert_int_equal(get(&g.prev[i]), i);
+    }
+
+    reset_server_state();
+    set_behaviour(1, 0, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(1, 0);
+    orpc_call *call = start_call(
+        ch, grpc__testing__test_service__method__full_duplex_call, NULL, NULL);
+    assert_int_equal(send_duplex(call, 5), 0);
+    assert_true(wait_at_least(&g.failed, 1));
+    assert_int_equal(send_duplex(call, 6), 0);
+    assert_int_equal(send_duplex(call, 7), 0);
+    assert_int_equal(orpc_call_close_send(call), 0);
+    int sizes[8], got;
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_OK);
+    assert_int_equal(got, 3);
+    assert_int_equal(get(&g.attempts), 2);
+    assert_int_equal(get(&g.nmsgs[1]), 3);
+    assert_int_equal(get(&g.prev[1]), 1);
+
+    reset_server_state();
+    set_behaviour(0, 1, ORPC_INTERNAL, NULL);
+    set_stream_failure(1, 0);
+    call = start_call(ch, grpc__testing__test_service__method__full_duplex_call,
+                      NULL, NULL);
+    assert_int_equal(send_duplex(call, 5), 0);
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_INTERNAL);
+    assert_int_equal(get(&g.attempts), 1);
+    orpc_channel_unref(ch);
+}
+
 /* ---- what interceptors see of retries and hedges ---- */
 
 /* What a counting interceptor saw (g.lock). */
@@ -1437,8 +1766,8 @@ static orpc_channel *counted_channel(const char *target, const char *cfg,
 }
 
 /* Interceptors see one call whatever its attempts: a hedged call whose
- * second attempt wins, a retried bidi call (the messages the application
- * sent and got, once each). */
+ * second attempt wins (unary, and server-streaming), a retried bidi call
+ * (the messages the application sent and got, once each). */
 static void test_interceptors_see_one_call(void **state)
 {
     fx *f = *state;
@@ -1457,6 +1786,26 @@ static void test_interceptors_see_one_call(void **state)
     assert_int_equal(get(&ics.ends), 1);
     assert_int_equal(get(&ics.out), 1);
     assert_int_equal(get(&ics.in), 1);
+    assert_int_equal(get(&ics.code), ORPC_OK);
+
+    reset_server_state();
+    uv_mutex_lock(&g.lock);
+    memset(&ics, 0, sizeof ics);
+    uv_mutex_unlock(&g.lock);
+    set_hang(1, 0);
+    set_stream_ok(3);
+    OutReq oreq = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+    orpc_call *scall = start_call(
+        ch, grpc__testing__test_service__method__streaming_output_call,
+        &oreq.base, NULL);
+    int sizes[8], sgot;
+    assert_int_equal(drain_sizes(scall, sizes, 8, &sgot), ORPC_OK);
+    assert_int_equal(sgot, 3);
+    assert_true(get(&g.attempts) >= 2); /* (3 on a slow machine) */
+    assert_int_equal(get(&ics.starts), 1);
+    assert_int_equal(get(&ics.ends), 1);
+    assert_int_equal(get(&ics.out), 1);
+    assert_int_equal(get(&ics.in), 3);
     assert_int_equal(get(&ics.code), ORPC_OK);
     orpc_channel_unref(ch);
     orpc_interceptor_unref(ic);
@@ -1687,6 +2036,70 @@ static void test_goaway_transparent_retry_stream(void **state)
     assert_int_equal(r.bytes, want);
 }
 
+/* A bidi call without a retry policy keeps what it sends until it
+ * commits, for the transparent retry: refused by a GOAWAY (never
+ * processed), it goes again, whole, on a new connection, once.  Over
+ * per_call_retry_buffer_size nothing is kept and the refusal is the
+ * call's outcome (UNAVAILABLE, one stream). */
+static void test_goaway_transparent_retry_bidi(void **state)
+{
+    (void)state;
+    for (int over = 0; over <= 1; over++) {
+        goaway_peer r;
+        goaway_peer_start(&r, 0);
+        char target[64];
+        snprintf(target, sizeof target, "127.0.0.1:%d", r.port);
+        /* (over: the first message already goes over it) */
+        orpc_channel_opts co = {.per_call_retry_buffer_size = over ? 10 : 0};
+        orpc_channel *ch = channel_to(target, NULL, &co);
+        orpc_call *call = start_call(
+            ch, grpc__testing__test_service__method__full_duplex_call, NULL,
+            NULL);
+        static const int sizes[] = {10, 20, 30};
+        size_t want = 0;
+        for (int i = 0; i < 3; i++) {
+            OutReq q = GRPC__TESTING__STREAMING_OUTPUT_CALL_REQUEST__INIT;
+            Grpc__Testing__Payload p = GRPC__TESTING__PAYLOAD__INIT;
+            p.body.len = (size_t)sizes[i];
+            q.payload = &p;
+            want +=
+                5 +
+                grpc__testing__streaming_output_call_request__get_packed_size(
+                    &q);
+            assert_int_equal(send_duplex(call, sizes[i]), 0);
+        }
+        assert_int_equal(orpc_call_close_send(call), 0);
+        int got[8], n;
+        assert_int_equal(drain_sizes(call, got, 8, &n),
+                         over ? ORPC_UNAVAILABLE : ORPC_OK);
+        orpc_channel_unref(ch);
+        goaway_peer_stop(&r);
+        assert_int_equal(r.streams, over ? 1 : 2);
+        assert_int_equal(r.answered, over ? 0 : 1);
+        if (!over)
+            assert_int_equal(r.bytes, want);
+    }
+}
+
+/* A bidi call without a retry policy that the server processed (it read
+ * the first message, then failed UNAVAILABLE) is not retried. */
+static void test_processed_stream_not_retried(void **state)
+{
+    fx *f = *state;
+    orpc_channel *ch = channel_to(f->target, NULL, NULL);
+    set_behaviour(0, 1, ORPC_UNAVAILABLE, NULL);
+    set_stream_failure(1, 0);
+    orpc_call *call = start_call(
+        ch, grpc__testing__test_service__method__full_duplex_call, NULL, NULL);
+    assert_int_equal(send_duplex(call, 5), 0);
+    int sizes[8], got;
+    assert_int_equal(drain_sizes(call, sizes, 8, &got), ORPC_UNAVAILABLE);
+    usleep(100000);
+    assert_int_equal(get(&g.attempts), 1);
+    assert_int_equal(chan_counter(ch, f->target, "transparent_retries"), 0);
+    orpc_channel_unref(ch);
+}
+
 /* ---- the other per-method settings ---- */
 
 /* The method's timeout: the smaller of it and the call's own. */
@@ -1870,10 +2283,22 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_hedge_throttled, setup, teardown),
         cmocka_unit_test_setup_teardown(test_hedge_channel_close, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_server_stream, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_bidi_replay, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_bidi_async, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_stream_buffer_commit, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_hedge_stream_non_fatal, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_interceptors_see_one_call, setup,
                                         teardown),
         cmocka_unit_test(test_goaway_transparent_retry),
         cmocka_unit_test(test_goaway_transparent_retry_stream),
+        cmocka_unit_test(test_goaway_transparent_retry_bidi),
+        cmocka_unit_test_setup_teardown(test_processed_stream_not_retried,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_method_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_message_limits, setup, teardown),
         cmocka_unit_test(test_wait_for_ready),

@@ -184,6 +184,7 @@ orpc_call *orpc__call_attempt_new(orpc_call *parent)
         return NULL;
     c->retry.policy = NULL; /* (the config's, which the parent applies) */
     c->retry.hedging = NULL;
+    c->retry.keep = 0; /* (the parent keeps what is sent, for all) */
     c->deadline_ns = parent->deadline_ns;
     c->wait_for_ready = parent->wait_for_ready;
     c->gzip = parent->gzip;
@@ -192,6 +193,13 @@ orpc_call *orpc__call_attempt_new(orpc_call *parent)
     if (parent->md != NULL && (orpc_metadata_new(&c->md, mem) != 0 ||
                                orpc_metadata_add_all(c->md, parent->md) != 0))
         goto fail;
+    if (parent->method->kind == ORPC_CALL_CLIENT_STREAMING ||
+        parent->method->kind == ORPC_CALL_BIDI_STREAMING) {
+        /* what the application sent so far; the rest follows (retry.c) */
+        if (orpc__retry_hedge_fill(c, parent) != 0)
+            goto fail;
+        return c;
+    }
     const orpc__chunk *req = parent->req_copy;
     if (req == NULL) /* (no memory for it when the call was made) */
         goto fail;
@@ -337,6 +345,10 @@ void orpc__call_complete(orpc_call *c, orpc_status st)
     if (orpc__retry_check(c, &st))
         return; /* another attempt follows (retry.c) */
     c->io_finished = 1;
+    if (c->retry.policy == NULL && c->retry.hedging == NULL &&
+        (c->method->kind == ORPC_CALL_CLIENT_STREAMING ||
+         c->method->kind == ORPC_CALL_BIDI_STREAMING))
+        orpc__retry_release(c); /* kept for a transparent retry only */
     if (c->reached_out != NULL) /* before the caller can wake up */
         *c->reached_out = c->reach_max;
     if (c->stream_open && c->conn && c->conn->session &&
@@ -425,6 +437,8 @@ void orpc__call_deliver(orpc_call *c)
         if ((owed.stream || owed.conn) && c->conn && c->conn->session) {
             orpc__in_give_owed(&c->in, c->conn->session, c->stream_id, &owed);
             orpc__conn_kick(c->conn);
+        } else if (c->retry.hedging != NULL) {
+            orpc__retry_hedge_give(c, &owed); /* to the winning attempt */
         }
         if (m != NULL) {
             if (c->acbs.on_message)
@@ -511,13 +525,11 @@ static ssize_t read_request(nghttp2_session *s, int32_t id, uint8_t *buf,
         c->ready_due = 1;
     }
     uv_mutex_unlock(&c->lock);
-    if (ready && orpc__task_take_ref(&c->lock, &c->task_ref, &c->refs)) {
-        /* on_ready runs from the call's task, outside nghttp2's send. */
-        if (orpc__io_post(&c->ch->io, &c->task) != 0) {
-            orpc__task_clear_ref(&c->lock, &c->task_ref);
-            call_unref(c);
-        }
-    }
+    if (ready)
+        orpc__call_post(c); /* on_ready runs from the call's task, outside
+                               nghttp2's send */
+    if (n > 0 && c->retry.parent != NULL)
+        orpc__retry_hedge_kick(c); /* a hedged attempt: room for more */
     if (n == 0 && !eof)
         return NGHTTP2_ERR_DEFERRED;
     if (eof)
@@ -593,6 +605,15 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn)
     orpc__conn_kick(conn);
 }
 
+void orpc__call_post(orpc_call *c)
+{
+    if (orpc__task_take_ref(&c->lock, &c->task_ref, &c->refs) &&
+        orpc__io_post(&c->ch->io, &c->task) != 0) {
+        orpc__task_clear_ref(&c->lock, &c->task_ref);
+        call_unref(c);
+    }
+}
+
 void orpc__call_enqueue(orpc_call *c)
 {
     if (c->retry.hedging != NULL) {
@@ -633,7 +654,13 @@ static void call_io_task(orpc__task *t, void *arg)
             orpc__in_give_owed(&c->in, c->conn->session, c->stream_id, &owed);
             nghttp2_session_resume_data(c->conn->session, c->stream_id);
             orpc__conn_kick(c->conn);
+        } else if (c->retry.hedging != NULL && c->submitted) {
+            orpc__retry_hedge_give(c, &owed); /* to the winning attempt */
         }
+        /* a hedged call: what was sent goes to its attempts (retry.c) */
+        if (c->retry.hedging != NULL && !c->io_finished &&
+            orpc__retry_hedge_pump(c))
+            ready = !c->done;
     }
     if (c->is_async) {
         orpc__call_deliver(c); /* after orpc_call_resume_recv() */

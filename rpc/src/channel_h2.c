@@ -200,6 +200,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *f,
         if (c->is_async && c->acbs.on_headers && c->http_status == 200 &&
             !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
             c->acbs.on_headers(c, c->headers, c->cb_user_data);
+        if (c->retry.parent != NULL) /* a hedged attempt: to its call */
+            orpc__retry_hedge_forward(
+                c, c->http_status == 200 &&
+                       !(f->hd.flags & NGHTTP2_FLAG_END_STREAM));
         if (c->http_status != 200 && !(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) {
             orpc__call_fail(c, orpc_code_from_grpc_http(c->http_status),
                             "HTTP error status");
@@ -263,6 +267,8 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
     c->response_bytes = 1;
     int rc = orpc__in_data(&c->in, s, id, data, len, decode_response, c);
     if (rc > 0) {
+        if (c->retry.parent != NULL) /* a hedged attempt: to its call */
+            orpc__retry_hedge_forward(c, 0);
         orpc__call_deliver(c); /* asynchronous: to on_message */
         return 0;              /* else the engine woke the readers waiting */
     }
@@ -321,6 +327,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         c->in.conn_partial = NULL;
         if (orpc__retry_replay(c) == 0) {
             orpc__retry_count(c->ch, ORPC__RETRY_N_TRANSPARENT);
+            if (c->retry.policy == NULL)
+                orpc__retry_release(c); /* (kept for this retry alone) */
             orpc__call_enqueue(c);
             return 0;
         }

@@ -371,10 +371,14 @@ void orpc__call_submit(orpc_call *c, orpc__conn *conn);
 void orpc__call_enqueue(orpc_call *c);
 /* A hedged attempt of |parent| (retry.c): an internal call of the same
  * method, request, metadata and deadline, its request queued and its
- * send side closed, ready to enqueue; its one reference is the IO side's
- * and it arms no timer (its call's deadline covers it).  NULL without
- * memory. */
+ * send side closed (a client- or bidi-streaming call: what |parent| sent
+ * so far queued, its send side closed if |parent|'s is), ready to
+ * enqueue; its one reference is the IO side's and it arms no timer (its
+ * call's deadline covers it).  NULL without memory. */
 orpc_call *orpc__call_attempt_new(orpc_call *parent);
+/* Runs the call's task later, from the loop (IO thread, where running it
+ * now would reenter nghttp2). */
+void orpc__call_post(orpc_call *c);
 /* Starts (or restarts) the call's one timer: the deadline, or a retry
  * backoff (orpc_call.retry.pending) that ends before it. */
 void orpc__call_timer_arm(orpc_call *c, uint64_t ms);

@@ -1,6 +1,6 @@
 /*
- * retry.c — retries of calls of every kind and hedging of unary calls
- * (gRFC A6), as the channel's service config asks for them: attempts,
+ * retry.c — retries and hedging of calls of every kind (gRFC A6), as
+ * the channel's service config asks for them: attempts,
  * their backoff, the server's pushback, the channel's retry throttling,
  * the buffer budget, and the replay of what a call sent (also for
  * channel_h2.c's transparent retry).
@@ -25,7 +25,10 @@
  *   whole life.  A client- or bidi-streaming call with a retry policy
  *   keeps a copy of every message it sends (c->retry.kept, appended by
  *   orpc_call_send() under the call's lock, in the order of the send
- *   queue) until it commits.  A replay puts copies of them in a fresh
+ *   queue) until it commits; so does one without a retry policy, for
+ *   the transparent retry alone (channel_h2.c; it lets go of them once that
+ *   one retry is used, or at its end), and a hedged one (for the attempts
+ *   that start later).  A replay puts copies of them in a fresh
  *   send queue; the half-close follows once the queue is drained, as for
  *   the first attempt (send_closed is the call's, not the attempt's).
  *   Messages sent while the call waits out a backoff go to the refilled
@@ -47,16 +50,19 @@
  *   [0, backoff] and the backoff grows by the multiplier up to maxBackoff.
  *   A retry that could not start before the deadline is not waited for:
  *   the call ends with the attempt's status at once.
- * - Budget.  With a retry (or hedging) policy the bytes a call keeps for
- *   replays are counted, per call and per channel: a unary call's request
+ * - Budget.  With a retry (or hedging) policy, and for a client- or
+ *   bidi-streaming call without (the transparent retry), the bytes a call
+ *   keeps for replays are counted, per call and per channel: a unary
+ *   call's request
  *   up front (one that does not fit makes the call committed from the
  *   start: never retried, never hedged), a streaming call's messages as
  *   they are sent (the first that does not fit commits the call and frees
  *   what it kept).  The bytes go back when the call commits or ends.
- * - Hedging (unary calls with a hedgingPolicy).  A hedged call may have
- *   several streams at once, so its attempts are not the call itself but
- *   internal calls of their own (orpc__call_attempt_new(): same method,
- *   request copy, metadata, deadline), each with its stream id, receive
+ * - Hedging (calls of every kind with a hedgingPolicy).  A hedged call may
+ *   have several streams at once, so its attempts are not the call itself
+ *   but internal calls of their own (orpc__call_attempt_new(): same
+ *   method, request copy or what was sent so far, metadata, deadline),
+ *   each with its stream id, receive
  *   state, headers and status, driven by the same code as any call
  *   (channel_h2.c, the balancer, the transparent retry).  The hedged call
  *   (the parent) has no stream: it lists its attempts in flight
@@ -83,6 +89,23 @@
  *     are in flight, and is the call's outcome when it was the last.
  *   + The parent ends otherwise (its deadline, a cancel, a channel
  *     closing): hedge_over() cancels the attempts in flight.
+ *   + Streams.  What the winner receives reaches the parent as it comes
+ *     (orpc__retry_hedge_forward(): its response headers at the commit,
+ *     then each message), each message still holding its flow-control
+ *     credit on the winner's stream: the parent's task gives it back there
+ *     as the application reads (orpc__retry_hedge_give()), so a hedged
+ *     stream is flow-controlled as any other.  What a client- or
+ *     bidi-streaming application sends goes to the parent's send queue
+ *     and is kept (the budget, as for retries); the parent's task
+ *     (orpc__retry_hedge_pump()) moves it to every attempt in flight while
+ *     their queues have room (an attempt that sends some kicks the task
+ *     again), then the half-close; a new attempt starts with copies of
+ *     what was kept and has not yet been moved (orpc__retry_hedge_fill()).
+ *     A message over the budget commits the call to its oldest attempt
+ *     in flight before it is moved (the others are cancelled, no more
+ *     start: gRFC A6), as response headers would.  Attempts of a
+ *     streaming call keep nothing of their own: a refused one is not
+ *     retried transparently but counts as that attempt's failure.
  *   + Lifetimes: attempts hold no reference to the parent; the parent lets
  *     go of each (retry.parent = NULL) before it can end, and holds itself
  *     while it starts one (which may end, and end the call, at once).
@@ -95,8 +118,10 @@
  * its own mutex, never held while calling anything else; it is taken
  * inside a call's lock, never the other way round.  A streaming call's
  * kept messages, |keep| and |budget| are shared between its sender and
- * the IO thread, under the call's lock.  The counters are atomic.  The
- * rest runs on the channel's IO thread.
+ * the IO thread, under the call's lock.  A hedged call's lock and its
+ * attempts' are never held together (what moves between them is taken
+ * under one and handed over under the other).  The counters are atomic.
+ * The rest runs on the channel's IO thread.
  */
 #include "channel_internal.h"
 
@@ -140,13 +165,16 @@ static int single_request(const orpc_call *c)
 
 void orpc__retry_call_init(orpc_call *c, const orpc__method_config *mc)
 {
-    if (mc != NULL && mc->hedging != NULL &&
-        c->method->kind == ORPC_CALL_UNARY) {
+    if (mc != NULL && mc->hedging != NULL) {
         c->retry.hedging = mc->hedging;
+        c->retry.keep = !single_request(c); /* for the next attempts */
         return;
     }
-    if (mc == NULL || mc->retry == NULL)
+    if (mc == NULL || mc->retry == NULL) {
+        /* the transparent retry alone: kept until the call commits */
+        c->retry.keep = !single_request(c);
         return;
+    }
     c->retry.policy = mc->retry;
     c->retry.backoff_ns = mc->retry->initial_backoff_ns;
     c->retry.keep = !single_request(c);
@@ -595,6 +623,8 @@ static int hedge_may_start(orpc_call *p)
         r->started >= r->hedging->max_attempts || p->ch->stopping ||
         p->io_finished || cancelled(p))
         return 0;
+    if (!single_request(p) && !orpc__retry_can_replay(p))
+        return 0; /* what it sent went over the budget: no replay */
     if (!throttle_allows(rc)) {
         orpc__retry_count(p->ch, ORPC__RETRY_N_THROTTLED);
         r->hedge_stop = 1;
@@ -643,6 +673,12 @@ static void hedge_fire(orpc_call *p)
     p->retry.hedge_due = 0;
     if (hedge_may_start(p))
         hedge_next(p);
+    else if (p->retry.nkids == 0 && p->retry.winner == NULL)
+        /* (none in flight, none to start: nothing would end the call but
+         * its deadline) */
+        orpc__call_complete(
+            p, orpc__status_new_mem(&p->ch->mem, ORPC_UNAVAILABLE,
+                                    "no hedged attempt left to start"));
     else
         hedge_schedule(p, 0); /* the deadline alone */
 }
@@ -660,43 +696,94 @@ static void hedge_commit(orpc_call *k)
     hedge_schedule(p, 0);
 }
 
-/* Attempt |k|'s outcome becomes its call's: the response message,
- * headers, trailers and |*st| move to |p|, which completes; |k| ends with
- * a status of its own. */
+/* Passes on what winning attempt |k| of |p| received and |p| has not
+ * yet: its response headers (once; on_headers too when |notify|) and every
+ * message queued, each with the flow-control credit it holds on |k|'s
+ * stream (orpc__retry_hedge_give() returns it as the application reads). */
+static void forward_to(orpc_call *p, orpc_call *k, int notify)
+{
+    uv_mutex_lock(&k->lock);
+    int hdrs = k->headers_ready && !k->retry.fwd_headers;
+    orpc_metadata *h = NULL;
+    if (hdrs) {
+        k->retry.fwd_headers = 1;
+        h = k->headers;
+        k->headers = NULL;
+    }
+    orpc__inmsg *head = k->in.head, *tail = k->in.tail;
+    size_t n = k->in.queued;
+    k->in.head = k->in.tail = NULL;
+    k->in.queued = 0;
+    uv_mutex_unlock(&k->lock);
+    if (!hdrs && head == NULL)
+        return;
+    /* (the call's interceptors see the messages it gets) */
+    for (orpc__inmsg *m = head; m != NULL; m = m->next)
+        orpc__chain_message(&p->ci, 0,
+                            protobuf_c_message_get_packed_size(m->msg));
+    uv_mutex_lock(&p->lock);
+    if (head != NULL) {
+        if (p->in.tail != NULL)
+            p->in.tail->next = head;
+        else
+            p->in.head = head;
+        p->in.tail = tail;
+        p->in.queued += n;
+        p->in.received += n;
+    }
+    if (hdrs) {
+        orpc_metadata_free(p->headers);
+        p->headers = h;
+        p->headers_ready = 1;
+        (void)orpc_metadata_add_all(p->headers_out, p->headers);
+    }
+    uv_cond_broadcast(&p->cond);
+    uv_mutex_unlock(&p->lock);
+    if (hdrs && notify && p->is_async && p->acbs.on_headers)
+        p->acbs.on_headers(p, p->headers, p->cb_user_data);
+    if (head != NULL)
+        orpc__call_deliver(p); /* asynchronous: to on_message */
+}
+
+void orpc__retry_hedge_forward(orpc_call *k, int notify)
+{
+    orpc_call *p = k->retry.parent;
+    if (p != NULL && p->retry.winner == k && !p->io_finished)
+        forward_to(p, k, notify);
+}
+
+void orpc__retry_hedge_give(orpc_call *p, const orpc__in_owed *owed)
+{
+    orpc_call *w = p->retry.winner;
+    if (w == NULL || (owed->stream == 0 && owed->conn == 0))
+        return;
+    for (int i = 0; i < p->retry.nkids; i++) {
+        if (p->retry.kids[i] != w)
+            continue;
+        /* (in flight: alive, on the list until it ends) */
+        if (w->stream_open && w->conn != NULL && w->conn->session != NULL) {
+            orpc__in_give_owed(&w->in, w->conn->session, w->stream_id, owed);
+            orpc__conn_kick(w->conn);
+        }
+        return;
+    }
+}
+
+/* Attempt |k|'s outcome becomes its call's: what it received and |p| has
+ * not yet, its trailers and |*st| move to |p|, which completes; |k| ends
+ * with a status of its own. */
 static void hedge_finish(orpc_call *p, orpc_call *k, orpc_status *st)
 {
     const orpc_mem *mem = &p->ch->mem;
     kids_cancel(p, NULL);
+    forward_to(p, k, 0);
     uv_mutex_lock(&k->lock);
-    orpc__inmsg *m = orpc__in_take_locked(&k->in);
-    orpc_metadata *headers = k->headers, *trailers = k->trailers;
-    int ready = k->headers_ready;
-    k->headers = k->trailers = NULL;
+    orpc_metadata *trailers = k->trailers;
+    k->trailers = NULL;
     uv_mutex_unlock(&k->lock);
-    if (m != NULL) /* (the call's interceptors see the message it gets) */
-        orpc__chain_message(&p->ci, 0,
-                            protobuf_c_message_get_packed_size(m->msg));
     uv_mutex_lock(&p->lock);
-    if (m != NULL) {
-        /* (its flow-control credit stays with |k|'s stream, given back
-         * when that closes) */
-        m->stream_credit = m->conn_credit = 0;
-        m->credited = 1;
-        m->next = NULL;
-        if (p->in.tail != NULL)
-            p->in.tail->next = m;
-        else
-            p->in.head = m;
-        p->in.tail = m;
-        p->in.queued++;
-        p->in.received++;
-    }
-    orpc_metadata_free(p->headers);
     orpc_metadata_free(p->trailers);
-    p->headers = headers;
     p->trailers = trailers;
-    p->headers_ready = ready;
-    (void)orpc_metadata_add_all(p->headers_out, p->headers);
     uv_mutex_unlock(&p->lock);
     orpc_status out = *st;
     *st = orpc__status_new_mem(mem, ORPC_CANCELLED,
@@ -761,4 +848,153 @@ static void hedge_over(orpc_call *p)
     p->retry.hedge_stop = 1;
     kids_cancel(p, NULL);
     orpc__retry_release(p);
+}
+
+/* ====================================================================== */
+/* hedging of client- and bidi-streaming calls: what the application sends */
+/* ====================================================================== */
+
+int orpc__retry_hedge_fill(orpc_call *k, orpc_call *p)
+{
+    orpc__sendq q = {.mem = &k->ch->mem};
+    uv_mutex_lock(&p->lock);
+    /* The messages in |p|'s queue are the last of those it kept (each is
+     * kept as it is queued, until the call commits): they reach |k|
+     * through orpc__retry_hedge_pump() like every attempt's. */
+    size_t nk = 0, nq = 0;
+    for (const orpc__chunk *m = p->retry.kept; m != NULL; m = m->next)
+        nk++;
+    for (const orpc__chunk *m = p->sendq.head; m != NULL; m = m->next)
+        nq++;
+    const orpc__chunk *m = p->retry.kept;
+    for (size_t i = 0; i + nq < nk; i++, m = m->next) {
+        orpc__chunk *copy = chunk_copy(p, m);
+        if (copy == NULL) {
+            uv_mutex_unlock(&p->lock);
+            orpc__sendq_clear(&q);
+            return ORPC_ENOMEM;
+        }
+        orpc__sendq_push(&q, copy);
+    }
+    int closed = p->send_closed && nq == 0;
+    uv_mutex_unlock(&p->lock);
+    uv_mutex_lock(&k->lock);
+    orpc__sendq_clear(&k->sendq);
+    k->sendq.head = q.head;
+    k->sendq.tail = q.tail;
+    k->sendq.bytes = q.bytes;
+    k->send_closed = closed;
+    uv_mutex_unlock(&k->lock);
+    return 0;
+}
+
+/* The attempt of |p| in flight that started first. */
+static orpc_call *oldest_kid(orpc_call *p)
+{
+    orpc_call *o = NULL;
+    for (int i = 0; i < p->retry.nkids; i++)
+        if (o == NULL || p->retry.kids[i]->retry.attempts < o->retry.attempts)
+            o = p->retry.kids[i];
+    return o;
+}
+
+/* 1 when every attempt of |p| in flight has room in its send queue. */
+static int kids_have_room(orpc_call *p)
+{
+    for (int i = 0; i < p->retry.nkids; i++) {
+        orpc_call *k = p->retry.kids[i];
+        uv_mutex_lock(&k->lock);
+        int full = k->sendq.bytes >= CALL_SENDQ_LIMIT;
+        uv_mutex_unlock(&k->lock);
+        if (full)
+            return 0;
+    }
+    return 1;
+}
+
+int orpc__retry_hedge_pump(orpc_call *p)
+{
+    orpc__retry_call *r = &p->retry;
+    if (single_request(p) || p->io_finished || !p->submitted)
+        return 0;
+    if (r->winner == NULL && !orpc__retry_can_replay(p)) {
+        /* Over the buffer budget: the call commits to one attempt, the
+         * oldest, and the others are cancelled (gRFC A6). */
+        orpc_call *k = oldest_kid(p);
+        if (k == NULL) {
+            orpc__call_complete(
+                p, orpc__status_new_mem(&p->ch->mem, ORPC_UNAVAILABLE,
+                                        "hedged call over its retry buffer "
+                                        "with no attempt in flight"));
+            return 0;
+        }
+        orpc__ch_log(p->ch, ORPC_LOG_DEBUG,
+                     "%s: over the retry buffer: committed to hedged "
+                     "attempt %d",
+                     p->method->path, k->retry.attempts + 1);
+        hedge_commit(k);
+    }
+    int closed = 0;
+    while (kids_have_room(p)) {
+        uv_mutex_lock(&p->lock);
+        orpc__chunk *m = p->sendq.head;
+        if (m != NULL) {
+            p->sendq.head = m->next;
+            if (p->sendq.head == NULL)
+                p->sendq.tail = NULL;
+            p->sendq.bytes -= m->len - m->off;
+            m->next = NULL;
+        }
+        closed = p->send_closed && p->sendq.head == NULL;
+        uv_mutex_unlock(&p->lock);
+        if (m == NULL)
+            break;
+        for (int i = 0; i < r->nkids; i++) {
+            orpc_call *k = r->kids[i];
+            orpc__chunk *copy = chunk_copy(p, m);
+            if (copy == NULL) {
+                orpc__mem_free(&p->ch->mem, m);
+                orpc__call_complete(p, orpc__status_new_mem(
+                                           &p->ch->mem, ORPC_RESOURCE_EXHAUSTED,
+                                           "out of memory"));
+                return 0;
+            }
+            uv_mutex_lock(&k->lock);
+            orpc__sendq_push(&k->sendq, copy);
+            uv_mutex_unlock(&k->lock);
+        }
+        orpc__mem_free(&p->ch->mem, m); /* (kept, while not committed) */
+    }
+    for (int i = 0; i < r->nkids; i++) {
+        orpc_call *k = r->kids[i];
+        if (closed) {
+            uv_mutex_lock(&k->lock);
+            k->send_closed = 1;
+            uv_mutex_unlock(&k->lock);
+        }
+        if (k->stream_open && k->conn != NULL && k->conn->session != NULL) {
+            nghttp2_session_resume_data(k->conn->session, k->stream_id);
+            orpc__conn_kick(k->conn);
+        }
+    }
+    uv_mutex_lock(&p->lock);
+    if (p->send_waiting > 0 && p->sendq.bytes < CALL_SENDQ_LIMIT)
+        uv_cond_broadcast(&p->cond); /* room for a blocked sender */
+    int ready = p->want_ready && p->sendq.bytes < CALL_SENDQ_LIMIT;
+    if (ready)
+        p->want_ready = 0;
+    uv_mutex_unlock(&p->lock);
+    return ready;
+}
+
+void orpc__retry_hedge_kick(orpc_call *k)
+{
+    orpc_call *p = k->retry.parent;
+    if (p == NULL || single_request(p))
+        return;
+    uv_mutex_lock(&p->lock);
+    int more = p->sendq.head != NULL;
+    uv_mutex_unlock(&p->lock);
+    if (more)
+        orpc__call_post(p);
 }

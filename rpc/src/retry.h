@@ -1,6 +1,6 @@
 /*
- * retry.h — internal: retries of calls of every kind and hedging of unary
- * calls (gRFC A6) as a channel's service config asks for them, the replay
+ * retry.h — internal: retries and hedging of calls of every kind (gRFC
+ * A6) as a channel's service config asks for them, the replay
  * of what a call sent (also for the transparent retry of a stream the
  * server never processed), and the per-channel state they share (the
  * retry buffer budget, retry throttling, counters).  retry.c says how.
@@ -26,6 +26,7 @@
 
 #include "grpc.h"
 #include "service_config.h"
+#include "stream.h"
 
 /* Defaults of orpc_channel_opts.per_call_retry_buffer_size and
  * retry_buffer_size (gRPC's grpc.per_rpc_retry_buffer_size and
@@ -85,6 +86,7 @@ typedef struct orpc__retry_call {
     int hedge_stop;           /* ... no more attempts (pushback, throttle) */
     struct orpc_call *winner; /* ... the attempt that committed */
     struct orpc_call *parent; /* a hedged attempt: its call, until let go */
+    int fwd_headers;          /* ... its headers went to its call */
 } orpc__retry_call;
 
 struct orpc_call;
@@ -100,7 +102,9 @@ void orpc__retry_chan_destroy(orpc__retry_chan *rc);
 void orpc__retry_chan_stop(struct orpc_channel *ch);
 
 /* The call's policy (caller's thread, before it is posted): calls of a
- * method with a retryPolicy; unary calls of one with a hedgingPolicy. */
+ * method with a retryPolicy or a hedgingPolicy.  A client- or
+ * bidi-streaming call without either keeps what it sends until it commits,
+ * for the transparent retry alone. */
 void orpc__retry_call_init(struct orpc_call *c, const orpc__method_config *mc);
 
 /* Takes |len| request bytes from the channel's budget for replays; when
@@ -155,5 +159,34 @@ void orpc__retry_fire(struct orpc_call *c);
 /* A hedged call is enqueued: its first attempt starts, and the timer for
  * the next (IO thread). */
 void orpc__retry_hedge_start(struct orpc_call *c);
+
+/* A hedged client- or bidi-streaming call's task (IO thread): what the
+ * application queued on the call goes to every attempt in flight (as far
+ * as their send queues have room), the half-close too once all of it has;
+ * over the buffer budget the call commits to its oldest attempt first.
+ * Returns 1 when the call's queue has room again for an asynchronous
+ * sender that was told ORPC_EAGAIN (on_ready is due). */
+int orpc__retry_hedge_pump(struct orpc_call *p);
+
+/* Hedged attempt |k| sent some of its queue (IO thread, inside nghttp2):
+ * its call's task runs later to pass on more. */
+void orpc__retry_hedge_kick(struct orpc_call *k);
+
+/* Hedged attempt |k| received response headers or messages (IO thread):
+ * when it is its call's winner, they are passed on to the call (headers
+ * once, with its on_headers when |notify|, then each message as it
+ * comes). */
+void orpc__retry_hedge_forward(struct orpc_call *k, int notify);
+
+/* Fills the send queue of |k|, a new attempt of hedged client- or
+ * bidi-streaming call |p|, with what |p| sent so far (copies), and closes
+ * its send side when |p|'s is and all of it is there (IO thread).  0, or
+ * ORPC_ENOMEM. */
+int orpc__retry_hedge_fill(struct orpc_call *k, struct orpc_call *p);
+
+/* Gives the flow-control credit of messages the application took from
+ * hedged call |p| back to the winning attempt's stream, while it has one
+ * (IO thread). */
+void orpc__retry_hedge_give(struct orpc_call *p, const orpc__in_owed *owed);
 
 #endif /* ORPC_RETRY_H */

@@ -105,14 +105,18 @@ typedef struct orpc_channel_opts {
     const char *lb_policy;
     /** gRPC service config, as JSON text (grpc/service_config/
      *  service_config.proto): per-method timeout, waitForReady, message
-     *  size limits and retryPolicy; retryThrottling; loadBalancingConfig.
-     *  NULL for none.  A config that does not parse or validate fails
-     *  orpc_channel_new() with ORPC_ECONFIG, |detail| naming the JSON path
-     *  of the fault.  docs/runtime.md, "Service config and retries", says
-     *  what is applied and what is not yet (hedging, streaming retries). */
+     *  size limits, retryPolicy and hedgingPolicy (calls of every kind);
+     *  retryThrottling; loadBalancingConfig.  NULL for none.  A config
+     *  that does not parse or validate fails orpc_channel_new() with
+     *  ORPC_ECONFIG, |detail| naming the JSON path of the fault.
+     *  docs/runtime.md, "Service config and retries", says what is
+     *  applied and what is not yet. */
     const char *service_config;
-    /** Request bytes one call keeps for retries; 0 for 256 KiB.  A unary
-     *  call whose request is larger is never retried. */
+    /** Request bytes one call keeps for retries, hedges and the
+     *  transparent retry of a client- or bidi-streaming call; 0 for
+     *  256 KiB.  A unary call whose request is larger is never retried; a
+     *  streaming call that sends more commits (a hedged one to its oldest
+     *  attempt). */
     size_t per_call_retry_buffer_size;
     /** Request bytes the channel's calls keep for retries together; 0 for
      *  16 MiB.  A call that would go over it is never retried. */
