@@ -15,6 +15,8 @@
 #   fuzz_http_reply     legacy HTTP replies to statuses (orpc__legacy_status
 #                       in compat/src/legacy_http.c)
 #   fuzz_routes         routing-table files (orpc_routes_load, liborpc-compat)
+#   fuzz_legacy_serve   HTTP callers' requests to orpc's gateway (legacy
+#                       routes and Connect, compat/src/serve_*.c)
 #
 # Exported functions are reached through the libraries; hidden orpc__ ones
 # by compiling their .c into the runner, as wire.cmake and the unit tests
@@ -133,6 +135,18 @@ orpc_fuzz_target(fuzz_http_reply
     SOURCES ${_src}/compat/src/legacy_http.c
     LIBS orpc PkgConfig::LIBCURL PkgConfig::JANSSON Threads::Threads
     INCLUDES ${_src}/compat/include ${_src}/compat/src)
+
+# The gateway's readers of HTTP callers (legacy routes, Connect requests):
+# hidden orpc__ functions, their .c compiled in with the JSON mapping, as
+# tests/legacy_serve.cmake does.
+orpc_fuzz_target(fuzz_legacy_serve
+    SOURCES ${_src}/compat/src/serve_route.c ${_src}/compat/src/serve_codec.c
+            ${_src}/compat/src/serve_auth.c ${ORPC_JSON_SRCS}
+    LIBS orpc_protos orpc_common PkgConfig::JANSSON OpenSSL::Crypto
+         Threads::Threads
+    FUZZ_LIBS orpc_protos orpc_common PkgConfig::JANSSON OpenSSL::Crypto
+              Threads::Threads
+    INCLUDES ${_src} ${_src}/compat/include ${_src}/compat/src)
 
 # The routing table: exported, but its parser (routes.c) shares state with
 # the rest of liborpc-compat, so the libFuzzer build compiles all of

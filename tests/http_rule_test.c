@@ -309,6 +309,61 @@ static void test_update_pattern(void **state)
     orpc__http_request_clear(&r);
 }
 
+/* Path values that would make an empty, "." or ".." segment are refused
+ * before sending: libcurl (and any server) would collapse them, sending
+ * GET /jobs/../users/1 as GET /users/1. */
+static void test_dot_segments_refused(void **state)
+{
+    (void)state;
+    const orpc_method_desc *m = grpc__testing__test_service__method__unary_call;
+    Grpc__Testing__SimpleRequest req = GRPC__TESTING__SIMPLE_REQUEST__INIT;
+    Grpc__Testing__EchoStatus es = GRPC__TESTING__ECHO_STATUS__INIT;
+    req.response_status = &es;
+    orpc_http_rule one = {.verb = "GET",
+                          .path = "/echo/{response_status.message}"};
+    orpc_http_rule many = {.verb = "GET",
+                           .path = "/echo/{response_status.message=**}"};
+    static const char *const bad_one[] = {".", ".."};
+    static const char *const bad_many[] = {".",    "..", "a/../b", "a/./b",
+                                           "a//b", "a/", "/a",     "a/.."};
+    static const char *const good_one[] = {"...", ".a", "a.", "a/..", "../a"};
+    static const char *const good_many[] = {"...", "a/.b/c", "a..b/c"};
+    orpc__http_request r;
+    orpc_status st;
+    for (size_t i = 0; i < sizeof(bad_one) / sizeof(bad_one[0]); i++) {
+        es.message = (char *)bad_one[i];
+        st = orpc__http_build(m, &one, &req.base, &LEGACY, &r);
+        assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
+        assert_non_null(strstr(st.message, "segment"));
+        orpc_status_clear(&st);
+    }
+    for (size_t i = 0; i < sizeof(bad_many) / sizeof(bad_many[0]); i++) {
+        es.message = (char *)bad_many[i];
+        st = orpc__http_build(m, &many, &req.base, &LEGACY, &r);
+        if (st.code != ORPC_INVALID_ARGUMENT)
+            fail_msg("'%s' was not refused", bad_many[i]);
+        orpc_status_clear(&st);
+    }
+    /* in a single-segment variable '/' is escaped: no segment is made */
+    for (size_t i = 0; i < sizeof(good_one) / sizeof(good_one[0]); i++) {
+        es.message = (char *)good_one[i];
+        st = orpc__http_build(m, &one, &req.base, &LEGACY, &r);
+        assert_int_equal(st.code, ORPC_OK);
+        orpc__http_request_clear(&r);
+    }
+    for (size_t i = 0; i < sizeof(good_many) / sizeof(good_many[0]); i++) {
+        es.message = (char *)good_many[i];
+        st = orpc__http_build(m, &many, &req.base, &LEGACY, &r);
+        assert_int_equal(st.code, ORPC_OK);
+        orpc__http_request_clear(&r);
+    }
+    es.message = "../a";
+    st = orpc__http_build(m, &one, &req.base, &LEGACY, &r);
+    assert_int_equal(st.code, ORPC_OK);
+    assert_string_equal(r.path, "/echo/..%2Fa");
+    orpc__http_request_clear(&r);
+}
+
 static void test_responses(void **state)
 {
     (void)state;
@@ -359,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_query_and_escaping),
         cmocka_unit_test(test_update_pattern),
         cmocka_unit_test(test_responses),
+        cmocka_unit_test(test_dot_segments_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -412,7 +412,7 @@ static void test_status_table(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         orpc__http_reply r = {cases[i].status, (char *)cases[i].body,
-                              strlen(cases[i].body), NULL};
+                              strlen(cases[i].body), NULL, 0};
         orpc_status st = orpc__legacy_status(&r);
         if (st.code != cases[i].code) {
             fail_msg("HTTP %ld %s: expected %s, got %s", cases[i].status,
@@ -448,7 +448,7 @@ static void test_status_long_details(void **state)
     json_t *doc = json_pack("{s:o}", "detail", list);
     char *body = json_dumps(doc, JSON_COMPACT);
     json_decref(doc);
-    orpc__http_reply r = {422, body, strlen(body), NULL};
+    orpc__http_reply r = {422, body, strlen(body), NULL, 0};
     orpc_status st = orpc__legacy_status(&r);
     assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
     assert_non_null(strstr(st.message, "body.items.0: Field required; "
@@ -471,7 +471,7 @@ static void test_status_long_details(void **state)
         big[at++] = (char)0xA9;
     }
     at += (size_t)sprintf(big + at, "\"}");
-    orpc__http_reply r2 = {400, big, at, NULL};
+    orpc__http_reply r2 = {400, big, at, NULL, 0};
     st = orpc__legacy_status(&r2);
     assert_int_equal(st.code, ORPC_INVALID_ARGUMENT);
     size_t ml = strlen(st.message);

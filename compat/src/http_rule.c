@@ -39,6 +39,23 @@ static void buf_escaped(orpc__buf *b, const char *s, int keep_slash)
         b->len += orpc__pct_encode((char *)b->data + b->len, s, n, set);
 }
 
+/* Would |text| as a path variable's value make a segment that is empty,
+ * "." or ".."?  ('.' is unreserved, so it is sent as it is, and libcurl
+ * and every server would collapse such segments: /jobs/../users/1.)  With
+ * |multi| (a '**' or pattern variable) each '/'-separated part counts. */
+static int dot_or_empty_segment(const char *text, int multi)
+{
+    for (const char *p = text;;) {
+        size_t n = multi ? strcspn(p, "/") : strlen(p);
+        if (n == 0 || (n == 1 && p[0] == '.') ||
+            (n == 2 && p[0] == '.' && p[1] == '.'))
+            return 1;
+        if (p[n] == '\0')
+            return 0;
+        p += n + 1;
+    }
+}
+
 /* ---- fields ---- */
 
 static const orpc_field_info *info_of(const orpc_message_info *mi,
@@ -333,6 +350,14 @@ orpc_status orpc__http_build(const orpc_method_desc *m,
         }
         int single =
             v->count == 1 && t->segments[v->first].kind == ORPC_TMPL_STAR;
+        if (dot_or_empty_segment(text, !single)) {
+            free(text);
+            st = orpc_status_errorf(ORPC_INVALID_ARGUMENT,
+                                    "%s: path field '%s' would make an "
+                                    "empty, \".\" or \"..\" path segment",
+                                    m->path, v->field_path);
+            break;
+        }
         buf_escaped(&path, text, !single);
         free(text);
         if (b.n < sizeof(b.paths) / sizeof(b.paths[0]))

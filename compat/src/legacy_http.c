@@ -839,6 +839,16 @@ orpc_status orpc__legacy_http_do(orpc__legacy_http *h, const char *method,
             reply->body = r.buf;
             reply->len = r.len;
             reply->content_type = ctc;
+            reply->grpc_status = 0;
+            struct curl_header *gh = NULL;
+            if (curl_easy_header(r.easy, "Grpc-Status", 0, CURLH_HEADER, -1,
+                                 &gh) == CURLHE_OK &&
+                gh != NULL && gh->value != NULL) {
+                char *end = NULL;
+                long gs = strtol(gh->value, &end, 10);
+                if (end != gh->value && *end == '\0' && gs > 0 && gs <= 16)
+                    reply->grpc_status = (int)gs;
+            }
             r.buf = NULL;
         }
     }
@@ -1018,6 +1028,12 @@ orpc_status orpc__legacy_status(const orpc__http_reply *r)
         }
     }
     orpc_code code = code_for(r->status, detail != NULL);
+    /* an orpc gateway names the exact code (serve_codec.c); only an error
+     * status with a JSON detail is read that way */
+    if (r->status >= 400 && detail != NULL && r->grpc_status > 0 &&
+        r->grpc_status <= 16) {
+        code = (orpc_code)r->grpc_status;
+    }
     sbuf b;
     b.len = 0;
     b.full = 0;

@@ -85,6 +85,9 @@ typedef struct orpc__http_reply {
     size_t len;
     /** The Content-Type header, or NULL when there was none.  Owned. */
     char *content_type;
+    /** The Grpc-Status header an orpc gateway adds to its errors (the
+     *  exact code, where HTTP has one status for several), or 0. */
+    int grpc_status;
 } orpc__http_reply;
 
 /* Frees what |r| owns and zeroes it.  NULL is a no-op. */
