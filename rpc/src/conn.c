@@ -329,6 +329,32 @@ void orpc__conn_close_after_flush(orpc__conn *c, const char *reason)
     orpc__conn_kick(c);
 }
 
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+    orpc__conn *c = req->data;
+    if (status < 0 && status != UV_ECANCELED)
+        orpc__conn_close(c, c->close_reason);
+}
+
+void orpc__conn_close_lingering(orpc__conn *c, const char *reason)
+{
+    c->linger = 1;
+    orpc__conn_close_after_flush(c, reason);
+}
+
+/* The answer is out: half-close, and keep reading (read_cb drops what
+ * arrives) until the peer's FIN or the owner's deadline. */
+static void start_lingering(orpc__conn *c)
+{
+    c->lingering = 1;
+    c->shutdown_req.data = c;
+    if (uv_shutdown(&c->shutdown_req, &c->h.stream, shutdown_cb) != 0) {
+        orpc__conn_close(c, c->close_reason);
+        return;
+    }
+    orpc__conn_pause_read(c, 0);
+}
+
 /* ---- input ------------------------------------------------------------- */
 
 static int feed_session(orpc__conn *c, const uint8_t *p, size_t n)
@@ -636,7 +662,10 @@ void orpc__conn_flush(orpc__conn *c)
         return;
     }
     if (c->close_after_flush) {
-        orpc__conn_close(c, c->close_reason);
+        if (!c->linger)
+            orpc__conn_close(c, c->close_reason);
+        else if (!c->lingering)
+            start_lingering(c);
         return;
     }
     if (c->session != NULL && !nghttp2_session_want_read(c->session) &&

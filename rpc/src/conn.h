@@ -104,6 +104,13 @@ struct orpc__conn {
     int (*in_hook)(orpc__conn *c, const uint8_t *p, size_t n);
     void (*out_hook)(orpc__conn *c);
     int read_paused;
+    /* Lingering close (orpc__conn_close_lingering()): once the answer is
+     * written, half-close and read (discarding) until the peer's FIN, so
+     * that a request the server did not read whole does not turn the close
+     * into a reset that destroys the answer before the peer reads it. */
+    int linger;
+    int lingering;
+    uv_shutdown_t shutdown_req;
 };
 
 /* Initialises the socket handle of |c| on |io| (TCP or pipe).  |c| was
@@ -161,6 +168,13 @@ void orpc__conn_close(orpc__conn *c, const char *reason);
 /* Closes once what is already encoded (a TLS alert) has been written; no
  * more frames are taken from the session. */
 void orpc__conn_close_after_flush(orpc__conn *c, const char *reason);
+
+/* As orpc__conn_close_after_flush(), but once the output is written the
+ * connection is half-closed and the peer's further bytes are read and
+ * dropped until it closes too; the owner bounds how long (a timer that
+ * calls orpc__conn_close()).  For HTTP/1.1 answers sent before the request
+ * was read whole (RFC 9112, 9.6). */
+void orpc__conn_close_lingering(orpc__conn *c, const char *reason);
 
 /* Closes after one more batch of the session's frames, which carries the
  * GOAWAY just submitted (or queued by nghttp2 on a protocol error). */

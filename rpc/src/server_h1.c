@@ -66,7 +66,12 @@
 
 static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
-enum { H1_IDLE, H1_HEAD, H1_BODY, H1_BUSY };
+/* How long an answered-and-closing connection keeps reading (and
+ * dropping) what its peer still sends, so that the answer is read before
+ * the close (lingering close). */
+#define H1_LINGER_MS 2000
+
+enum { H1_IDLE, H1_HEAD, H1_BODY, H1_BUSY, H1_LINGER };
 
 typedef struct orpc__h1 {
     orpc__sconn *sc;
@@ -325,10 +330,19 @@ static void h1_error(orpc__h1 *h1, int status, const char *detail)
     if (h1->closing || c->closing)
         return;
     h1->closing = 1;
-    if (h1->sc->timer != NULL)
-        uv_timer_stop(h1->sc->timer);
     write_answer(c, status, "application/json", NULL, body, (size_t)n, 1, 1, 0);
-    orpc__conn_close_after_flush(c, detail);
+    if (h1->sc->timer == NULL) {
+        orpc__conn_close_after_flush(c, detail);
+        return;
+    }
+    /* The request may not have been read whole (a body over the limit, a
+     * flood of headers): closing with its bytes unread would make the
+     * kernel reset the connection, and a reset can destroy the answer
+     * before the client reads it.  So: half-close after the answer, drop
+     * what still comes, and close at the peer's FIN or H1_LINGER_MS. */
+    h1->phase = H1_LINGER;
+    orpc__sconn_timer_start(h1->sc, H1_LINGER_MS);
+    orpc__conn_close_lingering(c, detail);
 }
 
 /* ---- parsing (IO thread) ---------------------------------------------- */
@@ -985,6 +999,9 @@ void orpc__h1_timer(orpc__sconn *sc)
     case H1_IDLE:
         h1->closing = 1;
         orpc__conn_close(sc->conn, "HTTP/1.1 idle timeout");
+        break;
+    case H1_LINGER:
+        orpc__conn_close(sc->conn, sc->conn->close_reason);
         break;
     default:
         break;
