@@ -88,19 +88,6 @@ void orpc_legacy_serve_free(orpc_legacy_serve *ls)
     free(ls);
 }
 
-#ifndef ORPC_HAVE_GATEWAY
-
-/* This liborpc has no HTTP/1.1 gateway (orpc/gateway.h is declared, not
- * yet implemented): the core above still builds and is tested. */
-int orpc_legacy_serve_install(orpc_legacy_serve *ls, orpc_server *srv)
-{
-    if (ls == NULL || srv == NULL)
-        return ORPC_EINVAL;
-    return ORPC_ENOTSUP;
-}
-
-#else
-
 enum { X_LEGACY = 1, X_CONNECT = 2, X_HEALTH = 3 };
 
 typedef struct xstate {
@@ -448,5 +435,3 @@ int orpc_legacy_serve_install(orpc_legacy_serve *ls, orpc_server *srv)
         return ORPC_EINVAL;
     return orpc_server_set_gateway(srv, &gateway, ls);
 }
-
-#endif /* ORPC_HAVE_GATEWAY */

@@ -95,7 +95,6 @@ ORPC_EXTERN int orpc_legacy_serve_new(orpc_legacy_serve **out,
  * servers.
  *
  * Returns 0; ORPC_EINVAL for NULL arguments or a started server;
- * ORPC_ENOTSUP when this build of orpc has no HTTP/1.1 gateway support;
  * ORPC_ECONFIG (at orpc_server_start()) when two methods claim the same
  * verb and path template.
  *
