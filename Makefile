@@ -68,14 +68,15 @@ fuzz: deps
 	$(run-fuzz)
 
 # Benchmarks against gRPC C++ and h2load (tests/bench/), release build,
-# and the cost of the default interceptor chain; writes
-# tests/bench/RESULTS.md.
+# the cost of the default interceptor chain, and legacy JSON on the same
+# port next to gRPC and FastAPI; writes tests/bench/RESULTS.md.
 bench:
 	sh scripts/install-deps.sh --bench
 	cmake --preset release
 	cmake --build --preset release -j $(JOBS)
 	BENCH_BUILD=build/release bash tests/bench/run.sh --write-results
 	BENCH_BUILD=build/release bash tests/bench/interceptors.sh --write-results
+	BENCH_BUILD=build/release bash tests/bench/legacy.sh --write-results
 
 # Soak (tests/bench/soak.sh, docs/soak.md): one TLS server under mixed
 # traffic for SOAK_SECONDS (default 600; SOAK_SECONDS=60 make soak for a
