@@ -2,7 +2,8 @@
  * server_h1.c — HTTP/1.1 on the server's listeners: choosing the protocol
  * of a new connection (the HTTP/2 preface, an HTTP/1.x request line, or
  * ALPN), parsing requests with http-parser, and the exchanges of
- * orpc/gateway.h: the gateway's on_request on the worker pool, its answers,
+ * orpc/gateway.h: the gateway's on_request (on the IO thread first for an
+ * inline_first gateway, else or then on the worker pool), its answers,
  * and the calls it runs through the same path as gRPC calls (orpc_ctx,
  * interceptors, identity, policy, deadline, limits, handler).
  *
@@ -32,6 +33,15 @@
  * - An exchange has three references: the IO side (until its answer is
  *   written or its connection lost), the worker running on_request, and
  *   its call.  The last one posts on_done to the IO thread.
+ * - An inline_first gateway's on_request runs in dispatch(), on the IO
+ *   thread, with no worker reference: an answer is written at the next
+ *   flush, a call starts at once (start_call(), as after a worker's
+ *   on_request).  ORPC_EBLOCKING with nothing answered hands the exchange
+ *   to a worker as without the flag.  The hand-off (pool, post back) is
+ *   what made a legacy request cost twice a gRPC one.
+ * - Answers ready at once (inline) are coalesced: h1_pull() writes one and
+ *   goes on with the next pipelined request while it is answered at once,
+ *   up to H1_MAX_OUT bytes waiting, so a pipelined burst is one write.
  *
  * Locking theory: x->lock guards x->refs only.  x->cb_lock serialises the
  * gateway's callbacks that build the answer (on_message on the handler's
@@ -569,22 +579,18 @@ static void builtin_answer(orpc_http_exchange *x)
     x->ready = 1;
 }
 
-/* ---- running on_request (a worker) ------------------------------------ */
+/* ---- running on_request (IO thread or a worker) ----------------------- */
 
 static void start_call(orpc_http_exchange *x);
+
+static void after_request(orpc_http_exchange *x);
 
 static void request_done_task(orpc__task *t, void *arg)
 {
     orpc_http_exchange *x = arg;
     (void)t;
-    if (x->h1 != NULL) {
-        if (x->call_pending) {
-            start_call(x);
-        } else {
-            x->ready = 1;
-            orpc__conn_kick(x->h1->sc->conn);
-        }
-    }
+    if (x->h1 != NULL)
+        after_request(x);
     x_unref(x); /* the worker's */
 }
 
@@ -599,10 +605,12 @@ static void set_error_body(orpc_http_exchange *x, int status,
     x->resp_ctype = orpc__mem_strdup(&x->srv->mem, "application/json");
 }
 
-static void request_job(orpc__job *j)
+/* Runs the gateway's on_request and settles what it left: no answer and
+ * no call (or an error) answers 500.  On the IO thread (|io|) an
+ * ORPC_EBLOCKING before anything was answered or called returns 1: the
+ * exchange goes to a worker. */
+static int run_on_request(orpc_http_exchange *x, int io)
 {
-    orpc_http_exchange *x =
-        (orpc_http_exchange *)((char *)j - offsetof(orpc_http_exchange, job));
     orpc_server *srv = x->srv;
     uv_mutex_lock(&x->cb_lock);
     x->in_request = 1;
@@ -610,19 +618,43 @@ static void request_job(orpc__job *j)
     int rc = srv->gw->on_request(x, srv->gw_ud);
     uv_mutex_lock(&x->cb_lock);
     x->in_request = 0;
-    if (rc < 0 || (!x->responded && !x->call_pending)) {
+    int handoff = io && rc == ORPC_EBLOCKING && !x->responded &&
+                  !x->call_pending && x->resp_head.len == 0;
+    if (!handoff && (rc < 0 || (!x->responded && !x->call_pending))) {
         x->call_pending = 0;
         x->responded = 1;
         set_error_body(x, 500, "the request was not answered");
     }
     uv_mutex_unlock(&x->cb_lock);
+    return handoff;
+}
+
+/* What on_request left, acted on (IO thread): the call starts, or the
+ * answer is written at the next flush. */
+static void after_request(orpc_http_exchange *x)
+{
+    if (x->call_pending) {
+        start_call(x);
+    } else {
+        x->ready = 1;
+        orpc__conn_kick(x->h1->sc->conn);
+    }
+}
+
+static void request_job(orpc__job *j)
+{
+    orpc_http_exchange *x =
+        (orpc_http_exchange *)((char *)j - offsetof(orpc_http_exchange, job));
+    orpc_server *srv = x->srv;
+    run_on_request(x, 0);
     atomic_fetch_sub(&srv->h1_pending, 1);
     orpc__task_init(&x->task, request_done_task, x);
     if (orpc__io_post(&x->sio->io, &x->task) != 0)
         x_unref(x); /* shutting down: the connection goes too */
 }
 
-/* A complete request: answer it or hand it to the gateway. */
+/* A complete request: answer it or hand it to the gateway (on this
+ * thread first when it asks, then a worker). */
 static void dispatch(orpc__h1 *h1)
 {
     orpc_http_exchange *x = h1->active;
@@ -632,6 +664,13 @@ static void dispatch(orpc__h1 *h1)
         builtin_answer(x);
         orpc__conn_kick(h1->sc->conn);
         return;
+    }
+    if (srv->gw->inline_first) {
+        x->to_gateway = 1;
+        if (!run_on_request(x, 1)) {
+            after_request(x);
+            return;
+        }
     }
     if (atomic_fetch_add(&srv->h1_pending, 1) >= srv->opts.http1_max_pending) {
         atomic_fetch_sub(&srv->h1_pending, 1);
@@ -643,12 +682,13 @@ static void dispatch(orpc__h1 *h1)
         orpc__conn_kick(h1->sc->conn);
         return;
     }
-    x_ref(x); /* the worker's */
+    x_ref(x);                  /* the worker's */
+    int given = x->to_gateway; /* (on_request ran inline already) */
     x->to_gateway = 1;
     x->job.fn = request_job;
     if (orpc__pool_submit(&srv->pool, &x->job) != 0) {
         atomic_fetch_sub(&srv->h1_pending, 1);
-        x->to_gateway = 0;
+        x->to_gateway = given;
         x_unref(x);
         set_error_body(x, 503, "server overloaded");
         x->keep_alive = 0;
@@ -826,19 +866,16 @@ static void finish_call(orpc__h1 *h1, orpc_http_exchange *x, orpc_ctx *ctx,
     exchange_end(h1);
 }
 
-static void h1_pull(orpc__conn *c)
+/* Writes what the exchange in progress has for the wire; 1 when it was
+ * answered whole (the next request may be answered in the same write). */
+static int pull_one(orpc__conn *c, orpc__h1 *h1, orpc_http_exchange *x)
 {
-    orpc__sconn *sc = c->user_data;
-    orpc__h1 *h1 = sc->h1;
-    orpc_http_exchange *x = h1 != NULL ? h1->active : NULL;
-    if (x == NULL)
-        return;
     if (x->ctx == NULL) {
-        if (x->ready) {
-            write_full(h1, x);
-            exchange_end(h1);
-        }
-        return;
+        if (!x->ready)
+            return 0;
+        write_full(h1, x);
+        exchange_end(h1);
+        return 1;
     }
     orpc_ctx *ctx = x->ctx;
     int streaming =
@@ -850,19 +887,21 @@ static void h1_pull(orpc__conn *c)
         size_t have = ctx->sendq.bytes;
         uv_mutex_unlock(&ctx->lock);
         if (!streaming || (have == 0 && !atomic_load(&x->started))) {
-            if (finished)
-                finish_call(h1, x, ctx, 0);
-            return;
+            if (!finished)
+                return 0;
+            finish_call(h1, x, ctx, 0);
+            return 1;
         }
         if (!atomic_load(&x->started))
             write_stream_head(h1, x);
         if (have == 0) {
-            if (finished)
-                finish_call(h1, x, ctx, 1);
-            return;
+            if (!finished)
+                return 0;
+            finish_call(h1, x, ctx, 1);
+            return 1;
         }
         if (orpc__conn_pending_out(c) >= H1_MAX_OUT || c->closing)
-            return; /* the next flush after this write takes more */
+            return 0; /* the next flush after this write takes more */
         uv_mutex_lock(&ctx->lock);
         size_t n = orpc__sendq_read(&ctx->sendq, buf, sizeof(buf));
         uv_cond_broadcast(&ctx->cond); /* room for a blocked sender */
@@ -872,6 +911,17 @@ static void h1_pull(orpc__conn *c)
             orpc__ctx_wake(ctx);
         write_chunk(h1, x, buf, n);
     }
+}
+
+static void h1_pull(orpc__conn *c)
+{
+    orpc__sconn *sc = c->user_data;
+    /* answered exchanges end and the next pipelined one is parsed (and,
+     * inline, perhaps answered) at once: their answers share this write */
+    while (sc->h1 != NULL && sc->h1->active != NULL && !c->closing &&
+           pull_one(c, sc->h1, sc->h1->active) &&
+           orpc__conn_pending_out(c) < H1_MAX_OUT)
+        ;
 }
 
 /* ---- protocol selection ----------------------------------------------- */
@@ -1267,6 +1317,12 @@ void orpc_http_set_state(orpc_http_exchange *x, void *state)
 void *orpc_http_state(const orpc_http_exchange *x)
 {
     return x ? x->state : NULL;
+}
+
+int orpc_http_may_block(const orpc_http_exchange *x)
+{
+    (void)x;
+    return !orpc__io_on_any_thread();
 }
 
 /* Nonzero when |s| has no CR, LF or other control byte (a header value). */

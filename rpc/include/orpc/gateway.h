@@ -15,9 +15,9 @@
  *
  * One request is an *exchange*.  Its life:
  *
- *   on_request (a worker thread)   the gateway reads the request and either
- *                                  answers it (orpc_http_respond()) or runs
- *                                  a method (orpc_http_call())
+ *   on_request (a worker thread,   the gateway reads the request and either
+ *    or first the IO thread when   answers it (orpc_http_respond()) or runs
+ *    inline_first is set)          a method (orpc_http_call())
  *   on_message (the handler's      each response message of the call,
  *               thread)            encoded into the body
  *                                  (orpc_http_body_append())
@@ -64,7 +64,8 @@ typedef struct orpc_gateway {
     int (*on_start)(struct orpc_server *srv, void *user_data);
     /**
      * A request arrived, its body complete (a worker thread: the gateway may
-     * block, e.g. to verify a token with another service).  Call
+     * block, e.g. to verify a token with another service; with
+     * |inline_first|, first the connection's IO thread, see there).  Call
      * orpc_http_respond() or orpc_http_call() before returning; a negative
      * return (or neither call) answers 500.
      */
@@ -88,6 +89,21 @@ typedef struct orpc_gateway {
                       void *user_data);
     /** The exchange is over (answered, or its connection lost). */
     void (*on_done)(orpc_http_exchange *x, void *user_data);
+    /**
+     * Nonzero: on_request is called first on the connection's IO thread,
+     * with no hand-off to the worker pool (orpc_http_may_block() is 0
+     * there).  On the IO thread it must not block: when answering would
+     * (a token to verify with another service, a slow lookup), it returns
+     * ORPC_EBLOCKING before calling orpc_http_respond() or orpc_http_call()
+     * (no header added; a state it set stays the exchange's), and the
+     * runtime calls on_request again on a worker, as without
+     * this flag.  ORPC_EBLOCKING after an answer or a call answers 500.
+     * A call it starts goes through the same admission and dispatch as one
+     * started from a worker (a non-blocking service's handler runs inline,
+     * a blocking one's on the pool).  0 (the default): on_request always
+     * runs on a worker.
+     */
+    int inline_first;
 } orpc_gateway;
 
 /**
@@ -159,6 +175,14 @@ ORPC_EXTERN void orpc_http_set_state(orpc_http_exchange *x, void *state);
  *  Threads: the exchange's callbacks. */
 ORPC_EXTERN void *orpc_http_state(const orpc_http_exchange *x);
 
+/** 0 when the calling callback runs on an orpc IO thread (on_request of
+ *  an |inline_first| gateway before its hand-off, on_status, on_done, a
+ *  non-blocking handler's on_message), where nothing may block; 1 on a
+ *  worker thread, where on_request may block.
+ *  Ownership: nothing changes hands.
+ *  Threads: the exchange's callbacks. */
+ORPC_EXTERN int orpc_http_may_block(const orpc_http_exchange *x);
+
 /* ---- answers ---------------------------------------------------------- */
 
 /**
@@ -170,7 +194,8 @@ ORPC_EXTERN void *orpc_http_state(const orpc_http_exchange *x);
  * answered, or a call was started) or ORPC_ENOMEM.
  *
  * Ownership: copies |content_type| and |body|.
- * Threads: on_request's worker thread.
+ * Threads: on_request's thread (a worker, or the IO thread with
+ * inline_first).
  */
 ORPC_EXTERN int orpc_http_respond(orpc_http_exchange *x, int status,
                                   const char *content_type, const void *body,
@@ -205,7 +230,8 @@ typedef struct orpc_http_call_opts {
  *
  * Ownership: borrows |request| until on_done; copies |path| and what
  * |opts| points to.
- * Threads: on_request's worker thread.
+ * Threads: on_request's thread (a worker, or the IO thread with
+ * inline_first).
  */
 ORPC_EXTERN int orpc_http_call(orpc_http_exchange *x, const char *path,
                                const ProtobufCMessage *request,
