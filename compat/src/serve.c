@@ -4,14 +4,19 @@
  * (serve_route.c: routes and requests; serve_codec.c: responses, errors,
  * Connect; serve_auth.c: tokens).
  *
- * Design notes: on_request (a worker thread) picks one of three answers —
+ * Design notes: on_request (the IO thread first: the gateway is
+ * inline_first; a worker when it returned ORPC_EBLOCKING there) picks one
+ * of three answers —
  * GET /health, a legacy route, a Connect call — and either answers at once
  * or starts the method with orpc_http_call(); the exchange's state (what
  * kind of answer, the method and rule, the request message, the identity)
- * lives until on_done.  A legacy route is matched first; a request no
- * route knows is then tried as Connect ("/pkg.Service/Method"), so the two
- * share one port without a prefix.  Route tables are built in on_start, one
- * per server the gateway is installed on.
+ * lives until on_done.  Only a token the verifier must judge (a cache miss
+ * with the default verifier, or a custom one not verify_nonblocking) can
+ * block: on the IO thread that request returns ORPC_EBLOCKING before
+ * anything is answered, and runs again on a worker.  A legacy route is matched
+ * first; a request no route knows is then tried as Connect
+ * ("/pkg.Service/Method"), so the two share one port without a prefix.  Route
+ * tables are built in on_start, one per server the gateway is installed on.
  *
  * Locking theory: |mu| guards the list of route tables (added by on_start,
  * read by on_request on any worker); a table is never changed once built,
@@ -66,6 +71,8 @@ int orpc_legacy_serve_new(orpc_legacy_serve **out,
         ls->auth.verify = orpc__verify_over_channel;
         ls->auth.verify_ud = &ls->vctx;
     }
+    ls->auth.verify_nonblocking =
+        ls->opts.verify != NULL && ls->opts.verify_nonblocking;
     ls->auth.cache_ms = ls->opts.verify_cache_ms;
     ls->auth.cache = &ls->cache;
     *out = ls;
@@ -279,8 +286,13 @@ static int on_request(orpc_http_exchange *x, void *ud)
         orpc__legacy_call lc;
         size_t len = 0;
         const uint8_t *body = orpc_http_body(x, &len);
-        if (orpc__serve_legacy_request(rt, &ls->auth, verb, target, hdr_of, x,
-                                       body, len, &lc, &e) == 0) {
+        orpc__auth auth = ls->auth;
+        auth.no_block = !orpc_http_may_block(x);
+        int rc = orpc__serve_legacy_request(rt, &auth, verb, target, hdr_of, x,
+                                            body, len, &lc, &e);
+        if (rc == ORPC_EBLOCKING)
+            return rc; /* again on a worker */
+        if (rc == 0) {
             xstate *s = new_state(x, X_LEGACY);
             if (s == NULL) {
                 orpc__legacy_call_clear(&lc);
@@ -427,6 +439,7 @@ static const orpc_gateway gateway = {
     .on_message = on_message,
     .on_status = on_status,
     .on_done = on_done,
+    .inline_first = 1,
 };
 
 int orpc_legacy_serve_install(orpc_legacy_serve *ls, orpc_server *srv)

@@ -216,6 +216,14 @@ int orpc__serve_authenticate(const orpc__auth *a, const char *authz,
             return 0;
         }
     }
+    if (a->no_block && a->verify != NULL && !a->verify_nonblocking) {
+        /* a cache miss the verifier must judge, perhaps by calling the
+         * auth service: not on an IO thread (the caller tries again on a
+         * worker) */
+        free(token);
+        memset(e, 0, sizeof(*e));
+        return ORPC_EBLOCKING;
+    }
     int rc = a->verify ? a->verify(token, identity, a->verify_ud) : ORPC_EINVAL;
     if (rc == 0 && *identity == NULL)
         rc = ORPC_EINVAL;

@@ -184,9 +184,15 @@ char *orpc__identity_from_user_json(const char *user_json, size_t len);
 typedef struct orpc__auth {
     orpc_token_verify_fn verify;
     void *verify_ud;
-    int64_t cache_ms; /* <0: no cache */
+    int verify_nonblocking; /* |verify| never blocks */
+    int64_t cache_ms;       /* <0: no cache */
     orpc__token_cache *cache;
+    /* nonzero: the caller may not block (an IO thread); a token that only
+     * a blocking verifier can judge is then ORPC_EBLOCKING */
+    int no_block;
 } orpc__auth;
+/* 0 (|*identity| set), -1 (|e| says the answer), or ORPC_EBLOCKING (|a|
+ * no_block and a blocking verifier would have to run; nothing is set). */
 int orpc__serve_authenticate(const orpc__auth *a, const char *authz,
                              char **identity, orpc__serve_err *e);
 
@@ -216,7 +222,8 @@ void orpc__legacy_call_clear(orpc__legacy_call *c);
 /* The whole of on_request's legacy side: the route (404, 405, 400), the
  * bearer token unless the method is legacy_no_auth (401, 503), the call
  * kind (501 for client and bidi streaming), the request message (400,
- * 415).  0 with |out| filled, or -1 with |e|. */
+ * 415).  0 with |out| filled, -1 with |e|, or ORPC_EBLOCKING (|auth|
+ * no_block: the token needs a blocking verifier; nothing is filled). */
 int orpc__serve_legacy_request(const orpc__lroutes *rt, const orpc__auth *auth,
                                const char *verb, const char *target,
                                orpc__serve_header_fn hdr, void *hdr_ud,

@@ -725,12 +725,13 @@ int orpc__serve_legacy_request(const orpc__lroutes *rt, const orpc__auth *auth,
     if (orpc__lroute_find(rt, verb, target, &out->route, e) != 0)
         return -1;
     const orpc_method_desc *m = out->route->m;
-    if (!m->legacy_no_auth &&
-        orpc__serve_authenticate(auth,
-                                 hdr ? hdr(hdr_ud, "authorization") : NULL,
-                                 &out->identity, e) != 0) {
-        orpc__legacy_call_clear(out);
-        return -1;
+    if (!m->legacy_no_auth) {
+        int rc = orpc__serve_authenticate(
+            auth, hdr ? hdr(hdr_ud, "authorization") : NULL, &out->identity, e);
+        if (rc != 0) {
+            orpc__legacy_call_clear(out);
+            return rc == ORPC_EBLOCKING ? rc : -1;
+        }
     }
     if (m->kind == ORPC_CALL_CLIENT_STREAMING ||
         m->kind == ORPC_CALL_BIDI_STREAMING) {

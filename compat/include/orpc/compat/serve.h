@@ -21,7 +21,11 @@
  * principal.  See docs/compat.md, "Serving legacy callers".
  *
  * Thread-safety: a orpc_legacy_serve is configured on one thread, then used
- * by the server's worker threads at once (its token cache has its own lock).
+ * by the server's IO and worker threads at once (its token cache has its
+ * own lock).  A request is answered on the IO thread when nothing would
+ * block there (no token needed, the token cached, or a verify_nonblocking
+ * verifier); a token only the auth service (or a blocking verifier) can
+ * judge moves it to a worker.
  */
 #ifndef ORPC_COMPAT_SERVE_H
 #define ORPC_COMPAT_SERVE_H
@@ -45,7 +49,8 @@ typedef struct orpc_legacy_serve orpc_legacy_serve;
  * "legacy-user:alice"); ORPC_EAGAIN when the token cannot be judged now
  * (the auth service is down: the request is answered 503); any other
  * negative code when the token is invalid or expired (401).  Runs on a
- * server worker thread and may block.
+ * server worker thread and may block (unless declared verify_nonblocking,
+ * when it runs on the IO thread and must not).
  */
 typedef int (*orpc_token_verify_fn)(const char *token, char **identity,
                                     void *user_data);
@@ -70,6 +75,11 @@ typedef struct orpc_legacy_serve_opts {
     int no_connect;
     /** Nonzero: no legacy routes (only Connect and /health). */
     int no_legacy_routes;
+    /** Nonzero: |verify| never blocks (no I/O, no wait), so it may run on
+     *  the server's IO thread and a request it judges is answered there
+     *  without a hand-off to a worker.  0: it runs on a worker, as the
+     *  default verifier always does on a cache miss. */
+    int verify_nonblocking;
 } orpc_legacy_serve_opts;
 
 /**
