@@ -116,7 +116,7 @@ int main(int argc, char **argv)
     orpc_server_opts o = {.plaintext = 1, .io_threads = (unsigned)threads};
     orpc_server *srv = NULL;
     orpc_legacy_serve *gw = NULL;
-    orpc_legacy_serve_opts go = {.verify = verify};
+    orpc_legacy_serve_opts go = {.verify = verify, .verify_nonblocking = 1};
     orpc_service_opts so = {.nonblocking = !blocking};
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%ld", port);
