@@ -52,6 +52,11 @@ static uv_mutex_t g_lock;
 static int g_requests, g_done, g_handled, g_cancelled, g_stream_sent;
 static int g_last_code;
 
+/* inline_first: on_request's passes on the IO thread and on a worker, and
+ * the threads the IO pass and the handler ran on */
+static int g_inline_passes, g_worker_passes;
+static uv_thread_t g_io_thread, g_handler_thread;
+
 static void bump(int *v, int by)
 {
     uv_mutex_lock(&g_lock);
@@ -71,6 +76,7 @@ static void reset_counters(void)
 {
     uv_mutex_lock(&g_lock);
     g_requests = g_done = g_handled = g_cancelled = g_stream_sent = 0;
+    g_inline_passes = g_worker_passes = 0;
     g_last_code = -1;
     uv_mutex_unlock(&g_lock);
 }
@@ -98,6 +104,9 @@ static orpc_status unary_call(orpc_ctx *ctx, const SimpleRequest *req,
                               SimpleResponse *resp, void *ud)
 {
     (void)ud;
+    uv_mutex_lock(&g_lock);
+    g_handler_thread = uv_thread_self();
+    uv_mutex_unlock(&g_lock);
     bump(&g_handled, 1);
     if (req->fill_oauth_scope) { /* block until cancelled (at most 5 s) */
         for (int i = 0; i < 500 && !orpc_ctx_is_cancelled(ctx); i++)
@@ -106,6 +115,8 @@ static orpc_status unary_call(orpc_ctx *ctx, const SimpleRequest *req,
             bump(&g_cancelled, 1);
         return orpc_status_new(ORPC_CANCELLED, "cancelled");
     }
+    if (req->response_size == 999)
+        usleep(60000); /* (a slow one, for deadlines) */
     if (req->response_size > 0) {
         Grpc__Testing__Payload *p =
             orpc_arena_alloc(orpc_ctx_arena(ctx), sizeof(*p));
@@ -271,6 +282,45 @@ static const orpc_gateway gateway = {
     .on_done = gw_done,
 };
 
+/* The same gateway asking for on_request on the IO thread first: /block
+ * (and /unary?-1, whose handler blocks) goes to a worker with
+ * ORPC_EBLOCKING; /badblock answers and then claims ORPC_EBLOCKING (a
+ * 500); the rest is answered or called on the IO thread. */
+static int gw_request_inline(orpc_http_exchange *x, void *ud)
+{
+    const char *t = orpc_http_target(x);
+    int may_block = orpc_http_may_block(x);
+    if (!may_block) {
+        uv_mutex_lock(&g_lock);
+        g_inline_passes++;
+        g_io_thread = uv_thread_self();
+        uv_mutex_unlock(&g_lock);
+        if (strcmp(t, "/block") == 0 || strcmp(t, "/unary?-1") == 0 ||
+            strcmp(t, "/sleep") == 0)
+            return ORPC_EBLOCKING;
+        if (strcmp(t, "/badblock") == 0) {
+            bump(&g_requests, 1);
+            orpc_http_respond(x, 200, NULL, "no", 2);
+            return ORPC_EBLOCKING;
+        }
+    } else {
+        bump(&g_worker_passes, 1);
+    }
+    if (strcmp(t, "/block") == 0) {
+        bump(&g_requests, 1);
+        return orpc_http_respond(x, 200, "text/plain", "worker", 6);
+    }
+    return gw_request(x, ud);
+}
+
+static const orpc_gateway gateway_inline = {
+    .on_request = gw_request_inline,
+    .on_message = gw_message,
+    .on_status = gw_status,
+    .on_done = gw_done,
+    .inline_first = 1,
+};
+
 /* ---- servers ---- */
 
 static char g_dir[64], g_ca[300], g_cert[300], g_key[300];
@@ -280,7 +330,9 @@ typedef struct fx {
     int port;
 } fx;
 
-static fx *start(orpc_server_opts *o, int with_gateway)
+/* |gw|: 0 none, 1 |gateway|, 2 |gateway_inline| with TestService
+ * blocking, 3 |gateway_inline| with TestService non-blocking. */
+static fx *start(orpc_server_opts *o, int gw)
 {
     fx *f = calloc(1, sizeof(*f));
     if (o->tls.cert_file == NULL)
@@ -288,11 +340,15 @@ static fx *start(orpc_server_opts *o, int with_gateway)
     if (o->io_threads == 0)
         o->io_threads = 2;
     assert_int_equal(orpc_server_new(&f->srv, o, NULL, NULL), 0);
-    assert_int_equal(
-        grpc__testing__test_service__server__register(f->srv, &handlers, NULL),
-        0);
-    if (with_gateway)
-        assert_int_equal(orpc_server_set_gateway(f->srv, &gateway, NULL), 0);
+    orpc_service_opts so = {.nonblocking = gw == 3};
+    assert_int_equal(grpc__testing__test_service__server__register_with_opts(
+                         f->srv, &handlers, NULL, &so),
+                     0);
+    if (gw != 0)
+        assert_int_equal(
+            orpc_server_set_gateway(f->srv,
+                                    gw == 1 ? &gateway : &gateway_inline, NULL),
+            0);
     assert_int_equal(orpc_server_listen(f->srv, "127.0.0.1:0", &f->port, NULL),
                      0);
     assert_int_equal(orpc_server_start(f->srv), 0);
@@ -1037,6 +1093,205 @@ static void test_pending_bound_503(void **state)
     stop(f);
 }
 
+/* ---- inline_first ---- */
+
+static int inline_thread_was(int handler_on_io)
+{
+    uv_mutex_lock(&g_lock);
+    int same = uv_thread_equal(&g_io_thread, &g_handler_thread);
+    uv_mutex_unlock(&g_lock);
+    return handler_on_io ? same : !same;
+}
+
+/* An inline_first gateway answers on the IO thread: no worker pass, and
+ * pipelined answers come in order (coalesced into one write). */
+static void test_inline_answers_on_io_thread(void **state)
+{
+    (void)state;
+    orpc_server_opts o = {0};
+    fx *f = start(&o, 2);
+    hresp r;
+    assert_int_equal(exchange(f->port,
+                              "POST /echo HTTP/1.1\r\nHost: x\r\n"
+                              "Content-Length: 2\r\n\r\nhi",
+                              &r),
+                     200);
+    assert_string_equal(r.body, "POST hi");
+    assert_int_equal(get(&g_inline_passes), 1);
+    assert_int_equal(get(&g_worker_passes), 0);
+    int fd = dial(f->port);
+    g_rlen = 0;
+    put(fd, "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\na"
+            "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nb"
+            "GET /nope HTTP/1.1\r\n\r\n"
+            "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nc");
+    assert_int_equal(read_resp(fd, &r), 200);
+    assert_string_equal(r.body, "POST a");
+    assert_int_equal(read_resp(fd, &r), 200);
+    assert_string_equal(r.body, "POST b");
+    assert_int_equal(read_resp(fd, &r), 404);
+    assert_int_equal(read_resp(fd, &r), 200);
+    assert_string_equal(r.body, "POST c");
+    close(fd);
+    assert_int_equal(get(&g_worker_passes), 0);
+    assert_true(wait_for(done_equals_requests, NULL, 3000));
+    assert_int_equal(get(&g_done), 5);
+    stop(f);
+}
+
+/* ORPC_EBLOCKING before answering: on_request again on a worker, on_done
+ * once; ORPC_EBLOCKING after answering is a 500. */
+static void test_inline_eblocking_then_worker(void **state)
+{
+    (void)state;
+    orpc_server_opts o = {0};
+    fx *f = start(&o, 2);
+    hresp r;
+    assert_int_equal(
+        exchange(f->port, "GET /block HTTP/1.1\r\nHost: x\r\n\r\n", &r), 200);
+    assert_string_equal(r.body, "worker");
+    assert_int_equal(get(&g_inline_passes), 1);
+    assert_int_equal(get(&g_worker_passes), 1);
+    assert_int_equal(
+        exchange(f->port, "GET /badblock HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+        500);
+    assert_int_equal(get(&g_worker_passes), 1);
+    /* pipelined: a worker's answer between inline ones keeps the order */
+    int fd = dial(f->port);
+    g_rlen = 0;
+    put(fd, "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\na"
+            "GET /block HTTP/1.1\r\n\r\n"
+            "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nc");
+    assert_int_equal(read_resp(fd, &r), 200);
+    assert_string_equal(r.body, "POST a");
+    assert_int_equal(read_resp(fd, &r), 200);
+    assert_string_equal(r.body, "worker");
+    assert_int_equal(read_resp(fd, &r), 200);
+    assert_string_equal(r.body, "POST c");
+    close(fd);
+    assert_true(wait_for(done_equals_requests, NULL, 3000));
+    assert_int_equal(get(&g_done), 5);
+    stop(f);
+}
+
+/* orpc_http_call() from the IO thread: a non-blocking service's handler
+ * runs there, a blocking one's on a worker. */
+static void test_inline_call_nonblocking_and_blocking(void **state)
+{
+    (void)state;
+    for (int nb = 0; nb < 2; nb++) {
+        orpc_server_opts o = {0};
+        fx *f = start(&o, nb ? 3 : 2);
+        hresp r;
+        assert_int_equal(
+            exchange(f->port, "GET /unary?7 HTTP/1.1\r\nHost: x\r\n\r\n", &r),
+            200);
+        assert_int_equal(get(&g_handled), 1);
+        assert_int_equal(get(&g_inline_passes), 1);
+        assert_int_equal(get(&g_worker_passes), 0);
+        assert_true(inline_thread_was(nb));
+        /* streaming, inline too */
+        assert_int_equal(
+            exchange(f->port, "GET /stream?3,2 HTTP/1.1\r\n\r\n", &r), 200);
+        assert_int_equal(get(&g_stream_sent), 3);
+        assert_int_equal(get(&g_worker_passes), 0);
+        assert_true(wait_for(done_equals_requests, NULL, 3000));
+        assert_int_equal(get(&g_done), 2);
+        stop(f);
+    }
+}
+
+/* Inline calls meet the policy and the deadline as worker ones do. */
+static void test_inline_policy_and_deadline(void **state)
+{
+    (void)state;
+    char path[128];
+    snprintf(path, sizeof(path), "%s/policy_inline.json", g_dir);
+    FILE *pf = fopen(path, "w");
+    assert_non_null(pf);
+    fputs("{\"name\":\"h1\",\"allow_rules\":[{\"name\":\"alice\","
+          "\"source\":{\"principals\":[\"legacy-user:alice\"]},"
+          "\"request\":{\"paths\":[\"/grpc.testing.TestService/*\"]}}]}",
+          pf);
+    fclose(pf);
+    for (int nb = 0; nb < 2; nb++) {
+        orpc_server_opts o = {.authz_policy_file = path};
+        fx *f = start(&o, nb ? 3 : 2);
+        hresp r;
+        assert_int_equal(exchange(f->port,
+                                  "GET /unary?3 HTTP/1.1\r\nHost: x\r\n"
+                                  "X-Identity: legacy-user:mallory\r\n\r\n",
+                                  &r),
+                         403);
+        assert_int_equal(get(&g_handled), 0);
+        assert_int_equal(get(&g_last_code), ORPC_PERMISSION_DENIED);
+        assert_int_equal(exchange(f->port,
+                                  "GET /unary?3 HTTP/1.1\r\nHost: x\r\n"
+                                  "X-Identity: legacy-user:alice\r\n\r\n",
+                                  &r),
+                         200);
+        assert_int_equal(get(&g_handled), 1);
+        assert_int_equal(get(&g_worker_passes), 0);
+        assert_true(wait_for(done_equals_requests, NULL, 3000));
+        stop(f);
+    }
+    /* the deadline, inline: a non-blocking handler (run on the IO thread)
+     * slower than the call's timeout ends DEADLINE_EXCEEDED */
+    orpc_server_opts o = {0};
+    fx *f = start(&o, 3);
+    hresp r;
+    assert_int_equal(exchange(f->port,
+                              "GET /unary?999 HTTP/1.1\r\nHost: x\r\n"
+                              "X-Timeout-Ms: 10\r\n\r\n",
+                              &r),
+                     500);
+    char want[32];
+    snprintf(want, sizeof(want), "{\"code\":%d}", ORPC_DEADLINE_EXCEEDED);
+    assert_string_equal(r.body, want);
+    assert_int_equal(get(&g_worker_passes), 0);
+    assert_true(inline_thread_was(1));
+    /* and a blocking one's, on the worker, cancelled at its deadline */
+    stop(f);
+    f = start(&o, 2);
+    uint64_t t0 = uv_hrtime();
+    assert_int_equal(exchange(f->port,
+                              "GET /unary?-1 HTTP/1.1\r\nHost: x\r\n"
+                              "X-Timeout-Ms: 200\r\n\r\n",
+                              &r),
+                     500);
+    uint64_t ms = (uv_hrtime() - t0) / 1000000u;
+    assert_true(ms >= 150 && ms < 3000);
+    assert_string_equal(r.body, want);
+    assert_true(wait_for(cancelled_one, NULL, 4000));
+    assert_true(wait_for(done_equals_requests, NULL, 4000));
+    stop(f);
+}
+
+/* on_done once per exchange, inline, handed off, answered or called. */
+static void test_inline_on_done_once(void **state)
+{
+    (void)state;
+    orpc_server_opts o = {0};
+    fx *f = start(&o, 3);
+    hresp r;
+    for (int i = 0; i < 24; i++) {
+        const char *reqs[] = {
+            "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+            "GET /unary?7 HTTP/1.1\r\n\r\n",
+            "GET /stream?2,3 HTTP/1.1\r\n\r\n",
+            "GET /other HTTP/1.1\r\n\r\n",
+            "GET /block HTTP/1.1\r\n\r\n",
+            "GET /badblock HTTP/1.1\r\n\r\n",
+        };
+        exchange(f->port, reqs[i % 6], &r);
+    }
+    assert_true(wait_for(done_equals_requests, NULL, 5000));
+    assert_int_equal(get(&g_requests), 24);
+    assert_int_equal(get(&g_done), 24);
+    assert_int_equal(get(&g_worker_passes), 4);
+    stop(f);
+}
+
 static int group_setup(void **state)
 {
     (void)state;
@@ -1082,6 +1337,11 @@ int main(void)
         cmocka_unit_test(test_on_done_once),
         cmocka_unit_test(test_call_deadline),
         cmocka_unit_test(test_pending_bound_503),
+        cmocka_unit_test(test_inline_answers_on_io_thread),
+        cmocka_unit_test(test_inline_eblocking_then_worker),
+        cmocka_unit_test(test_inline_call_nonblocking_and_blocking),
+        cmocka_unit_test(test_inline_policy_and_deadline),
+        cmocka_unit_test(test_inline_on_done_once),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
