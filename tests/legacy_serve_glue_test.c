@@ -34,6 +34,7 @@ struct orpc_http_exchange {
     const char *hdr[16]; /* name, value, ..., NULL */
     const char *body;
     void *state;
+    int on_io; /* on_request "runs on the IO thread": may not block */
     /* the answer */
     int status;
     char content_type[64];
@@ -129,6 +130,10 @@ int orpc_http_add_header(orpc_http_exchange *x, const char *name,
     size_t n = strlen(x->headers);
     snprintf(x->headers + n, sizeof(x->headers) - n, "%s: %s\n", name, value);
     return 0;
+}
+int orpc_http_may_block(const orpc_http_exchange *x)
+{
+    return !x->on_io;
 }
 int orpc_http_respond(orpc_http_exchange *x, int status,
                       const char *content_type, const void *body, size_t len)
@@ -433,6 +438,94 @@ static void test_health(void **state)
     done(&x);
 }
 
+/* inline_first: on the IO thread a token only the verifier can judge is
+ * ORPC_EBLOCKING with nothing answered; cached, not needed, or judged by a
+ * verify_nonblocking verifier, the request is answered there. */
+static void test_inline_first(void **state)
+{
+    (void)state;
+    assert_true(g_gw->inline_first);
+    const orpc_gateway *gw0 = g_gw;
+    void *ud0 = g_ud;
+    for (int nb = 0; nb < 2; nb++) {
+        orpc_legacy_serve *ls = NULL;
+        orpc_legacy_serve_opts o = {.verify = verify, .verify_nonblocking = nb};
+        assert_int_equal(orpc_legacy_serve_new(&ls, &o), 0);
+        assert_int_equal(orpc_legacy_serve_install(ls, (orpc_server *)&g_srv),
+                         0);
+        assert_int_equal(g_gw->on_start((orpc_server *)&g_srv, g_ud), 0);
+        orpc_http_exchange a = {.method = "GET",
+                                .target = "/jobs/7",
+                                .hdr = {"Authorization", "Bearer good", NULL},
+                                .on_io = 1};
+        if (!nb) {
+            /* a cache miss: to a worker, the exchange untouched */
+            assert_int_equal(g_gw->on_request(&a, g_ud), ORPC_EBLOCKING);
+            assert_false(a.responded || a.called);
+            assert_null(a.state);
+            assert_string_equal(a.headers, "");
+            a.on_io = 0; /* the worker's pass verifies (and caches) */
+        }
+        request(&a);
+        assert_true(a.called);
+        assert_string_equal(a.identity, "legacy-service:scheduler-service");
+        done(&a);
+        /* now cached (or never blocking): inline */
+        orpc_http_exchange b = {.method = "GET",
+                                .target = "/jobs/7",
+                                .hdr = {"Authorization", "Bearer good", NULL},
+                                .on_io = 1};
+        request(&b);
+        assert_true(b.called);
+        done(&b);
+        /* a token not cached: blocking verifier, to a worker; a
+         * non-blocking one judges it here (401) */
+        orpc_http_exchange c = {.method = "GET",
+                                .target = "/jobs/7",
+                                .hdr = {"Authorization", "Bearer forged", NULL},
+                                .on_io = 1};
+        if (!nb) {
+            assert_int_equal(g_gw->on_request(&c, g_ud), ORPC_EBLOCKING);
+            assert_false(c.responded || c.called);
+        } else {
+            request(&c);
+            assert_int_equal(c.status, 401);
+            done(&c);
+        }
+        /* no token, a route needing none, /health, Connect: inline */
+        orpc_http_exchange d = {
+            .method = "GET", .target = "/jobs/7", .on_io = 1};
+        request(&d);
+        assert_int_equal(d.status, 401);
+        done(&d);
+        orpc_http_exchange e = {.method = "POST",
+                                .target = "/login",
+                                .body =
+                                    "{\"username\":\"u\",\"password\":\"p\"}",
+                                .on_io = 1};
+        request(&e);
+        assert_true(e.called);
+        done(&e);
+        orpc_http_exchange f = {
+            .method = "GET", .target = "/health", .on_io = 1};
+        request(&f);
+        assert_int_equal(f.status, 200);
+        done(&f);
+        orpc_http_exchange g = {
+            .method = "POST",
+            .target = "/grpc.testing.TestService/UnaryCall",
+            .hdr = {"Content-Type", "application/json", NULL},
+            .body = "{}",
+            .on_io = 1};
+        request(&g);
+        assert_true(g.called);
+        done(&g);
+        orpc_legacy_serve_free(ls);
+    }
+    g_gw = gw0;
+    g_ud = ud0;
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -441,6 +534,7 @@ int main(void)
         cmocka_unit_test(test_ndjson),
         cmocka_unit_test(test_connect),
         cmocka_unit_test(test_health),
+        cmocka_unit_test(test_inline_first),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
