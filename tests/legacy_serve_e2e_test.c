@@ -15,7 +15,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <pthread.h>
+#include <stdatomic.h>
 
 #include <cmocka.h>
 
@@ -95,6 +99,8 @@ static orpc_status login(orpc_ctx *ctx,
 {
     (void)ctx;
     (void)ud;
+    if (strcmp(req->username, "sleepy") == 0) /* holds a worker 1 s */
+        usleep(1000000);
     if (strcmp(req->username, "scheduler-service") != 0 ||
         strcmp(req->password, "secret") != 0)
         return orpc_status_new(ORPC_UNAUTHENTICATED, "Invalid credentials");
@@ -109,9 +115,12 @@ static orpc_status login(orpc_ctx *ctx,
 static const Opsconductor__Auth__V1__AuthService_Handlers auth = {.login =
                                                                       login};
 
+static atomic_int g_verifies;
+
 static int verify(const char *token, char **identity, void *ud)
 {
     (void)ud;
+    atomic_fetch_add(&g_verifies, 1);
     if (strcmp(token, "good") != 0)
         return ORPC_EINVAL;
     *identity = strdup("legacy-service:scheduler-service");
@@ -344,6 +353,88 @@ static void test_orpc_to_itself(void **state)
     orpc_client_free(c);
 }
 
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void *sleepy_login(void *arg)
+{
+    char r[4096];
+    (void)arg;
+    http("POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: "
+         "application/json\r\nContent-Length: 36\r\nConnection: "
+         "close\r\n\r\n{\"username\":\"sleepy\",\"password\":\"x\"}",
+         r, sizeof(r));
+    return NULL;
+}
+
+/* The gateway answers on the IO thread when nothing blocks: with the one
+ * worker held by a slow (blocking) Login, a request whose token is cached
+ * is still answered at once by the non-blocking JobsService, while a token
+ * the verifier must judge (a cache miss) waits for the worker. */
+static void test_cached_token_inline_miss_on_worker(void **state)
+{
+    (void)state;
+    orpc_server *srv = NULL;
+    orpc_legacy_serve *ls = NULL;
+    int port = 0, port0 = g_port;
+    orpc_server_opts so = {.plaintext = 1,
+                           .io_threads = 1,
+                           .worker_threads = 1,
+                           .max_worker_threads = 1};
+    orpc_service_opts nb = {.nonblocking = 1};
+    orpc_legacy_serve_opts lo = {.verify = verify};
+    assert_int_equal(orpc_server_new(&srv, &so, NULL, NULL), 0);
+    assert_int_equal(
+        opsconductor__jobs__v1__jobs_service__server__register_with_opts(
+            srv, &jobs, NULL, &nb),
+        0);
+    assert_int_equal(opsconductor__auth__v1__auth_service__server__register(
+                         srv, &auth, NULL),
+                     0);
+    assert_int_equal(orpc_legacy_serve_new(&ls, &lo), 0);
+    assert_int_equal(orpc_legacy_serve_install(ls, srv), 0);
+    assert_int_equal(orpc_server_listen(srv, "127.0.0.1:0", &port, NULL), 0);
+    assert_int_equal(orpc_server_start(srv), 0);
+    g_port = port;
+    char r[8192];
+    const char *get = "GET /jobs/7 HTTP/1.1\r\nHost: x\r\nAuthorization: "
+                      "Bearer good\r\nConnection: close\r\n\r\n";
+    /* first: a cache miss, verified on a worker, then cached */
+    int v0 = atomic_load(&g_verifies);
+    assert_int_equal(http(get, r, sizeof(r)), 200);
+    assert_int_equal(atomic_load(&g_verifies), v0 + 1);
+    /* the worker busy for 1 s */
+    pthread_t t;
+    int64_t t0 = now_ms();
+    assert_int_equal(pthread_create(&t, NULL, sleepy_login, NULL), 0);
+    usleep(150000);
+    assert_int_equal(http(get, r, sizeof(r)), 200);
+    assert_string_equal(body_of(r),
+                        "{\"id\":7,\"name\":\"backup\",\"owner\":null}");
+    int64_t inline_ms = now_ms() - t0;
+    assert_int_equal(atomic_load(&g_verifies), v0 + 1); /* cached */
+    /* a token not cached: the verifier runs, on the worker, after Login */
+    assert_int_equal(http("GET /jobs/7 HTTP/1.1\r\nHost: x\r\n"
+                          "Authorization: Bearer other\r\n"
+                          "Connection: close\r\n\r\n",
+                          r, sizeof(r)),
+                     401);
+    int64_t miss_ms = now_ms() - t0;
+    assert_int_equal(atomic_load(&g_verifies), v0 + 2);
+    pthread_join(t, NULL);
+    assert_true(inline_ms < 800);
+    assert_true(miss_ms >= 900);
+    g_port = port0;
+    orpc_server_shutdown(srv, 100);
+    orpc_server_wait(srv);
+    orpc_server_free(srv);
+    orpc_legacy_serve_free(ls);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -351,6 +442,7 @@ int main(void)
         cmocka_unit_test(test_ndjson),
         cmocka_unit_test(test_connect_and_health),
         cmocka_unit_test(test_orpc_to_itself),
+        cmocka_unit_test(test_cached_token_inline_miss_on_worker),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
