@@ -301,27 +301,65 @@ static const char *reason(int status)
     }
 }
 
+/* Appends the decimal |v| (no printf on the answer's path). */
+static void put_size(orpc__buf *b, size_t v)
+{
+    char d[24];
+    size_t i = sizeof(d);
+    do {
+        d[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    orpc__buf_append(b, d + i, sizeof(d) - i);
+}
+
+/* "HTTP/1.1 <status> <reason>\r\n" */
+static void put_status_line(orpc__buf *b, int status)
+{
+    char line[16] = "HTTP/1.1 000 ";
+    line[9] = (char)('0' + status / 100 % 10);
+    line[10] = (char)('0' + status / 10 % 10);
+    line[11] = (char)('0' + status % 10);
+    orpc__buf_append(b, line, 13);
+    orpc__buf_puts(b, reason(status));
+    orpc__buf_append(b, "\r\n", 2);
+}
+
 /* A whole answer with its Content-Length.  |close| adds Connection: close
- * (the caller closes after the flush). */
+ * (the caller closes after the flush).  Head and body are built in one
+ * allocation, reserved up front, with no printf. */
 static void write_answer(orpc__conn *c, int status, const char *ctype,
                          const orpc__buf *extra, const void *body, size_t len,
                          int close, int minor, int head_only)
 {
     orpc__buf h;
     orpc__buf_init(&h, c->mem);
-    orpc__buf_printf(&h, "HTTP/1.1 %d %s\r\n", status, reason(status));
-    if (ctype != NULL)
-        orpc__buf_printf(&h, "Content-Type: %s\r\n", ctype);
-    if (status != 204 && status != 304)
-        orpc__buf_printf(&h, "Content-Length: %zu\r\n", len);
+    int with_body = status != 204 && status != 304;
+    if (orpc__buf_reserve(&h, 160 + (extra ? extra->len : 0) +
+                                  (with_body && !head_only ? len : 0)) != 0) {
+        orpc__conn_close(c, "out of memory");
+        orpc__buf_free(&h);
+        return;
+    }
+    put_status_line(&h, status);
+    if (ctype != NULL) {
+        orpc__buf_append(&h, "Content-Type: ", 14);
+        orpc__buf_puts(&h, ctype);
+        orpc__buf_append(&h, "\r\n", 2);
+    }
+    if (with_body) {
+        orpc__buf_append(&h, "Content-Length: ", 16);
+        put_size(&h, len);
+        orpc__buf_append(&h, "\r\n", 2);
+    }
     if (close)
         orpc__buf_puts(&h, "Connection: close\r\n");
     else if (minor == 0)
         orpc__buf_puts(&h, "Connection: keep-alive\r\n");
     if (extra != NULL && extra->len > 0)
         orpc__buf_append(&h, extra->data, extra->len);
-    orpc__buf_puts(&h, "\r\n");
-    if (!head_only && status != 204 && status != 304)
+    orpc__buf_append(&h, "\r\n", 2);
+    if (!head_only && with_body)
         orpc__buf_append(&h, body, len);
     if (h.failed)
         orpc__conn_close(c, "out of memory");
@@ -1438,7 +1476,11 @@ int orpc_http_add_header(orpc_http_exchange *x, const char *name,
         return 0;
     }
     size_t before = x->resp_head.len;
-    if (orpc__buf_printf(&x->resp_head, "%s: %s\r\n", name, value) != 0) {
+    orpc__buf_puts(&x->resp_head, name);
+    orpc__buf_append(&x->resp_head, ": ", 2);
+    orpc__buf_puts(&x->resp_head, value);
+    orpc__buf_append(&x->resp_head, "\r\n", 2);
+    if (x->resp_head.failed) {
         orpc__buf_truncate(&x->resp_head, before);
         x->resp_head.failed = 0;
         return ORPC_ENOMEM;
