@@ -318,7 +318,7 @@ static void ectx_init(orpc__json_enc *c, const orpc_json_opts *opts,
 }
 
 /* Compact JSON text of |v|, reals in their shortest exact form. */
-static void dump(orpc__buf *b, json_t *v)
+void orpc__json_dump(orpc__buf *b, json_t *v)
 {
     char buf[64];
     switch (json_typeof(v)) {
@@ -336,7 +336,7 @@ static void dump(orpc__buf *b, json_t *v)
             orpc__buf_putc(b, '"');
             orpc__json_escape(b, k, strlen(k));
             orpc__buf_puts(b, "\":");
-            dump(b, x);
+            orpc__json_dump(b, x);
         }
         orpc__buf_putc(b, '}');
         break;
@@ -347,7 +347,7 @@ static void dump(orpc__buf *b, json_t *v)
             if (i > 0) {
                 orpc__buf_putc(b, ',');
             }
-            dump(b, json_array_get(v, i));
+            orpc__json_dump(b, json_array_get(v, i));
         }
         orpc__buf_putc(b, ']');
         break;
@@ -438,7 +438,7 @@ int orpc_json_encode(char **out, size_t *len, const orpc_message_info *info,
         return rc;
     }
     orpc__buf b = {0};
-    dump(&b, v);
+    orpc__json_dump(&b, v);
     json_decref(v);
     *out = orpc__buf_take(&b, len);
     if (*out == NULL) {

@@ -27,6 +27,9 @@
 
 /* |msg| as a jansson value (a new reference in |*out|).  Returns and
  * fills |detail| as orpc_json_encode() does. */
+/* Appends the compact JSON text of |v| to |b| (reals in their shortest
+ * exact form; |b|->failed on ENOMEM). */
+void orpc__json_dump(orpc__buf *b, json_t *v);
 int orpc__json_encode_value(json_t **out, const orpc_message_info *info,
                             const ProtobufCMessage *msg,
                             const orpc_json_opts *opts,

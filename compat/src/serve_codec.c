@@ -68,8 +68,12 @@ int orpc__serve_encode_legacy(const orpc_method_desc *m,
         if (out == NULL)
             out = json_null();
     }
-    *body = dump(out, len);
+    /* orpc's own writer, not json_dumps(): a third of the cost, and
+     * reals in their shortest exact form, as Python writes them */
+    orpc__buf b = {0};
+    orpc__json_dump(&b, out);
     json_decref(v);
+    *body = orpc__buf_take(&b, len);
     return *body ? 0 : ORPC_ENOMEM;
 }
 
