@@ -1044,6 +1044,41 @@ static void test_on_done_once(void **state)
     stop(f);
 }
 
+/* The server's interceptors see a call that arrived as HTTP/JSON as
+ * served by the legacy side, and a gRPC call as served by gRPC (what call
+ * logs print as served_by). */
+static int g_served[3];
+
+static void served_end(orpc_call_info *ci, void *slot, const orpc_status *st,
+                       void *ud)
+{
+    (void)slot;
+    (void)st;
+    (void)ud;
+    orpc_served_by by = orpc_call_info_served_by(ci);
+    if ((int)by >= 0 && (int)by < 3)
+        bump(&g_served[by], 1);
+}
+
+static void test_served_by_legacy(void **state)
+{
+    (void)state;
+    static const orpc_interceptor_ops ops = {.on_end = served_end};
+    orpc_interceptor *ic = NULL;
+    assert_int_equal(orpc_interceptor_new(&ic, &ops, NULL), 0);
+    orpc_server_opts o = {.interceptors = &ic, .n_interceptors = 1};
+    fx *f = start(&o, 1);
+    memset(g_served, 0, sizeof(g_served));
+    hresp r;
+    assert_int_equal(exchange(f->port, "GET /unary?7 HTTP/1.1\r\n\r\n", &r),
+                     200);
+    assert_int_equal(grpc_call(f->port), ORPC_OK);
+    stop(f);
+    orpc_interceptor_unref(ic);
+    assert_int_equal(get(&g_served[ORPC_SERVED_LEGACY]), 1);
+    assert_int_equal(get(&g_served[ORPC_SERVED_GRPC]), 1);
+}
+
 /* A call past its deadline (timeout_ms) ends DEADLINE_EXCEEDED, and its
  * handler is cancelled. */
 static void test_call_deadline(void **state)
@@ -1336,6 +1371,7 @@ int main(void)
         cmocka_unit_test(test_legacy_listener_beside_mtls),
         cmocka_unit_test(test_on_done_once),
         cmocka_unit_test(test_call_deadline),
+        cmocka_unit_test(test_served_by_legacy),
         cmocka_unit_test(test_pending_bound_503),
         cmocka_unit_test(test_inline_answers_on_io_thread),
         cmocka_unit_test(test_inline_eblocking_then_worker),

@@ -207,6 +207,8 @@ int orpc__ctx_admit(orpc_ctx *ctx, const char *identity)
     orpc__call_info_init(&ctx->ci, &srv->chain, m, ORPC_SIDE_SERVER, &ctx->md,
                          &srv->mem,
                          ctx->peer_identity ? ctx->peer_identity : ctx->peer);
+    if (ctx->x != NULL) /* arrived as HTTP/JSON through a gateway */
+        ctx->ci.served_by = ORPC_SERVED_LEGACY;
     if (orpc__call_info_active(&ctx->ci)) {
         const char *why = NULL;
         orpc_code code = orpc__chain_start(&ctx->ci, &why);
