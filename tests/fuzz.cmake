@@ -173,7 +173,7 @@ set_source_files_properties(${_fuzz_gen_srcs} PROPERTIES
                             COMPILE_OPTIONS "-Wno-error")
 set(_fuzz_h2_libs orpc_common PkgConfig::PROTOBUF_C PkgConfig::LIBUV
     PkgConfig::NGHTTP2 PkgConfig::JANSSON OpenSSL::SSL OpenSSL::Crypto
-    ZLIB::ZLIB Threads::Threads)
+    HttpParser::HttpParser ZLIB::ZLIB Threads::Threads)
 orpc_fuzz_target(fuzz_h2_server
     LIBS orpc orpc_protos PkgConfig::NGHTTP2 Threads::Threads
     FUZZ_SOURCES ${_fuzz_orpc_srcs} ${_fuzz_testing_srcs}
