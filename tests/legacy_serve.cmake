@@ -47,5 +47,6 @@ target_link_libraries(legacy_proxy_server PRIVATE orpc_compat orpc_protos)
 add_test(NAME legacy_serve_python
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_SOURCE_DIR}/legacy/serve_check.py
                  --proxy=$<TARGET_FILE:legacy_proxy_server>
-                 --orpc=$<TARGET_FILE:orpc_cli>)
+                 --orpc=$<TARGET_FILE:orpc_cli>
+                 --interop=$<TARGET_FILE:orpc_interop_server>)
 set_tests_properties(legacy_serve_python PROPERTIES TIMEOUT 180)

@@ -29,6 +29,11 @@
  * --admin_port=N opens the admin listener (GET /metrics, /healthz;
  * docs/metrics.md) on 127.0.0.1:N, 0 picking a port, and prints
  * "admin on <port>" before the "listening on" line.
+ *
+ * The same port also answers the Connect protocol's unary calls as JSON or
+ * binary over HTTP/1.1 (orpc's gateway, orpc/compat/serve.h), so curl or a
+ * Connect client can call any TestService method: POST
+ * /grpc.testing.TestService/UnaryCall with Content-Type: application/json.
  */
 #include <errno.h>
 #include <limits.h>
@@ -37,6 +42,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include <orpc/compat/serve.h>
 
 #include <orpc/orpc.h>
 
@@ -87,10 +94,9 @@ static void begin_call(orpc_ctx *ctx)
     int64_t left = orpc_ctx_remaining_ms(ctx);
     char deadline[48] = "no deadline";
     if (left != INT64_MAX)
-        snprintf(deadline, sizeof(deadline), "%lld ms left",
-                 (long long)left);
-    logf_("%s from %s (%s, %zu metadata entries%s)",
-          orpc_ctx_method(ctx)->path, orpc_ctx_peer_address(ctx), deadline, n,
+        snprintf(deadline, sizeof(deadline), "%lld ms left", (long long)left);
+    logf_("%s from %s (%s, %zu metadata entries%s)", orpc_ctx_method(ctx)->path,
+          orpc_ctx_peer_address(ctx), deadline, n,
           orpc_ctx_peer_identity(ctx) ? ", client certificate" : "");
     for (size_t i = 0; i < n; i++) {
         const char *key;
@@ -234,7 +240,8 @@ static int send_responses(orpc_ctx *ctx, out_state *os, const OutRequest *req,
         int compress = rp->compressed && rp->compressed->value;
         if (compress && !os->gzip)
             logf_("response %zu asks for compression but the call is not "
-                  "compressed (it started uncompressed)", i);
+                  "compressed (it started uncompressed)",
+                  i);
         if (os->gzip)
             orpc_ctx_set_message_compression(ctx, compress);
         Grpc__Testing__Payload *p;
@@ -319,7 +326,8 @@ static orpc_status streaming_output_call(
 }
 
 static orpc_status streaming_input_call(
-    orpc_ctx *ctx, Grpc__Testing__TestService_StreamingInputCall_ServerReader *r,
+    orpc_ctx *ctx,
+    Grpc__Testing__TestService_StreamingInputCall_ServerReader *r,
     Grpc__Testing__StreamingInputCallResponse *resp, void *ud)
 {
     (void)ud;
@@ -328,8 +336,9 @@ static orpc_status streaming_input_call(
     int rc;
     int64_t total = 0;
     begin_call(ctx);
-    while ((rc = grpc__testing__test_service__server__streaming_input_call__recv(
-                r, &m)) == 1) {
+    while (
+        (rc = grpc__testing__test_service__server__streaming_input_call__recv(
+             r, &m)) == 1) {
         logf_("StreamingInputCall: request of %zu bytes%s",
               m->payload ? m->payload->body.len : (size_t)0,
               orpc_ctx_request_compressed(ctx) ? " (compressed)" : "");
@@ -356,9 +365,10 @@ static int send_full(orpc_ctx *ctx, void *stream, const OutResponse *r)
                                                                        r);
 }
 
-static orpc_status full_duplex_call(
-    orpc_ctx *ctx, Grpc__Testing__TestService_FullDuplexCall_ServerStream *s,
-    void *ud)
+static orpc_status
+full_duplex_call(orpc_ctx *ctx,
+                 Grpc__Testing__TestService_FullDuplexCall_ServerStream *s,
+                 void *ud)
 {
     (void)ud;
     orpc_status st = ORPC_STATUS_OK;
@@ -395,9 +405,10 @@ typedef struct packed_req {
     size_t len;
 } packed_req;
 
-static orpc_status half_duplex_call(
-    orpc_ctx *ctx, Grpc__Testing__TestService_HalfDuplexCall_ServerStream *s,
-    void *ud)
+static orpc_status
+half_duplex_call(orpc_ctx *ctx,
+                 Grpc__Testing__TestService_HalfDuplexCall_ServerStream *s,
+                 void *ud)
 {
     (void)ud;
     orpc_status st = ORPC_STATUS_OK;
@@ -421,7 +432,8 @@ static orpc_status half_duplex_call(
             reqs = nr;
             cap = ncap;
         }
-        size_t len = grpc__testing__streaming_output_call_request__get_packed_size(m);
+        size_t len =
+            grpc__testing__streaming_output_call_request__get_packed_size(m);
         uint8_t *buf = orpc_arena_alloc(a, len + 1);
         if (buf == NULL)
             return orpc_status_new(ORPC_RESOURCE_EXHAUSTED, "out of memory");
@@ -620,6 +632,20 @@ int main(int argc, char **argv)
         return 1;
     }
 
+    /* Connect (no legacy routes: TestService has no HttpRules) */
+    orpc_legacy_serve *gw = NULL;
+    orpc_legacy_serve_opts go = {.no_legacy_routes = 1};
+    rc = orpc_legacy_serve_new(&gw, &go);
+    if (rc == 0)
+        rc = orpc_legacy_serve_install(gw, srv);
+    if (rc != 0) {
+        fprintf(stderr, "orpc-interop-server: gateway: %s\n",
+                orpc_strerror(rc));
+        orpc_server_free(srv);
+        orpc_legacy_serve_free(gw);
+        return 1;
+    }
+
     char addr[300];
     int bound = 0;
     if (bind_host) {
@@ -641,9 +667,10 @@ int main(int argc, char **argv)
         }
     }
     if (rc != 0) {
-        fprintf(stderr, "orpc-interop-server: cannot listen on %s: %s\n",
-                addr, orpc_strerror(rc));
+        fprintf(stderr, "orpc-interop-server: cannot listen on %s: %s\n", addr,
+                orpc_strerror(rc));
         orpc_server_free(srv);
+        orpc_legacy_serve_free(gw);
         return 1;
     }
     rc = orpc_server_start(srv);
@@ -651,6 +678,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "orpc-interop-server: orpc_server_start: %s\n",
                 orpc_strerror(rc));
         orpc_server_free(srv);
+        orpc_legacy_serve_free(gw);
         return 1;
     }
     if (admin_port >= 0)
@@ -659,6 +687,7 @@ int main(int argc, char **argv)
     fflush(stdout);
     rc = orpc_server_run(srv);
     orpc_server_free(srv);
+    orpc_legacy_serve_free(gw);
     if (rc != 0) {
         fprintf(stderr, "orpc-interop-server: orpc_server_run: %s\n",
                 orpc_strerror(rc));

@@ -12,7 +12,8 @@ standard library (http.client, socket), as today's services do; the gRPC
 caller uses python3-grpcio with raw bytes.
 
 Usage (run with /usr/bin/python3):
-  serve_check.py --proxy=BUILD/tests/legacy_proxy_server [--orpc=BUILD/tools/orpc]
+  serve_check.py --proxy=BUILD/bin/legacy_proxy_server [--orpc=BUILD/bin/orpc]
+                 [--interop=BUILD/bin/orpc-interop-server]
 
 Prints one line per failed check and "N passed, M failed"; exits 1 if any
 check failed.
@@ -506,10 +507,46 @@ def check_orpc_cli(orpc, fx, px):
           (p.returncode, p.stderr[:300]))
 
 
+def check_interop_connect(interop):
+    """Connect's unary form reaches any orpc method: TestService on
+    orpc-interop-server, which has no HttpRules at all."""
+    if not interop:
+        return
+    p, port = start([interop, "--port=0"], "listening on")
+    try:
+        base = "/grpc.testing.TestService/"
+        r = request(port, "POST", base + "UnaryCall",
+                    {"responseSize": 4, "fillUsername": False})
+        j = r.json() or {}
+        check("interop UnaryCall over Connect JSON: 200 and the payload",
+              r.status == 200 and
+              (j.get("payload") or {}).get("body") == "AAAAAA==", r)
+        r = request(port, "POST", base + "EmptyCall", {})
+        check("interop EmptyCall over Connect JSON: {}",
+              r.status == 200 and r.json() == {}, r)
+        r = request(port, "POST", base + "UnaryCall",
+                    {"responseStatus": {"code": 5, "message": "no such"}})
+        j = r.json() or {}
+        check("interop UnaryCall echoing NOT_FOUND: Connect error",
+              r.status == 404 and j.get("code") == "not_found" and
+              j.get("message") == "no such", r)
+        r = request(port, "POST", base + "UnimplementedCall", {})
+        check("interop UnimplementedCall: unimplemented",
+              (r.json() or {}).get("code") == "unimplemented", r)
+        # SimpleRequest{response_size: 3} in binary: 10 03
+        r = request(port, "POST", base + "UnaryCall", raw=b"\x10\x03",
+                    headers={"Content-Type": "application/proto"})
+        check("interop UnaryCall over Connect proto",
+              r.status == 200 and r.data.startswith(b"\x0a"), r)
+    finally:
+        check("orpc-interop-server exits 0 on SIGTERM", stop(p) == 0)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--proxy", required=True)
     ap.add_argument("--orpc")
+    ap.add_argument("--interop")
     args = ap.parse_args()
     fixture, fx = start(["/usr/bin/python3", os.path.join(HERE,
                                                           "legacy_server.py"),
@@ -530,6 +567,7 @@ def main():
         check_streams(fx, px, token)
         check_both_worlds(px, token)
         check_orpc_cli(args.orpc, fx, px)
+        check_interop_connect(args.interop)
         token = check_auth(fx, px)  # expires the fixture's tokens: last
         check("proxy still serving after all of it",
               request(px, "GET", "/health").status == 200)
