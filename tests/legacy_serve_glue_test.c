@@ -42,6 +42,7 @@ struct orpc_http_exchange {
     char out[4096];
     size_t out_len;
     int responded, started;
+    orpc_metadata *resp_headers, *resp_trailers; /* the call's, if any */
     /* the call */
     int called;
     char path[128];
@@ -197,6 +198,16 @@ void orpc_http_body_reset(orpc_http_exchange *x)
 int orpc_http_started(const orpc_http_exchange *x)
 {
     return x->started;
+}
+
+const orpc_metadata *orpc_http_response_headers(const orpc_http_exchange *x)
+{
+    return x->resp_headers;
+}
+
+const orpc_metadata *orpc_http_response_trailers(const orpc_http_exchange *x)
+{
+    return x->resp_trailers;
 }
 
 /* ---- helpers ---------------------------------------------------------- */
@@ -397,11 +408,22 @@ static void test_connect(void **state)
     Grpc__Testing__SimpleResponse r = GRPC__TESTING__SIMPLE_RESPONSE__INIT;
     r.username = "u";
     assert_int_equal(g_gw->on_message(&x, &r.base, g_ud), 0);
+    /* the handler's metadata: headers as they are, trailers prefixed,
+     * -bin values in unpadded base64 */
+    assert_int_equal(orpc_metadata_new(&x.resp_headers, NULL), 0);
+    assert_int_equal(orpc_metadata_new(&x.resp_trailers, NULL), 0);
+    assert_int_equal(orpc_metadata_add_str(x.resp_headers, "x-served", "a"), 0);
+    assert_int_equal(
+        orpc_metadata_add(x.resp_trailers, "x-sum-bin", "\x01\x02", 2), 0);
     orpc_status ok = ORPC_STATUS_OK;
     g_gw->on_status(&x, &ok, g_ud);
     assert_int_equal(x.status, 200);
     assert_string_equal(x.content_type, "application/json");
     assert_string_equal(x.out, "{\"username\":\"u\"}");
+    assert_non_null(strstr(x.headers, "x-served: a\n"));
+    assert_non_null(strstr(x.headers, "trailer-x-sum-bin: AQI\n"));
+    orpc_metadata_free(x.resp_headers);
+    orpc_metadata_free(x.resp_trailers);
     done(&x);
     /* an error: Connect's body and status */
     orpc_http_exchange y = {.method = "POST",

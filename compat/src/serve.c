@@ -29,6 +29,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include <orpc/error.h>
 #include <orpc/gateway.h>
 
@@ -356,6 +358,41 @@ static int on_message(orpc_http_exchange *x, const ProtobufCMessage *msg,
     return rc;
 }
 
+/* Connect's unary responses carry the call's metadata as headers: its
+ * response headers as they are, its trailers prefixed "trailer-", "-bin"
+ * values in unpadded base64.  Entries HTTP would refuse are left out. */
+static void connect_metadata(orpc_http_exchange *x, const orpc_metadata *md,
+                             const char *prefix)
+{
+    const char *key;
+    const uint8_t *v;
+    size_t len;
+    for (size_t i = 0; orpc_metadata_at(md, i, &key, &v, &len) == 0; i++) {
+        char name[256];
+        size_t kl = strlen(key);
+        if (snprintf(name, sizeof(name), "%s%s", prefix, key) >=
+            (int)sizeof(name))
+            continue;
+        int bin = kl > 4 && strcmp(key + kl - 4, "-bin") == 0;
+        size_t cap = bin ? 4 * ((len + 2) / 3) + 1 : len + 1;
+        char *val = malloc(cap);
+        if (val == NULL)
+            return;
+        if (bin) {
+            int n =
+                len ? EVP_EncodeBlock((unsigned char *)val, v, (int)len) : 0;
+            while (n > 0 && val[n - 1] == '=')
+                n--;
+            val[n] = '\0';
+        } else {
+            memcpy(val, v, len);
+            val[len] = '\0';
+        }
+        (void)orpc_http_add_header(x, name, val); /* EINVAL: left out */
+        free(val);
+    }
+}
+
 static void on_status(orpc_http_exchange *x, const orpc_status *st, void *ud)
 {
     xstate *s = orpc_http_state(x);
@@ -381,6 +418,10 @@ static void on_status(orpc_http_exchange *x, const orpc_status *st, void *ud)
             orpc_http_body_append(x, body, len);
         free(body);
         return;
+    }
+    if (s->kind == X_CONNECT) {
+        connect_metadata(x, orpc_http_response_headers(x), "");
+        connect_metadata(x, orpc_http_response_trailers(x), "trailer-");
     }
     if (st->code == ORPC_OK) {
         orpc_http_set_status(x, 200);

@@ -1511,3 +1511,15 @@ int orpc_http_started(const orpc_http_exchange *x)
 {
     return x ? atomic_load(&((orpc_http_exchange *)x)->started) : 0;
 }
+
+/* x->ctx is set while finish_call() runs on_status; the call's status is
+ * settled, so its handler adds no more metadata (add_md() refuses). */
+const orpc_metadata *orpc_http_response_headers(const orpc_http_exchange *x)
+{
+    return x != NULL && x->ctx != NULL ? x->ctx->resp_headers : NULL;
+}
+
+const orpc_metadata *orpc_http_response_trailers(const orpc_http_exchange *x)
+{
+    return x != NULL && x->ctx != NULL ? x->ctx->trailers : NULL;
+}

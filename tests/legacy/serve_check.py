@@ -524,6 +524,16 @@ def check_interop_connect(interop):
         r = request(port, "POST", base + "EmptyCall", {})
         check("interop EmptyCall over Connect JSON: {}",
               r.status == 200 and r.json() == {}, r)
+        # metadata both ways: the server echoes these two as a response
+        # header and a trailer (-bin values are base64 on the wire)
+        r = request(port, "POST", base + "UnaryCall", {"responseSize": 1},
+                    headers={"x-grpc-test-echo-initial": "hello",
+                             "x-grpc-test-echo-trailing-bin": "AQI"})
+        check("Connect: response metadata as headers, trailers prefixed",
+              r.status == 200 and
+              r.header("x-grpc-test-echo-initial") == "hello" and
+              r.header("trailer-x-grpc-test-echo-trailing-bin") == "AQI",
+              r.headers)
         r = request(port, "POST", base + "UnaryCall",
                     {"responseStatus": {"code": 5, "message": "no such"}})
         j = r.json() or {}

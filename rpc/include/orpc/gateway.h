@@ -264,6 +264,19 @@ ORPC_EXTERN void orpc_http_body_reset(orpc_http_exchange *x);
  *  Ownership: nothing changes hands.
  *  Threads: the exchange's callbacks. */
 ORPC_EXTERN int orpc_http_started(const orpc_http_exchange *x);
+/** In on_status: the response metadata the call's handler set
+ *  (orpc_ctx_add_header()), or NULL when none or when the call never
+ *  reached a handler.  Keys are lower-case; "-bin" values are raw bytes.
+ *  Ownership: borrowed until on_status returns.
+ *  Threads: on_status only. */
+ORPC_EXTERN const orpc_metadata *
+orpc_http_response_headers(const orpc_http_exchange *x);
+/** In on_status: the trailing metadata the call's handler set
+ *  (orpc_ctx_add_trailer()), or NULL; as orpc_http_response_headers().
+ *  Ownership: borrowed until on_status returns.
+ *  Threads: on_status only. */
+ORPC_EXTERN const orpc_metadata *
+orpc_http_response_trailers(const orpc_http_exchange *x);
 
 /* ---- what the gateway needs of the server ---------------------------- */
 
