@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -701,6 +702,41 @@ static void test_limits(void **state)
     stop(f);
 }
 
+/* A refused request that was not read whole: the answer arrives (the
+ * close lingers instead of resetting it), and a peer that keeps sending
+ * after it is cut off within the linger time (2 s), not served for ever. */
+static void test_lingering_close_bounded(void **state)
+{
+    (void)state;
+    orpc_server_opts o = {.http1_max_request_line = 256};
+    fx *f = start(&o, 1);
+    int fd = dial(f->port);
+    static char big[64 * 1024];
+    memcpy(big, "GET /", 5);
+    memset(big + 5, 'a', sizeof(big) - 5);
+    put(fd, big);
+    char buf[512];
+    int closed = 0;
+    size_t n = slurp(fd, buf, sizeof(buf), 12, 3000, &closed);
+    assert_true(n >= 12);
+    assert_memory_equal(buf, "HTTP/1.1 414", 12);
+    /* keep sending, 20 bytes every 100 ms for at most 6 s */
+    signal(SIGPIPE, SIG_IGN);
+    int cut = 0;
+    for (int i = 0; i < 60 && !cut; i++) {
+        if (write(fd, "aaaaaaaaaaaaaaaaaaaa", 20) < 0) {
+            cut = 1;
+            break;
+        }
+        struct pollfd p = {.fd = fd, .events = POLLIN};
+        if (poll(&p, 1, 100) > 0 && read(fd, buf, sizeof(buf)) <= 0)
+            cut = 1;
+    }
+    assert_true(cut);
+    close(fd);
+    stop(f);
+}
+
 static void test_slowloris_head_408(void **state)
 {
     (void)state;
@@ -1023,24 +1059,35 @@ static void test_legacy_listener_beside_mtls(void **state)
     orpc_server_free(srv);
 }
 
+/* Requests every answer path takes (echoed, a unary call, a stream, 404,
+ * and with an inline gateway a hand-off and an EBLOCKING after answering):
+ * |rounds| requests cycling through the first |kinds|; on_done exactly once
+ * for each exchange. */
+static const char *const done_reqs[] = {
+    "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
+    "GET /unary?7 HTTP/1.1\r\n\r\n",
+    "GET /stream?2,3 HTTP/1.1\r\n\r\n",
+    "GET /other HTTP/1.1\r\n\r\n",
+    "GET /block HTTP/1.1\r\n\r\n",
+    "GET /badblock HTTP/1.1\r\n\r\n",
+};
+
+static void on_done_rounds(fx *f, int kinds, int rounds)
+{
+    hresp r;
+    for (int i = 0; i < rounds; i++)
+        exchange(f->port, done_reqs[i % kinds], &r);
+    assert_true(wait_for(done_equals_requests, NULL, 5000));
+    assert_int_equal(get(&g_requests), rounds);
+    assert_int_equal(get(&g_done), rounds);
+}
+
 static void test_on_done_once(void **state)
 {
     (void)state;
     orpc_server_opts o = {0};
     fx *f = start(&o, 1);
-    hresp r;
-    for (int i = 0; i < 20; i++) {
-        const char *reqs[] = {
-            "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
-            "GET /unary?7 HTTP/1.1\r\n\r\n",
-            "GET /stream?2,3 HTTP/1.1\r\n\r\n",
-            "GET /other HTTP/1.1\r\n\r\n",
-        };
-        exchange(f->port, reqs[i % 4], &r);
-    }
-    assert_true(wait_for(done_equals_requests, NULL, 5000));
-    assert_int_equal(get(&g_requests), 20);
-    assert_int_equal(get(&g_done), 20);
+    on_done_rounds(f, 4, 20);
     stop(f);
 }
 
@@ -1308,21 +1355,7 @@ static void test_inline_on_done_once(void **state)
     (void)state;
     orpc_server_opts o = {0};
     fx *f = start(&o, 3);
-    hresp r;
-    for (int i = 0; i < 24; i++) {
-        const char *reqs[] = {
-            "POST /echo HTTP/1.1\r\nContent-Length: 1\r\n\r\nx",
-            "GET /unary?7 HTTP/1.1\r\n\r\n",
-            "GET /stream?2,3 HTTP/1.1\r\n\r\n",
-            "GET /other HTTP/1.1\r\n\r\n",
-            "GET /block HTTP/1.1\r\n\r\n",
-            "GET /badblock HTTP/1.1\r\n\r\n",
-        };
-        exchange(f->port, reqs[i % 6], &r);
-    }
-    assert_true(wait_for(done_equals_requests, NULL, 5000));
-    assert_int_equal(get(&g_requests), 24);
-    assert_int_equal(get(&g_done), 24);
+    on_done_rounds(f, 6, 24);
     assert_int_equal(get(&g_worker_passes), 4);
     stop(f);
 }
@@ -1361,6 +1394,7 @@ int main(void)
         cmocka_unit_test(test_pipelined_in_order),
         cmocka_unit_test(test_chunked_and_continue),
         cmocka_unit_test(test_limits),
+        cmocka_unit_test(test_lingering_close_bounded),
         cmocka_unit_test(test_slowloris_head_408),
         cmocka_unit_test(test_sniffing_grpc_and_h1_together),
         cmocka_unit_test(test_streaming_chunked),

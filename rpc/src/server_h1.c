@@ -43,6 +43,14 @@
  *   goes on with the next pipelined request while it is answered at once,
  *   up to H1_MAX_OUT bytes waiting, so a pipelined burst is one write.
  *
+ * Why one file of this size: its one job is the HTTP/1.1 side of a server
+ * connection, and the pieces are one state machine over one connection and
+ * its current exchange (sniffing hands the connection to the parser, the
+ * parser to the exchange, the exchange's answer back to the parser for the
+ * next pipelined request); split, they would share orpc__h1 and the
+ * exchange's fields across files.  About a fifth is the public
+ * orpc_http_* accessors at the end, thin reads of the exchange.
+ *
  * Locking theory: x->lock guards x->refs only.  x->cb_lock serialises the
  * gateway's callbacks that build the answer (on_message on the handler's
  * thread, on_status on the IO thread) and the exchange functions they call;
