@@ -713,7 +713,7 @@ static void test_lingering_close_bounded(void **state)
     int fd = dial(f->port);
     static char big[64 * 1024];
     memcpy(big, "GET /", 5);
-    memset(big + 5, 'a', sizeof(big) - 5);
+    memset(big + 5, 'a', sizeof(big) - 6); /* NUL-terminated for put() */
     put(fd, big);
     char buf[512];
     int closed = 0;
