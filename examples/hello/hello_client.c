@@ -1,9 +1,12 @@
 /*
- * hello_client.c — the tour's client: calls hello.v1.Greeter.
+ * hello_client.c — the tour's client: calls hello.v1.Greeter over mutual
+ * TLS, once unary and once server-streaming.
  *
- *   hello_client TARGET NAME     e.g. hello_client 127.0.0.1:50051 world
+ *   hello_client TARGET NAME [CERT_DIR]   e.g. hello_client 127.0.0.1:50051 world
  *
- * Exits with the gRPC status code of the first call that fails.
+ * CERT_DIR (default certs) holds ca.pem and hello-client.{pem,key}, as
+ * scripts/orpc-certs.sh writes them.  Exits with the gRPC status code of
+ * the first call that fails (3 for INVALID_ARGUMENT, 14 for UNAVAILABLE).
  */
 #include <stdio.h>
 
@@ -13,21 +16,31 @@
 
 int main(int argc, char **argv)
 {
-    if (argc != 3) {
-        fprintf(stderr, "usage: hello_client TARGET NAME\n");
+    if (argc != 3 && argc != 4) {
+        fprintf(stderr, "usage: hello_client TARGET NAME [CERT_DIR]\n");
         return 2;
     }
+    const char *dir = argc > 3 ? argv[3] : "certs";
+    char ca[512], cert[512], key[512];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(cert, sizeof(cert), "%s/hello-client.pem", dir);
+    snprintf(key, sizeof(key), "%s/hello-client.key", dir);
+
+    /* mTLS: the CA that signs the server's certificate, and our own */
+    orpc_tls_opts tls = {.ca_file = ca, .cert_file = cert, .key_file = key};
     orpc_channel *ch;
     orpc_client *greeter;
-    orpc_error_detail why;
-    int rc = orpc_channel_new(&ch, argv[1],
-                              &(orpc_channel_opts){.plaintext = 1}, NULL, &why);
-    if (rc == 0)
+    orpc_error_detail why = {0};
+    int rc = orpc_channel_new(&ch, argv[1], &(orpc_channel_opts){.tls = &tls},
+                              NULL, &why);
+    if (rc == 0) {
         rc = orpc_client_new(&greeter, &hello__v1__greeter__orpc_desc, ch,
                              NULL, &why);
-    orpc_channel_unref(ch); /* the client holds its own reference */
+        orpc_channel_unref(ch); /* the client holds its own reference */
+    }
     if (rc != 0) {
-        fprintf(stderr, "hello_client: %s\n", why.message);
+        fprintf(stderr, "hello_client: %s\n",
+                why.code != 0 ? why.message : orpc_strerror(rc));
         return 2;
     }
 

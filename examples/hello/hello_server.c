@@ -1,8 +1,11 @@
 /*
- * hello_server.c — the tour's server: implements hello.v1.Greeter.
+ * hello_server.c — the tour's server: implements hello.v1.Greeter over
+ * mutual TLS.
  *
- *   hello_server [ADDRESS]     default 127.0.0.1:50051 (h2c)
+ *   hello_server [ADDRESS [CERT_DIR]]   default 127.0.0.1:50051 and certs
  *
+ * CERT_DIR holds ca.pem and hello-server.{pem,key}, as scripts/orpc-certs.sh
+ * writes them; callers must present a certificate signed by ca.pem.
  * Prints "listening on <port>" when ready; SIGTERM or Ctrl-C stops it.
  */
 #include <stdio.h>
@@ -55,19 +58,29 @@ static const Hello__V1__Greeter_Handlers handlers = {
 int main(int argc, char **argv)
 {
     const char *addr = argc > 1 ? argv[1] : "127.0.0.1:50051";
+    const char *dir = argc > 2 ? argv[2] : "certs";
+    char ca[512], cert[512], key[512];
+    snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+    snprintf(cert, sizeof(cert), "%s/hello-server.pem", dir);
+    snprintf(key, sizeof(key), "%s/hello-server.key", dir);
+
+    /* mTLS: our certificate, and the CA that signs our callers' */
+    orpc_server_opts opts = {
+        .tls = {.cert_file = cert, .key_file = key, .ca_file = ca,
+                .require_client_cert = 1},
+    };
     orpc_server *srv = NULL;
     orpc_error_detail why = {0}; /* says what went wrong, if anything does */
     int port = 0, rc;
 
-    /* h2c for the tour; a service gives .tls = {.cert_file, .key_file} */
-    rc = orpc_server_new(&srv, &(orpc_server_opts){.plaintext = 1}, NULL, &why);
+    rc = orpc_server_new(&srv, &opts, NULL, &why);
     if (rc == 0)
         rc = hello__v1__greeter__server__register(srv, &handlers, NULL);
     if (rc == 0)
         rc = orpc_server_listen(srv, addr, &port, &why);
     if (rc == 0)
         rc = orpc_server_start(srv);
-    if (rc != 0) {
+    if (rc != 0) { /* the detail names the file or address at fault */
         fprintf(stderr, "hello_server: %s\n",
                 why.code != 0 ? why.message : orpc_strerror(rc));
         orpc_server_free(srv);
