@@ -193,6 +193,10 @@ if rc != 0:
             detail += "\n--- %s\n" % name + open(os.path.join(out, name), errors="replace").read()
     fail(("the tour timed out after %d s" % SESSION_TIMEOUT if rc is None
           else "the tour's commands exited %d" % rc) + "\n" + detail)
+# the example was built against the install, not against anything else
+found = cache_get(os.path.join(scratch, "home", "hello", "build"), "orpc_DIR", "")
+if not os.path.realpath(found).startswith(os.path.realpath(prefix) + os.sep):
+    fail("the example found orpc in %r, not under the install %s" % (found, prefix))
 print("hello_tour: %d run blocks ran as written (port %s), outputs as shown" % (len(runs), port))
 shutil.rmtree(scratch)
 print("hello_tour: PASS")
