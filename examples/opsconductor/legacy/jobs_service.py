@@ -15,6 +15,11 @@ due after JOBS_RUN_DELAY_MS (default 300, the orpc service's
 answer the same thing for the same job at the same moment, so a shadow
 comparison between them finds nothing, and execution ids never collide.
 
+JOBS_UTC_OFFSET=1 (for the demo) renders GET /jobs/{id}'s updated_at with
+"+00:00" where the orpc service writes "Z": the same instant, written
+differently, the kind of difference a rewrite brings and a shadow
+comparison must catch.
+
 Tokens are checked with the auth service's GET /verify (AUTH_SERVICE_URL).
 
 Run: /usr/bin/python3 -m uvicorn --app-dir examples/opsconductor/legacy \
@@ -134,6 +139,7 @@ def create_app():
     app = lc.make_app("jobs", "OpsConductor jobs service (legacy)")
     current_user = lc.user_dependency(app)
     path = os.environ.get("JOBS_DB")
+    utc_offset = lc.env_flag("JOBS_UTC_OFFSET")
     store = SharedStore(path, int(lc.env_float("JOBS_RUN_DELAY_MS", 300))) \
         if path else None
     lock = threading.Lock()
@@ -167,8 +173,11 @@ def create_app():
             obj = store.job(job_id)
             if obj is None:
                 raise HTTPException(404, "Job %d not found" % job_id)
-            return JSONResponse(obj)
-        return JSONResponse(lc.job_obj(job_id))
+        else:
+            obj = lc.job_obj(job_id)
+        if utc_offset and obj["updated_at"].endswith("Z"):
+            obj["updated_at"] = obj["updated_at"][:-1] + "+00:00"
+        return JSONResponse(obj)
 
     @app.get("/jobs/{job_id}/status")
     async def job_status(job_id: lc.PathId, user: str = Depends(current_user)):
