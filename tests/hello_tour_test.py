@@ -30,8 +30,9 @@ a reader does:
 After each run block that has a tour-output block, its output must become
 exactly that text within 30 s (a server's "listening on" line arrives a
 moment after the command returns).  Everything is bounded: each wait, and
-the whole session (180 s).  Every process the session started is killed at
-the end.  The scratch dir is removed on success and kept on failure.
+the whole session (150 s).  Every process the session started is killed at
+the end.  If the server could not bind the port picked for it (another
+process took it in between), the session runs once more on another.  The scratch dir is removed on success and kept on failure.
 """
 import os
 import re
@@ -45,7 +46,7 @@ import time
 TOUR_START = "## Five-minute tour"
 MARK = re.compile(r"^<!-- tour-(file|run|output)(?::\s*(\S+))?\s*-->\s*$")
 FENCE = re.compile(r"^(```+)(\S*)\s*$")
-SESSION_TIMEOUT = 180
+SESSION_TIMEOUT = 150
 OUTPUT_WAIT = 30
 
 
@@ -104,7 +105,7 @@ if len(sys.argv) != 4:
     sys.exit(2)
 src, build, scratch = (os.path.abspath(a) for a in sys.argv[1:])
 shutil.rmtree(scratch, ignore_errors=True)
-os.makedirs(os.path.join(scratch, "home"))
+os.makedirs(scratch)
 
 blocks = tour_blocks(os.path.join(src, "README.md"))
 files = [b for b in blocks if b[0] == "file"]
@@ -134,60 +135,84 @@ if r.returncode != 0:
     fail("cmake --install failed:\n" + r.stdout.decode(errors="replace"))
 
 # 3. the run blocks, in one bash session
-port = str(free_port())
-out = os.path.join(scratch, "out")
-os.makedirs(out)
-script = ["set -e",
-          "expect_output() {  # N: block N's output becomes its expected text",
-          "    for _ in $(seq 1 %d); do" % (OUTPUT_WAIT * 10),
-          '        cmp -s "$OUT/$1.out" "$OUT/$1.want" && return 0',
-          "        sleep 0.1",
-          "    done",
-          '    echo "block $1: output differs from README.md (- README, + actual):"',
-          '    diff -u "$OUT/$1.want" "$OUT/$1.out" || true',
-          "    exit 1",
-          "}"]
-for n, (kind, _, text, at) in enumerate(blocks):
-    if kind != "run":
-        continue
-    body = text.replace("50051", port)
-    script += ['echo "== block %d (README.md:%d)" >> "$OUT/session.log"' % (n, at),
-               "{", body.rstrip("\n"), '} > "$OUT/%d.out" 2>&1' % n]
-    nxt = blocks[n + 1] if n + 1 < len(blocks) else None
-    if nxt and nxt[0] == "output":
-        with open(os.path.join(out, "%d.want" % n), "w", encoding="utf-8") as f:
-            f.write(nxt[2].replace("50051", port))
-        script.append("expect_output %d" % n)
-script.append('echo "tour ran" >> "$OUT/session.log"')
-with open(os.path.join(out, "tour.sh"), "w", encoding="utf-8") as f:
-    f.write("\n".join(script) + "\n")
+def run_session(port):
+    """Runs the tour on |port|: (exit code or None on timeout, log, out dir)."""
+    out = os.path.join(scratch, "out-%s" % port)
+    os.makedirs(out)
+    script = ["set -e",
+              "expect_output() {  # N: block N's output becomes its expected text",
+              "    for _ in $(seq 1 %d); do" % (OUTPUT_WAIT * 10),
+              '        cmp -s "$OUT/$1.out" "$OUT/$1.want" && return 0',
+              "        sleep 0.1",
+              "    done",
+              '    echo "block $1: output differs from README.md (- README, + actual):"',
+              '    diff -u "$OUT/$1.want" "$OUT/$1.out" || true',
+              "    exit 1",
+              "}"]
+    for n, (kind, _, text, at) in enumerate(blocks):
+        if kind != "run":
+            continue
+        body = text.replace("50051", port)
+        script += ['echo "== block %d (README.md:%d)" >> "$OUT/session.log"' % (n, at),
+                   "{", body.rstrip("\n"), '} > "$OUT/%d.out" 2>&1' % n]
+        nxt = blocks[n + 1] if n + 1 < len(blocks) else None
+        if nxt and nxt[0] == "output":
+            with open(os.path.join(out, "%d.want" % n), "w", encoding="utf-8") as f:
+                f.write(nxt[2].replace("50051", port))
+            script.append("expect_output %d" % n)
+    script.append('echo "tour ran" >> "$OUT/session.log"')
+    with open(os.path.join(out, "tour.sh"), "w", encoding="utf-8") as f:
+        f.write("\n".join(script) + "\n")
 
-env = dict(os.environ)
-env.update(HOME=os.path.join(scratch, "home"), OUT=out,
-           PATH=os.path.join(prefix, "bin") + os.pathsep + env.get("PATH", ""),
-           CMAKE_PREFIX_PATH=prefix, CMAKE_BUILD_PARALLEL_LEVEL="2",
-           CC=cache_get(build, "CMAKE_C_COMPILER", "cc"))
-if cache_get(build, "ORPC_ENABLE_ASAN", "OFF").upper() in ("ON", "1", "TRUE", "YES", "Y"):
-    env["CFLAGS"] = "-fsanitize=address,undefined -fno-omit-frame-pointer"
-    env["LDFLAGS"] = "-fsanitize=address,undefined"
-proc = subprocess.Popen(["bash", os.path.join(out, "tour.sh")], cwd=src, env=env,
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                        start_new_session=True)
-try:
-    log, _ = proc.communicate(timeout=SESSION_TIMEOUT)
-    rc = proc.returncode
-except subprocess.TimeoutExpired:
-    rc, log = None, b""
-finally:
-    # the session and whatever it left running (the server it put in the
-    # background) share one process group: ours, made for this
+    env = dict(os.environ)
+    env.update(HOME=os.path.join(scratch, "home"), OUT=out,
+               PATH=os.path.join(prefix, "bin") + os.pathsep + env.get("PATH", ""),
+               CMAKE_PREFIX_PATH=prefix, CMAKE_BUILD_PARALLEL_LEVEL="2",
+               CC=cache_get(build, "CMAKE_C_COMPILER", "cc"))
+    if cache_get(build, "ORPC_ENABLE_ASAN", "OFF").upper() in ("ON", "1", "TRUE", "YES", "Y"):
+        env["CFLAGS"] = "-fsanitize=address,undefined -fno-omit-frame-pointer"
+        env["LDFLAGS"] = "-fsanitize=address,undefined"
+    # a fresh home: the tour copies the example into ~/hello
+    shutil.rmtree(env["HOME"], ignore_errors=True)
+    os.makedirs(env["HOME"])
+    proc = subprocess.Popen(["bash", os.path.join(out, "tour.sh")], cwd=src, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
+        log, _ = proc.communicate(timeout=SESSION_TIMEOUT)
+        rc = proc.returncode
+    except subprocess.TimeoutExpired:
+        rc, log = None, b""
+    finally:
+        # the session and whatever it left running (the server it put in
+        # the background) share one process group: ours, made for this
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait()
+    return rc, log.decode(errors="replace"), out
+
+
+def lost_port_race(out):
+    """True when the server could not bind the port picked for it (another
+    process took it between free_port() and the server's listen)."""
+    for name in os.listdir(out):
+        if name.endswith(".out"):
+            with open(os.path.join(out, name), errors="replace") as f:
+                if "address in use" in f.read():
+                    return True
+    return False
+
+
+port = str(free_port())
+rc, log, out = run_session(port)
+if rc != 0 and lost_port_race(out):
+    print("hello_tour: port %s was taken meanwhile; once more on another" % port)
+    port = str(free_port())
+    rc, log, out = run_session(port)
 if rc != 0:
-    detail = log.decode(errors="replace")
+    detail = log
     for name in sorted(os.listdir(out)):
         if name.endswith(".out") or name == "session.log":
             detail += "\n--- %s\n" % name + open(os.path.join(out, name), errors="replace").read()
