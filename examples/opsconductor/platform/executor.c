@@ -28,15 +28,7 @@
 
 #include "platform.h"
 
-enum {
-    M_LIST,
-    M_CRED,
-    M_USER,
-    M_PREFS,
-    M_SEND,
-    M_BATCH,
-    N_METHODS
-};
+enum { M_LIST, M_CRED, M_USER, M_PREFS, M_SEND, M_BATCH, N_METHODS };
 enum { S_CRED, S_USER, S_NOTIFY, N_SERVICES };
 
 typedef struct exec {
@@ -103,8 +95,8 @@ static void credentials(plat *p, exec *e, int64_t target, uint64_t seq)
     int64_t cred = 0;
     if (st.code == ORPC_OK) {
         if (list->n_credentials > 0)
-            cred = plat_int(list->credentials[seq % list->n_credentials], "id",
-                            0);
+            cred =
+                plat_int(list->credentials[seq % list->n_credentials], "id", 0);
         opsconductor__credentials__v1__list_target_credentials_response__free_unpacked(
             list, NULL);
     }
@@ -115,8 +107,9 @@ static void credentials(plat *p, exec *e, int64_t target, uint64_t seq)
         OPSCONDUCTOR__CREDENTIALS__V1__GET_CREDENTIAL_REQUEST__INIT;
     gr.credential_id = cred;
     Opsconductor__Credentials__V1__GetCredentialResponse *one = NULL;
-    st = opsconductor__credentials__v1__credentials_service__client__get_credential(
-        plat_client(p, S_CRED), &gr, &one, &c.opts);
+    st =
+        opsconductor__credentials__v1__credentials_service__client__get_credential(
+            plat_client(p, S_CRED), &gr, &one, &c.opts);
     plat_call_end(p, &c, &st);
     if (st.code == ORPC_OK)
         opsconductor__credentials__v1__get_credential_response__free_unpacked(
@@ -186,8 +179,8 @@ typedef struct msgs {
     int n;
 } msgs;
 
-static void build(msgs *ms, const Google__Protobuf__Struct *prefs,
-                  int64_t user, uint64_t seq)
+static void build(msgs *ms, const Google__Protobuf__Struct *prefs, int64_t user,
+                  uint64_t seq)
 {
     ms->n = 0;
     char esc[300], json[600];
@@ -196,7 +189,8 @@ static void build(msgs *ms, const Google__Protobuf__Struct *prefs,
         Opsconductor__Notification__V1__SendNotificationRequest *m =
             &ms->m[ms->n];
         opsconductor__notification__v1__send_notification_request__init(m);
-        m->type = OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_EMAIL;
+        m->type =
+            OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_EMAIL;
         m->destination = (char *)addr;
         snprintf(json, sizeof(json),
                  "{\"subject\": \"Task %" PRIu64 " finished\", \"body\": "
@@ -215,7 +209,8 @@ static void build(msgs *ms, const Google__Protobuf__Struct *prefs,
         Opsconductor__Notification__V1__SendNotificationRequest *m =
             &ms->m[ms->n];
         opsconductor__notification__v1__send_notification_request__init(m);
-        m->type = OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_SLACK;
+        m->type =
+            OPSCONDUCTOR__NOTIFICATION__V1__NOTIFICATION_TYPE__NOTIFICATION_TYPE_SLACK;
         m->destination = (char *)chan;
         json_str(esc, sizeof(esc), chan);
         snprintf(json, sizeof(json),
@@ -236,8 +231,9 @@ static int send_batch(plat *p, exec *e, msgs *ms)
         return 0;
     Opsconductor__Notification__V1__NotificationService_SendBatch_Writer *w =
         NULL;
-    int rc = opsconductor__notification__v1__notification_service__client__send_batch(
-        plat_client(p, S_NOTIFY), &c.opts, &w);
+    int rc =
+        opsconductor__notification__v1__notification_service__client__send_batch(
+            plat_client(p, S_NOTIFY), &c.opts, &w);
     if (rc == ORPC_ENOTSUP)
         return -1;
     if (rc != 0) {
@@ -268,8 +264,9 @@ static int send_batch(plat *p, exec *e, msgs *ms)
     return 0;
 }
 
-static void send_one(plat *p, exec *e,
-                     const Opsconductor__Notification__V1__SendNotificationRequest *m)
+static void
+send_one(plat *p, exec *e,
+         const Opsconductor__Notification__V1__SendNotificationRequest *m)
 {
     plat_call c;
     if (plat_call_begin(p, &c, e->methods[M_SEND], 0, 0) != 0)
@@ -299,8 +296,9 @@ static void unit(plat_worker *w)
     int64_t target =
         1 + (int64_t)(f->has_seed ? plat_random(w, (uint64_t)e->targets)
                                   : seq % (uint64_t)e->targets);
-    int64_t user = 1 + (int64_t)(f->has_seed ? plat_random(w, (uint64_t)e->users)
-                                             : seq % (uint64_t)e->users);
+    int64_t user =
+        1 + (int64_t)(f->has_seed ? plat_random(w, (uint64_t)e->users)
+                                  : seq % (uint64_t)e->users);
 
     credentials(p, e, target, seq);
     Google__Protobuf__Struct *prefs = preferences(p, e, user, seq);
@@ -364,20 +362,20 @@ int main(int argc, char **argv)
         opsconductor__notification__v1__notification_service__method__send_notification;
     e.methods[M_BATCH] =
         opsconductor__notification__v1__notification_service__method__send_batch;
-    plat_program prog = {
-        .name = "executor",
-        .methods = e.methods,
-        .n_methods = N_METHODS,
-        .services = services,
-        .n_services = N_SERVICES,
-        .state = &e,
-        .unit = unit,
-        .extra_json = extra_json,
-        .extra_reset = extra_reset,
-        .flag = flag,
-        .flags_help =
-            "  --targets=N           targets 1..N (5)\n"
-            "  --users=N             users 1..N (50)\n"
-            "  --user-every=N        GetUser in every Nth task (4; 0: never)\n"};
+    plat_program prog = {.name = "executor",
+                         .methods = e.methods,
+                         .n_methods = N_METHODS,
+                         .services = services,
+                         .n_services = N_SERVICES,
+                         .state = &e,
+                         .unit = unit,
+                         .extra_json = extra_json,
+                         .extra_reset = extra_reset,
+                         .flag = flag,
+                         .flags_help =
+                             "  --targets=N           targets 1..N (5)\n"
+                             "  --users=N             users 1..N (50)\n"
+                             "  --user-every=N        GetUser in every Nth "
+                             "task (4; 0: never)\n"};
     return plat_main(&prog, argc, argv);
 }

@@ -334,12 +334,15 @@ void plat_count(plat *p, const orpc_method_desc *m, plat_side side,
          * shown since the last line. */
         int64_t now = plat_now_ms();
         if (p->fail_line_ms == 0 || now - p->fail_line_ms >= 1000) {
+            char more[64] = "";
+            if (p->fail_suppressed > 0)
+                snprintf(more, sizeof(more),
+                         " (and %" PRIu64 " failed calls not shown)",
+                         p->fail_suppressed);
             snprintf(line, sizeof(line),
-                     "opsconductor-%s: failed: %s via %s: %s: %.200s "
-                     "(%" PRIu64 " more failed calls not shown)\n",
+                     "opsconductor-%s: failed: %s via %s: %s: %.200s%s\n",
                      p->prog->name, m->path + 1, side_names[side],
-                     orpc_code_name(code), message ? message : "",
-                     p->fail_suppressed);
+                     orpc_code_name(code), message ? message : "", more);
             p->fail_line_ms = now;
             p->fail_suppressed = 0;
         } else {
@@ -406,8 +409,8 @@ static void write_json(plat *p, FILE *f, int final)
             "{\"program\":\"%s\",\"pid\":%ld,\"uptime_ms\":%" PRId64
             ",\"window_ms\":%" PRId64 ",\"resets\":%" PRIu64
             ",\"final\":%s,\"calls\":[",
-            p->prog->name, (long)getpid(), now - p->start_ms,
-            now - p->reset_ms, p->resets, final ? "true" : "false");
+            p->prog->name, (long)getpid(), now - p->start_ms, now - p->reset_ms,
+            p->resets, final ? "true" : "false");
     int first = 1;
     for (int i = 0; i < p->prog->n_methods; i++)
         for (int s = 0; s < PLAT_N_SIDES; s++)
@@ -450,8 +453,8 @@ static void write_stats(plat *p, int final)
     char tmp[PATH_MAX];
     int ok = snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", p->f.stats_file,
                       (long)getpid()) < (int)sizeof(tmp);
-    int fd = ok ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)
-                : -1;
+    int fd =
+        ok ? open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
     ok = fd >= 0;
     for (size_t off = 0; ok && off < len;) {
         ssize_t n = write(fd, text + off, len - off);
@@ -595,10 +598,10 @@ static int make_clients(plat *p)
     char identity[80];
     snprintf(identity, sizeof(identity), "%s-service", prog->name);
     const char *env_id = getenv("ORPC_IDENTITY");
-    orpc_env_opts o = {
-        .identity = env_id != NULL && *env_id != '\0' ? NULL : identity,
-        .log = env_log,
-        .log_user_data = (void *)prog};
+    orpc_env_opts o = {.identity =
+                           env_id != NULL && *env_id != '\0' ? NULL : identity,
+                       .log = env_log,
+                       .log_user_data = (void *)prog};
     orpc_error_detail why;
     orpc_env *env = NULL;
     if (orpc_env_new(&env, &o, &why) != 0) {
@@ -607,8 +610,8 @@ static int make_clients(plat *p)
     }
     int rc = 0;
     for (int i = 0; i < prog->n_services && rc == 0; i++) {
-        if (orpc_env_client_new(&p->clients[i], env, prog->services[i],
-                                &why) != 0) {
+        if (orpc_env_client_new(&p->clients[i], env, prog->services[i], &why) !=
+            0) {
             fprintf(stderr, "opsconductor-%s: %s\n", prog->name, why.message);
             rc = -1;
         }
@@ -666,8 +669,7 @@ int plat_main(const plat_program *prog, int argc, char **argv)
         free(p);
         return rc;
     }
-    if (prog->n_services > MAX_SERVICES ||
-        prog->n_methods > PLAT_MAX_METHODS) {
+    if (prog->n_services > MAX_SERVICES || prog->n_methods > PLAT_MAX_METHODS) {
         free(p);
         return 1;
     }
@@ -776,8 +778,7 @@ int plat_main(const plat_program *prog, int argc, char **argv)
         pthread_mutex_unlock(&p->stats_lock);
         if (left > 0)
             fprintf(stderr,
-                    "opsconductor-%s: %" PRIu64
-                    " more failed calls not shown\n",
+                    "opsconductor-%s: and %" PRIu64 " failed calls not shown\n",
                     prog->name, left);
     }
 out:

@@ -72,11 +72,11 @@ typedef struct plat_program {
 
 /* The load-shape flags every program has. */
 typedef struct plat_flags {
-    double rate;            /* calls per second, all workers together */
-    int concurrency;        /* worker threads */
-    int64_t duration_ms;    /* 0: until a signal */
+    double rate;         /* calls per second, all workers together */
+    int concurrency;     /* worker threads */
+    int64_t duration_ms; /* 0: until a signal */
     int64_t call_timeout_ms;
-    int64_t drain_ms;       /* after SIGTERM: how long units may finish */
+    int64_t drain_ms; /* after SIGTERM: how long units may finish */
     int64_t stats_interval_ms;
     const char *stats_file; /* NULL: no file */
     uint64_t seed;          /* 0: round robin */

@@ -42,8 +42,7 @@ typedef struct sched {
     int n_job_ids;
     /* counters, under the stats lock (plat_locked) */
     uint64_t seq; /* units started; picks the job when round robin */
-    uint64_t jobs_run, jobs_finished, jobs_failed, jobs_lost,
-        jobs_abandoned;
+    uint64_t jobs_run, jobs_finished, jobs_failed, jobs_lost, jobs_abandoned;
     int64_t jobs_in_flight;
     const orpc_method_desc *methods[N_METHODS];
 } sched;
@@ -267,7 +266,8 @@ static void unit(plat_worker *w)
         OPSCONDUCTOR__JOBS__V1__RUN_JOB_REQUEST__INIT;
     req.job_id = job;
     req.payload = plat_struct(payload);
-    if (req.payload == NULL || plat_call_begin(p, &c, s->methods[M_RUN], 0, 0)) {
+    if (req.payload == NULL ||
+        plat_call_begin(p, &c, s->methods[M_RUN], 0, 0)) {
         if (req.payload != NULL)
             google__protobuf__struct__free_unpacked(req.payload, NULL);
         return;
@@ -291,10 +291,11 @@ static void unit(plat_worker *w)
         fa = watch(w, s, job, deadline);
     if (fa == F_POLL)
         fa = poll_status(w, s, job, deadline);
-    count(p, s, fa == F_FINAL_OK       ? 2
-             : fa == F_FINAL_FAILED ? 3
-             : fa == F_LOST         ? 4
-                                    : 5);
+    count(p, s,
+          fa == F_FINAL_OK       ? 2
+          : fa == F_FINAL_FAILED ? 3
+          : fa == F_LOST         ? 4
+                                 : 5);
 }
 
 /* --- flags and main --------------------------------------------------- */
@@ -392,7 +393,8 @@ int main(int argc, char **argv)
     s.methods[M_GET] = opsconductor__jobs__v1__jobs_service__method__get_job;
     s.methods[M_STATUS] =
         opsconductor__jobs__v1__jobs_service__method__get_job_status;
-    s.methods[M_WATCH] = opsconductor__jobs__v1__jobs_service__method__watch_job;
+    s.methods[M_WATCH] =
+        opsconductor__jobs__v1__jobs_service__method__watch_job;
     if (parse_ids(&s, "1-100") != 0)
         return 1;
     plat_program prog = {
