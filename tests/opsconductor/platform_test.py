@@ -297,6 +297,7 @@ def case_reset(w):
         read_stats(path)), 20, "30 calls")
     check(before["resets"] == 0 and before["jobs_run"] > 0, "before",
           json.dumps(before))
+    sent = time.time()
     p.send_signal(signal.SIGUSR1)
     after = wait_for(lambda: (lambda s: s if s and s["resets"] == 1 else None)(
         read_stats(path)), 10, "the reset snapshot")
@@ -304,6 +305,9 @@ def case_reset(w):
           before["jobs_run"] and after["window_ms"] < after["uptime_ms"],
           "SIGUSR1 did not reset the counters", json.dumps(before),
           json.dumps(after))
+    check(after["reset_at_unix_ms"] >= sent * 1000 - 50 and
+          after["written_at_unix_ms"] >= after["reset_at_unix_ms"],
+          "reset_at_unix_ms, written_at_unix_ms", json.dumps(after))
     # counting goes on from zero
     wait_for(lambda: (lambda s: s if s and total(s) >= 10 and s["jobs_run"] > 0
                       else None)(read_stats(path)), 20, "calls after reset")

@@ -94,7 +94,8 @@ struct plat {
     cell cells[PLAT_MAX_METHODS][PLAT_N_SIDES][PLAT_N_CODES];
     uint64_t failed;
     uint64_t resets;
-    int64_t reset_ms;
+    int64_t reset_ms;         /* monotonic */
+    int64_t reset_unix_ms;    /* wall clock */
     int64_t fail_line_ms;     /* when the last failure line was printed */
     uint64_t fail_suppressed; /* failures since, not printed */
     int stats_write_failed;   /* said once */
@@ -115,6 +116,13 @@ int64_t plat_now_ns(void)
 int64_t plat_now_ms(void)
 {
     return plat_now_ns() / 1000000;
+}
+
+static int64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct timespec abs_ns(int64_t ns)
@@ -396,6 +404,7 @@ static void reset_counters(plat *p)
     p->failed = 0;
     p->resets++;
     p->reset_ms = plat_now_ms();
+    p->reset_unix_ms = unix_ms();
     if (p->prog->extra_reset != NULL)
         p->prog->extra_reset(p->prog->state);
     pthread_mutex_unlock(&p->stats_lock);
@@ -408,9 +417,10 @@ static void write_json(plat *p, FILE *f, int final)
     fprintf(f,
             "{\"program\":\"%s\",\"pid\":%ld,\"uptime_ms\":%" PRId64
             ",\"window_ms\":%" PRId64 ",\"resets\":%" PRIu64
+            ",\"written_at_unix_ms\":%" PRId64 ",\"reset_at_unix_ms\":%" PRId64
             ",\"final\":%s,\"calls\":[",
             p->prog->name, (long)getpid(), now - p->start_ms, now - p->reset_ms,
-            p->resets, final ? "true" : "false");
+            p->resets, unix_ms(), p->reset_unix_ms, final ? "true" : "false");
     int first = 1;
     for (int i = 0; i < p->prog->n_methods; i++)
         for (int s = 0; s < PLAT_N_SIDES; s++)
@@ -674,6 +684,7 @@ int plat_main(const plat_program *prog, int argc, char **argv)
         return 1;
     }
     p->start_ms = p->reset_ms = plat_now_ms();
+    p->reset_unix_ms = unix_ms();
     p->interval_ns = (int64_t)(1e9 / p->f.rate);
     pthread_mutex_init(&p->run_lock, NULL);
     pthread_mutex_init(&p->stats_lock, NULL);
