@@ -12,6 +12,8 @@
 #                                alike
 #   opsconductor_legacy_caller   caller.py: tokens, errors by status,
 #                                retries, the --loop summary
+#   opsconductor_legacy_shared_db  the FastAPI jobs app on the orpc jobs
+#                                service's database (below)
 #
 # The orpc services' legacy side (examples/opsconductor/services/
 # legacy_serve_check.py: a PKI, the fixture and the five services with
@@ -31,6 +33,16 @@ foreach(t fastapi_check parity_check caller_test)
                    ${CMAKE_CURRENT_SOURCE_DIR}/opsconductor/legacy_${t}.py)
   set_tests_properties(opsconductor_legacy_${_name} PROPERTIES TIMEOUT 240)
 endforeach()
+
+# opsconductor_legacy_shared_db: the FastAPI jobs app on the orpc jobs
+# service's SQLite file (JOBS_DB): the runner of one generation moves the
+# runs of the other, and both answer alike at every step.
+add_test(NAME opsconductor_legacy_shared_db
+         COMMAND /usr/bin/python3
+                 ${CMAKE_CURRENT_SOURCE_DIR}/opsconductor/legacy_shared_db_test.py
+                 $<TARGET_FILE:opsconductor-service> $<TARGET_FILE:orpc_cli>
+                 ${CMAKE_SOURCE_DIR}/scripts/orpc-certs.sh)
+set_tests_properties(opsconductor_legacy_shared_db PROPERTIES TIMEOUT 240)
 
 if(TARGET opsconductor-service)
   foreach(mode routes caller)
