@@ -178,10 +178,14 @@ class Demo(object):
                 f.write("%s:%s\n" % (a, self.passwords[a]))
         os.chmod(self.path("accounts"), 0o600)
         os.chmod(self.path("accounts.json"), 0o600)
-        # the callers' channel settings: retries for a service restart
+        # the callers' channel settings for the jobs service: a call made
+        # while it restarts waits for the channel to be ready again (rather
+        # than failing fast while the channel backs off between connection
+        # attempts), and one the closing server refused is retried
         retry = {"methodConfig": [{
             "name": [{"service": JOBS}],
             "timeout": "10s",
+            "waitForReady": True,
             "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s",
                             "maxBackoff": "1s", "backoffMultiplier": 2,
                             "retryableStatusCodes": ["UNAVAILABLE"]}}]}
