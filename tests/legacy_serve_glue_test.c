@@ -113,6 +113,18 @@ struct orpc_server *orpc_http_server(const orpc_http_exchange *x)
     (void)x;
     return (struct orpc_server *)&g_srv;
 }
+/* The built-in health service's status (-1: the server has none). */
+static int g_health = -1;
+int orpc_server_get_health(orpc_server *srv, const char *service,
+                           orpc_health_status *out)
+{
+    assert_ptr_equal(srv, &g_srv);
+    assert_string_equal(service, "");
+    if (g_health < 0)
+        return ORPC_ENOTSUP;
+    *out = (orpc_health_status)g_health;
+    return 0;
+}
 void orpc_http_set_state(orpc_http_exchange *x, void *state)
 {
     x->state = state;
@@ -457,7 +469,25 @@ static void test_health(void **state)
     request(&x);
     assert_int_equal(x.status, 200);
     assert_string_equal(x.out, "{\"status\":\"healthy\"}");
+    assert_false(x.called);
     done(&x);
+    /* the built-in health service is read without a call (a legacy port
+     * has no identity a policy could allow) */
+    g_health = ORPC_HEALTH_NOT_SERVING;
+    orpc_http_exchange y = {.method = "GET", .target = "/health"};
+    request(&y);
+    assert_int_equal(y.status, 503);
+    assert_string_equal(y.out, "{\"status\":\"unhealthy\"}");
+    assert_false(y.called);
+    done(&y);
+    g_health = ORPC_HEALTH_SERVING;
+    orpc_http_exchange z = {.method = "GET", .target = "/health"};
+    request(&z);
+    assert_int_equal(z.status, 200);
+    assert_string_equal(z.out, "{\"status\":\"healthy\"}");
+    assert_false(z.called);
+    done(&z);
+    g_health = -1;
 }
 
 /* inline_first: on the IO thread a token only the verifier can judge is

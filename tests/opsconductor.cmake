@@ -82,3 +82,13 @@ if(TARGET opsconductor-service)
                          LABELS threaded)
   endforeach()
 endif()
+
+# opsconductor_demo: `make demo`'s scenario (examples/opsconductor/demo/
+# demo.py --quick), held from its structured results: every step's checks,
+# every client operation answered on both sides, no failed call across the
+# switches, kills and restarts, no job lost, every process exiting 0.
+add_test(NAME opsconductor_demo
+         COMMAND /usr/bin/python3
+                 ${CMAKE_CURRENT_SOURCE_DIR}/opsconductor/demo_e2e_test.py
+                 ${CMAKE_BINARY_DIR})
+set_tests_properties(opsconductor_demo PROPERTIES TIMEOUT 600 RUN_SERIAL TRUE)

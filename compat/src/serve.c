@@ -210,6 +210,15 @@ static xstate *new_state(orpc_http_exchange *x, int kind)
 
 static int do_health(orpc_http_exchange *x)
 {
+    /* The built-in health service is read directly: a probe is not an RPC
+     * caller, and a legacy port has no identity for the policy to allow. */
+    orpc_health_status hs;
+    if (orpc_server_get_health(orpc_http_server(x), "", &hs) == 0)
+        return hs == ORPC_HEALTH_SERVING
+                   ? orpc_http_respond(x, 200, "application/json",
+                                       "{\"status\":\"healthy\"}", 20)
+                   : orpc_http_respond(x, 503, "application/json",
+                                       "{\"status\":\"unhealthy\"}", 22);
     const orpc_method_desc *m =
         method_of(orpc_http_server(x), "/grpc.health.v1.Health/Check");
     if (m == NULL)

@@ -362,6 +362,22 @@ out:
     return rc;
 }
 
+int orpc_server_get_health(orpc_server *srv, const char *service,
+                           orpc_health_status *out)
+{
+    if (srv == NULL || service == NULL || out == NULL)
+        return ORPC_EINVAL;
+    orpc__health *h = srv->health;
+    if (h == NULL)
+        return ORPC_ENOTSUP;
+    uv_mutex_lock(&h->lock);
+    int replaced = h->replaced;
+    if (!replaced)
+        *out = status_locked(h, service);
+    uv_mutex_unlock(&h->lock);
+    return replaced ? ORPC_ENOTSUP : 0;
+}
+
 orpc_health_status orpc__health_get(orpc_server *srv, const char *service)
 {
     orpc__health *h = srv ? srv->health : NULL;

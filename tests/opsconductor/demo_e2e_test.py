@@ -55,7 +55,9 @@ def main(argv):
         for table in s["tables"]:
             for caller, method, side, status, count, _, _ in table:
                 if status == "OK" and count > 0:
-                    seen.setdefault((caller, method), set()).add(side)
+                    side = "legacy" if side == "fallback" else side
+                    seen.setdefault((caller, method.split("/")[-1]),
+                                    set()).add(side)
     for prog, methods in OPERATIONS.items():
         for m in methods:
             sides = seen.get((prog, m), set())

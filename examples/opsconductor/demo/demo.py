@@ -108,13 +108,13 @@ class Proc(object):
     def port(self, what="listening"):
         return self.ports[what]
 
-    def signal(self, sig):
+    def send(self, sig):
         if self.p.poll() is None:
             self.p.send_signal(sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=15):
         """Signals, waits; the exit code, or None when it had to be killed."""
-        self.signal(sig)
+        self.send(sig)
         try:
             rc = self.p.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -178,10 +178,14 @@ class Demo(object):
                 f.write("%s:%s\n" % (a, self.passwords[a]))
         os.chmod(self.path("accounts"), 0o600)
         os.chmod(self.path("accounts.json"), 0o600)
-        # the callers' channel settings: retries for a service restart
+        # the callers' channel settings for the jobs service: a call made
+        # while it restarts waits for the channel to be ready again (rather
+        # than failing fast while the channel backs off between connection
+        # attempts), and one the closing server refused is retried
         retry = {"methodConfig": [{
             "name": [{"service": JOBS}],
             "timeout": "10s",
+            "waitForReady": True,
             "retryPolicy": {"maxAttempts": 5, "initialBackoff": "0.1s",
                             "maxBackoff": "1s", "backoffMultiplier": 2,
                             "retryableStatusCodes": ["UNAVAILABLE"]}}]}
@@ -343,7 +347,7 @@ class Demo(object):
 
     def reset_stats(self):
         for p in self.programs.values():
-            p.signal(signal.SIGUSR1)
+            p.send(signal.SIGUSR1)
         now = time.time()
         time.sleep(0.05)
         self.wait_stats(lambda st: st.get("reset_at_unix_ms", 0) / 1000.0
@@ -371,7 +375,7 @@ class Demo(object):
     def reload_routes(self, *lines):
         self.write_routes(*lines)
         for p in self.programs.values():
-            p.signal(signal.SIGHUP)
+            p.send(signal.SIGHUP)
         time.sleep(0.3)
 
     def run_for(self, seconds):
@@ -402,11 +406,11 @@ class Demo(object):
         rows += list(extra_rows)
         rows.sort(key=lambda r: (r[0], r[1], r[2], r[3]))
         self.cur["tables"].append(rows)
-        self.say("   %-9s %-34s %-7s %-18s %6s %8s %8s" % (
+        self.say("   %-9s %-41s %-8s %-20s %6s %8s %8s" % (
             "caller", "method", "side", "status", "count", "p50 ms",
             "p99 ms"))
         for r in rows:
-            self.say("   %-9s %-34s %-7s %-18s %6d %8.1f %8.1f" % r)
+            self.say("   %-9s %-41s %-8s %-20s %6d %8.1f %8.1f" % r)
         return sum(r[4] for r in rows if r[0] in PROGRAMS and
                    r[3] != "OK" and not r[3].endswith(" resumed"))
 

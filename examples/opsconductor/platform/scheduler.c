@@ -25,6 +25,9 @@
  * legacy token flow (POST /login, once per token lifetime) is the client
  * library's, not a call of this program: it is not counted here.
  *
+ * A watched run's final status is read back with one GetJobStatus every
+ * --get-every runs.
+ *
  * Counters beyond the calls: jobs_run (RunJob OK), jobs_finished (a final
  * status seen), jobs_failed (of those, "failed"), jobs_lost (no final
  * status within --job-timeout-ms), jobs_abandoned (still followed when the
@@ -319,8 +322,13 @@ static void unit(plat_worker *w)
                                         : watch(w, s, job, deadline);
     if (fa == F_REWATCH)
         fa = F_LOST;
+    int watched = fa == F_FINAL_OK || fa == F_FINAL_FAILED;
     if (fa == F_POLL)
         fa = poll_status(w, s, job, deadline);
+    /* a watched run's final status is read back now and then, as the
+     * scheduler records it (polls read it anyway) */
+    if (watched && s->get_every > 0 && seq % (uint64_t)s->get_every == 0)
+        (void)poll_status(w, s, job, plat_now_ms() + s->job_timeout_ms);
     count(p, s,
           fa == F_FINAL_OK       ? 2
           : fa == F_FINAL_FAILED ? 3
@@ -451,7 +459,9 @@ int main(int argc, char **argv)
             "                        watch: WatchJob for every run (both\n"
             "                        generations share the jobs database)\n"
             "  --poll-ms=N           GetJobStatus poll interval (200)\n"
-            "  --get-every=N         GetJob before every Nth run (4; 0: "
+            "  --get-every=N         GetJob before every Nth run, and its "
+            "final\n"
+            "                        GetJobStatus after a watch (4; 0: "
             "never)\n"};
     int rc = plat_main(&prog, argc, argv);
     free(s.job_ids);

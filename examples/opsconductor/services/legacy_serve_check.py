@@ -289,6 +289,9 @@ def check_auth_cases(svc, fx, port, method, path, body=None):
 
 
 def check_jobs(fx, jl, tfx, tor):
+    r = request(jl, "GET", "/health")
+    check("jobs legacy port: GET /health 200 without a token",
+          r.status == 200 and r.json() == {"status": "healthy"}, repr(r))
     for path in ["/jobs/1", "/jobs/7", "/jobs/100", "/jobs/1/status",
                  "/jobs/7/status", "/jobs/100/status", "/jobs/0", "/jobs/101",
                  "/jobs/1000", "/jobs/0/status", "/jobs/1000/status"]:

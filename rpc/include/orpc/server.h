@@ -425,6 +425,25 @@ ORPC_EXTERN int orpc_server_set_health(orpc_server *srv, const char *service,
 
 /**
  * @function
+ * Reads the built-in health service's status of |service| ("" for the
+ * server as a whole) into |*out|, as a Check would answer it
+ * (ORPC_HEALTH_SERVICE_UNKNOWN for a service it does not know), without a
+ * call: no identity, no policy.  For probes that are not RPC callers,
+ * such as the gateway's GET /health.
+ *
+ * Returns 0; ORPC_EINVAL (a NULL argument); ORPC_ENOTSUP (|disable_health|,
+ * or the application registered its own grpc.health.v1.Health: ask it with
+ * a call).
+ *
+ * Ownership: borrows |service| for the call.
+ * Threads: any thread, handlers and IO threads included; never blocks on
+ * a call.
+ */
+ORPC_EXTERN int orpc_server_get_health(orpc_server *srv, const char *service,
+                                       orpc_health_status *out);
+
+/**
+ * @function
  * The registry the server's default metrics interceptor records into
  * (orpc_server_opts.metrics, or the server's own); NULL when the server
  * runs without default interceptors.
