@@ -314,6 +314,7 @@ class Demo(object):
                  "five FastAPI services: %.1f s" % (time.monotonic() - t))
         self.start_programs()
         self.wait_stats(lambda st: True, 15)
+        time.sleep(2 * self.scale)   # warm up (first connections, logins)
         self.say("  the scheduler (%d calls/s) and the executor (%d calls/s)"
                  " are calling" % (self.args.scheduler_rate,
                                    self.args.executor_rate))
