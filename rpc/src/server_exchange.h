@@ -68,6 +68,8 @@ struct orpc_http_exchange {
     /* HTTP/2 (server_h2x.c, IO thread) */
     int h2_submitted;   /* the response HEADERS are submitted */
     int h2_early;       /* answered before the request was whole (413) */
+    size_t h2_dropped;  /* request bytes dropped after the early answer */
+    int h2_reset;       /* ... and the stream reset for them */
     size_t h2_counted;  /* body bytes counted in the connection's buffer */
     orpc__buf h2_tail;  /* the sealed body, read by the data provider */
     size_t h2_tail_off; /* how much of it is sent */

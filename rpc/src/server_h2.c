@@ -512,14 +512,11 @@ static void end_of_request(orpc_ctx *ctx)
 static int on_frame_send(nghttp2_session *s, const nghttp2_frame *f,
                          void *user_data)
 {
+    (void)s;
     if (f->hd.type == NGHTTP2_HEADERS || f->hd.type == NGHTTP2_DATA) {
         orpc__sconn *sc = sconn_of(user_data);
         sc->sent_data = 1;
         sc->ping_strikes = 0;
-        orpc_ctx *ctx =
-            nghttp2_session_get_stream_user_data(s, f->hd.stream_id);
-        if (ctx != NULL && ctx->x != NULL)
-            orpc__h2x_frame_sent(ctx, s, f);
     }
     return 0;
 }

@@ -32,8 +32,10 @@
  *   (what on_status appended).  ctx->sendq is bounded
  *   (ORPC__SENDQ_LIMIT stalls the handler): a peer that never reads stalls
  *   its handler, not the server's memory.
- * - An answer complete before the request (413, 431) is followed by
- *   RST_STREAM NO_ERROR (RFC 9113, 8.1) so the peer stops sending.
+ * - A request answered before it is whole (413, 431) has the rest of its
+ *   body dropped, and a peer that sends more than
+ *   H2X_DROP_BEFORE_RESET bytes of it gets RST_STREAM NO_ERROR (RFC 9113,
+ *   8.1) so that it stops.
  * - The exchange's IO-side reference is held until the stream closes (or
  *   its connection is lost): orpc__h2x_closed().
  *
@@ -50,6 +52,10 @@
 
 #include "common/mem.h"
 #include "metadata_internal.h"
+
+/* Request body bytes dropped after an early answer before the stream is
+ * reset (NO_ERROR): a peer's window's worth. */
+#define H2X_DROP_BEFORE_RESET 65535u
 
 static char *x_strdup(orpc_http_exchange *x, const char *s)
 {
@@ -159,7 +165,21 @@ void orpc__h2x_data(orpc_ctx *ctx, nghttp2_session *s, int32_t id,
     orpc_http_exchange *x = ctx->x;
     const orpc_server_opts *o = &ctx->srv->opts;
     orpc__in_discard(s, id, len); /* the credit goes back as bytes come */
-    if (x->h2_early || x->to_gateway || x->ready || x->sc == NULL)
+    if (x->h2_early) {
+        /* answered already (413): a peer that goes on sending past a
+         * window's worth is asked to stop (not at once: a client that
+         * sent its whole body with the head takes a reset of a stream it
+         * is still writing for an error, libcurl 7.88 does) */
+        x->h2_dropped += len;
+        if (x->h2_dropped > H2X_DROP_BEFORE_RESET && !x->h2_reset) {
+            x->h2_reset = 1;
+            nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, id,
+                                      NGHTTP2_NO_ERROR);
+            orpc__ctx_kick(ctx);
+        }
+        return;
+    }
+    if (x->to_gateway || x->ready || x->sc == NULL)
         return;
     if (x->body.len + len > o->http1_max_body) {
         answer_early(x, 413, "request body too large");
@@ -187,15 +207,6 @@ void orpc__h2x_request_end(orpc_ctx *ctx)
         return;
     uncount(x);
     orpc__x_dispatch(x);
-}
-
-void orpc__h2x_frame_sent(orpc_ctx *ctx, nghttp2_session *s,
-                          const nghttp2_frame *f)
-{
-    /* the answer is complete and the peer is still sending: it may stop */
-    if ((f->hd.flags & NGHTTP2_FLAG_END_STREAM) && !ctx->remote_closed)
-        nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, f->hd.stream_id,
-                                  NGHTTP2_NO_ERROR);
 }
 
 void orpc__h2x_closed(orpc_ctx *ctx)

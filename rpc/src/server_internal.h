@@ -406,9 +406,6 @@ void orpc__h2x_data(orpc_ctx *ctx, nghttp2_session *s, int32_t id,
                     const uint8_t *data, size_t len);
 /* The request of an exchange's stream is complete (END_STREAM). */
 void orpc__h2x_request_end(orpc_ctx *ctx);
-/* A frame of an exchange's stream went out. */
-void orpc__h2x_frame_sent(orpc_ctx *ctx, nghttp2_session *s,
-                          const nghttp2_frame *f);
 /* The exchange's stream is closed or its connection lost: the exchange no
  * longer writes. */
 void orpc__h2x_closed(orpc_ctx *ctx);
