@@ -1,5 +1,9 @@
 # orpc's two commands.  This file only wraps CMake (the build) and scripts/.
 #
+#   make demo    install missing packages, build, and run the end-to-end
+#                demo: OpsConductor's services moving from JSON/HTTP to
+#                mTLS gRPC under load, on loopback (scripts/demo.sh,
+#                examples/opsconductor/demo/README.md)
 #   make test    install missing packages, build, run every test, build the
 #                optimised release (-O2 brings warnings of its own, errors
 #                here, and `make bench` uses it), then build
@@ -14,7 +18,7 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PREFIX ?= /usr/local
 
-.PHONY: test deps build check asan tsan fuzz bench install clean
+.PHONY: demo test deps build check asan tsan fuzz bench install clean
 
 # The tests labelled `threaded` (every rpc_* test, router, clients, interop)
 # under ThreadSanitizer; a report fails the test (the tsan test preset's
@@ -33,6 +37,11 @@ cmake --preset fuzz
 cmake --build --preset fuzz -j $(JOBS)
 ctest --preset fuzz -j $(JOBS)
 endef
+
+demo: deps
+	cmake --preset dev
+	cmake --build --preset dev -j $(JOBS)
+	sh scripts/demo.sh build
 
 test: deps
 	cmake --preset dev

@@ -12,6 +12,8 @@
 #                                alike
 #   opsconductor_legacy_caller   caller.py: tokens, errors by status,
 #                                retries, the --loop summary
+#   opsconductor_legacy_shared_db  the FastAPI jobs app on the orpc jobs
+#                                service's database (below)
 
 # opsconductor_legacy_<name> runs tests/opsconductor/legacy_<name>_<kind>.py.
 foreach(t fastapi_check parity_check caller_test)
@@ -20,4 +22,38 @@ foreach(t fastapi_check parity_check caller_test)
            COMMAND /usr/bin/python3
                    ${CMAKE_CURRENT_SOURCE_DIR}/opsconductor/legacy_${t}.py)
   set_tests_properties(opsconductor_legacy_${_name} PROPERTIES TIMEOUT 240)
+endforeach()
+
+# opsconductor_legacy_shared_db: the FastAPI jobs app on the orpc jobs
+# service's SQLite file (JOBS_DB): the runner of one generation moves the
+# runs of the other, and both answer alike at every step.
+add_test(NAME opsconductor_legacy_shared_db
+         COMMAND /usr/bin/python3
+                 ${CMAKE_CURRENT_SOURCE_DIR}/opsconductor/legacy_shared_db_test.py
+                 $<TARGET_FILE:opsconductor-service> $<TARGET_FILE:orpc_cli>
+                 ${CMAKE_SOURCE_DIR}/scripts/orpc-certs.sh)
+set_tests_properties(opsconductor_legacy_shared_db PROPERTIES TIMEOUT 240)
+
+# examples/opsconductor/platform: opsconductor-scheduler and
+# opsconductor-executor, run for about two seconds each against the legacy
+# fixture (every route legacy) and the orpc services (every route grpc,
+# mutual TLS), asserted from their JSON stats files
+# (tests/opsconductor/platform_test.py):
+#   platform_scheduler_legacy, platform_executor_legacy   legacy side only
+#   platform_scheduler_grpc, platform_executor_grpc       gRPC side only
+#   platform_reset      SIGUSR1 zeroes the counters mid-run
+#   platform_switch     both programs, both sides up; the routes file goes
+#                       legacy -> grpc and SIGHUP moves them, no failure
+#   platform_shutdown   SIGTERM with jobs being watched: they finish within
+#                       the drain, exit 0
+# Labelled `threaded`: the tsan preset runs them (the programs and the
+# services are built with it there; a report fails an exit code).
+foreach(c scheduler_legacy executor_legacy scheduler_grpc executor_grpc
+          reset switch shutdown)
+  add_test(NAME platform_${c}
+           COMMAND /usr/bin/python3
+                   ${CMAKE_CURRENT_SOURCE_DIR}/opsconductor/platform_test.py ${c}
+                   --bin=$<TARGET_FILE_DIR:opsconductor-scheduler>
+                   --svc=$<TARGET_FILE:opsconductor-service>)
+  set_tests_properties(platform_${c} PROPERTIES TIMEOUT 180 LABELS threaded)
 endforeach()

@@ -4,11 +4,13 @@
 Usage (run with /usr/bin/python3):
   run.py SERVICE [--port=N (0: ephemeral)] [--host=127.0.0.1]
          [--accounts=FILE] [--token_ttl=S] [--auth_url=URL]
-         [--debug_routes] [--access_log] [--log_level=warning]
+         [--jobs_db=FILE] [--debug_routes] [--access_log]
+         [--log_level=warning]
 
 SERVICE is auth, jobs, notification, credentials or user.  The flags are
 shorthands for the environment the service reads (AUTH_ACCOUNTS_FILE,
-AUTH_TOKEN_TTL, AUTH_SERVICE_URL, LEGACY_DEBUG_ROUTES); see README.md.
+AUTH_TOKEN_TTL, AUTH_SERVICE_URL, JOBS_DB, LEGACY_DEBUG_ROUTES); see
+README.md.
 Prints "listening on N" on stdout once it accepts connections; runs until
 SIGTERM or SIGINT (uvicorn's graceful shutdown), then exits 0.
 """
@@ -32,6 +34,7 @@ def main(argv):
     ap.add_argument("--accounts", default=None)
     ap.add_argument("--token_ttl", type=int, default=None)
     ap.add_argument("--auth_url", default=None)
+    ap.add_argument("--jobs_db", default=None)
     ap.add_argument("--debug_routes", action="store_true")
     ap.add_argument("--access_log", action="store_true")
     ap.add_argument("--log_level", default="warning")
@@ -42,6 +45,8 @@ def main(argv):
         os.environ["AUTH_TOKEN_TTL"] = str(args.token_ttl)
     if args.auth_url:
         os.environ["AUTH_SERVICE_URL"] = args.auth_url
+    if args.jobs_db:
+        os.environ["JOBS_DB"] = args.jobs_db
     if args.debug_routes:
         os.environ["LEGACY_DEBUG_ROUTES"] = "1"
 
