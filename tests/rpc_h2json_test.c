@@ -26,6 +26,7 @@
 
 #include <orpc/compat/json.h>
 #include <orpc/compat/serve.h>
+#include <orpc/gateway.h>
 #include <orpc/orpc.h>
 
 #include "h2peer.h"
@@ -697,6 +698,65 @@ static void test_no_gateway_415(void **state)
     stop(&s);
 }
 
+/* ---- the exchange API on HTTP/2, with a gateway of the test's own ------ */
+
+/* Answers every request with what it saw: version, method, target, the
+ * x-probe header, the body's length, how many headers it was given and how
+ * many of them are pseudo-headers; adds a header HTTP/2 forbids
+ * (Keep-Alive) beside one it allows. */
+static int probe_request(orpc_http_exchange *x, void *ud)
+{
+    (void)ud;
+    const orpc_metadata *md = orpc_http_headers(x);
+    size_t pseudo = 0, n = orpc_metadata_count(md);
+    for (size_t i = 0; i < n; i++) {
+        const char *k;
+        const uint8_t *v;
+        size_t len;
+        if (orpc_metadata_at(md, i, &k, &v, &len) == 0 && k[0] == ':')
+            pseudo++;
+    }
+    size_t blen = 0;
+    (void)orpc_http_body(x, &blen);
+    const char *probe = orpc_http_header(x, "X-Probe");
+    char out[512];
+    int k = snprintf(out, sizeof(out), "v%d %s %s probe=%s body=%zu pseudo=%zu",
+                     orpc_http_version(x), orpc_http_method(x),
+                     orpc_http_target(x), probe ? probe : "-", blen, pseudo);
+    orpc_http_add_header(x, "Keep-Alive", "timeout=5");
+    orpc_http_add_header(x, "X-Custom", "Yes");
+    return orpc_http_respond(x, 201, "text/plain", out, (size_t)k);
+}
+
+static const orpc_gateway probe_gw = {.on_request = probe_request};
+
+static void test_exchange_api_on_h2(void **state)
+{
+    (void)state;
+    server s;
+    reply r;
+    orpc_server_opts so = {.plaintext = 1, .io_threads = 1};
+    memset(&s, 0, sizeof(s));
+    assert_int_equal(orpc_server_new(&s.srv, &so, NULL, NULL), 0);
+    assert_int_equal(orpc_server_set_gateway(s.srv, &probe_gw, NULL), 0);
+    assert_int_equal(orpc_server_listen(s.srv, "127.0.0.1:0", &s.port, NULL),
+                     0);
+    assert_int_equal(orpc_server_start(s.srv), 0);
+    static const char *const h[] = {"X-Probe: 42", "Content-Type: text/plain",
+                                    NULL};
+    assert_int_equal(req(&r, s.port, 0, "PUT", "/a/b?c=%20d", h, "hello", 5),
+                     201);
+    assert_string_equal(r.body, "v2 PUT /a/b?c=%20d probe=42 body=5 pseudo=0");
+    assert_non_null(strcasestr(r.head, "x-custom: Yes"));
+    assert_null(strcasestr(r.head, "keep-alive"));
+    assert_non_null(strcasestr(r.head, "content-type: text/plain"));
+    /* a gRPC content-type with another method is the gateway's too */
+    static const char *const g[] = {"Content-Type: application/grpc", NULL};
+    assert_int_equal(req(&r, s.port, 0, "GET", "/x", g, NULL, 0), 201);
+    assert_string_equal(r.body, "v2 GET /x probe=- body=0 pseudo=0");
+    stop(&s);
+}
+
 /* ---- setup ------------------------------------------------------------- */
 
 static int group_setup(void **state)
@@ -748,6 +808,7 @@ int main(void)
         cmocka_unit_test(test_body_over_limit_413),
         cmocka_unit_test(test_stalled_reader_then_reset),
         cmocka_unit_test(test_no_gateway_415),
+        cmocka_unit_test(test_exchange_api_on_h2),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

@@ -274,6 +274,15 @@ static ssize_t read_answer(nghttp2_session *s, int32_t id, uint8_t *buf,
     return (ssize_t)n;
 }
 
+/* Nonzero for a header HTTP/2 forbids (connection-specific, RFC 9113
+ * 8.2.2) that a gateway written for HTTP/1.1 may add: left out. */
+static int h1_only(const char *name)
+{
+    return strcmp(name, "keep-alive") == 0 ||
+           strcmp(name, "proxy-connection") == 0 ||
+           strcmp(name, "upgrade") == 0 || strcmp(name, "te") == 0;
+}
+
 /* Adds the gateway's "Name: value\r\n" lines, names in lower case as
  * HTTP/2 requires. */
 static int add_head_lines(orpc__hdrs *h, const orpc__buf *lines)
@@ -295,7 +304,8 @@ static int add_head_lines(orpc__hdrs *h, const orpc__buf *lines)
                 name[i] = (char)(p[i] >= 'A' && p[i] <= 'Z' ? p[i] - 'A' + 'a'
                                                             : p[i]);
             name[nl] = '\0';
-            if (orpc__hdrs_add(h, name, v, (size_t)(eol - v)) != 0)
+            if (!h1_only(name) &&
+                orpc__hdrs_add(h, name, v, (size_t)(eol - v)) != 0)
                 return -1;
         }
         p = eol + 2;
