@@ -14,6 +14,16 @@
 #                                retries, the --loop summary
 #   opsconductor_legacy_shared_db  the FastAPI jobs app on the orpc jobs
 #                                service's database (below)
+#
+# The orpc services' legacy side (examples/opsconductor/services/
+# legacy_serve_check.py: a PKI, the fixture and the five services with
+# --legacy-listen, stopped with SIGTERM, each exiting 0):
+#   svc_legacy_routes   every legacy route of the five services equal to the
+#                       fixture's answer (bytes where nothing is volatile),
+#                       auth none/bad/valid, login, 403 by the policy, 503
+#                       once auth is gone
+#   svc_legacy_caller   caller.py (httpx) against the orpc jobs and auth
+#                       services' legacy ports
 
 # opsconductor_legacy_<name> runs tests/opsconductor/legacy_<name>_<kind>.py.
 foreach(t fastapi_check parity_check caller_test)
@@ -57,3 +67,18 @@ foreach(c scheduler_legacy executor_legacy scheduler_grpc executor_grpc
                    --svc=$<TARGET_FILE:opsconductor-service>)
   set_tests_properties(platform_${c} PROPERTIES TIMEOUT 180 LABELS threaded)
 endforeach()
+
+if(TARGET opsconductor-service)
+  foreach(mode routes caller)
+    add_test(NAME svc_legacy_${mode}
+             COMMAND /usr/bin/python3
+                     ${PROJECT_SOURCE_DIR}/examples/opsconductor/services/legacy_serve_check.py
+                     --mode=${mode}
+                     --svc=$<TARGET_FILE:opsconductor-service>
+                     --certs-sh=${PROJECT_SOURCE_DIR}/scripts/orpc-certs.sh
+                     --fixture=${CMAKE_CURRENT_SOURCE_DIR}/legacy/legacy_server.py
+                     --caller=${PROJECT_SOURCE_DIR}/examples/opsconductor/legacy/caller.py)
+    set_tests_properties(svc_legacy_${mode} PROPERTIES TIMEOUT 240
+                         LABELS threaded)
+  endforeach()
+endif()

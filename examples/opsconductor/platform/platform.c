@@ -91,8 +91,10 @@ struct plat {
     stream_slot streams[MAX_WORKERS];
 
     pthread_mutex_t stats_lock;
-    cell cells[PLAT_MAX_METHODS][PLAT_N_SIDES][PLAT_N_CODES];
+    /* [..][0]: calls; [..][1]: streams the program resumed (not failed) */
+    cell cells[PLAT_MAX_METHODS][PLAT_N_SIDES][PLAT_N_CODES][2];
     uint64_t failed;
+    uint64_t failed_total; /* never reset: the whole run */
     uint64_t resets;
     int64_t reset_ms;         /* monotonic */
     int64_t reset_unix_ms;    /* wall clock */
@@ -313,8 +315,25 @@ static int method_index(const plat *p, const orpc_method_desc *m)
     return -1;
 }
 
+static void count_cell(plat *p, const orpc_method_desc *m, plat_side side,
+                       orpc_code code, int64_t t0_ns, const char *message,
+                       int resumed);
+
 void plat_count(plat *p, const orpc_method_desc *m, plat_side side,
                 orpc_code code, int64_t t0_ns, const char *message)
+{
+    count_cell(p, m, side, code, t0_ns, message, 0);
+}
+
+void plat_count_resumed(plat *p, const orpc_method_desc *m, plat_side side,
+                        orpc_code code, int64_t t0_ns)
+{
+    count_cell(p, m, side, code, t0_ns, NULL, 1);
+}
+
+static void count_cell(plat *p, const orpc_method_desc *m, plat_side side,
+                       orpc_code code, int64_t t0_ns, const char *message,
+                       int resumed)
 {
     int64_t us = (plat_now_ns() - t0_ns) / 1000;
     int mi = method_index(p, m);
@@ -325,7 +344,7 @@ void plat_count(plat *p, const orpc_method_desc *m, plat_side side,
     char line[512];
     line[0] = '\0';
     pthread_mutex_lock(&p->stats_lock);
-    cell *c = &p->cells[mi][side][code];
+    cell *c = &p->cells[mi][side][code][resumed != 0];
     if (c->hist == NULL)
         c->hist = calloc(NB, sizeof(*c->hist));
     if (c->hist != NULL) {
@@ -336,8 +355,9 @@ void plat_count(plat *p, const orpc_method_desc *m, plat_side side,
         c->count++;
         c->hist[bucket_of(us)]++;
     }
-    if (code != ORPC_OK) {
+    if (code != ORPC_OK && !resumed) {
         p->failed++;
+        p->failed_total++;
         /* At most one line a second: this failure, and how many were not
          * shown since the last line. */
         int64_t now = plat_now_ms();
@@ -395,12 +415,13 @@ static void reset_counters(plat *p)
     pthread_mutex_lock(&p->stats_lock);
     for (int i = 0; i < PLAT_MAX_METHODS; i++)
         for (int s = 0; s < PLAT_N_SIDES; s++)
-            for (int k = 0; k < PLAT_N_CODES; k++) {
-                cell *c = &p->cells[i][s][k];
-                c->count = 0;
-                if (c->hist != NULL)
-                    memset(c->hist, 0, NB * sizeof(*c->hist));
-            }
+            for (int k = 0; k < PLAT_N_CODES; k++)
+                for (int r = 0; r < 2; r++) {
+                    cell *c = &p->cells[i][s][k][r];
+                    c->count = 0;
+                    if (c->hist != NULL)
+                        memset(c->hist, 0, NB * sizeof(*c->hist));
+                }
     p->failed = 0;
     p->resets++;
     p->reset_ms = plat_now_ms();
@@ -424,20 +445,23 @@ static void write_json(plat *p, FILE *f, int final)
     int first = 1;
     for (int i = 0; i < p->prog->n_methods; i++)
         for (int s = 0; s < PLAT_N_SIDES; s++)
-            for (int k = 0; k < PLAT_N_CODES; k++) {
-                const cell *c = &p->cells[i][s][k];
-                if (c->count == 0)
-                    continue;
-                fprintf(f,
-                        "%s{\"method\":\"%s\",\"side\":\"%s\",\"status\":"
-                        "\"%s\",\"count\":%" PRIu64
-                        ",\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
-                        first ? "" : ",", p->prog->methods[i]->path + 1,
-                        side_names[s], orpc_code_name((orpc_code)k), c->count,
-                        percentile_ms(c, 0.50), percentile_ms(c, 0.99));
-                first = 0;
-            }
-    fprintf(f, "],\"failed\":%" PRIu64, p->failed);
+            for (int k = 0; k < PLAT_N_CODES; k++)
+                for (int r = 0; r < 2; r++) {
+                    const cell *c = &p->cells[i][s][k][r];
+                    if (c->count == 0)
+                        continue;
+                    fprintf(f,
+                            "%s{\"method\":\"%s\",\"side\":\"%s\","
+                            "\"status\":\"%s\",%s\"count\":%" PRIu64
+                            ",\"p50_ms\":%.3f,\"p99_ms\":%.3f}",
+                            first ? "" : ",", p->prog->methods[i]->path + 1,
+                            side_names[s], orpc_code_name((orpc_code)k),
+                            r ? "\"resumed\":true," : "", c->count,
+                            percentile_ms(c, 0.50), percentile_ms(c, 0.99));
+                    first = 0;
+                }
+    fprintf(f, "],\"failed\":%" PRIu64 ",\"failed_total\":%" PRIu64, p->failed,
+            p->failed_total);
     if (p->prog->extra_json != NULL)
         p->prog->extra_json(f, p->prog->state);
     fputs("}\n", f);
@@ -799,7 +823,8 @@ out:
     for (int i = 0; i < PLAT_MAX_METHODS; i++)
         for (int s = 0; s < PLAT_N_SIDES; s++)
             for (int k = 0; k < PLAT_N_CODES; k++)
-                free(p->cells[i][s][k].hist);
+                for (int r = 0; r < 2; r++)
+                    free(p->cells[i][s][k][r].hist);
     pthread_cond_destroy(&p->run_cv);
     pthread_mutex_destroy(&p->run_lock);
     pthread_mutex_destroy(&p->stats_lock);

@@ -144,6 +144,12 @@ plat_side plat_call_end(plat *p, plat_call *c, const orpc_status *st);
 void plat_count(plat *p, const orpc_method_desc *m, plat_side side,
                 orpc_code code, int64_t t0_ns, const char *message);
 
+/* Counts a stream that ended with |code| before it was done and that the
+ * program then resumed (opened again, or followed another way): shown as
+ * its own row ("resumed": true), not a failed call. */
+void plat_count_resumed(plat *p, const orpc_method_desc *m, plat_side side,
+                        orpc_code code, int64_t t0_ns);
+
 /* Monotonic nanoseconds, for plat_count()'s |t0_ns|. */
 int64_t plat_now_ns(void);
 

@@ -12,7 +12,12 @@
  *     polled instead;
  *   - a run the legacy side answered (legacy, fallback) is polled with
  *     GetJobStatus every --poll-ms: the legacy service has no stream, and
- *     the gRPC side never saw that run.
+ *     the gRPC side never saw that run — unless --follow=watch says that
+ *     both generations share the jobs database (the demo: the FastAPI jobs
+ *     app on the orpc service's SQLite file), when every run is watched;
+ *   - a watch the service cuts (UNAVAILABLE: it is restarting) with time
+ *     left is followed up, watched again after 100 ms (--follow=watch) or
+ *     polled, and counted as resumed ("resumed": true), not failed.
  *
  * A failed call is counted and never repeated by this program (the
  * client library's own retry policy may retry; that is what is
@@ -38,11 +43,13 @@ typedef struct sched {
     int64_t job_timeout_ms;
     int64_t poll_ms;
     int get_every;
+    int follow_watch; /* --follow=watch */
     int64_t *job_ids; /* --job-ids, or 1..--jobs */
     int n_job_ids;
     /* counters, under the stats lock (plat_locked) */
     uint64_t seq; /* units started; picks the job when round robin */
     uint64_t jobs_run, jobs_finished, jobs_failed, jobs_lost, jobs_abandoned;
+    uint64_t jobs_lost_total; /* never reset: the whole run */
     int64_t jobs_in_flight;
     const orpc_method_desc *methods[N_METHODS];
 } sched;
@@ -78,6 +85,7 @@ static void bump_fn(void *arg)
         break;
     case 4:
         s->jobs_lost++;
+        s->jobs_lost_total++;
         s->jobs_in_flight--;
         break;
     default:
@@ -100,9 +108,10 @@ static void extra_json(FILE *f, void *state)
     fprintf(f,
             ",\"jobs_run\":%" PRIu64 ",\"jobs_finished\":%" PRIu64
             ",\"jobs_failed\":%" PRIu64 ",\"jobs_lost\":%" PRIu64
-            ",\"jobs_abandoned\":%" PRIu64 ",\"jobs_in_flight\":%" PRId64,
+            ",\"jobs_abandoned\":%" PRIu64 ",\"jobs_in_flight\":%" PRId64
+            ",\"jobs_lost_total\":%" PRIu64,
             s->jobs_run, s->jobs_finished, s->jobs_failed, s->jobs_lost,
-            s->jobs_abandoned, s->jobs_in_flight);
+            s->jobs_abandoned, s->jobs_in_flight, s->jobs_lost_total);
 }
 
 static void extra_reset(void *state)
@@ -125,7 +134,14 @@ static int final_status(const char *st)
            strcmp(st, "cancelled") == 0;
 }
 
-typedef enum { F_FINAL_OK, F_FINAL_FAILED, F_LOST, F_ABANDONED, F_POLL } fate;
+typedef enum {
+    F_FINAL_OK,
+    F_FINAL_FAILED,
+    F_LOST,
+    F_ABANDONED,
+    F_POLL,
+    F_REWATCH
+} fate;
 
 static void cancel_watch(void *stream)
 {
@@ -177,13 +193,20 @@ static fate watch(plat_worker *w, sched *s, int64_t job, int64_t deadline_ms)
         plat_stream_clear(w);
     orpc_status st =
         opsconductor__jobs__v1__jobs_service__client__watch_job__finish(r);
-    plat_count(p, s->methods[M_WATCH],
-               by == ORPC_SERVED_LEGACY ? PLAT_LEGACY : PLAT_GRPC, st.code, t0,
-               st.message);
+    plat_side side = by == ORPC_SERVED_LEGACY ? PLAT_LEGACY : PLAT_GRPC;
     orpc_code code = st.code;
+    /* A stream the service cut (UNAVAILABLE: it is going away) with time
+     * left is followed up (watched again, or polled): resumed, not lost. */
+    if (!fin && code == ORPC_UNAVAILABLE && plat_now_ms() < deadline_ms &&
+        plat_may_start(p))
+        plat_count_resumed(p, s->methods[M_WATCH], side, code, t0);
+    else
+        plat_count(p, s->methods[M_WATCH], side, code, t0, st.message);
     orpc_status_clear(&st);
     if (fin)
         return fin == 2 ? F_FINAL_FAILED : F_FINAL_OK;
+    if (code == ORPC_UNAVAILABLE && s->follow_watch)
+        return plat_now_ms() < deadline_ms ? F_REWATCH : F_LOST;
     if (code == ORPC_UNAVAILABLE || code == ORPC_UNIMPLEMENTED)
         return plat_now_ms() < deadline_ms ? F_POLL : F_LOST;
     if (code == ORPC_CANCELLED && !plat_may_start(p))
@@ -287,8 +310,15 @@ static void unit(plat_worker *w)
 
     int64_t deadline = plat_now_ms() + s->job_timeout_ms;
     fate fa = F_POLL;
-    if (side == PLAT_GRPC)
+    if (side == PLAT_GRPC || s->follow_watch)
         fa = watch(w, s, job, deadline);
+    /* --follow=watch: a cut stream is opened again after a pause (bounded
+     * by the job's deadline and the count) */
+    for (int i = 0; fa == F_REWATCH && i < 1000; i++)
+        fa = plat_sleep(p, 100, 1) != 0 ? F_ABANDONED
+                                        : watch(w, s, job, deadline);
+    if (fa == F_REWATCH)
+        fa = F_LOST;
     if (fa == F_POLL)
         fa = poll_status(w, s, job, deadline);
     count(p, s,
@@ -366,6 +396,10 @@ static int flag(const char *a, void *state)
     } else if (IS("--job-ids")) {
         if (parse_ids(s, v) == 0)
             return 1;
+    } else if (IS("--follow")) {
+        s->follow_watch = strcmp(v, "watch") == 0;
+        if (s->follow_watch || strcmp(v, "auto") == 0)
+            return 1;
     } else if (IS("--job-timeout-ms")) {
         s->job_timeout_ms = n;
         if (num_ok && n >= 1 && n <= 3600000)
@@ -412,6 +446,10 @@ int main(int argc, char **argv)
             "  --jobs=N              run jobs 1..N (100)\n"
             "  --job-ids=LIST        run these jobs instead: 1,4,7-9\n"
             "  --job-timeout-ms=N    a run not final by then is lost (10000)\n"
+            "  --follow=auto|watch   auto: WatchJob for runs gRPC answered,\n"
+            "                        GetJobStatus polls for the others;\n"
+            "                        watch: WatchJob for every run (both\n"
+            "                        generations share the jobs database)\n"
             "  --poll-ms=N           GetJobStatus poll interval (200)\n"
             "  --get-every=N         GetJob before every Nth run (4; 0: "
             "never)\n"};

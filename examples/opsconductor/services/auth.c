@@ -28,6 +28,12 @@
  * monotonic clock; tokens do not survive a restart (callers log in again
  * on the 401/UNAUTHENTICATED, as the legacy token flow does).
  *
+ * Legacy routes (POST /login, GET /verify): orpc's gateway answers them
+ * from the same handlers; the bearer token of GET /verify is judged here,
+ * in process (legacy_verify(): a table lookup, so it runs on the IO thread
+ * and no verdict is cached: a token dropped from the table is refused at
+ * once).  See the LEGACY SEAM at the end.
+ *
  * Locking theory: |lock| guards the token table and list; it is held for
  * table operations only, never across a call into orpc or OpenSSL's RNG.
  * The accounts and identities are read-only once the server starts.
@@ -69,6 +75,7 @@ typedef struct auth {
     int64_t ttl_s;
     size_t max_tokens;
     orpc_metrics *metrics;
+    orpc_legacy_serve *gw; /* the legacy routes' gateway */
 } auth;
 
 static int64_t mono_ns(void)
@@ -275,6 +282,32 @@ static const Opsconductor__Auth__V1__AuthService_Handlers handlers = {
 
 /* --- life ---------------------------------------------------------------- */
 
+/*
+ * The gateway's verifier (orpc_token_verify_fn): the identity of a live
+ * token, "legacy-service:<account>", what the default verifier makes of
+ * Verify's answer ({"username": ..., "service": true}, service for every
+ * account).  Never blocks: a hash and a table lookup.
+ */
+static int legacy_verify(const char *bearer, char **identity, void *user_data)
+{
+    auth *a = user_data;
+    unsigned char hash[SHA256_DIGEST_LENGTH];
+    char user[MAX_FIELD + 1];
+    *identity = NULL;
+    if (bearer[0] == '\0' || strlen(bearer) > MAX_FIELD)
+        return ORPC_EINVAL;
+    sha256(bearer, strlen(bearer), hash);
+    if (!token_user(a, hash, user, sizeof(user)))
+        return ORPC_EINVAL; /* 401 "Invalid or expired token" */
+    size_t n = sizeof("legacy-service:") + strlen(user);
+    char *id = malloc(n);
+    if (id == NULL)
+        return ORPC_EAGAIN; /* cannot judge now: 503 */
+    snprintf(id, n, "legacy-service:%s", user);
+    *identity = id;
+    return 0;
+}
+
 static void auth_close(void *state)
 {
     auth *a = state;
@@ -292,6 +325,7 @@ static void auth_close(void *state)
         OPENSSL_cleanse(a->pw_hash, MAX_ACCOUNTS * sizeof(*a->pw_hash));
     free(a->pw_hash);
     svc_identities_free(&a->ids);
+    orpc_legacy_serve_free(a->gw);
     pthread_mutex_destroy(&a->lock);
     free(a);
 }
@@ -387,6 +421,17 @@ static int auth_open(void **state, const svc_config *cfg, orpc_metrics *m,
         auth_close(a);
         return -1;
     }
+    orpc_legacy_serve_opts lo = {
+        .verify = legacy_verify,
+        .verify_user_data = a,
+        .verify_nonblocking = 1, /* a table lookup under |lock| */
+        .verify_cache_ms = -1,   /* the table is the truth */
+    };
+    if (orpc_legacy_serve_new(&a->gw, &lo) != 0) {
+        snprintf(err, errlen, "out of memory");
+        auth_close(a);
+        return -1;
+    }
     svc_log("%zu accounts, %zu identities, tokens live %llds", a->n_accounts,
             a->ids.n, (long long)a->ttl_s);
     *state = a;
@@ -401,17 +446,21 @@ static int auth_register(orpc_server *srv, void *state)
 
 /*
  * ==== LEGACY SEAM (auth) ====
- * Where the auth service will also serve its legacy JSON routes
- * (POST /login, GET /verify with `Authorization: Bearer`) on its gRPC
- * port: the same-port legacy serving part calls orpc_legacy_serve_install()
- * (orpc/compat/serve.h) here with this server and the handlers above.
- * Until then it serves gRPC only.
+ * The legacy JSON routes, POST /login (legacy_no_auth: no token) and
+ * GET /verify (`Authorization: Bearer`), answered from login() and
+ * verify() by orpc's gateway, on the gRPC port (HTTP/1.1 by ALPN: the
+ * caller's certificate is its identity, as for gRPC) and on
+ * --legacy-listen.  Tokens are judged in process (legacy_verify()).  A
+ * login carries no identity, which the mutual-TLS server refuses
+ * (require_client_cert), so auth is legacy_anonymous: main.c serves its
+ * --legacy-listen port from a server of its own, without client
+ * certificates or policy, whose only routes are exactly the legacy auth
+ * API's (a password for Login, a live token for Verify).
  */
 static int auth_install_legacy(orpc_server *srv, void *state)
 {
-    (void)srv;
-    (void)state;
-    return 0;
+    auth *a = state;
+    return orpc_legacy_serve_install(a->gw, srv);
 }
 
 const svc_kind svc_auth_kind = {
@@ -420,4 +469,5 @@ const svc_kind svc_auth_kind = {
     .register_ = auth_register,
     .install_legacy = auth_install_legacy,
     .close = auth_close,
+    .legacy_anonymous = 1,
 };

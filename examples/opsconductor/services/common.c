@@ -1,7 +1,8 @@
 /*
  * common.c — helpers the five services share (svc.h): logging, JSON objects
  * into google.protobuf.Struct, the legacy services' time formats, the
- * identities file and the caller's account name.
+ * identities file, the caller's account name, and the legacy gateway of
+ * the services whose tokens the auth service judges.
  *
  * Why JSON objects: every response of the OpsConductor protos is a
  * free-form google.protobuf.Struct that must equal, byte for byte once
@@ -226,6 +227,15 @@ const char *svc_caller_name(orpc_ctx *ctx, const svc_identities *ids, char *buf,
     const char *id = orpc_ctx_peer_identity(ctx);
     if (id == NULL)
         return NULL;
+    /* a legacy caller's token names its account (orpc/compat/serve.h) */
+    static const char *const legacy[] = {"legacy-service:", "legacy-user:"};
+    for (size_t i = 0; i < sizeof(legacy) / sizeof(legacy[0]); i++) {
+        size_t n = strlen(legacy[i]);
+        if (strncmp(id, legacy[i], n) == 0) {
+            snprintf(buf, cap, "%s", id + n);
+            return buf;
+        }
+    }
     for (size_t i = 0; ids != NULL && i < ids->n; i++) {
         if (strcmp(ids->spiffe[i], id) == 0) {
             snprintf(buf, cap, "%s", ids->account[i]);
@@ -241,6 +251,58 @@ const char *svc_caller_name(orpc_ctx *ctx, const svc_identities *ids, char *buf,
     }
     snprintf(buf, cap, "%s", id);
     return buf;
+}
+
+/* The verifier of a service started without --auth-target: no token can be
+ * judged, so the gateway answers 503 "Auth service unavailable". */
+static int verify_unavailable(const char *token, char **identity, void *ud)
+{
+    (void)token;
+    (void)ud;
+    *identity = NULL;
+    return ORPC_EAGAIN;
+}
+
+int svc_legacy_new(orpc_legacy_serve **out, const svc_config *cfg, char *err,
+                   size_t errlen)
+{
+    *out = NULL;
+    orpc_legacy_serve_opts o = {0};
+    orpc_channel *ch = NULL;
+    if (cfg->auth_target == NULL) {
+        o.verify = verify_unavailable;
+        o.verify_nonblocking = 1;
+        if (cfg->legacy_listen != NULL)
+            svc_log("warning: no --auth-target: legacy routes that need a "
+                    "token answer 503 \"Auth service unavailable\"");
+    } else {
+        orpc_tls_opts tls = {
+            .ca_file = cfg->tls_ca,
+            .cert_file = cfg->tls_cert,
+            .key_file = cfg->tls_key,
+        };
+        orpc_channel_opts co = {
+            .tls = cfg->plaintext ? NULL : &tls,
+            .plaintext = cfg->plaintext,
+            .connect_timeout_ms = 5000,
+            .initial_backoff_ms = 200,
+            .max_backoff_ms = 2000,
+        };
+        orpc_error_detail why = {0};
+        if (orpc_channel_new(&ch, cfg->auth_target, &co, NULL, &why) != 0) {
+            snprintf(err, errlen, "--auth-target %s: %s", cfg->auth_target,
+                     why.message);
+            return -1;
+        }
+        o.auth_channel = ch;
+    }
+    int rc = orpc_legacy_serve_new(out, &o);
+    orpc_channel_unref(ch); /* the gateway holds its own reference */
+    if (rc != 0) {
+        snprintf(err, errlen, "legacy gateway: %s", orpc_strerror(rc));
+        return -1;
+    }
+    return 0;
 }
 
 void svc_count(orpc_metrics *m, const char *name, const char *help,

@@ -116,6 +116,7 @@ typedef struct jobs {
     pthread_t runner;
     int runner_started;
     orpc_metrics *metrics;
+    orpc_legacy_serve *gw; /* the legacy routes' gateway */
 } jobs;
 
 static const char SCHEMA[] =
@@ -801,6 +802,7 @@ static void jobs_close(void *state)
         jobs_stopping(j);
         pthread_join(j->runner, NULL);
     }
+    orpc_legacy_serve_free(j->gw);
     sqlite3_close(j->db);
     svc_identities_free(&j->ids);
     pthread_cond_destroy(&j->cond);
@@ -830,7 +832,8 @@ static int jobs_open(void **state, const svc_config *cfg, orpc_metrics *m,
     j->cfg = cfg;
     j->metrics = m;
     j->next_seq = 1;
-    if (svc_identities_load(&j->ids, cfg->identities, err, errlen) != 0) {
+    if (svc_identities_load(&j->ids, cfg->identities, err, errlen) != 0 ||
+        svc_legacy_new(&j->gw, cfg, err, errlen) != 0) {
         jobs_close(j);
         return -1;
     }
@@ -893,18 +896,20 @@ static int jobs_register(orpc_server *srv, void *state)
 
 /*
  * ==== LEGACY SEAM (jobs) ====
- * Where the jobs service will also serve its legacy JSON routes
- * (POST /jobs/{job_id}/run, GET /jobs/{job_id}, GET /jobs/{job_id}/status,
- * and WatchJob as GET /jobs/{job_id}/events, NDJSON) on its gRPC port: the
- * same-port legacy serving part calls orpc_legacy_serve_install()
- * (orpc/compat/serve.h) here with this server and the handlers above.
- * Until then it serves gRPC only.
+ * The legacy JSON routes (POST /jobs/{job_id}/run, GET /jobs/{job_id},
+ * GET /jobs/{job_id}/status, and WatchJob as GET /jobs/{job_id}/events,
+ * NDJSON) answered from the handlers above by orpc's gateway, on the gRPC
+ * port (HTTP/1.1 by ALPN) and on --legacy-listen.  Bearer tokens are
+ * judged by the auth service (svc_legacy_new(): Verify over mutual TLS on
+ * --auth-target); the caller's identity is then legacy-service:<account>,
+ * which the policy matches and RunJob's triggered_by names
+ * (svc_caller_name()).  The gateway is made in jobs_open() and freed in
+ * jobs_close(), after the server.
  */
 static int jobs_install_legacy(orpc_server *srv, void *state)
 {
-    (void)srv;
-    (void)state;
-    return 0;
+    jobs *j = state;
+    return orpc_legacy_serve_install(j->gw, srv);
 }
 
 const svc_kind svc_jobs_kind = {

@@ -16,9 +16,20 @@
  * (SERVICE_COMM_LOG_ENABLED, LOG_LEVEL, ORPC_CALL_LOG_FORMAT) and counted
  * on the admin listener's /metrics.
  *
- * Prints "listening on <port>" (and "admin on <port>") on stdout once it
- * serves.  Signals: SIGTERM and SIGINT are blocked before any thread starts
- * and taken by the main thread with sigwait() (no handler runs): the
+ * Legacy JSON callers: the service's legacy routes are answered by orpc's
+ * gateway on the gRPC port (HTTP/1.1 by ALPN) and, with --legacy-listen, on
+ * a cleartext HTTP/1.1-only port (orpc_server_listen_legacy(), the
+ * service's old port).  Their bearer tokens are judged by the auth service
+ * (--auth-target) or, in auth, in process.  auth's legacy port is a second
+ * server (plaintext, HTTP/1.1 only, no policy) with the same handlers and
+ * gateway: POST /login carries no identity, and the mutual-TLS server
+ * refuses every call without one (require_client_cert), so it could not be
+ * answered on a legacy port of the main server.
+ *
+ * Prints "listening on <port>" (and "admin on <port>", "legacy on <port>")
+ * on stdout once it serves.  Signals: SIGTERM and SIGINT are blocked
+ * before any thread starts and taken by the main thread with sigwait() (no
+ * handler runs): the
  * service's waits end (jobs: watchers UNAVAILABLE), every health status
  * turns NOT_SERVING, GOAWAY goes out, calls in flight get --grace-ms to
  * finish, and the process exits 0.  SIGHUP rereads the TLS files and the
@@ -100,6 +111,10 @@ static const flag flags[] = {
      "SIGTERM: how long calls in flight may finish (5000)"},
     {"die-with-parent", F_BOOL, S(die_with_parent), 0, 1,
      "tests: exit when the parent process dies"},
+    {"legacy-listen", F_STR, S(legacy_listen), 0, 0,
+     "host:port of a cleartext HTTP/1.1 port for legacy JSON callers"},
+    {"auth-target", F_STR, S(auth_target), 0, 0,
+     "host:port of the auth service (Verify of legacy tokens)"},
 };
 #undef S
 
@@ -216,6 +231,39 @@ static void log_orpc(orpc_log_level level, const char *msg, void *ud)
             msg);
 }
 
+/*
+ * The legacy port of a legacy_anonymous service (auth): a cleartext
+ * HTTP/1.1-only server with the service's handlers and gateway, the
+ * logging, metrics and limits of |main_opts|, and neither client
+ * certificates nor a policy (its callers have no certificate, and a login
+ * no token).  Returns 0 with |*out| listening, or an ORPC_E* code with
+ * |why| set.
+ */
+static int legacy_server(orpc_server **out, const svc_kind *kind, void *state,
+                         const orpc_server_opts *main_opts, const char *address,
+                         int *port, orpc_error_detail *why)
+{
+    orpc_server_opts o = *main_opts;
+    memset(&o.tls, 0, sizeof(o.tls));
+    o.plaintext = 1;
+    o.authz_policy_file = NULL;
+    o.admin_address = NULL; /* the main server's admin listener has it all */
+    int rc = orpc_server_new(out, &o, NULL, why);
+    if (rc == 0 && (rc = kind->register_(*out, state)) != 0)
+        snprintf(why->message, sizeof(why->message), "register: %s",
+                 orpc_strerror(rc));
+    if (rc == 0 && (rc = kind->install_legacy(*out, state)) != 0)
+        snprintf(why->message, sizeof(why->message), "legacy routes: %s",
+                 orpc_strerror(rc));
+    if (rc == 0)
+        rc = orpc_server_listen_legacy(*out, address, port, why);
+    if (rc != 0) {
+        orpc_server_free(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     svc_config cfg = {
@@ -326,22 +374,38 @@ int main(int argc, char **argv)
                  orpc_strerror(rc));
     if (rc == 0)
         rc = orpc_server_listen(srv, cfg.listen, &port, &why);
+    orpc_server *lsrv = NULL; /* auth's legacy port: see the top comment */
+    int lport = 0;
+    if (rc == 0 && cfg.legacy_listen != NULL && kind->legacy_anonymous)
+        rc = legacy_server(&lsrv, kind, state, &o, cfg.legacy_listen, &lport,
+                           &why);
+    else if (rc == 0 && cfg.legacy_listen != NULL)
+        rc = orpc_server_listen_legacy(srv, cfg.legacy_listen, &lport, &why);
     if (rc == 0 && (rc = orpc_server_start(srv)) != 0)
+        snprintf(why.message, sizeof(why.message), "start: %s",
+                 orpc_strerror(rc));
+    if (rc == 0 && lsrv != NULL && (rc = orpc_server_start(lsrv)) != 0)
         snprintf(why.message, sizeof(why.message), "start: %s",
                  orpc_strerror(rc));
     if (rc != 0) {
         svc_log("%s", why.message);
+        orpc_server_free(lsrv);
         orpc_server_free(srv);
         kind->close(state);
         return 1;
     }
     if (cfg.admin != NULL)
         printf("admin on %d\n", orpc_server_admin_port(srv));
+    if (cfg.legacy_listen != NULL)
+        printf("legacy on %d\n", lport);
     printf("listening on %d\n", port);
     fflush(stdout);
     svc_log("serving %s on port %d (%s%s)", cfg.service, port,
             cfg.plaintext ? "h2c" : "mutual TLS",
             cfg.policy ? ", authorization policy" : "");
+    if (cfg.legacy_listen != NULL)
+        svc_log("legacy JSON routes on port %d (cleartext HTTP/1.1%s)", lport,
+                lsrv ? ", no client certificates or policy" : "");
 
     for (;;) {
         int sig = 0;
@@ -359,11 +423,17 @@ int main(int argc, char **argv)
     }
     if (kind->stopping != NULL)
         kind->stopping(state);
+    int lrc = lsrv ? orpc_server_shutdown(lsrv, cfg.grace_ms) : 0;
     rc = orpc_server_shutdown(srv, cfg.grace_ms);
+    if (lrc == 0 && lsrv != NULL)
+        lrc = orpc_server_wait(lsrv);
     if (rc == 0)
         rc = orpc_server_wait(srv);
+    if (rc == 0)
+        rc = lrc;
+    orpc_server_free(lsrv);
     orpc_server_free(srv);
-    kind->close(state);
+    kind->close(state); /* the gateway too: after every server it served */
     if (rc != 0) {
         svc_log("shutdown: %s", orpc_strerror(rc));
         return 1;

@@ -48,6 +48,7 @@ typedef struct notif {
     int64_t next_id;
     int64_t max_batch;
     orpc_metrics *metrics;
+    orpc_legacy_serve *gw; /* the legacy routes' gateway */
 } notif;
 
 static const Google__Protobuf__Value *field(const Google__Protobuf__Struct *s,
@@ -229,6 +230,7 @@ static void notification_close(void *state)
     notif *n = state;
     if (n == NULL)
         return;
+    orpc_legacy_serve_free(n->gw);
     free(n->ring);
     pthread_mutex_destroy(&n->lock);
     free(n);
@@ -249,6 +251,10 @@ static int notification_open(void **state, const svc_config *cfg,
     n->cap = (size_t)cfg->max_recorded;
     n->max_batch = cfg->max_batch;
     n->metrics = m;
+    if (svc_legacy_new(&n->gw, cfg, err, errlen) != 0) {
+        notification_close(n);
+        return -1;
+    }
     *state = n;
     return 0;
 }
@@ -261,16 +267,17 @@ static int notification_register(orpc_server *srv, void *state)
 
 /*
  * ==== LEGACY SEAM (notification) ====
- * Where the notification service will also serve its legacy JSON route
- * (POST /notifications) on its gRPC port: the same-port legacy serving
- * part calls orpc_legacy_serve_install() (orpc/compat/serve.h) here with
- * this server and the handlers above.  Until then it serves gRPC only.
+ * The legacy JSON route (POST /notifications) answered from
+ * send_notification() by orpc's gateway, on the gRPC port (HTTP/1.1 by
+ * ALPN) and on --legacy-listen.  Bearer tokens are judged by the auth
+ * service (svc_legacy_new(): Verify over mutual TLS on --auth-target); the
+ * caller's identity is then legacy-service:<account>, which the policy
+ * matches.  SendBatch (client streaming) has no legacy route.
  */
 static int notification_install_legacy(orpc_server *srv, void *state)
 {
-    (void)srv;
-    (void)state;
-    return 0;
+    notif *n = state;
+    return orpc_legacy_serve_install(n->gw, srv);
 }
 
 const svc_kind svc_notification_kind = {

@@ -7,8 +7,9 @@
  *   opsconductor_services_test GROUP
  *
  * GROUP is one of auth, jobs, jobs_restart, notification, credentials,
- * user, policy (one ctest test each).  Every service the group starts is
- * stopped with SIGTERM and must exit 0; services also die with the test
+ * user, policy, legacy_policy (one ctest test each).  Every service the group
+ * starts is stopped with SIGTERM and must exit 0; services also die with the
+ * test
  * (--die-with-parent).  The data the services answer is held against the
  * legacy fixture by check_legacy.py, which compares each answer, encoded
  * in compat's legacy JSON profile, with tests/legacy/legacy_server.py's own
@@ -57,6 +58,7 @@ typedef struct proc {
     pid_t pid;
     int port;
     int admin_port;
+    int legacy_port; /* with --legacy-listen */
     char log[320];
 } proc;
 
@@ -174,6 +176,7 @@ static int start_as(proc *p, const char *name, const char *cert_name,
     size_t len = 0;
     p->port = 0;
     p->admin_port = 0;
+    p->legacy_port = 0;
     int64_t end = now_ms() + 10000;
     while (p->port == 0 && now_ms() < end && len + 1 < sizeof(buf)) {
         struct pollfd pf = {.fd = out[0], .events = POLLIN};
@@ -190,6 +193,9 @@ static int start_as(proc *p, const char *name, const char *cert_name,
         const char *ad = strstr(buf, "admin on ");
         if (ad != NULL)
             p->admin_port = atoi(ad + 9);
+        const char *lg = strstr(buf, "legacy on ");
+        if (lg != NULL)
+            p->legacy_port = atoi(lg + 10);
     }
     close(out[0]);
     if (p->port == 0) {
@@ -1342,6 +1348,173 @@ static void test_policy(void **state)
     }
 }
 
+/* --- legacy callers and the policy --------------------------------------- */
+
+/*
+ * One HTTP/1.1 exchange with 127.0.0.1:|port| (Connection: close; 10 s at
+ * most): |req| is the request line and headers without the blank line,
+ * |body| (or NULL) its JSON body.  Returns the status (0 when there was no
+ * answer) with the whole answer in |out|.
+ */
+static int http1(int port, const char *req, const char *body, char *out,
+                 size_t cap)
+{
+    char msg[2048];
+    int n = snprintf(msg, sizeof(msg),
+                     "%s\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+                     "Content-Type: application/json\r\n"
+                     "Content-Length: %zu\r\n\r\n%s",
+                     req, body ? strlen(body) : 0, body ? body : "");
+    out[0] = '\0';
+    if (n <= 0 || (size_t)n >= sizeof(msg))
+        return 0;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0)
+        return 0;
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {10, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    size_t len = 0;
+    if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+        write(fd, msg, (size_t)n) == n) {
+        for (int i = 0; i < 1000 && len + 1 < cap; i++) {
+            ssize_t k = read(fd, out + len, cap - 1 - len);
+            if (k <= 0)
+                break;
+            len += (size_t)k;
+        }
+    }
+    out[len] = '\0';
+    close(fd);
+    int status = 0;
+    if (sscanf(out, "HTTP/1.1 %d", &status) != 1)
+        return 0;
+    return status;
+}
+
+/* POST /login on auth's legacy port; the token (malloc'd) or NULL. */
+static char *legacy_login(int port, const char *user, const char *pw)
+{
+    char body[256], out[4096];
+    snprintf(body, sizeof(body), "{\"username\": \"%s\", \"password\": \"%s\"}",
+             user, pw);
+    if (http1(port, "POST /login HTTP/1.1", body, out, sizeof(out)) != 200)
+        return NULL;
+    const char *t = strstr(out, "\"access_token\":\"");
+    if (t == NULL)
+        return NULL;
+    t += 16;
+    size_t n = strcspn(t, "\"");
+    char *tok = malloc(n + 1);
+    assert_non_null(tok);
+    memcpy(tok, t, n);
+    tok[n] = '\0';
+    return tok;
+}
+
+/* |method| |path| with |token| on |port|; the status, the answer in |out|. */
+static int legacy_call(int port, const char *method, const char *path,
+                       const char *token, const char *body, char *out,
+                       size_t cap)
+{
+    char req[512];
+    snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nAuthorization: Bearer %s",
+             method, path, token);
+    return http1(port, req, body, out, cap);
+}
+
+/*
+ * A legacy caller's identity is the policy's principal: the gateway makes
+ * "legacy-service:<account>" of the token (auth's Verify over mutual TLS),
+ * and policies/jobs.json allows only legacy-service:scheduler-service.
+ * Other accounts get 403 (PERMISSION_DENIED) before the handler runs (no
+ * execution is created); without --auth-target tokens cannot be judged
+ * (503).
+ */
+static void test_legacy_policy(void **state)
+{
+    (void)state;
+    char acc[400], ids[400], db[400], target[64], out[8192];
+    snprintf(acc, sizeof(acc), "--accounts=%s/accounts", dir);
+    snprintf(ids, sizeof(ids), "--identities=%s/identities", dir);
+    snprintf(db, sizeof(db), "--db=%s/legacy.db", dir);
+    proc a = {0}, j = {0}, c = {0};
+    const char *aextra[] = {acc, ids, "--legacy-listen=127.0.0.1:0", NULL};
+    assert_int_equal(start(&a, "auth", aextra), 0);
+    assert_true(a.legacy_port > 0);
+    snprintf(target, sizeof(target), "--auth-target=127.0.0.1:%d", a.port);
+    const char *jextra[] = {db, target, "--legacy-listen=127.0.0.1:0", NULL};
+    assert_int_equal(start(&j, "jobs", jextra), 0);
+    assert_true(j.legacy_port > 0 && j.legacy_port != j.port);
+
+    char *sched =
+        legacy_login(a.legacy_port, "scheduler-service", "scheduler-secret");
+    char *exec =
+        legacy_login(a.legacy_port, "executor-service", "executor-secret");
+    char *user =
+        legacy_login(a.legacy_port, "test-user", "test:password with a colon");
+    assert_non_null(sched);
+    assert_non_null(exec);
+    assert_non_null(user);
+
+    /* accounts the policy does not name: 403, the identity in the detail */
+    const struct {
+        const char *tok, *who;
+    } denied[] = {{exec, "executor-service"}, {user, "test-user"}};
+    for (size_t i = 0; i < 2; i++) {
+        char want[200];
+        snprintf(want, sizeof(want),
+                 "{\"detail\":\"legacy-service:%s is not allowed to call "
+                 "/opsconductor.jobs.v1.JobsService/GetJob\"}",
+                 denied[i].who);
+        assert_int_equal(legacy_call(j.legacy_port, "GET", "/jobs/7",
+                                     denied[i].tok, NULL, out, sizeof(out)),
+                         403);
+        assert_non_null(strstr(out, "\r\nGrpc-Status: 7\r\n"));
+        assert_non_null(strstr(out, want));
+        assert_int_equal(legacy_call(j.legacy_port, "POST", "/jobs/7/run",
+                                     denied[i].tok, "{}", out, sizeof(out)),
+                         403);
+    }
+    /* the scheduler is allowed, and its run is the first execution: the
+     * refused runs above never reached the handler */
+    assert_int_equal(legacy_call(j.legacy_port, "GET", "/jobs/7", sched, NULL,
+                                 out, sizeof(out)),
+                     200);
+    assert_non_null(strstr(out, "{\"id\":7,\"name\":\"job-7\""));
+    assert_int_equal(legacy_call(j.legacy_port, "POST", "/jobs/7/run", sched,
+                                 "{\"scheduled\": true}", out, sizeof(out)),
+                     200);
+    assert_non_null(strstr(out, "{\"execution_id\":1,\"job_id\":7,"
+                                "\"status\":\"queued\",\"payload\":{"
+                                "\"scheduled\":true},\"triggered_by\":"
+                                "\"scheduler-service\""));
+    /* a token auth does not know: 401 from the gateway */
+    assert_int_equal(legacy_call(j.legacy_port, "GET", "/jobs/7", "forged",
+                                 NULL, out, sizeof(out)),
+                     401);
+    assert_non_null(strstr(out, "{\"detail\":\"Invalid or expired token\"}"));
+
+    /* no --auth-target: no token can be judged, 503 (not 401: the token is
+     * not at fault) */
+    const char *cextra[] = {"--legacy-listen=127.0.0.1:0", NULL};
+    assert_int_equal(start(&c, "credentials", cextra), 0);
+    assert_int_equal(legacy_call(c.legacy_port, "GET", "/credentials/1", exec,
+                                 NULL, out, sizeof(out)),
+                     503);
+    assert_non_null(strstr(out, "{\"detail\":\"Auth service unavailable\"}"));
+    assert_true(file_contains(c.log, "no --auth-target"));
+
+    free(sched);
+    free(exec);
+    free(user);
+    assert_int_equal(stop(&c, SIGTERM), 0);
+    assert_int_equal(stop(&j, SIGTERM), 0);
+    assert_int_equal(stop(&a, SIGTERM), 0);
+}
+
 int main(int argc, char **argv)
 {
     signal(SIGPIPE, SIG_IGN);
@@ -1355,6 +1528,8 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_credentials)};
     const struct CMUnitTest user[] = {cmocka_unit_test(test_user)};
     const struct CMUnitTest policy[] = {cmocka_unit_test(test_policy)};
+    const struct CMUnitTest legacy_policy[] = {
+        cmocka_unit_test(test_legacy_policy)};
 #define GROUP(name, tests)                                                     \
     if (strcmp(g, name) == 0)                                                  \
     return cmocka_run_group_tests_name(name, tests, group_setup, group_teardown)
@@ -1365,8 +1540,9 @@ int main(int argc, char **argv)
     GROUP("credentials", credentials);
     GROUP("user", user);
     GROUP("policy", policy);
+    GROUP("legacy_policy", legacy_policy);
 #undef GROUP
     fprintf(stderr, "usage: opsconductor_services_test auth|jobs|jobs_restart|"
-                    "notification|credentials|user|policy\n");
+                    "notification|credentials|user|policy|legacy_policy\n");
     return 2;
 }

@@ -16,34 +16,37 @@
 
 #include <jansson.h>
 
+#include <orpc/compat/serve.h>
 #include <orpc/orpc.h>
 
 #include "google/protobuf/struct.orpc.h"
 
 /** Everything the flags and the environment say (README.md, "Flags"). */
 typedef struct svc_config {
-    const char *service;     /* auth, jobs, notification, credentials, user */
-    const char *listen;      /* host:port; port 0 picks one */
-    const char *tls_cert;    /* the service's certificate (PEM) */
-    const char *tls_key;     /* its private key */
-    const char *tls_ca;      /* CA bundle: client certificates are required */
-    int plaintext;           /* h2c, for local experiments only */
-    const char *policy;      /* A43 authorization policy (JSON file) */
-    const char *admin;       /* host:port of the /metrics listener, or NULL */
-    const char *db;          /* jobs: the SQLite database */
-    int db_sync_full;        /* jobs: PRAGMA synchronous = FULL */
-    const char *accounts;    /* auth: `name:password` lines */
-    const char *identities;  /* auth, jobs: `account spiffe-id` lines */
-    int64_t token_ttl_s;     /* auth: lifetime of a token */
-    int64_t max_tokens;      /* auth: live tokens kept */
-    int64_t run_delay_ms;    /* jobs: queued -> running */
-    int64_t finish_delay_ms; /* jobs: running -> succeeded | failed */
-    int64_t max_watchers;    /* jobs: WatchJob calls open at once */
-    int64_t max_watch_ms;    /* jobs: longest a WatchJob call lasts */
-    int64_t max_batch;       /* notification: messages per SendBatch */
-    int64_t max_recorded;    /* notification: sent notifications kept */
-    int64_t grace_ms;        /* SIGTERM: how long calls may finish */
-    int die_with_parent;     /* tests: SIGKILL when the parent dies */
+    const char *service;       /* auth, jobs, notification, credentials, user */
+    const char *listen;        /* host:port; port 0 picks one */
+    const char *tls_cert;      /* the service's certificate (PEM) */
+    const char *tls_key;       /* its private key */
+    const char *tls_ca;        /* CA bundle: client certificates are required */
+    int plaintext;             /* h2c, for local experiments only */
+    const char *policy;        /* A43 authorization policy (JSON file) */
+    const char *admin;         /* host:port of the /metrics listener, or NULL */
+    const char *db;            /* jobs: the SQLite database */
+    int db_sync_full;          /* jobs: PRAGMA synchronous = FULL */
+    const char *accounts;      /* auth: `name:password` lines */
+    const char *identities;    /* auth, jobs: `account spiffe-id` lines */
+    int64_t token_ttl_s;       /* auth: lifetime of a token */
+    int64_t max_tokens;        /* auth: live tokens kept */
+    int64_t run_delay_ms;      /* jobs: queued -> running */
+    int64_t finish_delay_ms;   /* jobs: running -> succeeded | failed */
+    int64_t max_watchers;      /* jobs: WatchJob calls open at once */
+    int64_t max_watch_ms;      /* jobs: longest a WatchJob call lasts */
+    int64_t max_batch;         /* notification: messages per SendBatch */
+    int64_t max_recorded;      /* notification: sent notifications kept */
+    int64_t grace_ms;          /* SIGTERM: how long calls may finish */
+    const char *legacy_listen; /* host:port of the cleartext HTTP/1.1 port */
+    const char *auth_target;   /* host:port of auth: legacy tokens' Verify */
+    int die_with_parent;       /* tests: SIGKILL when the parent dies */
 } svc_config;
 
 /** The map between accounts and SPIFFE IDs (identities file). */
@@ -56,10 +59,14 @@ typedef struct svc_identities {
 /**
  * One service of the executable.  |open| makes its state (NULL |err| never;
  * |err| gets one line on failure), |register_| puts its gRPC handlers on
- * the server, |install_legacy| is the seam where its legacy JSON routes
- * will be served on the same port (see each service's file), |stopping|
- * is called on SIGTERM before the server drains (ends waits), |close|
- * frees the state after the server stopped.
+ * the server, |install_legacy| installs the gateway (orpc/compat/serve.h)
+ * that answers its legacy JSON routes on the same port (see each
+ * service's file; it may be called for two servers, the gateway serving
+ * both), |stopping| is called on SIGTERM before the server drains (ends
+ * waits), |close| frees the state (and the gateway) after the servers are
+ * freed.  |legacy_anonymous|: the service has a route that needs no token
+ * (auth's POST /login), so its --legacy-listen port is a server of its own
+ * without client certificates (main.c says why).
  */
 typedef struct svc_kind {
     const char *name;
@@ -69,6 +76,7 @@ typedef struct svc_kind {
     int (*install_legacy)(orpc_server *srv, void *state);
     void (*stopping)(void *state);
     void (*close)(void *state);
+    int legacy_anonymous;
 } svc_kind;
 
 extern const svc_kind svc_auth_kind;
@@ -130,6 +138,18 @@ const char *svc_identities_spiffe(const svc_identities *ids,
  */
 const char *svc_caller_name(orpc_ctx *ctx, const svc_identities *ids, char *buf,
                             size_t cap);
+
+/**
+ * The legacy gateway of a service whose legacy callers' tokens the auth
+ * service judges (jobs, notification, credentials, user): with
+ * |cfg|->auth_target, AuthService/Verify over a channel to it with the
+ * service's own certificate (mutual TLS; h2c with --plaintext); without,
+ * a verifier that cannot judge, so every route needing a token answers
+ * 503 "Auth service unavailable" (and a warning says so once).  Returns 0,
+ * or -1 with one line in |err|.
+ */
+int svc_legacy_new(orpc_legacy_serve **out, const svc_config *cfg, char *err,
+                   size_t errlen);
 
 /** Bumps the application counter |name|{label=value} by one (ignores
  *  errors: counting never fails a call). */

@@ -52,11 +52,12 @@ static const Opsconductor__User__V1__UserService_Handlers handlers = {
 static int user_open(void **state, const svc_config *cfg, orpc_metrics *m,
                      char *err, size_t errlen)
 {
-    (void)cfg;
     (void)m;
-    (void)err;
-    (void)errlen;
     *state = NULL;
+    orpc_legacy_serve *gw = NULL;
+    if (svc_legacy_new(&gw, cfg, err, errlen) != 0)
+        return -1;
+    *state = gw; /* the handlers keep no state: the gateway is it */
     return 0;
 }
 
@@ -68,22 +69,23 @@ static int user_register(orpc_server *srv, void *state)
 
 /*
  * ==== LEGACY SEAM (user) ====
- * Where the user service will also serve its legacy JSON routes
- * (GET /users/{user_id}, GET /users/{user_id}/preferences) on its gRPC
- * port: the same-port legacy serving part calls orpc_legacy_serve_install()
- * (orpc/compat/serve.h) here with this server and the handlers above.
- * Until then it serves gRPC only.
+ * The legacy JSON routes (GET /users/{user_id},
+ * GET /users/{user_id}/preferences)
+ * answered from the handlers above by orpc's gateway, on the gRPC port
+ * (HTTP/1.1 by ALPN) and on --legacy-listen.  Bearer tokens are judged by
+ * the auth service (svc_legacy_new(): Verify over mutual TLS on
+ * --auth-target); the caller's identity is then
+ * legacy-service:<account>, which the policy matches.
  */
 static int user_install_legacy(orpc_server *srv, void *state)
 {
-    (void)srv;
-    (void)state;
-    return 0;
+    return orpc_legacy_serve_install(state, srv);
 }
 
+/* After the server is freed (main.c): the gateway goes with the state. */
 static void user_close(void *state)
 {
-    (void)state;
+    orpc_legacy_serve_free(state);
 }
 
 const svc_kind svc_user_kind = {
