@@ -249,6 +249,13 @@ dead=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
     grpc.testing.TestService/EmptyCall >/dev/null 2>"$work/err.txt"
 rc=$?
 if [ $rc -eq 14 ] && grep -q "UNAVAILABLE" "$work/err.txt"; then ok "unreachable target: UNAVAILABLE exit 14"; else bad "unreachable target" "exit $rc $(cat "$work/err.txt")"; fi
+# --mode grpc wants no legacy credentials, even for a method with a legacy
+# route: it is the gRPC call that fails here (exit 14), not the setup (16)
+env -u ORPC_CLI_USERNAME -u ORPC_CLI_PASSWORD "$orpc" call --mode grpc \
+    --target "127.0.0.1:$dead" --plaintext --timeout 5000 -d '{"job_id": 7}' \
+    opsconductor.jobs.v1.JobsService/GetJob >/dev/null 2>"$work/err.txt"
+rc=$?
+if [ $rc -eq 14 ] && ! grep -q "credentials" "$work/err.txt"; then ok "--mode grpc needs no legacy credentials"; else bad "--mode grpc without credentials" "exit $rc $(cat "$work/err.txt")"; fi
 "$orpc" call --mode grpc --target "127.0.0.1:$gport" --plaintext --timeout soon \
     grpc.testing.TestService/EmptyCall >/dev/null 2>&1
 rc=$?

@@ -22,7 +22,8 @@
  * code (the message on stderr).  Without --mode the routing table decides
  * (ORPC_ROUTES_FILE and ORPC_ROUTE_* variables), as for any routed client.
  * On the legacy path it authenticates as --as NAME (default orpc-cli) with
- * NAME_USERNAME and NAME_PASSWORD from the environment.  -v tells on stderr
+ * NAME_USERNAME and NAME_PASSWORD from the environment (--mode grpc puts
+ * the whole service on gRPC and needs neither).  -v tells on stderr
  * which side served the call; in the shadow modes the command waits for the
  * mirrored call and reports whether the two sides agreed.  --env makes the
  * call exactly as a service configured by its environment would
@@ -457,9 +458,12 @@ static int make_client(const call_args *a, const orpc_method_desc *m,
                     "orpc: --mode grpc|legacy|fallback|shadow|shadow-grpc\n");
             return EXIT_BAD_USAGE;
         }
+        /* the whole service: only this method is called, and a service
+         * all on gRPC wants no legacy credentials (--mode grpc needs no
+         * ORPC_CLI_USERNAME / _PASSWORD) */
         rc = orpc_routes_new(routes);
         if (rc == 0)
-            rc = orpc_routes_set(*routes, m->path + 1, mode);
+            rc = orpc_routes_set(*routes, m->service->full_name, mode);
     } else {
         rc = orpc_routes_load(routes, getenv("ORPC_ROUTES_FILE"), &detail);
         if (rc != 0) {

@@ -235,8 +235,8 @@ int orpc_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg)
     int kind = ctx->method->kind;
     if (kind != ORPC_CALL_SERVER_STREAMING && kind != ORPC_CALL_BIDI_STREAMING)
         return ORPC_ESTATE;
-    if (ctx->x != NULL) /* an HTTP/1.1 exchange: the gateway encodes */
-        return orpc__h1_ctx_send(ctx, msg);
+    if (ctx->x != NULL) /* an exchange (orpc/gateway.h): the gateway encodes */
+        return orpc__x_ctx_send(ctx, msg);
     int err = 0;
     uv_mutex_lock(&ctx->lock);
     int gz = ctx->compress_resp && !ctx->msg_nocompress;

@@ -44,7 +44,7 @@ static void ctx_unref(orpc_ctx *ctx)
     if (ctx->ci.started > 0 && !ctx->ci.ended) /* never settled */
         orpc__chain_end(&ctx->ci, &ctx->status);
     if (ctx->x != NULL)
-        orpc__h1_ctx_freed(ctx);
+        orpc__x_ctx_freed(ctx);
     orpc__in_free(&ctx->in);
     if (ctx->last_read) {
         protobuf_c_message_free_unpacked(ctx->last_read->msg, &srv->pb);
@@ -265,8 +265,8 @@ static void ctx_reset(orpc_ctx *ctx, nghttp2_session *s)
 /* Submits whatever the call has for the wire now. */
 void orpc__ctx_pump(orpc_ctx *ctx)
 {
-    if (ctx->x != NULL) { /* an HTTP/1.1 exchange's call */
-        orpc__h1_ctx_pump(ctx);
+    if (ctx->x != NULL) { /* an exchange's call (HTTP/1.1 or 2) */
+        orpc__x_ctx_pump(ctx);
         return;
     }
     nghttp2_session *s = orpc__ctx_session(ctx);
@@ -405,8 +405,8 @@ void orpc__ctx_complete(orpc_ctx *ctx, orpc_status st)
     int kind = ctx->method->kind;
     if (st.code == ORPC_OK && ctx->x != NULL &&
         (kind == ORPC_CALL_UNARY || kind == ORPC_CALL_CLIENT_STREAMING)) {
-        /* an HTTP/1.1 exchange: the gateway encodes the response */
-        if (orpc__h1_ctx_message(ctx, ctx->response) != 0) {
+        /* an exchange's call: the gateway encodes the response */
+        if (orpc__x_ctx_message(ctx, ctx->response) != 0) {
             orpc__status_clear_mem(mem, &st);
             st = orpc__status_new_mem(mem, ORPC_INTERNAL,
                                       "the response could not be encoded");
@@ -512,6 +512,11 @@ static void refuse_stream(orpc_ctx *ctx, const char *why)
                   ctx->path ? ctx->path : "a call", why);
     orpc__ctx_settle(
         ctx, orpc__status_new_mem(&ctx->srv->mem, ORPC_UNAVAILABLE, why));
+    if (ctx->x != NULL) {
+        /* an exchange's call: the gateway answers it (503), on HTTP/2 too */
+        orpc__ctx_pump(ctx);
+        return;
+    }
     if (s != NULL &&
         nghttp2_submit_rst_stream(s, NGHTTP2_FLAG_NONE, ctx->stream_id,
                                   NGHTTP2_REFUSED_STREAM) != 0)

@@ -120,6 +120,8 @@ static void sconn_closed(orpc__conn *c, const char *reason, void *user_data)
         orpc_ctx *ctx = sc->calls;
         orpc__ctx_unlink(ctx);
         ctx->stream_closed = 1;
+        if (ctx->x != NULL)
+            orpc__h2x_closed(ctx); /* (an HTTP/2 exchange's stream) */
         orpc__ctx_cancel(ctx);
         orpc__ctx_settle(ctx,
                          orpc__status_new_mem(&sio->srv->mem, ORPC_CANCELLED,

@@ -1,11 +1,10 @@
 /*
  * server_h1.c — HTTP/1.1 on the server's listeners: choosing the protocol
  * of a new connection (the HTTP/2 preface, an HTTP/1.x request line, or
- * ALPN), parsing requests with http-parser, and the exchanges of
- * orpc/gateway.h: the gateway's on_request (on the IO thread first for an
- * inline_first gateway, else or then on the worker pool), its answers,
- * and the calls it runs through the same path as gRPC calls (orpc_ctx,
- * interceptors, identity, policy, deadline, limits, handler).
+ * ALPN), parsing requests with http-parser, and writing the answers of
+ * their exchanges.  What an exchange is and does apart from its transport
+ * (on_request, the call, the orpc_http_* functions) is
+ * server_exchange.c's; HTTP/2 streams that are not gRPC are server_h2x.c's.
  *
  * Design notes:
  * - A connection is a server connection like any other (orpc__sconn, its
@@ -23,22 +22,13 @@
  *   idle timeout between requests, the header timeout from a request's
  *   first byte to the end of its head, and the body timeout after it; none
  *   runs while an exchange is being answered.
- * - An exchange's call is an orpc_ctx with |x| set, on the connection's
- *   list of calls (a lost connection cancels it as it cancels HTTP/2
- *   calls).  Where the HTTP/2 path queues encoded messages for nghttp2, the
- *   call asks the gateway to encode (on_message, the handler's thread):
- *   a unary response into the exchange's body, a streamed one into a chunk
- *   on ctx->sendq, so ORPC__SENDQ_LIMIT stalls the handler of a peer that
- *   does not read, exactly as on HTTP/2.
- * - An exchange has three references: the IO side (until its answer is
- *   written or its connection lost), the worker running on_request, and
- *   its call.  The last one posts on_done to the IO thread.
- * - An inline_first gateway's on_request runs in dispatch(), on the IO
- *   thread, with no worker reference: an answer is written at the next
- *   flush, a call starts at once (start_call(), as after a worker's
- *   on_request).  ORPC_EBLOCKING with nothing answered hands the exchange
- *   to a worker as without the flag.  The hand-off (pool, post back) is
- *   what made a legacy request cost twice a gRPC one.
+ * - An exchange's call is an orpc_ctx with |x| set, made when the call
+ *   starts, on the connection's list of calls (a lost connection cancels
+ *   it as it cancels HTTP/2 calls).  A streamed response's chunks wait on
+ *   ctx->sendq and are taken while under H1_MAX_OUT bytes wait for the
+ *   socket, so a peer that does not read stalls the handler.
+ * - The exchange's IO-side reference is held from dispatch() until its
+ *   answer is written (exchange_end()) or the connection is lost.
  * - Answers ready at once (inline) are coalesced: h1_pull() writes one and
  *   goes on with the next pipelined request while it is answered at once,
  *   up to H1_MAX_OUT bytes waiting, so a pipelined burst is one write.
@@ -47,18 +37,13 @@
  * connection, and the pieces are one state machine over one connection and
  * its current exchange (sniffing hands the connection to the parser, the
  * parser to the exchange, the exchange's answer back to the parser for the
- * next pipelined request); split, they would share orpc__h1 and the
- * exchange's fields across files.  About a fifth is the public
- * orpc_http_* accessors at the end, thin reads of the exchange.
+ * next pipelined request).
  *
- * Locking theory: x->lock guards x->refs only.  x->cb_lock serialises the
- * gateway's callbacks that build the answer (on_message on the handler's
- * thread, on_status on the IO thread) and the exchange functions they call;
- * the IO thread reads the answer only after on_status returned, under it.
- * Neither is held while taking ctx->lock, nor the other way round.
- * Everything else of a connection belongs to its IO thread.
+ * Locking: an exchange's answer is read under x->cb_lock (see
+ * server_exchange.c).  Everything else of a connection belongs to its IO
+ * thread.
  */
-#include "server_internal.h"
+#include "server_exchange.h"
 
 #include <http_parser.h>
 
@@ -110,136 +95,6 @@ typedef struct orpc__h1 {
     /* the request being answered */
     struct orpc_http_exchange *active;
 } orpc__h1;
-
-struct orpc_http_exchange {
-    orpc_server *srv;
-    orpc__srv_io *sio;
-    orpc__h1 *h1; /* IO thread; NULL once answered or the connection lost */
-    orpc_arena *arena;
-    char *method;
-    char *target;
-    orpc_metadata *headers;
-    orpc__buf body;
-    int minor; /* HTTP/1.minor */
-    int keep_alive;
-    int head_only;
-    char peer[72];
-    char *peer_identity;
-    void *state;
-    /* the answer (cb_lock) */
-    uv_mutex_t cb_lock;
-    int status;
-    orpc__buf resp_head; /* "Name: value\r\n" lines */
-    orpc__buf resp_body;
-    char *resp_ctype;
-    int responded;
-    int call_pending;
-    int in_request; /* on_request is running */
-    char *call_path;
-    const ProtobufCMessage *call_req;
-    int64_t call_timeout_ms;
-    char *call_identity;
-    orpc_metadata *call_md;
-    char *stream_ctype;
-    atomic_int started;
-    /* IO thread */
-    int ready; /* the answer is complete: write it */
-    orpc_ctx *ctx;
-    int chunked;    /* a streaming answer's head went out chunked */
-    int sealed;     /* cb_lock: on_status ran; late messages are dropped */
-    int to_gateway; /* given to on_request: on_done is owed */
-    /* references (lock) */
-    uv_mutex_t lock;
-    int refs;
-    orpc__task task;
-    orpc__job job;
-};
-
-/* ---- exchanges -------------------------------------------------------- */
-
-static orpc_http_exchange *x_new(orpc__h1 *h1)
-{
-    orpc__sconn *sc = h1->sc;
-    orpc_server *srv = sc->sio->srv;
-    orpc_http_exchange *x = orpc__mem_calloc(&srv->mem, 1, sizeof(*x));
-    if (x == NULL)
-        return NULL;
-    if (orpc_arena_new(&x->arena, 0, &srv->mem) != 0 ||
-        orpc_metadata_new(&x->headers, &srv->mem) != 0) {
-        orpc_arena_free(x->arena);
-        orpc__mem_free(&srv->mem, x);
-        return NULL;
-    }
-    uv_mutex_init(&x->lock);
-    uv_mutex_init(&x->cb_lock);
-    x->srv = srv;
-    x->sio = sc->sio;
-    x->refs = 1; /* the IO side */
-    x->status = 200;
-    orpc__buf_init(&x->body, &srv->mem);
-    orpc__buf_init(&x->resp_head, &srv->mem);
-    orpc__buf_init(&x->resp_body, &srv->mem);
-    memcpy(x->peer, sc->conn->peer, sizeof(x->peer));
-    if (sc->conn->peer_identity != NULL) {
-        size_t n = strlen(sc->conn->peer_identity) + 1;
-        x->peer_identity = orpc_arena_alloc(x->arena, n);
-        if (x->peer_identity != NULL)
-            memcpy(x->peer_identity, sc->conn->peer_identity, n);
-    }
-    orpc__srv_ref(srv);
-    return x;
-}
-
-static void x_free(orpc_http_exchange *x)
-{
-    orpc_server *srv = x->srv;
-    orpc_metadata_free(x->headers);
-    orpc_metadata_free(x->call_md);
-    orpc__buf_free(&x->body);
-    orpc__buf_free(&x->resp_head);
-    orpc__buf_free(&x->resp_body);
-    orpc__mem_free(&srv->mem, x->resp_ctype);
-    orpc__mem_free(&srv->mem, x->call_path);
-    orpc__mem_free(&srv->mem, x->call_identity);
-    orpc__mem_free(&srv->mem, x->stream_ctype);
-    orpc_arena_free(x->arena);
-    uv_mutex_destroy(&x->lock);
-    uv_mutex_destroy(&x->cb_lock);
-    orpc__mem_free(&srv->mem, x);
-    orpc__srv_unref(srv);
-}
-
-/* The exchange is over: the gateway frees its state (IO thread). */
-static void done_task(orpc__task *t, void *arg)
-{
-    orpc_http_exchange *x = arg;
-    (void)t;
-    const orpc_gateway *gw = x->srv->gw;
-    if (x->to_gateway && gw != NULL && gw->on_done != NULL)
-        gw->on_done(x, x->srv->gw_ud);
-    x_free(x);
-}
-
-static void x_ref(orpc_http_exchange *x)
-{
-    uv_mutex_lock(&x->lock);
-    x->refs++;
-    uv_mutex_unlock(&x->lock);
-}
-
-/* Drops a reference (any thread); the last posts on_done to the IO
- * thread (or runs it here when the thread has stopped). */
-static void x_unref(orpc_http_exchange *x)
-{
-    uv_mutex_lock(&x->lock);
-    int left = --x->refs;
-    uv_mutex_unlock(&x->lock);
-    if (left > 0)
-        return;
-    orpc__task_init(&x->task, done_task, x);
-    if (orpc__io_post(&x->sio->io, &x->task) != 0)
-        done_task(&x->task, x);
-}
 
 /* ---- writing answers (IO thread) -------------------------------------- */
 
@@ -442,7 +297,7 @@ static int fail_cb(orpc__h1 *h1, int status, const char *detail)
 static int on_message_begin(http_parser *p)
 {
     orpc__h1 *h1 = h1_of(p);
-    h1->building = x_new(h1);
+    h1->building = orpc__x_new(h1->sc);
     if (h1->building == NULL)
         return fail_cb(h1, 503, "out of memory");
     h1->url.len = 0;
@@ -625,122 +480,19 @@ static void builtin_answer(orpc_http_exchange *x)
     x->ready = 1;
 }
 
-/* ---- running on_request (IO thread or a worker) ----------------------- */
-
-static void start_call(orpc_http_exchange *x);
-
-static void after_request(orpc_http_exchange *x);
-
-static void request_done_task(orpc__task *t, void *arg)
-{
-    orpc_http_exchange *x = arg;
-    (void)t;
-    if (x->h1 != NULL)
-        after_request(x);
-    x_unref(x); /* the worker's */
-}
-
-static void set_error_body(orpc_http_exchange *x, int status,
-                           const char *detail)
-{
-    x->status = status;
-    x->resp_body.len = 0;
-    x->resp_body.failed = 0;
-    orpc__buf_printf(&x->resp_body, "{\"detail\":\"%s\"}", detail);
-    orpc__mem_free(&x->srv->mem, x->resp_ctype);
-    x->resp_ctype = orpc__mem_strdup(&x->srv->mem, "application/json");
-}
-
-/* Runs the gateway's on_request and settles what it left: no answer and
- * no call (or an error) answers 500.  On the IO thread (|io|) an
- * ORPC_EBLOCKING before anything was answered or called returns 1: the
- * exchange goes to a worker. */
-static int run_on_request(orpc_http_exchange *x, int io)
-{
-    orpc_server *srv = x->srv;
-    uv_mutex_lock(&x->cb_lock);
-    x->in_request = 1;
-    uv_mutex_unlock(&x->cb_lock);
-    int rc = srv->gw->on_request(x, srv->gw_ud);
-    uv_mutex_lock(&x->cb_lock);
-    x->in_request = 0;
-    int handoff = io && rc == ORPC_EBLOCKING && !x->responded &&
-                  !x->call_pending && x->resp_head.len == 0;
-    if (!handoff && (rc < 0 || (!x->responded && !x->call_pending))) {
-        x->call_pending = 0;
-        x->responded = 1;
-        set_error_body(x, 500, "the request was not answered");
-    }
-    uv_mutex_unlock(&x->cb_lock);
-    return handoff;
-}
-
-/* What on_request left, acted on (IO thread): the call starts, or the
- * answer is written at the next flush. */
-static void after_request(orpc_http_exchange *x)
-{
-    if (x->call_pending) {
-        start_call(x);
-    } else {
-        x->ready = 1;
-        orpc__conn_kick(x->h1->sc->conn);
-    }
-}
-
-static void request_job(orpc__job *j)
-{
-    orpc_http_exchange *x =
-        (orpc_http_exchange *)((char *)j - offsetof(orpc_http_exchange, job));
-    orpc_server *srv = x->srv;
-    run_on_request(x, 0);
-    atomic_fetch_sub(&srv->h1_pending, 1);
-    orpc__task_init(&x->task, request_done_task, x);
-    if (orpc__io_post(&x->sio->io, &x->task) != 0)
-        x_unref(x); /* shutting down: the connection goes too */
-}
-
-/* A complete request: answer it or hand it to the gateway (on this
- * thread first when it asks, then a worker). */
+/* A complete request: the built-in answer without a gateway, else the
+ * gateway's exchange (server_exchange.c). */
 static void dispatch(orpc__h1 *h1)
 {
     orpc_http_exchange *x = h1->active;
-    orpc_server *srv = x->srv;
     x->h1 = h1;
-    if (srv->gw == NULL) {
+    x->sc = h1->sc;
+    if (x->srv->gw == NULL) {
         builtin_answer(x);
         orpc__conn_kick(h1->sc->conn);
         return;
     }
-    if (srv->gw->inline_first) {
-        x->to_gateway = 1;
-        if (!run_on_request(x, 1)) {
-            after_request(x);
-            return;
-        }
-    }
-    if (atomic_fetch_add(&srv->h1_pending, 1) >= srv->opts.http1_max_pending) {
-        atomic_fetch_sub(&srv->h1_pending, 1);
-        set_error_body(x, 503,
-                       "server overloaded: too many HTTP requests "
-                       "wait for a worker");
-        x->keep_alive = 0;
-        x->ready = 1;
-        orpc__conn_kick(h1->sc->conn);
-        return;
-    }
-    x_ref(x);                  /* the worker's */
-    int given = x->to_gateway; /* (on_request ran inline already) */
-    x->to_gateway = 1;
-    x->job.fn = request_job;
-    if (orpc__pool_submit(&srv->pool, &x->job) != 0) {
-        atomic_fetch_sub(&srv->h1_pending, 1);
-        x->to_gateway = given;
-        x_unref(x);
-        set_error_body(x, 503, "server overloaded");
-        x->keep_alive = 0;
-        x->ready = 1;
-        orpc__conn_kick(h1->sc->conn);
-    }
+    orpc__x_dispatch(x);
 }
 
 /* Parses what is buffered while no exchange is being answered. */
@@ -758,7 +510,7 @@ static void h1_process(orpc__h1 *h1)
             http_parser_pause(&h1->parser, 0);
         } else if (e != HPE_OK) {
             if (h1->building != NULL) {
-                x_unref(h1->building);
+                orpc__x_unref(h1->building);
                 h1->building = NULL;
             }
             if (h1->err_status != 0)
@@ -821,7 +573,8 @@ static void exchange_end(orpc__h1 *h1)
     int keep = x->keep_alive && !h1->draining;
     h1->active = NULL;
     x->h1 = NULL;
-    x_unref(x); /* the IO side's */
+    x->sc = NULL;
+    orpc__x_unref(x); /* the IO side's */
     if (!keep) {
         h1->closing = 1;
         orpc__conn_close_after_flush(c, "HTTP/1.1 connection done");
@@ -1011,13 +764,6 @@ static int start_h2(orpc__sconn *sc, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int is_tchar(uint8_t ch)
-{
-    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-           (ch >= '0' && ch <= '9') ||
-           (ch != 0 && strchr("!#$%&'*+-.^_`|~", ch));
-}
-
 /* What the first bytes say: 2 (HTTP/2 preface), 1 (an HTTP/1.x request
  * line: a token method and a space), 0 (need more), -1 (neither). */
 static int sniff(const uint8_t *b, size_t n)
@@ -1028,7 +774,7 @@ static int sniff(const uint8_t *b, size_t n)
     for (size_t i = 0; i < n; i++) {
         if (b[i] == ' ')
             return i > 0 ? 1 : -1;
-        if (!is_tchar(b[i]))
+        if (!orpc__x_tchar(b[i]))
             return -1;
     }
     return n < sizeof(((orpc__sconn *)0)->sniff) ? 0 : -1;
@@ -1111,12 +857,13 @@ void orpc__h1_closed(orpc__sconn *sc)
         return;
     sc->h1 = NULL;
     if (h1->building != NULL)
-        x_unref(h1->building); /* never given to the gateway */
+        orpc__x_unref(h1->building); /* never given to the gateway */
     if (h1->active != NULL) {
         orpc_http_exchange *x = h1->active;
         x->h1 = NULL;
+        x->sc = NULL;
         x->ctx = NULL; /* cancelled and released with the connection */
-        x_unref(x);
+        orpc__x_unref(x);
     }
     orpc__buf_free(&h1->in);
     orpc__buf_free(&h1->url);
@@ -1137,397 +884,4 @@ void orpc__h1_shutdown(orpc__sconn *sc)
         h1->closing = 1;
         orpc__conn_close(sc->conn, "server shutting down");
     }
-}
-
-/* ---- calls ------------------------------------------------------------ */
-
-static void fail_without_call(orpc_http_exchange *x, orpc_code code,
-                              const char *msg)
-{
-    const orpc_gateway *gw = x->srv->gw;
-    orpc_status st = ORPC_STATUS_OK;
-    st.code = code;
-    st.message = (char *)msg; /* borrowed: never freed */
-    uv_mutex_lock(&x->cb_lock);
-    if (gw->on_status != NULL)
-        gw->on_status(x, &st, x->srv->gw_ud);
-    uv_mutex_unlock(&x->cb_lock);
-    x->ready = 1;
-    orpc__conn_kick(x->h1->sc->conn);
-}
-
-/* The exchange's call starts (IO thread), as request_headers_done() starts
- * an HTTP/2 one. */
-static void start_call(orpc_http_exchange *x)
-{
-    orpc__sconn *sc = x->h1->sc;
-    orpc_server *srv = x->srv;
-    x->call_pending = 0;
-    if (atomic_load(&srv->calls) >= srv->opts.max_concurrent_calls) {
-        fail_without_call(x, ORPC_UNAVAILABLE,
-                          "server overloaded (max_concurrent_calls)");
-        return;
-    }
-    orpc_ctx *ctx = orpc__ctx_new(sc, 0);
-    if (ctx == NULL) {
-        fail_without_call(x, ORPC_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
-    x_ref(x); /* the call's */
-    ctx->x = x;
-    x->ctx = ctx;
-    ctx->path = x->call_path;
-    ctx->request = x->call_req;
-    if (x->call_identity != NULL) {
-        orpc__mem_free(&srv->mem, ctx->peer_identity);
-        ctx->peer_identity = orpc__mem_strdup(&srv->mem, x->call_identity);
-    }
-    if ((x->call_md != NULL && orpc_metadata_add_all(ctx->md, x->call_md)) ||
-        (x->call_identity != NULL && ctx->peer_identity == NULL)) {
-        orpc__ctx_fail(ctx, ORPC_RESOURCE_EXHAUSTED, "out of memory");
-        return;
-    }
-    if (x->call_timeout_ms > 0) {
-        int64_t now = orpc__now_ns();
-        int64_t ns = x->call_timeout_ms > INT64_MAX / 1000000
-                         ? INT64_MAX
-                         : x->call_timeout_ms * 1000000;
-        ctx->deadline_ns = ns > INT64_MAX - now ? INT64_MAX : now + ns;
-    }
-    if (orpc__ctx_admit(ctx, x->call_identity) != 0)
-        return;
-    orpc__ctx_dispatch(ctx);
-}
-
-void orpc__h1_ctx_pump(orpc_ctx *ctx)
-{
-    if (ctx->sc != NULL)
-        orpc__conn_kick(ctx->sc->conn);
-}
-
-int orpc__h1_ctx_message(orpc_ctx *ctx, const ProtobufCMessage *msg)
-{
-    orpc_http_exchange *x = ctx->x;
-    const orpc_gateway *gw = x->srv->gw;
-    if (gw->on_message == NULL)
-        return 0;
-    uv_mutex_lock(&x->cb_lock);
-    int rc = x->sealed ? 0 : gw->on_message(x, msg, x->srv->gw_ud);
-    uv_mutex_unlock(&x->cb_lock);
-    return rc;
-}
-
-int orpc__h1_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg)
-{
-    orpc_http_exchange *x = ctx->x;
-    orpc_server *srv = ctx->srv;
-    const orpc_gateway *gw = srv->gw;
-    uv_mutex_lock(&ctx->lock);
-    for (;;) {
-        if (ctx->cancelled || ctx->finished) {
-            uv_mutex_unlock(&ctx->lock);
-            return ORPC_ECANCELLED;
-        }
-        if (ctx->sendq.bytes < ORPC__SENDQ_LIMIT)
-            break;
-        if (ctx->svc->nonblocking) {
-            ctx->resume_wanted = 1;
-            uv_mutex_unlock(&ctx->lock);
-            return ORPC_EAGAIN;
-        }
-        if (orpc__io_on_any_thread()) {
-            uv_mutex_unlock(&ctx->lock);
-            return ORPC_EBLOCKING;
-        }
-        uv_cond_wait(&ctx->cond, &ctx->lock);
-    }
-    uv_mutex_unlock(&ctx->lock);
-    /* the gateway encodes into the exchange's body; the bytes move to the
-     * call's queue as one chunk */
-    uv_mutex_lock(&x->cb_lock);
-    int rc =
-        gw->on_message && !x->sealed ? gw->on_message(x, msg, srv->gw_ud) : 0;
-    size_t n = x->resp_body.len;
-    orpc__chunk *c = NULL;
-    if (rc == 0 && n > 0) {
-        c = orpc__mem_malloc(&srv->mem, sizeof(*c) + n);
-        if (c != NULL) {
-            c->len = n;
-            c->off = 0;
-            memcpy(c->data, x->resp_body.data, n);
-        }
-    }
-    x->resp_body.len = 0;
-    uv_mutex_unlock(&x->cb_lock);
-    if (rc != 0) {
-        orpc__ctx_settle(
-            ctx, orpc__status_new_mem(&srv->mem, ORPC_INTERNAL,
-                                      "the response could not be encoded"));
-        orpc__ctx_request_pump(ctx);
-        return ORPC_ECALLBACK;
-    }
-    if (n == 0)
-        return 0;
-    if (c == NULL)
-        return ORPC_ENOMEM;
-    uv_mutex_lock(&ctx->lock);
-    int pushed = !ctx->finished;
-    if (pushed)
-        orpc__sendq_push(&ctx->sendq, c);
-    uv_mutex_unlock(&ctx->lock);
-    if (!pushed) {
-        orpc__mem_free(&srv->mem, c);
-        return ORPC_ECANCELLED;
-    }
-    orpc__chain_message(&ctx->ci, 1, n);
-    orpc__ctx_request_pump(ctx);
-    return 0;
-}
-
-void orpc__h1_ctx_freed(orpc_ctx *ctx)
-{
-    orpc_http_exchange *x = ctx->x;
-    ctx->x = NULL;
-    ctx->path = NULL; /* the exchange's */
-    x_unref(x);
-}
-
-/* ---- the exchange API (orpc/gateway.h) -------------------------------- */
-
-const char *orpc_http_method(const orpc_http_exchange *x)
-{
-    return x ? x->method : NULL;
-}
-
-const char *orpc_http_target(const orpc_http_exchange *x)
-{
-    return x ? x->target : NULL;
-}
-
-const char *orpc_http_header(const orpc_http_exchange *x, const char *name)
-{
-    if (x == NULL || name == NULL)
-        return NULL;
-    size_t n = orpc_metadata_count(x->headers);
-    for (size_t i = 0; i < n; i++) {
-        const char *k;
-        const uint8_t *v;
-        size_t len;
-        if (orpc_metadata_at(x->headers, i, &k, &v, &len) == 0 &&
-            strcasecmp(k, name) == 0)
-            return (const char *)v;
-    }
-    return NULL;
-}
-
-const orpc_metadata *orpc_http_headers(const orpc_http_exchange *x)
-{
-    return x ? x->headers : NULL;
-}
-
-const uint8_t *orpc_http_body(const orpc_http_exchange *x, size_t *len)
-{
-    static const uint8_t empty[1];
-    if (len != NULL)
-        *len = x && x->body.data ? x->body.len : 0;
-    return x && x->body.data ? x->body.data : empty;
-}
-
-int orpc_http_version(const orpc_http_exchange *x)
-{
-    (void)x;
-    return 1;
-}
-
-const char *orpc_http_peer(const orpc_http_exchange *x)
-{
-    return x ? x->peer : NULL;
-}
-
-const char *orpc_http_peer_identity(const orpc_http_exchange *x)
-{
-    return x ? x->peer_identity : NULL;
-}
-
-struct orpc_server *orpc_http_server(const orpc_http_exchange *x)
-{
-    return x ? x->srv : NULL;
-}
-
-void orpc_http_set_state(orpc_http_exchange *x, void *state)
-{
-    if (x != NULL)
-        x->state = state;
-}
-
-void *orpc_http_state(const orpc_http_exchange *x)
-{
-    return x ? x->state : NULL;
-}
-
-int orpc_http_may_block(const orpc_http_exchange *x)
-{
-    (void)x;
-    return !orpc__io_on_any_thread();
-}
-
-/* Nonzero when |s| has no CR, LF or other control byte (a header value). */
-static int value_ok(const char *s)
-{
-    for (; *s; s++)
-        if (((unsigned char)*s < 0x20 && *s != '\t') || *s == 0x7f)
-            return 0;
-    return 1;
-}
-
-int orpc_http_respond(orpc_http_exchange *x, int status,
-                      const char *content_type, const void *body, size_t len)
-{
-    if (x == NULL || status < 200 || status > 599 ||
-        (body == NULL && len > 0) ||
-        (content_type != NULL && !value_ok(content_type)))
-        return ORPC_EINVAL;
-    if (!x->in_request || x->responded || x->call_pending)
-        return ORPC_ESTATE;
-    char *ct = NULL;
-    if (content_type != NULL &&
-        (ct = orpc__mem_strdup(&x->srv->mem, content_type)) == NULL)
-        return ORPC_ENOMEM;
-    x->resp_body.len = 0;
-    x->resp_body.failed = 0;
-    if (orpc__buf_append(&x->resp_body, body, len) != 0 ||
-        orpc__buf_reserve(&x->resp_body, 0) != 0) {
-        orpc__mem_free(&x->srv->mem, ct);
-        return ORPC_ENOMEM;
-    }
-    orpc__mem_free(&x->srv->mem, x->resp_ctype);
-    x->resp_ctype = ct;
-    x->status = status;
-    x->responded = 1;
-    return 0;
-}
-
-int orpc_http_call(orpc_http_exchange *x, const char *path,
-                   const ProtobufCMessage *request,
-                   const orpc_http_call_opts *opts)
-{
-    if (x == NULL || path == NULL || request == NULL)
-        return ORPC_EINVAL;
-    if (!x->in_request || x->responded || x->call_pending)
-        return ORPC_ESTATE;
-    const orpc_method_desc *m = NULL;
-    orpc_method_handler h = NULL;
-    if (orpc__srv_find_method(x->srv, path, &m, &h) == NULL || m == NULL)
-        return ORPC_ENOTFOUND;
-    if (m->kind != ORPC_CALL_UNARY && m->kind != ORPC_CALL_SERVER_STREAMING)
-        return ORPC_EINVAL;
-    if (request->descriptor != m->input->descriptor)
-        return ORPC_EINVAL;
-    const orpc_mem *mem = &x->srv->mem;
-    char *p = orpc__mem_strdup(mem, path);
-    char *id =
-        opts && opts->identity ? orpc__mem_strdup(mem, opts->identity) : NULL;
-    char *sct = opts && opts->stream_content_type
-                    ? orpc__mem_strdup(mem, opts->stream_content_type)
-                    : NULL;
-    orpc_metadata *md = NULL;
-    int bad = p == NULL || (opts && opts->identity && id == NULL) ||
-              (opts && opts->stream_content_type && sct == NULL);
-    if (!bad && opts && opts->metadata != NULL)
-        bad = orpc_metadata_new(&md, mem) != 0 ||
-              orpc_metadata_add_all(md, opts->metadata) != 0;
-    if (sct != NULL && !value_ok(sct))
-        bad = 2;
-    if (bad) {
-        orpc__mem_free(mem, p);
-        orpc__mem_free(mem, id);
-        orpc__mem_free(mem, sct);
-        orpc_metadata_free(md);
-        return bad == 2 ? ORPC_EINVAL : ORPC_ENOMEM;
-    }
-    x->call_path = p;
-    x->call_identity = id;
-    x->stream_ctype = sct;
-    x->call_md = md;
-    x->call_req = request;
-    x->call_timeout_ms = opts ? opts->timeout_ms : 0;
-    x->call_pending = 1;
-    return 0;
-}
-
-void orpc_http_set_status(orpc_http_exchange *x, int status)
-{
-    if (x == NULL || status < 200 || status > 599 || atomic_load(&x->started))
-        return;
-    x->status = status;
-}
-
-int orpc_http_add_header(orpc_http_exchange *x, const char *name,
-                         const char *value)
-{
-    if (x == NULL || name == NULL || value == NULL || *name == '\0' ||
-        atomic_load(&x->started) || !value_ok(value))
-        return ORPC_EINVAL;
-    for (const char *q = name; *q; q++)
-        if (!is_tchar((uint8_t)*q))
-            return ORPC_EINVAL;
-    if (strcasecmp(name, "content-length") == 0 ||
-        strcasecmp(name, "transfer-encoding") == 0 ||
-        strcasecmp(name, "connection") == 0)
-        return ORPC_EINVAL;
-    if (strcasecmp(name, "content-type") == 0) {
-        char *ct = orpc__mem_strdup(&x->srv->mem, value);
-        if (ct == NULL)
-            return ORPC_ENOMEM;
-        orpc__mem_free(&x->srv->mem, x->resp_ctype);
-        x->resp_ctype = ct;
-        return 0;
-    }
-    size_t before = x->resp_head.len;
-    orpc__buf_puts(&x->resp_head, name);
-    orpc__buf_append(&x->resp_head, ": ", 2);
-    orpc__buf_puts(&x->resp_head, value);
-    orpc__buf_append(&x->resp_head, "\r\n", 2);
-    if (x->resp_head.failed) {
-        orpc__buf_truncate(&x->resp_head, before);
-        x->resp_head.failed = 0;
-        return ORPC_ENOMEM;
-    }
-    return 0;
-}
-
-int orpc_http_body_append(orpc_http_exchange *x, const void *p, size_t len)
-{
-    if (x == NULL || (p == NULL && len > 0))
-        return ORPC_EINVAL;
-    if (orpc__buf_append(&x->resp_body, p, len) != 0) {
-        x->resp_body.failed = 0;
-        return ORPC_ENOMEM;
-    }
-    return 0;
-}
-
-void orpc_http_body_reset(orpc_http_exchange *x)
-{
-    if (x != NULL) {
-        x->resp_body.len = 0;
-        x->resp_body.failed = 0;
-    }
-}
-
-int orpc_http_started(const orpc_http_exchange *x)
-{
-    return x ? atomic_load(&((orpc_http_exchange *)x)->started) : 0;
-}
-
-/* x->ctx is set while finish_call() runs on_status; the call's status is
- * settled, so its handler adds no more metadata (add_md() refuses). */
-const orpc_metadata *orpc_http_response_headers(const orpc_http_exchange *x)
-{
-    return x != NULL && x->ctx != NULL ? x->ctx->resp_headers : NULL;
-}
-
-const orpc_metadata *orpc_http_response_trailers(const orpc_http_exchange *x)
-{
-    return x != NULL && x->ctx != NULL ? x->ctx->trailers : NULL;
 }

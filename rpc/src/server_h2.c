@@ -7,7 +7,10 @@
  *
  * Every callback runs on the connection's IO thread.  Input is untrusted:
  * a request is refused with a gRPC status (or an HTTP status where gRPC
- * says so) before any handler sees it.
+ * says so) before any handler sees it.  With a gateway installed, a stream
+ * that is not gRPC (another content-type, or not POST) is the gateway's
+ * (server_h2x.c): its headers are kept while it may be one, and its DATA,
+ * end and close go there.
  */
 #include "server_internal.h"
 
@@ -47,6 +50,41 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *f,
     return 0;
 }
 
+static char *arena_strndup(orpc_arena *a, const uint8_t *p, size_t n)
+{
+    char *d = orpc_arena_alloc(a, n + 1);
+    if (d != NULL) {
+        memcpy(d, p, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static void keep_method(orpc_ctx *ctx, const uint8_t *value, size_t len)
+{
+    ctx->method_name = arena_strndup(ctx->arena, value, len);
+    if (ctx->method_name == NULL)
+        ctx->no_memory = 1;
+}
+
+static void keep_header(orpc_ctx *ctx, const uint8_t *name, size_t namelen,
+                        const uint8_t *value, size_t valuelen)
+{
+    orpc__rawhdr *h = orpc_arena_alloc(ctx->arena, sizeof(*h));
+    if (h == NULL ||
+        (h->name = arena_strndup(ctx->arena, name, namelen)) == NULL ||
+        (h->value = arena_strndup(ctx->arena, value, valuelen)) == NULL) {
+        ctx->no_memory = 1;
+        return;
+    }
+    h->len = valuelen;
+    h->next = NULL;
+    if (ctx->raw_tail == NULL)
+        ctx->raw_tail = &ctx->raw;
+    *ctx->raw_tail = h;
+    ctx->raw_tail = &h->next;
+}
+
 static int on_header(nghttp2_session *s, const nghttp2_frame *f,
                      const uint8_t *name, size_t namelen, const uint8_t *value,
                      size_t valuelen, uint8_t flags, void *user_data)
@@ -74,6 +112,8 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         }
     } else if (orpc__name_is(name, namelen, ":method")) {
         ctx->is_post = orpc__name_is(value, valuelen, "POST");
+        if (!ctx->is_post && ctx->srv->gw != NULL) /* (a gateway's GET) */
+            keep_method(ctx, value, valuelen);
     } else if (orpc__name_is(name, namelen, "content-type")) {
         static const char ct[] = "application/grpc";
         size_t n = sizeof(ct) - 1;
@@ -112,6 +152,12 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *f,
         else if (rc != 0)
             ctx->bad_metadata = 1; /* never dropped: a policy may match it */
     }
+    /* While the stream may yet be a gateway's (no gRPC content-type so
+     * far: it comes early, so a gRPC call keeps next to nothing), its
+     * headers are kept as sent (server_h2x.c) */
+    if (ctx->srv->gw != NULL && !ctx->content_type_ok && namelen > 0 &&
+        name[0] != ':')
+        keep_header(ctx, name, namelen, value, valuelen);
     return 0;
 }
 
@@ -290,6 +336,10 @@ int orpc__ctx_admit(orpc_ctx *ctx, const char *identity)
 
 static void request_headers_done(orpc_ctx *ctx)
 {
+    if (ctx->srv->gw != NULL && (!ctx->is_post || !ctx->content_type_ok)) {
+        orpc__h2x_begin(ctx); /* not gRPC: the gateway's */
+        return;
+    }
     if (ctx->headers_too_big) {
         orpc__ctx_fail(ctx, ORPC_RESOURCE_EXHAUSTED,
                        "request header list larger than the server accepts");
@@ -379,6 +429,10 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
     (void)flags;
     (void)user_data;
     orpc_ctx *ctx = nghttp2_session_get_stream_user_data(s, id);
+    if (ctx != NULL && ctx->x != NULL) {
+        orpc__h2x_data(ctx, s, id, data, len);
+        return 0;
+    }
     if (ctx == NULL || ctx->method == NULL || ctx->io_done) {
         orpc__in_discard(s, id, len);
         return 0;
@@ -422,6 +476,10 @@ static int on_data_chunk(nghttp2_session *s, uint8_t flags, int32_t id,
 static void end_of_request(orpc_ctx *ctx)
 {
     ctx->remote_closed = 1;
+    if (ctx->x != NULL) {
+        orpc__h2x_request_end(ctx);
+        return;
+    }
     if (ctx->method == NULL || ctx->io_done)
         return;
     uv_mutex_lock(&ctx->lock);
@@ -508,6 +566,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t error,
         return 0;
     nghttp2_session_set_stream_user_data(s, id, NULL);
     ctx->stream_closed = 1;
+    if (ctx->x != NULL)
+        orpc__h2x_closed(ctx);
     uv_mutex_lock(&ctx->lock);
     int done = ctx->finished && ctx->io_done;
     int running = ctx->handler_running;

@@ -27,6 +27,15 @@ typedef struct orpc__svc_entry {
 } orpc__svc_entry;
 
 typedef struct orpc__sconn orpc__sconn;
+
+/* One request header of an HTTP/2 stream kept for a gateway (in the
+ * call's arena). */
+typedef struct orpc__rawhdr {
+    struct orpc__rawhdr *next;
+    char *name; /* lower-case, as HTTP/2 sends it */
+    char *value;
+    size_t len;
+} orpc__rawhdr;
 typedef struct orpc__srv_io orpc__srv_io;
 
 struct orpc_ctx {
@@ -100,9 +109,16 @@ struct orpc_ctx {
 
     orpc__task task;
     orpc__job job;
-    /* an HTTP/1.1 exchange's call (server_h1.c), or NULL for HTTP/2: its
-     * response goes to the gateway, not to nghttp2 */
+    /* an exchange's call (server_exchange.c: HTTP/1.1, or an HTTP/2
+     * stream that is not gRPC), or NULL for gRPC: its response goes to the
+     * gateway, not to the gRPC framing */
     struct orpc_http_exchange *x;
+    /* a stream's request head as received, for a gateway (IO thread):
+     * recorded while it may not be gRPC (no gRPC content-type yet) and
+     * only when a gateway is installed */
+    struct orpc__rawhdr *raw;
+    struct orpc__rawhdr **raw_tail;
+    const char *method_name; /* :method ("POST" unless another was sent) */
     /* interceptors (intercept.h): started on the IO thread once the method
      * is known, ended when the status is settled */
     orpc_call_info ci;
@@ -365,14 +381,33 @@ void orpc__h1_timer(orpc__sconn *sc);
 void orpc__h1_closed(orpc__sconn *sc);
 /* The server shuts down: close once the exchange in progress is answered. */
 void orpc__h1_shutdown(orpc__sconn *sc);
-/* The call of an exchange has news for the wire. */
-void orpc__h1_ctx_pump(orpc_ctx *ctx);
+
+/* ---- server_exchange.c: an exchange's call (ctx->x set) ---- */
+
+/* The call of an exchange has news for the wire (IO thread). */
+void orpc__x_ctx_pump(orpc_ctx *ctx);
 /* A unary call's response message, to the gateway (the handler's thread).
  * 0, or nonzero when the gateway could not encode it. */
-int orpc__h1_ctx_message(orpc_ctx *ctx, const ProtobufCMessage *msg);
+int orpc__x_ctx_message(orpc_ctx *ctx, const ProtobufCMessage *msg);
 /* orpc_ctx_send() of an exchange's streaming call (the handler's thread). */
-int orpc__h1_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg);
+int orpc__x_ctx_send(orpc_ctx *ctx, const ProtobufCMessage *msg);
 /* The call lets go of its exchange (its last reference; any thread). */
-void orpc__h1_ctx_freed(orpc_ctx *ctx);
+void orpc__x_ctx_freed(orpc_ctx *ctx);
+
+/* ---- server_h2x.c: HTTP/2 streams that are not gRPC, given to the
+ * gateway (IO thread) ---- */
+
+/* The request head of a stream is complete and it is not gRPC (another
+ * content-type, or not POST), a gateway installed: the stream becomes an
+ * exchange (ctx->x set), or is answered at once (a limit crossed). */
+void orpc__h2x_begin(orpc_ctx *ctx);
+/* Request body bytes of an exchange's stream. */
+void orpc__h2x_data(orpc_ctx *ctx, nghttp2_session *s, int32_t id,
+                    const uint8_t *data, size_t len);
+/* The request of an exchange's stream is complete (END_STREAM). */
+void orpc__h2x_request_end(orpc_ctx *ctx);
+/* The exchange's stream is closed or its connection lost: the exchange no
+ * longer writes. */
+void orpc__h2x_closed(orpc_ctx *ctx);
 
 #endif

@@ -27,7 +27,7 @@ DEMO = os.path.join(ROOT, "examples", "opsconductor", "demo", "demo.py")
 OPERATIONS = {
     "scheduler": ("RunJob", "GetJob", "GetJobStatus"),
     "executor": ("GetCredential", "ListTargetCredentials",
-                 "GetUserPreferences", "SendNotification"),
+                 "GetUser", "GetUserPreferences", "SendNotification"),
 }
 
 

@@ -67,8 +67,7 @@ class Grpc(object):
                      "--cert", os.path.join(certs, "scheduler.pem"),
                      "--key", os.path.join(certs, "scheduler.key"),
                      "--timeout", "5000"]
-        self.env = dict(os.environ, ORPC_CLI_USERNAME="unused",
-                        ORPC_CLI_PASSWORD="unused")
+        self.env = dict(os.environ)
 
     def call(self, method, req):
         p = subprocess.run(self.argv + ["-d", json.dumps(req),

@@ -633,8 +633,7 @@ class Demo(object):
                 "--cert", os.path.join(self.certs, "reporting.pem"),
                 "--key", os.path.join(self.certs, "reporting.key"),
                 "-d", '{"job_id": 7}', JOBS + "/GetJob"]
-        env = dict(os.environ, ORPC_CLI_USERNAME="unused",
-                   ORPC_CLI_PASSWORD="unused")
+        env = dict(os.environ)
         p = subprocess.run(argv, capture_output=True, text=True, env=env,
                            timeout=30)
         self.say("     orpc call (as spiffe://opsconductor.local/service/"

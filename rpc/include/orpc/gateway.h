@@ -110,7 +110,8 @@ typedef struct orpc_gateway {
  * @function
  * Installs |gw| on |srv| before orpc_server_start().  Without a gateway,
  * HTTP/1.1 requests get `GET /health` (200 or 503 from the health
- * service) and 404 for the rest.  Returns 0, or ORPC_EINVAL (NULL |srv|
+ * service) and 404 for the rest, and HTTP/2 streams that are not gRPC
+ * the gRPC path's 415; with one, both are its exchanges.  Returns 0, or ORPC_EINVAL (NULL |srv|
  * or |gw|, no on_request, or the server has started).
  *
  * Ownership: borrows |gw| and |user_data| until orpc_server_free() (both
