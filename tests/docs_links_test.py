@@ -9,8 +9,8 @@ tests/:
   - every relative link (a Markdown [text](target), anchors dropped) in
     README.md and docs/*.md names a file or directory that exists;
   - no page names a document that is not in the repository (DESIGN.md,
-    REFERENCE.md, LEGACY_API.md) or an absolute path of a build machine
-    (/work/..., /home/...).
+    REFERENCE.md, LEGACY_API.md, an "issue 12" or the "issue notes" of a
+    tracker) or an absolute path of a build machine (/work/..., /home/...).
 Prints every problem found, then exits 1 if there was one.
 """
 import glob
@@ -26,7 +26,8 @@ os.chdir(src)
 
 FENCE = re.compile(r"^\s*```")
 LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
-FORBIDDEN = re.compile(r"\b(DESIGN\.md|REFERENCE\.md|LEGACY_API\.md)\b|(?<![\w.~-])/(work|home)/")
+FORBIDDEN = re.compile(r"\b(DESIGN\.md|REFERENCE\.md|LEGACY_API\.md)\b|(?<![\w.~-])/(work|home)/"
+                       r"|\b[Ii]ssue (\d+|notes)\b")
 
 pages = sorted(glob.glob("docs/*.md"))
 readmes = sorted(p for top in ("examples", "tests")
