@@ -13,8 +13,8 @@ and walks the migration while they keep calling:
      caller, as today);
   2. jobs: shadow -> shadow-grpc -> grpc; a seeded difference shows what a
      mismatch looks like, an `ignore` line fixes it, then none is expected;
-  3. notification in fallback: its gRPC server killed, calls go on over
-     legacy; restarted, they come back to gRPC;
+  3. notification (with credentials and user) in fallback: its gRPC server
+     stopped, calls go on over legacy; restarted, they come back to gRPC;
   4. the jobs service restarted mid-run: no job lost (SQLite), the callers
      ride it out through retries;
   5. a caller the policy does not allow gets PERMISSION_DENIED;
@@ -554,7 +554,7 @@ class Demo(object):
 
     def step3(self):
         self.step(3, "notification, credentials, user in fallback: "
-                  "notification's gRPC server killed, then restarted")
+                  "notification's gRPC server stopped, then restarted")
         self.reload_routes(JOBS + " = grpc",
                            "ignore %s/GetJob = job.updated_at" % JOBS,
                            NOTIFICATION + " = fallback",
