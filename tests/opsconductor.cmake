@@ -54,12 +54,15 @@ set_tests_properties(opsconductor_legacy_shared_db PROPERTIES TIMEOUT 240)
 #   platform_reset      SIGUSR1 zeroes the counters mid-run
 #   platform_switch     both programs, both sides up; the routes file goes
 #                       legacy -> grpc and SIGHUP moves them, no failure
+#   platform_resume     the jobs service restarted under the scheduler
+#                       (--follow=watch): cut watches resumed, nothing
+#                       failed or lost
 #   platform_shutdown   SIGTERM with jobs being watched: they finish within
 #                       the drain, exit 0
 # Labelled `threaded`: the tsan preset runs them (the programs and the
 # services are built with it there; a report fails an exit code).
 foreach(c scheduler_legacy executor_legacy scheduler_grpc executor_grpc
-          reset switch shutdown)
+          reset switch shutdown resume)
   add_test(NAME platform_${c}
            COMMAND /usr/bin/python3
                    ${CMAKE_CURRENT_SOURCE_DIR}/opsconductor/platform_test.py ${c}

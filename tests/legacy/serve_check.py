@@ -35,66 +35,11 @@ import urllib.parse
 sys.dont_write_bytecode = True
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-UA = "OpsConductor-scheduler/1.0.0"
+sys.path.insert(0, HERE)
+from http_check import TIMEOUT, UA, Reply, Tally, request  # noqa: E402,F401
 USER, PASSWORD = "scheduler-service", "scheduler-secret"
-TIMEOUT = 15
 
-PASSED = 0
-FAILED = 0
-
-
-def check(name, cond, info=""):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL %s%s" % (name, (": " + str(info)[:600]) if info else ""))
-        sys.stdout.flush()
-
-
-class Reply(object):
-    def __init__(self, status, headers, data):
-        self.status, self.headers, self.data = status, headers, data
-
-    def json(self):
-        try:
-            return json.loads(self.data)
-        except ValueError:
-            return None
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def __repr__(self):
-        return "Reply(%s, %r)" % (self.status, self.data[:300])
-
-
-def request(port, method, path, body=None, token=None, headers=None,
-            raw=None, conn=None):
-    """One request on |conn| (or a new connection); a Reply."""
-    own = conn is None
-    if own:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    h = {"User-Agent": UA}
-    data = raw
-    if body is not None:
-        data = json.dumps(body).encode("utf-8")
-    if data is not None:
-        h["Content-Type"] = "application/json"
-    if token is not None:
-        h["Authorization"] = "Bearer " + token
-    h.update(headers or {})
-    try:
-        conn.request(method, path, body=data, headers=h)
-        r = conn.getresponse()
-        return Reply(r.status, r.getheaders(), r.read())
-    finally:
-        if own:
-            conn.close()
+check = Tally()
 
 
 def start(cmd, marker):
@@ -585,8 +530,7 @@ def main():
         if proxy is not None:
             check("orpc server exits 0 on SIGTERM", stop(proxy) == 0)
         stop(fixture)
-    print("%d passed, %d failed" % (PASSED, FAILED))
-    sys.exit(1 if FAILED else 0)
+    sys.exit(check.summary())
 
 
 if __name__ == "__main__":

@@ -114,6 +114,7 @@ class World(object):
         self.fixture = None
         self.grpc = {}
         self.certs = None
+        self.started = {}
 
     def close(self):
         rcs = {}
@@ -167,6 +168,20 @@ class World(object):
             p = Proc("svc-" + name, argv, env, self.tmp)
             self.procs.append(("svc-" + name, p))
             self.grpc[name] = "127.0.0.1:%d" % p.port
+            self.started[name] = (argv, env, p)
+
+    def restart_service(self, name):
+        """SIGTERM (the service drains), then the same flags on the same
+        port; returns the old one's exit code."""
+        argv, env, old = self.started[name]
+        rc = old.stop()
+        self.procs.remove(("svc-" + name, old))
+        argv = [a if not a.startswith("--listen=") else
+                "--listen=127.0.0.1:%d" % old.port for a in argv]
+        p = Proc("svc-" + name, argv, env, self.tmp)
+        self.procs.append(("svc-" + name, p))
+        self.started[name] = (argv, env, p)
+        return rc
 
     def routes(self, mode):
         path = os.path.join(self.tmp, "routes.conf")
@@ -198,7 +213,7 @@ class World(object):
                 env[pre + "SPIFFE_ID"] = TD + svc
         return env
 
-    def run(self, prog, mode, extra):
+    def run(self, prog, mode, extra, extra_env=None):
         """Starts opsconductor-PROG; returns (Popen, stats path)."""
         stats = os.path.join(self.tmp, prog + ".json")
         argv = [os.path.join(self.args.bin, "opsconductor-" + prog),
@@ -207,8 +222,9 @@ class World(object):
                 a.startswith("--job-ids") for a in extra):
             argv.append("--job-ids=" + FINAL_JOBS)
         log = open(self.log(prog), "w")
-        p = subprocess.Popen(argv, env=self.env_for(prog, mode),
-                             stdout=log, stderr=log)
+        env = self.env_for(prog, mode)
+        env.update(extra_env or {})
+        p = subprocess.Popen(argv, env=env, stdout=log, stderr=log)
         log.close()
         return p, stats
 
@@ -379,6 +395,42 @@ def case_shutdown(w):
     assert_jobs(final, "scheduler")
 
 
+def case_resume(w):
+    """The jobs service restarted under the scheduler (--follow=watch): the
+    WatchJob streams its drain cuts are watched again and counted as
+    resumed, calls made meanwhile wait for the channel (waitForReady), and
+    no call fails and no job is lost."""
+    w.start_services(["jobs"])
+    conf = os.path.join(w.tmp, "jobs-service-config.json")
+    with open(conf, "w") as f:
+        json.dump({"methodConfig": [{
+            "name": [{"service": "opsconductor.jobs.v1.JobsService"}],
+            "timeout": "10s", "waitForReady": True}]}, f)
+    p, path = w.run("scheduler", "grpc",
+                    ["--rate=60", "--concurrency=8", "--follow=watch"],
+                    {"JOBS_SERVICE_GRPC_SERVICE_CONFIG": conf})
+    wait_for(lambda: (lambda s: s if s and s["jobs_in_flight"] > 0 and
+                      s["jobs_finished"] > 0 else None)(read_stats(path)),
+             20, "jobs in flight")
+    check(w.restart_service("jobs") == 0, "the jobs service drained",
+          w.tail("svc-jobs"))
+    before = read_stats(path)["jobs_run"]
+    wait_for(lambda: (lambda s: s if s and s["jobs_run"] > before + 10
+                      else None)(read_stats(path)), 20, "runs after restart")
+    p.send_signal(signal.SIGTERM)
+    w.finish(p, "scheduler", 30)
+    final = read_stats(path)
+    resumed = [c for c in final["calls"] if c.get("resumed")]
+    check(resumed and all(c["method"].endswith("/WatchJob") and
+                          c["status"] == "UNAVAILABLE" for c in resumed),
+          "cut watches counted as resumed", json.dumps(final))
+    check(final["failed"] == 0 and final["failed_total"] == 0,
+          "no failed call", json.dumps(final))
+    check(final["jobs_lost_total"] == 0, "no job lost", json.dumps(final))
+    assert_ok(final, SCHED_GRPC, "grpc", "scheduler")
+    assert_jobs(final, "scheduler")
+
+
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("case")
@@ -399,6 +451,8 @@ def main(argv):
             case_switch(w)
         elif c == "shutdown":
             case_shutdown(w)
+        elif c == "resume":
+            case_resume(w)
         else:
             ap.error("unknown case " + c)
         ok = True

@@ -52,62 +52,12 @@ import time
 sys.dont_write_bytecode = True
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-UA = "OpsConductor-scheduler/1.0.0"
-TIMEOUT = 15
+sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "tests", "legacy"))
+from http_check import TIMEOUT, UA, Reply, Tally, request  # noqa: E402,F401
 ACCOUNTS = {"scheduler-service": "scheduler-secret",
             "executor-service": "executor-secret"}
 
-PASSED = 0
-FAILED = 0
-
-
-def check(name, cond, info=""):
-    global PASSED, FAILED
-    if cond:
-        PASSED += 1
-    else:
-        FAILED += 1
-        print("FAIL %s%s" % (name, (": " + str(info)[:700]) if info else ""))
-        sys.stdout.flush()
-
-
-class Reply(object):
-    def __init__(self, status, headers, data):
-        self.status, self.headers, self.data = status, headers, data
-
-    def json(self):
-        try:
-            return json.loads(self.data)
-        except ValueError:
-            return None
-
-    def header(self, name):
-        for k, v in self.headers:
-            if k.lower() == name.lower():
-                return v
-        return None
-
-    def __repr__(self):
-        return "Reply(%s, %r)" % (self.status, self.data[:300])
-
-
-def request(port, method, path, body=None, token=None, raw_auth=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
-    h = {"User-Agent": UA}
-    data = None
-    if body is not None:
-        data = json.dumps(body).encode("utf-8")
-        h["Content-Type"] = "application/json"
-    if token is not None:
-        h["Authorization"] = "Bearer " + token
-    if raw_auth is not None:
-        h["Authorization"] = raw_auth
-    try:
-        conn.request(method, path, body=data, headers=h)
-        r = conn.getresponse()
-        return Reply(r.status, r.getheaders(), r.read())
-    finally:
-        conn.close()
+check = Tally()
 
 
 # Fields whose values differ between two calls of the same request.
@@ -241,7 +191,7 @@ class Platform(object):
         for name, code in codes.items():
             if name != "fixture":
                 check("%s exits 0 on SIGTERM" % name, code == 0, code)
-        if os.environ.get("OPSC_TEST_KEEP") == "1" or FAILED:
+        if os.environ.get("OPSC_TEST_KEEP") == "1" or check.failed:
             print("logs in %s" % self.dir)
         else:
             shutil.rmtree(self.dir, ignore_errors=True)
@@ -488,8 +438,7 @@ def main():
         check("no exception", False, repr(e))
     finally:
         pf.stop()
-    print("%d passed, %d failed" % (PASSED, FAILED))
-    sys.exit(1 if FAILED else 0)
+    sys.exit(check.summary())
 
 
 if __name__ == "__main__":
