@@ -146,7 +146,7 @@ class World(object):
                                         "--accounts=" + acc], None, self.tmp)
         self.procs.append(("fixture", self.fixture))
 
-    def start_services(self, names):
+    def start_services(self, names, run_ms=50, finish_ms=100):
         self.certs = os.path.join(self.tmp, "certs")
         subprocess.run(["/bin/sh", CERTS_SH, "all", "--out", self.certs],
                        check=True, stdout=subprocess.DEVNULL, timeout=120)
@@ -162,7 +162,8 @@ class World(object):
             if name == "jobs":
                 argv += ["--db=" + os.path.join(self.tmp, "jobs.db"),
                          "--identities=" + ids,
-                         "--run-delay-ms=50", "--finish-delay-ms=100"]
+                         "--run-delay-ms=%d" % run_ms,
+                         "--finish-delay-ms=%d" % finish_ms]
             env = base_env()
             env["SERVICE_COMM_LOG_ENABLED"] = "false"
             p = Proc("svc-" + name, argv, env, self.tmp)
@@ -400,23 +401,27 @@ def case_resume(w):
     WatchJob streams its drain cuts are watched again and counted as
     resumed, calls made meanwhile wait for the channel (waitForReady), and
     no call fails and no job is lost."""
-    w.start_services(["jobs"])
+    # runs of 1.5 s: with 8 workers, watches are open whenever the
+    # service restarts (with the short runs of the other cases, a slow
+    # build could find none open, and there would be nothing to resume)
+    w.start_services(["jobs"], run_ms=500, finish_ms=1000)
     conf = os.path.join(w.tmp, "jobs-service-config.json")
     with open(conf, "w") as f:
         json.dump({"methodConfig": [{
             "name": [{"service": "opsconductor.jobs.v1.JobsService"}],
             "timeout": "10s", "waitForReady": True}]}, f)
     p, path = w.run("scheduler", "grpc",
-                    ["--rate=60", "--concurrency=8", "--follow=watch"],
+                    ["--rate=60", "--concurrency=8", "--follow=watch",
+                     "--drain-ms=10000"],
                     {"JOBS_SERVICE_GRPC_SERVICE_CONFIG": conf})
-    wait_for(lambda: (lambda s: s if s and s["jobs_in_flight"] > 0 and
+    wait_for(lambda: (lambda s: s if s and s["jobs_in_flight"] >= 4 and
                       s["jobs_finished"] > 0 else None)(read_stats(path)),
-             20, "jobs in flight")
+             30, "jobs in flight")
     check(w.restart_service("jobs") == 0, "the jobs service drained",
           w.tail("svc-jobs"))
     before = read_stats(path)["jobs_run"]
-    wait_for(lambda: (lambda s: s if s and s["jobs_run"] > before + 10
-                      else None)(read_stats(path)), 20, "runs after restart")
+    wait_for(lambda: (lambda s: s if s and s["jobs_finished"] > before + 8
+                      else None)(read_stats(path)), 30, "runs after restart")
     p.send_signal(signal.SIGTERM)
     w.finish(p, "scheduler", 30)
     final = read_stats(path)
