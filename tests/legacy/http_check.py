@@ -1,6 +1,7 @@
 """What the standard-library HTTP checks share (tests/legacy/serve_check.py,
 examples/opsconductor/services/legacy_serve_check.py): a pass/fail tally,
-one request on a connection of its own or a kept-alive one, and its reply.
+one request on a connection of its own or a kept-alive one, its reply, and
+the comparison of two answers (volatile fields masked, types strict).
 Standard library only: old services call this way."""
 
 import http.client
@@ -78,3 +79,27 @@ def request(port, method, path, body=None, token=None, headers=None,
     finally:
         if own:
             conn.close()
+
+
+# Fields whose values differ between two calls of the same request.
+VOLATILE = {"queued_at", "sent_at", "execution_id", "notification_id",
+            "access_token", "timestamp"}
+
+
+def masked(v):
+    if isinstance(v, dict):
+        return {k: ("*" if k in VOLATILE else masked(x)) for k, x in v.items()}
+    if isinstance(v, list):
+        return [masked(x) for x in v]
+    return v
+
+
+def strict_equal(a, b):
+    """Equality that tells 1 from 1.0 from "1" and True from 1."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(strict_equal(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b))
+    return a == b

@@ -53,35 +53,12 @@ sys.dont_write_bytecode = True
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "..", "..", "tests", "legacy"))
-from http_check import TIMEOUT, UA, Reply, Tally, request  # noqa: E402,F401
+from http_check import (TIMEOUT, UA, Reply, Tally, masked,  # noqa: E402,F401
+                        request, strict_equal)
 ACCOUNTS = {"scheduler-service": "scheduler-secret",
             "executor-service": "executor-secret"}
 
 check = Tally()
-
-
-# Fields whose values differ between two calls of the same request.
-VOLATILE = {"queued_at", "sent_at", "execution_id", "notification_id",
-            "access_token", "timestamp"}
-
-
-def masked(v):
-    if isinstance(v, dict):
-        return {k: ("*" if k in VOLATILE else masked(x)) for k, x in v.items()}
-    if isinstance(v, list):
-        return [masked(x) for x in v]
-    return v
-
-
-def strict_equal(a, b):
-    """Equality that tells 1 from 1.0 from "1" and True from 1."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(strict_equal(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b))
-    return a == b
 
 
 def same(name, fx, orpc, exact=True):
